@@ -1,0 +1,391 @@
+/*
+ * Thin N-API layer over the syscalls Node does not expose: netlink sockets with
+ * forced buffers and NETLINK_* options, socket creation inside another network
+ * namespace, batched non-blocking receive, and readiness polling through libuv.
+ * Everything protocol-related lives in TypeScript; this file only moves bytes.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, "ENAPI", "N-API call failed: " #call);         \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+  napi_value msg, code, error, errnoval, sysval;
+  char text[160];
+  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, "ESYSCALL", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, err, &errnoval);
+  napi_set_named_property(env, error, "errno", errnoval);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sysval);
+  napi_set_named_property(env, error, "syscall", sysval);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_int(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+/* socketOpen(domain, type, protocol, netnsPath|null) -> fd
+ * When netnsPath is given the socket is created inside that namespace: the
+ * calling thread enters it, creates the socket and returns to its own
+ * namespace. A socket stays bound to the namespace it was created in. */
+static napi_value socket_open(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t domain, type, protocol;
+  if (argc < 3 || !get_int(env, argv[0], &domain) || !get_int(env, argv[1], &type) ||
+      !get_int(env, argv[2], &protocol)) {
+    napi_throw_type_error(env, "EARG", "socketOpen(domain, type, protocol, netns?)");
+    return NULL;
+  }
+  char nspath[512] = {0};
+  if (argc >= 4) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[3], &t));
+    if (t == napi_string) {
+      size_t len;
+      CHECK(napi_get_value_string_utf8(env, argv[3], nspath, sizeof nspath, &len));
+    }
+  }
+  int saved = -1, target = -1;
+  if (nspath[0]) {
+    saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved < 0) return throw_errno(env, "open(/proc/thread-self/ns/net)", errno);
+    target = open(nspath, O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+      int e = errno;
+      close(saved);
+      return throw_errno(env, "open(netns)", e);
+    }
+    if (setns(target, CLONE_NEWNET) < 0) {
+      int e = errno;
+      close(saved);
+      close(target);
+      return throw_errno(env, "setns", e);
+    }
+  }
+  int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  int sockerr = errno;
+  if (nspath[0]) {
+    /* Returning to our own namespace must not fail silently: a thread left in
+     * a foreign namespace would open every later socket there. */
+    if (setns(saved, CLONE_NEWNET) < 0) abort();
+    close(saved);
+    close(target);
+  }
+  if (fd < 0) return throw_errno(env, "socket", sockerr);
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* netlinkBind(fd, groups) -> portid assigned by the kernel */
+static napi_value netlink_bind(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, groups = 0;
+  if (argc < 1 || !get_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EARG", "netlinkBind(fd, groups)");
+    return NULL;
+  }
+  if (argc >= 2) get_int(env, argv[1], &groups);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = (uint32_t)groups;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return throw_errno(env, "bind", errno);
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0) return throw_errno(env, "getsockname", errno);
+  napi_value out;
+  CHECK(napi_create_uint32(env, sa.nl_pid, &out));
+  return out;
+}
+
+/* setIntOption(fd, level, name, value) */
+static napi_value set_int_option(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, level, name, value;
+  if (argc < 4 || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &level) ||
+      !get_int(env, argv[2], &name) || !get_int(env, argv[3], &value)) {
+    napi_throw_type_error(env, "EARG", "setIntOption(fd, level, name, value)");
+    return NULL;
+  }
+  int v = value;
+  if (setsockopt(fd, level, name, &v, sizeof v) < 0) return throw_errno(env, "setsockopt", errno);
+  return NULL;
+}
+
+/* getIntOption(fd, level, name) -> value */
+static napi_value get_int_option(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, level, name;
+  if (argc < 3 || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &level) ||
+      !get_int(env, argv[2], &name)) {
+    napi_throw_type_error(env, "EARG", "getIntOption(fd, level, name)");
+    return NULL;
+  }
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, level, name, &v, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  napi_value out;
+  CHECK(napi_create_int32(env, v, &out));
+  return out;
+}
+
+/* netlinkSend(fd, buffer, offset, length) -> bytes sent, or -errno.
+ * Many nlmsgs concatenated in one buffer go to the kernel in one sendmsg. */
+static napi_value netlink_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, offset, length;
+  void *data;
+  size_t size;
+  if (argc < 4 || !get_int(env, argv[0], &fd) ||
+      napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok || !get_int(env, argv[2], &offset) ||
+      !get_int(env, argv[3], &length) || offset < 0 || length < 0 || (size_t)offset + (size_t)length > size) {
+    napi_throw_type_error(env, "EARG", "netlinkSend(fd, buffer, offset, length)");
+    return NULL;
+  }
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(fd, (char *)data + offset, (size_t)length, 0, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
+  napi_value out;
+  CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &out));
+  return out;
+}
+
+/* recvBatch(fd, buffer, status: Int32Array, maxDatagrams, minSpace) -> bytes
+ * Drains datagrams back to back into buffer until the socket is empty, the
+ * budget is spent or less than minSpace bytes remain. status[0] receives the
+ * errno that ended the batch (0 when the budget or space ended it). Netlink
+ * datagrams are whole, 4-byte aligned nlmsg sequences, so the result is itself
+ * a valid nlmsg stream. status[1] counts datagrams, status[2] flags MSG_TRUNC. */
+static napi_value recv_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, max_dgrams, min_space;
+  void *data, *sdata;
+  size_t size, slen;
+  napi_typedarray_type stype;
+  napi_value sbuf;
+  size_t soff;
+  if (argc < 5 || !get_int(env, argv[0], &fd) || napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &stype, &slen, &sdata, &sbuf, &soff) != napi_ok ||
+      stype != napi_int32_array || slen < 3 || !get_int(env, argv[3], &max_dgrams) ||
+      !get_int(env, argv[4], &min_space) || min_space <= 0) {
+    napi_throw_type_error(env, "EARG", "recvBatch(fd, buffer, status, maxDatagrams, minSpace)");
+    return NULL;
+  }
+  int32_t *status = (int32_t *)sdata;
+  size_t used = 0;
+  int dgrams = 0, err = 0, trunc = 0;
+  while (dgrams < max_dgrams && size - used >= (size_t)min_space) {
+    struct iovec iov = {(char *)data + used, size - used};
+    struct sockaddr_nl sa;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &mh, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    if (mh.msg_flags & MSG_TRUNC) trunc = 1;
+    /* Only the kernel (nl_pid 0) may speak to us; anything else is dropped. */
+    if (mh.msg_namelen >= sizeof(sa.nl_family) && sa.nl_family == AF_NETLINK && sa.nl_pid != 0) continue;
+    used += (size_t)n;
+    dgrams++;
+  }
+  status[0] = err;
+  status[1] = dgrams;
+  status[2] = trunc;
+  napi_value out;
+  CHECK(napi_create_int32(env, (int32_t)used, &out));
+  return out;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EARG", "close(fd)");
+    return NULL;
+  }
+  if (close(fd) < 0) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+/* --- readiness polling ------------------------------------------------- */
+
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int closing;
+} poller_t;
+
+static void poll_closed(uv_handle_t *h) {
+  poller_t *p = (poller_t *)h->data;
+  free(p);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events) {
+  poller_t *p = (poller_t *)h->data;
+  if (p->closing) return;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, argv[1], result;
+  napi_get_reference_value(env, p->callback, &fn);
+  napi_get_global(env, &recv);
+  napi_create_int32(env, status < 0 ? status : events, &argv[0]);
+  if (napi_make_callback(env, p->context, recv, fn, 1, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void poller_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+  /* The poller is freed by pollClose; an unclosed poller is kept alive by
+   * libuv as long as it is active, so nothing to do here. */
+}
+
+/* pollStart(fd, callback, writable) -> handle; callback(eventsOrNegativeStatus) */
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  napi_valuetype t;
+  if (argc < 2 || !get_int(env, argv[0], &fd) || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "EARG", "pollStart(fd, callback)");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  poller_t *p = calloc(1, sizeof *p);
+  if (!p) return throw_errno(env, "calloc", ENOMEM);
+  p->env = env;
+  int rc = uv_poll_init(loop, &p->handle, fd);
+  if (rc < 0) {
+    free(p);
+    return throw_errno(env, "uv_poll_init", -rc);
+  }
+  p->handle.data = p;
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "ctsyncd:poll", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &p->context));
+  CHECK(napi_create_reference(env, argv[1], 1, &p->callback));
+  rc = uv_poll_start(&p->handle, UV_READABLE, poll_cb);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&p->handle, poll_closed);
+    return throw_errno(env, "uv_poll_start", -rc);
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, p, poller_finalize, NULL, &ext));
+  return ext;
+}
+
+static poller_t *get_poller(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  void *p = NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
+  return (poller_t *)p;
+}
+
+/* pollClose(handle): stops polling; the fd itself is closed separately. */
+static napi_value poll_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  poller_t *p = get_poller(env, info, argv, 1);
+  if (!p) {
+    napi_throw_type_error(env, "EARG", "pollClose(handle)");
+    return NULL;
+  }
+  if (p->closing) return NULL;
+  p->closing = 1;
+  uv_poll_stop(&p->handle);
+  napi_delete_reference(env, p->callback);
+  napi_async_destroy(env, p->context);
+  uv_close((uv_handle_t *)&p->handle, poll_closed);
+  return NULL;
+}
+
+/* pollRef(handle, bool): whether this poller keeps the process alive. */
+static napi_value poll_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  poller_t *p = get_poller(env, info, argv, 2);
+  bool on = true;
+  if (!p || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "EARG", "pollRef(handle, on)");
+    return NULL;
+  }
+  if (p->closing) return NULL;
+  if (on)
+    uv_ref((uv_handle_t *)&p->handle);
+  else
+    uv_unref((uv_handle_t *)&p->handle);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"socketOpen", NULL, socket_open, NULL, NULL, NULL, napi_default, NULL},
+      {"netlinkBind", NULL, netlink_bind, NULL, NULL, NULL, napi_default, NULL},
+      {"setIntOption", NULL, set_int_option, NULL, NULL, NULL, napi_default, NULL},
+      {"getIntOption", NULL, get_int_option, NULL, NULL, NULL, napi_default, NULL},
+      {"netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_default, NULL},
+      {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
+      {"pollClose", NULL, poll_close, NULL, NULL, NULL, napi_default, NULL},
+      {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

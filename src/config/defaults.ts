@@ -1,0 +1,66 @@
+// Every default and every bound of the configuration lives here, with its
+// unit in the name, so the schema, the JSON Schema, the example config and
+// the daemon cannot drift apart. The schema imports these; nothing else
+// should restate them.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export const DEFAULTS = {
+  sync: {
+    mode: 'ftfw',
+    transport: 'multicast',
+    /**
+     * Largest UDP payload per datagram: 1500 (Ethernet) - 20 (IPv4) - 8 (UDP).
+     * An IPv6 sync link needs 1452 to avoid fragmentation.
+     */
+    mtuBytes: 1472,
+    port: 3780,
+    multicastGroup: '225.0.0.50',
+    /** Socket buffers absorb bursts such as a full resync after failover. */
+    sendBufferBytes: 4 * MiB,
+    receiveBufferBytes: 4 * MiB,
+  },
+  kernel: {
+    /** ctnetlink event socket; too small and the kernel drops events (ENOBUFS). */
+    netlinkBufferBytes: 8 * MiB,
+  },
+  cache: {
+    /** Entries for this node's own connections. */
+    internalLimit: 262_144,
+    /** Entries learned from peers. */
+    externalLimit: 262_144,
+  },
+  control: {
+    socket: '/run/ctsyncd/ctsyncd.sock',
+    /** Only root (the daemon's user) may drive the daemon. */
+    mode: '0600',
+  },
+  log: {
+    level: 'info',
+    /** systemd's journal already timestamps and structures plain lines. */
+    format: 'text',
+  },
+  metrics: {
+    enabled: true,
+    /** Loopback only: the metrics carry connection counts worth keeping local. */
+    listen: '127.0.0.1:9469',
+  },
+} as const;
+
+export const LIMITS = {
+  port: { min: 1, max: 65_535 },
+  /** 2^32 - 1: the cluster id travels as an unsigned 32-bit field. */
+  clusterIdMax: 4_294_967_295,
+  /** Below 512 bytes a single fully-populated conntrack entry may not fit. 65507 = 65535 - 20 - 8. */
+  mtuBytes: { min: 512, max: 65_507 },
+  /** The kernel clamps tiny buffers anyway; above 1 GiB is a unit mistake, not a tuning choice. */
+  bufferBytes: { min: 4 * KiB, max: 1 * GiB },
+  /** Per cache; 16 Mi entries is several times any realistic nf_conntrack_max. */
+  cacheEntries: { min: 1, max: 16_777_216 },
+  /** Two keys at once are enough to roll a key across a cluster without downtime. */
+  authKeyFiles: { min: 1, max: 2 },
+  /** sun_path is 108 bytes including the terminating NUL. */
+  unixSocketPathBytes: 107,
+} as const;

@@ -1,0 +1,18 @@
+// Public surface of the config module; everything else imports from here.
+export { DEFAULTS, LIMITS } from './defaults.js';
+export { ConfigError, type ConfigIssue, formatIssue, isConfigError } from './errors.js';
+export { formatPath, loadConfig, parseConfig } from './load.js';
+export { type HostPort, parseHostPort } from './net.js';
+export {
+  type Config,
+  type ConfigInput,
+  configJsonSchema,
+  configSchema,
+  type FilterConfig,
+  LOG_LEVELS,
+  PROTOCOLS,
+  type ProtocolName,
+  STRIPPABLE_ATTRIBUTES,
+  type StrippableAttribute,
+  type SyncConfig,
+} from './schema.js';

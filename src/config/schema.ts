@@ -1,0 +1,385 @@
+// The one description of ctsyncd.yaml: parsing, defaults, cross-field rules
+// and the editor JSON Schema all come from `configSchema`. Objects are strict
+// so a misspelt key is an error instead of a silently ignored setting, which
+// on a firewall pair tends to surface only at failover time.
+
+import { z } from 'zod';
+import { TCP_STATES } from '../kernel/constants.js';
+import { DEFAULTS, LIMITS } from './defaults.js';
+import { ipFamily, ipv4ToNumber, ipv6ToBigInt, isMulticast, networkOf, parseHostPort } from './net.js';
+
+/** Protocol names as the kernel module's protoName() spells them. */
+export const PROTOCOLS = ['tcp', 'udp', 'udplite', 'sctp', 'dccp', 'gre', 'icmp', 'icmpv6'] as const;
+export type ProtocolName = (typeof PROTOCOLS)[number];
+
+/**
+ * Conntrack attributes that may be withheld from peers, e.g. labels or marks
+ * whose meaning is local to one box. The tuple, status, timeout, protocol
+ * state, zone and NAT bindings are never strippable: without them the peer
+ * cannot take the connection over.
+ */
+export const STRIPPABLE_ATTRIBUTES = [
+  'labels',
+  'helper',
+  'mark',
+  'secmark',
+  'secctx',
+  'counters',
+  'timestamp',
+  'seqadj',
+  'synproxy',
+] as const;
+export type StrippableAttribute = (typeof STRIPPABLE_ATTRIBUTES)[number];
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** Renders a parsed YAML value for an error message without dumping whole maps. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'an empty value';
+  if (Array.isArray(value)) return 'a list';
+  if (value instanceof Uint8Array) return 'binary data';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') {
+    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return `string ${JSON.stringify(shown)}`;
+  }
+  return `${typeof value} ${String(value)}`;
+}
+
+/** An error callback phrased "expected X, got Y" like the generic messages in load.ts. */
+function expected(what: string): (issue: { input?: unknown }) => string {
+  return (issue) =>
+    issue.input === undefined ? `required: expected ${what}` : `expected ${what}, got ${describeValue(issue.input)}`;
+}
+
+const port = z.int().min(LIMITS.port.min).max(LIMITS.port.max);
+
+const bufferBytes = z.int().min(LIMITS.bufferBytes.min).max(LIMITS.bufferBytes.max);
+
+const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: expected('an IPv4 or IPv6 address') });
+
+/** Filters match whole prefixes; a bare address is the /32 or /128 of itself. */
+const addressOrPrefix = z
+  .union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], {
+    error: expected('an IPv4 or IPv6 address or prefix, e.g. 10.0.0.0/8 or 2001:db8::/32'),
+  })
+  .refine((p) => networkOf(p) === p, {
+    error: (issue) => {
+      const p = String(issue.input);
+      return `prefix ${p} has host bits set; did you mean ${networkOf(p)}?`;
+    },
+  });
+
+const multicastGroup = ipAddress.refine(isMulticast, {
+  error: expected('a multicast group (224.0.0.0/4 or ff00::/8)'),
+});
+
+/** Linux dev_valid_name(): below IFNAMSIZ (16), no '/', ':' or whitespace, not '.' or '..'. */
+const interfaceName = z.string().regex(/^(?!\.\.?$)[^\s/:]{1,15}$/, {
+  error: expected('an interface name of 1-15 characters without / : or spaces'),
+});
+
+/** Relative paths would depend on the daemon's working directory, which systemd sets to /. */
+const absolutePath = z
+  .string()
+  .regex(/^\/[^\0]*$/, { error: expected('an absolute path') })
+  .describe('Absolute path.');
+
+const unixSocketPath = absolutePath.refine((p) => Buffer.byteLength(p) <= LIMITS.unixSocketPathBytes, {
+  error: `expected at most ${LIMITS.unixSocketPathBytes} bytes (the limit of a Unix socket path)`,
+});
+
+/** Comparable form of an address, so 2001:DB8::1 and 2001:db8:0::1 count as one peer. */
+function addressKey(addr: string): string {
+  return ipFamily(addr) === 4 ? `4:${ipv4ToNumber(addr)}` : `6:${ipv6ToBigInt(addr)}`;
+}
+
+const nodeSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: expected('1-64 characters from A-Z a-z 0-9 _ . -') })
+      .describe('Name of this node, unique within the cluster; it tags every message this node sends.'),
+  })
+  .describe('This firewall.');
+
+const clusterSchema = z
+  .strictObject({
+    id: z
+      .int()
+      .min(0)
+      .max(LIMITS.clusterIdMax)
+      .describe(
+        `Cluster number, 0..${LIMITS.clusterIdMax}. Nodes drop messages from other clusters. Required: two ` +
+          'clusters sharing a sync segment must never fall back to the same value.',
+      ),
+  })
+  .describe('The HA pair or group this node belongs to.');
+
+const multicastSchema = z
+  .strictObject({
+    group: multicastGroup.default(DEFAULTS.sync.multicastGroup).describe('IPv4 or IPv6 multicast group.'),
+    port: port.default(DEFAULTS.sync.port).describe('UDP port.'),
+    interface: interfaceName.describe('Dedicated sync interface to send and join the group on.'),
+    sendBufferBytes: bufferBytes.default(DEFAULTS.sync.sendBufferBytes).describe('SO_SNDBUF in bytes.'),
+    receiveBufferBytes: bufferBytes.default(DEFAULTS.sync.receiveBufferBytes).describe('SO_RCVBUF in bytes.'),
+  })
+  .describe('Multicast transport settings; required when sync.transport is multicast.');
+
+const udpSchema = z
+  .strictObject({
+    bind: ipAddress.describe('Local address to bind; its family decides the family of every peer.'),
+    port: port.default(DEFAULTS.sync.port).describe('UDP port, local and on every peer.'),
+    peers: z.array(ipAddress).min(1).describe('Unicast addresses of the other nodes.'),
+    sendBufferBytes: bufferBytes.default(DEFAULTS.sync.sendBufferBytes).describe('SO_SNDBUF in bytes.'),
+    receiveBufferBytes: bufferBytes.default(DEFAULTS.sync.receiveBufferBytes).describe('SO_RCVBUF in bytes.'),
+  })
+  .superRefine((udp, ctx) => {
+    const family = ipFamily(udp.bind);
+    if (isMulticast(udp.bind)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bind'],
+        input: udp.bind,
+        message: `expected a unicast address, got ${udp.bind}`,
+      });
+    }
+    const seen = new Set<string>();
+    udp.peers.forEach((peer, i) => {
+      const path = ['peers', i];
+      const key = addressKey(peer);
+      if (ipFamily(peer) !== family) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          input: peer,
+          message: `expected an IPv${family} address like bind, got ${peer}`,
+        });
+      } else if (isMulticast(peer)) {
+        ctx.addIssue({ code: 'custom', path, input: peer, message: `expected a unicast address, got ${peer}` });
+      } else if (key === addressKey(udp.bind)) {
+        ctx.addIssue({ code: 'custom', path, input: peer, message: 'is the bind address itself' });
+      } else if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path, input: peer, message: `duplicate peer ${peer}` });
+      }
+      seen.add(key);
+    });
+  })
+  .describe('Unicast UDP transport settings; required when sync.transport is udp.');
+
+/** Custom issues carrying this param are positioned at the key, not the value. */
+export const AT_KEY = { at: 'key' } as const;
+
+const authSchema = z
+  .strictObject({
+    keyFile: absolutePath.optional().describe('File holding the shared key.'),
+    keyFiles: z
+      .array(absolutePath)
+      .min(LIMITS.authKeyFiles.min)
+      .max(LIMITS.authKeyFiles.max)
+      .optional()
+      .describe('Key rotation: the first key signs what this node sends, every listed key is accepted.'),
+  })
+  // Lets editors flag what the superRefine below enforces.
+  .meta({ oneOf: [{ required: ['keyFile'] }, { required: ['keyFiles'] }] })
+  .superRefine((auth, ctx) => {
+    if (auth.keyFile !== undefined && auth.keyFiles !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keyFiles'],
+        input: auth,
+        params: AT_KEY,
+        message: 'keyFile and keyFiles are mutually exclusive: give exactly one',
+      });
+    } else if (auth.keyFile === undefined && auth.keyFiles === undefined) {
+      ctx.addIssue({ code: 'custom', input: auth, message: 'expected keyFile or keyFiles' });
+    } else if (auth.keyFiles !== undefined && new Set(auth.keyFiles).size !== auth.keyFiles.length) {
+      ctx.addIssue({ code: 'custom', path: ['keyFiles'], input: auth, message: 'lists the same key file twice' });
+    }
+  })
+  // Downstream sees one shape: keyFiles[0] signs, all of keyFiles verify.
+  .transform((auth) => ({ keyFiles: auth.keyFiles ?? (auth.keyFile === undefined ? [] : [auth.keyFile]) }))
+  .describe('Message authentication. Give exactly one of keyFile or keyFiles.');
+
+const syncSchema = z
+  .strictObject({
+    mode: z
+      .enum(['ftfw', 'notrack'])
+      .default(DEFAULTS.sync.mode)
+      .describe('ftfw: acknowledged, resends lost messages. notrack: best effort, no acknowledgements.'),
+    transport: z
+      .enum(['multicast', 'udp'])
+      .default(DEFAULTS.sync.transport)
+      .describe('Which transport section is used.'),
+    mtu: z
+      .int()
+      .min(LIMITS.mtuBytes.min)
+      .max(LIMITS.mtuBytes.max)
+      .default(DEFAULTS.sync.mtuBytes)
+      .describe('Largest UDP payload per datagram in bytes (1472 fits Ethernet over IPv4; use 1452 over IPv6).'),
+    multicast: multicastSchema.optional(),
+    udp: udpSchema.optional(),
+    // Absent means unauthenticated; null rather than undefined so the resolved
+    // config still names every key.
+    auth: authSchema.optional().transform((auth) => auth ?? null),
+  })
+  .meta({
+    if: { properties: { transport: { const: 'udp' } }, required: ['transport'] },
+    // biome-ignore lint/suspicious/noThenProperty: a JSON Schema keyword in plain data, never awaited.
+    then: { required: ['udp'] },
+    else: { required: ['multicast'] },
+  })
+  // Narrow to a union on `transport` so the daemon reads config.sync.multicast
+  // without an undefined check once it has looked at transport.
+  .transform((sync, ctx) => {
+    const { multicast, udp, ...common } = sync;
+    if (sync.transport === 'multicast') {
+      if (multicast !== undefined) return { ...common, transport: 'multicast' as const, multicast, udp };
+      ctx.addIssue({
+        code: 'custom',
+        path: ['multicast'],
+        input: undefined,
+        message: 'required when transport is multicast: expected a mapping with at least interface',
+      });
+      return z.NEVER;
+    }
+    if (udp !== undefined) return { ...common, transport: 'udp' as const, udp, multicast };
+    ctx.addIssue({
+      code: 'custom',
+      path: ['udp'],
+      input: undefined,
+      message: 'required when transport is udp: expected a mapping with at least bind and peers',
+    });
+    return z.NEVER;
+  })
+  .describe('State replication between the nodes.');
+
+/**
+ * A filter list: exactly one of accept (sync only these) or ignore (sync all
+ * but these). The resolved form keeps that shape, and an absent list becomes
+ * `{ ignore: [] }`, i.e. everything passes.
+ */
+function acceptOrIgnore<T extends z.ZodType>(item: T, what: string) {
+  type Item = z.output<T>;
+  return z
+    .strictObject({
+      accept: z
+        .array(item)
+        .min(1, { error: 'an empty accept list would sync nothing; drop the list to sync everything' })
+        .optional()
+        .describe(`Sync only these ${what}.`),
+      ignore: z.array(item).optional().describe(`Sync everything except these ${what}.`),
+    })
+    .meta({ oneOf: [{ required: ['accept'] }, { required: ['ignore'] }] })
+    .superRefine((list, ctx) => {
+      if (list.accept !== undefined && list.ignore !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ignore'],
+          input: list,
+          params: AT_KEY,
+          message: 'accept and ignore are mutually exclusive: give exactly one',
+        });
+      } else if (list.accept === undefined && list.ignore === undefined) {
+        ctx.addIssue({ code: 'custom', input: list, message: 'expected accept or ignore' });
+      }
+    })
+    .transform((list): { accept: Item[] } | { ignore: Item[] } =>
+      list.accept !== undefined ? { accept: list.accept } : { ignore: list.ignore ?? [] },
+    )
+    .default({ ignore: [] })
+    .describe(`Which ${what} to sync: exactly one of accept or ignore.`);
+}
+
+const filterSchema = z
+  .strictObject({
+    protocols: acceptOrIgnore(z.enum(PROTOCOLS), 'layer 4 protocols'),
+    addresses: acceptOrIgnore(addressOrPrefix, 'addresses or prefixes (matched against the original tuple)'),
+    tcpStates: acceptOrIgnore(z.enum(TCP_STATES), 'TCP conntrack states'),
+    stripAttributes: z
+      .array(z.enum(STRIPPABLE_ATTRIBUTES))
+      .default([])
+      .describe('Conntrack attributes never sent to peers.'),
+  })
+  .describe('Which connections are replicated, and what of them.');
+
+const kernelSchema = z
+  .strictObject({
+    netlinkBufferBytes: bufferBytes
+      .default(DEFAULTS.kernel.netlinkBufferBytes)
+      .describe('Receive buffer of the ctnetlink event socket in bytes.'),
+  })
+  .describe('Kernel (ctnetlink) interface.');
+
+const cacheEntries = z.int().min(LIMITS.cacheEntries.min).max(LIMITS.cacheEntries.max);
+
+const cacheSchema = z
+  .strictObject({
+    internalLimit: cacheEntries.default(DEFAULTS.cache.internalLimit).describe('Most entries for local connections.'),
+    externalLimit: cacheEntries.default(DEFAULTS.cache.externalLimit).describe('Most entries learned from peers.'),
+  })
+  .describe('In-memory connection caches.');
+
+const controlSchema = z
+  .strictObject({
+    socket: unixSocketPath.default(DEFAULTS.control.socket).describe('Unix socket of the control interface.'),
+    mode: z
+      .string({
+        // YAML 1.2 reads an unquoted 0600 as the decimal number 600, so say how to fix it.
+        error: (issue) =>
+          typeof issue.input === 'number'
+            ? `expected a quoted octal string like '0600', got number ${issue.input} (YAML reads an unquoted 0600 as a number)`
+            : undefined,
+      })
+      .regex(/^0?[0-7]{3}$/, { error: expected("an octal permission string like '0600'") })
+      .default(DEFAULTS.control.mode)
+      .describe("Permissions of the socket as a quoted octal string, e.g. '0660'."),
+  })
+  .describe('Local control socket used by the ctsyncd CLI.');
+
+const logSchema = z
+  .strictObject({
+    level: z.enum(LOG_LEVELS).default(DEFAULTS.log.level).describe('Least severe level that is logged.'),
+    format: z.enum(['text', 'json']).default(DEFAULTS.log.format).describe('One line per record, plain or JSON.'),
+  })
+  .describe('Logging.');
+
+const metricsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(DEFAULTS.metrics.enabled).describe('Serve Prometheus metrics over HTTP.'),
+    listen: z
+      .string()
+      .refine((text) => parseHostPort(text) !== undefined, {
+        error: expected('host:port, e.g. 127.0.0.1:9469 or [::1]:9469'),
+      })
+      .default(DEFAULTS.metrics.listen)
+      .describe('host:port to listen on; IPv6 in brackets, e.g. [::1]:9469.'),
+  })
+  .describe('Prometheus metrics endpoint.');
+
+export const configSchema = z
+  .strictObject({
+    node: nodeSchema,
+    cluster: clusterSchema,
+    sync: syncSchema,
+    filter: filterSchema.prefault({}),
+    kernel: kernelSchema.prefault({}),
+    cache: cacheSchema.prefault({}),
+    control: controlSchema.prefault({}),
+    log: logSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
+  })
+  .meta({ title: 'ctsyncd configuration', description: 'Configuration of ctsyncd, the conntrack state sync daemon.' });
+
+/** The resolved configuration: every default applied, every key present. */
+export type Config = z.output<typeof configSchema>;
+/** What may be written in the YAML file. */
+export type ConfigInput = z.input<typeof configSchema>;
+export type SyncConfig = Config['sync'];
+export type FilterConfig = Config['filter'];
+
+/** JSON Schema (draft 2020-12) of the file as written, for editors; generated from configSchema. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', target: 'draft-2020-12' });
+}

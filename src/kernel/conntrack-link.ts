@@ -1,0 +1,470 @@
+// Operations on the kernel's conntrack and expectation tables over ctnetlink:
+// dump, get, batched create/update/delete, flush. Batches put many messages
+// in one sendmsg and match every ACK to its entry by sequence number.
+import {
+  AF_INET,
+  AF_UNSPEC,
+  CTA,
+  IPCTNL_MSG_CT_DELETE,
+  IPCTNL_MSG_CT_GET,
+  IPCTNL_MSG_CT_NEW,
+  IPCTNL_MSG_EXP_DELETE,
+  IPCTNL_MSG_EXP_GET,
+  IPCTNL_MSG_EXP_NEW,
+  IPS,
+  NFNL_SUBSYS_CTNETLINK,
+  NFNL_SUBSYS_CTNETLINK_EXP,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+  NLM_F_REQUEST,
+  NLMSG_HDRLEN,
+  NLMSG_NOOP,
+} from './constants.js';
+import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
+import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
+import { KernelOpError } from './errors.js';
+import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
+import { NetlinkSocket } from './netlink-socket.js';
+import { type PendingOp, RequestChannel } from './request-channel.js';
+import type { NetlinkTransport, TransportFactory } from './transport.js';
+
+/**
+ * create: only if absent (EEXIST otherwise). update: only if present
+ * (ENOENT otherwise). upsert: either. delete: by original tuple and zone.
+ */
+export type KernelOp = 'create' | 'update' | 'upsert' | 'delete';
+
+export interface BatchItem {
+  op: KernelOp;
+  entry: ConntrackEntry;
+}
+
+export interface BatchResult {
+  /** errno per item, 0 for success, in the order given. */
+  errnos: Int32Array;
+  ok: number;
+  failed: number;
+  /** failures by errno name, e.g. { EEXIST: 3 } */
+  failures: Record<string, number>;
+  durationMs: number;
+}
+
+export interface BatchOptions {
+  /** Messages per sendmsg. Their ACKs must fit the receive buffer at once. */
+  chunkSize?: number;
+  /** Yield to the event loop when a chunk ran longer than this. */
+  sliceMs?: number;
+  /** Called between chunks (e.g. to drain our own event socket first). */
+  betweenChunks?: () => void;
+  /**
+   * Ask for an ACK per message. By default only failures are answered and a
+   * trailing NLMSG_NOOP with NLM_F_ACK marks the end of each chunk: the kernel
+   * handles a chunk in order inside one sendmsg, so every failure of the chunk
+   * is queued before that final ACK, and the kernel skips a third of its work.
+   */
+  ackEach?: boolean;
+}
+
+export interface DumpOptions {
+  family?: Family | 0;
+}
+
+export interface LinkCounters {
+  batches: number;
+  batchMessages: number;
+  batchFailures: number;
+  dumps: number;
+  dumpEntries: number;
+  decodeErrors: number;
+  timeouts: number;
+}
+
+export interface ConntrackLinkOptions {
+  netns?: string | undefined;
+  transportFactory?: TransportFactory;
+  /** Receive buffer for request replies (ACKs of a whole chunk land at once). */
+  receiveBufferBytes?: number;
+  /** How long an acked request may stay unanswered. */
+  replyTimeoutMs?: number;
+  now?: () => number;
+}
+
+const ETIMEDOUT = 110;
+const EPROTO = 71;
+const DEFAULT_CHUNK = 1024;
+
+const defaultFactory: TransportFactory = (opts) => new NetlinkSocket(opts);
+
+const msgType = (subsys: number, msg: number) => (subsys << 8) | msg;
+
+export class ConntrackLink {
+  readonly counters: LinkCounters = {
+    batches: 0,
+    batchMessages: 0,
+    batchFailures: 0,
+    dumps: 0,
+    dumpEntries: 0,
+    decodeErrors: 0,
+    timeouts: 0,
+  };
+  readonly lastDecodeErrors: DecodeError[] = [];
+  private readonly channel: RequestChannel;
+  private readonly writer = new NlWriter();
+  private readonly replyTimeoutMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(opts: ConntrackLinkOptions = {}) {
+    const factory = opts.transportFactory ?? defaultFactory;
+    const transport = factory({
+      netns: opts.netns,
+      receiveBufferBytes: opts.receiveBufferBytes ?? 8 * 1024 * 1024,
+      sendBufferBytes: 8 * 1024 * 1024,
+    });
+    this.channel = new RequestChannel(transport, (e) => this.noteDecodeError(e));
+    this.replyTimeoutMs = opts.replyTimeoutMs ?? 10_000;
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** Our socket's port id: kernel events caused by our requests carry it. */
+  get portid(): number {
+    return this.channel.transport.portid;
+  }
+
+  get transport(): NetlinkTransport {
+    return this.channel.transport;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.failAll(9);
+    this.channel.transport.close();
+  }
+
+  /** Streams the conntrack table to onEntry; resolves with the number of entries. */
+  dump(onEntry: (e: ConntrackEntry) => void, opts: DumpOptions = {}): Promise<number> {
+    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, (msg) => {
+      const r = decodeConntrack(msg);
+      if (!r.ok) return r.error;
+      onEntry(r.value);
+      return undefined;
+    });
+  }
+
+  dumpExpectations(onEntry: (e: ExpectEntry) => void, opts: DumpOptions = {}): Promise<number> {
+    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET), opts.family ?? AF_UNSPEC, (msg) => {
+      const r = decodeExpect(msg);
+      if (!r.ok) return r.error;
+      onEntry(r.value);
+      return undefined;
+    });
+  }
+
+  /** Convenience for tests and small tables. */
+  async list(opts: DumpOptions = {}): Promise<ConntrackEntry[]> {
+    const out: ConntrackEntry[] = [];
+    await this.dump((e) => out.push(e), opts);
+    return out;
+  }
+
+  /** Looks one entry up by its original tuple (and zone); null if absent. */
+  async get(key: Pick<ConntrackEntry, 'family' | 'orig' | 'zone'>): Promise<ConntrackEntry | null> {
+    const w = this.writer;
+    w.reset();
+    const seq = this.channel.allocSeq(1);
+    w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), NLM_F_REQUEST | NLM_F_ACK, seq, key.family);
+    writeLookup(w, key);
+    w.end();
+    let found: ConntrackEntry | null = null;
+    let decodeError: DecodeError | undefined;
+    const errno = await this.singleRequest(w.finish(), seq, (msg) => {
+      const r = decodeConntrack(msg);
+      if (r.ok) found = r.value;
+      else decodeError = r.error;
+    });
+    if (decodeError) {
+      this.noteDecodeError(decodeError);
+      throw new KernelOpError('get', EPROTO, decodeError.reason);
+    }
+    if (errno === 2) return null; // ENOENT
+    if (errno !== 0) throw new KernelOpError('get', errno);
+    return found;
+  }
+
+  /** Deletes every conntrack entry (of one family, or all). */
+  async flush(family: Family | 0 = AF_UNSPEC): Promise<void> {
+    await this.flushTable(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), family, 'flush');
+  }
+
+  async flushExpectations(family: Family | 0 = AF_UNSPEC): Promise<void> {
+    await this.flushTable(msgType(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_DELETE), family, 'flush-expect');
+  }
+
+  async createExpectation(e: ExpectEntry): Promise<number> {
+    const w = this.writer;
+    w.reset();
+    const seq = this.channel.allocSeq(1);
+    w.begin(
+      msgType(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_NEW),
+      NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+      seq,
+      e.family,
+    );
+    encodeExpect(w, e);
+    w.end();
+    return this.singleRequest(w.finish(), seq, () => {});
+  }
+
+  /**
+   * Applies many operations, chunkSize messages per sendmsg. Never throws for
+   * a failing entry: each one's errno is reported in order.
+   */
+  async batch(items: readonly BatchItem[], opts: BatchOptions = {}): Promise<BatchResult> {
+    const started = this.now();
+    const chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
+    const sliceMs = opts.sliceMs ?? 8;
+    const errnos = new Int32Array(items.length);
+    let sliceStart = this.now();
+    this.counters.batches++;
+    for (let first = 0; first < items.length; first += chunkSize) {
+      const last = Math.min(items.length, first + chunkSize);
+      await this.sendChunk(items, first, last, errnos, opts.ackEach ?? false);
+      if (last < items.length) {
+        opts.betweenChunks?.();
+        if (this.now() - sliceStart >= sliceMs) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = this.now();
+        }
+      }
+    }
+    const failures: Record<string, number> = {};
+    let failed = 0;
+    for (let i = 0; i < errnos.length; i++) {
+      const e = errnos[i]!;
+      if (e !== 0) {
+        failed++;
+        const name = errnoLabel(e);
+        failures[name] = (failures[name] ?? 0) + 1;
+      }
+    }
+    this.counters.batchFailures += failed;
+    return { errnos, ok: items.length - failed, failed, failures, durationMs: this.now() - started };
+  }
+
+  private sendChunk(
+    items: readonly BatchItem[],
+    first: number,
+    last: number,
+    errnos: Int32Array,
+    ackEach: boolean,
+  ): Promise<void> {
+    const n = last - first;
+    const w = this.writer;
+    w.reset();
+    // One more sequence number than messages: the barrier's.
+    const lo = this.channel.allocSeq(n + 1);
+    const barrier = lo + n;
+    const ackFlag = ackEach ? NLM_F_ACK : 0;
+    for (let i = first; i < last; i++) {
+      const { op, entry } = items[i]!;
+      writeOp(w, op, entry, lo + (i - first), ackFlag);
+    }
+    this.counters.batchMessages += n;
+    return new Promise<void>((resolve) => {
+      let remaining = n;
+      const answered = new Uint8Array(n);
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (timer) clearTimeout(timer);
+        this.channel.unregister(pending);
+        resolve();
+      };
+      const settle = (seq: number, errno: number) => {
+        const idx = seq - lo;
+        if (answered[idx]) return;
+        answered[idx] = 1;
+        errnos[first + idx] = errno;
+        if (--remaining === 0) finish();
+      };
+      const failRest = (errno: number) => {
+        for (let i = 0; i < n; i++) if (!answered[i]) settle(lo + i, errno);
+      };
+      const pending: PendingOp = {
+        lo,
+        hi: barrier + 1,
+        onMessage: () => {},
+        onAck: (seq, errno) => {
+          if (seq !== barrier) settle(seq, errno);
+          // Everything of the chunk not reported as failed before the barrier succeeded.
+          else if (errno === 0) failRest(0);
+          else failRest(errno);
+        },
+        onDone: () => {},
+        onFail: failRest,
+      };
+      this.channel.register(pending);
+      let err = this.channel.transport.send(w.finish());
+      if (err === 0 && !ackEach) err = this.channel.transport.send(noopAck(barrier));
+      if (err !== 0) {
+        failRest(err);
+        return;
+      }
+      // The kernel handles a netlink batch inside sendmsg, so the answers are
+      // normally queued already: read them now instead of waiting for poll.
+      this.channel.transport.drain();
+      if (remaining > 0) {
+        timer = setTimeout(() => {
+          this.counters.timeouts++;
+          failRest(ETIMEDOUT);
+        }, this.replyTimeoutMs);
+      }
+    });
+  }
+
+  private async flushTable(type: number, family: Family | 0, op: string): Promise<void> {
+    const w = this.writer;
+    w.reset();
+    const seq = this.channel.allocSeq(1);
+    w.begin(type, NLM_F_REQUEST | NLM_F_ACK, seq, family);
+    w.end();
+    const errno = await this.singleRequest(w.finish(), seq, () => {});
+    if (errno !== 0) throw new KernelOpError(op, errno);
+  }
+
+  /** Sends one acked request; resolves with its errno (0 = success). */
+  private singleRequest(data: Buffer, seq: number, onMessage: (msg: NlMessage) => void): Promise<number> {
+    return new Promise<number>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (errno: number) => {
+        if (timer) clearTimeout(timer);
+        this.channel.unregister(pending);
+        resolve(errno);
+      };
+      const pending: PendingOp = {
+        lo: seq,
+        hi: seq + 1,
+        onMessage,
+        onAck: (_s, errno) => done(errno),
+        onDone: () => done(0),
+        onFail: done,
+      };
+      this.channel.register(pending);
+      const err = this.channel.transport.send(data);
+      if (err !== 0) {
+        done(err);
+        return;
+      }
+      this.channel.transport.drain();
+      timer = setTimeout(() => {
+        this.counters.timeouts++;
+        done(ETIMEDOUT);
+      }, this.replyTimeoutMs);
+    });
+  }
+
+  private runDump(type: number, family: number, handle: (msg: NlMessage) => DecodeError | undefined): Promise<number> {
+    return this.channel.serialise(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const w = new NlWriter(64);
+          const seq = this.channel.allocSeq(1);
+          w.begin(type, NLM_F_REQUEST | NLM_F_DUMP, seq, family);
+          w.end();
+          let count = 0;
+          let timer: NodeJS.Timeout | undefined;
+          const arm = () => {
+            if (timer) clearTimeout(timer);
+            timer = setTimeout(() => {
+              this.counters.timeouts++;
+              fail(ETIMEDOUT);
+            }, this.replyTimeoutMs);
+          };
+          const finish = () => {
+            if (timer) clearTimeout(timer);
+            this.channel.unregister(pending);
+          };
+          const fail = (errno: number) => {
+            finish();
+            reject(new KernelOpError('dump', errno));
+          };
+          const pending: PendingOp = {
+            lo: seq,
+            hi: seq + 1,
+            onMessage: (msg) => {
+              arm();
+              const err = handle(msg);
+              if (err) {
+                this.noteDecodeError(err);
+                return;
+              }
+              count++;
+            },
+            onAck: (_s, errno) => {
+              if (errno !== 0) fail(errno);
+            },
+            onDone: () => {
+              finish();
+              this.counters.dumps++;
+              this.counters.dumpEntries += count;
+              resolve(count);
+            },
+            onFail: fail,
+          };
+          this.channel.register(pending);
+          const err = this.channel.transport.send(w.finish());
+          if (err !== 0) {
+            fail(err);
+            return;
+          }
+          arm();
+        }),
+    );
+  }
+
+  private noteDecodeError(e: DecodeError): void {
+    this.counters.decodeErrors++;
+    if (this.lastDecodeErrors.length >= 16) this.lastDecodeErrors.shift();
+    this.lastDecodeErrors.push(e);
+  }
+}
+
+function errnoLabel(errno: number): string {
+  return new KernelOpError('', errno).code.slice('EKERNEL_'.length);
+}
+
+function writeLookup(w: NlWriter, key: Pick<ConntrackEntry, 'family' | 'orig' | 'zone'>): void {
+  const t = w.nest(CTA.TUPLE_ORIG);
+  encodeTuple(w, key.orig, key.family);
+  w.endNest(t);
+  if (key.zone !== undefined && key.zone !== 0) w.u16be(CTA.ZONE, key.zone);
+}
+
+/** An NLMSG_NOOP asking for an ACK: answered after everything sent before it. */
+function noopAck(seq: number): Buffer {
+  const b = Buffer.alloc(NLMSG_HDRLEN);
+  b.writeUInt32LE(NLMSG_HDRLEN, 0);
+  b.writeUInt16LE(NLMSG_NOOP, 4);
+  b.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+  b.writeUInt32LE(seq, 8);
+  return b;
+}
+
+function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, ackFlag: number): void {
+  const family = entry.family ?? AF_INET;
+  if (op === 'delete') {
+    w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), NLM_F_REQUEST | ackFlag, seq, family);
+    writeLookup(w, entry);
+    w.end();
+    return;
+  }
+  let flags = NLM_F_REQUEST | ackFlag;
+  if (op === 'create') flags |= NLM_F_CREATE | NLM_F_EXCL;
+  else if (op === 'upsert') flags |= NLM_F_CREATE;
+  w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW), flags, seq, family);
+  // The kernel only accepts entries it can treat as confirmed (EBUSY otherwise).
+  encodeConntrack(w, { ...entry, status: (entry.status ?? 0) | IPS.CONFIRMED });
+  w.end();
+}

@@ -1,0 +1,14 @@
+import { errnoName } from './constants.js';
+
+/** A kernel operation that failed as a whole (not one entry of a batch). */
+export class KernelOpError extends Error {
+  readonly code: string;
+  constructor(
+    readonly op: string,
+    readonly errno: number,
+    detail?: string,
+  ) {
+    super(`kernel ${op} failed: ${errnoName(errno)}${detail ? ` (${detail})` : ''}`);
+    this.code = `EKERNEL_${errnoName(errno)}`;
+  }
+}

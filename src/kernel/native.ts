@@ -1,0 +1,41 @@
+// Typed access to the project's N-API addon (native/ctsyncd_native.c).
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  socketOpen(domain: number, type: number, protocol: number, netnsPath: string | null): number;
+  netlinkBind(fd: number, groups: number): number;
+  setIntOption(fd: number, level: number, name: number, value: number): void;
+  getIntOption(fd: number, level: number, name: number): number;
+  netlinkSend(fd: number, buf: Buffer, offset: number, length: number): number;
+  recvBatch(fd: number, buf: Buffer, status: Int32Array, maxDatagrams: number, minSpace: number): number;
+  close(fd: number): void;
+  pollStart(fd: number, callback: (events: number) => void): PollHandle;
+  pollClose(handle: PollHandle): void;
+  pollRef(handle: PollHandle, on: boolean): void;
+}
+
+declare const pollHandleBrand: unique symbol;
+export type PollHandle = { readonly [pollHandleBrand]: true };
+
+/** An errno-carrying error thrown by the addon. */
+export interface SyscallError extends Error {
+  errno: number;
+  syscall: string;
+}
+
+export function isSyscallError(e: unknown): e is SyscallError {
+  return e instanceof Error && typeof (e as Partial<SyscallError>).errno === 'number';
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  // src/kernel/native.ts and dist/kernel/native.js both sit two levels below the root.
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const require = createRequire(import.meta.url);
+  cached = require(join(root, 'build', 'ctsyncd_native.node')) as NativeAddon;
+  return cached;
+}

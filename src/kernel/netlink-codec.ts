@@ -1,0 +1,764 @@
+// Netlink framing and attributes: a pure codec, no I/O.
+//
+// Decoding never throws. Kernel input and anything a peer or fuzzer can hand
+// us goes through explicit bounds checks, and a malformed message becomes a
+// DecodeError value with a stable code, so one bad message costs a counter
+// increment instead of a crashed daemon.
+//
+// Headers (nlmsghdr, nlattr) are in host byte order, as the kernel writes
+// them; attribute payloads of ctnetlink are big-endian. Reads go through
+// small helpers over buf[i] rather than Buffer.read*: those throw on a bad
+// offset, and every offset here is checked beforehand anyway.
+
+import { endianness } from 'node:os';
+import {
+  NFGENMSG_LEN,
+  NLA_F_NESTED,
+  NLA_HDRLEN,
+  NLA_TYPE_MASK,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLMSG_HDRLEN,
+} from './constants.js';
+
+export type DecodeErrorCode =
+  /** Fewer bytes than a fixed header needs (nlmsghdr, nfgenmsg, nlmsgerr). */
+  | 'ETRUNC_HEADER'
+  /** nlmsg_len below 16 or beyond the end of the buffer. */
+  | 'EMSG_LEN'
+  /** nla_len below 4, beyond its parent, or a stray partial attribute header. */
+  | 'EATTR_LEN'
+  /** Attributes nested deeper than MAX_NEST_DEPTH. */
+  | 'ENEST_DEPTH'
+  /** A fixed-size attribute with the wrong payload size. */
+  | 'EATTR_SIZE'
+  /** A required attribute is absent (e.g. CTA_TUPLE_ORIG). */
+  | 'EMISSING'
+  /** nfgenmsg family not AF_INET/AF_INET6, or an address of the other family. */
+  | 'EFAMILY'
+  /** nlmsg_len or nla_len of zero: a walker that trusted it would never advance. */
+  | 'EZERO_LEN'
+  /** The message is not of the subsystem the decoder was asked for. */
+  | 'EMSG_TYPE'
+  /** A field holds a value its type cannot have (e.g. a positive nlmsgerr.error). */
+  | 'EVALUE';
+
+export interface DecodeError {
+  code: DecodeErrorCode;
+  /** Byte offset of the offending header, relative to the buffer handed to the decoder. */
+  offset: number;
+  reason: string;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: DecodeError };
+
+export interface NlMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  /** Bytes after the 16-byte nlmsghdr: a view into the received buffer, not a copy. */
+  payload: Buffer;
+}
+
+/** Deep enough for every ctnetlink structure (the deepest is 4), low enough to bound work. */
+export const MAX_NEST_DEPTH = 8;
+
+export function decodeError(code: DecodeErrorCode, offset: number, reason: string): DecodeError {
+  return { code, offset, reason };
+}
+
+export function fail(code: DecodeErrorCode, offset: number, reason: string): { ok: false; error: DecodeError } {
+  return { ok: false, error: { code, offset, reason } };
+}
+
+// ---------------------------------------------------------------------------
+// Byte access
+
+const HOST_LE = endianness() === 'LE';
+
+/** Host-order u16 (nlmsg_type, nla_len, ...). Caller guarantees o + 2 <= length. */
+export function hostU16(b: Buffer, o: number): number {
+  return HOST_LE ? b[o]! | (b[o + 1]! << 8) : (b[o]! << 8) | b[o + 1]!;
+}
+
+/** Host-order u32. Caller guarantees o + 4 <= length. */
+export function hostU32(b: Buffer, o: number): number {
+  return HOST_LE
+    ? (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0
+    : ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+function putHostU16(b: Buffer, o: number, v: number): void {
+  if (HOST_LE) {
+    b[o] = v & 0xff;
+    b[o + 1] = (v >>> 8) & 0xff;
+  } else {
+    b[o] = (v >>> 8) & 0xff;
+    b[o + 1] = v & 0xff;
+  }
+}
+
+function putHostU32(b: Buffer, o: number, v: number): void {
+  if (HOST_LE) {
+    b[o] = v & 0xff;
+    b[o + 1] = (v >>> 8) & 0xff;
+    b[o + 2] = (v >>> 16) & 0xff;
+    b[o + 3] = (v >>> 24) & 0xff;
+  } else {
+    b[o] = (v >>> 24) & 0xff;
+    b[o + 1] = (v >>> 16) & 0xff;
+    b[o + 2] = (v >>> 8) & 0xff;
+    b[o + 3] = v & 0xff;
+  }
+}
+
+export function beU16(b: Buffer, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+
+export function beU32(b: Buffer, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+export function beI32(b: Buffer, o: number): number {
+  return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+}
+
+export function beU64(b: Buffer, o: number): bigint {
+  return (BigInt(beU32(b, o)) << 32n) | BigInt(beU32(b, o + 4));
+}
+
+export function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+/**
+ * Splits buf[start, end) into netlink messages. Stops at the first malformed
+ * header and returns the messages before it together with the error, so a
+ * caller still handles everything that was readable.
+ */
+export function parseNetlink(
+  buf: Buffer,
+  start = 0,
+  end: number = buf.length,
+): { messages: NlMessage[]; error?: DecodeError } {
+  const messages: NlMessage[] = [];
+  if (start < 0 || end > buf.length || start > end) {
+    return {
+      messages,
+      error: decodeError('EMSG_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`),
+    };
+  }
+  let pos = start;
+  while (pos < end) {
+    const rem = end - pos;
+    if (rem < NLMSG_HDRLEN) {
+      return { messages, error: decodeError('ETRUNC_HEADER', pos, `${rem} bytes left, nlmsghdr needs 16`) };
+    }
+    const len = hostU32(buf, pos);
+    if (len === 0) return { messages, error: decodeError('EZERO_LEN', pos, 'nlmsg_len is 0') };
+    if (len < NLMSG_HDRLEN) return { messages, error: decodeError('EMSG_LEN', pos, `nlmsg_len ${len} < 16`) };
+    if (len > rem) {
+      return { messages, error: decodeError('EMSG_LEN', pos, `nlmsg_len ${len} exceeds the ${rem} bytes left`) };
+    }
+    messages.push({
+      type: hostU16(buf, pos + 4),
+      flags: hostU16(buf, pos + 6),
+      seq: hostU32(buf, pos + 8),
+      pid: hostU32(buf, pos + 12),
+      payload: buf.subarray(pos + NLMSG_HDRLEN, pos + len),
+    });
+    // The last message of a datagram may lack its alignment padding.
+    pos += align4(len);
+  }
+  return { messages };
+}
+
+export interface NlErrorRequest {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+}
+
+export interface NlExtAck {
+  /** NLMSGERR_ATTR_MSG: the kernel's explanation. */
+  msg?: string;
+  /** NLMSGERR_ATTR_OFFS: offset of the offending attribute in the request. */
+  offset?: number;
+}
+
+export interface NlError {
+  /** Positive errno; 0 is an ACK. */
+  errno: number;
+  /** The header of the request this answers (echoed by the kernel). */
+  request: NlErrorRequest;
+  /** Extended-ack details, present when `flags` were given and carried NLM_F_ACK_TLVS. */
+  extAck?: NlExtAck;
+}
+
+const NLMSGERR_ATTR_MSG = 1;
+const NLMSGERR_ATTR_OFFS = 2;
+
+/**
+ * Decodes an NLMSG_ERROR payload (struct nlmsgerr). Pass the message's
+ * nlmsg_flags to also read the extended-ack TLVs that follow the echoed
+ * request when NLM_F_ACK_TLVS is set.
+ */
+export function decodeNlError(payload: Buffer, flags = 0): Result<NlError> {
+  if (payload.length < 4 + NLMSG_HDRLEN) {
+    return fail('ETRUNC_HEADER', 0, `nlmsgerr needs 20 bytes, got ${payload.length}`);
+  }
+  const raw = hostU32(payload, 0) | 0;
+  if (raw > 0) return fail('EVALUE', 0, `nlmsgerr.error ${raw} is positive`);
+  const value: NlError = {
+    errno: -raw,
+    request: {
+      type: hostU16(payload, 8),
+      flags: hostU16(payload, 10),
+      seq: hostU32(payload, 12),
+      pid: hostU32(payload, 16),
+    },
+  };
+  if (flags & NLM_F_ACK_TLVS) {
+    // The TLVs follow the echoed request: its header only when capped.
+    let tlvStart = 4 + NLMSG_HDRLEN;
+    if (!(flags & NLM_F_CAPPED)) {
+      const echoed = hostU32(payload, 4);
+      if (echoed < NLMSG_HDRLEN || 4 + echoed > payload.length) {
+        return fail('EMSG_LEN', 4, `echoed nlmsg_len ${echoed} does not fit the error message`);
+      }
+      tlvStart = 4 + align4(echoed);
+    }
+    const extAck: NlExtAck = {};
+    const it = new AttrIterator().reset(payload, Math.min(tlvStart, payload.length), payload.length, 0);
+    while (it.next()) {
+      if (it.type === NLMSGERR_ATTR_MSG) extAck.msg = readString(payload, it.off, it.len);
+      else if (it.type === NLMSGERR_ATTR_OFFS && it.len === 4) extAck.offset = hostU32(payload, it.off);
+    }
+    if (it.error) return { ok: false, error: it.error };
+    value.extAck = extAck;
+  }
+  return { ok: true, value };
+}
+
+/** A NUL-terminated (or unterminated) string payload, up to the first NUL. */
+export function readString(b: Buffer, off: number, len: number): string {
+  let e = off;
+  const limit = off + len;
+  while (e < limit && b[e] !== 0) e++;
+  return b.toString('utf8', off, e);
+}
+
+// ---------------------------------------------------------------------------
+// Attributes
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Walks the attributes of one level without allocating: next() moves to the
+ * following attribute and exposes it through fields. It stops (returns false)
+ * at the end or at a malformed header, with `error` set in the latter case;
+ * it never throws. Unknown types are simply the caller's `default:` branch.
+ */
+export class AttrIterator {
+  buf: Buffer = EMPTY;
+  /** Type of the current attribute with NLA_F_NESTED/NLA_F_NET_BYTEORDER masked off. */
+  type = 0;
+  /** Whether the current attribute carried NLA_F_NESTED. */
+  nested = false;
+  /** Offset of the current attribute's payload. */
+  off = 0;
+  /** Payload length of the current attribute (nla_len - 4). */
+  len = 0;
+  /** Offset of the current attribute's header. */
+  hdr = 0;
+  depth = 0;
+  error: DecodeError | undefined;
+  private pos = 0;
+  private end = 0;
+
+  /** Iterates buf[start, end); depth counts the enclosing nests. */
+  reset(buf: Buffer, start: number, end: number, depth: number): this {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    this.depth = depth;
+    this.error = undefined;
+    this.type = 0;
+    this.nested = false;
+    this.off = start;
+    this.len = 0;
+    this.hdr = start;
+    return this;
+  }
+
+  next(): boolean {
+    const pos = this.pos;
+    const rem = this.end - pos;
+    if (rem <= 0) return false;
+    if (rem < NLA_HDRLEN) {
+      this.error = decodeError('EATTR_LEN', pos, `${rem} trailing bytes, shorter than an attribute header`);
+      this.pos = this.end;
+      return false;
+    }
+    const b = this.buf;
+    const nlaLen = hostU16(b, pos);
+    if (nlaLen < NLA_HDRLEN) {
+      this.error =
+        nlaLen === 0
+          ? decodeError('EZERO_LEN', pos, 'nla_len is 0')
+          : decodeError('EATTR_LEN', pos, `nla_len ${nlaLen} < 4`);
+      this.pos = this.end;
+      return false;
+    }
+    if (nlaLen > rem) {
+      this.error = decodeError('EATTR_LEN', pos, `nla_len ${nlaLen} exceeds the ${rem} bytes of its parent`);
+      this.pos = this.end;
+      return false;
+    }
+    const rawType = hostU16(b, pos + 2);
+    this.type = rawType & NLA_TYPE_MASK;
+    this.nested = (rawType & NLA_F_NESTED) !== 0;
+    this.hdr = pos;
+    this.off = pos + NLA_HDRLEN;
+    this.len = nlaLen - NLA_HDRLEN;
+    this.pos = pos + align4(nlaLen);
+    return true;
+  }
+
+  /**
+   * Points `into` at the current attribute's payload, one level deeper.
+   * Returns false, with `error` set on this iterator, past MAX_NEST_DEPTH.
+   */
+  enter(into: AttrIterator): boolean {
+    if (this.depth + 1 > MAX_NEST_DEPTH) {
+      this.error = decodeError('ENEST_DEPTH', this.hdr, `nesting deeper than ${MAX_NEST_DEPTH}`);
+      return false;
+    }
+    into.reset(this.buf, this.off, this.off + this.len, this.depth + 1);
+    return true;
+  }
+}
+
+export interface AttrNode {
+  type: number;
+  nested: boolean;
+  /** Offset of the attribute header in the buffer. */
+  offset: number;
+  /** Payload view (no copy). */
+  data: Buffer;
+  /** Children, when NLA_F_NESTED was set. */
+  children?: AttrNode[];
+}
+
+/**
+ * Decodes an attribute tree generically, descending into every attribute
+ * flagged NLA_F_NESTED. Meant for diagnostics (logging a message nobody
+ * understood) and for validating structure; the ctnetlink decoders do not
+ * use it because they know their schema.
+ */
+export function decodeAttrTree(buf: Buffer, start = 0, end: number = buf.length): Result<AttrNode[]> {
+  if (start < 0 || end > buf.length || start > end) {
+    return fail('EATTR_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`);
+  }
+  const it = new AttrIterator().reset(buf, start, end, 0);
+  const out: AttrNode[] = [];
+  const err = walkTree(it, out);
+  return err ? { ok: false, error: err } : { ok: true, value: out };
+}
+
+function walkTree(it: AttrIterator, out: AttrNode[]): DecodeError | undefined {
+  while (it.next()) {
+    const node: AttrNode = {
+      type: it.type,
+      nested: it.nested,
+      offset: it.hdr,
+      data: it.buf.subarray(it.off, it.off + it.len),
+    };
+    if (it.nested) {
+      const child = new AttrIterator();
+      if (!it.enter(child)) return it.error;
+      node.children = [];
+      const err = walkTree(child, node.children);
+      if (err) return err;
+    }
+    out.push(node);
+  }
+  return it.error;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/**
+ * Builds many netlink messages back to back in one growable buffer, ready for
+ * a single sendmsg. Nothing is allocated per attribute; the buffer doubles
+ * when full, so a writer reused with reset() settles at its working size.
+ *
+ * Protocol errors in what the caller writes (a nest left open, an attribute
+ * over 64 KiB) are programming errors and throw; use abort() to drop a
+ * message that could not be completed.
+ */
+export class NlWriter {
+  private buf: Buffer;
+  private pos = 0;
+  private msgStart = -1;
+  private count = 0;
+  private openNests = 0;
+
+  constructor(initialSize = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, initialSize | 0));
+  }
+
+  /** Messages completed with end(). */
+  get messageCount(): number {
+    return this.count;
+  }
+
+  /** Bytes written, including a message still open. */
+  get length(): number {
+    return this.pos;
+  }
+
+  /** Starts a message: nlmsghdr plus nfgenmsg (version 0, res_id big-endian). */
+  begin(type: number, flags: number, seq: number, family: number, resId = 0, pid = 0): void {
+    if (this.msgStart >= 0) throw new Error('NlWriter.begin: the previous message was not ended');
+    this.ensure(NLMSG_HDRLEN + NFGENMSG_LEN);
+    const b = this.buf;
+    const p = this.pos;
+    this.msgStart = p;
+    putHostU32(b, p, 0);
+    putHostU16(b, p + 4, type);
+    putHostU16(b, p + 6, flags);
+    putHostU32(b, p + 8, seq >>> 0);
+    putHostU32(b, p + 12, pid >>> 0);
+    b[p + 16] = family & 0xff;
+    b[p + 17] = 0;
+    b[p + 18] = (resId >>> 8) & 0xff;
+    b[p + 19] = resId & 0xff;
+    this.pos = p + NLMSG_HDRLEN + NFGENMSG_LEN;
+  }
+
+  /** Patches nlmsg_len of the open message and counts it. */
+  end(): void {
+    if (this.msgStart < 0) throw new Error('NlWriter.end: no message open');
+    if (this.openNests !== 0) throw new Error('NlWriter.end: a nest is still open');
+    putHostU32(this.buf, this.msgStart, this.pos - this.msgStart);
+    this.msgStart = -1;
+    this.count++;
+  }
+
+  /** Discards the open message (e.g. after an encoder rejected its entry). */
+  abort(): void {
+    if (this.msgStart < 0) return;
+    this.pos = this.msgStart;
+    this.msgStart = -1;
+    this.openNests = 0;
+  }
+
+  u8(type: number, v: number): void {
+    const p = this.attr(type, 1);
+    this.buf[p] = v & 0xff;
+  }
+
+  u16be(type: number, v: number): void {
+    const p = this.attr(type, 2);
+    this.buf[p] = (v >>> 8) & 0xff;
+    this.buf[p + 1] = v & 0xff;
+  }
+
+  /** Negative values are written in two's complement (seqadj offsets are s32). */
+  u32be(type: number, v: number): void {
+    const p = this.attr(type, 4);
+    writeBe32(this.buf, p, v);
+  }
+
+  u64be(type: number, v: bigint): void {
+    const p = this.attr(type, 8);
+    const x = BigInt.asUintN(64, v);
+    writeBe32(this.buf, p, Number(x >> 32n));
+    writeBe32(this.buf, p + 4, Number(x & 0xffffffffn));
+  }
+
+  bytes(type: number, v: Buffer): void {
+    const p = this.attr(type, v.length);
+    this.buf.set(v, p);
+  }
+
+  /** A NUL-terminated string, like the kernel's nla_put_string. */
+  string(type: number, s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    const p = this.attr(type, n + 1);
+    this.buf.write(s, p, n, 'utf8');
+    this.buf[p + n] = 0;
+  }
+
+  /** A 4-byte IPv4 address from dotted-quad text. Throws RangeError if it does not parse. */
+  ipv4(type: number, addr: string): void {
+    const v = parseIPv4(addr);
+    if (v === undefined) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+    this.u32be(type, v);
+  }
+
+  /** A 16-byte IPv6 address from text. Throws RangeError if it does not parse. */
+  ipv6(type: number, addr: string): void {
+    const p = this.attr(type, 16);
+    if (!parseIPv6Into(addr, this.buf, p)) {
+      // Leave no half-written attribute behind.
+      this.pos = p - NLA_HDRLEN;
+      throw new RangeError(`not an IPv6 address: ${JSON.stringify(addr)}`);
+    }
+  }
+
+  /** Opens a nest; pass the returned token to endNest(). */
+  nest(type: number): number {
+    this.ensure(NLA_HDRLEN);
+    const p = this.pos;
+    putHostU16(this.buf, p + 2, type & NLA_TYPE_MASK);
+    this.pos = p + NLA_HDRLEN;
+    this.openNests++;
+    return p;
+  }
+
+  /** Closes a nest: sets its length and NLA_F_NESTED, as the kernel's nla_nest_start does. */
+  endNest(token: number): void {
+    const len = this.pos - token;
+    if (len > 0xffff) throw new RangeError(`nested attribute of ${len} bytes exceeds nla_len`);
+    putHostU16(this.buf, token, len);
+    putHostU16(this.buf, token + 2, hostU16(this.buf, token + 2) | NLA_F_NESTED);
+    this.openNests--;
+  }
+
+  /** A view of everything written; valid until the next reset() or write. */
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  reset(): void {
+    this.pos = 0;
+    this.msgStart = -1;
+    this.count = 0;
+    this.openNests = 0;
+  }
+
+  /** Reserves an attribute of `len` payload bytes, zeroes its padding, returns the payload offset. */
+  private attr(type: number, len: number): number {
+    const total = NLA_HDRLEN + len;
+    if (total > 0xffff) throw new RangeError(`attribute of ${total} bytes exceeds nla_len`);
+    const aligned = align4(total);
+    this.ensure(aligned);
+    const b = this.buf;
+    const p = this.pos;
+    putHostU16(b, p, total);
+    putHostU16(b, p + 2, type & NLA_TYPE_MASK);
+    // allocUnsafe memory: padding must not carry stale bytes to the kernel.
+    for (let i = p + total; i < p + aligned; i++) b[i] = 0;
+    this.pos = p + aligned;
+    return p + NLA_HDRLEN;
+  }
+
+  private ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+}
+
+function writeBe32(b: Buffer, p: number, v: number): void {
+  b[p] = (v >>> 24) & 0xff;
+  b[p + 1] = (v >>> 16) & 0xff;
+  b[p + 2] = (v >>> 8) & 0xff;
+  b[p + 3] = v & 0xff;
+}
+
+// ---------------------------------------------------------------------------
+// Addresses
+
+/** Dotted quad from a big-endian u32 at b[o]. */
+export function formatIPv4At(b: Buffer, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** Strict dotted quad (no leading zeros, which some libcs read as octal) to u32; undefined if invalid. */
+export function parseIPv4(s: string): number | undefined {
+  const n = s.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46; /* '.' terminates the last octet */
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined;
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else if (c === 46) {
+      if (digits === 0) return undefined;
+      value = value * 256 + octet;
+      parts++;
+      octet = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
+  }
+  return parts === 4 ? value : undefined;
+}
+
+export function formatIPv4(v: number): string {
+  return `${(v >>> 24) & 0xff}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
+}
+
+/**
+ * RFC 5952 text of the 16 bytes at b[o]: lowercase, no leading zeros, the
+ * longest run (first on a tie) of two or more zero groups as "::", and
+ * IPv4-mapped addresses in mixed notation (::ffff:192.0.2.1), as section 5
+ * recommends and as inet_ntop/conntrack print them.
+ */
+export function formatIPv6At(b: Buffer, o: number): string {
+  if (
+    b[o] === 0 &&
+    b[o + 1] === 0 &&
+    b[o + 2] === 0 &&
+    b[o + 3] === 0 &&
+    b[o + 4] === 0 &&
+    b[o + 5] === 0 &&
+    b[o + 6] === 0 &&
+    b[o + 7] === 0 &&
+    b[o + 8] === 0 &&
+    b[o + 9] === 0 &&
+    b[o + 10] === 0xff &&
+    b[o + 11] === 0xff
+  ) {
+    return `::ffff:${formatIPv4At(b, o + 12)}`;
+  }
+  let bestStart = -1;
+  let bestLen = 0;
+  let runStart = -1;
+  for (let g = 0; g < 8; g++) {
+    const zero = b[o + 2 * g] === 0 && b[o + 2 * g + 1] === 0;
+    if (zero) {
+      if (runStart < 0) runStart = g;
+      const len = g - runStart + 1;
+      if (len > bestLen) {
+        bestLen = len;
+        bestStart = runStart;
+      }
+    } else {
+      runStart = -1;
+    }
+  }
+  if (bestLen < 2) bestStart = -1;
+  let s = '';
+  for (let g = 0; g < 8; g++) {
+    if (g === bestStart) {
+      s += g === 0 ? '::' : ':';
+      g += bestLen - 1;
+      continue;
+    }
+    s += ((b[o + 2 * g]! << 8) | b[o + 2 * g + 1]!).toString(16);
+    if (g < 7) s += ':';
+  }
+  return s;
+}
+
+export function formatIPv6(b: Buffer): string {
+  return b.length === 16 ? formatIPv6At(b, 0) : '';
+}
+
+/**
+ * Parses any valid IPv6 text (compressed or not, any case, with an embedded
+ * dotted quad at the end) into 16 bytes at out[o]. Returns false if invalid;
+ * out may then be partly written.
+ */
+export function parseIPv6Into(s: string, out: Buffer, o: number): boolean {
+  const n = s.length;
+  if (n < 2 || n > 45) return false;
+  let group = 0; // groups written so far
+  let gap = -1; // group index where "::" stands
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+    if (i === n) {
+      out.fill(0, o, o + 16);
+      return true;
+    }
+  }
+  while (i < n) {
+    if (group === 8) return false;
+    // One group: up to 4 hex digits, or a dotted quad as the last 32 bits.
+    let v = 0;
+    let digits = 0;
+    const partStart = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      let d: number;
+      if (c >= 48 && c <= 57) d = c - 48;
+      else if (c >= 97 && c <= 102) d = c - 87;
+      else if (c >= 65 && c <= 70) d = c - 55;
+      else break;
+      v = (v << 4) | d;
+      if (++digits > 4) return false;
+      i++;
+    }
+    if (i < n && s.charCodeAt(i) === 46) {
+      if (group > 6) return false;
+      const v4 = parseIPv4(s.slice(partStart));
+      if (v4 === undefined) return false;
+      out[o + 2 * group] = v4 >>> 24;
+      out[o + 2 * group + 1] = (v4 >>> 16) & 0xff;
+      out[o + 2 * group + 2] = (v4 >>> 8) & 0xff;
+      out[o + 2 * group + 3] = v4 & 0xff;
+      group += 2;
+      i = n;
+      break;
+    }
+    if (digits === 0) return false;
+    out[o + 2 * group] = v >>> 8;
+    out[o + 2 * group + 1] = v & 0xff;
+    group++;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i < n && s.charCodeAt(i) === 58) {
+      if (gap >= 0) return false;
+      gap = group;
+      i++;
+    } else if (i === n) {
+      return false; // a trailing single ':'
+    }
+  }
+  if (gap < 0) return group === 8;
+  if (group === 8) return false; // "::" must stand for at least one group
+  // Move the groups after the gap to the end and zero the middle.
+  const tail = group - gap;
+  for (let k = tail - 1; k >= 0; k--) {
+    out[o + 2 * (8 - tail + k)] = out[o + 2 * (gap + k)]!;
+    out[o + 2 * (8 - tail + k) + 1] = out[o + 2 * (gap + k) + 1]!;
+  }
+  out.fill(0, o + 2 * gap, o + 2 * (8 - tail));
+  return true;
+}
+
+export function parseIPv6(s: string): Buffer | undefined {
+  const out = Buffer.alloc(16);
+  return parseIPv6Into(s, out, 0) ? out : undefined;
+}
+
+/** The canonical (formatIPv6) spelling of an IPv6 address, or undefined if invalid. */
+export function canonicalIPv6(s: string): string | undefined {
+  const b = parseIPv6(s);
+  return b ? formatIPv6At(b, 0) : undefined;
+}

@@ -1,0 +1,142 @@
+// NetlinkTransport over a real NETLINK_NETFILTER socket from the native addon.
+import {
+  AF_NETLINK,
+  NETLINK_ADD_MEMBERSHIP,
+  NETLINK_CAP_ACK,
+  NETLINK_DROP_MEMBERSHIP,
+  NETLINK_NETFILTER,
+  NETLINK_NO_ENOBUFS,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+} from './constants.js';
+import { isSyscallError, loadNative, type NativeAddon, type PollHandle } from './native.js';
+import type { NetlinkReceiver, NetlinkTransport, TransportOptions } from './transport.js';
+
+const EAGAIN = 11;
+/** Netlink dumps use at most 32 KiB per datagram; keep room for one more. */
+const MIN_SPACE = 64 * 1024;
+const RECV_BUFFER = 1024 * 1024;
+/** Datagrams per drain call before yielding back to the loop. */
+const DATAGRAM_BUDGET = 256;
+
+export class KernelSocketError extends Error {
+  readonly code = 'EKERNEL_SOCKET';
+  constructor(
+    message: string,
+    readonly errno: number,
+    readonly op: string,
+  ) {
+    super(message);
+  }
+}
+
+export class NetlinkSocket implements NetlinkTransport {
+  readonly portid: number;
+  private readonly native: NativeAddon;
+  private fd: number;
+  private poll: PollHandle | undefined;
+  private receiver: NetlinkReceiver | undefined;
+  private readonly buf = Buffer.allocUnsafe(RECV_BUFFER);
+  private readonly status = new Int32Array(3);
+  private closed = false;
+
+  constructor(opts: TransportOptions = {}) {
+    this.native = loadNative();
+    try {
+      this.fd = this.native.socketOpen(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER, opts.netns ?? null);
+    } catch (e) {
+      throw wrap(e, 'open');
+    }
+    try {
+      this.portid = this.native.netlinkBind(this.fd, 0);
+      // Errors for failed requests echo only the header: small acks keep a
+      // batch's worth of replies within the receive buffer.
+      this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+      if (opts.receiveBufferBytes) this.setReceiveBuffer(opts.receiveBufferBytes);
+      if (opts.sendBufferBytes) this.setSendBuffer(opts.sendBufferBytes);
+      for (const g of opts.groups ?? []) this.joinGroup(g);
+    } catch (e) {
+      this.native.close(this.fd);
+      throw wrap(e, 'setup');
+    }
+  }
+
+  setReceiver(receiver: NetlinkReceiver): void {
+    this.receiver = receiver;
+    if (!this.poll && !this.closed) {
+      this.poll = this.native.pollStart(this.fd, () => this.drain());
+    }
+  }
+
+  send(data: Buffer): number {
+    if (this.closed) return 9; // EBADF
+    const n = this.native.netlinkSend(this.fd, data, 0, data.length);
+    return n < 0 ? -n : 0;
+  }
+
+  drain(): void {
+    if (this.closed) return;
+    // Bounded: a flood must not starve the rest of the loop; the poll fires again.
+    for (let round = 0; round < 8; round++) {
+      const n = this.native.recvBatch(this.fd, this.buf, this.status, DATAGRAM_BUDGET, MIN_SPACE);
+      const err = this.status[0]!;
+      if (n > 0) this.receiver?.onData(this.buf, 0, n);
+      if (this.closed) return;
+      if (err !== 0 && err !== EAGAIN) this.receiver?.onError(err);
+      if (err !== 0) return;
+    }
+  }
+
+  joinGroup(group: number): void {
+    this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+  }
+
+  leaveGroup(group: number): void {
+    this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
+  }
+
+  setReceiveBuffer(bytes: number): number {
+    return this.setBuffer(SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+  }
+
+  setSendBuffer(bytes: number): number {
+    return this.setBuffer(SO_SNDBUFFORCE, SO_SNDBUF, bytes);
+  }
+
+  setNoEnobufs(on: boolean): void {
+    this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, on ? 1 : 0);
+  }
+
+  ref(on: boolean): void {
+    if (this.poll) this.native.pollRef(this.poll, on);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.poll) this.native.pollClose(this.poll);
+    this.native.close(this.fd);
+  }
+
+  /** The kernel doubles the value it is given; ask for half so `bytes` is what we get. */
+  private setBuffer(force: number, plain: number, bytes: number): number {
+    const half = Math.max(1, Math.floor(bytes / 2));
+    try {
+      this.native.setIntOption(this.fd, SOL_SOCKET, force, half);
+    } catch {
+      // Without CAP_NET_ADMIN the forced option fails; the plain one is capped by net.core.*mem_max.
+      this.native.setIntOption(this.fd, SOL_SOCKET, plain, half);
+    }
+    return this.native.getIntOption(this.fd, SOL_SOCKET, plain);
+  }
+}
+
+function wrap(e: unknown, op: string): KernelSocketError {
+  if (isSyscallError(e)) return new KernelSocketError(`netlink ${op}: ${e.message}`, e.errno, op);
+  return new KernelSocketError(`netlink ${op}: ${String(e)}`, 0, op);
+}

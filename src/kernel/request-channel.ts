@@ -1,0 +1,125 @@
+// Matches kernel replies to requests by sequence number on one netlink
+// socket. One channel serves any number of concurrent acked requests; dumps
+// are serialised because the kernel runs one dump per socket at a time.
+import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN } from './constants.js';
+import { type DecodeError, decodeNlError, type NlMessage, parseNetlink } from './netlink-codec.js';
+import type { NetlinkReceiver, NetlinkTransport } from './transport.js';
+
+/** A request whose replies occupy the sequence numbers [lo, hi). */
+export interface PendingOp {
+  lo: number;
+  hi: number;
+  /** A data message (dump part, GET reply) for one of our sequence numbers. */
+  onMessage(msg: NlMessage): void;
+  /** NLMSG_ERROR for seq: errno 0 is an ACK. */
+  onAck(seq: number, errno: number): void;
+  onDone(seq: number): void;
+  /** The socket lost replies or closed: every outstanding reply is gone. */
+  onFail(errno: number): void;
+}
+
+export interface ChannelCounters {
+  replies: number;
+  strayReplies: number;
+  decodeErrors: number;
+  receiveErrors: number;
+}
+
+const SEQ_LIMIT = 0xffffffff;
+
+export class RequestChannel implements NetlinkReceiver {
+  readonly counters: ChannelCounters = { replies: 0, strayReplies: 0, decodeErrors: 0, receiveErrors: 0 };
+  private nextSeq: number;
+  private readonly ops = new Set<PendingOp>();
+  private dumpTail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly transport: NetlinkTransport,
+    private readonly onDecodeError: (e: DecodeError) => void = () => {},
+  ) {
+    this.nextSeq = 1 + Math.floor(Math.random() * 0x7fffffff);
+    transport.setReceiver(this);
+    // Idle request sockets must not keep a finished process alive.
+    transport.ref(false);
+  }
+
+  /** Reserves n consecutive sequence numbers that do not wrap inside the range. */
+  allocSeq(n: number): number {
+    if (this.nextSeq + n >= SEQ_LIMIT) this.nextSeq = 1;
+    const lo = this.nextSeq;
+    this.nextSeq += n;
+    return lo;
+  }
+
+  register(op: PendingOp): void {
+    this.ops.add(op);
+    this.transport.ref(true);
+  }
+
+  unregister(op: PendingOp): void {
+    this.ops.delete(op);
+    if (this.ops.size === 0) this.transport.ref(false);
+  }
+
+  /** Runs dumps one after another on this socket. */
+  serialise<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.dumpTail.then(job, job);
+    this.dumpTail = run.catch(() => undefined);
+    return run;
+  }
+
+  onData(buf: Buffer, start: number, end: number): void {
+    const { messages, error } = parseNetlink(buf, start, end);
+    for (const msg of messages) this.route(msg);
+    if (error) {
+      this.counters.decodeErrors++;
+      this.onDecodeError(error);
+    }
+  }
+
+  onError(errno: number): void {
+    // ENOBUFS on a request socket means replies were dropped: nothing
+    // outstanding can be trusted to complete.
+    this.counters.receiveErrors++;
+    for (const op of [...this.ops]) op.onFail(errno);
+  }
+
+  failAll(errno: number): void {
+    for (const op of [...this.ops]) op.onFail(errno);
+  }
+
+  private find(seq: number): PendingOp | undefined {
+    for (const op of this.ops) if (seq >= op.lo && seq < op.hi) return op;
+    return undefined;
+  }
+
+  private route(msg: NlMessage): void {
+    const op = this.find(msg.seq);
+    if (!op) {
+      this.counters.strayReplies++;
+      return;
+    }
+    this.counters.replies++;
+    switch (msg.type) {
+      case NLMSG_ERROR: {
+        const r = decodeNlError(msg.payload);
+        if (!r.ok) {
+          this.counters.decodeErrors++;
+          this.onDecodeError(r.error);
+          op.onAck(msg.seq, 71); // EPROTO: the kernel's answer could not be read
+          return;
+        }
+        op.onAck(msg.seq, r.value.errno);
+        return;
+      }
+      case NLMSG_DONE:
+        op.onDone(msg.seq);
+        return;
+      case NLMSG_NOOP:
+      case NLMSG_OVERRUN:
+        return;
+      default:
+        op.onMessage(msg);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+// The seam between ctnetlink logic and the socket that carries it. The real
+// implementation is NetlinkSocket (native addon); FakeKernel hands out fake
+// ones for unit tests. Both deliver whole nlmsg streams.
+
+export interface NetlinkReceiver {
+  /** A batch of back-to-back nlmsgs in buf[start, end). Valid only during the call. */
+  onData(buf: Buffer, start: number, end: number): void;
+  /** A receive error: ENOBUFS means the kernel dropped messages for us (overrun). */
+  onError(errno: number): void;
+}
+
+export interface NetlinkTransport {
+  /** The kernel-assigned netlink port id: events we cause carry it as nlmsg_pid. */
+  readonly portid: number;
+  setReceiver(receiver: NetlinkReceiver): void;
+  /** One sendmsg of everything in data. Returns 0 or a positive errno. */
+  send(data: Buffer): number;
+  /** Reads and dispatches whatever is queued right now, synchronously. */
+  drain(): void;
+  joinGroup(group: number): void;
+  leaveGroup(group: number): void;
+  /** Asks for a receive buffer; returns what the kernel granted. */
+  setReceiveBuffer(bytes: number): number;
+  setSendBuffer(bytes: number): number;
+  /** NETLINK_NO_ENOBUFS: trade overrun reports for silence. Off by default. */
+  setNoEnobufs(on: boolean): void;
+  /** Whether a live receive poll keeps the process alive. */
+  ref(on: boolean): void;
+  close(): void;
+}
+
+export interface TransportOptions {
+  /** Path of a network namespace file (e.g. /var/run/netns/NAME) to open the socket in. */
+  netns?: string | undefined;
+  /** Multicast group numbers to join at once. */
+  groups?: number[];
+  receiveBufferBytes?: number;
+  sendBufferBytes?: number;
+}
+
+export type TransportFactory = (opts: TransportOptions) => NetlinkTransport;

@@ -1,0 +1,870 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  type Config,
+  ConfigError,
+  configJsonSchema,
+  DEFAULTS,
+  isConfigError,
+  loadConfig,
+  parseConfig,
+  parseHostPort,
+} from '../../src/config/index.js';
+import { isMulticast, networkOf } from '../../src/config/net.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FILE = 'test.yaml';
+
+/** Joins lines so a case's line numbers can be read off its array index (+1). */
+const y = (...lines: string[]): string => `${lines.join('\n')}\n`;
+
+/** Three lines: the smallest valid config. Cases append from line 4 on. */
+const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 } }'];
+
+/** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
+const MINIMAL_RESOLVED: Config = {
+  node: { id: 'fw1' },
+  cluster: { id: 1 },
+  sync: {
+    mode: 'ftfw',
+    transport: 'multicast',
+    mtu: 1472,
+    multicast: {
+      group: '225.0.0.50',
+      port: 3780,
+      interface: 'sync0',
+      sendBufferBytes: 4194304,
+      receiveBufferBytes: 4194304,
+    },
+    udp: undefined,
+    auth: null,
+  },
+  filter: {
+    protocols: { ignore: [] },
+    addresses: { ignore: [] },
+    tcpStates: { ignore: [] },
+    stripAttributes: [],
+  },
+  kernel: { netlinkBufferBytes: 8388608 },
+  cache: { internalLimit: 262144, externalLimit: 262144 },
+  control: { socket: '/run/ctsyncd/ctsyncd.sock', mode: '0600' },
+  log: { level: 'info', format: 'text' },
+  metrics: { enabled: true, listen: '127.0.0.1:9469' },
+};
+
+const CONTRACT = y(
+  'node: { id: fw1 }                  # unique in the cluster',
+  'cluster: { id: 1 }',
+  'sync:',
+  '  mode: ftfw                       # ftfw | notrack',
+  '  transport: multicast             # multicast | udp',
+  '  multicast: { group: 225.0.0.50, port: 3780, interface: sync0 }',
+  '  udp: { bind: 10.99.1.1, port: 3780, peers: [10.99.1.2] }',
+  '  auth: { keyFile: /etc/ctsyncd/sync.key }   # optional',
+  'kernel: { netlinkBufferBytes: 8388608 }',
+  'control: { socket: /run/ctsyncd/ctsyncd.sock }',
+  'metrics: { listen: 127.0.0.1:9469 }',
+  'filter:',
+  '  protocols: { accept: [tcp, udp] }',
+  '  addresses: { ignore: [127.0.0.0/8, ::1/128] }',
+  '  tcpStates: { accept: [ESTABLISHED] }',
+  '  stripAttributes: [labels]',
+);
+
+const CONTRACT_RESOLVED: Config = {
+  ...MINIMAL_RESOLVED,
+  sync: {
+    mode: 'ftfw',
+    transport: 'multicast',
+    mtu: 1472,
+    multicast: {
+      group: '225.0.0.50',
+      port: 3780,
+      interface: 'sync0',
+      sendBufferBytes: 4194304,
+      receiveBufferBytes: 4194304,
+    },
+    udp: {
+      bind: '10.99.1.1',
+      port: 3780,
+      peers: ['10.99.1.2'],
+      sendBufferBytes: 4194304,
+      receiveBufferBytes: 4194304,
+    },
+    auth: { keyFiles: ['/etc/ctsyncd/sync.key'] },
+  },
+  filter: {
+    protocols: { accept: ['tcp', 'udp'] },
+    addresses: { ignore: ['127.0.0.0/8', '::1/128'] },
+    tcpStates: { accept: ['ESTABLISHED'] },
+    stripAttributes: ['labels'],
+  },
+};
+
+interface ExpectedIssue {
+  line: number;
+  column: number;
+  path: string;
+  messageRegex: RegExp;
+}
+
+interface Case {
+  name: string;
+  yaml: string;
+  /** The whole resolved config (toEqual). */
+  expect?: Config;
+  /** Checked with toMatchObject when the whole config would only repeat MINIMAL_RESOLVED. */
+  partial?: Record<string, unknown>;
+  /** The only issue reported. */
+  error?: ExpectedIssue;
+  /** Several issues, in reported order. */
+  errors?: ExpectedIssue[];
+}
+
+const cases: Case[] = [
+  // --- valid configs -------------------------------------------------------
+  { name: 'minimal config gets every default', yaml: y(...MINIMAL), expect: MINIMAL_RESOLVED },
+  { name: 'contract config parses exactly', yaml: CONTRACT, expect: CONTRACT_RESOLVED },
+  {
+    name: 'udp transport with IPv6 peers, the multicast section may be absent',
+    yaml: y(
+      'node: { id: fw-1.a_b }',
+      'cluster: { id: 4294967295 }',
+      'sync:',
+      '  mode: notrack',
+      '  transport: udp',
+      '  mtu: 1452',
+      '  udp: { bind: "2001:db8::1", port: 4000, peers: ["2001:db8::2", "2001:db8::3"], receiveBufferBytes: 4096 }',
+    ),
+    expect: {
+      ...MINIMAL_RESOLVED,
+      node: { id: 'fw-1.a_b' },
+      cluster: { id: 4294967295 },
+      sync: {
+        mode: 'notrack',
+        transport: 'udp',
+        mtu: 1452,
+        udp: {
+          bind: '2001:db8::1',
+          port: 4000,
+          peers: ['2001:db8::2', '2001:db8::3'],
+          sendBufferBytes: 4194304,
+          receiveBufferBytes: 4096,
+        },
+        multicast: undefined,
+        auth: null,
+      },
+    },
+  },
+  {
+    name: 'IPv6 multicast group',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { group: "ff02::1:50", interface: sync0 } }'),
+    partial: { sync: { multicast: { group: 'ff02::1:50', port: 3780 } } },
+  },
+  {
+    name: 'keyFiles for rotation',
+    yaml: y(
+      ...MINIMAL.slice(0, 2),
+      'sync:',
+      '  multicast: { interface: sync0 }',
+      '  auth: { keyFiles: [/k/new, /k/old] }',
+    ),
+    partial: { sync: { auth: { keyFiles: ['/k/new', '/k/old'] } } },
+  },
+  {
+    name: 'operator sections with non-default values',
+    yaml: y(
+      ...MINIMAL,
+      'cache: { internalLimit: 1, externalLimit: 16777216 }',
+      "control: { socket: /run/x.sock, mode: '660' }",
+      'log: { level: debug, format: json }',
+      'metrics: { enabled: false, listen: "[::1]:9100" }',
+      'kernel: { netlinkBufferBytes: 1073741824 }',
+      'filter: { addresses: { accept: [10.99.0.0/16, "2001:db8::/32", 192.0.2.7] }, tcpStates: { ignore: [SYN_SENT, SYN_SENT2] } }',
+    ),
+    partial: {
+      cache: { internalLimit: 1, externalLimit: 16777216 },
+      control: { socket: '/run/x.sock', mode: '660' },
+      log: { level: 'debug', format: 'json' },
+      metrics: { enabled: false, listen: '[::1]:9100' },
+      kernel: { netlinkBufferBytes: 1073741824 },
+      filter: {
+        protocols: { ignore: [] },
+        addresses: { accept: ['10.99.0.0/16', '2001:db8::/32', '192.0.2.7'] },
+        tcpStates: { ignore: ['SYN_SENT', 'SYN_SENT2'] },
+      },
+    },
+  },
+  {
+    name: 'a metrics host name is allowed',
+    yaml: y(...MINIMAL, 'metrics: { listen: "localhost:9469" }'),
+    partial: { metrics: { listen: 'localhost:9469' } },
+  },
+
+  // --- unknown keys: positioned at the key -------------------------------
+  {
+    name: 'unknown top-level key',
+    yaml: y(...MINIMAL, 'syncc: {}'),
+    error: { line: 4, column: 1, path: 'syncc', messageRegex: /unknown key "syncc", did you mean "sync"\?/ },
+  },
+  {
+    name: 'unknown nested key',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    ttl: 1'),
+    error: {
+      line: 6,
+      column: 5,
+      path: 'sync.multicast.ttl',
+      messageRegex: /unknown key "ttl"; expected one of: group, port/,
+    },
+  },
+  {
+    name: 'unknown key in a flow map, with a suggestion',
+    yaml: y(...MINIMAL, 'log: { levl: info }'),
+    error: { line: 4, column: 8, path: 'log.levl', messageRegex: /did you mean "level"/ },
+  },
+  {
+    name: 'sync.channels is not supported yet',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', '  channels: []'),
+    error: { line: 5, column: 3, path: 'sync.channels', messageRegex: /unknown key "channels"/ },
+  },
+
+  // --- wrong types and ranges: positioned at the value -------------------
+  {
+    name: 'port as a string',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    port: "3780"'),
+    error: {
+      line: 6,
+      column: 11,
+      path: 'sync.multicast.port',
+      messageRegex: /expected an integer, got string "3780" \(remove the quotes\)/,
+    },
+  },
+  {
+    name: 'port out of range',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 65536 } }'),
+    error: {
+      line: 3,
+      column: 46,
+      path: 'sync.multicast.port',
+      messageRegex: /expected at most 65535, got number 65536/,
+    },
+  },
+  {
+    name: 'port zero',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 0 } }'),
+    error: { line: 3, column: 46, path: 'sync.multicast.port', messageRegex: /expected at least 1/ },
+  },
+  {
+    name: 'numeric node id must be quoted',
+    yaml: y('node: { id: 1 }', ...MINIMAL.slice(1)),
+    error: { line: 1, column: 13, path: 'node.id', messageRegex: /expected a string, got number 1 \(quote it/ },
+  },
+  {
+    name: 'node id with a space',
+    yaml: y('node: { id: "fw 1" }', ...MINIMAL.slice(1)),
+    error: { line: 1, column: 13, path: 'node.id', messageRegex: /expected 1-64 characters from A-Z a-z 0-9 _ \. -/ },
+  },
+  {
+    name: 'cluster id beyond 32 bits',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 4294967296 }', MINIMAL[2]!),
+    error: { line: 2, column: 16, path: 'cluster.id', messageRegex: /at most 4294967295/ },
+  },
+  {
+    name: 'mtu must be an integer',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mtu: 1472.5, multicast: { interface: sync0 } }'),
+    error: { line: 3, column: 14, path: 'sync.mtu', messageRegex: /expected an integer, got number 1472.5/ },
+  },
+  {
+    name: 'buffer size above the sane maximum',
+    yaml: y(...MINIMAL, 'kernel:', '  netlinkBufferBytes: 1073741825'),
+    error: { line: 5, column: 23, path: 'kernel.netlinkBufferBytes', messageRegex: /at most 1073741824/ },
+  },
+  {
+    name: 'buffer size zero',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, sendBufferBytes: 0 } }'),
+    error: { line: 3, column: 57, path: 'sync.multicast.sendBufferBytes', messageRegex: /at least 4096/ },
+  },
+  {
+    name: 'enum value',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mode: alarm, multicast: { interface: sync0 } }'),
+    error: {
+      line: 3,
+      column: 15,
+      path: 'sync.mode',
+      messageRegex: /expected one of "ftfw", "notrack", got string "alarm"/,
+    },
+  },
+  {
+    name: 'yes is not a boolean in YAML 1.2',
+    yaml: y(...MINIMAL, 'metrics: { enabled: yes }'),
+    error: { line: 4, column: 21, path: 'metrics.enabled', messageRegex: /expected true or false, got string "yes"/ },
+  },
+  {
+    name: 'a section given as a scalar',
+    yaml: y(...MINIMAL, 'cache: 5'),
+    error: { line: 4, column: 8, path: 'cache', messageRegex: /expected a mapping, got number 5/ },
+  },
+  {
+    name: 'an empty section',
+    yaml: y('node:', ...MINIMAL.slice(1)),
+    error: { line: 1, column: 6, path: 'node', messageRegex: /expected a mapping, got an empty value/ },
+  },
+
+  // --- required fields: positioned at the parent map ---------------------
+  {
+    name: 'missing node.id',
+    yaml: y('node: {}', ...MINIMAL.slice(1)),
+    error: { line: 1, column: 7, path: 'node.id', messageRegex: /required: expected a string/ },
+  },
+  {
+    name: 'missing node.id in a block map is reported at the map, next to the stray key',
+    yaml: y('node:', '  name: fw1', ...MINIMAL.slice(1)),
+    errors: [
+      { line: 2, column: 3, path: 'node.id', messageRegex: /required/ },
+      { line: 2, column: 3, path: 'node.name', messageRegex: /unknown key "name"/ },
+    ],
+  },
+  {
+    name: 'missing node section',
+    yaml: y(...MINIMAL.slice(1)),
+    error: { line: 1, column: 1, path: 'node', messageRegex: /required: expected a mapping/ },
+  },
+  {
+    name: 'missing cluster.id (there is no default)',
+    yaml: y(MINIMAL[0]!, 'cluster: {}', MINIMAL[2]!),
+    error: { line: 2, column: 10, path: 'cluster.id', messageRegex: /required: expected an integer/ },
+  },
+  {
+    name: 'multicast needs an interface',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    group: 225.0.0.51'),
+    error: { line: 5, column: 5, path: 'sync.multicast.interface', messageRegex: /required/ },
+  },
+  {
+    name: 'empty file',
+    yaml: '',
+    error: { line: 1, column: 1, path: '', messageRegex: /expected a mapping, got an empty value/ },
+  },
+  {
+    name: 'a list instead of a mapping',
+    yaml: y('- node'),
+    error: { line: 1, column: 1, path: '', messageRegex: /expected a mapping, got a list/ },
+  },
+
+  // --- transport sections --------------------------------------------------
+  {
+    name: 'multicast transport without a multicast section',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  mode: ftfw'),
+    error: { line: 4, column: 3, path: 'sync.multicast', messageRegex: /required when transport is multicast/ },
+  },
+  {
+    name: 'udp transport without a udp section',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, multicast: { interface: sync0 } }'),
+    error: { line: 3, column: 7, path: 'sync.udp', messageRegex: /required when transport is udp/ },
+  },
+  {
+    name: 'udp needs bind and peers',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, udp: { port: 1 } }'),
+    errors: [
+      { line: 3, column: 30, path: 'sync.udp.bind', messageRegex: /required: expected an IPv4 or IPv6 address/ },
+      { line: 3, column: 30, path: 'sync.udp.peers', messageRegex: /required: expected a list/ },
+    ],
+  },
+  {
+    name: 'udp peer family must match bind',
+    yaml: y(
+      ...MINIMAL.slice(0, 2),
+      'sync:',
+      '  transport: udp',
+      '  udp:',
+      '    bind: 10.99.1.1',
+      '    peers: [10.99.1.2, "::1"]',
+    ),
+    error: {
+      line: 7,
+      column: 24,
+      path: 'sync.udp.peers[1]',
+      messageRegex: /expected an IPv4 address like bind, got ::1/,
+    },
+  },
+  {
+    name: 'udp peers must be distinct',
+    yaml: y(
+      ...MINIMAL.slice(0, 2),
+      'sync:',
+      '  transport: udp',
+      '  udp:',
+      '    bind: "2001:db8::1"',
+      '    peers:',
+      '      - 2001:db8::2',
+      '      - 2001:DB8:0::2',
+    ),
+    error: { line: 9, column: 9, path: 'sync.udp.peers[1]', messageRegex: /duplicate peer/ },
+  },
+  {
+    name: 'not an IP address',
+    yaml: y(
+      ...MINIMAL.slice(0, 2),
+      'sync:',
+      '  transport: udp',
+      '  udp:',
+      '    bind: fw1.example',
+      '    peers: [10.99.1.2]',
+    ),
+    error: {
+      line: 6,
+      column: 11,
+      path: 'sync.udp.bind',
+      messageRegex: /expected an IPv4 or IPv6 address, got string "fw1.example"/,
+    },
+  },
+  {
+    name: 'non-multicast group',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    group: 10.99.1.255'),
+    error: {
+      line: 6,
+      column: 12,
+      path: 'sync.multicast.group',
+      messageRegex: /expected a multicast group \(224\.0\.0\.0\/4 or ff00::\/8\), got string "10\.99\.1\.255"/,
+    },
+  },
+  {
+    name: 'non-multicast IPv6 group',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, group: "fe80::1" } }'),
+    error: { line: 3, column: 47, path: 'sync.multicast.group', messageRegex: /expected a multicast group/ },
+  },
+  {
+    name: 'interface name longer than IFNAMSIZ allows',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: a-very-long-ifname } }'),
+    error: { line: 3, column: 33, path: 'sync.multicast.interface', messageRegex: /1-15 characters/ },
+  },
+
+  // --- auth ---------------------------------------------------------------
+  {
+    name: 'keyFile and keyFiles together',
+    yaml: y(
+      ...MINIMAL.slice(0, 2),
+      'sync:',
+      '  multicast: { interface: sync0 }',
+      '  auth:',
+      '    keyFile: /a',
+      '    keyFiles: [/b]',
+    ),
+    error: { line: 7, column: 5, path: 'sync.auth.keyFiles', messageRegex: /mutually exclusive/ },
+  },
+  {
+    name: 'auth with neither keyFile nor keyFiles',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0 }, auth: {} }'),
+    error: { line: 3, column: 48, path: 'sync.auth', messageRegex: /expected keyFile or keyFiles/ },
+  },
+  {
+    name: 'more than two key files',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0 }, auth: { keyFiles: [/a, /b, /c] } }'),
+    error: { line: 3, column: 60, path: 'sync.auth.keyFiles', messageRegex: /expected at most 2 entries, got 3/ },
+  },
+  {
+    name: 'relative key path',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0 }, auth: { keyFile: sync.key } }'),
+    error: { line: 3, column: 59, path: 'sync.auth.keyFile', messageRegex: /expected an absolute path/ },
+  },
+
+  // --- filter ---------------------------------------------------------------
+  {
+    name: 'accept and ignore both given',
+    yaml: y(...MINIMAL, 'filter:', '  protocols:', '    accept: [tcp]', '    ignore: [udp]'),
+    error: {
+      line: 7,
+      column: 5,
+      path: 'filter.protocols.ignore',
+      messageRegex: /accept and ignore are mutually exclusive/,
+    },
+  },
+  {
+    name: 'neither accept nor ignore',
+    yaml: y(...MINIMAL, 'filter: { tcpStates: {} }'),
+    error: { line: 4, column: 22, path: 'filter.tcpStates', messageRegex: /expected accept or ignore/ },
+  },
+  {
+    name: 'empty accept list',
+    yaml: y(...MINIMAL, 'filter: { protocols: { accept: [] } }'),
+    error: { line: 4, column: 32, path: 'filter.protocols.accept', messageRegex: /would sync nothing/ },
+  },
+  {
+    name: 'bad CIDR',
+    yaml: y(...MINIMAL, 'filter:', '  addresses:', '    ignore: [10.0.0.0/8, 10.0.0.0/33]'),
+    error: {
+      line: 6,
+      column: 26,
+      path: 'filter.addresses.ignore[1]',
+      messageRegex: /expected an IPv4 or IPv6 address or prefix.*got string "10\.0\.0\.0\/33"/,
+    },
+  },
+  {
+    name: 'prefix with host bits set',
+    yaml: y(...MINIMAL, 'filter:', '  addresses:', '    accept:', '      - 10.99.1.1/16', '      - "2001:db8::1/64"'),
+    errors: [
+      { line: 7, column: 9, path: 'filter.addresses.accept[0]', messageRegex: /did you mean 10\.99\.0\.0\/16\?/ },
+      { line: 8, column: 9, path: 'filter.addresses.accept[1]', messageRegex: /did you mean 2001:db8::\/64\?/ },
+    ],
+  },
+  {
+    name: 'TCP state names are upper case',
+    yaml: y(...MINIMAL, 'filter: { tcpStates: { accept: [established] } }'),
+    error: {
+      line: 4,
+      column: 33,
+      path: 'filter.tcpStates.accept[0]',
+      messageRegex: /expected one of "NONE", .*"SYN_SENT2", got string "established"/,
+    },
+  },
+  {
+    name: 'unknown protocol',
+    yaml: y(...MINIMAL, 'filter: { protocols: { ignore: [tcp, ospf] } }'),
+    error: { line: 4, column: 38, path: 'filter.protocols.ignore[1]', messageRegex: /got string "ospf"/ },
+  },
+  {
+    name: 'unknown strip attribute',
+    yaml: y(...MINIMAL, 'filter: { stripAttributes: [labels, tuple] }'),
+    error: {
+      line: 4,
+      column: 37,
+      path: 'filter.stripAttributes[1]',
+      messageRegex: /expected one of "labels".*got string "tuple"/,
+    },
+  },
+
+  // --- control and metrics --------------------------------------------------
+  {
+    name: 'unquoted octal mode',
+    yaml: y(...MINIMAL, 'control:', '  mode: 0600'),
+    error: {
+      line: 5,
+      column: 9,
+      path: 'control.mode',
+      messageRegex: /expected a quoted octal string like '0600', got number 600/,
+    },
+  },
+  {
+    name: 'mode with a non-octal digit',
+    yaml: y(...MINIMAL, "control: { mode: '0680' }"),
+    error: { line: 4, column: 18, path: 'control.mode', messageRegex: /expected an octal permission string/ },
+  },
+  {
+    name: 'relative control socket',
+    yaml: y(...MINIMAL, 'control: { socket: ctsyncd.sock }'),
+    error: { line: 4, column: 20, path: 'control.socket', messageRegex: /expected an absolute path/ },
+  },
+  {
+    name: 'control socket path too long for sun_path',
+    yaml: y(...MINIMAL, `control: { socket: /${'s'.repeat(107)} }`),
+    error: { line: 4, column: 20, path: 'control.socket', messageRegex: /at most 107 bytes/ },
+  },
+  {
+    name: 'metrics listen without a port',
+    yaml: y(...MINIMAL, 'metrics: { listen: 127.0.0.1 }'),
+    error: { line: 4, column: 20, path: 'metrics.listen', messageRegex: /expected host:port/ },
+  },
+  {
+    name: 'metrics listen with an unbracketed IPv6 host',
+    yaml: y(...MINIMAL, 'metrics: { listen: "::1:9469" }'),
+    error: { line: 4, column: 20, path: 'metrics.listen', messageRegex: /\[::1\]:9469/ },
+  },
+
+  // --- YAML syntax ------------------------------------------------------------
+  {
+    name: 'duplicate key',
+    yaml: y(...MINIMAL, 'node: { id: fw2 }'),
+    error: { line: 4, column: 1, path: 'node', messageRegex: /DUPLICATE_KEY/ },
+  },
+  {
+    name: 'duplicate nested key',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    interface: sync1'),
+    error: { line: 6, column: 5, path: 'sync.multicast.interface', messageRegex: /unique.*DUPLICATE_KEY/ },
+  },
+  {
+    name: 'bad indentation',
+    yaml: y('node:', '    id: fw1', '  cluster: { id: 1 }'),
+    error: { line: 3, column: 1, path: '', messageRegex: /BAD_INDENT/ },
+  },
+  {
+    name: 'tab indentation',
+    yaml: y(...MINIMAL, 'log:', '\tlevel: info'),
+    error: { line: 5, column: 1, path: '', messageRegex: /TAB_AS_INDENT/ },
+  },
+  {
+    name: 'unclosed flow mapping',
+    yaml: y(...MINIMAL, 'log: { level: info'),
+    error: { line: 5, column: 1, path: '', messageRegex: /end with a \}/ },
+  },
+  {
+    name: 'alias expansion bomb',
+    yaml: y(
+      'a: &a [x, x, x, x, x, x, x, x, x]',
+      'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]',
+      'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+    ),
+    error: { line: 1, column: 1, path: '', messageRegex: /resource exhaustion/ },
+  },
+  {
+    name: 'two documents in one file',
+    yaml: y(...MINIMAL, '---', ...MINIMAL),
+    error: { line: 4, column: 1, path: '', messageRegex: /MULTIPLE_DOCS/ },
+  },
+];
+
+function parseError(yaml: string): ConfigError {
+  try {
+    parseConfig(yaml, FILE);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function checkIssues(err: ConfigError, expected: ExpectedIssue[]): void {
+  expect(err.code).toBe('ECONFIG');
+  const got = err.issues.map(({ file, line, column, path, message }) => ({ file, line, column, path, message }));
+  expect(got, err.message).toHaveLength(expected.length);
+  expected.forEach((want, i) => {
+    const issue = got[i]!;
+    expect({ file: issue.file, line: issue.line, column: issue.column, path: issue.path }, err.message).toEqual({
+      file: FILE,
+      line: want.line,
+      column: want.column,
+      path: want.path,
+    });
+    expect(issue.message).toMatch(want.messageRegex);
+  });
+}
+
+describe('parseConfig', () => {
+  it.each(cases)('$name', (c) => {
+    if (c.error || c.errors) {
+      checkIssues(parseError(c.yaml), c.errors ?? (c.error ? [c.error] : []));
+      return;
+    }
+    const config = parseConfig(c.yaml, FILE);
+    if (c.expect) expect(config).toEqual(c.expect);
+    if (c.partial) expect(config).toMatchObject(c.partial);
+  });
+
+  it('narrows sync on transport so the chosen section needs no undefined check', () => {
+    const { sync } = parseConfig(y(...MINIMAL), FILE);
+    // Compiles only because the union is discriminated on transport.
+    const iface: string = sync.transport === 'multicast' ? sync.multicast.interface : sync.udp.bind;
+    expect(iface).toBe('sync0');
+  });
+
+  it('reports every issue, sorted by position, one per line of the message', () => {
+    const err = parseError(
+      y('node: { id: "" }', 'cluster: { id: -1 }', 'sync: { multicast: { interface: sync0, port: x } }'),
+    );
+    expect(err.issues.map((i) => `${i.line}:${i.column}`)).toEqual(['1:13', '2:16', '3:46']);
+    const lines = err.message.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^test\.yaml:1:13 node\.id expected 1-64 characters/);
+    expect(lines[1]).toMatch(/^test\.yaml:2:16 cluster\.id expected at least 0, got number -1$/);
+    expect(lines[2]).toMatch(/^test\.yaml:3:46 sync\.multicast\.port expected an integer, got string "x"$/);
+    expect(err.toString()).toBe(err.message);
+    expect(String(err)).toBe(err.message);
+  });
+
+  it('formats a whole-document issue with (root)', () => {
+    expect(parseError('').toString()).toBe('test.yaml:1:1 (root) expected a mapping, got an empty value');
+  });
+
+  it('is an Error with a stable code', () => {
+    const err = parseError('');
+    expect(err).toBeInstanceOf(Error);
+    expect(err.name).toBe('ConfigError');
+    expect(isConfigError(err)).toBe(true);
+    expect(isConfigError(new Error('x'))).toBe(false);
+  });
+
+  it('resolves anchors and aliases', () => {
+    const { sync } = parseConfig(
+      y(
+        ...MINIMAL.slice(0, 2),
+        'sync:',
+        '  multicast: { interface: sync0, port: &port 3781 }',
+        '  udp: { bind: 10.99.1.1, port: *port, peers: [10.99.1.2] }',
+      ),
+      FILE,
+    );
+    expect(sync.udp?.port).toBe(3781);
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reports a missing file as ECONFIG at line 0, column 0', () => {
+    const file = join(dir, 'missing.yaml');
+    let caught: unknown;
+    try {
+      loadConfig(file);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const err = caught as ConfigError;
+    expect(err.code).toBe('ECONFIG');
+    expect(err.issues).toEqual([{ file, line: 0, column: 0, path: '', message: expect.stringMatching(/ENOENT/) }]);
+    expect(err.message).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:0:0 \\(root\\) cannot read config file`),
+    );
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+  });
+
+  it('reports a directory as unreadable', () => {
+    expect(() => loadConfig(dir)).toThrow(/cannot read config file: EISDIR/);
+  });
+
+  it('names the file it read in every issue', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, y(...MINIMAL, 'bogus: 1'));
+    expect(() => loadConfig(file)).toThrow(`${file}:4:1 bogus unknown key "bogus"`);
+  });
+
+  it('loads a valid file', () => {
+    const file = join(dir, 'good.yaml');
+    writeFileSync(file, CONTRACT);
+    expect(loadConfig(file)).toEqual(CONTRACT_RESOLVED);
+  });
+});
+
+describe('shipped conntrackd.yaml', () => {
+  const config = loadConfig(join(REPO_ROOT, 'conntrackd.yaml'));
+
+  it('is valid and describes fw1 on sync0', () => {
+    expect(config.node.id).toBe('fw1');
+    expect(config.sync.transport).toBe('multicast');
+    expect(config.sync.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
+    expect(config.sync.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
+  });
+
+  it('spells out the defaults it claims to', () => {
+    const defaults = parseConfig(y(...MINIMAL), FILE);
+    for (const section of ['kernel', 'cache', 'control', 'log', 'metrics'] as const) {
+      expect(config[section], section).toEqual(defaults[section]);
+    }
+    expect(config.sync.mode).toBe(DEFAULTS.sync.mode);
+    expect(config.sync.mtu).toBe(DEFAULTS.sync.mtuBytes);
+    expect(config.sync.multicast).toEqual(defaults.sync.multicast);
+  });
+});
+
+type JsonObject = { [key: string]: unknown };
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+describe('configJsonSchema', () => {
+  const schema = configJsonSchema();
+
+  it('is a draft 2020-12 schema of the file as written', () => {
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(schema.type).toBe('object');
+    expect(schema.required).toEqual(['node', 'cluster', 'sync']);
+    const props = schema.properties as JsonObject;
+    expect(Object.keys(props)).toEqual([
+      'node',
+      'cluster',
+      'sync',
+      'filter',
+      'kernel',
+      'cache',
+      'control',
+      'log',
+      'metrics',
+    ]);
+    const sync = props.sync as JsonObject;
+    expect((sync.properties as JsonObject).mtu).toMatchObject({ type: 'integer', default: 1472, minimum: 512 });
+    expect(sync.then).toEqual({ required: ['udp'] });
+    expect(sync.else).toEqual({ required: ['multicast'] });
+  });
+
+  it('closes every section with additionalProperties: false', () => {
+    const objects: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) for (const [i, n] of node.entries()) walk(n, `${path}[${i}]`);
+      if (!isObject(node)) return;
+      if (isObject(node.properties)) {
+        objects.push(path);
+        expect(node.additionalProperties, path).toBe(false);
+      }
+      // `if` is a condition on the transport value, not a description of a section.
+      for (const [k, v] of Object.entries(node)) if (k !== 'if') walk(v, `${path}/${k}`);
+    };
+    walk(schema, '#');
+    // The root, nine sections, multicast, udp, auth, and three filter lists.
+    expect(objects.length).toBeGreaterThanOrEqual(16);
+  });
+
+  it('carries the rules editors can check: exactly one of accept/ignore and keyFile/keyFiles', () => {
+    const filter = (schema.properties as JsonObject).filter as JsonObject;
+    const protocols = (filter.properties as JsonObject).protocols as JsonObject;
+    expect(protocols.oneOf).toEqual([{ required: ['accept'] }, { required: ['ignore'] }]);
+    const sync = (schema.properties as JsonObject).sync as JsonObject;
+    const auth = (sync.properties as JsonObject).auth as JsonObject;
+    expect(auth.oneOf).toEqual([{ required: ['keyFile'] }, { required: ['keyFiles'] }]);
+  });
+
+  it('is plain JSON', () => {
+    expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
+  });
+});
+
+describe('address helpers', () => {
+  it.each([
+    ['224.0.0.0', true],
+    ['239.255.255.255', true],
+    ['225.0.0.50', true],
+    ['223.255.255.255', false],
+    ['240.0.0.1', false],
+    ['ff02::1', true],
+    ['FF05::1:3', true],
+    ['ff::1', false],
+    ['fe80::1', false],
+    ['::', false],
+    ['sync0', false],
+  ])('isMulticast(%s) = %s', (addr, want) => {
+    expect(isMulticast(addr)).toBe(want);
+  });
+
+  it.each([
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['10.1.2.3/8', '10.0.0.0/8'],
+    ['10.1.2.3/32', '10.1.2.3/32'],
+    ['10.1.2.3/0', '0.0.0.0/0'],
+    ['255.255.255.255/1', '128.0.0.0/1'],
+    ['2001:db8::1/32', '2001:db8::/32'],
+    ['2001:db8:0:0:1:0:0:1/64', '2001:db8::/64'],
+    ['::1/128', '::1/128'],
+    ['::ffff:10.1.2.3/120', '::ffff:a01:200/120'],
+    ['10.1.2.3', '10.1.2.3'],
+  ])('networkOf(%s) = %s', (prefix, want) => {
+    expect(networkOf(prefix)).toBe(want);
+  });
+
+  it.each([
+    ['127.0.0.1:9469', { host: '127.0.0.1', port: 9469 }],
+    ['[::1]:9469', { host: '::1', port: 9469 }],
+    ['[2001:db8::1]:1', { host: '2001:db8::1', port: 1 }],
+    ['localhost:65535', { host: 'localhost', port: 65535 }],
+    ['metrics.fw1.example:80', { host: 'metrics.fw1.example', port: 80 }],
+    ['127.0.0.1', undefined],
+    ['127.0.0.1:0', undefined],
+    ['127.0.0.1:65536', undefined],
+    ['::1:9469', undefined],
+    ['[10.0.0.1]:80', undefined],
+    ['300.1.1.1:80', undefined],
+    [':9469', undefined],
+    ['host name:80', undefined],
+  ])('parseHostPort(%s)', (text, want) => {
+    expect(parseHostPort(text)).toEqual(want);
+  });
+});

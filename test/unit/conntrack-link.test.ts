@@ -1,0 +1,137 @@
+// ConntrackLink and ConntrackEvents over the FakeKernel: the same code paths
+// as on the real kernel, with deterministic error cases.
+import { describe, expect, it } from 'vitest';
+import { type ConntrackEvent, ConntrackEvents } from '../../src/kernel/conntrack-events.js';
+import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { AF_INET, AF_INET6, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+
+function entry(i: number, family: 2 | 10 = AF_INET): ConntrackEntry {
+  const src = family === AF_INET ? `10.99.0.${i}` : `fd99::${i.toString(16)}`;
+  const dst = family === AF_INET ? '10.98.0.1' : 'fd98::1';
+  return {
+    family,
+    orig: { src, dst, proto: IPPROTO.TCP, sport: 1000 + i, dport: 80 },
+    reply: { src: dst, dst: src, proto: IPPROTO.TCP, sport: 80, dport: 1000 + i },
+    status: IPS.SEEN_REPLY | IPS.ASSURED,
+    timeout: 300,
+    mark: i,
+    protoinfo: { tcp: { state: 3 } },
+  };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('ConntrackLink over FakeKernel', () => {
+  it('batches creates, maps errno per entry and counts failures', async () => {
+    const k = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    k.packetNew({ ...entry(3), status: IPS.CONFIRMED });
+    const items: BatchItem[] = [];
+    for (let i = 0; i < 10; i++) items.push({ op: 'create', entry: entry(i) });
+    const res = await link.batch(items, { chunkSize: 4 });
+    expect(res.ok).toBe(9);
+    expect(res.failures).toEqual({ EEXIST: 1 });
+    expect(res.errnos[3]).toBe(17);
+    expect(k.table.size).toBe(10);
+    expect(link.counters.batchMessages).toBe(10);
+  });
+
+  it('update/upsert/delete semantics and injected kernel errors', async () => {
+    const k = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    k.injectError('create', 12);
+    const res = await link.batch([
+      { op: 'create', entry: entry(1) },
+      { op: 'update', entry: entry(2) },
+      { op: 'upsert', entry: entry(2) },
+      { op: 'update', entry: { ...entry(2), mark: 99 } },
+      { op: 'delete', entry: entry(2) },
+      { op: 'delete', entry: entry(2) },
+    ]);
+    expect([...res.errnos]).toEqual([12, 2, 0, 0, 0, 2]);
+    expect(res.failures).toEqual({ ENOMEM: 1, ENOENT: 2 });
+  });
+
+  it('refuses a create without IPS_CONFIRMED the way the kernel does, and the link always sets it', async () => {
+    const k = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    const res = await link.batch([{ op: 'create', entry: { ...entry(1), status: 0 } }]);
+    expect(res.ok).toBe(1);
+    expect(k.table.values().next().value!.status! & IPS.CONFIRMED).toBeTruthy();
+  });
+
+  it('dumps v4 and v6 across several datagrams, gets and flushes', async () => {
+    const k = new FakeKernel();
+    for (let i = 1; i <= 300; i++) {
+      const e = entry(1 + (i % 250), i % 2 ? AF_INET : AF_INET6);
+      k.packetNew({ ...e, orig: { ...e.orig, sport: 5000 + i }, status: IPS.CONFIRMED });
+    }
+    expect(k.table.size).toBe(300);
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    const all = await link.list();
+    expect(all.length).toBe(k.table.size);
+    const v6 = await link.list({ family: AF_INET6 });
+    expect(v6.every((e) => e.family === AF_INET6)).toBe(true);
+    expect(v6.length).toBeGreaterThan(0);
+    const one = all[5]!;
+    expect((await link.get(one))?.orig).toEqual(one.orig);
+    await link.flush();
+    expect(k.table.size).toBe(0);
+    expect(await link.get(one)).toBeNull();
+  });
+
+  it('fails a request whose reply never comes with ETIMEDOUT instead of hanging', async () => {
+    const k = new FakeKernel();
+    const link = new ConntrackLink({
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        s.send = () => 0; // the kernel swallows everything
+        return s;
+      },
+      replyTimeoutMs: 20,
+    });
+    const res = await link.batch([{ op: 'create', entry: entry(1) }]);
+    expect(res.failures).toEqual({ ETIMEDOUT: 1 });
+    await expect(link.list()).rejects.toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+  });
+});
+
+describe('ConntrackEvents over FakeKernel', () => {
+  it('classifies events and flags the ones our own socket caused', async () => {
+    const k = new FakeKernel();
+    const events = new ConntrackEvents({ transportFactory: k.openSocket });
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    events.addOwnPortid(link.portid);
+    const seen: ConntrackEvent[] = [];
+    events.start({ onEvent: (e) => seen.push(e), onOverrun: () => {} });
+    k.packetNew({ ...entry(1), status: IPS.CONFIRMED });
+    k.packetUpdate({ ...entry(1), mark: 77, status: IPS.CONFIRMED });
+    await link.batch([{ op: 'create', entry: entry(2) }]);
+    k.expire(entry(1));
+    await flush();
+    expect(seen.map((e) => [e.type, e.entry.orig.src, e.own])).toEqual([
+      ['new', '10.99.0.1', false],
+      ['update', '10.99.0.1', false],
+      ['new', '10.99.0.2', true],
+      ['destroy', '10.99.0.1', false],
+    ]);
+    expect(seen[1]!.entry.mark).toBe(77);
+    expect(events.counters).toMatchObject({ new: 2, update: 1, destroy: 1, own: 1 });
+  });
+
+  it('surfaces an overrun as an explicit event and counts it', async () => {
+    const k = new FakeKernel();
+    const events = new ConntrackEvents({ transportFactory: k.openSocket, receiveBufferBytes: 4096 });
+    let overruns = 0;
+    let received = 0;
+    events.start({ onEvent: () => received++, onOverrun: () => overruns++ });
+    for (let i = 0; i < 100; i++) k.packetNew({ ...entry(i), status: IPS.CONFIRMED });
+    await flush();
+    expect(overruns).toBe(1);
+    expect(events.counters.overruns).toBe(1);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(100);
+  });
+});
