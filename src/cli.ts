@@ -2,10 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from './config/index.js';
+import { type Config, ConfigError, loadConfig } from './config/index.js';
+import { ControlError, controlRequest } from './control/client.js';
+import { Daemon } from './daemon.js';
+import { createLogger } from './log.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
-import { protoName, TCP_STATES } from './kernel/constants.js';
 import type { ConntrackEntry } from './kernel/entry.js';
+import { entryToJson } from './kernel/entry-json.js';
+
+const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -21,9 +26,16 @@ const stdio: Io = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
-const HELP = `Usage: ctsyncd [--config FILE] <command> [options]
+const HELP = `Usage: ctsyncd --config FILE                 run the daemon in the foreground
+       ctsyncd --config FILE <command> [options]
 
-Commands:
+Commands (talk to the running daemon over its control socket):
+  stats [--json]             caches, peers, kernel link and sync counters
+  dump internal|external [--json]
+                             the entries of one cache
+  shutdown                   stop the daemon
+
+Local commands:
   check-config FILE          validate a configuration file; errors as file:line:col
   kernel dump [--netns PATH] [--json]
                              list this host's kernel conntrack table (ctnetlink)
@@ -40,6 +52,20 @@ const COMMAND_HELP: Record<string, string> = {
 
 Validates FILE against the configuration schema. Prints "FILE: ok" and exits 0,
 or prints one line per problem as FILE:LINE:COLUMN FIELD MESSAGE and exits 1.
+`,
+  stats: `Usage: ctsyncd --config FILE stats [--json]
+
+Prints the daemon's state: readiness, cache sizes and counters, peers, kernel
+link and sync counters. --json prints one JSON object.
+`,
+  dump: `Usage: ctsyncd --config FILE dump internal|external [--json]
+
+Prints the entries of the internal cache (this node's connections) or the
+external cache (connections learned from peers, with their origin).
+`,
+  shutdown: `Usage: ctsyncd --config FILE shutdown
+
+Asks the daemon to stop cleanly (like SIGTERM).
 `,
   kernel: `Usage: ctsyncd kernel dump [--netns PATH] [--json]
 
@@ -122,13 +148,111 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       return checkConfig(rest[0] ?? p.config, io);
     case 'kernel':
       return kernelCommand(rest, p, io);
+    case 'stats':
+    case 'dump':
+    case 'shutdown':
+      return clientCommand(command, rest, p, io);
     case undefined:
+      if (p.config) return runDaemon(p.config, io);
       io.err('ctsyncd: no command given (see ctsyncd --help)');
       return EXIT_USAGE;
     default:
       io.err(`ctsyncd: unknown command '${command}' (see ctsyncd --help)`);
       return EXIT_USAGE;
   }
+}
+
+function loadOrReport(file: string, io: Io): Config | undefined {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      for (const i of e.issues) io.err(`${i.file}:${i.line}:${i.column} ${i.path || '(root)'} ${i.message}`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+async function runDaemon(file: string, io: Io): Promise<number> {
+  const cfg = loadOrReport(file, io);
+  if (!cfg) return EXIT_FAILURE;
+  const log = createLogger({
+    level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
+    format: cfg.log.format,
+  });
+  const daemon = new Daemon(cfg, { log });
+  const stop = (signal: string) => {
+    log.info('signal received, stopping', { signal });
+    void daemon.stop();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  const stopped = daemon.waitForStop();
+  try {
+    await daemon.start();
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    log.error('start failed', { code: err.code ?? 'EINTERNAL', error: err.message });
+    io.err(`ctsyncd: cannot start: ${err.message}`);
+    await daemon.stop().catch(() => undefined);
+    return EXIT_FAILURE;
+  }
+  await stopped;
+  return EXIT_OK;
+}
+
+async function clientCommand(command: string, rest: string[], p: Parsed, io: Io): Promise<number> {
+  const file = p.config ?? DEFAULT_CONFIG;
+  const cfg = loadOrReport(file, io);
+  if (!cfg) return EXIT_FAILURE;
+  let args: Record<string, unknown> = {};
+  if (command === 'dump') {
+    const which = rest[0];
+    if (which !== 'internal' && which !== 'external') {
+      io.err('ctsyncd: dump needs internal or external');
+      return EXIT_USAGE;
+    }
+    args = { cache: which };
+  }
+  try {
+    const result = await controlRequest(cfg.control.socket, command, args, { timeoutMs: 60_000 });
+    if (p.json) io.out(JSON.stringify(result));
+    else if (command === 'dump') for (const e of result as Record<string, unknown>[]) io.out(jsonEntryToText(e));
+    else if (command === 'stats') io.out(statsToText(result as Record<string, unknown>));
+    else io.out(JSON.stringify(result));
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof ControlError) {
+      io.err(`ctsyncd: ${command}: ${e.message}`);
+      return EXIT_FAILURE;
+    }
+    throw e;
+  }
+}
+
+function statsToText(s: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const walk = (prefix: string, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(`${prefix}[${i}]`, x));
+    } else {
+      lines.push(`${prefix} ${String(v)}`);
+    }
+  };
+  walk('', s);
+  return lines.join('\n');
+}
+
+function jsonEntryToText(j: Record<string, unknown>): string {
+  const r = j.reply as { src: string; dst: string; sport: number; dport: number };
+  const origin = j.origin ? ` origin=${String(j.origin)}` : '';
+  return `${j.proto} ${j.timeout} ${j.state ?? ''} src=${j.src} dst=${j.dst} sport=${j.sport} dport=${j.dport} src=${r.src} dst=${r.dst} sport=${r.sport} dport=${r.dport} mark=${j.mark} zone=${j.zone}${origin}`.replace(
+    /\s+/g,
+    ' ',
+  );
 }
 
 function checkConfig(file: string | undefined, io: Io): number {
@@ -174,32 +298,6 @@ async function kernelCommand(rest: string[], p: Parsed, io: Io): Promise<number>
   }
 }
 
-/** The JSON shape of an entry in dumps (shared with the daemon's dump command). */
-export function entryToJson(e: ConntrackEntry): Record<string, unknown> {
-  const t = (x: ConntrackEntry['orig']) => ({
-    src: x.src,
-    dst: x.dst,
-    sport: x.sport ?? x.icmpId ?? 0,
-    dport: x.dport ?? x.icmpType ?? 0,
-  });
-  const tcp = e.protoinfo?.tcp;
-  return {
-    proto: protoName(e.orig.proto),
-    ...t(e.orig),
-    reply: t(e.reply),
-    ...(tcp ? { state: TCP_STATES[tcp.state] ?? tcp.state } : {}),
-    timeout: e.timeout ?? 0,
-    zone: e.zone ?? 0,
-    mark: e.mark ?? 0,
-    status: e.status ?? 0,
-  };
-}
-
 function entryToText(e: ConntrackEntry): string {
-  const j = entryToJson(e);
-  const r = j.reply as { src: string; dst: string; sport: number; dport: number };
-  return `${j.proto} ${j.timeout} ${j.state ?? ''} src=${j.src} dst=${j.dst} sport=${j.sport} dport=${j.dport} src=${r.src} dst=${r.dst} sport=${r.sport} dport=${r.dport} mark=${j.mark} zone=${j.zone}`.replace(
-    /\s+/g,
-    ' ',
-  );
+  return jsonEntryToText(entryToJson(e));
 }

@@ -84,6 +84,8 @@ export const CTA = {
   SYNPROXY: 24,
   FILTER: 25,
   STATUS_MASK: 26,
+  /** Linux 6.14+: when the event was generated (ns, be64); events only, with nf_conntrack_timestamp on. */
+  TIMESTAMP_EVENT: 27,
 } as const;
 
 export const CTA_TUPLE = { IP: 1, PROTO: 2, ZONE: 3 } as const;

@@ -30,6 +30,7 @@ import {
   CTA_SYNPROXY,
   CTA_TIMESTAMP,
   CTA_TUPLE,
+  hasPorts,
   IPPROTO,
   NFGENMSG_LEN,
   NFNL_SUBSYS_CTNETLINK,
@@ -221,66 +222,62 @@ function decodeTupleIp(parent: AttrIterator, family: number, t: Tuple): number {
   return childError(it) ? -1 : have;
 }
 
+/** Payload sizes of CTA_PROTO_* attributes, by type (index 0 unused). */
+const PROTO_ATTR_SIZE = [0, 1, 2, 2, 2, 1, 1, 2, 1, 1];
+const PROTO_ATTR_NAME = [
+  '',
+  'CTA_PROTO_NUM',
+  'CTA_PROTO_SRC_PORT',
+  'CTA_PROTO_DST_PORT',
+  'CTA_PROTO_ICMP_ID',
+  'CTA_PROTO_ICMP_TYPE',
+  'CTA_PROTO_ICMP_CODE',
+  'CTA_PROTO_ICMPV6_ID',
+  'CTA_PROTO_ICMPV6_TYPE',
+  'CTA_PROTO_ICMPV6_CODE',
+];
+/** CTA_PROTO_* values of the tuple being decoded; -1 = absent. */
+const protoVals = new Int32Array(PROTO_ATTR_SIZE.length);
+
+/**
+ * Like the kernel's l4 trackers, a tuple takes only the fields of its
+ * protocol: ports for port-based ones, ICMP_* for ICMP, ICMPV6_* for ICMPv6.
+ * Anything else in the nest is ignored, so what we decode is exactly what
+ * the kernel would have understood (and what encodeTuple writes back).
+ */
 function decodeTupleProto(parent: AttrIterator, t: Tuple): boolean {
   const it = child(parent);
   if (!it) return false;
-  let haveNum = false;
+  const v = protoVals;
+  v.fill(-1);
   while (it.next()) {
-    const b = it.buf;
-    const o = it.off;
-    switch (it.type) {
-      case CTA_PROTO.NUM:
-        if (it.len !== 1) {
-          sizeError(it, 'CTA_PROTO_NUM', 1);
-          return false;
-        }
-        t.proto = b[o]!;
-        haveNum = true;
-        break;
-      case CTA_PROTO.SRC_PORT:
-        if (it.len !== 2) {
-          sizeError(it, 'CTA_PROTO_SRC_PORT', 2);
-          return false;
-        }
-        t.sport = beU16(b, o);
-        break;
-      case CTA_PROTO.DST_PORT:
-        if (it.len !== 2) {
-          sizeError(it, 'CTA_PROTO_DST_PORT', 2);
-          return false;
-        }
-        t.dport = beU16(b, o);
-        break;
-      case CTA_PROTO.ICMP_ID:
-      case CTA_PROTO.ICMPV6_ID:
-        if (it.len !== 2) {
-          sizeError(it, 'CTA_PROTO_ICMP_ID', 2);
-          return false;
-        }
-        t.icmpId = beU16(b, o);
-        break;
-      case CTA_PROTO.ICMP_TYPE:
-      case CTA_PROTO.ICMPV6_TYPE:
-        if (it.len !== 1) {
-          sizeError(it, 'CTA_PROTO_ICMP_TYPE', 1);
-          return false;
-        }
-        t.icmpType = b[o]!;
-        break;
-      case CTA_PROTO.ICMP_CODE:
-      case CTA_PROTO.ICMPV6_CODE:
-        if (it.len !== 1) {
-          sizeError(it, 'CTA_PROTO_ICMP_CODE', 1);
-          return false;
-        }
-        t.icmpCode = b[o]!;
-        break;
+    const type = it.type;
+    if (type === 0 || type >= PROTO_ATTR_SIZE.length) continue;
+    const size = PROTO_ATTR_SIZE[type]!;
+    if (it.len !== size) {
+      sizeError(it, PROTO_ATTR_NAME[type]!, size);
+      return false;
     }
+    v[type] = size === 1 ? it.buf[it.off]! : beU16(it.buf, it.off);
   }
   if (childError(it)) return false;
-  if (!haveNum) {
+  const proto = v[CTA_PROTO.NUM]!;
+  if (proto < 0) {
     setError('EMISSING', parent.hdr, 'CTA_TUPLE_PROTO without CTA_PROTO_NUM');
     return false;
+  }
+  t.proto = proto;
+  if (proto === IPPROTO.ICMP) {
+    if (v[CTA_PROTO.ICMP_ID]! >= 0) t.icmpId = v[CTA_PROTO.ICMP_ID]!;
+    if (v[CTA_PROTO.ICMP_TYPE]! >= 0) t.icmpType = v[CTA_PROTO.ICMP_TYPE]!;
+    if (v[CTA_PROTO.ICMP_CODE]! >= 0) t.icmpCode = v[CTA_PROTO.ICMP_CODE]!;
+  } else if (proto === IPPROTO.ICMPV6) {
+    if (v[CTA_PROTO.ICMPV6_ID]! >= 0) t.icmpId = v[CTA_PROTO.ICMPV6_ID]!;
+    if (v[CTA_PROTO.ICMPV6_TYPE]! >= 0) t.icmpType = v[CTA_PROTO.ICMPV6_TYPE]!;
+    if (v[CTA_PROTO.ICMPV6_CODE]! >= 0) t.icmpCode = v[CTA_PROTO.ICMPV6_CODE]!;
+  } else if (hasPorts(proto)) {
+    if (v[CTA_PROTO.SRC_PORT]! >= 0) t.sport = v[CTA_PROTO.SRC_PORT]!;
+    if (v[CTA_PROTO.DST_PORT]! >= 0) t.dport = v[CTA_PROTO.DST_PORT]!;
   }
   return true;
 }
@@ -503,15 +500,23 @@ function decodeNamed(parent: AttrIterator, nameType: number, what: string): stri
   return name;
 }
 
-function checkHeader(msg: NlMessage, subsys: number, what: string): Result<Family> {
+/** The nfgenmsg family of a message of `subsys`, or -1 with `lastError` set. */
+function checkHeader(msg: NlMessage, subsys: number, what: string): number {
   if (msg.type >> 8 !== subsys) {
-    return fail('EMSG_TYPE', 0, `message type 0x${msg.type.toString(16)} is not ${what}`);
+    lastError = decodeError('EMSG_TYPE', 0, `message type 0x${msg.type.toString(16)} is not ${what}`);
+    return -1;
   }
   const p = msg.payload;
-  if (p.length < NFGENMSG_LEN) return fail('ETRUNC_HEADER', 0, `nfgenmsg needs 4 bytes, got ${p.length}`);
+  if (p.length < NFGENMSG_LEN) {
+    lastError = decodeError('ETRUNC_HEADER', 0, `nfgenmsg needs 4 bytes, got ${p.length}`);
+    return -1;
+  }
   const family = p[0]!;
-  if (family !== AF_INET && family !== AF_INET6) return fail('EFAMILY', 0, `nfgen_family ${family}`);
-  return { ok: true, value: family as Family };
+  if (family !== AF_INET && family !== AF_INET6) {
+    lastError = decodeError('EFAMILY', 0, `nfgen_family ${family}`);
+    return -1;
+  }
+  return family;
 }
 
 const u32Names: Record<number, string> = {
@@ -532,9 +537,9 @@ export function decodeConntrack(msg: NlMessage): Result<ConntrackEntry>;
 export function decodeConntrack(msg: NlMessage, opts: DecodeOptions & { lookup: true }): Result<ConntrackLookup>;
 export function decodeConntrack(msg: NlMessage, opts?: DecodeOptions): Result<ConntrackEntry | ConntrackLookup>;
 export function decodeConntrack(msg: NlMessage, opts?: DecodeOptions): Result<ConntrackEntry | ConntrackLookup> {
-  const h = checkHeader(msg, NFNL_SUBSYS_CTNETLINK, 'ctnetlink');
-  if (!h.ok) return h;
-  const family = h.value;
+  const checked = checkHeader(msg, NFNL_SUBSYS_CTNETLINK, 'ctnetlink');
+  if (checked < 0) return { ok: false, error: lastError };
+  const family = checked as Family;
   const p = msg.payload;
   const it = iters[0]!.reset(p, NFGENMSG_LEN, p.length, 0);
   // Built up in kernel attribute order, so entries share V8 hidden classes.
@@ -643,6 +648,9 @@ export function decodeConntrack(msg: NlMessage, opts?: DecodeOptions): Result<Co
         else e.labelsMask = v;
         break;
       }
+      // Deliberately skipped, like every attribute not listed: CTA_TIMESTAMP_EVENT
+      // (no field in ConntrackEntry), CTA_NAT_SRC/DST, CTA_MARK_MASK, CTA_STATUS_MASK,
+      // CTA_FILTER (request-only).
     }
   }
   if (it.error) return { ok: false, error: it.error };
@@ -653,9 +661,9 @@ export function decodeConntrack(msg: NlMessage, opts?: DecodeOptions): Result<Co
 
 /** Decodes an IPCTNL_MSG_EXP_NEW/DELETE message. Error offsets are relative to msg.payload. */
 export function decodeExpect(msg: NlMessage): Result<ExpectEntry> {
-  const h = checkHeader(msg, NFNL_SUBSYS_CTNETLINK_EXP, 'ctnetlink_exp');
-  if (!h.ok) return h;
-  const family = h.value;
+  const checked = checkHeader(msg, NFNL_SUBSYS_CTNETLINK_EXP, 'ctnetlink_exp');
+  if (checked < 0) return { ok: false, error: lastError };
+  const family = checked as Family;
   const p = msg.payload;
   const it = iters[0]!.reset(p, NFGENMSG_LEN, p.length, 0);
   const e = { family } as ExpectEntry;
@@ -745,7 +753,8 @@ const EXPECT_U32_NAMES: Record<number, string> = {
 /**
  * Writes the contents of a tuple nest (CTA_TUPLE_IP, CTA_TUPLE_PROTO, and
  * CTA_TUPLE_ZONE when set); the caller opens and closes the nest around it.
- * Throws RangeError for an address that is not of `family`.
+ * Only the fields of t.proto are written (see decodeTupleProto). Throws
+ * RangeError for an address that is not of `family`.
  */
 export function encodeTuple(w: NlWriter, t: Tuple, family: Family): void {
   const ip = w.nest(CTA_TUPLE.IP);
@@ -770,7 +779,7 @@ export function encodeTuple(w: NlWriter, t: Tuple, family: Family): void {
     if (t.icmpId !== undefined) w.u16be(CTA_PROTO.ICMPV6_ID, t.icmpId);
     if (t.icmpType !== undefined) w.u8(CTA_PROTO.ICMPV6_TYPE, t.icmpType);
     if (t.icmpCode !== undefined) w.u8(CTA_PROTO.ICMPV6_CODE, t.icmpCode);
-  } else {
+  } else if (hasPorts(t.proto)) {
     if (t.sport !== undefined) w.u16be(CTA_PROTO.SRC_PORT, t.sport);
     if (t.dport !== undefined) w.u16be(CTA_PROTO.DST_PORT, t.dport);
   }

@@ -234,7 +234,7 @@ export class FakeKernel {
     from.dumpReply(msg, entries.length, (w, i, seq) => {
       const e = entries[i]!;
       w.begin((NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW, NLM_F_MULTI, seq, e.family);
-      encodeExpect(w, e);
+      encodeExpect(w, e, { readOnly: true });
       w.end();
     });
   }
@@ -271,7 +271,7 @@ export class FakeKernel {
     const flags = group === NFNLGRP_CONNTRACK_EXP_NEW ? NLM_F_CREATE | NLM_F_EXCL : 0;
     this.multicast(group, pid, (w) => {
       w.begin(type, flags, 0, e.family);
-      encodeExpect(w, e);
+      encodeExpect(w, e, { readOnly: true });
       w.end();
     });
   }

@@ -126,7 +126,11 @@ export function beI32(b: Buffer, o: number): number {
 }
 
 export function beU64(b: Buffer, o: number): bigint {
-  return (BigInt(beU32(b, o)) << 32n) | BigInt(beU32(b, o + 4));
+  const hi = beU32(b, o);
+  const lo = beU32(b, o + 4);
+  // Counters and the like mostly fit 53 bits: one BigInt instead of three.
+  if (hi < 0x200000) return BigInt(hi * 0x100000000 + lo);
+  return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 export function align4(n: number): number {
@@ -188,7 +192,7 @@ export interface NlErrorRequest {
 export interface NlExtAck {
   /** NLMSGERR_ATTR_MSG: the kernel's explanation. */
   msg?: string;
-  /** NLMSGERR_ATTR_OFFS: offset of the offending attribute in the request. */
+  /** NLMSGERR_ATTR_OFFS: offset of the offending attribute, counted from the start of the echoed nlmsghdr. */
   offset?: number;
 }
 
@@ -201,6 +205,7 @@ export interface NlError {
   extAck?: NlExtAck;
 }
 
+const MAX_ERRNO = 4095;
 const NLMSGERR_ATTR_MSG = 1;
 const NLMSGERR_ATTR_OFFS = 2;
 
@@ -214,9 +219,10 @@ export function decodeNlError(payload: Buffer, flags = 0): Result<NlError> {
     return fail('ETRUNC_HEADER', 0, `nlmsgerr needs 20 bytes, got ${payload.length}`);
   }
   const raw = hostU32(payload, 0) | 0;
-  if (raw > 0) return fail('EVALUE', 0, `nlmsgerr.error ${raw} is positive`);
+  // The kernel sends 0 or -errno, and errnos stop at MAX_ERRNO (4095).
+  if (raw > 0 || raw < -MAX_ERRNO) return fail('EVALUE', 0, `nlmsgerr.error ${raw} is not 0 or -errno`);
   const value: NlError = {
-    errno: -raw,
+    errno: raw === 0 ? 0 : -raw, // an ACK is 0, not -0
     request: {
       type: hostU16(payload, 8),
       flags: hostU16(payload, 10),
@@ -583,9 +589,12 @@ function writeBe32(b: Buffer, p: number, v: number): void {
 // ---------------------------------------------------------------------------
 // Addresses
 
+/** "0".."255": an address then costs string concatenations, not number formatting. */
+const DEC: string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
 /** Dotted quad from a big-endian u32 at b[o]. */
 export function formatIPv4At(b: Buffer, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  return `${DEC[b[o]!]}.${DEC[b[o + 1]!]}.${DEC[b[o + 2]!]}.${DEC[b[o + 3]!]}`;
 }
 
 /** Strict dotted quad (no leading zeros, which some libcs read as octal) to u32; undefined if invalid. */

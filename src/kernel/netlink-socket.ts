@@ -21,8 +21,10 @@ const EAGAIN = 11;
 /** Netlink dumps use at most 32 KiB per datagram; keep room for one more. */
 const MIN_SPACE = 64 * 1024;
 const RECV_BUFFER = 1024 * 1024;
-/** Datagrams per drain call before yielding back to the loop. */
-const DATAGRAM_BUDGET = 256;
+/** Datagrams per recvBatch call: one JS dispatch per batch, not per datagram. */
+const DATAGRAM_BUDGET = 64;
+/** A drain yields back to the loop after this long; the level-triggered poll fires again. */
+const DRAIN_SLICE_MS = 4;
 
 export class KernelSocketError extends Error {
   readonly code = 'EKERNEL_SOCKET';
@@ -82,13 +84,14 @@ export class NetlinkSocket implements NetlinkTransport {
   drain(): void {
     if (this.closed) return;
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
-    for (let round = 0; round < 8; round++) {
+    const started = performance.now();
+    for (;;) {
       const n = this.native.recvBatch(this.fd, this.buf, this.status, DATAGRAM_BUDGET, MIN_SPACE);
       const err = this.status[0]!;
       if (n > 0) this.receiver?.onData(this.buf, 0, n);
       if (this.closed) return;
       if (err !== 0 && err !== EAGAIN) this.receiver?.onError(err);
-      if (err !== 0) return;
+      if (err !== 0 || performance.now() - started >= DRAIN_SLICE_MS) return;
     }
   }
 

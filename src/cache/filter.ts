@@ -1,0 +1,212 @@
+// Which conntrack entries are replicated at all, with conntrackd's rules
+// (src/filter.c): by L4 protocol, by address, by TCP state, each as an
+// accept list or an ignore list.
+//
+// Address rule: an entry matches an address or prefix when its ORIGINAL
+// source OR its REPLY source lies in it. That is conntrackd's rule, and it is
+// what makes ignoring the node's own addresses work in both directions: a
+// flow this node opens has one of them as original source, a flow opened to
+// this node has it as reply source (absent NAT on that flow). Destination
+// addresses are deliberately not looked at.
+//
+// Loopback (127.0.0.0/8, ::1) and the node's own sync-link addresses are
+// always on the ignore side, even under an accept list: replicating them
+// makes no sense (loopback) or feeds the sync traffic's own conntrack
+// entries back into the sync link.
+//
+// Everything is compiled once; check() parses the two source addresses into
+// numbers without allocating and returns one of four shared verdict objects.
+
+import { IPPROTO, protoNumber, TCP_STATES } from '../kernel/constants.js';
+import type { ConntrackEntry } from '../kernel/entry.js';
+import { parseIPv4, parseIPv6Into } from '../kernel/netlink-codec.js';
+import type { FilterConfig } from '../config/schema.js';
+
+export type FilterReason = 'protocol' | 'address' | 'tcp-state';
+export type FilterVerdict = { readonly pass: true } | { readonly pass: false; readonly reason: FilterReason };
+
+export interface EntryFilter {
+  check(e: ConntrackEntry): FilterVerdict;
+}
+
+/** The rules compileFilter reads; stripAttributes is applied elsewhere. */
+export type FilterRules = Pick<FilterConfig, 'protocols' | 'addresses' | 'tcpStates'>;
+
+// Shared and frozen so a verdict costs no allocation and nobody can alter one.
+const PASS: FilterVerdict = Object.freeze({ pass: true });
+const BY_PROTOCOL: FilterVerdict = Object.freeze({ pass: false, reason: 'protocol' });
+const BY_ADDRESS: FilterVerdict = Object.freeze({ pass: false, reason: 'address' });
+const BY_TCP_STATE: FilterVerdict = Object.freeze({ pass: false, reason: 'tcp-state' });
+
+/** Always ignored, whatever the configuration says. */
+export const LOOPBACK_PREFIXES: readonly string[] = ['127.0.0.0/8', '::1/128'];
+
+/** A filter that lets everything through, for tests and for callers that filter elsewhere. */
+export const ACCEPT_ALL: EntryFilter = Object.freeze({ check: () => PASS });
+
+/**
+ * A set of IPv4 and IPv6 prefixes in numeric form. Prefix lists are short in
+ * practice (a handful of networks), so a linear scan beats anything
+ * cleverer; exact IPv4 hosts, the one case that can grow (a list of
+ * servers), go in a Set.
+ */
+export class PrefixSet {
+  private readonly v4Hosts = new Set<number>();
+  private readonly v4Nets: number[] = [];
+  private readonly v4Masks: number[] = [];
+  /** Four words of network then four words of mask per prefix. */
+  private readonly v6: number[] = [];
+  private readonly scratch = Buffer.alloc(16);
+
+  /** Adds `addr` or `addr/len`; throws RangeError for anything else. */
+  add(prefix: string): void {
+    const slash = prefix.indexOf('/');
+    const addr = slash < 0 ? prefix : prefix.slice(0, slash);
+    const lenText = slash < 0 ? undefined : prefix.slice(slash + 1);
+    const v4 = parseIPv4(addr);
+    if (v4 !== undefined) {
+      const len = parseLength(lenText, 32, prefix);
+      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+      if (len === 32) this.v4Hosts.add(v4);
+      else {
+        this.v4Nets.push((v4 & mask) >>> 0);
+        this.v4Masks.push(mask);
+      }
+      return;
+    }
+    if (!parseIPv6Into(addr, this.scratch, 0)) throw new RangeError(`not an IPv4 or IPv6 address or prefix: ${prefix}`);
+    const len = parseLength(lenText, 128, prefix);
+    const masks: number[] = [];
+    for (let w = 0; w < 4; w++) {
+      const bits = Math.max(0, Math.min(32, len - 32 * w));
+      masks.push(bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+    }
+    for (let w = 0; w < 4; w++) this.v6.push((this.scratch.readUInt32BE(4 * w) & masks[w]!) >>> 0);
+    this.v6.push(...masks);
+  }
+
+  get size(): number {
+    return this.v4Hosts.size + this.v4Nets.length + this.v6.length / 8;
+  }
+
+  /** Whether any IPv4 rule exists; lets check() skip parsing. */
+  get hasV4(): boolean {
+    return this.v4Hosts.size > 0 || this.v4Nets.length > 0;
+  }
+
+  get hasV6(): boolean {
+    return this.v6.length > 0;
+  }
+
+  matchV4(a: number): boolean {
+    if (this.v4Hosts.has(a)) return true;
+    const nets = this.v4Nets;
+    const masks = this.v4Masks;
+    for (let i = 0; i < nets.length; i++) if (((a & masks[i]!) >>> 0) === nets[i]) return true;
+    return false;
+  }
+
+  matchV6(w0: number, w1: number, w2: number, w3: number): boolean {
+    const p = this.v6;
+    for (let i = 0; i < p.length; i += 8) {
+      if (
+        ((w0 & p[i + 4]!) >>> 0) === p[i] &&
+        ((w1 & p[i + 5]!) >>> 0) === p[i + 1] &&
+        ((w2 & p[i + 6]!) >>> 0) === p[i + 2] &&
+        ((w3 & p[i + 7]!) >>> 0) === p[i + 3]
+      )
+        return true;
+    }
+    return false;
+  }
+
+  /** Textual address of `family`; an address that does not parse matches nothing. */
+  matchAddress(family: number, addr: string): boolean {
+    if (family === 2) {
+      if (!this.hasV4) return false;
+      const a = parseIPv4(addr);
+      return a !== undefined && this.matchV4(a);
+    }
+    if (!this.hasV6 || !parseIPv6Into(addr, this.scratch, 0)) return false;
+    const b = this.scratch;
+    return this.matchV6(b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12));
+  }
+}
+
+function parseLength(text: string | undefined, max: number, prefix: string): number {
+  if (text === undefined) return max;
+  const n = Number(text);
+  if (text === '' || !Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`bad prefix length in ${prefix}`);
+  return n;
+}
+
+class CompiledFilter implements EntryFilter {
+  /** protoPass[p] === 1 when protocol number p passes the protocol rule. */
+  private readonly protoPass = new Uint8Array(256);
+  /** tcpPass[s] === 1 when TCP state s passes; states beyond the table follow the list mode. */
+  private readonly tcpPass = new Uint8Array(256);
+  private readonly accept: PrefixSet | undefined;
+  private readonly ignore = new PrefixSet();
+
+  constructor(cfg: FilterRules, localAddresses: readonly string[]) {
+    const protoList = listOf(cfg.protocols);
+    const protoNums = protoList.items.map((name) => {
+      const n = protoNumber(name);
+      if (n === undefined) throw new RangeError(`unknown protocol ${name}`);
+      return n;
+    });
+    this.protoPass.fill(protoList.accept ? 0 : 1);
+    for (const n of protoNums) this.protoPass[n] = protoList.accept ? 1 : 0;
+
+    const stateList = listOf(cfg.tcpStates);
+    this.tcpPass.fill(stateList.accept ? 0 : 1);
+    for (const name of stateList.items) {
+      const s = (TCP_STATES as readonly string[]).indexOf(name);
+      if (s < 0) throw new RangeError(`unknown TCP state ${name}`);
+      this.tcpPass[s] = stateList.accept ? 1 : 0;
+    }
+
+    const addrList = listOf(cfg.addresses);
+    if (addrList.accept) {
+      this.accept = new PrefixSet();
+      for (const p of addrList.items) this.accept.add(p);
+    } else {
+      this.accept = undefined;
+      for (const p of addrList.items) this.ignore.add(p);
+    }
+    for (const p of LOOPBACK_PREFIXES) this.ignore.add(p);
+    for (const p of localAddresses) this.ignore.add(p);
+  }
+
+  check(e: ConntrackEntry): FilterVerdict {
+    const proto = e.orig.proto;
+    if (this.protoPass[proto & 0xff] !== 1) return BY_PROTOCOL;
+    const f = e.family;
+    const osrc = e.orig.src;
+    const rsrc = e.reply.src;
+    if (this.ignore.matchAddress(f, osrc) || this.ignore.matchAddress(f, rsrc)) return BY_ADDRESS;
+    if (this.accept !== undefined && !this.accept.matchAddress(f, osrc) && !this.accept.matchAddress(f, rsrc))
+      return BY_ADDRESS;
+    if (proto === IPPROTO.TCP) {
+      // An entry without TCP protoinfo cannot be judged by state; let it through
+      // rather than drop a connection on missing data.
+      const tcp = e.protoinfo?.tcp;
+      if (tcp !== undefined && this.tcpPass[tcp.state & 0xff] !== 1) return BY_TCP_STATE;
+    }
+    return PASS;
+  }
+}
+
+function listOf<T>(list: { accept: T[] } | { ignore: T[] }): { accept: boolean; items: readonly T[] } {
+  return 'accept' in list ? { accept: true, items: list.accept } : { accept: false, items: list.ignore };
+}
+
+/**
+ * Compiles the `filter` section plus the node's own sync-link addresses
+ * (bare addresses or prefixes) into a reusable filter. Rules are evaluated
+ * protocol, then address, then TCP state; the first that rejects names the
+ * reason. The TCP state rule applies to TCP entries only.
+ */
+export function compileFilter(cfg: FilterRules, localAddresses: readonly string[] = []): EntryFilter {
+  return new CompiledFilter(cfg, localAddresses);
+}

@@ -1,0 +1,73 @@
+// Unicast UDP: bound to a local address, every datagram goes to each peer.
+// For sync networks that do not pass multicast, or more than two nodes
+// without IGMP snooping. Anyone may send to the port; the daemon's decoder,
+// cluster id and optional authentication decide what is accepted.
+import { isIP } from 'node:net';
+import { ChannelError, type ChannelLog } from './channel.js';
+import { DgramChannel } from './channel-dgram.js';
+import { interfaceOfAddress } from './channel-iface.js';
+
+export interface UdpChannelOptions {
+  /** Default `udp:<bind>`. */
+  name?: string;
+  bind: string;
+  /** Local port and every peer's port. */
+  port: number;
+  peers: readonly string[];
+  /** Link to watch for failover. Default: the interface that holds `bind`, looked up at start. */
+  interface?: string;
+  sendBufferBytes?: number;
+  receiveBufferBytes?: number;
+  log?: ChannelLog;
+}
+
+export class UdpChannel extends DgramChannel {
+  readonly kind = 'udp' as const;
+  private iface: string | undefined;
+  private readonly peers: readonly string[];
+
+  constructor(private readonly opts: UdpChannelOptions) {
+    const name = opts.name ?? `udp:${opts.bind}`;
+    super(name, opts.log);
+    const family = isIP(opts.bind);
+    if (family === 0) throw new ChannelError('ECHANNEL_CONFIG', name, `bind address ${opts.bind} is not an IP address`);
+    if (opts.peers.length === 0)
+      throw new ChannelError('ECHANNEL_CONFIG', name, 'a UDP channel needs at least one peer');
+    for (const peer of opts.peers) {
+      if (isIP(peer) !== family) {
+        throw new ChannelError(
+          'ECHANNEL_CONFIG',
+          name,
+          `peer ${peer} is not an IPv${family} address like ${opts.bind}`,
+        );
+      }
+    }
+    this.peers = [...opts.peers];
+    this.iface = opts.interface;
+  }
+
+  get interfaceName(): string | undefined {
+    return this.iface;
+  }
+
+  async start(): Promise<void> {
+    this.beginStart();
+    const { bind, port } = this.opts;
+    this.iface ??= await interfaceOfAddress(bind);
+    const socket = await this.bindSocket(isIP(bind) === 4 ? 'udp4' : 'udp6', bind, port, false);
+    this.applyBuffers(socket, this.opts.sendBufferBytes, this.opts.receiveBufferBytes);
+    this.markOpen();
+    this.log('info', 'udp sync channel open', {
+      channel: this.name,
+      bind,
+      port,
+      peers: this.peers,
+      interface: this.iface ?? null,
+      ...this.granted,
+    });
+  }
+
+  send(datagram: Buffer): void {
+    for (const peer of this.peers) this.transmit(datagram, this.opts.port, peer);
+  }
+}

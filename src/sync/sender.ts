@@ -1,0 +1,185 @@
+// The transmit queue. Kernel changes are queued by key; a key already
+// waiting is merged so only its latest state goes out, read from the cache
+// at send time. Bulk sends append their own items framed by bulk-start and
+// bulk-end, so a receiver sees exactly what the bulk carried. Messages are
+// packed into as few datagrams as the MTU allows.
+import type { ConntrackEntry } from '../kernel/entry.js';
+import { seqAdd } from './seq.js';
+import type { DatagramEncoder, WireMessage } from './wire.js';
+
+export type QueueKind = 'new' | 'update' | 'delete';
+
+interface EntryItem {
+  t: 'entry';
+  key: string;
+  kind: QueueKind;
+  /** For deletes: the tuple to name, since the cache no longer has it. */
+  gone?: ConntrackEntry;
+  /** Bulk items are never merged into, so a bulk always carries its whole set. */
+  bulk: boolean;
+  dead: boolean;
+}
+
+interface ControlItem {
+  t: 'control';
+  msg: (seq: number) => WireMessage;
+  sequenced: boolean;
+}
+
+type Item = EntryItem | ControlItem;
+
+export interface SenderCounters {
+  queued: number;
+  merged: number;
+  messagesSent: number;
+  datagramsSent: number;
+  vanished: number;
+}
+
+export interface SyncSenderOptions {
+  encoder: DatagramEncoder;
+  send: (datagram: Buffer) => void;
+  /** The current state of a key, or undefined when it is gone. */
+  lookup: (key: string) => ConntrackEntry | undefined;
+  /** Called once per sequenced message with the message and its sequence number. */
+  onSequenced?: (msg: WireMessage) => void;
+  /** Messages per flush slice before yielding to the loop. */
+  sliceMessages?: number;
+  firstSeq?: number;
+}
+
+export class SyncSender {
+  readonly counters: SenderCounters = { queued: 0, merged: 0, messagesSent: 0, datagramsSent: 0, vanished: 0 };
+  private queue: Item[] = [];
+  private head = 0;
+  private readonly pending = new Map<string, EntryItem>();
+  private nextSeqValue: number;
+  private scheduled = false;
+  private readonly sliceMessages: number;
+
+  constructor(private readonly opts: SyncSenderOptions) {
+    this.nextSeqValue = opts.firstSeq ?? (Math.random() * 0xffffffff) >>> 0;
+    this.sliceMessages = opts.sliceMessages ?? 4096;
+  }
+
+  /** The sequence number the next sequenced message will carry. */
+  get nextSeq(): number {
+    return this.nextSeqValue;
+  }
+
+  get length(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Queues a change of key; merges with a pending non-bulk change of the same key. */
+  enqueue(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
+    const prev = this.pending.get(key);
+    if (prev && !prev.dead) {
+      // new then update is still new to the peer; anything then delete is a delete.
+      if (!(prev.kind === 'new' && kind === 'update')) prev.kind = kind;
+      if (kind === 'delete') prev.gone = gone;
+      this.counters.merged++;
+      return;
+    }
+    const item: EntryItem = { t: 'entry', key, kind, bulk: false, dead: false };
+    if (gone) item.gone = gone;
+    this.pending.set(key, item);
+    this.push(item);
+  }
+
+  /** Appends bulk items for keys (never merged), framed by the caller's markers. */
+  enqueueBulk(keys: Iterable<string>): number {
+    let n = 0;
+    for (const key of keys) {
+      this.push({ t: 'entry', key, kind: 'update', bulk: true, dead: false });
+      n++;
+    }
+    return n;
+  }
+
+  /** Queues a control message; sequenced ones get the next sequence number at send time. */
+  enqueueControl(msg: (seq: number) => WireMessage, sequenced: boolean): void {
+    this.push({ t: 'control', msg, sequenced });
+  }
+
+  /** Sends everything queued now, in slices that yield to the event loop. */
+  flushNow(): void {
+    const enc = this.opts.encoder;
+    let sent = 0;
+    while (this.head < this.queue.length) {
+      if (sent >= this.sliceMessages) {
+        this.schedule();
+        break;
+      }
+      const item = this.queue[this.head++]!;
+      const msg = this.toMessage(item);
+      if (!msg) continue;
+      if (!enc.add(msg)) {
+        this.emit();
+        enc.add(msg);
+      }
+      if ('seq' in msg && this.isSequenced(item)) this.opts.onSequenced?.(msg);
+      this.counters.messagesSent++;
+      sent++;
+    }
+    this.emit();
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 65536) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private isSequenced(item: Item): boolean {
+    return item.t === 'entry' || item.sequenced;
+  }
+
+  private toMessage(item: Item): WireMessage | undefined {
+    if (item.t === 'control') {
+      return item.msg(item.sequenced ? this.takeSeq() : this.nextSeqValue);
+    }
+    if (!item.bulk && this.pending.get(item.key) === item) this.pending.delete(item.key);
+    item.dead = true;
+    if (item.kind === 'delete') {
+      if (!item.gone) return undefined;
+      return { kind: 'ct-delete', seq: this.takeSeq(), entry: item.gone };
+    }
+    const entry = this.opts.lookup(item.key);
+    if (!entry) {
+      // Deleted before it went out: the delete is queued behind it.
+      this.counters.vanished++;
+      return undefined;
+    }
+    return { kind: item.kind === 'new' ? 'ct-new' : 'ct-update', seq: this.takeSeq(), entry };
+  }
+
+  private takeSeq(): number {
+    const s = this.nextSeqValue;
+    this.nextSeqValue = seqAdd(s, 1);
+    return s;
+  }
+
+  private emit(): void {
+    const buf = this.opts.encoder.flush();
+    if (!buf) return;
+    this.counters.datagramsSent++;
+    this.opts.send(buf);
+  }
+
+  private push(item: Item): void {
+    this.queue.push(item);
+    this.counters.queued++;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushNow();
+    });
+  }
+}

@@ -1,0 +1,33 @@
+// Serial-number arithmetic (RFC 1982) on the u32 message sequence numbers.
+// A long-running sender wraps past 2^32 - 1 back to 0, so a plain `a < b`
+// would call every message after the wrap "old". Every comparison of
+// sequence numbers in ctsyncd goes through this module so that the cache's
+// staleness checks and the reliability layer agree on what "before" means.
+
+const HALF = 0x8000_0000;
+
+/** `a + n` modulo 2^32; n may be negative. ToUint32 is exactly that reduction. */
+export function seqAdd(a: number, n: number): number {
+  return (a + n) >>> 0;
+}
+
+/**
+ * Signed distance from a to b (b - a) in (-2^31, 2^31]. Positive when b is
+ * after a. Exactly 2^31 apart is reported as +2^31; RFC 1982 leaves that
+ * case undefined, and seqBefore/seqAfter treat it as neither.
+ */
+export function seqDiff(a: number, b: number): number {
+  const d = (b - a) | 0;
+  return d === -HALF ? HALF : d;
+}
+
+/** a comes strictly before b (0 < b - a < 2^31). */
+export function seqBefore(a: number, b: number): boolean {
+  const d = seqDiff(a, b);
+  return d > 0 && d < HALF;
+}
+
+/** a comes strictly after b (0 < a - b < 2^31). */
+export function seqAfter(a: number, b: number): boolean {
+  return seqBefore(b, a);
+}

@@ -1,0 +1,296 @@
+// The sync wire format: datagram framing, packing messages into the MTU,
+// authentication, and a decoder that never throws.
+//
+// Framing (also documented in proto/ctsyncd.proto):
+//
+//   'C' 'S' | version u8 | flags u8 | cluster u32 BE | Datagram (protobuf) | [HMAC-SHA256, 32 bytes]
+//
+// flags bit 0 = HMAC trailer present; bits 1-7 reserved (must be 0). The
+// checks run cheapest first and in this order: size, magic, version and
+// flags, cluster, HMAC, protobuf structure and values. Cluster sits in the
+// prefix so a foreign cluster on the same segment is reported as ECLUSTER
+// whatever its key, and costs neither an HMAC nor a parse.
+//
+// Authentication policy:
+// - auth configured: an unsigned datagram, or one whose trailer no loaded key
+//   verifies, is EAUTH. Every byte before the trailer is covered, prefix too.
+// - auth not configured: a signed datagram is accepted, its trailer stripped
+//   unverified, and the result says `signed: true`. This keeps traffic
+//   flowing in one direction while keys are rolled out node by node, and
+//   lets the daemon warn about the mismatch; it is no weaker than accepting
+//   unsigned datagrams, which an unauthenticated node does anyway.
+//
+// Unknown message kinds (added by a later revision of version 1) are
+// skipped and counted in `unknownMessages`; the datagram is still good.
+// A datagram whose protobuf is malformed, or any of whose known messages
+// carries an impossible value, is dropped whole: its sender is broken or
+// hostile, and keeping half of it would hide that.
+
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
+import { type AuthKeys, HMAC_BYTES, hmac, verifyHmac } from './wire-auth.js';
+import {
+  isNodeId,
+  MAX_NODE_ID_CHARS,
+  ProtoWriter,
+  readDatagram,
+  readerRelease,
+  readerReset,
+  T_DATAGRAM,
+  WireFail,
+  writeMessage,
+  writeNodeId,
+} from './wire-codec.js';
+
+export { type AuthKeys, loadAuthKeys, WireKeyError } from './wire-auth.js';
+export { mirrorTuple } from './wire-codec.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export type WireMessage =
+  | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry }
+  /** Only family, orig and zone travel; the decoder fills reply with mirrorTuple(orig) when absent. */
+  | { kind: 'ct-delete'; seq: number; entry: ConntrackEntry }
+  | { kind: 'exp-new' | 'exp-delete'; seq: number; entry: ExpectEntry }
+  /** Inclusive range of the PEER's sequence numbers, addressed to that peer (on multicast every node sees it). */
+  | { kind: 'ack' | 'nack'; peer: string; epoch: number; from: number; to: number }
+  /** seq = the next sequence number the sender will use, so receivers detect tail loss. */
+  | { kind: 'alive'; seq: number }
+  /** "I (re)started, here is my first seq." */
+  | { kind: 'hello'; seq: number }
+  | { kind: 'hello-ack'; peer: string; epoch: number }
+  /** peer '' = every node. */
+  | { kind: 'resync-request'; peer: string }
+  /** peer '' = all. */
+  | { kind: 'bulk-start'; seq: number; bulkId: number; peer: string }
+  | { kind: 'bulk-end'; seq: number; bulkId: number; peer: string; count: number };
+
+export interface DatagramHeader {
+  version: number;
+  cluster: number;
+  node: string;
+  epoch: number;
+}
+
+export interface EncoderOptions {
+  cluster: number;
+  node: string;
+  epoch: number;
+  /** Upper bound of the whole datagram in bytes, HMAC trailer included. */
+  mtu: number;
+  auth?: AuthKeys | undefined;
+}
+
+export type WireErrorCode =
+  /** Shorter than the fixed prefix (or than prefix + HMAC when flagged as signed). */
+  | 'ETRUNC'
+  /** Does not start with 'CS': not ctsyncd traffic. */
+  | 'EMAGIC'
+  /** Another protocol version, or reserved flag bits set. */
+  | 'EVERSION'
+  /** Another cluster id. */
+  | 'ECLUSTER'
+  /** Auth configured and the datagram is unsigned or no key verifies it. */
+  | 'EAUTH'
+  /** Malformed protobuf. */
+  | 'EDECODE'
+  /** Larger than maxSize. */
+  | 'ESIZE'
+  /** Well-formed protobuf holding an impossible value (address length, port > 65535, ...). */
+  | 'EVALUE';
+
+export interface WireError {
+  code: WireErrorCode;
+  reason: string;
+}
+
+export type DecodeResult =
+  | {
+      ok: true;
+      header: DatagramHeader;
+      messages: WireMessage[];
+      /** Messages of a kind this version does not know, skipped. */
+      unknownMessages: number;
+      /** Carried an HMAC trailer (verified only when auth keys were given). */
+      signed: boolean;
+    }
+  | { ok: false; error: WireError };
+
+export interface DecodeOptions {
+  cluster: number;
+  auth?: AuthKeys | undefined;
+  /** Larger datagrams are ESIZE. Default MAX_DATAGRAM_BYTES. */
+  maxSize?: number;
+}
+
+export const MAGIC_0 = 0x43; // 'C'
+export const MAGIC_1 = 0x53; // 'S'
+export const FLAG_HMAC = 0x01;
+export const PREFIX_BYTES = 8;
+/** The largest IPv4 UDP payload. */
+export const MAX_DATAGRAM_BYTES = 65_507;
+/** Ethernet 1500 minus IPv4 and UDP headers. */
+export const DEFAULT_MTU = 1472;
+/** Room for the header, an HMAC and the largest entry with every field at its limit. */
+export const MIN_MTU = 512;
+/**
+ * A bound on the encoded size of any single message under the field limits
+ * (3 IPv6 tuples, labels, names of 32 bytes, ...: about 600 bytes); the
+ * writer's slack past the MTU, so a message that turns out too big is
+ * written in full and then discarded.
+ */
+export const MAX_MESSAGE_BYTES = 2048;
+/** Far above what fits an MTU of real messages; bounds the work on a hostile 64 KiB datagram. */
+export const MAX_MESSAGES_PER_DATAGRAM = 4096;
+
+/**
+ * Packs messages into one datagram at a time. Each message is encoded once,
+ * straight into the datagram buffer, so add() knows the exact size; one that
+ * does not fit is rolled back.
+ */
+export class DatagramEncoder {
+  private readonly w: ProtoWriter;
+  private readonly headerEnd: number;
+  /** Where message bytes must end: mtu minus the trailer. */
+  private readonly limit: number;
+  private readonly trailer: number;
+  private readonly signKey: Buffer | undefined;
+  private readonly mtu: number;
+  private count = 0;
+
+  constructor(opts: EncoderOptions) {
+    const { cluster, node, epoch, mtu } = opts;
+    if (cluster >>> 0 !== cluster) throw new RangeError(`cluster ${cluster} is not a u32`);
+    if (epoch >>> 0 !== epoch) throw new RangeError(`epoch ${epoch} is not a u32`);
+    if (!isNodeId(node)) {
+      throw new RangeError(`node id ${JSON.stringify(node)} is not 1-${MAX_NODE_ID_CHARS} of A-Z a-z 0-9 _ . -`);
+    }
+    if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_DATAGRAM_BYTES) {
+      throw new RangeError(`mtu ${mtu} is not an integer in ${MIN_MTU}..${MAX_DATAGRAM_BYTES}`);
+    }
+    this.mtu = mtu;
+    this.signKey = opts.auth?.sign;
+    this.trailer = this.signKey ? HMAC_BYTES : 0;
+    this.limit = mtu - this.trailer;
+    this.w = new ProtoWriter(mtu + MAX_MESSAGE_BYTES);
+    const b = this.w.buf;
+    b[0] = MAGIC_0;
+    b[1] = MAGIC_1;
+    b[2] = PROTOCOL_VERSION;
+    b[3] = this.signKey ? FLAG_HMAC : 0;
+    b.writeUInt32BE(cluster, 4);
+    this.w.pos = PREFIX_BYTES;
+    writeNodeId(this.w, T_DATAGRAM.node, node, 'node', false);
+    if (epoch !== 0) this.w.fixed32Field(T_DATAGRAM.epoch, epoch);
+    this.headerEnd = this.w.pos;
+  }
+
+  /**
+   * Appends a message; returns false (and appends nothing) when it would not
+   * fit — the caller then calls flush() and adds again. Throws RangeError,
+   * leaving the datagram unchanged, for a message that could never fit even
+   * alone or that holds a value the wire cannot carry (an address not of
+   * the entry's family, a port above 65535, a node id with a space, ...).
+   */
+  add(msg: WireMessage): boolean {
+    if (this.count >= MAX_MESSAGES_PER_DATAGRAM) return false;
+    const w = this.w;
+    const start = w.pos;
+    try {
+      writeMessage(w, msg);
+    } catch (err) {
+      w.pos = start;
+      throw err;
+    }
+    const end = w.pos;
+    if (end <= this.limit) {
+      this.count++;
+      return true;
+    }
+    w.pos = start;
+    const size = end - start;
+    if (size > this.limit - this.headerEnd) {
+      throw new RangeError(`a ${msg.kind} message of ${size} bytes can never fit a datagram of mtu ${this.mtu}`);
+    }
+    return false;
+  }
+
+  get messageCount(): number {
+    return this.count;
+  }
+
+  /** Bytes the datagram would have now, header and HMAC included. */
+  get size(): number {
+    return this.w.pos + this.trailer;
+  }
+
+  /** Returns the finished datagram (a fresh Buffer the caller may keep), or undefined when empty, and resets. */
+  flush(): Buffer | undefined {
+    if (this.count === 0) return undefined;
+    const len = this.w.pos;
+    const out = Buffer.allocUnsafe(len + this.trailer);
+    this.w.buf.copy(out, 0, 0, len);
+    if (this.signKey) hmac(this.signKey, out.subarray(0, len)).copy(out, len);
+    this.w.pos = this.headerEnd;
+    this.count = 0;
+    return out;
+  }
+}
+
+function reject(code: WireErrorCode, reason: string): DecodeResult {
+  return { ok: false, error: { code, reason } };
+}
+
+/** Decodes and checks one received datagram. Never throws: a bad datagram is an error value. */
+export function decodeDatagram(buf: Buffer, opts: DecodeOptions): DecodeResult {
+  const len = buf.length;
+  const maxSize = opts.maxSize ?? MAX_DATAGRAM_BYTES;
+  if (len > maxSize) return reject('ESIZE', `${len} bytes, more than ${maxSize}`);
+  if (len < 2) return reject('ETRUNC', `${len} bytes, shorter than the ${PREFIX_BYTES}-byte prefix`);
+  if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) {
+    return reject('EMAGIC', `starts with 0x${buf.toString('hex', 0, 2)}, not 'CS'`);
+  }
+  if (len < PREFIX_BYTES) return reject('ETRUNC', `${len} bytes, shorter than the ${PREFIX_BYTES}-byte prefix`);
+  const version = buf[2]!;
+  if (version !== PROTOCOL_VERSION)
+    return reject('EVERSION', `version ${version}, this node speaks ${PROTOCOL_VERSION}`);
+  const flags = buf[3]!;
+  if ((flags & ~FLAG_HMAC) !== 0) {
+    return reject(
+      'EVERSION',
+      `unknown flags 0x${flags.toString(16).padStart(2, '0')} in a version ${version} datagram`,
+    );
+  }
+  const cluster = buf.readUInt32BE(4);
+  if (cluster !== opts.cluster) return reject('ECLUSTER', `cluster ${cluster}, this node is in ${opts.cluster}`);
+  const signed = (flags & FLAG_HMAC) !== 0;
+  let end = len;
+  if (signed) {
+    if (len < PREFIX_BYTES + HMAC_BYTES) {
+      return reject('ETRUNC', `${len} bytes, too short for the prefix and an HMAC of ${HMAC_BYTES}`);
+    }
+    end = len - HMAC_BYTES;
+  }
+  if (opts.auth) {
+    if (!signed) return reject('EAUTH', 'unsigned datagram, and this node requires authentication');
+    if (!verifyHmac(opts.auth.verify, buf.subarray(0, end), buf.subarray(end))) {
+      return reject('EAUTH', 'HMAC does not match any loaded key');
+    }
+  }
+  try {
+    readerReset(buf, PREFIX_BYTES);
+    const body = readDatagram(end, MAX_MESSAGES_PER_DATAGRAM);
+    return {
+      ok: true,
+      header: { version, cluster, node: body.node, epoch: body.epoch },
+      messages: body.messages,
+      unknownMessages: body.unknownMessages,
+      signed,
+    };
+  } catch (err) {
+    if (err instanceof WireFail) return reject(err.code, err.reason);
+    // A bug, not bad input; still not worth the daemon.
+    return reject('EDECODE', `internal error: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    readerRelease();
+  }
+}

@@ -1,0 +1,428 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  NLA_F_NESTED,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLM_F_MULTI,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+} from '../../src/kernel/constants.js';
+import {
+  AttrIterator,
+  canonicalIPv6,
+  type DecodeErrorCode,
+  decodeAttrTree,
+  decodeNlError,
+  formatIPv4,
+  formatIPv6,
+  MAX_NEST_DEPTH,
+  NlWriter,
+  parseIPv4,
+  parseIPv6,
+  parseNetlink,
+} from '../../src/kernel/netlink-codec.js';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/ctnetlink/', import.meta.url));
+
+function fixture(name: string): Buffer {
+  return Buffer.from(readFileSync(`${FIXTURES}${name}.hex`, 'utf8').replace(/\s+/g, ''), 'hex');
+}
+
+function meta(name: string): { expect: { errno: number } } {
+  return JSON.parse(readFileSync(`${FIXTURES}${name}.json`, 'utf8'));
+}
+
+/** A raw nlmsghdr (host order = little-endian on the machines we run on) followed by `body`. */
+function nlmsg(type: number, body: number[] | Buffer, opts: { len?: number; flags?: number; seq?: number } = {}) {
+  const payload = Buffer.from(body);
+  const b = Buffer.alloc(16 + payload.length);
+  b.writeUInt32LE(opts.len ?? b.length, 0);
+  b.writeUInt16LE(type, 4);
+  b.writeUInt16LE(opts.flags ?? 0, 6);
+  b.writeUInt32LE(opts.seq ?? 0, 8);
+  payload.copy(b, 16);
+  return b;
+}
+
+/** One raw attribute, unpadded length `len` unless overridden. */
+function nla(type: number, data: number[] | Buffer, len?: number): Buffer {
+  const d = Buffer.from(data);
+  const b = Buffer.alloc((4 + d.length + 3) & ~3);
+  b.writeUInt16LE(len ?? 4 + d.length, 0);
+  b.writeUInt16LE(type, 2);
+  d.copy(b, 4);
+  return b;
+}
+
+describe('parseNetlink', () => {
+  it('splits a real dump batch into its entries and NLMSG_DONE', () => {
+    const batch = fixture('dump-batch');
+    const { messages, error } = parseNetlink(batch);
+    expect(error).toBeUndefined();
+    expect(messages.map((m) => m.type)).toEqual([0x100, 0x100, 0x100, NLMSG_DONE]);
+    for (const m of messages) expect(m.flags & NLM_F_MULTI).toBe(NLM_F_MULTI);
+    // All replies of one dump share its sequence number and our port id.
+    expect(new Set(messages.map((m) => m.seq)).size).toBe(1);
+    expect(new Set(messages.map((m) => m.pid)).size).toBe(1);
+    expect(messages[0]!.pid).not.toBe(0);
+    const total = messages.reduce((n, m) => n + 16 + m.payload.length, 0);
+    expect(total).toBe(batch.length);
+  });
+
+  it('returns payload views into the buffer, not copies', () => {
+    const batch = fixture('dump-batch');
+    const { messages } = parseNetlink(batch);
+    const p = messages[0]!.payload;
+    expect(p.buffer).toBe(batch.buffer);
+    expect(p.byteOffset).toBe(batch.byteOffset + 16);
+  });
+
+  it('honours start/end and reports offsets relative to the whole buffer', () => {
+    const a = nlmsg(0x100, [2, 0, 0, 0]);
+    const b = nlmsg(NLMSG_DONE, [0, 0, 0, 0]);
+    const buf = Buffer.concat([Buffer.alloc(8, 0xee), a, b, Buffer.alloc(5, 0xee)]);
+    const ok = parseNetlink(buf, 8, 8 + a.length + b.length);
+    expect(ok.error).toBeUndefined();
+    expect(ok.messages.map((m) => m.type)).toEqual([0x100, NLMSG_DONE]);
+    const bad = parseNetlink(buf, 8, buf.length);
+    expect(bad.messages).toHaveLength(2);
+    expect(bad.error).toMatchObject({ code: 'ETRUNC_HEADER', offset: 8 + a.length + b.length });
+  });
+
+  it('accepts an empty range and a final message without alignment padding', () => {
+    expect(parseNetlink(Buffer.alloc(0))).toEqual({ messages: [] });
+    const m = nlmsg(0x100, [2, 0, 0, 0, 5, 0, 7, 0, 9]); // 25 bytes, not a multiple of 4
+    const r = parseNetlink(m);
+    expect(r.error).toBeUndefined();
+    expect(r.messages[0]!.payload.length).toBe(9);
+  });
+
+  it('rejects a range outside the buffer', () => {
+    expect(parseNetlink(Buffer.alloc(16), 0, 17).error?.code).toBe('EMSG_LEN');
+    expect(parseNetlink(Buffer.alloc(16), 8, 4).error?.code).toBe('EMSG_LEN');
+  });
+
+  const good = nlmsg(0x100, [2, 0, 0, 0]);
+  const malformed: Array<[string, Buffer, DecodeErrorCode, number, number]> = [
+    ['truncated header', good.subarray(0, 10), 'ETRUNC_HEADER', 0, 0],
+    ['nlmsg_len 0', nlmsg(0x100, [], { len: 0 }), 'EZERO_LEN', 0, 0],
+    ['nlmsg_len < 16', nlmsg(0x100, [0, 0, 0, 0], { len: 12 }), 'EMSG_LEN', 0, 0],
+    ['nlmsg_len beyond the buffer', nlmsg(0x100, [0, 0, 0, 0], { len: 64 }), 'EMSG_LEN', 0, 0],
+    ['second message truncated', Buffer.concat([good, good.subarray(0, 10)]), 'ETRUNC_HEADER', 20, 1],
+    ['second header whole, body cut', Buffer.concat([good, good.subarray(0, 18)]), 'EMSG_LEN', 20, 1],
+    ['second message overlong', Buffer.concat([good, nlmsg(3, [0, 0, 0, 0], { len: 21 })]), 'EMSG_LEN', 20, 1],
+  ];
+  it.each(malformed)('%s -> %s', (_name, buf, code, offset, before) => {
+    const r = parseNetlink(buf);
+    expect(r.error?.code).toBe(code);
+    expect(r.error?.offset).toBe(offset);
+    expect(r.error?.reason).toBeTruthy();
+    expect(r.messages).toHaveLength(before);
+  });
+});
+
+describe('decodeNlError', () => {
+  const payloadOf = (name: string) => {
+    const { messages } = parseNetlink(fixture(name));
+    const m = messages[0]!;
+    expect(m.type).toBe(NLMSG_ERROR);
+    return m;
+  };
+
+  it('reads an ACK (errno 0) with the request header it answers', () => {
+    const m = payloadOf('ack');
+    expect(m.flags & NLM_F_CAPPED).toBe(NLM_F_CAPPED);
+    const r = decodeNlError(m.payload, m.flags);
+    expect(r).toEqual({ ok: true, value: { errno: 0, request: { type: 0x100, flags: 0x605, seq: m.seq, pid: 0 } } });
+  });
+
+  it('reads EEXIST with the whole request echoed, and capped', () => {
+    const full = payloadOf('error-eexist');
+    const r = decodeNlError(full.payload);
+    expect(r.ok && r.value.errno).toBe(17);
+    expect(r.ok && r.value.request.seq).toBe(full.seq);
+    expect(full.payload.length).toBeGreaterThan(20);
+    const capped = payloadOf('error-eexist-capped');
+    expect(capped.payload.length).toBe(20);
+    const c = decodeNlError(capped.payload, capped.flags);
+    expect(c.ok && c.value.errno).toBe(17);
+    expect(c.ok && c.value.request.type).toBe(0x100);
+    expect(decodeNlError(payloadOf('error-enoent').payload)).toMatchObject({ ok: true, value: { errno: 2 } });
+  });
+
+  it('reads extended-ack TLVs when given the message flags', () => {
+    const m = payloadOf('error-extack');
+    expect(m.flags & NLM_F_ACK_TLVS).toBe(NLM_F_ACK_TLVS);
+    const r = decodeNlError(m.payload, m.flags);
+    if (!r.ok) throw new Error(r.error.reason);
+    expect(r.value.errno).toBe(meta('error-extack').expect.errno);
+    expect(r.value.extAck?.msg).toBe('Attribute failed policy validation');
+    // The offset points at the bad CTA_TIMEOUT inside the echoed request.
+    const off = r.value.extAck!.offset!;
+    expect(m.payload.readUInt16LE(4 + off + 2) & 0x3fff).toBe(7);
+    // Without flags the TLVs are not looked at.
+    expect(decodeNlError(m.payload)).toMatchObject({ ok: true, value: { errno: r.value.errno } });
+    const plain = decodeNlError(m.payload);
+    expect(plain.ok && plain.value.extAck).toBeUndefined();
+  });
+
+  it('rejects short and nonsensical payloads', () => {
+    expect(decodeNlError(Buffer.alloc(19))).toMatchObject({ ok: false, error: { code: 'ETRUNC_HEADER' } });
+    const positive = Buffer.alloc(20);
+    positive.writeInt32LE(5, 0);
+    expect(decodeNlError(positive)).toMatchObject({ ok: false, error: { code: 'EVALUE' } });
+    const huge = Buffer.alloc(20);
+    huge.writeInt32LE(-0x80000000, 0);
+    expect(decodeNlError(huge)).toMatchObject({ ok: false, error: { code: 'EVALUE' } });
+    huge.writeInt32LE(-4095, 0);
+    expect(decodeNlError(huge)).toMatchObject({ ok: true, value: { errno: 4095 } });
+    const badEcho = Buffer.alloc(24);
+    badEcho.writeInt32LE(-22, 0);
+    badEcho.writeUInt32LE(400, 4);
+    expect(decodeNlError(badEcho, NLM_F_ACK_TLVS)).toMatchObject({ ok: false, error: { code: 'EMSG_LEN' } });
+  });
+});
+
+describe('AttrIterator', () => {
+  it('masks NLA_F_NESTED/NLA_F_NET_BYTEORDER off the type and skips unknown ones', () => {
+    const buf = Buffer.concat([nla(0x8001, [1, 2, 3, 4]), nla(0x4002, [9]), nla(0x3fff, [])]);
+    const it = new AttrIterator().reset(buf, 0, buf.length, 0);
+    const seen: Array<[number, boolean, number]> = [];
+    while (it.next()) seen.push([it.type, it.nested, it.len]);
+    expect(it.error).toBeUndefined();
+    expect(seen).toEqual([
+      [1, true, 4],
+      [2, false, 1],
+      [0x3fff, false, 0],
+    ]);
+  });
+
+  const cases: Array<[string, Buffer, DecodeErrorCode, number]> = [
+    ['nla_len < 4', Buffer.concat([nla(1, [1, 2, 3, 4]), nla(2, [], 2)]), 'EATTR_LEN', 8],
+    ['nla_len 0', nla(1, [1, 2, 3, 4], 0), 'EZERO_LEN', 0],
+    ['attribute longer than its parent', nla(1, [1, 2, 3, 4], 12), 'EATTR_LEN', 0],
+    [
+      'stray bytes after the last attribute',
+      Buffer.concat([nla(1, [1, 2, 3, 4]), Buffer.from([1, 0])]),
+      'EATTR_LEN',
+      8,
+    ],
+  ];
+  it.each(cases)('%s -> %s, never a throw', (_n, buf, code, offset) => {
+    const it = new AttrIterator().reset(buf, 0, buf.length, 0);
+    while (it.next()) {}
+    expect(it.error).toMatchObject({ code, offset });
+    // A stopped iterator stays stopped.
+    expect(it.next()).toBe(false);
+  });
+
+  it('refuses to go deeper than MAX_NEST_DEPTH', () => {
+    const it = new AttrIterator().reset(nla(NLA_F_NESTED | 1, []), 0, 4, MAX_NEST_DEPTH);
+    expect(it.next()).toBe(true);
+    expect(it.enter(new AttrIterator())).toBe(false);
+    expect(it.error?.code).toBe('ENEST_DEPTH');
+  });
+});
+
+describe('decodeAttrTree', () => {
+  function nested(depth: number): Buffer {
+    let inner = nla(1, [0xaa]);
+    for (let i = 0; i < depth; i++) inner = nla(NLA_F_NESTED | 2, inner);
+    return inner;
+  }
+
+  it('decodes a real message into a tree', () => {
+    const { messages } = parseNetlink(fixture('ipv4-udp'));
+    const p = messages[0]!.payload;
+    const r = decodeAttrTree(p, 4);
+    if (!r.ok) throw new Error(r.error.reason);
+    expect(r.value[0]!.type).toBe(1); // CTA_TUPLE_ORIG
+    expect(r.value[0]!.children?.[0]?.children?.[0]?.data).toEqual(Buffer.from([10, 99, 0, 3]));
+  });
+
+  it(`accepts ${MAX_NEST_DEPTH} levels of nesting and rejects more with ENEST_DEPTH`, () => {
+    expect(decodeAttrTree(nested(MAX_NEST_DEPTH)).ok).toBe(true);
+    const deep = decodeAttrTree(nested(MAX_NEST_DEPTH + 1));
+    expect(deep).toMatchObject({ ok: false, error: { code: 'ENEST_DEPTH' } });
+    // 200 levels: bounded work, still a value rather than a stack overflow.
+    expect(decodeAttrTree(nested(200))).toMatchObject({ ok: false, error: { code: 'ENEST_DEPTH' } });
+  });
+
+  it('reports errors of nested attributes at their offset', () => {
+    const bad = nla(NLA_F_NESTED | 1, Buffer.concat([nla(1, [1, 2, 3, 4]), nla(2, [1, 2], 3)]));
+    expect(decodeAttrTree(bad)).toMatchObject({ ok: false, error: { code: 'EATTR_LEN', offset: 12 } });
+  });
+});
+
+describe('NlWriter', () => {
+  it('writes the exact bytes of nlmsghdr, nfgenmsg and attributes', () => {
+    const w = new NlWriter(64);
+    w.begin(0x101, 0x301, 0x01020304, 10, 0xabcd, 77);
+    w.u8(1, 0x11);
+    w.u16be(2, 0x2233);
+    w.u32be(3, 0x44556677);
+    w.u64be(4, 0x8899aabbccddeeffn);
+    w.string(5, 'ftp');
+    const n = w.nest(6);
+    w.bytes(7, Buffer.from([1, 2, 3]));
+    w.endNest(n);
+    w.end();
+    const expected = Buffer.from(
+      [
+        '4c000000 0101 0103 04030201 4d000000', // nlmsghdr (little-endian host)
+        '0a 00 abcd', // nfgenmsg: family, version 0, res_id big-endian
+        '0500 0100 11000000',
+        '0600 0200 22330000',
+        '0800 0300 44556677',
+        '0c00 0400 8899aabbccddeeff',
+        '0800 0500 66747000',
+        '0c00 0680 0700 0700 01020300', // nest: NLA_F_NESTED set, inner padding zeroed
+      ]
+        .join('')
+        .replace(/ /g, ''),
+      'hex',
+    );
+    expect(w.finish()).toEqual(expected);
+    expect(w.messageCount).toBe(1);
+    expect(w.length).toBe(expected.length);
+  });
+
+  it('writes negative u32 values in two’s complement and masks u64 to 64 bits', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.u32be(1, -2);
+    w.u64be(2, -1n);
+    w.end();
+    const out = w.finish();
+    expect(out.readInt32BE(24)).toBe(-2);
+    expect(out.readBigUInt64BE(32)).toBe(0xffffffffffffffffn);
+  });
+
+  it('grows by doubling across thousands of messages and stays parseable', () => {
+    const w = new NlWriter(64);
+    for (let i = 0; i < 5000; i++) {
+      w.begin(0x100, 0x405, i, 2);
+      const n = w.nest(1);
+      w.ipv4(1, `10.99.${i >> 8}.${i & 0xff}`);
+      w.string(2, 'x'.repeat(i % 7));
+      w.endNest(n);
+      w.end();
+    }
+    expect(w.messageCount).toBe(5000);
+    const { messages, error } = parseNetlink(w.finish());
+    expect(error).toBeUndefined();
+    expect(messages).toHaveLength(5000);
+    expect(messages[4999]!.seq).toBe(4999);
+    expect(messages[4999]!.payload.subarray(12, 16)).toEqual(Buffer.from([10, 99, 19, 135]));
+  });
+
+  it('zeroes alignment padding even when reusing dirty memory', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.bytes(1, Buffer.alloc(40, 0xff));
+    w.end();
+    w.reset();
+    w.begin(0, 0, 0, 2);
+    w.u8(1, 0xff);
+    w.end();
+    expect(w.finish().subarray(20)).toEqual(Buffer.from([5, 0, 1, 0, 0xff, 0, 0, 0]));
+  });
+
+  it('reset() starts over and abort() drops only the open message', () => {
+    const w = new NlWriter(64);
+    w.begin(1, 0, 1, 2);
+    w.end();
+    const first = Buffer.from(w.finish());
+    w.begin(1, 0, 2, 2);
+    w.u32be(1, 5);
+    w.abort();
+    expect(w.finish()).toEqual(first);
+    expect(w.messageCount).toBe(1);
+    w.reset();
+    expect(w.length).toBe(0);
+    expect(w.messageCount).toBe(0);
+  });
+
+  it('throws on misuse and on addresses that do not parse, leaving no partial attribute', () => {
+    const w = new NlWriter(64);
+    expect(() => w.end()).toThrow();
+    w.begin(1, 0, 1, 10);
+    expect(() => w.begin(1, 0, 1, 10)).toThrow(/not ended/);
+    const before = w.length;
+    expect(() => w.ipv6(3, 'fd99::1::2')).toThrow(RangeError);
+    expect(() => w.ipv4(1, '10.99.0.256')).toThrow(RangeError);
+    expect(w.length).toBe(before);
+    const n = w.nest(1);
+    expect(() => w.end()).toThrow(/nest/);
+    w.endNest(n);
+    w.end();
+    expect(() => w.bytes(1, Buffer.alloc(70000))).toThrow(RangeError);
+  });
+});
+
+describe('addresses', () => {
+  const v6: Array<[string, string]> = [
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1::', '1::'],
+    ['FD99:0000:0000:0000:0000:0000:0000:0001', 'fd99::1'],
+    ['fd99:0:0:0:1:0:0:a', 'fd99::1:0:0:a'], // longest run wins
+    ['fd99:0:0:1:0:0:0:a', 'fd99:0:0:1::a'],
+    ['fd99:0:0:1:1:0:0:a', 'fd99::1:1:0:0:a'], // equal runs: the first one
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // a single zero group stays
+    ['2001:0db8::0001', '2001:db8::1'],
+    ['::ffff:10.99.0.1', '::ffff:10.99.0.1'],
+    ['::ffff:a63:1', '::ffff:10.99.0.1'],
+    ['64:ff9b::10.99.0.1', '64:ff9b::a63:1'],
+    ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
+    ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+  ];
+  it.each(v6)('IPv6 %s -> %s', (input, canonical) => {
+    expect(canonicalIPv6(input)).toBe(canonical);
+    expect(formatIPv6(parseIPv6(canonical)!)).toBe(canonical);
+  });
+
+  const badV6 = [
+    '',
+    ':',
+    ':::',
+    '1:::2',
+    '1::2::3',
+    '12345::',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4:5:6:7:8::',
+    '::1:2:3:4:5:6:7:8',
+    '1:2:3:4:5:6:7',
+    'fd99::g',
+    'fd99::1:',
+    ':1::',
+    '::ffff:1.2.3',
+    '::ffff:1.2.3.4:5',
+    '1:2:3:4:5:6:7:1.2.3.4',
+  ];
+  it.each(badV6)('rejects IPv6 %j', (s) => {
+    expect(parseIPv6(s)).toBeUndefined();
+  });
+
+  it('parses and formats IPv4 strictly', () => {
+    expect(parseIPv4('10.99.0.1')).toBe(0x0a630001);
+    expect(parseIPv4('255.255.255.255')).toBe(0xffffffff);
+    expect(parseIPv4('0.0.0.0')).toBe(0);
+    expect(formatIPv4(0x0a630001)).toBe('10.99.0.1');
+    expect(formatIPv4(0xffffffff)).toBe('255.255.255.255');
+    for (const bad of [
+      '',
+      '10.99.0',
+      '10.99.0.1.',
+      '10.99.0.256',
+      '010.99.0.1',
+      '10.99.0.-1',
+      '1e1.0.0.1',
+      ' 1.2.3.4',
+    ]) {
+      expect(parseIPv4(bad)).toBeUndefined();
+    }
+  });
+});
