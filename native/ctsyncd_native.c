@@ -283,6 +283,11 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
     napi_fatal_exception(env, exc);
   }
   napi_close_handle_scope(env, scope);
+  /* libuv stops a poll handle on POLLERR, which is how a netlink overrun
+   * (sk_err = ENOBUFS) shows up. The callback has read the error by now
+   * (recvmsg clears it), so polling resumes; otherwise the socket would go
+   * deaf after its first overrun. */
+  if (status < 0 && !p->closing) uv_poll_start(&p->handle, UV_READABLE, poll_cb);
 }
 
 static void poller_finalize(napi_env env, void *data, void *hint) {

@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { Daemon } from './daemon.js';
-import { createLogger } from './log.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import type { ConntrackEntry } from './kernel/entry.js';
 import { entryToJson } from './kernel/entry-json.js';
+import { createLogger } from './log.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 
@@ -237,7 +237,7 @@ function statsToText(s: Record<string, unknown>): string {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
     } else if (Array.isArray(v)) {
-      v.forEach((x, i) => walk(`${prefix}[${i}]`, x));
+      for (const [i, x] of v.entries()) walk(`${prefix}[${i}]`, x);
     } else {
       lines.push(`${prefix} ${String(v)}`);
     }

@@ -10,10 +10,10 @@ import { ControlServer } from './control/server.js';
 import { type ConntrackEvent, ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import { type ConntrackEntry, entryKey } from './kernel/entry.js';
+import { entryToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
-import { entryToJson } from './kernel/entry-json.js';
-import { type SyncChannel, ChannelSet } from './sync/channel.js';
+import { ChannelSet, type SyncChannel } from './sync/channel.js';
 import { createChannels } from './sync/channel-factory.js';
 import { PeerTable } from './sync/peers.js';
 import { SyncSender } from './sync/sender.js';
@@ -49,6 +49,8 @@ export interface DaemonCounters {
 const STARTUP_SYNC_WAIT_MS = 2000;
 const ALIVE_INTERVAL_MS = 1000;
 const PEER_DEAD_MS = 3500;
+/** Overruns double the event buffer up to this; SO_RCVBUFFORCE lets root go past rmem_max. */
+const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 
 export class Daemon {
   readonly counters: DaemonCounters = {
@@ -81,6 +83,8 @@ export class Daemon {
   private stopped = false;
   private resyncRunning = false;
   private resyncAgain = false;
+  private overrunPending = false;
+  private resyncTouched: Map<string, string> | undefined;
   private nextBulkId = 1;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
@@ -166,6 +170,11 @@ export class Daemon {
         this.onKernelEvent(ev);
       },
       onOverrun: () => this.onOverrun(),
+      onEmpty: () => {
+        if (!this.overrunPending || !this.dumpDone) return;
+        this.overrunPending = false;
+        void this.resyncKernel('overrun');
+      },
       onDecodeError: (e) => this.log.warn('undecodable kernel event', { code: e.code, reason: e.reason }),
     });
 
@@ -184,6 +193,8 @@ export class Daemon {
     });
     this.dumpDone = true;
     destroyedDuringDump.clear();
+    // An overrun during the dump waits for an empty queue; read it now so that happens.
+    if (this.overrunPending) this.events.transport.drain();
     this.log.info('initial kernel dump done', { entries: dumped, cached: this.internal.size });
 
     this.timers.push(setInterval(() => this.tick(), ALIVE_INTERVAL_MS));
@@ -266,7 +277,9 @@ export class Daemon {
       this.counters.ownKernelEvents++;
       return;
     }
-    this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
+    const key = entryKey(ev.entry);
+    this.resyncTouched?.set(key, ev.type);
+    this.noteChange(key, this.internal.apply(ev.type, ev.entry), ev.entry);
   }
 
   private noteChange(key: string, kind: string, entry: ConntrackEntry): void {
@@ -276,41 +289,64 @@ export class Daemon {
     else if (kind === 'deleted') this.sender.enqueue(key, 'delete', entry);
   }
 
-  /** The kernel dropped events: re-dump now and replicate only the differences. */
+  /**
+   * The kernel dropped events. It reports no further drops until our queue
+   * has been read empty, so the reconciling dump starts then (onEmpty), not
+   * earlier: a dump that overlaps a still-congested queue could miss entries
+   * silently. The buffer doubles each time, up to MAX_EVENT_BUFFER.
+   */
   private onOverrun(): void {
     this.counters.overruns++;
-    this.log.warn('kernel event overrun: resyncing with the kernel table', {
-      receiveBufferBytes: this.events?.receiveBuffer,
+    const events = this.events;
+    const before = events?.receiveBuffer ?? 0;
+    if (events && before < MAX_EVENT_BUFFER) events.resizeReceiveBuffer(Math.min(before * 2, MAX_EVENT_BUFFER));
+    this.log.warn('kernel event overrun: will resync with the kernel table', {
+      receiveBufferBytes: events?.receiveBuffer,
     });
-    void this.resyncKernel('overrun');
+    if (this.resyncRunning) this.resyncAgain = true;
+    else this.overrunPending = true;
   }
 
+  /**
+   * Dumps the kernel table and replicates only the differences from the
+   * internal cache. Events that arrive while the dump runs are newer than
+   * what the dump may have seen, so they win over it.
+   */
   async resyncKernel(reason: string): Promise<{ created: number; updated: number; deleted: number }> {
     if (this.resyncRunning) {
       this.resyncAgain = true;
       return { created: 0, updated: 0, deleted: 0 };
     }
     this.resyncRunning = true;
+    const total = { created: 0, updated: 0, deleted: 0 };
     try {
-      let total = { created: 0, updated: 0, deleted: 0 };
       do {
         this.resyncAgain = false;
-        const dump: ConntrackEntry[] = [];
-        await this.link!.dump((e) => dump.push(e));
-        const diff = this.internal.reconcile(dump);
+        const touched = new Map<string, string>();
+        this.resyncTouched = touched;
+        const dump = new Map<string, ConntrackEntry>();
+        await this.link!.dump((e) => dump.set(entryKey(e), e));
+        this.resyncTouched = undefined;
+        for (const [key, type] of touched) {
+          if (type === 'destroy') dump.delete(key);
+          else {
+            const current = this.internal.get(key);
+            if (current) dump.set(key, current);
+          }
+        }
+        const diff = this.internal.reconcile(dump.values());
         for (const key of diff.created) this.sender?.enqueue(key, 'new');
         for (const key of diff.updated) this.sender?.enqueue(key, 'update');
         for (const e of diff.deleted) this.sender?.enqueue(entryKey(e), 'delete', e);
-        total = {
-          created: total.created + diff.created.length,
-          updated: total.updated + diff.updated.length,
-          deleted: total.deleted + diff.deleted.length,
-        };
+        total.created += diff.created.length;
+        total.updated += diff.updated.length;
+        total.deleted += diff.deleted.length;
         if (reason === 'overrun') this.counters.overrunResyncs++;
       } while (this.resyncAgain && !this.stopped);
       this.log.info('kernel resync done', { reason, ...total });
       return total;
     } finally {
+      this.resyncTouched = undefined;
       this.resyncRunning = false;
     }
   }

@@ -17,10 +17,13 @@
 // Everything is compiled once; check() parses the two source addresses into
 // numbers without allocating and returns one of four shared verdict objects.
 
+import type { FilterConfig } from '../config/schema.js';
 import { IPPROTO, protoNumber, TCP_STATES } from '../kernel/constants.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
 import { parseIPv4, parseIPv6Into } from '../kernel/netlink-codec.js';
-import type { FilterConfig } from '../config/schema.js';
+
+// Attribute stripping is part of the `filter` section too.
+export { STRIP_FIELDS, stripAttributes } from './strip.js';
 
 export type FilterReason = 'protocol' | 'address' | 'tcp-state';
 export type FilterVerdict = { readonly pass: true } | { readonly pass: false; readonly reason: FilterReason };
@@ -102,7 +105,7 @@ export class PrefixSet {
     if (this.v4Hosts.has(a)) return true;
     const nets = this.v4Nets;
     const masks = this.v4Masks;
-    for (let i = 0; i < nets.length; i++) if (((a & masks[i]!) >>> 0) === nets[i]) return true;
+    for (let i = 0; i < nets.length; i++) if ((a & masks[i]!) >>> 0 === nets[i]) return true;
     return false;
   }
 
@@ -110,10 +113,10 @@ export class PrefixSet {
     const p = this.v6;
     for (let i = 0; i < p.length; i += 8) {
       if (
-        ((w0 & p[i + 4]!) >>> 0) === p[i] &&
-        ((w1 & p[i + 5]!) >>> 0) === p[i + 1] &&
-        ((w2 & p[i + 6]!) >>> 0) === p[i + 2] &&
-        ((w3 & p[i + 7]!) >>> 0) === p[i + 3]
+        (w0 & p[i + 4]!) >>> 0 === p[i] &&
+        (w1 & p[i + 5]!) >>> 0 === p[i + 1] &&
+        (w2 & p[i + 6]!) >>> 0 === p[i + 2] &&
+        (w3 & p[i + 7]!) >>> 0 === p[i + 3]
       )
         return true;
     }
@@ -147,6 +150,8 @@ class CompiledFilter implements EntryFilter {
   private readonly tcpPass = new Uint8Array(256);
   private readonly accept: PrefixSet | undefined;
   private readonly ignore = new PrefixSet();
+  /** Whether any TCP state can be rejected; decides what happens without state info. */
+  private readonly stateRule: boolean;
 
   constructor(cfg: FilterRules, localAddresses: readonly string[]) {
     const protoList = listOf(cfg.protocols);
@@ -159,6 +164,7 @@ class CompiledFilter implements EntryFilter {
     for (const n of protoNums) this.protoPass[n] = protoList.accept ? 1 : 0;
 
     const stateList = listOf(cfg.tcpStates);
+    this.stateRule = stateList.accept || stateList.items.length > 0;
     this.tcpPass.fill(stateList.accept ? 0 : 1);
     for (const name of stateList.items) {
       const s = (TCP_STATES as readonly string[]).indexOf(name);
@@ -188,10 +194,11 @@ class CompiledFilter implements EntryFilter {
     if (this.accept !== undefined && !this.accept.matchAddress(f, osrc) && !this.accept.matchAddress(f, rsrc))
       return BY_ADDRESS;
     if (proto === IPPROTO.TCP) {
-      // An entry without TCP protoinfo cannot be judged by state; let it through
-      // rather than drop a connection on missing data.
+      // Only a partial UPDATE event for an uncached entry lacks the state (new
+      // events and dumps always carry it). Under a state rule it cannot be
+      // shown to pass, and the full entry will come with its next state change.
       const tcp = e.protoinfo?.tcp;
-      if (tcp !== undefined && this.tcpPass[tcp.state & 0xff] !== 1) return BY_TCP_STATE;
+      if (tcp === undefined ? this.stateRule : this.tcpPass[tcp.state & 0xff] !== 1) return BY_TCP_STATE;
     }
     return PASS;
   }
@@ -205,7 +212,8 @@ function listOf<T>(list: { accept: T[] } | { ignore: T[] }): { accept: boolean; 
  * Compiles the `filter` section plus the node's own sync-link addresses
  * (bare addresses or prefixes) into a reusable filter. Rules are evaluated
  * protocol, then address, then TCP state; the first that rejects names the
- * reason. The TCP state rule applies to TCP entries only.
+ * reason. The TCP state rule applies to TCP entries only; a TCP entry
+ * without state information passes only when there is no state rule.
  */
 export function compileFilter(cfg: FilterRules, localAddresses: readonly string[] = []): EntryFilter {
   return new CompiledFilter(cfg, localAddresses);

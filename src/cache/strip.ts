@@ -19,34 +19,26 @@ export const STRIP_FIELDS: Readonly<Record<StrippableAttribute, readonly (keyof 
 };
 
 /**
- * Compiles a strip list once into a function. With an empty list, or for an
- * entry carrying none of the listed fields, the function returns its input
- * unchanged, so the common case allocates nothing. The input is never
- * mutated: cached entries are shared with the rest of the daemon.
+ * The entry without the listed attributes. Returns the input itself when the
+ * list is empty or the entry carries none of them, so the common case
+ * allocates nothing; otherwise a shallow copy. The input is never mutated:
+ * cached entries are shared with the rest of the daemon.
  */
-export function makeStripper(attrs: readonly StrippableAttribute[]): (e: ConntrackEntry) => ConntrackEntry {
-  const fields = [...new Set(attrs.flatMap((a) => STRIP_FIELDS[a]))];
-  if (fields.length === 0) return (e) => e;
-  const drop = new Set<string>(fields);
-  return (e) => {
-    let present = false;
-    for (const f of fields) {
-      if (e[f] !== undefined) {
-        present = true;
-        break;
-      }
-    }
-    if (!present) return e;
-    // Copy without the fields rather than spread-and-delete: `delete` would
-    // turn the copy into a slow dictionary-mode object.
-    const out: Record<string, unknown> = {};
-    for (const k in e) if (!drop.has(k)) out[k] = e[k as keyof ConntrackEntry];
-    return out as unknown as ConntrackEntry;
-  };
+export function stripAttributes(e: ConntrackEntry, attrs: readonly StrippableAttribute[]): ConntrackEntry {
+  if (attrs.length === 0 || !carriesAny(e, attrs)) return e;
+  // Copy without the fields rather than spread-and-delete: `delete` would
+  // turn the copy into a slow dictionary-mode object.
+  const out: Record<string, unknown> = {};
+  for (const k in e) if (!listed(k, attrs)) out[k] = e[k as keyof ConntrackEntry];
+  return out as unknown as ConntrackEntry;
 }
 
-/** One-off form of makeStripper; prefer makeStripper on a hot path. */
-export function stripAttributes(e: ConntrackEntry, attrs: readonly StrippableAttribute[]): ConntrackEntry {
-  if (attrs.length === 0) return e;
-  return makeStripper(attrs)(e);
+function carriesAny(e: ConntrackEntry, attrs: readonly StrippableAttribute[]): boolean {
+  for (const a of attrs) for (const f of STRIP_FIELDS[a]) if (e[f] !== undefined) return true;
+  return false;
+}
+
+function listed(field: string, attrs: readonly StrippableAttribute[]): boolean {
+  for (const a of attrs) for (const f of STRIP_FIELDS[a]) if (f === field) return true;
+  return false;
 }

@@ -33,7 +33,7 @@ export interface ControlServerOptions {
   log?: ControlLog;
   /** A connection with no request running is closed after this long without traffic. Default 60 000. */
   idleTimeoutMs?: number;
-  /** Connections beyond this are refused by the kernel's backlog handling. Default 64. */
+  /** Connections beyond this are closed as soon as they are accepted. Default 64. */
   maxConnections?: number;
 }
 

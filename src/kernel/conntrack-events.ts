@@ -46,6 +46,8 @@ export interface EventHandlers {
   onExpectEvent?(ev: ExpectEvent): void;
   /** The kernel dropped events for us (ENOBUFS): the cache must be reconciled by a dump. */
   onOverrun(): void;
+  /** The event queue was read empty (see NetlinkReceiver.onEmpty). */
+  onEmpty?(): void;
   onDecodeError?(e: DecodeError): void;
 }
 
@@ -183,6 +185,10 @@ export class ConntrackEvents implements NetlinkReceiver {
       c.decodeErrors++;
       h.onDecodeError?.(error);
     }
+  }
+
+  onEmpty(): void {
+    this.handlers?.onEmpty?.();
   }
 
   onError(errno: number): void {

@@ -29,4 +29,3 @@ export function entryToJson(e: ConntrackEntry): Record<string, unknown> {
     status: e.status ?? 0,
   };
 }
-

@@ -351,6 +351,7 @@ export class FakeSocket implements NetlinkTransport {
         this.receiver.onError(e);
       }
     }
+    this.receiver.onEmpty?.();
   }
 
   joinGroup(group: number): void {

@@ -91,6 +91,7 @@ export class NetlinkSocket implements NetlinkTransport {
       if (n > 0) this.receiver?.onData(this.buf, 0, n);
       if (this.closed) return;
       if (err !== 0 && err !== EAGAIN) this.receiver?.onError(err);
+      if (err === EAGAIN) this.receiver?.onEmpty?.();
       if (err !== 0 || performance.now() - started >= DRAIN_SLICE_MS) return;
     }
   }

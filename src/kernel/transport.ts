@@ -7,6 +7,12 @@ export interface NetlinkReceiver {
   onData(buf: Buffer, start: number, end: number): void;
   /** A receive error: ENOBUFS means the kernel dropped messages for us (overrun). */
   onError(errno: number): void;
+  /**
+   * The receive queue was read empty. After an overrun the kernel reports no
+   * further drops until this point (its congestion flag clears on an empty
+   * queue), so this is when a reconciling dump can start without silent loss.
+   */
+  onEmpty?(): void;
 }
 
 export interface NetlinkTransport {

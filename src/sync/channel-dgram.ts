@@ -115,14 +115,8 @@ export abstract class DgramChannel implements SyncChannel {
     } catch (err) {
       await closeSocket(socket);
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ChannelError(
-        'ECHANNEL_BIND',
-        this.name,
-        `sync channel ${this.name}: cannot bind ${address} port ${port}: ${code}`,
-        {
-          cause: err,
-        },
-      );
+      const message = `sync channel ${this.name}: cannot bind ${address} port ${port}: ${code}`;
+      throw new ChannelError('ECHANNEL_BIND', this.name, message, { cause: err });
     }
     socket.on('error', (err) => this.onSocketError(err));
     if (this.state === 'closed') {

@@ -34,6 +34,7 @@ export interface SenderCounters {
   messagesSent: number;
   datagramsSent: number;
   vanished: number;
+  unencodable: number;
 }
 
 export interface SyncSenderOptions {
@@ -49,7 +50,14 @@ export interface SyncSenderOptions {
 }
 
 export class SyncSender {
-  readonly counters: SenderCounters = { queued: 0, merged: 0, messagesSent: 0, datagramsSent: 0, vanished: 0 };
+  readonly counters: SenderCounters = {
+    queued: 0,
+    merged: 0,
+    messagesSent: 0,
+    datagramsSent: 0,
+    vanished: 0,
+    unencodable: 0,
+  };
   private queue: Item[] = [];
   private head = 0;
   private readonly pending = new Map<string, EntryItem>();
@@ -114,10 +122,7 @@ export class SyncSender {
       const item = this.queue[this.head++]!;
       const msg = this.toMessage(item);
       if (!msg) continue;
-      if (!enc.add(msg)) {
-        this.emit();
-        enc.add(msg);
-      }
+      if (!this.add(enc, msg)) continue;
       if ('seq' in msg && this.isSequenced(item)) this.opts.onSequenced?.(msg);
       this.counters.messagesSent++;
       sent++;
@@ -129,6 +134,23 @@ export class SyncSender {
     } else if (this.head > 65536) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
+    }
+  }
+
+  /** An entry the wire cannot carry is counted and dropped, never allowed to stall the queue. */
+  private add(enc: DatagramEncoder, msg: WireMessage): boolean {
+    try {
+      if (!enc.add(msg)) {
+        this.emit();
+        enc.add(msg);
+      }
+      return true;
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.counters.unencodable++;
+      // Give the sequence number back: a number never sent would read as loss to every peer.
+      if ('seq' in msg && seqAdd(msg.seq, 1) === this.nextSeqValue) this.nextSeqValue = msg.seq;
+      return false;
     }
   }
 

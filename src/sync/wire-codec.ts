@@ -18,6 +18,7 @@
 // rather than merges: our encoder never repeats one). Groups (wire types 3,
 // 4) are rejected: proto3 has none.
 
+import { isUtf8 } from 'node:buffer';
 import { AF_INET, AF_INET6, IPPROTO } from '../kernel/constants.js';
 import type {
   ConntrackEntry,
@@ -821,6 +822,8 @@ function enter(end: number): number {
 function rName(end: number, what: string): string {
   const n = rLen(end);
   if (n > MAX_NAME_BYTES) fail('EVALUE', `${what} of ${n} bytes, at most ${MAX_NAME_BYTES}`);
+  // Invalid UTF-8 would decode to U+FFFD and re-encode longer than it came.
+  if (!isUtf8(B.subarray(P, P + n))) fail('EVALUE', `${what} is not valid UTF-8`);
   const s = B.toString('utf8', P, P + n);
   P += n;
   return s;
@@ -953,10 +956,15 @@ function rEntry(end: number, isDelete: boolean): ConntrackEntry {
     }
   }
   if (!orig) return fail('EVALUE', 'entry without orig tuple');
-  if (!reply) {
-    if (!isDelete) return fail('EVALUE', 'entry without reply tuple');
-    reply = mirrorTuple(orig);
+  if (isDelete) {
+    // A delete names an entry (entryKey: family, orig, zone); any other
+    // field a sender included is not state and is dropped, so what the
+    // daemon sees is what our own encoder would send.
+    const d: ConntrackEntry = { family: family as Family, orig, reply: reply ?? mirrorTuple(orig) };
+    if (zone !== undefined) d.zone = zone;
+    return d;
   }
+  if (!reply) return fail('EVALUE', 'entry without reply tuple');
   // Properties in one fixed order, so decoded entries share hidden classes.
   const e: ConntrackEntry = { family: family as Family, orig, reply };
   if (master) e.master = master;

@@ -48,7 +48,10 @@ export const PROTOCOL_VERSION = 1;
 
 export type WireMessage =
   | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry }
-  /** Only family, orig and zone travel; the decoder fills reply with mirrorTuple(orig) when absent. */
+  /**
+   * Names the entry: only family, orig and zone travel. The decoder fills
+   * reply with mirrorTuple(orig) when absent and drops any other field.
+   */
   | { kind: 'ct-delete'; seq: number; entry: ConntrackEntry }
   | { kind: 'exp-new' | 'exp-delete'; seq: number; entry: ExpectEntry }
   /** Inclusive range of the PEER's sequence numbers, addressed to that peer (on multicast every node sees it). */

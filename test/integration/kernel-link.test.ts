@@ -239,5 +239,10 @@ describe('kernel link (real kernel, netns)', () => {
     await until(() => overruns > 0, 'overrun report', 5000);
     expect(events.counters.overruns).toBeGreaterThan(0);
     expect(received).toBeLessThan(5000);
+    // The socket must not go deaf after an overrun: later events still arrive.
+    await until(() => events.counters.new === received && received > 0, 'queue drained', 5000);
+    const before = received;
+    await link.batch([{ op: 'create', entry: udpEntry(60_001) }]);
+    await until(() => received === before + 1, 'an event after the overrun', 5000);
   });
 });

@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 
@@ -55,8 +55,11 @@ for (const transport of ['multicast', 'udp'] as const) {
       const res = await link.batch(items);
       expect(res.ok).toBe(N);
       const c = cluster;
-      await waitFor(async () => (await externalCount(c, 'fw2')) === N, `fw2 external = ${N}`, 60_000, () =>
-        c.node('fw2').stderr.join('').slice(-2000),
+      await waitFor(
+        async () => (await externalCount(c, 'fw2')) === N,
+        `fw2 external = ${N}`,
+        60_000,
+        () => c.node('fw2').stderr.join('').slice(-2000),
       );
       console.log(`${transport}: ${N} entries replicated in ${Date.now() - t0} ms`);
       const ext = await cluster.dump('fw2', 'external');
@@ -79,12 +82,17 @@ for (const transport of ['multicast', 'udp'] as const) {
         expect(got!.timeout as number).toBeGreaterThan(3000);
       }
       // fw1's own view: its internal cache holds them, its external cache nothing.
-      const s1 = (await cluster.request('fw1', 'stats')) as { internal: { entries: number }; external: { entries: number } };
+      const s1 = (await cluster.request('fw1', 'stats')) as {
+        internal: { entries: number };
+        external: { entries: number };
+      };
       expect(s1.internal.entries).toBe(N);
       expect(s1.external.entries).toBe(0);
 
       // A mark change on 100 entries propagates.
-      const upd = await link.batch(Array.from({ length: 100 }, (_, i) => ({ op: 'update' as const, entry: tcpEntry(i, 77) })));
+      const upd = await link.batch(
+        Array.from({ length: 100 }, (_, i) => ({ op: 'update' as const, entry: tcpEntry(i, 77) })),
+      );
       expect(upd.ok).toBe(100);
       await waitFor(
         async () => (await c.dump('fw2', 'external')).filter((e) => e.mark === 77).length === 100,
@@ -92,7 +100,9 @@ for (const transport of ['multicast', 'udp'] as const) {
         30_000,
       );
       // Deletes propagate.
-      const del = await link.batch(Array.from({ length: 1000 }, (_, i) => ({ op: 'delete' as const, entry: tcpEntry(N - 1 - i) })));
+      const del = await link.batch(
+        Array.from({ length: 1000 }, (_, i) => ({ op: 'delete' as const, entry: tcpEntry(N - 1 - i) })),
+      );
       expect(del.ok).toBe(1000);
       await waitFor(async () => (await externalCount(c, 'fw2')) === N - 1000, 'deletes on fw2', 30_000);
       const after = new Set((await cluster.dump('fw2', 'external')).map((e) => `${e.src}:${e.sport}`));
@@ -150,7 +160,10 @@ describe('forged and malformed input', () => {
       setTimeout(() => s.end(), 500);
     });
     expect(reply.length).toBeGreaterThan(4);
-    const msg = JSON.parse(reply.subarray(4, 4 + reply.readUInt32BE(0)).toString()) as { ok: boolean; error: { code: string } };
+    const msg = JSON.parse(reply.subarray(4, 4 + reply.readUInt32BE(0)).toString()) as {
+      ok: boolean;
+      error: { code: string };
+    };
     expect(msg.ok).toBe(false);
     expect(msg.error.code).toBe('EBAD_REQUEST');
     await expect(cluster.request('fw1', 'bogus-command')).rejects.toMatchObject({ code: 'EUNKNOWN_COMMAND' });

@@ -127,9 +127,13 @@ export class Cluster {
   /** Starts the daemon of a node from bin/ctsyncd inside its namespace. */
   start(id: string): NodeHandle {
     const n = this.node(id);
-    const child = spawn('ip', ['netns', 'exec', n.ns.name, 'node', join(ROOT, 'bin/ctsyncd'), '--config', n.configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', n.ns.name, 'node', join(ROOT, 'bin/ctsyncd'), '--config', n.configPath],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => {
       n.stderr.push(d);
