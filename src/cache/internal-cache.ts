@@ -401,9 +401,9 @@ export class InternalCache {
       this.counters.created++;
       return 'created';
     }
-    // Normally caught earlier by carriesNothingNew; this also covers
-    // differences that compaction irons out.
-    if (sameIgnoringTimeout(cached, e)) return this.keep(key, cached, e.timeout);
+    // Normally caught before compaction; this also covers differences that
+    // compaction irons out.
+    if (carriesNothingNew(cached, e, false)) return this.keep(key, cached, e.timeout);
     this.map.set(key, e);
     this.counters.updated++;
     return 'updated';

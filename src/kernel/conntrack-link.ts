@@ -337,9 +337,11 @@ export class ConntrackLink {
   /** Sends one acked request; resolves with its errno (0 = success). */
   private singleRequest(data: Buffer, seq: number, onMessage: (msg: NlMessage) => void): Promise<number> {
     return new Promise<number>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      const timer: { t?: NodeJS.Timeout; settled: boolean } = { settled: false };
       const done = (errno: number) => {
-        if (timer) clearTimeout(timer);
+        if (timer.settled) return;
+        timer.settled = true;
+        clearTimeout(timer.t);
         this.channel.unregister(pending);
         resolve(errno);
       };
@@ -358,10 +360,13 @@ export class ConntrackLink {
         return;
       }
       this.channel.transport.drain();
-      timer = setTimeout(() => {
-        this.counters.timeouts++;
-        done(ETIMEDOUT);
-      }, this.replyTimeoutMs);
+      // The answer is usually read synchronously above; arm the timeout only if not.
+      if (!timer.settled) {
+        timer.t = setTimeout(() => {
+          this.counters.timeouts++;
+          done(ETIMEDOUT);
+        }, this.replyTimeoutMs);
+      }
     });
   }
 

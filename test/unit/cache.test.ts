@@ -3,12 +3,14 @@ import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import {
   ACCEPT_ALL,
+  carriesNothingNew,
   compileFilter,
   ENTRY_FIELDS,
   EntryCompactor,
   ExternalCache,
   type FilterRules,
   InternalCache,
+  refreshTimeout,
   sameIgnoringTimeout,
   TCP_FIELDS,
   TUPLE_FIELDS,
@@ -207,6 +209,101 @@ describe('sameIgnoringTimeout / merging an UPDATE', () => {
     expect(sameIgnoringTimeout(tcp(1, { countersOrig: { packets: 1n, bytes: 1n } }), tcp(1))).toBe(false);
   });
 
+  it('carriesNothingNew skips timeout and dropped fields; partial compares only present fields', () => {
+    const c = new EntryCompactor();
+    const stored = c.entry(tcp(1, { labels: Buffer.alloc(16, 1) }));
+    expect(carriesNothingNew(stored, tcp(1, { labels: Buffer.alloc(16, 1), timeout: 3, id: 9 }), false)).toBe(true);
+    // A full entry without labels means the labels are gone.
+    expect(carriesNothingNew(stored, tcp(1), false)).toBe(false);
+    // A partial one without labels just did not touch them.
+    const e = tcp(1);
+    const partial: ConntrackEntry = { family: e.family, orig: e.orig, reply: e.reply, status: e.status, timeout: 1 };
+    expect(carriesNothingNew(stored, partial, true)).toBe(true);
+    expect(carriesNothingNew(stored, { ...partial, status: 1 }, true)).toBe(false);
+    expect(carriesNothingNew(stored, { ...partial, protoinfo: { tcp: { state: FIN_WAIT } } }, true)).toBe(false);
+  });
+
+  it('carriesNothingNew notices a change in every field compaction keeps', () => {
+    const full = tcp(1, {
+      zone: 3,
+      master: { src: '10.9.9.9', dst: '192.0.2.1', proto: IPPROTO.TCP, sport: 5000, dport: 21 },
+      labels: Buffer.alloc(16, 2),
+      labelsMask: Buffer.alloc(16, 0xff),
+      helper: 'ftp',
+      secmark: 9,
+      secctx: 'ctx',
+      seqAdjOrig: { correctionPos: 1, offsetBefore: 2, offsetAfter: 3 },
+      seqAdjReply: { correctionPos: 4, offsetBefore: 5, offsetAfter: 6 },
+      synproxy: { isn: 1, its: 2, tsoff: 3 },
+      protoinfo: { tcp: { state: ESTABLISHED, wscaleOrig: 7, flagsOrig: { flags: 1, mask: 1 } } },
+    });
+    type Kept = {
+      [K in keyof typeof ENTRY_FIELDS]: (typeof ENTRY_FIELDS)[K] extends 'keep' ? K : never;
+    }[keyof typeof ENTRY_FIELDS];
+    // Typed so that a field added to ENTRY_FIELDS as 'keep' must be listed here.
+    const changes: Record<Exclude<Kept, 'timeout'>, Partial<ConntrackEntry>> = {
+      family: { family: AF_INET6 },
+      orig: { orig: { ...full.orig, sport: 1 } },
+      reply: { reply: { ...full.reply, src: '192.0.2.2' } },
+      master: { master: { ...full.orig, dport: 22 } },
+      status: { status: 1 },
+      mark: { mark: 1 },
+      zone: { zone: 4 },
+      labels: { labels: Buffer.alloc(16, 3) },
+      labelsMask: { labelsMask: Buffer.alloc(16, 1) },
+      protoinfo: { protoinfo: { tcp: { state: ESTABLISHED, wscaleOrig: 7, flagsOrig: { flags: 1, mask: 3 } } } },
+      seqAdjOrig: { seqAdjOrig: { correctionPos: 1, offsetBefore: 2, offsetAfter: 4 } },
+      seqAdjReply: { seqAdjReply: { correctionPos: 4, offsetBefore: 6, offsetAfter: 6 } },
+      helper: { helper: 'sip' },
+      secmark: { secmark: 10 },
+      secctx: { secctx: 'other' },
+      synproxy: { synproxy: { isn: 1, its: 3, tsoff: 3 } },
+    };
+    const stored = new EntryCompactor().entry(full);
+    expect(carriesNothingNew(stored, full, false)).toBe(true);
+    expect(carriesNothingNew(stored, { ...full, timeout: 1 }, true)).toBe(true);
+    for (const [field, change] of Object.entries(changes)) {
+      const changed = { ...full, ...change };
+      expect([field, carriesNothingNew(stored, changed, false)]).toEqual([field, false]);
+      expect([field, carriesNothingNew(stored, changed, true)]).toEqual([field, false]);
+      if (field === 'family' || field === 'orig' || field === 'reply') continue;
+      const without: Record<string, unknown> = { ...full };
+      delete without[field];
+      const dropped = without as unknown as ConntrackEntry;
+      expect([field, carriesNothingNew(stored, dropped, false)]).toEqual([field, false]);
+      expect([field, carriesNothingNew(stored, dropped, true)]).toEqual([field, true]);
+    }
+    // SCTP and DCCP protoinfo are compared too.
+    const sctp = new EntryCompactor().entry({ ...full, protoinfo: { sctp: { state: 3, vtagOrig: 1, vtagReply: 2 } } });
+    expect(
+      carriesNothingNew(sctp, { ...full, protoinfo: { sctp: { state: 3, vtagOrig: 1, vtagReply: 2 } } }, false),
+    ).toBe(true);
+    expect(
+      carriesNothingNew(sctp, { ...full, protoinfo: { sctp: { state: 3, vtagOrig: 1, vtagReply: 9 } } }, false),
+    ).toBe(false);
+    const dccp = new EntryCompactor().entry({ ...full, protoinfo: { dccp: { state: 1, role: 0, handshakeSeq: 5n } } });
+    expect(
+      carriesNothingNew(dccp, { ...full, protoinfo: { dccp: { state: 1, role: 0, handshakeSeq: 5n } } }, false),
+    ).toBe(true);
+    expect(
+      carriesNothingNew(dccp, { ...full, protoinfo: { dccp: { state: 1, role: 0, handshakeSeq: 6n } } }, false),
+    ).toBe(false);
+  });
+
+  it('refreshTimeout writes the timeout in place, or copies when the field is missing', () => {
+    const stored = new EntryCompactor().entry(tcp(1));
+    expect(refreshTimeout(stored, 42)).toBe(stored);
+    expect(stored.timeout).toBe(42);
+    expect(refreshTimeout(stored, undefined)).toBe(stored);
+    expect(stored.timeout).toBe(42);
+    const { timeout: _t, ...rest } = stored;
+    const noTimeout: ConntrackEntry = rest;
+    const copy = refreshTimeout(noTimeout, 7);
+    expect(copy).not.toBe(noTimeout);
+    expect(copy.timeout).toBe(7);
+    expect(noTimeout.timeout).toBeUndefined();
+  });
+
   it('lays present fields of an update over the cached entry, reusing what did not change', () => {
     const c = new EntryCompactor();
     const cached = c.entry(
@@ -269,8 +366,14 @@ describe('InternalCache: events', () => {
   it('stores a timeout-only change but does not report it', () => {
     const c = internal();
     c.apply('new', tcp(1));
+    const before = c.get(entryKey(tcp(1)));
     expect(c.apply('update', tcp(1, { timeout: 99 }))).toBe('unchanged');
     expect(c.get(entryKey(tcp(1)))?.timeout).toBe(99);
+    // Refreshed in place: no new object per confirming event or dump line.
+    expect(c.get(entryKey(tcp(1)))).toBe(before);
+    expect(c.reconcile([tcp(1, { timeout: 98 })]).updated).toEqual([]);
+    expect(c.get(entryKey(tcp(1)))).toBe(before);
+    expect(before?.timeout).toBe(98);
     // Counters, id and timestamp are not stored, so their changes are not news either.
     expect(c.apply('update', tcp(1, { id: 5, countersOrig: { packets: 9n, bytes: 9n } }))).toBe('unchanged');
   });
@@ -608,6 +711,21 @@ describe('ExternalCache: basics', () => {
     expect(c.applyRemote('fw2', 7, 103, 'delete', tcp(1))).toBe('missing');
     expect(c.size).toBe(0);
     expect(c.counters).toMatchObject({ created: 1, updated: 1, deleted: 1, missing: 1, stale: 0 });
+  });
+
+  it('keeps the stored entry of an unchanged re-send and refreshes its timeout', () => {
+    const clock = fakeClock();
+    const c = new ExternalCache({ limit: 10, now: clock.now });
+    c.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    const first = c.get(entryKey(tcp(1)))?.entry;
+    clock.advance(10);
+    expect(c.applyRemote('fw2', 1, 2, 'update', tcp(1, { timeout: 5 }))).toBe('updated');
+    const rec = c.get(entryKey(tcp(1)));
+    expect(rec?.entry).toBe(first);
+    expect(rec).toMatchObject({ seq: 2, updatedAt: clock.now(), entry: { timeout: 5 } });
+    c.applyRemote('fw2', 1, 3, 'update', tcp(1, { mark: 4 }));
+    expect(c.get(entryKey(tcp(1)))?.entry).not.toBe(first);
+    expect(c.get(entryKey(tcp(1)))?.entry.mark).toBe(4);
   });
 
   it('upserts on UPDATE for an unknown key', () => {

@@ -212,7 +212,9 @@ describe('AttrIterator', () => {
   ];
   it.each(cases)('%s -> %s, never a throw', (_n, buf, code, offset) => {
     const it = new AttrIterator().reset(buf, 0, buf.length, 0);
-    while (it.next()) {}
+    while (it.next()) {
+      // walk to the end
+    }
     expect(it.error).toMatchObject({ code, offset });
     // A stopped iterator stays stopped.
     expect(it.next()).toBe(false);
