@@ -4,7 +4,7 @@
 import { networkInterfaces } from 'node:os';
 import { ExternalCache } from './cache/external-cache.js';
 import { compileFilter, stripAttributes } from './cache/filter.js';
-import { InternalCache } from './cache/internal-cache.js';
+import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
 import type { Config } from './config/index.js';
 import { ControlServer } from './control/server.js';
 import { type ConntrackEvent, ConntrackEvents } from './kernel/conntrack-events.js';
@@ -49,6 +49,9 @@ export interface DaemonCounters {
 const STARTUP_SYNC_WAIT_MS = 2000;
 const ALIVE_INTERVAL_MS = 1000;
 const PEER_DEAD_MS = 3500;
+/** Entries converted per slice of a control dump (about 5 ms of work). */
+const DUMP_SLICE = 5000;
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Overruns double the event buffer up to this; SO_RCVBUFFORCE lets root go past rmem_max. */
 const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 
@@ -84,7 +87,6 @@ export class Daemon {
   private resyncRunning = false;
   private resyncAgain = false;
   private overrunPending = false;
-  private resyncTouched: Map<string, string> | undefined;
   private nextBulkId = 1;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
@@ -163,12 +165,8 @@ export class Daemon {
     this.channels.onDatagram((buf, _from, channel) => this.onDatagram(buf, channel));
     await this.channels.start();
 
-    const destroyedDuringDump = new Set<string>();
     this.events.start({
-      onEvent: (ev) => {
-        if (!this.dumpDone && ev.type === 'destroy') destroyedDuringDump.add(entryKey(ev.entry));
-        this.onKernelEvent(ev);
-      },
+      onEvent: (ev) => this.onKernelEvent(ev),
       onOverrun: () => this.onOverrun(),
       onEmpty: () => {
         if (!this.overrunPending || !this.dumpDone) return;
@@ -184,18 +182,12 @@ export class Daemon {
     const startupSync = setTimeout(() => this.markFirstSyncDone('timeout'), STARTUP_SYNC_WAIT_MS);
     this.timers.push(startupSync);
 
-    let dumped = 0;
-    await this.link.dump((e) => {
-      dumped++;
-      const key = entryKey(e);
-      if (destroyedDuringDump.has(key) || this.internal.has(key)) return;
-      this.noteChange(key, this.internal.apply('new', e), e);
-    });
+    // Events interleave with the dump; a key an event touched belongs to the events.
+    const initial = await this.reconcileWithKernel();
     this.dumpDone = true;
-    destroyedDuringDump.clear();
+    this.log.info('initial kernel dump done', { cached: this.internal.size, ...initial });
     // An overrun during the dump waits for an empty queue; read it now so that happens.
     if (this.overrunPending) this.events.transport.drain();
-    this.log.info('initial kernel dump done', { entries: dumped, cached: this.internal.size });
 
     this.timers.push(setInterval(() => this.tick(), ALIVE_INTERVAL_MS));
     this.log.info('ctsyncd started', {
@@ -243,12 +235,20 @@ export class Daemon {
     };
   }
 
-  dump(which: 'internal' | 'external'): Record<string, unknown>[] {
+  /** The entries of one cache as JSON objects, built in slices that yield to the loop. */
+  async dump(which: 'internal' | 'external'): Promise<Record<string, unknown>[]> {
     const out: Record<string, unknown>[] = [];
+    let n = 0;
     if (which === 'internal') {
-      for (const [, e] of this.internal.entries()) out.push(entryToJson(e));
+      for (const [, e] of this.internal.entries()) {
+        out.push(entryToJson(e));
+        if (++n % DUMP_SLICE === 0) await yieldToLoop();
+      }
     } else {
-      for (const [, r] of this.external.entries()) out.push({ ...entryToJson(r.entry), origin: r.origin });
+      for (const [, r] of this.external.entries()) {
+        out.push({ ...entryToJson(r.entry), origin: r.origin });
+        if (++n % DUMP_SLICE === 0) await yieldToLoop();
+      }
     }
     return out;
   }
@@ -277,9 +277,7 @@ export class Daemon {
       this.counters.ownKernelEvents++;
       return;
     }
-    const key = entryKey(ev.entry);
-    this.resyncTouched?.set(key, ev.type);
-    this.noteChange(key, this.internal.apply(ev.type, ev.entry), ev.entry);
+    this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
   }
 
   private noteChange(key: string, kind: string, entry: ConntrackEntry): void {
@@ -310,7 +308,8 @@ export class Daemon {
   /**
    * Dumps the kernel table and replicates only the differences from the
    * internal cache. Events that arrive while the dump runs are newer than
-   * what the dump may have seen, so they win over it.
+   * what the dump may have seen, so they win over it (InternalCache's
+   * reconcile session tracks them).
    */
   async resyncKernel(reason: string): Promise<{ created: number; updated: number; deleted: number }> {
     if (this.resyncRunning) {
@@ -322,33 +321,38 @@ export class Daemon {
     try {
       do {
         this.resyncAgain = false;
-        const touched = new Map<string, string>();
-        this.resyncTouched = touched;
-        const dump = new Map<string, ConntrackEntry>();
-        await this.link!.dump((e) => dump.set(entryKey(e), e));
-        this.resyncTouched = undefined;
-        for (const [key, type] of touched) {
-          if (type === 'destroy') dump.delete(key);
-          else {
-            const current = this.internal.get(key);
-            if (current) dump.set(key, current);
-          }
-        }
-        const diff = this.internal.reconcile(dump.values());
-        for (const key of diff.created) this.sender?.enqueue(key, 'new');
-        for (const key of diff.updated) this.sender?.enqueue(key, 'update');
-        for (const e of diff.deleted) this.sender?.enqueue(entryKey(e), 'delete', e);
-        total.created += diff.created.length;
-        total.updated += diff.updated.length;
-        total.deleted += diff.deleted.length;
+        const diff = await this.reconcileWithKernel();
+        total.created += diff.created;
+        total.updated += diff.updated;
+        total.deleted += diff.deleted;
         if (reason === 'overrun') this.counters.overrunResyncs++;
       } while (this.resyncAgain && !this.stopped);
       this.log.info('kernel resync done', { reason, ...total });
       return total;
     } finally {
-      this.resyncTouched = undefined;
       this.resyncRunning = false;
     }
+  }
+
+  private async reconcileWithKernel(): Promise<{ created: number; updated: number; deleted: number }> {
+    const session = this.internal.beginReconcile();
+    let diff: ReconcileResult<ConntrackEntry>;
+    try {
+      await this.link!.dump((e) => session.add(e));
+      diff = session.finish();
+    } catch (e) {
+      // Whatever was applied before the failure still goes out; nothing is deleted.
+      this.replicate(session.abort());
+      throw e;
+    }
+    this.replicate(diff);
+    return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
+  }
+
+  private replicate(diff: ReconcileResult<ConntrackEntry>): void {
+    for (const key of diff.created) this.sender?.enqueue(key, 'new');
+    for (const key of diff.updated) this.sender?.enqueue(key, 'update');
+    for (const e of diff.deleted) this.sender?.enqueue(entryKey(e), 'delete', e);
   }
 
   private onDatagram(buf: Buffer, channel: SyncChannel): void {
@@ -390,7 +394,7 @@ export class Daemon {
         }
         return;
       case 'bulk-start':
-        if (m.peer === '' || m.peer === self) this.external.beginBulk(node);
+        if (m.peer === '' || m.peer === self) this.external.beginBulk(node, { epoch, seq: m.seq });
         return;
       case 'bulk-end':
         if (m.peer === '' || m.peer === self) {
