@@ -1,6 +1,7 @@
 // Two real daemons in their own namespaces on a veth sync link: what fw1's
 // kernel holds must appear in fw2's external cache, with multicast and UDP.
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -169,5 +170,29 @@ describe('forged and malformed input', () => {
     await expect(cluster.request('fw1', 'bogus-command')).rejects.toMatchObject({ code: 'EUNKNOWN_COMMAND' });
     const s = (await cluster.request('fw1', 'stats')) as { ready: boolean };
     expect(s.ready).toBe(true);
+  });
+
+  it('starts over a stale control socket after kill -9, and refuses to start beside a live daemon', async () => {
+    cluster = await Cluster.create({ nodes: 2, transport: 'udp' });
+    const c = cluster;
+    cluster.start('fw1');
+    await cluster.waitReady('fw1');
+    expect(await cluster.stop('fw1', 'SIGKILL')).toBeNull();
+    expect(existsSync(cluster.node('fw1').socket)).toBe(true);
+    cluster.start('fw1');
+    await cluster.waitReady('fw1');
+    // A second daemon with the same config must refuse: the first still answers.
+    const second = spawnSync(
+      'ip',
+      ['netns', 'exec', cluster.node('fw1').ns.name, 'node', 'bin/ctsyncd', '--config', cluster.node('fw1').configPath],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toMatch(/already running|EALREADY_RUNNING/i);
+    const s = (await c.request('fw1', 'stats')) as { ready: boolean };
+    expect(s.ready).toBe(true);
+    // SIGTERM stops it cleanly and removes the socket.
+    expect(await cluster.stop('fw1', 'SIGTERM')).toBe(0);
+    expect(existsSync(cluster.node('fw1').socket)).toBe(false);
   });
 });
