@@ -30,6 +30,8 @@ export default tseslint.config(
       ],
       'no-constant-condition': ['error', { checkLoops: false }],
       'no-empty': ['error', { allowEmptyCatch: true }],
+      // Misfires on our own methods named apply (caches, sinks).
+      'prefer-spread': 'off',
     },
   },
 );

@@ -15,9 +15,8 @@ import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
 import { ChannelSet, type SyncChannel } from './sync/channel.js';
 import { createChannels } from './sync/channel-factory.js';
-import { PeerTable } from './sync/peers.js';
-import { SyncSender } from './sync/sender.js';
-import { type AuthKeys, DatagramEncoder, decodeDatagram, loadAuthKeys, type WireMessage } from './sync/wire.js';
+import { SyncNode } from './sync/sync-node.js';
+import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
 
 export interface DaemonDeps {
   /** Kernel sockets (FakeKernel.openSocket in unit tests). */
@@ -33,22 +32,13 @@ export interface DaemonDeps {
 }
 
 export interface DaemonCounters {
-  datagramsReceived: number;
-  datagramsDropped: Record<string, number>;
-  ownDatagrams: number;
-  messagesReceived: number;
   ownKernelEvents: number;
   overruns: number;
   overrunResyncs: number;
-  bulksSent: number;
-  bulksReceived: number;
-  resyncRequestsReceived: number;
 }
 
-/** How long the startup resync waits for a peer's bulk before calling itself done. */
-const STARTUP_SYNC_WAIT_MS = 2000;
-const ALIVE_INTERVAL_MS = 1000;
-const PEER_DEAD_MS = 3500;
+/** How often the sync engine evaluates its ack, NACK, retransmit and liveness deadlines. */
+const SYNC_TICK_MS = 20;
 /** Entries converted per slice of a control dump (about 5 ms of work). */
 const DUMP_SLICE = 5000;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -56,38 +46,24 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 
 export class Daemon {
-  readonly counters: DaemonCounters = {
-    datagramsReceived: 0,
-    datagramsDropped: {},
-    ownDatagrams: 0,
-    messagesReceived: 0,
-    ownKernelEvents: 0,
-    overruns: 0,
-    overrunResyncs: 0,
-    bulksSent: 0,
-    bulksReceived: 0,
-    resyncRequestsReceived: 0,
-  };
+  readonly counters: DaemonCounters = { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
   readonly internal: InternalCache;
   readonly external: ExternalCache;
-  readonly peers: PeerTable;
   readonly epoch: number;
   private readonly log: Logger;
   private readonly now: () => number;
   private events: ConntrackEvents | undefined;
   private link: ConntrackLink | undefined;
   private channels: ChannelSet | undefined;
-  private sender: SyncSender | undefined;
+  private sync: SyncNode | undefined;
   private control: ControlServer | undefined;
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
   private dumpDone = false;
-  private firstSyncDone = false;
   private stopped = false;
   private resyncRunning = false;
   private resyncAgain = false;
   private overrunPending = false;
-  private nextBulkId = 1;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -107,11 +83,11 @@ export class Daemon {
       now: this.now,
     });
     this.external = new ExternalCache({ limit: config.cache.externalLimit, now: this.now });
-    this.peers = new PeerTable({ now: this.now, deadAfterMs: PEER_DEAD_MS, log: this.log });
   }
 
+  /** The initial kernel dump is done and the first peer sync attempt has finished. */
   get ready(): boolean {
-    return this.dumpDone && this.firstSyncDone;
+    return this.dumpDone && (this.sync?.firstSyncDone ?? false);
   }
 
   /** Resolves once the daemon stops (SIGTERM, shutdown command, stop()). */
@@ -143,26 +119,34 @@ export class Daemon {
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
 
-    const encoder = new DatagramEncoder({
-      cluster: cfg.cluster.id,
-      node: cfg.node.id,
-      epoch: this.epoch,
-      mtu: cfg.sync.mtu,
-      auth: this.auth,
-    });
     const channels = this.deps.channels ?? createChannels(cfg);
     this.channels = new ChannelSet(channels, {
       onActiveChange: (name, reason) => this.log.info('sync link active', { link: name, reason }),
     });
-    this.sender = new SyncSender({
-      encoder,
-      send: (buf) => this.channels?.send(buf),
+    this.sync = new SyncNode({
+      nodeId: cfg.node.id,
+      cluster: cfg.cluster.id,
+      epoch: this.epoch,
+      mtu: cfg.sync.mtu,
+      auth: this.auth,
+      mode: cfg.sync.mode,
+      external: this.external,
       lookup: (key) => {
         const e = this.internal.get(key);
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },
+      localKeys: () => this.internal.keys(),
+      send: (buf) => this.channels?.send(buf),
+      now: this.now,
+      log: this.log,
+      timers: cfg.sync.reliability,
+      // Peers asking for our state get it once our table is complete.
+      localReady: () => this.dumpDone,
     });
-    this.channels.onDatagram((buf, _from, channel) => this.onDatagram(buf, channel));
+    const sync = this.sync;
+    this.channels.onDatagram((buf, _from, channel) => {
+      if (sync.receive(buf).ok) this.channels?.noteValidReceive(channel);
+    });
     await this.channels.start();
 
     this.events.start({
@@ -176,11 +160,9 @@ export class Daemon {
       onDecodeError: (e) => this.log.warn('undecodable kernel event', { code: e.code, reason: e.reason }),
     });
 
-    // Ask peers for their state right away; what we dump goes out as it comes.
-    this.sender.enqueueControl((seq) => ({ kind: 'hello', seq }), false);
-    this.sender.enqueueControl(() => ({ kind: 'resync-request', peer: '' }), false);
-    const startupSync = setTimeout(() => this.markFirstSyncDone('timeout'), STARTUP_SYNC_WAIT_MS);
-    this.timers.push(startupSync);
+    // Hello and a resync request go out before the dump: peers' state flows in while we read ours.
+    this.sync.start();
+    this.timers.push(setInterval(() => this.sync?.tick(), SYNC_TICK_MS));
 
     // Events interleave with the dump; a key an event touched belongs to the events.
     const initial = await this.reconcileWithKernel();
@@ -189,7 +171,6 @@ export class Daemon {
     // An overrun during the dump waits for an empty queue; read it now so that happens.
     if (this.overrunPending) this.events.transport.drain();
 
-    this.timers.push(setInterval(() => this.tick(), ALIVE_INTERVAL_MS));
     this.log.info('ctsyncd started', {
       node: cfg.node.id,
       epoch: this.epoch,
@@ -203,6 +184,7 @@ export class Daemon {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
+    this.sync?.close();
     this.events?.close();
     this.link?.close();
     await this.channels?.close();
@@ -213,6 +195,7 @@ export class Daemon {
 
   stats(): Record<string, unknown> {
     const kernel = this.events?.counters;
+    const sync = this.sync?.stats();
     return {
       ready: this.ready,
       node: this.config.node.id,
@@ -220,15 +203,16 @@ export class Daemon {
       uptimeSeconds: Math.round((this.now() - this.startedAt) / 1000),
       internal: { entries: this.internal.size, limit: this.config.cache.internalLimit, ...this.internal.counters },
       external: { entries: this.external.size, limit: this.config.cache.externalLimit, ...this.external.counters },
-      peers: this.peers.list(),
+      peers: sync ? sync.peers : [],
       kernel: {
         events: kernel ? { ...kernel } : {},
         link: this.link ? { ...this.link.counters } : {},
         receiveBufferBytes: this.events?.receiveBuffer ?? 0,
+        ...this.counters,
       },
       sync: {
-        ...this.counters,
-        sender: this.sender ? { ...this.sender.counters, queueLength: this.sender.length } : {},
+        ...(sync ?? {}),
+        peers: undefined,
         channels: this.channels?.stats() ?? [],
         activeChannel: this.channels?.active ?? null,
       },
@@ -264,6 +248,11 @@ export class Daemon {
         }
         return this.dump(which);
       },
+      'request-resync': () => {
+        this.sync?.requestResync('');
+        return { requested: true };
+      },
+      'bulk-send': () => ({ entries: this.sync?.bulkSend('') ?? 0 }),
       shutdown: () => {
         setImmediate(() => void this.stop());
         return { stopping: true };
@@ -280,11 +269,12 @@ export class Daemon {
     this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
   }
 
-  private noteChange(key: string, kind: string, entry: ConntrackEntry): void {
-    if (!this.sender) return;
-    if (kind === 'created') this.sender.enqueue(key, 'new');
-    else if (kind === 'updated') this.sender.enqueue(key, 'update');
-    else if (kind === 'deleted') this.sender.enqueue(key, 'delete', entry);
+  private noteChange(key: string, kind: string, entry: ConntrackEntry | undefined): void {
+    const sync = this.sync;
+    if (!sync) return;
+    if (kind === 'created') sync.localChange(key, 'new');
+    else if (kind === 'updated') sync.localChange(key, 'update');
+    else if (kind === 'deleted') sync.localChange(key, 'delete', entry);
   }
 
   /**
@@ -350,89 +340,9 @@ export class Daemon {
   }
 
   private replicate(diff: ReconcileResult<ConntrackEntry>): void {
-    for (const key of diff.created) this.sender?.enqueue(key, 'new');
-    for (const key of diff.updated) this.sender?.enqueue(key, 'update');
-    for (const e of diff.deleted) this.sender?.enqueue(entryKey(e), 'delete', e);
-  }
-
-  private onDatagram(buf: Buffer, channel: SyncChannel): void {
-    this.counters.datagramsReceived++;
-    const r = decodeDatagram(buf, { cluster: this.config.cluster.id, auth: this.auth });
-    if (!r.ok) {
-      const code = r.error.code;
-      this.counters.datagramsDropped[code] = (this.counters.datagramsDropped[code] ?? 0) + 1;
-      this.log.debug('sync datagram dropped', { code, reason: r.error.reason });
-      return;
-    }
-    const { node, epoch } = r.header;
-    if (node === this.config.node.id) {
-      this.counters.ownDatagrams++;
-      return;
-    }
-    this.channels?.noteValidReceive(channel);
-    this.peers.seen(node, epoch);
-    for (const m of r.messages) {
-      this.counters.messagesReceived++;
-      this.onMessage(node, epoch, m);
-    }
-  }
-
-  private onMessage(node: string, epoch: number, m: WireMessage): void {
-    const self = this.config.node.id;
-    switch (m.kind) {
-      case 'ct-new':
-      case 'ct-update':
-        this.external.applyRemote(node, epoch, m.seq, m.kind === 'ct-new' ? 'new' : 'update', m.entry);
-        return;
-      case 'ct-delete':
-        this.external.applyRemote(node, epoch, m.seq, 'delete', m.entry);
-        return;
-      case 'resync-request':
-        if (m.peer === '' || m.peer === self) {
-          this.counters.resyncRequestsReceived++;
-          this.bulkSend(node);
-        }
-        return;
-      case 'bulk-start':
-        if (m.peer === '' || m.peer === self) this.external.beginBulk(node, { epoch, seq: m.seq });
-        return;
-      case 'bulk-end':
-        if (m.peer === '' || m.peer === self) {
-          const removed = this.external.endBulk(node);
-          this.counters.bulksReceived++;
-          this.log.info('bulk received', { peer: node, entries: m.count, staleRemoved: removed });
-          this.markFirstSyncDone(`bulk from ${node}`);
-        }
-        return;
-      default:
-        // exp-*, ack, nack, alive, hello, hello-ack: handled by the reliability layer.
-        return;
-    }
-  }
-
-  /** Pushes our whole internal cache to one peer ('' = all), framed so it can drop what we no longer have. */
-  bulkSend(peer: string): number {
-    const sender = this.sender;
-    if (!sender) return 0;
-    const bulkId = this.nextBulkId++;
-    const keys = [...this.internal.entries()].map(([k]) => k);
-    sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId, peer }), true);
-    sender.enqueueBulk(keys);
-    sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId, peer, count: keys.length }), true);
-    this.counters.bulksSent++;
-    this.log.info('bulk send', { peer: peer || '*', entries: keys.length });
-    return keys.length;
-  }
-
-  private markFirstSyncDone(how: string): void {
-    if (this.firstSyncDone) return;
-    this.firstSyncDone = true;
-    this.log.info('first peer sync attempt finished', { how });
-  }
-
-  private tick(): void {
-    this.sender?.enqueueControl((seq) => ({ kind: 'alive', seq }), false);
-    this.peers.sweep();
+    for (const key of diff.created) this.noteChange(key, 'created', undefined);
+    for (const key of diff.updated) this.noteChange(key, 'updated', undefined);
+    for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
   }
 }
 

@@ -21,6 +21,29 @@ export const DEFAULTS = {
     /** Socket buffers absorb bursts such as a full resync after failover. */
     sendBufferBytes: 4 * MiB,
     receiveBufferBytes: 4 * MiB,
+    /** The ftfw reliability protocol (src/sync/sync-node.ts); all durations in milliseconds. */
+    reliability: {
+      /** Receivers ack after this many in-order messages... */
+      ackWindow: 64,
+      /** ...or this long after the first message not yet acked. */
+      ackDelayMs: 20,
+      /** An open gap is NACKed again after this long, doubling up to nackRetryMaxMs. */
+      nackRetryMs: 50,
+      nackRetryMaxMs: 1000,
+      /** Unacked messages are resent after this long without ack progress, doubling up to retransmitMaxMs. */
+      retransmitMs: 200,
+      retransmitMaxMs: 2000,
+      /** Sent messages kept for resending, in messages (conntrackd's ResendQueueSize default). */
+      resendQueueSize: 131_072,
+      /** An alive goes out after this much transmit silence. */
+      aliveIntervalMs: 1000,
+      /** A peer is down after this much receive silence: three alives and a half. */
+      peerTimeoutMs: 3500,
+      /** notrack: the whole table is re-sent to every peer this often (conntrackd ALARM's RefreshTime). */
+      refreshIntervalMs: 60_000,
+      /** A starting node that hears no peer for this long counts its first sync as done. */
+      startupSyncWaitMs: 2000,
+    },
   },
   kernel: {
     /** ctnetlink event socket; too small and the kernel drops events (ENOBUFS). */
@@ -61,6 +84,14 @@ export const LIMITS = {
   cacheEntries: { min: 1, max: 16_777_216 },
   /** Two keys at once are enough to roll a key across a cluster without downtime. */
   authKeyFiles: { min: 1, max: 2 },
+  /** Acking less often than every 64 Ki messages would only hold the resend queue longer. */
+  ackWindow: { min: 1, max: 65_536 },
+  /** Reliability timers: below 1 ms is meaningless for a 20 ms tick, above 10 minutes a unit mistake. */
+  reliabilityMs: { min: 1, max: 600_000 },
+  /** Messages; the queue holds references to sent entries, so 16 Mi is already far more than useful. */
+  resendQueueSize: { min: 256, max: 16_777_216 },
+  /** Hours at most: a refresh is a full re-send of the table. */
+  refreshIntervalMs: { min: 1000, max: 86_400_000 },
   /** sun_path is 108 bytes including the terminating NUL. */
   unixSocketPathBytes: 107,
 } as const;

@@ -202,6 +202,63 @@ const authSchema = z
   .transform((auth) => ({ keyFiles: auth.keyFiles ?? (auth.keyFile === undefined ? [] : [auth.keyFile]) }))
   .describe('Message authentication. Give exactly one of keyFile or keyFiles.');
 
+const R = DEFAULTS.sync.reliability;
+const ms = z.int().min(LIMITS.reliabilityMs.min).max(LIMITS.reliabilityMs.max);
+
+const reliabilitySchema = z
+  .strictObject({
+    ackWindow: z
+      .int()
+      .min(LIMITS.ackWindow.min)
+      .max(LIMITS.ackWindow.max)
+      .default(R.ackWindow)
+      .describe('A receiver acks after at most this many new in-order messages.'),
+    ackDelayMs: ms.default(R.ackDelayMs).describe('...or at most this many milliseconds after the first unacked one.'),
+    nackRetryMs: ms
+      .default(R.nackRetryMs)
+      .describe('Milliseconds before a NACK for a gap that is still open is repeated; doubles per repetition.'),
+    nackRetryMaxMs: ms.default(R.nackRetryMaxMs).describe('Upper bound of the NACK repetition interval, milliseconds.'),
+    retransmitMs: ms
+      .default(R.retransmitMs)
+      .describe('Milliseconds without ack progress before unacked messages are resent; doubles per timeout.'),
+    retransmitMaxMs: ms.default(R.retransmitMaxMs).describe('Upper bound of the retransmission timeout, milliseconds.'),
+    resendQueueSize: z
+      .int()
+      .min(LIMITS.resendQueueSize.min)
+      .max(LIMITS.resendQueueSize.max)
+      .default(R.resendQueueSize)
+      .describe(
+        'Sent messages kept for resending. A peer that falls further behind gets a full bulk instead (counted).',
+      ),
+    aliveIntervalMs: ms
+      .default(R.aliveIntervalMs)
+      .describe('Milliseconds of transmit silence after which an alive message goes out.'),
+    peerTimeoutMs: ms
+      .default(R.peerTimeoutMs)
+      .describe('Milliseconds of receive silence after which a peer is down; longer than aliveIntervalMs.'),
+    refreshIntervalMs: z
+      .int()
+      .min(LIMITS.refreshIntervalMs.min)
+      .max(LIMITS.refreshIntervalMs.max)
+      .default(R.refreshIntervalMs)
+      .describe('notrack only: milliseconds between full re-sends of the table to every peer.'),
+    startupSyncWaitMs: ms
+      .default(R.startupSyncWaitMs)
+      .describe('A starting node that hears no peer within this many milliseconds counts its first sync as done.'),
+  })
+  .superRefine((r, ctx) => {
+    const issue = (path: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [path], input: r[path as keyof typeof r], message });
+    if (r.peerTimeoutMs <= r.aliveIntervalMs) {
+      issue('peerTimeoutMs', `must be longer than aliveIntervalMs (${r.aliveIntervalMs}), or idle peers flap`);
+    }
+    if (r.nackRetryMaxMs < r.nackRetryMs) issue('nackRetryMaxMs', `must be at least nackRetryMs (${r.nackRetryMs})`);
+    if (r.retransmitMaxMs < r.retransmitMs) {
+      issue('retransmitMaxMs', `must be at least retransmitMs (${r.retransmitMs})`);
+    }
+  })
+  .describe('Acknowledgements, retransmission and peer liveness (timers in milliseconds).');
+
 const syncSchema = z
   .strictObject({
     mode: z
@@ -220,6 +277,7 @@ const syncSchema = z
       .describe('Largest UDP payload per datagram in bytes (1472 fits Ethernet over IPv4; use 1452 over IPv6).'),
     multicast: multicastSchema.optional(),
     udp: udpSchema.optional(),
+    reliability: reliabilitySchema.prefault({}),
     // Absent means unauthenticated; null rather than undefined so the resolved
     // config still names every key.
     auth: authSchema.optional().transform((auth) => auth ?? null),

@@ -19,7 +19,7 @@ export interface PeerTableOptions {
   now: () => number;
   deadAfterMs: number;
   log: Logger;
-  onRestart?: (id: string, epoch: number) => void;
+  onRestart?: (id: string, epoch: number, previousEpoch: number) => void;
   onUp?: (id: string) => void;
   onDown?: (id: string) => void;
 }
@@ -38,11 +38,12 @@ export class PeerTable {
       p = { id, state: 'unknown', epoch, lastSeenMs: now, restarts: 0, ups: 0, downs: 0 };
       this.peers.set(id, p);
     } else if (p.epoch !== epoch) {
+      const previous = p.epoch;
       p.epoch = epoch;
       p.restarts++;
       this.counters.restarts++;
-      this.opts.log.info('peer restarted', { peer: id, epoch });
-      this.opts.onRestart?.(id, epoch);
+      this.opts.log.info('peer restarted', { peer: id, epoch, previousEpoch: previous });
+      this.opts.onRestart?.(id, epoch, previous);
     }
     p.lastSeenMs = now;
     if (p.state !== 'up') {

@@ -3,6 +3,13 @@
 // at send time. Bulk sends append their own items framed by bulk-start and
 // bulk-end, so a receiver sees exactly what the bulk carried. Messages are
 // packed into as few datagrams as the MTU allows.
+//
+// Flow control: an optional room() callback says how many more sequenced
+// messages may go out now (the reliability layer's resend queue must be able
+// to hold them). At zero the flush stops where it is and the queue waits
+// until the owner calls resume(). Flushes are scheduled through an
+// injectable schedule() (setImmediate by default) so a simulation can drive
+// them on a fake clock.
 import type { ConntrackEntry } from '../kernel/entry.js';
 import { seqAdd } from './seq.js';
 import type { DatagramEncoder, WireMessage } from './wire.js';
@@ -47,6 +54,10 @@ export interface SyncSenderOptions {
   /** Messages per flush slice before yielding to the loop. */
   sliceMessages?: number;
   firstSeq?: number;
+  /** Runs a flush later; setImmediate by default. */
+  schedule?: (fn: () => void) => void;
+  /** How many more sequenced messages may be sent now; unlimited when absent. */
+  room?: () => number;
 }
 
 export class SyncSender {
@@ -64,10 +75,12 @@ export class SyncSender {
   private nextSeqValue: number;
   private scheduled = false;
   private readonly sliceMessages: number;
+  private readonly scheduleFn: (fn: () => void) => void;
 
   constructor(private readonly opts: SyncSenderOptions) {
     this.nextSeqValue = opts.firstSeq ?? (Math.random() * 0xffffffff) >>> 0;
     this.sliceMessages = opts.sliceMessages ?? 4096;
+    this.scheduleFn = opts.schedule ?? ((fn) => void setImmediate(fn));
   }
 
   /** The sequence number the next sequenced message will carry. */
@@ -110,20 +123,33 @@ export class SyncSender {
     this.push({ t: 'control', msg, sequenced });
   }
 
-  /** Sends everything queued now, in slices that yield to the event loop. */
+  /** Schedules a flush if anything is waiting (e.g. after flow control made room). */
+  resume(): void {
+    if (this.head < this.queue.length) this.schedule();
+  }
+
+  /** Sends everything queued now, in slices that yield to the event loop, as far as room() allows. */
   flushNow(): void {
     const enc = this.opts.encoder;
     let sent = 0;
+    let budget = this.opts.room ? this.opts.room() : Number.POSITIVE_INFINITY;
     while (this.head < this.queue.length) {
       if (sent >= this.sliceMessages) {
         this.schedule();
         break;
       }
-      const item = this.queue[this.head++]!;
-      const msg = this.toMessage(item);
+      const next = this.queue[this.head]!;
+      const sequenced = this.isSequenced(next);
+      // Out of room: stop here; resume() continues once acks free the resend queue.
+      if (sequenced && budget <= 0) break;
+      this.head++;
+      const msg = this.toMessage(next);
       if (!msg) continue;
       if (!this.add(enc, msg)) continue;
-      if ('seq' in msg && this.isSequenced(item)) this.opts.onSequenced?.(msg);
+      if (sequenced && 'seq' in msg) {
+        budget--;
+        this.opts.onSequenced?.(msg);
+      }
       this.counters.messagesSent++;
       sent++;
     }
@@ -199,7 +225,7 @@ export class SyncSender {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduleFn(() => {
       this.scheduled = false;
       this.flushNow();
     });

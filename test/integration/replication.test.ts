@@ -132,8 +132,8 @@ describe('forged and malformed input', () => {
     const c = cluster;
     await waitFor(
       async () => {
-        const s = (await c.request('fw2', 'stats')) as { sync: { datagramsDropped: Record<string, number> } };
-        return (s.sync.datagramsDropped.EAUTH ?? 0) > 0;
+        const s = (await c.request('fw2', 'stats')) as { sync: { counters: { datagramsDropped: Record<string, number> } } };
+        return (s.sync.counters.datagramsDropped.EAUTH ?? 0) > 0;
       },
       'EAUTH drops counted on fw2',
       15_000,

@@ -25,6 +25,20 @@ const y = (...lines: string[]): string => `${lines.join('\n')}\n`;
 const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 } }'];
 
 /** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
+const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
+  ackWindow: 64,
+  ackDelayMs: 20,
+  nackRetryMs: 50,
+  nackRetryMaxMs: 1000,
+  retransmitMs: 200,
+  retransmitMaxMs: 2000,
+  resendQueueSize: 131072,
+  aliveIntervalMs: 1000,
+  peerTimeoutMs: 3500,
+  refreshIntervalMs: 60000,
+  startupSyncWaitMs: 2000,
+};
+
 const MINIMAL_RESOLVED: Config = {
   node: { id: 'fw1' },
   cluster: { id: 1 },
@@ -40,6 +54,7 @@ const MINIMAL_RESOLVED: Config = {
       receiveBufferBytes: 4194304,
     },
     udp: undefined,
+    reliability: RELIABILITY_RESOLVED,
     auth: null,
   },
   filter: {
@@ -94,6 +109,7 @@ const CONTRACT_RESOLVED: Config = {
       sendBufferBytes: 4194304,
       receiveBufferBytes: 4194304,
     },
+    reliability: RELIABILITY_RESOLVED,
     auth: { keyFiles: ['/etc/ctsyncd/sync.key'] },
   },
   filter: {
@@ -155,6 +171,7 @@ const cases: Case[] = [
           receiveBufferBytes: 4096,
         },
         multicast: undefined,
+        reliability: RELIABILITY_RESOLVED,
         auth: null,
       },
     },
@@ -756,6 +773,7 @@ describe('shipped conntrackd.yaml', () => {
     expect(config.sync.mode).toBe(DEFAULTS.sync.mode);
     expect(config.sync.mtu).toBe(DEFAULTS.sync.mtuBytes);
     expect(config.sync.multicast).toEqual(defaults.sync.multicast);
+    expect(config.sync.reliability).toEqual(defaults.sync.reliability);
   });
 });
 

@@ -31,6 +31,14 @@ export interface ClusterOptions {
   extraYaml?: (node: string, index: number) => string;
   /** Per-node sync.auth key files. */
   keyFiles?: (node: string, index: number, dir: string) => string[] | undefined;
+  /**
+   * The sync link: 'veth' (only for two nodes) or 'bridge' (a bridge in its
+   * own namespace, so further hosts such as a relay can join with addHost).
+   * Default: veth for two nodes, bridge for more.
+   */
+  topology?: 'veth' | 'bridge';
+  /** Overrides sync.udp.peers of a node (default: every other node's sync address). */
+  udpPeers?: (node: string, index: number, cluster: Cluster) => string[];
 }
 
 export class Cluster {
@@ -39,6 +47,7 @@ export class Cluster {
   readonly subnet: number;
   readonly group: string;
   private bridgeNs: Netns | undefined;
+  private readonly hosts: Netns[] = [];
 
   private constructor(readonly opts: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'ctsyncd-test-'));
@@ -69,7 +78,9 @@ export class Cluster {
         stderr: [],
       });
     }
-    if (this.nodes.length === 2) {
+    const topology = this.opts.topology ?? (this.nodes.length === 2 ? 'veth' : 'bridge');
+    if (topology === 'veth' && this.nodes.length !== 2) throw new Error('a veth sync link joins exactly two nodes');
+    if (topology === 'veth') {
       const a = uniqueName('va');
       const b = uniqueName('vb');
       await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
@@ -95,14 +106,44 @@ export class Cluster {
   }
 
   private async attach(ifname: string, n: NodeHandle): Promise<void> {
-    await run('ip', ['link', 'set', ifname, 'netns', n.ns.name]);
-    await n.ns.exec('ip', ['link', 'set', ifname, 'name', 'sync0']);
-    await n.ns.exec('ip', ['addr', 'add', `${n.syncAddress}/24`, 'dev', 'sync0']);
-    await n.ns.exec('ip', ['link', 'set', 'sync0', 'up']);
+    await this.attachNs(ifname, n.ns, [n.syncAddress]);
+  }
+
+  private async attachNs(ifname: string, ns: Netns, addresses: string[]): Promise<void> {
+    await run('ip', ['link', 'set', ifname, 'netns', ns.name]);
+    await ns.exec('ip', ['link', 'set', ifname, 'name', 'sync0']);
+    for (const a of addresses) await ns.exec('ip', ['addr', 'add', `${a}/24`, 'dev', 'sync0']);
+    await ns.exec('ip', ['link', 'set', 'sync0', 'up']);
+  }
+
+  /** Address on the sync link's /24 (10.99.<subnet>.<host>). */
+  address(host: number): string {
+    return `10.99.${this.subnet}.${host}`;
+  }
+
+  /**
+   * A further namespace on the sync link (bridge topology only) holding the
+   * given addresses on its `sync0`, e.g. for a relay between the nodes.
+   * It is deleted by destroy().
+   */
+  async addHost(prefix: string, addresses: string[]): Promise<Netns> {
+    const bridge = this.bridgeNs;
+    if (!bridge) throw new Error('addHost needs the bridge topology');
+    const ns = await createNetns(prefix);
+    this.hosts.push(ns);
+    const a = uniqueName('va');
+    const b = uniqueName('vb');
+    const port = `h${this.hosts.length - 1}`;
+    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    await this.attachNs(a, ns, addresses);
+    await run('ip', ['link', 'set', b, 'netns', bridge.name]);
+    await bridge.exec('ip', ['link', 'set', b, 'name', port]);
+    await bridge.exec('ip', ['link', 'set', port, 'master', 'br0', 'up']);
+    return ns;
   }
 
   configFor(n: NodeHandle, i: number): string {
-    const peers = this.nodes.filter((x) => x !== n).map((x) => x.syncAddress);
+    const peers = this.opts.udpPeers?.(n.id, i, this) ?? this.nodes.filter((x) => x !== n).map((x) => x.syncAddress);
     const keys = this.opts.keyFiles?.(n.id, i, this.dir);
     return [
       `node: { id: ${n.id} }`,
@@ -180,6 +221,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     for (const n of this.nodes) await this.stop(n.id, 'SIGKILL').catch(() => undefined);
     for (const n of this.nodes) await n.ns.destroy();
+    for (const h of this.hosts) await h.destroy();
     await this.bridgeNs?.destroy();
     rmSync(this.dir, { recursive: true, force: true });
   }

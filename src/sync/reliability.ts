@@ -1,0 +1,61 @@
+// Settings and fixed limits of the reliability protocol (see sync-node.ts for
+// the protocol itself). The tunable values come from `sync.reliability` in
+// the configuration; their defaults live in src/config/defaults.ts only.
+
+/** `sync.reliability`, resolved. Every duration is in milliseconds of the injected clock. */
+export interface ReliabilityConfig {
+  /** A receiver acks at the latest after this many new in-order messages. */
+  ackWindow: number;
+  /** ...or this long after the first message its last ack did not cover. */
+  ackDelayMs: number;
+  /** First repetition of a NACK for a gap that is still open; doubles per repetition. */
+  nackRetryMs: number;
+  /** Cap of that backoff. */
+  nackRetryMaxMs: number;
+  /** Initial retransmission timeout: unacked messages are resent when no ack progress came for this long. */
+  retransmitMs: number;
+  /** Cap of the retransmission backoff (it doubles per timeout). */
+  retransmitMaxMs: number;
+  /** Sent messages kept for retransmission, in messages. */
+  resendQueueSize: number;
+  /** An alive goes out after this much transmit silence. */
+  aliveIntervalMs: number;
+  /** A peer is down after this much receive silence. */
+  peerTimeoutMs: number;
+  /** notrack: a full bulk to every peer this often. */
+  refreshIntervalMs: number;
+  /** With no peer heard within this long of start(), the first sync counts as done. */
+  startupSyncWaitMs: number;
+}
+
+/** Receive window of out-of-order sequence numbers tracked per (peer, epoch), in messages (a power of two). */
+export const RX_WINDOW = 1 << 17;
+
+/** At most this many gap ranges per NACK round. */
+export const MAX_NACK_RUNS = 256;
+
+/** Bulk-end messages held back waiting for a gap before them to fill, per peer. */
+export const MAX_HELD_CONTROLS = 64;
+
+/**
+ * A peer whose retransmission timer fired this often without any ack
+ * progress is "stalled": it still holds the resend queue, but it no longer
+ * throttles the sender (flow control), so one unreachable peer cannot stop
+ * replication to the others.
+ */
+export const STALL_AFTER_TIMEOUTS = 2;
+
+/** Resync requests to a peer that owes us a bulk repeat from aliveIntervalMs, backing off to this multiple of it. */
+export const RESYNC_RETRY_MAX_FACTOR = 8;
+
+/**
+ * notrack has no retransmission, so a bulk usually arrives with holes. Its
+ * end then removes only records that none of the last this-many bulks from
+ * that peer carried (a complete bulk removes what it did not carry, as in
+ * ftfw). At 10% datagram loss a live entry is wrongly dropped with
+ * probability 0.1^5 per refresh, and comes back with the next one.
+ */
+export const NOTRACK_REMOVAL_BULKS = 5;
+
+/** Retired epochs remembered per peer, so late datagrams of a previous incarnation are dropped, not taken for a restart. */
+export const RETIRED_EPOCHS = 8;

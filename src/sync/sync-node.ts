@@ -1,0 +1,621 @@
+// The replication engine: everything between "a local entry changed" and
+// "a peer's external cache holds it", with the reliability protocol.
+//
+// Sequence numbers. Every data message (ct/exp new, update, delete) and
+// every bulk-start/bulk-end takes the next of this node's u32 seqs (random
+// start, wrapping); ack, nack, alive, hello, hello-ack and resync-request do
+// not. All peers see one stream, and each receiver tracks it per (node id,
+// epoch), so any number of active nodes work. seq.ts does every comparison.
+//
+// The pieces, each a small state machine driven by now() and tick():
+//   PeerTable      (peers.ts)          unknown → up → down → up; restarts (new epoch)
+//   SyncSender     (sender.ts)         transmit queue, merging, MTU packing, flow control
+//   Transmitter    (reliability-tx.ts) resend queue, per-peer acks, RTO, bulk bookkeeping
+//   FtfwReceiver / NotrackReceiver
+//                  (reliability-rx.ts) per (peer, epoch): window, acks, NACKs, ordered bulk end
+//
+// Restarts and first contact. A (peer, epoch) we had not heard a hello from
+// may have sent things we never saw, and a new epoch of a known peer leaves
+// records of its old epoch behind: either way we ask that peer for a bulk
+// (and repeat the request until a bulk for us completes), so neither a lost
+// first datagram nor a restart leaves anything missing or stale. A new epoch
+// or a hello also gets our state pushed to the peer as a directed bulk;
+// what we owed its previous incarnation is dropped for that peer only (the
+// resend queue still serves everyone else). Datagrams of a retired epoch
+// that arrive late are dropped rather than taken for another restart.
+//
+// Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
+// NACK, retransmission, alive, liveness, resync and refresh deadlines
+// against now(), and flushes go through the injected schedule().
+import type { ExternalCache } from '../cache/external-cache.js';
+import type { ConntrackEntry } from '../kernel/entry.js';
+import type { Logger } from '../log.js';
+import { PeerTable, type PeerState } from './peers.js';
+import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
+import {
+  type BulkEnd,
+  type BulkStart,
+  type DataMessage,
+  FtfwReceiver,
+  NotrackReceiver,
+  newRxCounters,
+  type Receiver,
+  type RxCounters,
+  type RxInfo,
+  type RxSink,
+} from './reliability-rx.js';
+import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxInfo } from './reliability-tx.js';
+import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
+import { seqDiff } from './seq.js';
+import { type AuthKeys, DatagramEncoder, decodeDatagram, type WireMessage } from './wire.js';
+
+export type SyncMode = 'ftfw' | 'notrack';
+
+export interface SyncNodeDeps {
+  nodeId: string;
+  cluster: number;
+  /** This incarnation of the node: random, non-zero, new on every start. */
+  epoch: number;
+  mtu: number;
+  auth?: AuthKeys | undefined;
+  mode: SyncMode;
+  /** Receives the peers' entries. */
+  external: ExternalCache;
+  /** Current local state of a key, already stripped; undefined when gone. */
+  lookup: (key: string) => ConntrackEntry | undefined;
+  /** Every local key, for bulks. Iterated synchronously. */
+  localKeys: () => Iterable<string>;
+  send: (datagram: Buffer) => void;
+  /** Milliseconds. */
+  now: () => number;
+  /** Runs a transmit flush later; setImmediate by default. */
+  schedule?: (fn: () => void) => void;
+  log: Logger;
+  timers: ReliabilityConfig;
+  /**
+   * Whether the local table is complete (the daemon's initial kernel dump is
+   * done). Bulks that peers asked for wait until it is; explicit bulkSend()
+   * does not. Always true when absent.
+   */
+  localReady?: () => boolean;
+  /** First sequence number (random when absent); for tests of the wrap. */
+  firstSeq?: number;
+  /** Messages per transmit flush slice (SyncSender's default when absent). */
+  sliceMessages?: number;
+  onPeerUp?: (peer: string, epoch: number) => void;
+  onPeerDown?: (peer: string) => void;
+  onPeerRestart?: (peer: string, epoch: number, previousEpoch: number) => void;
+  /** A bulk from peer was fully applied (removed = stale records dropped). */
+  onBulkReceived?: (peer: string, removed: number) => void;
+}
+
+export interface SyncCounters extends RxCounters, TxCounters {
+  datagramsReceived: number;
+  /** Undecodable or rejected datagrams, by wire error code. */
+  datagramsDropped: Record<string, number>;
+  ownDatagrams: number;
+  /** Late datagrams of a peer's previous incarnation. */
+  staleEpochDatagrams: number;
+  messagesReceived: number;
+  unknownMessages: number;
+  /** Data messages handed to the external cache. */
+  applied: number;
+  datagramsSent: number;
+  acksSent: number;
+  nacksSent: number;
+  /** Seqs named by the NACKs sent. */
+  nackedMessages: number;
+  alivesSent: number;
+  hellosSent: number;
+  hellosReceived: number;
+  helloAcksReceived: number;
+  resyncRequestsSent: number;
+  resyncRequestsReceived: number;
+  /** Bulks queued for sending (any reason), and their entries. */
+  bulksSent: number;
+  bulkEntriesSent: number;
+  /** Why peers wanted a bulk from us. */
+  bulksWanted: Record<BulkReason, number>;
+  /** notrack periodic refreshes. */
+  refreshes: number;
+  /** Bulks for us that started / completed; stale records their ends removed. */
+  bulksStarted: number;
+  bulksReceived: number;
+  bulkStaleRemoved: number;
+}
+
+export interface SyncPeerStats {
+  id: string;
+  state: PeerState;
+  epoch: number;
+  lastSeenAgeSeconds: number;
+  restarts: number;
+  rx: RxInfo | null;
+  tx: TxInfo | null;
+}
+
+export interface SyncStats {
+  node: string;
+  epoch: number;
+  mode: SyncMode;
+  started: boolean;
+  firstSyncDone: boolean;
+  inSync: boolean;
+  nextSeq: number;
+  counters: SyncCounters;
+  peerCounters: { ups: number; downs: number; restarts: number };
+  sender: SenderCounters & { queueLength: number };
+  resendQueue: { length: number; capacity: number; front: number };
+  peers: SyncPeerStats[];
+}
+
+function forUs(peer: string, self: string): boolean {
+  return peer === '' || peer === self;
+}
+
+export class SyncNode {
+  readonly counters: SyncCounters;
+  readonly peers: PeerTable;
+  private readonly sender: SyncSender;
+  private readonly tx: Transmitter;
+  /** The receiver of each peer's current epoch. */
+  private readonly rx = new Map<string, Receiver>();
+  private readonly retired = new Map<string, number[]>();
+  private readonly ctl: DatagramEncoder;
+  private readonly cfg: ReliabilityConfig;
+  private readonly reliable: boolean;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly sink: RxSink;
+  private started = false;
+  private closed = false;
+  private startedAt = 0;
+  private lastSentAt = Number.NEGATIVE_INFINITY;
+  private lastRefreshAt = 0;
+  private heardAny = false;
+  private firstSync = false;
+  private nextBulkId = 1;
+
+  constructor(private readonly deps: SyncNodeDeps) {
+    this.cfg = deps.timers;
+    this.reliable = deps.mode === 'ftfw';
+    this.now = deps.now;
+    this.log = deps.log;
+    this.counters = {
+      ...newRxCounters(),
+      ...newTxCounters(),
+      datagramsReceived: 0,
+      datagramsDropped: {},
+      ownDatagrams: 0,
+      staleEpochDatagrams: 0,
+      messagesReceived: 0,
+      unknownMessages: 0,
+      applied: 0,
+      datagramsSent: 0,
+      acksSent: 0,
+      nacksSent: 0,
+      nackedMessages: 0,
+      alivesSent: 0,
+      hellosSent: 0,
+      hellosReceived: 0,
+      helloAcksReceived: 0,
+      resyncRequestsSent: 0,
+      resyncRequestsReceived: 0,
+      bulksSent: 0,
+      bulkEntriesSent: 0,
+      bulksWanted: { request: 0, hello: 0, restart: 0, gap: 0 },
+      refreshes: 0,
+      bulksStarted: 0,
+      bulksReceived: 0,
+      bulkStaleRemoved: 0,
+    };
+    const encoderOpts = {
+      cluster: deps.cluster,
+      node: deps.nodeId,
+      epoch: deps.epoch,
+      mtu: deps.mtu,
+      auth: deps.auth,
+    };
+    this.ctl = new DatagramEncoder(encoderOpts);
+    this.peers = new PeerTable({
+      now: deps.now,
+      deadAfterMs: this.cfg.peerTimeoutMs,
+      log: deps.log,
+      onUp: (id) => this.onPeerUp(id),
+      onDown: (id) => this.onPeerDown(id),
+      onRestart: (id, epoch, previous) => this.onPeerRestart(id, epoch, previous),
+    });
+    const firstSeq = deps.firstSeq ?? (Math.random() * 0x1_0000_0000) >>> 0;
+    this.sender = new SyncSender({
+      encoder: new DatagramEncoder(encoderOpts),
+      send: (buf) => this.emit(buf),
+      lookup: deps.lookup,
+      onSequenced: (msg) => this.tx.onSequenced(msg, this.now()),
+      firstSeq,
+      sliceMessages: deps.sliceMessages,
+      schedule: deps.schedule,
+      room: () => (this.started && !this.closed ? this.tx.room() : 0),
+    });
+    this.tx = new Transmitter({
+      reliable: this.reliable,
+      cfg: this.cfg,
+      firstSeq,
+      nextSeq: () => this.sender.nextSeq,
+      resend: (msg) => this.out(msg),
+      log: deps.log,
+      counters: this.counters,
+    });
+    this.sink = {
+      apply: (rx, m) => this.apply(rx, m),
+      beginBulk: (rx, m) => this.beginBulk(rx, m),
+      endBulk: (rx, m) => this.endBulk(rx, m, undefined),
+      endLossyBulk: (rx, m, removeBefore, complete) => this.endBulk(rx, m, { removeBefore, complete }),
+      ack: (rx, from, to) => {
+        this.counters.acksSent++;
+        this.out({ kind: 'ack', peer: rx.node, epoch: rx.epoch, from, to });
+      },
+      nack: (rx, from, to) => {
+        this.counters.nacksSent++;
+        this.counters.nackedMessages += seqDiff(from, to) + 1;
+        this.out({ kind: 'nack', peer: rx.node, epoch: rx.epoch, from, to });
+      },
+    };
+  }
+
+  get nodeId(): string {
+    return this.deps.nodeId;
+  }
+
+  get epoch(): number {
+    return this.deps.epoch;
+  }
+
+  /** The seq the next sequenced message will carry. */
+  get nextSeq(): number {
+    return this.sender.nextSeq;
+  }
+
+  /**
+   * True once a bulk from some peer completed, or when no peer at all was
+   * heard within startupSyncWaitMs of start() (a lone node is as synced as
+   * it gets). Stays true.
+   */
+  get firstSyncDone(): boolean {
+    return this.firstSync;
+  }
+
+  /**
+   * True while at least one peer is up and every up peer's current epoch has
+   * completed a bulk to us: our external cache holds what the live peers
+   * hold. For keepalived's track_file.
+   */
+  get inSync(): boolean {
+    let any = false;
+    for (const [id, rx] of this.rx) {
+      if (this.peers.get(id)?.state !== 'up') continue;
+      if (!rx.synced) return false;
+      any = true;
+    }
+    return any;
+  }
+
+  /** Announces this node (hello with our first seq) and asks every peer for its state. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    const now = this.now();
+    this.startedAt = now;
+    this.lastRefreshAt = now;
+    this.counters.hellosSent++;
+    this.counters.resyncRequestsSent++;
+    this.out({ kind: 'hello', seq: this.sender.nextSeq });
+    this.out({ kind: 'resync-request', peer: '' });
+    this.flushOut();
+    this.sender.resume();
+  }
+
+  /** Stops all sending and receiving (the node is going away). */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** A local entry changed; for deletes, `gone` names it (the table no longer has it). */
+  localChange(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
+    if (this.closed) return;
+    this.sender.enqueue(key, kind, gone);
+  }
+
+  /** One datagram from the sync channel. ok = a valid datagram from a peer (the channel layer may count it as link liveness). */
+  receive(datagram: Buffer): { ok: boolean } {
+    if (this.closed) return { ok: false };
+    const c = this.counters;
+    c.datagramsReceived++;
+    const r = decodeDatagram(datagram, { cluster: this.deps.cluster, auth: this.deps.auth });
+    if (!r.ok) {
+      const code = r.error.code;
+      c.datagramsDropped[code] = (c.datagramsDropped[code] ?? 0) + 1;
+      this.log.debug('sync datagram dropped', { code, reason: r.error.reason });
+      return { ok: false };
+    }
+    const { node, epoch } = r.header;
+    if (node === this.deps.nodeId) {
+      c.ownDatagrams++;
+      return { ok: false };
+    }
+    if (this.retired.get(node)?.includes(epoch)) {
+      c.staleEpochDatagrams++;
+      return { ok: true };
+    }
+    const now = this.now();
+    this.heardAny = true;
+    this.peers.seen(node, epoch);
+    let rx = this.rx.get(node);
+    if (rx === undefined || rx.epoch !== epoch) {
+      rx = this.reliable
+        ? new FtfwReceiver(node, epoch, this.cfg, this.sink, c, now)
+        : new NotrackReceiver(node, epoch, this.cfg, this.sink, c, now);
+      this.rx.set(node, rx);
+    }
+    c.unknownMessages += r.unknownMessages;
+    let acked = false;
+    for (const m of r.messages) {
+      c.messagesReceived++;
+      if (this.onMessage(rx, m, now)) acked = true;
+    }
+    rx.afterDatagram(now);
+    this.maybeRequestResync(rx, now);
+    this.flushOut();
+    if (acked) this.resumeSender();
+    return { ok: true };
+  }
+
+  /**
+   * Evaluates every deadline against now(): acks, NACK repeats,
+   * retransmissions, resync requests, wanted bulks, notrack refresh, alive,
+   * peer liveness and the startup wait. Call it every ~20 ms.
+   */
+  tick(): void {
+    if (!this.started || this.closed) return;
+    const now = this.now();
+    this.peers.sweep();
+    if (!this.firstSync && !this.heardAny && now - this.startedAt >= this.cfg.startupSyncWaitMs) {
+      this.markFirstSyncDone('no peer answered');
+    }
+    for (const rx of this.rx.values()) {
+      rx.tick(now);
+      this.maybeRequestResync(rx, now);
+    }
+    this.tx.tick(now);
+    const ready = this.deps.localReady?.() ?? true;
+    if (ready) {
+      const wanted = this.tx.wantedPeers();
+      if (wanted.length > 0) this.queueBulk(wanted.length === 1 ? wanted[0]! : '', 'wanted');
+      if (!this.reliable && now - this.lastRefreshAt >= this.cfg.refreshIntervalMs) {
+        this.lastRefreshAt = now;
+        this.counters.refreshes++;
+        this.queueBulk('', 'refresh');
+      }
+    }
+    if (this.ctl.messageCount === 0 && now - this.lastSentAt >= this.cfg.aliveIntervalMs) {
+      this.counters.alivesSent++;
+      this.out({ kind: 'alive', seq: this.sender.nextSeq });
+    }
+    this.flushOut();
+    this.resumeSender();
+  }
+
+  /** Asks peer ('' = every peer) for its whole state; repeated until a bulk for us completes. */
+  requestResync(peer = ''): void {
+    if (this.closed) return;
+    const now = this.now();
+    this.counters.resyncRequestsSent++;
+    this.out({ kind: 'resync-request', peer });
+    for (const rx of this.rx.values()) if (peer === '' || rx.node === peer) rx.wantResync(now);
+    this.flushOut();
+  }
+
+  /** Pushes our whole state to peer ('' = every peer) now; returns the number of entries queued. */
+  bulkSend(peer = ''): number {
+    if (this.closed) return 0;
+    return this.queueBulk(peer, 'explicit');
+  }
+
+  stats(): SyncStats {
+    const q = this.tx.queue;
+    const peers: SyncPeerStats[] = this.peers.list().map((p) => ({
+      ...p,
+      rx: this.rx.get(p.id)?.info() ?? null,
+      tx: this.tx.info(p.id) ?? null,
+    }));
+    return {
+      node: this.deps.nodeId,
+      epoch: this.deps.epoch,
+      mode: this.deps.mode,
+      started: this.started,
+      firstSyncDone: this.firstSync,
+      inSync: this.inSync,
+      nextSeq: this.sender.nextSeq,
+      counters: {
+        ...this.counters,
+        datagramsDropped: { ...this.counters.datagramsDropped },
+        bulksWanted: { ...this.counters.bulksWanted },
+      },
+      peerCounters: { ...this.peers.counters },
+      sender: { ...this.sender.counters, queueLength: this.sender.length },
+      resendQueue: { length: q?.length ?? 0, capacity: q?.capacity ?? 0, front: this.tx.front() },
+      peers,
+    };
+  }
+
+  /** Handles one message; returns true for an ack that made progress. */
+  private onMessage(rx: Receiver, m: WireMessage, now: number): boolean {
+    const self = this.deps.nodeId;
+    switch (m.kind) {
+      case 'ct-new':
+      case 'ct-update':
+      case 'ct-delete':
+      case 'exp-new':
+      case 'exp-delete':
+        rx.onSequenced(m, false, now);
+        return false;
+      case 'bulk-start':
+      case 'bulk-end':
+        rx.onSequenced(m, forUs(m.peer, self), now);
+        return false;
+      case 'alive':
+        rx.onAlive(m.seq, now);
+        return false;
+      case 'hello':
+        if (rx.onHello(m.seq, now)) {
+          this.counters.hellosReceived++;
+          this.out({ kind: 'hello-ack', peer: rx.node, epoch: rx.epoch });
+          // It (re)started with nothing: it gets our state.
+          this.wantBulk(rx.node, 'hello');
+        }
+        return false;
+      case 'hello-ack':
+        if (m.peer === self && m.epoch === this.deps.epoch) this.counters.helloAcksReceived++;
+        return false;
+      case 'ack':
+        if (this.reliable && m.peer === self && m.epoch === this.deps.epoch) return this.tx.onAck(rx.node, m.to, now);
+        return false;
+      case 'nack':
+        if (this.reliable && m.peer === self && m.epoch === this.deps.epoch) this.tx.onNack(rx.node, m.from, m.to, now);
+        return false;
+      case 'resync-request':
+        if (forUs(m.peer, self)) {
+          this.counters.resyncRequestsReceived++;
+          this.wantBulk(rx.node, 'request');
+        }
+        return false;
+    }
+  }
+
+  private wantBulk(peer: string, reason: BulkReason): void {
+    if (this.tx.wantBulk(peer, reason)) this.counters.bulksWanted[reason]++;
+  }
+
+  private apply(rx: Receiver, m: DataMessage): void {
+    const x = this.deps.external;
+    this.counters.applied++;
+    switch (m.kind) {
+      case 'ct-new':
+        x.applyRemote(rx.node, rx.epoch, m.seq, 'new', m.entry);
+        return;
+      case 'ct-update':
+        x.applyRemote(rx.node, rx.epoch, m.seq, 'update', m.entry);
+        return;
+      case 'ct-delete':
+        x.applyRemote(rx.node, rx.epoch, m.seq, 'delete', m.entry);
+        return;
+      case 'exp-new':
+        x.applyRemoteExpect(rx.node, rx.epoch, m.seq, 'new', m.entry);
+        return;
+      case 'exp-delete':
+        x.applyRemoteExpect(rx.node, rx.epoch, m.seq, 'delete', m.entry);
+        return;
+    }
+  }
+
+  private beginBulk(rx: Receiver, m: BulkStart): void {
+    this.counters.bulksStarted++;
+    this.deps.external.beginBulk(rx.node, { epoch: rx.epoch, seq: m.seq });
+    this.log.debug('bulk from peer started', { peer: rx.node, bulkId: m.bulkId });
+  }
+
+  private endBulk(
+    rx: Receiver,
+    m: BulkEnd,
+    lossy: { removeBefore: number | undefined; complete: boolean } | undefined,
+  ): void {
+    const x = this.deps.external;
+    let removed = 0;
+    if (lossy === undefined) removed = x.endBulk(rx.node);
+    else if (lossy.removeBefore !== undefined) {
+      x.beginBulk(rx.node, { epoch: rx.epoch, seq: lossy.removeBefore });
+      removed = x.endBulk(rx.node);
+    }
+    this.counters.bulksReceived++;
+    this.counters.bulkStaleRemoved += removed;
+    this.log.info('bulk received', {
+      peer: rx.node,
+      entries: m.count,
+      staleRemoved: removed,
+      ...(lossy ? { complete: lossy.complete } : {}),
+    });
+    this.markFirstSyncDone(`bulk from ${rx.node}`);
+    this.deps.onBulkReceived?.(rx.node, removed);
+  }
+
+  private markFirstSyncDone(how: string): void {
+    if (this.firstSync) return;
+    this.firstSync = true;
+    this.log.info('first peer sync finished', { how });
+  }
+
+  private maybeRequestResync(rx: Receiver, now: number): void {
+    if (this.peers.get(rx.node)?.state !== 'up' || !rx.resyncDue(now)) return;
+    this.counters.resyncRequestsSent++;
+    this.out({ kind: 'resync-request', peer: rx.node });
+  }
+
+  /** Queues a bulk of every local key for peer ('' = all), framed by bulk-start/bulk-end. */
+  private queueBulk(peer: string, why: string): number {
+    const id = this.nextBulkId;
+    this.nextBulkId = (this.nextBulkId + 1) >>> 0 || 1;
+    this.sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId: id, peer }), true);
+    const n = this.sender.enqueueBulk(this.deps.localKeys());
+    this.sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId: id, peer, count: n }), true);
+    this.tx.bulkQueued(peer, id);
+    this.counters.bulksSent++;
+    this.counters.bulkEntriesSent += n;
+    this.log.info('bulk send', { peer: peer || '*', entries: n, bulkId: id, why });
+    return n;
+  }
+
+  private onPeerUp(id: string): void {
+    const epoch = this.peers.get(id)?.epoch ?? 0;
+    this.tx.setUp(id, epoch, true);
+    this.deps.onPeerUp?.(id, epoch);
+  }
+
+  private onPeerDown(id: string): void {
+    const epoch = this.peers.get(id)?.epoch ?? 0;
+    this.tx.setUp(id, epoch, false);
+    this.deps.onPeerDown?.(id);
+  }
+
+  private onPeerRestart(id: string, epoch: number, previous: number): void {
+    const list = this.retired.get(id) ?? [];
+    list.push(previous);
+    if (list.length > RETIRED_EPOCHS) list.shift();
+    this.retired.set(id, list);
+    this.rx.delete(id);
+    this.tx.restart(id, epoch);
+    this.wantBulk(id, 'restart');
+    this.deps.onPeerRestart?.(id, epoch, previous);
+  }
+
+  private out(msg: WireMessage): void {
+    if (!this.ctl.add(msg)) {
+      this.flushOut();
+      this.ctl.add(msg);
+    }
+  }
+
+  private flushOut(): void {
+    const buf = this.ctl.flush();
+    if (buf) this.emit(buf);
+  }
+
+  private emit(buf: Buffer): void {
+    if (this.closed) return;
+    this.counters.datagramsSent++;
+    this.lastSentAt = this.now();
+    this.deps.send(buf);
+  }
+
+  private resumeSender(): void {
+    if (this.tx.room() > 0) this.sender.resume();
+  }
+}

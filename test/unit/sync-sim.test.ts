@@ -1,0 +1,725 @@
+// Deterministic simulation of a ctsyncd cluster: real SyncNodes, real wire
+// encoding and real external caches, on a fake clock and a simulated
+// multicast network (seeded PRNG; per-receiver latency, loss, duplication,
+// partitions). Each node has a "kernel table" Map that feeds localChange()
+// and backs lookup()/localKeys(). Every scenario ends only when every node's
+// external cache holds, for each origin, exactly that origin's table.
+import { describe, expect, it } from 'vitest';
+import { ExternalCache } from '../../src/cache/external-cache.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
+import { type Logger, silentLogger } from '../../src/log.js';
+import type { ReliabilityConfig } from '../../src/sync/reliability.js';
+import { seqDiff } from '../../src/sync/seq.js';
+import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/sync-node.js';
+
+const CLUSTER = 7;
+const TICK_MS = 20;
+/** Simulated CPU time of one transmit flush slice. */
+const FLUSH_DELAY_MS = 0.02;
+
+// ---------------------------------------------------------------------------
+// Deterministic plumbing: PRNG and event queue.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SimEvent {
+  t: number;
+  n: number;
+  fn: () => void;
+}
+
+/** Binary min-heap on (time, insertion order): same-time events run first-in first-out. */
+class EventQueue {
+  private readonly h: SimEvent[] = [];
+  private n = 0;
+
+  get size(): number {
+    return this.h.length;
+  }
+
+  push(t: number, fn: () => void): void {
+    const h = this.h;
+    h.push({ t, n: this.n++, fn });
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  pop(): SimEvent | undefined {
+    const h = this.h;
+    if (h.length === 0) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  private less(a: SimEvent, b: SimEvent): boolean {
+    return a.t < b.t || (a.t === b.t && a.n < b.n);
+  }
+}
+
+function debugLogger(id: string, sim: { now: number }): Logger {
+  const emit = (level: string) => (msg: string, ctx?: Record<string, unknown>) =>
+    console.log(`${sim.now.toFixed(2)} ${id} ${level} ${msg} ${JSON.stringify(ctx ?? {})}`);
+  const l: Logger = { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), child: () => l };
+  return l;
+}
+
+// ---------------------------------------------------------------------------
+// The simulated cluster.
+
+interface NetConfig {
+  /** One-way latency, uniform in [min, max] ms, drawn per datagram and receiver (so max > min reorders). */
+  latencyMs: [number, number];
+  /** Probability that a datagram is lost on its way to one receiver. */
+  loss: number;
+  /** Probability that a delivered datagram is delivered a second time (with its own latency). */
+  dup: number;
+}
+
+interface NodeOptions {
+  mode: SyncMode;
+  cfg: ReliabilityConfig;
+  firstSeq?: number;
+}
+
+class SimNode {
+  readonly kernel = new Map<string, ConntrackEntry>();
+  readonly versions = new Map<string, number>();
+  external!: ExternalCache;
+  sync!: SyncNode;
+  /** Datagrams this node has put on the wire (all incarnations). */
+  sent = 0;
+  /** The daemon is stopped: nothing is delivered to it and kernel changes are not announced. */
+  down = false;
+  private dumping = false;
+  /** Counters of previous incarnations, so totals survive a restart. */
+  readonly previous: SyncCounters[] = [];
+
+  constructor(
+    readonly sim: Sim,
+    readonly id: string,
+    readonly idx: number,
+    readonly opts: NodeOptions,
+  ) {}
+
+  boot(): void {
+    const sim = this.sim;
+    this.external = new ExternalCache({ limit: 1_000_000, now: () => sim.now });
+    const epoch = Math.floor(sim.rng() * 0xffff_fffe) + 1;
+    const firstSeq = this.opts.firstSeq ?? Math.floor(sim.rng() * 0x1_0000_0000);
+    const sync = new SyncNode({
+      nodeId: this.id,
+      cluster: CLUSTER,
+      epoch,
+      mtu: 1472,
+      mode: this.opts.mode,
+      external: this.external,
+      lookup: (key) => this.kernel.get(key),
+      localKeys: () => this.kernel.keys(),
+      send: (buf) => {
+        this.sent++;
+        sim.broadcast(this, buf);
+      },
+      now: () => sim.now,
+      schedule: (fn) => sim.at(sim.now + FLUSH_DELAY_MS, fn),
+      log: process.env.SIM_DEBUG === this.id ? debugLogger(this.id, sim) : silentLogger,
+      timers: this.opts.cfg,
+      localReady: () => !this.dumping,
+      firstSeq,
+    });
+    this.sync = sync;
+    this.down = false;
+    sync.start();
+    const loop = (): void => {
+      if (this.sync !== sync || this.down) return;
+      sync.tick();
+      sim.at(sim.now + TICK_MS, loop);
+    };
+    sim.at(sim.now + TICK_MS / 2 + this.idx * 7, loop);
+  }
+
+  /** The daemon stops: in-flight datagrams to it are lost, its kernel keeps changing unannounced. */
+  crash(): void {
+    this.previous.push(this.sync.stats().counters);
+    this.sync.close();
+    this.down = true;
+  }
+
+  /** A new daemon (new epoch, empty external cache) dumps the kernel table and announces it, 2000 entries per ms. */
+  restart(): void {
+    this.boot();
+    this.dumping = true;
+    const keys = [...this.kernel.keys()];
+    const sync = this.sync;
+    let i = 0;
+    const step = (): void => {
+      if (this.sync !== sync) return;
+      for (let k = 0; k < 2000 && i < keys.length; k++, i++) {
+        if (this.kernel.has(keys[i]!)) sync.localChange(keys[i]!, 'new');
+      }
+      if (i < keys.length) this.sim.at(this.sim.now + 1, step);
+      else this.dumping = false;
+    };
+    step();
+  }
+
+  create(i: number): void {
+    const e = makeEntry(this.idx, i, 0);
+    const key = entryKey(e);
+    const existed = this.kernel.has(key);
+    const v = (this.versions.get(key) ?? -1) + 1;
+    this.versions.set(key, v);
+    const entry = makeEntry(this.idx, i, v);
+    this.kernel.set(key, entry);
+    if (!this.down) this.sync.localChange(key, existed ? 'update' : 'new');
+  }
+
+  update(key: string): void {
+    const cur = this.kernel.get(key);
+    if (cur === undefined) return;
+    const v = (this.versions.get(key) ?? 0) + 1;
+    this.versions.set(key, v);
+    // Never mutate a table entry in place: the sender keeps references to what it sent.
+    this.kernel.set(key, withVersion(cur, v));
+    if (!this.down) this.sync.localChange(key, 'update');
+  }
+
+  remove(key: string): void {
+    const cur = this.kernel.get(key);
+    if (cur === undefined) return;
+    this.kernel.delete(key);
+    if (!this.down) this.sync.localChange(key, 'delete', cur);
+  }
+
+  /** Counters summed over every incarnation of this node. */
+  totals(): SyncCounters {
+    const now = this.sync.stats().counters;
+    const out = { ...now };
+    for (const p of this.previous) {
+      for (const k of Object.keys(out) as (keyof SyncCounters)[]) {
+        const v = p[k];
+        if (typeof v === 'number') (out as unknown as Record<string, number>)[k] = (out[k] as number) + v;
+      }
+    }
+    return out;
+  }
+}
+
+class Sim {
+  now = 0;
+  readonly rng: () => number;
+  readonly events = new EventQueue();
+  readonly nodes: SimNode[] = [];
+  net: NetConfig;
+  /** Directed links that drop everything: "from>to". */
+  readonly cut = new Set<string>();
+  /** Return true to drop the n-th datagram (0-based, per sender) from a node to a receiver. */
+  dropHook: ((from: SimNode, to: SimNode, n: number) => boolean) | undefined;
+  datagrams = 0;
+  eventsRun = 0;
+
+  constructor(seed: number, net: NetConfig) {
+    this.rng = mulberry32(seed);
+    this.net = net;
+  }
+
+  at(t: number, fn: () => void): void {
+    this.events.push(t, fn);
+  }
+
+  broadcast(from: SimNode, buf: Buffer): void {
+    const n = from.sent - 1;
+    this.datagrams++;
+    const { latencyMs, loss, dup } = this.net;
+    for (const to of this.nodes) {
+      if (to === from) continue;
+      if (this.cut.has(`${from.id}>${to.id}`)) continue;
+      if (this.dropHook?.(from, to, n)) continue;
+      if (this.rng() < loss) continue;
+      const copies = this.rng() < dup ? 2 : 1;
+      for (let c = 0; c < copies; c++) {
+        const lat = latencyMs[0] + this.rng() * (latencyMs[1] - latencyMs[0]);
+        this.at(this.now + lat, () => {
+          if (!to.down) to.sync.receive(buf);
+        });
+      }
+    }
+  }
+
+  /** Cuts (or heals) every link between node and the others, both ways. */
+  isolate(node: SimNode, on: boolean): void {
+    for (const other of this.nodes) {
+      if (other === node) continue;
+      for (const k of [`${node.id}>${other.id}`, `${other.id}>${node.id}`]) {
+        if (on) this.cut.add(k);
+        else this.cut.delete(k);
+      }
+    }
+  }
+
+  /** Runs events up to time `until` (or until stop() returns true, checked after every event). */
+  run(until: number, stop?: () => boolean, maxEvents = 4_000_000): void {
+    for (;;) {
+      const e = this.events.pop();
+      if (e === undefined) return;
+      if (e.t > until) {
+        this.events.push(e.t, e.fn);
+        this.now = until;
+        return;
+      }
+      this.now = e.t;
+      e.fn();
+      if (++this.eventsRun > maxEvents) throw new Error(`simulation exceeded ${maxEvents} events at t=${this.now}`);
+      if (stop?.()) return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Entries and the convergence check.
+
+function makeEntry(nodeIdx: number, i: number, version: number): ConntrackEntry {
+  const src = `10.${nodeIdx + 1}.${(i >>> 8) & 0xff}.${i & 0xff}`;
+  const sport = 20000 + (i % 40000);
+  return {
+    family: 2,
+    orig: { src, dst: '198.51.100.20', proto: 6, sport, dport: 443 },
+    reply: { src: '198.51.100.20', dst: src, proto: 6, sport: 443, dport: sport },
+    status: 0x19e,
+    timeout: 432000 - version,
+    mark: version % 4,
+    protoinfo: { tcp: { state: version % 2 === 0 ? 3 : 4 } },
+  };
+}
+
+function withVersion(e: ConntrackEntry, version: number): ConntrackEntry {
+  return {
+    ...e,
+    timeout: 432000 - version,
+    mark: version % 4,
+    protoinfo: { tcp: { state: version % 2 === 0 ? 3 : 4 } },
+  };
+}
+
+/** Deep equality where an undefined field equals an absent one, so field order and compaction do not matter. */
+function deepSame(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  const oa = a as Record<string, unknown>;
+  const ob = b as Record<string, unknown>;
+  const ka = Object.keys(oa).filter((k) => oa[k] !== undefined);
+  const kb = Object.keys(ob).filter((k) => ob[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => deepSame(oa[k], ob[k]));
+}
+
+function cheapSame(a: ConntrackEntry, b: ConntrackEntry): boolean {
+  return (
+    a.timeout === b.timeout &&
+    a.mark === b.mark &&
+    a.status === b.status &&
+    a.protoinfo?.tcp?.state === b.protoinfo?.tcp?.state
+  );
+}
+
+/** Whether every live node's external cache mirrors every other node's table (cheap field comparison). */
+function converged(sim: Sim): boolean {
+  for (const n of sim.nodes) {
+    if (n.down) return false;
+    let expected = 0;
+    const origins = n.external.origins();
+    for (const o of sim.nodes) {
+      if (o === n) continue;
+      expected += o.kernel.size;
+      if ((origins.get(o.id) ?? 0) !== o.kernel.size) return false;
+    }
+    if (n.external.size !== expected) return false;
+  }
+  const byId = new Map(sim.nodes.map((n) => [n.id, n]));
+  for (const n of sim.nodes) {
+    for (const [key, rec] of n.external.entries()) {
+      const k = byId.get(rec.origin)?.kernel.get(key);
+      if (k === undefined || !cheapSame(k, rec.entry)) return false;
+    }
+  }
+  return true;
+}
+
+/** Every difference, compared field by field on the whole entry: empty when exactly equal. */
+function exactDiff(sim: Sim): string[] {
+  const problems: string[] = [];
+  const byId = new Map(sim.nodes.map((n) => [n.id, n]));
+  for (const n of sim.nodes) {
+    for (const [key, rec] of n.external.entries()) {
+      const origin = byId.get(rec.origin);
+      if (origin === undefined || origin === n) problems.push(`${n.id}: record of unknown origin ${rec.origin}`);
+      else {
+        const k = origin.kernel.get(key);
+        if (k === undefined) problems.push(`${n.id}: stale ${rec.origin} ${key}`);
+        else if (!deepSame(k, rec.entry)) problems.push(`${n.id}: outdated ${rec.origin} ${key}`);
+      }
+    }
+    for (const o of sim.nodes) {
+      if (o === n) continue;
+      for (const key of o.kernel.keys()) {
+        const rec = n.external.get(key);
+        if (rec === undefined || rec.origin !== o.id) problems.push(`${n.id}: missing ${o.id} ${key}`);
+      }
+    }
+  }
+  return problems.slice(0, 20);
+}
+
+// ---------------------------------------------------------------------------
+// Workload and scenario runner.
+
+const ENTRIES = 10_000;
+/** Entries created per ms per node during the burst: 100k/s. */
+const BURST_PER_MS = 100;
+
+interface Workload {
+  /** Creates ENTRIES entries per node from `start`, BURST_PER_MS per ms, then churn. */
+  start: number;
+  /** Updates per node after the burst. */
+  updates: number;
+  /** Deletes per node after the burst (some re-created later). */
+  deletes: number;
+}
+
+/** Schedules the burst and the churn; returns the time of the last kernel change. */
+function scheduleWorkload(sim: Sim, w: Workload): number {
+  let last = w.start;
+  for (const node of sim.nodes) {
+    for (let i = 0; i < ENTRIES; i += BURST_PER_MS) {
+      const t = w.start + i / BURST_PER_MS;
+      sim.at(t, () => {
+        for (let k = i; k < Math.min(i + BURST_PER_MS, ENTRIES); k++) node.create(k);
+      });
+      last = Math.max(last, t);
+    }
+    const churnStart = w.start + ENTRIES / BURST_PER_MS;
+    const ops: Array<() => void> = [];
+    for (let u = 0; u < w.updates; u++) {
+      const i = Math.floor(sim.rng() * ENTRIES);
+      ops.push(() => node.update(entryKey(makeEntry(node.idx, i, 0))));
+    }
+    for (let d = 0; d < w.deletes; d++) {
+      const i = Math.floor(sim.rng() * ENTRIES);
+      ops.push(() => node.remove(entryKey(makeEntry(node.idx, i, 0))));
+      // A third of them come back as a new connection with the same tuple.
+      if (d % 3 === 0) ops.push(() => node.create(i));
+    }
+    ops.forEach((op, k) => {
+      const t = churnStart + k / 20;
+      sim.at(t, op);
+      last = Math.max(last, t);
+    });
+  }
+  return last;
+}
+
+interface Scenario {
+  name: string;
+  seed: number;
+  net?: Partial<NetConfig>;
+  cfg?: Partial<ReliabilityConfig>;
+  mode?: SyncMode;
+  firstSeq?: number;
+  workload?: Partial<Workload>;
+  /** Extra events (partitions, restarts, drops); returns the time of its own last kernel change, if any. */
+  setup?: (sim: Sim) => number | undefined;
+  /** Simulated time to keep running after convergence before the final checks (ftfw). */
+  settleMs?: number;
+  maxTimeMs?: number;
+}
+
+interface Result {
+  sim: Sim;
+  /** Simulated time at convergence. */
+  convergedAt: number;
+  /** Time of the last kernel change. */
+  lastChange: number;
+  /** Datagrams on the wire up to convergence. */
+  datagrams: number;
+  totals: SyncCounters;
+}
+
+function runScenario(s: Scenario): Result {
+  const net: NetConfig = { latencyMs: [0.2, 1.5], loss: 0, dup: 0, ...s.net };
+  const sim = new Sim(s.seed, net);
+  const cfg: ReliabilityConfig = { ...DEFAULTS.sync.reliability, ...s.cfg };
+  const mode = s.mode ?? 'ftfw';
+  for (const [idx, id] of ['fw-a', 'fw-b', 'fw-c'].entries()) {
+    sim.nodes.push(new SimNode(sim, id, idx, { mode, cfg, firstSeq: s.firstSeq }));
+  }
+  const setupLast = s.setup?.(sim) ?? 0;
+  // Every daemon starts at t=0 and the burst starts right away: no settle time.
+  for (const n of sim.nodes) n.boot();
+  const lastChange = Math.max(setupLast, scheduleWorkload(sim, { start: 0, updates: 2000, deletes: 1500, ...s.workload }));
+  const maxTime = s.maxTimeMs ?? 60_000;
+  let convergedAt = -1;
+  let checkAt = lastChange;
+  if (process.env.SIM_STATUS) {
+    const status = (): void => {
+      const diff = exactDiff(sim);
+      console.log(`t=${sim.now} diff=${diff.length} ${diff.slice(0, 2).join(' | ')}`);
+      for (const n of sim.nodes) {
+        const st = n.sync.stats();
+        console.log(`  ${n.id} next=${st.nextSeq} rq=${st.resendQueue.length} sendq=${st.sender.queueLength} ` +
+          st.peers.map((p) => `${p.id}:${p.state} rx(exp=${p.rx?.expected} known=${p.rx?.known} miss=${p.rx?.missing} synced=${p.rx?.synced} bulk=${p.rx?.bulkInProgress} want=${p.rx?.wantBulk}) tx(unacked=${p.tx?.unacked} rto=${p.tx?.rtoMs} stalled=${p.tx?.stalled} bulk=${JSON.stringify(p.tx?.bulk)})`).join(' '));
+      }
+      sim.at(sim.now + Number(process.env.SIM_STATUS), status);
+    };
+    sim.at(lastChange, status);
+  }
+  sim.run(maxTime, () => {
+    if (sim.now < checkAt) return false;
+    checkAt = sim.now + 10;
+    if (!converged(sim)) return false;
+    convergedAt = sim.now;
+    return true;
+  });
+  const datagrams = sim.datagrams;
+  if (convergedAt < 0) {
+    const diff = exactDiff(sim);
+    throw new Error(`${s.name}: no convergence within ${maxTime} ms simulated; e.g. ${diff.join('; ')}`);
+  }
+  expect(exactDiff(sim)).toEqual([]);
+  const totals = sim.nodes.map((n) => n.totals());
+  const agg = totals.reduce((a, c) => {
+    const out = { ...a };
+    for (const k of Object.keys(c) as (keyof SyncCounters)[]) {
+      if (typeof c[k] === 'number') (out as unknown as Record<string, number>)[k] = (a[k] as number) + (c[k] as number);
+    }
+    return out;
+  });
+  console.log(
+    `[sim] ${s.name}: converged ${(convergedAt - lastChange).toFixed(1)} ms after the last change ` +
+      `(t=${convergedAt.toFixed(1)} ms), ${datagrams} datagrams, ${agg.retransmits} retransmitted messages, ` +
+      `${agg.nacksSent} NACKs, ${agg.acksSent} acks, ${agg.bulksSent} bulks, ${agg.resendOverflows} overflows, ` +
+      `${agg.resyncsForGap} gap resyncs, ${sim.eventsRun} events`,
+  );
+  return { sim, convergedAt, lastChange, datagrams, totals: agg };
+}
+
+/** ftfw: after convergence the cluster settles: still equal, every message acked, every node in sync. */
+function settle(r: Result, ms = 3000): void {
+  const { sim } = r;
+  sim.run(sim.now + ms);
+  expect(exactDiff(sim)).toEqual([]);
+  for (const n of sim.nodes) {
+    const st = n.sync.stats();
+    expect(st.resendQueue.length, `${n.id} resend queue`).toBe(0);
+    expect(n.sync.inSync, `${n.id} inSync`).toBe(true);
+    expect(n.sync.firstSyncDone, `${n.id} firstSyncDone`).toBe(true);
+    for (const p of st.peers) {
+      expect(p.state, `${n.id} sees ${p.id}`).toBe('up');
+      expect(p.rx?.missing, `${n.id} misses messages of ${p.id}`).toBe(false);
+    }
+  }
+}
+
+describe('sync simulation: 3 nodes, 10,000 entries each, burst from t=0', () => {
+  it('converges under 30% datagram loss', () => {
+    const r = runScenario({ name: '30% loss', seed: 1, net: { loss: 0.3 }, cfg: process.env.NACKMAX ? { nackRetryMaxMs: Number(process.env.NACKMAX) } : {} });
+    expect(r.totals.nacksSent).toBeGreaterThan(100);
+    expect(r.totals.retransmits).toBeGreaterThan(1000);
+    expect(r.totals.gapsDetected).toBeGreaterThan(100);
+    settle(r);
+  });
+
+  it('converges with heavy reordering', () => {
+    const r = runScenario({ name: 'reordering', seed: 2, net: { latencyMs: [0.1, 25] } });
+    // Out-of-order arrival is applied on arrival; only real gaps cost retransmissions.
+    expect(r.totals.gapsDetected).toBeGreaterThan(100);
+    settle(r);
+  });
+
+  it('converges with duplicated datagrams', () => {
+    const r = runScenario({ name: 'duplication', seed: 3, net: { dup: 0.3, loss: 0.02 } });
+    expect(r.totals.duplicates).toBeGreaterThan(1000);
+    settle(r);
+  });
+
+  it('converges after a partition heals (peers go down and come back)', () => {
+    let partitionEnd = 0;
+    const r = runScenario({
+      name: 'partition + heal',
+      seed: 4,
+      net: { loss: 0.01 },
+      setup: (sim) => {
+        const c = sim.nodes[2]!;
+        sim.at(40, () => sim.isolate(c, true));
+        partitionEnd = 40 + 6000;
+        sim.at(partitionEnd, () => sim.isolate(c, false));
+        return undefined;
+      },
+    });
+    expect(r.convergedAt).toBeGreaterThan(partitionEnd);
+    const a = r.sim.nodes[0]!.sync.stats();
+    expect(a.peerCounters.downs).toBeGreaterThanOrEqual(1);
+    expect(a.peers.find((p) => p.id === 'fw-c')?.state).toBe('up');
+    settle(r);
+  });
+
+  it('converges when a peer restarts in the middle of the burst', () => {
+    let restartAt = 0;
+    const r = runScenario({
+      name: 'peer restart mid-burst',
+      seed: 5,
+      net: { loss: 0.02, latencyMs: [0.2, 3] },
+      setup: (sim) => {
+        const b = sim.nodes[1]!;
+        sim.at(55, () => b.crash());
+        restartAt = 55 + 400;
+        sim.at(restartAt, () => b.restart());
+        return undefined;
+      },
+    });
+    expect(r.convergedAt).toBeGreaterThan(restartAt);
+    const [a, b, c] = r.sim.nodes.map((n) => n.sync.stats());
+    expect(a!.peerCounters.restarts).toBe(1);
+    expect(c!.peerCounters.restarts).toBe(1);
+    expect(a!.counters.bulksWanted.restart + a!.counters.bulksWanted.hello).toBeGreaterThan(0);
+    // The new incarnation got everyone's state in bulks.
+    expect(b!.counters.bulksReceived).toBeGreaterThanOrEqual(2);
+    settle(r);
+  });
+
+  it('schedules bulks, never silent drops, when a tiny resend queue overflows during a partition', () => {
+    const r = runScenario({
+      name: 'resend-queue overflow',
+      seed: 6,
+      cfg: { resendQueueSize: 256 },
+      setup: (sim) => {
+        // Shorter than peerTimeoutMs: the peer stays up and holds the queue until it stalls.
+        const c = sim.nodes[2]!;
+        sim.at(20, () => sim.isolate(c, true));
+        sim.at(2020, () => sim.isolate(c, false));
+        return undefined;
+      },
+    });
+    expect(r.totals.resendOverflows).toBeGreaterThan(0);
+    expect(r.totals.resyncsForGap).toBeGreaterThan(0);
+    for (const n of r.sim.nodes) expect(n.sync.stats().resendQueue.capacity).toBe(256);
+    settle(r);
+  });
+});
+
+describe('sync simulation: edge cases', () => {
+  it('survives the sequence number wrapping past 2^32 during the run', () => {
+    const firstSeq = 0xffff_ffff - 3000;
+    const r = runScenario({ name: 'seq wrap', seed: 7, firstSeq, net: { loss: 0.05 } });
+    for (const n of r.sim.nodes) {
+      // Every node sent well past 2^32 - 1 and continued from 0.
+      expect(n.sync.nextSeq).toBeLessThan(firstSeq);
+      expect(seqDiff(firstSeq, n.sync.nextSeq)).toBeGreaterThan(10_000);
+    }
+    expect(r.totals.retransmits).toBeGreaterThan(0);
+    settle(r);
+  });
+
+  it('recovers a lost first datagram after start (hello and the first data)', () => {
+    const dropped: number[] = [];
+    const r = runScenario({
+      name: 'lost first datagrams',
+      seed: 8,
+      setup: (sim) => {
+        sim.dropHook = (from, _to, n) => {
+          if (from.idx !== 0 || n > 1) return false;
+          dropped.push(n);
+          return true;
+        };
+        return undefined;
+      },
+    });
+    expect(dropped).toEqual([0, 0, 1, 1]);
+    const [, b, c] = r.sim.nodes.map((n) => n.sync.stats());
+    // Without fw-a's hello the others started counting at a later seq and asked fw-a for its state.
+    for (const s of [b!, c!]) {
+      const rx = s.peers.find((p) => p.id === 'fw-a')?.rx;
+      expect(rx?.helloSeen).toBe(false);
+      expect(rx?.synced).toBe(true);
+    }
+    expect(r.sim.nodes[0]!.sync.stats().counters.resyncRequestsReceived).toBeGreaterThan(0);
+    settle(r);
+  });
+
+  it('deletes made during a partition are gone after it heals', () => {
+    const deleted: Array<{ node: SimNode; key: string }> = [];
+    const r = runScenario({
+      name: 'deletes during partition',
+      seed: 9,
+      workload: { updates: 0, deletes: 0 },
+      setup: (sim) => {
+        const c = sim.nodes[2]!;
+        sim.at(1000, () => sim.isolate(c, true));
+        // Every node deletes 3000 of its entries while fw-c is cut off (longer than peerTimeoutMs).
+        for (const node of sim.nodes) {
+          for (let k = 0; k < 3000; k++) {
+            sim.at(1500 + k / 10, () => {
+              const key = entryKey(makeEntry(node.idx, k * 3, 0));
+              node.remove(key);
+              deleted.push({ node, key });
+            });
+          }
+        }
+        sim.at(6000, () => sim.isolate(c, false));
+        return 1500 + 300;
+      },
+    });
+    expect(r.convergedAt).toBeGreaterThan(6000);
+    expect(deleted.length).toBe(9000);
+    for (const n of r.sim.nodes) {
+      for (const { node, key } of deleted) if (node !== n) expect(n.external.has(key)).toBe(false);
+      expect(n.external.size).toBe(2 * (ENTRIES - 3000));
+    }
+    settle(r);
+  });
+
+  it('notrack converges through periodic refresh under 10% loss', () => {
+    const r = runScenario({
+      name: 'notrack 10% loss',
+      seed: 10,
+      mode: 'notrack',
+      net: { loss: 0.1 },
+      cfg: { refreshIntervalMs: 1000 },
+      maxTimeMs: 60_000,
+    });
+    expect(r.totals.acksSent).toBe(0);
+    expect(r.totals.nacksSent).toBe(0);
+    expect(r.totals.retransmits).toBe(0);
+    expect(r.totals.refreshes).toBeGreaterThan(3);
+    expect(r.totals.incompleteBulks).toBeGreaterThan(0);
+    for (const n of r.sim.nodes) expect(n.sync.stats().resendQueue.capacity).toBe(0);
+  });
+});
