@@ -153,9 +153,11 @@ export class Daemon {
       onEvent: (ev) => this.onKernelEvent(ev),
       onOverrun: () => this.onOverrun(),
       onEmpty: () => {
-        if (!this.overrunPending || !this.dumpDone) return;
+        if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
         this.overrunPending = false;
-        void this.resyncKernel('overrun');
+        void this.resyncKernel('overrun').catch((e: Error) =>
+          this.log.error('kernel resync failed', { error: e.message }),
+        );
       },
       onDecodeError: (e) => this.log.warn('undecodable kernel event', { code: e.code, reason: e.reason }),
     });
@@ -291,8 +293,8 @@ export class Daemon {
     this.log.warn('kernel event overrun: will resync with the kernel table', {
       receiveBufferBytes: events?.receiveBuffer,
     });
-    if (this.resyncRunning) this.resyncAgain = true;
-    else this.overrunPending = true;
+    // Even during a resync: the next pass must also wait for an empty queue.
+    this.overrunPending = true;
   }
 
   /**
@@ -321,6 +323,8 @@ export class Daemon {
       return total;
     } finally {
       this.resyncRunning = false;
+      // An overrun during this pass needs another once the queue is empty; reading it tells.
+      if (this.overrunPending && !this.stopped) this.events?.transport.drain();
     }
   }
 
