@@ -82,6 +82,8 @@ export const LIMITS = {
   bufferBytes: { min: 4 * KiB, max: 1 * GiB },
   /** Per cache; 16 Mi entries is several times any realistic nf_conntrack_max. */
   cacheEntries: { min: 1, max: 16_777_216 },
+  /** conntrackd allows 4 channels in all; so do we (the main link and 3 backups). */
+  backupLinks: { max: 3 },
   /** Two keys at once are enough to roll a key across a cluster without downtime. */
   authKeyFiles: { min: 1, max: 2 },
   /** Acking less often than every 64 Ki messages would only hold the resend queue longer. */

@@ -277,6 +277,17 @@ const syncSchema = z
       .describe('Largest UDP payload per datagram in bytes (1472 fits Ethernet over IPv4; use 1452 over IPv6).'),
     multicast: multicastSchema.optional(),
     udp: udpSchema.optional(),
+    backupLinks: z
+      .array(
+        z.union([z.strictObject({ multicast: multicastSchema }), z.strictObject({ udp: udpSchema })], {
+          error: expected('a mapping with exactly one of multicast or udp'),
+        }),
+      )
+      .max(LIMITS.backupLinks.max)
+      .default([])
+      .describe(
+        'Redundant dedicated sync links, of the same transport as the main one. Every link receives; one transmits and fails over to the next when its link goes down. Multicast links need distinct groups.',
+      ),
     reliability: reliabilitySchema.prefault({}),
     // Absent means unauthenticated; null rather than undefined so the resolved
     // config still names every key.
@@ -292,6 +303,16 @@ const syncSchema = z
   // without an undefined check once it has looked at transport.
   .transform((sync, ctx) => {
     const { multicast, udp, ...common } = sync;
+    for (const [i, link] of sync.backupLinks.entries()) {
+      if (sync.transport in link) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backupLinks', i],
+        input: link,
+        message: `expected a ${sync.transport} link: all links use the transport named in sync.transport`,
+      });
+      return z.NEVER;
+    }
     if (sync.transport === 'multicast') {
       if (multicast !== undefined) return { ...common, transport: 'multicast' as const, multicast, udp };
       ctx.addIssue({

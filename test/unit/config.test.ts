@@ -46,6 +46,7 @@ const MINIMAL_RESOLVED: Config = {
     mode: 'ftfw',
     transport: 'multicast',
     mtu: 1472,
+    backupLinks: [],
     multicast: {
       group: '225.0.0.50',
       port: 3780,
@@ -95,6 +96,7 @@ const CONTRACT_RESOLVED: Config = {
     mode: 'ftfw',
     transport: 'multicast',
     mtu: 1472,
+    backupLinks: [],
     multicast: {
       group: '225.0.0.50',
       port: 3780,
@@ -163,6 +165,7 @@ const cases: Case[] = [
         mode: 'notrack',
         transport: 'udp',
         mtu: 1452,
+        backupLinks: [],
         udp: {
           bind: '2001:db8::1',
           port: 4000,
@@ -884,5 +887,24 @@ describe('address helpers', () => {
     ['host name:80', undefined],
   ])('parseHostPort(%s)', (text, want) => {
     expect(parseHostPort(text)).toEqual(want);
+  });
+});
+
+describe('sync.backupLinks', () => {
+  const base = `node: { id: fw1 }\ncluster: { id: 1 }\nsync:\n  multicast: { group: 225.0.0.50, interface: sync0 }\n`;
+  it('takes redundant links of the main transport, in order', () => {
+    const cfg = parseConfig(
+      `${base}  backupLinks:\n    - multicast: { group: 225.0.0.51, interface: sync1 }\n    - multicast: { group: 225.0.0.52, interface: sync2 }\n`,
+      'links.yaml',
+    );
+    expect(cfg.sync.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual([
+      'sync1',
+      'sync2',
+    ]);
+  });
+  it('refuses a link of another transport, naming it', () => {
+    expect(() =>
+      parseConfig(`${base}  backupLinks:\n    - udp: { bind: 10.99.2.1, peers: [10.99.2.2] }\n`, 'links.yaml'),
+    ).toThrow(/links\.yaml:6:\d+ sync\.backupLinks\[0\].*multicast link/);
   });
 });
