@@ -4,10 +4,11 @@
 //   unanchored ──first hello / seq-carrying message──► anchored at that seq
 //   anchored: data is applied on arrival, in any order (the external cache's
 //   per-entry seq check makes that safe); duplicates and anything before
-//   `expected` are dropped. A new gap is NACKed at once, and the open gaps
-//   are NACKed again with backoff (nackRetryMs doubling to nackRetryMaxMs)
-//   until they fill. An ack {to: expected - 1} goes out after ackWindow new
-//   in-order messages, ackDelayMs after the first unacked one, or at once
+//   `expected` are dropped. A new gap is NACKed at once; the open gaps (up
+//   to MAX_NACK_RUNS ranges) are NACKed again every nackRetryMs while
+//   messages keep arriving, backing off to nackRetryMaxMs when none do. An
+//   ack {to: expected - 1} goes out after ackWindow new in-order messages,
+//   ackDelayMs after the first unacked one, or (at most once per ackDelayMs)
 //   when a duplicate shows the sender missed our last ack.
 //   bulk-start for us: everything before it is superseded by the bulk, so
 //   `expected` jumps to it (this is also how a gap the sender can no longer
@@ -17,16 +18,21 @@
 //   Bulk wanted: a new (peer, epoch) has to send us its whole state once (we
 //   cannot know what it sent before we started listening, and records of its
 //   previous epoch must go). Until a bulk-end for us is processed, a directed
-//   resync request repeats, backing off from aliveIntervalMs.
+//   resync request repeats, backing off from aliveIntervalMs. A bulk for us
+//   that began before we started listening (reordering at first contact) is
+//   asked for again at once, behind an ack that shows the sender why.
 //
-// NotrackReceiver (best effort): applies everything on arrival, counts
-// losses, and judges a bulk by whether every seq between its start and end
-// arrived: a complete one removes what it did not carry; an incomplete one
-// removes only what none of the last NOTRACK_REMOVAL_BULKS bulks carried.
+// NotrackReceiver (best effort): applies everything on arrival and counts
+// losses. A bulk is judged nackRetryMs after its end arrived (its stragglers
+// may still be on the way) by whether every seq between its start and end
+// came: a complete one removes what it did not carry; an incomplete one only
+// what none of the last k bulks carried, k from the measured loss
+// (notrackRemovalDepth).
 import {
   MAX_HELD_CONTROLS,
   MAX_NACK_RUNS,
   NOTRACK_REMOVAL_BULKS,
+  NOTRACK_TRACKED_SEQS,
   type ReliabilityConfig,
   RESYNC_RETRY_MAX_FACTOR,
   RX_WINDOW,
@@ -55,7 +61,7 @@ export interface RxSink {
    * older than `removeBefore` (same epoch) or of another epoch; undefined =
    * remove nothing yet.
    */
-  endLossyBulk(rx: Receiver, m: BulkEnd, removeBefore: number | undefined, complete: boolean): void;
+  endLossyBulk(rx: Receiver, m: BulkEnd, removeBefore: number | undefined, missing: number): void;
   ack(rx: Receiver, from: number, to: number): void;
   nack(rx: Receiver, from: number, to: number): void;
 }
@@ -122,6 +128,8 @@ export interface Receiver {
   resyncDue(now: number): boolean;
   /** Ask for a bulk again (explicit resync). */
   wantResync(now: number): void;
+  /** The peer is back (up again): repeat pending NACKs and requests now rather than after their backoff. */
+  kick(now: number): void;
   info(): RxInfo;
 }
 
@@ -158,6 +166,11 @@ abstract class ReceiverBase {
     this.resyncAt = now + this.resyncBackoff;
   }
 
+  kick(now: number): void {
+    this.resyncBackoff = this.cfg.aliveIntervalMs;
+    if (this.wantBulk) this.resyncAt = now;
+  }
+
   protected bulkDone(): void {
     this.synced = true;
     this.wantBulk = false;
@@ -170,6 +183,7 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
   /** The seq tracking started at. */
   private anchor0 = 0;
   private lastNow = 0;
+  private lastAckAt = Number.NEGATIVE_INFINITY;
   /** First seq our last ack did not cover; undefined before the first ack. */
   private ackedNext: number | undefined;
   private ackDueAt: number | undefined;
@@ -226,7 +240,7 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
         this.missedBulk(now);
         return;
       }
-      if (d < 0 || w.has(s)) return this.duplicate();
+      if (d < 0 || w.has(s)) return this.duplicate(now);
       if (d > 0) {
         // The bulk carries all of the sender's state: whatever we miss before it no longer matters.
         this.c.skippedByBulk += d;
@@ -242,7 +256,7 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
     }
     const before = w.known;
     const r = w.record(s);
-    if (r === 'old' || r === 'dup') return this.duplicate();
+    if (r === 'old' || r === 'dup') return this.duplicate(now);
     this.recorded++;
     if (r === 'beyond') this.c.beyondWindow++;
     if (seqAfter(s, before)) this.gap(before, seqAdd(s, -1), now);
@@ -259,6 +273,12 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
 
   afterDatagram(now: number): void {
     if (this.ackNow) this.sendAck(now);
+  }
+
+  override kick(now: number): void {
+    super.kick(now);
+    this.nackBackoff = this.cfg.nackRetryMs;
+    if (this.win?.missing) this.nackAt = now;
   }
 
   tick(now: number): void {
@@ -307,10 +327,11 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
     this.ackDueAt = now + this.cfg.ackDelayMs;
   }
 
-  private duplicate(): void {
+  private duplicate(now: number): void {
     this.c.duplicates++;
-    // The sender resends what we have: our ack was lost, or is late. Ack again.
-    this.ackNow = true;
+    // The sender resends what we have: our ack was lost, or is late. Ack again, at most once per ackDelayMs.
+    if (now - this.lastAckAt >= this.cfg.ackDelayMs) this.ackNow = true;
+    else this.ackDueAt ??= this.lastAckAt + this.cfg.ackDelayMs;
   }
 
   private gap(from: number, to: number, now: number): void {
@@ -353,11 +374,12 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
     }
   }
 
-  private sendAck(_now: number): void {
+  private sendAck(now: number): void {
     const w = this.win;
     this.ackNow = false;
     this.ackDueAt = undefined;
     if (w === undefined) return;
+    this.lastAckAt = now;
     const to = seqAdd(w.expected, -1);
     const from = this.ackedNext !== undefined && !seqAfter(this.ackedNext, to) ? this.ackedNext : to;
     this.sink.ack(this, from, to);
@@ -365,49 +387,88 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
   }
 }
 
-/** A growable bitset of offsets from a bulk's start, to tell whether the bulk arrived whole. */
-class OffsetBits {
-  private words = new Uint32Array(64);
-  overflow = false;
-  static readonly MAX = 1 << 24;
+/**
+ * Which of the last `size` seqs (up to the highest seen) arrived, in a ring
+ * bitset: notrack's way to tell whether a bulk arrived whole, whatever the
+ * order its datagrams came in.
+ */
+class RecentSeqs {
+  private readonly bits: Uint32Array;
+  private readonly mask: number;
+  /** One past the highest seq seen; undefined before the first. */
+  private next: number | undefined;
 
-  set(off: number): void {
-    if (off >= OffsetBits.MAX) {
-      this.overflow = true;
+  constructor(readonly size: number) {
+    this.bits = new Uint32Array(size >>> 5);
+    this.mask = size - 1;
+  }
+
+  record(seq: number): void {
+    if (this.next === undefined) this.next = seq >>> 0;
+    const d = seqDiff(this.next, seq);
+    if (d >= 0) {
+      // Moving forward: forget what the ring slots held size seqs ago.
+      if (d >= this.size) this.bits.fill(0);
+      else for (let s = this.next, k = 0; k <= d; k++, s = seqAdd(s, 1)) this.put(s, false);
+      this.next = seqAdd(seq, 1);
+    } else if (-d > this.size) {
       return;
     }
-    const wi = off >>> 5;
-    if (wi >= this.words.length) {
-      let n = this.words.length;
-      while (n <= wi) n *= 2;
-      const grown = new Uint32Array(n);
-      grown.set(this.words);
-      this.words = grown;
-    }
-    this.words[wi] = this.words[wi]! | (1 << (off & 31));
+    this.put(seq, true);
   }
 
-  /** Whether every offset in [1, end) is set. */
-  allBelow(end: number): boolean {
-    if (this.overflow && end > OffsetBits.MAX) return false;
-    for (let off = 1; off < end; off++) {
-      const wi = off >>> 5;
-      const w = wi < this.words.length ? this.words[wi]! : 0;
-      if ((off & 31) === 0 && off + 32 <= end && w === 0xffff_ffff) {
-        off += 31;
+  /** How many of the seqs in [from, to) arrived; undefined when that range is not fully tracked. */
+  count(from: number, to: number): number | undefined {
+    const n = seqDiff(from, to);
+    if (n <= 0) return 0;
+    if (this.next === undefined || seqAfter(to, this.next) || seqDiff(from, this.next) > this.size) return undefined;
+    let c = 0;
+    for (let s = from, k = 0; k < n; k++, s = seqAdd(s, 1)) {
+      const i = s & this.mask;
+      // Whole words at once where the range allows.
+      if ((i & 31) === 0 && k + 32 <= n) {
+        c += popcount(this.bits[i >>> 5]!);
+        k += 31;
+        s = seqAdd(s, 31);
         continue;
       }
-      if ((w & (1 << (off & 31))) === 0) return false;
+      if ((this.bits[i >>> 5]! & (1 << (i & 31))) !== 0) c++;
     }
-    return true;
+    return c;
   }
+
+  private put(seq: number, on: boolean): void {
+    const i = seq & this.mask;
+    const w = this.bits[i >>> 5]!;
+    this.bits[i >>> 5] = on ? w | (1 << (i & 31)) : w & ~(1 << (i & 31));
+  }
+}
+
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x5555_5555);
+  v = (v & 0x3333_3333) + ((v >>> 2) & 0x3333_3333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f_0f0f, 0x0101_0101) >>> 24) & 0xff;
+}
+
+/**
+ * How many recent bulks an incomplete notrack bulk must be combined with
+ * before a record none of them carried counts as gone: the smallest k for
+ * which entries × loss^k stays below 1%, within [2, NOTRACK_REMOVAL_BULKS].
+ */
+export function notrackRemovalDepth(entries: number, missing: number): number {
+  if (missing <= 0) return 1;
+  const loss = Math.min(missing / Math.max(entries, 1), 0.99);
+  const k = Math.ceil(Math.log(0.01 / Math.max(entries, 1)) / Math.log(loss));
+  return Math.max(2, Math.min(NOTRACK_REMOVAL_BULKS, Number.isFinite(k) ? k : NOTRACK_REMOVAL_BULKS));
 }
 
 export class NotrackReceiver extends ReceiverBase implements Receiver {
   /** One past the highest seq seen. */
   private next: number | undefined;
-  private bits: OffsetBits | undefined;
-  /** bulk-start seqs of the recent bulks for us, oldest first. */
+  private readonly recent = new RecentSeqs(NOTRACK_TRACKED_SEQS);
+  /** A bulk-end waiting for stragglers of its bulk before it is judged. */
+  private pendingEnd: { m: BulkEnd; at: number } | undefined;
+  /** bulk-start seqs of the recent bulks for us (the current one last), oldest first. */
   private readonly history: number[] = [];
 
   onHello(first: number, _now: number): boolean {
@@ -425,7 +486,7 @@ export class NotrackReceiver extends ReceiverBase implements Receiver {
     }
   }
 
-  onSequenced(m: SequencedMessage, forUs: boolean, _now: number): void {
+  onSequenced(m: SequencedMessage, forUs: boolean, now: number): void {
     const s = m.seq;
     const after = seqAdd(s, 1);
     if (this.next === undefined) this.next = after;
@@ -434,36 +495,26 @@ export class NotrackReceiver extends ReceiverBase implements Receiver {
       if (d > 0) this.c.lostMessages += d;
       if (d >= 0) this.next = after;
     }
-    const b = this.bulk;
-    if (b !== undefined && this.bits !== undefined) {
-      const off = seqDiff(b.start, s);
-      if (off > 0) this.bits.set(off);
-    }
+    this.recent.record(s);
     if (m.kind === 'bulk-start') {
-      if (forUs && (b === undefined || b.id !== m.bulkId)) {
-        this.bulk = { id: m.bulkId, start: s };
-        this.bits = new OffsetBits();
-      }
+      if (!forUs || this.bulk?.id === m.bulkId) return;
+      // A new bulk: settle the previous one first.
+      if (this.pendingEnd !== undefined) this.finishBulk(this.pendingEnd.m);
+      this.bulk = { id: m.bulkId, start: s };
+      // Even if its end gets lost, this bulk carried what it carried: it counts towards the removal depth.
+      this.history.push(s);
+      if (this.history.length > NOTRACK_REMOVAL_BULKS) this.history.shift();
       return;
     }
+    const b = this.bulk;
     if (m.kind === 'bulk-end') {
       if (!forUs) return;
       if (b === undefined || b.id !== m.bulkId) {
         this.c.orphanBulkEnds++;
         return;
       }
-      const complete = this.bits!.allBelow(seqDiff(b.start, s));
-      if (!complete) this.c.incompleteBulks++;
-      let removeBefore: number | undefined;
-      if (complete) removeBefore = b.start;
-      else if (this.history.length >= NOTRACK_REMOVAL_BULKS - 1) {
-        removeBefore = this.history[this.history.length - (NOTRACK_REMOVAL_BULKS - 1)];
-      }
-      this.history.push(b.start);
-      if (this.history.length > NOTRACK_REMOVAL_BULKS) this.history.shift();
-      this.bits = undefined;
-      this.sink.endLossyBulk(this, m, removeBefore, complete);
-      this.bulkDone();
+      // Datagrams sent before the bulk-end may still be on their way: judge the bulk a little later.
+      this.pendingEnd = { m, at: now };
       return;
     }
     this.sink.apply(this, m);
@@ -471,7 +522,26 @@ export class NotrackReceiver extends ReceiverBase implements Receiver {
 
   afterDatagram(_now: number): void {}
 
-  tick(_now: number): void {}
+  tick(now: number): void {
+    const p = this.pendingEnd;
+    if (p !== undefined && now - p.at >= this.cfg.nackRetryMs) this.finishBulk(p.m);
+  }
+
+  private finishBulk(m: BulkEnd): void {
+    const b = this.bulk;
+    this.pendingEnd = undefined;
+    if (b === undefined || b.id !== m.bulkId) return;
+    const carried = seqDiff(b.start, m.seq) - 1;
+    const got = this.recent.count(seqAdd(b.start, 1), m.seq);
+    const missing = got === undefined ? carried : carried - got;
+    if (missing > 0) this.c.incompleteBulks++;
+    // Records older than the oldest of the last `depth` bulks (this one included) that none of
+    // them carried are gone at the peer.
+    const depth = notrackRemovalDepth(carried, missing);
+    const removeBefore = this.history.length >= depth ? this.history[this.history.length - depth] : undefined;
+    this.sink.endLossyBulk(this, m, removeBefore, missing);
+    this.bulkDone();
+  }
 
   info(): RxInfo {
     return {

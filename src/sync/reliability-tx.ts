@@ -4,8 +4,12 @@
 // Per peer:
 //   ackNext   first of our seqs the peer has not acked (acks are cumulative).
 //             What it "holds" in the resend queue is max(ackNext, front).
-//   up/down   from the PeerTable. Only up peers hold the resend queue; a down
-//             peer that comes back NACKs what it misses.
+//   up/down   from the PeerTable. Only up peers hold the resend queue (with
+//             none up it keeps what it has, up to its capacity); a down peer
+//             that comes back NACKs what it misses.
+//   NACK      [from, to] is resent from the queue, minus what the peer has
+//             acked since (acks and NACKs may cross). A message is resent at
+//             most once per min(nackRetryMs, retransmitMs)/2 whoever asks.
 //   RTO       while the peer has unacked messages and no ack progress comes
 //             for `rto`, the oldest of them (ackWindow at most) and the newest
 //             one (a probe that reveals a lost tail) are resent; rto doubles
@@ -397,10 +401,10 @@ export class Transmitter {
       if (!tx.overflowing) {
         tx.overflowing = true;
         this.c.resendOverflows++;
-        this.opts.log.warn('resend queue full: evicting messages a peer has not acked; it gets a bulk if it misses any', {
-          peer: tx.id,
-          capacity: q.capacity,
-        });
+        this.opts.log.warn(
+          'resend queue full: evicting messages a peer has not acked; it gets a bulk if it misses any',
+          { peer: tx.id, capacity: q.capacity },
+        );
       }
     }
     q.shift();

@@ -49,13 +49,20 @@ export const STALL_AFTER_TIMEOUTS = 2;
 export const RESYNC_RETRY_MAX_FACTOR = 8;
 
 /**
- * notrack has no retransmission, so a bulk usually arrives with holes. Its
- * end then removes only records that none of the last this-many bulks from
- * that peer carried (a complete bulk removes what it did not carry, as in
- * ftfw). At 10% datagram loss a live entry is wrongly dropped with
- * probability 0.1^5 per refresh, and comes back with the next one.
+ * notrack has no retransmission, so a bulk usually arrives with holes. A
+ * complete bulk removes what it did not carry, as in ftfw. An incomplete one
+ * removes only records that none of the last k bulks from that peer carried,
+ * k chosen from the bulk's measured loss so that a live entry is wrongly
+ * dropped with probability below 1% per refresh (it comes back with the next
+ * one); k is at most this many bulks. At 10% loss and 10k entries k = 6.
  */
-export const NOTRACK_REMOVAL_BULKS = 5;
+export const NOTRACK_REMOVAL_BULKS = 8;
 
-/** Retired epochs remembered per peer, so late datagrams of a previous incarnation are dropped, not taken for a restart. */
+/** notrack: how many of a peer's latest seqs are tracked to judge whether a bulk arrived whole (a power of two). */
+export const NOTRACK_TRACKED_SEQS = 1 << 20;
+
+/**
+ * Retired epochs remembered per peer, so late datagrams of a previous
+ * incarnation are dropped, not taken for a restart.
+ */
 export const RETIRED_EPOCHS = 8;

@@ -42,7 +42,10 @@ export class ResendQueue {
     return seqAdd(this.frontSeq, this.len);
   }
 
-  /** Appends the message that carries seq; the caller makes room first. Returns false (and starts over at seq) when seq does not follow the newest one. */
+  /**
+   * Appends the message that carries seq; the caller makes room first.
+   * Returns false (and starts over at seq) when seq does not follow the newest one.
+   */
   push(seq: number, msg: WireMessage, now: number): boolean {
     if (this.len >= this.capacity) throw new RangeError('resend queue full');
     let contiguous = true;

@@ -249,7 +249,7 @@ export class SyncNode {
       apply: (rx, m) => this.apply(rx, m),
       beginBulk: (rx, m) => this.beginBulk(rx, m),
       endBulk: (rx, m) => this.endBulk(rx, m, undefined),
-      endLossyBulk: (rx, m, removeBefore, complete) => this.endBulk(rx, m, { removeBefore, complete }),
+      endLossyBulk: (rx, m, removeBefore, missing) => this.endBulk(rx, m, { removeBefore, missing }),
       ack: (rx, from, to) => {
         this.counters.acksSent++;
         this.out({ kind: 'ack', peer: rx.node, epoch: rx.epoch, from, to });
@@ -325,7 +325,10 @@ export class SyncNode {
     this.sender.enqueue(key, kind, gone);
   }
 
-  /** One datagram from the sync channel. ok = a valid datagram from a peer (the channel layer may count it as link liveness). */
+  /**
+   * One datagram from the sync channel. ok = a valid datagram from a peer
+   * (the channel layer may count it as link liveness).
+   */
   receive(datagram: Buffer): { ok: boolean } {
     if (this.closed) return { ok: false };
     const c = this.counters;
@@ -526,7 +529,7 @@ export class SyncNode {
   private endBulk(
     rx: Receiver,
     m: BulkEnd,
-    lossy: { removeBefore: number | undefined; complete: boolean } | undefined,
+    lossy: { removeBefore: number | undefined; missing: number } | undefined,
   ): void {
     const x = this.deps.external;
     let removed = 0;
@@ -537,11 +540,13 @@ export class SyncNode {
     }
     this.counters.bulksReceived++;
     this.counters.bulkStaleRemoved += removed;
-    this.log.info('bulk received', {
+    // notrack refreshes arrive every refreshIntervalMs from every peer: that is chatter, not news.
+    const level = lossy === undefined || removed > 0 ? 'info' : 'debug';
+    this.log[level]('bulk received', {
       peer: rx.node,
       entries: m.count,
       staleRemoved: removed,
-      ...(lossy ? { complete: lossy.complete } : {}),
+      ...(lossy ? { missing: lossy.missing, removeBefore: lossy.removeBefore ?? null } : {}),
     });
     this.markFirstSyncDone(`bulk from ${rx.node}`);
     this.deps.onBulkReceived?.(rx.node, removed);
@@ -569,13 +574,20 @@ export class SyncNode {
     this.tx.bulkQueued(peer, id);
     this.counters.bulksSent++;
     this.counters.bulkEntriesSent += n;
-    this.log.info('bulk send', { peer: peer || '*', entries: n, bulkId: id, why });
+    this.log[why === 'refresh' ? 'debug' : 'info']('bulk send', { peer: peer || '*', entries: n, bulkId: id, why });
     return n;
   }
 
   private onPeerUp(id: string): void {
     const epoch = this.peers.get(id)?.epoch ?? 0;
     this.tx.setUp(id, epoch, true);
+    // Tell it at once how far our stream is (it NACKs what it lacks), and retry our own NACKs and requests now.
+    if (this.started && !this.closed) {
+      this.counters.alivesSent++;
+      this.out({ kind: 'alive', seq: this.sender.nextSeq });
+    }
+    const rx = this.rx.get(id);
+    if (rx !== undefined && rx.epoch === epoch) rx.kick(this.now());
     this.deps.onPeerUp?.(id, epoch);
   }
 

@@ -89,7 +89,13 @@ class EventQueue {
 function debugLogger(id: string, sim: { now: number }): Logger {
   const emit = (level: string) => (msg: string, ctx?: Record<string, unknown>) =>
     console.log(`${sim.now.toFixed(2)} ${id} ${level} ${msg} ${JSON.stringify(ctx ?? {})}`);
-  const l: Logger = { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), child: () => l };
+  const l: Logger = {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: () => l,
+  };
   return l;
 }
 
@@ -123,6 +129,8 @@ class SimNode {
   private dumping = false;
   /** Counters of previous incarnations, so totals survive a restart. */
   readonly previous: SyncCounters[] = [];
+  /** Epoch of every incarnation, oldest first. */
+  readonly epochs: number[] = [];
 
   constructor(
     readonly sim: Sim,
@@ -135,6 +143,7 @@ class SimNode {
     const sim = this.sim;
     this.external = new ExternalCache({ limit: 1_000_000, now: () => sim.now });
     const epoch = Math.floor(sim.rng() * 0xffff_fffe) + 1;
+    this.epochs.push(epoch);
     const firstSeq = this.opts.firstSeq ?? Math.floor(sim.rng() * 0x1_0000_0000);
     const sync = new SyncNode({
       nodeId: this.id,
@@ -337,9 +346,15 @@ function deepSame(a: unknown, b: unknown): boolean {
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   const oa = a as Record<string, unknown>;
   const ob = b as Record<string, unknown>;
-  const ka = Object.keys(oa).filter((k) => oa[k] !== undefined);
-  const kb = Object.keys(ob).filter((k) => ob[k] !== undefined);
-  return ka.length === kb.length && ka.every((k) => deepSame(oa[k], ob[k]));
+  let na = 0;
+  for (const k in oa) {
+    if (oa[k] === undefined) continue;
+    na++;
+    if (!deepSame(oa[k], ob[k])) return false;
+  }
+  let nb = 0;
+  for (const k in ob) if (ob[k] !== undefined) nb++;
+  return na === nb;
 }
 
 function cheapSame(a: ConntrackEntry, b: ConntrackEntry): boolean {
@@ -484,23 +499,11 @@ function runScenario(s: Scenario): Result {
   const setupLast = s.setup?.(sim) ?? 0;
   // Every daemon starts at t=0 and the burst starts right away: no settle time.
   for (const n of sim.nodes) n.boot();
-  const lastChange = Math.max(setupLast, scheduleWorkload(sim, { start: 0, updates: 2000, deletes: 1500, ...s.workload }));
+  const workEnd = scheduleWorkload(sim, { start: 0, updates: 2000, deletes: 1500, ...s.workload });
+  const lastChange = Math.max(setupLast, workEnd);
   const maxTime = s.maxTimeMs ?? 60_000;
   let convergedAt = -1;
   let checkAt = lastChange;
-  if (process.env.SIM_STATUS) {
-    const status = (): void => {
-      const diff = exactDiff(sim);
-      console.log(`t=${sim.now} diff=${diff.length} ${diff.slice(0, 2).join(' | ')}`);
-      for (const n of sim.nodes) {
-        const st = n.sync.stats();
-        console.log(`  ${n.id} next=${st.nextSeq} rq=${st.resendQueue.length} sendq=${st.sender.queueLength} ` +
-          st.peers.map((p) => `${p.id}:${p.state} rx(exp=${p.rx?.expected} known=${p.rx?.known} miss=${p.rx?.missing} synced=${p.rx?.synced} bulk=${p.rx?.bulkInProgress} want=${p.rx?.wantBulk}) tx(unacked=${p.tx?.unacked} rto=${p.tx?.rtoMs} stalled=${p.tx?.stalled} bulk=${JSON.stringify(p.tx?.bulk)})`).join(' '));
-      }
-      sim.at(sim.now + Number(process.env.SIM_STATUS), status);
-    };
-    sim.at(lastChange, status);
-  }
   sim.run(maxTime, () => {
     if (sim.now < checkAt) return false;
     checkAt = sim.now + 10;
@@ -531,8 +534,12 @@ function runScenario(s: Scenario): Result {
   return { sim, convergedAt, lastChange, datagrams, totals: agg };
 }
 
-/** ftfw: after convergence the cluster settles: still equal, every message acked, every node in sync. */
-function settle(r: Result, ms = 3000): void {
+/**
+ * ftfw: after convergence the cluster settles: still equal, every message
+ * acked, every node in sync. Long enough for a retransmission timer at its
+ * 2 s cap to fire twice, since a lost final ack is only repaired that way.
+ */
+function settle(r: Result, ms = 5000): void {
   const { sim } = r;
   sim.run(sim.now + ms);
   expect(exactDiff(sim)).toEqual([]);
@@ -550,7 +557,7 @@ function settle(r: Result, ms = 3000): void {
 
 describe('sync simulation: 3 nodes, 10,000 entries each, burst from t=0', () => {
   it('converges under 30% datagram loss', () => {
-    const r = runScenario({ name: '30% loss', seed: 1, net: { loss: 0.3 }, cfg: process.env.NACKMAX ? { nackRetryMaxMs: Number(process.env.NACKMAX) } : {} });
+    const r = runScenario({ name: '30% loss', seed: 1, net: { loss: 0.3 } });
     expect(r.totals.nacksSent).toBeGreaterThan(100);
     expect(r.totals.retransmits).toBeGreaterThan(1000);
     expect(r.totals.gapsDetected).toBeGreaterThan(100);
@@ -594,9 +601,9 @@ describe('sync simulation: 3 nodes, 10,000 entries each, burst from t=0', () => 
   it('converges when a peer restarts in the middle of the burst', () => {
     let restartAt = 0;
     const r = runScenario({
-      name: 'peer restart mid-burst',
+      name: 'peer restart mid-burst, 5% loss',
       seed: 5,
-      net: { loss: 0.02, latencyMs: [0.2, 3] },
+      net: { loss: 0.05, latencyMs: [0.2, 3] },
       setup: (sim) => {
         const b = sim.nodes[1]!;
         sim.at(55, () => b.crash());
@@ -610,9 +617,14 @@ describe('sync simulation: 3 nodes, 10,000 entries each, burst from t=0', () => 
     expect(a!.peerCounters.restarts).toBe(1);
     expect(c!.peerCounters.restarts).toBe(1);
     expect(a!.counters.bulksWanted.restart + a!.counters.bulksWanted.hello).toBeGreaterThan(0);
-    // The new incarnation got everyone's state in bulks.
-    expect(b!.counters.bulksReceived).toBeGreaterThanOrEqual(2);
+    // fw-a and fw-c follow the new incarnation and dropped the old one's late datagrams, if any.
+    const epochs = r.sim.nodes[1]!.epochs;
+    expect(epochs.length).toBe(2);
+    expect(epochs[1]).toBe(b!.epoch);
+    expect(a!.peers.find((p) => p.id === 'fw-b')?.epoch).toBe(b!.epoch);
     settle(r);
+    // The new incarnation got both peers' whole state in bulks.
+    expect(r.sim.nodes[1]!.sync.stats().counters.bulksReceived).toBeGreaterThanOrEqual(2);
   });
 
   it('schedules bulks, never silent drops, when a tiny resend queue overflows during a partition', () => {
@@ -721,5 +733,96 @@ describe('sync simulation: edge cases', () => {
     expect(r.totals.refreshes).toBeGreaterThan(3);
     expect(r.totals.incompleteBulks).toBeGreaterThan(0);
     for (const n of r.sim.nodes) expect(n.sync.stats().resendQueue.capacity).toBe(0);
+  });
+});
+
+describe('sync simulation: protocol details', () => {
+  /** A quiet, converged 3-node cluster with no loss and 100 entries per node. */
+  function quietCluster(seed: number): { sim: Sim; cfg: ReliabilityConfig } {
+    const sim = new Sim(seed, { latencyMs: [0.2, 0.5], loss: 0, dup: 0 });
+    const cfg: ReliabilityConfig = { ...DEFAULTS.sync.reliability };
+    for (const [idx, id] of ['fw-a', 'fw-b', 'fw-c'].entries()) {
+      sim.nodes.push(new SimNode(sim, id, idx, { mode: 'ftfw', cfg }));
+    }
+    for (const n of sim.nodes) n.boot();
+    sim.at(1, () => {
+      for (const n of sim.nodes) for (let i = 0; i < 100; i++) n.create(i);
+    });
+    sim.run(1500);
+    expect(converged(sim)).toBe(true);
+    return { sim, cfg };
+  }
+
+  it('repairs a lost tail with the retransmission timer, long before the next alive', () => {
+    const { sim, cfg } = quietCluster(11);
+    const [a, b] = sim.nodes as [SimNode, SimNode];
+    const t0 = sim.now;
+    // The whole burst (and nothing after it) is lost on its way to fw-b.
+    sim.dropHook = (from, to) => from === a && to === b && sim.now < t0 + 1;
+    for (let i = 100; i < 140; i++) a.create(i);
+    const timeoutsBefore = a.sync.stats().counters.retransmitTimeouts;
+    sim.run(t0 + 5000, () => converged(sim));
+    const repairedAfter = sim.now - t0;
+    console.log(
+      `[sim] tail loss repaired after ${repairedAfter.toFixed(1)} ms (alive interval ${cfg.aliveIntervalMs} ms)`,
+    );
+    expect(converged(sim)).toBe(true);
+    expect(repairedAfter).toBeLessThan(cfg.retransmitMs + 3 * TICK_MS);
+    expect(a.sync.stats().counters.retransmitTimeouts).toBeGreaterThan(timeoutsBefore);
+  });
+
+  it("a restarting peer's hello never empties the resend queue: other peers' NACKs are still served", () => {
+    const { sim } = quietCluster(12);
+    const [a, b, c] = sim.nodes as [SimNode, SimNode, SimNode];
+    const t0 = sim.now;
+    const hellos = a.sync.stats().counters.hellosReceived;
+    // fw-c misses 200 of fw-a's changes while fw-b restarts.
+    sim.dropHook = (from, to) => from === a && to === c && sim.now < t0 + 5;
+    for (let i = 100; i < 300; i++) a.create(i);
+    sim.at(t0 + 1, () => {
+      b.crash();
+      b.restart();
+    });
+    sim.run(t0 + 4);
+    const before = a.sync.stats();
+    expect(before.counters.hellosReceived).toBe(hellos + 1);
+    expect(before.peerCounters.restarts).toBe(1);
+    // Still holding what fw-c has not acked.
+    expect(before.resendQueue.length).toBeGreaterThanOrEqual(200);
+    const cGap = (): boolean => c.sync.stats().peers.find((p) => p.id === 'fw-a')?.rx?.missing ?? true;
+    sim.run(t0 + 5000, () => converged(sim) && !cGap() && a.sync.stats().resendQueue.length === 0);
+    expect(converged(sim)).toBe(true);
+    expect(cGap()).toBe(false);
+    const after = a.sync.stats().counters;
+    // fw-c's gap was filled from the resend queue, not by a bulk.
+    expect(after.retransmits).toBeGreaterThanOrEqual(200);
+    expect(after.resyncsForGap).toBe(0);
+    expect(after.bulksWanted.gap).toBe(0);
+  });
+
+  it('drops late datagrams of a retired epoch instead of taking them for another restart', () => {
+    const { sim } = quietCluster(13);
+    const [a, b] = sim.nodes as [SimNode, SimNode];
+    // Keep one datagram of fw-b's first incarnation for later.
+    let old: Buffer | undefined;
+    const realBroadcast = sim.broadcast.bind(sim);
+    sim.broadcast = (from, buf) => {
+      if (from === b && old === undefined) old = buf;
+      realBroadcast(from, buf);
+    };
+    b.update(entryKey(makeEntry(1, 5, 0)));
+    sim.run(sim.now + 100);
+    expect(old).toBeDefined();
+    b.crash();
+    b.restart();
+    sim.run(sim.now + 2000, () => converged(sim));
+    expect(converged(sim)).toBe(true);
+    const before = a.sync.stats();
+    expect(a.sync.receive(old!)).toEqual({ ok: true });
+    const after = a.sync.stats();
+    expect(after.counters.staleEpochDatagrams).toBe(before.counters.staleEpochDatagrams + 1);
+    expect(after.peerCounters.restarts).toBe(1);
+    expect(after.peers.find((p) => p.id === 'fw-b')?.epoch).toBe(b.epochs[1]);
+    expect(exactDiff(sim)).toEqual([]);
   });
 });
