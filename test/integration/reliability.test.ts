@@ -8,9 +8,8 @@
 // The first describe checks the fault injectors on their own.
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
-import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { entryToJson } from '../../src/kernel/entry-json.js';
+import { tcpEntry } from './helpers/entries.js';
 import { Cluster, type ClusterOptions, waitFor } from './helpers/cluster.js';
 import {
   addEgressLoss,
@@ -50,24 +49,10 @@ function linkOf(c: Cluster, id: string): ConntrackLink {
   return l;
 }
 
-/** Entry i of a node's own range: fw1 uses 10.98.x.x, fw2 10.96.x.x, so origins never share a key. */
-function tcpEntry(i: number, net = 98): ConntrackEntry {
-  const src = `10.${net}.${(i >> 8) & 255}.${i & 255}`;
-  const sport = 1024 + (i >> 16);
-  return {
-    family: AF_INET,
-    orig: { src, dst: '10.97.0.1', proto: IPPROTO.TCP, sport, dport: 443 },
-    reply: { src: '10.97.0.1', dst: src, proto: IPPROTO.TCP, sport: 443, dport: sport },
-    status: IPS.SEEN_REPLY | IPS.ASSURED,
-    timeout: 3600,
-    mark: 0,
-    protoinfo: { tcp: { state: 3 } },
-  };
-}
 
 function range(from: number, to: number, net = 98, op: BatchItem['op'] = 'create'): BatchItem[] {
   const out: BatchItem[] = [];
-  for (let i = from; i < to; i++) out.push({ op, entry: tcpEntry(i, net) });
+  for (let i = from; i < to; i++) out.push({ op, entry: tcpEntry(i, { net }) });
   return out;
 }
 

@@ -6,8 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
-import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { tcpEntry } from './helpers/entries.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 
 let cluster: Cluster | undefined;
@@ -19,19 +18,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-function tcpEntry(i: number, mark = 0): ConntrackEntry {
-  const src = `10.98.${(i >> 8) & 255}.${i & 255}`;
-  const sport = 1024 + (i >> 16);
-  return {
-    family: AF_INET,
-    orig: { src, dst: '10.97.0.1', proto: IPPROTO.TCP, sport, dport: 443 },
-    reply: { src: '10.97.0.1', dst: src, proto: IPPROTO.TCP, sport: 443, dport: sport },
-    status: IPS.SEEN_REPLY | IPS.ASSURED,
-    timeout: 3600,
-    mark,
-    protoinfo: { tcp: { state: 3 } },
-  };
-}
 
 async function externalCount(c: Cluster, id: string): Promise<number> {
   const s = (await c.request(id, 'stats')) as { external: { entries: number } };
@@ -92,7 +78,7 @@ for (const transport of ['multicast', 'udp'] as const) {
 
       // A mark change on 100 entries propagates.
       const upd = await link.batch(
-        Array.from({ length: 100 }, (_, i) => ({ op: 'update' as const, entry: tcpEntry(i, 77) })),
+        Array.from({ length: 100 }, (_, i) => ({ op: 'update' as const, entry: tcpEntry(i, { mark: 77 }) })),
       );
       expect(upd.ok).toBe(100);
       await waitFor(
