@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 
 #define CHECK(call)                                                        \
@@ -155,6 +156,35 @@ static napi_value get_int_option(napi_env env, napi_callback_info info) {
   napi_value out;
   CHECK(napi_create_int32(env, v, &out));
   return out;
+}
+
+/* attachFilter(fd, program) attaches a classic BPF socket filter; program is
+ * an array of struct sock_filter (8 bytes each), built in TypeScript. An empty
+ * program detaches the current filter. */
+static napi_value attach_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  void *data = NULL;
+  size_t len = 0;
+  bool isbuf = false;
+  if (argc < 2 || !get_int(env, argv[0], &fd) || napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len % sizeof(struct sock_filter) != 0 ||
+      len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    napi_throw_type_error(env, "EARG", "attachFilter(fd, program: Buffer of sock_filter)");
+    return NULL;
+  }
+  if (len == 0) {
+    int dummy = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof dummy) < 0 && errno != ENOENT)
+      return throw_errno(env, "setsockopt(SO_DETACH_FILTER)", errno);
+    return NULL;
+  }
+  struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)data};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+    return throw_errno(env, "setsockopt(SO_ATTACH_FILTER)", errno);
+  return NULL;
 }
 
 /* netlinkSend(fd, buffer, offset, length) -> bytes sent, or -errno.
@@ -384,6 +414,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getIntOption", NULL, get_int_option, NULL, NULL, NULL, napi_default, NULL},
       {"netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"attachFilter", NULL, attach_filter, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
       {"pollClose", NULL, poll_close, NULL, NULL, NULL, napi_default, NULL},

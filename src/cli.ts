@@ -1,9 +1,12 @@
 // One binary for the daemon and every client command.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
+import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
+import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
 import { Daemon } from './daemon.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import type { ConntrackEntry } from './kernel/entry.js';
@@ -28,44 +31,140 @@ const stdio: Io = {
 
 const HELP = `Usage: ctsyncd --config FILE                 run the daemon in the foreground
        ctsyncd --config FILE <command> [options]
+       ctsyncd -C FILE <conntrackd flag>          conntrackd-compatible form
 
 Commands (talk to the running daemon over its control socket):
-  stats [--json]             caches, peers, kernel link and sync counters
-  dump internal|external [--json]
-                             the entries of one cache
-  shutdown                   stop the daemon
+  commit [--peer ID]         external cache -> kernel (conntrackd -c)
+  flush [internal|external]  empty one cache, or both (-f)
+  flush-kernel               delete the kernel entries the filter accepts (-F)
+  resync                     kernel -> internal cache, replicating differences (-R)
+  request-resync             ask every peer for its full state (-n)
+  bulk-send                  push the internal cache to every peer (-B)
+  purge-timeout              shorten the kernel timeouts of connections this node
+                             does not own to failover.purgeTimeoutSeconds (-t)
+  shutdown                   stop the daemon (-k)
+  stats [KIND] [--json]      counters; KIND: ct expect network cache runtime link
+                             rsqueue queue process peers commit (-s [KIND])
+  dump internal|external [ct|expect] [--json]
+                             the entries of one cache (-i, -e)
+  keepalived-fifo PATH       follow keepalived's notify_fifo and run the failover
+                             sequence in keepalived's order (notify_fifo_script)
 
 Local commands:
+  daemon [--detach]          run the daemon; --detach (-d) returns once it answers
   check-config FILE          validate a configuration file; errors as file:line:col
   kernel dump [--netns PATH] [--json]
                              list this host's kernel conntrack table (ctnetlink)
   help [COMMAND]             show help
 
+conntrackd flags: -C FILE -d -c -f [internal|external] -F -i [ct|expect]
+  -e [ct|expect] -x -k -s [KIND] -R -n -B -t
+
 Options:
   -C, --config FILE          configuration file (default /etc/ctsyncd/conntrackd.yaml)
-  -h, --help                 show help
+  --json                     print the daemon's answer as JSON
+  -h, --help                 show help (also: ctsyncd COMMAND --help)
   -V, --version              print the version
+
+Exit status: 0 on success; 1 when the command failed (daemon not running,
+permission denied, a failed commit, ...), with one line on stderr; 2 on a
+usage error.
 `;
 
 const COMMAND_HELP: Record<string, string> = {
+  daemon: `Usage: ctsyncd --config FILE [daemon] [--detach]
+       ctsyncd -C FILE -d
+
+Runs the daemon in the foreground (systemd, keepalived-managed setups), or
+with --detach / -d in the background: the command returns 0 once the new
+daemon answers on its control socket, 1 if it could not start.
+`,
+  commit: `Usage: ctsyncd --config FILE commit [--peer ID] [--json]
+       ctsyncd -C FILE -c
+
+Writes the external cache (the connections peers replicated) into the kernel,
+so they survive this node becoming primary. Masters go in before related
+entries, expectations last. An entry the kernel already holds is replaced by
+the replicated one (its NAT mapping and TCP state), unless this very version
+was committed before: a second commit changes nothing. --peer limits the
+commit to one peer's entries. Prints counts of committed, updated, unchanged
+and failed entries (failures by errno) and the duration; exits 1 if any entry
+failed.
+`,
+  flush: `Usage: ctsyncd --config FILE flush [internal|external]
+       ctsyncd -C FILE -f [internal|external]
+
+Empties the internal cache (this node's connections), the external cache
+(peers' connections), or both when no argument is given. Nothing is sent to
+peers and the kernel is not touched.
+`,
+  'flush-kernel': `Usage: ctsyncd --config FILE flush-kernel
+       ctsyncd -C FILE -F
+
+Deletes every kernel conntrack entry the configured filter accepts, and all
+expectations. Entries the filter ignores (the sync link, loopback) stay. The
+deletions are not replicated.
+`,
+  resync: `Usage: ctsyncd --config FILE resync
+       ctsyncd -C FILE -R
+
+Dumps the kernel table into the internal cache and replicates the
+differences (new, changed and vanished connections) to the peers.
+`,
+  'request-resync': `Usage: ctsyncd --config FILE request-resync
+       ctsyncd -C FILE -n
+
+Asks every peer to send its full state; the external cache is refilled
+and entries the peers no longer have are removed.
+`,
+  'bulk-send': `Usage: ctsyncd --config FILE bulk-send
+       ctsyncd -C FILE -B
+
+Sends this node's whole internal cache to every peer.
+`,
+  'purge-timeout': `Usage: ctsyncd --config FILE purge-timeout
+       ctsyncd -C FILE -t
+
+Shortens to failover.purgeTimeoutSeconds (default 60) the kernel timeouts of
+the connections this node does not own (every entry the filter accepts whose
+endpoints are not this node's addresses), and drops them from the internal
+cache. Run when this node becomes backup: its stale entries then expire
+unless traffic still flows through it.
+`,
+  shutdown: `Usage: ctsyncd --config FILE shutdown
+       ctsyncd -C FILE -k
+
+Asks the daemon to stop cleanly (like SIGTERM).
+`,
+  stats: `Usage: ctsyncd --config FILE stats [KIND] [--json]
+       ctsyncd -C FILE -s [KIND]
+
+Prints the daemon's counters. KIND narrows them down: ct (caches and sync),
+expect, network, cache, runtime (kernel link, events, overruns), link
+(sync channels), rsqueue (resend queue), queue, process, peers, commit.
+--json prints the same numbers as one JSON object.
+`,
+  dump: `Usage: ctsyncd --config FILE dump internal|external [ct|expect] [--json]
+       ctsyncd -C FILE -i [ct|expect]     (internal)
+       ctsyncd -C FILE -e [ct|expect]     (external)
+
+Prints the entries of the internal cache (this node's connections) or the
+external cache (connections learned from peers, with their origin), in
+conntrack(8)'s layout, or as a JSON array with --json. XML (-x) is not
+supported: use --json.
+`,
+  'keepalived-fifo': `Usage: ctsyncd --config FILE keepalived-fifo PATH
+
+Reads keepalived's notify FIFO at PATH (keepalived.conf: notify_fifo PATH, or
+notify_fifo_script "ctsyncd --config FILE keepalived-fifo", which passes PATH
+last) and runs the failover sequence for each state change, in keepalived's
+order: MASTER -> commit, flush, resync, bulk-send; BACKUP -> purge-timeout,
+request-resync; FAULT -> purge-timeout. Runs until stopped.
+`,
   'check-config': `Usage: ctsyncd check-config FILE
 
 Validates FILE against the configuration schema. Prints "FILE: ok" and exits 0,
 or prints one line per problem as FILE:LINE:COLUMN FIELD MESSAGE and exits 1.
-`,
-  stats: `Usage: ctsyncd --config FILE stats [--json]
-
-Prints the daemon's state: readiness, cache sizes and counters, peers, kernel
-link and sync counters. --json prints one JSON object.
-`,
-  dump: `Usage: ctsyncd --config FILE dump internal|external [--json]
-
-Prints the entries of the internal cache (this node's connections) or the
-external cache (connections learned from peers, with their origin).
-`,
-  shutdown: `Usage: ctsyncd --config FILE shutdown
-
-Asks the daemon to stop cleanly (like SIGTERM).
 `,
   kernel: `Usage: ctsyncd kernel dump [--netns PATH] [--json]
 
@@ -80,85 +179,41 @@ function version(): string {
   return pkg.version;
 }
 
-interface Parsed {
-  config?: string;
-  help: boolean;
-  version: boolean;
-  json: boolean;
-  netns?: string;
-  positional: string[];
-}
-
-function parse(argv: string[]): Parsed | string {
-  const p: Parsed = { help: false, version: false, json: false, positional: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string | undefined => argv[++i];
-    switch (a) {
-      case '-C':
-      case '--config': {
-        const v = value();
-        if (!v) return `${a} needs a file`;
-        p.config = v;
-        break;
-      }
-      case '--netns': {
-        const v = value();
-        if (!v) return '--netns needs a path';
-        p.netns = v;
-        break;
-      }
-      case '-h':
-      case '--help':
-        p.help = true;
-        break;
-      case '-V':
-      case '--version':
-        p.version = true;
-        break;
-      case '--json':
-        p.json = true;
-        break;
-      default:
-        if (a.startsWith('-') && a !== '-') return `unknown option ${a}`;
-        p.positional.push(a);
-    }
-  }
-  return p;
-}
-
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
-  const p = parse(argv);
-  if (typeof p === 'string') {
-    io.err(`ctsyncd: ${p} (see ctsyncd --help)`);
-    return EXIT_USAGE;
+  let inv: Invocation;
+  try {
+    inv = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`ctsyncd: ${e.message} (see ctsyncd --help)`);
+      return EXIT_USAGE;
+    }
+    throw e;
   }
-  if (p.version) {
+  if (inv.version) {
     io.out(version());
     return EXIT_OK;
   }
-  const [command, ...rest] = p.positional;
-  if (p.help || command === 'help') {
-    const topic = command === 'help' ? rest[0] : command;
+  if (inv.help || inv.command === 'help') {
+    const topic = inv.command === 'help' ? inv.args[0] : inv.command;
+    if (topic !== undefined && COMMAND_HELP[topic] === undefined && inv.command === 'help') {
+      io.err(`ctsyncd: no help for unknown command '${topic}' (see ctsyncd --help)`);
+      return EXIT_USAGE;
+    }
     io.out(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : HELP);
     return EXIT_OK;
   }
-  switch (command) {
+  switch (inv.command) {
     case 'check-config':
-      return checkConfig(rest[0] ?? p.config, io);
+      return checkConfig(inv.args[0] ?? inv.config, io);
     case 'kernel':
-      return kernelCommand(rest, p, io);
-    case 'stats':
-    case 'dump':
-    case 'shutdown':
-      return clientCommand(command, rest, p, io);
-    case undefined:
-      if (p.config) return runDaemon(p.config, io);
-      io.err('ctsyncd: no command given (see ctsyncd --help)');
-      return EXIT_USAGE;
+      return kernelCommand(inv, io);
+    case 'daemon':
+      return inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io);
+    case 'keepalived-fifo':
+      return keepalivedFifo(inv, io);
     default:
-      io.err(`ctsyncd: unknown command '${command}' (see ctsyncd --help)`);
-      return EXIT_USAGE;
+      return clientCommand(inv, io);
   }
 }
 
@@ -202,57 +257,147 @@ async function runDaemon(file: string, io: Io): Promise<number> {
   return EXIT_OK;
 }
 
-async function clientCommand(command: string, rest: string[], p: Parsed, io: Io): Promise<number> {
-  const file = p.config ?? DEFAULT_CONFIG;
-  const cfg = loadOrReport(file, io);
-  if (!cfg) return EXIT_FAILURE;
-  let args: Record<string, unknown> = {};
-  if (command === 'dump') {
-    const which = rest[0];
-    if (which !== 'internal' && which !== 'external') {
-      io.err('ctsyncd: dump needs internal or external');
-      return EXIT_USAGE;
+/** How long a client waits for the daemon: a commit of a large table takes a while. */
+const CLIENT_TIMEOUT_MS = 600_000;
+
+interface ControlCall {
+  cmd: string;
+  args: Record<string, unknown>;
+}
+
+/** The control request for a client command, or a usage error. */
+function controlCall(inv: Invocation): ControlCall | string {
+  const [a0, a1, ...extra] = inv.args;
+  const none = (): string | undefined =>
+    inv.args.length > 0 ? `${inv.via ?? inv.command} takes no argument '${inv.args[0]}'` : undefined;
+  switch (inv.command) {
+    case 'commit':
+      // conntrackd's -c ct / -c expect: ctsyncd always commits both, masters first.
+      if (a0 !== undefined && a0 !== 'ct' && a0 !== 'expect') return `commit takes no argument '${a0}' (use --peer ID)`;
+      return { cmd: 'commit', args: inv.peer === undefined ? {} : { peer: inv.peer } };
+    case 'flush':
+      if (a1 !== undefined) return `flush takes one argument, not '${a1}'`;
+      if (a0 !== undefined && a0 !== 'internal' && a0 !== 'external') {
+        return `flush takes internal, external or nothing, not '${a0}'`;
+      }
+      return { cmd: 'flush', args: a0 === undefined ? {} : { cache: a0 } };
+    case 'dump': {
+      if (a0 !== 'internal' && a0 !== 'external') return 'dump needs internal or external';
+      if (a1 !== undefined && a1 !== 'ct' && a1 !== 'expect') return `dump takes ct or expect, not '${a1}'`;
+      if (extra.length > 0) return `dump takes no argument '${extra[0]}'`;
+      if (inv.xml) return 'XML output (-x) is not supported; use --json';
+      return { cmd: 'dump', args: { cache: a0, kind: a1 ?? 'ct' } };
     }
-    args = { cache: which };
+    case 'stats': {
+      if (a0 !== undefined && !(STATS_KINDS as readonly string[]).includes(a0)) {
+        return `unknown stats kind '${a0}' (one of: ${STATS_KINDS.join(' ')})`;
+      }
+      if (a1 !== undefined) return `stats takes one kind, not '${a1}'`;
+      return { cmd: 'stats', args: {} };
+    }
+    case 'flush-kernel':
+    case 'resync':
+      // -F ct|expect and -R ct|expect: ctsyncd handles both kinds together.
+      if (a0 !== undefined && a0 !== 'ct' && a0 !== 'expect') return `${inv.command} takes no argument '${a0}'`;
+      return { cmd: inv.command, args: {} };
+    case 'request-resync':
+    case 'bulk-send':
+    case 'purge-timeout':
+    case 'shutdown': {
+      const bad = none();
+      return bad ?? { cmd: inv.command, args: {} };
+    }
+    default:
+      return `${inv.command} is not a client command`;
   }
+}
+
+async function clientCommand(inv: Invocation, io: Io): Promise<number> {
+  const call = controlCall(inv);
+  if (typeof call === 'string') {
+    io.err(`ctsyncd: ${call} (see ctsyncd ${inv.command} --help)`);
+    return EXIT_USAGE;
+  }
+  const cfg = loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
+  if (!cfg) return EXIT_FAILURE;
+  let result: unknown;
   try {
-    const result = await controlRequest(cfg.control.socket, command, args, { timeoutMs: 60_000 });
-    if (p.json) io.out(JSON.stringify(result));
-    else if (command === 'dump') for (const e of result as Record<string, unknown>[]) io.out(jsonEntryToText(e));
-    else if (command === 'stats') io.out(statsToText(result as Record<string, unknown>));
-    else io.out(JSON.stringify(result));
-    return EXIT_OK;
+    result = await controlRequest(cfg.control.socket, call.cmd, call.args, { timeoutMs: CLIENT_TIMEOUT_MS });
   } catch (e) {
     if (e instanceof ControlError) {
-      io.err(`ctsyncd: ${command}: ${e.message}`);
+      io.err(`ctsyncd: ${inv.command}: ${e.message}`);
       return EXIT_FAILURE;
     }
     throw e;
   }
-}
-
-function statsToText(s: Record<string, unknown>): string {
-  const lines: string[] = [];
-  const walk = (prefix: string, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
-    } else if (Array.isArray(v)) {
-      for (const [i, x] of v.entries()) walk(`${prefix}[${i}]`, x);
-    } else {
-      lines.push(`${prefix} ${String(v)}`);
+  const obj = (result ?? {}) as Record<string, unknown>;
+  if (inv.command === 'stats') {
+    const section = statsSection(obj, inv.args[0]);
+    io.out(inv.json ? JSON.stringify(section) : statsText(obj, inv.args[0]));
+    return EXIT_OK;
+  }
+  if (inv.json) io.out(JSON.stringify(result));
+  else if (inv.command === 'dump') {
+    const list = result as Record<string, unknown>[];
+    const text = call.args.kind === 'expect' ? list.map(expectText) : list.map(entryText);
+    if (text.length > 0) io.out(text.join('\n'));
+  } else io.out(resultText(call.cmd, obj));
+  if (inv.command === 'commit') {
+    const failed = Number(obj.failed ?? 0) + Number((obj.expectations as { failed?: number } | undefined)?.failed ?? 0);
+    if (failed > 0) {
+      io.err(`ctsyncd: commit: ${failed} entries failed to go into the kernel`);
+      return EXIT_FAILURE;
     }
-  };
-  walk('', s);
-  return lines.join('\n');
+  }
+  return EXIT_OK;
 }
 
-function jsonEntryToText(j: Record<string, unknown>): string {
-  const r = j.reply as { src: string; dst: string; sport: number; dport: number };
-  const origin = j.origin ? ` origin=${String(j.origin)}` : '';
-  return `${j.proto} ${j.timeout} ${j.state ?? ''} src=${j.src} dst=${j.dst} sport=${j.sport} dport=${j.dport} src=${r.src} dst=${r.dst} sport=${r.sport} dport=${r.dport} mark=${j.mark} zone=${j.zone}${origin}`.replace(
-    /\s+/g,
-    ' ',
+/** Starts the daemon in the background (conntrackd -d) and returns once it answers, or fails. */
+async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
+  const file = inv.config ?? DEFAULT_CONFIG;
+  const cfg = loadOrReport(file, io);
+  if (!cfg) return EXIT_FAILURE;
+  const running = await controlRequest(cfg.control.socket, 'ping', {}, { timeoutMs: 2000 }).then(
+    () => true,
+    () => false,
   );
+  if (running) {
+    io.err(`ctsyncd: already running (control socket ${cfg.control.socket} answers)`);
+    return EXIT_FAILURE;
+  }
+  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
+  const child = spawn(process.execPath, [bin, '--config', file], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  let exited: number | null | undefined;
+  child.once('exit', (code) => {
+    exited = code;
+  });
+  child.unref();
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      io.err(`ctsyncd: the daemon exited during start (status ${String(exited)}); run it in the foreground to see why`);
+      return EXIT_FAILURE;
+    }
+    const up = await controlRequest(cfg.control.socket, 'ping', {}, { timeoutMs: 1000 }).then(
+      () => true,
+      () => false,
+    );
+    if (up) {
+      io.out(`ctsyncd started (pid ${String(child.pid)})`);
+      return EXIT_OK;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  io.err('ctsyncd: the daemon did not answer within 30 s');
+  return EXIT_FAILURE;
+}
+
+async function keepalivedFifo(_inv: Invocation, io: Io): Promise<number> {
+  io.err('ctsyncd: keepalived-fifo is not available yet');
+  return EXIT_FAILURE;
 }
 
 function checkConfig(file: string | undefined, io: Io): number {
@@ -273,9 +418,9 @@ function checkConfig(file: string | undefined, io: Io): number {
   }
 }
 
-async function kernelCommand(rest: string[], p: Parsed, io: Io): Promise<number> {
-  if (rest[0] !== 'dump') {
-    io.err(`ctsyncd: unknown kernel subcommand '${rest[0] ?? ''}' (try: kernel dump)`);
+async function kernelCommand(p: Invocation, io: Io): Promise<number> {
+  if (p.args[0] !== 'dump') {
+    io.err(`ctsyncd: unknown kernel subcommand '${p.args[0] ?? ''}' (try: kernel dump)`);
     return EXIT_USAGE;
   }
   let link: ConntrackLink;
@@ -299,5 +444,5 @@ async function kernelCommand(rest: string[], p: Parsed, io: Io): Promise<number>
 }
 
 function entryToText(e: ConntrackEntry): string {
-  return jsonEntryToText(entryToJson(e));
+  return entryText(entryToJson(e));
 }

@@ -2,15 +2,17 @@
 // cache, plus the control socket. Every collaborator that touches the
 // outside world (kernel sockets, sync channels, clock, log) is injectable.
 import { networkInterfaces } from 'node:os';
+import { type CommitReport, commitExternal } from './cache/commit.js';
 import { ExternalCache } from './cache/external-cache.js';
-import { compileFilter, stripAttributes } from './cache/filter.js';
+import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter.js';
+import { Injector } from './cache/inject.js';
 import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
 import type { Config } from './config/index.js';
 import { ControlServer } from './control/server.js';
 import { type ConntrackEvent, ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import { type ConntrackEntry, entryKey } from './kernel/entry.js';
-import { entryToJson } from './kernel/entry-json.js';
+import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
 import { ChannelSet, type SyncChannel } from './sync/channel.js';
@@ -37,6 +39,27 @@ export interface DaemonCounters {
   overrunResyncs: number;
 }
 
+export interface CommitStats {
+  commits: number;
+  running: boolean;
+  committed: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+  lastDurationMs: number | null;
+  last: CommitReport | null;
+}
+
+/** A control command that cannot run now or failed as a whole; the CLI exits non-zero with its message. */
+export class OperationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** How often the sync engine evaluates its ack, NACK, retransmit and liveness deadlines. */
 const SYNC_TICK_MS = 20;
 /** Entries converted per slice of a control dump (about 5 ms of work). */
@@ -47,8 +70,20 @@ const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 
 export class Daemon {
   readonly counters: DaemonCounters = { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
+  readonly commitStats: CommitStats = {
+    commits: 0,
+    running: false,
+    committed: 0,
+    updated: 0,
+    unchanged: 0,
+    failed: 0,
+    lastDurationMs: null,
+    last: null,
+  };
   readonly internal: InternalCache;
   readonly external: ExternalCache;
+  private readonly filter: EntryFilter;
+  private readonly injector: Injector | undefined;
   readonly epoch: number;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -77,12 +112,21 @@ export class Daemon {
     this.startedAt = this.now();
     this.epoch = (Math.random() * 0xfffffffe + 1) >>> 0;
     const local = deps.localAddresses ?? syncLinkAddresses(config);
-    this.internal = new InternalCache({
-      limit: config.cache.internalLimit,
-      filter: compileFilter(config.filter, local),
+    this.filter = compileFilter(config.filter, local);
+    this.internal = new InternalCache({ limit: config.cache.internalLimit, filter: this.filter, now: this.now });
+    this.external = new ExternalCache({
+      limit: config.cache.externalLimit,
       now: this.now,
+      onChange: config.failover.inject ? (...a) => this.injector?.onChange(...a) : undefined,
     });
-    this.external = new ExternalCache({ limit: config.cache.externalLimit, now: this.now });
+    if (config.failover.inject) {
+      this.injector = new Injector(this.external, { batch: (items, o) => this.kernelLink().batch(items, o) });
+    }
+  }
+
+  private kernelLink(): ConntrackLink {
+    if (!this.link) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
+    return this.link;
   }
 
   /** The initial kernel dump is done and the first peer sync attempt has finished. */
@@ -187,6 +231,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     this.sync?.close();
+    this.injector?.close();
     this.events?.close();
     this.link?.close();
     await this.channels?.close();
@@ -203,10 +248,25 @@ export class Daemon {
       node: this.config.node.id,
       epoch: this.epoch,
       uptimeSeconds: Math.round((this.now() - this.startedAt) / 1000),
-      internal: { entries: this.internal.size, limit: this.config.cache.internalLimit, ...this.internal.counters },
-      external: { entries: this.external.size, limit: this.config.cache.externalLimit, ...this.external.counters },
+      pid: process.pid,
+      internal: {
+        entries: this.internal.size,
+        limit: this.config.cache.internalLimit,
+        ...this.internal.counters,
+        expectations: { entries: this.internal.expectSize, ...this.internal.expectCounters },
+      },
+      external: {
+        entries: this.external.size,
+        limit: this.config.cache.externalLimit,
+        ...this.external.counters,
+        origins: Object.fromEntries(this.external.origins()),
+        expectations: { entries: this.external.expectSize, ...this.external.expectCounters },
+      },
       peers: sync ? sync.peers : [],
+      commit: { ...this.commitStats, last: this.commitStats.last },
+      inject: this.injector ? { enabled: true, queued: this.injector.queued, ...this.injector.counters } : { enabled: false },
       kernel: {
+        ownEventsFiltered: this.events?.ownEventsFiltered ?? false,
         events: kernel ? { ...kernel } : {},
         link: this.link ? { ...this.link.counters } : {},
         receiveBufferBytes: this.events?.receiveBuffer ?? 0,
@@ -239,6 +299,152 @@ export class Daemon {
     return out;
   }
 
+  /**
+   * Commits the external cache (or one peer's part) into the kernel; see
+   * cache/commit.ts. One at a time, like conntrackd: a second request while
+   * one runs is refused.
+   */
+  async commit(peer?: string): Promise<CommitReport> {
+    const link = this.kernelLink();
+    if (this.commitStats.running) throw new OperationError('EINPROGRESS', 'a commit is already in progress');
+    if (peer !== undefined && !this.knownPeer(peer)) {
+      throw new OperationError('ENOPEER', `unknown peer '${peer}': no entries from it and never heard from`);
+    }
+    const st = this.commitStats;
+    st.running = true;
+    this.log.info('commit started', { peer: peer ?? 'all', entries: this.external.size });
+    try {
+      const report = await commitExternal(this.external, link, {
+        origin: peer,
+        now: this.now,
+        // Our own events are filtered in the kernel; this only matters if that filter was refused.
+        betweenChunks: () => this.events?.transport.drain(),
+      });
+      st.commits++;
+      st.committed += report.committed;
+      st.updated += report.updated;
+      st.unchanged += report.unchanged;
+      st.failed += report.failed + report.expectations.failed;
+      st.lastDurationMs = report.durationMs;
+      st.last = report;
+      const level = report.failed + report.expectations.failed > 0 ? 'error' : 'info';
+      this.log[level]('commit done', {
+        entries: report.entries,
+        committed: report.committed,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        failed: report.failed,
+        expectations: report.expectations.committed,
+        durationMs: report.durationMs,
+      });
+      return report;
+    } finally {
+      st.running = false;
+    }
+  }
+
+  private knownPeer(id: string): boolean {
+    if (this.external.origins().has(id)) return true;
+    return (this.sync?.stats().peers ?? []).some((p) => p.id === id);
+  }
+
+  /** Empties the internal and/or external cache (like conntrackd -f). Nothing is sent to peers. */
+  flush(which?: 'internal' | 'external'): { internal?: number; external?: number } {
+    const out: { internal?: number; external?: number } = {};
+    if (which !== 'external') {
+      out.internal = this.internal.size;
+      this.internal.flush();
+    }
+    if (which !== 'internal') {
+      out.external = this.external.size;
+      this.external.flush();
+    }
+    this.log.info('caches flushed', out);
+    return out;
+  }
+
+  /**
+   * Deletes every kernel entry the filter accepts, and all expectations (like
+   * conntrackd -F). Entries the filter ignores (the sync link, loopback) stay.
+   * The deletions are ours, so they are not replicated: peers keep their copy.
+   */
+  async flushKernel(): Promise<{ deleted: number; failed: number; failures: Record<string, number>; durationMs: number }> {
+    const link = this.kernelLink();
+    const started = this.now();
+    const victims: ConntrackEntry[] = [];
+    await link.dump((e) => {
+      if (this.filter.check(e).pass) victims.push(e);
+    });
+    const r = await link.batch(
+      victims.map((entry) => ({ op: 'delete' as const, entry })),
+      { betweenChunks: () => this.events?.transport.drain() },
+    );
+    const failures: Record<string, number> = {};
+    let deleted = 0;
+    for (let i = 0; i < victims.length; i++) {
+      const errno = r.errnos[i]!;
+      // ENOENT: it expired on its own meanwhile.
+      if (errno === 0 || errno === 2) {
+        deleted++;
+        this.internal.apply('destroy', victims[i]!);
+      }
+    }
+    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
+    await link.flushExpectations();
+    const failed = victims.length - deleted;
+    const out = { deleted, failed, failures, durationMs: this.now() - started };
+    this.log.info('kernel table flushed', out);
+    return out;
+  }
+
+  /**
+   * Shortens to failover.purgeTimeoutSeconds the kernel timeouts of the
+   * connections this node does not own: every entry the filter accepts whose
+   * endpoints are not this node's own addresses. Zombies from this node's
+   * time as primary then expire soon, unless traffic still flows through
+   * here and keeps them alive (conntrackd's -t deletes them outright after
+   * the delay). They also leave the internal cache, unreplicated: the peer
+   * that now forwards them owns them.
+   */
+  async purgeTimeout(): Promise<{
+    examined: number;
+    shortened: number;
+    local: number;
+    failed: number;
+    failures: Record<string, number>;
+    timeoutSeconds: number;
+  }> {
+    const link = this.kernelLink();
+    const seconds = this.config.failover.purgeTimeoutSeconds;
+    const own = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) own.add(a.address.split('%')[0]!);
+    }
+    let examined = 0;
+    let local = 0;
+    const targets: ConntrackEntry[] = [];
+    await link.dump((e) => {
+      examined++;
+      if (!this.filter.check(e).pass) return;
+      if (own.has(e.orig.src) || own.has(e.orig.dst)) {
+        local++;
+        return;
+      }
+      targets.push(e);
+    });
+    const items = targets
+      .filter((e) => e.timeout === undefined || e.timeout > seconds)
+      .map((e) => ({ op: 'timeout' as const, entry: { ...e, timeout: seconds } }));
+    const r = await link.batch(items, { betweenChunks: () => this.events?.transport.drain() });
+    for (const e of targets) this.internal.apply('destroy', e);
+    const failures: Record<string, number> = {};
+    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
+    const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+    const out = { examined, shortened: r.ok, local, failed, failures, timeoutSeconds: seconds };
+    this.log.info('purge timeout applied', out);
+    return out;
+  }
+
   private controlHandlers(): Record<string, (args: Record<string, unknown>) => unknown> {
     return {
       ping: () => ({ pong: true }),
@@ -246,13 +452,36 @@ export class Daemon {
       dump: (args) => {
         const which = args.cache;
         if (which !== 'internal' && which !== 'external') {
-          throw Object.assign(new Error('dump needs cache: internal or external'), { code: 'EBAD_ARGS' });
+          throw new OperationError('EBAD_ARGS', 'dump needs cache: internal or external');
         }
-        return this.dump(which);
+        const kind = args.kind ?? 'ct';
+        if (kind !== 'ct' && kind !== 'expect') throw new OperationError('EBAD_ARGS', 'dump kind must be ct or expect');
+        return kind === 'ct' ? this.dump(which) : this.dumpExpect(which);
       },
+      commit: (args) => {
+        const peer = args.peer;
+        if (peer !== undefined && (typeof peer !== 'string' || peer === '')) {
+          throw new OperationError('EBAD_ARGS', 'peer must be a node id');
+        }
+        return this.commit(peer);
+      },
+      flush: (args) => {
+        const which = args.cache;
+        if (which !== undefined && which !== 'internal' && which !== 'external') {
+          throw new OperationError('EBAD_ARGS', 'flush takes internal, external or nothing (both)');
+        }
+        return this.flush(which);
+      },
+      'flush-kernel': () => this.flushKernel(),
+      resync: async () => {
+        const started = this.now();
+        const r = await this.resyncKernel('command');
+        return { ...r, durationMs: this.now() - started };
+      },
+      'purge-timeout': () => this.purgeTimeout(),
       'request-resync': () => {
         this.sync?.requestResync('');
-        return { requested: true };
+        return { requested: true, peers: (this.sync?.stats().peers ?? []).map((p) => p.id) };
       },
       'bulk-send': () => ({ entries: this.sync?.bulkSend('') ?? 0 }),
       shutdown: () => {
@@ -260,6 +489,14 @@ export class Daemon {
         return { stopping: true };
       },
     };
+  }
+
+  /** Expectations of one cache as JSON objects. */
+  dumpExpect(which: 'internal' | 'external'): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    if (which === 'internal') for (const [, e] of this.internal.expectEntries()) out.push(expectToJson(e));
+    else for (const [, r] of this.external.expectEntries()) out.push({ ...expectToJson(r.entry), origin: r.origin });
+    return out;
   }
 
   private onKernelEvent(ev: ConntrackEvent): void {

@@ -36,7 +36,23 @@ export interface ExternalRecord<T = ConntrackEntry> {
   readonly seq: number;
   /** now() when that message was applied, to the millisecond. */
   readonly updatedAt: number;
+  /** What this node's kernel holds of the entry, as far as commit and inject wrote it. */
+  readonly kernelCopy: KernelCopy;
 }
+
+/**
+ * NONE: never written to the kernel by us. STALE: we wrote an older version.
+ * CURRENT: we wrote this version. Lets a repeated commit leave the kernel
+ * alone, and tells an entry we wrote (update it) from one the kernel had of
+ * its own (replace it).
+ */
+export const KERNEL_NONE = 0;
+export const KERNEL_STALE = 1;
+export const KERNEL_CURRENT = 2;
+export type KernelCopy = typeof KERNEL_NONE | typeof KERNEL_STALE | typeof KERNEL_CURRENT;
+
+/** A conntrack record changed by a peer's message (see ExternalCacheOptions.onChange). */
+export type ExternalChange = 'created' | 'updated' | 'deleted';
 
 export interface ExternalCounters {
   created: number;
@@ -63,6 +79,8 @@ export interface ExternalCacheOptions {
   tombstones?: { max: number; ttlMs: number };
   /** Milliseconds; Date.now by default. Drives updatedAt and tombstone expiry. */
   now?: () => number;
+  /** Called after a peer's message changed a conntrack record (inject mode writes it to the kernel). */
+  onChange?: (key: string, change: ExternalChange, record: ExternalRecord | undefined, entry: ConntrackEntry) => void;
 }
 
 export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
@@ -90,6 +108,7 @@ class StoredRecord<T> implements ExternalRecord<T> {
     public at: number,
     /** Bulk generation this record was last seen in; 0 for none. */
     public bulk: number,
+    public kernelCopy: KernelCopy = KERNEL_NONE,
   ) {}
 
   get origin(): string {
@@ -128,6 +147,7 @@ interface OriginState {
 }
 
 class Table<T> {
+  onChange: ((key: string, change: ExternalChange, record: StoredRecord<T> | undefined, entry: T) => void) | undefined;
   readonly map = new Map<string, StoredRecord<T>>();
   readonly counters: ExternalCounters = {
     created: 0,
@@ -180,6 +200,7 @@ export class ExternalCache {
     this.ct = new Table<ConntrackEntry>(this.limit, true, (stored, e) =>
       carriesNothingNew(stored, e, false) ? refreshTimeout(stored, e.timeout) : undefined,
     );
+    this.ct.onChange = opts.onChange;
     // Expectations are few: always copied.
     this.exp = new Table<ExpectEntry>(this.expectLimit, false, () => undefined);
     const t = opts.tombstones ?? DEFAULT_TOMBSTONES;
@@ -311,6 +332,17 @@ export class ExternalCache {
     return out;
   }
 
+  /**
+   * Records that the kernel now holds `record` as it was at `seq` (commit or
+   * inject wrote it). Ignored when the record changed or left meanwhile: the
+   * kernel then holds an older version.
+   */
+  noteInKernel(key: string, record: ExternalRecord, seq: number): void {
+    const rec = this.ct.map.get(key);
+    if (rec === undefined || rec !== record) return;
+    rec.kernelCopy = rec.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+  }
+
   /** Tombstones held, expired ones included until they are looked up or evicted. */
   get tombstoneCount(): number {
     return this.tombs?.size ?? 0;
@@ -349,6 +381,7 @@ export class ExternalCache {
       table.map.delete(key);
       if (table.counted) this.uncount(rec.src.origin);
       c.deleted++;
+      table.onChange?.(key, 'deleted', undefined, entry);
       return 'deleted';
     }
     const at = Math.round(now - this.base);
@@ -357,23 +390,29 @@ export class ExternalCache {
         this.uncount(rec.src.origin);
         st.entries++;
       }
-      rec.entry = table.reuse(rec.entry, entry) ?? compact(entry);
+      const reused = table.reuse(rec.entry, entry);
+      rec.entry = reused ?? compact(entry);
+      // A refresh that carries nothing new leaves the kernel's copy current.
+      if (reused === undefined && rec.kernelCopy === KERNEL_CURRENT) rec.kernelCopy = KERNEL_STALE;
       rec.src = st.source;
       rec.seqI32 = seq | 0;
       rec.at = at;
       if (st.bulk !== 0) rec.bulk = st.bulk;
       c.updated++;
+      table.onChange?.(key, 'updated', rec, rec.entry);
       return 'updated';
     }
     if (table.map.size >= table.limit) {
       c.refused++;
       return 'refused';
     }
-    table.map.set(flatKey(key), new StoredRecord(compact(entry), st.source, seq | 0, at, st.bulk));
+    const created = new StoredRecord(compact(entry), st.source, seq | 0, at, st.bulk);
+    table.map.set(flatKey(key), created);
     if (table.counted) st.entries++;
     // The live record's own (origin, epoch, seq) guards the key from now on.
     this.tombs?.delete(key);
     c.created++;
+    table.onChange?.(key, 'created', created, created.entry);
     return 'created';
   }
 

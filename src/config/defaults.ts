@@ -55,6 +55,12 @@ export const DEFAULTS = {
     /** Entries learned from peers. */
     externalLimit: 262_144,
   },
+  failover: {
+    /** conntrackd's PurgeTimeout default. */
+    purgeTimeoutSeconds: 60,
+    /** Off: a backup keeps peers' entries in its external cache until commit, like conntrackd. */
+    inject: false,
+  },
   control: {
     socket: '/run/ctsyncd/ctsyncd.sock',
     /** Only root (the daemon's user) may drive the daemon. */
@@ -94,6 +100,8 @@ export const LIMITS = {
   resendQueueSize: { min: 256, max: 16_777_216 },
   /** Hours at most: a refresh is a full re-send of the table. */
   refreshIntervalMs: { min: 1000, max: 86_400_000 },
+  /** A purge timeout of 0 would destroy live connections at once; a day is already "never". */
+  purgeTimeoutSeconds: { min: 1, max: 86_400 },
   /** sun_path is 108 bytes including the terminating NUL. */
   unixSocketPathBytes: 107,
 } as const;

@@ -417,6 +417,38 @@ const controlSchema = z
   })
   .describe('Local control socket used by the ctsyncd CLI.');
 
+const failoverSchema = z
+  .strictObject({
+    purgeTimeoutSeconds: z
+      .int()
+      .min(LIMITS.purgeTimeoutSeconds.min)
+      .max(LIMITS.purgeTimeoutSeconds.max)
+      .default(DEFAULTS.failover.purgeTimeoutSeconds)
+      .describe(
+        "purge-timeout (-t) shortens the kernel timeouts of connections this node does not own to this many seconds (conntrackd's PurgeTimeout).",
+      ),
+    inject: z
+      .boolean()
+      .default(DEFAULTS.failover.inject)
+      .describe(
+        "Inject mode (conntrackd's DisableExternalCache): peers' entries go straight into this node's kernel, so a failover needs no commit.",
+      ),
+    trackFile: absolutePath
+      .optional()
+      .describe(
+        "keepalived track_file this node writes: 1 while its external cache is not in sync with its peers, 0 once it is. Lowers the VRRP priority of a node that has no state.",
+      ),
+    notifyFifo: absolutePath
+      .optional()
+      .describe("keepalived notify_fifo the daemon reads itself and runs the failover sequence from, in keepalived's order."),
+    vrrpName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The vrrp_sync_group or vrrp_instance whose state notifyFifo follows; default: any group, else any instance.'),
+  })
+  .describe('Commit, purge, inject mode and keepalived integration.');
+
 const logSchema = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default(DEFAULTS.log.level).describe('Least severe level that is logged.'),
@@ -445,6 +477,7 @@ export const configSchema = z
     filter: filterSchema.prefault({}),
     kernel: kernelSchema.prefault({}),
     cache: cacheSchema.prefault({}),
+    failover: failoverSchema.prefault({}),
     control: controlSchema.prefault({}),
     log: logSchema.prefault({}),
     metrics: metricsSchema.prefault({}),

@@ -17,6 +17,7 @@ import {
   NLM_F_CREATE,
   NLM_F_EXCL,
 } from './constants.js';
+import { dropPortidsFilter } from './bpf.js';
 import { decodeConntrack, decodeExpect } from './ct-codec.js';
 import type { ConntrackEntry, ExpectEntry } from './entry.js';
 import { type DecodeError, parseNetlink } from './netlink-codec.js';
@@ -94,6 +95,7 @@ export class ConntrackEvents implements NetlinkReceiver {
   };
   readonly transport: NetlinkTransport;
   private readonly ownPortids = new Set<number>();
+  private ownFilterActive = false;
   private handlers: EventHandlers | undefined;
   private receiveBufferBytes: number;
 
@@ -112,9 +114,25 @@ export class ConntrackEvents implements NetlinkReceiver {
     this.transport.setReceiver(this);
   }
 
-  /** Events carrying this port id are flagged `own` (our commit and inject sockets). */
+  /**
+   * Events carrying this port id are ours (commit, inject and purge sockets).
+   * The kernel drops them before queueing (a socket filter), so our own bulk
+   * writes cannot overrun this socket; any that slip through (a filter the
+   * kernel refused) are still flagged `own`.
+   */
   addOwnPortid(portid: number): void {
     this.ownPortids.add(portid);
+    try {
+      this.transport.setFilter(dropPortidsFilter([...this.ownPortids]));
+      this.ownFilterActive = true;
+    } catch {
+      this.ownFilterActive = false;
+    }
+  }
+
+  /** Whether the kernel filters our own events out before queueing them. */
+  get ownEventsFiltered(): boolean {
+    return this.ownFilterActive;
   }
 
   /** Grows the receive buffer (e.g. after an overrun); returns what the kernel granted. */

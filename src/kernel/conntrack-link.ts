@@ -22,7 +22,7 @@ import {
   NLMSG_HDRLEN,
   NLMSG_NOOP,
 } from './constants.js';
-import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
+import { decodeConntrack, encodeNatSetup, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
 import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
 import { KernelOpError } from './errors.js';
 import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
@@ -31,10 +31,13 @@ import { type PendingOp, RequestChannel } from './request-channel.js';
 import type { NetlinkTransport, TransportFactory } from './transport.js';
 
 /**
- * create: only if absent (EEXIST otherwise). update: only if present
- * (ENOENT otherwise). upsert: either. delete: by original tuple and zone.
+ * create: only if absent (EEXIST otherwise), with the NAT mapping and master
+ * the entry carries. update: only if present (ENOENT otherwise); the kernel
+ * refuses NAT and master changes, so neither is sent. upsert: either, sent
+ * like an update. delete: by original tuple and zone. timeout: sets only the
+ * timeout of an existing entry (ENOENT otherwise).
  */
-export type KernelOp = 'create' | 'update' | 'upsert' | 'delete';
+export type KernelOp = 'create' | 'update' | 'upsert' | 'delete' | 'timeout';
 
 export interface BatchItem {
   op: KernelOp;
@@ -436,7 +439,7 @@ export class ConntrackLink {
   }
 }
 
-function errnoLabel(errno: number): string {
+export function errnoLabel(errno: number): string {
   return new KernelOpError('', errno).code.slice('EKERNEL_'.length);
 }
 
@@ -469,7 +472,19 @@ function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, 
   if (op === 'create') flags |= NLM_F_CREATE | NLM_F_EXCL;
   else if (op === 'upsert') flags |= NLM_F_CREATE;
   w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW), flags, seq, family);
+  if (op === 'timeout') {
+    writeLookup(w, entry);
+    w.u32be(CTA.TIMEOUT, entry.timeout ?? 0);
+    w.end();
+    return;
+  }
   // The kernel only accepts entries it can treat as confirmed (EBUSY otherwise).
-  encodeConntrack(w, { ...entry, status: (entry.status ?? 0) | IPS.CONFIRMED });
+  const status = (entry.status ?? 0) | IPS.CONFIRMED;
+  if (op === 'create') {
+    encodeConntrack(w, { ...entry, status });
+    encodeNatSetup(w, entry);
+  } else {
+    encodeConntrack(w, { ...entry, status, master: undefined });
+  }
   w.end();
 }

@@ -20,11 +20,13 @@ import {
   CTA_EXPECT_NAT,
   CTA_HELP,
   CTA_IP,
+  CTA_NAT,
   CTA_PROTO,
   CTA_PROTOINFO,
   CTA_PROTOINFO_DCCP,
   CTA_PROTOINFO_SCTP,
   CTA_PROTOINFO_TCP,
+  CTA_PROTONAT,
   CTA_SECCTX,
   CTA_SEQADJ,
   CTA_SYNPROXY,
@@ -928,6 +930,49 @@ export function encodeConntrack(w: NlWriter, e: ConntrackEntry, opts?: EncodeOpt
   if (e.synproxy) writeSynproxy(w, e.synproxy);
   // Not part of kernel dumps (secmark went to CTA_SECCTX long ago); kept last.
   if (ro && e.secmark !== undefined) w.u32be(CTA.SECMARK, e.secmark);
+}
+
+/**
+ * Appends CTA_NAT_SRC / CTA_NAT_DST for a create, derived from how the reply
+ * tuple differs from the inverted original one. The kernel ignores NAT bits
+ * in CTA_STATUS; only a NAT setup makes it translate the packets of a
+ * created entry, and the single-address, single-port range reproduces the
+ * mapping exactly. Only valid on a create: the kernel refuses NAT changes
+ * to existing entries (EOPNOTSUPP).
+ */
+export function encodeNatSetup(w: NlWriter, e: ConntrackEntry): void {
+  const { orig, reply } = e;
+  const ports = hasPorts(orig.proto);
+  const icmp = orig.proto === IPPROTO.ICMP || orig.proto === IPPROTO.ICMPV6;
+  // SNAT rewrote the source: replies come back to reply.dst:dport.
+  const snatPort = ports && orig.sport !== reply.dport ? reply.dport : undefined;
+  const snatId = icmp && orig.icmpId !== reply.icmpId ? reply.icmpId : undefined;
+  if (orig.src !== reply.dst || snatPort !== undefined || snatId !== undefined) {
+    writeNatRange(w, CTA.NAT_SRC, e.family, reply.dst, snatPort ?? snatId);
+  }
+  // DNAT rewrote the destination: replies come from reply.src:sport.
+  const dnatPort = ports && orig.dport !== reply.sport ? reply.sport : undefined;
+  if (orig.dst !== reply.src || dnatPort !== undefined) {
+    writeNatRange(w, CTA.NAT_DST, e.family, reply.src, dnatPort);
+  }
+}
+
+function writeNatRange(w: NlWriter, type: number, family: Family, addr: string, port: number | undefined): void {
+  const n = w.nest(type);
+  if (family === AF_INET) {
+    w.ipv4(CTA_NAT.V4_MINIP, addr);
+    w.ipv4(CTA_NAT.V4_MAXIP, addr);
+  } else {
+    w.ipv6(CTA_NAT.V6_MINIP, addr);
+    w.ipv6(CTA_NAT.V6_MAXIP, addr);
+  }
+  if (port !== undefined) {
+    const p = w.nest(CTA_NAT.PROTO);
+    w.u16be(CTA_PROTONAT.PORT_MIN, port);
+    w.u16be(CTA_PROTONAT.PORT_MAX, port);
+    w.endNest(p);
+  }
+  w.endNest(n);
 }
 
 /**

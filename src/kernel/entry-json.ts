@@ -1,6 +1,6 @@
 // The JSON shape of an entry in `dump --json` and `kernel dump --json`.
 import { protoName, TCP_STATES } from './constants.js';
-import type { ConntrackEntry, Tuple } from './entry.js';
+import type { ConntrackEntry, ExpectEntry, Tuple } from './entry.js';
 
 export interface TupleJson {
   src: string;
@@ -27,5 +27,21 @@ export function entryToJson(e: ConntrackEntry): Record<string, unknown> {
     zone: e.zone ?? 0,
     mark: e.mark ?? 0,
     status: e.status ?? 0,
+    ...(e.master ? { master: t(e.master) } : {}),
+    ...(e.helper !== undefined ? { helper: e.helper } : {}),
+  };
+}
+
+/** The JSON shape of an expectation in dumps. */
+export function expectToJson(e: ExpectEntry): Record<string, unknown> {
+  return {
+    proto: protoName(e.tuple.proto),
+    ...tupleJson(e.tuple),
+    mask: tupleJson(e.mask),
+    master: { proto: protoName(e.master.proto), ...tupleJson(e.master) },
+    timeout: e.timeout ?? 0,
+    zone: e.zone ?? 0,
+    ...(e.helper !== undefined ? { helper: e.helper } : {}),
+    ...(e.flags !== undefined ? { flags: e.flags } : {}),
   };
 }

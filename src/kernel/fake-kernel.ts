@@ -30,6 +30,7 @@ import {
   NLMSG_ERROR,
   NLMSG_HDRLEN,
 } from './constants.js';
+import { runPortidsFilter } from './bpf.js';
 import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect } from './ct-codec.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './entry.js';
 import { type NlMessage, NlWriter, parseNetlink } from './netlink-codec.js';
@@ -301,11 +302,12 @@ export class FakeSocket implements NetlinkTransport {
   private sndbuf = DEFAULT_RCVBUF;
   private pendingError = 0;
   private noEnobufs = false;
+  private filter: Buffer | undefined;
   private scheduled = false;
   private closed = false;
   private readonly writer = new NlWriter(4096);
   /** Counts of what the kernel did for this socket, for assertions. */
-  readonly stats = { sends: 0, messages: 0, dropped: 0 };
+  readonly stats = { sends: 0, messages: 0, dropped: 0, filtered: 0 };
 
   constructor(
     private readonly kernel: FakeKernel,
@@ -377,6 +379,10 @@ export class FakeSocket implements NetlinkTransport {
     this.noEnobufs = on;
   }
 
+  setFilter(program: Buffer): void {
+    this.filter = program.length > 0 ? Buffer.from(program) : undefined;
+  }
+
   ref(_on: boolean): void {}
 
   close(): void {
@@ -388,6 +394,10 @@ export class FakeSocket implements NetlinkTransport {
   /** @internal Queues one datagram; multicast ones may overrun the buffer. */
   enqueue(datagram: Buffer, multicast: boolean): void {
     if (this.closed) return;
+    if (multicast && this.filter && !runPortidsFilter(this.filter, datagram)) {
+      this.stats.filtered++;
+      return;
+    }
     const cost = datagram.length + SKB_OVERHEAD;
     if (multicast && this.queuedBytes + cost > this.rcvbuf) {
       this.stats.dropped++;

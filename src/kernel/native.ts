@@ -10,6 +10,8 @@ export interface NativeAddon {
   getIntOption(fd: number, level: number, name: number): number;
   netlinkSend(fd: number, buf: Buffer, offset: number, length: number): number;
   recvBatch(fd: number, buf: Buffer, status: Int32Array, maxDatagrams: number, minSpace: number): number;
+  /** Classic BPF program (struct sock_filter[]); empty detaches. */
+  attachFilter(fd: number, program: Buffer): void;
   close(fd: number): void;
   pollStart(fd: number, callback: (events: number) => void): PollHandle;
   pollClose(handle: PollHandle): void;

@@ -116,6 +116,10 @@ export class NetlinkSocket implements NetlinkTransport {
     this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, on ? 1 : 0);
   }
 
+  setFilter(program: Buffer): void {
+    this.native.attachFilter(this.fd, program);
+  }
+
   ref(on: boolean): void {
     if (this.poll) this.native.pollRef(this.poll, on);
   }

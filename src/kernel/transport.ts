@@ -30,6 +30,12 @@ export interface NetlinkTransport {
   setSendBuffer(bytes: number): number;
   /** NETLINK_NO_ENOBUFS: trade overrun reports for silence. Off by default. */
   setNoEnobufs(on: boolean): void;
+  /**
+   * Attaches a classic BPF socket filter (see bpf.ts); an empty program
+   * detaches it. The kernel applies it before queueing, so dropped messages
+   * cost no buffer space.
+   */
+  setFilter(program: Buffer): void;
   /** Whether a live receive poll keeps the process alive. */
   ref(on: boolean): void;
   close(): void;

@@ -5,7 +5,7 @@ import { type ConntrackEvent, ConntrackEvents } from '../../src/kernel/conntrack
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, AF_INET6, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
-import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+import { FakeKernel, type FakeSocket } from '../../src/kernel/fake-kernel.js';
 
 function entry(i: number, family: 2 | 10 = AF_INET): ConntrackEntry {
   const src = family === AF_INET ? `10.99.0.${i}` : `fd99::${i.toString(16)}`;
@@ -99,11 +99,12 @@ describe('ConntrackLink over FakeKernel', () => {
 });
 
 describe('ConntrackEvents over FakeKernel', () => {
-  it('classifies events and flags the ones our own socket caused', async () => {
+  it('classifies events; the kernel drops the ones our own socket caused before queueing', async () => {
     const k = new FakeKernel();
     const events = new ConntrackEvents({ transportFactory: k.openSocket });
     const link = new ConntrackLink({ transportFactory: k.openSocket });
     events.addOwnPortid(link.portid);
+    expect(events.ownEventsFiltered).toBe(true);
     const seen: ConntrackEvent[] = [];
     events.start({ onEvent: (e) => seen.push(e), onOverrun: () => {} });
     k.packetNew({ ...entry(1), status: IPS.CONFIRMED });
@@ -114,11 +115,37 @@ describe('ConntrackEvents over FakeKernel', () => {
     expect(seen.map((e) => [e.type, e.entry.orig.src, e.own])).toEqual([
       ['new', '10.99.0.1', false],
       ['update', '10.99.0.1', false],
-      ['new', '10.99.0.2', true],
       ['destroy', '10.99.0.1', false],
     ]);
     expect(seen[1]!.entry.mark).toBe(77);
-    expect(events.counters).toMatchObject({ new: 2, update: 1, destroy: 1, own: 1 });
+    expect(events.counters).toMatchObject({ new: 1, update: 1, destroy: 1, own: 0 });
+    expect((events.transport as FakeSocket).stats.filtered).toBe(1);
+  });
+
+  it('flags our own events when the kernel refuses the socket filter', async () => {
+    const k = new FakeKernel();
+    const events = new ConntrackEvents({
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        s.setFilter = () => {
+          throw new Error('setsockopt(SO_ATTACH_FILTER): Operation not permitted');
+        };
+        return s;
+      },
+    });
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    events.addOwnPortid(link.portid);
+    expect(events.ownEventsFiltered).toBe(false);
+    const seen: ConntrackEvent[] = [];
+    events.start({ onEvent: (e) => seen.push(e), onOverrun: () => {} });
+    k.packetNew({ ...entry(1), status: IPS.CONFIRMED });
+    await link.batch([{ op: 'create', entry: entry(2) }]);
+    await flush();
+    expect(seen.map((e) => [e.type, e.entry.orig.src, e.own])).toEqual([
+      ['new', '10.99.0.1', false],
+      ['new', '10.99.0.2', true],
+    ]);
+    expect(events.counters).toMatchObject({ new: 2, own: 1 });
   });
 
   it('surfaces an overrun as an explicit event and counts it', async () => {

@@ -1,0 +1,163 @@
+// Text output of the client commands. Everything is derived from the same
+// JSON the daemon answers with (and `--json` prints), so text and JSON never
+// disagree.
+import { IPS, protoNumber } from '../kernel/constants.js';
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Flattens nested objects into aligned "path value" lines. */
+export function flatLines(v: unknown, prefix = ''): string[] {
+  const lines: string[] = [];
+  const walk = (p: string, x: unknown) => {
+    if (isObj(x)) {
+      const keys = Object.keys(x);
+      if (keys.length === 0) lines.push(`${p} {}`);
+      for (const k of keys) walk(p ? `${p}.${k}` : k, x[k]);
+    } else if (Array.isArray(x)) {
+      if (x.length === 0) lines.push(`${p} []`);
+      for (const [i, y] of x.entries()) walk(`${p}[${i}]`, y);
+    } else if (x !== undefined) {
+      lines.push(`${p} ${x === null ? '-' : String(x)}`);
+    }
+  };
+  walk(prefix, v);
+  const width = Math.min(48, Math.max(0, ...lines.map((l) => l.indexOf(' '))));
+  return lines.map((l) => {
+    const at = l.indexOf(' ');
+    return `${l.slice(0, at).padEnd(width)} ${l.slice(at + 1)}`;
+  });
+}
+
+const get = (o: unknown, path: string): unknown => {
+  let x: unknown = o;
+  for (const k of path.split('.')) x = isObj(x) ? x[k] : undefined;
+  return x;
+};
+
+/**
+ * The part of the stats object that `stats KIND` (conntrackd's -s KIND)
+ * shows. Kinds conntrackd has keep their meaning; peers and commit are ours.
+ */
+export function statsSection(stats: Obj, kind: string | undefined): Obj {
+  const pick = (...paths: string[]): Obj => {
+    const out: Obj = {};
+    for (const p of paths) out[p] = get(stats, p);
+    return out;
+  };
+  switch (kind) {
+    case undefined:
+    case 'all':
+      return stats;
+    case 'ct':
+      return pick('ready', 'internal', 'external', 'commit', 'inject', 'sync.inSync', 'sync.counters');
+    case 'expect':
+      return pick('internal.expectations', 'external.expectations');
+    case 'network':
+      return pick('sync.counters', 'sync.sender', 'sync.activeChannel');
+    case 'cache':
+      return pick('internal', 'external');
+    case 'runtime':
+      return pick('node', 'epoch', 'uptimeSeconds', 'ready', 'kernel');
+    case 'link':
+    case 'multicast':
+      return pick('sync.activeChannel', 'sync.channels');
+    case 'rsqueue':
+      return pick('sync.resendQueue');
+    case 'queue':
+      return pick('sync.sender', 'sync.resendQueue', 'inject');
+    case 'process':
+      // conntrackd forks children for dumps and flushes; ctsyncd does all in one process.
+      return pick('pid', 'uptimeSeconds');
+    case 'peers':
+      return pick('sync.inSync', 'sync.firstSyncDone', 'peers');
+    case 'commit':
+      return pick('commit', 'inject');
+    default:
+      return { error: `unknown stats kind ${kind}` };
+  }
+}
+
+export function statsText(stats: Obj, kind: string | undefined): string {
+  return flatLines(statsSection(stats, kind)).join('\n');
+}
+
+interface TupleJson {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
+
+/** One dump entry in conntrack(8)'s layout, plus origin for external entries. */
+export function entryText(j: Obj): string {
+  const t = (x: TupleJson) => `src=${x.src} dst=${x.dst} sport=${x.sport} dport=${x.dport}`;
+  const status = typeof j.status === 'number' ? j.status : 0;
+  const parts = [String(j.proto), String(protoNumber(String(j.proto)) ?? j.proto), String(j.timeout ?? 0)];
+  if (j.state !== undefined) parts.push(String(j.state));
+  parts.push(t(j as unknown as TupleJson));
+  if (!(status & IPS.SEEN_REPLY)) parts.push('[UNREPLIED]');
+  parts.push(t(j.reply as TupleJson));
+  if (status & IPS.ASSURED) parts.push('[ASSURED]');
+  parts.push(`mark=${String(j.mark ?? 0)}`);
+  if (j.zone) parts.push(`zone=${String(j.zone)}`);
+  if (j.helper !== undefined) parts.push(`helper=${String(j.helper)}`);
+  if (isObj(j.master)) parts.push(`master=${t(j.master as unknown as TupleJson).replace(/ /g, ',')}`);
+  if (j.origin !== undefined) parts.push(`origin=${String(j.origin)}`);
+  return parts.join(' ');
+}
+
+/** One expectation, as conntrack -L expect prints it. */
+export function expectText(j: Obj): string {
+  const m = j.master as Obj & TupleJson;
+  const parts = [
+    String(j.timeout ?? 0),
+    String(j.proto),
+    `src=${String(j.src)} dst=${String(j.dst)} sport=${String(j.sport)} dport=${String(j.dport)}`,
+    `master=${String(m.proto)},src=${m.src},dst=${m.dst},sport=${m.sport},dport=${m.dport}`,
+  ];
+  if (j.helper !== undefined) parts.push(`helper=${String(j.helper)}`);
+  if (j.origin !== undefined) parts.push(`origin=${String(j.origin)}`);
+  return parts.join(' ');
+}
+
+/** The one-line summary of a command's result. */
+export function resultText(command: string, r: Obj): string {
+  const failures = (f: unknown) =>
+    isObj(f) && Object.keys(f).length > 0
+      ? ` (${Object.entries(f)
+          .map(([k, n]) => `${k}: ${String(n)}`)
+          .join(', ')})`
+      : '';
+  switch (command) {
+    case 'commit': {
+      const x = isObj(r.expectations) ? r.expectations : {};
+      return (
+        `committed ${String(r.committed)}, updated ${String(r.updated)}, unchanged ${String(r.unchanged)}, ` +
+        `failed ${String(r.failed)}${failures(r.failures)} of ${String(r.entries)} entries` +
+        ` from ${Array.isArray(r.peers) && r.peers.length > 0 ? r.peers.join(', ') : 'no peer'}; ` +
+        `expectations committed ${String(x.committed ?? 0)}, failed ${String(x.failed ?? 0)}${failures(x.failures)}; ` +
+        `${String(r.durationMs)} ms`
+      );
+    }
+    case 'flush':
+      return Object.entries(r)
+        .map(([k, n]) => `flushed ${String(n)} entries from the ${k} cache`)
+        .join('\n');
+    case 'flush-kernel':
+      return `deleted ${String(r.deleted)} kernel entries, failed ${String(r.failed)}${failures(r.failures)}; ${String(r.durationMs)} ms`;
+    case 'resync':
+      return `resynced with the kernel: ${String(r.created)} new, ${String(r.updated)} updated, ${String(r.deleted)} gone; ${String(r.durationMs)} ms`;
+    case 'purge-timeout':
+      return `shortened ${String(r.shortened)} kernel timeouts to ${String(r.timeoutSeconds)} s (${String(r.local)} local connections kept, ${String(r.examined)} examined), failed ${String(r.failed)}${failures(r.failures)}`;
+    case 'request-resync':
+      return `asked ${Array.isArray(r.peers) && r.peers.length > 0 ? r.peers.join(', ') : 'every peer'} for a full resync`;
+    case 'bulk-send':
+      return `queued ${String(r.entries)} entries for every peer`;
+    case 'shutdown':
+      return 'ctsyncd is stopping';
+    default:
+      return JSON.stringify(r);
+  }
+}

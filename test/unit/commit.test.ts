@@ -1,0 +1,172 @@
+// Commit and inject against the fake kernel (real ctnetlink bytes), the BPF
+// own-event filter, and the CLI's argument parsing.
+import { describe, expect, it } from 'vitest';
+import { commitExternal, commitForm } from '../../src/cache/commit.js';
+import { ExternalCache, KERNEL_CURRENT, KERNEL_STALE } from '../../src/cache/external-cache.js';
+import { Injector } from '../../src/cache/inject.js';
+import { parseArgs, UsageError } from '../../src/cli/parse.js';
+import { dropPortidsFilter, runPortidsFilter } from '../../src/kernel/bpf.js';
+import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
+import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+
+function tcp(i: number, extra: Partial<ConntrackEntry> = {}): ConntrackEntry {
+  const src = `10.99.${(i >> 8) & 255}.${i & 255}`;
+  return {
+    family: AF_INET,
+    orig: { src, dst: '10.99.250.1', proto: IPPROTO.TCP, sport: 1000, dport: 21 },
+    reply: { src: '10.99.250.1', dst: src, proto: IPPROTO.TCP, sport: 21, dport: 1000 },
+    status: IPS.SEEN_REPLY | IPS.ASSURED,
+    timeout: 300,
+    protoinfo: { tcp: { state: 3 } },
+    ...extra,
+  };
+}
+
+function setup() {
+  const kernel = new FakeKernel();
+  const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+  const cache = new ExternalCache({ limit: 1000 });
+  return { kernel, link, cache };
+}
+
+describe('commitExternal', () => {
+  it('creates every entry, masters before related ones, and reports counts', async () => {
+    const { kernel, link, cache } = setup();
+    const master = tcp(1);
+    const related: ConntrackEntry = {
+      ...tcp(2, {}),
+      orig: { ...tcp(2).orig, dport: 20 },
+      reply: { ...tcp(2).reply, sport: 20 },
+      master: master.orig,
+    };
+    // The related entry arrives first: commit must still put the master in first.
+    cache.applyRemote('fw1', 1, 1, 'new', related);
+    cache.applyRemote('fw1', 1, 2, 'new', master);
+    cache.applyRemote('fw3', 1, 1, 'new', tcp(3));
+    const sent: string[] = [];
+    const spy = { ...link, batch: link.batch.bind(link), createExpectation: link.createExpectation.bind(link) };
+    spy.batch = async (items, o) => {
+      for (const it of items) sent.push(`${it.op}:${it.entry.orig.src}:${it.entry.orig.dport}`);
+      return link.batch(items, o);
+    };
+    const r = await commitExternal(cache, spy);
+    expect(r).toMatchObject({ entries: 3, committed: 3, updated: 0, unchanged: 0, failed: 0, peers: ['fw1', 'fw3'] });
+    expect(sent.indexOf('create:10.99.0.1:21')).toBeLessThan(sent.indexOf('create:10.99.0.2:20'));
+    expect(kernel.table.size).toBe(3);
+    expect(cache.get(entryKey(master))!.kernelCopy).toBe(KERNEL_CURRENT);
+  });
+
+  it('is idempotent, updates what it wrote before, replaces what the kernel had of its own', async () => {
+    const { kernel, link, cache } = setup();
+    for (let i = 0; i < 10; i++) cache.applyRemote('fw1', 1, i + 1, 'new', tcp(i));
+    // The kernel's own, stale version of entry 0.
+    kernel.packetNew({ ...tcp(0, { mark: 99 }), status: IPS.CONFIRMED });
+    const first = await commitExternal(cache, link);
+    expect(first).toMatchObject({ committed: 9, updated: 1, unchanged: 0, failed: 0 });
+    expect(kernel.table.get(entryKey(tcp(0)))!.mark).toBeUndefined();
+    const again = await commitExternal(cache, link);
+    expect(again).toMatchObject({ committed: 0, updated: 0, unchanged: 10, failed: 0 });
+    // A newer version from the peer: the kernel's copy is stale and gets updated in place.
+    cache.applyRemote('fw1', 1, 20, 'update', tcp(5, { mark: 5 }));
+    expect(cache.get(entryKey(tcp(5)))!.kernelCopy).toBe(KERNEL_STALE);
+    const third = await commitExternal(cache, link);
+    expect(third).toMatchObject({ committed: 0, updated: 1, unchanged: 9 });
+    expect(kernel.table.get(entryKey(tcp(5)))!.mark).toBe(5);
+  });
+
+  it('commits one peer with origin, and reports failures by errno', async () => {
+    const { kernel, link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(2));
+    kernel.injectError('create', 12); // ENOMEM for the next create
+    const r = await commitExternal(cache, link, { origin: 'fw2' });
+    expect(r).toMatchObject({ entries: 1, committed: 0, failed: 1, failures: { ENOMEM: 1 }, peers: ['fw2'] });
+  });
+
+  it('marks TCP entries liberal and never sends EXPECTED', () => {
+    const f = commitForm({ ...tcp(1), status: IPS.EXPECTED | IPS.SEEN_REPLY });
+    expect(f.status).toBe(IPS.SEEN_REPLY);
+    expect(f.protoinfo!.tcp).toMatchObject({ flagsOrig: { flags: 8, mask: 8 }, flagsReply: { flags: 8, mask: 8 } });
+  });
+});
+
+describe('Injector', () => {
+  it('writes peers’ changes straight into the kernel, and a later commit finds nothing to do', async () => {
+    const kernel = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+    let injector: Injector | undefined;
+    const cache = new ExternalCache({ limit: 100, onChange: (...a) => injector?.onChange(...a) });
+    const ticks: (() => void)[] = [];
+    injector = new Injector(cache, link, (fn) => ticks.push(fn));
+    const run = async () => {
+      while (ticks.length > 0) {
+        ticks.shift()!();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    kernel.packetNew({ ...tcp(9, { mark: 1 }), status: IPS.CONFIRMED });
+    for (let i = 0; i < 10; i++) cache.applyRemote('fw1', 1, i + 1, 'new', tcp(i));
+    await run();
+    expect(kernel.table.size).toBe(10);
+    expect(injector.counters).toMatchObject({ created: 9, replaced: 1, failed: 0 });
+    cache.applyRemote('fw1', 1, 11, 'update', tcp(3, { mark: 3 }));
+    cache.applyRemote('fw1', 1, 12, 'delete', tcp(4));
+    await run();
+    expect(kernel.table.get(entryKey(tcp(3)))!.mark).toBe(3);
+    expect(kernel.table.get(entryKey(tcp(4)))).toBeUndefined();
+    expect(injector.counters).toMatchObject({ updated: 1, deleted: 1 });
+    const c = await commitExternal(cache, link);
+    expect(c).toMatchObject({ committed: 0, updated: 0, unchanged: 9 });
+  });
+});
+
+describe('own-event socket filter', () => {
+  it('drops messages from the listed port ids and keeps the rest', () => {
+    const prog = dropPortidsFilter([0x1234, 77]);
+    const msg = (pid: number) => {
+      const b = Buffer.alloc(20);
+      b.writeUInt32LE(20, 0);
+      b.writeUInt32LE(pid, 12);
+      return b;
+    };
+    expect(runPortidsFilter(prog, msg(0x1234))).toBe(false);
+    expect(runPortidsFilter(prog, msg(77))).toBe(false);
+    expect(runPortidsFilter(prog, msg(0))).toBe(true);
+    expect(runPortidsFilter(prog, msg(78))).toBe(true);
+    expect(runPortidsFilter(dropPortidsFilter([]), msg(77))).toBe(true);
+  });
+});
+
+describe('CLI arguments', () => {
+  it('maps conntrackd flags onto commands', () => {
+    expect(parseArgs(['-C', '/etc/x.yaml', '-c'])).toMatchObject({ command: 'commit', config: '/etc/x.yaml' });
+    expect(parseArgs(['-f', 'internal'])).toMatchObject({ command: 'flush', args: ['internal'] });
+    expect(parseArgs(['-f'])).toMatchObject({ command: 'flush', args: [] });
+    expect(parseArgs(['-i', 'expect', '-x'])).toMatchObject({ command: 'dump', args: ['internal', 'expect'], xml: true });
+    expect(parseArgs(['-e'])).toMatchObject({ command: 'dump', args: ['external'] });
+    expect(parseArgs(['-s', 'network'])).toMatchObject({ command: 'stats', args: ['network'] });
+    expect(parseArgs(['-d'])).toMatchObject({ command: 'daemon', detach: true });
+    for (const [flag, command] of [
+      ['-F', 'flush-kernel'],
+      ['-k', 'shutdown'],
+      ['-R', 'resync'],
+      ['-n', 'request-resync'],
+      ['-B', 'bulk-send'],
+      ['-t', 'purge-timeout'],
+    ] as const) {
+      expect(parseArgs([flag]).command).toBe(command);
+    }
+  });
+
+  it('keeps ctsyncd’s own forms and refuses ambiguity', () => {
+    expect(parseArgs(['--config', 'f', 'commit', '--peer', 'fw2'])).toMatchObject({ command: 'commit', peer: 'fw2' });
+    expect(parseArgs(['--config', 'f'])).toMatchObject({ command: 'daemon', detach: false });
+    expect(parseArgs([]).command).toBe('help');
+    expect(() => parseArgs(['-c', '-f'])).toThrow(UsageError);
+    expect(() => parseArgs(['frob'])).toThrow(/unknown command 'frob'/);
+    expect(() => parseArgs(['-Q'])).toThrow(/unknown option -Q/);
+    expect(() => parseArgs(['--peer'])).toThrow(/--peer needs a node id/);
+  });
+});
