@@ -96,10 +96,9 @@ describe('Injector', () => {
   it('writes peers’ changes straight into the kernel, and a later commit finds nothing to do', async () => {
     const kernel = new FakeKernel();
     const link = new ConntrackLink({ transportFactory: kernel.openSocket });
-    let injector: Injector | undefined;
-    const cache = new ExternalCache({ limit: 100, onChange: (...a) => injector?.onChange(...a) });
+    const cache = new ExternalCache({ limit: 100, onChange: (...a) => injector.onChange(...a) });
     const ticks: (() => void)[] = [];
-    injector = new Injector(cache, link, (fn) => ticks.push(fn));
+    const injector = new Injector(cache, link, (fn) => ticks.push(fn));
     const run = async () => {
       while (ticks.length > 0) {
         ticks.shift()!();
