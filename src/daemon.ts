@@ -9,9 +9,9 @@ import { Injector } from './cache/inject.js';
 import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
 import type { Config } from './config/index.js';
 import { ControlServer } from './control/server.js';
-import { type ConntrackEvent, ConntrackEvents } from './kernel/conntrack-events.js';
+import { type ConntrackEvent, ConntrackEvents, type ExpectEvent } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
-import { type ConntrackEntry, entryKey } from './kernel/entry.js';
+import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './kernel/entry.js';
 import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
@@ -159,7 +159,11 @@ export class Daemon {
 
     const kernelOpts = { transportFactory: this.deps.kernelTransport };
     // Subscribe before the dump: whatever changes during it arrives as events.
-    this.events = new ConntrackEvents({ ...kernelOpts, receiveBufferBytes: cfg.kernel.netlinkBufferBytes });
+    this.events = new ConntrackEvents({
+      ...kernelOpts,
+      receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
+      expectations: true,
+    });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
 
@@ -180,6 +184,8 @@ export class Daemon {
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },
       localKeys: () => this.internal.keys(),
+      lookupExpect: (key) => this.internal.getExpect(key),
+      localExpectKeys: () => [...this.internal.expectEntries()].map(([k]) => k),
       send: (buf) => this.channels?.send(buf),
       now: this.now,
       log: this.log,
@@ -195,6 +201,7 @@ export class Daemon {
 
     this.events.start({
       onEvent: (ev) => this.onKernelEvent(ev),
+      onExpectEvent: (ev) => this.onExpectEvent(ev),
       onOverrun: () => this.onOverrun(),
       onEmpty: () => {
         if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
@@ -508,6 +515,17 @@ export class Daemon {
     this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
   }
 
+  private onExpectEvent(ev: ExpectEvent): void {
+    if (ev.own) {
+      this.counters.ownKernelEvents++;
+      return;
+    }
+    const r = this.internal.applyExpect(ev.type, ev.entry);
+    const key = expectKey(ev.entry);
+    if (r === 'created' || r === 'updated') this.sync?.localExpectChange(key, 'new');
+    else if (r === 'deleted') this.sync?.localExpectChange(key, 'delete', ev.entry);
+  }
+
   private noteChange(key: string, kind: string, entry: ConntrackEntry | undefined): void {
     const sync = this.sync;
     if (!sync) return;
@@ -577,6 +595,12 @@ export class Daemon {
       throw e;
     }
     this.replicate(diff);
+    // Expectations after the conntrack table, so their masters are current.
+    const expectations: ExpectEntry[] = [];
+    await this.link!.dumpExpectations((x) => expectations.push(x));
+    const xdiff = this.internal.reconcileExpect(expectations);
+    for (const key of [...xdiff.created, ...xdiff.updated]) this.sync?.localExpectChange(key, 'new');
+    for (const x of xdiff.deleted) this.sync?.localExpectChange(expectKey(x), 'delete', x);
     return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
   }
 

@@ -28,7 +28,7 @@
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
 import type { ExternalCache } from '../cache/external-cache.js';
-import type { ConntrackEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import type { Logger } from '../log.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
@@ -65,6 +65,10 @@ export interface SyncNodeDeps {
   lookup: (key: string) => ConntrackEntry | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
   localKeys: () => Iterable<string>;
+  /** Current local state of an expectation; undefined when gone. */
+  lookupExpect?: (key: string) => ExpectEntry | undefined;
+  /** Every local expectation key, for bulks (sent after the conntrack entries). */
+  localExpectKeys?: () => Iterable<string>;
   send: (datagram: Buffer) => void;
   /** Milliseconds. */
   now: () => number;
@@ -230,6 +234,7 @@ export class SyncNode {
       encoder: new DatagramEncoder(encoderOpts),
       send: (buf) => this.emit(buf),
       lookup: deps.lookup,
+      lookupExpect: deps.lookupExpect,
       onSequenced: (msg) => this.tx.onSequenced(msg, this.now()),
       firstSeq,
       sliceMessages: deps.sliceMessages,
@@ -323,6 +328,12 @@ export class SyncNode {
   localChange(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
     if (this.closed) return;
     this.sender.enqueue(key, kind, gone);
+  }
+
+  /** A local expectation changed; for deletes, `gone` names it. */
+  localExpectChange(key: string, kind: QueueKind, gone?: ExpectEntry): void {
+    if (this.closed) return;
+    this.sender.enqueueExpect(key, kind, gone);
   }
 
   /**
@@ -569,7 +580,7 @@ export class SyncNode {
     const id = this.nextBulkId;
     this.nextBulkId = (this.nextBulkId + 1) >>> 0 || 1;
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId: id, peer }), true);
-    const n = this.sender.enqueueBulk(this.deps.localKeys());
+    const n = this.sender.enqueueBulk(this.deps.localKeys(), this.deps.localExpectKeys?.() ?? []);
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId: id, peer, count: n }), true);
     this.tx.bulkQueued(peer, id);
     this.counters.bulksSent++;
