@@ -177,6 +177,7 @@ export class SyncNode {
   private lastSentAt = Number.NEGATIVE_INFINITY;
   private lastRefreshAt = 0;
   private heardAny = false;
+  private bulkEverReceived = false;
   private firstSync = false;
   private nextBulkId = 1;
 
@@ -290,12 +291,14 @@ export class SyncNode {
   }
 
   /**
-   * True while at least one peer is up and every up peer's current epoch has
-   * completed a bulk to us: our external cache holds what the live peers
-   * hold. For keepalived's track_file.
+   * Whether our external cache holds the peers' state, for keepalived's
+   * track_file: some peer's bulk has completed to us, and every peer that is
+   * up now has completed a bulk of its current epoch (a restarted peer must
+   * send its new state first). A peer going down does not make us lose the
+   * state we have: that is exactly when this node may have to take over.
    */
   get inSync(): boolean {
-    let any = false;
+    let any = this.bulkEverReceived;
     for (const [id, rx] of this.rx) {
       if (this.peers.get(id)?.state !== 'up') continue;
       if (!rx.synced) return false;
@@ -550,6 +553,7 @@ export class SyncNode {
       removed = x.endBulk(rx.node);
     }
     this.counters.bulksReceived++;
+    this.bulkEverReceived = true;
     this.counters.bulkStaleRemoved += removed;
     // notrack refreshes arrive every refreshIntervalMs from every peer: that is chatter, not news.
     const level = lossy === undefined || removed > 0 ? 'info' : 'debug';
