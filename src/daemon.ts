@@ -21,6 +21,8 @@ import { SyncNode } from './sync/sync-node.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 import { FailoverSequencer, type FailoverStep, type NotifyFifoHandle, runNotifyFifo, TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
+import { parseHostPort } from './config/net.js';
+import { type MetricsSource, MetricsService } from './stats/index.js';
 
 export interface DaemonDeps {
   /** Kernel sockets (FakeKernel.openSocket in unit tests). */
@@ -35,6 +37,8 @@ export interface DaemonDeps {
   noControl?: boolean;
   /** systemd's notify socket (READY=1, STATUS=, WATCHDOG=1); none by default. */
   notifier?: SystemdNotifier;
+  /** Skip the metrics HTTP server even when metrics.enabled (unit tests open no ports). */
+  noMetrics?: boolean;
 }
 
 export interface DaemonCounters {
@@ -96,6 +100,7 @@ export class Daemon {
   private channels: ChannelSet | undefined;
   private sync: SyncNode | undefined;
   private control: ControlServer | undefined;
+  private metrics: MetricsService | undefined;
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
   private track: TrackFile | undefined;
@@ -162,6 +167,15 @@ export class Daemon {
         handlers: this.controlHandlers(),
       });
       await this.control.start();
+    }
+
+    // Metrics (src/stats) before the dump too: /readyz answers 503 until ready.
+    if (cfg.metrics.enabled && !this.deps.noMetrics) {
+      const at = parseHostPort(cfg.metrics.listen);
+      if (!at) throw new OperationError('ECONFIG', `metrics.listen is not host:port: ${cfg.metrics.listen}`);
+      const source: MetricsSource = { snapshot: () => this.statsSnapshot(), ready: () => this.ready };
+      this.metrics = new MetricsService(source, { ...at, log: this.log });
+      await this.metrics.start();
     }
 
     const kernelOpts = { transportFactory: this.deps.kernelTransport };
@@ -273,11 +287,17 @@ export class Daemon {
     this.link?.close();
     await this.channels?.close();
     await this.control?.close();
+    await this.metrics?.close();
     this.log.info('ctsyncd stopped');
     this.onStop?.();
   }
 
   stats(): Record<string, unknown> {
+    return this.statsSnapshot();
+  }
+
+  /** stats() with its type, which src/stats reads (StatsSnapshot) for /metrics. */
+  statsSnapshot() {
     const kernel = this.events?.counters;
     const sync = this.sync?.stats();
     return {
@@ -373,6 +393,7 @@ export class Daemon {
       st.unchanged += report.unchanged;
       st.failed += report.failed + report.expectations.failed;
       st.lastDurationMs = report.durationMs;
+      this.metrics?.observeCommit(report.durationMs);
       st.last = report;
       const level = report.failed + report.expectations.failed > 0 ? 'error' : 'info';
       this.log[level]('commit done', {

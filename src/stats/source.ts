@@ -1,0 +1,88 @@
+// What the metrics registry reads: the part of the daemon's stats object
+// (`ctsyncd stats --json`) that becomes Prometheus metrics. The daemon hands
+// over that very object, built from the modules' plain counters at scrape
+// time, so /metrics and `ctsyncd stats` never disagree. Typed here so a
+// renamed or removed stats field breaks the build rather than a dashboard.
+import type { FilterReason } from '../cache/filter.js';
+import type { InjectCounters } from '../cache/inject.js';
+import type { ExpectCounters, InternalCounters } from '../cache/internal-cache.js';
+import type { ExternalCounters } from '../cache/external-cache.js';
+import type { FailoverTarget } from '../keepalived/notify.js';
+import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
+import type { EventCounters } from '../kernel/conntrack-events.js';
+import type { LinkCounters } from '../kernel/conntrack-link.js';
+import type { ChannelStats } from '../sync/channel.js';
+import type { SenderCounters } from '../sync/sender.js';
+import type { SyncCounters, SyncPeerStats } from '../sync/sync-node.js';
+
+export interface InternalCacheSnapshot extends InternalCounters {
+  entries: number;
+  limit: number;
+  filtered: Record<FilterReason, number>;
+  expectations: ExpectCounters & { entries: number };
+}
+
+export interface ExternalCacheSnapshot extends ExternalCounters {
+  entries: number;
+  limit: number;
+  expectations: ExternalCounters & { entries: number };
+}
+
+export interface CommitSnapshot {
+  commits: number;
+  running: boolean;
+  committed: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+  lastDurationMs: number | null;
+}
+
+export interface KernelSnapshot {
+  /** The BPF filter that drops our own commits' events in the kernel is attached. */
+  ownEventsFiltered: boolean;
+  /** Empty before the event socket is open. */
+  events: Partial<EventCounters>;
+  link: Partial<LinkCounters>;
+  receiveBufferBytes: number;
+  overruns: number;
+  overrunResyncs: number;
+}
+
+/** Absent parts (counters, sender, resendQueue) mean the sync engine has not started yet. */
+export interface SyncSnapshot {
+  inSync?: boolean;
+  counters?: SyncCounters;
+  sender?: SenderCounters & { queueLength: number };
+  resendQueue?: { length: number; capacity: number };
+  peerCounters?: { ups: number; downs: number; restarts: number };
+  channels: ChannelStats[];
+}
+
+export type InjectSnapshot = { enabled: boolean; queued?: number } & Partial<InjectCounters>;
+
+export interface FailoverSnapshot {
+  inSync: boolean;
+  keepalivedState: FailoverTarget | null;
+  sequencer: FailoverSequencerCounters | null;
+}
+
+/** The subset of Daemon.stats() the metrics are derived from. */
+export interface StatsSnapshot {
+  ready: boolean;
+  internal: InternalCacheSnapshot;
+  external: ExternalCacheSnapshot;
+  peers: SyncPeerStats[];
+  commit: CommitSnapshot;
+  failover: FailoverSnapshot;
+  inject: InjectSnapshot;
+  kernel: KernelSnapshot;
+  sync: SyncSnapshot;
+}
+
+export interface MetricsSource {
+  /** A fresh stats snapshot; called once per scrape. */
+  snapshot(): StatsSnapshot;
+  /** The initial kernel dump and the first peer sync attempt are done (/readyz). */
+  ready(): boolean;
+}
