@@ -11,6 +11,7 @@ import { Daemon } from './daemon.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import type { ConntrackEntry } from './kernel/entry.js';
 import { entryToJson } from './kernel/entry-json.js';
+import { FailoverSequencer, type NotifyFifoHandle, runNotifyFifo } from './keepalived/index.js';
 import { createLogger } from './log.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
@@ -395,9 +396,42 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
   return EXIT_FAILURE;
 }
 
-async function keepalivedFifo(_inv: Invocation, io: Io): Promise<number> {
-  io.err('ctsyncd: keepalived-fifo is not available yet');
-  return EXIT_FAILURE;
+/**
+ * keepalived-fifo PATH: a long-running client that follows keepalived's
+ * notify FIFO and asks the daemon for each failover step in order.
+ */
+async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
+  // keepalived's notify_fifo_script passes the FIFO as the last argument.
+  const path = inv.args[inv.args.length - 1];
+  if (!path) {
+    io.err('ctsyncd: keepalived-fifo needs the FIFO path (see ctsyncd keepalived-fifo --help)');
+    return EXIT_USAGE;
+  }
+  const cfg = loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
+  if (!cfg) return EXIT_FAILURE;
+  const log = createLogger({ level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level, format: cfg.log.format });
+  const sequencer = new FailoverSequencer({
+    log,
+    name: cfg.failover.vrrpName,
+    run: async (step) => {
+      await controlRequest(cfg.control.socket, step, {}, { timeoutMs: CLIENT_TIMEOUT_MS });
+    },
+  });
+  let handle: NotifyFifoHandle;
+  try {
+    handle = runNotifyFifo(path, sequencer, log);
+  } catch (e) {
+    io.err(`ctsyncd: keepalived-fifo: cannot read ${path}: ${(e as Error).message}`);
+    return EXIT_FAILURE;
+  }
+  log.info('following keepalived notify FIFO', { path, socket: cfg.control.socket });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  handle.close();
+  await sequencer.idle();
+  return EXIT_OK;
 }
 
 function checkConfig(file: string | undefined, io: Io): number {

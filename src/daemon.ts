@@ -9,15 +9,16 @@ import { Injector } from './cache/inject.js';
 import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
 import type { Config } from './config/index.js';
 import { ControlServer } from './control/server.js';
-import { type ConntrackEvent, ConntrackEvents } from './kernel/conntrack-events.js';
+import { type ConntrackEvent, ConntrackEvents, type ExpectEvent } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
-import { type ConntrackEntry, entryKey } from './kernel/entry.js';
+import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './kernel/entry.js';
 import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
 import { ChannelSet, type SyncChannel } from './sync/channel.js';
 import { createChannels } from './sync/channel-factory.js';
 import { SyncNode } from './sync/sync-node.js';
+import { FailoverSequencer, type FailoverStep, type NotifyFifoHandle, runNotifyFifo, TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
 
 export interface DaemonDeps {
@@ -94,6 +95,9 @@ export class Daemon {
   private control: ControlServer | undefined;
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private track: TrackFile | undefined;
+  private fifo: NotifyFifoHandle | undefined;
+  private sequencer: FailoverSequencer | undefined;
   private dumpDone = false;
   private stopped = false;
   private resyncRunning = false;
@@ -159,7 +163,11 @@ export class Daemon {
 
     const kernelOpts = { transportFactory: this.deps.kernelTransport };
     // Subscribe before the dump: whatever changes during it arrives as events.
-    this.events = new ConntrackEvents({ ...kernelOpts, receiveBufferBytes: cfg.kernel.netlinkBufferBytes });
+    this.events = new ConntrackEvents({
+      ...kernelOpts,
+      receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
+      expectations: true,
+    });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
 
@@ -180,6 +188,8 @@ export class Daemon {
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },
       localKeys: () => this.internal.keys(),
+      lookupExpect: (key) => this.internal.getExpect(key),
+      localExpectKeys: () => [...this.internal.expectEntries()].map(([k]) => k),
       send: (buf) => this.channels?.send(buf),
       now: this.now,
       log: this.log,
@@ -195,6 +205,7 @@ export class Daemon {
 
     this.events.start({
       onEvent: (ev) => this.onKernelEvent(ev),
+      onExpectEvent: (ev) => this.onExpectEvent(ev),
       onOverrun: () => this.onOverrun(),
       onEmpty: () => {
         if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
@@ -208,7 +219,17 @@ export class Daemon {
 
     // Hello and a resync request go out before the dump: peers' state flows in while we read ours.
     this.sync.start();
-    this.timers.push(setInterval(() => this.sync?.tick(), SYNC_TICK_MS));
+    if (cfg.failover.trackFile) {
+      // "Not in sync" until proven otherwise: keepalived lowers our priority meanwhile.
+      this.track = new TrackFile(cfg.failover.trackFile, this.log);
+      this.track.start();
+    }
+    this.timers.push(
+      setInterval(() => {
+        this.sync?.tick();
+        if (this.track && this.sync) this.track.set(this.sync.inSync);
+      }, SYNC_TICK_MS),
+    );
 
     // Events interleave with the dump; a key an event touched belongs to the events.
     const initial = await this.reconcileWithKernel();
@@ -216,6 +237,8 @@ export class Daemon {
     this.log.info('initial kernel dump done', { cached: this.internal.size, ...initial });
     // An overrun during the dump waits for an empty queue; read it now so that happens.
     if (this.overrunPending) this.events.transport.drain();
+
+    if (cfg.failover.notifyFifo) this.startNotifyFifo(cfg.failover.notifyFifo);
 
     this.log.info('ctsyncd started', {
       node: cfg.node.id,
@@ -230,6 +253,7 @@ export class Daemon {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
+    this.fifo?.close();
     this.sync?.close();
     this.injector?.close();
     this.events?.close();
@@ -264,6 +288,16 @@ export class Daemon {
       },
       peers: sync ? sync.peers : [],
       commit: { ...this.commitStats, last: this.commitStats.last },
+      failover: {
+        inSync: this.sync?.inSync ?? false,
+        inject: this.config.failover.inject,
+        purgeTimeoutSeconds: this.config.failover.purgeTimeoutSeconds,
+        trackFile: this.config.failover.trackFile ?? null,
+        trackValue: this.track?.value ?? null,
+        notifyFifo: this.config.failover.notifyFifo ?? null,
+        keepalivedState: this.sequencer?.state ?? null,
+        sequencer: this.sequencer ? { ...this.sequencer.counters } : null,
+      },
       inject: this.injector ? { enabled: true, queued: this.injector.queued, ...this.injector.counters } : { enabled: false },
       kernel: {
         ownEventsFiltered: this.events?.ownEventsFiltered ?? false,
@@ -341,6 +375,36 @@ export class Daemon {
     } finally {
       st.running = false;
     }
+  }
+
+  /** The failover step keepalived's state changes call for, run in this process. */
+  async runFailoverStep(step: FailoverStep): Promise<unknown> {
+    switch (step) {
+      case 'commit':
+        return this.commit();
+      case 'flush':
+        return this.flush();
+      case 'resync':
+        return this.resyncKernel('keepalived');
+      case 'bulk-send':
+        return this.sync?.bulkSend('') ?? 0;
+      case 'purge-timeout':
+        return this.purgeTimeout();
+      case 'request-resync':
+        return this.sync?.requestResync('');
+    }
+  }
+
+  /** failover.notifyFifo: keepalived's ordered notifications drive the failover steps here. */
+  private startNotifyFifo(path: string): void {
+    this.sequencer = new FailoverSequencer({
+      log: this.log,
+      name: this.config.failover.vrrpName,
+      now: this.now,
+      run: (step) => withTimeout(this.runFailoverStep(step), FAILOVER_STEP_TIMEOUT_MS, step).then(() => undefined),
+    });
+    this.fifo = runNotifyFifo(path, this.sequencer, this.log);
+    this.log.info('following keepalived notify FIFO', { path });
   }
 
   private knownPeer(id: string): boolean {
@@ -508,6 +572,17 @@ export class Daemon {
     this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
   }
 
+  private onExpectEvent(ev: ExpectEvent): void {
+    if (ev.own) {
+      this.counters.ownKernelEvents++;
+      return;
+    }
+    const r = this.internal.applyExpect(ev.type, ev.entry);
+    const key = expectKey(ev.entry);
+    if (r === 'created' || r === 'updated') this.sync?.localExpectChange(key, 'new');
+    else if (r === 'deleted') this.sync?.localExpectChange(key, 'delete', ev.entry);
+  }
+
   private noteChange(key: string, kind: string, entry: ConntrackEntry | undefined): void {
     const sync = this.sync;
     if (!sync) return;
@@ -577,6 +652,12 @@ export class Daemon {
       throw e;
     }
     this.replicate(diff);
+    // Expectations after the conntrack table, so their masters are current.
+    const expectations: ExpectEntry[] = [];
+    await this.link!.dumpExpectations((x) => expectations.push(x));
+    const xdiff = this.internal.reconcileExpect(expectations);
+    for (const key of [...xdiff.created, ...xdiff.updated]) this.sync?.localExpectChange(key, 'new');
+    for (const x of xdiff.deleted) this.sync?.localExpectChange(expectKey(x), 'delete', x);
     return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
   }
 
@@ -585,6 +666,17 @@ export class Daemon {
     for (const key of diff.updated) this.noteChange(key, 'updated', undefined);
     for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
   }
+}
+
+/** A failover step that takes longer is reported failed, so later notifications are not held up forever. */
+const FAILOVER_STEP_TIMEOUT_MS = 300_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new OperationError('ETIMEDOUT', `${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
 /** The addresses this node uses on its sync links: its own replication traffic is never replicated. */

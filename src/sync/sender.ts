@@ -10,7 +10,7 @@
 // until the owner calls resume(). Flushes are scheduled through an
 // injectable schedule() (setImmediate by default) so a simulation can drive
 // them on a fake clock.
-import type { ConntrackEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import { seqAdd } from './seq.js';
 import type { DatagramEncoder, WireMessage } from './wire.js';
 
@@ -20,8 +20,11 @@ interface EntryItem {
   t: 'entry';
   key: string;
   kind: QueueKind;
+  /** An expectation rather than a conntrack entry. */
+  exp?: true;
   /** For deletes: the tuple to name, since the cache no longer has it. */
   gone?: ConntrackEntry;
+  goneExp?: ExpectEntry;
   /** Bulk items are never merged into, so a bulk always carries its whole set. */
   bulk: boolean;
   dead: boolean;
@@ -49,6 +52,8 @@ export interface SyncSenderOptions {
   send: (datagram: Buffer) => void;
   /** The current state of a key, or undefined when it is gone. */
   lookup: (key: string) => ConntrackEntry | undefined;
+  /** The current state of an expectation, or undefined when it is gone. */
+  lookupExpect?: (key: string) => ExpectEntry | undefined;
   /** Called once per sequenced message with the message and its sequence number. */
   onSequenced?: (msg: WireMessage) => void;
   /** Messages per flush slice before yielding to the loop. */
@@ -108,11 +113,35 @@ export class SyncSender {
     this.push(item);
   }
 
+  /**
+   * Queues a change of an expectation. Expectations have no update message
+   * on the wire: a changed one is sent whole again, as new.
+   */
+  enqueueExpect(key: string, kind: QueueKind, gone?: ExpectEntry): void {
+    const pkey = `x|${key}`;
+    const prev = this.pending.get(pkey);
+    if (prev && !prev.dead) {
+      prev.kind = kind === 'delete' ? 'delete' : 'new';
+      if (kind === 'delete') prev.goneExp = gone;
+      this.counters.merged++;
+      return;
+    }
+    const item: EntryItem = { t: 'entry', key, kind: kind === 'delete' ? 'delete' : 'new', exp: true, bulk: false, dead: false };
+    if (gone) item.goneExp = gone;
+    this.pending.set(pkey, item);
+    this.push(item);
+  }
+
   /** Appends bulk items for keys (never merged), framed by the caller's markers. */
-  enqueueBulk(keys: Iterable<string>): number {
+  enqueueBulk(keys: Iterable<string>, expectations: Iterable<string> = []): number {
     let n = 0;
     for (const key of keys) {
       this.push({ t: 'entry', key, kind: 'update', bulk: true, dead: false });
+      n++;
+    }
+    // After every conntrack entry, so receivers hold the masters first.
+    for (const key of expectations) {
+      this.push({ t: 'entry', key, kind: 'new', exp: true, bulk: true, dead: false });
       n++;
     }
     return n;
@@ -188,8 +217,20 @@ export class SyncSender {
     if (item.t === 'control') {
       return item.msg(item.sequenced ? this.takeSeq() : this.nextSeqValue);
     }
-    if (!item.bulk && this.pending.get(item.key) === item) this.pending.delete(item.key);
+    const pkey = item.exp ? `x|${item.key}` : item.key;
+    if (!item.bulk && this.pending.get(pkey) === item) this.pending.delete(pkey);
     item.dead = true;
+    if (item.exp) {
+      if (item.kind === 'delete') {
+        return item.goneExp ? { kind: 'exp-delete', seq: this.takeSeq(), entry: item.goneExp } : undefined;
+      }
+      const x = this.opts.lookupExpect?.(item.key);
+      if (!x) {
+        this.counters.vanished++;
+        return undefined;
+      }
+      return { kind: 'exp-new', seq: this.takeSeq(), entry: x };
+    }
     if (item.kind === 'delete') {
       if (!item.gone) return undefined;
       return { kind: 'ct-delete', seq: this.takeSeq(), entry: item.gone };

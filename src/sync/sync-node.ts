@@ -28,7 +28,7 @@
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
 import type { ExternalCache } from '../cache/external-cache.js';
-import type { ConntrackEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import type { Logger } from '../log.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
@@ -65,6 +65,10 @@ export interface SyncNodeDeps {
   lookup: (key: string) => ConntrackEntry | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
   localKeys: () => Iterable<string>;
+  /** Current local state of an expectation; undefined when gone. */
+  lookupExpect?: (key: string) => ExpectEntry | undefined;
+  /** Every local expectation key, for bulks (sent after the conntrack entries). */
+  localExpectKeys?: () => Iterable<string>;
   send: (datagram: Buffer) => void;
   /** Milliseconds. */
   now: () => number;
@@ -173,6 +177,7 @@ export class SyncNode {
   private lastSentAt = Number.NEGATIVE_INFINITY;
   private lastRefreshAt = 0;
   private heardAny = false;
+  private bulkEverReceived = false;
   private firstSync = false;
   private nextBulkId = 1;
 
@@ -230,6 +235,7 @@ export class SyncNode {
       encoder: new DatagramEncoder(encoderOpts),
       send: (buf) => this.emit(buf),
       lookup: deps.lookup,
+      lookupExpect: deps.lookupExpect,
       onSequenced: (msg) => this.tx.onSequenced(msg, this.now()),
       firstSeq,
       sliceMessages: deps.sliceMessages,
@@ -285,12 +291,14 @@ export class SyncNode {
   }
 
   /**
-   * True while at least one peer is up and every up peer's current epoch has
-   * completed a bulk to us: our external cache holds what the live peers
-   * hold. For keepalived's track_file.
+   * Whether our external cache holds the peers' state, for keepalived's
+   * track_file: some peer's bulk has completed to us, and every peer that is
+   * up now has completed a bulk of its current epoch (a restarted peer must
+   * send its new state first). A peer going down does not make us lose the
+   * state we have: that is exactly when this node may have to take over.
    */
   get inSync(): boolean {
-    let any = false;
+    let any = this.bulkEverReceived;
     for (const [id, rx] of this.rx) {
       if (this.peers.get(id)?.state !== 'up') continue;
       if (!rx.synced) return false;
@@ -323,6 +331,12 @@ export class SyncNode {
   localChange(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
     if (this.closed) return;
     this.sender.enqueue(key, kind, gone);
+  }
+
+  /** A local expectation changed; for deletes, `gone` names it. */
+  localExpectChange(key: string, kind: QueueKind, gone?: ExpectEntry): void {
+    if (this.closed) return;
+    this.sender.enqueueExpect(key, kind, gone);
   }
 
   /**
@@ -539,6 +553,7 @@ export class SyncNode {
       removed = x.endBulk(rx.node);
     }
     this.counters.bulksReceived++;
+    this.bulkEverReceived = true;
     this.counters.bulkStaleRemoved += removed;
     // notrack refreshes arrive every refreshIntervalMs from every peer: that is chatter, not news.
     const level = lossy === undefined || removed > 0 ? 'info' : 'debug';
@@ -569,7 +584,7 @@ export class SyncNode {
     const id = this.nextBulkId;
     this.nextBulkId = (this.nextBulkId + 1) >>> 0 || 1;
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId: id, peer }), true);
-    const n = this.sender.enqueueBulk(this.deps.localKeys());
+    const n = this.sender.enqueueBulk(this.deps.localKeys(), this.deps.localExpectKeys?.() ?? []);
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId: id, peer, count: n }), true);
     this.tx.bulkQueued(peer, id);
     this.counters.bulksSent++;

@@ -229,6 +229,46 @@ describe('commit and the operator interface', () => {
     expect((await stats(c, 'fw1')).external.entries).toBe(N_PLAIN + N_NAT);
   }, 60_000);
 
+  it('replicates an expectation and commits it after its master', async () => {
+    const master: ConntrackEntry = {
+      family: AF_INET,
+      orig: { src: '10.92.0.1', dst: '10.92.0.2', proto: IPPROTO.TCP, sport: 40000, dport: 21 },
+      reply: { src: '10.92.0.2', dst: '10.92.0.1', proto: IPPROTO.TCP, sport: 21, dport: 40000 },
+      status: IPS.SEEN_REPLY | IPS.ASSURED,
+      timeout: 600,
+      protoinfo: { tcp: { state: 3 } },
+      helper: 'ftp',
+    };
+    expect((await fw1.batch([{ op: 'create', entry: master }])).failures).toEqual({});
+    const errno = await fw1.createExpectation({
+      family: AF_INET,
+      master: master.orig,
+      tuple: { src: '10.92.0.2', dst: '10.92.0.1', proto: IPPROTO.TCP, sport: 0, dport: 50000 },
+      mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: IPPROTO.TCP, sport: 0, dport: 65535 },
+      timeout: 300,
+    });
+    expect(errno).toBe(0);
+    await waitFor(
+      async () => ((await c.request('fw2', 'stats')) as { external: { expectations: { entries: number } } }).external.expectations.entries === 1,
+      'expectation in fw2 external cache',
+      20_000,
+    );
+    const i = await cli(c, 'fw1', ['-i', 'expect']);
+    expect(i.stdout).toMatch(/tcp src=10\.92\.0\.2 dst=10\.92\.0\.1 sport=0 dport=50000 master=tcp,src=10\.92\.0\.1,dst=10\.92\.0\.2,sport=40000,dport=21 helper=ftp/);
+    const r = await cli(c, 'fw2', ['commit', '--peer', 'fw1', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).expectations).toMatchObject({ entries: 1, committed: 1, failed: 0 });
+    const list = (await c.node('fw2').ns.exec('conntrack', ['-L', 'expect'])).stdout;
+    expect(list).toContain('src=10.92.0.2 dst=10.92.0.1 sport=0 dport=50000');
+    // Gone on fw1 → gone from fw2's external cache.
+    await fw1.flushExpectations();
+    await waitFor(
+      async () => ((await c.request('fw2', 'stats')) as { external: { expectations: { entries: number } } }).external.expectations.entries === 0,
+      'expectation deleted on fw2',
+      20_000,
+    );
+  }, 60_000);
+
   it('CLI: help, unknown commands, bad arguments, text stats and dumps', async () => {
     const help = await cli(c, 'fw2', ['commit', '--help']);
     expect(help.code).toBe(0);
