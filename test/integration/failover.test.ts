@@ -23,6 +23,7 @@ import {
   type ConntrackRow,
   FailoverTopology,
   type FirewallId,
+  PURGE_TIMEOUT_SECONDS,
   SERVER_PORT,
   type Traffic,
 } from './helpers/failover-topology.js';
@@ -80,8 +81,13 @@ async function bringUp(t: FailoverTopology): Promise<{ traffic: Traffic; ports: 
   t.startKeepalived('fw2');
   await t.waitKeepalivedStarted('fw1');
   await t.waitKeepalivedStarted('fw2');
-  await waitFor(() => t.isMaster('fw1'), 'fw1 master', ELECTION_MS, () => t.diagnostics());
-  expect(await t.vips('fw2')).toEqual({ lan: false, wan: false });
+  // Both start as BACKUP; fw1's master-down timer runs out first (150 > 100).
+  await waitFor(
+    async () => (await t.isMaster('fw1')) && !(await t.vips('fw2')).lan && !(await t.vips('fw2')).wan,
+    'fw1 master, fw2 backup',
+    ELECTION_MS,
+    () => t.diagnostics(),
+  );
   const primary = await t.waitNotify('fw1', 'primary', since, 20_000);
   expect(primary.status, t.notifyLog('fw1')).toBe(0);
   log(`fw1 master after ${Date.now() - since} ms`);
@@ -168,8 +174,8 @@ async function expectSnatActive(t: FailoverTopology, id: FirewallId, ports: numb
     expect(e, `${id}'s kernel has the connection from port ${p}`).toBeDefined();
     expect(
       ((e!.status as number) & IPS_SRC_NAT) !== 0,
-      `${id}: the connection from port ${p} has IPS_SRC_NAT (status ${e!.status as number}); without it the ` +
-        'kernel forwards its packets untranslated',
+      `${id}: the kernel entry of the connection from port ${p} lacks IPS_SRC_NAT (status ${e!.status as number}), ` +
+        'so its packets are forwarded untranslated although conntrack -L shows the NATed reply tuple',
     ).toBe(true);
   }
 }
@@ -314,7 +320,6 @@ describe('failover with keepalived and ctsyncd', () => {
       log(`fw1 stayed backup for ${GATE_MS} ms while it could not sync`);
 
       // --- the sync link comes back: in sync first, then master ---
-      const beforeFailback = (await up.traffic.clientStatus()).conns;
       const unblockAt = Date.now();
       await t.unblockSync('fw1');
       let inSyncAt: number | undefined;
@@ -326,8 +331,8 @@ describe('failover with keepalived and ctsyncd', () => {
           if (masterAt === undefined && (await t.vips('fw1')).lan) masterAt = now;
           if (inSyncAt === undefined && t.readTrackFile('fw1') === '0') {
             inSyncAt = now;
-            const stats = (await t.stats('fw1')) as { sync?: { inSync?: boolean } };
-            expect(stats.sync?.inSync).toBe(true);
+            const stats = (await t.stats('fw1')) as { failover?: { inSync?: boolean; trackValue?: number } };
+            expect(stats.failover).toMatchObject({ inSync: true, trackValue: 0 });
             // What fw1 is about to commit: fw2's connections.
             const ext = await t.external('fw1');
             externalAtSync = ext.filter((e) => e.src === t.clientAddress && up.ports.includes(e.sport as number)).length;
@@ -345,12 +350,19 @@ describe('failover with keepalived and ctsyncd', () => {
       expect(await t.vips('fw2')).toEqual({ lan: false, wan: false });
       const failbackPrimary = await t.waitNotify('fw1', 'primary', unblockAt, 20_000);
       expect(failbackPrimary.status, t.notifyLog('fw1')).toBe(0);
+      log(`fw1's notify took ${failbackPrimary.endMs - failbackPrimary.startMs} ms`);
+      // fw1 committed what it learned from fw2, and forwards the connections from here on.
+      const afterCommit = (await up.traffic.clientStatus()).conns;
+      await expectTakenOver(t, 'fw1', up.ports, fw1Rows);
+      await expectCarriedOn(t, up.traffic, afterCommit, 'the failback to fw1');
+      await expectTakenOver(t, 'fw1', up.ports, fw1Rows);
+      // fw2, backup again, purged its copies (-t) and forwards none of them:
+      // a packet through fw2 would have set the timeout back to days.
       const fw2Backup = await t.waitNotify('fw2', 'backup', unblockAt, 20_000);
       expect(fw2Backup.status, t.notifyLog('fw2')).toBe(0);
-
-      await expectTakenOver(t, 'fw1', up.ports, fw1Rows);
-      await expectCarriedOn(t, up.traffic, beforeFailback, 'the failback to fw1');
-      await expectTakenOver(t, 'fw1', up.ports, fw1Rows);
+      const fw2Rows = forClient(t, await t.conntrack('fw2'), up.ports);
+      expect(fw2Rows.size).toBe(CONNECTIONS);
+      for (const r of fw2Rows.values()) expect(r.timeout, r.line).toBeLessThanOrEqual(PURGE_TIMEOUT_SECONDS);
       const final = (await up.traffic.clientStatus()).conns;
       log(`end: ${summarize(final)}`);
     },

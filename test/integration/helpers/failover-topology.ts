@@ -35,6 +35,8 @@ export const SERVER_PORT = 5000;
 export const SYNC_PORT = 3780;
 /** VRRP advertisement interval in seconds: a dead master is noticed after about 3.6 s. */
 export const ADVERT_INT = 1;
+/** failover.purgeTimeoutSeconds: what `-t` shortens the kernel timeouts of a new backup to. */
+export const PURGE_TIMEOUT_SECONDS = 30;
 /** How much a track file value of 1 lowers a firewall's VRRP priority. */
 export const TRACK_WEIGHT = -60;
 
@@ -284,7 +286,7 @@ export class FailoverTopology {
   }
 
   ctsyncdConfigFor(f: Firewall, other: Firewall): string {
-    const failover = this.opts.trackFile === false ? [] : [`failover: { trackFile: ${f.trackFile} }`];
+    const track = this.opts.trackFile === false ? '' : `, trackFile: ${f.trackFile}`;
     return [
       `node: { id: ${f.id} }`,
       'cluster: { id: 7 }',
@@ -294,7 +296,7 @@ export class FailoverTopology {
       'filter:',
       '  protocols: { accept: [tcp] }',
       `  addresses: { ignore: [127.0.0.0/8, ${f.lanAddress}, ${f.wanAddress}, ${f.syncAddress}] }`,
-      ...failover,
+      `failover: { purgeTimeoutSeconds: ${PURGE_TIMEOUT_SECONDS}${track} }`,
       `control: { socket: ${f.socket} }`,
       'log: { level: debug, format: text }',
       'metrics: { enabled: false }',
