@@ -574,14 +574,18 @@ export class FailoverTopology {
   }
 
   /**
-   * fw boots again, daemons not yet started: what a reboot would leave, i.e.
-   * no virtual addresses and an empty conntrack table, interfaces up.
+   * The dead firewall comes back, daemons not started yet: its interfaces go
+   * up again. The virtual addresses the killed keepalived left behind are
+   * removed first (keepalived would remove them itself when it starts, but
+   * until then they would answer ARP next to fw2's). Its kernel table keeps
+   * the entries from its time as master, as after a crash of the daemons
+   * only; `flush` empties it, as a reboot would.
    */
-  async reboot(id: FirewallId): Promise<void> {
+  async revive(id: FirewallId, opts: { flush?: boolean } = {}): Promise<void> {
     const f = this.fw[id];
     await f.ns.exec('ip', ['addr', 'del', `${this.lanVip}/24`, 'dev', 'lan0']).catch(() => undefined);
     await f.ns.exec('ip', ['addr', 'del', `${this.wanVip}/24`, 'dev', 'wan0']).catch(() => undefined);
-    await f.ns.exec('conntrack', ['-F'], { timeoutMs: 10_000 }).catch(() => undefined);
+    if (opts.flush) await f.ns.exec('conntrack', ['-F'], { timeoutMs: 10_000 });
     for (const ifname of ['lan0', 'wan0', 'sync0']) await f.ns.exec('ip', ['link', 'set', ifname, 'up']);
   }
 
@@ -803,6 +807,8 @@ export interface ClientConn {
   error: string | null;
   closed: boolean;
   lastEchoAt: number;
+  /** Pauses of more than 300 ms between two echoes, when they ended and how long they were. */
+  stalls: Array<{ endedAt: number; ms: number }>;
 }
 
 export interface ServerConn {

@@ -21,6 +21,7 @@ const cfg = JSON.parse(process.argv[2] ?? '{}');
 const count = cfg.count ?? 50;
 const intervalMs = cfg.intervalMs ?? 50;
 const conns = [];
+const STALL_MS = 300;
 
 function emit(ev) {
   process.stdout.write(`${JSON.stringify(ev)}\n`);
@@ -38,6 +39,8 @@ function open(index) {
     error: null,
     closed: false,
     lastEchoAt: 0,
+    // Pauses of more than STALL_MS between two echoes: { endedAt, ms }.
+    stalls: [],
   };
   conns.push(c);
   const sock = net.connect({ host: cfg.host, port: cfg.port });
@@ -73,7 +76,9 @@ function open(index) {
       const n = Number(line);
       if (n !== c.echoed + 1) c.gaps++;
       c.echoed = n;
-      c.lastEchoAt = Date.now();
+      const now = Date.now();
+      if (now - c.lastEchoAt > STALL_MS && c.stalls.length < 100) c.stalls.push({ endedAt: now, ms: now - c.lastEchoAt });
+      c.lastEchoAt = now;
     }
   });
   sock.on('error', (e) => {
