@@ -439,8 +439,16 @@ export class ConntrackLink {
   }
 }
 
+const errnoLabels = new Map<number, string>();
+
+/** The errno's name (EEXIST); memoised: a repeated commit labels 100k EEXISTs. */
 export function errnoLabel(errno: number): string {
-  return new KernelOpError('', errno).code.slice('EKERNEL_'.length);
+  let label = errnoLabels.get(errno);
+  if (label === undefined) {
+    label = new KernelOpError('', errno).code.slice('EKERNEL_'.length);
+    errnoLabels.set(errno, label);
+  }
+  return label;
 }
 
 function writeLookup(w: NlWriter, key: Pick<ConntrackEntry, 'family' | 'orig' | 'zone'>): void {

@@ -2,6 +2,8 @@
 // mapping, replace, idempotence, no self-overrun), flush, flush-kernel,
 // resync, purge-timeout, and the CLI's conntrackd flags and exit codes.
 import { execFile } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -300,6 +302,19 @@ describe('commit and the operator interface', () => {
     const gone = await run('node', [BIN, '--config', join(c.dir, 'nosuch.yaml'), 'stats']).catch((e) => e);
     expect(gone.code).toBe(1);
     const n = c.node('fw2');
+    // Not root: the 0600 socket (in a 0700 directory) shuts the client out.
+    const open = mkdtempSync(join(tmpdir(), 'ctsyncd-perm-'));
+    try {
+      chmodSync(open, 0o755);
+      const cfg = join(open, 'fw2.yaml');
+      copyFileSync(n.configPath, cfg);
+      chmodSync(cfg, 0o644);
+      const denied = await run('runuser', ['-u', 'nobody', '--', 'node', BIN, '-C', cfg, '-s']).catch((e) => e);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr.trim()).toBe(`ctsyncd: stats: permission denied on control socket ${n.socket} (run as root?)`);
+    } finally {
+      rmSync(open, { recursive: true, force: true });
+    }
     await c.stop('fw2');
     const r = await cli(c, 'fw2', ['-c']);
     expect(r.code).toBe(1);

@@ -205,17 +205,23 @@ describe('kernel link (real kernel, netns)', () => {
     expect(overruns).toBe(0);
   });
 
-  it('flags events caused by our own socket and serves get/flush', async () => {
+  it('drops events caused by our own socket in the kernel (BPF filter) and serves get/flush', async () => {
     ns = await createNetns('ctkl');
     const events = new ConntrackEvents({ netns: ns.path });
     const link = new ConntrackLink({ netns: ns.path });
-    open.push(events, link);
+    const other = new ConntrackLink({ netns: ns.path });
+    open.push(events, link, other);
     events.addOwnPortid(link.portid);
+    expect(events.ownEventsFiltered).toBe(true);
     const seen: ConntrackEvent[] = [];
     events.start({ onEvent: (e) => seen.push(e), onOverrun: () => {} });
     await link.batch([0, 1, 2].map((i) => ({ op: 'create' as const, entry: udpEntry(i) })));
-    await until(() => seen.length >= 3, 'own NEW events');
-    expect(seen.every((e) => e.own && e.pid === link.portid)).toBe(true);
+    // Another socket's change arrives, tagged with that socket's port id.
+    await other.batch([{ op: 'create', entry: udpEntry(3) }]);
+    await until(() => seen.length >= 1, 'the other socket\'s NEW event');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.map((e) => [e.entry.orig.src, e.own, e.pid])).toEqual([[udpEntry(3).orig.src, false, other.portid]]);
+    expect(events.counters.own).toBe(0);
     const got = await link.get(udpEntry(1));
     expect(got?.orig.src).toBe(udpEntry(1).orig.src);
     expect(got?.mark).toBe(1);
