@@ -168,6 +168,8 @@ export class FailoverTopology {
   private async ns(prefix: string): Promise<Netns> {
     const ns = await createNetns(prefix);
     this.namespaces.push(ns);
+    // IPv4 10.99.x.y only: no link-local IPv6 addresses, router or neighbour solicitations.
+    await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     return ns;
   }
 
