@@ -13,6 +13,7 @@ import type { ConntrackEntry } from './kernel/entry.js';
 import { entryToJson } from './kernel/entry-json.js';
 import { FailoverSequencer, type NotifyFifoHandle, runNotifyFifo } from './keepalived/index.js';
 import { createLogger } from './log.js';
+import { SystemdNotifier } from './systemd/notify.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 
@@ -237,13 +238,32 @@ async function runDaemon(file: string, io: Io): Promise<number> {
     level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
     format: cfg.log.format,
   });
-  const daemon = new Daemon(cfg, { log });
+  const daemon = new Daemon(cfg, { log, notifier: new SystemdNotifier({ log }) });
   const stop = (signal: string) => {
     log.info('signal received, stopping', { signal });
     void daemon.stop();
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A live reload would have to re-open sockets, re-key the wire and re-filter
+  // both caches while peers keep sending; a restart does all of that cleanly
+  // (peers resync us by themselves). SIGHUP only checks the file and says so.
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig(file);
+      const changed = Object.keys(next).filter(
+        (k) => JSON.stringify(next[k as keyof Config]) !== JSON.stringify(cfg[k as keyof Config]),
+      );
+      log.warn('SIGHUP: configuration is not reloaded live; restart ctsyncd to apply it', {
+        file,
+        valid: true,
+        changedSections: changed,
+      });
+    } catch (e) {
+      const issues = e instanceof ConfigError ? e.issues.map((i) => `${i.file}:${i.line}:${i.column} ${i.path} ${i.message}`) : [String(e)];
+      log.error('SIGHUP: configuration file is invalid; the running configuration stays', { file, issues });
+    }
+  });
   const stopped = daemon.waitForStop();
   try {
     await daemon.start();
