@@ -10,7 +10,8 @@
 #
 # Settings come from the environment, falling back to the defaults below, so
 # one copy serves both daemons:
-#   CONNTRACKD_BIN     daemon binary          (default /usr/bin/ctsyncd)
+#   CONNTRACKD_BIN     daemon binary          (default: ctsyncd from PATH;
+#                      a checkout: /opt/ctsyncd/bin/ctsyncd)
 #   CONNTRACKD_CONFIG  its configuration      (default /etc/ctsyncd/conntrackd.yaml)
 #   CONNTRACKD_LOCK    conntrackd's lock file (default /var/lock/conntrack.lock)
 # For conntrackd: CONNTRACKD_BIN=/usr/sbin/conntrackd
@@ -23,7 +24,7 @@
 # commit by hand (`ctsyncd -C CONFIG -c`) once the cause is fixed.
 # See README.md in this directory for the order of events and why.
 
-CONNTRACKD_BIN=${CONNTRACKD_BIN:-/usr/bin/ctsyncd}
+CONNTRACKD_BIN=${CONNTRACKD_BIN:-ctsyncd}
 CONNTRACKD_CONFIG=${CONNTRACKD_CONFIG:-/etc/ctsyncd/conntrackd.yaml}
 CONNTRACKD_LOCK=${CONNTRACKD_LOCK:-/var/lock/conntrack.lock}
 TAG=primary-backup
