@@ -8,6 +8,7 @@ import { ControlError, controlRequest } from './control/client.js';
 import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
 import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
 import { Daemon } from './daemon.js';
+import { runDemo } from './demo/demo.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import type { ConntrackEntry } from './kernel/entry.js';
 import { entryToJson } from './kernel/entry-json.js';
@@ -57,6 +58,8 @@ Local commands:
   check-config FILE          validate a configuration file; errors as file:line:col
   kernel dump [--netns PATH] [--json]
                              list this host's kernel conntrack table (ctnetlink)
+  demo                       two firewalls in network namespaces, a failover that
+                             keeps 20 NATed TCP connections alive (root, < 1 min)
   help [COMMAND]             show help
 
 conntrackd flags: -C FILE -d -c -f [internal|external] -F -i [ct|expect]
@@ -168,6 +171,16 @@ request-resync; FAULT -> purge-timeout. Runs until stopped.
 Validates FILE against the configuration schema. Prints "FILE: ok" and exits 0,
 or prints one line per problem as FILE:LINE:COLUMN FIELD MESSAGE and exits 1.
 `,
+  demo: `Usage: sudo ctsyncd demo        (or: sudo npx ctsyncd demo, sudo npm run demo)
+
+Builds two firewalls in network namespaces on this machine (client - LAN -
+fw1/fw2 - WAN - server, SNAT to a WAN virtual address, a sync link between
+the firewalls), runs ctsyncd on both with the shipped conntrackd.yaml, opens
+20 TCP connections through fw1, shows them replicate to fw2, kills fw1,
+commits on fw2 and shows the connections carry on. Only 10.99.x.y addresses
+inside the namespaces are used; everything is removed afterwards, also on
+Ctrl-C. Exits 0 when every connection survived.
+`,
   kernel: `Usage: ctsyncd kernel dump [--netns PATH] [--json]
 
 Dumps the kernel conntrack table over ctnetlink. --netns opens the socket in
@@ -214,6 +227,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       return inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io);
     case 'keepalived-fifo':
       return keepalivedFifo(inv, io);
+    case 'demo':
+      return runDemo(io);
     default:
       return clientCommand(inv, io);
   }

@@ -17,6 +17,7 @@ export type CommandName =
   | 'keepalived-fifo'
   | 'check-config'
   | 'kernel'
+  | 'demo'
   | 'help';
 
 export interface Invocation {
@@ -52,6 +53,7 @@ export const COMMANDS: readonly CommandName[] = [
   'keepalived-fifo',
   'check-config',
   'kernel',
+  'demo',
   'help',
 ];
 

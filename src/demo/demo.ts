@@ -6,7 +6,7 @@
 //   client ── lan ──┬── fw1 ──┬── wan ── server
 //                   └── fw2 ──┘
 //                   fw1 ═sync═ fw2      (addresses: 10.99.x.y only)
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -160,6 +160,7 @@ class Demo {
     await this.moveVips('fw1');
     this.say(`client ${this.lan}.10 → LAN VIP ${this.lan}.1 → fw1 → WAN VIP ${this.wan}.1 (SNAT) → server ${this.wan}.10`);
     this.say(`sync link ${this.sync}.1 ⇄ ${this.sync}.2 (multicast, as in the shipped conntrackd.yaml)`);
+    this.say(`namespaces: ${this.namespaces.join(' ')}`);
   }
 
   private async moveVips(to: 'fw1' | 'fw2'): Promise<void> {
@@ -295,11 +296,7 @@ class Demo {
   cleanup(): void {
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const ns of this.namespaces.splice(0)) {
-      try {
-        spawnSyncQuiet('ip', ['netns', 'del', ns]);
-      } catch {
-        // already gone
-      }
+      spawnSyncQuiet('ip', ['netns', 'del', ns]);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -309,17 +306,10 @@ class Demo {
   }
 }
 
+/** Synchronous, so it also runs from a signal handler before exit. */
 function spawnSyncQuiet(cmd: string, args: string[]): void {
-  // Synchronous so it also runs from a signal handler before exit.
-  const { spawnSync } = require_child_process();
   spawnSync(cmd, args, { stdio: 'ignore', timeout: 10_000 });
 }
-
-function require_child_process(): typeof import('node:child_process') {
-  return childProcess;
-}
-
-import * as childProcess from 'node:child_process';
 
 async function missingTools(): Promise<string[]> {
   const missing: string[] = [];
