@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/netlink.h>
@@ -155,6 +157,46 @@ static napi_value get_int_option(napi_env env, napi_callback_info info) {
   if (getsockopt(fd, level, name, &v, &len) < 0) return throw_errno(env, "getsockopt", errno);
   napi_value out;
   CHECK(napi_create_int32(env, v, &out));
+  return out;
+}
+
+/* unixDgramSend(path, buffer) -> 0 or errno. One datagram to a Unix datagram
+ * socket, e.g. systemd's NOTIFY_SOCKET ("@name" is the abstract namespace).
+ * Node has no Unix datagram sockets. */
+static napi_value unix_dgram_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = {0};
+  size_t plen = 0;
+  void *data = NULL;
+  size_t len = 0;
+  bool isbuf = false;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EARG", "unixDgramSend(path, buffer)");
+    return NULL;
+  }
+  napi_value out;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (plen == 0 || plen >= sizeof sa.sun_path) {
+    CHECK(napi_create_int32(env, EINVAL, &out));
+    return out;
+  }
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = 0;
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int err = 0;
+  if (fd < 0) err = errno;
+  else {
+    if (sendto(fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0) err = errno;
+    close(fd);
+  }
+  CHECK(napi_create_int32(env, err, &out));
   return out;
 }
 
@@ -414,6 +456,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getIntOption", NULL, get_int_option, NULL, NULL, NULL, napi_default, NULL},
       {"netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"unixDgramSend", NULL, unix_dgram_send, NULL, NULL, NULL, napi_default, NULL},
       {"attachFilter", NULL, attach_filter, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},

@@ -18,6 +18,7 @@ import { type Logger, silentLogger } from './log.js';
 import { ChannelSet, type SyncChannel } from './sync/channel.js';
 import { createChannels } from './sync/channel-factory.js';
 import { SyncNode } from './sync/sync-node.js';
+import type { SystemdNotifier } from './systemd/notify.js';
 import { FailoverSequencer, type FailoverStep, type NotifyFifoHandle, runNotifyFifo, TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
 
@@ -32,6 +33,8 @@ export interface DaemonDeps {
   localAddresses?: string[];
   /** Skip the control socket (unit tests drive the daemon directly). */
   noControl?: boolean;
+  /** systemd's notify socket (READY=1, STATUS=, WATCHDOG=1); none by default. */
+  notifier?: SystemdNotifier;
 }
 
 export interface DaemonCounters {
@@ -228,13 +231,22 @@ export class Daemon {
       setInterval(() => {
         this.sync?.tick();
         if (this.track && this.sync) this.track.set(this.sync.inSync);
+        const n = this.deps.notifier;
+        if (n && !n.ready && this.ready) this.notifySystemd(n);
       }, SYNC_TICK_MS),
     );
+
+    const notifier = this.deps.notifier;
+    notifier?.status('reading the kernel conntrack table');
+    const watchdogMs = notifier?.watchdogIntervalMs;
+    if (notifier && watchdogMs !== undefined) this.timers.push(setInterval(() => notifier.watchdog(), watchdogMs));
+    if (notifier) this.timers.push(setInterval(() => this.notifySystemd(notifier), SYSTEMD_STATUS_MS));
 
     // Events interleave with the dump; a key an event touched belongs to the events.
     const initial = await this.reconcileWithKernel();
     this.dumpDone = true;
     this.log.info('initial kernel dump done', { cached: this.internal.size, ...initial });
+    if (notifier) this.notifySystemd(notifier);
     // An overrun during the dump waits for an empty queue; read it now so that happens.
     if (this.overrunPending) this.events.transport.drain();
 
@@ -251,6 +263,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.deps.notifier?.stopping();
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     this.fifo?.close();
@@ -375,6 +388,18 @@ export class Daemon {
     } finally {
       st.running = false;
     }
+  }
+
+  /** A one-line summary for systemctl status; READY=1 the first time the daemon is ready. */
+  private notifySystemd(n: SystemdNotifier): void {
+    const peers = this.sync?.stats().peers ?? [];
+    const up = peers.filter((p) => p.state === 'up').length;
+    const text = this.dumpDone
+      ? `${this.internal.size} local and ${this.external.size} peer connections; ${up}/${peers.length} peers up; ${this.sync?.inSync ? 'in sync' : 'not in sync'}${this.commitStats.running ? '; committing' : ''}`
+      : 'reading the kernel conntrack table';
+    if (this.ready && !n.ready) n.notifyReady(text);
+    else if (this.dumpDone && !this.ready) n.status(`kernel table read; waiting for peers (${text})`);
+    else n.status(text);
   }
 
   /** The failover step keepalived's state changes call for, run in this process. */
@@ -667,6 +692,9 @@ export class Daemon {
     for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
   }
 }
+
+/** How often the systemd STATUS= line is refreshed (only sent when it changed). */
+const SYSTEMD_STATUS_MS = 1000;
 
 /** A failover step that takes longer is reported failed, so later notifications are not held up forever. */
 const FAILOVER_STEP_TIMEOUT_MS = 300_000;

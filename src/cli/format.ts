@@ -88,17 +88,31 @@ interface TupleJson {
   dst: string;
   sport: number;
   dport: number;
+  code?: number;
+}
+
+/**
+ * A tuple as conntrack(8) prints it: ICMP and ICMPv6 as type, code and id
+ * (entryToJson carries the id in sport and the type in dport), GRE keys in
+ * hex, ports otherwise.
+ */
+function tupleText(proto: string, x: TupleJson): string {
+  const a = `src=${x.src} dst=${x.dst}`;
+  if (proto === 'icmp' || proto === 'icmpv6') return `${a} type=${x.dport} code=${x.code ?? 0} id=${x.sport}`;
+  if (proto === 'gre') return `${a} srckey=0x${x.sport.toString(16)} dstkey=0x${x.dport.toString(16)}`;
+  return `${a} sport=${x.sport} dport=${x.dport}`;
 }
 
 /** One dump entry in conntrack(8)'s layout, plus origin for external entries. */
 export function entryText(j: Obj): string {
   const t = (x: TupleJson) => `src=${x.src} dst=${x.dst} sport=${x.sport} dport=${x.dport}`;
   const status = typeof j.status === 'number' ? j.status : 0;
-  const parts = [String(j.proto), String(protoNumber(String(j.proto)) ?? j.proto), String(j.timeout ?? 0)];
+  const proto = String(j.proto);
+  const parts = [proto, String(protoNumber(proto) ?? j.proto), String(j.timeout ?? 0)];
   if (j.state !== undefined) parts.push(String(j.state));
-  parts.push(t(j as unknown as TupleJson));
+  parts.push(tupleText(proto, j as unknown as TupleJson));
   if (!(status & IPS.SEEN_REPLY)) parts.push('[UNREPLIED]');
-  parts.push(t(j.reply as TupleJson));
+  parts.push(tupleText(proto, j.reply as TupleJson));
   if (status & IPS.ASSURED) parts.push('[ASSURED]');
   parts.push(`mark=${String(j.mark ?? 0)}`);
   if (j.zone) parts.push(`zone=${String(j.zone)}`);

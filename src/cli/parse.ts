@@ -18,6 +18,7 @@ export type CommandName =
   | 'check-config'
   | 'import-conntrackd'
   | 'kernel'
+  | 'demo'
   | 'help';
 
 export interface Invocation {
@@ -54,6 +55,7 @@ export const COMMANDS: readonly CommandName[] = [
   'check-config',
   'import-conntrackd',
   'kernel',
+  'demo',
   'help',
 ];
 

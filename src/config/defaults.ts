@@ -68,8 +68,8 @@ export const DEFAULTS = {
   },
   log: {
     level: 'info',
-    /** systemd's journal already timestamps and structures plain lines. */
-    format: 'text',
+    /** One JSON object per line: log shippers and `journalctl -o cat | jq` read it as is. */
+    format: 'json',
   },
   metrics: {
     enabled: true,

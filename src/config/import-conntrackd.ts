@@ -571,8 +571,13 @@ class Importer {
         );
       case 'systemd': {
         const v = this.bool(t);
-        if (!v.value) return this.implied(v, 'ctsyncd does not notify systemd');
-        return this.unsupported(v, 'ctsyncd does not send sd_notify messages yet; use Type=simple in the unit');
+        if (v.value) {
+          return this.implied(
+            v,
+            'ctsyncd notifies systemd (READY=1, STATUS=, WATCHDOG=1) whenever its unit is Type=notify, as in contrib/systemd/ctsyncd.service',
+          );
+        }
+        return this.implied(v, 'ctsyncd notifies systemd only under a Type=notify unit; use Type=simple for none');
       }
       default:
         return this.unknown(t, 'in General');
@@ -1102,7 +1107,8 @@ class Converter {
       s.line,
       s.option,
       `${s.text} became control.socket, but ctsyncd's control socket speaks its own protocol: conntrackd's own client cannot drive it. ` +
-        'Use `ctsyncd -C FILE` with the same flags (-c, -f, -R, -n, -B, -t, -k, -s, -i, -e) in primary-backup.sh, ' +
+        'Use `ctsyncd -C FILE` with the same flags (-c, -f, -R, -n, -B, -t, -k, -s, -i, -e) in primary-backup.sh ' +
+        '(contrib/keepalived/primary-backup.sh drives either daemon), ' +
         `and never run conntrackd with this path at the same time (or drop the key for ctsyncd's default ${DEFAULTS.control.socket})`,
     );
     e.set(['control', 'socket'], s.value, fromLine(s));

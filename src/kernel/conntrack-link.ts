@@ -22,7 +22,7 @@ import {
   NLMSG_HDRLEN,
   NLMSG_NOOP,
 } from './constants.js';
-import { decodeConntrack, encodeNatSetup, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
+import { decodeConntrack, encodeNatSetup, natCreateForm, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
 import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
 import { KernelOpError } from './errors.js';
 import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
@@ -489,8 +489,9 @@ function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, 
   // The kernel only accepts entries it can treat as confirmed (EBUSY otherwise).
   const status = (entry.status ?? 0) | IPS.CONFIRMED;
   if (op === 'create') {
-    encodeConntrack(w, { ...entry, status });
-    encodeNatSetup(w, entry);
+    const form = natCreateForm(entry);
+    encodeConntrack(w, { ...form.entry, status });
+    if (form.nat) encodeNatSetup(w, entry);
   } else {
     encodeConntrack(w, { ...entry, status, master: undefined });
   }

@@ -932,29 +932,62 @@ export function encodeConntrack(w: NlWriter, e: ConntrackEntry, opts?: EncodeOpt
   if (ro && e.secmark !== undefined) w.u32be(CTA.SECMARK, e.secmark);
 }
 
-/**
- * Appends CTA_NAT_SRC / CTA_NAT_DST for a create, derived from how the reply
- * tuple differs from the inverted original one. The kernel ignores NAT bits
- * in CTA_STATUS; only a NAT setup makes it translate the packets of a
- * created entry, and the single-address, single-port range reproduces the
- * mapping exactly. Only valid on a create: the kernel refuses NAT changes
- * to existing entries (EOPNOTSUPP).
- */
-export function encodeNatSetup(w: NlWriter, e: ConntrackEntry): void {
+interface NatPlan {
+  snat?: { addr: string; port: number | undefined };
+  dnat?: { addr: string; port: number | undefined };
+}
+
+/** How the reply tuple differs from the inverted original one: the NAT the entry carries. */
+function natPlan(e: ConntrackEntry): NatPlan {
   const { orig, reply } = e;
   const ports = hasPorts(orig.proto);
   const icmp = orig.proto === IPPROTO.ICMP || orig.proto === IPPROTO.ICMPV6;
+  const plan: NatPlan = {};
   // SNAT rewrote the source: replies come back to reply.dst:dport.
   const snatPort = ports && orig.sport !== reply.dport ? reply.dport : undefined;
   const snatId = icmp && orig.icmpId !== reply.icmpId ? reply.icmpId : undefined;
   if (orig.src !== reply.dst || snatPort !== undefined || snatId !== undefined) {
-    writeNatRange(w, CTA.NAT_SRC, e.family, reply.dst, snatPort ?? snatId);
+    plan.snat = { addr: reply.dst, port: snatPort ?? snatId };
   }
   // DNAT rewrote the destination: replies come from reply.src:sport.
   const dnatPort = ports && orig.dport !== reply.sport ? reply.sport : undefined;
-  if (orig.dst !== reply.src || dnatPort !== undefined) {
-    writeNatRange(w, CTA.NAT_DST, e.family, reply.src, dnatPort);
+  if (orig.dst !== reply.src || dnatPort !== undefined) plan.dnat = { addr: reply.src, port: dnatPort };
+  return plan;
+}
+
+/**
+ * The entry as a create must carry it when it is NATed: the reply tuple
+ * un-translated (the inverted original) and the mapping as CTA_NAT_SRC /
+ * CTA_NAT_DST, which the kernel turns back into the translated reply tuple.
+ * The kernel only marks an entry as translated (IPS_SRC_NAT / IPS_DST_NAT,
+ * which it never takes from CTA_STATUS) when its NAT setup changed the reply
+ * tuple; sent already translated, the entry would look right in a dump and
+ * translate no packet. Returns the entry unchanged when it is not NATed.
+ */
+export function natCreateForm(e: ConntrackEntry): { entry: ConntrackEntry; nat: boolean } {
+  const plan = natPlan(e);
+  if (!plan.snat && !plan.dnat) return { entry: e, nat: false };
+  const o = e.orig;
+  const reply: Tuple = { ...e.reply, src: o.dst, dst: o.src };
+  if (hasPorts(o.proto)) {
+    reply.sport = o.dport;
+    reply.dport = o.sport;
+  } else if (o.proto === IPPROTO.ICMP || o.proto === IPPROTO.ICMPV6) {
+    reply.icmpId = o.icmpId;
   }
+  return { entry: { ...e, reply }, nat: true };
+}
+
+/**
+ * Appends CTA_NAT_SRC / CTA_NAT_DST for a create of `e` (the entry as
+ * replicated, reply tuple translated): single-address, single-port ranges
+ * that reproduce the mapping exactly. Only valid on a create: the kernel
+ * refuses NAT changes to existing entries (EOPNOTSUPP).
+ */
+export function encodeNatSetup(w: NlWriter, e: ConntrackEntry): void {
+  const plan = natPlan(e);
+  if (plan.snat) writeNatRange(w, CTA.NAT_SRC, e.family, plan.snat.addr, plan.snat.port);
+  if (plan.dnat) writeNatRange(w, CTA.NAT_DST, e.family, plan.dnat.addr, plan.dnat.port);
 }
 
 function writeNatRange(w: NlWriter, type: number, family: Family, addr: string, port: number | undefined): void {

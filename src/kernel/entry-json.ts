@@ -1,5 +1,5 @@
 // The JSON shape of an entry in `dump --json` and `kernel dump --json`.
-import { protoName, TCP_STATES } from './constants.js';
+import { DCCP_STATES, protoName, SCTP_STATES, TCP_STATES } from './constants.js';
 import type { ConntrackEntry, ExpectEntry, Tuple } from './entry.js';
 
 export interface TupleJson {
@@ -7,22 +7,36 @@ export interface TupleJson {
   dst: string;
   sport: number;
   dport: number;
+  /** ICMP and ICMPv6 only: the code (sport and dport stand for the id and the type). */
+  code?: number;
 }
 
 function tupleJson(x: Tuple): TupleJson {
   // ICMP has no ports: the id and type stand in, as conntrack(8) prints them.
-  return { src: x.src, dst: x.dst, sport: x.sport ?? x.icmpId ?? 0, dport: x.dport ?? x.icmpType ?? 0 };
+  const t: TupleJson = { src: x.src, dst: x.dst, sport: x.sport ?? x.icmpId ?? 0, dport: x.dport ?? x.icmpType ?? 0 };
+  // The code is part of an ICMP connection's identity: without it two entries can print alike.
+  if (x.icmpCode !== undefined) t.code = x.icmpCode;
+  return t;
+}
+
+/** The protocol state by name (TCP, SCTP, DCCP), as conntrack(8) prints it. */
+function stateJson(e: ConntrackEntry): string | number | undefined {
+  const p = e.protoinfo;
+  if (p?.tcp) return TCP_STATES[p.tcp.state] ?? p.tcp.state;
+  if (p?.sctp) return SCTP_STATES[p.sctp.state] ?? p.sctp.state;
+  if (p?.dccp) return DCCP_STATES[p.dccp.state] ?? p.dccp.state;
+  return undefined;
 }
 
 /** The JSON shape of an entry in dumps (shared with the daemon's dump command). */
 export function entryToJson(e: ConntrackEntry): Record<string, unknown> {
   const t = tupleJson;
-  const tcp = e.protoinfo?.tcp;
+  const state = stateJson(e);
   return {
     proto: protoName(e.orig.proto),
     ...t(e.orig),
     reply: t(e.reply),
-    ...(tcp ? { state: TCP_STATES[tcp.state] ?? tcp.state } : {}),
+    ...(state !== undefined ? { state } : {}),
     timeout: e.timeout ?? 0,
     zone: e.zone ?? 0,
     mark: e.mark ?? 0,

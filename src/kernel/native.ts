@@ -13,6 +13,8 @@ export interface NativeAddon {
   /** Classic BPF program (struct sock_filter[]); empty detaches. */
   attachFilter(fd: number, program: Buffer): void;
   close(fd: number): void;
+  /** One datagram to a Unix datagram socket ("@name": abstract). Returns 0 or an errno. */
+  unixDgramSend(path: string, data: Buffer): number;
   pollStart(fd: number, callback: (events: number) => void): PollHandle;
   pollClose(handle: PollHandle): void;
   pollRef(handle: PollHandle, on: boolean): void;

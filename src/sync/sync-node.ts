@@ -178,6 +178,7 @@ export class SyncNode {
   private lastRefreshAt = 0;
   private heardAny = false;
   private bulkEverReceived = false;
+  private syncLatched = false;
   private firstSync = false;
   private nextBulkId = 1;
 
@@ -292,18 +293,21 @@ export class SyncNode {
 
   /**
    * Whether our external cache holds the peers' state, for keepalived's
-   * track_file: some peer's bulk has completed to us, and every peer that is
-   * up now has completed a bulk of its current epoch (a restarted peer must
-   * send its new state first). A peer going down does not make us lose the
-   * state we have: that is exactly when this node may have to take over.
+   * track_file: false until some peer's bulk has completed to us and every
+   * peer that is up has completed one; from then on true for the life of this
+   * daemon. It gates the initial sync only: a peer that restarts later is the
+   * one without state, and if this node dropped its own priority while that
+   * peer's bulk runs, the empty peer could win the election.
    */
   get inSync(): boolean {
+    if (this.syncLatched) return true;
     let any = this.bulkEverReceived;
     for (const [id, rx] of this.rx) {
       if (this.peers.get(id)?.state !== 'up') continue;
       if (!rx.synced) return false;
       any = true;
     }
+    if (any) this.syncLatched = true;
     return any;
   }
 

@@ -147,6 +147,17 @@ describe('commit and the operator interface', () => {
     expect(list).toContain('[ASSURED]');
     const natOnly = (await c.node('fw2').ns.exec('conntrack', ['-L', '--src-nat'])).stdout.trim().split('\n');
     expect(natOnly.length).toBe(N_NAT);
+    // And the kernel really translates them: it marks an entry SRC_NAT only
+    // when its own NAT setup produced the reply tuple (a reply tuple sent
+    // already translated shows right in a dump and translates nothing).
+    const natted = (await fw2.list()).filter((e) => e.orig.src.startsWith('10.96.'));
+    expect(natted).toHaveLength(N_NAT);
+    for (const e of natted) {
+      expect(e.status! & (IPS.SRC_NAT | IPS.SRC_NAT_DONE)).toBe(IPS.SRC_NAT | IPS.SRC_NAT_DONE);
+      expect(e.status! & IPS.DST_NAT).toBe(0);
+    }
+    const i5 = natted.find((e) => e.orig.src === '10.96.0.5')!;
+    expect(i5.reply).toMatchObject({ src: '10.97.0.2', dst: '10.95.0.1', sport: 80, dport: 20005 });
 
     // Our own commit is neither replicated nor an overrun of our own event
     // socket. fw1 knows only the 100 connections fw2's kernel had of its own.

@@ -10,6 +10,7 @@ import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+import { natCreateForm } from '../../src/kernel/ct-codec.js';
 
 function tcp(i: number, extra: Partial<ConntrackEntry> = {}): ConntrackEntry {
   const src = `10.99.${(i >> 8) & 255}.${i & 255}`;
@@ -89,6 +90,24 @@ describe('commitExternal', () => {
     const f = commitForm({ ...tcp(1), status: IPS.EXPECTED | IPS.SEEN_REPLY });
     expect(f.status).toBe(IPS.SEEN_REPLY);
     expect(f.protoinfo!.tcp).toMatchObject({ flagsOrig: { flags: 8, mask: 8 }, flagsReply: { flags: 8, mask: 8 } });
+  });
+});
+
+describe('natCreateForm', () => {
+  it('sends a NATed entry un-translated, so the kernel’s NAT setup translates it', () => {
+    const snat: ConntrackEntry = {
+      ...tcp(1),
+      reply: { src: '10.99.250.1', dst: '10.95.0.1', proto: IPPROTO.TCP, sport: 21, dport: 30000 },
+    };
+    const f = natCreateForm(snat);
+    expect(f.nat).toBe(true);
+    expect(f.entry.reply).toMatchObject({ src: '10.99.250.1', dst: '10.99.0.1', sport: 21, dport: 1000 });
+    expect(natCreateForm(tcp(2))).toEqual({ entry: tcp(2), nat: false });
+    const dnat: ConntrackEntry = {
+      ...tcp(3),
+      reply: { src: '10.99.200.7', dst: '10.99.0.3', proto: IPPROTO.TCP, sport: 8080, dport: 1000 },
+    };
+    expect(natCreateForm(dnat).entry.reply).toMatchObject({ src: '10.99.250.1', sport: 21 });
   });
 });
 

@@ -68,7 +68,7 @@ const MINIMAL_RESOLVED: Config = {
   cache: { internalLimit: 262144, externalLimit: 262144 },
   failover: { purgeTimeoutSeconds: 60, inject: false },
   control: { socket: '/run/ctsyncd/ctsyncd.sock', mode: '0600' },
-  log: { level: 'info', format: 'text' },
+  log: { level: 'info', format: 'json' },
   metrics: { enabled: true, listen: '127.0.0.1:9469' },
 };
 

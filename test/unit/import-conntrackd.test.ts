@@ -275,7 +275,7 @@ describe('mapping', () => {
     expectWarning(/Checksum off/, /^Checksum off is not supported by ctsyncd: .*sync\.auth/);
     expectWarning(/TCPWindowTracking/, /^TCPWindowTracking Off needs no setting/);
     expectWarning(/ExpectationSync/, /^ExpectationSync \{ \.\.\. \} is not supported by ctsyncd: /);
-    expectWarning(/Systemd/, /^Systemd on is not supported by ctsyncd: /);
+    expectWarning(/Systemd/, /^Systemd on needs no setting in ctsyncd: .*Type=notify/);
     expectWarning(/Nice/, /^Nice -20 is not supported by ctsyncd: /);
     expectWarning(/Scheduler/, /^Scheduler is not supported by ctsyncd: .*CPUSchedulingPolicy/);
     expectWarning(/NetlinkEventsReliable/, /needs no setting/);

@@ -771,6 +771,24 @@ describe('sync simulation: protocol details', () => {
     expect(a.sync.stats().counters.retransmitTimeouts).toBeGreaterThan(timeoutsBefore);
   });
 
+  it('inSync (the keepalived track_file) gates only the first sync: a restarting peer is the one without state', () => {
+    const { sim } = quietCluster(13);
+    const [a, b] = sim.nodes as [SimNode, SimNode, SimNode];
+    expect(a.sync.inSync).toBe(true);
+    const t0 = sim.now;
+    sim.at(t0 + 1, () => {
+      b.crash();
+      b.restart();
+    });
+    // Right after the restart, b's new epoch has not sent its bulk yet: a stays in sync, b does not.
+    sim.run(t0 + 1);
+    expect(a.sync.inSync).toBe(true);
+    expect(b.sync.inSync).toBe(false);
+    sim.run(t0 + 3000, () => b.sync.inSync);
+    expect(b.sync.inSync).toBe(true);
+    expect(a.sync.inSync).toBe(true);
+  });
+
   it("a restarting peer's hello never empties the resend queue: other peers' NACKs are still served", () => {
     const { sim } = quietCluster(12);
     const [a, b, c] = sim.nodes as [SimNode, SimNode, SimNode];
