@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { importConntrackdCommand } from './config/import-conntrackd.js';
 import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
@@ -56,6 +57,7 @@ Commands (talk to the running daemon over its control socket):
 Local commands:
   daemon [--detach]          run the daemon; --detach (-d) returns once it answers
   check-config FILE          validate a configuration file; errors as file:line:col
+  import-conntrackd FILE     convert a conntrackd.conf to ctsyncd YAML
   kernel dump [--netns PATH] [--json]
                              list this host's kernel conntrack table (ctnetlink)
   demo                       two firewalls in network namespaces, a failover that
@@ -171,6 +173,26 @@ request-resync; FAULT -> purge-timeout. Runs until stopped.
 Validates FILE against the configuration schema. Prints "FILE: ok" and exits 0,
 or prints one line per problem as FILE:LINE:COLUMN FIELD MESSAGE and exits 1.
 `,
+  'import-conntrackd': `Usage: ctsyncd import-conntrackd FILE [--output OUT] [--node-id ID] [--cluster-id N]
+
+Converts a conntrackd.conf (Sync with Mode FTFW, NOTRACK or ALARM, its
+Multicast, UDP or TCP links and Options; General with its Filter) to ctsyncd
+YAML, written to OUT or standard output. FILE may be gzipped, or - for
+standard input. The comment on each value names the line it came from.
+
+Every option that cannot be carried over as written is reported on stderr as
+FILE:LINE: and listed at the top of the output. ALARM becomes notrack, which
+re-sends the whole table every RefreshTime. A result that still fails
+check-config (e.g. a Multicast block without Interface) is converted anyway,
+with a warning saying which key to fill in.
+
+conntrackd.conf has no node or cluster id: node.id is the short host name
+unless --node-id is given (convert each node's file on that node), and
+cluster.id is 1 unless --cluster-id is given.
+
+Exits 0 when converted (also with warnings), 1 when FILE cannot be read or
+parsed (FILE:LINE:COLUMN: why), 2 on a usage error.
+`,
   demo: `Usage: sudo ctsyncd demo        (or: sudo npx ctsyncd demo, sudo npm run demo)
 
 Builds two firewalls in network namespaces on this machine (client - LAN -
@@ -221,6 +243,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   switch (inv.command) {
     case 'check-config':
       return checkConfig(inv.args[0] ?? inv.config, io);
+    case 'import-conntrackd':
+      return importConntrackdCommand(inv.args, io);
     case 'kernel':
       return kernelCommand(inv, io);
     case 'daemon':

@@ -16,6 +16,7 @@ export type CommandName =
   | 'dump'
   | 'keepalived-fifo'
   | 'check-config'
+  | 'import-conntrackd'
   | 'kernel'
   | 'demo'
   | 'help';
@@ -52,6 +53,7 @@ export const COMMANDS: readonly CommandName[] = [
   'dump',
   'keepalived-fifo',
   'check-config',
+  'import-conntrackd',
   'kernel',
   'demo',
   'help',
@@ -126,6 +128,11 @@ export function parseArgs(argv: readonly string[]): Invocation {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    // import-conntrackd parses its own options (--output, --node-id, --cluster-id).
+    if (command === 'import-conntrackd' && a !== '-h' && a !== '--help') {
+      inv.args.push(a);
+      continue;
+    }
     switch (a) {
       case '-C':
       case '--config':

@@ -322,6 +322,7 @@ export class SyncNode {
     this.counters.resyncRequestsSent++;
     this.out({ kind: 'hello', seq: this.sender.nextSeq });
     this.out({ kind: 'resync-request', peer: '' });
+    this.log.info('hello sent, asking every peer for its state', { epoch: this.deps.epoch });
     this.flushOut();
     this.sender.resume();
   }
@@ -430,6 +431,7 @@ export class SyncNode {
     if (this.closed) return;
     const now = this.now();
     this.counters.resyncRequestsSent++;
+    this.log.info('resync requested', { peer: peer || '*' });
     this.out({ kind: 'resync-request', peer });
     for (const rx of this.rx.values()) if (peer === '' || rx.node === peer) rx.wantResync(now);
     this.flushOut();
@@ -489,6 +491,7 @@ export class SyncNode {
       case 'hello':
         if (rx.onHello(m.seq, now)) {
           this.counters.hellosReceived++;
+          this.log.info('hello from peer: it (re)started, sending it our state', { peer: rx.node, epoch: rx.epoch });
           this.out({ kind: 'hello-ack', peer: rx.node, epoch: rx.epoch });
           // It (re)started with nothing: it gets our state.
           this.wantBulk(rx.node, 'hello');

@@ -1,0 +1,42 @@
+// The README's configuration reference table, generated from the JSON Schema
+// (itself generated from the schema the daemon validates with), so the
+// documentation cannot drift from what the daemon accepts.
+
+interface SchemaNode {
+  type?: string;
+  properties?: Record<string, SchemaNode>;
+  anyOf?: SchemaNode[];
+  oneOf?: SchemaNode[];
+  default?: unknown;
+  description?: string;
+}
+
+export function configReference(schema: unknown): string {
+  const rows: [string, string, string][] = [];
+  const leaf = (path: string, n: SchemaNode) => {
+    if (rows.some((r) => r[0] === path)) return;
+    const d = n.default === undefined ? '' : `\`${JSON.stringify(n.default)}\``;
+    rows.push([path, d, (n.description ?? '').replace(/\|/g, '/')]);
+  };
+  const walk = (path: string, node: SchemaNode | undefined) => {
+    if (!node) return;
+    const alts = node.anyOf ?? node.oneOf;
+    if (alts) {
+      const objects = alts.filter((x) => x.properties);
+      for (const x of objects) walk(path, x);
+      if (objects.length === 0) leaf(path, node);
+      return;
+    }
+    if (node.type === 'object' && node.properties) {
+      for (const [k, v] of Object.entries(node.properties)) walk(path ? `${path}.${k}` : k, v);
+      return;
+    }
+    leaf(path, node);
+  };
+  walk('', schema as SchemaNode);
+  return [
+    '| key | default | meaning |',
+    '|---|---|---|',
+    ...rows.map((r) => `| \`${r[0]}\` | ${r[1]} | ${r[2]} |`),
+  ].join('\n');
+}

@@ -1,0 +1,27 @@
+// contrib/ctsyncd.schema.json is what editors validate ctsyncd YAML with. It
+// is generated (scripts/gen-schema.mjs) from the schema the daemon validates
+// with; this test fails as soon as the two drift apart.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { configJsonSchema } from '../../src/config/index.js';
+import { configReference } from '../../src/config/reference.js';
+
+const FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'contrib', 'ctsyncd.schema.json');
+
+describe('contrib/ctsyncd.schema.json', () => {
+  it('is exactly what configJsonSchema() produces (regenerate: npm run build && node scripts/gen-schema.mjs)', () => {
+    const committed = readFileSync(FILE, 'utf8');
+    expect(committed).toBe(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+  });
+});
+
+describe('README configuration reference', () => {
+  it('lists every key of the shipped schema, as scripts/config-reference.mjs generates it', () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const schema = JSON.parse(readFileSync(join(root, 'contrib', 'ctsyncd.schema.json'), 'utf8'));
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    expect(readme).toContain(configReference(schema));
+  });
+});
