@@ -280,6 +280,18 @@ class Demo {
     return { survived, commitMs: report.durationMs ?? 0 };
   }
 
+  /** A few lines of fw2's Prometheus metrics, fetched inside its namespace. */
+  async metrics(): Promise<void> {
+    this.title("fw2's metrics (Prometheus, 127.0.0.1:9469/metrics inside its namespace)");
+    const script =
+      "fetch('http://127.0.0.1:9469/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))";
+    const text = await this.inNs(this.fw.fw2.ns, process.execPath, '-e', script).catch(() => '');
+    const wanted = /^ctsyncd_(cache_entries|commit_entries_total|commit_duration_seconds_(count|sum)|peer_up|sync_datagrams_total)\b/;
+    const lines = text.split('\n').filter((l) => wanted.test(l));
+    if (lines.length === 0) this.say('(metrics endpoint not reachable)');
+    for (const l of lines.slice(0, 12)) this.io.out(`         ${l}`);
+  }
+
   private async until(cond: () => boolean | Promise<boolean>, what: string, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     let last = Date.now();
@@ -353,11 +365,12 @@ export async function runDemo(io: DemoIo, opts: DemoOptions = {}): Promise<numbe
     await demo.traffic();
     await demo.replication();
     const { survived, commitMs } = await demo.failover();
+    await demo.metrics();
     const n = opts.connections ?? 20;
     io.out('\n== Summary');
     io.out(`  ${survived}/${n} connections survived the failover; the commit took ${commitMs} ms.`);
     io.out('  On a real pair, keepalived runs the commit: see contrib/keepalived/ and README "Failover with keepalived".');
-    io.out(`  Metrics: each daemon serves Prometheus metrics on its namespace's 127.0.0.1:9469 (metrics.listen).`);
+    io.out("  Metrics: each daemon serves Prometheus metrics on metrics.listen (127.0.0.1:9469); METRICS.md lists them.");
     io.out(`  Logs of this run: ${demo.logDir} (removed now). Everything the demo created is being removed.`);
     return survived === n ? 0 : 1;
   } catch (e) {

@@ -110,8 +110,20 @@ describe('keepalived: track_file and notify FIFO', () => {
     });
     const err: string[] = [];
     client.stderr?.on('data', (d: Buffer) => err.push(d.toString()));
-    await waitFor(() => existsSync(fifo), 'FIFO created', 10_000, () => err.join(''));
-    notify(fifo, 'INSTANCE "VI_LAN" MASTER 150');
+    // The FIFO appears before the client has it open; until then a writer gets ENXIO.
+    await waitFor(
+      () => {
+        try {
+          notify(fifo, 'INSTANCE "VI_LAN" MASTER 150');
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      'the client reading its FIFO',
+      10_000,
+      () => err.join(''),
+    );
     await waitFor(async () => (await stats('fw1')).commit.commits === 1, 'fw1 committed', 20_000, () => err.join(''));
     const k = await n.ns.exec('conntrack', ['-C']);
     expect(Number.parseInt(k.stdout, 10)).toBe(N);
