@@ -3,21 +3,19 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { importConntrackdCommand } from './config/import-conntrackd.js';
-import { type Config, ConfigError, loadConfig } from './config/index.js';
-import { ControlError, controlRequest } from './control/client.js';
+// Client commands run from keepalived's notify path at failover, so they load
+// only what they use: the daemon, the kernel link, the schema validator and
+// the rest are imported where they are needed.
+import { parse as parseYaml } from 'yaml';
 import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
 import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
-import { Daemon } from './daemon.js';
-import { runDemo } from './demo/demo.js';
-import { ConntrackLink } from './kernel/conntrack-link.js';
-import type { ConntrackEntry } from './kernel/entry.js';
-import { entryToJson } from './kernel/entry-json.js';
-import { FailoverSequencer, type NotifyFifoHandle, runNotifyFifo } from './keepalived/index.js';
+import type { Config } from './config/index.js';
+import { ControlError, controlRequest } from './control/client.js';
 import { createLogger } from './log.js';
-import { SystemdNotifier } from './systemd/notify.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
+/** DEFAULTS.control.socket, restated so client commands need not load the schema (a test keeps them equal). */
+export const DEFAULT_SOCKET = '/run/ctsyncd/ctsyncd.sock';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -244,7 +242,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     case 'check-config':
       return checkConfig(inv.args[0] ?? inv.config, io);
     case 'import-conntrackd':
-      return importConntrackdCommand(inv.args, io);
+      return (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io);
     case 'kernel':
       return kernelCommand(inv, io);
     case 'daemon':
@@ -252,13 +250,14 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     case 'keepalived-fifo':
       return keepalivedFifo(inv, io);
     case 'demo':
-      return runDemo(io);
+      return (await import('./demo/demo.js')).runDemo(io);
     default:
       return clientCommand(inv, io);
   }
 }
 
-function loadOrReport(file: string, io: Io): Config | undefined {
+async function loadOrReport(file: string, io: Io): Promise<Config | undefined> {
+  const { ConfigError, loadConfig } = await import('./config/index.js');
   try {
     return loadConfig(file);
   } catch (e) {
@@ -270,9 +269,39 @@ function loadOrReport(file: string, io: Io): Config | undefined {
   }
 }
 
+/**
+ * The control socket a client command talks to. Only control.socket is read
+ * (a client has no use for the rest, and skipping the full schema halves its
+ * start-up time); a file whose YAML or socket path is broken gets the full
+ * validation's file:line:col report.
+ */
+async function clientSocket(file: string, io: Io): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    io.err(`ctsyncd: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+  try {
+    const doc = parseYaml(text) as { control?: { socket?: unknown } } | null;
+    const socket = doc?.control?.socket;
+    if (socket === undefined) return DEFAULT_SOCKET;
+    if (typeof socket === 'string' && socket.startsWith('/')) return socket;
+  } catch {
+    // reported below
+  }
+  return (await loadOrReport(file, io))?.control.socket;
+}
+
 async function runDaemon(file: string, io: Io): Promise<number> {
-  const cfg = loadOrReport(file, io);
+  const cfg = await loadOrReport(file, io);
   if (!cfg) return EXIT_FAILURE;
+  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }] = await Promise.all([
+    import('./daemon.js'),
+    import('./systemd/notify.js'),
+    import('./config/index.js'),
+  ]);
   const log = createLogger({
     level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
     format: cfg.log.format,
@@ -378,11 +407,11 @@ async function clientCommand(inv: Invocation, io: Io): Promise<number> {
     io.err(`ctsyncd: ${call} (see ctsyncd ${inv.command} --help)`);
     return EXIT_USAGE;
   }
-  const cfg = loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
-  if (!cfg) return EXIT_FAILURE;
+  const socket = await clientSocket(inv.config ?? DEFAULT_CONFIG, io);
+  if (!socket) return EXIT_FAILURE;
   let result: unknown;
   try {
-    result = await controlRequest(cfg.control.socket, call.cmd, call.args, { timeoutMs: CLIENT_TIMEOUT_MS });
+    result = await controlRequest(socket, call.cmd, call.args, { timeoutMs: CLIENT_TIMEOUT_MS });
   } catch (e) {
     if (e instanceof ControlError) {
       io.err(`ctsyncd: ${inv.command}: ${e.message}`);
@@ -415,7 +444,7 @@ async function clientCommand(inv: Invocation, io: Io): Promise<number> {
 /** Starts the daemon in the background (conntrackd -d) and returns once it answers, or fails. */
 async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
   const file = inv.config ?? DEFAULT_CONFIG;
-  const cfg = loadOrReport(file, io);
+  const cfg = await loadOrReport(file, io);
   if (!cfg) return EXIT_FAILURE;
   const running = await controlRequest(cfg.control.socket, 'ping', {}, { timeoutMs: 2000 }).then(
     () => true,
@@ -466,8 +495,9 @@ async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
     io.err('ctsyncd: keepalived-fifo needs the FIFO path (see ctsyncd keepalived-fifo --help)');
     return EXIT_USAGE;
   }
-  const cfg = loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
+  const cfg = await loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
   if (!cfg) return EXIT_FAILURE;
+  const { FailoverSequencer, runNotifyFifo } = await import('./keepalived/index.js');
   const log = createLogger({ level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level, format: cfg.log.format });
   const sequencer = new FailoverSequencer({
     log,
@@ -476,7 +506,7 @@ async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
       await controlRequest(cfg.control.socket, step, {}, { timeoutMs: CLIENT_TIMEOUT_MS });
     },
   });
-  let handle: NotifyFifoHandle;
+  let handle: ReturnType<typeof runNotifyFifo>;
   try {
     handle = runNotifyFifo(path, sequencer, log);
   } catch (e) {
@@ -493,11 +523,12 @@ async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
   return EXIT_OK;
 }
 
-function checkConfig(file: string | undefined, io: Io): number {
+async function checkConfig(file: string | undefined, io: Io): Promise<number> {
   if (!file) {
     io.err('ctsyncd: check-config needs a FILE');
     return EXIT_USAGE;
   }
+  const { ConfigError, loadConfig } = await import('./config/index.js');
   try {
     const cfg = loadConfig(file);
     io.out(`${file}: ok (node ${cfg.node.id}, cluster ${cfg.cluster.id}, ${cfg.sync.mode} over ${cfg.sync.transport})`);
@@ -516,7 +547,11 @@ async function kernelCommand(p: Invocation, io: Io): Promise<number> {
     io.err(`ctsyncd: unknown kernel subcommand '${p.args[0] ?? ''}' (try: kernel dump)`);
     return EXIT_USAGE;
   }
-  let link: ConntrackLink;
+  const [{ ConntrackLink }, { entryToJson }] = await Promise.all([
+    import('./kernel/conntrack-link.js'),
+    import('./kernel/entry-json.js'),
+  ]);
+  let link: InstanceType<typeof ConntrackLink>;
   try {
     link = new ConntrackLink({ netns: p.netns });
   } catch (e) {
@@ -526,7 +561,7 @@ async function kernelCommand(p: Invocation, io: Io): Promise<number> {
   try {
     const entries = await link.list();
     if (p.json) io.out(JSON.stringify(entries.map(entryToJson)));
-    else for (const e of entries) io.out(entryToText(e));
+    else for (const e of entries) io.out(entryText(entryToJson(e)));
     return EXIT_OK;
   } catch (e) {
     io.err(`ctsyncd: kernel dump failed: ${(e as Error).message}`);
@@ -536,6 +571,3 @@ async function kernelCommand(p: Invocation, io: Io): Promise<number> {
   }
 }
 
-function entryToText(e: ConntrackEntry): string {
-  return entryText(entryToJson(e));
-}

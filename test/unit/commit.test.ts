@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { commitExternal, commitForm } from '../../src/cache/commit.js';
 import { ExternalCache, KERNEL_CURRENT, KERNEL_STALE } from '../../src/cache/external-cache.js';
 import { Injector } from '../../src/cache/inject.js';
+import { DEFAULT_SOCKET } from '../../src/cli.js';
 import { parseArgs, UsageError } from '../../src/cli/parse.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
 import { dropPortidsFilter, runPortidsFilter } from '../../src/kernel/bpf.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
@@ -176,6 +178,10 @@ describe('CLI arguments', () => {
     ] as const) {
       expect(parseArgs([flag]).command).toBe(command);
     }
+  });
+
+  it('client commands find the default control socket without loading the schema', () => {
+    expect(DEFAULT_SOCKET).toBe(DEFAULTS.control.socket);
   });
 
   it('keeps ctsyncd’s own forms and refuses ambiguity', () => {
