@@ -2,7 +2,7 @@
 // cache, plus the control socket. Every collaborator that touches the
 // outside world (kernel sockets, sync channels, clock, log) is injectable.
 import { networkInterfaces } from 'node:os';
-import { type CommitReport, commitExternal } from './cache/commit.js';
+import { type CommitReport, type CommitStats, commitExternal } from './cache/commit.js';
 import { ExternalCache } from './cache/external-cache.js';
 import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter.js';
 import { Injector } from './cache/inject.js';
@@ -45,17 +45,6 @@ export interface DaemonCounters {
   ownKernelEvents: number;
   overruns: number;
   overrunResyncs: number;
-}
-
-export interface CommitStats {
-  commits: number;
-  running: boolean;
-  committed: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  lastDurationMs: number | null;
-  last: CommitReport | null;
 }
 
 /** A control command that cannot run now or failed as a whole; the CLI exits non-zero with its message. */

@@ -55,6 +55,18 @@ export interface CommitReport extends CommitCounts {
   durationMs: number;
 }
 
+/** What a daemon keeps about its commits, for stats and metrics. */
+export interface CommitStats {
+  commits: number;
+  running: boolean;
+  committed: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+  lastDurationMs: number | null;
+  last: CommitReport | null;
+}
+
 const EEXIST = 17;
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ctnetlink cannot carry TCP window positions. */
 const TCP_BE_LIBERAL = 0x08;

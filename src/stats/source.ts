@@ -3,6 +3,7 @@
 // over that very object, built from the modules' plain counters at scrape
 // time, so /metrics and `ctsyncd stats` never disagree. Typed here so a
 // renamed or removed stats field breaks the build rather than a dashboard.
+import type { CommitStats } from '../cache/commit.js';
 import type { FilterReason } from '../cache/filter.js';
 import type { InjectCounters } from '../cache/inject.js';
 import type { ExpectCounters, InternalCounters } from '../cache/internal-cache.js';
@@ -28,15 +29,8 @@ export interface ExternalCacheSnapshot extends ExternalCounters {
   expectations: ExternalCounters & { entries: number };
 }
 
-export interface CommitSnapshot {
-  commits: number;
-  running: boolean;
-  committed: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  lastDurationMs: number | null;
-}
+/** The commit counters; the last report itself is not a metric. */
+export type CommitSnapshot = Omit<CommitStats, 'last'>;
 
 export interface KernelSnapshot {
   /** The BPF filter that drops our own commits' events in the kernel is attached. */
