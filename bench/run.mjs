@@ -33,14 +33,18 @@
 //   (replication,commit,resync,failover,loss)  --loss-n N  --loss-pct P
 //   --write | --no-write (BENCHMARKS.md; default: write unless --quick)
 //   --json FILE (every trial's raw record)  --cpu-prof DIR (ctsyncd's node
-//   --cpu-prof, one profile per daemon process)  --keep (keep trial directories)
+//   --cpu-prof, one profile per daemon process; bench/profile-summary.mjs reads
+//   them)  --heap-snapshot DIR (a heap snapshot of both ctsyncd daemons right
+//   after replication; slows what follows; bench/heap-summary.mjs reads them)
+//   --rate R (pace the injector at R entries/s instead of full speed)
+//   --keep (keep trial directories: configs and daemon logs)
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMONS, settingsFor } from './lib/daemons.mjs';
-import { formatReport, summarize } from './lib/report.mjs';
+import { formatReport, K, summarize } from './lib/report.mjs';
 import {
   addEgressLoss,
   conntrackCount,
@@ -84,6 +88,8 @@ function parseArgs(argv) {
     write: undefined,
     json: undefined,
     cpuProf: undefined,
+    heapSnapshot: undefined,
+    rate: undefined,
     keep: false,
   };
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -136,6 +142,12 @@ function parseArgs(argv) {
       case '--cpu-prof':
         o.cpuProf = resolve(val());
         break;
+      case '--heap-snapshot':
+        o.heapSnapshot = resolve(val());
+        break;
+      case '--rate':
+        o.rate = num(val());
+        break;
       case '--keep':
         o.keep = true;
         break;
@@ -144,7 +156,7 @@ function parseArgs(argv) {
         console.log(
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
-            '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--keep]',
+            '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S] [--keep]',
         );
         process.exit(0);
         break;
@@ -167,8 +179,11 @@ function parseArgs(argv) {
 // ---------------------------------------------------------------------------
 // Bounds: every wait is bounded.
 
-/** Replication, commit, resync, failover of n entries: 30 s, or 120 µs per entry (120 s at 1M). */
-const phaseBound = (n) => Math.max(30_000, n * 0.12);
+/**
+ * Replication, commit, resync, failover of n entries: 60 s (more than
+ * conntrackd's 30 s overrun resync), or 120 µs per entry (120 s at 1M).
+ */
+const phaseBound = (n) => Math.max(60_000, n * 0.12);
 const START_BOUND = 30_000;
 
 /** Poll quickly at first, then less often (the polls cost the daemons CPU too). */
@@ -226,15 +241,15 @@ async function stopPair(d, topo) {
 }
 
 /** Injects n entries into fw1 and waits until fw2's external cache holds them all. */
-async function replicate(d, topo, n, r) {
+async function replicate(d, topo, n, r, o) {
   const [fw1, fw2] = topo.nodes;
   const pids = [fw1.proc.child.pid, fw2.proc.child.pid];
   const before = pids.map(procSample);
   const tx0 = netDev(pids[0], 'sync0');
-  const st0 = d.name === 'ctsyncd' ? d.senderCounters((await d.counts(fw1)).raw) : {};
+  const diag0 = await d.diagnostics(fw1);
   let t0;
   let injectError;
-  const injecting = inject(fw1.netnsPath, n, { onStart: () => (t0 = now()) }).then(
+  const injecting = inject(fw1.netnsPath, n, { rate: o.rate, onStart: () => (t0 = now()) }).then(
     (x) => (r.injectorS = x.seconds),
     (e) => (injectError = e),
   );
@@ -268,7 +283,10 @@ async function replicate(d, topo, n, r) {
   const c2 = await d.counts(fw2);
   r.lost = n - Math.min(n, c2.external);
   r.extra = c2.external > n ? c2.external - n : 0;
+  // Where entries went missing: fw1's kernel → its internal cache → fw2's external cache.
+  r.fw1Kernel = kernelCountOf(pids[0]);
   r.fw1Internal = c1.internal;
+  r.fw2External = c2.external;
   r.cpuFw1S = after[0].cpu - before[0].cpu;
   r.cpuFw2S = after[1].cpu - before[1].cpu;
   r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S) / n) * 1e6;
@@ -279,15 +297,12 @@ async function replicate(d, topo, n, r) {
   r.rssFw2MB = after[1].rss / 2 ** 20;
   r.datagrams = tx1.txPackets - tx0.txPackets;
   r.entriesPerDatagram = n / Math.max(1, r.datagrams);
-  if (d.name === 'ctsyncd') {
-    const st1 = d.senderCounters(c1.raw);
-    r.ownDatagrams = st1.datagramsSent - st0.datagramsSent;
-    r.ownMessages = st1.messagesSent - st0.messagesSent;
-    r.overruns = { fw1: c1.raw.kernel?.events?.overruns, fw2: c2.raw.kernel?.events?.overruns };
-  } else {
-    const ov = (t) => Number(/netlink overrun:\s+(\d+)/.exec(t)?.[1] ?? NaN);
-    r.overruns = { fw1: ov(c1.raw), fw2: ov(c2.raw) };
-  }
+  const diag1 = await d.diagnostics(fw1);
+  r.ownDatagrams = diag1.datagramsSent - diag0.datagramsSent;
+  if (diag1.messagesSent !== undefined) r.ownMessages = diag1.messagesSent - diag0.messagesSent;
+  r.overruns = diag1.overruns - diag0.overruns;
+  r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
+  r.eventBufferBytes = diag1.bufferBytes;
   return r.replicationS !== undefined && r.lost === 0;
 }
 
@@ -315,8 +330,21 @@ async function resyncPhase(d, topo, n, r, opts) {
   const t0 = now();
   d.start(fw2, opts);
   await d.afterRestart(fw2, START_BOUND);
-  const done = await waitCount('fw2 external after restart', bound, async () => (await d.counts(fw2)).external, n, t0);
+  let up;
+  const done = await waitCount(
+    'fw2 external after restart',
+    bound,
+    async () => {
+      const c = await d.counts(fw2);
+      up ??= now() - t0;
+      return c.external;
+    },
+    n,
+    t0,
+  );
   r.resyncS = done.ms / 1000;
+  // Start-up share: restart → the daemon answers on its socket (conntrackd: and `-n` returned).
+  r.resyncUpS = up / 1000;
   await d.waitReady(fw2, START_BOUND);
   // fw2's kernel is empty again, its external cache full: ready for failover.
 }
@@ -336,13 +364,42 @@ async function failoverPhase(d, topo, n, r) {
   if (r.failoverChecked !== n) r.errors.push(`failover: conntrack -C ${r.failoverChecked} ≠ ${n}`);
 }
 
+/** SIGUSR2 to both ctsyncd daemons (--heapsnapshot-signal); waits until both snapshots are written. */
+async function heapSnapshots(topo, dir) {
+  for (const node of topo.nodes) {
+    const before = new Set(readdirSync(dir));
+    node.proc.child.kill('SIGUSR2');
+    const file = await until(
+      () => readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)),
+      `heap snapshot of ${node.id}`,
+      120_000,
+      { intervalMs: 200 },
+    );
+    // Written synchronously by the daemon: its next stats answer means it is complete.
+    await until(() => ctsyncdAnswers(node), `${node.id} after its heap snapshot`, 300_000, { intervalMs: 200 });
+    const to = join(dir, `${node.id}-after-replication.heapsnapshot`);
+    renameSync(join(dir, file), to);
+    console.log(`    heap snapshot ${to}`);
+  }
+}
+
+async function ctsyncdAnswers(node) {
+  return DAEMONS.ctsyncd.stats(node, 5000).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function trial(daemonName, { n, transport, lossPct }, o) {
   const d = DAEMONS[daemonName];
   const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-bench-'));
   const dirHandle = onCleanup(() => o.keep || rmSync(dir, { recursive: true, force: true }), `dir ${dir}`);
   const r = { daemon: daemonName, n, transport, lossPct, load1: load1(), errors: [], date: new Date().toISOString() };
-  const prof = o.cpuProf && daemonName === 'ctsyncd' ? { cpuProfDir: join(o.cpuProf, `${transport}-${n}-${Date.now()}`) } : {};
-  if (prof.cpuProfDir) mkdirSync(prof.cpuProfDir, { recursive: true });
+  const tag = `${transport}-${K(n)}${lossPct ? `-loss${lossPct}` : ''}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`;
+  const prof = {};
+  if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
+  if (o.heapSnapshot && daemonName === 'ctsyncd') prof.heapDir = join(o.heapSnapshot, tag);
+  for (const p of Object.values(prof)) mkdirSync(p, { recursive: true });
   let topo;
   try {
     topo = await createTopology();
@@ -350,7 +407,8 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     r.group = topo.group;
     if (lossPct) for (const node of topo.nodes) await addEgressLoss(node, lossPct, topo.port);
     await startPair(d, topo, dir, n, prof);
-    const ok = await replicate(d, topo, n, r);
+    const ok = await replicate(d, topo, n, r, o);
+    if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
     if (lossPct) {
       const [a, b] = await Promise.all(topo.nodes.map(lossCounters));
       r.lossSeen = a.seen + b.seen;
@@ -394,6 +452,8 @@ function logTrial(i, total, r) {
   if (r.resyncS !== undefined) parts.push(`resync=${f3(r.resyncS)}s`);
   if (r.failoverS !== undefined) parts.push(`failover=${f3(r.failoverS)}s (script ${f3(r.failoverScriptS)}s)`);
   if (r.lossDropped !== undefined) parts.push(`dropped=${r.lossDropped}/${r.lossSeen}`);
+  if (r.overruns) parts.push(`overruns=${r.overruns} resyncs=${r.kernelResyncs}`);
+  if (r.lost) parts.push(`(fw1 kernel ${r.fw1Kernel}, fw1 internal ${r.fw1Internal}, fw2 external ${r.fw2External})`);
   parts.push(`load=${r.load1.toFixed(2)}`);
   console.log(parts.join(' '));
   for (const e of r.errors) console.log(`    ! ${e.split('\n').join('\n      ')}`);

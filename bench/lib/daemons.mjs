@@ -23,6 +23,9 @@ export const CTSYNCD_SCRIPT = join(ROOT, 'contrib', 'keepalived', 'primary-backu
 export const CONNTRACKD_BIN = '/usr/sbin/conntrackd';
 export const CONNTRACKD_SCRIPT = '/usr/share/doc/conntrackd/examples/sync/primary-backup.sh';
 
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
 /** Settings shared by both daemons for one trial. */
 export function settingsFor(n) {
   return {
@@ -30,8 +33,11 @@ export function settingsFor(n) {
     cacheLimit: 2 * n + 1024,
     // conntrackd: buckets for chains of ~4 at N (upstream default 65536 at least).
     hashSize: Math.max(65_536, 2 ** Math.ceil(Math.log2(n / 4))),
-    // Both get the same ctnetlink event buffer; large enough not to overrun at 1M.
-    netlinkBufferBytes: n > 200_000 ? 128 * 1024 * 1024 : 32 * 1024 * 1024,
+    // Both get the same ctnetlink event socket buffer, sized to hold a whole
+    // burst of N NEW events (about 1.1 KiB of skb each), 32 MiB to 1 GiB, so
+    // that a daemon falling behind the injector is not also cut off by an
+    // overrun (both recover from one, but conntrackd only 30 s later).
+    netlinkBufferBytes: Math.min(GiB, Math.max(32 * MiB, Math.ceil((n * 1280) / MiB) * MiB)),
     socketBufferBytes: 4 * 1024 * 1024,
   };
 }
@@ -115,7 +121,13 @@ export const ctsyncd = {
   },
 
   start(node, opts = {}) {
-    const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
+    node.starts = (node.starts ?? 0) + 1;
+    const nodeFlags = [];
+    // One profile per process: fw1-1 (first start), fw2-1, fw2-2 (restarted for the resync), ...
+    if (opts.cpuProfDir) {
+      nodeFlags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${node.id}-${node.starts}.cpuprofile`);
+    }
+    if (opts.heapDir) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${opts.heapDir}`);
     node.proc = startProcess(node, ['node', ...nodeFlags, CTSYNCD_BIN, '--config', node.conf], node.log, `ctsyncd ${node.id}`);
   },
 
@@ -142,13 +154,16 @@ export const ctsyncd = {
     return { internal: st.internal.entries, external: st.external.entries, raw: st };
   },
 
-  /** Sender-side counters worth keeping with a trial. */
-  senderCounters(st) {
+  /** Kernel event overruns and resyncs, buffer, sender counters. */
+  async diagnostics(node) {
+    const st = await this.stats(node);
     const snd = st.sync?.sender ?? {};
     return {
-      messagesSent: snd.messagesSent,
+      overruns: st.kernel?.events?.overruns,
+      kernelResyncs: st.kernel?.overrunResyncs,
+      bufferBytes: st.kernel?.receiveBufferBytes,
       datagramsSent: snd.datagramsSent,
-      overruns: st.kernel?.events?.overruns ?? st.kernel?.overruns,
+      messagesSent: snd.messagesSent,
     };
   },
 
@@ -180,6 +195,7 @@ export const ctsyncd = {
 // conntrackd
 
 const CT_STATS = 21;
+const CT_STATS_RUNTIME = 30;
 
 /** One request over conntrackd's UNIX socket; resolves with its text reply. */
 function conntrackdRequest(path, cmd, timeoutMs = 30_000) {
@@ -262,7 +278,8 @@ export const conntrackd = {
         `\t\tPath ${node.socket}`,
         '\t}',
         `\tNetlinkBufferSize ${s.netlinkBufferBytes}`,
-        `\tNetlinkBufferSizeMaxGrowth ${s.netlinkBufferBytes * 2}`,
+        // Growth on overrun, as ctsyncd (which doubles up to 256 MiB); an int.
+        `\tNetlinkBufferSizeMaxGrowth ${Math.min(GiB, Math.max(s.netlinkBufferBytes, 256 * MiB))}`,
         // Not the default SCHED_RR 99 on a shared machine: priority 0 is
         // refused with a warning and conntrackd keeps SCHED_OTHER, like ctsyncd.
         '\tScheduler {',
@@ -302,8 +319,17 @@ export const conntrackd = {
     return { internal: section(text, 'cache internal'), external: section(text, 'cache external'), raw: text };
   },
 
-  senderCounters() {
-    return {};
+  /** Netlink overruns and kernel resyncs (`-s runtime`), datagrams sent (`-s`). */
+  async diagnostics(node) {
+    const rt = await conntrackdRequest(node.socket, CT_STATS_RUNTIME);
+    const st = await conntrackdRequest(node.socket, CT_STATS);
+    const num = (re, t) => Number(re.exec(t)?.[1] ?? NaN);
+    return {
+      overruns: num(/netlink overrun:\s+(\d+)/, rt),
+      kernelResyncs: num(/resync with kernel table:\s+(\d+)/, rt),
+      bufferBytes: num(/current buffer size \(in bytes\):\s+(\d+)/, rt),
+      datagramsSent: num(/(\d+) Pckts sent/, st),
+    };
   },
 
   clientArgv(node, flags) {

@@ -9,7 +9,7 @@ function med(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-const K = (n) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+export const K = (n) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
 
 /**
  * key: record field; lower: smaller is better; check(ratio, ours, theirs, n,
@@ -74,9 +74,12 @@ const DETAILS = [
   ['rssFw2MB', 'RSS fw2 after (MiB)'],
   ['datagrams', 'datagrams on fw1 sync0'],
   ['ownMessages', 'ctsyncd sender: messages'],
-  ['ownDatagrams', 'ctsyncd sender: datagrams'],
+  ['ownDatagrams', 'datagrams sent, daemon counter'],
+  ['overruns', 'fw1 event socket overruns'],
+  ['kernelResyncs', 'fw1 kernel resyncs'],
   ['commitDaemonS', 'ctsyncd commit inside the daemon (s)'],
   ['failoverScriptS', 'failover script, all steps (s)'],
+  ['resyncUpS', 'resync: restart → answering (conntrackd: and -n done) (s)'],
 ];
 
 function values(rs, m) {
@@ -176,7 +179,8 @@ export function formatReport(summary, { command, started, finished, options }) {
     });
     for (const r of sorted) {
       const label = r.loss ? `${r.m.label.replace(' under loss', '')} at ${r.loss}% loss` : r.m.label;
-      const ratio = r.q === undefined ? '' : r.q === Infinity ? '∞' : r.q.toFixed(2);
+      const ratio =
+        r.q === undefined ? '' : r.q === Infinity ? '∞ (ours timed out)' : r.b === Infinity ? '0 (theirs timed out)' : r.q.toFixed(2);
       md.push(`| ${label} | ${K(r.n)} | ${fmt(r.a)} | ${fmt(r.b)} | ${ratio} | ${r.m.target} | ${verdict(r.ok)} | ${r.load} |`);
       lines.push(
         `${label.slice(0, 56).padEnd(56)} ${K(r.n).padStart(5)} ${fmt(r.a).padStart(9)} ${fmt(r.b).padStart(10)} ${ratio.padStart(7)}  ${r.m.target} ${verdict(r.ok)}`,
@@ -185,6 +189,11 @@ export function formatReport(summary, { command, started, finished, options }) {
     md.push('');
     lines.push('');
   }
+  for (const g of summary.groups) {
+    lines.push(`details ${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} N=${K(g.n)} (medians):  ctsyncd | conntrackd`);
+    for (const d of g.details) lines.push(`  ${d.label.padEnd(58)} ${fmt(d.a).padStart(9)} ${fmt(d.b).padStart(10)}`);
+  }
+  lines.push('');
   // Details: medians that explain the rows above.
   md.push('<details><summary>details (medians)</summary>', '');
   md.push('| transport | N | quantity | ctsyncd | conntrackd |', '|---|---|---|---|---|');

@@ -45,7 +45,9 @@ async function nftApply(ns, text) {
 /** Creates fw1 and fw2 and the sync link. */
 export async function createTopology() {
   const sfx = suffix();
-  const subnet = 1 + (randomBytes(1)[0] % 250);
+  // 10.99.201-250.0/24: apart from the workload's 10.99.0.0/17 (ctsyncd never
+  // replicates entries of its own sync addresses).
+  const subnet = 201 + (randomBytes(1)[0] % 50);
   const topo = { subnet, group: nextGroup(), port: SYNC_PORT, nodes: [], handles: [] };
   for (const [i, id] of ['fw1', 'fw2'].entries()) {
     const ns = `bf${i + 1}${sfx}`.slice(0, 15);

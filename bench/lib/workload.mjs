@@ -29,10 +29,11 @@ export function entry(i) {
  * onStart() is called right before the first sendmsg. Resolves with the
  * injector's own duration; throws if any create failed.
  */
-export async function inject(netnsPath, n, { chunkSize = 1024, onStart } = {}) {
+export async function inject(netnsPath, n, { chunkSize = 1024, onStart, rate } = {}) {
   if (n > MAX_ENTRIES) throw new Error(`at most ${MAX_ENTRIES} entries`);
   const link = new ConntrackLink({ netns: netnsPath });
   try {
+    if (rate) return await paced(link, n, rate, onStart);
     // Built in slices so a million entries never sit in memory at once.
     const slices = [];
     for (let first = 0; first < n; first += SLICE) slices.push([first, Math.min(n, first + SLICE)]);
@@ -59,4 +60,31 @@ export async function inject(netnsPath, n, { chunkSize = 1024, onStart } = {}) {
   } finally {
     link.close();
   }
+}
+
+/**
+ * At most `rate` creates per second, each sent as soon as it is due (a
+ * sendmsg per due group, typically one or a few entries), the way traffic
+ * creates them one at a time. Yields with setImmediate in between, so this
+ * keeps one CPU of the bench process busy.
+ */
+async function paced(link, n, rate, onStart) {
+  let sent = 0;
+  let failed = 0;
+  onStart?.();
+  const t0 = performance.now();
+  while (sent < n) {
+    const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+    if (due > sent) {
+      const items = [];
+      for (let i = sent; i < due; i++) items.push({ op: 'create', entry: entry(i) });
+      const res = await link.batch(items);
+      failed += res.failed;
+      sent = due;
+    } else {
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  if (failed > 0) throw new Error(`injector: ${failed} of ${n} creates failed`);
+  return { seconds: (performance.now() - t0) / 1000 };
 }
