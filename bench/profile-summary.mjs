@@ -3,8 +3,10 @@
 // V8 .cpuprofile files (node --cpu-prof; `node bench/run.mjs --cpu-prof DIR`
 // writes one per ctsyncd process). Idle and GC are listed separately.
 // --window S keeps only the S seconds with the most busy samples (e.g. the
-// replication burst, without the start-up and the idle tail).
-//   node bench/profile-summary.mjs FILE_OR_DIR... [--top 25] [--window S]
+// replication burst, without the start-up and the idle tail); --from S
+// --to S a time range (seconds after the profile start); --timeline S prints
+// the busy share per S seconds, to find the range of a phase.
+//   node bench/profile-summary.mjs FILE_OR_DIR... [--top 25] [--window S | --from S --to S] [--timeline S]
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -15,6 +17,9 @@ const opt = (name, def) => {
 };
 const TOP = opt('--top', 25);
 const WINDOW = opt('--window', 0) * 1e6;
+const FROM = opt('--from', NaN) * 1e6;
+const TO = opt('--to', NaN) * 1e6;
+const STEP = opt('--timeline', 0) * 1e6;
 const files = [];
 for (const a of args) {
   if (statSync(a).isDirectory()) {
@@ -45,7 +50,25 @@ for (const file of files) {
   const idleId = p.nodes.find((n) => n.callFrame.functionName === '(idle)')?.id;
   let from = 0;
   let to = p.samples.length;
-  if (WINDOW > 0) {
+  const at = new Float64Array(p.samples.length + 1);
+  for (let i = 0; i < p.samples.length; i++) at[i + 1] = at[i] + (dt[i + 1] ?? 0);
+  if (STEP > 0) {
+    const busyPer = [];
+    for (let i = 0; i < p.samples.length; i++) {
+      const b = Math.floor(at[i] / STEP);
+      busyPer[b] = (busyPer[b] ?? 0) + (p.samples[i] === idleId ? 0 : (dt[i + 1] ?? 0));
+    }
+    console.log(`\n${file}: busy share per ${STEP / 1e6} s`);
+    console.log(
+      [...busyPer].map((v, b) => `${((b * STEP) / 1e6).toFixed(1)}s ${Math.round((100 * (v ?? 0)) / STEP)}%`).join('  '),
+    );
+  }
+  if (!Number.isNaN(FROM) || !Number.isNaN(TO)) {
+    while (from < p.samples.length && at[from] < (Number.isNaN(FROM) ? 0 : FROM)) from++;
+    to = from;
+    while (to < p.samples.length && at[to] < (Number.isNaN(TO) ? Infinity : TO)) to++;
+    console.log(`\n${file}: range ${(at[from] / 1e6).toFixed(2)}–${(at[to] / 1e6).toFixed(2)} s`);
+  } else if (WINDOW > 0) {
     // Two pointers over sample times: the window with the most non-idle time.
     const t = new Float64Array(p.samples.length + 1);
     for (let i = 0; i < p.samples.length; i++) t[i + 1] = t[i] + (dt[i + 1] ?? 0);

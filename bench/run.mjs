@@ -52,7 +52,7 @@ import {
   createTopology,
   destroyTopology,
   lossCounters,
-  raiseConntrackMax,
+  raiseConntrackLimits,
 } from './lib/topology.mjs';
 import {
   cleanupAll,
@@ -482,12 +482,12 @@ async function main() {
   }
 
   const records = [];
-  let maxHandle;
+  const limits = [];
   try {
     for (const [i, t] of plan.entries()) {
-      // Room for N entries in each namespace (nf_conntrack_max is global).
-      const need = 2 * t.n + 65_536;
-      if (need > 262_144 && !maxHandle) maxHandle = raiseConntrackMax(need);
+      // Room for N entries in each of fw1 and fw2 (nf_conntrack_max is global; the
+      // count it limits is per namespace, so this leaves room for other users).
+      limits.push(...raiseConntrackLimits(2 * t.n + 65_536));
       const r = await trial(t.daemon, t, o);
       r.pair = t.pair;
       records.push(r);
@@ -495,7 +495,7 @@ async function main() {
       if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, records }, null, 1)}\n`);
     }
   } finally {
-    if (maxHandle) runCleanup(maxHandle);
+    for (const h of limits.reverse()) runCleanup(h);
     cleanupAll();
   }
 

@@ -151,19 +151,29 @@ export async function conntrackFlush(node) {
 }
 
 const MAX_PATH = '/proc/sys/net/netfilter/nf_conntrack_max';
+const BUCKETS_PATH = '/proc/sys/net/netfilter/nf_conntrack_buckets';
+
+function setSysctl(path, value, label) {
+  const before = Number(readFileSync(path, 'utf8').trim());
+  if (before >= value) return undefined;
+  writeFileSync(path, `${value}\n`);
+  console.log(`${label} ${before} -> ${value} (restored afterwards)`);
+  return onCleanup(() => {
+    writeFileSync(path, `${before}\n`);
+    console.log(`${label} restored to ${before}`);
+  }, label);
+}
 
 /**
  * Raises nf_conntrack_max in the initial namespace (it is read-only inside
- * the others) so that each namespace can hold `need` entries, and registers
- * its restoration (also on SIGINT). Returns the handle; run it to restore.
+ * the others) so that the namespaces can hold `need` entries, and the hash
+ * table (nf_conntrack_buckets, global) to need/2 buckets, as a firewall with
+ * that many connections would be tuned; both are restored afterwards (also
+ * on SIGINT). Returns the cleanup handles; run them to restore.
  */
-export function raiseConntrackMax(need) {
-  const before = Number(readFileSync(MAX_PATH, 'utf8').trim());
-  if (before >= need) return undefined;
-  writeFileSync(MAX_PATH, `${need}\n`);
-  console.log(`nf_conntrack_max ${before} -> ${need} (restored afterwards)`);
-  return onCleanup(() => {
-    writeFileSync(MAX_PATH, `${before}\n`);
-    console.log(`nf_conntrack_max restored to ${before}`);
-  }, 'nf_conntrack_max');
+export function raiseConntrackLimits(need) {
+  const buckets = 2 ** Math.ceil(Math.log2(need / 2));
+  return [setSysctl(MAX_PATH, need, 'nf_conntrack_max'), setSysctl(BUCKETS_PATH, buckets, 'nf_conntrack_buckets')].filter(
+    Boolean,
+  );
 }
