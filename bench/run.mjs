@@ -226,7 +226,11 @@ async function once(name) {
       [fw2, fw1],
     ]) {
       n.conf = d.config(n, peer);
-      const child = spawn('ip', ['netns', 'exec', n.ns, ...d.argv(n.conf)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // BENCH_PROFILE_DIR=DIR: ctsyncd writes a CPU profile per daemon there (node --cpu-prof).
+      const prof = process.env.BENCH_PROFILE_DIR;
+      const argv = d.argv(n.conf);
+      if (prof && name === 'ctsyncd') argv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${prof}`);
+      const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
       n.stderr = [];
       child.stderr.on('data', (x) => n.stderr.push(String(x)));
       n.child = child;
@@ -256,6 +260,12 @@ async function once(name) {
     });
     await until(async () => (await kernelCount(fw2.ns)) >= N, `${name}: fw2 kernel = ${N}`);
     const commit = (performance.now() - t1) / 1000;
+    // A clean stop, so a profiling daemon writes its profile.
+    for (const n of [fw1, fw2]) {
+      const exited = new Promise((r) => n.child.once('exit', r));
+      n.child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+    }
     return {
       replication,
       lost,
