@@ -27,6 +27,7 @@ const run = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'ctsyncd');
 const CONNTRACKD = '/usr/sbin/conntrackd';
+const NOTIFY = join(ROOT, 'contrib', 'keepalived', 'primary-backup.sh');
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : def;
@@ -147,6 +148,7 @@ const daemons = {
       return s.external.entries;
     },
     commit: (n) => run('ip', ['netns', 'exec', n.ns, 'node', BIN, '-C', n.conf, '-c'], { timeout: WAIT_MS }),
+    bin: BIN,
   },
   conntrackd: {
     config(n, peer) {
@@ -211,8 +213,30 @@ const daemons = {
       return Number(/current active connections:\s+(\d+)/.exec(block)?.[1] ?? 0);
     },
     commit: (n) => run('ip', ['netns', 'exec', n.ns, CONNTRACKD, '-C', n.conf, '-c'], { timeout: WAIT_MS }),
+    bin: CONNTRACKD,
   },
 };
+
+function startDaemon(name, n) {
+  // BENCH_PROFILE_DIR=DIR: ctsyncd writes a CPU profile per daemon there (node --cpu-prof).
+  const prof = process.env.BENCH_PROFILE_DIR;
+  const argv = daemons[name].argv(n.conf);
+  if (prof && name === 'ctsyncd') argv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${prof}`);
+  const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  n.stderr = [];
+  child.stderr.on('data', (x) => n.stderr.push(String(x)));
+  n.child = child;
+  cleanups.push(() => child.kill('SIGKILL'));
+}
+
+/** SIGTERM and wait (a profiling daemon writes its profile then), SIGKILL after 5 s. */
+async function stopDaemon(n) {
+  if (n.child.exitCode !== null || n.child.signalCode !== null) return;
+  const exited = new Promise((r) => n.child.once('exit', r));
+  n.child.kill('SIGTERM');
+  await Promise.race([exited, sleep(5000)]);
+  n.child.kill('SIGKILL');
+}
 
 async function once(name) {
   const d = daemons[name];
@@ -226,15 +250,7 @@ async function once(name) {
       [fw2, fw1],
     ]) {
       n.conf = d.config(n, peer);
-      // BENCH_PROFILE_DIR=DIR: ctsyncd writes a CPU profile per daemon there (node --cpu-prof).
-      const prof = process.env.BENCH_PROFILE_DIR;
-      const argv = d.argv(n.conf);
-      if (prof && name === 'ctsyncd') argv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${prof}`);
-      const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-      n.stderr = [];
-      child.stderr.on('data', (x) => n.stderr.push(String(x)));
-      n.child = child;
-      cleanups.push(() => child.kill('SIGKILL'));
+      startDaemon(name, n);
     }
     for (const n of [fw1, fw2]) await until(() => d.ready(n), `${name} ${n.id} ready`, 30_000);
     await sleep(500);
@@ -254,18 +270,41 @@ async function once(name) {
     const after = [procStat(fw1.child.pid), procStat(fw2.child.pid)];
     const tx = (await txPackets(fw1.ns)) - tx0;
     const lost = N - (await d.external(fw2));
+
+    // Resync: fw2's daemon restarts empty and must get everything back.
+    // conntrackd asks only when told (-n); ctsyncd asks by itself.
+    await stopDaemon(fw2);
+    if (name === 'conntrackd') rmSync(join(fw2.dir, 'fw2.lock'), { force: true });
+    const tr = performance.now();
+    startDaemon(name, fw2);
+    await until(() => d.ready(fw2), `${name} fw2 ready again`, 30_000);
+    if (name === 'conntrackd') await run('ip', ['netns', 'exec', fw2.ns, CONNTRACKD, '-C', fw2.conf, '-n']);
+    await until(async () => (await d.external(fw2)) >= N, `${name}: fw2 external = ${N} after restart`);
+    const resync = (performance.now() - tr) / 1000;
+
     const t1 = performance.now();
     await d.commit(fw2).catch((e) => {
       throw new Error(`${name} commit: ${e.stderr || e.message}`);
     });
     await until(async () => (await kernelCount(fw2.ns)) >= N, `${name}: fw2 kernel = ${N}`);
     const commit = (performance.now() - t1) / 1000;
-    // A clean stop, so a profiling daemon writes its profile.
-    for (const n of [fw1, fw2]) {
-      const exited = new Promise((r) => n.child.once('exit', r));
-      n.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
-    }
+
+    // Failover: the kernel forgets, and each daemon's own notify script
+    // (contrib/keepalived/primary-backup.sh primary: commit, flush, resync,
+    // bulk-send) must put everything back.
+    await run('ip', ['netns', 'exec', fw2.ns, 'conntrack', '-F']).catch(() => undefined);
+    await until(async () => (await kernelCount(fw2.ns)) === 0, `${name}: fw2 kernel flushed`, 30_000);
+    const tf = performance.now();
+    await run('ip', ['netns', 'exec', fw2.ns, 'sh', NOTIFY, 'primary'], {
+      timeout: WAIT_MS,
+      env: { ...process.env, CONNTRACKD_BIN: d.bin, CONNTRACKD_CONFIG: fw2.conf },
+    }).catch((e) => {
+      throw new Error(`${name} notify primary: ${e.stderr || e.message}`);
+    });
+    await until(async () => (await kernelCount(fw2.ns)) >= N, `${name}: fw2 kernel = ${N} after failover`);
+    const failover = (performance.now() - tf) / 1000;
+
+    for (const n of [fw1, fw2]) await stopDaemon(n);
     return {
       replication,
       lost,
@@ -273,7 +312,9 @@ async function once(name) {
       rssInternalB: (after[0].rss - before[0].rss) / N,
       rssExternalB: (after[1].rss - before[1].rss) / N,
       entriesPerDatagram: N / Math.max(1, tx),
+      resync,
       commit,
+      failover,
       load: loadavg()[0],
     };
   } finally {
@@ -293,7 +334,9 @@ const METRICS = [
   ['rssInternalB', 'B/entry fw1', '≤ 1.0'],
   ['rssExternalB', 'B/entry fw2', '≤ 1.0'],
   ['entriesPerDatagram', 'entries/datagram', 'ours ≥ 10'],
+  ['resync', 's', '≤ 1.0'],
   ['commit', 's', '≤ 0.5'],
+  ['failover', 's', '≤ 0.5'],
 ];
 
 const median = (xs) => {
@@ -309,7 +352,7 @@ async function main() {
         const r = await once(name);
         results[name].push(r);
         console.log(
-          `pair ${p + 1} ${name.padEnd(10)} ${METRICS.map(([k]) => `${k}=${r[k].toFixed(k === 'replication' || k === 'commit' ? 3 : 1)}`).join(' ')} lost=${r.lost} load=${r.load.toFixed(1)}`,
+          `pair ${p + 1} ${name.padEnd(10)} ${METRICS.map(([k]) => `${k}=${r[k].toFixed(3)}`).join(' ')} lost=${r.lost} load=${r.load.toFixed(1)}`,
         );
       }
     }
