@@ -170,6 +170,8 @@ function parseArgs(argv) {
     if (!set.has('--loss-n')) o.lossN = 10_000;
   }
   if (o.write === undefined) o.write = !o.quick;
+  // The first harness's hook: BENCH_PROFILE_DIR=DIR is --cpu-prof DIR.
+  if (!o.cpuProf && process.env.BENCH_PROFILE_DIR) o.cpuProf = resolve(process.env.BENCH_PROFILE_DIR);
   for (const t of o.transports) if (t !== 'multicast' && t !== 'udp') throw new Error(`unknown transport ${t}`);
   for (const m of o.metrics) if (!ALL_METRICS.includes(m)) throw new Error(`unknown metric ${m}`);
   for (const n of [...o.n, o.lossN]) if (n > MAX_ENTRIES) throw new Error(`N at most ${MAX_ENTRIES}`);
