@@ -37,6 +37,7 @@
 //   them)  --heap-snapshot DIR (a heap snapshot of both ctsyncd daemons right
 //   after replication; slows what follows; bench/heap-summary.mjs reads them)
 //   --rate R (pace the injector at R entries/s instead of full speed)
+//   --bound S (shortest bound of a phase, 60 s; 20 s with --quick)
 //   --keep (keep trial directories: configs and daemon logs)
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -148,6 +149,9 @@ function parseArgs(argv) {
       case '--rate':
         o.rate = num(val());
         break;
+      case '--bound':
+        o.boundS = num(val());
+        break;
       case '--keep':
         o.keep = true;
         break;
@@ -156,7 +160,8 @@ function parseArgs(argv) {
         console.log(
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
-            '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S] [--keep]',
+            '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
+            '         [--bound SECONDS] [--keep]',
         );
         process.exit(0);
         break;
@@ -168,6 +173,7 @@ function parseArgs(argv) {
     if (!set.has('--n')) o.n = [10_000];
     if (!set.has('--pairs')) o.pairs = 1;
     if (!set.has('--loss-n')) o.lossN = 10_000;
+    if (!set.has('--bound')) o.boundS = 20;
   }
   if (o.write === undefined) o.write = !o.quick;
   // The first harness's hook: BENCH_PROFILE_DIR=DIR is --cpu-prof DIR.
@@ -183,9 +189,11 @@ function parseArgs(argv) {
 
 /**
  * Replication, commit, resync, failover of n entries: 60 s (more than
- * conntrackd's 30 s overrun resync), or 120 µs per entry (120 s at 1M).
+ * conntrackd's 30 s overrun resync; --bound S, 20 s with --quick), or 120 µs
+ * per entry (120 s at 1M).
  */
-const phaseBound = (n) => Math.max(60_000, n * 0.12);
+let minBoundMs = 60_000;
+const phaseBound = (n) => Math.max(minBoundMs, n * 0.12);
 const START_BOUND = 30_000;
 
 /** Poll quickly at first, then less often (the polls cost the daemons CPU too). */
@@ -463,6 +471,7 @@ function logTrial(i, total, r) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.boundS) minBoundMs = o.boundS * 1000;
   if (process.getuid?.() !== 0) throw new Error('bench/run needs root (network namespaces, ctnetlink)');
   const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
   const started = new Date();
