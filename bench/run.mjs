@@ -39,8 +39,19 @@
 //   --rate R (pace the injector at R entries/s instead of full speed)
 //   --bound S (shortest bound of a phase, 60 s; 20 s with --quick)
 //   --keep (keep trial directories: configs and daemon logs)
+//   --report FILE.json (no run: the table of a run saved with --json; --write
+//   appends it under that run's command and date)
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,13 +166,16 @@ function parseArgs(argv) {
       case '--keep':
         o.keep = true;
         break;
+      case '--report':
+        o.report = resolve(val());
+        break;
       case '-h':
       case '--help':
         console.log(
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep]',
+            '         [--bound SECONDS] [--keep] [--report FILE.json]',
         );
         process.exit(0);
         break;
@@ -279,7 +293,7 @@ async function replicate(d, topo, n, r, o) {
   } catch (e) {
     if (!(e instanceof TimeoutError)) throw e;
     r.replicationS = undefined;
-    r.replicationTimeoutS = bound / 1000;
+    r.timeouts.replication = bound / 1000;
     r.errors.push(e.message);
   }
   const tx1 = netDev(pids[0], 'sync0');
@@ -341,17 +355,22 @@ async function resyncPhase(d, topo, n, r, opts) {
   d.start(fw2, opts);
   await d.afterRestart(fw2, START_BOUND);
   let up;
+  let held;
   const done = await waitCount(
     'fw2 external after restart',
     bound,
     async () => {
       const c = await d.counts(fw2);
       up ??= now() - t0;
+      held = c.external;
       return c.external;
     },
     n,
     t0,
-  );
+  ).catch((e) => {
+    r.resyncLost = held === undefined ? n : n - held;
+    throw e;
+  });
   r.resyncS = done.ms / 1000;
   // Start-up share: restart → the daemon answers on its socket (conntrackd: and `-n` returned).
   r.resyncUpS = up / 1000;
@@ -365,6 +384,8 @@ async function failoverPhase(d, topo, n, r) {
   const f = d.failover(fw2);
   const t0 = now();
   const script = runIn(fw2.ns, f.argv, f.env, bound * 2);
+  // Awaited below; if the kernel wait fails first, its failure must not go unhandled.
+  script.catch(() => undefined);
   const inKernel = waitCount('fw2 kernel after failover', bound, async () => kernelCountOf(fw2.proc.child.pid), n, t0);
   const k = await inKernel;
   r.failoverS = k.ms / 1000;
@@ -404,7 +425,17 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
   const d = DAEMONS[daemonName];
   const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-bench-'));
   const dirHandle = onCleanup(() => o.keep || rmSync(dir, { recursive: true, force: true }), `dir ${dir}`);
-  const r = { daemon: daemonName, n, transport, lossPct, load1: load1(), errors: [], date: new Date().toISOString() };
+  const r = {
+    daemon: daemonName,
+    n,
+    transport,
+    lossPct,
+    load1: load1(),
+    errors: [],
+    logs: [],
+    timeouts: {},
+    date: new Date().toISOString(),
+  };
   const tag = `${transport}-${K(n)}${lossPct ? `-loss${lossPct}` : ''}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`;
   const prof = {};
   if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
@@ -425,13 +456,22 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
       r.lossDropped = a.dropped + b.dropped;
     } else if (ok) {
       const m = o.metrics;
-      if (m.includes('commit')) await commitPhase(d, topo, n, r);
-      if (m.includes('resync') || m.includes('failover')) await resyncPhase(d, topo, n, r, prof);
-      if (m.includes('failover')) await failoverPhase(d, topo, n, r);
+      // A phase that times out ends the trial: what follows needs its result.
+      const phase = async (name, f) => {
+        try {
+          await f();
+        } catch (e) {
+          if (e instanceof TimeoutError) r.timeouts[name] = phaseBound(n) / 1000;
+          throw e;
+        }
+      };
+      if (m.includes('commit')) await phase('commit', () => commitPhase(d, topo, n, r));
+      if (m.includes('resync') || m.includes('failover')) await phase('resync', () => resyncPhase(d, topo, n, r, prof));
+      if (m.includes('failover')) await phase('failover', () => failoverPhase(d, topo, n, r));
     }
   } catch (e) {
     r.errors.push(e.message);
-    for (const node of topo?.nodes ?? []) if (node.log) r.errors.push(`${node.id} log: ${d.logTail(node).slice(-800)}`);
+    for (const node of topo?.nodes ?? []) if (node.log) r.logs.push(`${node.id}: ${d.logTail(node).slice(-1200)}`);
   } finally {
     if (topo) {
       await stopPair(d, topo);
@@ -467,10 +507,29 @@ function logTrial(i, total, r) {
   parts.push(`load=${r.load1.toFixed(2)}`);
   console.log(parts.join(' '));
   for (const e of r.errors) console.log(`    ! ${e.split('\n').join('\n      ')}`);
+  for (const l of r.logs) console.log(`    log ${l.split('\n').slice(-8).join('\n      ')}`);
+}
+
+function output(o, { command, started, finished, records }) {
+  const pairs = Math.max(1, ...records.map((r) => (r.pair ?? 0) + 1));
+  const report = formatReport(summarize(records), { command, started, finished, options: { ...o, pairs } });
+  console.log(`\n${report.text}`);
+  if (o.write) {
+    appendFileSync(join(ROOT, 'BENCHMARKS.md'), `\n${report.markdown}`);
+    console.log('appended to BENCHMARKS.md');
+  }
 }
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.report) {
+    const saved = JSON.parse(readFileSync(o.report, 'utf8'));
+    const started = new Date(saved.started);
+    const finished = new Date(saved.finished ?? saved.records.at(-1)?.date ?? saved.started);
+    if (!process.argv.includes('--write')) o.write = false;
+    output(o, { command: saved.command, started, finished, records: saved.records });
+    return;
+  }
   if (o.boundS) minBoundMs = o.boundS * 1000;
   if (process.getuid?.() !== 0) throw new Error('bench/run needs root (network namespaces, ctnetlink)');
   const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
@@ -510,14 +569,9 @@ async function main() {
     cleanupAll();
   }
 
-  const summary = summarize(records, o);
   const finished = new Date();
-  const report = formatReport(summary, { command, started, finished, options: o });
-  console.log(`\n${report.text}`);
-  if (o.write) {
-    appendFileSync(join(ROOT, 'BENCHMARKS.md'), `\n${report.markdown}`);
-    console.log('appended to BENCHMARKS.md');
-  }
+  if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, finished, records }, null, 1)}\n`);
+  output(o, { command, started, finished, records });
   if (records.some((r) => r.errors.length > 0 || (r.lost ?? 0) > 0)) process.exitCode = 1;
 }
 

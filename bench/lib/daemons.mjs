@@ -294,7 +294,8 @@ export const conntrackd = {
 
   start(node) {
     for (const p of [node.lock, node.socket]) rmSync(p, { force: true });
-    node.proc = startProcess(node, [CONNTRACKD_BIN, '-C', node.conf], node.log, `conntrackd ${node.id}`);
+    // Its console output repeats what it writes to LogFile: kept apart.
+    node.proc = startProcess(node, [CONNTRACKD_BIN, '-C', node.conf], `${node.log}.out`, `conntrackd ${node.id}`);
   },
 
   async waitReady(node, timeoutMs) {

@@ -1,7 +1,9 @@
 // Medians, ratios (ctsyncd / conntrackd) and the targets of issue 7, as a
 // plain-text table for the terminal and a Markdown section for BENCHMARKS.md.
+// One table per transport: a row per metric, a column per N, each cell
+// "ratio (ctsyncd / conntrackd)"; a phase that timed out counts as +∞.
 
-/** Median of the numbers; a timed-out trial counts as +Infinity. */
+/** Median of the numbers (+Infinity included: a timed-out trial). */
 function med(xs) {
   const s = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
   if (s.length === 0) return undefined;
@@ -9,86 +11,105 @@ function med(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export const K = (n) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+export const K = (n) =>
+  n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n);
 
 /**
- * key: record field; lower: smaller is better; check(ratio, ours, theirs, n,
- * group): true/false where the issue sets a target at this N, else undefined.
+ * key: record field; phase: its entry in record.timeouts; agg 'max' for
+ * counts; check(ratio, ours, theirs, n, group) → true/false where the issue
+ * sets a target at this N, undefined elsewhere.
  */
 const MAIN = [
   {
     key: 'replicationS',
-    label: 'replication, first insert → fw2 external full (s)',
-    timeout: 'replicationTimeoutS',
+    phase: 'replication',
+    label: 'replication: first insert → fw2 external cache full (s)',
     target: '≤ 1.0 at 100k, 0 lost',
     check: (q, _a, _b, n, g) => (n === 100_000 ? q <= 1 && g.lostOurs === 0 : undefined),
   },
   { key: 'lost', label: 'lost entries (worst trial)', agg: 'max', target: '0', check: (_q, a) => a === 0, noRatio: true },
-  {
-    key: 'cpuPerEntryUs',
-    label: 'CPU per entry, both daemons (µs)',
-    target: '≤ 1.0',
-    check: (q) => q <= 1,
-  },
+  { key: 'cpuPerEntryUs', label: 'CPU per entry, both daemons (µs)', target: '≤ 1.0', check: (q) => q <= 1 },
   {
     key: 'rssInternalB',
-    label: 'RSS per entry, fw1 (internal cache) (B)',
+    label: 'RSS per entry, fw1: internal cache (B)',
     target: '≤ 1.0 at 100k, 1M',
     check: (q, _a, _b, n) => (n >= 100_000 ? q <= 1 : undefined),
   },
   {
     key: 'rssExternalB',
-    label: 'RSS per entry, fw2 (external cache) (B)',
+    label: 'RSS per entry, fw2: external cache (B)',
     target: '≤ 1.0 at 100k, 1M',
     check: (q, _a, _b, n) => (n >= 100_000 ? q <= 1 : undefined),
   },
   {
     key: 'entriesPerDatagram',
-    label: 'entries per datagram, fw1 sync0 tx',
-    lower: false,
-    target: 'ours ≥ 10 at 100k',
+    label: 'entries per datagram on fw1 sync0',
+    target: 'ctsyncd ≥ 10 at 100k',
     check: (_q, a, _b, n) => (n === 100_000 ? a >= 10 : undefined),
   },
-  { key: 'commitS', label: 'commit `-c` → all N in fw2 kernel (s)', target: '≤ 0.5', check: (q) => q <= 0.5 },
-  { key: 'failoverS', label: 'failover, primary-backup.sh primary → N in kernel (s)', target: '≤ 0.5', check: (q) => q <= 0.5 },
-  { key: 'resyncS', label: 'resync, empty fw2 restarted → external full (s)', target: '≤ 1.0', check: (q) => q <= 1 },
+  {
+    key: 'commitS',
+    phase: 'commit',
+    label: 'commit: `-c` on fw2 → N in fw2 kernel (s)',
+    target: '≤ 0.5',
+    check: (q) => q <= 0.5,
+  },
+  {
+    key: 'failoverS',
+    phase: 'failover',
+    label: 'failover: primary-backup.sh primary → N in fw2 kernel (s)',
+    target: '≤ 0.5',
+    check: (q) => q <= 0.5,
+  },
+  {
+    key: 'resyncS',
+    phase: 'resync',
+    label: 'resync: empty fw2 restarted → external cache full (s)',
+    target: '≤ 1.0',
+    check: (q) => q <= 1,
+  },
+  { key: 'resyncLost', label: 'entries missing when a resync timed out (worst trial)', agg: 'max', noRatio: true, target: '', optional: true },
 ];
 
 const LOSS = [
   {
     key: 'replicationS',
+    phase: 'replication',
     label: 'replication under loss (s)',
-    timeout: 'replicationTimeoutS',
     target: '≤ 1.0, 0 lost',
     check: (q, _a, _b, _n, g) => q <= 1 && g.lostOurs === 0,
   },
-  { key: 'lost', label: 'lost entries under loss (worst trial)', agg: 'max', target: '0', check: (_q, a) => a === 0, noRatio: true },
-  { key: 'lossDroppedPct', label: 'datagrams dropped (% of sync datagrams)', target: '', noRatio: true, lower: false },
+  { key: 'lost', label: 'lost entries (worst trial)', agg: 'max', target: '0', check: (_q, a) => a === 0, noRatio: true },
+  { key: 'lossDroppedPct', label: 'sync datagrams dropped (%)', noRatio: true, target: '' },
+  { key: 'cpuPerEntryUs', label: 'CPU per entry, both daemons (µs)', target: '' },
 ];
 
 const DETAILS = [
-  ['injectorS', 'injector, N creates (s)'],
-  ['cpuFw1S', 'CPU fw1 (s)'],
-  ['cpuFw2S', 'CPU fw2 (s)'],
-  ['rssFw1MB', 'RSS fw1 after (MiB)'],
-  ['rssFw2MB', 'RSS fw2 after (MiB)'],
-  ['datagrams', 'datagrams on fw1 sync0'],
-  ['ownMessages', 'ctsyncd sender: messages'],
+  ['injectorS', 'injector: N creates (s)'],
+  ['cpuFw1S', 'CPU fw1, sender (s)'],
+  ['cpuFw2S', 'CPU fw2, receiver (s)'],
+  ['rssFw1MB', 'RSS fw1 after replication (MiB)'],
+  ['rssFw2MB', 'RSS fw2 after replication (MiB)'],
+  ['datagrams', 'packets sent on fw1 sync0'],
   ['ownDatagrams', 'datagrams sent, daemon counter'],
   ['overruns', 'fw1 event socket overruns'],
-  ['kernelResyncs', 'fw1 kernel resyncs'],
-  ['commitDaemonS', 'ctsyncd commit inside the daemon (s)'],
-  ['failoverScriptS', 'failover script, all steps (s)'],
-  ['resyncUpS', 'resync: restart → answering (conntrackd: and -n done) (s)'],
+  ['commitDaemonS', 'commit inside the daemon (ctsyncd stats) (s)'],
+  ['failoverScriptS', 'failover script, all four steps (s)'],
+  ['resyncUpS', 'resync: restart → answering (conntrackd: and `-n` done) (s)'],
 ];
 
 function values(rs, m) {
   return rs.map((r) => {
     if (m.key === 'lossDroppedPct') return r.lossSeen ? (100 * r.lossDropped) / r.lossSeen : undefined;
     const v = r[m.key];
-    if (v === undefined && m.timeout && r[m.timeout] !== undefined) return Infinity;
+    if (v === undefined && m.phase && r.timeouts?.[m.phase] !== undefined) return Infinity;
     return v;
   });
+}
+
+/** How many trials gave a value (a timeout counts). */
+function measured(rs, m) {
+  return values(rs, m).filter((x) => typeof x === 'number' && !Number.isNaN(x)).length;
 }
 
 function agg(rs, m) {
@@ -103,110 +124,148 @@ function agg(rs, m) {
 export function summarize(records) {
   const groups = new Map();
   for (const r of records) {
-    const k = `${r.transport}|${r.lossPct ? 1 : 0}|${r.n}`;
-    if (!groups.has(k)) groups.set(k, { transport: r.transport, loss: r.lossPct, n: r.n, ctsyncd: [], conntrackd: [] });
+    const k = `${r.transport}|${r.lossPct ?? 0}|${r.n}`;
+    if (!groups.has(k)) groups.set(k, { transport: r.transport, loss: r.lossPct ?? 0, n: r.n, ctsyncd: [], conntrackd: [] });
     groups.get(k)[r.daemon].push(r);
   }
-  const rows = [];
   for (const g of groups.values()) {
-    const defs = g.loss ? LOSS : MAIN;
-    const loads = [...g.ctsyncd, ...g.conntrackd].map((r) => r.load1);
-    const load = loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '';
+    const all = [...g.ctsyncd, ...g.conntrackd];
+    const loads = all.map((r) => r.load1);
+    g.load = loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '';
+    g.pairs = Math.min(g.ctsyncd.length, g.conntrackd.length);
     const lostOurs = Math.max(0, ...g.ctsyncd.map((r) => r.lost ?? 0));
-    const pairs = Math.min(g.ctsyncd.length, g.conntrackd.length);
-    for (const m of defs) {
+    g.cells = new Map();
+    for (const m of g.loss ? LOSS : MAIN) {
       const a = agg(g.ctsyncd, m);
       const b = agg(g.conntrackd, m);
       if (a === undefined && b === undefined) continue;
       const q = m.noRatio || a === undefined || b === undefined || b === 0 ? undefined : a / b;
       let ok;
-      if (a !== undefined && (q !== undefined || m.noRatio) && m.check) ok = m.check(q, a, b, g.n, { lostOurs });
-      rows.push({ ...g, m, a, b, q, ok, load, pairs });
+      if (a !== undefined && m.check && (q !== undefined || m.noRatio)) ok = m.check(q, a, b, g.n, { lostOurs });
+      g.cells.set(m, { a, b, q, ok, na: measured(g.ctsyncd, m), nb: measured(g.conntrackd, m), pairs: g.pairs });
     }
-    const details = [];
+    g.details = [];
     for (const [key, label] of DETAILS) {
       const a = med(g.ctsyncd.map((r) => r[key]));
       const b = med(g.conntrackd.map((r) => r[key]));
-      if (a === undefined && b === undefined) continue;
-      details.push({ key, label, a, b });
+      if (a !== undefined || b !== undefined) g.details.push({ key, label, a, b });
     }
-    g.details = details;
-    g.load = load;
-    g.pairs = pairs;
-    g.errors = [...g.ctsyncd, ...g.conntrackd].flatMap((r) => r.errors.map((e) => `${r.daemon} pair ${r.pair + 1}: ${e}`));
+    g.errors = all.flatMap((r) => r.errors.map((e) => `${r.daemon} pair ${r.pair + 1}: ${e.split('\n')[0]}`));
   }
-  return { groups: [...groups.values()], rows };
+  return { groups: [...groups.values()] };
 }
 
 function fmt(x) {
   if (x === undefined) return '-';
   if (x === Infinity) return 'timeout';
   const ax = Math.abs(x);
+  if (ax === 0) return '0';
   if (ax >= 100) return x.toFixed(0);
   if (ax >= 10) return x.toFixed(1);
   if (ax >= 1) return x.toFixed(2);
   return x.toFixed(3);
 }
 
-function verdict(ok) {
-  return ok === undefined ? '' : ok ? 'met' : 'MISSED';
+function ratioText(c) {
+  if (c.q === undefined) return '';
+  if (c.a === Infinity) return '∞';
+  if (c.b === Infinity) return '0';
+  return c.q.toFixed(2);
+}
+
+function cellText(c, m) {
+  if (!c) return '';
+  // Fewer trials than pairs gave a value: an earlier phase of the others failed.
+  const of = (x, k) => (k < c.pairs && k > 0 ? `${fmt(x)} [${k} of ${c.pairs}]` : fmt(x));
+  const pair = `${of(c.a, c.na)} / ${of(c.b, c.nb)}`;
+  return m.noRatio ? pair : `**${ratioText(c)}** (${pair})`;
+}
+
+function verdictText(cells, ns) {
+  const parts = [];
+  for (const n of ns) {
+    const c = cells[n];
+    if (c?.ok === undefined) continue;
+    parts.push(`${c.ok ? 'met' : 'MISSED'}${ns.length > 1 ? ` at ${K(n)}` : ''}`);
+  }
+  if (parts.length === 0) return '';
+  if (parts.every((p) => p.startsWith('met'))) return 'met';
+  if (parts.every((p) => p.startsWith('MISSED'))) return 'MISSED';
+  return parts.join(', ');
+}
+
+/** The tables: one per transport and kind (main, loss). */
+function tables(summary) {
+  const out = [];
+  const kinds = new Map();
+  for (const g of summary.groups) {
+    const k = `${g.transport}|${g.loss}`;
+    if (!kinds.has(k)) kinds.set(k, { transport: g.transport, loss: g.loss, groups: [] });
+    kinds.get(k).groups.push(g);
+  }
+  for (const t of kinds.values()) {
+    t.groups.sort((x, y) => x.n - y.n);
+    const ns = t.groups.map((g) => g.n);
+    const rows = [];
+    for (const m of t.loss ? LOSS : MAIN) {
+      const cells = {};
+      for (const g of t.groups) if (g.cells.has(m)) cells[g.n] = g.cells.get(m);
+      if (Object.keys(cells).length === 0) continue;
+      if (m.optional && Object.values(cells).every((c) => !c.a && !c.b)) continue;
+      rows.push({ m, cells, verdict: verdictText(cells, ns) });
+    }
+    out.push({ ...t, ns, rows });
+  }
+  return out;
 }
 
 export function formatReport(summary, { command, started, finished, options }) {
-  const lines = [];
   const md = [];
+  const lines = [];
   const date = started.toISOString().replace('T', ' ').slice(0, 16);
   const mins = ((finished - started) / 60_000).toFixed(1);
   md.push(`### ${date} UTC: \`sudo ${command}\``, '');
   md.push(
-    `${options.pairs} alternating pair(s) per row (ctsyncd, conntrackd, ctsyncd, …), medians; ratio = ctsyncd / conntrackd. ` +
-      `Load = 1-minute load average at the start of each trial (min–max). Run took ${mins} min.`,
+    `Cells: **ctsyncd / conntrackd** (ctsyncd value / conntrackd value), medians of ${options.pairs} alternating ` +
+      `pair(s) (ctsyncd, conntrackd, ctsyncd, …; \`timeout\` = a trial ran out of its bound and counts as +∞). ` +
+      `Load = 1-minute load average when each trial started (the benchmark's own processes included; 2 cores). ` +
+      `The run took ${mins} min.`,
     '',
   );
-  for (const transport of [...new Set(summary.groups.map((g) => g.transport))]) {
-    const rows = summary.rows.filter((r) => r.transport === transport);
-    const head = `| ${transport} | N | ctsyncd | conntrackd | ratio | target | | load |`;
-    md.push(head, '|---|---|---|---|---|---|---|---|');
-    lines.push(`== ${transport} ==`);
-    lines.push(
-      `${'metric'.padEnd(56)} ${'N'.padStart(5)} ${'ctsyncd'.padStart(9)} ${'conntrackd'.padStart(10)} ${'ratio'.padStart(7)}  target`,
-    );
-    const order = [...MAIN, ...LOSS];
-    const sorted = [...rows].sort((x, y) => {
-      const ox = order.indexOf(x.m) + (x.loss ? 100 : 0);
-      const oy = order.indexOf(y.m) + (y.loss ? 100 : 0);
-      return ox - oy || x.n - y.n;
+  for (const t of tables(summary)) {
+    const title = `${t.transport}${t.loss ? `, ${t.loss}% loss` : ''}`;
+    md.push(`| ${title} | target | ${t.ns.map((n) => `N = ${K(n)}`).join(' | ')} | |`);
+    md.push(`|---|---|${t.ns.map(() => '---').join('|')}|---|`);
+    lines.push(`== ${title} ==  (ratio = ctsyncd / conntrackd; ctsyncd / conntrackd values)`);
+    for (const row of t.rows) {
+      const cells = t.ns.map((n) => cellText(row.cells[n], row.m));
+      md.push(`| ${row.m.label} | ${row.m.target} | ${cells.join(' | ')} | ${row.verdict} |`);
+      lines.push(`${row.m.label}  [${row.m.target || '-'}]  ${row.verdict}`);
+      for (const n of t.ns) if (row.cells[n]) lines.push(`    N=${K(n).padEnd(5)} ${cellText(row.cells[n], row.m).replace(/\*\*/g, '')}`);
+    }
+    md.push(`| load average | | ${t.groups.map((g) => g.load).join(' | ')} | |`, '');
+    lines.push(`load average: ${t.groups.map((g) => `N=${K(g.n)} ${g.load}`).join(', ')}`, '');
+  }
+  md.push('<details><summary>details (medians; ctsyncd / conntrackd)</summary>', '');
+  const detailKeys = [...new Set(summary.groups.flatMap((g) => g.details.map((d) => d.label)))];
+  const cols = summary.groups.map((g) => `${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} ${K(g.n)}`);
+  md.push(`| quantity | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---').join('|')}|`);
+  for (const label of detailKeys) {
+    const cells = summary.groups.map((g) => {
+      const d = g.details.find((x) => x.label === label);
+      return d ? `${fmt(d.a)} / ${fmt(d.b)}` : '';
     });
-    for (const r of sorted) {
-      const label = r.loss ? `${r.m.label.replace(' under loss', '')} at ${r.loss}% loss` : r.m.label;
-      const ratio =
-        r.q === undefined ? '' : r.q === Infinity ? '∞ (ours timed out)' : r.b === Infinity ? '0 (theirs timed out)' : r.q.toFixed(2);
-      md.push(`| ${label} | ${K(r.n)} | ${fmt(r.a)} | ${fmt(r.b)} | ${ratio} | ${r.m.target} | ${verdict(r.ok)} | ${r.load} |`);
-      lines.push(
-        `${label.slice(0, 56).padEnd(56)} ${K(r.n).padStart(5)} ${fmt(r.a).padStart(9)} ${fmt(r.b).padStart(10)} ${ratio.padStart(7)}  ${r.m.target} ${verdict(r.ok)}`,
-      );
-    }
-    md.push('');
-    lines.push('');
-  }
-  for (const g of summary.groups) {
-    lines.push(`details ${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} N=${K(g.n)} (medians):  ctsyncd | conntrackd`);
-    for (const d of g.details) lines.push(`  ${d.label.padEnd(58)} ${fmt(d.a).padStart(9)} ${fmt(d.b).padStart(10)}`);
-  }
-  lines.push('');
-  // Details: medians that explain the rows above.
-  md.push('<details><summary>details (medians)</summary>', '');
-  md.push('| transport | N | quantity | ctsyncd | conntrackd |', '|---|---|---|---|---|');
-  for (const g of summary.groups) {
-    for (const d of g.details) {
-      md.push(`| ${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} | ${K(g.n)} | ${d.label} | ${fmt(d.a)} | ${fmt(d.b)} |`);
-    }
+    md.push(`| ${label} | ${cells.join(' | ')} |`);
   }
   md.push('', '</details>', '');
-  const errors = summary.groups.flatMap((g) => g.errors.map((e) => `${g.transport} N=${K(g.n)}${g.loss ? ' loss' : ''} ${e}`));
+  for (const g of summary.groups) {
+    lines.push(`details ${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} N=${K(g.n)} (medians): ctsyncd / conntrackd`);
+    for (const d of g.details) lines.push(`  ${d.label.padEnd(62)} ${fmt(d.a).padStart(9)} / ${fmt(d.b)}`);
+  }
+  const errors = summary.groups.flatMap((g) => g.errors.map((e) => `${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} N=${K(g.n)} ${e}`));
   if (errors.length) {
-    md.push('Errors:', '', ...errors.map((e) => `- ${e.split('\n')[0]}`), '');
-    lines.push('errors:', ...errors.map((e) => `  ${e.split('\n')[0]}`));
+    md.push('Errors:', '', ...errors.map((e) => `- ${e}`), '');
+    lines.push('', 'errors:', ...errors.map((e) => `  ${e}`));
   }
   return { text: lines.join('\n'), markdown: md.join('\n') };
 }
