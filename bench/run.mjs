@@ -298,8 +298,11 @@ async function replicate(d, topo, n, r, o) {
   }
   const tx1 = netDev(pids[0], 'sync0');
   const cpuAtDone = pids.map(procSample);
-  await injecting;
+  // The injector is done long before a healthy replication; bounded all the same.
+  let injected = false;
+  await Promise.race([injecting.then(() => (injected = true)), sleep(bound)]);
   if (injectError) throw injectError;
+  if (!injected) throw new TimeoutError(`injector: not done after ${Math.round(bound)} ms`);
   // A further second: acks, the last flushes, the receiver's bookkeeping.
   await sleep(1000);
   const after = pids.map(procSample);
