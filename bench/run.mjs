@@ -1,386 +1,528 @@
 #!/usr/bin/env node
 // bench/run: ctsyncd against the Debian conntrackd 1.4.7 on identical
-// workloads, in the same run, alternating (ctsyncd, conntrackd, ctsyncd, …).
-// Each run gets fresh namespaces fw1 and fw2 joined by a veth sync link
-// (10.99.x.y, UDP unicast for both daemons, FTFW/ftfw), N established TCP
-// entries are created in fw1's kernel by a batched ctnetlink injector, and:
-//   replication  first insert → fw2's external cache holds all N
-//   cpu          CPU seconds of both daemons ÷ N (from /proc/PID/stat)
-//   rss          RSS growth ÷ N: fw1 (internal cache) and fw2 (external cache)
-//   datagrams    entries per datagram sent on fw1's sync link
-//   commit       `-c` on fw2 (each daemon's own client, as a notify script
-//                runs it) → all N in fw2's kernel (conntrack -C)
-// Run as root after `npm ci`:
-//   node bench/run.mjs [--n 100000] [--pairs 3] [--write]
-// --write appends the table, the command and the date to BENCHMARKS.md.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+// workloads, in the same run, alternating (ctsyncd, conntrackd, ctsyncd, …),
+// and the ratios ctsyncd / conntrackd of the medians (issue 7).
+//
+// Every trial builds fresh namespaces fw1 and fw2 joined by a veth sync link
+// (10.99.S.0/24, a multicast group of its own), starts one daemon on both
+// (FTFW/ftfw over multicast or UDP), creates N established TCP entries in
+// fw1's kernel with a batched ctnetlink injector, and measures in turn:
+//
+//   replication  first insert → fw2's external cache holds all N (and lost:
+//                N minus what it holds after a further second)
+//   cpu          CPU seconds of both daemons on both nodes ÷ N (/proc/PID/stat),
+//                from before the first insert to a second after replication
+//   memory       RSS growth ÷ N: fw1 (internal cache) and fw2 (external cache)
+//   datagrams    entries per datagram: N ÷ packets sent on fw1's sync0 until
+//                replication completed (ctsyncd's own counters alongside)
+//   commit       `-c` on fw2 (each daemon's client) → all N in fw2's kernel
+//                (conntrack -C checks)
+//   resync       fw2 stopped, its kernel flushed, restarted empty → its
+//                external cache holds all N again (conntrackd needs `-n`)
+//   failover     each daemon's primary-backup.sh primary on fw2 → all N in
+//                fw2's kernel (conntrack -C checks)
+//   loss         replication of N with 5% random loss on both ends of the sync
+//                link (nftables numgen in a netdev egress hook); separate trials
+//
+// Run as root after `npm ci` (npm run bench = node bench/run.mjs):
+//   node bench/run.mjs                      full run: N = 10k, 100k, 1M; 3 pairs;
+//                                           multicast and UDP; loss at 100k
+//   node bench/run.mjs --quick              smoke check: N = 10k, 1 pair, loss at 10k
+//   node bench/run.mjs --n 100000 --pairs 3 --metrics replication,commit --transport udp
+// Options: --n LIST  --pairs P  --transport multicast,udp  --metrics LIST
+//   (replication,commit,resync,failover,loss)  --loss-n N  --loss-pct P
+//   --write | --no-write (BENCHMARKS.md; default: write unless --quick)
+//   --json FILE (every trial's raw record)  --cpu-prof DIR (ctsyncd's node
+//   --cpu-prof, one profile per daemon process; bench/profile-summary.mjs reads
+//   them)  --heap-snapshot DIR (a heap snapshot of both ctsyncd daemons right
+//   after replication; slows what follows; bench/heap-summary.mjs reads them)
+//   --rate R (pace the injector at R entries/s instead of full speed)
+//   --bound S (shortest bound of a phase, 60 s; 20 s with --quick)
+//   --keep (keep trial directories: configs and daemon logs)
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { controlRequest } from '../dist/control/client.js';
-import { ConntrackLink } from '../dist/kernel/conntrack-link.js';
+import { DAEMONS, settingsFor } from './lib/daemons.mjs';
+import { formatReport, K, summarize } from './lib/report.mjs';
+import {
+  addEgressLoss,
+  conntrackCount,
+  conntrackFlush,
+  createTopology,
+  destroyTopology,
+  lossCounters,
+  raiseConntrackLimits,
+} from './lib/topology.mjs';
+import {
+  cleanupAll,
+  kernelCountOf,
+  load1,
+  loadString,
+  netDev,
+  now,
+  onCleanup,
+  procSample,
+  runCleanup,
+  sleep,
+  TimeoutError,
+  until,
+} from './lib/util.mjs';
+import { inject, MAX_ENTRIES } from './lib/workload.mjs';
 
-const run = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'ctsyncd');
-const CONNTRACKD = '/usr/sbin/conntrackd';
-const NOTIFY = join(ROOT, 'contrib', 'keepalived', 'primary-backup.sh');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : def;
-};
-const N = Number(arg('n', 100_000));
-const PAIRS = Number(arg('pairs', 3));
-const WRITE = process.argv.includes('--write');
-const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-const WAIT_MS = Math.max(60_000, N / 1000 * 1000);
+const ALL_METRICS = ['replication', 'commit', 'resync', 'failover', 'loss'];
 
-const cleanups = [];
-const cleanupAll = () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      f();
-    } catch {
-      // best effort
-    }
-  }
-};
-process.on('SIGINT', () => {
-  cleanupAll();
-  process.exit(130);
-});
+// ---------------------------------------------------------------------------
+// Arguments
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(cond, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** Established TCP entry i: unique source per entry, up to 16 × 65536. */
-function entry(i) {
-  const src = `10.${80 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
-  return {
-    family: 2,
-    orig: { src, dst: '10.79.0.1', proto: 6, sport: 40000, dport: 443 },
-    reply: { src: '10.79.0.1', dst: src, proto: 6, sport: 443, dport: 40000 },
-    status: 0x6,
-    timeout: 3600,
-    protoinfo: { tcp: { state: 3 } },
+function parseArgs(argv) {
+  const o = {
+    quick: false,
+    n: [10_000, 100_000, 1_000_000],
+    pairs: 3,
+    transports: ['multicast', 'udp'],
+    metrics: [...ALL_METRICS],
+    lossN: 100_000,
+    lossPct: 5,
+    write: undefined,
+    json: undefined,
+    cpuProf: undefined,
+    heapSnapshot: undefined,
+    rate: undefined,
+    keep: false,
   };
-}
-
-function procStat(pid) {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  const cpu = (Number(f[11]) + Number(f[12])) / TICK;
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
-  return { cpu, rss };
-}
-
-async function txPackets(ns) {
-  const j = JSON.parse((await run('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'sync0'])).stdout);
-  return Number(j[0].stats64.tx.packets);
-}
-
-async function kernelCount(ns) {
-  return Number((await run('ip', ['netns', 'exec', ns, 'conntrack', '-C'])).stdout.trim());
-}
-
-async function topology(dir) {
-  const sfx = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
-  const subnet = 1 + (randomBytes(1)[0] % 250);
-  const nodes = [];
-  for (const id of ['fw1', 'fw2']) {
-    const ns = `bn${id}${sfx}`.slice(0, 15);
-    await run('ip', ['netns', 'add', ns]);
-    cleanups.push(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    nodes.push({ id, ns, addr: `10.99.${subnet}.${nodes.length + 1}`, dir });
-  }
-  const a = `vb${randomBytes(4).toString('hex')}`;
-  const b = `vb${randomBytes(4).toString('hex')}`;
-  await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
-  for (const [i, ifn] of [a, b].entries()) {
-    const n = nodes[i];
-    await run('ip', ['link', 'set', ifn, 'netns', n.ns]);
-    await run('ip', ['-n', n.ns, 'link', 'set', ifn, 'name', 'sync0']);
-    await run('ip', ['-n', n.ns, 'addr', 'add', `${n.addr}/24`, 'dev', 'sync0']);
-    await run('ip', ['-n', n.ns, 'link', 'set', 'sync0', 'up']);
-  }
-  return nodes;
-}
-
-const daemons = {
-  ctsyncd: {
-    config(n, peer) {
-      const path = join(n.dir, `${n.id}.yaml`);
-      n.socket = join(n.dir, `${n.id}.sock`);
-      writeFileSync(
-        path,
-        [
-          `node: { id: ${n.id} }`,
-          'cluster: { id: 1 }',
-          `sync: { transport: udp, udp: { bind: ${n.addr}, port: 3790, peers: [${peer.addr}] } }`,
-          'kernel: { netlinkBufferBytes: 67108864 }',
-          `cache: { internalLimit: ${N + 1000}, externalLimit: ${N + 1000} }`,
-          `control: { socket: ${n.socket} }`,
-          'log: { level: warn }',
-          'metrics: { enabled: false }',
-        ].join('\n'),
-      );
-      return path;
-    },
-    argv: (conf) => ['node', BIN, '--config', conf],
-    async ready(n) {
-      const s = await controlRequest(n.socket, 'stats', {}, { timeoutMs: 2000 }).catch(() => undefined);
-      return s?.ready === true;
-    },
-    async external(n) {
-      const s = await controlRequest(n.socket, 'stats', {}, { timeoutMs: 10_000 });
-      return s.external.entries;
-    },
-    commit: (n) => run('ip', ['netns', 'exec', n.ns, 'node', BIN, '-C', n.conf, '-c'], { timeout: WAIT_MS }),
-    bin: BIN,
-  },
-  conntrackd: {
-    config(n, peer) {
-      const path = join(n.dir, `${n.id}.conf`);
-      const hash = Math.max(8192, 2 ** Math.ceil(Math.log2(N / 4)));
-      writeFileSync(
-        path,
-        [
-          'Sync {',
-          '\tMode FTFW {',
-          '\t}',
-          '\tUDP {',
-          `\t\tIPv4_address ${n.addr}`,
-          `\t\tIPv4_Destination_Address ${peer.addr}`,
-          '\t\tPort 3791',
-          '\t\tInterface sync0',
-          '\t\tSndSocketBuffer 4194304',
-          '\t\tRcvSocketBuffer 4194304',
-          '\t\tChecksum on',
-          '\t}',
-          '}',
-          'General {',
-          `\tHashSize ${hash}`,
-          `\tHashLimit ${2 * (N + 1000)}`,
-          `\tLogFile ${join(n.dir, `${n.id}.log`)}`,
-          '\tSyslog off',
-          '\tSystemd off',
-          `\tLockFile ${join(n.dir, `${n.id}.lock`)}`,
-          '\tUNIX {',
-          `\t\tPath ${join(n.dir, `${n.id}.ctd.sock`)}`,
-          '\t}',
-          '\tNetlinkBufferSize 67108864',
-          '\tNetlinkBufferSizeMaxGrowth 134217728',
-          // Not SCHED_RR 99 on a shared machine: priority 0 is refused and it keeps SCHED_OTHER.
-          '\tScheduler {',
-          '\t\tType RR',
-          '\t\tPriority 0',
-          '\t}',
-          '\tFilter From Userspace {',
-          '\t\tAddress Ignore {',
-          '\t\t\tIPv4_address 127.0.0.1',
-          `\t\t\tIPv4_address ${n.addr}`,
-          `\t\t\tIPv4_address ${peer.addr}`,
-          '\t\t}',
-          '\t}',
-          '}',
-          '',
-        ].join('\n'),
-      );
-      return path;
-    },
-    argv: (conf) => [CONNTRACKD, '-C', conf],
-    async ready(n) {
-      return run('ip', ['netns', 'exec', n.ns, CONNTRACKD, '-C', n.conf, '-s']).then(
-        () => true,
-        () => false,
-      );
-    },
-    async external(n) {
-      const out = (await run('ip', ['netns', 'exec', n.ns, CONNTRACKD, '-C', n.conf, '-s'])).stdout;
-      const block = out.slice(out.indexOf('cache external:'));
-      return Number(/current active connections:\s+(\d+)/.exec(block)?.[1] ?? 0);
-    },
-    commit: (n) => run('ip', ['netns', 'exec', n.ns, CONNTRACKD, '-C', n.conf, '-c'], { timeout: WAIT_MS }),
-    bin: CONNTRACKD,
-  },
-};
-
-function startDaemon(name, n) {
-  // BENCH_PROFILE_DIR=DIR: ctsyncd writes a CPU profile per daemon there (node --cpu-prof).
-  const prof = process.env.BENCH_PROFILE_DIR;
-  const argv = daemons[name].argv(n.conf);
-  if (prof && name === 'ctsyncd') argv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${prof}`);
-  const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  n.stderr = [];
-  child.stderr.on('data', (x) => n.stderr.push(String(x)));
-  n.child = child;
-  cleanups.push(() => child.kill('SIGKILL'));
-}
-
-/** SIGTERM and wait (a profiling daemon writes its profile then), SIGKILL after 5 s. */
-async function stopDaemon(n) {
-  if (n.child.exitCode !== null || n.child.signalCode !== null) return;
-  const exited = new Promise((r) => n.child.once('exit', r));
-  n.child.kill('SIGTERM');
-  await Promise.race([exited, sleep(5000)]);
-  n.child.kill('SIGKILL');
-}
-
-async function once(name) {
-  const d = daemons[name];
-  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-bench-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const mark = cleanups.length;
-  try {
-    const [fw1, fw2] = await topology(dir);
-    for (const [n, peer] of [
-      [fw1, fw2],
-      [fw2, fw1],
-    ]) {
-      n.conf = d.config(n, peer);
-      startDaemon(name, n);
-    }
-    for (const n of [fw1, fw2]) await until(() => d.ready(n), `${name} ${n.id} ready`, 30_000);
-    await sleep(500);
-    const before = [procStat(fw1.child.pid), procStat(fw2.child.pid)];
-    const tx0 = await txPackets(fw1.ns);
-    const link = new ConntrackLink({ netns: `/var/run/netns/${fw1.ns}` });
-    const items = [];
-    for (let i = 0; i < N; i++) items.push({ op: 'create', entry: entry(i) });
-    const t0 = performance.now();
-    const res = await link.batch(items);
-    link.close();
-    if (res.failed) throw new Error(`injector: ${res.failed} failed ${JSON.stringify(res.failures)}`);
-    await until(async () => (await d.external(fw2)) >= N, `${name}: fw2 external = ${N}`);
-    const replication = (performance.now() - t0) / 1000;
-    // Let acks and the last flushes settle before reading CPU and RSS.
-    await sleep(1000);
-    const after = [procStat(fw1.child.pid), procStat(fw2.child.pid)];
-    const tx = (await txPackets(fw1.ns)) - tx0;
-    const lost = N - (await d.external(fw2));
-
-    // Resync: fw2's daemon restarts empty and must get everything back.
-    // conntrackd asks only when told (-n); ctsyncd asks by itself.
-    await stopDaemon(fw2);
-    if (name === 'conntrackd') rmSync(join(fw2.dir, 'fw2.lock'), { force: true });
-    const tr = performance.now();
-    startDaemon(name, fw2);
-    await until(() => d.ready(fw2), `${name} fw2 ready again`, 30_000);
-    if (name === 'conntrackd') await run('ip', ['netns', 'exec', fw2.ns, CONNTRACKD, '-C', fw2.conf, '-n']);
-    await until(async () => (await d.external(fw2)) >= N, `${name}: fw2 external = ${N} after restart`);
-    const resync = (performance.now() - tr) / 1000;
-
-    const t1 = performance.now();
-    await d.commit(fw2).catch((e) => {
-      throw new Error(`${name} commit: ${e.stderr || e.message}`);
-    });
-    await until(async () => (await kernelCount(fw2.ns)) >= N, `${name}: fw2 kernel = ${N}`);
-    const commit = (performance.now() - t1) / 1000;
-
-    // Failover: the kernel forgets, and each daemon's own notify script
-    // (contrib/keepalived/primary-backup.sh primary: commit, flush, resync,
-    // bulk-send) must put everything back.
-    await run('ip', ['netns', 'exec', fw2.ns, 'conntrack', '-F']).catch(() => undefined);
-    await until(async () => (await kernelCount(fw2.ns)) === 0, `${name}: fw2 kernel flushed`, 30_000);
-    const tf = performance.now();
-    await run('ip', ['netns', 'exec', fw2.ns, 'sh', NOTIFY, 'primary'], {
-      timeout: WAIT_MS,
-      env: { ...process.env, CONNTRACKD_BIN: d.bin, CONNTRACKD_CONFIG: fw2.conf },
-    }).catch((e) => {
-      throw new Error(`${name} notify primary: ${e.stderr || e.message}`);
-    });
-    await until(async () => (await kernelCount(fw2.ns)) >= N, `${name}: fw2 kernel = ${N} after failover`);
-    const failover = (performance.now() - tf) / 1000;
-
-    for (const n of [fw1, fw2]) await stopDaemon(n);
-    return {
-      replication,
-      lost,
-      cpuPerEntryUs: ((after[0].cpu - before[0].cpu + after[1].cpu - before[1].cpu) / N) * 1e6,
-      rssInternalB: (after[0].rss - before[0].rss) / N,
-      rssExternalB: (after[1].rss - before[1].rss) / N,
-      entriesPerDatagram: N / Math.max(1, tx),
-      resync,
-      commit,
-      failover,
-      load: loadavg()[0],
+  const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const num = (v) => {
+    const x = Number(String(v).replace(/_/g, '').replace(/k$/i, '000').replace(/m$/i, '000000'));
+    if (!Number.isInteger(x) || x <= 0) throw new Error(`not a positive integer: ${v}`);
+    return x;
+  };
+  const set = new Set();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
     };
-  } finally {
-    for (const f of cleanups.splice(mark).reverse()) {
-      try {
-        f();
-      } catch {
-        // best effort
-      }
+    set.add(a);
+    switch (a) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--n':
+        o.n = list(val()).map(num);
+        break;
+      case '--pairs':
+        o.pairs = num(val());
+        break;
+      case '--transport':
+      case '--transports':
+        o.transports = list(val());
+        break;
+      case '--metrics':
+        o.metrics = list(val());
+        break;
+      case '--loss-n':
+        o.lossN = num(val());
+        break;
+      case '--loss-pct':
+        o.lossPct = num(val());
+        break;
+      case '--write':
+        o.write = true;
+        break;
+      case '--no-write':
+        o.write = false;
+        break;
+      case '--json':
+        o.json = resolve(val());
+        break;
+      case '--cpu-prof':
+        o.cpuProf = resolve(val());
+        break;
+      case '--heap-snapshot':
+        o.heapSnapshot = resolve(val());
+        break;
+      case '--rate':
+        o.rate = num(val());
+        break;
+      case '--bound':
+        o.boundS = num(val());
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '-h':
+      case '--help':
+        console.log(
+          'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
+            '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
+            '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
+            '         [--bound SECONDS] [--keep]',
+        );
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a} (--help)`);
     }
+  }
+  if (o.quick) {
+    if (!set.has('--n')) o.n = [10_000];
+    if (!set.has('--pairs')) o.pairs = 1;
+    if (!set.has('--loss-n')) o.lossN = 10_000;
+    if (!set.has('--bound')) o.boundS = 20;
+  }
+  if (o.write === undefined) o.write = !o.quick;
+  // The first harness's hook: BENCH_PROFILE_DIR=DIR is --cpu-prof DIR.
+  if (!o.cpuProf && process.env.BENCH_PROFILE_DIR) o.cpuProf = resolve(process.env.BENCH_PROFILE_DIR);
+  for (const t of o.transports) if (t !== 'multicast' && t !== 'udp') throw new Error(`unknown transport ${t}`);
+  for (const m of o.metrics) if (!ALL_METRICS.includes(m)) throw new Error(`unknown metric ${m}`);
+  for (const n of [...o.n, o.lossN]) if (n > MAX_ENTRIES) throw new Error(`N at most ${MAX_ENTRIES}`);
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Bounds: every wait is bounded.
+
+/**
+ * Replication, commit, resync, failover of n entries: 60 s (more than
+ * conntrackd's 30 s overrun resync; --bound S, 20 s with --quick), or 120 µs
+ * per entry (120 s at 1M).
+ */
+let minBoundMs = 60_000;
+const phaseBound = (n) => Math.max(minBoundMs, n * 0.12);
+const START_BOUND = 30_000;
+
+/** Poll quickly at first, then less often (the polls cost the daemons CPU too). */
+const pollInterval = (elapsedMs) => Math.min(100, Math.max(10, elapsedMs / 50));
+
+async function waitCount(what, bound, read, target, t0 = now()) {
+  for (;;) {
+    const v = await read().catch(() => undefined);
+    if (v !== undefined && v >= target) return { ms: now() - t0, value: v };
+    const el = now() - t0;
+    if (el > bound) throw new TimeoutError(`timed out after ${Math.round(bound)} ms waiting for ${what} (at ${v})`);
+    await sleep(pollInterval(el));
   }
 }
 
-const METRICS = [
-  ['replication', 's', 'time ≤ 1.0'],
-  ['cpuPerEntryUs', 'µs CPU/entry', '≤ 1.0'],
-  ['rssInternalB', 'B/entry fw1', '≤ 1.0'],
-  ['rssExternalB', 'B/entry fw2', '≤ 1.0'],
-  ['entriesPerDatagram', 'entries/datagram', 'ours ≥ 10'],
-  ['resync', 's', '≤ 1.0'],
-  ['commit', 's', '≤ 0.5'],
-  ['failover', 's', '≤ 0.5'],
-];
+/** Runs a command in a namespace; resolves with its duration and output. Bounded. */
+function runIn(ns, argv, env, bound) {
+  return new Promise((resolveP, reject) => {
+    const t0 = now();
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    const h = onCleanup(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
+    const timer = setTimeout(() => child.kill('SIGKILL'), bound);
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      runCleanup(h);
+      const ms = now() - t0;
+      if (code === 0) resolveP({ ms, out });
+      else reject(new Error(`${argv.join(' ')} in ${ns}: ${sig ? `killed (${sig}) after ${Math.round(ms)} ms` : `exit ${code}`}: ${out.slice(-1500)}`));
+    });
+  });
+}
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-};
+// ---------------------------------------------------------------------------
+// One trial: one daemon, one N, one transport.
+
+async function startPair(d, topo, dir, n, opts) {
+  const [fw1, fw2] = topo.nodes;
+  const s = settingsFor(n);
+  d.configure(fw1, fw2, topo, dir, s);
+  d.configure(fw2, fw1, topo, dir, s);
+  for (const node of [fw1, fw2]) d.start(node, opts);
+  for (const node of [fw1, fw2]) await d.waitReady(node, START_BOUND);
+  // Let the start-up exchange (hello, empty resyncs) finish before measuring.
+  await sleep(1000);
+}
+
+async function stopPair(d, topo) {
+  for (const node of topo.nodes) if (node.proc) await d.stop(node).catch((e) => console.error(e.message));
+}
+
+/** Injects n entries into fw1 and waits until fw2's external cache holds them all. */
+async function replicate(d, topo, n, r, o) {
+  const [fw1, fw2] = topo.nodes;
+  const pids = [fw1.proc.child.pid, fw2.proc.child.pid];
+  const before = pids.map(procSample);
+  const tx0 = netDev(pids[0], 'sync0');
+  const diag0 = await d.diagnostics(fw1);
+  let t0;
+  let injectError;
+  const injecting = inject(fw1.netnsPath, n, { rate: o.rate, onStart: () => (t0 = now()) }).then(
+    (x) => (r.injectorS = x.seconds),
+    (e) => (injectError = e),
+  );
+  const bound = phaseBound(n);
+  await until(() => t0 !== undefined || injectError, 'injector start', 30_000);
+  let last;
+  try {
+    for (;;) {
+      if (injectError) throw injectError;
+      last = (await d.counts(fw2).catch(() => undefined))?.external;
+      if (last !== undefined && last >= n) break;
+      const el = now() - t0;
+      if (el > bound) throw new TimeoutError(`replication: fw2 external ${last} of ${n} after ${Math.round(el)} ms`);
+      await sleep(pollInterval(el));
+    }
+    r.replicationS = (now() - t0) / 1000;
+  } catch (e) {
+    if (!(e instanceof TimeoutError)) throw e;
+    r.replicationS = undefined;
+    r.replicationTimeoutS = bound / 1000;
+    r.errors.push(e.message);
+  }
+  const tx1 = netDev(pids[0], 'sync0');
+  const cpuAtDone = pids.map(procSample);
+  await injecting;
+  if (injectError) throw injectError;
+  // A further second: acks, the last flushes, the receiver's bookkeeping.
+  await sleep(1000);
+  const after = pids.map(procSample);
+  const c1 = await d.counts(fw1);
+  const c2 = await d.counts(fw2);
+  r.lost = n - Math.min(n, c2.external);
+  r.extra = c2.external > n ? c2.external - n : 0;
+  // Where entries went missing: fw1's kernel → its internal cache → fw2's external cache.
+  r.fw1Kernel = kernelCountOf(pids[0]);
+  r.fw1Internal = c1.internal;
+  r.fw2External = c2.external;
+  r.cpuFw1S = after[0].cpu - before[0].cpu;
+  r.cpuFw2S = after[1].cpu - before[1].cpu;
+  r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S) / n) * 1e6;
+  r.cpuAtDonePerEntryUs = ((cpuAtDone[0].cpu - before[0].cpu + cpuAtDone[1].cpu - before[1].cpu) / n) * 1e6;
+  r.rssInternalB = (after[0].rss - before[0].rss) / n;
+  r.rssExternalB = (after[1].rss - before[1].rss) / n;
+  r.rssFw1MB = after[0].rss / 2 ** 20;
+  r.rssFw2MB = after[1].rss / 2 ** 20;
+  r.datagrams = tx1.txPackets - tx0.txPackets;
+  r.entriesPerDatagram = n / Math.max(1, r.datagrams);
+  const diag1 = await d.diagnostics(fw1);
+  r.ownDatagrams = diag1.datagramsSent - diag0.datagramsSent;
+  if (diag1.messagesSent !== undefined) r.ownMessages = diag1.messagesSent - diag0.messagesSent;
+  r.overruns = diag1.overruns - diag0.overruns;
+  r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
+  r.eventBufferBytes = diag1.bufferBytes;
+  return r.replicationS !== undefined && r.lost === 0;
+}
+
+async function commitPhase(d, topo, n, r) {
+  const fw2 = topo.nodes[1];
+  const bound = phaseBound(n);
+  const t0 = now();
+  const client = runIn(fw2.ns, d.clientArgv(fw2, ['-c']), {}, bound);
+  const inKernel = waitCount('fw2 kernel after commit', bound, async () => kernelCountOf(fw2.proc.child.pid), n, t0);
+  const [c, k] = await Promise.all([client, inKernel]);
+  r.commitS = Math.max(c.ms, k.ms) / 1000;
+  r.commitKernelS = k.ms / 1000;
+  r.commitChecked = await conntrackCount(fw2);
+  if (r.commitChecked !== n) r.errors.push(`commit: conntrack -C ${r.commitChecked} ≠ ${n}`);
+  if (d.name === 'ctsyncd') r.commitDaemonS = ((await d.counts(fw2)).raw.commit?.lastDurationMs ?? NaN) / 1000;
+}
+
+async function resyncPhase(d, topo, n, r, opts) {
+  const fw2 = topo.nodes[1];
+  const bound = phaseBound(n);
+  await d.stop(fw2);
+  await conntrackFlush(fw2);
+  const left = await conntrackCount(fw2);
+  if (left !== 0) throw new Error(`fw2 kernel holds ${left} after conntrack -F`);
+  const t0 = now();
+  d.start(fw2, opts);
+  await d.afterRestart(fw2, START_BOUND);
+  let up;
+  const done = await waitCount(
+    'fw2 external after restart',
+    bound,
+    async () => {
+      const c = await d.counts(fw2);
+      up ??= now() - t0;
+      return c.external;
+    },
+    n,
+    t0,
+  );
+  r.resyncS = done.ms / 1000;
+  // Start-up share: restart → the daemon answers on its socket (conntrackd: and `-n` returned).
+  r.resyncUpS = up / 1000;
+  await d.waitReady(fw2, START_BOUND);
+  // fw2's kernel is empty again, its external cache full: ready for failover.
+}
+
+async function failoverPhase(d, topo, n, r) {
+  const fw2 = topo.nodes[1];
+  const bound = phaseBound(n);
+  const f = d.failover(fw2);
+  const t0 = now();
+  const script = runIn(fw2.ns, f.argv, f.env, bound * 2);
+  const inKernel = waitCount('fw2 kernel after failover', bound, async () => kernelCountOf(fw2.proc.child.pid), n, t0);
+  const k = await inKernel;
+  r.failoverS = k.ms / 1000;
+  const s = await script;
+  r.failoverScriptS = s.ms / 1000;
+  r.failoverChecked = await conntrackCount(fw2);
+  if (r.failoverChecked !== n) r.errors.push(`failover: conntrack -C ${r.failoverChecked} ≠ ${n}`);
+}
+
+/** SIGUSR2 to both ctsyncd daemons (--heapsnapshot-signal); waits until both snapshots are written. */
+async function heapSnapshots(topo, dir) {
+  for (const node of topo.nodes) {
+    const before = new Set(readdirSync(dir));
+    node.proc.child.kill('SIGUSR2');
+    const file = await until(
+      () => readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)),
+      `heap snapshot of ${node.id}`,
+      120_000,
+      { intervalMs: 200 },
+    );
+    // Written synchronously by the daemon: its next stats answer means it is complete.
+    await until(() => ctsyncdAnswers(node), `${node.id} after its heap snapshot`, 300_000, { intervalMs: 200 });
+    const to = join(dir, `${node.id}-after-replication.heapsnapshot`);
+    renameSync(join(dir, file), to);
+    console.log(`    heap snapshot ${to}`);
+  }
+}
+
+async function ctsyncdAnswers(node) {
+  return DAEMONS.ctsyncd.stats(node, 5000).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function trial(daemonName, { n, transport, lossPct }, o) {
+  const d = DAEMONS[daemonName];
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-bench-'));
+  const dirHandle = onCleanup(() => o.keep || rmSync(dir, { recursive: true, force: true }), `dir ${dir}`);
+  const r = { daemon: daemonName, n, transport, lossPct, load1: load1(), errors: [], date: new Date().toISOString() };
+  const tag = `${transport}-${K(n)}${lossPct ? `-loss${lossPct}` : ''}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`;
+  const prof = {};
+  if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
+  if (o.heapSnapshot && daemonName === 'ctsyncd') prof.heapDir = join(o.heapSnapshot, tag);
+  for (const p of Object.values(prof)) mkdirSync(p, { recursive: true });
+  let topo;
+  try {
+    topo = await createTopology();
+    topo.transport = transport;
+    r.group = topo.group;
+    if (lossPct) for (const node of topo.nodes) await addEgressLoss(node, lossPct, topo.port);
+    await startPair(d, topo, dir, n, prof);
+    const ok = await replicate(d, topo, n, r, o);
+    if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
+    if (lossPct) {
+      const [a, b] = await Promise.all(topo.nodes.map(lossCounters));
+      r.lossSeen = a.seen + b.seen;
+      r.lossDropped = a.dropped + b.dropped;
+    } else if (ok) {
+      const m = o.metrics;
+      if (m.includes('commit')) await commitPhase(d, topo, n, r);
+      if (m.includes('resync') || m.includes('failover')) await resyncPhase(d, topo, n, r, prof);
+      if (m.includes('failover')) await failoverPhase(d, topo, n, r);
+    }
+  } catch (e) {
+    r.errors.push(e.message);
+    for (const node of topo?.nodes ?? []) if (node.log) r.errors.push(`${node.id} log: ${d.logTail(node).slice(-800)}`);
+  } finally {
+    if (topo) {
+      await stopPair(d, topo);
+      destroyTopology(topo);
+    }
+    runCleanup(dirHandle);
+  }
+  r.load1After = load1();
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+
+const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
+const f1 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+
+function logTrial(i, total, r) {
+  const parts = [
+    `[${i}/${total}]`,
+    r.daemon.padEnd(10),
+    `${r.transport.padEnd(9)} N=${r.n}${r.lossPct ? ` loss=${r.lossPct}%` : ''}`,
+    `repl=${f3(r.replicationS)}s lost=${r.lost ?? '-'}`,
+    `cpu=${f1(r.cpuPerEntryUs)}µs/e (fw1 ${f3(r.cpuFw1S)}s fw2 ${f3(r.cpuFw2S)}s)`,
+    `rss=${f1(r.rssInternalB)}/${f1(r.rssExternalB)}B/e`,
+    `e/dgram=${f1(r.entriesPerDatagram)}`,
+  ];
+  if (r.commitS !== undefined) parts.push(`commit=${f3(r.commitS)}s`);
+  if (r.resyncS !== undefined) parts.push(`resync=${f3(r.resyncS)}s`);
+  if (r.failoverS !== undefined) parts.push(`failover=${f3(r.failoverS)}s (script ${f3(r.failoverScriptS)}s)`);
+  if (r.lossDropped !== undefined) parts.push(`dropped=${r.lossDropped}/${r.lossSeen}`);
+  if (r.overruns) parts.push(`overruns=${r.overruns} resyncs=${r.kernelResyncs}`);
+  if (r.lost) parts.push(`(fw1 kernel ${r.fw1Kernel}, fw1 internal ${r.fw1Internal}, fw2 external ${r.fw2External})`);
+  parts.push(`load=${r.load1.toFixed(2)}`);
+  console.log(parts.join(' '));
+  for (const e of r.errors) console.log(`    ! ${e.split('\n').join('\n      ')}`);
+}
 
 async function main() {
-  const results = { ctsyncd: [], conntrackd: [] };
+  const o = parseArgs(process.argv.slice(2));
+  if (o.boundS) minBoundMs = o.boundS * 1000;
+  if (process.getuid?.() !== 0) throw new Error('bench/run needs root (network namespaces, ctnetlink)');
+  const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+  const started = new Date();
+  console.log(`${command}\n${started.toISOString()}  load average ${loadString()}`);
+
+  const plan = [];
+  const mainMetrics = o.metrics.filter((m) => m !== 'loss');
+  if (mainMetrics.length > 0) {
+    for (const n of o.n)
+      for (const transport of o.transports)
+        for (let p = 0; p < o.pairs; p++)
+          for (const daemon of ['ctsyncd', 'conntrackd']) plan.push({ daemon, n, transport, lossPct: 0, pair: p });
+  }
+  if (o.metrics.includes('loss')) {
+    for (const transport of o.transports)
+      for (let p = 0; p < o.pairs; p++)
+        for (const daemon of ['ctsyncd', 'conntrackd'])
+          plan.push({ daemon, n: o.lossN, transport, lossPct: o.lossPct, pair: p });
+  }
+
+  const records = [];
+  const limits = [];
   try {
-    for (let p = 0; p < PAIRS; p++) {
-      for (const name of ['ctsyncd', 'conntrackd']) {
-        const r = await once(name);
-        results[name].push(r);
-        console.log(
-          `pair ${p + 1} ${name.padEnd(10)} ${METRICS.map(([k]) => `${k}=${r[k].toFixed(3)}`).join(' ')} lost=${r.lost} load=${r.load.toFixed(1)}`,
-        );
-      }
+    for (const [i, t] of plan.entries()) {
+      // Room for N entries in each of fw1 and fw2 (nf_conntrack_max is global; the
+      // count it limits is per namespace, so this leaves room for other users).
+      limits.push(...raiseConntrackLimits(2 * t.n + 65_536));
+      const r = await trial(t.daemon, t, o);
+      r.pair = t.pair;
+      records.push(r);
+      logTrial(i + 1, plan.length, r);
+      if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, records }, null, 1)}\n`);
     }
   } finally {
+    for (const h of limits.reverse()) runCleanup(h);
     cleanupAll();
   }
-  const rows = [
-    `| metric (N=${N}, median of ${PAIRS} pairs) | ctsyncd | conntrackd | ratio | target |`,
-    '|---|---|---|---|---|',
-  ];
-  for (const [k, unit, target] of METRICS) {
-    const a = median(results.ctsyncd.map((r) => r[k]));
-    const b = median(results.conntrackd.map((r) => r[k]));
-    rows.push(`| ${k} (${unit}) | ${a.toFixed(3)} | ${b.toFixed(3)} | ${(a / b).toFixed(2)} | ${target} |`);
+
+  const summary = summarize(records, o);
+  const finished = new Date();
+  const report = formatReport(summary, { command, started, finished, options: o });
+  console.log(`\n${report.text}`);
+  if (o.write) {
+    appendFileSync(join(ROOT, 'BENCHMARKS.md'), `\n${report.markdown}`);
+    console.log('appended to BENCHMARKS.md');
   }
-  const lost = [...results.ctsyncd, ...results.conntrackd].map((r) => r.lost);
-  rows.push(`| lost entries (all runs) | ${results.ctsyncd.map((r) => r.lost).join(', ')} | ${results.conntrackd.map((r) => r.lost).join(', ')} | | 0 |`);
-  const table = rows.join('\n');
-  console.log(`\n${table}`);
-  if (WRITE) {
-    const cmd = `sudo node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
-    const loads = [...results.ctsyncd, ...results.conntrackd].map((r) => r.load.toFixed(1)).join(', ');
-    appendFileSync(
-      join(ROOT, 'BENCHMARKS.md'),
-      `\n### ${new Date().toISOString().slice(0, 10)}: \`${cmd}\`\n\nLoad averages during the runs: ${loads}.\n\n${table}\n`,
-    );
-  }
-  if (lost.some((x) => x !== 0)) process.exitCode = 1;
+  if (records.some((r) => r.errors.length > 0 || (r.lost ?? 0) > 0)) process.exitCode = 1;
 }
 
-await main();
+main().catch((e) => {
+  console.error(e.stack ?? e.message);
+  cleanupAll();
+  process.exit(2);
+});
