@@ -44,6 +44,9 @@ Commands (talk to the running daemon over its control socket):
   bulk-send                  push the internal cache to every peer (-B)
   purge-timeout              shorten the kernel timeouts of connections this node
                              does not own to failover.purgeTimeoutSeconds (-t)
+  failover primary|backup|fault
+                             run keepalived's step sequence for that state inside
+                             the daemon, in arrival order (one notify command)
   shutdown                   stop the daemon (-k)
   stats [KIND] [--json]      counters; KIND: ct expect network cache runtime link
                              rsqueue queue process peers commit (-s [KIND])
@@ -135,6 +138,15 @@ the connections this node does not own (every entry the filter accepts whose
 endpoints are not this node's addresses), and drops them from the internal
 cache. Run when this node becomes backup: its stale entries then expire
 unless traffic still flows through it.
+`,
+  failover: `Usage: ctsyncd --config FILE failover primary|backup|fault
+
+Runs the failover sequence for a keepalived state inside the daemon, in one
+request: primary -> commit, flush, resync, bulk-send; backup -> purge-timeout,
+request-resync; fault -> purge-timeout. States from concurrent callers (and
+from failover.notifyFifo) are applied in arrival order; a state equal to the
+current one does nothing. Exits 1 if a step failed. For keepalived.conf:
+  notify_master "/usr/local/bin/ctsyncd --config /etc/ctsyncd/conntrackd.yaml failover primary"
 `,
   shutdown: `Usage: ctsyncd --config FILE shutdown
        ctsyncd -C FILE -k
@@ -389,6 +401,10 @@ function controlCall(inv: Invocation): ControlCall | string {
       // -F ct|expect and -R ct|expect: ctsyncd handles both kinds together.
       if (a0 !== undefined && a0 !== 'ct' && a0 !== 'expect') return `${inv.command} takes no argument '${a0}'`;
       return { cmd: inv.command, args: {} };
+    case 'failover':
+      if (a0 !== 'primary' && a0 !== 'backup' && a0 !== 'fault') return 'failover takes primary, backup or fault';
+      if (a1 !== undefined) return `failover takes one state, not '${a1}'`;
+      return { cmd: 'failover', args: { state: a0 } };
     case 'request-resync':
     case 'bulk-send':
     case 'purge-timeout':
@@ -431,6 +447,10 @@ async function clientCommand(inv: Invocation, io: Io): Promise<number> {
     const text = call.args.kind === 'expect' ? list.map(expectText) : list.map(entryText);
     if (text.length > 0) io.out(text.join('\n'));
   } else io.out(resultText(call.cmd, obj));
+  if (inv.command === 'failover' && Number(obj.failed ?? 0) > 0) {
+    io.err(`ctsyncd: failover ${String(obj.state)}: ${String(obj.failed)} of ${String(obj.steps)} steps failed (see the daemon's log)`);
+    return EXIT_FAILURE;
+  }
   if (inv.command === 'commit') {
     const failed = Number(obj.failed ?? 0) + Number((obj.expectations as { failed?: number } | undefined)?.failed ?? 0);
     if (failed > 0) {

@@ -19,7 +19,14 @@ import { ChannelSet, type SyncChannel } from './sync/channel.js';
 import { createChannels } from './sync/channel-factory.js';
 import { SyncNode } from './sync/sync-node.js';
 import type { SystemdNotifier } from './systemd/notify.js';
-import { FailoverSequencer, type FailoverStep, type NotifyFifoHandle, runNotifyFifo, TrackFile } from './keepalived/index.js';
+import {
+  FailoverSequencer,
+  type FailoverStep,
+  type FailoverTarget,
+  type NotifyFifoHandle,
+  runNotifyFifo,
+  TrackFile,
+} from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
 import { parseHostPort } from './config/net.js';
 import { type MetricsSource, MetricsService } from './stats/index.js';
@@ -430,16 +437,46 @@ export class Daemon {
     }
   }
 
-  /** failover.notifyFifo: keepalived's ordered notifications drive the failover steps here. */
-  private startNotifyFifo(path: string): void {
-    this.sequencer = new FailoverSequencer({
+  /** The one sequencer of this daemon: the notify FIFO and the failover command share it, so their states are applied in arrival order. */
+  private failoverSequencer(): FailoverSequencer {
+    this.sequencer ??= new FailoverSequencer({
       log: this.log,
       name: this.config.failover.vrrpName,
       now: this.now,
       run: (step) => withTimeout(this.runFailoverStep(step), FAILOVER_STEP_TIMEOUT_MS, step).then(() => undefined),
     });
-    this.fifo = runNotifyFifo(path, this.sequencer, this.log);
+    return this.sequencer;
+  }
+
+  /** failover.notifyFifo: keepalived's ordered notifications drive the failover steps here. */
+  private startNotifyFifo(path: string): void {
+    this.fifo = runNotifyFifo(path, this.failoverSequencer(), this.log);
     this.log.info('following keepalived notify FIFO', { path });
+  }
+
+  /**
+   * `ctsyncd failover primary|backup|fault`: the whole step sequence in one
+   * request (a notify script then starts one client, not four). States from
+   * concurrent notify scripts queue up in arrival order in the same sequencer
+   * the FIFO feeds; the reply comes once the sequencer is idle.
+   */
+  async failover(target: FailoverTarget): Promise<{ state: FailoverTarget; steps: number; failed: number }> {
+    const seq = this.failoverSequencer();
+    const before = { ...seq.counters };
+    seq.handle({
+      kind: 'vrrp',
+      scope: 'group',
+      name: this.config.failover.vrrpName ?? 'ctsyncd',
+      state: target === 'primary' ? 'MASTER' : target === 'backup' ? 'BACKUP' : 'FAULT',
+      target,
+      priority: 0,
+    });
+    await seq.idle();
+    return {
+      state: target,
+      steps: seq.counters.stepsRun - before.stepsRun,
+      failed: seq.counters.stepFailures - before.stepFailures,
+    };
   }
 
   private knownPeer(id: string): boolean {
@@ -572,6 +609,13 @@ export class Daemon {
         return this.flush(which);
       },
       'flush-kernel': () => this.flushKernel(),
+      failover: (args) => {
+        const state = args.state;
+        if (state !== 'primary' && state !== 'backup' && state !== 'fault') {
+          throw new OperationError('EBAD_ARGS', 'failover takes primary, backup or fault');
+        }
+        return this.failover(state);
+      },
       resync: async () => {
         const started = this.now();
         const r = await this.resyncKernel('command');

@@ -171,6 +171,8 @@ export function resultText(command: string, r: Obj): string {
       return `queued ${String(r.entries)} entries for every peer`;
     case 'shutdown':
       return 'ctsyncd is stopping';
+    case 'failover':
+      return `failover ${String(r.state)}: ${String(r.steps)} steps run, ${String(r.failed)} failed`;
     default:
       return JSON.stringify(r);
   }

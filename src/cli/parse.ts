@@ -11,6 +11,7 @@ export type CommandName =
   | 'request-resync'
   | 'bulk-send'
   | 'purge-timeout'
+  | 'failover'
   | 'shutdown'
   | 'stats'
   | 'dump'
@@ -48,6 +49,7 @@ export const COMMANDS: readonly CommandName[] = [
   'request-resync',
   'bulk-send',
   'purge-timeout',
+  'failover',
   'shutdown',
   'stats',
   'dump',

@@ -1,7 +1,8 @@
 // keepalived integration on real daemons: the track_file says whether the
 // node holds its peers' state, and keepalived's notify FIFO (read by the
 // daemon itself, or by the keepalived-fifo client) runs the failover steps.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { Cluster, waitFor } from './helpers/cluster.js';
 import { tcpEntry } from './helpers/entries.js';
 
 const BIN = resolve(import.meta.dirname, '../../bin/ctsyncd');
+const run = promisify(execFile);
 const N = 500;
 
 interface Stats {
@@ -100,6 +102,26 @@ describe('keepalived: track_file and notify FIFO', () => {
       'purged timeouts',
       10_000,
     );
+  }, 60_000);
+
+  it('failover STATE: one command runs the whole sequence in the daemon, and a repeat does nothing', async () => {
+    const n = c.node('fw2');
+    const cli = (args: string[]) =>
+      run('ip', ['netns', 'exec', n.ns.name, 'node', BIN, '--config', n.configPath, ...args]).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    // fw2 is backup now (previous test); primary runs commit, flush, resync, bulk-send.
+    const p = await cli(['failover', 'primary']);
+    expect(p.stderr).toBe('');
+    expect(p.stdout.trim()).toBe('failover primary: 4 steps run, 0 failed');
+    expect((await stats('fw2')).failover.keepalivedState).toBe('primary');
+    const again = await cli(['failover', 'primary']);
+    expect(again.stdout.trim()).toBe('failover primary: 0 steps run, 0 failed');
+    const b = await cli(['failover', 'backup', '--json']);
+    expect(JSON.parse(b.stdout)).toEqual({ state: 'backup', steps: 2, failed: 0 });
+    const bad = await cli(['failover', 'sideways']);
+    expect(bad.code).toBe(2);
   }, 60_000);
 
   it('keepalived-fifo: the client form drives a running daemon the same way', async () => {
