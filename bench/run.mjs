@@ -39,6 +39,8 @@
 //   --rate R (pace the injector at R entries/s instead of full speed)
 //   --bound S (shortest bound of a phase, 60 s; 20 s with --quick)
 //   --keep (keep trial directories: configs and daemon logs)
+//   --ctsyncd-notify command (failover: ctsyncd's one-request `failover
+//   primary` instead of contrib/keepalived/primary-backup.sh)
 //   --report FILE.json (no run: the table of a run saved with --json; --write
 //   appends it under that run's command and date)
 import { spawn } from 'node:child_process';
@@ -103,6 +105,7 @@ function parseArgs(argv) {
     heapSnapshot: undefined,
     rate: undefined,
     keep: false,
+    ctsyncdNotify: 'script',
   };
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const num = (v) => {
@@ -166,6 +169,10 @@ function parseArgs(argv) {
       case '--keep':
         o.keep = true;
         break;
+      case '--ctsyncd-notify':
+        o.ctsyncdNotify = val();
+        if (o.ctsyncdNotify !== 'script' && o.ctsyncdNotify !== 'command') throw new Error('--ctsyncd-notify script|command');
+        break;
       case '--report':
         o.report = resolve(val());
         break;
@@ -175,7 +182,7 @@ function parseArgs(argv) {
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep] [--report FILE.json]',
+            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command]',
         );
         process.exit(0);
         break;
@@ -381,10 +388,11 @@ async function resyncPhase(d, topo, n, r, opts) {
   // fw2's kernel is empty again, its external cache full: ready for failover.
 }
 
-async function failoverPhase(d, topo, n, r) {
+async function failoverPhase(d, topo, n, r, o) {
   const fw2 = topo.nodes[1];
   const bound = phaseBound(n);
-  const f = d.failover(fw2);
+  const f = d.failover(fw2, o.ctsyncdNotify);
+  if (d.name === 'ctsyncd') r.notify = o.ctsyncdNotify;
   const t0 = now();
   const script = runIn(fw2.ns, f.argv, f.env, bound * 2);
   // Awaited below; if the kernel wait fails first, its failure must not go unhandled.
@@ -470,7 +478,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
       };
       if (m.includes('commit')) await phase('commit', () => commitPhase(d, topo, n, r));
       if (m.includes('resync') || m.includes('failover')) await phase('resync', () => resyncPhase(d, topo, n, r, prof));
-      if (m.includes('failover')) await phase('failover', () => failoverPhase(d, topo, n, r));
+      if (m.includes('failover')) await phase('failover', () => failoverPhase(d, topo, n, r, o));
     }
   } catch (e) {
     r.errors.push(e.message);
@@ -515,7 +523,14 @@ function logTrial(i, total, r) {
 
 function output(o, { command, started, finished, records }) {
   const pairs = Math.max(1, ...records.map((r) => (r.pair ?? 0) + 1));
-  const report = formatReport(summarize(records), { command, started, finished, options: { ...o, pairs } });
+  const notes = [];
+  if (records.some((r) => r.notify === 'command')) {
+    notes.push(
+      'Failover: ctsyncd ran its one-request notify command, `ctsyncd --config FILE failover primary`, ' +
+        "instead of primary-backup.sh; conntrackd ran Debian's primary-backup.sh.",
+    );
+  }
+  const report = formatReport(summarize(records), { command, started, finished, notes, options: { ...o, pairs } });
   console.log(`\n${report.text}`);
   if (o.write) {
     appendFileSync(join(ROOT, 'BENCHMARKS.md'), `\n${report.markdown}`);

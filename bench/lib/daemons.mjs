@@ -175,7 +175,9 @@ export const ctsyncd = {
   /** A restarted ctsyncd asks its peers for their state by itself. */
   async afterRestart() {},
 
-  failover(node) {
+  /** notify 'script': contrib's primary-backup.sh (four clients); 'command': `ctsyncd failover primary` (one). */
+  failover(node, notify = 'script') {
+    if (notify === 'command') return { argv: ['node', CTSYNCD_BIN, '--config', node.conf, 'failover', 'primary'], env: {} };
     return {
       argv: ['sh', CTSYNCD_SCRIPT, 'primary'],
       env: { CONNTRACKD_BIN: CTSYNCD_BIN, CONNTRACKD_CONFIG: node.conf, CONNTRACKD_LOCK: join(dirname(node.conf), 'unused.lock') },

@@ -57,7 +57,7 @@ const MAIN = [
   {
     key: 'failoverS',
     phase: 'failover',
-    label: 'failover: primary-backup.sh primary → N in fw2 kernel (s)',
+    label: 'failover: notify primary (primary-backup.sh) → N in fw2 kernel (s)',
     target: '≤ 0.5',
     check: (q) => q <= 0.5,
   },
@@ -219,7 +219,7 @@ function tables(summary) {
   return out;
 }
 
-export function formatReport(summary, { command, started, finished, options }) {
+export function formatReport(summary, { command, started, finished, options, notes = [] }) {
   const md = [];
   const lines = [];
   const date = started.toISOString().replace('T', ' ').slice(0, 16);
@@ -232,6 +232,8 @@ export function formatReport(summary, { command, started, finished, options }) {
       `The run took ${mins} min.`,
     '',
   );
+  for (const note of notes) md.push(note, '');
+  lines.push(...notes);
   for (const t of tables(summary)) {
     const title = `${t.transport}${t.loss ? `, ${t.loss}% loss` : ''}`;
     md.push(`| ${title} | target | ${t.ns.map((n) => `N = ${K(n)}`).join(' | ')} | |`);
