@@ -81,7 +81,8 @@ function emptyCounts(): CommitCounts {
   return { entries: 0, committed: 0, updated: 0, unchanged: 0, failed: 0, failures: {} };
 }
 
-function fail(c: CommitCounts, errno: number): void {
+/** Counts one failed kernel write by its errno name (shared by commit and inject). */
+export function countFailure(c: { failed: number; failures: Record<string, number> }, errno: number): void {
   c.failed++;
   const name = errnoLabel(errno);
   c.failures[name] = (c.failures[name] ?? 0) + 1;
@@ -157,7 +158,7 @@ async function commitPhase(
       c.committed++;
       cache.noteInKernel(it.key, it.record, it.seq);
     } else if (errno !== EEXIST) {
-      fail(c, errno);
+      countFailure(c, errno);
     } else if (it.record.kernelCopy === KERNEL_CURRENT && it.record.seq === it.seq) {
       c.unchanged++;
     } else if (it.record.kernelCopy !== KERNEL_NONE) {
@@ -184,7 +185,7 @@ async function commitPhase(
 }
 
 function settle(cache: ExternalCache, c: CommitCounts, it: Item, errno: number): void {
-  if (errno !== 0) return fail(c, errno);
+  if (errno !== 0) return countFailure(c, errno);
   c.updated++;
   cache.noteInKernel(it.key, it.record, it.seq);
 }
@@ -202,7 +203,7 @@ async function commitExpectations(
     const errno = await link.createExpectation(e);
     if (errno === 0) c.committed++;
     else if (errno === EEXIST) c.unchanged++;
-    else fail(c, errno);
+    else countFailure(c, errno);
   }
   return c;
 }

@@ -7,9 +7,8 @@
 // Changes are gathered per key and written in batches once per loop turn:
 // only the latest state of a key goes out.
 import type { BatchItem, BatchOptions, BatchResult } from '../kernel/conntrack-link.js';
-import { errnoLabel } from '../kernel/conntrack-link.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
-import { commitForm } from './commit.js';
+import { commitForm, countFailure } from './commit.js';
 import {
   type ExternalCache,
   type ExternalChange,
@@ -167,8 +166,6 @@ export class Injector {
   }
 
   private fail(errno: number): void {
-    this.counters.failed++;
-    const name = errnoLabel(errno);
-    this.counters.failures[name] = (this.counters.failures[name] ?? 0) + 1;
+    countFailure(this.counters, errno);
   }
 }
