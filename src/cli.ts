@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
 import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
+import { DAEMON_NODE_FLAGS } from './cli/node-flags.js';
 import type { Config } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { createLogger } from './log.js';
@@ -475,7 +476,7 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
     return EXIT_FAILURE;
   }
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
-  const child = spawn(process.execPath, [bin, '--config', file], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, '--config', file], {
     detached: true,
     stdio: 'ignore',
   });

@@ -90,6 +90,8 @@ function verifyPid(p, expect) {
 // ---------------------------------------------------------------------------
 // ctsyncd
 
+const SHEBANG_FLAGS = readFileSync(CTSYNCD_BIN, 'utf8').split('\n')[0].split(/\s+/).slice(3);
+
 export const ctsyncd = {
   name: 'ctsyncd',
 
@@ -122,7 +124,8 @@ export const ctsyncd = {
 
   start(node, opts = {}) {
     node.starts = (node.starts ?? 0) + 1;
-    const nodeFlags = [];
+    // The V8 options of bin/ctsyncd's #! line, as running the binary itself would give.
+    const nodeFlags = [...SHEBANG_FLAGS];
     // One profile per process: fw1-1 (first start), fw2-1, fw2-2 (restarted for the resync), ...
     if (opts.cpuProfDir) {
       nodeFlags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${node.id}-${node.starts}.cpuprofile`);

@@ -123,16 +123,18 @@ export function clockTicks() {
   return tick;
 }
 
-/** CPU seconds (utime+stime, plus reaped children) and RSS bytes of a PID. */
+/** CPU seconds (utime+stime, plus reaped children; stime alone as sys) and RSS bytes of a PID. */
 export function procSample(pid) {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   // Fields 14..17 of stat(5), here 0-based after the state field at index 0.
   const cpu = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks();
+  // stime alone: the kernel's share (netlink copies, the UDP stack, veth delivery).
+  const sys = (Number(f[12]) + Number(f[14])) / clockTicks();
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-  return { cpu, rss, hwm };
+  return { cpu, sys, rss, hwm };
 }
 
 /** The executable path of a PID (to verify that `ip netns exec` exec'd the daemon). */

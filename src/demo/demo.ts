@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { entryText } from '../cli/format.js';
+import { DAEMON_NODE_FLAGS } from '../cli/node-flags.js';
 import { parseConfig } from '../config/index.js';
 import { controlRequest } from '../control/client.js';
 
@@ -183,7 +184,7 @@ class Demo {
       const text = doc.toString();
       parseConfig(text, f.config);
       writeFileSync(f.config, text);
-      const child = spawn('ip', ['netns', 'exec', f.ns, process.execPath, BIN, '--config', f.config], {
+      const child = spawn('ip', ['netns', 'exec', f.ns, process.execPath, ...DAEMON_NODE_FLAGS, BIN, '--config', f.config], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       const logs: string[] = [];
