@@ -148,26 +148,33 @@ const HAVE_SRC = 1;
 const HAVE_DST = 2;
 const HAVE_PROTO = 4;
 
+/** Addresses of the tuple being decoded (tuples do not nest, so one suffices). */
+const addrs = { src: '', dst: '' };
+
 function decodeTuple(parent: AttrIterator, family: number, what: string): Tuple | undefined {
   const it = child(parent);
   if (!it) return undefined;
-  const t: Tuple = { src: '', dst: '', proto: 0 };
+  addrs.src = '';
+  addrs.dst = '';
+  let proto = -1;
+  let zone = -1;
   let have = 0;
   while (it.next()) {
     switch (it.type) {
       case CTA_TUPLE.IP: {
-        const got = decodeTupleIp(it, family, t);
+        const got = decodeTupleIp(it, family, addrs);
         if (got < 0) return undefined;
         have |= got;
         break;
       }
       case CTA_TUPLE.PROTO:
-        if (!decodeTupleProto(it, t)) return undefined;
+        proto = decodeTupleProto(it);
+        if (proto < 0) return undefined;
         have |= HAVE_PROTO;
         break;
       case CTA_TUPLE.ZONE:
         if (it.len !== 2) return sizeError(it, 'CTA_TUPLE_ZONE', 2);
-        t.zone = beU16(it.buf, it.off);
+        zone = beU16(it.buf, it.off);
         break;
     }
   }
@@ -175,11 +182,46 @@ function decodeTuple(parent: AttrIterator, family: number, what: string): Tuple 
   if (!(have & HAVE_SRC)) return setError('EMISSING', parent.hdr, `${what}: no source address`);
   if (!(have & HAVE_DST)) return setError('EMISSING', parent.hdr, `${what}: no destination address`);
   if (!(have & HAVE_PROTO)) return setError('EMISSING', parent.hdr, `${what}: no CTA_PROTO_NUM`);
+  return buildTuple(addrs.src, addrs.dst, proto, zone);
+}
+
+/**
+ * The tuple from the addresses and protoVals, built as one literal in the
+ * common shapes: every field in-object, the shapes the caches store (see
+ * src/cache/compact.ts), instead of an object grown field by field.
+ */
+function buildTuple(src: string, dst: string, proto: number, zone: number): Tuple {
+  const v = protoVals;
+  let a = -1;
+  let b = -1;
+  let c = -1;
+  if (proto === IPPROTO.ICMP || proto === IPPROTO.ICMPV6) {
+    const v4 = proto === IPPROTO.ICMP;
+    a = v[v4 ? CTA_PROTO.ICMP_TYPE : CTA_PROTO.ICMPV6_TYPE]!;
+    b = v[v4 ? CTA_PROTO.ICMP_CODE : CTA_PROTO.ICMPV6_CODE]!;
+    c = v[v4 ? CTA_PROTO.ICMP_ID : CTA_PROTO.ICMPV6_ID]!;
+    if (a >= 0 && b >= 0 && c >= 0 && zone < 0) return { src, dst, proto, icmpType: a, icmpCode: b, icmpId: c };
+    const t: Tuple = { src, dst, proto };
+    if (a >= 0) t.icmpType = a;
+    if (b >= 0) t.icmpCode = b;
+    if (c >= 0) t.icmpId = c;
+    if (zone >= 0) t.zone = zone;
+    return t;
+  }
+  if (hasPorts(proto)) {
+    a = v[CTA_PROTO.SRC_PORT]!;
+    b = v[CTA_PROTO.DST_PORT]!;
+    if (a >= 0 && b >= 0 && zone < 0) return { src, dst, proto, sport: a, dport: b };
+  }
+  const t: Tuple = { src, dst, proto };
+  if (a >= 0) t.sport = a;
+  if (b >= 0) t.dport = b;
+  if (zone >= 0) t.zone = zone;
   return t;
 }
 
 /** Returns HAVE_* bits for the addresses found, or -1 on error. */
-function decodeTupleIp(parent: AttrIterator, family: number, t: Tuple): number {
+function decodeTupleIp(parent: AttrIterator, family: number, t: { src: string; dst: string }): number {
   const it = child(parent);
   if (!it) return -1;
   let have = 0;
@@ -244,12 +286,13 @@ const protoVals = new Int32Array(PROTO_ATTR_SIZE.length);
 /**
  * Like the kernel's l4 trackers, a tuple takes only the fields of its
  * protocol: ports for port-based ones, ICMP_* for ICMP, ICMPV6_* for ICMPv6.
- * Anything else in the nest is ignored, so what we decode is exactly what
- * the kernel would have understood (and what encodeTuple writes back).
+ * Anything else in the nest is ignored (buildTuple picks), so what we decode
+ * is exactly what the kernel would have understood (and what encodeTuple
+ * writes back). Leaves the values in protoVals; returns the protocol, or -1.
  */
-function decodeTupleProto(parent: AttrIterator, t: Tuple): boolean {
+function decodeTupleProto(parent: AttrIterator): number {
   const it = child(parent);
-  if (!it) return false;
+  if (!it) return -1;
   const v = protoVals;
   v.fill(-1);
   while (it.next()) {
@@ -258,30 +301,17 @@ function decodeTupleProto(parent: AttrIterator, t: Tuple): boolean {
     const size = PROTO_ATTR_SIZE[type]!;
     if (it.len !== size) {
       sizeError(it, PROTO_ATTR_NAME[type]!, size);
-      return false;
+      return -1;
     }
     v[type] = size === 1 ? it.buf[it.off]! : beU16(it.buf, it.off);
   }
-  if (childError(it)) return false;
+  if (childError(it)) return -1;
   const proto = v[CTA_PROTO.NUM]!;
   if (proto < 0) {
     setError('EMISSING', parent.hdr, 'CTA_TUPLE_PROTO without CTA_PROTO_NUM');
-    return false;
+    return -1;
   }
-  t.proto = proto;
-  if (proto === IPPROTO.ICMP) {
-    if (v[CTA_PROTO.ICMP_ID]! >= 0) t.icmpId = v[CTA_PROTO.ICMP_ID]!;
-    if (v[CTA_PROTO.ICMP_TYPE]! >= 0) t.icmpType = v[CTA_PROTO.ICMP_TYPE]!;
-    if (v[CTA_PROTO.ICMP_CODE]! >= 0) t.icmpCode = v[CTA_PROTO.ICMP_CODE]!;
-  } else if (proto === IPPROTO.ICMPV6) {
-    if (v[CTA_PROTO.ICMPV6_ID]! >= 0) t.icmpId = v[CTA_PROTO.ICMPV6_ID]!;
-    if (v[CTA_PROTO.ICMPV6_TYPE]! >= 0) t.icmpType = v[CTA_PROTO.ICMPV6_TYPE]!;
-    if (v[CTA_PROTO.ICMPV6_CODE]! >= 0) t.icmpCode = v[CTA_PROTO.ICMPV6_CODE]!;
-  } else if (hasPorts(proto)) {
-    if (v[CTA_PROTO.SRC_PORT]! >= 0) t.sport = v[CTA_PROTO.SRC_PORT]!;
-    if (v[CTA_PROTO.DST_PORT]! >= 0) t.dport = v[CTA_PROTO.DST_PORT]!;
-  }
-  return true;
+  return proto;
 }
 
 function decodeProtoinfo(parent: AttrIterator): ProtoInfo | undefined {

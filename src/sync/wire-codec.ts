@@ -699,11 +699,15 @@ function rTuple(end: number, what: string): Tuple {
   if (dstLen !== srcLen) fail('EVALUE', `${what}.dst: address of ${dstLen} bytes, src has ${srcLen}`);
   const v4 = srcLen === 4;
   tupleFamily = v4 ? AF_INET : AF_INET6;
-  const tuple: Tuple = {
-    src: v4 ? formatIPv4At(B, srcOff) : formatIPv6At(B, srcOff),
-    dst: v4 ? formatIPv4At(B, dstOff) : formatIPv6At(B, dstOff),
-    proto: vU8(proto, what, 'proto'),
-  };
+  const src = v4 ? formatIPv4At(B, srcOff) : formatIPv6At(B, srcOff);
+  const dst = v4 ? formatIPv4At(B, dstOff) : formatIPv6At(B, dstOff);
+  proto = vU8(proto, what, 'proto');
+  // The common port-protocol shape as one literal: all fields in-object,
+  // the shape the caches store (see src/cache/compact.ts).
+  if (sport !== undefined && dport !== undefined && (icmpType ?? icmpCode ?? icmpId ?? zone) === undefined) {
+    return { src, dst, proto, sport: vU16(sport, what, 'sport'), dport: vU16(dport, what, 'dport') };
+  }
+  const tuple: Tuple = { src, dst, proto };
   if (sport !== undefined) tuple.sport = vU16(sport, what, 'sport');
   if (dport !== undefined) tuple.dport = vU16(dport, what, 'dport');
   if (icmpType !== undefined) tuple.icmpType = vU8(icmpType, what, 'icmpType');
