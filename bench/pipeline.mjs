@@ -180,10 +180,14 @@ async function round() {
   return { replS, replCpu, resyncS, resyncCpu, heapMB };
 }
 
+const { threadCpu } = process.env.THREADS ? await import('/tmp/st/threads.mjs') : { threadCpu: () => ({}) };
 const eventChunks = encodeEvents();
 console.log(`N=${n}: ${eventChunks.length} event batches, ${eventChunks.reduce((a, c) => a + c.length, 0) / n} B/event`);
 for (let r = 0; r < rounds; r++) {
+  const th0 = threadCpu();
   const x = await round();
+  const th1 = threadCpu();
+  if (process.env.THREADS) console.log(Object.fromEntries(Object.entries(th1).map(([k, v]) => [k, +(v - (th0[k] ?? 0)).toFixed(2)])));
   let line = `round ${r + 1}: replication ${x.replS.toFixed(3)} s, CPU ${((x.replCpu / n) * 1e6).toFixed(2)} µs/entry (both nodes), heap ${x.heapMB.toFixed(0)} MB`;
   if (resync) line += `; resync ${x.resyncS.toFixed(3)} s, ${((x.resyncCpu / n) * 1e6).toFixed(2)} µs/entry`;
   console.log(line);

@@ -4,7 +4,8 @@
 // decoder's objects are built for decoding speed, not for keeping. So an
 // entry is copied into a compact form before it is stored:
 //  - id, use, counters and timestamp are dropped: they are node-local or
-//    change on every packet, and are never needed to take a flow over;
+//    change on every packet, and are never needed to take a flow over; so is
+//    an all-zero synproxy state (see liveSynproxy);
 //  - strings built by template literals are V8 cons strings (a tree of
 //    pieces, ~2x the bytes); reading a character flattens them;
 //  - a reply address equal to an original address reuses that string;
@@ -232,7 +233,7 @@ export class EntryCompactor {
     if (secmark !== undefined) out.secmark = secmark;
     const secctx = e.secctx === undefined ? base?.secctx : flat(e.secctx);
     if (secctx !== undefined) out.secctx = secctx;
-    const synproxy = e.synproxy ?? base?.synproxy;
+    const synproxy = liveSynproxy(e.synproxy) ?? base?.synproxy;
     if (synproxy !== undefined) out.synproxy = synproxy;
     return out;
   }
@@ -310,8 +311,20 @@ export function carriesNothingNew(stored: ConntrackEntry, incoming: ConntrackEnt
     opt(n.helper, s.helper, partial, eq) &&
     opt(n.secmark, s.secmark, partial, eq) &&
     opt(n.secctx, s.secctx, partial, eq) &&
-    opt(n.synproxy, s.synproxy, partial, sameSynproxy)
+    opt(liveSynproxy(n.synproxy), s.synproxy, partial, sameSynproxy)
   );
+}
+
+/**
+ * Synproxy state that says something, else undefined. ctnetlink gives every
+ * entry it creates a synproxy extension, so entries written by a commit or a
+ * conntrack tool (and their events) carry CTA_SYNPROXY with three zeros:
+ * exactly the state of a connection that never went through SYNPROXY, and
+ * what the kernel sets up for an entry created without it. Stored and sent,
+ * those zeros cost two objects per entry (~90 bytes) for nothing.
+ */
+export function liveSynproxy(s: Synproxy | undefined): Synproxy | undefined {
+  return s !== undefined && (s.isn | s.its | s.tsoff) !== 0 ? s : undefined;
 }
 
 /** An optional field: absent in `n` matches anything when partial, else only absence. */

@@ -596,15 +596,16 @@ const DEC: string[] = Array.from({ length: 256 }, (_, i) => String(i));
 // few addresses (servers, NAT addresses, the clients of many flows), so most
 // lookups hit: decoding then allocates no string, and every cached entry
 // holding the address points at one flat copy instead of its own. Pure
-// memoisation: a slot holds (address, its spelling), nothing else.
-const V4_SLOTS = 4096;
+// memoisation: a slot holds (address, its spelling), nothing else; 768 KiB
+// of slots for up to 64k addresses shared.
+const V4_SLOTS = 65536;
 const v4Addr = new Int32Array(V4_SLOTS);
 const v4Text: (string | undefined)[] = new Array<string | undefined>(V4_SLOTS).fill(undefined);
 
 /** Dotted quad from a big-endian u32 at b[o]. */
 export function formatIPv4At(b: Buffer, o: number): string {
   const v = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
-  const slot = Math.imul(v, 0x9e3779b1) >>> 20;
+  const slot = Math.imul(v, 0x9e3779b1) >>> 16;
   const hit = v4Text[slot];
   if (hit !== undefined && v4Addr[slot] === v) return hit;
   const s = `${DEC[b[o]!]}.${DEC[b[o + 1]!]}.${DEC[b[o + 2]!]}.${DEC[b[o + 3]!]}`;

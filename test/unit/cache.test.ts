@@ -186,6 +186,24 @@ describe('EntryCompactor', () => {
     expect(c.internedCount).toBe(0);
   });
 
+  it('drops an all-zero synproxy state (what ctnetlink gives every entry it creates), keeps a real one', () => {
+    const c = new EntryCompactor();
+    expect(c.entry(tcp(1, { synproxy: { isn: 0, its: 0, tsoff: 0 } })).synproxy).toBeUndefined();
+    expect(c.entry(tcp(1, { synproxy: { isn: 0, its: 0, tsoff: 7 } })).synproxy).toEqual({ isn: 0, its: 0, tsoff: 7 });
+    expect(c.entry(tcp(1, { synproxy: { isn: 0x8000_0000, its: 0, tsoff: 0 } })).synproxy?.isn).toBe(0x8000_0000);
+    // Zeros in an update do not wipe a real state stored before.
+    const base = c.entry(tcp(1, { synproxy: { isn: 5, its: 6, tsoff: 7 } }));
+    expect(c.entry(tcp(1, { synproxy: { isn: 0, its: 0, tsoff: 0 } }), base).synproxy).toEqual({ isn: 5, its: 6, tsoff: 7 });
+    // A stored entry without synproxy equals an event carrying zeros: nothing to replicate.
+    const stored = c.entry(tcp(2));
+    expect(carriesNothingNew(stored, tcp(2, { synproxy: { isn: 0, its: 0, tsoff: 0 } }), false)).toBe(true);
+    expect(carriesNothingNew(stored, tcp(2, { synproxy: { isn: 1, its: 0, tsoff: 0 } }), false)).toBe(false);
+    const cache = new InternalCache({ limit: 10, filter: ACCEPT_ALL });
+    expect(cache.apply('new', tcp(3, { synproxy: { isn: 0, its: 0, tsoff: 0 } }))).toBe('created');
+    expect(cache.apply('update', tcp(3, { synproxy: { isn: 0, its: 0, tsoff: 0 } }))).toBe('unchanged');
+    expect(cache.get(entryKey(tcp(3)))?.synproxy).toBeUndefined();
+  });
+
   it('drops only the id of an expectation', () => {
     const exp = expectation(tcp(1), 20000);
     const out = new EntryCompactor().expect(exp);
