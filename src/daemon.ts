@@ -648,7 +648,8 @@ export class Daemon {
       this.counters.ownKernelEvents++;
       return;
     }
-    this.noteChange(entryKey(ev.entry), this.internal.apply(ev.type, ev.entry), ev.entry);
+    const key = entryKey(ev.entry);
+    this.noteChange(key, this.internal.apply(ev.type, ev.entry, key), ev.entry);
   }
 
   private onExpectEvent(ev: ExpectEvent): void {

@@ -153,9 +153,8 @@ export class InternalCache {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Applies one kernel event; see the file comment for the rules. */
-  apply(type: EventType, entry: ConntrackEntry): ChangeKind {
-    const key = entryKey(entry);
+  /** Applies one kernel event; see the file comment for the rules. `key` is entryKey(entry), when the caller has it. */
+  apply(type: EventType, entry: ConntrackEntry, key: string = entryKey(entry)): ChangeKind {
     this.session?.touched.add(key);
     const cached = this.map.get(key);
     if (type === 'destroy') {
