@@ -410,7 +410,7 @@ export class ExternalCache {
     table.map.set(flatKey(key), created);
     if (table.counted) st.entries++;
     // The live record's own (origin, epoch, seq) guards the key from now on.
-    this.tombs?.delete(key);
+    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(key);
     c.created++;
     table.onChange?.(key, 'created', created, created.entry);
     return 'created';
@@ -418,7 +418,9 @@ export class ExternalCache {
 
   /** Whether a live tombstone of the same origin and epoch is newer than seq. */
   private buriedAfter(key: string, origin: string, epoch: number, seq: number, now: number): boolean {
-    const t = this.tombs?.peek(key);
+    // Most records arrive with no delete pending anywhere: skip the lookup.
+    if (this.tombs === undefined || this.tombs.size === 0) return false;
+    const t = this.tombs.peek(key);
     if (t === undefined) return false;
     if (now - t.at > this.tombTtl) {
       this.tombs?.delete(key);
