@@ -431,7 +431,9 @@ function writeEntry(w: ProtoWriter, e: ConntrackEntry, isDelete: boolean): void 
     optU16(w, T_ENTRY.zone, e.zone, 'zone');
     return;
   }
-  writeTuple(w, T_ENTRY.reply, e.reply, f, 'reply');
+  // Without NAT the reply tuple is the original mirrored, and the receiver
+  // derives it: a quarter fewer bytes per entry, so more entries per datagram.
+  if (!isMirror(e.orig, e.reply)) writeTuple(w, T_ENTRY.reply, e.reply, f, 'reply');
   optU32(w, T_ENTRY.status, e.status, 'status');
   optU32(w, T_ENTRY.timeout, e.timeout, 'timeout');
   optU32(w, T_ENTRY.mark, e.mark, 'mark');
@@ -864,8 +866,23 @@ function requireNodeId(s: string, what: string): string {
 const ICMP_INVERSE: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17 };
 const ICMPV6_INVERSE: Record<number, number> = { 128: 129, 129: 128, 139: 140, 140: 139 };
 
+/** Whether `reply` is exactly mirrorTuple(orig): same fields present, same values. */
+function isMirror(orig: Tuple, reply: Tuple): boolean {
+  if (reply.src !== orig.dst || reply.dst !== orig.src || reply.proto !== orig.proto) return false;
+  if (reply.sport !== orig.dport || reply.dport !== orig.sport) return false;
+  if (reply.icmpCode !== orig.icmpCode || reply.icmpId !== orig.icmpId || reply.zone !== orig.zone) return false;
+  const t = orig.icmpType;
+  if (t === undefined) return reply.icmpType === undefined;
+  const inv = orig.proto === IPPROTO.ICMP ? ICMP_INVERSE : orig.proto === IPPROTO.ICMPV6 ? ICMPV6_INVERSE : undefined;
+  return reply.icmpType === (inv?.[t] ?? t);
+}
+
 /** The reply tuple the kernel derives from an original tuple without NAT. */
 export function mirrorTuple(t: Tuple): Tuple {
+  // The common shapes as one literal (see rTuple).
+  if (t.sport !== undefined && t.dport !== undefined && (t.icmpType ?? t.icmpCode ?? t.icmpId ?? t.zone) === undefined) {
+    return { src: t.dst, dst: t.src, proto: t.proto, sport: t.dport, dport: t.sport };
+  }
   const r: Tuple = { src: t.dst, dst: t.src, proto: t.proto };
   if (t.dport !== undefined) r.sport = t.dport;
   if (t.sport !== undefined) r.dport = t.sport;
@@ -968,9 +985,8 @@ function rEntry(end: number, isDelete: boolean): ConntrackEntry {
     if (zone !== undefined) d.zone = zone;
     return d;
   }
-  if (!reply) return fail('EVALUE', 'entry without reply tuple');
   // Properties in one fixed order, so decoded entries share hidden classes.
-  const e: ConntrackEntry = { family: family as Family, orig, reply };
+  const e: ConntrackEntry = { family: family as Family, orig, reply: reply ?? mirrorTuple(orig) };
   if (master) e.master = master;
   if (status !== undefined) e.status = status;
   if (timeout !== undefined) e.timeout = timeout;

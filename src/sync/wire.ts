@@ -44,7 +44,7 @@ import {
 export { type AuthKeys, loadAuthKeys, WireKeyError } from './wire-auth.js';
 export { mirrorTuple } from './wire-codec.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type WireMessage =
   | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry }

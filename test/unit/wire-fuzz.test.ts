@@ -12,6 +12,7 @@ import {
   decodeDatagram,
   MAX_DATAGRAM_BYTES,
   PREFIX_BYTES,
+  PROTOCOL_VERSION,
   type WireErrorCode,
   type WireMessage,
 } from '../../src/sync/wire.js';
@@ -65,7 +66,7 @@ function decodeChecked(buf: Buffer, auth?: AuthKeys): DecodeResult {
     expect(r.error.reason).not.toMatch(/^internal/);
     return r;
   }
-  expect(r.header.version).toBe(1);
+  expect(r.header.version).toBe(PROTOCOL_VERSION);
   expect(r.header.cluster).toBe(CLUSTER);
   expect(r.header.node).toMatch(/^[A-Za-z0-9_.-]{1,64}$/);
   expect(r.header.epoch >>> 0).toBe(r.header.epoch);

@@ -4,6 +4,7 @@
 // in src/sync/wire-codec.ts is checked.
 
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
@@ -430,7 +431,8 @@ function toPEntry(e: ConntrackEntry, isDelete: boolean): PObj {
     copyDefined(e, p, ['zone']);
     return p;
   }
-  p.reply = toPTuple(e.reply, f);
+  // The sender leaves out a reply that is just orig mirrored (no NAT).
+  if (!isDeepStrictEqual(e.reply, mirrorTuple(e.orig))) p.reply = toPTuple(e.reply, f);
   if (e.master) p.master = toPTuple(e.master, f);
   copyDefined(e, p, ['status', 'timeout', 'mark', 'zone', 'labels', 'labelsMask', 'helper', 'secmark']);
   const tcp = e.protoinfo?.tcp;
@@ -538,10 +540,9 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
-function fromPEntry(p: PObj, isDelete: boolean): ConntrackEntry {
+function fromPEntry(p: PObj): ConntrackEntry {
   const orig = fromPTuple(p.orig as PTuple);
-  const reply = p.reply ? fromPTuple(p.reply as PTuple) : isDelete ? mirrorTuple(orig) : undefined;
-  if (!reply) throw new Error('no reply');
+  const reply = p.reply ? fromPTuple(p.reply as PTuple) : mirrorTuple(orig);
   const e: ConntrackEntry = { family: (p.orig as PTuple).src?.length === 4 ? 2 : 10, orig, reply };
   if (p.master) e.master = fromPTuple(p.master as PTuple);
   copyDefined(p, e as unknown as PObj, ['status', 'timeout', 'mark', 'zone', 'helper', 'secmark']);
@@ -611,10 +612,10 @@ export function referenceDecode(body: Buffer): { node: string; epoch: number; me
     switch (kind) {
       case 'ctNew':
       case 'ctUpdate':
-        messages.push({ kind: kind === 'ctNew' ? 'ct-new' : 'ct-update', seq, entry: fromPEntry(b, false) });
+        messages.push({ kind: kind === 'ctNew' ? 'ct-new' : 'ct-update', seq, entry: fromPEntry(b) });
         break;
       case 'ctDelete':
-        messages.push({ kind: 'ct-delete', seq, entry: fromPEntry(b, true) });
+        messages.push({ kind: 'ct-delete', seq, entry: fromPEntry(b) });
         break;
       case 'expNew':
       case 'expDelete':

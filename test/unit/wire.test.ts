@@ -40,40 +40,37 @@ import {
 // also needs a PROTOCOL_VERSION bump unless it only adds fields or kinds.
 const FIXTURE_HEX: Record<string, string> = {
   'ipv4-tcp-dnat-labels':
-    '435301000000002a0a0466772d61153412ed5e1a700d0403020112690a150a04c0a8010a1204cb007105180620a2900328bb0312150a04' +
+    '435302000000002a0a0466772d61153412ed5e1a700d0403020112690a150a04c0a8010a1204cb007105180620a2900328bb0312150a04' +
     '0a0000501204c0a8010a180620fb4128a2900318ae0320ffae1a28103a0c08031007180920a34628b3665a100200000000000000000000' +
     '00100000006210ffffffffffffffffffffffffffffffff',
   'ipv6-udp':
-    '435301000000002a0a0466772d61153412ed5e1a690d070000001a620a2c0a1020010db8000000000000000000000001121020010db800' +
-    '0000010000000000000053181120c0b8022835122c0a1020010db8000000010000000000000053121020010db800000000000000000000' +
-    '00011811203528c0b8021808201e3003',
-  icmp:
-    '435301000000002a0a0466772d61153412ed5e1a390dfeffffff12320a150a040a01010112040a02020218013008380040b42412150a04' +
-    '0a02020212040a01010118013000380040b4241808201e',
-  delete: '435301000000002a0a0466772d61153412ed5e1a1b22190a150a04c0a8010a1204cb007105180620a2900328bb033005',
+    '435302000000002a0a0466772d61153412ed5e1a3b0d070000001a340a2c0a1020010db8000000000000000000000001121020010db800' +
+    '0000010000000000000053181120c0b80228351808201e3003',
+  icmp: '435302000000002a0a0466772d61153412ed5e1a220dfeffffff121b0a150a040a01010112040a02020218013008380040b4241808201e',
+  delete: '435302000000002a0a0466772d61153412ed5e1a1b22190a150a04c0a8010a1204cb007105180620a2900328bb033005',
   control:
-    '435301000000002a0a0466772d61153412ed5e1a173a150a0466772d6215d4c3b2a11d6400000025a30000001a1742150a0466772d6215' +
+    '435302000000002a0a0466772d61153412ed5e1a173a150a0466772d6215d4c3b2a11d6400000025a30000001a1742150a0466772d6215' +
     'd4c3b2a11da400000025aa0000001a070de80300004a001a070de803000052001a115a0f0a0866772d632e646332154d0000001a026200' +
     '1a0862060a0466772d621a090de90300006a0208031a120dea030000720b0803120466772d6218b960',
   expect:
-    '435301000000002a0a0466772d61153412ed5e1a84010d370000002a7d0a140a040a00000112040a000002180620c0b802281512140a04' +
+    '435302000000002a0a0466772d61153412ed5e1a84010d370000002a7d0a140a040a00000112040a000002180620c0b802281512140a04' +
     '0a00000112040a0000021806200028d086031a140a04ffffffff1204ffffffff1806200028ffff0320ac022a036674703000380040004a' +
     '18080112140a04000000001204c00002011806200028d0860352116e61742d666f6c6c6f772d6d61737465721a92010d38000000328a01' +
     '0a2c0a10fe8000000000000000000000000000011210fe800000000000000000000000000002180620c1b8022815122c0a10fe80000000' +
     '00000000000000000000011210fe8000000000000000000000000000021806200028d186031a2c0a10ffffffffffffffffffffffffffff' +
     'ffff1210000000000000000000000000000000001806200028ffff03',
   'all-fields':
-    '435301000000002a0a0466772d61153412ed5e1abc010d000000801ab4010a170a04ac1000011204ac1000021884012088272889274809' +
-    '12170a04ac1000021204ac100001188401208927288827480918ffffffff0f200028ffffffff0f30ffff033a020809420c080415efbead' +
-    'de1d000000004a0e080410011d3412000025bc9a785652140a04ac1000011204ac100002180620d70828ae115a04000000016204ffffff' +
-    'ff6a03736970720d0d78563412100918feffffff0f7a0618ffffffff0f82010a0d0100000015ffffffff880107',
+    '435302000000002a0a0466772d61153412ed5e1aa3010d000000801a9b010a170a04ac1000011204ac1000021884012088272889274809' +
+    '18ffffffff0f200028ffffffff0f30ffff033a020809420c080415efbeadde1d000000004a0e080410011d3412000025bc9a785652140a' +
+    '04ac1000011204ac100002180620d70828ae115a04000000016204ffffffff6a03736970720d0d78563412100918feffffff0f7a0618ff' +
+    'ffffff0f82010a0d0100000015ffffffff880107',
 };
 
 /** The 'ipv4-tcp-dnat-labels' fixture signed with KEY_A (trailer checked against openssl dgst -hmac). */
 const SIGNED_HEX =
-  '435301010000002a0a0466772d61153412ed5e1a700d0403020112690a150a04c0a8010a1204cb007105180620a2900328bb0312150a04' +
+  '435302010000002a0a0466772d61153412ed5e1a700d0403020112690a150a04c0a8010a1204cb007105180620a2900328bb0312150a04' +
   '0a0000501204c0a8010a180620fb4128a2900318ae0320ffae1a28103a0c08031007180920a34628b3665a100200000000000000000000' +
-  '00100000006210ffffffffffffffffffffffffffffffffb1c6e413b9efa2301f976dc66fcb4b325f07065e76d37e899a14cc5b8c33e7cd';
+  '00100000006210ffffffffffffffffffffffffffffffff59a8c5322a7bbe7370de3e23ac7eb4297c82bd439920d313162e6201ebc72b47';
 
 function decode(buf: Buffer, auth?: AuthKeys, cluster = CLUSTER) {
   return decodeDatagram(buf, { cluster, auth });
@@ -238,6 +235,23 @@ describe('ct-delete', () => {
     });
     const r = decodeOk(frame(body));
     expect(r.messages[0]).toMatchObject({ kind: 'ct-delete', entry: { reply } });
+  });
+});
+
+describe('reply tuples', () => {
+  it('leaves out a reply that is orig mirrored and derives it back; keeps a NAT reply', () => {
+    const orig = { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1000, dport: 80 };
+    const plain: ConntrackEntry = { family: 2, orig, reply: mirrorTuple(orig), status: 8, timeout: 30 };
+    const natted: ConntrackEntry = { ...plain, reply: { ...plain.reply, dst: '192.0.2.7' } };
+    const ping = { src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 7 };
+    const icmp: ConntrackEntry = { family: 2, orig: ping, reply: mirrorTuple(ping), status: 8 };
+    const sizes = [plain, natted, icmp].map((entry) => encodeAll([{ kind: 'ct-new', seq: 1, entry }]).length);
+    expect(sizes[0]).toBeLessThan(sizes[1]! - 10);
+    for (const entry of [plain, natted, icmp]) {
+      const r = decodeOk(encodeAll([{ kind: 'ct-new', seq: 1, entry }]));
+      expect(r.messages).toEqual([{ kind: 'ct-new', seq: 1, entry }]);
+    }
+    expect(mirrorTuple(ping).icmpType).toBe(0);
   });
 });
 
@@ -496,7 +510,8 @@ describe('malformed datagrams', () => {
     { name: 'prefix cut at 7 bytes', buf: good.subarray(0, 7), code: 'ETRUNC' },
     { name: 'bad magic', buf: patch(good, 0, 0x10), code: 'EMAGIC' },
     { name: 'a conntrackd (C) datagram', buf: Buffer.from('1a300008000003e8', 'hex'), code: 'EMAGIC' },
-    { name: 'version 2', buf: patch(good, 2, 2), code: 'EVERSION' },
+    { name: 'version 1 (before reply tuples could be left out)', buf: patch(good, 2, 1), code: 'EVERSION' },
+    { name: 'version 3', buf: patch(good, 2, 3), code: 'EVERSION' },
     { name: 'version 0', buf: patch(good, 2, 0), code: 'EVERSION' },
     { name: 'a reserved flag bit', buf: patch(good, 3, 0x80), code: 'EVERSION' },
     { name: 'another cluster', buf: good, code: 'ECLUSTER', cluster: CLUSTER + 1 },
@@ -566,7 +581,6 @@ describe('malformed datagrams', () => {
       buf: entryBody({ orig: tcpTuple, reply: tcpTuple, helper: 'x'.repeat(33) }),
       code: 'EVALUE',
     },
-    { name: 'ct-new without reply', buf: entryBody({ orig: tcpTuple }), code: 'EVALUE' },
     { name: 'entry without orig', buf: entryBody({ reply: tcpTuple }, 'ctDelete'), code: 'EVALUE' },
     {
       name: 'expectation without mask',
