@@ -325,6 +325,7 @@ async function replicate(d, topo, n, r, o) {
   r.cpuFw2S = after[1].cpu - before[1].cpu;
   r.sysFw1S = after[0].sys - before[0].sys;
   r.sysFw2S = after[1].sys - before[1].sys;
+  r.helperThreadsS = after[0].cpu - before[0].cpu - (after[0].mainCpu - before[0].mainCpu) + after[1].cpu - before[1].cpu - (after[1].mainCpu - before[1].mainCpu);
   r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S) / n) * 1e6;
   r.cpuAtDonePerEntryUs = ((cpuAtDone[0].cpu - before[0].cpu + cpuAtDone[1].cpu - before[1].cpu) / n) * 1e6;
   r.rssInternalB = (after[0].rss - before[0].rss) / n;

@@ -90,6 +90,7 @@ const DETAILS = [
   ['cpuFw2S', 'CPU fw2, receiver (s)'],
   ['sysFw1S', '  of which in the kernel, fw1 (s)'],
   ['sysFw2S', '  of which in the kernel, fw2 (s)'],
+  ['helperThreadsS', 'CPU of helper threads, both (JIT, GC) (s)'],
   ['rssFw1MB', 'RSS fw1 after replication (MiB)'],
   ['rssFw2MB', 'RSS fw2 after replication (MiB)'],
   ['datagrams', 'packets sent on fw1 sync0'],

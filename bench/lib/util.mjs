@@ -131,10 +131,15 @@ export function procSample(pid) {
   const cpu = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks();
   // stime alone: the kernel's share (netlink copies, the UDP stack, veth delivery).
   const sys = (Number(f[12]) + Number(f[14])) / clockTicks();
+  // The main thread alone: the rest is a runtime's helper threads (V8's JIT
+  // compiler and concurrent GC for ctsyncd; conntrackd has none).
+  const t = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const g = t.slice(t.lastIndexOf(')') + 2).split(' ');
+  const mainCpu = (Number(g[11]) + Number(g[12])) / clockTicks();
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-  return { cpu, sys, rss, hwm };
+  return { cpu, sys, mainCpu, rss, hwm };
 }
 
 /** The executable path of a PID (to verify that `ip netns exec` exec'd the daemon). */
