@@ -188,6 +188,9 @@ export class ExternalCache {
   private readonly tombTtl: number;
   private readonly states = new Map<string, OriginState>();
   private readonly compactor = new EntryCompactor();
+  // Bound once: a closure per applied message would be garbage per entry.
+  private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
+  private readonly compactExpect = (e: ExpectEntry): ExpectEntry => this.compactor.expect(e);
   private bulkGen = 0;
 
   constructor(opts: ExternalCacheOptions) {
@@ -220,12 +223,12 @@ export class ExternalCache {
 
   /** Applies one conntrack message from a peer; see the file comment for the ordering rules. */
   applyRemote(origin: string, epoch: number, seq: number, kind: RemoteKind, entry: ConntrackEntry): RemoteResult {
-    return this.applyTo(this.ct, entryKey(entry), origin, epoch, seq, kind, entry, (e) => this.compactor.entry(e));
+    return this.applyTo(this.ct, entryKey(entry), origin, epoch, seq, kind, entry, this.compactEntry);
   }
 
   /** applyRemote() for expectations. */
   applyRemoteExpect(origin: string, epoch: number, seq: number, kind: RemoteKind, entry: ExpectEntry): RemoteResult {
-    return this.applyTo(this.exp, expectKey(entry), origin, epoch, seq, kind, entry, (e) => this.compactor.expect(e));
+    return this.applyTo(this.exp, expectKey(entry), origin, epoch, seq, kind, entry, this.compactExpect);
   }
 
   /**
