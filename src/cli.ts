@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
 // only what they use: the daemon, the kernel link, the schema validator and
 // the rest are imported where they are needed.
-import { parse as parseYaml } from 'yaml';
 import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
 import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
 import { DAEMON_NODE_FLAGS } from './cli/node-flags.js';
+import { scanControlSocket } from './cli/socket-path.js';
 import type { Config } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { createLogger } from './log.js';
@@ -285,8 +285,11 @@ async function loadOrReport(file: string, io: Io): Promise<Config | undefined> {
 /**
  * The control socket a client command talks to. Only control.socket is read
  * (a client has no use for the rest, and skipping the full schema halves its
- * start-up time); a file whose YAML or socket path is broken gets the full
- * validation's file:line:col report.
+ * start-up time), by a plain scan of the common spellings when it can tell
+ * (src/cli/socket-path.ts: no YAML parser to load), else by the YAML parser.
+ * A typo elsewhere in the file does not stop a notify step from reaching the
+ * daemon; when the socket itself cannot be read, the full validation's
+ * file:line:col report is printed.
  */
 async function clientSocket(file: string, io: Io): Promise<string | undefined> {
   let text: string;
@@ -296,7 +299,10 @@ async function clientSocket(file: string, io: Io): Promise<string | undefined> {
     io.err(`ctsyncd: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     return undefined;
   }
+  const scanned = scanControlSocket(text, DEFAULT_SOCKET);
+  if (scanned !== undefined) return scanned;
   try {
+    const { parse: parseYaml } = await import('yaml');
     const doc = parseYaml(text) as { control?: { socket?: unknown } } | null;
     const socket = doc?.control?.socket;
     if (socket === undefined) return DEFAULT_SOCKET;
