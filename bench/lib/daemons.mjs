@@ -114,6 +114,7 @@ export const ctsyncd = {
         `kernel: { netlinkBufferBytes: ${s.netlinkBufferBytes} }`,
         `cache: { internalLimit: ${s.cacheLimit}, externalLimit: ${s.cacheLimit} }`,
         `control: { socket: ${node.socket} }`,
+        ...(s.inject ? ['failover: { inject: true }'] : []),
         'log: { level: info, format: text }',
         // conntrackd has no such endpoint; nothing scrapes it here.
         'metrics: { enabled: false }',
