@@ -10,8 +10,9 @@
 // as invalid). Masters go in before related entries, which name their
 // master; expectations go in last.
 import { errnoLabel } from '../kernel/conntrack-link.js';
-import type { BatchItem, BatchOptions, BatchResult } from '../kernel/conntrack-link.js';
+import type { BatchOptions, BatchResult, BatchSource, KernelOp } from '../kernel/conntrack-link.js';
 import { IPPROTO, IPS } from '../kernel/constants.js';
+import type { RequestForm } from '../kernel/ct-codec.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import {
   type ExternalCache,
@@ -22,7 +23,7 @@ import {
 
 /** What commit needs of ConntrackLink. */
 export interface CommitLink {
-  batch(items: readonly BatchItem[], opts?: BatchOptions): Promise<BatchResult>;
+  batchOf(items: BatchSource, opts?: BatchOptions): Promise<BatchResult>;
   createExpectation(e: ExpectEntry): Promise<number>;
 }
 
@@ -71,10 +72,19 @@ const EEXIST = 17;
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ctnetlink cannot carry TCP window positions. */
 const TCP_BE_LIBERAL = 0x08;
 
-interface Item {
-  key: string;
-  record: ExternalRecord;
-  seq: number;
+/**
+ * The entries of one phase, as parallel arrays rather than an object per
+ * entry: a commit holds a million of them at once.
+ */
+interface Phase {
+  records: ExternalRecord[];
+  entries: ConntrackEntry[];
+  /** Each record's seq when the snapshot was taken. */
+  seqs: number[];
+}
+
+function emptyPhase(): Phase {
+  return { records: [], entries: [], seqs: [] };
 }
 
 function emptyCounts(): CommitCounts {
@@ -93,15 +103,19 @@ export function countFailure(c: { failed: number; failures: Record<string, numbe
  * ctnetlink, so TCP entries are marked liberal in both directions, as
  * conntrackd does without TCPWindowTracking: the kernel then accepts the
  * resumed stream whatever its sequence numbers have reached. EXPECTED is a
- * bit only the kernel may set.
+ * bit only the kernel may set. Batches apply it while encoding (COMMIT_FORM);
+ * commitForm() builds the same as an object.
  */
+export const COMMIT_FORM: RequestForm = { statusClear: IPS.EXPECTED, statusSet: 0, tcpFlags: TCP_BE_LIBERAL };
+
+/** COMMIT_FORM applied to a copy of `e`. */
 export function commitForm(e: ConntrackEntry): ConntrackEntry {
-  const status = (e.status ?? 0) & ~IPS.EXPECTED;
+  const status = (e.status ?? 0) & ~COMMIT_FORM.statusClear;
   const tcp = e.protoinfo?.tcp;
   if (e.orig.proto !== IPPROTO.TCP || tcp === undefined) return { ...e, status };
   const liberal = (f: { flags: number; mask: number } | undefined) => ({
-    flags: (f?.flags ?? 0) | TCP_BE_LIBERAL,
-    mask: (f?.mask ?? 0) | TCP_BE_LIBERAL,
+    flags: (f?.flags ?? 0) | COMMIT_FORM.tcpFlags,
+    mask: (f?.mask ?? 0) | COMMIT_FORM.tcpFlags,
   });
   return {
     ...e,
@@ -118,76 +132,90 @@ export async function commitExternal(
 ): Promise<CommitReport> {
   const now = opts.now ?? Date.now;
   const started = now();
-  const masters: Item[] = [];
-  const related: Item[] = [];
+  const masters = emptyPhase();
+  const related = emptyPhase();
   const peers = new Set<string>();
   // A snapshot: the cache keeps changing while the chunks are in flight.
-  for (const [key, record] of cache.entries()) {
-    if (opts.origin !== undefined && record.origin !== opts.origin) continue;
-    peers.add(record.origin);
-    (record.entry.master ? related : masters).push({ key, record, seq: record.seq });
+  let lastOrigin: string | undefined;
+  for (const record of cache.records()) {
+    const origin = record.origin;
+    if (opts.origin !== undefined && origin !== opts.origin) continue;
+    // Records come in runs of one origin: one Set insert per run.
+    if (origin !== lastOrigin) {
+      peers.add(origin);
+      lastOrigin = origin;
+    }
+    const p = record.entry.master ? related : masters;
+    p.records.push(record);
+    p.entries.push(record.entry);
+    p.seqs.push(record.seq);
   }
   const counts = emptyCounts();
-  const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks };
+  const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks, form: COMMIT_FORM };
   await commitPhase(cache, link, masters, counts, batchOpts);
   await commitPhase(cache, link, related, counts, batchOpts);
   const expectations = await commitExpectations(cache, link, opts.origin);
   return { peers: [...peers].sort(), ...counts, expectations, durationMs: now() - started };
 }
 
+const opOf = (op: KernelOp) => () => op;
+
 async function commitPhase(
   cache: ExternalCache,
   link: CommitLink,
-  items: Item[],
+  p: Phase,
   c: CommitCounts,
   batchOpts: BatchOptions,
 ): Promise<void> {
-  if (items.length === 0) return;
-  c.entries += items.length;
-  const forms = items.map((it) => commitForm(it.record.entry));
-  const created = await link.batch(
-    forms.map((entry) => ({ op: 'create', entry })),
-    batchOpts,
-  );
+  const n = p.records.length;
+  if (n === 0) return;
+  c.entries += n;
+  const { records, entries, seqs } = p;
+  const created = await link.batchOf({ length: n, op: opOf('create'), entry: (i) => entries[i]! }, batchOpts);
   const update: number[] = [];
   const replace: number[] = [];
-  for (let i = 0; i < items.length; i++) {
+  for (let i = 0; i < n; i++) {
     const errno = created.errnos[i]!;
-    const it = items[i]!;
+    const record = records[i]!;
     if (errno === 0) {
       c.committed++;
-      cache.noteInKernel(it.key, it.record, it.seq);
+      cache.noteInKernel(record, seqs[i]!);
     } else if (errno !== EEXIST) {
       countFailure(c, errno);
-    } else if (it.record.kernelCopy === KERNEL_CURRENT && it.record.seq === it.seq) {
+    } else if (record.kernelCopy === KERNEL_CURRENT && record.seq === seqs[i]) {
       c.unchanged++;
-    } else if (it.record.kernelCopy !== KERNEL_NONE) {
+    } else if (record.kernelCopy !== KERNEL_NONE) {
       update.push(i);
     } else {
       replace.push(i);
     }
   }
   if (update.length > 0) {
-    const r = await link.batch(
-      update.map((i) => ({ op: 'update', entry: forms[i]! })),
+    const r = await link.batchOf(
+      { length: update.length, op: opOf('update'), entry: (j) => entries[update[j]!]! },
       batchOpts,
     );
-    for (const [n, i] of update.entries()) settle(cache, c, items[i]!, r.errnos[n]!);
+    for (let j = 0; j < update.length; j++) settle(cache, c, p, update[j]!, r.errnos[j]!);
   }
   if (replace.length > 0) {
     // Delete and create side by side: the kernel runs a sendmsg's messages in
     // order, so each entry is gone for the shortest possible time.
-    const ops: BatchItem[] = [];
-    for (const i of replace) ops.push({ op: 'delete', entry: forms[i]! }, { op: 'create', entry: forms[i]! });
-    const r = await link.batch(ops, batchOpts);
-    for (const [n, i] of replace.entries()) settle(cache, c, items[i]!, r.errnos[2 * n + 1]!);
+    const r = await link.batchOf(
+      {
+        length: 2 * replace.length,
+        op: (j) => (j & 1 ? 'create' : 'delete'),
+        entry: (j) => entries[replace[j >> 1]!]!,
+      },
+      batchOpts,
+    );
+    for (let j = 0; j < replace.length; j++) settle(cache, c, p, replace[j]!, r.errnos[2 * j + 1]!);
   }
 }
 
-function settle(cache: ExternalCache, c: CommitCounts, it: Item, errno: number): void {
+function settle(cache: ExternalCache, c: CommitCounts, p: Phase, i: number, errno: number): void {
   if (errno !== 0) return countFailure(c, errno);
   c.updated++;
-  cache.noteInKernel(it.key, it.record, it.seq);
+  cache.noteInKernel(p.records[i]!, p.seqs[i]!);
 }
 
 async function commitExpectations(

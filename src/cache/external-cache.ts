@@ -316,6 +316,11 @@ export class ExternalCache {
     return this.ct.map.entries();
   }
 
+  /** entries() without the keys (and without a [key, record] pair per step). */
+  records(): IterableIterator<ExternalRecord> {
+    return this.ct.map.values();
+  }
+
   getExpect(key: string): ExternalRecord<ExpectEntry> | undefined {
     return this.exp.map.get(key);
   }
@@ -340,10 +345,12 @@ export class ExternalCache {
    * inject wrote it). Ignored when the record changed or left meanwhile: the
    * kernel then holds an older version.
    */
-  noteInKernel(key: string, record: ExternalRecord, seq: number): void {
-    const rec = this.ct.map.get(key);
-    if (rec === undefined || rec !== record) return;
-    rec.kernelCopy = rec.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+  noteInKernel(record: ExternalRecord, seq: number): void {
+    // No lookup by key: a record that left the cache meanwhile is no longer
+    // reachable from it, so marking it changes nothing anyone can see, and a
+    // commit spares a hash lookup per entry.
+    if (!(record instanceof StoredRecord)) return;
+    record.kernelCopy = record.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
   }
 
   /** Tombstones held, expired ones included until they are looked up or evicted. */

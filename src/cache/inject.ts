@@ -8,7 +8,7 @@
 // only the latest state of a key goes out.
 import type { BatchItem, BatchOptions, BatchResult } from '../kernel/conntrack-link.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
-import { commitForm, countFailure } from './commit.js';
+import { COMMIT_FORM, countFailure } from './commit.js';
 import {
   type ExternalCache,
   type ExternalChange,
@@ -116,11 +116,12 @@ export class Injector {
       if (p.change === 'deleted') items.push({ op: 'delete', entry: p.entry });
       else {
         const ours = p.record !== undefined && p.record.kernelCopy !== KERNEL_NONE;
-        items.push({ op: ours ? 'update' : 'create', entry: commitForm(p.entry) });
+        items.push({ op: ours ? 'update' : 'create', entry: p.entry });
       }
     }
     this.counters.batches++;
-    const r = await this.link.batch(items);
+    // Written in their commit form (see commitForm), applied while encoding.
+    const r = await this.link.batch(items, { form: COMMIT_FORM });
     const retry: BatchItem[] = [];
     const retryKeys: string[] = [];
     const retryKinds: ('create' | 'replace')[] = [];
@@ -130,7 +131,7 @@ export class Injector {
       const item = items[i]!;
       const errno = r.errnos[i]!;
       if (errno === 0) {
-        this.noteDone(key, p, item.op === 'delete' ? 'deleted' : item.op === 'create' ? 'created' : 'updated');
+        this.noteDone(p, item.op === 'delete' ? 'deleted' : item.op === 'create' ? 'created' : 'updated');
       } else if (item.op === 'delete' && errno === ENOENT) {
         this.counters.deleted++;
       } else if (item.op === 'update' && errno === ENOENT) {
@@ -149,20 +150,20 @@ export class Injector {
     }
     if (retry.length === 0) return;
     this.counters.batches++;
-    const r2 = await this.link.batch(retry);
+    const r2 = await this.link.batch(retry, { form: COMMIT_FORM });
     let at = 0;
     for (const [n, key] of retryKeys.entries()) {
       const kind = retryKinds[n]!;
       if (kind === 'replace') at++;
       const errno = r2.errnos[at++]!;
       if (errno !== 0) this.fail(errno);
-      else this.noteDone(key, work.get(key)!, kind === 'replace' ? 'replaced' : 'created');
+      else this.noteDone(work.get(key)!, kind === 'replace' ? 'replaced' : 'created');
     }
   }
 
-  private noteDone(key: string, p: Pending, how: 'created' | 'updated' | 'replaced' | 'deleted'): void {
+  private noteDone(p: Pending, how: 'created' | 'updated' | 'replaced' | 'deleted'): void {
     this.counters[how]++;
-    if (p.record !== undefined) this.cache.noteInKernel(key, p.record, p.seq);
+    if (p.record !== undefined) this.cache.noteInKernel(p.record, p.seq);
   }
 
   private fail(errno: number): void {

@@ -22,7 +22,15 @@ import {
   NLMSG_HDRLEN,
   NLMSG_NOOP,
 } from './constants.js';
-import { decodeConntrack, encodeNatSetup, natCreateForm, decodeExpect, encodeConntrack, encodeExpect, encodeTuple } from './ct-codec.js';
+import {
+  AS_IS,
+  decodeConntrack,
+  decodeExpect,
+  encodeExpect,
+  encodeRequest,
+  encodeTuple,
+  type RequestForm,
+} from './ct-codec.js';
 import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
 import { KernelOpError } from './errors.js';
 import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
@@ -42,6 +50,16 @@ export type KernelOp = 'create' | 'update' | 'upsert' | 'delete' | 'timeout';
 export interface BatchItem {
   op: KernelOp;
   entry: ConntrackEntry;
+}
+
+/**
+ * A batch given by index (see batchOf): item i is op(i) on entry(i). Lets a
+ * caller with its entries at hand batch them without an object per item.
+ */
+export interface BatchSource {
+  readonly length: number;
+  op(i: number): KernelOp;
+  entry(i: number): ConntrackEntry;
 }
 
 export interface BatchResult {
@@ -68,6 +86,12 @@ export interface BatchOptions {
    * is queued before that final ACK, and the kernel skips a third of its work.
    */
   ackEach?: boolean;
+  /**
+   * How creates, updates and upserts write their entries (e.g. commit's
+   * form), applied while encoding instead of on a copy of each entry.
+   * CONFIRMED is always set on top.
+   */
+  form?: RequestForm;
 }
 
 export interface DumpOptions {
@@ -225,16 +249,26 @@ export class ConntrackLink {
    * Applies many operations, chunkSize messages per sendmsg. Never throws for
    * a failing entry: each one's errno is reported in order.
    */
-  async batch(items: readonly BatchItem[], opts: BatchOptions = {}): Promise<BatchResult> {
+  batch(items: readonly BatchItem[], opts: BatchOptions = {}): Promise<BatchResult> {
+    return this.batchOf(
+      { length: items.length, op: (i) => items[i]!.op, entry: (i) => items[i]!.entry },
+      opts,
+    );
+  }
+
+  /** batch() over a BatchSource. */
+  async batchOf(items: BatchSource, opts: BatchOptions = {}): Promise<BatchResult> {
     const started = this.now();
     const chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
     const sliceMs = opts.sliceMs ?? 8;
     const errnos = new Int32Array(items.length);
+    const base = opts.form ?? AS_IS;
+    const form: RequestForm = { ...base, statusSet: base.statusSet | IPS.CONFIRMED };
     let sliceStart = this.now();
     this.counters.batches++;
     for (let first = 0; first < items.length; first += chunkSize) {
       const last = Math.min(items.length, first + chunkSize);
-      await this.sendChunk(items, first, last, errnos, opts.ackEach ?? false);
+      await this.sendChunk(items, first, last, errnos, opts.ackEach ?? false, form);
       if (last < items.length) {
         opts.betweenChunks?.();
         if (this.now() - sliceStart >= sliceMs) {
@@ -258,11 +292,12 @@ export class ConntrackLink {
   }
 
   private sendChunk(
-    items: readonly BatchItem[],
+    items: BatchSource,
     first: number,
     last: number,
     errnos: Int32Array,
     ackEach: boolean,
+    form: RequestForm,
   ): Promise<void> {
     const n = last - first;
     const w = this.writer;
@@ -271,10 +306,7 @@ export class ConntrackLink {
     const lo = this.channel.allocSeq(n + 1);
     const barrier = lo + n;
     const ackFlag = ackEach ? NLM_F_ACK : 0;
-    for (let i = first; i < last; i++) {
-      const { op, entry } = items[i]!;
-      writeOp(w, op, entry, lo + (i - first), ackFlag);
-    }
+    for (let i = first; i < last; i++) writeOp(w, items.op(i), items.entry(i), lo + (i - first), ackFlag, form);
     this.counters.batchMessages += n;
     return new Promise<void>((resolve) => {
       let remaining = n;
@@ -468,7 +500,8 @@ function noopAck(seq: number): Buffer {
   return b;
 }
 
-function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, ackFlag: number): void {
+/** form: how creates, updates and upserts write the entry, CONFIRMED included (see batchOf). */
+function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, ackFlag: number, form: RequestForm): void {
   const family = entry.family ?? AF_INET;
   if (op === 'delete') {
     w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), NLM_F_REQUEST | ackFlag, seq, family);
@@ -486,14 +519,8 @@ function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, 
     w.end();
     return;
   }
-  // The kernel only accepts entries it can treat as confirmed (EBUSY otherwise).
-  const status = (entry.status ?? 0) | IPS.CONFIRMED;
-  if (op === 'create') {
-    const form = natCreateForm(entry);
-    encodeConntrack(w, { ...form.entry, status });
-    if (form.nat) encodeNatSetup(w, entry);
-  } else {
-    encodeConntrack(w, { ...entry, status, master: undefined });
-  }
+  // The kernel only accepts entries it can treat as confirmed (EBUSY
+  // otherwise): the caller's form sets CONFIRMED.
+  encodeRequest(w, entry, form, op === 'create');
   w.end();
 }

@@ -825,7 +825,8 @@ function writeTuple(w: NlWriter, type: number, t: Tuple, family: Family): void {
   w.endNest(n);
 }
 
-function writeProtoinfo(w: NlWriter, p: ProtoInfo, withDetail: boolean): void {
+/** tcpFlags: OR'ed into flags and mask of both directions, which are then always written (see RequestForm). */
+function writeProtoinfo(w: NlWriter, p: ProtoInfo, withDetail: boolean, tcpFlags = 0): void {
   const n = w.nest(CTA.PROTOINFO);
   if (p.tcp) {
     const t = p.tcp;
@@ -835,8 +836,14 @@ function writeProtoinfo(w: NlWriter, p: ProtoInfo, withDetail: boolean): void {
       if (t.wscaleOrig !== undefined) w.u8(CTA_PROTOINFO_TCP.WSCALE_ORIGINAL, t.wscaleOrig);
       if (t.wscaleReply !== undefined) w.u8(CTA_PROTOINFO_TCP.WSCALE_REPLY, t.wscaleReply);
       // Two bytes, flags then mask: the layout of struct nf_ct_tcp_flags.
-      if (t.flagsOrig) w.u16be(CTA_PROTOINFO_TCP.FLAGS_ORIGINAL, (t.flagsOrig.flags << 8) | (t.flagsOrig.mask & 0xff));
-      if (t.flagsReply) w.u16be(CTA_PROTOINFO_TCP.FLAGS_REPLY, (t.flagsReply.flags << 8) | (t.flagsReply.mask & 0xff));
+      const fo = t.flagsOrig;
+      if (fo || tcpFlags !== 0) {
+        w.u16be(CTA_PROTOINFO_TCP.FLAGS_ORIGINAL, (((fo?.flags ?? 0) | tcpFlags) << 8) | (((fo?.mask ?? 0) | tcpFlags) & 0xff));
+      }
+      const fr = t.flagsReply;
+      if (fr || tcpFlags !== 0) {
+        w.u16be(CTA_PROTOINFO_TCP.FLAGS_REPLY, (((fr?.flags ?? 0) | tcpFlags) << 8) | (((fr?.mask ?? 0) | tcpFlags) & 0xff));
+      }
     }
     w.endNest(m);
   }
@@ -962,27 +969,52 @@ export function encodeConntrack(w: NlWriter, e: ConntrackEntry, opts?: EncodeOpt
   if (ro && e.secmark !== undefined) w.u32be(CTA.SECMARK, e.secmark);
 }
 
-interface NatPlan {
-  snat?: { addr: string; port: number | undefined };
-  dnat?: { addr: string; port: number | undefined };
+// The NAT an entry carries is how its reply tuple differs from the inverted
+// original one. These helpers read it without building objects: a commit
+// asks them for every one of its entries.
+
+/** SNAT rewrote the source port (or ICMP id): replies come back to reply.dport; undefined if not. */
+function snatPort(e: ConntrackEntry): number | undefined {
+  const { orig, reply } = e;
+  if (hasPorts(orig.proto)) return orig.sport !== reply.dport ? reply.dport : undefined;
+  if (orig.proto === IPPROTO.ICMP || orig.proto === IPPROTO.ICMPV6) {
+    return orig.icmpId !== reply.icmpId ? reply.icmpId : undefined;
+  }
+  return undefined;
 }
 
-/** How the reply tuple differs from the inverted original one: the NAT the entry carries. */
-function natPlan(e: ConntrackEntry): NatPlan {
+/** DNAT rewrote the destination port: replies come from reply.sport; undefined if not. */
+function dnatPort(e: ConntrackEntry): number | undefined {
   const { orig, reply } = e;
-  const ports = hasPorts(orig.proto);
-  const icmp = orig.proto === IPPROTO.ICMP || orig.proto === IPPROTO.ICMPV6;
-  const plan: NatPlan = {};
-  // SNAT rewrote the source: replies come back to reply.dst:dport.
-  const snatPort = ports && orig.sport !== reply.dport ? reply.dport : undefined;
-  const snatId = icmp && orig.icmpId !== reply.icmpId ? reply.icmpId : undefined;
-  if (orig.src !== reply.dst || snatPort !== undefined || snatId !== undefined) {
-    plan.snat = { addr: reply.dst, port: snatPort ?? snatId };
+  return hasPorts(orig.proto) && orig.dport !== reply.sport ? reply.sport : undefined;
+}
+
+/** SNAT rewrote the source: replies come back to reply.dst. */
+function snatted(e: ConntrackEntry): boolean {
+  return e.orig.src !== e.reply.dst || snatPort(e) !== undefined;
+}
+
+/** DNAT rewrote the destination: replies come from reply.src. */
+function dnatted(e: ConntrackEntry): boolean {
+  return e.orig.dst !== e.reply.src || dnatPort(e) !== undefined;
+}
+
+/** Whether the entry carries a NAT mapping (its reply tuple is not the inverted original). */
+export function isNatted(e: ConntrackEntry): boolean {
+  return snatted(e) || dnatted(e);
+}
+
+/** The reply tuple without NAT: the inverted original, other fields (ICMP type, zone) as in the reply. */
+function unNattedReply(e: ConntrackEntry): Tuple {
+  const o = e.orig;
+  const reply: Tuple = { ...e.reply, src: o.dst, dst: o.src };
+  if (hasPorts(o.proto)) {
+    reply.sport = o.dport;
+    reply.dport = o.sport;
+  } else if (o.proto === IPPROTO.ICMP || o.proto === IPPROTO.ICMPV6) {
+    reply.icmpId = o.icmpId;
   }
-  // DNAT rewrote the destination: replies come from reply.src:sport.
-  const dnatPort = ports && orig.dport !== reply.sport ? reply.sport : undefined;
-  if (orig.dst !== reply.src || dnatPort !== undefined) plan.dnat = { addr: reply.src, port: dnatPort };
-  return plan;
+  return reply;
 }
 
 /**
@@ -995,17 +1027,8 @@ function natPlan(e: ConntrackEntry): NatPlan {
  * translate no packet. Returns the entry unchanged when it is not NATed.
  */
 export function natCreateForm(e: ConntrackEntry): { entry: ConntrackEntry; nat: boolean } {
-  const plan = natPlan(e);
-  if (!plan.snat && !plan.dnat) return { entry: e, nat: false };
-  const o = e.orig;
-  const reply: Tuple = { ...e.reply, src: o.dst, dst: o.src };
-  if (hasPorts(o.proto)) {
-    reply.sport = o.dport;
-    reply.dport = o.sport;
-  } else if (o.proto === IPPROTO.ICMP || o.proto === IPPROTO.ICMPV6) {
-    reply.icmpId = o.icmpId;
-  }
-  return { entry: { ...e, reply }, nat: true };
+  if (!isNatted(e)) return { entry: e, nat: false };
+  return { entry: { ...e, reply: unNattedReply(e) }, nat: true };
 }
 
 /**
@@ -1015,9 +1038,49 @@ export function natCreateForm(e: ConntrackEntry): { entry: ConntrackEntry; nat: 
  * refuses NAT changes to existing entries (EOPNOTSUPP).
  */
 export function encodeNatSetup(w: NlWriter, e: ConntrackEntry): void {
-  const plan = natPlan(e);
-  if (plan.snat) writeNatRange(w, CTA.NAT_SRC, e.family, plan.snat.addr, plan.snat.port);
-  if (plan.dnat) writeNatRange(w, CTA.NAT_DST, e.family, plan.dnat.addr, plan.dnat.port);
+  if (snatted(e)) writeNatRange(w, CTA.NAT_SRC, e.family, e.reply.dst, snatPort(e));
+  if (dnatted(e)) writeNatRange(w, CTA.NAT_DST, e.family, e.reply.src, dnatPort(e));
+}
+
+/**
+ * How a request writes an entry, applied while encoding so that no copy of
+ * the entry is made: status bits cleared then set, and TCP flags OR'ed into
+ * flags and mask of both directions of a TCP entry with TCP protoinfo (the
+ * pair is written even when the entry carries none).
+ */
+export interface RequestForm {
+  readonly statusClear: number;
+  readonly statusSet: number;
+  readonly tcpFlags: number;
+}
+
+/** The entry as it is. */
+export const AS_IS: RequestForm = { statusClear: 0, statusSet: 0, tcpFlags: 0 };
+
+/**
+ * Appends the attributes of a create or update request for `e` in `form`
+ * to the message open in `w`. A create carries the master tuple and, for a
+ * NATed entry, the form natCreateForm describes plus encodeNatSetup's
+ * mapping. An update carries neither: the kernel refuses NAT and master
+ * changes. Attribute order and the rest as encodeConntrack without readOnly.
+ * CTA_STATUS is always written. Throws RangeError like encodeConntrack.
+ */
+export function encodeRequest(w: NlWriter, e: ConntrackEntry, form: RequestForm, create: boolean): void {
+  const f = e.family;
+  const nat = create && isNatted(e);
+  writeTuple(w, CTA.TUPLE_ORIG, e.orig, f);
+  writeTuple(w, CTA.TUPLE_REPLY, nat ? unNattedReply(e) : e.reply, f);
+  if (e.zone !== undefined) w.u16be(CTA.ZONE, e.zone);
+  w.u32be(CTA.STATUS, (((e.status ?? 0) & ~form.statusClear) | form.statusSet) >>> 0);
+  if (e.mark !== undefined) w.u32be(CTA.MARK, e.mark);
+  if (create && e.master) writeTuple(w, CTA.TUPLE_MASTER, e.master, f);
+  if (e.timeout !== undefined) w.u32be(CTA.TIMEOUT, e.timeout);
+  if (e.protoinfo) writeProtoinfo(w, e.protoinfo, true, e.orig.proto === IPPROTO.TCP ? form.tcpFlags : 0);
+  if (e.helper !== undefined) writeNamed(w, CTA.HELP, CTA_HELP.NAME, e.helper);
+  writeLabels(w, e);
+  writeSeqAdjs(w, e);
+  if (e.synproxy) writeSynproxy(w, e.synproxy);
+  if (nat) encodeNatSetup(w, e);
 }
 
 function writeNatRange(w: NlWriter, type: number, family: Family, addr: string, port: number | undefined): void {

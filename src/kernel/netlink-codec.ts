@@ -416,6 +416,13 @@ export class NlWriter {
   private msgStart = -1;
   private count = 0;
   private openNests = 0;
+  // The last two IPv4 addresses parsed, by string: a tuple's reply direction
+  // names the same two addresses as its original one (without NAT, the very
+  // same string objects), so half of a batch's parses are saved.
+  private v4TextA = '';
+  private v4ValueA = 0;
+  private v4TextB = '';
+  private v4ValueB = 0;
 
   constructor(initialSize = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(Math.max(64, initialSize | 0));
@@ -468,19 +475,26 @@ export class NlWriter {
   }
 
   u8(type: number, v: number): void {
-    const p = this.attr(type, 1);
-    this.buf[p] = v & 0xff;
+    const p = this.attr8(type, 5);
+    const b = this.buf;
+    b[p] = v & 0xff;
+    b[p + 1] = 0;
+    b[p + 2] = 0;
+    b[p + 3] = 0;
   }
 
   u16be(type: number, v: number): void {
-    const p = this.attr(type, 2);
-    this.buf[p] = (v >>> 8) & 0xff;
-    this.buf[p + 1] = v & 0xff;
+    const p = this.attr8(type, 6);
+    const b = this.buf;
+    b[p] = (v >>> 8) & 0xff;
+    b[p + 1] = v & 0xff;
+    b[p + 2] = 0;
+    b[p + 3] = 0;
   }
 
   /** Negative values are written in two's complement (seqadj offsets are s32). */
   u32be(type: number, v: number): void {
-    const p = this.attr(type, 4);
+    const p = this.attr8(type, 8);
     writeBe32(this.buf, p, v);
   }
 
@@ -506,8 +520,17 @@ export class NlWriter {
 
   /** A 4-byte IPv4 address from dotted-quad text. Throws RangeError if it does not parse. */
   ipv4(type: number, addr: string): void {
-    const v = parseIPv4(addr);
-    if (v === undefined) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+    let v: number | undefined;
+    if (addr === this.v4TextA) v = this.v4ValueA;
+    else if (addr === this.v4TextB) v = this.v4ValueB;
+    else {
+      v = parseIPv4(addr);
+      if (v === undefined) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+      this.v4TextB = this.v4TextA;
+      this.v4ValueB = this.v4ValueA;
+      this.v4TextA = addr;
+      this.v4ValueA = v;
+    }
     this.u32be(type, v);
   }
 
@@ -565,6 +588,21 @@ export class NlWriter {
     // allocUnsafe memory: padding must not carry stale bytes to the kernel.
     for (let i = p + total; i < p + aligned; i++) b[i] = 0;
     this.pos = p + aligned;
+    return p + NLA_HDRLEN;
+  }
+
+  /**
+   * attr() for payloads of 1 to 4 bytes (8 bytes with header and padding):
+   * the header only; the caller writes all four payload bytes, padding
+   * included.
+   */
+  private attr8(type: number, total: number): number {
+    if (this.pos + 8 > this.buf.length) this.ensure(8);
+    const b = this.buf;
+    const p = this.pos;
+    putHostU16(b, p, total);
+    putHostU16(b, p + 2, type & NLA_TYPE_MASK);
+    this.pos = p + 8;
     return p + NLA_HDRLEN;
   }
 

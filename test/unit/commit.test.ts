@@ -49,10 +49,13 @@ describe('commitExternal', () => {
     cache.applyRemote('fw1', 1, 2, 'new', master);
     cache.applyRemote('fw3', 1, 1, 'new', tcp(3));
     const sent: string[] = [];
-    const spy = { ...link, batch: link.batch.bind(link), createExpectation: link.createExpectation.bind(link) };
-    spy.batch = async (items, o) => {
-      for (const it of items) sent.push(`${it.op}:${it.entry.orig.src}:${it.entry.orig.dport}`);
-      return link.batch(items, o);
+    const spy = { batchOf: link.batchOf.bind(link), createExpectation: link.createExpectation.bind(link) };
+    spy.batchOf = async (items, o) => {
+      for (let i = 0; i < items.length; i++) {
+        const e = items.entry(i);
+        sent.push(`${items.op(i)}:${e.orig.src}:${e.orig.dport}`);
+      }
+      return link.batchOf(items, o);
     };
     const r = await commitExternal(cache, spy);
     expect(r).toMatchObject({ entries: 3, committed: 3, updated: 0, unchanged: 0, failed: 0, peers: ['fw1', 'fw3'] });

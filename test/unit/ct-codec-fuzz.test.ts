@@ -10,11 +10,23 @@ import {
   AF_INET6,
   IPCTNL_MSG_CT_NEW,
   IPCTNL_MSG_EXP_NEW,
+  IPS,
   NFNL_SUBSYS_CTNETLINK,
   NFNL_SUBSYS_CTNETLINK_EXP,
   NLA_F_NESTED,
 } from '../../src/kernel/constants.js';
-import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect } from '../../src/kernel/ct-codec.js';
+import { COMMIT_FORM, commitForm } from '../../src/cache/commit.js';
+import {
+  AS_IS,
+  decodeConntrack,
+  decodeExpect,
+  encodeConntrack,
+  encodeExpect,
+  encodeNatSetup,
+  encodeRequest,
+  natCreateForm,
+  type RequestForm,
+} from '../../src/kernel/ct-codec.js';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
 import {
   canonicalIPv6,
@@ -585,6 +597,44 @@ describe('encode/decode round trips', () => {
         }
       }),
       { numRuns: 2_000, seed: SEED + 4 },
+    );
+  });
+
+  it('a request in a form encodes as the form applied to a copy of the entry would', () => {
+    // The reference is how requests were built before forms: commitForm's
+    // copy, natCreateForm's copy for a NATed create, CONFIRMED on a spread.
+    const reference = (e: ConntrackEntry, commit: boolean, create: boolean): Buffer => {
+      const f = commit ? commitForm(e) : e;
+      const status = (f.status ?? 0) | IPS.CONFIRMED;
+      const w = new NlWriter(64);
+      w.begin(CT_NEW, 0, 1, e.family);
+      if (create) {
+        const c = natCreateForm(f);
+        encodeConntrack(w, { ...c.entry, status });
+        if (c.nat) encodeNatSetup(w, f);
+      } else {
+        encodeConntrack(w, { ...f, status, master: undefined });
+      }
+      w.end();
+      return Buffer.from(w.finish());
+    };
+    const encoded = (e: ConntrackEntry, base: RequestForm, create: boolean): Buffer => {
+      const w = new NlWriter(64);
+      w.begin(CT_NEW, 0, 1, e.family);
+      encodeRequest(w, e, { ...base, statusSet: base.statusSet | IPS.CONFIRMED }, create);
+      w.end();
+      return Buffer.from(w.finish());
+    };
+    // Half of the entries without NAT: the reply tuple is the inverted original.
+    const mirrored = entryArb.map((e) => ({
+      ...e,
+      reply: { ...e.reply, src: e.orig.dst, dst: e.orig.src, sport: e.orig.dport, dport: e.orig.sport, icmpId: e.orig.icmpId },
+    }));
+    fc.assert(
+      fc.property(fc.oneof(entryArb, mirrored), fc.boolean(), fc.boolean(), (e, commit, create) => {
+        expect(encoded(e, commit ? COMMIT_FORM : AS_IS, create)).toEqual(reference(e, commit, create));
+      }),
+      { numRuns: 1_500, seed: SEED + 6 },
     );
   });
 
