@@ -374,7 +374,7 @@ function acceptOrIgnore<T extends z.ZodType>(item: T, what: string) {
 const filterSchema = z
   .strictObject({
     protocols: acceptOrIgnore(z.enum(PROTOCOLS), 'layer 4 protocols'),
-    addresses: acceptOrIgnore(addressOrPrefix, 'addresses or prefixes (matched against the original tuple)'),
+    addresses: acceptOrIgnore(addressOrPrefix, 'addresses or prefixes (matched against the original or the reply source address)'),
     tcpStates: acceptOrIgnore(z.enum(TCP_STATES), 'TCP conntrack states'),
     stripAttributes: z
       .array(z.enum(STRIPPABLE_ATTRIBUTES))
