@@ -4,6 +4,7 @@
 // meaning to conntrackd, but they do to us when an option we do not know has
 // to be skipped (see Cursor.skipStatement). Pure and total: any text either
 // tokenizes or, for the cursor, ends in a ConntrackdConfError naming the line.
+import { CtsyncdError } from '../common/errors.js';
 
 export type TokenKind = 'word' | 'open' | 'close';
 
@@ -27,7 +28,7 @@ export interface Lexed {
  * without its value, a value of the wrong kind. Line 0 means the file as a
  * whole (e.g. it has no Sync section).
  */
-export class ConntrackdConfError extends Error {
+export class ConntrackdConfError extends CtsyncdError {
   readonly code = 'ECONNTRACKD_CONF' as const;
 
   constructor(
@@ -36,8 +37,7 @@ export class ConntrackdConfError extends Error {
     readonly column: number,
     readonly reason: string,
   ) {
-    super(line > 0 ? `${file}:${line}:${column}: ${reason}` : `${file}: ${reason}`);
-    this.name = 'ConntrackdConfError';
+    super(line > 0 ? `${file}:${line}:${column}: ${reason}` : `${file}: ${reason}`, { context: { file, line, column } });
   }
 
   // Error's default prefixes the class name, which breaks the file:line form.

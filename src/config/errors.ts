@@ -1,3 +1,4 @@
+import { CtsyncdError } from '../common/errors.js';
 export interface ConfigIssue {
   file: string;
   /** 1-based. 0 (with column 0) when the problem is the file as a whole, e.g. it cannot be read. */
@@ -19,14 +20,13 @@ export function formatIssue(issue: ConfigIssue): string {
  * `message` as is; tooling reads `issues`. `code` is stable so callers need
  * not match on class identity across module copies.
  */
-export class ConfigError extends Error {
+export class ConfigError extends CtsyncdError {
   readonly code = 'ECONFIG' as const;
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[], options?: { cause?: unknown }) {
     const sorted = [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
-    super(sorted.map(formatIssue).join('\n'), options);
-    this.name = 'ConfigError';
+    super(sorted.map(formatIssue).join('\n'), { cause: options?.cause, context: { issues: sorted.length } });
     this.issues = sorted;
   }
 

@@ -20,13 +20,13 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { type Logger, silentLogger } from '../log.js';
 import type { FailoverSequencer } from './sequencer.js';
+import { CtsyncdError } from '../common/errors.js';
 
 /** The path exists and is not a FIFO (a symlink counts: keepalived opens with O_NOFOLLOW). */
-export class NotifyFifoError extends Error {
+export class NotifyFifoError extends CtsyncdError {
   readonly code = 'ENOTFIFO' as const;
   constructor(readonly path: string) {
-    super(`${path} exists and is not a FIFO; keepalived's notify_fifo needs a FIFO (and not a symlink to one)`);
-    this.name = 'NotifyFifoError';
+    super(`${path} exists and is not a FIFO; keepalived's notify_fifo needs a FIFO (and not a symlink to one)`, { context: { path } });
   }
 }
 

@@ -16,6 +16,7 @@ import {
 } from './constants.js';
 import { isSyscallError, loadNative, type NativeAddon, type PollHandle } from './native.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportOptions } from './transport.js';
+import { CtsyncdError } from '../common/errors.js';
 
 const EAGAIN = 11;
 /** Netlink dumps use at most 32 KiB per datagram; keep room for one more. */
@@ -26,14 +27,14 @@ const DATAGRAM_BUDGET = 64;
 /** A drain yields back to the loop after this long; the level-triggered poll fires again. */
 const DRAIN_SLICE_MS = 4;
 
-export class KernelSocketError extends Error {
+export class KernelSocketError extends CtsyncdError {
   readonly code = 'EKERNEL_SOCKET';
   constructor(
     message: string,
     readonly errno: number,
     readonly op: string,
   ) {
-    super(message);
+    super(message, { context: { op, errno } });
   }
 }
 

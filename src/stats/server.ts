@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Logger, silentLogger } from '../log.js';
+import { CtsyncdError } from '../common/errors.js';
 
 export interface MetricsEndpoint {
   readonly contentType: string;
@@ -22,14 +23,13 @@ export interface MetricsServerOptions {
 }
 
 /** Listening on metrics.listen failed (address in use, not local, ...). */
-export class MetricsListenError extends Error {
+export class MetricsListenError extends CtsyncdError {
   readonly code = 'EMETRICS_LISTEN';
   constructor(
     readonly listen: string,
     cause: NodeJS.ErrnoException,
   ) {
-    super(`cannot serve metrics on ${listen} (metrics.listen): ${describeErrno(cause)}`, { cause });
-    this.name = 'MetricsListenError';
+    super(`cannot serve metrics on ${listen} (metrics.listen): ${describeErrno(cause)}`, { cause, context: { listen } });
   }
 }
 
