@@ -4,18 +4,15 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
-// only what they use: the daemon, the kernel link, the schema validator and
-// the rest are imported where they are needed.
+// only what they use: the daemon, the kernel link, the schema validator, the
+// logger, the help files and the rest are imported where they are needed.
 import { entryText } from './cli/format.js';
-import { hasHelp, helpText } from './cli/help.js';
 import { type LocalCommandName, localCommand } from './cli/local-commands.js';
 import { type Invocation, parseArgs, UsageError } from './cli/parse.js';
-import { DAEMON_NODE_FLAGS } from './cli/node-flags.js';
 import { scanControlSocket } from './cli/socket-path.js';
 import type { Config } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { cliControlCommand } from './control/commands.js';
-import { createLogger } from './log.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 /** DEFAULTS.control.socket, restated so client commands need not load the schema (a test keeps them equal). */
@@ -71,11 +68,12 @@ const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
   'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),
   demo: async (_inv, io) => (await import('./demo/demo.js')).runDemo(io),
-  help: async (inv, io) => showHelp(inv, io),
+  help: (inv, io) => showHelp(inv, io),
 };
 
-/** --help, COMMAND --help and help [COMMAND]. */
-function showHelp(inv: Invocation, io: Io): number {
+/** --help, COMMAND --help and help [COMMAND]; the help files are read only here. */
+async function showHelp(inv: Invocation, io: Io): Promise<number> {
+  const { hasHelp, helpText } = await import('./cli/help.js');
   const topic = inv.command === 'help' ? inv.args[0] : inv.command;
   if (topic !== undefined && !hasHelp(topic) && inv.command === 'help') {
     io.err(`ctsyncd: no help for unknown command '${topic}' (see ctsyncd --help)`);
@@ -132,10 +130,11 @@ async function clientSocket(file: string, io: Io): Promise<string | undefined> {
 async function runDaemon(file: string, io: Io): Promise<number> {
   const cfg = await loadOrReport(file, io);
   if (!cfg) return EXIT_FAILURE;
-  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }] = await Promise.all([
+  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }, { createLogger }] = await Promise.all([
     import('./daemon.js'),
     import('./systemd/notify.js'),
     import('./config/index.js'),
+    import('./log.js'),
   ]);
   const log = createLogger({
     level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
@@ -229,6 +228,7 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
     return EXIT_FAILURE;
   }
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
+  const { DAEMON_NODE_FLAGS } = await import('./cli/node-flags.js');
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, '--config', file], {
     detached: true,
     stdio: 'ignore',
@@ -271,7 +271,10 @@ async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
   }
   const cfg = await loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
   if (!cfg) return EXIT_FAILURE;
-  const { FailoverSequencer, runNotifyFifo } = await import('./keepalived/index.js');
+  const [{ FailoverSequencer, runNotifyFifo }, { createLogger }] = await Promise.all([
+    import('./keepalived/index.js'),
+    import('./log.js'),
+  ]);
   const log = createLogger({ level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level, format: cfg.log.format });
   const sequencer = new FailoverSequencer({
     log,
