@@ -76,9 +76,11 @@ export interface DispatchEntry<N extends string = string> {
   handler(target: ControlTarget): (raw: RawArgs) => unknown;
 }
 
-/** What the client prints for a reply, and whether the command failed. */
+/** What the client prints for a reply. */
 export interface Rendered {
+  /** stdout; absent prints nothing. */
   readonly out?: string;
+  /** The failure line for stderr; present means the command failed (exit 1). */
   readonly err?: string;
 }
 
