@@ -23,6 +23,7 @@ import {
   dispatchTable,
 } from '../../src/control/commands.js';
 import { ControlServer } from '../../src/control/server.js';
+import { FAILOVER_SEQUENCES, type FailoverStep } from '../../src/keepalived/index.js';
 import type {
   CacheName,
   ControlTarget,
@@ -425,6 +426,12 @@ describe('command tables', () => {
   it('the daemon answers every declared command, and ping, which the CLI does not offer', () => {
     expect(CONTROL_COMMANDS.map((c) => c.name).sort()).toEqual([...NAMES, 'ping'].sort());
     expect(() => parseArgs(['ping'])).toThrow(/unknown command 'ping'/);
+  });
+
+  it('every failover step, which keepalived-fifo sends as a request, is a declared command', () => {
+    // Compile-time: a step the table does not declare fails typecheck here.
+    const steps: readonly ControlCommandName[] = Object.values(FAILOVER_SEQUENCES).flat() satisfies FailoverStep[];
+    for (const step of steps) expect(NAMES).toContain(step);
   });
 
   it('the usage lists exactly the declared commands', () => {
