@@ -63,7 +63,8 @@ type Runner = (inv: Invocation, io: Io) => Promise<number>;
 /** How each local command runs (src/cli/local-commands.ts declares them); heavy modules load inside. */
 const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
   'check-config': (inv, io) => checkConfig(inv.args[0] ?? inv.config, io),
-  'import-conntrackd': async (inv, io) => (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
+  'import-conntrackd': async (inv, io) =>
+    (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
   kernel: (inv, io) => kernelCommand(inv, io),
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
   'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),

@@ -7,7 +7,15 @@
 // Runtime imports stay light (format helpers only): the client loads this on
 // keepalived's notify path.
 import type { CommitReport } from '../cache/commit.js';
-import { entryText, expectText, failuresText, STATS_KINDS, type StatsKind, statsSection, statsText } from '../cli/format.js';
+import {
+  entryText,
+  expectText,
+  failuresText,
+  STATS_KINDS,
+  type StatsKind,
+  statsSection,
+  statsText,
+} from '../cli/format.js';
 import {
   type CliEntry,
   type CommandLine,
