@@ -4,15 +4,15 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
-// only what they use: the daemon, the kernel link, the schema validator and
-// the rest are imported where they are needed.
-import { entryText, expectText, resultText, statsSection, statsText } from './cli/format.js';
-import { type Invocation, parseArgs, STATS_KINDS, UsageError } from './cli/parse.js';
-import { DAEMON_NODE_FLAGS } from './cli/node-flags.js';
+// only what they use: the daemon, the kernel link, the schema validator, the
+// logger, the help files and the rest are imported where they are needed.
+import { entryText } from './cli/format.js';
+import { type LocalCommandName, localCommand } from './cli/local-commands.js';
+import { type Invocation, parseArgs, UsageError } from './cli/parse.js';
 import { scanControlSocket } from './cli/socket-path.js';
 import type { Config } from './config/index.js';
 import { ControlError, controlRequest } from './control/client.js';
-import { createLogger } from './log.js';
+import { cliControlCommand } from './control/commands.js';
 
 const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 /** DEFAULTS.control.socket, restated so client commands need not load the schema (a test keeps them equal). */
@@ -30,195 +30,6 @@ interface Io {
 const stdio: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
-};
-
-const HELP = `Usage: ctsyncd --config FILE                 run the daemon in the foreground
-       ctsyncd --config FILE <command> [options]
-       ctsyncd -C FILE <conntrackd flag>          conntrackd-compatible form
-
-Commands (talk to the running daemon over its control socket):
-  commit [--peer ID]         external cache -> kernel (conntrackd -c)
-  flush [internal|external]  empty one cache, or both (-f)
-  flush-kernel               delete the kernel entries the filter accepts (-F)
-  resync                     kernel -> internal cache, replicating differences (-R)
-  request-resync             ask every peer for its full state (-n)
-  bulk-send                  push the internal cache to every peer (-B)
-  purge-timeout              shorten the kernel timeouts of connections this node
-                             does not own to failover.purgeTimeoutSeconds (-t)
-  failover primary|backup|fault
-                             run keepalived's step sequence for that state inside
-                             the daemon, in arrival order (one notify command)
-  shutdown                   stop the daemon (-k)
-  stats [KIND] [--json]      counters; KIND: ct expect network cache runtime link
-                             rsqueue queue process peers commit (-s [KIND])
-  dump internal|external [ct|expect] [--json]
-                             the entries of one cache (-i, -e)
-  keepalived-fifo PATH       follow keepalived's notify_fifo and run the failover
-                             sequence in keepalived's order (notify_fifo_script)
-
-Local commands:
-  daemon [--detach]          run the daemon; --detach (-d) returns once it answers
-  check-config FILE          validate a configuration file; errors as file:line:col
-  import-conntrackd FILE     convert a conntrackd.conf to ctsyncd YAML
-  kernel dump [--netns PATH] [--json]
-                             list this host's kernel conntrack table (ctnetlink)
-  demo                       two firewalls in network namespaces, a failover that
-                             keeps 20 NATed TCP connections alive (root, < 1 min)
-  help [COMMAND]             show help
-
-conntrackd flags: -C FILE -d -c -f [internal|external] -F -i [ct|expect]
-  -e [ct|expect] -x -k -s [KIND] -R -n -B -t
-
-Options:
-  -C, --config FILE          configuration file (default /etc/ctsyncd/conntrackd.yaml)
-  --json                     print the daemon's answer as JSON
-  -h, --help                 show help (also: ctsyncd COMMAND --help)
-  -V, --version              print the version
-
-Exit status: 0 on success; 1 when the command failed (daemon not running,
-permission denied, a failed commit, ...), with one line on stderr; 2 on a
-usage error.
-`;
-
-const COMMAND_HELP: Record<string, string> = {
-  daemon: `Usage: ctsyncd --config FILE [daemon] [--detach]
-       ctsyncd -C FILE -d
-
-Runs the daemon in the foreground (systemd, keepalived-managed setups), or
-with --detach / -d in the background: the command returns 0 once the new
-daemon answers on its control socket, 1 if it could not start.
-`,
-  commit: `Usage: ctsyncd --config FILE commit [--peer ID] [--json]
-       ctsyncd -C FILE -c
-
-Writes the external cache (the connections peers replicated) into the kernel,
-so they survive this node becoming primary. Masters go in before related
-entries, expectations last. An entry the kernel already holds is replaced by
-the replicated one (its NAT mapping and TCP state), unless this very version
-was committed before: a second commit changes nothing. --peer limits the
-commit to one peer's entries. Prints counts of committed, updated, unchanged
-and failed entries (failures by errno) and the duration; exits 1 if any entry
-failed.
-`,
-  flush: `Usage: ctsyncd --config FILE flush [internal|external]
-       ctsyncd -C FILE -f [internal|external]
-
-Empties the internal cache (this node's connections), the external cache
-(peers' connections), or both when no argument is given. Nothing is sent to
-peers and the kernel is not touched.
-`,
-  'flush-kernel': `Usage: ctsyncd --config FILE flush-kernel
-       ctsyncd -C FILE -F
-
-Deletes every kernel conntrack entry the configured filter accepts, and all
-expectations. Entries the filter ignores (the sync link, loopback) stay. The
-deletions are not replicated.
-`,
-  resync: `Usage: ctsyncd --config FILE resync
-       ctsyncd -C FILE -R
-
-Dumps the kernel table into the internal cache and replicates the
-differences (new, changed and vanished connections) to the peers.
-`,
-  'request-resync': `Usage: ctsyncd --config FILE request-resync
-       ctsyncd -C FILE -n
-
-Asks every peer to send its full state; the external cache is refilled
-and entries the peers no longer have are removed.
-`,
-  'bulk-send': `Usage: ctsyncd --config FILE bulk-send
-       ctsyncd -C FILE -B
-
-Sends this node's whole internal cache to every peer.
-`,
-  'purge-timeout': `Usage: ctsyncd --config FILE purge-timeout
-       ctsyncd -C FILE -t
-
-Shortens to failover.purgeTimeoutSeconds (default 60) the kernel timeouts of
-the connections this node does not own (every entry the filter accepts whose
-endpoints are not this node's addresses), and drops them from the internal
-cache. Run when this node becomes backup: its stale entries then expire
-unless traffic still flows through it.
-`,
-  failover: `Usage: ctsyncd --config FILE failover primary|backup|fault
-
-Runs the failover sequence for a keepalived state inside the daemon, in one
-request: primary -> commit, flush, resync, bulk-send; backup -> purge-timeout,
-request-resync; fault -> purge-timeout. States from concurrent callers (and
-from failover.notifyFifo) are applied in arrival order; a state equal to the
-current one does nothing. Exits 1 if a step failed. For keepalived.conf:
-  notify_master "/usr/local/bin/ctsyncd --config /etc/ctsyncd/conntrackd.yaml failover primary"
-`,
-  shutdown: `Usage: ctsyncd --config FILE shutdown
-       ctsyncd -C FILE -k
-
-Asks the daemon to stop cleanly (like SIGTERM).
-`,
-  stats: `Usage: ctsyncd --config FILE stats [KIND] [--json]
-       ctsyncd -C FILE -s [KIND]
-
-Prints the daemon's counters. KIND narrows them down: ct (caches and sync),
-expect, network, cache, runtime (kernel link, events, overruns), link
-(sync channels), rsqueue (resend queue), queue, process, peers, commit.
---json prints the same numbers as one JSON object.
-`,
-  dump: `Usage: ctsyncd --config FILE dump internal|external [ct|expect] [--json]
-       ctsyncd -C FILE -i [ct|expect]     (internal)
-       ctsyncd -C FILE -e [ct|expect]     (external)
-
-Prints the entries of the internal cache (this node's connections) or the
-external cache (connections learned from peers, with their origin), in
-conntrack(8)'s layout, or as a JSON array with --json. XML (-x) is not
-supported: use --json.
-`,
-  'keepalived-fifo': `Usage: ctsyncd --config FILE keepalived-fifo PATH
-
-Reads keepalived's notify FIFO at PATH (keepalived.conf: notify_fifo PATH, or
-notify_fifo_script "ctsyncd --config FILE keepalived-fifo", which passes PATH
-last) and runs the failover sequence for each state change, in keepalived's
-order: MASTER -> commit, flush, resync, bulk-send; BACKUP -> purge-timeout,
-request-resync; FAULT -> purge-timeout. Runs until stopped.
-`,
-  'check-config': `Usage: ctsyncd check-config FILE
-
-Validates FILE against the configuration schema. Prints "FILE: ok" and exits 0,
-or prints one line per problem as FILE:LINE:COLUMN FIELD MESSAGE and exits 1.
-`,
-  'import-conntrackd': `Usage: ctsyncd import-conntrackd FILE [--output OUT] [--node-id ID] [--cluster-id N]
-
-Converts a conntrackd.conf (Sync with Mode FTFW, NOTRACK or ALARM, its
-Multicast, UDP or TCP links and Options; General with its Filter) to ctsyncd
-YAML, written to OUT or standard output. FILE may be gzipped, or - for
-standard input. The comment on each value names the line it came from.
-
-Every option that cannot be carried over as written is reported on stderr as
-FILE:LINE: and listed at the top of the output. ALARM becomes notrack, which
-re-sends the whole table every RefreshTime. A result that still fails
-check-config (e.g. a Multicast block without Interface) is converted anyway,
-with a warning saying which key to fill in.
-
-conntrackd.conf has no node or cluster id: node.id is the short host name
-unless --node-id is given (convert each node's file on that node), and
-cluster.id is 1 unless --cluster-id is given.
-
-Exits 0 when converted (also with warnings), 1 when FILE cannot be read or
-parsed (FILE:LINE:COLUMN: why), 2 on a usage error.
-`,
-  demo: `Usage: sudo ctsyncd demo        (or: sudo npx ctsyncd demo, sudo npm run demo)
-
-Builds two firewalls in network namespaces on this machine (client - LAN -
-fw1/fw2 - WAN - server, SNAT to a WAN virtual address, a sync link between
-the firewalls), runs ctsyncd on both with the shipped conntrackd.yaml, opens
-20 TCP connections through fw1, shows them replicate to fw2, kills fw1,
-commits on fw2 and shows the connections carry on. Only 10.99.x.y addresses
-inside the namespaces are used; everything is removed afterwards, also on
-Ctrl-C. Exits 0 when every connection survived.
-`,
-  kernel: `Usage: ctsyncd kernel dump [--netns PATH] [--json]
-
-Dumps the kernel conntrack table over ctnetlink. --netns opens the socket in
-the network namespace at PATH (e.g. /var/run/netns/fw1).
-`,
 };
 
 function version(): string {
@@ -242,31 +53,35 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     io.out(version());
     return EXIT_OK;
   }
-  if (inv.help || inv.command === 'help') {
-    const topic = inv.command === 'help' ? inv.args[0] : inv.command;
-    if (topic !== undefined && COMMAND_HELP[topic] === undefined && inv.command === 'help') {
-      io.err(`ctsyncd: no help for unknown command '${topic}' (see ctsyncd --help)`);
-      return EXIT_USAGE;
-    }
-    io.out(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : HELP);
-    return EXIT_OK;
+  if (inv.help || inv.command === 'help') return showHelp(inv, io);
+  const local = localCommand(inv.command);
+  return local ? LOCAL_RUNNERS[local.name](inv, io) : clientCommand(inv, io);
+}
+
+type Runner = (inv: Invocation, io: Io) => Promise<number>;
+
+/** How each local command runs (src/cli/local-commands.ts declares them); heavy modules load inside. */
+const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
+  'check-config': (inv, io) => checkConfig(inv.args[0] ?? inv.config, io),
+  'import-conntrackd': async (inv, io) =>
+    (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
+  kernel: (inv, io) => kernelCommand(inv, io),
+  daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
+  'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),
+  demo: async (_inv, io) => (await import('./demo/demo.js')).runDemo(io),
+  help: (inv, io) => showHelp(inv, io),
+};
+
+/** --help, COMMAND --help and help [COMMAND]; the help files are read only here. */
+async function showHelp(inv: Invocation, io: Io): Promise<number> {
+  const { hasHelp, helpText } = await import('./cli/help.js');
+  const topic = inv.command === 'help' ? inv.args[0] : inv.command;
+  if (topic !== undefined && !hasHelp(topic) && inv.command === 'help') {
+    io.err(`ctsyncd: no help for unknown command '${topic}' (see ctsyncd --help)`);
+    return EXIT_USAGE;
   }
-  switch (inv.command) {
-    case 'check-config':
-      return checkConfig(inv.args[0] ?? inv.config, io);
-    case 'import-conntrackd':
-      return (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io);
-    case 'kernel':
-      return kernelCommand(inv, io);
-    case 'daemon':
-      return inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io);
-    case 'keepalived-fifo':
-      return keepalivedFifo(inv, io);
-    case 'demo':
-      return (await import('./demo/demo.js')).runDemo(io);
-    default:
-      return clientCommand(inv, io);
-  }
+  io.out(topic !== undefined && hasHelp(topic) ? helpText(topic) : helpText());
+  return EXIT_OK;
 }
 
 async function loadOrReport(file: string, io: Io): Promise<Config | undefined> {
@@ -316,10 +131,11 @@ async function clientSocket(file: string, io: Io): Promise<string | undefined> {
 async function runDaemon(file: string, io: Io): Promise<number> {
   const cfg = await loadOrReport(file, io);
   if (!cfg) return EXIT_FAILURE;
-  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }] = await Promise.all([
+  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }, { createLogger }] = await Promise.all([
     import('./daemon.js'),
     import('./systemd/notify.js'),
     import('./config/index.js'),
+    import('./log.js'),
   ]);
   const log = createLogger({
     level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
@@ -368,64 +184,12 @@ async function runDaemon(file: string, io: Io): Promise<number> {
 /** How long a client waits for the daemon: a commit of a large table takes a while. */
 const CLIENT_TIMEOUT_MS = 600_000;
 
-interface ControlCall {
-  cmd: string;
-  args: Record<string, unknown>;
-}
-
-/** The control request for a client command, or a usage error. */
-function controlCall(inv: Invocation): ControlCall | string {
-  const [a0, a1, ...extra] = inv.args;
-  const none = (): string | undefined =>
-    inv.args.length > 0 ? `${inv.via ?? inv.command} takes no argument '${inv.args[0]}'` : undefined;
-  switch (inv.command) {
-    case 'commit':
-      // conntrackd's -c ct / -c expect: ctsyncd always commits both, masters first.
-      if (a0 !== undefined && a0 !== 'ct' && a0 !== 'expect') return `commit takes no argument '${a0}' (use --peer ID)`;
-      return { cmd: 'commit', args: inv.peer === undefined ? {} : { peer: inv.peer } };
-    case 'flush':
-      if (a1 !== undefined) return `flush takes one argument, not '${a1}'`;
-      if (a0 !== undefined && a0 !== 'internal' && a0 !== 'external') {
-        return `flush takes internal, external or nothing, not '${a0}'`;
-      }
-      return { cmd: 'flush', args: a0 === undefined ? {} : { cache: a0 } };
-    case 'dump': {
-      if (a0 !== 'internal' && a0 !== 'external') return 'dump needs internal or external';
-      if (a1 !== undefined && a1 !== 'ct' && a1 !== 'expect') return `dump takes ct or expect, not '${a1}'`;
-      if (extra.length > 0) return `dump takes no argument '${extra[0]}'`;
-      if (inv.xml) return 'XML output (-x) is not supported; use --json';
-      return { cmd: 'dump', args: { cache: a0, kind: a1 ?? 'ct' } };
-    }
-    case 'stats': {
-      if (a0 !== undefined && !(STATS_KINDS as readonly string[]).includes(a0)) {
-        return `unknown stats kind '${a0}' (one of: ${STATS_KINDS.join(' ')})`;
-      }
-      if (a1 !== undefined) return `stats takes one kind, not '${a1}'`;
-      return { cmd: 'stats', args: {} };
-    }
-    case 'flush-kernel':
-    case 'resync':
-      // -F ct|expect and -R ct|expect: ctsyncd handles both kinds together.
-      if (a0 !== undefined && a0 !== 'ct' && a0 !== 'expect') return `${inv.command} takes no argument '${a0}'`;
-      return { cmd: inv.command, args: {} };
-    case 'failover':
-      if (a0 !== 'primary' && a0 !== 'backup' && a0 !== 'fault') return 'failover takes primary, backup or fault';
-      if (a1 !== undefined) return `failover takes one state, not '${a1}'`;
-      return { cmd: 'failover', args: { state: a0 } };
-    case 'request-resync':
-    case 'bulk-send':
-    case 'purge-timeout':
-    case 'shutdown': {
-      const bad = none();
-      return bad ?? { cmd: inv.command, args: {} };
-    }
-    default:
-      return `${inv.command} is not a client command`;
-  }
-}
-
+/** A control command (src/control/commands.ts): its args from argv, one request, its output and exit rule. */
 async function clientCommand(inv: Invocation, io: Io): Promise<number> {
-  const call = controlCall(inv);
+  const command = cliControlCommand(inv.command);
+  const call = command
+    ? command.prepare({ via: inv.via ?? inv.command, args: inv.args, peer: inv.peer, xml: inv.xml })
+    : `${inv.command} is not a client command`;
   if (typeof call === 'string') {
     io.err(`ctsyncd: ${call} (see ctsyncd ${inv.command} --help)`);
     return EXIT_USAGE;
@@ -434,7 +198,7 @@ async function clientCommand(inv: Invocation, io: Io): Promise<number> {
   if (!socket) return EXIT_FAILURE;
   let result: unknown;
   try {
-    result = await controlRequest(socket, call.cmd, call.args, { timeoutMs: CLIENT_TIMEOUT_MS });
+    result = await controlRequest(socket, inv.command, call.args, { timeoutMs: CLIENT_TIMEOUT_MS });
   } catch (e) {
     if (e instanceof ControlError) {
       io.err(`ctsyncd: ${inv.command}: ${e.message}`);
@@ -442,28 +206,11 @@ async function clientCommand(inv: Invocation, io: Io): Promise<number> {
     }
     throw e;
   }
-  const obj = (result ?? {}) as Record<string, unknown>;
-  if (inv.command === 'stats') {
-    const section = statsSection(obj, inv.args[0]);
-    io.out(inv.json ? JSON.stringify(section) : statsText(obj, inv.args[0]));
-    return EXIT_OK;
-  }
-  if (inv.json) io.out(JSON.stringify(result));
-  else if (inv.command === 'dump') {
-    const list = result as Record<string, unknown>[];
-    const text = call.args.kind === 'expect' ? list.map(expectText) : list.map(entryText);
-    if (text.length > 0) io.out(text.join('\n'));
-  } else io.out(resultText(call.cmd, obj));
-  if (inv.command === 'failover' && Number(obj.failed ?? 0) > 0) {
-    io.err(`ctsyncd: failover ${String(obj.state)}: ${String(obj.failed)} of ${String(obj.steps)} steps failed (see the daemon's log)`);
+  const shown = call.render(result, inv.json);
+  if (shown.out !== undefined) io.out(shown.out);
+  if (shown.err !== undefined) {
+    io.err(`ctsyncd: ${shown.err}`);
     return EXIT_FAILURE;
-  }
-  if (inv.command === 'commit') {
-    const failed = Number(obj.failed ?? 0) + Number((obj.expectations as { failed?: number } | undefined)?.failed ?? 0);
-    if (failed > 0) {
-      io.err(`ctsyncd: commit: ${failed} entries failed to go into the kernel`);
-      return EXIT_FAILURE;
-    }
   }
   return EXIT_OK;
 }
@@ -482,6 +229,7 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
     return EXIT_FAILURE;
   }
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
+  const { DAEMON_NODE_FLAGS } = await import('./cli/node-flags.js');
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, '--config', file], {
     detached: true,
     stdio: 'ignore',
@@ -524,7 +272,10 @@ async function keepalivedFifo(inv: Invocation, io: Io): Promise<number> {
   }
   const cfg = await loadOrReport(inv.config ?? DEFAULT_CONFIG, io);
   if (!cfg) return EXIT_FAILURE;
-  const { FailoverSequencer, runNotifyFifo } = await import('./keepalived/index.js');
+  const [{ FailoverSequencer, runNotifyFifo }, { createLogger }] = await Promise.all([
+    import('./keepalived/index.js'),
+    import('./log.js'),
+  ]);
   const log = createLogger({ level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level, format: cfg.log.format });
   const sequencer = new FailoverSequencer({
     log,

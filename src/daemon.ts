@@ -8,6 +8,7 @@ import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter
 import { Injector } from './cache/inject.js';
 import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
 import type { Config } from './config/index.js';
+import { dispatchTable } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { type ConntrackEvent, ConntrackEvents, type ExpectEvent } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
@@ -582,56 +583,31 @@ export class Daemon {
   }
 
   private controlHandlers(): Record<string, (args: Record<string, unknown>) => unknown> {
-    return {
-      ping: () => ({ pong: true }),
+    // The commands, their args' validation and their replies are declared in
+    // src/control/commands.ts; this is what they operate on.
+    return dispatchTable({
       stats: () => this.stats(),
-      dump: (args) => {
-        const which = args.cache;
-        if (which !== 'internal' && which !== 'external') {
-          throw new OperationError('EBAD_ARGS', 'dump needs cache: internal or external');
-        }
-        const kind = args.kind ?? 'ct';
-        if (kind !== 'ct' && kind !== 'expect') throw new OperationError('EBAD_ARGS', 'dump kind must be ct or expect');
-        return kind === 'ct' ? this.dump(which) : this.dumpExpect(which);
-      },
-      commit: (args) => {
-        const peer = args.peer;
-        if (peer !== undefined && (typeof peer !== 'string' || peer === '')) {
-          throw new OperationError('EBAD_ARGS', 'peer must be a node id');
-        }
-        return this.commit(peer);
-      },
-      flush: (args) => {
-        const which = args.cache;
-        if (which !== undefined && which !== 'internal' && which !== 'external') {
-          throw new OperationError('EBAD_ARGS', 'flush takes internal, external or nothing (both)');
-        }
-        return this.flush(which);
-      },
-      'flush-kernel': () => this.flushKernel(),
-      failover: (args) => {
-        const state = args.state;
-        if (state !== 'primary' && state !== 'backup' && state !== 'fault') {
-          throw new OperationError('EBAD_ARGS', 'failover takes primary, backup or fault');
-        }
-        return this.failover(state);
-      },
+      dump: (cache) => this.dump(cache),
+      dumpExpect: (cache) => this.dumpExpect(cache),
+      commit: (peer) => this.commit(peer),
+      flush: (which) => this.flush(which),
+      flushKernel: () => this.flushKernel(),
       resync: async () => {
         const started = this.now();
         const r = await this.resyncKernel('command');
         return { ...r, durationMs: this.now() - started };
       },
-      'purge-timeout': () => this.purgeTimeout(),
-      'request-resync': () => {
+      purgeTimeout: () => this.purgeTimeout(),
+      requestResync: () => {
         this.sync?.requestResync('');
-        return { requested: true, peers: (this.sync?.stats().peers ?? []).map((p) => p.id) };
+        return (this.sync?.stats().peers ?? []).map((p) => p.id);
       },
-      'bulk-send': () => ({ entries: this.sync?.bulkSend('') ?? 0 }),
+      bulkSend: () => this.sync?.bulkSend('') ?? 0,
+      failover: (state) => this.failover(state),
       shutdown: () => {
         setImmediate(() => void this.stop());
-        return { stopping: true };
       },
-    };
+    });
   }
 
   /** Expectations of one cache as JSON objects. */

@@ -1,6 +1,7 @@
-// Text output of the client commands. Everything is derived from the same
-// JSON the daemon answers with (and `--json` prints), so text and JSON never
-// disagree.
+// Text output helpers of the client commands (each command's own one-line
+// summary is in its declaration, src/control/commands.ts). Everything is
+// derived from the same JSON the daemon answers with (and `--json` prints),
+// so text and JSON never disagree.
 import { IPS, protoNumber } from '../kernel/constants.js';
 
 type Obj = Record<string, unknown>;
@@ -29,6 +30,25 @@ export function flatLines(v: unknown, prefix = ''): string[] {
     return `${l.slice(0, at).padEnd(width)} ${l.slice(at + 1)}`;
   });
 }
+
+/** The kinds of `stats KIND` (conntrackd's -s KIND); see statsSection. */
+export const STATS_KINDS = [
+  'all',
+  'ct',
+  'expect',
+  'network',
+  'cache',
+  'runtime',
+  'link',
+  'rsqueue',
+  'queue',
+  'process',
+  'multicast',
+  'peers',
+  'commit',
+] as const;
+
+export type StatsKind = (typeof STATS_KINDS)[number];
 
 const get = (o: unknown, path: string): unknown => {
   let x: unknown = o;
@@ -136,44 +156,11 @@ export function expectText(j: Obj): string {
   return parts.join(' ');
 }
 
-/** The one-line summary of a command's result. */
-export function resultText(command: string, r: Obj): string {
-  const failures = (f: unknown) =>
-    isObj(f) && Object.keys(f).length > 0
-      ? ` (${Object.entries(f)
-          .map(([k, n]) => `${k}: ${String(n)}`)
-          .join(', ')})`
-      : '';
-  switch (command) {
-    case 'commit': {
-      const x = isObj(r.expectations) ? r.expectations : {};
-      return (
-        `committed ${String(r.committed)}, updated ${String(r.updated)}, unchanged ${String(r.unchanged)}, ` +
-        `failed ${String(r.failed)}${failures(r.failures)} of ${String(r.entries)} entries` +
-        ` from ${Array.isArray(r.peers) && r.peers.length > 0 ? r.peers.join(', ') : 'no peer'}; ` +
-        `expectations committed ${String(x.committed ?? 0)}, failed ${String(x.failed ?? 0)}${failures(x.failures)}; ` +
-        `${String(r.durationMs)} ms`
-      );
-    }
-    case 'flush':
-      return Object.entries(r)
-        .map(([k, n]) => `flushed ${String(n)} entries from the ${k} cache`)
-        .join('\n');
-    case 'flush-kernel':
-      return `deleted ${String(r.deleted)} kernel entries, failed ${String(r.failed)}${failures(r.failures)}; ${String(r.durationMs)} ms`;
-    case 'resync':
-      return `resynced with the kernel: ${String(r.created)} new, ${String(r.updated)} updated, ${String(r.deleted)} gone; ${String(r.durationMs)} ms`;
-    case 'purge-timeout':
-      return `shortened ${String(r.shortened)} kernel timeouts to ${String(r.timeoutSeconds)} s (${String(r.local)} local connections kept, ${String(r.examined)} examined), failed ${String(r.failed)}${failures(r.failures)}`;
-    case 'request-resync':
-      return `asked ${Array.isArray(r.peers) && r.peers.length > 0 ? r.peers.join(', ') : 'every peer'} for a full resync`;
-    case 'bulk-send':
-      return `queued ${String(r.entries)} entries for every peer`;
-    case 'shutdown':
-      return 'ctsyncd is stopping';
-    case 'failover':
-      return `failover ${String(r.state)}: ${String(r.steps)} steps run, ${String(r.failed)} failed`;
-    default:
-      return JSON.stringify(r);
-  }
+/** " (EPERM: 2, ENOENT: 1)" for a failures-by-errno object, "" when there are none. */
+export function failuresText(f: unknown): string {
+  return isObj(f) && Object.keys(f).length > 0
+    ? ` (${Object.entries(f)
+        .map(([k, n]) => `${k}: ${String(n)}`)
+        .join(', ')})`
+    : '';
 }

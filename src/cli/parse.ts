@@ -1,26 +1,14 @@
 // Command-line parsing: ctsyncd's own subcommands and conntrackd's flags,
 // which map onto the same subcommands so an existing primary-backup.sh can
 // drive ctsyncd unchanged. Pure: argv in, a command or a usage error out.
+// The command words and flags come from the command tables
+// (src/control/commands.ts, src/cli/local-commands.ts).
+import { STATS_KINDS } from './format.js';
+import { type LocalCommand, type LocalCommandName, LOCAL_COMMANDS, localCommand } from './local-commands.js';
+import { CLI_CONTROL_COMMANDS, type ControlCommandName } from '../control/commands.js';
 
-export type CommandName =
-  | 'daemon'
-  | 'commit'
-  | 'flush'
-  | 'flush-kernel'
-  | 'resync'
-  | 'request-resync'
-  | 'bulk-send'
-  | 'purge-timeout'
-  | 'failover'
-  | 'shutdown'
-  | 'stats'
-  | 'dump'
-  | 'keepalived-fifo'
-  | 'check-config'
-  | 'import-conntrackd'
-  | 'kernel'
-  | 'demo'
-  | 'help';
+/** Every command word: the control commands' and the local ones', from their declarations. */
+export type CommandName = ControlCommandName | LocalCommandName;
 
 export interface Invocation {
   command: CommandName;
@@ -41,65 +29,31 @@ export interface Invocation {
 
 /** The daemon's own subcommands, spelled as on the command line. */
 export const COMMANDS: readonly CommandName[] = [
-  'daemon',
-  'commit',
-  'flush',
-  'flush-kernel',
-  'resync',
-  'request-resync',
-  'bulk-send',
-  'purge-timeout',
-  'failover',
-  'shutdown',
-  'stats',
-  'dump',
-  'keepalived-fifo',
-  'check-config',
-  'import-conntrackd',
-  'kernel',
-  'demo',
-  'help',
+  ...CLI_CONTROL_COMMANDS.map((c) => c.name),
+  ...LOCAL_COMMANDS.map((c) => c.name),
 ];
 
-export const STATS_KINDS = [
-  'all',
-  'ct',
-  'expect',
-  'network',
-  'cache',
-  'runtime',
-  'link',
-  'rsqueue',
-  'queue',
-  'process',
-  'multicast',
-  'peers',
-  'commit',
-] as const;
+// Re-exported: parse.ts was its home before the command tables.
+export { STATS_KINDS };
 
 interface FlagSpec {
   command: CommandName;
   /** Words the flag may take as an optional argument (conntrackd's syntax). */
   optional?: readonly string[];
   /** Fixed leading arguments. */
-  prefix?: string[];
+  prefix?: readonly string[];
+  detach?: true;
 }
 
-/** conntrackd(8)'s client flags. */
-const CONNTRACKD_FLAGS: Record<string, FlagSpec> = {
-  '-d': { command: 'daemon' },
-  '-c': { command: 'commit', optional: ['ct', 'expect'] },
-  '-f': { command: 'flush', optional: ['internal', 'external'] },
-  '-F': { command: 'flush-kernel', optional: ['ct', 'expect'] },
-  '-i': { command: 'dump', prefix: ['internal'], optional: ['ct', 'expect'] },
-  '-e': { command: 'dump', prefix: ['external'], optional: ['ct', 'expect'] },
-  '-k': { command: 'shutdown' },
-  '-s': { command: 'stats', optional: STATS_KINDS },
-  '-R': { command: 'resync', optional: ['ct', 'expect'] },
-  '-n': { command: 'request-resync' },
-  '-B': { command: 'bulk-send' },
-  '-t': { command: 'purge-timeout' },
-};
+/** conntrackd(8)'s client flags, from both command tables. */
+const CONNTRACKD_FLAGS: ReadonlyMap<string, FlagSpec> = new Map([
+  ...CLI_CONTROL_COMMANDS.flatMap((c) =>
+    c.conntrackd.map((f): [string, FlagSpec] => [f.flag, { command: c.name, optional: f.optional, prefix: f.prefix }]),
+  ),
+  ...LOCAL_COMMANDS.flatMap((c: LocalCommand & { name: LocalCommandName }) =>
+    (c.conntrackd ?? []).map((f): [string, FlagSpec] => [f.flag, { command: c.name, detach: f.detach }]),
+  ),
+]);
 
 export class UsageError extends Error {
   readonly code = 'EUSAGE';
@@ -130,8 +84,8 @@ export function parseArgs(argv: readonly string[]): Invocation {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    // import-conntrackd parses its own options (--output, --node-id, --cluster-id).
-    if (command === 'import-conntrackd' && a !== '-h' && a !== '--help') {
+    // A command that parses its own options (import-conntrackd) gets every later word.
+    if (command !== undefined && localCommand(command)?.ownOptions && a !== '-h' && a !== '--help') {
       inv.args.push(a);
       continue;
     }
@@ -174,7 +128,7 @@ export function parseArgs(argv: readonly string[]): Invocation {
       inv.config = a.slice('--config='.length);
       continue;
     }
-    const flag = CONNTRACKD_FLAGS[a];
+    const flag = CONNTRACKD_FLAGS.get(a);
     if (flag) {
       setCommand(flag.command, a);
       inv.args.push(...(flag.prefix ?? []));
@@ -183,7 +137,7 @@ export function parseArgs(argv: readonly string[]): Invocation {
         inv.args.push(next);
         i++;
       }
-      if (a === '-d') inv.detach = true;
+      if (flag.detach) inv.detach = true;
       continue;
     }
     if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);

@@ -1,0 +1,280 @@
+// Every control command, declared once: its name, conntrackd flags, the
+// validation of its args on the command line and in the daemon, the
+// handler, the text the CLI prints and when it exits 1. Its help text is
+// help/<name>.txt, and the CLI's parser, help, dispatch and output all
+// derive from this table; adding a command means adding it here (and its
+// help file and test).
+// Runtime imports stay light (format helpers only): the client loads this on
+// keepalived's notify path.
+import type { CommitReport } from '../cache/commit.js';
+import {
+  entryText,
+  expectText,
+  failuresText,
+  STATS_KINDS,
+  type StatsKind,
+  statsSection,
+  statsText,
+} from '../cli/format.js';
+import {
+  type CliEntry,
+  type CommandLine,
+  ControlArgsError,
+  defineCliCommand,
+  defineCommand,
+  type DispatchEntry,
+  isOneOf,
+  type RawArgs,
+} from './command.js';
+import type { CacheName, ControlTarget, DumpKind, FailoverState } from './target.js';
+
+const CACHES: readonly CacheName[] = ['internal', 'external'];
+const KINDS: readonly DumpKind[] = ['ct', 'expect'];
+const STATES: readonly FailoverState[] = ['primary', 'backup', 'fault'];
+/** conntrackd's optional ct|expect after -c, -F, -R: ctsyncd always handles both kinds together. */
+const CT_OR_EXPECT = ['ct', 'expect'] as const;
+
+/** Commands without args: extra JSON args are ignored, as they always were. */
+const noArgs = (_raw: RawArgs): Record<string, never> => ({});
+
+/** For commands that take no positional argument at all. */
+function noArgv(line: CommandLine): { args: Record<string, never> } | string {
+  return line.args.length > 0 ? `${line.via} takes no argument '${line.args[0]}'` : { args: {} };
+}
+
+const joinPeers = (peers: unknown, none: string): string =>
+  Array.isArray(peers) && peers.length > 0 ? peers.join(', ') : none;
+
+const commit = defineCliCommand({
+  name: 'commit',
+  conntrackd: [{ flag: '-c', optional: CT_OR_EXPECT }],
+  fromArgv(line) {
+    // conntrackd's -c ct / -c expect: ctsyncd always commits both, masters first.
+    const [a0] = line.args;
+    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `commit takes no argument '${a0}' (use --peer ID)`;
+    return { args: line.peer === undefined ? {} : { peer: line.peer } };
+  },
+  fromJson(raw): { peer?: string } {
+    const peer = raw.peer;
+    if (peer !== undefined && (typeof peer !== 'string' || peer === '')) {
+      throw new ControlArgsError('peer must be a node id');
+    }
+    return peer === undefined ? {} : { peer };
+  },
+  run: (t, { peer }): Promise<CommitReport> => t.commit(peer),
+  text(r) {
+    const x: Partial<CommitReport['expectations']> = r.expectations ?? {};
+    return (
+      `committed ${String(r.committed)}, updated ${String(r.updated)}, unchanged ${String(r.unchanged)}, ` +
+      `failed ${String(r.failed)}${failuresText(r.failures)} of ${String(r.entries)} entries` +
+      ` from ${joinPeers(r.peers, 'no peer')}; ` +
+      `expectations committed ${String(x.committed ?? 0)}, failed ${String(x.failed ?? 0)}${failuresText(x.failures)}; ` +
+      `${String(r.durationMs)} ms`
+    );
+  },
+  failure(r) {
+    const failed = Number(r.failed ?? 0) + Number(r.expectations?.failed ?? 0);
+    return failed > 0 ? `commit: ${failed} entries failed to go into the kernel` : undefined;
+  },
+});
+
+const flush = defineCliCommand({
+  name: 'flush',
+  conntrackd: [{ flag: '-f', optional: CACHES }],
+  fromArgv(line) {
+    const [a0, a1] = line.args;
+    if (a1 !== undefined) return `flush takes one argument, not '${a1}'`;
+    if (a0 !== undefined && !isOneOf(CACHES, a0)) return `flush takes internal, external or nothing, not '${a0}'`;
+    return { args: a0 === undefined ? {} : { cache: a0 } };
+  },
+  fromJson(raw): { cache?: CacheName } {
+    const cache = raw.cache;
+    if (cache === undefined) return {};
+    if (!isOneOf(CACHES, cache)) throw new ControlArgsError('flush takes internal, external or nothing (both)');
+    return { cache };
+  },
+  run: (t, { cache }) => t.flush(cache),
+  text: (r) =>
+    Object.entries(r)
+      .map(([k, n]) => `flushed ${String(n)} entries from the ${k} cache`)
+      .join('\n'),
+});
+
+const flushKernel = defineCliCommand({
+  name: 'flush-kernel',
+  conntrackd: [{ flag: '-F', optional: CT_OR_EXPECT }],
+  fromArgv(line) {
+    // -F ct|expect: ctsyncd flushes both kinds together.
+    const [a0] = line.args;
+    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `flush-kernel takes no argument '${a0}'`;
+    return { args: {} };
+  },
+  fromJson: noArgs,
+  run: (t) => t.flushKernel(),
+  text: (r) =>
+    `deleted ${String(r.deleted)} kernel entries, failed ${String(r.failed)}${failuresText(r.failures)}; ${String(r.durationMs)} ms`,
+});
+
+const resync = defineCliCommand({
+  name: 'resync',
+  conntrackd: [{ flag: '-R', optional: CT_OR_EXPECT }],
+  fromArgv(line) {
+    // -R ct|expect: ctsyncd resyncs both kinds together.
+    const [a0] = line.args;
+    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `resync takes no argument '${a0}'`;
+    return { args: {} };
+  },
+  fromJson: noArgs,
+  run: (t) => t.resync(),
+  text: (r) =>
+    `resynced with the kernel: ${String(r.created)} new, ${String(r.updated)} updated, ${String(r.deleted)} gone; ${String(r.durationMs)} ms`,
+});
+
+const requestResync = defineCliCommand({
+  name: 'request-resync',
+  conntrackd: [{ flag: '-n' }],
+  fromArgv: noArgv,
+  fromJson: noArgs,
+  run: (t) => ({ requested: true, peers: [...t.requestResync()] }),
+  text: (r) => `asked ${joinPeers(r.peers, 'every peer')} for a full resync`,
+});
+
+const bulkSend = defineCliCommand({
+  name: 'bulk-send',
+  conntrackd: [{ flag: '-B' }],
+  fromArgv: noArgv,
+  fromJson: noArgs,
+  run: (t) => ({ entries: t.bulkSend() }),
+  text: (r) => `queued ${String(r.entries)} entries for every peer`,
+});
+
+const purgeTimeout = defineCliCommand({
+  name: 'purge-timeout',
+  conntrackd: [{ flag: '-t' }],
+  fromArgv: noArgv,
+  fromJson: noArgs,
+  run: (t) => t.purgeTimeout(),
+  text: (r) =>
+    `shortened ${String(r.shortened)} kernel timeouts to ${String(r.timeoutSeconds)} s (${String(r.local)} local connections kept, ${String(r.examined)} examined), failed ${String(r.failed)}${failuresText(r.failures)}`,
+});
+
+const failover = defineCliCommand({
+  name: 'failover',
+  fromArgv(line) {
+    const [a0, a1] = line.args;
+    if (!isOneOf(STATES, a0)) return 'failover takes primary, backup or fault';
+    if (a1 !== undefined) return `failover takes one state, not '${a1}'`;
+    return { args: { state: a0 } };
+  },
+  fromJson(raw): { state: FailoverState } {
+    const state = raw.state;
+    if (!isOneOf(STATES, state)) throw new ControlArgsError('failover takes primary, backup or fault');
+    return { state };
+  },
+  run: (t, { state }) => t.failover(state),
+  text: (r) => `failover ${String(r.state)}: ${String(r.steps)} steps run, ${String(r.failed)} failed`,
+  failure: (r) =>
+    Number(r.failed ?? 0) > 0
+      ? `failover ${String(r.state)}: ${String(r.failed)} of ${String(r.steps)} steps failed (see the daemon's log)`
+      : undefined,
+});
+
+const shutdown = defineCliCommand({
+  name: 'shutdown',
+  conntrackd: [{ flag: '-k' }],
+  fromArgv: noArgv,
+  fromJson: noArgs,
+  run: (t) => {
+    t.shutdown();
+    return { stopping: true };
+  },
+  text: () => 'ctsyncd is stopping',
+});
+
+const stats = defineCliCommand({
+  name: 'stats',
+  conntrackd: [{ flag: '-s', optional: STATS_KINDS }],
+  fromArgv(line): { args: Record<string, never>; options: { kind?: StatsKind } } | string {
+    const [a0, a1] = line.args;
+    if (a0 !== undefined && !isOneOf(STATS_KINDS, a0)) {
+      return `unknown stats kind '${a0}' (one of: ${STATS_KINDS.join(' ')})`;
+    }
+    if (a1 !== undefined) return `stats takes one kind, not '${a1}'`;
+    // KIND narrows what the client prints; the daemon always sends everything.
+    return { args: {}, options: a0 === undefined ? {} : { kind: a0 } };
+  },
+  fromJson: noArgs,
+  run: (t) => t.stats(),
+  text: (r, call) => statsText(r, call.options?.kind),
+  json: (r, call) => statsSection(r, call.options?.kind),
+});
+
+const dump = defineCliCommand({
+  name: 'dump',
+  conntrackd: [
+    { flag: '-i', prefix: ['internal'], optional: KINDS },
+    { flag: '-e', prefix: ['external'], optional: KINDS },
+  ],
+  fromArgv(line) {
+    const [a0, a1, ...extra] = line.args;
+    if (!isOneOf(CACHES, a0)) return 'dump needs internal or external';
+    if (a1 !== undefined && !isOneOf(KINDS, a1)) return `dump takes ct or expect, not '${a1}'`;
+    if (extra.length > 0) return `dump takes no argument '${extra[0]}'`;
+    if (line.xml) return 'XML output (-x) is not supported; use --json';
+    return { args: { cache: a0, kind: a1 ?? 'ct' } };
+  },
+  fromJson(raw): { cache: CacheName; kind: DumpKind } {
+    const cache = raw.cache;
+    if (!isOneOf(CACHES, cache)) throw new ControlArgsError('dump needs cache: internal or external');
+    const kind = raw.kind ?? 'ct';
+    if (!isOneOf(KINDS, kind)) throw new ControlArgsError('dump kind must be ct or expect');
+    return { cache, kind };
+  },
+  run: (t, { cache, kind }) => (kind === 'ct' ? t.dump(cache) : t.dumpExpect(cache)),
+  text(r, call) {
+    const list = Array.isArray(r) ? r : [];
+    // An empty cache prints nothing, like conntrack -L.
+    return list.length > 0 ? list.map(call.args.kind === 'expect' ? expectText : entryText).join('\n') : undefined;
+  },
+});
+
+/** The control commands the CLI offers, in the order of `ctsyncd --help`. */
+export const CLI_CONTROL_COMMANDS = [
+  commit,
+  flush,
+  flushKernel,
+  resync,
+  requestResync,
+  bulkSend,
+  purgeTimeout,
+  failover,
+  shutdown,
+  stats,
+  dump,
+] as const;
+
+/** The CLI's liveness probe (daemon --detach): not a command line of its own. */
+const ping = defineCommand({
+  name: 'ping',
+  fromJson: noArgs,
+  run: () => ({ pong: true }),
+});
+
+/** Every request the daemon answers. */
+export const CONTROL_COMMANDS: readonly DispatchEntry[] = [...CLI_CONTROL_COMMANDS, ping];
+
+export type ControlCommandName = (typeof CLI_CONTROL_COMMANDS)[number]['name'];
+
+export function cliControlCommand(name: string): CliEntry | undefined {
+  return CLI_CONTROL_COMMANDS.find((c) => c.name === name);
+}
+
+/**
+ * The daemon's handler map (ControlServer's `handlers`), every request's args
+ * validated by its declaration before the target sees them.
+ */
+export function dispatchTable(target: ControlTarget): Record<string, (args: RawArgs) => unknown> {
+  const out: Record<string, (args: RawArgs) => unknown> = {};
+  for (const c of CONTROL_COMMANDS) out[c.name] = c.handler(target);
+  return out;
+}

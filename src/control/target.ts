@@ -1,0 +1,75 @@
+// What the control commands may ask of a daemon. The commands
+// (src/control/commands.ts) are written against this interface, not the
+// Daemon class, so the client, which shares their declarations, never loads
+// the daemon; every import here is type-only for the same reason.
+import type { CommitReport } from '../cache/commit.js';
+import type { FailoverTarget } from '../keepalived/index.js';
+import type { entryToJson } from '../kernel/entry-json.js';
+
+export type CacheName = 'internal' | 'external';
+export type DumpKind = 'ct' | 'expect';
+/** The keepalived states a client may ask for; 'stop' is the daemon's own. */
+export type FailoverState = Exclude<FailoverTarget, 'stop'>;
+
+/** One entry or expectation of a dump, as `dump --json` prints it (owned by src/kernel/entry-json.ts). */
+export type EntryJson = ReturnType<typeof entryToJson>;
+
+/** The daemon's counters: a nested JSON object that `stats KIND` picks paths from (src/cli/format.ts). */
+export interface StatsJson {
+  [key: string]: unknown;
+}
+
+/** Entries dropped per cache by a flush; a cache that was not flushed is absent. */
+export interface FlushResult {
+  internal?: number;
+  external?: number;
+}
+
+export interface FlushKernelResult {
+  deleted: number;
+  failed: number;
+  failures: Record<string, number>;
+  durationMs: number;
+}
+
+export interface ResyncResult {
+  created: number;
+  updated: number;
+  deleted: number;
+  durationMs: number;
+}
+
+export interface PurgeTimeoutResult {
+  examined: number;
+  shortened: number;
+  local: number;
+  failed: number;
+  failures: Record<string, number>;
+  timeoutSeconds: number;
+}
+
+export interface FailoverResult {
+  state: FailoverTarget;
+  steps: number;
+  failed: number;
+}
+
+/** The operations behind the control commands; the daemon supplies them (Daemon.controlHandlers). */
+export interface ControlTarget {
+  stats(): StatsJson;
+  dump(cache: CacheName): Promise<EntryJson[]>;
+  dumpExpect(cache: CacheName): EntryJson[] | Promise<EntryJson[]>;
+  commit(peer?: string): Promise<CommitReport>;
+  flush(which?: CacheName): FlushResult;
+  flushKernel(): Promise<FlushKernelResult>;
+  /** Kernel table → internal cache, replicating the differences; timed by the daemon's clock. */
+  resync(): Promise<ResyncResult>;
+  purgeTimeout(): Promise<PurgeTimeoutResult>;
+  /** Asks every peer for a full resync; resolves with the ids of the peers known now. */
+  requestResync(): readonly string[];
+  /** Queues the internal cache for every peer; the number of entries queued. */
+  bulkSend(): number;
+  failover(state: FailoverState): Promise<FailoverResult>;
+  /** Starts stopping the daemon after the reply has gone out. */
+  shutdown(): void;
+}
