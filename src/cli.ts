@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
 // only what they use: the daemon, the kernel link, the schema validator, the
 // logger, the help files and the rest are imported where they are needed.
-import { entryText } from './cli/format.js';
+import { entryText } from './control/format.js';
 import { type LocalCommandName, localCommand } from './cli/local-commands.js';
 import { type Invocation, parseArgs, UsageError } from './cli/parse.js';
 import { scanControlSocket } from './cli/socket-path.js';

@@ -3,7 +3,7 @@
 // drive ctsyncd unchanged. Pure: argv in, a command or a usage error out.
 // The command words and flags come from the command tables
 // (src/control/commands.ts, src/cli/local-commands.ts).
-import { STATS_KINDS } from './format.js';
+import { STATS_KINDS } from '../control/format.js';
 import { type LocalCommand, type LocalCommandName, LOCAL_COMMANDS, localCommand } from './local-commands.js';
 import { CLI_CONTROL_COMMANDS, type ControlCommandName } from '../control/commands.js';
 

@@ -15,7 +15,7 @@ import {
   type StatsKind,
   statsSection,
   statsText,
-} from '../cli/format.js';
+} from './format.js';
 import {
   type CliEntry,
   type CommandLine,

@@ -14,7 +14,7 @@ export type FailoverState = Exclude<FailoverTarget, 'stop'>;
 /** One entry or expectation of a dump, as `dump --json` prints it (owned by src/kernel/entry-json.ts). */
 export type EntryJson = ReturnType<typeof entryToJson>;
 
-/** The daemon's counters: a nested JSON object that `stats KIND` picks paths from (src/cli/format.ts). */
+/** The daemon's counters: a nested JSON object that `stats KIND` picks paths from (src/control/format.ts). */
 export interface StatsJson {
   [key: string]: unknown;
 }

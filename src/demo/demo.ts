@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
-import { entryText } from '../cli/format.js';
+import { entryText } from '../control/format.js';
 import { DAEMON_NODE_FLAGS } from '../cli/node-flags.js';
 import { parseConfig } from '../config/index.js';
 import { controlRequest } from '../control/client.js';
