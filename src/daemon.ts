@@ -28,7 +28,7 @@ import {
   TrackFile,
 } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
-import { parseHostPort } from './config/net.js';
+import { parseHostPort } from './common/address.js';
 import { type MetricsSource, MetricsService } from './stats/index.js';
 
 export interface DaemonDeps {

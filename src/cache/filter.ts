@@ -20,7 +20,7 @@
 import type { FilterConfig } from '../config/schema.js';
 import { IPPROTO, protoNumber, TCP_STATES } from '../kernel/constants.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
-import { parseIPv4, parseIPv6Into } from '../kernel/netlink-codec.js';
+import { parseIPv4, parseIPv6Into } from '../common/address.js';
 
 // Attribute stripping is part of the `filter` section too.
 export { STRIP_FIELDS, stripAttributes } from './strip.js';

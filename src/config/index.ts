@@ -2,7 +2,7 @@
 export { DEFAULTS, LIMITS } from './defaults.js';
 export { ConfigError, type ConfigIssue, formatIssue, isConfigError } from './errors.js';
 export { formatPath, loadConfig, parseConfig } from './load.js';
-export { type HostPort, parseHostPort } from './net.js';
+export { type HostPort, parseHostPort } from '../common/address.js';
 export {
   type Config,
   type ConfigInput,

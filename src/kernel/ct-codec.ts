@@ -52,6 +52,7 @@ import type {
   Timestamp,
   Tuple,
 } from './entry.js';
+import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AttrIterator,
   beI32,
@@ -62,8 +63,6 @@ import {
   type DecodeErrorCode,
   decodeError,
   fail,
-  formatIPv4At,
-  formatIPv6At,
   MAX_NEST_DEPTH,
   type NlMessage,
   type NlWriter,

@@ -4,7 +4,7 @@
 // dumps and JSON output all agree on one spelling.
 
 import { AF_INET, hasPorts, IPPROTO } from './constants.js';
-import { parseIPv4 } from './netlink-codec.js';
+import { parseIPv4 } from '../common/address.js';
 
 export type Family = 2 | 10; // AF_INET | AF_INET6
 

@@ -32,7 +32,7 @@ import type {
   TcpInfo,
   Tuple,
 } from '../kernel/entry.js';
-import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../kernel/netlink-codec.js';
+import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../common/address.js';
 import type { WireErrorCode, WireMessage } from './wire.js';
 
 // ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import {
   parseConfig,
   parseHostPort,
 } from '../../src/config/index.js';
-import { isMulticast, networkOf } from '../../src/config/net.js';
+import { isMulticast, networkOf } from '../../src/common/address.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FILE = 'test.yaml';

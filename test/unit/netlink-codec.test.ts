@@ -9,18 +9,14 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
 } from '../../src/kernel/constants.js';
+import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import {
   AttrIterator,
-  canonicalIPv6,
   type DecodeErrorCode,
   decodeAttrTree,
   decodeNlError,
-  formatIPv4,
-  formatIPv6,
   MAX_NEST_DEPTH,
   NlWriter,
-  parseIPv4,
-  parseIPv6,
   parseNetlink,
 } from '../../src/kernel/netlink-codec.js';
 

@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
-import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/kernel/netlink-codec.js';
+import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import { type AuthKeys, DatagramEncoder, mirrorTuple, type WireMessage } from '../../src/sync/wire.js';
 
 export const CLUSTER = 42;
