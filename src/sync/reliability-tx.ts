@@ -35,7 +35,7 @@ import type { Logger } from '../log.js';
 import { type ReliabilityConfig, STALL_AFTER_TIMEOUTS } from './reliability.js';
 import { ResendQueue } from './resend-queue.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
-import type { WireMessage } from './wire.js';
+import type { WireMessage } from './wire-types.js';
 
 export type BulkReason = 'request' | 'hello' | 'restart' | 'gap';
 

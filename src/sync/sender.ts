@@ -12,7 +12,8 @@
 // them on a fake clock.
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import { seqAdd } from './seq.js';
-import type { DatagramEncoder, WireMessage } from './wire.js';
+import type { WireMessage } from './wire-types.js';
+import type { DatagramEncoder } from './wire.js';
 
 export type QueueKind = 'new' | 'update' | 'delete';
 

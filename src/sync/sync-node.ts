@@ -47,7 +47,8 @@ import {
 import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxInfo } from './reliability-tx.js';
 import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
-import { type AuthKeys, DatagramEncoder, decodeDatagram, type WireMessage } from './wire.js';
+import type { WireMessage } from './wire-types.js';
+import { type AuthKeys, DatagramEncoder, decodeDatagram } from './wire.js';
 
 export type SyncMode = 'ftfw' | 'notrack';
 

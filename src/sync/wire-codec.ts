@@ -33,7 +33,7 @@ import type {
   Tuple,
 } from '../kernel/entry.js';
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../common/address.js';
-import type { WireErrorCode, WireMessage } from './wire.js';
+import type { WireErrorCode, WireMessage } from './wire-types.js';
 
 // ---------------------------------------------------------------------------
 // Schema: field numbers of proto/ctsyncd.proto, as tags (field << 3 | wire type).

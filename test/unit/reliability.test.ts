@@ -7,7 +7,7 @@ import { notrackRemovalDepth } from '../../src/sync/reliability-rx.js';
 import { ResendQueue } from '../../src/sync/resend-queue.js';
 import { seqAdd } from '../../src/sync/seq.js';
 import { SeqWindow } from '../../src/sync/seq-window.js';
-import type { WireMessage } from '../../src/sync/wire.js';
+import type { WireMessage } from '../../src/sync/wire-types.js';
 
 const NEAR_WRAP = 0xffff_fff0;
 

@@ -6,16 +6,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  type AuthKeys,
-  DatagramEncoder,
   type DecodeResult,
-  decodeDatagram,
   MAX_DATAGRAM_BYTES,
   PREFIX_BYTES,
   PROTOCOL_VERSION,
   type WireErrorCode,
   type WireMessage,
-} from '../../src/sync/wire.js';
+} from '../../src/sync/wire-types.js';
+import { type AuthKeys, DatagramEncoder, decodeDatagram } from '../../src/sync/wire.js';
 import {
   AUTH_A,
   CLUSTER,

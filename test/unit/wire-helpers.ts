@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/common/address.js';
-import { type AuthKeys, DatagramEncoder, mirrorTuple, type WireMessage } from '../../src/sync/wire.js';
+import { type WireMessage } from '../../src/sync/wire-types.js';
+import { type AuthKeys, DatagramEncoder, mirrorTuple } from '../../src/sync/wire.js';
 
 export const CLUSTER = 42;
 export const NODE = 'fw-a';

@@ -6,17 +6,19 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
 import {
+  MAX_MESSAGES_PER_DATAGRAM,
+  PREFIX_BYTES,
+  PROTOCOL_VERSION,
+  type WireErrorCode,
+  type WireMessage,
+} from '../../src/sync/wire-types.js';
+import {
   type AuthKeys,
   DatagramEncoder,
   decodeDatagram,
   loadAuthKeys,
-  MAX_MESSAGES_PER_DATAGRAM,
   mirrorTuple,
-  PREFIX_BYTES,
-  PROTOCOL_VERSION,
-  type WireErrorCode,
   WireKeyError,
-  type WireMessage,
 } from '../../src/sync/wire.js';
 import {
   AUTH_A,
