@@ -27,7 +27,6 @@
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
-import type { ExternalCache } from '../cache/external-cache.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import type { Logger } from '../log.js';
 import { PeerTable, type PeerState } from './peers.js';
@@ -45,6 +44,7 @@ import {
   type RxSink,
 } from './reliability-rx.js';
 import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxInfo } from './reliability-tx.js';
+import type { ReplicaSink } from './replica-sink.js';
 import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
 import type { WireMessage } from './wire-types.js';
@@ -60,8 +60,8 @@ export interface SyncNodeDeps {
   mtu: number;
   auth?: AuthKeys | undefined;
   mode: SyncMode;
-  /** Receives the peers' entries. */
-  external: ExternalCache;
+  /** Receives the peers' entries (the daemon's ExternalCache). */
+  external: ReplicaSink;
   /** Current local state of a key, already stripped; undefined when gone. */
   lookup: (key: string) => ConntrackEntry | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
