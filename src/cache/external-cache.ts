@@ -21,8 +21,8 @@
 
 import { LRUCache } from 'lru-cache';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
-import type { ReplicaSink } from '../sync/replica-sink.js';
-import { seqAfter, seqBefore } from '../sync/seq.js';
+import type { ReplicaSink } from '../sync/engine/replica-sink.js';
+import { seqAfter, seqBefore } from '../sync/engine/seq.js';
 import { carriesNothingNew, EntryCompactor, refreshTimeout } from './compact.js';
 
 export type RemoteKind = 'new' | 'update' | 'delete';

@@ -9,9 +9,9 @@ import { ExternalCache } from '../../src/cache/external-cache.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { type Logger, silentLogger } from '../../src/log.js';
-import type { ReliabilityConfig } from '../../src/sync/reliability.js';
-import { seqDiff } from '../../src/sync/seq.js';
-import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/sync-node.js';
+import type { ReliabilityConfig } from '../../src/sync/engine/reliability.js';
+import { seqDiff } from '../../src/sync/engine/seq.js';
+import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/engine/sync-node.js';
 
 const CLUSTER = 7;
 const TICK_MS = 20;

@@ -12,8 +12,10 @@ import {
   PROTOCOL_VERSION,
   type WireErrorCode,
   type WireMessage,
-} from '../../src/sync/wire-types.js';
-import { type AuthKeys, DatagramEncoder, decodeDatagram } from '../../src/sync/wire.js';
+} from '../../src/sync/wire/types.js';
+import type { AuthKeys } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
   AUTH_A,
   CLUSTER,

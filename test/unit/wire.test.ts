@@ -11,15 +11,11 @@ import {
   PROTOCOL_VERSION,
   type WireErrorCode,
   type WireMessage,
-} from '../../src/sync/wire-types.js';
-import {
-  type AuthKeys,
-  DatagramEncoder,
-  decodeDatagram,
-  loadAuthKeys,
-  mirrorTuple,
-  WireKeyError,
-} from '../../src/sync/wire.js';
+} from '../../src/sync/wire/types.js';
+import { type AuthKeys, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
   AUTH_A,
   AUTH_B,

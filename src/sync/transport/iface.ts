@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { canonicalAddress, type IpFamily, normaliseAddress } from '../common/address.js';
+import { canonicalAddress, type IpFamily, normaliseAddress } from '../../common/address.js';
 
 export type LinkState = 'up' | 'down';
 
@@ -115,4 +115,9 @@ export async function interfaceOfAddress(address: string): Promise<string | unde
   const byInterface = wanted.includes(':') ? ipv6FromProc() : await ipv4FromIproute();
   for (const [name, list] of byInterface) if (list.includes(wanted)) return name;
   return undefined;
+}
+
+/** Shared by the real channels: the link state of an optional interface. */
+export function linkUp(ifname: string | undefined): boolean {
+  return ifname === undefined || readLinkState(ifname) === 'up';
 }

@@ -4,7 +4,7 @@
 // retransmission fills the receiver's gap with what the gap held. Lookup by
 // seq is O(1); releasing acked messages moves the front.
 import { seqAdd, seqDiff } from './seq.js';
-import type { WireMessage } from './wire-types.js';
+import type { WireMessage } from '../wire/types.js';
 
 export class ResendQueue {
   private readonly msgs: Array<WireMessage | undefined>;

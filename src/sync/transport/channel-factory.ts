@@ -2,8 +2,8 @@
 // then each of sync.backupLinks in order. The ChannelSet around them makes
 // all receive and one transmit, failing over down this list.
 import type { ChannelLog, SyncChannel } from './channel.js';
-import { MulticastChannel, type MulticastChannelOptions } from './channel-multicast.js';
-import { UdpChannel, type UdpChannelOptions } from './channel-udp.js';
+import { MulticastChannel, type MulticastChannelOptions } from './multicast-channel.js';
+import { UdpChannel, type UdpChannelOptions } from './udp-channel.js';
 
 type BufferSizes = 'sendBufferBytes' | 'receiveBufferBytes';
 export type MulticastLink = Pick<MulticastChannelOptions, 'group' | 'port' | 'interface' | BufferSizes>;

@@ -19,7 +19,7 @@
 // 4) are rejected: proto3 has none.
 
 import { isUtf8 } from 'node:buffer';
-import { AF_INET, AF_INET6, IPPROTO } from '../kernel/constants.js';
+import { AF_INET, AF_INET6, IPPROTO } from '../../kernel/constants.js';
 import type {
   ConntrackEntry,
   DccpInfo,
@@ -31,9 +31,9 @@ import type {
   TcpFlags,
   TcpInfo,
   Tuple,
-} from '../kernel/entry.js';
-import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../common/address.js';
-import type { WireErrorCode, WireMessage } from './wire-types.js';
+} from '../../kernel/entry.js';
+import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../../common/address.js';
+import type { WireErrorCode, WireMessage } from './types.js';
 
 // ---------------------------------------------------------------------------
 // Schema: field numbers of proto/ctsyncd.proto, as tags (field << 3 | wire type).

@@ -27,8 +27,8 @@
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
-import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
-import type { Logger } from '../log.js';
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
+import type { Logger } from '../../log.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
 import {
@@ -47,8 +47,10 @@ import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxIn
 import type { ReplicaSink } from './replica-sink.js';
 import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
-import type { WireMessage } from './wire-types.js';
-import { type AuthKeys, DatagramEncoder, decodeDatagram } from './wire.js';
+import type { WireMessage } from '../wire/types.js';
+import type { AuthKeys } from '../wire/auth.js';
+import { decodeDatagram } from '../wire/datagram-decoder.js';
+import { DatagramEncoder } from '../wire/datagram-encoder.js';
 
 export type SyncMode = 'ftfw' | 'notrack';
 

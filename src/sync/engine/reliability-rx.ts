@@ -39,7 +39,7 @@ import {
 } from './reliability.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
 import { SeqWindow } from './seq-window.js';
-import type { WireMessage } from './wire-types.js';
+import type { WireMessage } from '../wire/types.js';
 
 export type DataMessage = Extract<
   WireMessage,

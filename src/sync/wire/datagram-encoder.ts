@@ -1,5 +1,5 @@
-// The sync wire format: datagram framing, packing messages into the MTU,
-// authentication, and a decoder that never throws.
+// The sync wire format: datagram framing, packing messages into the MTU and
+// authentication. The decoder (never throws) is datagram-decoder.ts.
 //
 // Framing (also documented in proto/ctsyncd.proto):
 //
@@ -26,22 +26,9 @@
 // carries an impossible value, is dropped whole: its sender is broken or
 // hostile, and keeping half of it would hide that.
 
-import { HMAC_BYTES, hmac, verifyHmac } from './wire-auth.js';
+import { HMAC_BYTES, hmac } from './auth.js';
+import { isNodeId, MAX_NODE_ID_CHARS, ProtoWriter, T_DATAGRAM, writeMessage, writeNodeId } from './proto-codec.js';
 import {
-  isNodeId,
-  MAX_NODE_ID_CHARS,
-  ProtoWriter,
-  readDatagram,
-  readerRelease,
-  readerReset,
-  T_DATAGRAM,
-  WireFail,
-  writeMessage,
-  writeNodeId,
-} from './wire-codec.js';
-import {
-  type DecodeOptions,
-  type DecodeResult,
   type EncoderOptions,
   FLAG_HMAC,
   MAGIC_0,
@@ -52,12 +39,8 @@ import {
   MIN_MTU,
   PREFIX_BYTES,
   PROTOCOL_VERSION,
-  type WireErrorCode,
   type WireMessage,
-} from './wire-types.js';
-
-export { type AuthKeys, loadAuthKeys, WireKeyError } from './wire-auth.js';
-export { mirrorTuple } from './wire-codec.js';
+} from './types.js';
 
 /**
  * Packs messages into one datagram at a time. Each message is encoded once,
@@ -150,64 +133,5 @@ export class DatagramEncoder {
     this.w.pos = this.headerEnd;
     this.count = 0;
     return out;
-  }
-}
-
-function reject(code: WireErrorCode, reason: string): DecodeResult {
-  return { ok: false, error: { code, reason } };
-}
-
-/** Decodes and checks one received datagram. Never throws: a bad datagram is an error value. */
-export function decodeDatagram(buf: Buffer, opts: DecodeOptions): DecodeResult {
-  const len = buf.length;
-  const maxSize = opts.maxSize ?? MAX_DATAGRAM_BYTES;
-  if (len > maxSize) return reject('ESIZE', `${len} bytes, more than ${maxSize}`);
-  if (len < 2) return reject('ETRUNC', `${len} bytes, shorter than the ${PREFIX_BYTES}-byte prefix`);
-  if (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) {
-    return reject('EMAGIC', `starts with 0x${buf.toString('hex', 0, 2)}, not 'CS'`);
-  }
-  if (len < PREFIX_BYTES) return reject('ETRUNC', `${len} bytes, shorter than the ${PREFIX_BYTES}-byte prefix`);
-  const version = buf[2]!;
-  if (version !== PROTOCOL_VERSION)
-    return reject('EVERSION', `version ${version}, this node speaks ${PROTOCOL_VERSION}`);
-  const flags = buf[3]!;
-  if ((flags & ~FLAG_HMAC) !== 0) {
-    return reject(
-      'EVERSION',
-      `unknown flags 0x${flags.toString(16).padStart(2, '0')} in a version ${version} datagram`,
-    );
-  }
-  const cluster = buf.readUInt32BE(4);
-  if (cluster !== opts.cluster) return reject('ECLUSTER', `cluster ${cluster}, this node is in ${opts.cluster}`);
-  const signed = (flags & FLAG_HMAC) !== 0;
-  let end = len;
-  if (signed) {
-    if (len < PREFIX_BYTES + HMAC_BYTES) {
-      return reject('ETRUNC', `${len} bytes, too short for the prefix and an HMAC of ${HMAC_BYTES}`);
-    }
-    end = len - HMAC_BYTES;
-  }
-  if (opts.auth) {
-    if (!signed) return reject('EAUTH', 'unsigned datagram, and this node requires authentication');
-    if (!verifyHmac(opts.auth.verify, buf.subarray(0, end), buf.subarray(end))) {
-      return reject('EAUTH', 'HMAC does not match any loaded key');
-    }
-  }
-  try {
-    readerReset(buf, PREFIX_BYTES);
-    const body = readDatagram(end, MAX_MESSAGES_PER_DATAGRAM);
-    return {
-      ok: true,
-      header: { version, cluster, node: body.node, epoch: body.epoch },
-      messages: body.messages,
-      unknownMessages: body.unknownMessages,
-      signed,
-    };
-  } catch (err) {
-    if (err instanceof WireFail) return reject(err.code, err.reason);
-    // A bug, not bad input; still not worth the daemon.
-    return reject('EDECODE', `internal error: ${err instanceof Error ? err.message : String(err)}`);
-  } finally {
-    readerRelease();
   }
 }

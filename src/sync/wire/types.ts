@@ -1,10 +1,10 @@
 // Types and constants of the sync wire format, shared by the datagram
-// framing (wire.ts) and the protobuf codec (wire-codec.ts). A file of its own
-// so that neither of those imports the other for a type: framing uses the
-// codec, the codec only needs these.
+// framing (datagram-encoder.ts, datagram-decoder.ts) and the protobuf codec
+// (proto-codec.ts). A file of its own so that no two of those import each
+// other for a type: framing uses the codec, the codec only needs these.
 
-import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
-import type { AuthKeys } from './wire-auth.js';
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
+import type { AuthKeys } from './auth.js';
 
 export const PROTOCOL_VERSION = 2;
 

@@ -1,7 +1,7 @@
 // What a SyncNode writes the peers' state into. The external cache
 // (src/cache/external-cache.ts) implements it; declaring it here keeps the
 // sync layer below the cache, and lets tests hand a SyncNode any store.
-import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 
 export type ReplicaOp = 'new' | 'update' | 'delete';
 

@@ -7,9 +7,9 @@
 // multicast route nor the routing table's choice of interface matters.
 import { isIP } from 'node:net';
 import { ChannelError, type ChannelLog } from './channel.js';
-import { DgramChannel } from './channel-dgram.js';
-import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../common/address.js';
-import { type AddressResolver, interfaceExists, resolveInterfaceAddresses } from './channel-iface.js';
+import { DgramChannel } from './dgram-channel.js';
+import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../../common/address.js';
+import { type AddressResolver, interfaceExists, resolveInterfaceAddresses } from './iface.js';
 
 export interface MulticastChannelOptions {
   /** Default: the interface name, as conntrackd's "device=" shows it. */
