@@ -96,8 +96,11 @@ export function newTxCounters(): TxCounters {
 }
 
 export interface TransmitterOptions {
-  /** ftfw: keep a resend queue and track acks; notrack: only bulk bookkeeping. */
-  reliable: boolean;
+  /**
+   * The mode's SyncModeStrategy.acknowledged: keep a resend queue and track
+   * acks (ftfw); otherwise only bulk bookkeeping (notrack).
+   */
+  acknowledged: boolean;
   cfg: ReliabilityConfig;
   firstSeq: number;
   /** The seq the next sequenced message will carry. */
@@ -130,7 +133,7 @@ export class Transmitter {
   private readonly c: TxCounters;
 
   constructor(private readonly opts: TransmitterOptions) {
-    this.queue = opts.reliable ? new ResendQueue(opts.cfg.resendQueueSize, opts.firstSeq) : undefined;
+    this.queue = opts.acknowledged ? new ResendQueue(opts.cfg.resendQueueSize, opts.firstSeq) : undefined;
     this.minResendGapMs = Math.min(opts.cfg.nackRetryMs, opts.cfg.retransmitMs) / 2;
     this.c = opts.counters;
   }
