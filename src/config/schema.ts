@@ -4,9 +4,9 @@
 // on a firewall pair tends to surface only at failover time.
 
 import { z } from 'zod';
+import { canonicalAddress, ipFamily, isMulticast, networkOf, parseHostPort, parseIPv4 } from '../common/address.js';
 import { TCP_STATES } from '../kernel/constants.js';
 import { DEFAULTS, LIMITS } from './defaults.js';
-import { canonicalAddress, ipFamily, isMulticast, networkOf, parseHostPort, parseIPv4 } from '../common/address.js';
 
 /** Protocol names as the kernel module's protoName() spells them. */
 export const PROTOCOLS = ['tcp', 'udp', 'udplite', 'sctp', 'dccp', 'gre', 'icmp', 'icmpv6'] as const;

@@ -11,6 +11,7 @@
 // re-encoding a decoded kernel message reproduces its bytes exactly; the
 // fixture tests hold us to that.
 
+import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AF_INET,
   AF_INET6,
@@ -52,7 +53,6 @@ import type {
   Timestamp,
   Tuple,
 } from './entry.js';
-import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AttrIterator,
   beI32,

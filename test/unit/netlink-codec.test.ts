@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import {
   NLA_F_NESTED,
   NLM_F_ACK_TLVS,
@@ -9,7 +10,6 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
 } from '../../src/kernel/constants.js';
-import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import {
   AttrIterator,
   type DecodeErrorCode,

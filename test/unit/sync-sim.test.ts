@@ -11,9 +11,9 @@ import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { type Logger, silentLogger } from '../../src/log.js';
 import type { ReliabilityConfig } from '../../src/sync/engine/reliability.js';
 import { seqDiff } from '../../src/sync/engine/seq.js';
-import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/engine/sync-node.js';
 import type { SyncModeName } from '../../src/sync/engine/sync-mode.js';
 import { syncModes } from '../../src/sync/engine/sync-modes.js';
+import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/engine/sync-node.js';
 
 const CLUSTER = 7;
 const TICK_MS = 20;

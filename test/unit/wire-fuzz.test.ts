@@ -5,6 +5,9 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { AuthKeys } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
   type DecodeResult,
   MAX_DATAGRAM_BYTES,
@@ -13,9 +16,6 @@ import {
   type WireErrorCode,
   type WireMessage,
 } from '../../src/sync/wire/types.js';
-import type { AuthKeys } from '../../src/sync/wire/auth.js';
-import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
-import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
   AUTH_A,
   CLUSTER,

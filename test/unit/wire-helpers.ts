@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
-import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/common/address.js';
-import type { WireMessage } from '../../src/sync/wire/types.js';
+import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
 import type { AuthKeys } from '../../src/sync/wire/auth.js';
-import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
+import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
+import type { WireMessage } from '../../src/sync/wire/types.js';
 
 export const CLUSTER = 42;
 export const NODE = 'fw-a';

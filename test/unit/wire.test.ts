@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
+import { type AuthKeys, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
+import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
 import {
   MAX_MESSAGES_PER_DATAGRAM,
   PREFIX_BYTES,
@@ -12,10 +16,6 @@ import {
   type WireErrorCode,
   type WireMessage,
 } from '../../src/sync/wire/types.js';
-import { type AuthKeys, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
-import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
-import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
-import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
   AUTH_A,
   AUTH_B,

@@ -32,10 +32,10 @@
 // Eviction never silently loses state, and a bulk larger than the queue
 // does not trigger another bulk just because acks are slower than the burst.
 import type { Logger } from '../../log.js';
+import type { WireMessage } from '../wire/types.js';
 import { type ReliabilityConfig, STALL_AFTER_TIMEOUTS } from './reliability.js';
 import { ResendQueue } from './resend-queue.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
-import type { WireMessage } from '../wire/types.js';
 
 export type BulkReason = 'request' | 'hello' | 'restart' | 'gap';
 

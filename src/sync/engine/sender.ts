@@ -11,9 +11,9 @@
 // injectable schedule() (setImmediate by default) so a simulation can drive
 // them on a fake clock.
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
-import { seqAdd } from './seq.js';
-import type { WireMessage } from '../wire/types.js';
 import type { DatagramEncoder } from '../wire/datagram-encoder.js';
+import type { WireMessage } from '../wire/types.js';
+import { seqAdd } from './seq.js';
 
 export type QueueKind = 'new' | 'update' | 'delete';
 

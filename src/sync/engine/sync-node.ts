@@ -31,6 +31,10 @@
 // against now(), and flushes go through the injected schedule().
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { Logger } from '../../log.js';
+import type { AuthKeys } from '../wire/auth.js';
+import { decodeDatagram } from '../wire/datagram-decoder.js';
+import { DatagramEncoder } from '../wire/datagram-encoder.js';
+import type { WireMessage } from '../wire/types.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
 import {
@@ -49,10 +53,6 @@ import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
 import type { SyncModeName, SyncModeStrategy } from './sync-mode.js';
 import { syncModes } from './sync-modes.js';
-import type { WireMessage } from '../wire/types.js';
-import type { AuthKeys } from '../wire/auth.js';
-import { decodeDatagram } from '../wire/datagram-decoder.js';
-import { DatagramEncoder } from '../wire/datagram-encoder.js';
 
 /** sync.mode; the strategy behind each name is in sync-modes.ts. */
 export type SyncMode = SyncModeName;

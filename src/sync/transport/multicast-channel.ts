@@ -6,9 +6,9 @@
 // outgoing interface are both pinned to the configured link, so neither a
 // multicast route nor the routing table's choice of interface matters.
 import { isIP } from 'node:net';
+import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../../common/address.js';
 import { ChannelError, type ChannelLog } from './channel.js';
 import { DgramChannel } from './dgram-channel.js';
-import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../../common/address.js';
 import { type AddressResolver, interfaceExists, resolveInterfaceAddresses } from './iface.js';
 
 export interface MulticastChannelOptions {

@@ -19,6 +19,7 @@
 // 4) are rejected: proto3 has none.
 
 import { isUtf8 } from 'node:buffer';
+import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../../common/address.js';
 import { AF_INET, AF_INET6, IPPROTO } from '../../kernel/constants.js';
 import type {
   ConntrackEntry,
@@ -32,7 +33,6 @@ import type {
   TcpInfo,
   Tuple,
 } from '../../kernel/entry.js';
-import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../../common/address.js';
 import type { WireErrorCode, WireMessage } from './types.js';
 
 // ---------------------------------------------------------------------------
