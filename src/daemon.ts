@@ -15,10 +15,10 @@ import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './ke
 import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
-import { type SyncChannel } from './sync/transport/channel.js';
-import { ChannelSet } from './sync/transport/channel-set.js';
-import { createChannels } from './sync/transport/channel-factory.js';
 import { SyncNode } from './sync/engine/sync-node.js';
+import type { SyncChannel } from './sync/transport/channel.js';
+import { createChannels } from './sync/transport/channel-factory.js';
+import { ChannelSet } from './sync/transport/channel-set.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 import {
   FailoverSequencer,
