@@ -16,9 +16,10 @@ import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './ke
 import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
-import { ChannelSet, type SyncChannel } from './sync/channel.js';
-import { createChannels } from './sync/channel-factory.js';
-import { SyncNode } from './sync/sync-node.js';
+import { SyncNode } from './sync/engine/sync-node.js';
+import type { SyncChannel } from './sync/transport/channel.js';
+import { createChannels } from './sync/transport/channel-factory.js';
+import { ChannelSet } from './sync/transport/channel-set.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 import {
   FailoverSequencer,
@@ -28,8 +29,8 @@ import {
   runNotifyFifo,
   TrackFile,
 } from './keepalived/index.js';
-import { type AuthKeys, loadAuthKeys } from './sync/wire.js';
-import { parseHostPort } from './config/net.js';
+import { type AuthKeys, loadAuthKeys } from './sync/wire/auth.js';
+import { parseHostPort } from './common/address.js';
 import { type MetricsSource, MetricsService } from './stats/index.js';
 
 export interface DaemonDeps {

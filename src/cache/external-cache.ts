@@ -21,7 +21,8 @@
 
 import { LRUCache } from 'lru-cache';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
-import { seqAfter, seqBefore } from '../sync/seq.js';
+import type { ReplicaSink } from '../sync/engine/replica-sink.js';
+import { seqAfter, seqBefore } from '../sync/engine/seq.js';
 import { carriesNothingNew, EntryCompactor, refreshTimeout } from './compact.js';
 
 export type RemoteKind = 'new' | 'update' | 'delete';
@@ -177,7 +178,7 @@ function flatKey(key: string): string {
   return key;
 }
 
-export class ExternalCache {
+export class ExternalCache implements ReplicaSink {
   readonly limit: number;
   readonly expectLimit: number;
   private readonly now: () => number;

@@ -17,10 +17,9 @@
 // Everything is compiled once; check() parses the two source addresses into
 // numbers without allocating and returns one of four shared verdict objects.
 
-import type { FilterConfig } from '../config/schema.js';
-import { IPPROTO, protoNumber, TCP_STATES } from '../kernel/constants.js';
+import { parseIPv4, parseIPv6Into } from '../common/address.js';
+import { IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
-import { parseIPv4, parseIPv6Into } from '../kernel/netlink-codec.js';
 
 // Attribute stripping is part of the `filter` section too.
 export { STRIP_FIELDS, stripAttributes } from './strip.js';
@@ -32,8 +31,21 @@ export interface EntryFilter {
   check(e: ConntrackEntry): FilterVerdict;
 }
 
-/** The rules compileFilter reads; stripAttributes is applied elsewhere. */
-export type FilterRules = Pick<FilterConfig, 'protocols' | 'addresses' | 'tcpStates'>;
+/** One rule's list: exactly one of accept (only these pass) or ignore (all but these pass). */
+export type AcceptOrIgnore<T> = { readonly accept: readonly T[] } | { readonly ignore: readonly T[] };
+
+/**
+ * The rules compileFilter reads; stripAttributes is applied elsewhere.
+ * Declared here rather than taken from the config schema so the cache does
+ * not depend on config: the validated `filter` section satisfies it as is.
+ */
+export interface FilterRules {
+  /** Layer 4 protocol names as protoNumber() knows them. */
+  protocols: AcceptOrIgnore<string>;
+  /** Addresses or CIDR prefixes, matched against both source addresses. */
+  addresses: AcceptOrIgnore<string>;
+  tcpStates: AcceptOrIgnore<TcpStateName>;
+}
 
 // Shared and frozen so a verdict costs no allocation and nobody can alter one.
 const PASS: FilterVerdict = Object.freeze({ pass: true });
@@ -204,7 +216,7 @@ class CompiledFilter implements EntryFilter {
   }
 }
 
-function listOf<T>(list: { accept: T[] } | { ignore: T[] }): { accept: boolean; items: readonly T[] } {
+function listOf<T>(list: AcceptOrIgnore<T>): { accept: boolean; items: readonly T[] } {
   return 'accept' in list ? { accept: true, items: list.accept } : { accept: false, items: list.ignore };
 }
 

@@ -2,8 +2,22 @@
 // labels whose meaning is local to one box. Applied on the way out, so the
 // internal cache keeps the full local view for dumps and for diffing.
 
-import type { StrippableAttribute } from '../config/schema.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
+
+/**
+ * Names of filter.stripAttributes. The config schema lists the same names
+ * (STRIPPABLE_ATTRIBUTES); a unit test keeps the two in step.
+ */
+export type StrippableAttribute =
+  | 'labels'
+  | 'helper'
+  | 'mark'
+  | 'secmark'
+  | 'secctx'
+  | 'counters'
+  | 'timestamp'
+  | 'seqadj'
+  | 'synproxy';
 
 /** The ConntrackEntry fields behind each strippable attribute name. */
 export const STRIP_FIELDS: Readonly<Record<StrippableAttribute, readonly (keyof ConntrackEntry)[]>> = {

@@ -21,7 +21,7 @@ export const DEFAULTS = {
     /** Socket buffers absorb bursts such as a full resync after failover. */
     sendBufferBytes: 4 * MiB,
     receiveBufferBytes: 4 * MiB,
-    /** The ftfw reliability protocol (src/sync/sync-node.ts); all durations in milliseconds. */
+    /** The ftfw reliability protocol (src/sync/engine/sync-node.ts); all durations in milliseconds. */
     reliability: {
       /** Receivers ack after this many in-order messages... */
       ackWindow: 64,

@@ -31,7 +31,7 @@ import {
 import { DEFAULTS, LIMITS } from './defaults.js';
 import { isConfigError } from './errors.js';
 import { formatPath, parseConfig } from './load.js';
-import { isMulticast, networkOf } from './net.js';
+import { isMulticast, networkOf } from '../common/address.js';
 import { PROTOCOLS, type ProtocolName } from './schema.js';
 
 export { ConntrackdConfError, isConntrackdConfError } from './conntrackd-conf-parser.js';

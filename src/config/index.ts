@@ -1,8 +1,8 @@
 // Public surface of the config module; everything else imports from here.
+export { type HostPort, parseHostPort } from '../common/address.js';
 export { DEFAULTS, LIMITS } from './defaults.js';
 export { ConfigError, type ConfigIssue, formatIssue, isConfigError } from './errors.js';
 export { formatPath, loadConfig, parseConfig } from './load.js';
-export { type HostPort, parseHostPort } from './net.js';
 export {
   type Config,
   type ConfigInput,

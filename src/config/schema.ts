@@ -4,9 +4,9 @@
 // on a firewall pair tends to surface only at failover time.
 
 import { z } from 'zod';
+import { canonicalAddress, ipFamily, isMulticast, networkOf, parseHostPort, parseIPv4 } from '../common/address.js';
 import { TCP_STATES } from '../kernel/constants.js';
 import { DEFAULTS, LIMITS } from './defaults.js';
-import { ipFamily, ipv4ToNumber, ipv6ToBigInt, isMulticast, networkOf, parseHostPort } from './net.js';
 
 /** Protocol names as the kernel module's protoName() spells them. */
 export const PROTOCOLS = ['tcp', 'udp', 'udplite', 'sctp', 'dccp', 'gre', 'icmp', 'icmpv6'] as const;
@@ -92,7 +92,7 @@ const unixSocketPath = absolutePath.refine((p) => Buffer.byteLength(p) <= LIMITS
 
 /** Comparable form of an address, so 2001:DB8::1 and 2001:db8:0::1 count as one peer. */
 function addressKey(addr: string): string {
-  return ipFamily(addr) === 4 ? `4:${ipv4ToNumber(addr)}` : `6:${ipv6ToBigInt(addr)}`;
+  return ipFamily(addr) === 4 ? `4:${parseIPv4(addr)}` : `6:${canonicalAddress(addr)}`;
 }
 
 const nodeSchema = z

@@ -11,6 +11,7 @@
 // re-encoding a decoded kernel message reproduces its bytes exactly; the
 // fixture tests hold us to that.
 
+import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AF_INET,
   AF_INET6,
@@ -62,8 +63,6 @@ import {
   type DecodeErrorCode,
   decodeError,
   fail,
-  formatIPv4At,
-  formatIPv6At,
   MAX_NEST_DEPTH,
   type NlMessage,
   type NlWriter,

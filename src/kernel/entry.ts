@@ -3,8 +3,8 @@
 // produced by formatIPv6: lowercase, zero-compressed) so that keys, filters,
 // dumps and JSON output all agree on one spelling.
 
+import { parseIPv4 } from '../common/address.js';
 import { AF_INET, hasPorts, IPPROTO } from './constants.js';
-import { parseIPv4 } from './netlink-codec.js';
 
 export type Family = 2 | 10; // AF_INET | AF_INET6
 

@@ -39,7 +39,7 @@ export interface MetricDef {
 
 const CACHES = ['internal', 'external'] as const;
 
-/** Wire error codes (src/sync/wire.ts) as drop reasons; every one is exported, 0 until it happens. */
+/** Wire error codes (src/sync/wire/types.ts) as drop reasons; every one is exported, 0 until it happens. */
 export const DROP_REASONS: Readonly<Record<string, string>> = {
   ETRUNC: 'truncated',
   EMAGIC: 'magic',

@@ -5,7 +5,7 @@ import { MetricsServer } from './server.js';
 import type { MetricsSource } from './source.js';
 
 export interface MetricsServiceOptions extends CtsyncdMetricsOptions {
-  /** metrics.listen, already split (config/net.ts parseHostPort). */
+  /** metrics.listen, already split (parseHostPort, src/common/address.ts). */
   host: string;
   port: number;
   log?: Logger;

@@ -12,9 +12,9 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
-import type { ChannelStats } from '../sync/channel.js';
-import type { SenderCounters } from '../sync/sender.js';
-import type { SyncCounters, SyncPeerStats } from '../sync/sync-node.js';
+import type { SenderCounters } from '../sync/engine/sender.js';
+import type { SyncCounters, SyncPeerStats } from '../sync/engine/sync-node.js';
+import type { ChannelStats } from '../sync/transport/channel-set.js';
 
 export interface InternalCacheSnapshot extends InternalCounters {
   entries: number;

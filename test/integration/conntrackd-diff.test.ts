@@ -35,7 +35,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AF_INET, AF_INET6, IPPROTO, IPS, TCP_STATES, type TcpStateName } from '../../src/kernel/constants.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import type { ConntrackEntry, Family, Tuple } from '../../src/kernel/entry.js';
-import { parseIPv6Into } from '../../src/kernel/netlink-codec.js';
+import { parseIPv6Into } from '../../src/common/address.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import {
   Conntrackd,

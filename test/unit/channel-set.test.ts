@@ -4,20 +4,18 @@ import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import {
-  type ActiveChangeInfo,
-  type ActiveChangeReason,
   ChannelError,
   type ChannelLog,
-  ChannelSet,
   type DatagramListener,
   type DatagramSource,
   type LinkState,
   type SendErrorListener,
   type SyncChannel,
-} from '../../src/sync/channel.js';
-import { createChannels } from '../../src/sync/channel-factory.js';
-import { MulticastChannel } from '../../src/sync/channel-multicast.js';
-import { UdpChannel } from '../../src/sync/channel-udp.js';
+} from '../../src/sync/transport/channel.js';
+import { type ActiveChangeInfo, type ActiveChangeReason, ChannelSet } from '../../src/sync/transport/channel-set.js';
+import { createChannels } from '../../src/sync/transport/channel-factory.js';
+import { MulticastChannel } from '../../src/sync/transport/multicast-channel.js';
+import { UdpChannel } from '../../src/sync/transport/udp-channel.js';
 
 class FakeChannel implements SyncChannel {
   readonly kind = 'udp' as const;

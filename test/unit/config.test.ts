@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isMulticast, networkOf } from '../../src/common/address.js';
 import {
   type Config,
   ConfigError,
@@ -13,7 +14,6 @@ import {
   parseConfig,
   parseHostPort,
 } from '../../src/config/index.js';
-import { isMulticast, networkOf } from '../../src/config/net.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FILE = 'test.yaml';

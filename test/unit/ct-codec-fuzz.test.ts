@@ -28,18 +28,14 @@ import {
   type RequestForm,
 } from '../../src/kernel/ct-codec.js';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
+import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import {
-  canonicalIPv6,
   type DecodeError,
   type DecodeErrorCode,
   decodeAttrTree,
   decodeNlError,
-  formatIPv4,
-  formatIPv6,
   type NlMessage,
   NlWriter,
-  parseIPv4,
-  parseIPv6,
   parseNetlink,
 } from '../../src/kernel/netlink-codec.js';
 

@@ -3,9 +3,9 @@ import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { formatIPv4At } from '../../src/common/address.js';
 import { AF_INET, AF_INET6, IPPROTO } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, entryKey, type ExpectEntry, expectKey, type Tuple } from '../../src/kernel/entry.js';
-import { formatIPv4At } from '../../src/kernel/netlink-codec.js';
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) => a.join('.'));
 const tuple4 = fc.record({

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ACCEPT_ALL, compileFilter, type FilterRules, PrefixSet, stripAttributes } from '../../src/cache/filter.js';
-import type { StrippableAttribute } from '../../src/config/schema.js';
+import {
+  ACCEPT_ALL,
+  compileFilter,
+  type FilterRules,
+  PrefixSet,
+  STRIP_FIELDS,
+  stripAttributes,
+} from '../../src/cache/filter.js';
+import type { StrippableAttribute } from '../../src/cache/strip.js';
+import { STRIPPABLE_ATTRIBUTES } from '../../src/config/schema.js';
 import { AF_INET, AF_INET6, IPPROTO, TCP_STATES } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 
@@ -254,6 +262,10 @@ describe('PrefixSet', () => {
 });
 
 describe('stripAttributes', () => {
+  it('knows exactly the attribute names the config schema accepts', () => {
+    expect(Object.keys(STRIP_FIELDS).sort()).toEqual([...STRIPPABLE_ATTRIBUTES].sort());
+  });
+
   const full: ConntrackEntry = {
     ...flow('10.0.0.1', '10.0.0.2'),
     mark: 7,

@@ -22,7 +22,7 @@ import {
   MetricsServer,
   type StatsSnapshot,
 } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/channel.js';
+import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
 import {
   dashboardQueries,
   loadDashboard,

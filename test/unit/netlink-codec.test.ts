@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { canonicalIPv6, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import {
   NLA_F_NESTED,
   NLM_F_ACK_TLVS,
@@ -11,16 +12,11 @@ import {
 } from '../../src/kernel/constants.js';
 import {
   AttrIterator,
-  canonicalIPv6,
   type DecodeErrorCode,
   decodeAttrTree,
   decodeNlError,
-  formatIPv4,
-  formatIPv6,
   MAX_NEST_DEPTH,
   NlWriter,
-  parseIPv4,
-  parseIPv6,
   parseNetlink,
 } from '../../src/kernel/netlink-codec.js';
 

@@ -3,11 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { isConfigError, parseConfig } from '../../src/config/index.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
-import { notrackRemovalDepth } from '../../src/sync/reliability-rx.js';
-import { ResendQueue } from '../../src/sync/resend-queue.js';
-import { seqAdd } from '../../src/sync/seq.js';
-import { SeqWindow } from '../../src/sync/seq-window.js';
-import type { WireMessage } from '../../src/sync/wire.js';
+import { notrackRemovalDepth } from '../../src/sync/engine/reliability-rx.js';
+import { ResendQueue } from '../../src/sync/engine/resend-queue.js';
+import { seqAdd } from '../../src/sync/engine/seq.js';
+import { SeqWindow } from '../../src/sync/engine/seq-window.js';
+import type { WireMessage } from '../../src/sync/wire/types.js';
 
 const NEAR_WRAP = 0xffff_fff0;
 

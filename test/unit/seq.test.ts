@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { seqAdd, seqAfter, seqBefore, seqDiff } from '../../src/sync/seq.js';
+import { seqAdd, seqAfter, seqBefore, seqDiff } from '../../src/sync/engine/seq.js';
 
 const MAX = 0xffff_ffff;
 const HALF = 0x8000_0000;

@@ -9,9 +9,11 @@ import { ExternalCache } from '../../src/cache/external-cache.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { type Logger, silentLogger } from '../../src/log.js';
-import type { ReliabilityConfig } from '../../src/sync/reliability.js';
-import { seqDiff } from '../../src/sync/seq.js';
-import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/sync-node.js';
+import type { ReliabilityConfig } from '../../src/sync/engine/reliability.js';
+import { seqDiff } from '../../src/sync/engine/seq.js';
+import type { SyncModeName } from '../../src/sync/engine/sync-mode.js';
+import { syncModes } from '../../src/sync/engine/sync-modes.js';
+import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/engine/sync-node.js';
 
 const CLUSTER = 7;
 const TICK_MS = 20;
@@ -733,6 +735,41 @@ describe('sync simulation: edge cases', () => {
     expect(r.totals.refreshes).toBeGreaterThan(3);
     expect(r.totals.incompleteBulks).toBeGreaterThan(0);
     for (const n of r.sim.nodes) expect(n.sync.stats().resendQueue.capacity).toBe(0);
+  });
+});
+
+describe('sync simulation: every registered sync mode, picked by name', () => {
+  const names = Object.keys(syncModes) as SyncModeName[];
+
+  it('registers ftfw and notrack, each under its own name', () => {
+    expect([...names].sort()).toEqual(['ftfw', 'notrack']);
+    for (const name of names) expect(syncModes[name].name).toBe(name);
+  });
+
+  it.each(names)('%s converges with 5 percent datagram loss', (mode) => {
+    const strategy = syncModes[mode];
+    const r = runScenario({
+      name: `${mode} by name, 5% loss`,
+      seed: 11,
+      mode,
+      net: { loss: 0.05 },
+      cfg: { refreshIntervalMs: 1000 },
+    });
+    for (const n of r.sim.nodes) {
+      const st = n.sync.stats();
+      expect(st.mode).toBe(mode);
+      expect(st.resendQueue.capacity > 0).toBe(strategy.acknowledged);
+    }
+    if (strategy.acknowledged) {
+      expect(r.totals.acksSent).toBeGreaterThan(0);
+      settle(r);
+    } else {
+      expect(r.totals.acksSent).toBe(0);
+      expect(r.totals.nacksSent).toBe(0);
+      expect(r.totals.retransmits).toBe(0);
+    }
+    if (strategy.periodicRefresh) expect(r.totals.refreshes).toBeGreaterThan(0);
+    else expect(r.totals.refreshes).toBe(0);
   });
 });
 

@@ -5,17 +5,17 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { AuthKeys } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import {
-  type AuthKeys,
-  DatagramEncoder,
   type DecodeResult,
-  decodeDatagram,
   MAX_DATAGRAM_BYTES,
   PREFIX_BYTES,
   PROTOCOL_VERSION,
   type WireErrorCode,
   type WireMessage,
-} from '../../src/sync/wire.js';
+} from '../../src/sync/wire/types.js';
 import {
   AUTH_A,
   CLUSTER,

@@ -1,15 +1,18 @@
 // Shared by wire.test.ts and wire-fuzz.test.ts: fixture messages, entry
 // generators, and an independent reference codec built on protobufjs
 // reflection over proto/ctsyncd.proto, against which the hand-written codec
-// in src/sync/wire-codec.ts is checked.
+// in src/sync/wire/proto-codec.ts is checked.
 
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
+import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/common/address.js';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
-import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/kernel/netlink-codec.js';
-import { type AuthKeys, DatagramEncoder, mirrorTuple, type WireMessage } from '../../src/sync/wire.js';
+import type { AuthKeys } from '../../src/sync/wire/auth.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
+import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
+import type { WireMessage } from '../../src/sync/wire/types.js';
 
 export const CLUSTER = 42;
 export const NODE = 'fw-a';
@@ -366,7 +369,7 @@ export function messageArb(): fc.Arbitrary<WireMessage> {
 // ---------------------------------------------------------------------------
 // Reference codec: protobufjs reflection over the .proto, with its own
 // conversion to and from the daemon's types. Deliberately written apart from
-// wire-codec.ts so the two can disagree.
+// proto-codec.ts so the two can disagree.
 
 const PROTO_PATH = fileURLToPath(new URL('../../proto/ctsyncd.proto', import.meta.url));
 const root = protobuf.loadSync(PROTO_PATH);

@@ -5,19 +5,17 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
+import { type AuthKeys, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
+import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
+import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
 import {
-  type AuthKeys,
-  DatagramEncoder,
-  decodeDatagram,
-  loadAuthKeys,
   MAX_MESSAGES_PER_DATAGRAM,
-  mirrorTuple,
   PREFIX_BYTES,
   PROTOCOL_VERSION,
   type WireErrorCode,
-  WireKeyError,
   type WireMessage,
-} from '../../src/sync/wire.js';
+} from '../../src/sync/wire/types.js';
 import {
   AUTH_A,
   AUTH_B,

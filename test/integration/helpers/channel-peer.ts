@@ -6,10 +6,11 @@
 // reads one JSON command per stdin line and writes one JSON event per
 // stdout line. Logs go to stdout as events too, so the test can show them.
 import { createInterface } from 'node:readline';
-import { ChannelSet, isChannelError, type SyncChannel } from '../../../src/sync/channel.js';
-import type { DgramChannel } from '../../../src/sync/channel-dgram.js';
-import { MulticastChannel } from '../../../src/sync/channel-multicast.js';
-import { UdpChannel } from '../../../src/sync/channel-udp.js';
+import { isChannelError, type SyncChannel } from '../../../src/sync/transport/channel.js';
+import { ChannelSet } from '../../../src/sync/transport/channel-set.js';
+import type { DgramChannel } from '../../../src/sync/transport/dgram-channel.js';
+import { MulticastChannel } from '../../../src/sync/transport/multicast-channel.js';
+import { UdpChannel } from '../../../src/sync/transport/udp-channel.js';
 
 export type PeerChannelSpec =
   | { kind: 'multicast'; group: string; port: number; interface: string; receiveBufferBytes?: number }

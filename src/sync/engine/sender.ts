@@ -10,9 +10,10 @@
 // until the owner calls resume(). Flushes are scheduled through an
 // injectable schedule() (setImmediate by default) so a simulation can drive
 // them on a fake clock.
-import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
+import type { DatagramEncoder } from '../wire/datagram-encoder.js';
+import type { WireMessage } from '../wire/types.js';
 import { seqAdd } from './seq.js';
-import type { DatagramEncoder, WireMessage } from './wire.js';
 
 export type QueueKind = 'new' | 'update' | 'delete';
 

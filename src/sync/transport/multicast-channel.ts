@@ -6,16 +6,10 @@
 // outgoing interface are both pinned to the configured link, so neither a
 // multicast route nor the routing table's choice of interface matters.
 import { isIP } from 'node:net';
+import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../../common/address.js';
 import { ChannelError, type ChannelLog } from './channel.js';
-import { DgramChannel } from './channel-dgram.js';
-import {
-  type AddressResolver,
-  canonicalAddress,
-  type IpFamily,
-  interfaceExists,
-  normaliseAddress,
-  resolveInterfaceAddresses,
-} from './channel-iface.js';
+import { DgramChannel } from './dgram-channel.js';
+import { type AddressResolver, interfaceExists, resolveInterfaceAddresses } from './iface.js';
 
 export interface MulticastChannelOptions {
   /** Default: the interface name, as conntrackd's "device=" shows it. */
@@ -36,14 +30,6 @@ export interface MulticastChannelOptions {
   resolveAddresses?: AddressResolver;
 }
 
-function isMulticastGroup(addr: string, family: number): boolean {
-  if (family === 4) {
-    const first = Number(addr.split('.')[0]);
-    return first >= 224 && first <= 239;
-  }
-  return family === 6 && /^ff/i.test(addr);
-}
-
 export class MulticastChannel extends DgramChannel {
   readonly kind = 'multicast' as const;
   readonly family: IpFamily;
@@ -57,7 +43,7 @@ export class MulticastChannel extends DgramChannel {
     const name = opts.name ?? opts.interface;
     super(name, opts.log);
     const family = isIP(opts.group);
-    if (!isMulticastGroup(opts.group, family)) {
+    if (!isMulticast(opts.group)) {
       throw new ChannelError('ECHANNEL_CONFIG', name, `${opts.group} is not a multicast group`);
     }
     this.family = family as IpFamily;

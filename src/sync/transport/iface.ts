@@ -4,9 +4,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { canonicalAddress, type IpFamily, normaliseAddress } from '../../common/address.js';
 
 export type LinkState = 'up' | 'down';
-export type IpFamily = 4 | 6;
 
 /** Addresses of `ifname` in `family`, primary first; empty when it has none. */
 export type AddressResolver = (ifname: string, family: IpFamily) => Promise<string[]>;
@@ -35,23 +35,6 @@ export function readLinkState(ifname: string): LinkState {
     return readFileSync(`/sys/class/net/${ifname}/carrier`, 'utf8').trim() === '1' ? 'up' : 'down';
   } catch {
     return 'down';
-  }
-}
-
-/** Drops an IPv6 zone and lower-cases: enough for addresses the kernel formatted (rinfo, os). */
-export function normaliseAddress(addr: string): string {
-  const zone = addr.indexOf('%');
-  return (zone < 0 ? addr : addr.slice(0, zone)).toLowerCase();
-}
-
-/** The RFC 5952 form of any IPv6 spelling (the URL parser canonicalises), IPv4 unchanged. */
-export function canonicalAddress(addr: string): string {
-  const plain = normaliseAddress(addr);
-  if (!plain.includes(':')) return plain;
-  try {
-    return new URL(`http://[${plain}]/`).hostname.slice(1, -1);
-  } catch {
-    return plain;
   }
 }
 
@@ -132,4 +115,9 @@ export async function interfaceOfAddress(address: string): Promise<string | unde
   const byInterface = wanted.includes(':') ? ipv6FromProc() : await ipv4FromIproute();
   for (const [name, list] of byInterface) if (list.includes(wanted)) return name;
   return undefined;
+}
+
+/** Shared by the real channels: the link state of an optional interface. */
+export function linkUp(ifname: string | undefined): boolean {
+  return ifname === undefined || readLinkState(ifname) === 'up';
 }

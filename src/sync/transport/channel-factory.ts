@@ -1,15 +1,25 @@
 // The channels a configuration asks for: the main link of sync.transport,
 // then each of sync.backupLinks in order. The ChannelSet around them makes
 // all receive and one transmit, failing over down this list.
-import type { Config } from '../config/index.js';
 import type { ChannelLog, SyncChannel } from './channel.js';
-import { MulticastChannel } from './channel-multicast.js';
-import { UdpChannel } from './channel-udp.js';
+import { MulticastChannel, type MulticastChannelOptions } from './multicast-channel.js';
+import { UdpChannel, type UdpChannelOptions } from './udp-channel.js';
 
-type MulticastLink = NonNullable<Config['sync']['multicast']>;
-type UdpLink = NonNullable<Config['sync']['udp']>;
+type BufferSizes = 'sendBufferBytes' | 'receiveBufferBytes';
+export type MulticastLink = Pick<MulticastChannelOptions, 'group' | 'port' | 'interface' | BufferSizes>;
+export type UdpLink = Pick<UdpChannelOptions, 'bind' | 'port' | 'peers' | BufferSizes>;
 
-export function createChannels(cfg: Pick<Config, 'sync'>, opts: { log?: ChannelLog } = {}): SyncChannel[] {
+/**
+ * The links of the validated `sync` section. Declared here, not taken from
+ * the config schema, so sync does not depend on config; the config's sync
+ * section satisfies it as it is.
+ */
+export type ChannelLinks = (
+  | { transport: 'multicast'; multicast: MulticastLink }
+  | { transport: 'udp'; udp: UdpLink }
+) & { backupLinks: readonly ({ multicast: MulticastLink } | { udp: UdpLink })[] };
+
+export function createChannels(cfg: { sync: ChannelLinks }, opts: { log?: ChannelLog } = {}): SyncChannel[] {
   const sync = cfg.sync;
   const multicast = (m: MulticastLink) =>
     new MulticastChannel({

@@ -8,10 +8,10 @@ import {
   type ChannelKind,
   type ChannelLog,
   type DatagramListener,
-  linkUp,
   type SendErrorListener,
   type SyncChannel,
 } from './channel.js';
+import { linkUp } from './iface.js';
 
 export interface DgramChannelCounters extends ChannelCounters {
   /** Multicast datagrams dropped because their source is one of our own addresses. */

@@ -28,6 +28,7 @@
 // came: a complete one removes what it did not carry; an incomplete one only
 // what none of the last k bulks carried, k from the measured loss
 // (notrackRemovalDepth).
+import type { WireMessage } from '../wire/types.js';
 import {
   MAX_HELD_CONTROLS,
   MAX_NACK_RUNS,
@@ -39,7 +40,6 @@ import {
 } from './reliability.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
 import { SeqWindow } from './seq-window.js';
-import type { WireMessage } from './wire.js';
 
 export type DataMessage = Extract<
   WireMessage,

@@ -1,7 +1,7 @@
 // What this node knows of each peer: its epoch (a new one means it
 // restarted), when it was last heard from, and a small state machine
 // unknown → up → down → up. Transitions are logged and counted.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 export type PeerState = 'unknown' | 'up' | 'down';
 

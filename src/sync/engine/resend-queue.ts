@@ -3,8 +3,8 @@
 // Each message is kept exactly as it was sent (same seq, same content), so a
 // retransmission fills the receiver's gap with what the gap held. Lookup by
 // seq is O(1); releasing acked messages moves the front.
+import type { WireMessage } from '../wire/types.js';
 import { seqAdd, seqDiff } from './seq.js';
-import type { WireMessage } from './wire.js';
 
 export class ResendQueue {
   private readonly msgs: Array<WireMessage | undefined>;

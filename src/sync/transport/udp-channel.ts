@@ -4,8 +4,8 @@
 // cluster id and optional authentication decide what is accepted.
 import { isIP } from 'node:net';
 import { ChannelError, type ChannelLog } from './channel.js';
-import { DgramChannel } from './channel-dgram.js';
-import { interfaceOfAddress } from './channel-iface.js';
+import { DgramChannel } from './dgram-channel.js';
+import { interfaceOfAddress } from './iface.js';
 
 export interface UdpChannelOptions {
   /** Default `udp:<bind>`. */

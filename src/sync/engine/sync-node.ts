@@ -13,6 +13,8 @@
 //   Transmitter    (reliability-tx.ts) resend queue, per-peer acks, RTO, bulk bookkeeping
 //   FtfwReceiver / NotrackReceiver
 //                  (reliability-rx.ts) per (peer, epoch): window, acks, NACKs, ordered bulk end
+//   SyncModeStrategy (sync-mode.ts; syncModes in sync-modes.ts, picked by sync.mode)
+//                  ftfw or notrack: receiver kind, acks and resend queue, periodic refresh
 //
 // Restarts and first contact. A (peer, epoch) we had not heard a hello from
 // may have sent things we never saw, and a new epoch of a known peer leaves
@@ -27,17 +29,18 @@
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
-import type { ExternalCache } from '../cache/external-cache.js';
-import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
-import type { Logger } from '../log.js';
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
+import type { Logger } from '../../log.js';
+import type { AuthKeys } from '../wire/auth.js';
+import { decodeDatagram } from '../wire/datagram-decoder.js';
+import { DatagramEncoder } from '../wire/datagram-encoder.js';
+import type { WireMessage } from '../wire/types.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
 import {
   type BulkEnd,
   type BulkStart,
   type DataMessage,
-  FtfwReceiver,
-  NotrackReceiver,
   newRxCounters,
   type Receiver,
   type RxCounters,
@@ -45,11 +48,14 @@ import {
   type RxSink,
 } from './reliability-rx.js';
 import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxInfo } from './reliability-tx.js';
+import type { ReplicaSink } from './replica-sink.js';
 import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
-import { type AuthKeys, DatagramEncoder, decodeDatagram, type WireMessage } from './wire.js';
+import type { SyncModeName, SyncModeStrategy } from './sync-mode.js';
+import { syncModes } from './sync-modes.js';
 
-export type SyncMode = 'ftfw' | 'notrack';
+/** sync.mode; the strategy behind each name is in sync-modes.ts. */
+export type SyncMode = SyncModeName;
 
 export interface SyncNodeDeps {
   nodeId: string;
@@ -59,8 +65,8 @@ export interface SyncNodeDeps {
   mtu: number;
   auth?: AuthKeys | undefined;
   mode: SyncMode;
-  /** Receives the peers' entries. */
-  external: ExternalCache;
+  /** Receives the peers' entries (the daemon's ExternalCache). */
+  external: ReplicaSink;
   /** Current local state of a key, already stripped; undefined when gone. */
   lookup: (key: string) => ConntrackEntry | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
@@ -167,7 +173,7 @@ export class SyncNode {
   private readonly retired = new Map<string, number[]>();
   private readonly ctl: DatagramEncoder;
   private readonly cfg: ReliabilityConfig;
-  private readonly reliable: boolean;
+  private readonly mode: SyncModeStrategy;
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly sink: RxSink;
@@ -184,7 +190,7 @@ export class SyncNode {
 
   constructor(private readonly deps: SyncNodeDeps) {
     this.cfg = deps.timers;
-    this.reliable = deps.mode === 'ftfw';
+    this.mode = syncModes[deps.mode];
     this.now = deps.now;
     this.log = deps.log;
     this.counters = {
@@ -244,7 +250,7 @@ export class SyncNode {
       room: () => (this.started && !this.closed ? this.tx.room() : 0),
     });
     this.tx = new Transmitter({
-      reliable: this.reliable,
+      acknowledged: this.mode.acknowledged,
       cfg: this.cfg,
       firstSeq,
       nextSeq: () => this.sender.nextSeq,
@@ -373,9 +379,7 @@ export class SyncNode {
     this.peers.seen(node, epoch);
     let rx = this.rx.get(node);
     if (rx === undefined || rx.epoch !== epoch) {
-      rx = this.reliable
-        ? new FtfwReceiver(node, epoch, this.cfg, this.sink, c, now)
-        : new NotrackReceiver(node, epoch, this.cfg, this.sink, c, now);
+      rx = this.mode.createReceiver(node, epoch, this.cfg, this.sink, c, now);
       this.rx.set(node, rx);
     }
     c.unknownMessages += r.unknownMessages;
@@ -412,7 +416,7 @@ export class SyncNode {
     if (ready) {
       const wanted = this.tx.wantedPeers();
       if (wanted.length > 0) this.queueBulk(wanted.length === 1 ? wanted[0]! : '', 'wanted');
-      if (!this.reliable && now - this.lastRefreshAt >= this.cfg.refreshIntervalMs) {
+      if (this.mode.periodicRefresh && now - this.lastRefreshAt >= this.cfg.refreshIntervalMs) {
         this.lastRefreshAt = now;
         this.counters.refreshes++;
         this.queueBulk('', 'refresh');
@@ -501,10 +505,14 @@ export class SyncNode {
         if (m.peer === self && m.epoch === this.deps.epoch) this.counters.helloAcksReceived++;
         return false;
       case 'ack':
-        if (this.reliable && m.peer === self && m.epoch === this.deps.epoch) return this.tx.onAck(rx.node, m.to, now);
+        if (this.mode.acknowledged && m.peer === self && m.epoch === this.deps.epoch) {
+          return this.tx.onAck(rx.node, m.to, now);
+        }
         return false;
       case 'nack':
-        if (this.reliable && m.peer === self && m.epoch === this.deps.epoch) this.tx.onNack(rx.node, m.from, m.to, now);
+        if (this.mode.acknowledged && m.peer === self && m.epoch === this.deps.epoch) {
+          this.tx.onNack(rx.node, m.from, m.to, now);
+        }
         return false;
       case 'resync-request':
         if (forUs(m.peer, self)) {

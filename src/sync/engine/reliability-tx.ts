@@ -31,11 +31,11 @@
 // anything no longer queued schedules a bulk to that peer (resyncsForGap).
 // Eviction never silently loses state, and a bulk larger than the queue
 // does not trigger another bulk just because acks are slower than the burst.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
+import type { WireMessage } from '../wire/types.js';
 import { type ReliabilityConfig, STALL_AFTER_TIMEOUTS } from './reliability.js';
 import { ResendQueue } from './resend-queue.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
-import type { WireMessage } from './wire.js';
 
 export type BulkReason = 'request' | 'hello' | 'restart' | 'gap';
 
@@ -96,8 +96,11 @@ export function newTxCounters(): TxCounters {
 }
 
 export interface TransmitterOptions {
-  /** ftfw: keep a resend queue and track acks; notrack: only bulk bookkeeping. */
-  reliable: boolean;
+  /**
+   * The mode's SyncModeStrategy.acknowledged: keep a resend queue and track
+   * acks (ftfw); otherwise only bulk bookkeeping (notrack).
+   */
+  acknowledged: boolean;
   cfg: ReliabilityConfig;
   firstSeq: number;
   /** The seq the next sequenced message will carry. */
@@ -130,7 +133,7 @@ export class Transmitter {
   private readonly c: TxCounters;
 
   constructor(private readonly opts: TransmitterOptions) {
-    this.queue = opts.reliable ? new ResendQueue(opts.cfg.resendQueueSize, opts.firstSeq) : undefined;
+    this.queue = opts.acknowledged ? new ResendQueue(opts.cfg.resendQueueSize, opts.firstSeq) : undefined;
     this.minResendGapMs = Math.min(opts.cfg.nackRetryMs, opts.cfg.retransmitMs) / 2;
     this.c = opts.counters;
   }

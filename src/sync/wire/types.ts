@@ -1,0 +1,108 @@
+// Types and constants of the sync wire format, shared by the datagram
+// framing (datagram-encoder.ts, datagram-decoder.ts) and the protobuf codec
+// (proto-codec.ts). A file of its own so that no two of those import each
+// other for a type: framing uses the codec, the codec only needs these.
+
+import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
+import type { AuthKeys } from './auth.js';
+
+export const PROTOCOL_VERSION = 2;
+
+export type WireMessage =
+  | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry }
+  /**
+   * Names the entry: only family, orig and zone travel. The decoder fills
+   * reply with mirrorTuple(orig) when absent and drops any other field.
+   */
+  | { kind: 'ct-delete'; seq: number; entry: ConntrackEntry }
+  | { kind: 'exp-new' | 'exp-delete'; seq: number; entry: ExpectEntry }
+  /** Inclusive range of the PEER's sequence numbers, addressed to that peer (on multicast every node sees it). */
+  | { kind: 'ack' | 'nack'; peer: string; epoch: number; from: number; to: number }
+  /** seq = the next sequence number the sender will use, so receivers detect tail loss. */
+  | { kind: 'alive'; seq: number }
+  /** "I (re)started, here is my first seq." */
+  | { kind: 'hello'; seq: number }
+  | { kind: 'hello-ack'; peer: string; epoch: number }
+  /** peer '' = every node. */
+  | { kind: 'resync-request'; peer: string }
+  /** peer '' = all. */
+  | { kind: 'bulk-start'; seq: number; bulkId: number; peer: string }
+  | { kind: 'bulk-end'; seq: number; bulkId: number; peer: string; count: number };
+
+export interface DatagramHeader {
+  version: number;
+  cluster: number;
+  node: string;
+  epoch: number;
+}
+
+export interface EncoderOptions {
+  cluster: number;
+  node: string;
+  epoch: number;
+  /** Upper bound of the whole datagram in bytes, HMAC trailer included. */
+  mtu: number;
+  auth?: AuthKeys | undefined;
+}
+
+export type WireErrorCode =
+  /** Shorter than the fixed prefix (or than prefix + HMAC when flagged as signed). */
+  | 'ETRUNC'
+  /** Does not start with 'CS': not ctsyncd traffic. */
+  | 'EMAGIC'
+  /** Another protocol version, or reserved flag bits set. */
+  | 'EVERSION'
+  /** Another cluster id. */
+  | 'ECLUSTER'
+  /** Auth configured and the datagram is unsigned or no key verifies it. */
+  | 'EAUTH'
+  /** Malformed protobuf. */
+  | 'EDECODE'
+  /** Larger than maxSize. */
+  | 'ESIZE'
+  /** Well-formed protobuf holding an impossible value (address length, port > 65535, ...). */
+  | 'EVALUE';
+
+export interface WireError {
+  code: WireErrorCode;
+  reason: string;
+}
+
+export type DecodeResult =
+  | {
+      ok: true;
+      header: DatagramHeader;
+      messages: WireMessage[];
+      /** Messages of a kind this version does not know, skipped. */
+      unknownMessages: number;
+      /** Carried an HMAC trailer (verified only when auth keys were given). */
+      signed: boolean;
+    }
+  | { ok: false; error: WireError };
+
+export interface DecodeOptions {
+  cluster: number;
+  auth?: AuthKeys | undefined;
+  /** Larger datagrams are ESIZE. Default MAX_DATAGRAM_BYTES. */
+  maxSize?: number;
+}
+
+export const MAGIC_0 = 0x43; // 'C'
+export const MAGIC_1 = 0x53; // 'S'
+export const FLAG_HMAC = 0x01;
+export const PREFIX_BYTES = 8;
+/** The largest IPv4 UDP payload. */
+export const MAX_DATAGRAM_BYTES = 65_507;
+/** Ethernet 1500 minus IPv4 and UDP headers. */
+export const DEFAULT_MTU = 1472;
+/** Room for the header, an HMAC and the largest entry with every field at its limit. */
+export const MIN_MTU = 512;
+/**
+ * A bound on the encoded size of any single message under the field limits
+ * (3 IPv6 tuples, labels, names of 32 bytes, ...: about 600 bytes); the
+ * writer's slack past the MTU, so a message that turns out too big is
+ * written in full and then discarded.
+ */
+export const MAX_MESSAGE_BYTES = 2048;
+/** Far above what fits an MTU of real messages; bounds the work on a hostile 64 KiB datagram. */
+export const MAX_MESSAGES_PER_DATAGRAM = 4096;
