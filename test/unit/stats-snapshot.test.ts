@@ -259,11 +259,11 @@ describe('buildStatsSnapshot', () => {
     events.counters.new = 1000;
     link.counters.dumps = 1000;
     sequencer.counters.stepsRun = 1000;
-    expect(s.kernel.events.new).toBe(1);
-    expect(s.kernel.link.dumps).toBe(4);
-    expect(s.failover.sequencer?.stepsRun).toBe(6);
-    // What /metrics reads.
+    // What /metrics reads, typed as it reads it.
     const typed: StatsSnapshot = s;
+    expect(typed.kernel.events.new).toBe(1);
+    expect(typed.kernel.link.dumps).toBe(4);
+    expect(typed.failover.sequencer?.stepsRun).toBe(6);
     expect(typed.kernel.overrunResyncs).toBe(3);
   });
 });
