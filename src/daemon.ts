@@ -1,18 +1,29 @@
 // The daemon: config → kernel → internal cache → sync → peers → external
 // cache, plus the control socket. Every collaborator that touches the
 // outside world (kernel sockets, sync channels, clock, log) is injectable.
+// It only builds and connects the modules that do the work: LocalTable
+// (this node's table and the kernel), CommitRunner, Failover (keepalived's
+// steps), SyncNode, and buildStatsSnapshot for the stats.
 import { networkInterfaces } from 'node:os';
-import { type CommitReport, type CommitStats, commitExternal } from './cache/commit.js';
+import type { CommitReport, CommitStats } from './cache/commit.js';
+import { CommitRunner } from './cache/commit-runner.js';
 import { ExternalCache } from './cache/external-cache.js';
 import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter.js';
 import { Injector } from './cache/inject.js';
-import { InternalCache, type ReconcileResult } from './cache/internal-cache.js';
+import { InternalCache } from './cache/internal-cache.js';
+import {
+  type FlushKernelResult,
+  LocalTable,
+  type LocalTableCounters,
+  type PurgeTimeoutResult,
+  type ResyncResult,
+} from './cache/local-table.js';
 import type { Config } from './config/index.js';
 import { dispatchTable } from './control/commands.js';
 import { ControlServer } from './control/server.js';
-import { type ConntrackEvent, ConntrackEvents, type ExpectEvent } from './kernel/conntrack-events.js';
+import { OperationError } from './errors.js';
+import { ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
-import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './kernel/entry.js';
 import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
@@ -22,16 +33,16 @@ import { createChannels } from './sync/transport/channel-factory.js';
 import { ChannelSet } from './sync/transport/channel-set.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 import {
-  FailoverSequencer,
+  Failover,
+  type FailoverResult,
   type FailoverStep,
   type FailoverTarget,
-  type NotifyFifoHandle,
-  runNotifyFifo,
   TrackFile,
 } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire/auth.js';
 import { parseHostPort } from './common/address.js';
 import { type MetricsSource, MetricsService } from './stats/index.js';
+import { buildStatsSnapshot } from './stats/snapshot.js';
 
 export interface DaemonDeps {
   /** Kernel sockets (FakeKernel.openSocket in unit tests). */
@@ -50,42 +61,18 @@ export interface DaemonDeps {
   noMetrics?: boolean;
 }
 
-export interface DaemonCounters {
-  ownKernelEvents: number;
-  overruns: number;
-  overrunResyncs: number;
-}
+export type DaemonCounters = LocalTableCounters;
 
-/** A control command that cannot run now or failed as a whole; the CLI exits non-zero with its message. */
-export class OperationError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { OperationError };
 
 /** How often the sync engine evaluates its ack, NACK, retransmit and liveness deadlines. */
 const SYNC_TICK_MS = 20;
 /** Entries converted per slice of a control dump (about 5 ms of work). */
 const DUMP_SLICE = 5000;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-/** Overruns double the event buffer up to this; SO_RCVBUFFORCE lets root go past rmem_max. */
-const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 
 export class Daemon {
-  readonly counters: DaemonCounters = { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
-  readonly commitStats: CommitStats = {
-    commits: 0,
-    running: false,
-    committed: 0,
-    updated: 0,
-    unchanged: 0,
-    failed: 0,
-    lastDurationMs: null,
-    last: null,
-  };
+  readonly commitStats: CommitStats;
   readonly internal: InternalCache;
   readonly external: ExternalCache;
   private readonly filter: EntryFilter;
@@ -93,8 +80,11 @@ export class Daemon {
   readonly epoch: number;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly commits: CommitRunner;
+  private readonly failovers: Failover;
   private events: ConntrackEvents | undefined;
   private link: ConntrackLink | undefined;
+  private table: LocalTable | undefined;
   private channels: ChannelSet | undefined;
   private sync: SyncNode | undefined;
   private control: ControlServer | undefined;
@@ -102,13 +92,7 @@ export class Daemon {
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
   private track: TrackFile | undefined;
-  private fifo: NotifyFifoHandle | undefined;
-  private sequencer: FailoverSequencer | undefined;
-  private dumpDone = false;
   private stopped = false;
-  private resyncRunning = false;
-  private resyncAgain = false;
-  private overrunPending = false;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -132,11 +116,47 @@ export class Daemon {
     if (config.failover.inject) {
       this.injector = new Injector(this.external, { batch: (items, o) => this.kernelLink().batch(items, o) });
     }
+    this.commits = new CommitRunner({
+      external: this.external,
+      link: () => this.kernelLink(),
+      heardFrom: (id) => (this.sync?.stats().peers ?? []).some((p) => p.id === id),
+      now: this.now,
+      log: this.log,
+      // Our own events are filtered in the kernel; this only matters if that filter was refused.
+      betweenChunks: () => this.events?.transport.drain(),
+      onCommitted: (durationMs) => this.metrics?.observeCommit(durationMs),
+    });
+    this.commitStats = this.commits.stats;
+    this.failovers = new Failover(
+      {
+        commit: () => this.commit(),
+        flush: () => this.flush(),
+        resyncKernel: (reason) => this.resyncKernel(reason),
+        bulkSend: () => this.sync?.bulkSend('') ?? 0,
+        purgeTimeout: () => this.purgeTimeout(),
+        requestResync: () => this.sync?.requestResync(''),
+      },
+      { log: this.log, name: config.failover.vrrpName, now: this.now },
+    );
   }
 
   private kernelLink(): ConntrackLink {
     if (!this.link) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
     return this.link;
+  }
+
+  private localTable(): LocalTable {
+    if (!this.table) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
+    return this.table;
+  }
+
+  /** Overrun and own-event counts of the local table; zeros before start(). */
+  get counters(): DaemonCounters {
+    return this.table?.counters ?? { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
+  }
+
+  private get dumpDone(): boolean {
+    return this.table?.initialDumpDone ?? false;
   }
 
   /** The initial kernel dump is done and the first peer sync attempt has finished. */
@@ -185,6 +205,21 @@ export class Daemon {
     });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
+    const table = new LocalTable({
+      internal: this.internal,
+      filter: this.filter,
+      events: this.events,
+      link: this.link,
+      listener: {
+        onLocalChange: (key, kind, entry) => this.sync?.localChange(key, kind, entry),
+        onLocalExpectChange: (key, kind, entry) => this.sync?.localExpectChange(key, kind, entry),
+      },
+      now: this.now,
+      log: this.log,
+      purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
+      ownAddresses: hostAddresses,
+    });
+    this.table = table;
 
     const channels = this.deps.channels ?? createChannels(cfg);
     this.channels = new ChannelSet(channels, {
@@ -218,19 +253,7 @@ export class Daemon {
     });
     await this.channels.start();
 
-    this.events.start({
-      onEvent: (ev) => this.onKernelEvent(ev),
-      onExpectEvent: (ev) => this.onExpectEvent(ev),
-      onOverrun: () => this.onOverrun(),
-      onEmpty: () => {
-        if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
-        this.overrunPending = false;
-        void this.resyncKernel('overrun').catch((e: Error) =>
-          this.log.error('kernel resync failed', { error: e.message }),
-        );
-      },
-      onDecodeError: (e) => this.log.warn('undecodable kernel event', { code: e.code, reason: e.reason }),
-    });
+    table.start();
 
     // Hello and a resync request go out before the dump: peers' state flows in while we read ours.
     this.sync.start();
@@ -255,14 +278,12 @@ export class Daemon {
     if (notifier) this.timers.push(setInterval(() => this.notifySystemd(notifier), SYSTEMD_STATUS_MS));
 
     // Events interleave with the dump; a key an event touched belongs to the events.
-    const initial = await this.reconcileWithKernel();
-    this.dumpDone = true;
+    const initial = await table.initialDump();
     this.log.info('initial kernel dump done', { cached: this.internal.size, ...initial });
     if (notifier) this.notifySystemd(notifier);
-    // An overrun during the dump waits for an empty queue; read it now so that happens.
-    if (this.overrunPending) this.events.transport.drain();
+    table.resumeOverrunRecovery();
 
-    if (cfg.failover.notifyFifo) this.startNotifyFifo(cfg.failover.notifyFifo);
+    if (cfg.failover.notifyFifo) this.failovers.startNotifyFifo(cfg.failover.notifyFifo);
 
     this.log.info('ctsyncd started', {
       node: cfg.node.id,
@@ -275,10 +296,11 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.table?.close();
     this.deps.notifier?.stopping();
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
-    this.fifo?.close();
+    this.failovers.close();
     this.sync?.close();
     this.injector?.close();
     this.events?.close();
@@ -296,54 +318,37 @@ export class Daemon {
 
   /** stats() with its type, which src/stats reads (StatsSnapshot) for /metrics. */
   statsSnapshot() {
-    const kernel = this.events?.counters;
+    // stats() first: reading inSync may latch it, as it did when stats() read it.
     const sync = this.sync?.stats();
-    return {
+    const cfg = this.config;
+    return buildStatsSnapshot({
       ready: this.ready,
-      node: this.config.node.id,
+      node: cfg.node.id,
       epoch: this.epoch,
-      uptimeSeconds: Math.round((this.now() - this.startedAt) / 1000),
+      startedAt: this.startedAt,
+      now: this.now(),
       pid: process.pid,
-      internal: {
-        entries: this.internal.size,
-        limit: this.config.cache.internalLimit,
-        ...this.internal.counters,
-        expectations: { entries: this.internal.expectSize, ...this.internal.expectCounters },
-      },
-      external: {
-        entries: this.external.size,
-        limit: this.config.cache.externalLimit,
-        ...this.external.counters,
-        origins: Object.fromEntries(this.external.origins()),
-        expectations: { entries: this.external.expectSize, ...this.external.expectCounters },
-      },
-      peers: sync ? sync.peers : [],
-      commit: { ...this.commitStats, last: this.commitStats.last },
+      internal: this.internal,
+      internalLimit: cfg.cache.internalLimit,
+      external: this.external,
+      externalLimit: cfg.cache.externalLimit,
+      sync,
+      inSync: this.sync?.inSync ?? false,
+      commit: this.commitStats,
       failover: {
-        inSync: this.sync?.inSync ?? false,
-        inject: this.config.failover.inject,
-        purgeTimeoutSeconds: this.config.failover.purgeTimeoutSeconds,
-        trackFile: this.config.failover.trackFile ?? null,
-        trackValue: this.track?.value ?? null,
-        notifyFifo: this.config.failover.notifyFifo ?? null,
-        keepalivedState: this.sequencer?.state ?? null,
-        sequencer: this.sequencer ? { ...this.sequencer.counters } : null,
+        inject: cfg.failover.inject,
+        purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
+        trackFile: cfg.failover.trackFile,
+        trackValue: this.track?.value,
+        notifyFifo: cfg.failover.notifyFifo,
+        sequencer: this.failovers.sequencer,
       },
-      inject: this.injector ? { enabled: true, queued: this.injector.queued, ...this.injector.counters } : { enabled: false },
-      kernel: {
-        ownEventsFiltered: this.events?.ownEventsFiltered ?? false,
-        events: kernel ? { ...kernel } : {},
-        link: this.link ? { ...this.link.counters } : {},
-        receiveBufferBytes: this.events?.receiveBuffer ?? 0,
-        ...this.counters,
-      },
-      sync: {
-        ...(sync ?? {}),
-        peers: undefined,
-        channels: this.channels?.stats() ?? [],
-        activeChannel: this.channels?.active ?? null,
-      },
-    };
+      injector: this.injector,
+      events: this.events,
+      link: this.link,
+      kernelCounters: this.counters,
+      channels: this.channels,
+    });
   }
 
   /** The entries of one cache as JSON objects, built in slices that yield to the loop. */
@@ -364,49 +369,9 @@ export class Daemon {
     return out;
   }
 
-  /**
-   * Commits the external cache (or one peer's part) into the kernel; see
-   * cache/commit.ts. One at a time, like conntrackd: a second request while
-   * one runs is refused.
-   */
-  async commit(peer?: string): Promise<CommitReport> {
-    const link = this.kernelLink();
-    if (this.commitStats.running) throw new OperationError('EINPROGRESS', 'a commit is already in progress');
-    if (peer !== undefined && !this.knownPeer(peer)) {
-      throw new OperationError('ENOPEER', `unknown peer '${peer}': no entries from it and never heard from`);
-    }
-    const st = this.commitStats;
-    st.running = true;
-    this.log.info('commit started', { peer: peer ?? 'all', entries: this.external.size });
-    try {
-      const report = await commitExternal(this.external, link, {
-        origin: peer,
-        now: this.now,
-        // Our own events are filtered in the kernel; this only matters if that filter was refused.
-        betweenChunks: () => this.events?.transport.drain(),
-      });
-      st.commits++;
-      st.committed += report.committed;
-      st.updated += report.updated;
-      st.unchanged += report.unchanged;
-      st.failed += report.failed + report.expectations.failed;
-      st.lastDurationMs = report.durationMs;
-      this.metrics?.observeCommit(report.durationMs);
-      st.last = report;
-      const level = report.failed + report.expectations.failed > 0 ? 'error' : 'info';
-      this.log[level]('commit done', {
-        entries: report.entries,
-        committed: report.committed,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        failed: report.failed,
-        expectations: report.expectations.committed,
-        durationMs: report.durationMs,
-      });
-      return report;
-    } finally {
-      st.running = false;
-    }
+  /** See CommitRunner: one at a time, like conntrackd; a second request while one runs is refused. */
+  commit(peer?: string): Promise<CommitReport> {
+    return this.commits.commit(peer);
   }
 
   /** A one-line summary for systemctl status; READY=1 the first time the daemon is ready. */
@@ -421,69 +386,14 @@ export class Daemon {
     else n.status(text);
   }
 
-  /** The failover step keepalived's state changes call for, run in this process. */
-  async runFailoverStep(step: FailoverStep): Promise<unknown> {
-    switch (step) {
-      case 'commit':
-        return this.commit();
-      case 'flush':
-        return this.flush();
-      case 'resync':
-        return this.resyncKernel('keepalived');
-      case 'bulk-send':
-        return this.sync?.bulkSend('') ?? 0;
-      case 'purge-timeout':
-        return this.purgeTimeout();
-      case 'request-resync':
-        return this.sync?.requestResync('');
-    }
+  /** One failover step, run in this process (see Failover). */
+  runFailoverStep(step: FailoverStep): Promise<unknown> {
+    return this.failovers.runStep(step);
   }
 
-  /** The one sequencer of this daemon: the notify FIFO and the failover command share it, so their states are applied in arrival order. */
-  private failoverSequencer(): FailoverSequencer {
-    this.sequencer ??= new FailoverSequencer({
-      log: this.log,
-      name: this.config.failover.vrrpName,
-      now: this.now,
-      run: (step) => withTimeout(this.runFailoverStep(step), FAILOVER_STEP_TIMEOUT_MS, step).then(() => undefined),
-    });
-    return this.sequencer;
-  }
-
-  /** failover.notifyFifo: keepalived's ordered notifications drive the failover steps here. */
-  private startNotifyFifo(path: string): void {
-    this.fifo = runNotifyFifo(path, this.failoverSequencer(), this.log);
-    this.log.info('following keepalived notify FIFO', { path });
-  }
-
-  /**
-   * `ctsyncd failover primary|backup|fault`: the whole step sequence in one
-   * request (a notify script then starts one client, not four). States from
-   * concurrent notify scripts queue up in arrival order in the same sequencer
-   * the FIFO feeds; the reply comes once the sequencer is idle.
-   */
-  async failover(target: FailoverTarget): Promise<{ state: FailoverTarget; steps: number; failed: number }> {
-    const seq = this.failoverSequencer();
-    const before = { ...seq.counters };
-    seq.handle({
-      kind: 'vrrp',
-      scope: 'group',
-      name: this.config.failover.vrrpName ?? 'ctsyncd',
-      state: target === 'primary' ? 'MASTER' : target === 'backup' ? 'BACKUP' : 'FAULT',
-      target,
-      priority: 0,
-    });
-    await seq.idle();
-    return {
-      state: target,
-      steps: seq.counters.stepsRun - before.stepsRun,
-      failed: seq.counters.stepFailures - before.stepFailures,
-    };
-  }
-
-  private knownPeer(id: string): boolean {
-    if (this.external.origins().has(id)) return true;
-    return (this.sync?.stats().peers ?? []).some((p) => p.id === id);
+  /** `ctsyncd failover primary|backup|fault`; see Failover.failover. */
+  failover(target: FailoverTarget): Promise<FailoverResult> {
+    return this.failovers.failover(target);
   }
 
   /** Empties the internal and/or external cache (like conntrackd -f). Nothing is sent to peers. */
@@ -501,86 +411,19 @@ export class Daemon {
     return out;
   }
 
-  /**
-   * Deletes every kernel entry the filter accepts, and all expectations (like
-   * conntrackd -F). Entries the filter ignores (the sync link, loopback) stay.
-   * The deletions are ours, so they are not replicated: peers keep their copy.
-   */
-  async flushKernel(): Promise<{ deleted: number; failed: number; failures: Record<string, number>; durationMs: number }> {
-    const link = this.kernelLink();
-    const started = this.now();
-    const victims: ConntrackEntry[] = [];
-    await link.dump((e) => {
-      if (this.filter.check(e).pass) victims.push(e);
-    });
-    const r = await link.batch(
-      victims.map((entry) => ({ op: 'delete' as const, entry })),
-      { betweenChunks: () => this.events?.transport.drain() },
-    );
-    const failures: Record<string, number> = {};
-    let deleted = 0;
-    for (let i = 0; i < victims.length; i++) {
-      const errno = r.errnos[i]!;
-      // ENOENT: it expired on its own meanwhile.
-      if (errno === 0 || errno === 2) {
-        deleted++;
-        this.internal.apply('destroy', victims[i]!);
-      }
-    }
-    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
-    await link.flushExpectations();
-    const failed = victims.length - deleted;
-    const out = { deleted, failed, failures, durationMs: this.now() - started };
-    this.log.info('kernel table flushed', out);
-    return out;
+  /** Like conntrackd -F; see LocalTable.flushKernel. */
+  async flushKernel(): Promise<FlushKernelResult> {
+    return this.localTable().flushKernel();
   }
 
-  /**
-   * Shortens to failover.purgeTimeoutSeconds the kernel timeouts of the
-   * connections this node does not own: every entry the filter accepts whose
-   * endpoints are not this node's own addresses. Zombies from this node's
-   * time as primary then expire soon, unless traffic still flows through
-   * here and keeps them alive (conntrackd's -t deletes them outright after
-   * the delay). They also leave the internal cache, unreplicated: the peer
-   * that now forwards them owns them.
-   */
-  async purgeTimeout(): Promise<{
-    examined: number;
-    shortened: number;
-    local: number;
-    failed: number;
-    failures: Record<string, number>;
-    timeoutSeconds: number;
-  }> {
-    const link = this.kernelLink();
-    const seconds = this.config.failover.purgeTimeoutSeconds;
-    const own = new Set<string>();
-    for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) own.add(a.address.split('%')[0]!);
-    }
-    let examined = 0;
-    let local = 0;
-    const targets: ConntrackEntry[] = [];
-    await link.dump((e) => {
-      examined++;
-      if (!this.filter.check(e).pass) return;
-      if (own.has(e.orig.src) || own.has(e.orig.dst)) {
-        local++;
-        return;
-      }
-      targets.push(e);
-    });
-    const items = targets
-      .filter((e) => e.timeout === undefined || e.timeout > seconds)
-      .map((e) => ({ op: 'timeout' as const, entry: { ...e, timeout: seconds } }));
-    const r = await link.batch(items, { betweenChunks: () => this.events?.transport.drain() });
-    for (const e of targets) this.internal.apply('destroy', e);
-    const failures: Record<string, number> = {};
-    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
-    const failed = Object.values(failures).reduce((a, b) => a + b, 0);
-    const out = { examined, shortened: r.ok, local, failed, failures, timeoutSeconds: seconds };
-    this.log.info('purge timeout applied', out);
-    return out;
+  /** Like conntrackd -t, but shortening timeouts; see LocalTable.purgeTimeout. */
+  async purgeTimeout(): Promise<PurgeTimeoutResult> {
+    return this.localTable().purgeTimeout();
+  }
+
+  /** Reconciles the internal cache with a kernel dump; see LocalTable.resyncKernel. */
+  async resyncKernel(reason: string): Promise<ResyncResult> {
+    return this.localTable().resyncKernel(reason);
   }
 
   private controlHandlers(): Record<string, (args: Record<string, unknown>) => unknown> {
@@ -618,125 +461,18 @@ export class Daemon {
     else for (const [, r] of this.external.expectEntries()) out.push({ ...expectToJson(r.entry), origin: r.origin });
     return out;
   }
-
-  private onKernelEvent(ev: ConntrackEvent): void {
-    if (ev.own) {
-      // Our own commits and injections are never replicated back.
-      this.counters.ownKernelEvents++;
-      return;
-    }
-    const key = entryKey(ev.entry);
-    this.noteChange(key, this.internal.apply(ev.type, ev.entry, key), ev.entry);
-  }
-
-  private onExpectEvent(ev: ExpectEvent): void {
-    if (ev.own) {
-      this.counters.ownKernelEvents++;
-      return;
-    }
-    const r = this.internal.applyExpect(ev.type, ev.entry);
-    const key = expectKey(ev.entry);
-    if (r === 'created' || r === 'updated') this.sync?.localExpectChange(key, 'new');
-    else if (r === 'deleted') this.sync?.localExpectChange(key, 'delete', ev.entry);
-  }
-
-  private noteChange(key: string, kind: string, entry: ConntrackEntry | undefined): void {
-    const sync = this.sync;
-    if (!sync) return;
-    if (kind === 'created') sync.localChange(key, 'new');
-    else if (kind === 'updated') sync.localChange(key, 'update');
-    else if (kind === 'deleted') sync.localChange(key, 'delete', entry);
-  }
-
-  /**
-   * The kernel dropped events. It reports no further drops until our queue
-   * has been read empty, so the reconciling dump starts then (onEmpty), not
-   * earlier: a dump that overlaps a still-congested queue could miss entries
-   * silently. The buffer doubles each time, up to MAX_EVENT_BUFFER.
-   */
-  private onOverrun(): void {
-    this.counters.overruns++;
-    const events = this.events;
-    const before = events?.receiveBuffer ?? 0;
-    if (events && before < MAX_EVENT_BUFFER) events.resizeReceiveBuffer(Math.min(before * 2, MAX_EVENT_BUFFER));
-    this.log.warn('kernel event overrun: will resync with the kernel table', {
-      receiveBufferBytes: events?.receiveBuffer,
-    });
-    // Even during a resync: the next pass must also wait for an empty queue.
-    this.overrunPending = true;
-  }
-
-  /**
-   * Dumps the kernel table and replicates only the differences from the
-   * internal cache. Events that arrive while the dump runs are newer than
-   * what the dump may have seen, so they win over it (InternalCache's
-   * reconcile session tracks them).
-   */
-  async resyncKernel(reason: string): Promise<{ created: number; updated: number; deleted: number }> {
-    if (this.resyncRunning) {
-      this.resyncAgain = true;
-      return { created: 0, updated: 0, deleted: 0 };
-    }
-    this.resyncRunning = true;
-    const total = { created: 0, updated: 0, deleted: 0 };
-    try {
-      do {
-        this.resyncAgain = false;
-        const diff = await this.reconcileWithKernel();
-        total.created += diff.created;
-        total.updated += diff.updated;
-        total.deleted += diff.deleted;
-        if (reason === 'overrun') this.counters.overrunResyncs++;
-      } while (this.resyncAgain && !this.stopped);
-      this.log.info('kernel resync done', { reason, ...total });
-      return total;
-    } finally {
-      this.resyncRunning = false;
-      // An overrun during this pass needs another once the queue is empty; reading it tells.
-      if (this.overrunPending && !this.stopped) this.events?.transport.drain();
-    }
-  }
-
-  private async reconcileWithKernel(): Promise<{ created: number; updated: number; deleted: number }> {
-    const session = this.internal.beginReconcile();
-    let diff: ReconcileResult<ConntrackEntry>;
-    try {
-      await this.link!.dump((e) => session.add(e));
-      diff = session.finish();
-    } catch (e) {
-      // Whatever was applied before the failure still goes out; nothing is deleted.
-      this.replicate(session.abort());
-      throw e;
-    }
-    this.replicate(diff);
-    // Expectations after the conntrack table, so their masters are current.
-    const expectations: ExpectEntry[] = [];
-    await this.link!.dumpExpectations((x) => expectations.push(x));
-    const xdiff = this.internal.reconcileExpect(expectations);
-    for (const key of [...xdiff.created, ...xdiff.updated]) this.sync?.localExpectChange(key, 'new');
-    for (const x of xdiff.deleted) this.sync?.localExpectChange(expectKey(x), 'delete', x);
-    return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
-  }
-
-  private replicate(diff: ReconcileResult<ConntrackEntry>): void {
-    for (const key of diff.created) this.noteChange(key, 'created', undefined);
-    for (const key of diff.updated) this.noteChange(key, 'updated', undefined);
-    for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
-  }
 }
 
 /** How often the systemd STATUS= line is refreshed (only sent when it changed). */
 const SYSTEMD_STATUS_MS = 1000;
 
-/** A failover step that takes longer is reported failed, so later notifications are not held up forever. */
-const FAILOVER_STEP_TIMEOUT_MS = 300_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new OperationError('ETIMEDOUT', `${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+/** This host's addresses on every interface (without an IPv6 zone), for purge-timeout. */
+function hostAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) out.push(a.address.split('%')[0]!);
+  }
+  return out;
 }
 
 /** The addresses this node uses on its sync links: its own replication traffic is never replicated. */

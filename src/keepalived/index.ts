@@ -30,3 +30,11 @@ export {
   runNotifyFifo,
 } from './fifo.js';
 export { TrackFile, type TrackFileCounters } from './track-file.js';
+export {
+  FAILOVER_STEP_TIMEOUT_MS,
+  Failover,
+  type FailoverOperations,
+  type FailoverOptions,
+  type FailoverResult,
+  withTimeout,
+} from './failover.js';

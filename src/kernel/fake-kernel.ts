@@ -145,7 +145,8 @@ export class FakeKernel {
   private onNew(from: FakeSocket, msg: NlMessage): void {
     const injected = this.takeInjected(msg.flags & NLM_F_CREATE ? 'create' : 'update');
     if (injected) return from.ack(msg, injected);
-    const r = decodeConntrack(msg);
+    // Lookup mode: an update may carry the original tuple alone (a timeout change does).
+    const r = decodeConntrack(msg, { lookup: true });
     if (!r.ok) return from.ack(msg, EINVAL);
     const e = r.value;
     const key = entryKey(e);

@@ -14,3 +14,10 @@ export {
 export { formatHostPort, MetricsListenError, MetricsServer, type MetricsServerOptions } from './server.js';
 export { MetricsService, type MetricsServiceOptions } from './service.js';
 export type { MetricsSource, StatsSnapshot } from './source.js';
+export {
+  buildStatsSnapshot,
+  type ExternalCacheView,
+  type InternalCacheView,
+  type StatsParts,
+  type SyncStatsView,
+} from './snapshot.js';

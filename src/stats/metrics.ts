@@ -14,7 +14,7 @@
 // handles as a counter reset.
 //
 // The one metric with state of its own is the commit duration histogram: an
-// observation per commit, made by Daemon.commit() through observeCommit().
+// observation per commit, made by the daemon's CommitRunner through observeCommit().
 //
 // Labels are bounded: cache, direction, op/result/reason enums, the
 // configured sync channels (`link`) and the cluster's node ids (`peer`).
@@ -669,7 +669,7 @@ export class CtsyncdMetrics {
     return this.registry.contentType;
   }
 
-  /** One observation per finished commit (Daemon.commit). */
+  /** One observation per finished commit (CommitRunner, via the daemon). */
   observeCommit(durationMs: number): void {
     if (Number.isFinite(durationMs) && durationMs >= 0) this.commitDuration.observe(durationMs / 1000);
   }

@@ -1,0 +1,322 @@
+// The owner of this node's table: keeps the internal cache in step with the
+// kernel (events, the initial dump, resyncs after an overrun or on request)
+// and performs the operations that act on the kernel table as a whole
+// (flush-kernel, purge-timeout). Every change to replicate leaves through
+// LocalChangeListener, so this module knows nothing of the sync engine and
+// can be driven on a FakeKernel alone.
+import type { ConntrackEvent, ConntrackEvents, EventHandlers, ExpectEvent } from '../kernel/conntrack-events.js';
+import type { ConntrackLink } from '../kernel/conntrack-link.js';
+import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
+import type { DecodeError } from '../kernel/netlink-codec.js';
+import type { Logger } from '../log.js';
+import type { EntryFilter } from './filter.js';
+import type { ChangeKind, InternalCache, ReconcileResult } from './internal-cache.js';
+
+/** Overruns double the event buffer up to this; SO_RCVBUFFORCE lets root go past rmem_max. */
+export const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
+
+/** What peers must hear about a local key (the sync engine's queue kinds). */
+export type LocalChangeKind = 'new' | 'update' | 'delete';
+
+/** Where the changes to replicate go (the daemon connects it to SyncNode). */
+export interface LocalChangeListener {
+  /** entry: the deleted entry, given with 'delete' when it is known. */
+  onLocalChange(key: string, kind: LocalChangeKind, entry?: ConntrackEntry): void;
+  onLocalExpectChange(key: string, kind: 'new' | 'delete', entry?: ExpectEntry): void;
+}
+
+/** The parts of ConntrackEvents this module uses. */
+export type LocalTableEvents = Pick<ConntrackEvents, 'start' | 'resizeReceiveBuffer' | 'receiveBuffer' | 'transport'>;
+
+/** The parts of ConntrackLink this module uses. */
+export type LocalTableLink = Pick<ConntrackLink, 'dump' | 'dumpExpectations' | 'batch' | 'flushExpectations'>;
+
+export interface LocalTableCounters {
+  /** Events our own requests caused that reached us anyway (the kernel filter was refused). */
+  ownKernelEvents: number;
+  overruns: number;
+  /** Resync passes run because of an overrun. */
+  overrunResyncs: number;
+}
+
+export interface LocalTableOptions {
+  internal: InternalCache;
+  filter: EntryFilter;
+  events: LocalTableEvents;
+  link: LocalTableLink;
+  listener: LocalChangeListener;
+  now: () => number;
+  log: Logger;
+  /** failover.purgeTimeoutSeconds. */
+  purgeTimeoutSeconds: number;
+  /** This host's addresses, read at each purge (interfaces come and go). */
+  ownAddresses: () => Iterable<string>;
+}
+
+export interface ResyncResult {
+  created: number;
+  updated: number;
+  deleted: number;
+}
+
+export interface FlushKernelResult {
+  deleted: number;
+  failed: number;
+  failures: Record<string, number>;
+  durationMs: number;
+}
+
+export interface PurgeTimeoutResult {
+  examined: number;
+  shortened: number;
+  local: number;
+  failed: number;
+  failures: Record<string, number>;
+  timeoutSeconds: number;
+}
+
+const ENOENT = 2;
+
+export class LocalTable implements EventHandlers {
+  readonly counters: LocalTableCounters = { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
+  private readonly internal: InternalCache;
+  private readonly filter: EntryFilter;
+  private readonly events: LocalTableEvents;
+  private readonly link: LocalTableLink;
+  private readonly listener: LocalChangeListener;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private dumpDone = false;
+  private closed = false;
+  private resyncRunning = false;
+  private resyncAgain = false;
+  private overrunPending = false;
+
+  constructor(private readonly opts: LocalTableOptions) {
+    this.internal = opts.internal;
+    this.filter = opts.filter;
+    this.events = opts.events;
+    this.link = opts.link;
+    this.listener = opts.listener;
+    this.now = opts.now;
+    this.log = opts.log;
+  }
+
+  /** The initial dump is done: the internal cache holds the whole table. */
+  get initialDumpDone(): boolean {
+    return this.dumpDone;
+  }
+
+  /** Starts taking kernel events. Subscribe (construct ConntrackEvents) before the initial dump so nothing falls between. */
+  start(): void {
+    this.events.start(this);
+  }
+
+  /** Ends resync loops; the sockets are the daemon's to close. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * The initial dump. Events interleave with it; a key an event touched
+   * belongs to the events. Afterwards call resumeOverrunRecovery().
+   */
+  async initialDump(): Promise<ResyncResult> {
+    const initial = await this.reconcileWithKernel();
+    this.dumpDone = true;
+    return initial;
+  }
+
+  /** An overrun during the initial dump waits for an empty queue; read it now so that happens. */
+  resumeOverrunRecovery(): void {
+    if (this.overrunPending) this.events.transport.drain();
+  }
+
+  onEvent(ev: ConntrackEvent): void {
+    if (ev.own) {
+      // Our own commits and injections are never replicated back.
+      this.counters.ownKernelEvents++;
+      return;
+    }
+    const key = entryKey(ev.entry);
+    this.noteChange(key, this.internal.apply(ev.type, ev.entry, key), ev.entry);
+  }
+
+  onExpectEvent(ev: ExpectEvent): void {
+    if (ev.own) {
+      this.counters.ownKernelEvents++;
+      return;
+    }
+    const r = this.internal.applyExpect(ev.type, ev.entry);
+    const key = expectKey(ev.entry);
+    if (r === 'created' || r === 'updated') this.listener.onLocalExpectChange(key, 'new');
+    else if (r === 'deleted') this.listener.onLocalExpectChange(key, 'delete', ev.entry);
+  }
+
+  /**
+   * The kernel dropped events. It reports no further drops until our queue
+   * has been read empty, so the reconciling dump starts then (onEmpty), not
+   * earlier: a dump that overlaps a still-congested queue could miss entries
+   * silently. The buffer doubles each time, up to MAX_EVENT_BUFFER.
+   */
+  onOverrun(): void {
+    this.counters.overruns++;
+    const events = this.events;
+    const before = events.receiveBuffer;
+    if (before < MAX_EVENT_BUFFER) events.resizeReceiveBuffer(Math.min(before * 2, MAX_EVENT_BUFFER));
+    this.log.warn('kernel event overrun: will resync with the kernel table', {
+      receiveBufferBytes: events.receiveBuffer,
+    });
+    // Even during a resync: the next pass must also wait for an empty queue.
+    this.overrunPending = true;
+  }
+
+  onEmpty(): void {
+    if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
+    this.overrunPending = false;
+    void this.resyncKernel('overrun').catch((e: Error) =>
+      this.log.error('kernel resync failed', { error: e.message }),
+    );
+  }
+
+  onDecodeError(e: DecodeError): void {
+    this.log.warn('undecodable kernel event', { code: e.code, reason: e.reason });
+  }
+
+  /**
+   * Dumps the kernel table and replicates only the differences from the
+   * internal cache. Events that arrive while the dump runs are newer than
+   * what the dump may have seen, so they win over it (InternalCache's
+   * reconcile session tracks them). A request while a resync runs makes it
+   * run once more instead of overlapping it.
+   */
+  async resyncKernel(reason: string): Promise<ResyncResult> {
+    if (this.resyncRunning) {
+      this.resyncAgain = true;
+      return { created: 0, updated: 0, deleted: 0 };
+    }
+    this.resyncRunning = true;
+    const total = { created: 0, updated: 0, deleted: 0 };
+    try {
+      do {
+        this.resyncAgain = false;
+        const diff = await this.reconcileWithKernel();
+        total.created += diff.created;
+        total.updated += diff.updated;
+        total.deleted += diff.deleted;
+        if (reason === 'overrun') this.counters.overrunResyncs++;
+      } while (this.resyncAgain && !this.closed);
+      this.log.info('kernel resync done', { reason, ...total });
+      return total;
+    } finally {
+      this.resyncRunning = false;
+      // An overrun during this pass needs another once the queue is empty; reading it tells.
+      if (this.overrunPending && !this.closed) this.events.transport.drain();
+    }
+  }
+
+  /**
+   * Deletes every kernel entry the filter accepts, and all expectations (like
+   * conntrackd -F). Entries the filter ignores (the sync link, loopback) stay.
+   * The deletions are ours, so they are not replicated: peers keep their copy.
+   */
+  async flushKernel(): Promise<FlushKernelResult> {
+    const link = this.link;
+    const started = this.now();
+    const victims: ConntrackEntry[] = [];
+    await link.dump((e) => {
+      if (this.filter.check(e).pass) victims.push(e);
+    });
+    const r = await link.batch(
+      victims.map((entry) => ({ op: 'delete' as const, entry })),
+      { betweenChunks: () => this.events.transport.drain() },
+    );
+    const failures: Record<string, number> = {};
+    let deleted = 0;
+    for (let i = 0; i < victims.length; i++) {
+      const errno = r.errnos[i]!;
+      // ENOENT: it expired on its own meanwhile.
+      if (errno === 0 || errno === ENOENT) {
+        deleted++;
+        this.internal.apply('destroy', victims[i]!);
+      }
+    }
+    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
+    await link.flushExpectations();
+    const failed = victims.length - deleted;
+    const out = { deleted, failed, failures, durationMs: this.now() - started };
+    this.log.info('kernel table flushed', out);
+    return out;
+  }
+
+  /**
+   * Shortens to purgeTimeoutSeconds the kernel timeouts of the connections
+   * this node does not own: every entry the filter accepts whose endpoints
+   * are not this node's own addresses. Zombies from this node's time as
+   * primary then expire soon, unless traffic still flows through here and
+   * keeps them alive (conntrackd's -t deletes them outright after the
+   * delay). They also leave the internal cache, unreplicated: the peer that
+   * now forwards them owns them.
+   */
+  async purgeTimeout(): Promise<PurgeTimeoutResult> {
+    const link = this.link;
+    const seconds = this.opts.purgeTimeoutSeconds;
+    const own = new Set<string>(this.opts.ownAddresses());
+    let examined = 0;
+    let local = 0;
+    const targets: ConntrackEntry[] = [];
+    await link.dump((e) => {
+      examined++;
+      if (!this.filter.check(e).pass) return;
+      if (own.has(e.orig.src) || own.has(e.orig.dst)) {
+        local++;
+        return;
+      }
+      targets.push(e);
+    });
+    const items = targets
+      .filter((e) => e.timeout === undefined || e.timeout > seconds)
+      .map((e) => ({ op: 'timeout' as const, entry: { ...e, timeout: seconds } }));
+    const r = await link.batch(items, { betweenChunks: () => this.events.transport.drain() });
+    for (const e of targets) this.internal.apply('destroy', e);
+    const failures: Record<string, number> = {};
+    for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
+    const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+    const out = { examined, shortened: r.ok, local, failed, failures, timeoutSeconds: seconds };
+    this.log.info('purge timeout applied', out);
+    return out;
+  }
+
+  private async reconcileWithKernel(): Promise<ResyncResult> {
+    const session = this.internal.beginReconcile();
+    let diff: ReconcileResult<ConntrackEntry>;
+    try {
+      await this.link.dump((e) => session.add(e));
+      diff = session.finish();
+    } catch (e) {
+      // Whatever was applied before the failure still goes out; nothing is deleted.
+      this.replicate(session.abort());
+      throw e;
+    }
+    this.replicate(diff);
+    // Expectations after the conntrack table, so their masters are current.
+    const expectations: ExpectEntry[] = [];
+    await this.link.dumpExpectations((x) => expectations.push(x));
+    const xdiff = this.internal.reconcileExpect(expectations);
+    for (const key of [...xdiff.created, ...xdiff.updated]) this.listener.onLocalExpectChange(key, 'new');
+    for (const x of xdiff.deleted) this.listener.onLocalExpectChange(expectKey(x), 'delete', x);
+    return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
+  }
+
+  private replicate(diff: ReconcileResult<ConntrackEntry>): void {
+    for (const key of diff.created) this.noteChange(key, 'created', undefined);
+    for (const key of diff.updated) this.noteChange(key, 'updated', undefined);
+    for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
+  }
+
+  private noteChange(key: string, kind: ChangeKind, entry: ConntrackEntry | undefined): void {
+    if (kind === 'created') this.listener.onLocalChange(key, 'new');
+    else if (kind === 'updated') this.listener.onLocalChange(key, 'update');
+    else if (kind === 'deleted') this.listener.onLocalChange(key, 'delete', entry);
+  }
+}

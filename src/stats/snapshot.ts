@@ -1,0 +1,122 @@
+// The stats object (`ctsyncd stats --json`, and what /metrics reads): built
+// from the modules' own counters at the moment of asking. A pure function of
+// the parts handed in, so its keys and their order (which scripts and
+// dashboards see) are pinned by a unit test rather than by a running daemon.
+import type { CommitStats } from '../cache/commit.js';
+import type { InjectCounters } from '../cache/inject.js';
+import type { ExpectCounters, InternalCounters } from '../cache/internal-cache.js';
+import type { ExternalCounters } from '../cache/external-cache.js';
+import type { LocalTableCounters } from '../cache/local-table.js';
+import type { FailoverTarget } from '../keepalived/notify.js';
+import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
+import type { EventCounters } from '../kernel/conntrack-events.js';
+import type { LinkCounters } from '../kernel/conntrack-link.js';
+import type { StatsSnapshot, SyncSnapshot } from './source.js';
+
+export interface InternalCacheView {
+  readonly size: number;
+  readonly counters: InternalCounters;
+  readonly expectSize: number;
+  readonly expectCounters: ExpectCounters;
+}
+
+export interface ExternalCacheView {
+  readonly size: number;
+  readonly counters: ExternalCounters;
+  origins(): Map<string, number>;
+  readonly expectSize: number;
+  readonly expectCounters: ExternalCounters;
+}
+
+/** The sync engine's stats() as far as this module looks into it; the rest is passed through. */
+export interface SyncStatsView {
+  peers: StatsSnapshot['peers'];
+}
+
+export interface StatsParts<S extends SyncStatsView> {
+  ready: boolean;
+  node: string;
+  epoch: number;
+  /** Milliseconds, same clock as now. */
+  startedAt: number;
+  now: number;
+  pid: number;
+  internal: InternalCacheView;
+  internalLimit: number;
+  external: ExternalCacheView;
+  externalLimit: number;
+  /** Undefined before the sync engine exists. */
+  sync: S | undefined;
+  /** Read after sync (reading it may latch the engine's in-sync state). */
+  inSync: boolean;
+  commit: CommitStats;
+  failover: {
+    inject: boolean;
+    purgeTimeoutSeconds: number;
+    trackFile: string | undefined;
+    trackValue: 0 | 1 | undefined;
+    notifyFifo: string | undefined;
+    /** Undefined until the first failover or the notify FIFO uses it. */
+    sequencer: { readonly state: FailoverTarget | undefined; readonly counters: FailoverSequencerCounters } | undefined;
+  };
+  injector: { readonly queued: number; readonly counters: InjectCounters } | undefined;
+  /** Undefined before the kernel sockets are open. */
+  events: { readonly counters: EventCounters; readonly ownEventsFiltered: boolean; readonly receiveBuffer: number } | undefined;
+  link: { readonly counters: LinkCounters } | undefined;
+  kernelCounters: LocalTableCounters;
+  channels: { stats(): SyncSnapshot['channels']; readonly active: string } | undefined;
+}
+
+/** The stats object, built afresh from the parts' counters at each call. */
+export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
+  const kernel = p.events?.counters;
+  const sync = p.sync;
+  const seq = p.failover.sequencer;
+  // The peers are listed at the top level, so sync's own list is blanked (its key stays, as undefined).
+  const syncTail = {
+    peers: undefined,
+    channels: p.channels?.stats() ?? [],
+    activeChannel: p.channels?.active ?? null,
+  };
+  return {
+    ready: p.ready,
+    node: p.node,
+    epoch: p.epoch,
+    uptimeSeconds: Math.round((p.now - p.startedAt) / 1000),
+    pid: p.pid,
+    internal: {
+      entries: p.internal.size,
+      limit: p.internalLimit,
+      ...p.internal.counters,
+      expectations: { entries: p.internal.expectSize, ...p.internal.expectCounters },
+    },
+    external: {
+      entries: p.external.size,
+      limit: p.externalLimit,
+      ...p.external.counters,
+      origins: Object.fromEntries(p.external.origins()),
+      expectations: { entries: p.external.expectSize, ...p.external.expectCounters },
+    },
+    peers: sync ? sync.peers : [],
+    commit: { ...p.commit, last: p.commit.last },
+    failover: {
+      inSync: p.inSync,
+      inject: p.failover.inject,
+      purgeTimeoutSeconds: p.failover.purgeTimeoutSeconds,
+      trackFile: p.failover.trackFile ?? null,
+      trackValue: p.failover.trackValue ?? null,
+      notifyFifo: p.failover.notifyFifo ?? null,
+      keepalivedState: seq?.state ?? null,
+      sequencer: seq ? { ...seq.counters } : null,
+    },
+    inject: p.injector ? { enabled: true, queued: p.injector.queued, ...p.injector.counters } : { enabled: false },
+    kernel: {
+      ownEventsFiltered: p.events?.ownEventsFiltered ?? false,
+      events: kernel ? { ...kernel } : {},
+      link: p.link ? { ...p.link.counters } : {},
+      receiveBufferBytes: p.events?.receiveBuffer ?? 0,
+      ...p.kernelCounters,
+    },
+    sync: sync ? { ...(sync as Omit<S, 'peers'>), ...syncTail } : syncTail,
+  };
+}

@@ -1,0 +1,148 @@
+// CommitRunner: commits one at a time, for all peers or a known one, with the
+// running totals stats and metrics read; on the FakeKernel.
+import { describe, expect, it } from 'vitest';
+import { CommitRunner, type CommitRunnerOptions } from '../../src/cache/commit-runner.js';
+import { ExternalCache } from '../../src/cache/external-cache.js';
+import { OperationError } from '../../src/errors.js';
+import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+import type { LogContext, Logger } from '../../src/log.js';
+
+const ENOMEM = 12;
+
+function tcp(i: number): ConntrackEntry {
+  const src = `10.40.0.${i}`;
+  return {
+    family: AF_INET,
+    orig: { src, dst: '192.0.2.7', proto: IPPROTO.TCP, sport: 30000 + i, dport: 443 },
+    reply: { src: '192.0.2.7', dst: src, proto: IPPROTO.TCP, sport: 443, dport: 30000 + i },
+    status: IPS.SEEN_REPLY | IPS.ASSURED,
+    timeout: 300,
+    protoinfo: { tcp: { state: 3 } },
+  };
+}
+
+interface Line {
+  level: string;
+  msg: string;
+  ctx: LogContext | undefined;
+}
+
+function setup(over: Partial<CommitRunnerOptions> = {}) {
+  const kernel = new FakeKernel();
+  const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+  const external = new ExternalCache({ limit: 1000 });
+  const lines: Line[] = [];
+  const log: Logger = {
+    debug: (msg, ctx) => lines.push({ level: 'debug', msg, ctx }),
+    info: (msg, ctx) => lines.push({ level: 'info', msg, ctx }),
+    warn: (msg, ctx) => lines.push({ level: 'warn', msg, ctx }),
+    error: (msg, ctx) => lines.push({ level: 'error', msg, ctx }),
+    child: () => log,
+  };
+  const observed: number[] = [];
+  let drains = 0;
+  const runner = new CommitRunner({
+    external,
+    link: () => link,
+    heardFrom: () => false,
+    now: Date.now,
+    log,
+    betweenChunks: () => drains++,
+    onCommitted: (ms) => observed.push(ms),
+    ...over,
+  });
+  return { kernel, link, external, lines, observed, runner, drains: () => drains };
+}
+
+describe('CommitRunner', () => {
+  it('commits every peer\'s entries, keeps the totals and the last report, and observes the duration', async () => {
+    const s = setup();
+    for (let i = 1; i <= 3; i++) s.external.applyRemote('fw2', 5, i, 'new', tcp(i));
+    s.external.applyRemote('fw3', 6, 1, 'new', tcp(9));
+    const report = await s.runner.commit();
+    expect(report).toMatchObject({ entries: 4, committed: 4, failed: 0 });
+    expect(s.kernel.table.size).toBe(4);
+    expect(s.runner.stats).toMatchObject({ commits: 1, running: false, committed: 4, updated: 0, unchanged: 0, failed: 0 });
+    expect(s.runner.stats.last).toBe(report);
+    expect(s.runner.stats.lastDurationMs).toBe(report.durationMs);
+    expect(s.observed).toEqual([report.durationMs]);
+    expect(s.lines.map((l) => [l.level, l.msg])).toEqual([
+      ['info', 'commit started'],
+      ['info', 'commit done'],
+    ]);
+    expect(s.lines[0]!.ctx).toEqual({ peer: 'all', entries: 4 });
+    expect(s.lines[1]!.ctx).toEqual({
+      entries: 4,
+      committed: 4,
+      updated: 0,
+      unchanged: 0,
+      failed: 0,
+      expectations: 0,
+      durationMs: report.durationMs,
+    });
+    // Idempotent: the second commit finds its own copies current.
+    const again = await s.runner.commit();
+    expect(again).toMatchObject({ committed: 0, unchanged: 4 });
+    expect(s.runner.stats).toMatchObject({ commits: 2, committed: 4, unchanged: 4 });
+  });
+
+  it('one peer: its entries only; a peer heard from without entries is known, a stranger is refused (ENOPEER)', async () => {
+    const s = setup({ heardFrom: (id) => id === 'fw4' });
+    s.external.applyRemote('fw2', 5, 1, 'new', tcp(1));
+    s.external.applyRemote('fw3', 6, 1, 'new', tcp(2));
+    expect(await s.runner.commit('fw3')).toMatchObject({ entries: 1, committed: 1, peers: ['fw3'] });
+    expect(s.lines[0]!.ctx).toEqual({ peer: 'fw3', entries: 2 });
+    expect(await s.runner.commit('fw4')).toMatchObject({ entries: 0 });
+    const err = await s.runner.commit('fw9').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OperationError);
+    expect(err).toMatchObject({ code: 'ENOPEER', message: "unknown peer 'fw9': no entries from it and never heard from" });
+    expect(s.runner.stats.commits).toBe(2);
+  });
+
+  it('refuses a second commit while one runs (EINPROGRESS), and frees the slot after', async () => {
+    const s = setup();
+    s.external.applyRemote('fw2', 5, 1, 'new', tcp(1));
+    const first = s.runner.commit();
+    expect(s.runner.stats.running).toBe(true);
+    await expect(s.runner.commit()).rejects.toMatchObject({ code: 'EINPROGRESS', message: 'a commit is already in progress' });
+    await first;
+    expect(s.runner.stats.running).toBe(false);
+    await expect(s.runner.commit()).resolves.toMatchObject({ unchanged: 1 });
+  });
+
+  it('a closed kernel link fails first, whatever else is wrong', async () => {
+    const s = setup({
+      link: () => {
+        throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
+      },
+    });
+    await expect(s.runner.commit('nobody')).rejects.toMatchObject({ code: 'ENOTREADY' });
+    expect(s.lines).toEqual([]);
+  });
+
+  it('logs a commit with failures at error level and counts entry and expectation failures', async () => {
+    const s = setup();
+    for (let i = 1; i <= 2; i++) s.external.applyRemote('fw2', 5, i, 'new', tcp(i));
+    s.kernel.injectError('create', ENOMEM, 1);
+    const report = await s.runner.commit();
+    expect(report.failed).toBe(1);
+    expect(s.runner.stats).toMatchObject({ committed: 1, failed: 1, running: false });
+    expect(s.lines.at(-1)).toMatchObject({ level: 'error', msg: 'commit done', ctx: { failed: 1, committed: 1 } });
+  });
+
+  it('a commit that throws leaves running false and the totals untouched', async () => {
+    const s = setup({
+      link: () => ({
+        batchOf: () => Promise.reject(new Error('socket closed')),
+        createExpectation: () => Promise.resolve(0),
+      }),
+    });
+    s.external.applyRemote('fw2', 5, 1, 'new', tcp(1));
+    await expect(s.runner.commit()).rejects.toThrow('socket closed');
+    expect(s.runner.stats).toMatchObject({ commits: 0, running: false, committed: 0 });
+    expect(s.observed).toEqual([]);
+  });
+});

@@ -1,0 +1,122 @@
+// The Daemon only wires: these check the wires (kernel events reach the sync
+// engine, the delegating methods reach their modules, and before start()
+// the kernel operations refuse with ENOTREADY). The modules themselves are
+// tested in local-table, commit-runner, keepalived-failover and
+// stats-snapshot.
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { Daemon, OperationError } from '../../src/daemon.js';
+import { OperationError as BaseOperationError } from '../../src/errors.js';
+import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+import type { StatsSnapshot } from '../../src/stats/index.js';
+import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/channel.js';
+
+class LoopChannel implements SyncChannel {
+  readonly kind = 'udp' as const;
+  readonly interfaceName = undefined;
+  readonly counters: ChannelCounters = { datagramsSent: 0, datagramsReceived: 0, bytesSent: 0, bytesReceived: 0, sendErrors: 0, receiveErrors: 0 };
+  constructor(readonly name: string) {}
+  async start(): Promise<void> {}
+  send(d: Buffer): void {
+    this.counters.datagramsSent++;
+    this.counters.bytesSent += d.length;
+  }
+  onDatagram(_cb: DatagramListener): void {}
+  isLinkUp(): boolean {
+    return true;
+  }
+  async close(): Promise<void> {}
+}
+
+function tcp(i: number, src = `10.50.0.${i}`): ConntrackEntry {
+  return {
+    family: AF_INET,
+    orig: { src, dst: '192.0.2.5', proto: IPPROTO.TCP, sport: 40000 + i, dport: 443 },
+    reply: { src: '192.0.2.5', dst: src, proto: IPPROTO.TCP, sport: 443, dport: 40000 + i },
+    status: IPS.SEEN_REPLY | IPS.ASSURED,
+    timeout: 300,
+    protoinfo: { tcp: { state: 3 } },
+  };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const started = Date.now();
+  while (!cond()) {
+    if (Date.now() - started > 5000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const config = () =>
+  parseConfig(
+    [
+      'node: { id: fw1 }',
+      'cluster: { id: 1 }',
+      'sync:',
+      '  multicast: { interface: sync0 }',
+      '  reliability: { startupSyncWaitMs: 20 }',
+      'failover: { purgeTimeoutSeconds: 45 }',
+      '',
+    ].join('\n'),
+    'wiring-test.yaml',
+  );
+
+const running: Daemon[] = [];
+afterEach(async () => {
+  for (const d of running.splice(0)) await d.stop();
+});
+
+function daemon(kernel: FakeKernel, channel = new LoopChannel('l0')): Daemon {
+  const d = new Daemon(config(), { kernelTransport: kernel.openSocket, channels: [channel], noControl: true, localAddresses: [] });
+  running.push(d);
+  return d;
+}
+
+describe('Daemon wiring', () => {
+  it('before start(): the kernel operations refuse with ENOTREADY, the rest answers', async () => {
+    const d = daemon(new FakeKernel());
+    for (const op of [() => d.flushKernel(), () => d.purgeTimeout(), () => d.resyncKernel('command'), () => d.commit()]) {
+      const err = await op().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OperationError);
+      expect(err).toMatchObject({ code: 'ENOTREADY', message: 'the kernel link is not open yet' });
+    }
+    // One class, whichever module threw it.
+    expect(OperationError).toBe(BaseOperationError);
+    expect(d.counters).toEqual({ ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 });
+    expect(d.ready).toBe(false);
+    expect(d.flush()).toEqual({ internal: 0, external: 0 });
+    expect(await d.runFailoverStep('bulk-send')).toBe(0);
+  });
+
+  it('kernel events reach the internal cache and go out on the sync link; the operations reach the kernel', async () => {
+    const kernel = new FakeKernel();
+    const channel = new LoopChannel('l0');
+    const d = daemon(kernel, channel);
+    kernel.packetNew(tcp(1));
+    await d.start();
+    await until(() => d.ready, 'ready');
+    expect(d.internal.size).toBe(1);
+    const snap = (): StatsSnapshot => d.statsSnapshot();
+    const queued = () => snap().sync.sender?.queued ?? 0;
+    const before = queued();
+    kernel.packetNew(tcp(2));
+    await until(() => d.internal.size === 2, 'the event applied');
+    // The change went to SyncNode's sender (LocalChangeListener → SyncNode.localChange).
+    expect(queued()).toBe(before + 1);
+    await until(() => (snap().sync.sender?.messagesSent ?? 0) >= before + 1, 'the change sent');
+    expect(channel.counters.datagramsSent).toBeGreaterThan(0);
+
+    expect(await d.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
+    const purge = await d.purgeTimeout();
+    expect(purge).toMatchObject({ examined: 2, shortened: 2, timeoutSeconds: 45 });
+    expect(d.internal.size).toBe(0);
+    expect(await d.failover('backup')).toEqual({ state: 'backup', steps: 2, failed: 0 });
+    expect(d.statsSnapshot().failover.keepalivedState).toBe('backup');
+    const flushed = await d.flushKernel();
+    expect(flushed).toMatchObject({ deleted: 2, failed: 0 });
+    expect(kernel.table.size).toBe(0);
+    expect(d.counters.overruns).toBe(0);
+  });
+});

@@ -1,0 +1,538 @@
+// LocalTable on the FakeKernel: the real ConntrackEvents and ConntrackLink
+// over fake sockets, so events, dumps, overruns (ENOBUFS) and per-entry
+// errnos take the same paths as on a kernel.
+import { describe, expect, it } from 'vitest';
+import { compileFilter, type FilterRules } from '../../src/cache/filter.js';
+import { InternalCache } from '../../src/cache/internal-cache.js';
+import {
+  type LocalChangeKind,
+  LocalTable,
+  type LocalTableLink,
+  MAX_EVENT_BUFFER,
+} from '../../src/cache/local-table.js';
+import { ConntrackEvents } from '../../src/kernel/conntrack-events.js';
+import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../../src/kernel/entry.js';
+import { FakeKernel } from '../../src/kernel/fake-kernel.js';
+import { decodeError } from '../../src/kernel/netlink-codec.js';
+import type { LogContext, Logger } from '../../src/log.js';
+
+const ENOENT = 2;
+const EPERM = 1;
+const EBUSY = 16;
+const NO_RULES: FilterRules = { protocols: { ignore: [] }, addresses: { ignore: [] }, tcpStates: { ignore: [] } };
+
+/** A confirmed TCP flow src:port -> dst:443. */
+function tcp(n: number, over: { src?: string; dst?: string; timeout?: number; mark?: number } = {}): ConntrackEntry {
+  const src = over.src ?? `10.20.${(n >> 8) & 255}.${n & 255}`;
+  const dst = over.dst ?? '192.0.2.1';
+  const sport = 10000 + n;
+  return {
+    family: AF_INET,
+    orig: { src, dst, proto: IPPROTO.TCP, sport, dport: 443 },
+    reply: { src: dst, dst: src, proto: IPPROTO.TCP, sport: 443, dport: sport },
+    status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.CONFIRMED,
+    timeout: over.timeout ?? 300,
+    mark: over.mark ?? 0,
+    protoinfo: { tcp: { state: 3 } },
+  };
+}
+
+function expectation(master: ConntrackEntry, port: number): ExpectEntry {
+  return {
+    family: master.family,
+    master: master.orig,
+    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
+    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
+    timeout: 300,
+    helper: 'ftp',
+  };
+}
+
+/** An entry the kernel held before we subscribed: no event will ever tell us about it. */
+function preexisting(kernel: FakeKernel, e: ConntrackEntry): void {
+  kernel.table.set(entryKey(e), { ...e, id: kernel.table.size + 1, use: 1 });
+}
+
+interface Line {
+  level: string;
+  msg: string;
+  ctx: LogContext | undefined;
+}
+
+function recordingLog(lines: Line[]): Logger {
+  const log: Logger = {
+    debug: (msg, ctx) => lines.push({ level: 'debug', msg, ctx }),
+    info: (msg, ctx) => lines.push({ level: 'info', msg, ctx }),
+    warn: (msg, ctx) => lines.push({ level: 'warn', msg, ctx }),
+    error: (msg, ctx) => lines.push({ level: 'error', msg, ctx }),
+    child: () => log,
+  };
+  return log;
+}
+
+interface Change {
+  key: string;
+  kind: LocalChangeKind;
+  entry: ConntrackEntry | undefined;
+}
+
+interface Setup {
+  receiveBufferBytes?: number;
+  rules?: FilterRules;
+  /** Sync-link addresses the filter ignores. */
+  syncLink?: string[];
+  own?: string[];
+  /** Wraps the real link (to act in the middle of a dump). */
+  wrapLink?: (link: ConntrackLink) => LocalTableLink;
+}
+
+function setup(o: Setup = {}) {
+  const kernel = new FakeKernel();
+  const events = new ConntrackEvents({
+    transportFactory: kernel.openSocket,
+    receiveBufferBytes: o.receiveBufferBytes ?? 4 * 1024 * 1024,
+    expectations: true,
+  });
+  const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+  events.addOwnPortid(link.portid);
+  const filter = compileFilter(o.rules ?? NO_RULES, o.syncLink ?? []);
+  let clock = 1_000_000;
+  const now = () => clock;
+  const internal = new InternalCache({ limit: 100_000, filter, now });
+  const changes: Change[] = [];
+  const expectChanges: Array<{ key: string; kind: 'new' | 'delete'; entry: ExpectEntry | undefined }> = [];
+  const lines: Line[] = [];
+  const own = { list: o.own ?? [] };
+  const table = new LocalTable({
+    internal,
+    filter,
+    events,
+    link: o.wrapLink ? o.wrapLink(link) : link,
+    listener: {
+      onLocalChange: (key, kind, entry) => changes.push({ key, kind, entry }),
+      onLocalExpectChange: (key, kind, entry) => expectChanges.push({ key, kind, entry }),
+    },
+    now,
+    log: recordingLog(lines),
+    purgeTimeoutSeconds: 30,
+    ownAddresses: () => own.list,
+  });
+  const tick = (ms: number) => {
+    clock += ms;
+  };
+  return { kernel, events, link, filter, internal, changes, expectChanges, lines, own, table, tick };
+}
+
+/** Lets every scheduled socket drain (and what they start) run. */
+async function settle(turns = 20): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const kindsByKey = (changes: Change[]) => {
+  const m = new Map<string, LocalChangeKind[]>();
+  for (const c of changes) m.set(c.key, [...(m.get(c.key) ?? []), c.kind]);
+  return m;
+};
+
+const messages = (lines: Line[], msg: string) => lines.filter((l) => l.msg === msg);
+
+describe('LocalTable: the initial dump', () => {
+  it('fills the internal cache from the kernel and reports every entry and expectation as new', async () => {
+    const s = setup();
+    for (let i = 1; i <= 5; i++) preexisting(s.kernel, tcp(i));
+    // Ours, so its event is filtered: only the dump can tell.
+    expect(await s.link.createExpectation(expectation(tcp(1), 2121))).toBe(0);
+    s.table.start();
+    expect(s.table.initialDumpDone).toBe(false);
+    const r = await s.table.initialDump();
+    expect(r).toEqual({ created: 5, updated: 0, deleted: 0 });
+    expect(s.table.initialDumpDone).toBe(true);
+    expect(s.internal.size).toBe(5);
+    expect(s.changes.map((c) => c.kind)).toEqual(['new', 'new', 'new', 'new', 'new']);
+    expect(new Set(s.changes.map((c) => c.key))).toEqual(new Set([1, 2, 3, 4, 5].map((i) => entryKey(tcp(i)))));
+    expect(s.expectChanges).toEqual([{ key: expectKey(expectation(tcp(1), 2121)), kind: 'new', entry: undefined }]);
+    expect(s.internal.expectSize).toBe(1);
+  });
+
+  it('lets events that arrive during the dump win over it: no resurrection, no stale copy, no lost new key', async () => {
+    let raced = false;
+    const s = setup({
+      wrapLink: (link) => ({
+        dump: (onEntry, opts) =>
+          link.dump((e) => {
+            onEntry(e);
+            if (raced) return;
+            raced = true;
+            // The kernel moves on while our dump is half read: these events reach us before the rest of the dump.
+            s.kernel.packetUpdate(tcp(2, { mark: 99 }));
+            s.kernel.expire(tcp(3));
+            s.kernel.packetNew(tcp(4));
+            s.events.transport.drain();
+          }, opts),
+        dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
+        batch: (items, opts) => link.batch(items, opts),
+        flushExpectations: (family) => link.flushExpectations(family),
+      }),
+    });
+    for (let i = 1; i <= 3; i++) preexisting(s.kernel, tcp(i));
+    s.table.start();
+    const r = await s.table.initialDump();
+    expect(raced).toBe(true);
+    expect(s.internal.has(entryKey(tcp(1)))).toBe(true);
+    // The dump still carried mark 0 and entry 3: the events are newer.
+    expect(s.internal.get(entryKey(tcp(2)))?.mark).toBe(99);
+    expect(s.internal.has(entryKey(tcp(3)))).toBe(false);
+    expect(s.internal.has(entryKey(tcp(4)))).toBe(true);
+    expect(s.internal.size).toBe(3);
+    const kinds = kindsByKey(s.changes);
+    expect(kinds.get(entryKey(tcp(3)))).toBeUndefined();
+    expect(kinds.get(entryKey(tcp(4)))).toEqual(['new']);
+    expect(s.changes.some((c) => c.kind === 'delete')).toBe(false);
+    expect(r.deleted).toBe(0);
+  });
+
+  it('deletes and reports what the cache held and the kernel no longer has (a resync after missed events)', async () => {
+    const s = setup();
+    for (let i = 1; i <= 3; i++) s.kernel.packetNew(tcp(i));
+    s.table.start();
+    await s.table.initialDump();
+    // Gone without an event reaching us (as after an overrun).
+    s.kernel.table.delete(entryKey(tcp(2)));
+    s.changes.length = 0;
+    const r = await s.table.resyncKernel('command');
+    expect(r).toEqual({ created: 0, updated: 0, deleted: 1 });
+    expect(s.changes).toEqual([{ key: entryKey(tcp(2)), kind: 'delete', entry: expect.objectContaining({ orig: tcp(2).orig }) }]);
+    expect(messages(s.lines, 'kernel resync done')).toEqual([
+      { level: 'info', msg: 'kernel resync done', ctx: { reason: 'command', created: 0, updated: 0, deleted: 1 } },
+    ]);
+  });
+});
+
+describe('LocalTable: kernel events', () => {
+  it('replicates new, changed and destroyed entries and expectations', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    s.kernel.packetNew(tcp(1));
+    await settle();
+    s.kernel.packetUpdate(tcp(1, { mark: 5 }));
+    await settle();
+    s.kernel.expire(tcp(1));
+    await settle();
+    expect(s.changes.map((c) => [c.key, c.kind, c.entry?.orig.src])).toEqual([
+      [entryKey(tcp(1)), 'new', undefined],
+      [entryKey(tcp(1)), 'update', undefined],
+      [entryKey(tcp(1)), 'delete', tcp(1).orig.src],
+    ]);
+    expect(s.table.counters.ownKernelEvents).toBe(0);
+  });
+
+  it('ignores and counts events its own requests caused when the kernel filter is missing', async () => {
+    const s = setup();
+    // As if the kernel had refused the BPF filter: our own events reach the socket, marked own.
+    s.events.transport.setFilter(Buffer.alloc(0));
+    s.table.start();
+    await s.table.initialDump();
+    const batch = await s.link.batch([{ op: 'create', entry: tcp(7) }]);
+    expect(batch.ok).toBe(1);
+    expect(await s.link.createExpectation(expectation(tcp(7), 2121))).toBe(0);
+    await settle();
+    expect(s.table.counters.ownKernelEvents).toBe(2);
+    expect(s.events.counters.own).toBe(2);
+    expect(s.changes).toEqual([]);
+    expect(s.expectChanges).toEqual([]);
+    expect(s.internal.size).toBe(0);
+    // A packet's event for the same flow is not ours.
+    s.kernel.packetUpdate(tcp(7, { mark: 1 }));
+    await settle();
+    expect(s.changes.map((c) => c.kind)).toEqual(['new']);
+    expect(s.table.counters.ownKernelEvents).toBe(2);
+  });
+
+  it('logs an undecodable event with its code', () => {
+    const s = setup();
+    s.table.onDecodeError(decodeError('EATTR_LEN', 4, 'short attribute'));
+    expect(messages(s.lines, 'undecodable kernel event')).toEqual([
+      { level: 'warn', msg: 'undecodable kernel event', ctx: { code: 'EATTR_LEN', reason: 'short attribute' } },
+    ]);
+  });
+});
+
+describe('LocalTable: overrun recovery', () => {
+  it('doubles the buffer and resyncs once the queue has been read empty, recovering the dropped events', async () => {
+    // Room for a few hundred queued events: the drop comes with part of the queue still unread.
+    const s = setup({ receiveBufferBytes: 300_000 });
+    // How many events had been read when the drop was reported, and when the reconciling dump began.
+    let readAtOverrun = -1;
+    let readAtDump = -1;
+    const dump = s.link.dump.bind(s.link);
+    s.link.dump = (onEntry, opts) => {
+      if (readAtDump < 0) readAtDump = s.events.counters.new;
+      return dump(onEntry, opts);
+    };
+    s.table.start();
+    await s.table.initialDump();
+    readAtDump = -1;
+    const before = s.events.receiveBuffer;
+    const resize = s.events.resizeReceiveBuffer.bind(s.events);
+    s.events.resizeReceiveBuffer = (bytes: number) => {
+      readAtOverrun = s.events.counters.new;
+      return resize(bytes);
+    };
+    for (let i = 1; i <= 1000; i++) s.kernel.packetNew(tcp(i));
+    await until(() => messages(s.lines, 'kernel resync done').length === 1, 'resync');
+    await settle();
+    expect(s.table.counters.overruns).toBe(1);
+    expect(s.table.counters.overrunResyncs).toBe(1);
+    expect(s.events.receiveBuffer).toBe(before * 2);
+    expect(messages(s.lines, 'kernel event overrun: will resync with the kernel table')).toEqual([
+      { level: 'warn', msg: 'kernel event overrun: will resync with the kernel table', ctx: { receiveBufferBytes: before * 2 } },
+    ]);
+    // Some events were dropped; those still queued behind the drop were read before the dump began.
+    const delivered = s.events.counters.new;
+    expect(delivered).toBeLessThan(1000);
+    expect(readAtOverrun).toBeGreaterThan(0);
+    expect(readAtOverrun).toBeLessThan(delivered);
+    expect(readAtDump).toBe(delivered);
+    // Everything the kernel has is cached and was replicated once.
+    expect(s.internal.size).toBe(1000);
+    const kinds = kindsByKey(s.changes);
+    expect(kinds.size).toBe(1000);
+    for (const k of kinds.values()) expect(k).toEqual(['new']);
+    const done = messages(s.lines, 'kernel resync done')[0]!;
+    expect(done.ctx).toMatchObject({ reason: 'overrun', updated: 0, deleted: 0 });
+    expect((done.ctx as { created: number }).created).toBeGreaterThan(0);
+  });
+
+  it('does not dump on the overrun itself, only on the next empty queue', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    const dumps = s.link.counters.dumps;
+    s.table.onOverrun();
+    await settle();
+    expect(s.link.counters.dumps).toBe(dumps);
+    expect(s.table.counters.overrunResyncs).toBe(0);
+    s.table.onEmpty();
+    await until(() => s.table.counters.overrunResyncs === 1, 'resync');
+    expect(s.link.counters.dumps).toBeGreaterThan(dumps);
+    // Once recovered, an empty queue is just an empty queue.
+    const after = s.link.counters.dumps;
+    s.table.onEmpty();
+    await settle();
+    expect(s.link.counters.dumps).toBe(after);
+  });
+
+  it('grows the buffer up to MAX_EVENT_BUFFER and no further', () => {
+    const s = setup({ receiveBufferBytes: (MAX_EVENT_BUFFER / 4) * 3 });
+    s.table.onOverrun();
+    expect(s.events.receiveBuffer).toBe(MAX_EVENT_BUFFER);
+    let resized = 0;
+    const resize = s.events.resizeReceiveBuffer.bind(s.events);
+    s.events.resizeReceiveBuffer = (b: number) => {
+      resized++;
+      return resize(b);
+    };
+    s.table.onOverrun();
+    expect(resized).toBe(0);
+    expect(s.events.receiveBuffer).toBe(MAX_EVENT_BUFFER);
+    expect(s.table.counters.overruns).toBe(2);
+  });
+
+  it('an overrun during the initial dump waits for the dump, then for resumeOverrunRecovery()', async () => {
+    const s = setup();
+    s.kernel.packetNew(tcp(1));
+    s.table.start();
+    const dumping = s.table.initialDump();
+    s.table.onOverrun();
+    s.table.onEmpty();
+    await dumping;
+    await settle();
+    expect(s.table.counters.overrunResyncs).toBe(0);
+    const dumps = s.link.counters.dumps;
+    s.table.resumeOverrunRecovery();
+    await until(() => s.table.counters.overrunResyncs === 1, 'resync after the initial dump');
+    expect(s.link.counters.dumps).toBe(dumps + 2);
+  });
+
+  it('an overrun during a resync triggers another pass once the queue is empty', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    s.table.onOverrun();
+    s.table.onEmpty();
+    // The first pass is running: a new drop must wait for it and for the next empty queue.
+    s.table.onOverrun();
+    s.table.onEmpty();
+    await until(() => s.table.counters.overrunResyncs === 2, 'two resyncs');
+    await settle();
+    expect(s.table.counters.overrunResyncs).toBe(2);
+    expect(messages(s.lines, 'kernel resync done')).toHaveLength(2);
+  });
+
+  it('logs a failed overrun resync and keeps taking events', async () => {
+    let fail = false;
+    const s = setup({
+      wrapLink: (link) => ({
+        dump: (onEntry, opts) => (fail ? Promise.reject(new Error('dump broke')) : link.dump(onEntry, opts)),
+        dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
+        batch: (items, opts) => link.batch(items, opts),
+        flushExpectations: (family) => link.flushExpectations(family),
+      }),
+    });
+    s.table.start();
+    await s.table.initialDump();
+    fail = true;
+    s.table.onOverrun();
+    s.table.onEmpty();
+    await until(() => messages(s.lines, 'kernel resync failed').length === 1, 'the failure logged');
+    expect(messages(s.lines, 'kernel resync failed')[0]).toEqual({
+      level: 'error',
+      msg: 'kernel resync failed',
+      ctx: { error: 'dump broke' },
+    });
+    s.kernel.packetNew(tcp(1));
+    await settle();
+    expect(s.internal.size).toBe(1);
+  });
+});
+
+describe('LocalTable: resync', () => {
+  it('a request while a resync runs makes it run once more, and the caller waits for nothing', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    // Entries the kernel has without telling us (lost events).
+    s.kernel.table.set(entryKey(tcp(1)), tcp(1));
+    const dumps = s.link.counters.dumps;
+    const first = s.table.resyncKernel('command');
+    // The first pass's dump request is out; this one it cannot see.
+    s.kernel.table.set(entryKey(tcp(2)), tcp(2));
+    const second = await s.table.resyncKernel('command');
+    expect(second).toEqual({ created: 0, updated: 0, deleted: 0 });
+    expect(await first).toEqual({ created: 2, updated: 0, deleted: 0 });
+    // Two passes, each a conntrack and an expectation dump.
+    expect(s.link.counters.dumps).toBe(dumps + 4);
+    expect(s.internal.size).toBe(2);
+    expect(messages(s.lines, 'kernel resync done')).toHaveLength(1);
+    expect(s.table.counters.overrunResyncs).toBe(0);
+  });
+
+  it('counts each overrun pass and stops repeating once closed', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    const dumps = s.link.counters.dumps;
+    const first = s.table.resyncKernel('overrun');
+    void s.table.resyncKernel('overrun');
+    s.table.close();
+    await first;
+    expect(s.link.counters.dumps).toBe(dumps + 2);
+    expect(s.table.counters.overrunResyncs).toBe(1);
+  });
+
+  it('a failed dump still replicates what it applied, deletes nothing, and frees the next resync', async () => {
+    let fail = true;
+    const s = setup({
+      wrapLink: (link) => ({
+        dump: (onEntry, opts) =>
+          fail
+            ? link.dump(onEntry, opts).then(() => Promise.reject(new Error('ENOBUFS on the dump')))
+            : link.dump(onEntry, opts),
+        dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
+        batch: (items, opts) => link.batch(items, opts),
+        flushExpectations: (family) => link.flushExpectations(family),
+      }),
+    });
+    s.kernel.packetNew(tcp(1));
+    s.table.start();
+    await expect(s.table.resyncKernel('command')).rejects.toThrow('ENOBUFS on the dump');
+    expect(s.changes.map((c) => c.kind)).toEqual(['new']);
+    fail = false;
+    expect(await s.table.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
+  });
+});
+
+describe('LocalTable: flush-kernel', () => {
+  it('deletes what the filter accepts, counts ENOENT as deleted, keeps the rest, and replicates nothing', async () => {
+    const s = setup({ syncLink: ['10.250.0.1'], rules: { ...NO_RULES, protocols: { ignore: ['udp'] } } });
+    for (let i = 1; i <= 6; i++) s.kernel.packetNew(tcp(i));
+    const syncLink = tcp(50, { src: '10.250.0.1', dst: '10.250.0.2' });
+    const loopback = tcp(51, { src: '127.0.0.1', dst: '127.0.0.1' });
+    const udp: ConntrackEntry = { ...tcp(52), orig: { ...tcp(52).orig, proto: IPPROTO.UDP }, reply: { ...tcp(52).reply, proto: IPPROTO.UDP }, protoinfo: undefined };
+    for (const e of [syncLink, loopback, udp]) s.kernel.packetNew(e);
+    expect(await s.link.createExpectation(expectation(tcp(1), 2121))).toBe(0);
+    s.table.start();
+    await s.table.initialDump();
+    expect(s.internal.size).toBe(6);
+    s.changes.length = 0;
+    s.expectChanges.length = 0;
+    // The first victim vanished meanwhile (ENOENT), the second is refused.
+    s.kernel.injectError('delete', ENOENT, 1);
+    s.kernel.injectError('delete', EBUSY, 1);
+    const flushing = s.table.flushKernel();
+    s.tick(7);
+    const r = await flushing;
+    expect(r).toEqual({ deleted: 5, failed: 1, failures: { EBUSY: 1 }, durationMs: 7 });
+    // Both failed deletes left their entry in the fake kernel; the refused one stays cached too.
+    expect([...s.kernel.table.keys()].sort()).toEqual([tcp(1), tcp(2), syncLink, loopback, udp].map(entryKey).sort());
+    expect([...s.internal.keys()]).toEqual([entryKey(tcp(2))]);
+    expect(s.kernel.expectations.size).toBe(0);
+    await settle();
+    expect(s.changes).toEqual([]);
+    expect(messages(s.lines, 'kernel table flushed')).toEqual([{ level: 'info', msg: 'kernel table flushed', ctx: r }]);
+  });
+});
+
+describe('LocalTable: purge-timeout', () => {
+  it('shortens only filtered entries of other nodes, drops them from the cache unreplicated', async () => {
+    const s = setup({ syncLink: ['10.250.0.1'], own: ['10.9.9.9'] });
+    const foreign = tcp(1);
+    const alreadyShort = tcp(2, { timeout: 10 });
+    const fromUs = tcp(3, { src: '10.9.9.9' });
+    const toUs = tcp(4, { dst: '10.9.9.9' });
+    const syncLink = tcp(5, { src: '10.250.0.1', dst: '10.250.0.2' });
+    for (const e of [foreign, alreadyShort, fromUs, toUs, syncLink]) s.kernel.packetNew(e);
+    s.table.start();
+    await s.table.initialDump();
+    expect(s.internal.size).toBe(4);
+    s.changes.length = 0;
+    const r = await s.table.purgeTimeout();
+    expect(r).toEqual({ examined: 5, shortened: 1, local: 2, failed: 0, failures: {}, timeoutSeconds: 30 });
+    const timeout = (e: ConntrackEntry) => s.kernel.table.get(entryKey(e))?.timeout;
+    expect(timeout(foreign)).toBe(30);
+    expect(timeout(alreadyShort)).toBe(10);
+    expect(timeout(fromUs)).toBe(300);
+    expect(timeout(toUs)).toBe(300);
+    expect(timeout(syncLink)).toBe(300);
+    expect(new Set(s.internal.keys())).toEqual(new Set([fromUs, toUs].map(entryKey)));
+    await settle();
+    expect(s.changes).toEqual([]);
+    expect(messages(s.lines, 'purge timeout applied')).toEqual([{ level: 'info', msg: 'purge timeout applied', ctx: r }]);
+  });
+
+  it('reads the own addresses at each call and reports failures other than ENOENT', async () => {
+    const s = setup();
+    for (let i = 1; i <= 3; i++) s.kernel.packetNew(tcp(i));
+    s.table.start();
+    await s.table.initialDump();
+    s.own.list = [tcp(3).orig.src];
+    s.kernel.injectError('update', ENOENT, 1);
+    s.kernel.injectError('update', EPERM, 1);
+    const r = await s.table.purgeTimeout();
+    expect(r).toMatchObject({ examined: 3, shortened: 0, local: 1, failed: 1, failures: { EPERM: 1 } });
+    s.own.list = [];
+    const again = await s.table.purgeTimeout();
+    expect(again).toMatchObject({ examined: 3, local: 0, shortened: 3, failed: 0 });
+  });
+});
