@@ -21,7 +21,7 @@ import {
 import type { Config } from './config/index.js';
 import { dispatchTable } from './control/commands.js';
 import { ControlServer } from './control/server.js';
-import { OperationError } from './errors.js';
+import { OperationError } from './common/errors.js';
 import { ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
 import { entryToJson, expectToJson } from './kernel/entry-json.js';

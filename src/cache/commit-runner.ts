@@ -1,7 +1,7 @@
 // Commits as the daemon offers them: one at a time (conntrackd refuses a
 // second -c too), for all peers or one known peer, with the running totals
 // that stats and metrics read. The commit itself is commit.ts.
-import { OperationError } from '../errors.js';
+import { OperationError } from '../common/errors.js';
 import type { Logger } from '../log.js';
 import { type CommitLink, type CommitReport, type CommitStats, commitExternal } from './commit.js';
 import type { ExternalCache } from './external-cache.js';

@@ -5,13 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CtsyncdError } from '../common/errors.js';
 import { cliControlCommand } from '../control/commands.js';
 import { localCommand } from './local-commands.js';
 
 export const HELP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'help');
 
 /** A help file that should ship with the package is missing: a packaging fault, not a usage error. */
-export class HelpMissingError extends Error {
+export class HelpMissingError extends CtsyncdError {
   readonly code = 'EHELP_MISSING';
 }
 

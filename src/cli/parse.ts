@@ -4,6 +4,7 @@
 // The command words and flags come from the command tables
 // (src/control/commands.ts, src/cli/local-commands.ts).
 import { STATS_KINDS } from '../control/format.js';
+import { CtsyncdError } from '../common/errors.js';
 import { type LocalCommand, type LocalCommandName, LOCAL_COMMANDS, localCommand } from './local-commands.js';
 import { CLI_CONTROL_COMMANDS, type ControlCommandName } from '../control/commands.js';
 
@@ -55,7 +56,7 @@ const CONNTRACKD_FLAGS: ReadonlyMap<string, FlagSpec> = new Map([
   ),
 ]);
 
-export class UsageError extends Error {
+export class UsageError extends CtsyncdError {
   readonly code = 'EUSAGE';
 }
 

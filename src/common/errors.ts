@@ -52,3 +52,19 @@ export function errorMessage(err: unknown): string {
     return 'unprintable error';
   }
 }
+
+/**
+ * An operation a caller asked for (a control command, a failover step) that
+ * cannot run now or failed as a whole: ENOTREADY, EINPROGRESS, ENOPEER,
+ * ETIMEDOUT, EBAD_ARGS, ... The control server answers with its code and
+ * the CLI exits 1 with its message.
+ */
+export class OperationError extends CtsyncdError {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: CtsyncdErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -4,6 +4,7 @@
 // both ends, handler, output and exit rule; its help is help/<name>.txt.
 // Kept free of runtime imports: the client loads it on keepalived's notify path.
 import type { ControlTarget } from './target.js';
+import { CtsyncdError } from '../common/errors.js';
 
 /** A request's args as they arrive in JSON, before validation: the daemon does not trust the client. */
 export interface RawArgs {
@@ -16,11 +17,10 @@ export interface WireArgs {
 }
 
 /** Bad args in a control request; the reply carries this code and the client exits 1 with the message. */
-export class ControlArgsError extends Error {
+export class ControlArgsError extends CtsyncdError {
   readonly code = 'EBAD_ARGS';
   constructor(message: string) {
     super(message);
-    this.name = 'ControlArgsError';
   }
 }
 

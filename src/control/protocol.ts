@@ -3,6 +3,7 @@
 // `{ id?, cmd, args? }` and gets one response per request, in order, each
 // echoing the request's id. Unlike conntrackd's one-int-then-text protocol,
 // replies are structured (the CLI formats them) and failures carry a code.
+import { CtsyncdError, type CtsyncdErrorOptions } from '../common/errors.js';
 
 /** Requests are small commands; a bigger length prefix is a confused or hostile client. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -30,14 +31,13 @@ export type ControlResponse =
  * EALREADY_RUNNING, ECONTROL_SOCKET. Client: ENOTRUNNING, EACCES,
  * ETIMEDOUT, EPROTO, or the code of a failed command as the server sent it.
  */
-export class ControlError extends Error {
+export class ControlError extends CtsyncdError {
   constructor(
     readonly code: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: CtsyncdErrorOptions,
   ) {
     super(message, options);
-    this.name = 'ControlError';
   }
 }
 

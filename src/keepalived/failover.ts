@@ -3,7 +3,7 @@
 // from both are applied in arrival order. The steps themselves are the
 // operations a daemon offers (FailoverOperations); this module only orders
 // them and bounds how long each may take.
-import { OperationError } from '../errors.js';
+import { OperationError } from '../common/errors.js';
 import type { Logger } from '../log.js';
 import { type NotifyFifoHandle, runNotifyFifo } from './fifo.js';
 import type { FailoverTarget } from './notify.js';

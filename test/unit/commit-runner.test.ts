@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommitRunner, type CommitRunnerOptions } from '../../src/cache/commit-runner.js';
 import { ExternalCache } from '../../src/cache/external-cache.js';
-import { OperationError } from '../../src/errors.js';
+import { OperationError } from '../../src/common/errors.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';

@@ -6,12 +6,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { Daemon, OperationError } from '../../src/daemon.js';
-import { OperationError as BaseOperationError } from '../../src/errors.js';
+import { OperationError as BaseOperationError } from '../../src/common/errors.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import type { StatsSnapshot } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/channel.js';
+import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
 
 class LoopChannel implements SyncChannel {
   readonly kind = 'udp' as const;

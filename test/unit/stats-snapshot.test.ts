@@ -16,7 +16,7 @@ import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { silentLogger } from '../../src/log.js';
 import { buildStatsSnapshot, type StatsParts, type StatsSnapshot, type SyncStatsView } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/channel.js';
+import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
 
 function tcp(i: number): ConntrackEntry {
   const src = `10.30.0.${i}`;

@@ -3,6 +3,7 @@
 // datagram channels (dgram-channel.ts and its multicast/udp subclasses)
 // implement it.
 import type { LogContext, LogLevel } from '../../log.js';
+import { CtsyncdError } from '../../common/errors.js';
 
 export type { LinkState } from './iface.js';
 
@@ -58,7 +59,7 @@ export type ChannelErrorCode =
   /** The options themselves are inconsistent. */
   | 'ECHANNEL_CONFIG';
 
-export class ChannelError extends Error {
+export class ChannelError extends CtsyncdError {
   constructor(
     readonly code: ChannelErrorCode,
     /** Name of the channel; empty for errors about a set as a whole. */
@@ -66,8 +67,7 @@ export class ChannelError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'ChannelError';
+    super(message, { cause: options?.cause, context: { channel } });
   }
 }
 

@@ -5,6 +5,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { CtsyncdError } from '../../common/errors.js';
 
 export interface AuthKeys {
   /** Signs every datagram sent. */
@@ -19,15 +20,14 @@ export const MIN_KEY_BYTES = 16;
 /** Fewer hex digits than this are taken as a raw (short) key rather than hex. */
 const MIN_HEX_CHARS = 32;
 
-export class WireKeyError extends Error {
+export class WireKeyError extends CtsyncdError {
   readonly code = 'EAUTH_KEY' as const;
   constructor(
     readonly file: string,
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file === '' ? 'auth keys' : `key file ${file}`}: ${reason}`, options);
-    this.name = 'WireKeyError';
+    super(`${file === '' ? 'auth keys' : `key file ${file}`}: ${reason}`, { cause: options?.cause, context: { file } });
   }
 }
 
