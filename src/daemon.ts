@@ -2,29 +2,23 @@
 // cache, plus the control socket. Every collaborator that touches the
 // outside world (kernel sockets, sync channels, clock, log) is injectable.
 // It only builds and connects the modules that do the work: LocalTable
-// (this node's table and the kernel), CommitRunner, Failover (keepalived's
-// steps), SyncNode, and buildStatsSnapshot for the stats.
+// (this node's table and the kernel), CommitRunner, SyncNode, the
+// operations commands and keepalived ask for (DaemonOperations, with
+// Failover), and buildStatsSnapshot for the stats.
 import { networkInterfaces } from 'node:os';
-import type { CommitReport, CommitStats } from './cache/commit.js';
+import type { CommitStats } from './cache/commit.js';
 import { CommitRunner } from './cache/commit-runner.js';
 import { ExternalCache } from './cache/external-cache.js';
 import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter.js';
 import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
-import {
-  type FlushKernelResult,
-  LocalTable,
-  type LocalTableCounters,
-  type PurgeTimeoutResult,
-  type ResyncResult,
-} from './cache/local-table.js';
+import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import type { Config } from './config/index.js';
 import { dispatchTable } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
 import { ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
-import { entryToJson, expectToJson } from './kernel/entry-json.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
 import { SyncNode } from './sync/engine/sync-node.js';
@@ -32,13 +26,8 @@ import type { SyncChannel } from './sync/transport/channel.js';
 import { createChannels } from './sync/transport/channel-factory.js';
 import { ChannelSet } from './sync/transport/channel-set.js';
 import type { SystemdNotifier } from './systemd/notify.js';
-import {
-  Failover,
-  type FailoverResult,
-  type FailoverStep,
-  type FailoverTarget,
-  TrackFile,
-} from './keepalived/index.js';
+import { DaemonOperations } from './daemon/operations.js';
+import { TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire/auth.js';
 import { parseHostPort } from './common/address.js';
 import { type MetricsSource, MetricsService } from './stats/index.js';
@@ -67,9 +56,6 @@ export { OperationError };
 
 /** How often the sync engine evaluates its ack, NACK, retransmit and liveness deadlines. */
 const SYNC_TICK_MS = 20;
-/** Entries converted per slice of a control dump (about 5 ms of work). */
-const DUMP_SLICE = 5000;
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class Daemon {
   readonly commitStats: CommitStats;
@@ -80,8 +66,8 @@ export class Daemon {
   readonly epoch: number;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly commits: CommitRunner;
-  private readonly failovers: Failover;
+  /** What control commands and keepalived's steps ask of this daemon. */
+  readonly ops: DaemonOperations;
   private events: ConntrackEvents | undefined;
   private link: ConntrackLink | undefined;
   private table: LocalTable | undefined;
@@ -116,7 +102,7 @@ export class Daemon {
     if (config.failover.inject) {
       this.injector = new Injector(this.external, { batch: (items, o) => this.kernelLink().batch(items, o) });
     }
-    this.commits = new CommitRunner({
+    const commits = new CommitRunner({
       external: this.external,
       link: () => this.kernelLink(),
       heardFrom: (id) => (this.sync?.stats().peers ?? []).some((p) => p.id === id),
@@ -126,28 +112,24 @@ export class Daemon {
       betweenChunks: () => this.events?.transport.drain(),
       onCommitted: (durationMs) => this.metrics?.observeCommit(durationMs),
     });
-    this.commitStats = this.commits.stats;
-    this.failovers = new Failover(
-      {
-        commit: () => this.commit(),
-        flush: () => this.flush(),
-        resyncKernel: (reason) => this.resyncKernel(reason),
-        bulkSend: () => this.sync?.bulkSend('') ?? 0,
-        purgeTimeout: () => this.purgeTimeout(),
-        requestResync: () => this.sync?.requestResync(''),
-      },
-      { log: this.log, name: config.failover.vrrpName, now: this.now },
-    );
+    this.commitStats = commits.stats;
+    this.ops = new DaemonOperations({
+      internal: this.internal,
+      external: this.external,
+      commits,
+      table: () => this.table,
+      sync: () => this.sync,
+      stats: () => this.statsSnapshot(),
+      stop: () => this.stop(),
+      log: this.log,
+      now: this.now,
+      vrrpName: config.failover.vrrpName,
+    });
   }
 
   private kernelLink(): ConntrackLink {
     if (!this.link) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
     return this.link;
-  }
-
-  private localTable(): LocalTable {
-    if (!this.table) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
-    return this.table;
   }
 
   /** Overrun and own-event counts of the local table; zeros before start(). */
@@ -182,7 +164,8 @@ export class Daemon {
       this.control = new ControlServer({
         path: cfg.control.socket,
         mode: Number.parseInt(cfg.control.mode, 8),
-        handlers: this.controlHandlers(),
+        // The commands, their args' validation and their replies: src/control/commands.ts.
+        handlers: dispatchTable(this.ops),
       });
       await this.control.start();
     }
@@ -283,7 +266,7 @@ export class Daemon {
     if (notifier) this.notifySystemd(notifier);
     table.resumeOverrunRecovery();
 
-    if (cfg.failover.notifyFifo) this.failovers.startNotifyFifo(cfg.failover.notifyFifo);
+    if (cfg.failover.notifyFifo) this.ops.failovers.startNotifyFifo(cfg.failover.notifyFifo);
 
     this.log.info('ctsyncd started', {
       node: cfg.node.id,
@@ -300,7 +283,7 @@ export class Daemon {
     this.deps.notifier?.stopping();
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
-    this.failovers.close();
+    this.ops.failovers.close();
     this.sync?.close();
     this.injector?.close();
     this.events?.close();
@@ -312,11 +295,7 @@ export class Daemon {
     this.onStop?.();
   }
 
-  stats(): Record<string, unknown> {
-    return this.statsSnapshot();
-  }
-
-  /** stats() with its type, which src/stats reads (StatsSnapshot) for /metrics. */
+  /** The stats object `ctsyncd stats --json` prints and src/stats reads (StatsSnapshot) for /metrics. */
   statsSnapshot() {
     // stats() first: reading inSync may latch it, as it did when stats() read it.
     const sync = this.sync?.stats();
@@ -341,7 +320,7 @@ export class Daemon {
         trackFile: cfg.failover.trackFile,
         trackValue: this.track?.value,
         notifyFifo: cfg.failover.notifyFifo,
-        sequencer: this.failovers.sequencer,
+        sequencer: this.ops.failovers.sequencer,
       },
       injector: this.injector,
       events: this.events,
@@ -351,115 +330,19 @@ export class Daemon {
     });
   }
 
-  /** The entries of one cache as JSON objects, built in slices that yield to the loop. */
-  async dump(which: 'internal' | 'external'): Promise<Record<string, unknown>[]> {
-    const out: Record<string, unknown>[] = [];
-    let n = 0;
-    if (which === 'internal') {
-      for (const [, e] of this.internal.entries()) {
-        out.push(entryToJson(e));
-        if (++n % DUMP_SLICE === 0) await yieldToLoop();
-      }
-    } else {
-      for (const [, r] of this.external.entries()) {
-        out.push({ ...entryToJson(r.entry), origin: r.origin });
-        if (++n % DUMP_SLICE === 0) await yieldToLoop();
-      }
-    }
-    return out;
-  }
-
-  /** See CommitRunner: one at a time, like conntrackd; a second request while one runs is refused. */
-  commit(peer?: string): Promise<CommitReport> {
-    return this.commits.commit(peer);
-  }
-
   /** A one-line summary for systemctl status; READY=1 the first time the daemon is ready. */
   private notifySystemd(n: SystemdNotifier): void {
     const peers = this.sync?.stats().peers ?? [];
-    const up = peers.filter((p) => p.state === 'up').length;
-    const text = this.dumpDone
-      ? `${this.internal.size} local and ${this.external.size} peer connections; ${up}/${peers.length} peers up; ${this.sync?.inSync ? 'in sync' : 'not in sync'}${this.commitStats.running ? '; committing' : ''}`
-      : 'reading the kernel conntrack table';
-    if (this.ready && !n.ready) n.notifyReady(text);
-    else if (this.dumpDone && !this.ready) n.status(`kernel table read; waiting for peers (${text})`);
-    else n.status(text);
-  }
-
-  /** One failover step, run in this process (see Failover). */
-  runFailoverStep(step: FailoverStep): Promise<unknown> {
-    return this.failovers.runStep(step);
-  }
-
-  /** `ctsyncd failover primary|backup|fault`; see Failover.failover. */
-  failover(target: FailoverTarget): Promise<FailoverResult> {
-    return this.failovers.failover(target);
-  }
-
-  /** Empties the internal and/or external cache (like conntrackd -f). Nothing is sent to peers. */
-  flush(which?: 'internal' | 'external'): { internal?: number; external?: number } {
-    const out: { internal?: number; external?: number } = {};
-    if (which !== 'external') {
-      out.internal = this.internal.size;
-      this.internal.flush();
-    }
-    if (which !== 'internal') {
-      out.external = this.external.size;
-      this.external.flush();
-    }
-    this.log.info('caches flushed', out);
-    return out;
-  }
-
-  /** Like conntrackd -F; see LocalTable.flushKernel. */
-  async flushKernel(): Promise<FlushKernelResult> {
-    return this.localTable().flushKernel();
-  }
-
-  /** Like conntrackd -t, but shortening timeouts; see LocalTable.purgeTimeout. */
-  async purgeTimeout(): Promise<PurgeTimeoutResult> {
-    return this.localTable().purgeTimeout();
-  }
-
-  /** Reconciles the internal cache with a kernel dump; see LocalTable.resyncKernel. */
-  async resyncKernel(reason: string): Promise<ResyncResult> {
-    return this.localTable().resyncKernel(reason);
-  }
-
-  private controlHandlers(): Record<string, (args: Record<string, unknown>) => unknown> {
-    // The commands, their args' validation and their replies are declared in
-    // src/control/commands.ts; this is what they operate on.
-    return dispatchTable({
-      stats: () => this.stats(),
-      dump: (cache) => this.dump(cache),
-      dumpExpect: (cache) => this.dumpExpect(cache),
-      commit: (peer) => this.commit(peer),
-      flush: (which) => this.flush(which),
-      flushKernel: () => this.flushKernel(),
-      resync: async () => {
-        const started = this.now();
-        const r = await this.resyncKernel('command');
-        return { ...r, durationMs: this.now() - started };
-      },
-      purgeTimeout: () => this.purgeTimeout(),
-      requestResync: () => {
-        this.sync?.requestResync('');
-        return (this.sync?.stats().peers ?? []).map((p) => p.id);
-      },
-      bulkSend: () => this.sync?.bulkSend('') ?? 0,
-      failover: (state) => this.failover(state),
-      shutdown: () => {
-        setImmediate(() => void this.stop());
-      },
+    n.report({
+      dumpDone: this.dumpDone,
+      ready: this.ready,
+      localEntries: this.internal.size,
+      peerEntries: this.external.size,
+      peersUp: peers.filter((p) => p.state === 'up').length,
+      peers: peers.length,
+      inSync: this.sync?.inSync ?? false,
+      committing: this.commitStats.running,
     });
-  }
-
-  /** Expectations of one cache as JSON objects. */
-  dumpExpect(which: 'internal' | 'external'): Record<string, unknown>[] {
-    const out: Record<string, unknown>[] = [];
-    if (which === 'internal') for (const [, e] of this.internal.expectEntries()) out.push(expectToJson(e));
-    else for (const [, r] of this.external.expectEntries()) out.push({ ...expectToJson(r.entry), origin: r.origin });
-    return out;
   }
 }
 

@@ -3,7 +3,8 @@
 // Daemon class, so the client, which shares their declarations, never loads
 // the daemon; every import here is type-only for the same reason.
 import type { CommitReport } from '../cache/commit.js';
-import type { FailoverTarget } from '../keepalived/index.js';
+import type { FlushKernelResult, PurgeTimeoutResult, ResyncResult as KernelResyncResult } from '../cache/local-table.js';
+import type { FailoverResult, FailoverTarget } from '../keepalived/index.js';
 import type { entryToJson } from '../kernel/entry-json.js';
 
 export type CacheName = 'internal' | 'external';
@@ -25,36 +26,14 @@ export interface FlushResult {
   external?: number;
 }
 
-export interface FlushKernelResult {
-  deleted: number;
-  failed: number;
-  failures: Record<string, number>;
+export type { FailoverResult, FlushKernelResult, PurgeTimeoutResult };
+
+/** A kernel resync as the control command reports it: LocalTable's counts and how long it took. */
+export interface ResyncResult extends KernelResyncResult {
   durationMs: number;
 }
 
-export interface ResyncResult {
-  created: number;
-  updated: number;
-  deleted: number;
-  durationMs: number;
-}
-
-export interface PurgeTimeoutResult {
-  examined: number;
-  shortened: number;
-  local: number;
-  failed: number;
-  failures: Record<string, number>;
-  timeoutSeconds: number;
-}
-
-export interface FailoverResult {
-  state: FailoverTarget;
-  steps: number;
-  failed: number;
-}
-
-/** The operations behind the control commands; the daemon supplies them (Daemon.controlHandlers). */
+/** The operations behind the control commands; the daemon supplies them (DaemonOperations). */
 export interface ControlTarget {
   stats(): StatsJson;
   dump(cache: CacheName): Promise<EntryJson[]>;

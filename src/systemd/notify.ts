@@ -12,6 +12,20 @@ export interface SystemdNotifierOptions {
   log?: Logger;
 }
 
+/** What a STATUS= line says about the daemon (`systemctl status` shows it). */
+export interface DaemonStatusView {
+  /** The initial kernel dump is done. */
+  dumpDone: boolean;
+  /** Ready to take over: the dump is done and the first peer sync attempt finished. */
+  ready: boolean;
+  localEntries: number;
+  peerEntries: number;
+  peersUp: number;
+  peers: number;
+  inSync: boolean;
+  committing: boolean;
+}
+
 export interface NotifierCounters {
   sent: number;
   failed: number;
@@ -69,6 +83,16 @@ export class SystemdNotifier {
     if (text === this.lastStatus) return;
     this.lastStatus = text;
     this.write(`STATUS=${text}`);
+  }
+
+  /** A one-line summary as STATUS=; READY=1 with it the first time the daemon is ready. */
+  report(v: DaemonStatusView): void {
+    const text = v.dumpDone
+      ? `${v.localEntries} local and ${v.peerEntries} peer connections; ${v.peersUp}/${v.peers} peers up; ${v.inSync ? 'in sync' : 'not in sync'}${v.committing ? '; committing' : ''}`
+      : 'reading the kernel conntrack table';
+    if (v.ready && !this.isReady) this.notifyReady(text);
+    else if (v.dumpDone && !v.ready) this.status(`kernel table read; waiting for peers (${text})`);
+    else this.status(text);
   }
 
   watchdog(): void {

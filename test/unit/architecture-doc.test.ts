@@ -17,7 +17,8 @@ function walk(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-const files = [...walk(join(root, 'src')), ...walk(join(root, 'native'))];
+// src/ and native/, plus the lint config whose layer table the document cites.
+const files = [...walk(join(root, 'src')), ...walk(join(root, 'native')), join(root, 'eslint.config.js')];
 const text = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]));
 const srcNames = new Set(files.map((f) => basename(f)));
 

@@ -77,7 +77,7 @@ function daemon(kernel: FakeKernel, channel = new LoopChannel('l0')): Daemon {
 describe('Daemon wiring', () => {
   it('before start(): the kernel operations refuse with ENOTREADY, the rest answers', async () => {
     const d = daemon(new FakeKernel());
-    for (const op of [() => d.flushKernel(), () => d.purgeTimeout(), () => d.resyncKernel('command'), () => d.commit()]) {
+    for (const op of [() => d.ops.flushKernel(), () => d.ops.purgeTimeout(), () => d.ops.resyncKernel('command'), () => d.ops.commit()]) {
       const err = await op().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OperationError);
       expect(err).toMatchObject({ code: 'ENOTREADY', message: 'the kernel link is not open yet' });
@@ -86,8 +86,8 @@ describe('Daemon wiring', () => {
     expect(OperationError).toBe(BaseOperationError);
     expect(d.counters).toEqual({ ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 });
     expect(d.ready).toBe(false);
-    expect(d.flush()).toEqual({ internal: 0, external: 0 });
-    expect(await d.runFailoverStep('bulk-send')).toBe(0);
+    expect(d.ops.flush()).toEqual({ internal: 0, external: 0 });
+    expect(await d.ops.runFailoverStep('bulk-send')).toBe(0);
   });
 
   it('kernel events reach the internal cache and go out on the sync link; the operations reach the kernel', async () => {
@@ -108,13 +108,13 @@ describe('Daemon wiring', () => {
     await until(() => (snap().sync.sender?.messagesSent ?? 0) >= before + 1, 'the change sent');
     expect(channel.counters.datagramsSent).toBeGreaterThan(0);
 
-    expect(await d.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
-    const purge = await d.purgeTimeout();
+    expect(await d.ops.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
+    const purge = await d.ops.purgeTimeout();
     expect(purge).toMatchObject({ examined: 2, shortened: 2, timeoutSeconds: 45 });
     expect(d.internal.size).toBe(0);
-    expect(await d.failover('backup')).toEqual({ state: 'backup', steps: 2, failed: 0 });
+    expect(await d.ops.failover('backup')).toEqual({ state: 'backup', steps: 2, failed: 0 });
     expect(d.statsSnapshot().failover.keepalivedState).toBe('backup');
-    const flushed = await d.flushKernel();
+    const flushed = await d.ops.flushKernel();
     expect(flushed).toMatchObject({ deleted: 2, failed: 0 });
     expect(kernel.table.size).toBe(0);
     expect(d.counters.overruns).toBe(0);

@@ -530,7 +530,7 @@ describe('Daemon with metrics', () => {
 
     // Peer state in the external cache, committed into the fake kernel: one histogram observation.
     for (let i = 10; i < 13; i++) daemon.external.applyRemote('fw2', 7, i, 'new', tcp(i));
-    const report = await daemon.commit();
+    const report = await daemon.ops.commit();
     expect(report.committed).toBe(3);
 
     const e = parseExposition((await get(`http://127.0.0.1:${port}/metrics`)).body);

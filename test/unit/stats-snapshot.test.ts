@@ -296,7 +296,7 @@ describe('Daemon.stats()', () => {
     const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
     const kernelKeys = ['ownEventsFiltered', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
-    const json = () => JSON.parse(JSON.stringify(daemon.stats())) as Record<string, Record<string, unknown>>;
+    const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;
     const before = json();
     expect(Object.keys(before)).toEqual(top);
     expect(Object.keys(before.failover!)).toEqual(failover);
@@ -306,7 +306,7 @@ describe('Daemon.stats()', () => {
     try {
       await daemon.start();
       kernel.packetNew(tcp(1));
-      await daemon.failover('fault');
+      await daemon.ops.failover('fault');
       const after = json();
       expect(Object.keys(after)).toEqual(top);
       expect(Object.keys(after.failover!)).toEqual(failover);
