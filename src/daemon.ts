@@ -188,21 +188,6 @@ export class Daemon {
     });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
-    const table = new LocalTable({
-      internal: this.internal,
-      filter: this.filter,
-      events: this.events,
-      link: this.link,
-      listener: {
-        onLocalChange: (key, kind, entry) => this.sync?.localChange(key, kind, entry),
-        onLocalExpectChange: (key, kind, entry) => this.sync?.localExpectChange(key, kind, entry),
-      },
-      now: this.now,
-      log: this.log,
-      purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
-      ownAddresses: hostAddresses,
-    });
-    this.table = table;
 
     const channels = this.deps.channels ?? createChannels(cfg);
     this.channels = new ChannelSet(channels, {
@@ -235,6 +220,20 @@ export class Daemon {
       if (sync.receive(buf).ok) this.channels?.noteValidReceive(channel);
     });
     await this.channels.start();
+
+    const table = new LocalTable({
+      internal: this.internal,
+      filter: this.filter,
+      events: this.events,
+      link: this.link,
+      // SyncNode is the listener itself: no hop between a kernel event and its send queue.
+      listener: sync,
+      now: this.now,
+      log: this.log,
+      purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
+      ownAddresses: hostAddresses,
+    });
+    this.table = table;
 
     table.start();
 

@@ -18,11 +18,11 @@ export const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
 /** What peers must hear about a local key (the sync engine's queue kinds). */
 export type LocalChangeKind = 'new' | 'update' | 'delete';
 
-/** Where the changes to replicate go (the daemon connects it to SyncNode). */
+/** Where the changes to replicate go: SyncNode satisfies it as it is, so the daemon hands it over directly. */
 export interface LocalChangeListener {
   /** entry: the deleted entry, given with 'delete' when it is known. */
-  onLocalChange(key: string, kind: LocalChangeKind, entry?: ConntrackEntry): void;
-  onLocalExpectChange(key: string, kind: 'new' | 'delete', entry?: ExpectEntry): void;
+  localChange(key: string, kind: LocalChangeKind, entry?: ConntrackEntry): void;
+  localExpectChange(key: string, kind: 'new' | 'delete', entry?: ExpectEntry): void;
 }
 
 /** The parts of ConntrackEvents this module uses. */
@@ -149,8 +149,8 @@ export class LocalTable implements EventHandlers {
     }
     const r = this.internal.applyExpect(ev.type, ev.entry);
     const key = expectKey(ev.entry);
-    if (r === 'created' || r === 'updated') this.listener.onLocalExpectChange(key, 'new');
-    else if (r === 'deleted') this.listener.onLocalExpectChange(key, 'delete', ev.entry);
+    if (r === 'created' || r === 'updated') this.listener.localExpectChange(key, 'new');
+    else if (r === 'deleted') this.listener.localExpectChange(key, 'delete', ev.entry);
   }
 
   /**
@@ -303,8 +303,8 @@ export class LocalTable implements EventHandlers {
     const expectations: ExpectEntry[] = [];
     await this.link.dumpExpectations((x) => expectations.push(x));
     const xdiff = this.internal.reconcileExpect(expectations);
-    for (const key of [...xdiff.created, ...xdiff.updated]) this.listener.onLocalExpectChange(key, 'new');
-    for (const x of xdiff.deleted) this.listener.onLocalExpectChange(expectKey(x), 'delete', x);
+    for (const key of [...xdiff.created, ...xdiff.updated]) this.listener.localExpectChange(key, 'new');
+    for (const x of xdiff.deleted) this.listener.localExpectChange(expectKey(x), 'delete', x);
     return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
   }
 
@@ -315,8 +315,8 @@ export class LocalTable implements EventHandlers {
   }
 
   private noteChange(key: string, kind: ChangeKind, entry: ConntrackEntry | undefined): void {
-    if (kind === 'created') this.listener.onLocalChange(key, 'new');
-    else if (kind === 'updated') this.listener.onLocalChange(key, 'update');
-    else if (kind === 'deleted') this.listener.onLocalChange(key, 'delete', entry);
+    if (kind === 'created') this.listener.localChange(key, 'new');
+    else if (kind === 'updated') this.listener.localChange(key, 'update');
+    else if (kind === 'deleted') this.listener.localChange(key, 'delete', entry);
   }
 }

@@ -111,8 +111,8 @@ function setup(o: Setup = {}) {
     events,
     link: o.wrapLink ? o.wrapLink(link) : link,
     listener: {
-      onLocalChange: (key, kind, entry) => changes.push({ key, kind, entry }),
-      onLocalExpectChange: (key, kind, entry) => expectChanges.push({ key, kind, entry }),
+      localChange: (key, kind, entry) => changes.push({ key, kind, entry }),
+      localExpectChange: (key, kind, entry) => expectChanges.push({ key, kind, entry }),
     },
     now,
     log: recordingLog(lines),
