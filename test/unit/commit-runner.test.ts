@@ -8,7 +8,7 @@ import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
-import type { LogContext, Logger } from '../../src/log.js';
+import { captureLogger } from './doubles.js';
 
 const ENOMEM = 12;
 
@@ -24,24 +24,11 @@ function tcp(i: number): ConntrackEntry {
   };
 }
 
-interface Line {
-  level: string;
-  msg: string;
-  ctx: LogContext | undefined;
-}
-
 function setup(over: Partial<CommitRunnerOptions> = {}) {
   const kernel = new FakeKernel();
   const link = new ConntrackLink({ transportFactory: kernel.openSocket });
   const external = new ExternalCache({ limit: 1000 });
-  const lines: Line[] = [];
-  const log: Logger = {
-    debug: (msg, ctx) => lines.push({ level: 'debug', msg, ctx }),
-    info: (msg, ctx) => lines.push({ level: 'info', msg, ctx }),
-    warn: (msg, ctx) => lines.push({ level: 'warn', msg, ctx }),
-    error: (msg, ctx) => lines.push({ level: 'error', msg, ctx }),
-    child: () => log,
-  };
+  const { log, lines } = captureLogger();
   const observed: number[] = [];
   let drains = 0;
   const runner = new CommitRunner({

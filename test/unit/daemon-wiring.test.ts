@@ -11,24 +11,7 @@ import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import type { StatsSnapshot } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
-
-class LoopChannel implements SyncChannel {
-  readonly kind = 'udp' as const;
-  readonly interfaceName = undefined;
-  readonly counters: ChannelCounters = { datagramsSent: 0, datagramsReceived: 0, bytesSent: 0, bytesReceived: 0, sendErrors: 0, receiveErrors: 0 };
-  constructor(readonly name: string) {}
-  async start(): Promise<void> {}
-  send(d: Buffer): void {
-    this.counters.datagramsSent++;
-    this.counters.bytesSent += d.length;
-  }
-  onDatagram(_cb: DatagramListener): void {}
-  isLinkUp(): boolean {
-    return true;
-  }
-  async close(): Promise<void> {}
-}
+import { LoopChannel } from './doubles.js';
 
 function tcp(i: number, src = `10.50.0.${i}`): ConntrackEntry {
   return {

@@ -11,24 +11,7 @@ import {
   type FailoverOperations,
   withTimeout,
 } from '../../src/keepalived/index.js';
-import type { LogContext, Logger } from '../../src/log.js';
-
-interface Line {
-  level: string;
-  msg: string;
-  ctx: LogContext | undefined;
-}
-
-function recordingLog(lines: Line[]): Logger {
-  const log: Logger = {
-    debug: (msg, ctx) => lines.push({ level: 'debug', msg, ctx }),
-    info: (msg, ctx) => lines.push({ level: 'info', msg, ctx }),
-    warn: (msg, ctx) => lines.push({ level: 'warn', msg, ctx }),
-    error: (msg, ctx) => lines.push({ level: 'error', msg, ctx }),
-    child: () => log,
-  };
-  return log;
-}
+import { type LoggedLine as Line, recordingLog } from './doubles.js';
 
 /** Records every operation in call order; a test may replace any of them. */
 function fakeOps(calls: string[], over: Partial<FailoverOperations> = {}): FailoverOperations {

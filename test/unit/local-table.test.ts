@@ -16,7 +16,7 @@ import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { decodeError } from '../../src/kernel/netlink-codec.js';
-import type { LogContext, Logger } from '../../src/log.js';
+import { type LoggedLine as Line, recordingLog } from './doubles.js';
 
 const ENOENT = 2;
 const EPERM = 1;
@@ -53,23 +53,6 @@ function expectation(master: ConntrackEntry, port: number): ExpectEntry {
 /** An entry the kernel held before we subscribed: no event will ever tell us about it. */
 function preexisting(kernel: FakeKernel, e: ConntrackEntry): void {
   kernel.table.set(entryKey(e), { ...e, id: kernel.table.size + 1, use: 1 });
-}
-
-interface Line {
-  level: string;
-  msg: string;
-  ctx: LogContext | undefined;
-}
-
-function recordingLog(lines: Line[]): Logger {
-  const log: Logger = {
-    debug: (msg, ctx) => lines.push({ level: 'debug', msg, ctx }),
-    info: (msg, ctx) => lines.push({ level: 'info', msg, ctx }),
-    warn: (msg, ctx) => lines.push({ level: 'warn', msg, ctx }),
-    error: (msg, ctx) => lines.push({ level: 'error', msg, ctx }),
-    child: () => log,
-  };
-  return log;
 }
 
 interface Change {

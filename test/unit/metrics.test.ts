@@ -22,7 +22,6 @@ import {
   MetricsServer,
   type StatsSnapshot,
 } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
 import {
   dashboardQueries,
   loadDashboard,
@@ -32,6 +31,7 @@ import {
   sampleValue,
   seriesNames,
 } from './metrics-helpers.js';
+import { LoopChannel } from './doubles.js';
 
 /** A snapshot in which every number differs, so a value read from the wrong field shows. */
 function fakeSnapshot(): StatsSnapshot {
@@ -448,23 +448,6 @@ describe('MetricsServer', () => {
 });
 
 // --- a Daemon on the fake kernel ------------------------------------------------
-
-class LoopChannel implements SyncChannel {
-  readonly kind = 'udp' as const;
-  readonly interfaceName = undefined;
-  readonly counters: ChannelCounters = { datagramsSent: 0, datagramsReceived: 0, bytesSent: 0, bytesReceived: 0, sendErrors: 0, receiveErrors: 0 };
-  constructor(readonly name: string) {}
-  async start(): Promise<void> {}
-  send(d: Buffer): void {
-    this.counters.datagramsSent++;
-    this.counters.bytesSent += d.length;
-  }
-  onDatagram(_cb: DatagramListener): void {}
-  isLinkUp(): boolean {
-    return true;
-  }
-  async close(): Promise<void> {}
-}
 
 function tcp(i: number): ConntrackEntry {
   const src = `10.98.${(i >> 8) & 255}.${i & 255}`;

@@ -16,7 +16,7 @@ import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { silentLogger } from '../../src/log.js';
 import { buildStatsSnapshot, type StatsParts, type StatsSnapshot, type SyncStatsView } from '../../src/stats/index.js';
-import type { ChannelCounters, DatagramListener, SyncChannel } from '../../src/sync/transport/channel.js';
+import { LoopChannel } from './doubles.js';
 
 function tcp(i: number): ConntrackEntry {
   const src = `10.30.0.${i}`;
@@ -267,23 +267,6 @@ describe('buildStatsSnapshot', () => {
     expect(typed.kernel.overrunResyncs).toBe(3);
   });
 });
-
-class LoopChannel implements SyncChannel {
-  readonly kind = 'udp' as const;
-  readonly interfaceName = undefined;
-  readonly counters: ChannelCounters = { datagramsSent: 0, datagramsReceived: 0, bytesSent: 0, bytesReceived: 0, sendErrors: 0, receiveErrors: 0 };
-  constructor(readonly name: string) {}
-  async start(): Promise<void> {}
-  send(d: Buffer): void {
-    this.counters.datagramsSent++;
-    this.counters.bytesSent += d.length;
-  }
-  onDatagram(_cb: DatagramListener): void {}
-  isLinkUp(): boolean {
-    return true;
-  }
-  async close(): Promise<void> {}
-}
 
 describe('Daemon.stats()', () => {
   it('keeps the keys of `ctsyncd stats --json`, before and after start', async () => {
