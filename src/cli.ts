@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
 // only what they use: the daemon, the kernel link, the schema validator, the
 // logger, the help files and the rest are imported where they are needed.
-import { entryText } from './control/format.js';
+import { type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './common/command-io.js';
 import { type LocalCommandName, localCommand } from './cli/local-commands.js';
 import { type Invocation, parseArgs, UsageError } from './cli/parse.js';
 import { scanControlSocket } from './cli/socket-path.js';
@@ -18,14 +18,8 @@ const DEFAULT_CONFIG = '/etc/ctsyncd/conntrackd.yaml';
 /** DEFAULTS.control.socket, restated so client commands need not load the schema (a test keeps them equal). */
 export const DEFAULT_SOCKET = '/run/ctsyncd/ctsyncd.sock';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
-
-interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE };
+type Io = CommandIo;
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
@@ -65,7 +59,7 @@ const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
   'check-config': (inv, io) => checkConfig(inv.args[0] ?? inv.config, io),
   'import-conntrackd': async (inv, io) =>
     (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
-  kernel: (inv, io) => kernelCommand(inv, io),
+  kernel: async (inv, io) => (await import('./cli/kernel-dump.js')).kernelCommand(inv, io),
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
   'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),
   demo: async (_inv, io) => (await import('./demo/demo.js')).runDemo(io),
@@ -317,35 +311,6 @@ async function checkConfig(file: string | undefined, io: Io): Promise<number> {
       return EXIT_FAILURE;
     }
     throw e;
-  }
-}
-
-async function kernelCommand(p: Invocation, io: Io): Promise<number> {
-  if (p.args[0] !== 'dump') {
-    io.err(`ctsyncd: unknown kernel subcommand '${p.args[0] ?? ''}' (try: kernel dump)`);
-    return EXIT_USAGE;
-  }
-  const [{ ConntrackLink }, { entryToJson }] = await Promise.all([
-    import('./kernel/conntrack-link.js'),
-    import('./kernel/entry-json.js'),
-  ]);
-  let link: InstanceType<typeof ConntrackLink>;
-  try {
-    link = new ConntrackLink({ netns: p.netns });
-  } catch (e) {
-    io.err(`ctsyncd: cannot open ctnetlink: ${(e as Error).message}`);
-    return EXIT_FAILURE;
-  }
-  try {
-    const entries = await link.list();
-    if (p.json) io.out(JSON.stringify(entries.map(entryToJson)));
-    else for (const e of entries) io.out(entryText(entryToJson(e)));
-    return EXIT_OK;
-  } catch (e) {
-    io.err(`ctsyncd: kernel dump failed: ${(e as Error).message}`);
-    return EXIT_FAILURE;
-  } finally {
-    link.close();
   }
 }
 

@@ -33,6 +33,7 @@ import { isConfigError } from './errors.js';
 import { formatPath, parseConfig } from './load.js';
 import { isMulticast, networkOf } from '../common/address.js';
 import { PROTOCOLS, type ProtocolName } from './schema.js';
+import { type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/command-io.js';
 
 export { ConntrackdConfError, isConntrackdConfError } from './conntrackd-conf-parser.js';
 
@@ -1253,19 +1254,10 @@ export function importConntrackdConf(text: string, options: ImportOptions): Impo
 // ---------------------------------------------------------------------------
 // The CLI command.
 
-export interface CommandIo {
-  out(text: string): void;
-  err(text: string): void;
-}
-
 export interface CommandEnv {
   /** os.hostname by default; node.id comes from it unless --node-id is given. */
   hostname?: () => string;
 }
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /**
  * `ctsyncd import-conntrackd FILE [--output OUT] [--node-id ID] [--cluster-id N]`.

@@ -19,6 +19,7 @@ import { entryText } from '../control/format.js';
 import { DAEMON_NODE_FLAGS } from '../cli/node-flags.js';
 import { parseConfig } from '../config/index.js';
 import { controlRequest } from '../control/client.js';
+import type { CommandIo } from '../common/command-io.js';
 
 const run = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,10 +27,8 @@ const BIN = join(ROOT, 'bin', 'ctsyncd');
 const TRAFFIC = join(ROOT, 'dist', 'demo', 'traffic.js');
 const SERVER_PORT = 5000;
 
-export interface DemoIo {
-  out(text: string): void;
-  err(text: string): void;
-}
+/** Progress lines and the summary go to out, failures to err. */
+export type DemoIo = CommandIo;
 
 export interface DemoOptions {
   connections?: number;
