@@ -23,7 +23,7 @@ const MAY_IMPORT = {
   control: ['common', 'log', 'kernel', 'sync', 'cache', 'keepalived', 'stats'],
   daemon: ['common', 'log', 'kernel', 'config', 'sync', 'cache', 'keepalived', 'systemd', 'stats', 'control'],
   cli: ['common', 'log', 'kernel', 'config', 'control'],
-  demo: ['common', 'log', 'kernel', 'config', 'control', 'cli'],
+  demo: ['common', 'log', 'kernel', 'config', 'control', 'daemon'],
 };
 const ENTRIES = Object.keys(MAY_IMPORT);
 for (const [i, name] of ENTRIES.entries()) {

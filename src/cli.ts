@@ -223,7 +223,7 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
     return EXIT_FAILURE;
   }
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
-  const { DAEMON_NODE_FLAGS } = await import('./cli/node-flags.js');
+  const { DAEMON_NODE_FLAGS } = await import('./daemon/node-flags.js');
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, '--config', file], {
     detached: true,
     stdio: 'ignore',

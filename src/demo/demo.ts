@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { entryText } from '../control/format.js';
-import { DAEMON_NODE_FLAGS } from '../cli/node-flags.js';
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
 import { parseConfig } from '../config/index.js';
 import { controlRequest } from '../control/client.js';
 import type { CommandIo } from '../common/command-io.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
 import { formatIPv4At } from '../../src/common/address.js';
 import { AF_INET, AF_INET6, IPPROTO } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, entryKey, type ExpectEntry, expectKey, type Tuple } from '../../src/kernel/entry.js';
