@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// bench/startup: how soon a (re)started ctsyncd answers. For each trial a
+// fresh namespace with a sync interface (one end of a veth pair) (10.99.S.1/24) and K
+// established entries already in its kernel; `bin/ctsyncd --config FILE` is
+// exec'ed there (the V8 options of its #! line, as the binary itself would
+// run) and this process polls the control socket every 2 ms:
+//   answers   exec → the first `ping` answered (the control socket is up)
+//   ready     exec → `stats` says ready (kernel dump done, first peer sync
+//             attempt over: no peer exists here, so that is
+//             sync.reliability.startupSyncWaitMs, set to 1 ms for this)
+// and, as the floor under both, exec → exit of `node -e 0` with the same
+// options (a Node process doing nothing). The 1-minute load average is
+// printed before each trial; measure on a quiet machine. Root; after `npm ci`.
+//   node bench/startup.mjs [trials=10] [entries=10000]
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { controlRequest } from '../dist/control/client.js';
+import { DAEMON_NODE_FLAGS } from '../dist/daemon/node-flags.js';
+import { inject } from './lib/workload.mjs';
+
+const trials = Number(process.argv[2] ?? 10);
+const entries = Number(process.argv[3] ?? 10_000);
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'ctsyncd');
+const load1 = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function execIn(ns, argv) {
+  return spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+async function nodeFloor(ns) {
+  const t0 = performance.now();
+  const child = execIn(ns, [process.execPath, ...DAEMON_NODE_FLAGS, '-e', '0']);
+  await new Promise((r) => child.once('exit', r));
+  return performance.now() - t0;
+}
+
+/** Polls until `probe` resolves truthy, every 2 ms, for at most `ms`. */
+async function until(probe, ms) {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (await probe().catch(() => false)) return performance.now();
+    await sleep(2);
+  }
+  throw new Error('timed out');
+}
+
+async function trial(i) {
+  const suffix = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  const ns = `ctsu${suffix}`;
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-startup-'));
+  const socket = join(dir, 'ctl.sock');
+  const conf = join(dir, 'ctsyncd.yaml');
+  const subnet = 100 + (i % 100);
+  writeFileSync(
+    conf,
+    [
+      'node: { id: su1 }',
+      'cluster: { id: 9 }',
+      'sync:',
+      '  transport: udp',
+      `  udp: { bind: 10.99.${subnet}.1, port: 3790, peers: [10.99.${subnet}.2] }`,
+      '  reliability: { startupSyncWaitMs: 1 }',
+      `control: { socket: ${socket} }`,
+      'metrics: { enabled: false }',
+      'log: { level: warn }',
+      '',
+    ].join('\n'),
+  );
+  execFileSync('ip', ['netns', 'add', ns]);
+  let child;
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    // A veth pair inside the namespace (this kernel has no dummy interfaces).
+    execFileSync('ip', ['-n', ns, 'link', 'add', 'sync0', 'type', 'veth', 'peer', 'name', 'sync1']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'sync1', 'up']);
+    execFileSync('ip', ['-n', ns, 'addr', 'add', `10.99.${subnet}.1/24`, 'dev', 'sync0']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'sync0', 'up']);
+    if (entries > 0) await inject(`/var/run/netns/${ns}`, entries);
+    const floor = await nodeFloor(ns);
+    const load = load1();
+    const t0 = performance.now();
+    child = execIn(ns, [process.execPath, ...DAEMON_NODE_FLAGS, BIN, '--config', conf]);
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    const answered = await Promise.race([
+      until(() => controlRequest(socket, 'ping', {}, { timeoutMs: 200 }).then(() => true), 10_000),
+      exited.then((code) => {
+        throw new Error(`the daemon exited (${code})`);
+      }),
+    ]);
+    const ready = await until(
+      () => controlRequest(socket, 'stats', {}, { timeoutMs: 1000 }).then((s) => s.ready === true),
+      10_000,
+    );
+    const cached = (await controlRequest(socket, 'stats', {}, { timeoutMs: 1000 })).internal.entries;
+    return { load, floor, answers: answered - t0, ready: ready - t0, cached };
+  } finally {
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r()));
+    }
+    execFileSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const rows = [];
+for (let i = 0; i < trials; i++) {
+  const r = await trial(i);
+  rows.push(r);
+  console.log(
+    `trial ${i + 1} (load ${r.load}): node -e 0 ${r.floor.toFixed(0)} ms; answers ${r.answers.toFixed(0)} ms; ` +
+      `ready ${r.ready.toFixed(0)} ms with ${r.cached} entries`,
+  );
+}
+console.log(
+  `median of ${rows.length}: node -e 0 ${median(rows.map((r) => r.floor)).toFixed(0)} ms, answers ${median(rows.map((r) => r.answers)).toFixed(0)} ms, ready ${median(rows.map((r) => r.ready)).toFixed(0)} ms (${entries} entries in the kernel)`,
+);
