@@ -9,10 +9,15 @@
 //             attempt over: no peer exists here, so that is
 //             sync.reliability.startupSyncWaitMs, set to 1 ms for this)
 // and, as the floor under both, exec → exit of `node -e 0` with the same
-// options (a Node process doing nothing). The 1-minute load average is
-// printed before each trial; measure on a quiet machine. Root; after `npm ci`.
+// options (a Node process doing nothing). In the same trial, in alternating
+// order, conntrackd 1.4.7 on the same namespace and table (FTFW over UDP on
+// the same interface): exec → its UNIX socket answers a stats request. It
+// reads the kernel table before it serves its socket, so for conntrackd
+// "answers" is also "ready". The 1-minute load average is printed before
+// each trial; measure on a quiet machine. Root; after `npm ci`.
 //   node bench/startup.mjs [trials=10] [entries=10000]
 import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +56,90 @@ async function until(probe, ms) {
   throw new Error('timed out');
 }
 
+const CONNTRACKD = '/usr/sbin/conntrackd';
+/** conntrackd's client protocol: one native int (the command), the text reply until EOF. */
+const CT_STATS_RUNTIME = 30;
+
+function conntrackdStats(path) {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(path);
+    const chunks = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('no reply'));
+    }, 1000);
+    sock.on('connect', () => {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(CT_STATS_RUNTIME);
+      sock.write(b);
+    });
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+  });
+}
+
+function conntrackdConf(dir, subnet) {
+  const conf = join(dir, 'conntrackd.conf');
+  writeFileSync(
+    conf,
+    [
+      'Sync {',
+      '\tMode FTFW {',
+      '\t}',
+      '\tUDP {',
+      `\t\tIPv4_address 10.99.${subnet}.1`,
+      `\t\tIPv4_Destination_Address 10.99.${subnet}.2`,
+      '\t\tPort 3791',
+      '\t\tInterface sync0',
+      '\t}',
+      '}',
+      'General {',
+      `\tLogFile ${join(dir, 'conntrackd.log')}`,
+      '\tSyslog off',
+      '\tSystemd off',
+      `\tLockFile ${join(dir, 'conntrackd.lock')}`,
+      '\tUNIX {',
+      `\t\tPath ${join(dir, 'conntrackd.sock')}`,
+      '\t}',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return { conf, socket: join(dir, 'conntrackd.sock') };
+}
+
+/** exec → the process answers `probe`; the process is stopped (SIGTERM) afterwards. */
+async function timeToAnswer(ns, argv, probe) {
+  const t0 = performance.now();
+  const child = execIn(ns, argv);
+  const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  try {
+    const at = await Promise.race([
+      until(probe, 10_000),
+      exited.then((code) => {
+        throw new Error(`${argv[0]} exited (${code})`);
+      }),
+    ]);
+    return { child, answers: at - t0, t0 };
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
 async function trial(i) {
   const suffix = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   const ns = `ctsu${suffix}`;
@@ -85,26 +174,41 @@ async function trial(i) {
     if (entries > 0) await inject(`/var/run/netns/${ns}`, entries);
     const floor = await nodeFloor(ns);
     const load = load1();
-    const t0 = performance.now();
-    child = execIn(ns, [process.execPath, ...DAEMON_NODE_FLAGS, BIN, '--config', conf]);
-    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
-    const answered = await Promise.race([
-      until(() => controlRequest(socket, 'ping', {}, { timeoutMs: 200 }).then(() => true), 10_000),
-      exited.then((code) => {
-        throw new Error(`the daemon exited (${code})`);
-      }),
-    ]);
-    const ready = await until(
-      () => controlRequest(socket, 'stats', {}, { timeoutMs: 1000 }).then((s) => s.ready === true),
-      10_000,
-    );
-    const cached = (await controlRequest(socket, 'stats', {}, { timeoutMs: 1000 })).internal.entries;
-    return { load, floor, answers: answered - t0, ready: ready - t0, cached };
-  } finally {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r()));
+    const ctd = conntrackdConf(dir, subnet);
+    const runCtsyncd = async () => {
+      const r = await timeToAnswer(ns, [process.execPath, ...DAEMON_NODE_FLAGS, BIN, '--config', conf], () =>
+        controlRequest(socket, 'ping', {}, { timeoutMs: 200 }).then(() => true),
+      );
+      child = r.child;
+      const ready = await until(
+        () => controlRequest(socket, 'stats', {}, { timeoutMs: 1000 }).then((st) => st.ready === true),
+        10_000,
+      );
+      const cached = (await controlRequest(socket, 'stats', {}, { timeoutMs: 1000 })).internal.entries;
+      await stop(r.child);
+      return { answers: r.answers, ready: ready - r.t0, cached };
+    };
+    const runConntrackd = async () => {
+      const r = await timeToAnswer(ns, [CONNTRACKD, '-C', ctd.conf], () =>
+        conntrackdStats(ctd.socket).then((text) => text.length > 0),
+      );
+      child = r.child;
+      await stop(r.child);
+      return { answers: r.answers };
+    };
+    // Alternate which goes first, so neither always finds the page cache warm.
+    let ours;
+    let theirs;
+    if (i % 2 === 0) {
+      ours = await runCtsyncd();
+      theirs = await runConntrackd();
+    } else {
+      theirs = await runConntrackd();
+      ours = await runCtsyncd();
     }
+    return { load, floor, ...ours, conntrackd: theirs.answers };
+  } finally {
+    if (child) await stop(child);
     execFileSync('ip', ['netns', 'del', ns]);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -116,9 +220,9 @@ for (let i = 0; i < trials; i++) {
   rows.push(r);
   console.log(
     `trial ${i + 1} (load ${r.load}): node -e 0 ${r.floor.toFixed(0)} ms; answers ${r.answers.toFixed(0)} ms; ` +
-      `ready ${r.ready.toFixed(0)} ms with ${r.cached} entries`,
+      `ready ${r.ready.toFixed(0)} ms with ${r.cached} entries; conntrackd answers ${r.conntrackd.toFixed(0)} ms`,
   );
 }
 console.log(
-  `median of ${rows.length}: node -e 0 ${median(rows.map((r) => r.floor)).toFixed(0)} ms, answers ${median(rows.map((r) => r.answers)).toFixed(0)} ms, ready ${median(rows.map((r) => r.ready)).toFixed(0)} ms (${entries} entries in the kernel)`,
+  `median of ${rows.length}: node -e 0 ${median(rows.map((r) => r.floor)).toFixed(0)} ms, answers ${median(rows.map((r) => r.answers)).toFixed(0)} ms, ready ${median(rows.map((r) => r.ready)).toFixed(0)} ms; conntrackd answers ${median(rows.map((r) => r.conntrackd)).toFixed(0)} ms (${entries} entries in the kernel)`,
 );
