@@ -163,7 +163,8 @@ export const ctsyncd = {
     const st = await this.stats(node);
     const snd = st.sync?.sender ?? {};
     return {
-      overruns: st.kernel?.events?.overruns,
+      // kernel.overruns (ctsyncd_kernel_overruns_total): ENOBUFS on the event socket.
+      overruns: st.kernel?.overruns ?? st.kernel?.events?.overruns,
       kernelResyncs: st.kernel?.overrunResyncs,
       bufferBytes: st.kernel?.receiveBufferBytes,
       datagramsSent: snd.datagramsSent,
@@ -326,7 +327,11 @@ export const conntrackd = {
     return { internal: section(text, 'cache internal'), external: section(text, 'cache external'), raw: text };
   },
 
-  /** Netlink overruns and kernel resyncs (`-s runtime`), datagrams sent (`-s`). */
+  /**
+   * Netlink overruns and kernel resyncs (`-s runtime`), datagrams sent (`-s`).
+   * "netlink overrun:" counts ENOBUFS on the event socket (nl_overrun in
+   * conntrackd's event handler, which also grows the buffer then).
+   */
   async diagnostics(node) {
     const rt = await conntrackdRequest(node.socket, CT_STATS_RUNTIME);
     const st = await conntrackdRequest(node.socket, CT_STATS);
