@@ -56,7 +56,12 @@
 //                fw1 (as burst), lag < 1 s, nothing lost, and the injector
 //                reached ≥ 95% of R (else the rate was not offered). A daemon
 //                is not run at higher rates once it failed one. Reported: the
-//                highest rate held by each daemon and the ratio.
+//                highest rate held by each daemon and the ratio (a bound, ≤ or
+//                ≥, when a daemon held every rate tried), each step's lag and
+//                overruns. Also in --json: the samples [ms, I, E], CPU of both
+//                daemons ÷ R × S (start to a second after E = R × S; the
+//                100 ms polls of fw2 included), tail (last create → E = R × S).
+// Both record the overrun counter line as the daemon printed it (overrunLine).
 //
 // Run as root after `npm ci` (npm run bench = node bench/run.mjs):
 //   node bench/run.mjs                      full run: N = 10k, 100k, 1M; 3 pairs;
@@ -425,6 +430,7 @@ async function replicate(d, topo, n, r, o, { first = 0, fullSpeed = false } = {}
   r.ownDatagrams = diag1.datagramsSent - diag0.datagramsSent;
   if (diag1.messagesSent !== undefined) r.ownMessages = diag1.messagesSent - diag0.messagesSent;
   r.overruns = diag1.overruns - diag0.overruns;
+  r.overrunLine = diag1.overrunLine;
   r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
   r.eventBufferBytes = diag1.bufferBytes;
   return r.replicationS !== undefined && r.lost === 0;
@@ -750,6 +756,7 @@ async function stream(d, topo, n, rate, r) {
   r.offeredRate = (r.injected ?? progress.sent) / (r.injectorS ?? (now() - t0) / 1000);
   r.lost = n - Math.min(n, c2.external);
   r.overruns = diag1.overruns - diag0.overruns;
+  r.overrunLine = diag1.overrunLine;
   r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
   r.eventBufferBytes = diag1.bufferBytes;
   r.cpuFw1S = after[0].cpu - before[0].cpu;

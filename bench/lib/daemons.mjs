@@ -165,6 +165,7 @@ export const ctsyncd = {
     return {
       // kernel.overruns (ctsyncd_kernel_overruns_total): ENOBUFS on the event socket.
       overruns: st.kernel?.overruns ?? st.kernel?.events?.overruns,
+      overrunLine: `kernel.overruns: ${st.kernel?.overruns}`,
       kernelResyncs: st.kernel?.overrunResyncs,
       bufferBytes: st.kernel?.receiveBufferBytes,
       datagramsSent: snd.datagramsSent,
@@ -338,6 +339,8 @@ export const conntrackd = {
     const num = (re, t) => Number(re.exec(t)?.[1] ?? NaN);
     return {
       overruns: num(/netlink overrun:\s+(\d+)/, rt),
+      // The line itself, as the daemon printed it (kept in burst and rate records).
+      overrunLine: /^.*netlink overrun:.*$/m.exec(rt)?.[0].trim(),
       kernelResyncs: num(/resync with kernel table:\s+(\d+)/, rt),
       bufferBytes: num(/current buffer size \(in bytes\):\s+(\d+)/, rt),
       datagramsSent: num(/(\d+) Pckts sent/, st),

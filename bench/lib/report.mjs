@@ -409,7 +409,12 @@ export function formatRate(records) {
       highest[daemon] = { best, allHeld, tried: Object.keys(step[daemon]).length };
     }
     const show = (h) => (h.tried === 0 ? '-' : h.best === 0 ? `< ${rates[0]}` : `${h.best}${h.allHeld ? ' (all held)' : ''}`);
-    const q = highest.ctsyncd.best && highest.conntrackd.best ? (highest.ctsyncd.best / highest.conntrackd.best).toFixed(2) : '';
+    // A daemon that held every rate tried may hold more: the ratio is then a bound.
+    const [a, c] = [highest.ctsyncd, highest.conntrackd];
+    let q = a.best && c.best ? (a.best / c.best).toFixed(2) : '';
+    if (q && a.allHeld && c.allHeld) q = `${q} (both held every rate tried)`;
+    else if (q && a.allHeld) q = `≥ ${q}`;
+    else if (q && c.allHeld) q = `≤ ${q}`;
     md.push(`| ${title} | ctsyncd | conntrackd | ctsyncd / conntrackd |`, '|---|---|---|---|');
     md.push(`| highest rate held (entries/s) | ${show(highest.ctsyncd)} | ${show(highest.conntrackd)} | **${q}** |`);
     lines.push(`== ${title} ==  (ctsyncd | conntrackd | ratio)`);
