@@ -24,6 +24,45 @@
 //   loss         replication of N with 5% random loss on both ends of the sync
 //                link (nftables numgen in a netdev egress hook); separate trials
 //
+// Two more metrics run only when named in --metrics (their own trials, both
+// daemons with the same event socket buffer, --event-buffer-mib, 8 MiB:
+// ctsyncd kernel.netlinkBufferBytes, conntrackd NetlinkBufferSize; both may
+// grow it after an overrun up to 256 MiB, conntrackd by
+// NetlinkBufferSizeMaxGrowth, ctsyncd by doubling):
+//
+//   burst        a burst of B established TCP entries (--burst-n, 20k) from the
+//                batched injector at full speed into fw1's kernel. Variant
+//                fresh: right after both daemons are ready; variant warm: after
+//                a warm-up burst of another B entries has fully replicated
+//                (the buffer the measured burst met is recorded). Per trial:
+//                overran (fw1's event socket reported ENOBUFS during the burst:
+//                ctsyncd's stats kernel.overruns, conntrackd's `-s runtime`
+//                "netlink overrun:" line, before and after), CPU of both
+//                daemons ÷ B (as cpu above) and replication time (as above).
+//                --burst-trials T (10) trials of each variant, alternating.
+//                Reported: overran in how many of T, medians, ratios.
+//   rate         a sustained stream of new entries only (no updates, no
+//                deletes) from the paced injector at R creates/s for S s
+//                (--rate-seconds, 60; R × S entries, at most 4,194,304), for
+//                each R of --rates (5k,10k,20k,40k,60k) in increasing order
+//                (--rate-trials K per rate, 1; both daemons alternating). Every
+//                ~100 ms the harness reads I, the creates the injector has
+//                done (acknowledged by the kernel), and E, fw2's external
+//                cache count (over the daemon's socket; I taken when E's
+//                answer arrived). Lag at that sample = (I − E) ÷ R seconds;
+//                the trial's lag = the largest over all samples from the first
+//                create until E = R × S (the tail after the last create
+//                included). A rate is held when, in every trial: no overrun on
+//                fw1 (as burst), lag < 1 s, nothing lost, and the injector
+//                reached ≥ 95% of R (else the rate was not offered). A daemon
+//                is not run at higher rates once it failed one. Reported: the
+//                highest rate held by each daemon and the ratio (a bound, ≤ or
+//                ≥, when a daemon held every rate tried), each step's lag and
+//                overruns. Also in --json: the samples [ms, I, E], CPU of both
+//                daemons ÷ R × S (start to a second after E = R × S; the
+//                100 ms polls of fw2 included), tail (last create → E = R × S).
+// Both record the overrun counter line as the daemon printed it (overrunLine).
+//
 // Run as root after `npm ci` (npm run bench = node bench/run.mjs):
 //   node bench/run.mjs                      full run: N = 10k, 100k, 1M; 3 pairs;
 //                                           multicast and UDP; loss at 100k
@@ -46,6 +85,12 @@
 //   them there; the report says so)
 //   --report FILE.json (no run: the table of a run saved with --json; --write
 //   appends it under that run's command and date)
+//   --metrics burst: --burst-n B (20000)  --burst-trials T (10 fresh and 10
+//   warm per daemon)  --event-buffer-mib M (8, also for rate)
+//   --metrics rate: --rates LIST (5000,10000,20000,40000,60000)
+//   --rate-seconds S (60)  --rate-trials K (1)
+//   e.g. node bench/run.mjs --metrics burst --burst-n 5000 --burst-trials 2 --transport udp --no-write
+//        node bench/run.mjs --metrics rate --rate-seconds 10 --rates 2000,4000 --transport udp --no-write
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
@@ -61,7 +106,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMONS, settingsFor } from './lib/daemons.mjs';
-import { formatReport, K, summarize } from './lib/report.mjs';
+import { formatBurst, formatRate, formatReport, K, summarize } from './lib/report.mjs';
 import {
   addEgressLoss,
   conntrackCount,
@@ -85,10 +130,13 @@ import {
   TimeoutError,
   until,
 } from './lib/util.mjs';
-import { inject, MAX_ENTRIES } from './lib/workload.mjs';
+import { inject, MAX_ENTRIES, STREAM_MAX_ENTRIES } from './lib/workload.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The default set; burst and rate run only when named. */
 const ALL_METRICS = ['replication', 'commit', 'resync', 'failover', 'loss'];
+const KNOWN_METRICS = [...ALL_METRICS, 'burst', 'rate'];
+const MiB = 2 ** 20;
 
 // ---------------------------------------------------------------------------
 // Arguments
@@ -110,6 +158,12 @@ function parseArgs(argv) {
     keep: false,
     ctsyncdNotify: 'script',
     ctsyncdInject: false,
+    burstN: 20_000,
+    burstTrials: 10,
+    eventBufferMiB: 8,
+    rates: [5000, 10_000, 20_000, 40_000, 60_000],
+    rateSeconds: 60,
+    rateTrials: 1,
   };
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const num = (v) => {
@@ -183,13 +237,33 @@ function parseArgs(argv) {
       case '--report':
         o.report = resolve(val());
         break;
+      case '--burst-n':
+        o.burstN = num(val());
+        break;
+      case '--burst-trials':
+        o.burstTrials = num(val());
+        break;
+      case '--event-buffer-mib':
+        o.eventBufferMiB = num(val());
+        break;
+      case '--rates':
+        o.rates = list(val()).map(num);
+        break;
+      case '--rate-seconds':
+        o.rateSeconds = num(val());
+        break;
+      case '--rate-trials':
+        o.rateTrials = num(val());
+        break;
       case '-h':
       case '--help':
         console.log(
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject]',
+            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject]\n' +
+            '         [--metrics burst,rate] [--burst-n 20000] [--burst-trials 10] [--event-buffer-mib 8]\n' +
+            '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]',
         );
         process.exit(0);
         break;
@@ -207,8 +281,13 @@ function parseArgs(argv) {
   // The first harness's hook: BENCH_PROFILE_DIR=DIR is --cpu-prof DIR.
   if (!o.cpuProf && process.env.BENCH_PROFILE_DIR) o.cpuProf = resolve(process.env.BENCH_PROFILE_DIR);
   for (const t of o.transports) if (t !== 'multicast' && t !== 'udp') throw new Error(`unknown transport ${t}`);
-  for (const m of o.metrics) if (!ALL_METRICS.includes(m)) throw new Error(`unknown metric ${m}`);
-  for (const n of [...o.n, o.lossN]) if (n > MAX_ENTRIES) throw new Error(`N at most ${MAX_ENTRIES}`);
+  for (const m of o.metrics) if (!KNOWN_METRICS.includes(m)) throw new Error(`unknown metric ${m}`);
+  for (const n of [...o.n, o.lossN, 2 * o.burstN]) if (n > MAX_ENTRIES) throw new Error(`N (and 2 × burst) at most ${MAX_ENTRIES}`);
+  o.rates.sort((a, b) => a - b);
+  for (const rate of o.rates) {
+    if (rate * o.rateSeconds > STREAM_MAX_ENTRIES) throw new Error(`rate × seconds at most ${STREAM_MAX_ENTRIES} entries`);
+  }
+  if (o.eventBufferMiB > 1024) throw new Error('--event-buffer-mib at most 1024');
   return o;
 }
 
@@ -263,9 +342,9 @@ function runIn(ns, argv, env, bound) {
 // ---------------------------------------------------------------------------
 // One trial: one daemon, one N, one transport.
 
-async function startPair(d, topo, dir, n, opts) {
+async function startPair(d, topo, dir, n, opts, overrides = {}) {
   const [fw1, fw2] = topo.nodes;
-  const s = { ...settingsFor(n), inject: opts.inject === true };
+  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true };
   d.configure(fw1, fw2, topo, dir, s);
   d.configure(fw2, fw1, topo, dir, s);
   for (const node of [fw1, fw2]) d.start(node, opts);
@@ -278,16 +357,22 @@ async function stopPair(d, topo) {
   for (const node of topo.nodes) if (node.proc) await d.stop(node).catch((e) => console.error(e.message));
 }
 
-/** Injects n entries into fw1 and waits until fw2's external cache holds them all. */
-async function replicate(d, topo, n, r, o) {
+/**
+ * Injects n entries (first..first+n-1; fullSpeed: unpaced whatever --rate)
+ * into fw1 and waits until fw2's external cache holds them all, and the
+ * first ones too.
+ */
+async function replicate(d, topo, n, r, o, { first = 0, fullSpeed = false } = {}) {
+  const target = first + n;
   const [fw1, fw2] = topo.nodes;
   const pids = [fw1.proc.child.pid, fw2.proc.child.pid];
   const before = pids.map(procSample);
   const tx0 = netDev(pids[0], 'sync0');
   const diag0 = await d.diagnostics(fw1);
+  r.eventBufferBeforeBytes = diag0.bufferBytes;
   let t0;
   let injectError;
-  const injecting = inject(fw1.netnsPath, n, { rate: o.rate, onStart: () => (t0 = now()) }).then(
+  const injecting = inject(fw1.netnsPath, n, { rate: fullSpeed ? undefined : o.rate, first, onStart: () => (t0 = now()) }).then(
     (x) => (r.injectorS = x.seconds),
     (e) => (injectError = e),
   );
@@ -298,9 +383,9 @@ async function replicate(d, topo, n, r, o) {
     for (;;) {
       if (injectError) throw injectError;
       last = (await d.counts(fw2).catch(() => undefined))?.external;
-      if (last !== undefined && last >= n) break;
+      if (last !== undefined && last >= target) break;
       const el = now() - t0;
-      if (el > bound) throw new TimeoutError(`replication: fw2 external ${last} of ${n} after ${Math.round(el)} ms`);
+      if (el > bound) throw new TimeoutError(`replication: fw2 external ${last} of ${target} after ${Math.round(el)} ms`);
       await sleep(pollInterval(el));
     }
     r.replicationS = (now() - t0) / 1000;
@@ -322,8 +407,8 @@ async function replicate(d, topo, n, r, o) {
   const after = pids.map(procSample);
   const c1 = await d.counts(fw1);
   const c2 = await d.counts(fw2);
-  r.lost = n - Math.min(n, c2.external);
-  r.extra = c2.external > n ? c2.external - n : 0;
+  r.lost = target - Math.min(target, c2.external);
+  r.extra = c2.external > target ? c2.external - target : 0;
   // Where entries went missing: fw1's kernel → its internal cache → fw2's external cache.
   r.fw1Kernel = kernelCountOf(pids[0]);
   r.fw1Internal = c1.internal;
@@ -345,6 +430,7 @@ async function replicate(d, topo, n, r, o) {
   r.ownDatagrams = diag1.datagramsSent - diag0.datagramsSent;
   if (diag1.messagesSent !== undefined) r.ownMessages = diag1.messagesSent - diag0.messagesSent;
   r.overruns = diag1.overruns - diag0.overruns;
+  r.overrunLine = diag1.overrunLine;
   r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
   r.eventBufferBytes = diag1.bufferBytes;
   return r.replicationS !== undefined && r.lost === 0;
@@ -506,6 +592,187 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
 }
 
 // ---------------------------------------------------------------------------
+// burst and rate: their own trials, both daemons with the same event buffer.
+
+/**
+ * One daemon on fresh fw1/fw2 started for n entries with the event buffer of
+ * --event-buffer-mib; body(d, topo) measures into r. Cleans up as trial().
+ */
+async function bufferTrial(r, n, o, body) {
+  const d = DAEMONS[r.daemon];
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-bench-'));
+  const dirHandle = onCleanup(() => o.keep || rmSync(dir, { recursive: true, force: true }), `dir ${dir}`);
+  let topo;
+  try {
+    topo = await createTopology();
+    topo.transport = r.transport;
+    r.group = topo.group;
+    await startPair(d, topo, dir, n, {}, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
+    await body(d, topo);
+  } catch (e) {
+    r.errors.push(e.message);
+    for (const node of topo?.nodes ?? []) if (node.log) r.logs.push(`${node.id}: ${d.logTail(node).slice(-1200)}`);
+  } finally {
+    if (topo) {
+      await stopPair(d, topo);
+      destroyTopology(topo);
+    }
+    runCleanup(dirHandle);
+  }
+  r.load1After = load1();
+  return r;
+}
+
+function baseRecord(metric, daemon, transport, n, o, extra) {
+  return {
+    metric,
+    daemon,
+    transport,
+    n,
+    ...extra,
+    eventBufferConfiguredBytes: o.eventBufferMiB * MiB,
+    load1: load1(),
+    errors: [],
+    logs: [],
+    timeouts: {},
+    date: new Date().toISOString(),
+  };
+}
+
+const WARMUP_KEYS = ['replicationS', 'lost', 'overruns', 'kernelResyncs', 'cpuPerEntryUs', 'eventBufferBytes', 'injectorS'];
+
+/**
+ * burst: B entries at full speed; warm: after B others fully replicated.
+ * overran: fw1's event socket overran between just before the burst and a
+ * second after fw2 held it all.
+ */
+async function burstTrial(daemon, { transport, variant, trial: k }, o) {
+  const b = o.burstN;
+  const r = baseRecord('burst', daemon, transport, b, o, { variant, trial: k });
+  return bufferTrial(r, 2 * b, o, async (d, topo) => {
+    if (variant === 'warm') {
+      const w = { errors: [], timeouts: {} };
+      const ok = await replicate(d, topo, b, w, o, { fullSpeed: true });
+      r.warmup = Object.fromEntries(WARMUP_KEYS.map((key) => [key, w[key]]));
+      if (!ok) throw new Error(`warm-up burst not replicated (lost ${w.lost}): ${w.errors.join('; ')}`);
+    }
+    await replicate(d, topo, b, r, o, { first: variant === 'warm' ? b : 0, fullSpeed: true });
+    r.overran = r.overruns > 0;
+  });
+}
+
+/** A rate is held: no overrun, lag < 1 s, nothing lost, injector ≥ 95% of the rate. */
+const MAX_LAG_S = 1;
+const MIN_OFFERED = 0.95;
+const SAMPLE_MS = 100;
+
+async function rateTrial(daemon, { transport, rate, trial: k }, o) {
+  const n = rate * o.rateSeconds;
+  const r = baseRecord('rate', daemon, transport, n, o, { rate, seconds: o.rateSeconds, trial: k });
+  return bufferTrial(r, n, o, (d, topo) => stream(d, topo, n, rate, r));
+}
+
+/**
+ * The paced stream and its lag samples (see the header): every ~100 ms, E =
+ * fw2's external count, then I = creates done; lag = (I − E) ÷ rate.
+ * Bounded: the injector to 2 × its nominal time + 30 s (then stopped), the
+ * tail after it to --bound (60 s).
+ */
+async function stream(d, topo, n, rate, r) {
+  const [fw1, fw2] = topo.nodes;
+  const pids = [fw1.proc.child.pid, fw2.proc.child.pid];
+  const before = pids.map(procSample);
+  const diag0 = await d.diagnostics(fw1);
+  r.eventBufferBeforeBytes = diag0.bufferBytes;
+  const progress = { sent: 0, stop: false };
+  let t0;
+  let injectedAt;
+  let injectError;
+  const injecting = inject(fw1.netnsPath, n, { rate, progress, onStart: () => (t0 = now()) }).then(
+    (x) => {
+      injectedAt = now();
+      r.injectorS = x.seconds;
+      r.injected = x.sent;
+    },
+    (e) => (injectError = e),
+  );
+  await until(() => t0 !== undefined || injectError, 'injector start', 30_000);
+  const injectBound = 2 * (n / rate) * 1000 + 30_000;
+  const tailBound = minBoundMs;
+  const series = [];
+  let maxLagEntries = 0;
+  let maxGapMs = 0;
+  let lastSample = now();
+  let heldAllAt;
+  try {
+    for (;;) {
+      if (injectError) throw injectError;
+      const tReq = now();
+      const e = (await d.counts(fw2).catch(() => undefined))?.external;
+      const t = now();
+      const i = progress.sent;
+      if (e !== undefined) {
+        maxGapMs = Math.max(maxGapMs, t - lastSample);
+        lastSample = t;
+        series.push([Math.round(t - t0), i, e]);
+        maxLagEntries = Math.max(maxLagEntries, i - e);
+        if (injectedAt !== undefined && e >= n) {
+          heldAllAt = t;
+          break;
+        }
+      }
+      if (injectedAt === undefined && t - t0 > injectBound) {
+        progress.stop = true;
+        throw new TimeoutError(`rate: injector at ${progress.sent} of ${n} after ${Math.round(t - t0)} ms; stopped`);
+      }
+      if (injectedAt !== undefined && t - injectedAt > tailBound) {
+        r.timeouts.rate = tailBound / 1000;
+        throw new TimeoutError(`rate: fw2 external ${e} of ${n} ${Math.round(t - injectedAt)} ms after the last create`);
+      }
+      await sleep(Math.max(1, SAMPLE_MS - (now() - tReq)));
+    }
+  } catch (e) {
+    if (!(e instanceof TimeoutError)) throw e;
+    // A rate not held, not an error of the run.
+    r.stopped = e.message;
+  } finally {
+    progress.stop = true;
+  }
+  let done = false;
+  await Promise.race([injecting.then(() => (done = true)), sleep(30_000)]);
+  if (injectError) throw injectError;
+  if (!done) throw new TimeoutError('rate: injector did not stop');
+  // A further second, as replication: the last acks, overruns reported late.
+  await sleep(1000);
+  const after = pids.map(procSample);
+  const diag1 = await d.diagnostics(fw1);
+  const c2 = await d.counts(fw2);
+  r.samples = series.length;
+  r.series = series;
+  r.maxSampleGapS = maxGapMs / 1000;
+  r.maxLagEntries = maxLagEntries;
+  r.maxLagS = maxLagEntries / rate;
+  r.tailS = heldAllAt === undefined ? undefined : (heldAllAt - injectedAt) / 1000;
+  r.offeredRate = (r.injected ?? progress.sent) / (r.injectorS ?? (now() - t0) / 1000);
+  r.lost = n - Math.min(n, c2.external);
+  r.overruns = diag1.overruns - diag0.overruns;
+  r.overrunLine = diag1.overrunLine;
+  r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
+  r.eventBufferBytes = diag1.bufferBytes;
+  r.cpuFw1S = after[0].cpu - before[0].cpu;
+  r.cpuFw2S = after[1].cpu - before[1].cpu;
+  r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S) / n) * 1e6;
+  r.held =
+    heldAllAt !== undefined &&
+    r.lost === 0 &&
+    r.overruns === 0 &&
+    r.maxLagS < MAX_LAG_S &&
+    r.offeredRate >= MIN_OFFERED * rate &&
+    r.stopped === undefined &&
+    r.errors.length === 0;
+}
+
+// ---------------------------------------------------------------------------
 
 const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 const f1 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
@@ -532,8 +799,47 @@ function logTrial(i, total, r) {
   for (const l of r.logs) console.log(`    log ${l.split('\n').slice(-8).join('\n      ')}`);
 }
 
+function logExtra(r) {
+  for (const e of r.errors) console.log(`    ! ${e.split('\n').join('\n      ')}`);
+  for (const l of r.logs) console.log(`    log ${l.split('\n').slice(-8).join('\n      ')}`);
+}
+
+const MiBText = (b) => (b === undefined || Number.isNaN(b) ? '-' : `${(b / MiB).toFixed(0)}MiB`);
+
+function logBurst(i, total, r) {
+  const w = r.warmup;
+  const parts = [
+    `[${i}/${total}]`,
+    r.daemon.padEnd(10),
+    `${r.transport.padEnd(9)} burst B=${r.n} ${r.variant.padEnd(5)} #${r.trial + 1}`,
+    `overran=${r.overran === undefined ? '-' : r.overran ? `yes (${r.overruns})` : 'no'}`,
+    `cpu=${f1(r.cpuPerEntryUs)}µs/e repl=${f3(r.replicationS)}s lost=${r.lost ?? '-'}`,
+    `buffer ${MiBText(r.eventBufferBeforeBytes)}→${MiBText(r.eventBufferBytes)}`,
+  ];
+  if (w) parts.push(`(warm-up: repl=${f3(w.replicationS)}s overruns=${w.overruns ?? '-'} cpu=${f1(w.cpuPerEntryUs)}µs/e)`);
+  parts.push(`load=${r.load1.toFixed(2)}→${r.load1After.toFixed(2)}`);
+  console.log(parts.join(' '));
+  logExtra(r);
+}
+
+function logRate(i, r) {
+  const parts = [
+    `[rate ${i}]`,
+    r.daemon.padEnd(10),
+    `${r.transport.padEnd(9)} rate=${r.rate}/s × ${r.seconds}s #${r.trial + 1}`,
+    r.held ? 'HELD' : 'not held',
+    `lag=${f3(r.maxLagS)}s (${r.maxLagEntries ?? '-'} entries) tail=${f3(r.tailS)}s`,
+    `overruns=${r.overruns ?? '-'} lost=${r.lost ?? '-'} offered=${r.offeredRate === undefined ? '-' : Math.round(r.offeredRate)}/s`,
+    `cpu=${f1(r.cpuPerEntryUs)}µs/e samples=${r.samples ?? '-'} (max gap ${f3(r.maxSampleGapS)}s)`,
+    `load=${r.load1.toFixed(2)}→${r.load1After.toFixed(2)}`,
+  ];
+  console.log(parts.join(' '));
+  if (r.stopped) console.log(`    stopped: ${r.stopped}`);
+  logExtra(r);
+}
+
 function output(o, { command, started, finished, records }) {
-  const pairs = Math.max(1, ...records.map((r) => (r.pair ?? 0) + 1));
+  const pairs = Math.max(1, ...records.filter((r) => r.metric === undefined).map((r) => (r.pair ?? 0) + 1));
   const notes = [];
   if (records.some((r) => r.notify === 'command')) {
     notes.push(
@@ -547,7 +853,13 @@ function output(o, { command, started, finished, records }) {
         'arrive (replication and CPU include that), so the failover commit finds them there already.',
     );
   }
-  const report = formatReport(summarize(records), { command, started, finished, notes, options: { ...o, pairs } });
+  const main = records.filter((r) => r.metric === undefined);
+  const sections = [];
+  const bursts = records.filter((r) => r.metric === 'burst');
+  const rates = records.filter((r) => r.metric === 'rate');
+  if (bursts.length) sections.push(formatBurst(bursts));
+  if (rates.length) sections.push(formatRate(rates));
+  const report = formatReport(summarize(main), { command, started, finished, notes, sections, options: { ...o, pairs } });
   console.log(`\n${report.text}`);
   if (o.write) {
     appendFileSync(join(ROOT, 'BENCHMARKS.md'), `\n${report.markdown}`);
@@ -572,7 +884,7 @@ async function main() {
   console.log(`${command}\n${started.toISOString()}  load average ${loadString()}`);
 
   const plan = [];
-  const mainMetrics = o.metrics.filter((m) => m !== 'loss');
+  const mainMetrics = o.metrics.filter((m) => m !== 'loss' && m !== 'burst' && m !== 'rate');
   if (mainMetrics.length > 0) {
     for (const n of o.n)
       for (const transport of o.transports)
@@ -584,6 +896,13 @@ async function main() {
       for (let p = 0; p < o.pairs; p++)
         for (const daemon of ['ctsyncd', 'conntrackd'])
           plan.push({ daemon, n: o.lossN, transport, lossPct: o.lossPct, pair: p });
+  }
+  const bursts = [];
+  if (o.metrics.includes('burst')) {
+    for (const transport of o.transports)
+      for (let k = 0; k < o.burstTrials; k++)
+        for (const variant of ['fresh', 'warm'])
+          for (const daemon of ['ctsyncd', 'conntrackd']) bursts.push({ daemon, transport, variant, trial: k });
   }
 
   const records = [];
@@ -599,6 +918,36 @@ async function main() {
       logTrial(i + 1, plan.length, r);
       if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, records }, null, 1)}\n`);
     }
+    for (const [i, t] of bursts.entries()) {
+      limits.push(...raiseConntrackLimits(4 * o.burstN + 65_536));
+      const r = await burstTrial(t.daemon, t, o);
+      records.push(r);
+      logBurst(i + 1, bursts.length, r);
+      if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, records }, null, 1)}\n`);
+    }
+    if (o.metrics.includes('rate')) {
+      // Increasing rates; a daemon that failed one is not run at the higher ones.
+      let i = 0;
+      for (const transport of o.transports) {
+        const going = new Set(['ctsyncd', 'conntrackd']);
+        for (const rate of o.rates) {
+          const failed = new Set();
+          for (let k = 0; k < o.rateTrials; k++) {
+            for (const daemon of ['ctsyncd', 'conntrackd']) {
+              if (!going.has(daemon)) continue;
+              limits.push(...raiseConntrackLimits(2 * rate * o.rateSeconds + 65_536));
+              const r = await rateTrial(daemon, { transport, rate, trial: k }, o);
+              records.push(r);
+              logRate(++i, r);
+              if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, records }, null, 1)}\n`);
+              if (r.held !== true) failed.add(daemon);
+            }
+          }
+          for (const daemon of failed) going.delete(daemon);
+          if (going.size === 0) break;
+        }
+      }
+    }
   } finally {
     for (const h of limits.reverse()) runCleanup(h);
     cleanupAll();
@@ -607,7 +956,8 @@ async function main() {
   const finished = new Date();
   if (o.json) writeFileSync(o.json, `${JSON.stringify({ command, started, finished, records }, null, 1)}\n`);
   output(o, { command, started, finished, records });
-  if (records.some((r) => r.errors.length > 0 || (r.lost ?? 0) > 0)) process.exitCode = 1;
+  // A rate that was not held is a result, not a failure of the run.
+  if (records.some((r) => r.errors.length > 0 || (r.metric !== 'rate' && (r.lost ?? 0) > 0))) process.exitCode = 1;
 }
 
 main().catch((e) => {

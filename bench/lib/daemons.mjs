@@ -163,7 +163,9 @@ export const ctsyncd = {
     const st = await this.stats(node);
     const snd = st.sync?.sender ?? {};
     return {
-      overruns: st.kernel?.events?.overruns,
+      // kernel.overruns (ctsyncd_kernel_overruns_total): ENOBUFS on the event socket.
+      overruns: st.kernel?.overruns ?? st.kernel?.events?.overruns,
+      overrunLine: `kernel.overruns: ${st.kernel?.overruns}`,
       kernelResyncs: st.kernel?.overrunResyncs,
       bufferBytes: st.kernel?.receiveBufferBytes,
       datagramsSent: snd.datagramsSent,
@@ -326,13 +328,19 @@ export const conntrackd = {
     return { internal: section(text, 'cache internal'), external: section(text, 'cache external'), raw: text };
   },
 
-  /** Netlink overruns and kernel resyncs (`-s runtime`), datagrams sent (`-s`). */
+  /**
+   * Netlink overruns and kernel resyncs (`-s runtime`), datagrams sent (`-s`).
+   * "netlink overrun:" counts ENOBUFS on the event socket (nl_overrun in
+   * conntrackd's event handler, which also grows the buffer then).
+   */
   async diagnostics(node) {
     const rt = await conntrackdRequest(node.socket, CT_STATS_RUNTIME);
     const st = await conntrackdRequest(node.socket, CT_STATS);
     const num = (re, t) => Number(re.exec(t)?.[1] ?? NaN);
     return {
       overruns: num(/netlink overrun:\s+(\d+)/, rt),
+      // The line itself, as the daemon printed it (kept in burst and rate records).
+      overrunLine: /^.*netlink overrun:.*$/m.exec(rt)?.[0].trim(),
       kernelResyncs: num(/resync with kernel table:\s+(\d+)/, rt),
       bufferBytes: num(/current buffer size \(in bytes\):\s+(\d+)/, rt),
       datagramsSent: num(/(\d+) Pckts sent/, st),

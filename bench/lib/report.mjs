@@ -222,13 +222,21 @@ function tables(summary) {
   return out;
 }
 
-export function formatReport(summary, { command, started, finished, options, notes = [] }) {
+/** sections: further tables ({ text, markdown }: burst, rate), after the main ones. */
+export function formatReport(summary, { command, started, finished, options, notes = [], sections = [] }) {
   const md = [];
   const lines = [];
   const date = started.toISOString().replace('T', ' ').slice(0, 16);
   const mins = ((finished - started) / 60_000).toFixed(1);
   md.push(`### ${date} UTC: \`sudo ${command}\``, '');
-  md.push(
+  if (summary.groups.length === 0) {
+    md.push(
+      'Burst and rate trials (one daemon each, fresh namespaces, alternating ctsyncd, conntrackd). ' +
+        'Load = 1-minute load average at the start and end of each trial (the benchmark\'s own processes included; 2 cores). ' +
+        `The run took ${mins} min.`,
+      '',
+    );
+  } else md.push(
     `Cells: **ctsyncd / conntrackd** (ctsyncd value / conntrackd value), medians of ${options.pairs} alternating ` +
       `pair(s) (ctsyncd, conntrackd, ctsyncd, …; \`timeout\` = a trial ran out of its bound and counts as +∞). ` +
       `Load = 1-minute load average when each trial started (the benchmark's own processes included; 2 cores). ` +
@@ -251,6 +259,11 @@ export function formatReport(summary, { command, started, finished, options, not
     md.push(`| load average | | ${t.groups.map((g) => g.load).join(' | ')} | |`, '');
     lines.push(`load average: ${t.groups.map((g) => `N=${K(g.n)} ${g.load}`).join(', ')}`, '');
   }
+  for (const sec of sections) {
+    md.push(sec.markdown);
+    lines.push(sec.text);
+  }
+  if (summary.groups.length === 0) return { text: lines.join('\n'), markdown: md.join('\n') };
   md.push('<details><summary>details (medians; ctsyncd / conntrackd)</summary>', '');
   const detailKeys = [...new Set(summary.groups.flatMap((g) => g.details.map((d) => d.label)))];
   const cols = summary.groups.map((g) => `${g.transport}${g.loss ? ` ${g.loss}% loss` : ''} ${K(g.n)}`);
@@ -271,6 +284,149 @@ export function formatReport(summary, { command, started, finished, options, not
   if (errors.length) {
     md.push('Errors:', '', ...errors.map((e) => `- ${e}`), '');
     lines.push('', 'errors:', ...errors.map((e) => `  ${e}`));
+  }
+  return { text: lines.join('\n'), markdown: md.join('\n') };
+}
+
+// ---------------------------------------------------------------------------
+// burst and rate (their own records: metric 'burst' or 'rate')
+
+const MiB = 2 ** 20;
+
+function loadRange(rs) {
+  const loads = rs.flatMap((r) => [r.load1, r.load1After]).filter((x) => typeof x === 'number');
+  return loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '';
+}
+
+function byTransport(records) {
+  const m = new Map();
+  for (const r of records) {
+    if (!m.has(r.transport)) m.set(r.transport, []);
+    m.get(r.transport).push(r);
+  }
+  return m;
+}
+
+function ratioOf(a, b) {
+  if (a === undefined || b === undefined || b === 0) return '';
+  if (a === Infinity) return '∞';
+  if (b === Infinity) return '0';
+  return (a / b).toFixed(2);
+}
+
+/**
+ * burst: per transport and variant, in how many trials fw1's event socket
+ * overran, and the medians of CPU per entry and replication time (a timed-out
+ * replication counts as +∞).
+ */
+export function formatBurst(records) {
+  const md = [];
+  const lines = [];
+  for (const [transport, rs] of byTransport(records)) {
+    const b = rs[0].n;
+    const buf = rs[0].eventBufferConfiguredBytes / MiB;
+    const title = `${transport}, burst of B = ${K(b)} entries, event buffer ${buf} MiB`;
+    md.push(`| ${title} | ctsyncd | conntrackd | ctsyncd / conntrackd |`, '|---|---|---|---|');
+    lines.push(`== ${title} ==  (ctsyncd | conntrackd | ratio)`);
+    for (const variant of ['fresh', 'warm']) {
+      const of = (daemon) => rs.filter((r) => r.daemon === daemon && r.variant === variant);
+      const a = of('ctsyncd');
+      const c = of('conntrackd');
+      if (a.length + c.length === 0) continue;
+      const overran = (xs) => {
+        const known = xs.filter((r) => r.overran !== undefined);
+        return `${known.filter((r) => r.overran).length} of ${known.length}${known.length < xs.length ? ` (${xs.length - known.length} failed)` : ''}`;
+      };
+      const medOf = (xs, key) =>
+        med(xs.map((r) => (r[key] === undefined && key === 'replicationS' && r.timeouts?.replication ? Infinity : r[key])));
+      const rows = [
+        [`${variant}: trials in which the event socket overran`, overran(a), overran(c), ''],
+      ];
+      for (const [key, label] of [
+        ['cpuPerEntryUs', `${variant}: CPU per entry, both daemons (µs, median)`],
+        ['replicationS', `${variant}: replication of the burst (s, median)`],
+      ]) {
+        const x = medOf(a, key);
+        const y = medOf(c, key);
+        rows.push([label, fmt(x), fmt(y), ratioOf(x, y)]);
+      }
+      if (variant === 'warm') {
+        const x = med(a.map((r) => r.eventBufferBeforeBytes / MiB));
+        const y = med(c.map((r) => r.eventBufferBeforeBytes / MiB));
+        rows.push(['warm: event buffer the burst met (MiB, median; grown by warm-up overruns)', fmt(x), fmt(y), '']);
+      }
+      for (const row of rows) {
+        md.push(`| ${row.join(' | ')} |`);
+        lines.push(`  ${row[0].padEnd(76)} ${row[1].padStart(10)} | ${row[2].padStart(10)} | ${row[3]}`);
+      }
+    }
+    md.push(`| load average (start and end of each trial) | | | ${loadRange(rs)} |`, '');
+    lines.push(`  load average: ${loadRange(rs)}`, '');
+  }
+  return { text: lines.join('\n'), markdown: md.join('\n') };
+}
+
+/**
+ * rate: per transport, the highest rate each daemon held (every trial at it:
+ * no overrun, lag < 1 s, nothing lost, the rate offered), and every step.
+ */
+export function formatRate(records) {
+  const md = [];
+  const lines = [];
+  for (const [transport, rs] of byTransport(records)) {
+    const rates = [...new Set(rs.map((r) => r.rate))].sort((x, y) => x - y);
+    const secs = rs[0].seconds;
+    const buf = rs[0].eventBufferConfiguredBytes / MiB;
+    const title = `${transport}, new entries at a steady rate for ${secs} s, event buffer ${buf} MiB`;
+    const highest = {};
+    const step = {};
+    for (const daemon of ['ctsyncd', 'conntrackd']) {
+      step[daemon] = {};
+      let best = 0;
+      let allHeld = true;
+      for (const rate of rates) {
+        const xs = rs.filter((r) => r.daemon === daemon && r.rate === rate);
+        if (xs.length === 0) continue;
+        const held = xs.every((r) => r.held === true);
+        const worst = Math.max(...xs.map((r) => r.maxLagS ?? Infinity));
+        const ovr = xs.reduce((s, r) => s + (r.overruns ?? 0), 0);
+        const why = xs.find((r) => r.held !== true);
+        const reason = !why
+          ? ''
+          : why.errors.length
+            ? ', error'
+            : why.stopped
+              ? ', timed out'
+              : why.offeredRate < 0.95 * rate
+                ? `, offered ${Math.round(why.offeredRate)}/s`
+                : why.lost
+                  ? `, ${why.lost} lost`
+                  : '';
+        step[daemon][rate] = `${held ? 'held' : 'NOT held'} (lag ${fmt(worst)} s, ${ovr} overrun${ovr === 1 ? '' : 's'}${reason})`;
+        if (held && allHeld) best = rate;
+        else allHeld = false;
+      }
+      highest[daemon] = { best, allHeld, tried: Object.keys(step[daemon]).length };
+    }
+    const show = (h) => (h.tried === 0 ? '-' : h.best === 0 ? `< ${rates[0]}` : `${h.best}${h.allHeld ? ' (all held)' : ''}`);
+    // A daemon that held every rate tried may hold more: the ratio is then a bound.
+    const [a, c] = [highest.ctsyncd, highest.conntrackd];
+    let q = a.best && c.best ? (a.best / c.best).toFixed(2) : '';
+    if (q && a.allHeld && c.allHeld) q = `${q} (both held every rate tried)`;
+    else if (q && a.allHeld) q = `≥ ${q}`;
+    else if (q && c.allHeld) q = `≤ ${q}`;
+    md.push(`| ${title} | ctsyncd | conntrackd | ctsyncd / conntrackd |`, '|---|---|---|---|');
+    md.push(`| highest rate held (entries/s) | ${show(highest.ctsyncd)} | ${show(highest.conntrackd)} | **${q}** |`);
+    lines.push(`== ${title} ==  (ctsyncd | conntrackd | ratio)`);
+    lines.push(`  highest rate held (entries/s): ${show(highest.ctsyncd)} | ${show(highest.conntrackd)} | ${q}`);
+    for (const rate of rates) {
+      const a = step.ctsyncd[rate] ?? 'not run';
+      const b = step.conntrackd[rate] ?? 'not run';
+      md.push(`| ${rate}/s | ${a} | ${b} | |`);
+      lines.push(`  ${String(rate).padStart(7)}/s: ${a} | ${b}`);
+    }
+    md.push(`| load average (start and end of each trial) | | | ${loadRange(rs)} |`, '');
+    lines.push(`  load average: ${loadRange(rs)}`, '');
   }
   return { text: lines.join('\n'), markdown: md.join('\n') };
 }

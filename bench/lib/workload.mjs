@@ -2,14 +2,17 @@
 // batched ctnetlink injector (the daemon's own ConntrackLink, 1024 creates per
 // sendmsg, as bench/kernel-insert.mjs). Only test addresses are used:
 // sources 10.99.0.0/17 (32,768 addresses × up to 32 source ports = 1,048,576
-// distinct entries), all to 10.99.200.1:443; the sync link lives in
+// distinct entries for a burst; a paced stream may use up to 128 source ports,
+// 4,194,304 entries), all to 10.99.200.1:443; the sync link lives in
 // 10.99.201-250.0/24 and its traffic is not tracked.
 import { ConntrackLink } from '../../dist/kernel/conntrack-link.js';
 
 export const MAX_ENTRIES = 1 << 20;
+/** Entries a paced stream (the rate metric) may create: 128 source ports per address. */
+export const STREAM_MAX_ENTRIES = 1 << 22;
 const SLICE = 65_536;
 
-/** Established TCP entry i (0 ≤ i < MAX_ENTRIES). */
+/** Established TCP entry i (0 ≤ i < STREAM_MAX_ENTRIES). */
 export function entry(i) {
   const src = `10.99.${(i >> 8) & 127}.${i & 255}`;
   const sport = 20_000 + (i >> 15);
@@ -25,18 +28,21 @@ export function entry(i) {
 }
 
 /**
- * Creates entries 0..n-1 in the kernel of the namespace at netnsPath.
- * onStart() is called right before the first sendmsg. Resolves with the
- * injector's own duration; throws if any create failed.
+ * Creates entries first..first+n-1 in the kernel of the namespace at
+ * netnsPath. onStart() is called right before the first sendmsg. With rate,
+ * paced (below; progress.sent counts the creates done so far). Resolves with
+ * the injector's own duration; throws if any create failed.
  */
-export async function inject(netnsPath, n, { chunkSize = 1024, onStart, rate } = {}) {
-  if (n > MAX_ENTRIES) throw new Error(`at most ${MAX_ENTRIES} entries`);
+export async function inject(netnsPath, n, { chunkSize = 1024, onStart, rate, first = 0, progress } = {}) {
+  if (first + n > (rate ? STREAM_MAX_ENTRIES : MAX_ENTRIES)) {
+    throw new Error(`at most ${rate ? STREAM_MAX_ENTRIES : MAX_ENTRIES} entries`);
+  }
   const link = new ConntrackLink({ netns: netnsPath });
   try {
-    if (rate) return await paced(link, n, rate, onStart);
+    if (rate) return await paced(link, first, n, rate, onStart, progress);
     // Built in slices so a million entries never sit in memory at once.
     const slices = [];
-    for (let first = 0; first < n; first += SLICE) slices.push([first, Math.min(n, first + SLICE)]);
+    for (let a = first; a < first + n; a += SLICE) slices.push([a, Math.min(first + n, a + SLICE)]);
     const build = ([a, b]) => {
       const items = new Array(b - a);
       for (let i = a; i < b; i++) items[i - a] = { op: 'create', entry: entry(i) };
@@ -68,23 +74,27 @@ export async function inject(netnsPath, n, { chunkSize = 1024, onStart, rate } =
  * creates them one at a time. Yields with setImmediate in between, so this
  * keeps one CPU of the bench process busy.
  */
-async function paced(link, n, rate, onStart) {
+async function paced(link, first, n, rate, onStart, progress = {}) {
   let sent = 0;
   let failed = 0;
+  progress.sent = 0;
   onStart?.();
   const t0 = performance.now();
   while (sent < n) {
+    // The harness's bound: stop early (what was sent is in progress.sent).
+    if (progress.stop) break;
     const due = Math.min(n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
     if (due > sent) {
       const items = [];
-      for (let i = sent; i < due; i++) items.push({ op: 'create', entry: entry(i) });
+      for (let i = sent; i < due; i++) items.push({ op: 'create', entry: entry(first + i) });
       const res = await link.batch(items);
       failed += res.failed;
       sent = due;
+      progress.sent = sent;
     } else {
       await new Promise((r) => setImmediate(r));
     }
   }
   if (failed > 0) throw new Error(`injector: ${failed} of ${n} creates failed`);
-  return { seconds: (performance.now() - t0) / 1000 };
+  return { seconds: (performance.now() - t0) / 1000, sent };
 }
