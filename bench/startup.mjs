@@ -17,7 +17,6 @@
 // each trial; measure on a quiet machine. Root; after `npm ci`.
 //   node bench/startup.mjs [trials=10] [entries=10000]
 import { execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../dist/control/client.js';
 import { DAEMON_NODE_FLAGS } from '../dist/daemon/node-flags.js';
+import { CT_STATS_RUNTIME, conntrackdRequest } from './lib/daemons.mjs';
 import { inject } from './lib/workload.mjs';
 
 const trials = Number(process.argv[2] ?? 10);
@@ -57,33 +57,6 @@ async function until(probe, ms) {
 }
 
 const CONNTRACKD = '/usr/sbin/conntrackd';
-/** conntrackd's client protocol: one native int (the command), the text reply until EOF. */
-const CT_STATS_RUNTIME = 30;
-
-function conntrackdStats(path) {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(path);
-    const chunks = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('no reply'));
-    }, 1000);
-    sock.on('connect', () => {
-      const b = Buffer.alloc(4);
-      b.writeInt32LE(CT_STATS_RUNTIME);
-      sock.write(b);
-    });
-    sock.on('data', (d) => chunks.push(d));
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-  });
-}
 
 function conntrackdConf(dir, subnet) {
   const conf = join(dir, 'conntrackd.conf');
@@ -190,7 +163,7 @@ async function trial(i) {
     };
     const runConntrackd = async () => {
       const r = await timeToAnswer(ns, [CONNTRACKD, '-C', ctd.conf], () =>
-        conntrackdStats(ctd.socket).then((text) => text.length > 0),
+        conntrackdRequest(ctd.socket, CT_STATS_RUNTIME, 1000).then((text) => text.length > 0),
       );
       child = r.child;
       await stop(r.child);

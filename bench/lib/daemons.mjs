@@ -203,10 +203,10 @@ export const ctsyncd = {
 // conntrackd
 
 const CT_STATS = 21;
-const CT_STATS_RUNTIME = 30;
+export const CT_STATS_RUNTIME = 30;
 
 /** One request over conntrackd's UNIX socket; resolves with its text reply. */
-function conntrackdRequest(path, cmd, timeoutMs = 30_000) {
+export function conntrackdRequest(path, cmd, timeoutMs = 30_000) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     const sock = net.createConnection(path);
