@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../dist/control/client.js';
 import { DAEMON_NODE_FLAGS } from '../dist/daemon/node-flags.js';
-import { CT_STATS_RUNTIME, conntrackdRequest } from './lib/daemons.mjs';
+import { CONNTRACKD_BIN, CT_STATS_RUNTIME, conntrackdRequest } from './lib/daemons.mjs';
 import { inject } from './lib/workload.mjs';
 
 const trials = Number(process.argv[2] ?? 10);
@@ -55,8 +55,6 @@ async function until(probe, ms) {
   }
   throw new Error('timed out');
 }
-
-const CONNTRACKD = '/usr/sbin/conntrackd';
 
 function conntrackdConf(dir, subnet) {
   const conf = join(dir, 'conntrackd.conf');
@@ -162,7 +160,7 @@ async function trial(i) {
       return { answers: r.answers, ready: ready - r.t0, cached };
     };
     const runConntrackd = async () => {
-      const r = await timeToAnswer(ns, [CONNTRACKD, '-C', ctd.conf], () =>
+      const r = await timeToAnswer(ns, [CONNTRACKD_BIN, '-C', ctd.conf], () =>
         conntrackdRequest(ctd.socket, CT_STATS_RUNTIME, 1000).then((text) => text.length > 0),
       );
       child = r.child;
