@@ -77,7 +77,7 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
         if (++n % DUMP_SLICE === 0) await yieldToLoop();
       }
     } else {
-      for (const [, r] of this.parts.external.entries()) {
+      for (const r of this.parts.external.records()) {
         out.push({ ...entryToJson(r.entry), origin: r.origin });
         if (++n % DUMP_SLICE === 0) await yieldToLoop();
       }

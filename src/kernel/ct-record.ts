@@ -205,6 +205,27 @@ function isPlainTcp(p: ProtoInfo): boolean {
   return fr === undefined || (isU(fr.flags, 256) && isU(fr.mask, 256));
 }
 
+/** What identifies an entry: entryKey() reads these fields only. */
+export type EntryIdentity = Pick<ConntrackEntry, 'family' | 'orig' | 'zone'>;
+
+/**
+ * Writes the key words (0..KEY_WORDS-1) of `e` at word `at`: enough to look
+ * an entry up. False when the entry cannot be keyed (see writeEntryRecord).
+ */
+export function writeKeyWords(e: EntryIdentity, r: RecordBuf, at: number): boolean {
+  const family = e.family;
+  const orig = e.orig;
+  const proto = orig.proto;
+  const zone = e.zone;
+  if ((family !== AF_INET && family !== AF_INET6) || !isU(proto, 256)) return false;
+  if (zone !== undefined && !isU(zone, 0x10000)) return false;
+  const o = at * 4;
+  if (!writeAddr(r, o + W_OSRC * 4, orig.src, family) || !writeAddr(r, o + W_ODST * 4, orig.dst, family)) return false;
+  r.w[at + W_HEAD] = family | (proto << 8) | ((zone ?? 0) << 16);
+  r.w[at + W_OAB] = tupleAB(orig, proto);
+  return true;
+}
+
 /**
  * Writes `e` as the record at word `at` of `r`. Returns the extras the
  * record needs (undefined: none), or false when the entry cannot be keyed
@@ -220,18 +241,14 @@ export function writeEntryRecord(
   at: number,
   whole: (e: ConntrackEntry) => ConntrackEntry = (x) => x,
 ): RecordExtras | undefined | false {
+  if (!writeKeyWords(e, r, at)) return false;
   const w = r.w;
   const family = e.family;
   const orig = e.orig;
   const reply = e.reply;
   const proto = orig.proto;
   const zone = e.zone;
-  if ((family !== AF_INET && family !== AF_INET6) || !isU(proto, 256)) return false;
-  if (zone !== undefined && !isU(zone, 0x10000)) return false;
   const o = at * 4;
-  if (!writeAddr(r, o + W_OSRC * 4, orig.src, family) || !writeAddr(r, o + W_ODST * 4, orig.dst, family)) return false;
-  w[at + W_HEAD] = family | (proto << 8) | ((zone ?? 0) << 16);
-  w[at + W_OAB] = tupleAB(orig, proto);
   const ob = tupleBits(orig, proto);
   const rb = tupleBits(reply, proto);
   const replyAddrs = writeAddr(r, o + W_RSRC * 4, reply.src, family) && writeAddr(r, o + W_RDST * 4, reply.dst, family);

@@ -8,6 +8,8 @@ import {
   ENTRY_FIELDS,
   EntryCompactor,
   ExternalCache,
+  KERNEL_CURRENT,
+  KERNEL_STALE,
   type FilterRules,
   InternalCache,
   refreshTimeout,
@@ -713,7 +715,7 @@ describe('ExternalCache: basics', () => {
   it('records origin, epoch, seq and update time', () => {
     const clock = fakeClock();
     const c = new ExternalCache({ limit: 10, now: clock.now });
-    const key = entryKey(tcp(1));
+    const key = tcp(1);
     expect(c.applyRemote('fw2', 7, 100, 'new', tcp(1))).toBe('created');
     const r1 = c.get(key);
     expect(r1).toMatchObject({ origin: 'fw2', epoch: 7, seq: 100, updatedAt: clock.now() });
@@ -731,19 +733,21 @@ describe('ExternalCache: basics', () => {
     expect(c.counters).toMatchObject({ created: 1, updated: 1, deleted: 1, missing: 1, stale: 0 });
   });
 
-  it('keeps the stored entry of an unchanged re-send and refreshes its timeout', () => {
+  it('keeps the stored entry of an unchanged re-send, refreshing its timeout, and the kernel copy current', () => {
     const clock = fakeClock();
     const c = new ExternalCache({ limit: 10, now: clock.now });
     c.applyRemote('fw2', 1, 1, 'new', tcp(1));
-    const first = c.get(entryKey(tcp(1)))?.entry;
+    c.noteInKernel(c.get(tcp(1))!, 1);
+    expect(c.get(tcp(1))?.kernelCopy).toBe(KERNEL_CURRENT);
     clock.advance(10);
     expect(c.applyRemote('fw2', 1, 2, 'update', tcp(1, { timeout: 5 }))).toBe('updated');
-    const rec = c.get(entryKey(tcp(1)));
-    expect(rec?.entry).toBe(first);
-    expect(rec).toMatchObject({ seq: 2, updatedAt: clock.now(), entry: { timeout: 5 } });
+    const rec = c.get(tcp(1));
+    expect(rec).toMatchObject({ seq: 2, updatedAt: clock.now(), entry: { timeout: 5 }, kernelCopy: KERNEL_CURRENT });
     c.applyRemote('fw2', 1, 3, 'update', tcp(1, { mark: 4 }));
-    expect(c.get(entryKey(tcp(1)))?.entry).not.toBe(first);
-    expect(c.get(entryKey(tcp(1)))?.entry.mark).toBe(4);
+    expect(c.get(tcp(1))?.entry.mark).toBe(4);
+    expect(c.get(tcp(1))?.kernelCopy).toBe(KERNEL_STALE);
+    // The object handed out earlier follows the record's numbers, not its entry.
+    expect(rec).toMatchObject({ seq: 3, kernelCopy: KERNEL_STALE, entry: { timeout: 5 } });
   });
 
   it('upserts on UPDATE for an unknown key', () => {
@@ -754,7 +758,7 @@ describe('ExternalCache: basics', () => {
   it('keeps seq as an unsigned 32-bit number', () => {
     const c = new ExternalCache({ limit: 10 });
     c.applyRemote('fw2', 0xfffffffe, U32_MAX - 1, 'new', tcp(1));
-    expect(c.get(entryKey(tcp(1)))).toMatchObject({ seq: U32_MAX - 1, epoch: 0xfffffffe });
+    expect(c.get(tcp(1))).toMatchObject({ seq: U32_MAX - 1, epoch: 0xfffffffe });
   });
 
   it('refuses new keys past the limit, counts them, and never evicts', () => {
@@ -765,7 +769,7 @@ describe('ExternalCache: basics', () => {
     expect(c.applyRemote('fw3', 1, 1, 'update', tcp(4))).toBe('refused');
     expect(c.counters.refused).toBe(2);
     expect(c.size).toBe(2);
-    expect(c.has(entryKey(tcp(1))) && c.has(entryKey(tcp(2)))).toBe(true);
+    expect(c.has(tcp(1)) && c.has(tcp(2))).toBe(true);
     expect(c.applyRemote('fw2', 1, 4, 'update', tcp(1, { mark: 1 }))).toBe('updated');
     c.applyRemote('fw2', 1, 5, 'delete', tcp(2));
     expect(c.applyRemote('fw2', 1, 6, 'new', tcp(3))).toBe('created');
@@ -784,7 +788,7 @@ describe('ExternalCache: basics', () => {
     );
     // Another origin's message for the same key always wins and takes the record over.
     expect(c.applyRemote('fw3', 1, 2, 'update', tcp(1))).toBe('updated');
-    expect(c.get(entryKey(tcp(1)))?.origin).toBe('fw3');
+    expect(c.get(tcp(1))?.origin).toBe('fw3');
     expect(c.origins()).toEqual(
       new Map([
         ['fw2', 1],
@@ -820,7 +824,7 @@ describe('ExternalCache: stale updates', () => {
     c.applyRemote('fw2', 1, 10, 'new', tcp(1, { mark: 10 }));
     expect(c.applyRemote('fw2', 1, 9, 'update', tcp(1, { mark: 9 }))).toBe('stale');
     expect(c.applyRemote('fw2', 1, 8, 'delete', tcp(1))).toBe('stale');
-    expect(c.get(entryKey(tcp(1)))?.entry.mark).toBe(10);
+    expect(c.get(tcp(1))?.entry.mark).toBe(10);
     expect(c.counters.stale).toBe(2);
     // A duplicate of the last message is harmless and applied again.
     expect(c.applyRemote('fw2', 1, 10, 'update', tcp(1, { mark: 10 }))).toBe('updated');
@@ -830,9 +834,9 @@ describe('ExternalCache: stale updates', () => {
     const c = new ExternalCache({ limit: 10 });
     c.applyRemote('fw2', 1, 1000, 'new', tcp(1, { mark: 1 }));
     expect(c.applyRemote('fw2', 2, 3, 'update', tcp(1, { mark: 2 }))).toBe('updated');
-    expect(c.get(entryKey(tcp(1)))).toMatchObject({ epoch: 2, seq: 3 });
+    expect(c.get(tcp(1))).toMatchObject({ epoch: 2, seq: 3 });
     expect(c.applyRemote('fw3', 2, 1, 'update', tcp(1, { mark: 3 }))).toBe('updated');
-    expect(c.get(entryKey(tcp(1)))?.entry.mark).toBe(3);
+    expect(c.get(tcp(1))?.entry.mark).toBe(3);
   });
 
   it('rejects a late UPDATE after a DELETE through the tombstone', () => {
@@ -841,7 +845,7 @@ describe('ExternalCache: stale updates', () => {
     c.applyRemote('fw2', 1, 10, 'delete', tcp(1));
     expect(c.tombstoneCount).toBe(1);
     expect(c.applyRemote('fw2', 1, 7, 'update', tcp(1))).toBe('stale');
-    expect(c.has(entryKey(tcp(1)))).toBe(false);
+    expect(c.has(tcp(1))).toBe(false);
     // Later messages from the same sender reopen the key.
     expect(c.applyRemote('fw2', 1, 11, 'new', tcp(1))).toBe('created');
   });
@@ -904,7 +908,7 @@ describe('ExternalCache: stale updates', () => {
     // The sender wrapped: 5 comes after 2^32 - 16.
     expect(c.applyRemote('fw2', 1, 5, 'update', tcp(1, { mark: 5 }))).toBe('updated');
     expect(c.applyRemote('fw2', 1, U32_MAX - 7, 'update', tcp(1, { mark: 6 }))).toBe('stale');
-    expect(c.get(entryKey(tcp(1)))).toMatchObject({ seq: 5, entry: { mark: 5 } });
+    expect(c.get(tcp(1))).toMatchObject({ seq: 5, entry: { mark: 5 } });
     // Tombstones wrap too.
     c.applyRemote('fw2', 1, 3, 'delete', tcp(2));
     expect(c.applyRemote('fw2', 1, U32_MAX, 'update', tcp(2))).toBe('stale');
@@ -941,8 +945,8 @@ describe('ExternalCache: bulk', () => {
     c.beginBulk('fw2');
     c.applyRemote('fw2', 2, 3, 'update', tcp(4));
     expect(c.endBulk('fw2')).toBe(1);
-    expect(c.has(entryKey(tcp(1)))).toBe(false);
-    expect(c.has(entryKey(tcp(4)))).toBe(true);
+    expect(c.has(tcp(1))).toBe(false);
+    expect(c.has(tcp(4))).toBe(true);
   });
 
   it('empties the origin for an empty bulk and is a no-op without one', () => {
@@ -968,7 +972,7 @@ describe('ExternalCache: bulk', () => {
     // A late message from before the bulk, applied during it, also counts as carried.
     c.applyRemote('fw2', 1, 50, 'new', tcp(6));
     expect(c.endBulk('fw2')).toBe(1);
-    expect(c.has(entryKey(tcp(2)))).toBe(false);
+    expect(c.has(tcp(2))).toBe(false);
     expect([...c.entries()].map(([k]) => k).sort()).toEqual([1, 3, 4, 5, 6].map((n) => entryKey(tcp(n))).sort());
   });
 
@@ -978,8 +982,8 @@ describe('ExternalCache: bulk', () => {
     c.applyRemote('fw2', 1, 2, 'new', tcp(2)); // after the start, past the wrap
     c.beginBulk('fw2', { epoch: 1, seq: U32_MAX - 1 });
     expect(c.endBulk('fw2')).toBe(1);
-    expect(c.has(entryKey(tcp(1)))).toBe(false);
-    expect(c.has(entryKey(tcp(2)))).toBe(true);
+    expect(c.has(tcp(1))).toBe(false);
+    expect(c.has(tcp(2))).toBe(true);
   });
 
   it('works for an origin first heard of in the bulk', () => {
@@ -987,7 +991,7 @@ describe('ExternalCache: bulk', () => {
     c.beginBulk('fw9');
     c.applyRemote('fw9', 4, 1, 'new', tcp(1));
     expect(c.endBulk('fw9')).toBe(0);
-    expect(c.get(entryKey(tcp(1)))).toMatchObject({ origin: 'fw9', epoch: 4 });
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw9', epoch: 4 });
   });
 
   it('covers expectations too', () => {
