@@ -91,8 +91,7 @@ export class RecordTable {
       if (this.used === this.capacity) this.grow();
       slot = this.used++;
     }
-    const o = slot * REC_WORDS;
-    this.rec.w.set(src.subarray(at, at + REC_WORDS), o);
+    copyRecord(src, at, this.rec.w, slot * REC_WORDS);
     this.hashes[slot] = hash;
     this.live[slot] = 1;
     if (extras !== undefined || this.extras[slot] !== undefined) this.extras[slot] = extras;
@@ -104,7 +103,7 @@ export class RecordTable {
 
   /** Overwrites a live slot's record (same key) with the one at `src.w[at]`. */
   overwrite(slot: number, src: Int32Array, at: number): void {
-    this.rec.w.set(src.subarray(at, at + REC_WORDS), slot * REC_WORDS);
+    copyRecord(src, at, this.rec.w, slot * REC_WORDS);
   }
 
   remove(slot: number): void {
@@ -189,4 +188,9 @@ function indexSizeFor(slots: number): number {
 function sameKey(a: Int32Array, at: number, b: Int32Array, bt: number): boolean {
   for (let i = 0; i < KEY_WORDS; i++) if (a[at + i] !== b[bt + i]) return false;
   return true;
+}
+
+/** A word loop: subarray() + set() would allocate two typed-array objects per record. */
+function copyRecord(src: Int32Array, at: number, dst: Int32Array, to: number): void {
+  for (let i = 0; i < REC_WORDS; i++) dst[to + i] = src[at + i]!;
 }

@@ -72,7 +72,7 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
     const out: EntryJson[] = [];
     let n = 0;
     if (which === 'internal') {
-      for (const [, e] of this.parts.internal.entries()) {
+      for (const e of this.parts.internal.values()) {
         out.push(entryToJson(e));
         if (++n % DUMP_SLICE === 0) await yieldToLoop();
       }

@@ -203,7 +203,7 @@ describe('EntryCompactor', () => {
     const cache = new InternalCache({ limit: 10, filter: ACCEPT_ALL });
     expect(cache.apply('new', tcp(3, { synproxy: { isn: 0, its: 0, tsoff: 0 } }))).toBe('created');
     expect(cache.apply('update', tcp(3, { synproxy: { isn: 0, its: 0, tsoff: 0 } }))).toBe('unchanged');
-    expect(cache.get(entryKey(tcp(3)))?.synproxy).toBeUndefined();
+    expect(cache.get(tcp(3))?.synproxy).toBeUndefined();
   });
 
   it('drops only the id of an expectation', () => {
@@ -362,11 +362,14 @@ describe('sameIgnoringTimeout / merging an UPDATE', () => {
   });
 });
 
+/** The entryKey() of the entry a slot of `c` holds (the cache's keys are slots). */
+const keyIn = (c: InternalCache) => (slot: number) => entryKey(c.entryAt(slot)!);
+
 describe('InternalCache: events', () => {
   it('creates, reports unchanged, updates and deletes', () => {
     const c = internal();
     const e = tcp(1);
-    const key = entryKey(e);
+    const key = e;
     expect(c.apply('new', e)).toBe('created');
     expect(c.size).toBe(1);
     expect(c.has(key)).toBe(true);
@@ -386,14 +389,14 @@ describe('InternalCache: events', () => {
   it('stores a timeout-only change but does not report it', () => {
     const c = internal();
     c.apply('new', tcp(1));
-    const before = c.get(entryKey(tcp(1)));
+    const slot = c.slotOf(tcp(1));
     expect(c.apply('update', tcp(1, { timeout: 99 }))).toBe('unchanged');
-    expect(c.get(entryKey(tcp(1)))?.timeout).toBe(99);
-    // Refreshed in place: no new object per confirming event or dump line.
-    expect(c.get(entryKey(tcp(1)))).toBe(before);
+    expect(c.get(tcp(1))?.timeout).toBe(99);
+    // Refreshed in place: the same slot, nothing to replicate.
+    expect(c.slotOf(tcp(1))).toBe(slot);
     expect(c.reconcile([tcp(1, { timeout: 98 })]).updated).toEqual([]);
-    expect(c.get(entryKey(tcp(1)))).toBe(before);
-    expect(before?.timeout).toBe(98);
+    expect(c.slotOf(tcp(1))).toBe(slot);
+    expect(c.get(tcp(1))?.timeout).toBe(98);
     // Counters, id and timestamp are not stored, so their changes are not news either.
     expect(c.apply('update', tcp(1, { id: 5, countersOrig: { packets: 9n, bytes: 9n } }))).toBe('unchanged');
   });
@@ -404,7 +407,7 @@ describe('InternalCache: events', () => {
     const e = tcp(1);
     const partial: ConntrackEntry = { family: e.family, orig: e.orig, reply: e.reply, status: 0x3e, timeout: 50 };
     expect(c.apply('update', partial)).toBe('updated');
-    const got = c.get(entryKey(e));
+    const got = c.get(e);
     expect(got?.status).toBe(0x3e);
     expect(got?.mark).toBe(7);
     expect(got?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
@@ -415,14 +418,14 @@ describe('InternalCache: events', () => {
     expect(c.apply('new', tcp(1, {}, SYN_SENT))).toBe('filtered');
     expect(c.size).toBe(0);
     expect(c.apply('update', tcp(1, {}, ESTABLISHED))).toBe('created');
-    expect(c.get(entryKey(tcp(1)))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
+    expect(c.get(tcp(1))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
   });
 
   it('keeps the cached copy when an UPDATE moves into a filtered state', () => {
     const c = internal(100, STATE_ACCEPT);
     c.apply('new', tcp(1));
     expect(c.apply('update', tcp(1, {}, FIN_WAIT))).toBe('filtered');
-    expect(c.get(entryKey(tcp(1)))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
+    expect(c.get(tcp(1))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
     expect(c.apply('update', tcp(1, {}, TIME_WAIT))).toBe('updated');
     expect(c.counters.filtered['tcp-state']).toBe(1);
   });
@@ -433,7 +436,7 @@ describe('InternalCache: events', () => {
     const e = tcp(1);
     // No protoinfo in the event: alone it would fail the state rule.
     expect(c.apply('update', { family: e.family, orig: e.orig, reply: e.reply, mark: 4 })).toBe('updated');
-    expect(c.get(entryKey(e))?.mark).toBe(4);
+    expect(c.get(e)?.mark).toBe(4);
   });
 
   it('deletes a cached entry when a NEW for its key is filtered', () => {
@@ -473,8 +476,8 @@ describe('InternalCache: limit', () => {
     expect(results).toEqual(['created', 'created', 'created', 'refused', 'refused']);
     expect(c.size).toBe(3);
     expect(c.counters.refused).toBe(2);
-    for (const n of [1, 2, 3]) expect(c.has(entryKey(tcp(n)))).toBe(true);
-    expect(c.has(entryKey(tcp(4)))).toBe(false);
+    for (const n of [1, 2, 3]) expect(c.has(tcp(n))).toBe(true);
+    expect(c.has(tcp(4))).toBe(false);
     // Full, but known keys still update, and an UPDATE for an unknown key is refused too.
     expect(c.apply('update', tcp(2, { mark: 9 }))).toBe('updated');
     expect(c.apply('update', tcp(6))).toBe('refused');
@@ -499,19 +502,20 @@ describe('InternalCache: reconcile', () => {
       tcp(6, {}, FIN_WAIT), // filtered, cached: kept as it was
     ];
     const r = c.reconcile(dump);
-    expect(r.created).toEqual([entryKey(tcp(4))]);
-    expect(r.updated).toEqual([entryKey(tcp(2))]);
+    expect(r.created.map(keyIn(c))).toEqual([entryKey(tcp(4))]);
+    expect(r.updated.map(keyIn(c))).toEqual([entryKey(tcp(2))]);
     expect(r.deleted.map(entryKey)).toEqual([entryKey(tcp(3))]);
     expect(r.deleted[0]?.orig).toStrictEqual(tcp(3).orig);
-    expect([...c.keys()].sort()).toEqual([1, 2, 4, 6].map((n) => entryKey(tcp(n))).sort());
-    expect(c.get(entryKey(tcp(1)))?.timeout).toBe(17);
-    expect(c.get(entryKey(tcp(2)))?.mark).toBe(5);
-    expect(c.get(entryKey(tcp(6)))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
+    expect(r.deletedKeys).toHaveLength(1);
+    expect([...c.values()].map(entryKey).sort()).toEqual([1, 2, 4, 6].map((n) => entryKey(tcp(n))).sort());
+    expect(c.get(tcp(1))?.timeout).toBe(17);
+    expect(c.get(tcp(2))?.mark).toBe(5);
+    expect(c.get(tcp(6))?.protoinfo?.tcp?.state).toBe(ESTABLISHED);
     expect(c.counters.filtered['tcp-state']).toBe(2);
     expect(c.counters.reconciles).toBe(1);
     // A second identical dump changes nothing.
     const again = c.reconcile(dump);
-    expect(again).toEqual({ created: [], updated: [], deleted: [] });
+    expect(again).toEqual({ created: [], updated: [], deleted: [], deletedKeys: [] });
   });
 
   it('empties the cache for an empty dump', () => {
@@ -527,7 +531,7 @@ describe('InternalCache: reconcile', () => {
     const c = internal(3);
     for (const n of [1, 2, 3]) c.apply('new', tcp(n));
     const r = c.reconcile([tcp(2), tcp(4), tcp(5)]);
-    expect(r.created.sort()).toEqual([entryKey(tcp(4)), entryKey(tcp(5))].sort());
+    expect(r.created.map(keyIn(c)).sort()).toEqual([entryKey(tcp(4)), entryKey(tcp(5))].sort());
     expect(r.deleted).toHaveLength(2);
     expect(c.counters.refused).toBe(0);
     expect(c.size).toBe(3);
@@ -544,8 +548,8 @@ describe('InternalCache: reconcile', () => {
   it('reports a key the dump carries twice once', () => {
     const c = internal();
     const r = c.reconcile([tcp(1), tcp(1, { mark: 3 })]);
-    expect(r).toEqual({ created: [entryKey(tcp(1))], updated: [], deleted: [] });
-    expect(c.get(entryKey(tcp(1)))?.mark).toBe(3);
+    expect(r).toEqual({ created: [c.slotOf(tcp(1))], updated: [], deleted: [], deletedKeys: [] });
+    expect(c.get(tcp(1))?.mark).toBe(3);
   });
 
   it('stamps the reconcile time from the injected clock', () => {
@@ -567,7 +571,7 @@ describe('InternalCache: reconcile session with events in between', () => {
     expect(c.apply('new', tcp(2))).toBe('created');
     const r = s.finish();
     expect(r.deleted).toEqual([]);
-    expect(c.has(entryKey(tcp(2)))).toBe(true);
+    expect(c.has(tcp(2))).toBe(true);
   });
 
   it('does not resurrect a key an event destroyed before the dump reached it', () => {
@@ -577,8 +581,8 @@ describe('InternalCache: reconcile session with events in between', () => {
     expect(c.apply('destroy', tcp(1))).toBe('deleted');
     s.add(tcp(1)); // read from the kernel before the destroy
     const r = s.finish();
-    expect(c.has(entryKey(tcp(1)))).toBe(false);
-    expect(r).toEqual({ created: [], updated: [], deleted: [] });
+    expect(c.has(tcp(1))).toBe(false);
+    expect(r).toEqual({ created: [], updated: [], deleted: [], deletedKeys: [] });
   });
 
   it('lets an event win over an older dumped state of the same key', () => {
@@ -588,7 +592,7 @@ describe('InternalCache: reconcile session with events in between', () => {
     c.apply('update', tcp(1, {}, TIME_WAIT));
     s.add(tcp(1, {}, ESTABLISHED));
     expect(s.finish().updated).toEqual([]);
-    expect(c.get(entryKey(tcp(1)))?.protoinfo?.tcp?.state).toBe(TIME_WAIT);
+    expect(c.get(tcp(1))?.protoinfo?.tcp?.state).toBe(TIME_WAIT);
   });
 
   it('leaves out of the report keys an event destroyed after the dump created them', () => {
@@ -597,7 +601,7 @@ describe('InternalCache: reconcile session with events in between', () => {
     s.add(tcp(1));
     s.add(tcp(2));
     c.apply('destroy', tcp(1));
-    expect(s.finish().created).toEqual([entryKey(tcp(2))]);
+    expect(s.finish().created.map(keyIn(c))).toEqual([entryKey(tcp(2))]);
   });
 
   it('inserts new keys that did not fit once the vanished ones are gone', () => {
@@ -624,7 +628,7 @@ describe('InternalCache: reconcile session with events in between', () => {
     s.add(tcp(2, { mark: 8 }));
     s.add(tcp(3));
     const r = s.abort();
-    expect(r).toEqual({ created: [entryKey(tcp(3))], updated: [entryKey(tcp(2))], deleted: [] });
+    expect(r).toEqual({ created: [c.slotOf(tcp(3))], updated: [c.slotOf(tcp(2))], deleted: [], deletedKeys: [] });
     expect(c.size).toBe(3);
     expect(c.counters.reconciles).toBe(0);
     expect(() => s.add(tcp(4))).toThrow(/ended/);

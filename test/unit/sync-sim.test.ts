@@ -154,7 +154,7 @@ class SimNode {
       mtu: 1472,
       mode: this.opts.mode,
       external: this.external,
-      lookup: (key) => this.kernel.get(key),
+      lookup: (key) => this.kernel.get(String(key)),
       localKeys: () => this.kernel.keys(),
       send: (buf) => {
         this.sent++;
