@@ -543,9 +543,9 @@ export class InternalCache {
       this.counters.reconciles++;
       this.reconciledAt = this.now();
     }
-    // Events may have destroyed some of these since; the caller needs only live keys.
-    const created = [...st.created].filter((s) => t.isLive(s));
-    const updated = [...st.updated].filter((s) => !st.created.has(s) && t.isLive(s));
+    // Keys events destroyed since were dropped from these as they went (see free()).
+    const created = [...st.created];
+    const updated = [...st.updated].filter((s) => !st.created.has(s));
     return { created, updated, deleted, deletedKeys };
   }
 
@@ -644,8 +644,13 @@ export class InternalCache {
 
   private free(slot: number): void {
     // A key an event removes during a reconcile stays the events': remember it by its key.
+    // Its slot may take another key before the session ends: forget what the dump did to it.
     const st = this.session;
-    if (st !== undefined) st.touchedAbsent.add(keyString(this.table.rec.w, this.table.at(slot)));
+    if (st !== undefined) {
+      st.touchedAbsent.add(keyString(this.table.rec.w, this.table.at(slot)));
+      st.created.delete(slot);
+      st.updated.delete(slot);
+    }
     this.table.remove(slot);
     this.seenAt[slot] = 0;
     this.touchedAt[slot] = 0;
