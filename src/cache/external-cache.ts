@@ -381,7 +381,7 @@ export class ExternalCache implements ReplicaSink {
         this.uncount(m.src[slot]!.origin);
         st.entries++;
       }
-      const w = t.rec.w;
+      const w = t.recOf(slot).w;
       const so = t.at(slot);
       const sx = t.extrasOf(slot);
       if (recordCarriesNothingNew(w, so, sx, r.w, at, extras)) {
@@ -620,7 +620,7 @@ export class ExternalCache implements ReplicaSink {
 
   private entryAt(slot: number): ConntrackEntry {
     const t = this.table;
-    return readEntryRecord(t.rec, t.at(slot), t.extrasOf(slot));
+    return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
 
   private free(slot: number): void {

@@ -284,7 +284,7 @@ export class InternalCache {
       if (type === 'update') x = this.mergeOnto(slot, r, at, x);
       // The common event or dump line changes nothing but the timeout. (A
       // cached entry passed the filter, so the same content passes it again.)
-      if (recordCarriesNothingNew(t.rec.w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
+      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
     }
     const verdict = this.filter.checkRecord(r, at, x);
     if (!verdict.pass) {
@@ -377,7 +377,7 @@ export class InternalCache {
   entryAt(slot: number): ConntrackEntry | undefined {
     const t = this.table;
     if (slot < 0 || !t.isLive(slot)) return undefined;
-    return readEntryRecord(t.rec, t.at(slot), t.extrasOf(slot));
+    return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
 
   get size(): number {
@@ -393,7 +393,7 @@ export class InternalCache {
   /** Every cached entry, made as it goes. */
   *values(): IterableIterator<ConntrackEntry> {
     const t = this.table;
-    for (let s = t.next(-1); s >= 0; s = t.next(s)) yield readEntryRecord(t.rec, t.at(s), t.extrasOf(s));
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) yield readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s));
   }
 
   /**
@@ -496,7 +496,7 @@ export class InternalCache {
     if (this.touched(st, slot, r.w, 0)) return;
     if (slot >= 0) {
       this.seenAt[slot] = st.id;
-      if (recordCarriesNothingNew(t.rec.w, t.at(slot), t.extrasOf(slot), r.w, 0, x)) {
+      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, 0, x)) {
         this.keep(slot, r, 0);
         return;
       }
@@ -526,7 +526,7 @@ export class InternalCache {
     if (complete) {
       for (let s = t.next(-1); s >= 0; s = t.next(s)) {
         if (this.seenAt[s] !== st.id && this.touchedAt[s] !== st.id) {
-          deleted.push(readEntryRecord(t.rec, t.at(s), t.extrasOf(s)));
+          deleted.push(readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s)));
           deletedKeys.push(s);
           this.free(s);
         }
@@ -568,7 +568,7 @@ export class InternalCache {
    */
   private mergeOnto(slot: number, r: RecordBuf, at: number, x: RecordExtras | undefined): RecordExtras | undefined {
     const t = this.table;
-    const sw = t.rec.w;
+    const sw = t.recOf(slot).w;
     const so = t.at(slot);
     const sx = t.extrasOf(slot);
     const w = r.w;
@@ -576,7 +576,7 @@ export class InternalCache {
     let f = w[at + W_FLAGS]!;
     if ((f | sf) & F_WHOLE) {
       // A shape the words cannot hold on either side: merge as objects.
-      const merged = this.compactor.entry(readEntryRecord(r, at, x), readEntryRecord(t.rec, so, sx));
+      const merged = this.compactor.entry(readEntryRecord(r, at, x), readEntryRecord(t.recOf(slot), so, sx));
       const mx = writeEntryRecord(merged, r, at, this.compactEntry);
       return mx === false ? x : mx;
     }
@@ -620,7 +620,7 @@ export class InternalCache {
     }
     this.lastSlot = slot;
     // Normally caught before; this also covers a record the filter judged after a merge.
-    if (recordCarriesNothingNew(t.rec.w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
+    if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
     t.overwrite(slot, r.w, at);
     t.setExtras(slot, x);
     this.counters.updated++;
@@ -633,8 +633,9 @@ export class InternalCache {
       const t = this.table;
       const so = t.at(slot);
       const timeout = r.w[at + W_TIMEOUT]!;
-      t.rec.w[so + W_TIMEOUT] = timeout;
-      t.rec.w[so + W_FLAGS] |= F_TIMEOUT;
+      const sw = t.recOf(slot).w;
+      sw[so + W_TIMEOUT] = timeout;
+      sw[so + W_FLAGS] |= F_TIMEOUT;
       const sx = t.extrasOf(slot);
       if (sx?.whole !== undefined) sx.whole = refreshTimeout(sx.whole, timeout >>> 0);
     }
@@ -647,7 +648,7 @@ export class InternalCache {
     // Its slot may take another key before the session ends: forget what the dump did to it.
     const st = this.session;
     if (st !== undefined) {
-      st.touchedAbsent.add(keyString(this.table.rec.w, this.table.at(slot)));
+      st.touchedAbsent.add(keyString(this.table.recOf(slot).w, this.table.at(slot)));
       st.created.delete(slot);
       st.updated.delete(slot);
     }

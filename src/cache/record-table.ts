@@ -5,7 +5,10 @@
 //
 // Slots are stable while their record lives (callers keep per-slot data in
 // arrays of their own, sized by `capacity`); freed slots are reused, so
-// iteration order is slot order, not insertion order. The index is linear
+// iteration order is slot order, not insertion order. Records sit in chunks
+// of CHUNK_RECORDS that are never copied: on this kind of machine a page
+// touched for the first time costs more than writing the records in it, so
+// a slab that doubles by copying pays for its memory two or three times. The index is linear
 // probing at most half full, with backward-shift deletion: no tombstones to
 // slow lookups after churn.
 
@@ -19,10 +22,14 @@ import {
 } from '../kernel/ct-record.js';
 
 const EMPTY = 0;
+const CHUNK_SHIFT = 14;
+/** Records per chunk: 16384 × 104 bytes, 1.6 MiB. */
+export const CHUNK_RECORDS = 1 << CHUNK_SHIFT;
+const CHUNK_MASK = CHUNK_RECORDS - 1;
 
 export class RecordTable {
-  /** The records; replaced when the table grows, so read it after every insert. */
-  rec: RecordBuf;
+  /** The records, CHUNK_RECORDS per chunk; see recOf(). */
+  private readonly chunks: RecordBuf[] = [];
   /** Rare fields per slot (see RecordExtras). */
   private extras: (RecordExtras | undefined)[] = [];
   private hashes: Int32Array;
@@ -37,7 +44,6 @@ export class RecordTable {
 
   constructor(initialSlots = 1024) {
     const cap = Math.max(16, initialSlots);
-    this.rec = recordBuf(cap);
     this.hashes = new Int32Array(cap);
     this.live = new Uint8Array(cap);
     const size = indexSizeFor(cap);
@@ -54,9 +60,14 @@ export class RecordTable {
     return this.live.length;
   }
 
-  /** Word offset of a slot's record in `rec.w`. */
+  /** The chunk that holds a slot's record; the record starts at word at(slot) of it. */
+  recOf(slot: number): RecordBuf {
+    return this.chunks[slot >>> CHUNK_SHIFT]!;
+  }
+
+  /** Word offset of a slot's record in recOf(slot).w. */
   at(slot: number): number {
-    return slot * REC_WORDS;
+    return (slot & CHUNK_MASK) * REC_WORDS;
   }
 
   extrasOf(slot: number): RecordExtras | undefined {
@@ -71,13 +82,14 @@ export class RecordTable {
   find(src: Int32Array, at: number, hash: number = recordHash(src, at)): number {
     const idx = this.index;
     const mask = this.mask;
-    const w = this.rec.w;
+    const chunks = this.chunks;
     const hashes = this.hashes;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const v = idx[i]!;
       if (v === EMPTY) return -1;
       const slot = v - 1;
-      if (hashes[slot] === (hash | 0) && sameKey(w, slot * REC_WORDS, src, at)) return slot;
+      if (hashes[slot] === (hash | 0) && sameKey(chunks[slot >>> CHUNK_SHIFT]!.w, (slot & CHUNK_MASK) * REC_WORDS, src, at))
+        return slot;
     }
   }
 
@@ -90,8 +102,9 @@ export class RecordTable {
     if (slot === undefined) {
       if (this.used === this.capacity) this.grow();
       slot = this.used++;
+      if (slot >>> CHUNK_SHIFT === this.chunks.length) this.chunks.push(recordBuf(CHUNK_RECORDS));
     }
-    copyRecord(src, at, this.rec.w, slot * REC_WORDS);
+    copyRecord(src, at, this.recOf(slot).w, this.at(slot));
     this.hashes[slot] = hash;
     this.live[slot] = 1;
     if (extras !== undefined || this.extras[slot] !== undefined) this.extras[slot] = extras;
@@ -103,7 +116,7 @@ export class RecordTable {
 
   /** Overwrites a live slot's record (same key) with the one at `src.w[at]`. */
   overwrite(slot: number, src: Int32Array, at: number): void {
-    copyRecord(src, at, this.rec.w, slot * REC_WORDS);
+    copyRecord(src, at, this.recOf(slot).w, this.at(slot));
   }
 
   remove(slot: number): void {
@@ -145,6 +158,7 @@ export class RecordTable {
     this.index.fill(EMPTY);
     this.live.fill(0);
     this.extras = [];
+    // The chunks stay: a flushed table is usually refilled.
     this.free = [];
     this.used = 0;
     this.count = 0;
@@ -165,11 +179,9 @@ export class RecordTable {
     for (let s = 0; s < this.used; s++) if (live[s] === 1) this.place(s, this.hashes[s]!);
   }
 
+  /** Grows the per-slot arrays (5 bytes a slot; the records are chunked). */
   private grow(): void {
     const cap = this.capacity * 2;
-    const rec = recordBuf(cap);
-    rec.w.set(this.rec.w);
-    this.rec = rec;
     const hashes = new Int32Array(cap);
     hashes.set(this.hashes);
     this.hashes = hashes;

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EntryCompactor } from '../../src/cache/compact.js';
-import { RecordTable } from '../../src/cache/record-table.js';
+import { CHUNK_RECORDS, RecordTable } from '../../src/cache/record-table.js';
 import { AF_INET, AF_INET6, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK } from '../../src/kernel/constants.js';
 import { decodeConntrack, encodeConntrack } from '../../src/kernel/ct-codec.js';
 import {
@@ -309,8 +309,8 @@ describe('RecordTable', () => {
     writeEntryRecord(
       {
         family: AF_INET,
-        orig: { src: `10.99.${(i >> 8) & 0xff}.${i & 0xff}`, dst: '10.99.200.1', proto: 6, sport: i & 0xffff, dport: 443 },
-        reply: { src: '10.99.200.1', dst: `10.99.${(i >> 8) & 0xff}.${i & 0xff}`, proto: 6, sport: 443, dport: i & 0xffff },
+        orig: { src: `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`, dst: '10.99.200.1', proto: 6, sport: i & 0xffff, dport: 443 },
+        reply: { src: '10.99.200.1', dst: `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`, proto: 6, sport: 443, dport: i & 0xffff },
         mark,
       },
       r,
@@ -341,7 +341,7 @@ describe('RecordTable', () => {
         }
         const seen = new Map<number, number>();
         for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-          const e = readEntryRecord(t.rec, t.at(s), t.extrasOf(s));
+          const e = readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s));
           const key = e.orig.sport!;
           expect(seen.has(key)).toBe(false);
           seen.set(key, e.mark!);
@@ -354,17 +354,23 @@ describe('RecordTable', () => {
     );
   });
 
-  it('grows past its first capacity and reuses freed slots', () => {
+  it('grows past its first capacity and its first chunk, and reuses freed slots', () => {
     const t = new RecordTable(16);
-    for (let i = 0; i < 5000; i++) t.insert(recordOf(i).r.w, 0, undefined);
-    expect(t.size).toBe(5000);
-    expect(t.capacity).toBeGreaterThanOrEqual(5000);
+    const n = CHUNK_RECORDS + 5000;
+    for (let i = 0; i < n; i++) t.insert(recordOf(i, i).r.w, 0, undefined);
+    expect(t.size).toBe(n);
+    expect(t.capacity).toBeGreaterThanOrEqual(n);
     const cap = t.capacity;
     for (let i = 0; i < 2500; i++) t.remove(t.find(recordOf(i).r.w, 0));
-    for (let i = 5000; i < 7500; i++) t.insert(recordOf(i).r.w, 0, undefined);
+    for (let i = n; i < n + 2500; i++) t.insert(recordOf(i, i).r.w, 0, undefined);
     expect(t.capacity).toBe(cap);
-    expect(t.size).toBe(5000);
-    for (let i = 0; i < 7500; i++) expect(t.find(recordOf(i).r.w, 0) >= 0).toBe(i >= 2500);
+    expect(t.size).toBe(n);
+    for (let i = 0; i < n + 2500; i++) {
+      const s = t.find(recordOf(i).r.w, 0);
+      expect(s >= 0).toBe(i >= 2500);
+      // Each record in its own place, across chunks.
+      if (s >= 0) expect(readEntryRecord(t.recOf(s), t.at(s), undefined).mark).toBe(i);
+    }
     t.clear();
     expect(t.size).toBe(0);
     expect(t.next(-1)).toBe(-1);
