@@ -202,7 +202,10 @@ export class Daemon {
       mode: cfg.sync.mode,
       external: this.external,
       lookup: (key) => {
-        const e = typeof key === 'number' ? this.internal.entryAt(key) : undefined;
+        if (typeof key !== 'number') return undefined;
+        // Without attributes to strip, the record goes out as it is, no entry object made.
+        if (cfg.filter.stripAttributes.length === 0) return this.internal.recordAt(key);
+        const e = this.internal.entryAt(key);
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },
       localKeys: () => this.internal.slots(),

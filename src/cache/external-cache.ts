@@ -29,6 +29,7 @@
 import { LRUCache } from 'lru-cache';
 import {
   type EntryIdentity,
+  EntryRecord,
   F_TIMEOUT,
   KEY_WORDS,
   type RecordBuf,
@@ -320,7 +321,14 @@ export class ExternalCache implements ReplicaSink {
   }
 
   /** Applies one conntrack message from a peer; see the file comment for the ordering rules. */
-  applyRemote(origin: string, epoch: number, seq: number, kind: RemoteKind, entry: ConntrackEntry): RemoteResult {
+  applyRemote(
+    origin: string,
+    epoch: number,
+    seq: number,
+    kind: RemoteKind,
+    entry: ConntrackEntry | EntryRecord,
+  ): RemoteResult {
+    if (entry instanceof EntryRecord) return this.applyRecord(origin, epoch, seq, kind, entry, 0, entry.x);
     const r = this.scratch;
     const x = writeEntryRecord(entry, r, 0, this.compactEntry);
     if (x === false) {

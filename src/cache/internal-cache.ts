@@ -34,6 +34,7 @@
 import type { EventType } from '../kernel/conntrack-events.js';
 import {
   type EntryIdentity,
+  EntryRecord,
   F_FLAGS_ORIG,
   F_FLAGS_REPLY,
   F_MARK,
@@ -378,6 +379,13 @@ export class InternalCache {
     const t = this.table;
     if (slot < 0 || !t.isLive(slot)) return undefined;
     return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
+  }
+
+  /** A copy of the record a slot holds, for a message to send; undefined when the slot is free. */
+  recordAt(slot: number): EntryRecord | undefined {
+    const t = this.table;
+    if (slot < 0 || !t.isLive(slot)) return undefined;
+    return new EntryRecord(t.recOf(slot).w, t.at(slot), t.extrasOf(slot));
   }
 
   get size(): number {

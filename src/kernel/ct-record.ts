@@ -403,6 +403,33 @@ export function readEntryRecord(r: RecordBuf, at: number, extras: RecordExtras |
   return e;
 }
 
+/**
+ * One record on its own, e.g. a message waiting to be sent and perhaps sent
+ * again: a copy of a table's record (which may change or be reused
+ * meanwhile) and its extras, three small objects instead of an entry's tree.
+ */
+export class EntryRecord implements RecordBuf {
+  readonly w: Int32Array;
+  private bytes: Buffer | undefined;
+
+  constructor(
+    src: Int32Array,
+    at: number,
+    readonly x: RecordExtras | undefined,
+  ) {
+    this.w = src.slice(at, at + REC_WORDS);
+  }
+
+  get b(): Buffer {
+    return (this.bytes ??= Buffer.from(this.w.buffer, this.w.byteOffset, this.w.byteLength));
+  }
+
+  /** The entry it holds, made on each call. */
+  entry(): ConntrackEntry {
+    return readEntryRecord(this, 0, this.x);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Netlink → record, without objects
 

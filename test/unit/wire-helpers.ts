@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6 } from '../../src/common/address.js';
+import { EntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Family, Tuple } from '../../src/kernel/entry.js';
 import type { AuthKeys } from '../../src/sync/wire/auth.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
@@ -190,12 +191,17 @@ export const FIXTURE_MESSAGES: Record<string, WireMessage[]> = {
   ],
 };
 
+/** The entry a message carries, made from its record when it holds one. */
+function entryOf(e: ConntrackEntry | EntryRecord): ConntrackEntry {
+  return e instanceof EntryRecord ? e.entry() : e;
+}
+
 /** The value decode(encode(m)) must equal: what the wire carries, with reply rebuilt for deletes. */
 export function expectedAfterWire(m: WireMessage): WireMessage {
   switch (m.kind) {
     case 'ct-new':
     case 'ct-update':
-      return { kind: m.kind, seq: m.seq, entry: replicatedEntry(m.entry) };
+      return { kind: m.kind, seq: m.seq, entry: replicatedEntry(entryOf(m.entry)) };
     case 'ct-delete': {
       const e: ConntrackEntry = { family: m.entry.family, orig: m.entry.orig, reply: mirrorTuple(m.entry.orig) };
       if (m.entry.zone !== undefined) e.zone = m.entry.zone;
@@ -496,7 +502,7 @@ export function toPMessage(m: WireMessage): PObj {
     case 'ct-new':
     case 'ct-update':
     case 'ct-delete':
-      body = toPEntry(m.entry, m.kind === 'ct-delete');
+      body = toPEntry(entryOf(m.entry), m.kind === 'ct-delete');
       break;
     case 'exp-new':
     case 'exp-delete':

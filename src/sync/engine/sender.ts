@@ -10,6 +10,7 @@
 // until the owner calls resume(). Flushes are scheduled through an
 // injectable schedule() (setImmediate by default) so a simulation can drive
 // them on a fake clock.
+import type { EntryRecord } from '../../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { DatagramEncoder } from '../wire/datagram-encoder.js';
 import type { WireMessage } from '../wire/types.js';
@@ -59,7 +60,7 @@ export interface SyncSenderOptions {
   encoder: DatagramEncoder;
   send: (datagram: Buffer) => void;
   /** The current state of a key, or undefined when it is gone. */
-  lookup: (key: EntryHandle) => ConntrackEntry | undefined;
+  lookup: (key: EntryHandle) => ConntrackEntry | EntryRecord | undefined;
   /** The current state of an expectation, or undefined when it is gone. */
   lookupExpect?: (key: string) => ExpectEntry | undefined;
   /** Called once per sequenced message with the message and its sequence number. */

@@ -29,6 +29,7 @@
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
 // against now(), and flushes go through the injected schedule().
+import type { EntryRecord } from '../../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { Logger } from '../../log.js';
 import type { AuthKeys } from '../wire/auth.js';
@@ -68,7 +69,7 @@ export interface SyncNodeDeps {
   /** Receives the peers' entries (the daemon's ExternalCache). */
   external: ReplicaSink;
   /** Current local state of a key, already stripped; undefined when gone. */
-  lookup: (key: EntryHandle) => ConntrackEntry | undefined;
+  lookup: (key: EntryHandle) => ConntrackEntry | EntryRecord | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
   localKeys: () => Iterable<EntryHandle>;
   /** Current local state of an expectation; undefined when gone. */

@@ -3,13 +3,18 @@
 // (proto-codec.ts). A file of its own so that no two of those import each
 // other for a type: framing uses the codec, the codec only needs these.
 
+import type { EntryRecord } from '../../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { AuthKeys } from './auth.js';
 
 export const PROTOCOL_VERSION = 2;
 
 export type WireMessage =
-  | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry }
+  /**
+   * The sender passes entries of its record table as EntryRecords (encoded
+   * without an entry object, same bytes); the decoder yields objects.
+   */
+  | { kind: 'ct-new' | 'ct-update'; seq: number; entry: ConntrackEntry | EntryRecord }
   /**
    * Names the entry: only family, orig and zone travel. The decoder fills
    * reply with mirrorTuple(orig) when absent and drops any other field.
