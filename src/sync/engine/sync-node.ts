@@ -359,7 +359,7 @@ export class SyncNode {
     if (this.closed) return { ok: false };
     const c = this.counters;
     c.datagramsReceived++;
-    const r = decodeDatagram(datagram, { cluster: this.deps.cluster, auth: this.deps.auth });
+    const r = decodeDatagram(datagram, { cluster: this.deps.cluster, auth: this.deps.auth, records: true });
     if (!r.ok) {
       const code = r.error.code;
       c.datagramsDropped[code] = (c.datagramsDropped[code] ?? 0) + 1;

@@ -58,7 +58,7 @@ export function decodeDatagram(buf: Buffer, opts: DecodeOptions): DecodeResult {
     }
   }
   try {
-    readerReset(buf, PREFIX_BYTES);
+    readerReset(buf, PREFIX_BYTES, opts.records === true);
     const body = readDatagram(end, MAX_MESSAGES_PER_DATAGRAM);
     return {
       ok: true,

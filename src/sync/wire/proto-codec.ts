@@ -20,7 +20,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../../common/address.js';
-import { AF_INET, AF_INET6, IPPROTO } from '../../kernel/constants.js';
+import { AF_INET, AF_INET6, hasPorts, IPPROTO } from '../../kernel/constants.js';
 import {
   EntryRecord,
   F_FLAGS_ORIG,
@@ -36,6 +36,7 @@ import {
   F_WSCALE_REPLY,
   F_ZONE,
   O_SHIFT,
+  recordBuf,
   R_SHIFT,
   T_DPORT,
   T_ICMP_CODE,
@@ -695,17 +696,26 @@ function fail(code: WireErrorCode, reason: string): never {
 const EMPTY = Buffer.alloc(0);
 let B: Buffer = EMPTY;
 let P = 0;
+/** Whether entries of the common shape are read as EntryRecords (see readerReset). */
+let RECORDS = false;
 
-/** Points the cursor at buf[pos]; the caller bounds every read by an explicit end. */
-export function readerReset(buf: Buffer, pos: number): void {
+/**
+ * Points the cursor at buf[pos]; the caller bounds every read by an explicit
+ * end. With `records`, ct-new and ct-update entries of the common shape are
+ * read as EntryRecords, without an entry object (the sync engine's way);
+ * without, every entry is an object (tools, tests).
+ */
+export function readerReset(buf: Buffer, pos: number, records = false): void {
   B = buf;
   P = pos;
+  RECORDS = records;
 }
 
 /** Drops the reference to the last datagram so it can be garbage collected. */
 export function readerRelease(): void {
   B = EMPTY;
   P = 0;
+  RECORDS = false;
 }
 
 /** A varint truncated to its low 32 bits, as protobuf reads uint32 fields. */
@@ -1155,6 +1165,292 @@ function rEntry(end: number, isDelete: boolean): ConntrackEntry {
   return e;
 }
 
+/** An entry at [start, end): a record when asked for and the shape allows, else an object. */
+function rEntryOrRecord(start: number, end: number): ConntrackEntry | EntryRecord {
+  if (RECORDS) {
+    // A malformed entry is rEntry()'s to report: its errors are the decoder's word.
+    let r: EntryRecord | undefined;
+    try {
+      r = rEntryRecord(end);
+    } catch (e) {
+      if (!(e instanceof WireFail)) throw e;
+    }
+    if (r !== undefined) return r;
+    P = start;
+  }
+  return rEntry(end, false);
+}
+
+/** Scratch words rEntryRecord decodes into before the record is copied out. */
+const REC = recordBuf(1);
+/** Presence bits of the tuple rRecordTuple read last (T_*), and its family. */
+let recTupleBits = 0;
+let recTupleV4 = false;
+
+/**
+ * rEntry() for ct-new/ct-update straight into record words, for entries of
+ * the common shape: orig, reply, status, timeout, mark, zone, TCP info,
+ * secmark, each at most once, with values rEntry() accepts. Anything else
+ * returns undefined, and the caller reads the entry again with rEntry(),
+ * which also raises its errors. When it returns a record, that record equals
+ * what writeEntryRecord() makes of rEntry()'s entry (property tests).
+ */
+function rEntryRecord(end: number): EntryRecord | undefined {
+  const w = REC.w;
+  let f = 0;
+  let seen = 0;
+  let proto = -1;
+  let v4 = false;
+  let replyProto = -1;
+  let replyV4 = false;
+  let zone = 0;
+  let ob = 0;
+  let rb = 0;
+  w[W_STATUS] = 0;
+  w[W_TIMEOUT] = 0;
+  w[W_MARK] = 0;
+  w[W_SECMARK] = 0;
+  w[W_TCP] = 0;
+  w[W_TCPFLAGS] = 0;
+  while (P < end) {
+    const t = rVarint(end);
+    const field = t >>> 3;
+    if (field > 17 || (seen & (1 << field)) !== 0) return undefined;
+    seen |= 1 << field;
+    switch (t) {
+      case T_ENTRY.orig: {
+        const p = rRecordTuple(end, W_OSRC, W_OAB);
+        if (p < 0) return undefined;
+        proto = p;
+        v4 = recTupleV4;
+        ob = recTupleBits;
+        break;
+      }
+      case T_ENTRY.reply: {
+        const p = rRecordTuple(end, W_RSRC, W_RAB);
+        if (p < 0) return undefined;
+        replyProto = p;
+        replyV4 = recTupleV4;
+        rb = recTupleBits;
+        break;
+      }
+      case T_ENTRY.status:
+        w[W_STATUS] = rVarint(end);
+        f |= F_STATUS;
+        break;
+      case T_ENTRY.timeout:
+        w[W_TIMEOUT] = rVarint(end);
+        f |= F_TIMEOUT;
+        break;
+      case T_ENTRY.mark:
+        w[W_MARK] = rVarint(end);
+        f |= F_MARK;
+        break;
+      case T_ENTRY.secmark:
+        w[W_SECMARK] = rVarint(end);
+        f |= F_SECMARK;
+        break;
+      case T_ENTRY.zone:
+        zone = rVarint(end);
+        if (zone > 0xffff) return undefined;
+        f |= F_ZONE;
+        break;
+      case T_ENTRY.tcp: {
+        const g = rRecordTcp(enter(end));
+        if (g < 0) return undefined;
+        f |= F_PROTOINFO | F_TCP | g;
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  if ((seen & (1 << 1)) === 0) return undefined;
+  // A reply of another protocol or family: rEntry() decides (or refuses) it.
+  if ((seen & (1 << 2)) !== 0 && (replyProto !== proto || replyV4 !== v4)) return undefined;
+  if ((seen & (1 << 2)) === 0) {
+    // No reply: the original mirrored, as mirrorTuple() builds it.
+    for (let i = 0; i < 4; i++) {
+      w[W_RSRC + i] = w[W_OSRC + 4 + i]!;
+      w[W_RSRC + 4 + i] = w[W_OSRC + i]!;
+    }
+    const oab = w[W_OAB]!;
+    rb = 0;
+    let rab = 0;
+    if (ob & T_DPORT) {
+      rb |= T_SPORT;
+      rab |= oab >>> 16;
+    }
+    if (ob & T_SPORT) {
+      rb |= T_DPORT;
+      rab |= (oab & 0xffff) << 16;
+    }
+    if (ob & T_ICMP_TYPE) {
+      const type = (oab >>> 8) & 0xff;
+      const inv = proto === IPPROTO.ICMP ? ICMP_INVERSE : proto === IPPROTO.ICMPV6 ? ICMPV6_INVERSE : undefined;
+      rb |= T_ICMP_TYPE;
+      rab |= (inv?.[type] ?? type) << 8;
+    }
+    if (ob & T_ICMP_CODE) {
+      rb |= T_ICMP_CODE;
+      rab |= oab & 0xff;
+    }
+    if (ob & T_ICMP_ID) {
+      rb |= T_ICMP_ID;
+      rab |= oab & 0xffff0000;
+    }
+    w[W_RAB] = rab;
+  }
+  if (!tupleBitsFit(ob, proto) || !tupleBitsFit(rb, proto)) return undefined;
+  w[W_HEAD] = (v4 ? AF_INET : AF_INET6) | (proto << 8) | (zone << 16);
+  w[W_FLAGS] = f | (ob << O_SHIFT) | (rb << R_SHIFT);
+  return new EntryRecord(w, 0, undefined);
+}
+
+/**
+ * Whether a tuple's fields are the ones its protocol has, as the record
+ * words hold them (writeEntryRecord keeps other shapes whole).
+ */
+function tupleBitsFit(bits: number, proto: number): boolean {
+  if (hasPorts(proto)) return (bits & ~(T_SPORT | T_DPORT)) === 0;
+  if (proto === IPPROTO.ICMP || proto === IPPROTO.ICMPV6) return (bits & (T_SPORT | T_DPORT)) === 0;
+  return bits === 0;
+}
+
+/**
+ * A nested Tuple into the record words wSrc.. and wAB; returns its protocol,
+ * or -1 for anything rTuple() would refuse or the words cannot hold (a
+ * tuple zone, a repeated or unknown field).
+ */
+function rRecordTuple(end0: number, wSrc: number, wAB: number): number {
+  const end = enter(end0);
+  const w = REC.w;
+  let seen = 0;
+  let srcLen = 0;
+  let dstLen = 0;
+  let proto = 0;
+  let a = 0;
+  let b = 0;
+  let bits = 0;
+  while (P < end) {
+    const t = rVarint(end);
+    const field = t >>> 3;
+    if (field > 8 || (seen & (1 << field)) !== 0) return -1;
+    seen |= 1 << field;
+    switch (t) {
+      case T_TUPLE.src:
+      case T_TUPLE.dst: {
+        const n = rLen(end);
+        if (n !== 4 && n !== 16) return -1;
+        const wi = wSrc + (t === T_TUPLE.src ? 0 : 4);
+        const p = P;
+        const bb = B;
+        for (let i = 0; i < 4; i++) {
+          const o = p + 4 * i;
+          w[wi + i] = i * 4 < n ? bb[o]! | (bb[o + 1]! << 8) | (bb[o + 2]! << 16) | (bb[o + 3]! << 24) : 0;
+        }
+        P = p + n;
+        if (t === T_TUPLE.src) srcLen = n;
+        else dstLen = n;
+        break;
+      }
+      case T_TUPLE.proto:
+        proto = rVarint(end);
+        if (proto > 0xff) return -1;
+        break;
+      case T_TUPLE.sport:
+      case T_TUPLE.dport: {
+        const v = rVarint(end);
+        if (v > 0xffff) return -1;
+        if (t === T_TUPLE.sport) {
+          a = (a & ~0xffff) | v;
+          bits |= T_SPORT;
+        } else {
+          b = v;
+          bits |= T_DPORT;
+        }
+        break;
+      }
+      case T_TUPLE.icmpType:
+      case T_TUPLE.icmpCode: {
+        const v = rVarint(end);
+        if (v > 0xff) return -1;
+        if (t === T_TUPLE.icmpType) {
+          a = (a & 0xff) | (v << 8);
+          bits |= T_ICMP_TYPE;
+        } else {
+          a = (a & 0xff00) | v;
+          bits |= T_ICMP_CODE;
+        }
+        break;
+      }
+      case T_TUPLE.icmpId: {
+        const v = rVarint(end);
+        if (v > 0xffff) return -1;
+        b = v;
+        bits |= T_ICMP_ID;
+        break;
+      }
+      default:
+        return -1;
+    }
+  }
+  if ((srcLen !== 4 && srcLen !== 16) || dstLen !== srcLen) return -1;
+  // A tuple carries ports or ICMP fields, never both: the a/b word holds one kind.
+  if ((bits & (T_SPORT | T_DPORT)) !== 0 && (bits & (T_ICMP_TYPE | T_ICMP_CODE | T_ICMP_ID)) !== 0) return -1;
+  w[wAB] = a | (b << 16);
+  recTupleBits = bits;
+  recTupleV4 = srcLen === 4;
+  return proto;
+}
+
+/** A nested TcpInfo into the record's TCP words; returns its F_* bits, or -1 (see rTcp()). */
+function rRecordTcp(end: number): number {
+  const w = REC.w;
+  let seen = 0;
+  let f = 0;
+  let tcp = 0;
+  let flags = 0;
+  while (P < end) {
+    const t = rVarint(end);
+    const field = t >>> 3;
+    if (field > 5 || (seen & (1 << field)) !== 0) return -1;
+    seen |= 1 << field;
+    const v = rVarint(end);
+    switch (t) {
+      case T_TCP.state:
+        if (v >= STATE_LIMIT) return -1;
+        tcp |= v;
+        break;
+      case T_TCP.wscaleOrig:
+        if (v > 0xff) return -1;
+        tcp |= v << 8;
+        f |= F_WSCALE_ORIG;
+        break;
+      case T_TCP.wscaleReply:
+        if (v > 0xff) return -1;
+        tcp |= v << 16;
+        f |= F_WSCALE_REPLY;
+        break;
+      case T_TCP.flagsOrig:
+        if (v > 0xffff) return -1;
+        flags |= v;
+        f |= F_FLAGS_ORIG;
+        break;
+      case T_TCP.flagsReply:
+        if (v > 0xffff) return -1;
+        flags |= v << 16;
+        f |= F_FLAGS_REPLY;
+        break;
+      default:
+        return -1;
+    }
+  }
+  w[W_TCP] = tcp;
+  w[W_TCPFLAGS] = flags;
+  return f;
+}
+
 function rExpect(end: number): ExpectEntry {
   let family = 0;
   let master: Tuple | undefined;
@@ -1323,10 +1619,10 @@ export function readMessage(end: number): WireMessage | undefined {
   let m: WireMessage;
   switch (kind) {
     case K.ctNew:
-      m = { kind: 'ct-new', seq, entry: rEntry(kEnd, false) };
+      m = { kind: 'ct-new', seq, entry: rEntryOrRecord(kStart, kEnd) };
       break;
     case K.ctUpdate:
-      m = { kind: 'ct-update', seq, entry: rEntry(kEnd, false) };
+      m = { kind: 'ct-update', seq, entry: rEntryOrRecord(kStart, kEnd) };
       break;
     case K.ctDelete:
       m = { kind: 'ct-delete', seq, entry: rEntry(kEnd, true) };

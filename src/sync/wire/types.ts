@@ -90,6 +90,12 @@ export interface DecodeOptions {
   auth?: AuthKeys | undefined;
   /** Larger datagrams are ESIZE. Default MAX_DATAGRAM_BYTES. */
   maxSize?: number;
+  /**
+   * Read ct-new and ct-update entries of the common shape as EntryRecords
+   * (src/kernel/ct-record.ts), without entry objects: for a receiver that
+   * stores records. Default false: every entry an object.
+   */
+  records?: boolean;
 }
 
 export const MAGIC_0 = 0x43; // 'C'
