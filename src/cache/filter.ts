@@ -17,7 +17,7 @@
 // Everything is compiled once; check() parses the two source addresses into
 // numbers without allocating and returns one of four shared verdict objects.
 
-import { parseIPv4, parseIPv6Into } from '../common/address.js';
+import { parseIPv4, parseIPv6Into, parsePrefix } from '../common/address.js';
 import { IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
 
@@ -75,29 +75,20 @@ export class PrefixSet {
 
   /** Adds `addr` or `addr/len`; throws RangeError for anything else. */
   add(prefix: string): void {
-    const slash = prefix.indexOf('/');
-    const addr = slash < 0 ? prefix : prefix.slice(0, slash);
-    const lenText = slash < 0 ? undefined : prefix.slice(slash + 1);
-    const v4 = parseIPv4(addr);
-    if (v4 !== undefined) {
-      const len = parseLength(lenText, 32, prefix);
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      if (len === 32) this.v4Hosts.add(v4);
+    // One parser for this set and the kernel's event filter (kernelEventRules), so they cannot disagree.
+    const p = parsePrefix(prefix);
+    if (p === undefined) throw new RangeError(`not an IPv4 or IPv6 address or prefix: ${prefix}`);
+    if (p.family === 4) {
+      const [net] = p.words as [number];
+      const [mask] = p.masks as [number];
+      if (p.length === 32) this.v4Hosts.add(net);
       else {
-        this.v4Nets.push((v4 & mask) >>> 0);
+        this.v4Nets.push(net);
         this.v4Masks.push(mask);
       }
       return;
     }
-    if (!parseIPv6Into(addr, this.scratch, 0)) throw new RangeError(`not an IPv4 or IPv6 address or prefix: ${prefix}`);
-    const len = parseLength(lenText, 128, prefix);
-    const masks: number[] = [];
-    for (let w = 0; w < 4; w++) {
-      const bits = Math.max(0, Math.min(32, len - 32 * w));
-      masks.push(bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
-    }
-    for (let w = 0; w < 4; w++) this.v6.push((this.scratch.readUInt32BE(4 * w) & masks[w]!) >>> 0);
-    this.v6.push(...masks);
+    this.v6.push(...p.words, ...p.masks);
   }
 
   get size(): number {
@@ -146,13 +137,6 @@ export class PrefixSet {
     const b = this.scratch;
     return this.matchV6(b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12));
   }
-}
-
-function parseLength(text: string | undefined, max: number, prefix: string): number {
-  if (text === undefined) return max;
-  const n = Number(text);
-  if (text === '' || !Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`bad prefix length in ${prefix}`);
-  return n;
 }
 
 class CompiledFilter implements EntryFilter {
@@ -230,3 +214,4 @@ function listOf<T>(list: AcceptOrIgnore<T>): { accept: boolean; items: readonly 
 export function compileFilter(cfg: FilterRules, localAddresses: readonly string[] = []): EntryFilter {
   return new CompiledFilter(cfg, localAddresses);
 }
+
