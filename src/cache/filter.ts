@@ -20,6 +20,7 @@
 import { parseIPv4, parseIPv6Into, parsePrefix } from '../common/address.js';
 import { IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
+import type { EventFilterRules } from '../kernel/event-filter.js';
 
 // Attribute stripping is part of the `filter` section too.
 export { STRIP_FIELDS, stripAttributes } from './strip.js';
@@ -215,3 +216,33 @@ export function compileFilter(cfg: FilterRules, localAddresses: readonly string[
   return new CompiledFilter(cfg, localAddresses);
 }
 
+/**
+ * The same rules as compileFilter(cfg, localAddresses), in the form the
+ * event socket's BPF program takes (src/kernel/event-filter.ts), which
+ * applies them to the events where that is safe and leaves the rest to
+ * the filter above. Loopback and the sync-link addresses join the ignore
+ * side here exactly as they do there.
+ */
+export function kernelEventRules(cfg: FilterRules, localAddresses: readonly string[] = []): EventFilterRules {
+  const protocols = listOf(cfg.protocols);
+  const addresses = listOf(cfg.addresses);
+  const states = listOf(cfg.tcpStates);
+  const number = (name: string) => {
+    const n = protoNumber(name);
+    if (n === undefined) throw new RangeError(`unknown protocol ${name}`);
+    return n;
+  };
+  const state = (name: TcpStateName) => {
+    const s = (TCP_STATES as readonly string[]).indexOf(name);
+    if (s < 0) throw new RangeError(`unknown TCP state ${name}`);
+    return s;
+  };
+  const ignoreSources = [...LOOPBACK_PREFIXES, ...localAddresses, ...(addresses.accept ? [] : addresses.items)];
+  const rules: EventFilterRules = {
+    protocols: { accept: protocols.accept, numbers: protocols.items.map(number) },
+    ignoreSources,
+    tcpStates: { accept: states.accept, states: states.items.map(state) },
+  };
+  if (addresses.accept) rules.acceptSources = addresses.items;
+  return rules;
+}
