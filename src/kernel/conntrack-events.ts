@@ -19,7 +19,7 @@ import {
 } from './constants.js';
 import { dropPortidsFilter } from './bpf.js';
 import { errorMessage } from '../common/errors.js';
-import { compileEventFilter, type EventFilterRule, type EventFilterRules } from './event-filter.js';
+import { compileEventFilter, type EventFilterRule, type EventFilterRules, eventFilterRuleNames } from './event-filter.js';
 import { decodeConntrack, decodeExpect } from './ct-codec.js';
 import type { ConntrackEntry, ExpectEntry } from './entry.js';
 import { type DecodeError, parseNetlink } from './netlink-codec.js';
@@ -172,10 +172,9 @@ export class ConntrackEvents implements NetlinkReceiver {
   private attachFilter(): void {
     const portids = [...this.ownPortids];
     let refused: string | undefined;
-    let given: EventFilterRule[] = [];
+    const given: EventFilterRule[] = this.filterRules ? eventFilterRuleNames(this.filterRules) : [];
     try {
       const c = compileEventFilter(portids, this.filterRules);
-      given = [...c.rules, ...c.userspaceOnly];
       this.transport.setFilter(c.program);
       this.ownFilterActive = portids.length > 0;
       this.filterStatus = { attached: true, rules: c.rules, userspaceOnly: c.userspaceOnly, instructions: c.instructions };

@@ -218,6 +218,16 @@ function parseRules(r: EventFilterRules): ParsedRules {
   };
 }
 
+/** The rules `r` asks for, without compiling them (what to report when compiling fails). */
+export function eventFilterRuleNames(r: EventFilterRules): EventFilterRule[] {
+  const out: EventFilterRule[] = [];
+  if (r.protocols && (r.protocols.accept || r.protocols.numbers.length > 0)) out.push('protocol');
+  if ((r.ignoreSources ?? []).length > 0) out.push('address-ignore');
+  if (r.acceptSources) out.push('address-accept');
+  if (r.tcpStates && (r.tcpStates.accept || r.tcpStates.states.length > 0)) out.push('tcp-state');
+  return out.sort(byShedOrder);
+}
+
 function givenRules(p: ParsedRules): EventFilterRule[] {
   const out: EventFilterRule[] = [];
   if (p.protocols) out.push('protocol');

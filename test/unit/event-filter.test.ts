@@ -47,7 +47,7 @@ import {
 } from '../../src/kernel/constants.js';
 import { encodeConntrack } from '../../src/kernel/ct-codec.js';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
-import { compileEventFilter, type EventFilterRules } from '../../src/kernel/event-filter.js';
+import { compileEventFilter, eventFilterRuleNames, type EventFilterRules } from '../../src/kernel/event-filter.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { NlWriter } from '../../src/kernel/netlink-codec.js';
 
@@ -531,6 +531,7 @@ describe('compileEventFilter: size', () => {
     const small = compileEventFilter([OWN], rules, { maxInstructions: 200 });
     expect(small.rules).toEqual(['protocol', 'tcp-state']);
     expect(small.userspaceOnly).toEqual(['address-accept', 'address-ignore']);
+    expect([...small.userspaceOnly, ...small.rules]).toEqual(eventFilterRuleNames(rules));
     // Shedding only ever makes the program accept more.
     const udp = message(entry({ src: '10.0.0.1', dst: '10.0.0.2', proto: IPPROTO.UDP }), 'new');
     expect(passes(small.program, udp)).toBe(false);

@@ -298,6 +298,8 @@ describe('Daemon.stats()', () => {
       expect(Object.keys(after.failover!)).toEqual(failover);
       expect(Object.keys(after.kernel!)).toEqual(kernelKeys);
       expect(after.failover!.keepalivedState).toBe('fault');
+      // The filter's rules ride on the event socket's kernel program (loopback at least).
+      expect(after.kernel!.eventFilter).toMatchObject({ attached: true, rules: ['address-ignore'], userspaceOnly: [], refused: null });
       expect(after.inject).toMatchObject({ enabled: true, queued: 0 });
       expect(Object.keys(after.sync!).slice(-2)).toEqual(['channels', 'activeChannel']);
       expect(after.sync!.peers).toBeUndefined();
