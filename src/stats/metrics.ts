@@ -160,7 +160,7 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_cache_filtered_total',
-    'Kernel events and dump entries the filter rejected, by the rule that rejected them.',
+    'Kernel events and dump entries the filter rejected, by the rule that rejected them (events the kernel-side filter dropped never arrive, so are not counted).',
     'internal.filtered.*',
     (s) => by('reason', { ...s.internal.filtered }),
     ['reason'],
@@ -203,7 +203,7 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   // --- kernel -----------------------------------------------------------
   counter(
     'ctsyncd_kernel_events_total',
-    'Conntrack events received from the kernel, by type.',
+    'Conntrack events received from the kernel, by type (after the kernel-side event filter).',
     'kernel.events.{new,update,destroy}',
     (s) => by('type', { new: s.kernel.events.new, update: s.kernel.events.update, destroy: s.kernel.events.destroy }),
     ['type'],
