@@ -189,7 +189,7 @@ export class Daemon {
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
       expectations: true,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
-      filterRules: kernelEventRules(cfg.filter, this.localAddresses),
+      filterRules: cfg.kernel.filterEvents ? kernelEventRules(cfg.filter, this.localAddresses) : undefined,
     });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);

@@ -309,4 +309,20 @@ describe('Daemon.stats()', () => {
       await daemon.stop();
     }
   });
+
+  it('kernel.filterEvents: false leaves every rule to userspace; our own events are still dropped in the kernel', async () => {
+    const cfg = parseConfig(
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'kernel: { filterEvents: false }', ''].join('\n'),
+      'stats-test.yaml',
+    );
+    const daemon = new Daemon(cfg, { kernelTransport: new FakeKernel().openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
+    try {
+      await daemon.start();
+      const k = JSON.parse(JSON.stringify(daemon.ops.stats())).kernel as Record<string, unknown>;
+      expect(k.ownEventsFiltered).toBe(true);
+      expect(k.eventFilter).toEqual({ attached: true, rules: [], userspaceOnly: [], instructions: 6, refused: null });
+    } finally {
+      await daemon.stop();
+    }
+  });
 });
