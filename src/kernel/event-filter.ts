@@ -19,6 +19,12 @@
 //    cached copy keeps its last accepted state until a later accepted one or
 //    its DESTROY). It cannot be "nothing new" for a cached entry either: a
 //    cached entry passed, so its tuples and state differ from these.
+//    One trace remains: during a reconcile, an update userspace filters
+//    still marks its key as touched, so the dump's line for it is ignored;
+//    dropped in the kernel, it does not, and a dump line read before the
+//    update may cache the older, accepted state. That is a state the entry
+//    had, what the cache keeps anyway when the update comes after the dump
+//    line, and the entry's DESTROY always gets through (below).
 // What it leaves to userspace, and why:
 //  - NEW and DESTROY failing on the REPLY source or the accept list: the
 //    reply source is not part of the key, so an earlier connection with the
@@ -42,7 +48,9 @@
 // the attribute or 0). Every packet load is at an offset those loads
 // vouched for, so no load runs past the end (which would mean "drop").
 
+import { endianness } from 'node:os';
 import { type AddressPrefix, parsePrefix } from '../common/address.js';
+import { CtsyncdError } from '../common/errors.js';
 import {
   BPF_ABS,
   BPF_ACCEPT,
@@ -100,8 +108,6 @@ import {
   NLM_F_EXCL,
   NLMSG_HDRLEN,
 } from './constants.js';
-import { endianness } from 'node:os';
-import { CtsyncdError } from '../common/errors.js';
 
 /** The rules a program can carry, by the name the stats show. */
 export type EventFilterRule = 'protocol' | 'address-ignore' | 'address-accept' | 'tcp-state';
@@ -489,6 +495,7 @@ function emitRules(e: Emitter, r: ParsedRules): void {
   if (r.tcpStates) {
     e.stmt(BPF_LD | BPF_MEM, M_PROTO);
     e.jump(J | BPF_JEQ, IPPROTO.TCP, undefined, accept);
+    // The reply tuple's words are free again: CTA_PROTOINFO takes them.
     e.find(undefined, CTA.PROTOINFO, M_REPLY, { storeEnd: M_REPLY_END });
     e.find({ at: M_REPLY, end: M_REPLY_END }, CTA_PROTOINFO.TCP, M_NEST, { storeEnd: M_NEST_END });
     e.find({ at: M_NEST, end: M_NEST_END }, CTA_PROTOINFO_TCP.STATE, M_T0, { leafPayload: 1 });
