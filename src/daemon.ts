@@ -211,10 +211,10 @@ export class Daemon {
       mode: cfg.sync.mode,
       external: this.external,
       lookup: (key) => {
-        const e = this.internal.get(key);
+        const e = typeof key === 'number' ? this.internal.entryAt(key) : undefined;
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },
-      localKeys: () => this.internal.keys(),
+      localKeys: () => this.internal.slots(),
       lookupExpect: (key) => this.internal.getExpect(key),
       localExpectKeys: () => [...this.internal.expectEntries()].map(([k]) => k),
       send: (buf) => this.channels?.send(buf),

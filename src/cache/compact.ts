@@ -30,6 +30,7 @@ import type {
   TcpInfo,
   Tuple,
 } from '../kernel/entry.js';
+import { F_TIMEOUT, REC_WORDS, type RecordExtras, W_FLAGS, W_TIMEOUT } from '../kernel/ct-record.js';
 
 /**
  * What compaction does with each entry field. `satisfies` makes a field added
@@ -409,4 +410,45 @@ function same(a: unknown, b: unknown): boolean {
   for (const k in ra) if (!same(ra[k], rb[k])) return false;
   for (const k in rb) if (ra[k] === undefined && rb[k] !== undefined) return false;
   return true;
+}
+
+/**
+ * carriesNothingNew for records (src/kernel/ct-record.ts): whether the
+ * record at `n[nat]` with extras `nx` says nothing the stored one at
+ * `s[sat]` does not, the timeout aside. Both were written whole, never
+ * partially, so every word counts.
+ */
+export function recordCarriesNothingNew(
+  s: Int32Array,
+  sat: number,
+  sx: RecordExtras | undefined,
+  n: Int32Array,
+  nat: number,
+  nx: RecordExtras | undefined,
+): boolean {
+  for (let i = 0; i < REC_WORDS; i++) {
+    if (i === W_TIMEOUT) continue;
+    const a = s[sat + i]!;
+    const b = n[nat + i]!;
+    if (a !== b && (i !== W_FLAGS || (a & ~F_TIMEOUT) !== (b & ~F_TIMEOUT))) return false;
+  }
+  if (sx === nx) return true;
+  if (sx === undefined || nx === undefined) return false;
+  if (sx.whole !== undefined || nx.whole !== undefined)
+    return sx.whole !== undefined && nx.whole !== undefined && carriesNothingNew(sx.whole, nx.whole, false);
+  return (
+    optSame(sx.master, nx.master, sameTuple) &&
+    optSame(sx.labels, nx.labels, sameBytes) &&
+    optSame(sx.labelsMask, nx.labelsMask, sameBytes) &&
+    optSame(sx.protoinfo, nx.protoinfo, sameProtoinfo) &&
+    optSame(sx.seqAdjOrig, nx.seqAdjOrig, sameSeqAdj) &&
+    optSame(sx.seqAdjReply, nx.seqAdjReply, sameSeqAdj) &&
+    sx.helper === nx.helper &&
+    sx.secctx === nx.secctx &&
+    optSame(sx.synproxy, nx.synproxy, sameSynproxy)
+  );
+}
+
+function optSame<T>(a: T | undefined, b: T | undefined, same: (a: T, b: T) => boolean): boolean {
+  return a === undefined ? b === undefined : b !== undefined && same(a, b);
 }

@@ -1,8 +1,15 @@
 // The external cache: connections learned from peers, waiting to be
 // committed to the kernel at failover. Keyed like the internal cache
-// (entryKey: original tuple + zone); each record remembers which node sent
-// it, under which epoch (that node's incarnation) and with which message
-// sequence number, and when it was last updated.
+// (original tuple + zone); each record remembers which node sent it, under
+// which epoch (that node's incarnation) and with which message sequence
+// number, and when it was last updated.
+//
+// Storage. Conntrack entries are records (src/kernel/ct-record.ts) in a
+// RecordTable, and what the cache knows of each is kept in typed arrays by
+// slot: no object per entry, so a million peers' flows cost the garbage
+// collector nothing to trace. ExternalRecord objects are made only when
+// someone asks (commit, dumps, inject, tests). Expectations, a few per
+// FTP or SIP control flow, stay objects in a Map.
 //
 // Ordering. Datagrams can arrive late or twice (retransmission, reordering
 // across links). Every message therefore carries (origin, epoch, seq), and
@@ -20,15 +27,35 @@
 // epoch (it restarted and its sequence numbers began again), always wins.
 
 import { LRUCache } from 'lru-cache';
+import {
+  type EntryIdentity,
+  F_TIMEOUT,
+  KEY_WORDS,
+  type RecordBuf,
+  type RecordExtras,
+  readEntryRecord,
+  recordBuf,
+  recordHash,
+  W_FLAGS,
+  W_TIMEOUT,
+  writeEntryRecord,
+  writeKeyWords,
+} from '../kernel/ct-record.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
 import type { ReplicaSink } from '../sync/engine/replica-sink.js';
 import { seqAfter, seqBefore } from '../sync/engine/seq.js';
-import { carriesNothingNew, EntryCompactor, refreshTimeout } from './compact.js';
+import { EntryCompactor, recordCarriesNothingNew, refreshTimeout } from './compact.js';
+import { RecordTable } from './record-table.js';
 
 export type RemoteKind = 'new' | 'update' | 'delete';
 export type RemoteResult = 'created' | 'updated' | 'deleted' | 'missing' | 'stale' | 'refused';
 
-/** A cached remote entry. Records are live: a later message for the key updates the same object. */
+/**
+ * A cached remote entry, as the cache hands it out. Its numbers are live
+ * (a later message for the key shows in seq, updatedAt, kernelCopy) while
+ * the key stays cached; `entry` is the entry as it was when the object was
+ * made.
+ */
 export interface ExternalRecord<T = ConntrackEntry> {
   readonly entry: T;
   readonly origin: string;
@@ -82,6 +109,8 @@ export interface ExternalCacheOptions {
   now?: () => number;
   /** Called after a peer's message changed a conntrack record (inject mode writes it to the kernel). */
   onChange?: (key: string, change: ExternalChange, record: ExternalRecord | undefined, entry: ConntrackEntry) => void;
+  /** Records to make room for at first; the table grows by doubling. */
+  initialSlots?: number;
 }
 
 export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
@@ -89,7 +118,7 @@ export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
 /**
  * One (origin, epoch) pair, shared by all its records so that a record holds
  * one pointer instead of a string and a number. `base` lets records store
- * their time as a small offset (see StoredRecord).
+ * their time as a small offset.
  */
 class Source {
   constructor(
@@ -99,6 +128,7 @@ class Source {
   ) {}
 }
 
+/** An expectation record: expectations stay objects (see the file comment). */
 class StoredRecord<T> implements ExternalRecord<T> {
   // seq as int32 and time as a rounded offset: both stay small integers
   // (V8 Smis) instead of a boxed double per record.
@@ -129,6 +159,56 @@ class StoredRecord<T> implements ExternalRecord<T> {
   }
 }
 
+/**
+ * A conntrack record handed out by the cache: the slot and the generation
+ * it had, so that a slot freed and reused meanwhile is told apart.
+ */
+class SlotRecord implements ExternalRecord {
+  private readonly src0: Source;
+  private readonly seq0: number;
+  private readonly at0: number;
+  private readonly copy0: KernelCopy;
+
+  constructor(
+    private readonly cache: ExternalCache,
+    readonly slot: number,
+    readonly gen: number,
+    readonly entry: ConntrackEntry,
+  ) {
+    const m = cache.slotMeta;
+    this.src0 = m.src[slot]!;
+    this.seq0 = m.seq[slot]!;
+    this.at0 = m.at[slot]!;
+    this.copy0 = m.copy[slot] as KernelCopy;
+  }
+
+  /** Whether the key still holds the record this object was made of. */
+  get current(): boolean {
+    return this.cache.slotMeta.gen[this.slot] === this.gen;
+  }
+
+  get origin(): string {
+    return (this.current ? this.cache.slotMeta.src[this.slot]! : this.src0).origin;
+  }
+
+  get epoch(): number {
+    return (this.current ? this.cache.slotMeta.src[this.slot]! : this.src0).epoch;
+  }
+
+  get seq(): number {
+    return (this.current ? this.cache.slotMeta.seq[this.slot]! : this.seq0) >>> 0;
+  }
+
+  get updatedAt(): number {
+    const m = this.cache.slotMeta;
+    return this.current ? m.src[this.slot]!.base + m.at[this.slot]! : this.src0.base + this.at0;
+  }
+
+  get kernelCopy(): KernelCopy {
+    return (this.current ? this.cache.slotMeta.copy[this.slot]! : this.copy0) as KernelCopy;
+  }
+}
+
 interface Tombstone {
   src: Source;
   /** u32 sequence number of the delete. */
@@ -147,35 +227,51 @@ interface OriginState {
   bulkStart: { epoch: number; seq: number } | undefined;
 }
 
-class Table<T> {
-  onChange: ((key: string, change: ExternalChange, record: StoredRecord<T> | undefined, entry: T) => void) | undefined;
-  readonly map = new Map<string, StoredRecord<T>>();
-  readonly counters: ExternalCounters = {
-    created: 0,
-    updated: 0,
-    deleted: 0,
-    missing: 0,
-    stale: 0,
-    refused: 0,
-    bulkRemoved: 0,
-    flushed: 0,
-  };
-  constructor(
-    readonly limit: number,
-    /** Whether records count towards OriginState.entries. */
-    readonly counted: boolean,
-    /**
-     * The stored entry updated for an incoming one, without a copy when it
-     * carries nothing new; undefined when a copy is needed.
-     */
-    readonly reuse: (stored: T, incoming: T) => T | undefined,
-  ) {}
+function emptyCounters(): ExternalCounters {
+  return { created: 0, updated: 0, deleted: 0, missing: 0, stale: 0, refused: 0, bulkRemoved: 0, flushed: 0 };
 }
 
-function flatKey(key: string): string {
-  // See compact.ts: a stored cons-string key costs twice the memory.
-  key.charCodeAt(0);
-  return key;
+/** What the cache knows of each conntrack record, by slot. */
+interface SlotMeta {
+  src: (Source | undefined)[];
+  /** u32 sequence number of the last applied message, stored as int32. */
+  seq: Int32Array;
+  /** updatedAt - src.base, rounded to the millisecond. */
+  at: Int32Array;
+  /** Bulk generation the record was last seen in; 0 for none. */
+  bulk: Int32Array;
+  copy: Uint8Array;
+  /** Bumped each time the slot takes a new key, for SlotRecord.current. */
+  gen: Uint32Array;
+}
+
+function slotMeta(n: number, from?: SlotMeta): SlotMeta {
+  const m: SlotMeta = {
+    src: from?.src ?? [],
+    seq: new Int32Array(n),
+    at: new Int32Array(n),
+    bulk: new Int32Array(n),
+    copy: new Uint8Array(n),
+    gen: new Uint32Array(n),
+  };
+  if (from !== undefined) {
+    m.seq.set(from.seq);
+    m.at.set(from.at);
+    m.bulk.set(from.bulk);
+    m.copy.set(from.copy);
+    m.gen.set(from.gen);
+  }
+  return m;
+}
+
+/** The key words of a record as a string: the tombstones' Map key. */
+function tombKey(w: Int32Array, at: number): string {
+  let s = '';
+  for (let i = 0; i < KEY_WORDS; i++) {
+    const v = w[at + i]!;
+    s += String.fromCharCode(v & 0xffff, v >>> 16);
+  }
+  return s;
 }
 
 export class ExternalCache implements ReplicaSink {
@@ -183,15 +279,21 @@ export class ExternalCache implements ReplicaSink {
   readonly expectLimit: number;
   private readonly now: () => number;
   private readonly base: number;
-  private readonly ct: Table<ConntrackEntry>;
-  private readonly exp: Table<ExpectEntry>;
+  private readonly table: RecordTable;
+  /** Per-slot state; read by SlotRecord. */
+  slotMeta: SlotMeta;
+  private readonly ctCounters: ExternalCounters = emptyCounters();
+  private readonly onChange: ExternalCacheOptions['onChange'];
+  private readonly exp = new Map<string, StoredRecord<ExpectEntry>>();
+  private readonly expCounters: ExternalCounters = emptyCounters();
   private readonly tombs: LRUCache<string, Tombstone> | undefined;
   private readonly tombTtl: number;
   private readonly states = new Map<string, OriginState>();
   private readonly compactor = new EntryCompactor();
   // Bound once: a closure per applied message would be garbage per entry.
   private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
-  private readonly compactExpect = (e: ExpectEntry): ExpectEntry => this.compactor.expect(e);
+  /** Where incoming entries are written before they are compared and stored. */
+  private readonly scratch: RecordBuf = recordBuf(1);
   private bulkGen = 0;
 
   constructor(opts: ExternalCacheOptions) {
@@ -199,14 +301,9 @@ export class ExternalCache implements ReplicaSink {
     this.expectLimit = opts.expectLimit ?? opts.limit;
     this.now = opts.now ?? Date.now;
     this.base = this.now();
-    // A bulk re-sends every entry; keeping the stored copy of the unchanged
-    // ones spares the old generation a million replaced objects.
-    this.ct = new Table<ConntrackEntry>(this.limit, true, (stored, e) =>
-      carriesNothingNew(stored, e, false) ? refreshTimeout(stored, e.timeout) : undefined,
-    );
-    this.ct.onChange = opts.onChange;
-    // Expectations are few: always copied.
-    this.exp = new Table<ExpectEntry>(this.expectLimit, false, () => undefined);
+    this.table = new RecordTable(Math.min(opts.initialSlots ?? 1024, Math.max(16, this.limit)));
+    this.slotMeta = slotMeta(this.table.capacity);
+    this.onChange = opts.onChange;
     const t = opts.tombstones ?? DEFAULT_TOMBSTONES;
     // No ttl option: lru-cache would then read its own clock. Expiry is
     // checked against the injected one on lookup, so no timers either.
@@ -215,21 +312,166 @@ export class ExternalCache implements ReplicaSink {
   }
 
   get counters(): Readonly<ExternalCounters> {
-    return this.ct.counters;
+    return this.ctCounters;
   }
 
   get expectCounters(): Readonly<ExternalCounters> {
-    return this.exp.counters;
+    return this.expCounters;
   }
 
   /** Applies one conntrack message from a peer; see the file comment for the ordering rules. */
   applyRemote(origin: string, epoch: number, seq: number, kind: RemoteKind, entry: ConntrackEntry): RemoteResult {
-    return this.applyTo(this.ct, entryKey(entry), origin, epoch, seq, kind, entry, this.compactEntry);
+    const r = this.scratch;
+    const x = writeEntryRecord(entry, r, 0, this.compactEntry);
+    if (x === false) {
+      // No decoder makes such an entry (see writeEntryRecord): nothing to key it by.
+      this.ctCounters.refused++;
+      return 'refused';
+    }
+    return this.applyRecord(origin, epoch, seq, kind, r, 0, x);
+  }
+
+  /**
+   * applyRemote() for an entry already written as a record at `r.w[at]`
+   * with its extras: the wire decoder's way in, without an entry object.
+   */
+  applyRecord(
+    origin: string,
+    epoch: number,
+    seq: number,
+    kind: RemoteKind,
+    r: RecordBuf,
+    at: number,
+    extras: RecordExtras | undefined,
+  ): RemoteResult {
+    const c = this.ctCounters;
+    seq >>>= 0;
+    const now = this.now();
+    const t = this.table;
+    const hash = recordHash(r.w, at);
+    const slot = t.find(r.w, at, hash);
+    const m = this.slotMeta;
+    if (slot >= 0) {
+      const src = m.src[slot]!;
+      if (src.origin === origin && src.epoch === epoch && seqBefore(seq, m.seq[slot]! >>> 0)) {
+        c.stale++;
+        return 'stale';
+      }
+    } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(tombKey(r.w, at), origin, epoch, seq, now)) {
+      c.stale++;
+      return 'stale';
+    }
+    const st = this.stateFor(origin, epoch);
+    if (kind === 'delete') {
+      if (this.tombs !== undefined) this.bury(tombKey(r.w, at), st.source, seq, now);
+      if (slot < 0) {
+        c.missing++;
+        return 'missing';
+      }
+      const gone = this.onChange !== undefined ? readEntryRecord(r, at, extras) : undefined;
+      this.uncount(m.src[slot]!.origin);
+      this.free(slot);
+      c.deleted++;
+      if (gone !== undefined) this.onChange?.(tombKey(r.w, at), 'deleted', undefined, gone);
+      return 'deleted';
+    }
+    const time = Math.round(now - this.base);
+    if (slot >= 0) {
+      if (m.src[slot]!.origin !== origin) {
+        this.uncount(m.src[slot]!.origin);
+        st.entries++;
+      }
+      const w = t.recOf(slot).w;
+      const so = t.at(slot);
+      const sx = t.extrasOf(slot);
+      if (recordCarriesNothingNew(w, so, sx, r.w, at, extras)) {
+        // A refresh that carries nothing new leaves the kernel's copy current.
+        if (r.w[at + W_FLAGS]! & F_TIMEOUT) {
+          w[so + W_TIMEOUT] = r.w[at + W_TIMEOUT]!;
+          w[so + W_FLAGS] |= F_TIMEOUT;
+          if (sx?.whole !== undefined) sx.whole = refreshTimeout(sx.whole, r.w[at + W_TIMEOUT]! >>> 0);
+        }
+      } else {
+        t.overwrite(slot, r.w, at);
+        t.setExtras(slot, extras);
+        if (m.copy[slot] === KERNEL_CURRENT) m.copy[slot] = KERNEL_STALE;
+      }
+      m.src[slot] = st.source;
+      m.seq[slot] = seq | 0;
+      m.at[slot] = time;
+      if (st.bulk !== 0) m.bulk[slot] = st.bulk;
+      c.updated++;
+      if (this.onChange !== undefined) this.onChange(tombKey(r.w, at), 'updated', this.recordAt(slot), this.entryAt(slot));
+      return 'updated';
+    }
+    if (t.size >= this.limit) {
+      c.refused++;
+      return 'refused';
+    }
+    const created = t.insert(r.w, at, extras, hash);
+    if (t.capacity > m.seq.length) this.slotMeta = slotMeta(t.capacity, m);
+    const n = this.slotMeta;
+    n.src[created] = st.source;
+    n.seq[created] = seq | 0;
+    n.at[created] = time;
+    n.bulk[created] = st.bulk;
+    n.copy[created] = KERNEL_NONE;
+    n.gen[created] = (n.gen[created]! + 1) >>> 0;
+    st.entries++;
+    // The live record's own (origin, epoch, seq) guards the key from now on.
+    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(tombKey(r.w, at));
+    c.created++;
+    if (this.onChange !== undefined) this.onChange(tombKey(r.w, at), 'created', this.recordAt(created), this.entryAt(created));
+    return 'created';
   }
 
   /** applyRemote() for expectations. */
   applyRemoteExpect(origin: string, epoch: number, seq: number, kind: RemoteKind, entry: ExpectEntry): RemoteResult {
-    return this.applyTo(this.exp, expectKey(entry), origin, epoch, seq, kind, entry, this.compactExpect);
+    const c = this.expCounters;
+    const key = expectKey(entry);
+    seq >>>= 0;
+    const now = this.now();
+    const rec = this.exp.get(key);
+    if (rec !== undefined) {
+      if (rec.src.origin === origin && rec.src.epoch === epoch && seqBefore(seq, rec.seqI32 >>> 0)) {
+        c.stale++;
+        return 'stale';
+      }
+    } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(key, origin, epoch, seq, now)) {
+      c.stale++;
+      return 'stale';
+    }
+    const st = this.stateFor(origin, epoch);
+    if (kind === 'delete') {
+      this.bury(key, st.source, seq, now);
+      if (rec === undefined) {
+        c.missing++;
+        return 'missing';
+      }
+      this.exp.delete(key);
+      c.deleted++;
+      return 'deleted';
+    }
+    const at = Math.round(now - this.base);
+    if (rec !== undefined) {
+      // Expectations are few: always copied.
+      rec.entry = this.compactor.expect(entry);
+      if (rec.kernelCopy === KERNEL_CURRENT) rec.kernelCopy = KERNEL_STALE;
+      rec.src = st.source;
+      rec.seqI32 = seq | 0;
+      rec.at = at;
+      if (st.bulk !== 0) rec.bulk = st.bulk;
+      c.updated++;
+      return 'updated';
+    }
+    if (this.exp.size >= this.expectLimit) {
+      c.refused++;
+      return 'refused';
+    }
+    this.exp.set(flatKey(key), new StoredRecord(this.compactor.expect(entry), st.source, seq | 0, at, st.bulk));
+    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(key);
+    c.created++;
+    return 'created';
   }
 
   /**
@@ -265,14 +507,15 @@ export class ExternalCache implements ReplicaSink {
     const start = st.bulkStart;
     st.bulk = 0;
     st.bulkStart = undefined;
-    const stale = (r: StoredRecord<unknown>): boolean =>
-      r.src.origin === origin &&
-      r.bulk !== gen &&
-      !(start !== undefined && r.src.epoch === start.epoch && !seqBefore(r.seqI32 >>> 0, start.seq));
-    const n1 = this.removeWhere(this.ct, stale);
-    const n2 = this.removeWhere(this.exp, stale);
-    this.ct.counters.bulkRemoved += n1;
-    this.exp.counters.bulkRemoved += n2;
+    const stale = (src: Source, bulk: number, seq: number): boolean =>
+      src.origin === origin &&
+      bulk !== gen &&
+      !(start !== undefined && src.epoch === start.epoch && !seqBefore(seq >>> 0, start.seq));
+    const m = this.slotMeta;
+    const n1 = this.removeSlotsWhere((s) => stale(m.src[s]!, m.bulk[s]!, m.seq[s]!));
+    const n2 = this.removeExpectWhere((r) => stale(r.src, r.bulk, r.seqI32));
+    this.ctCounters.bulkRemoved += n1;
+    this.expCounters.bulkRemoved += n2;
     return n1 + n2;
   }
 
@@ -283,55 +526,60 @@ export class ExternalCache implements ReplicaSink {
 
   /** Removes every record of `origin`; returns how many (conntrack and expectation). */
   flushOrigin(origin: string): number {
-    const n1 = this.removeWhere(this.ct, (r) => r.src.origin === origin);
-    const n2 = this.removeWhere(this.exp, (r) => r.src.origin === origin);
-    this.ct.counters.flushed += n1;
-    this.exp.counters.flushed += n2;
+    const m = this.slotMeta;
+    const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === origin);
+    const n2 = this.removeExpectWhere((r) => r.src.origin === origin);
+    this.ctCounters.flushed += n1;
+    this.expCounters.flushed += n2;
     return n1 + n2;
   }
 
   /** Forgets everything, tombstones and bulks in progress included. */
   flush(): void {
-    this.ct.counters.flushed += this.ct.map.size;
-    this.exp.counters.flushed += this.exp.map.size;
-    this.ct.map.clear();
-    this.exp.map.clear();
+    this.ctCounters.flushed += this.table.size;
+    this.expCounters.flushed += this.exp.size;
+    this.table.clear();
+    this.slotMeta.src = [];
+    this.exp.clear();
     this.tombs?.clear();
     this.states.clear();
   }
 
-  get(key: string): ExternalRecord | undefined {
-    return this.ct.map.get(key);
+  /** The record held for the entry's key (original tuple and zone), if any. */
+  get(e: EntryIdentity): ExternalRecord | undefined {
+    const slot = this.slotOf(e);
+    return slot < 0 ? undefined : this.recordAt(slot);
   }
 
-  has(key: string): boolean {
-    return this.ct.map.has(key);
+  has(e: EntryIdentity): boolean {
+    return this.slotOf(e) >= 0;
   }
 
   get size(): number {
-    return this.ct.map.size;
+    return this.table.size;
   }
 
-  /** Live view in insertion order, e.g. for commit and dumps; do not mutate entries. */
-  entries(): IterableIterator<[string, ExternalRecord]> {
-    return this.ct.map.entries();
+  /** Every conntrack record, e.g. for commit and dumps. Made as it goes: records changed meanwhile show their new state. */
+  *records(): IterableIterator<ExternalRecord> {
+    const t = this.table;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) yield this.recordAt(s);
   }
 
-  /** entries() without the keys (and without a [key, record] pair per step). */
-  records(): IterableIterator<ExternalRecord> {
-    return this.ct.map.values();
+  /** records() with each one's entryKey(), for callers that match them against other caches' keys. */
+  *entries(): IterableIterator<[string, ExternalRecord]> {
+    for (const r of this.records()) yield [entryKey(r.entry), r];
   }
 
   getExpect(key: string): ExternalRecord<ExpectEntry> | undefined {
-    return this.exp.map.get(key);
+    return this.exp.get(key);
   }
 
   get expectSize(): number {
-    return this.exp.map.size;
+    return this.exp.size;
   }
 
   expectEntries(): IterableIterator<[string, ExternalRecord<ExpectEntry>]> {
-    return this.exp.map.entries();
+    return this.exp.entries();
   }
 
   /** Conntrack records held per origin (origins holding none are left out). */
@@ -347,11 +595,13 @@ export class ExternalCache implements ReplicaSink {
    * kernel then holds an older version.
    */
   noteInKernel(record: ExternalRecord, seq: number): void {
-    // No lookup by key: a record that left the cache meanwhile is no longer
-    // reachable from it, so marking it changes nothing anyone can see, and a
-    // commit spares a hash lookup per entry.
-    if (!(record instanceof StoredRecord)) return;
-    record.kernelCopy = record.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+    if (record instanceof SlotRecord) {
+      if (!record.current) return;
+      const s = record.slot;
+      this.slotMeta.copy[s] = this.slotMeta.seq[s]! >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+    } else if (record instanceof StoredRecord) {
+      record.kernelCopy = record.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+    }
   }
 
   /** Tombstones held, expired ones included until they are looked up or evicted. */
@@ -359,79 +609,30 @@ export class ExternalCache implements ReplicaSink {
     return this.tombs?.size ?? 0;
   }
 
-  private applyTo<T>(
-    table: Table<T>,
-    key: string,
-    origin: string,
-    epoch: number,
-    seq: number,
-    kind: RemoteKind,
-    entry: T,
-    compact: (e: T) => T,
-  ): RemoteResult {
-    const c = table.counters;
-    seq >>>= 0;
-    const now = this.now();
-    const rec = table.map.get(key);
-    if (rec !== undefined) {
-      if (rec.src.origin === origin && rec.src.epoch === epoch && seqBefore(seq, rec.seqI32 >>> 0)) {
-        c.stale++;
-        return 'stale';
-      }
-    } else if (this.buriedAfter(key, origin, epoch, seq, now)) {
-      c.stale++;
-      return 'stale';
-    }
-    const st = this.stateFor(origin, epoch);
-    if (kind === 'delete') {
-      this.bury(key, st.source, seq, now);
-      if (rec === undefined) {
-        c.missing++;
-        return 'missing';
-      }
-      table.map.delete(key);
-      if (table.counted) this.uncount(rec.src.origin);
-      c.deleted++;
-      table.onChange?.(key, 'deleted', undefined, entry);
-      return 'deleted';
-    }
-    const at = Math.round(now - this.base);
-    if (rec !== undefined) {
-      if (table.counted && rec.src.origin !== origin) {
-        this.uncount(rec.src.origin);
-        st.entries++;
-      }
-      const reused = table.reuse(rec.entry, entry);
-      rec.entry = reused ?? compact(entry);
-      // A refresh that carries nothing new leaves the kernel's copy current.
-      if (reused === undefined && rec.kernelCopy === KERNEL_CURRENT) rec.kernelCopy = KERNEL_STALE;
-      rec.src = st.source;
-      rec.seqI32 = seq | 0;
-      rec.at = at;
-      if (st.bulk !== 0) rec.bulk = st.bulk;
-      c.updated++;
-      table.onChange?.(key, 'updated', rec, rec.entry);
-      return 'updated';
-    }
-    if (table.map.size >= table.limit) {
-      c.refused++;
-      return 'refused';
-    }
-    const created = new StoredRecord(compact(entry), st.source, seq | 0, at, st.bulk);
-    table.map.set(flatKey(key), created);
-    if (table.counted) st.entries++;
-    // The live record's own (origin, epoch, seq) guards the key from now on.
-    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(key);
-    c.created++;
-    table.onChange?.(key, 'created', created, created.entry);
-    return 'created';
+  private slotOf(e: EntryIdentity): number {
+    const r = this.scratch;
+    return writeKeyWords(e, r, 0) ? this.table.find(r.w, 0) : -1;
+  }
+
+  private recordAt(slot: number): SlotRecord {
+    return new SlotRecord(this, slot, this.slotMeta.gen[slot]!, this.entryAt(slot));
+  }
+
+  private entryAt(slot: number): ConntrackEntry {
+    const t = this.table;
+    return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
+  }
+
+  private free(slot: number): void {
+    this.table.remove(slot);
+    const m = this.slotMeta;
+    m.src[slot] = undefined;
+    m.gen[slot] = (m.gen[slot]! + 1) >>> 0;
   }
 
   /** Whether a live tombstone of the same origin and epoch is newer than seq. */
   private buriedAfter(key: string, origin: string, epoch: number, seq: number, now: number): boolean {
-    // Most records arrive with no delete pending anywhere: skip the lookup.
-    if (this.tombs === undefined || this.tombs.size === 0) return false;
-    const t = this.tombs.peek(key);
+    const t = this.tombs?.peek(key);
     if (t === undefined) return false;
     if (now - t.at > this.tombTtl) {
       this.tombs?.delete(key);
@@ -465,15 +666,33 @@ export class ExternalCache implements ReplicaSink {
     if (st !== undefined) st.entries--;
   }
 
-  private removeWhere<T>(table: Table<T>, pred: (r: StoredRecord<T>) => boolean): number {
+  private removeSlotsWhere(pred: (slot: number) => boolean): number {
+    const t = this.table;
     let n = 0;
-    for (const [key, rec] of table.map) {
-      if (pred(rec)) {
-        table.map.delete(key);
-        if (table.counted) this.uncount(rec.src.origin);
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+      if (pred(s)) {
+        this.uncount(this.slotMeta.src[s]!.origin);
+        this.free(s);
         n++;
       }
     }
     return n;
   }
+
+  private removeExpectWhere(pred: (r: StoredRecord<ExpectEntry>) => boolean): number {
+    let n = 0;
+    for (const [key, rec] of this.exp) {
+      if (pred(rec)) {
+        this.exp.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+function flatKey(key: string): string {
+  // See compact.ts: a stored cons-string key costs twice the memory.
+  key.charCodeAt(0);
+  return key;
 }

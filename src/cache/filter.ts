@@ -18,7 +18,20 @@
 // numbers without allocating and returns one of four shared verdict objects.
 
 import { parseIPv4, parseIPv6Into, parsePrefix } from '../common/address.js';
-import { IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
+import { AF_INET, IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
+import {
+  F_PROTOINFO,
+  F_TCP,
+  F_WHOLE,
+  type RecordBuf,
+  type RecordExtras,
+  readEntryRecord,
+  recordProto,
+  W_FLAGS,
+  W_OSRC,
+  W_RSRC,
+  W_TCP,
+} from '../kernel/ct-record.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
 import type { EventFilterRules } from '../kernel/event-filter.js';
 
@@ -30,6 +43,8 @@ export type FilterVerdict = { readonly pass: true } | { readonly pass: false; re
 
 export interface EntryFilter {
   check(e: ConntrackEntry): FilterVerdict;
+  /** check() for the entry held as a record (src/kernel/ct-record.ts) with its extras, read in place. */
+  checkRecord(r: RecordBuf, at: number, x: RecordExtras | undefined): FilterVerdict;
 }
 
 /** One rule's list: exactly one of accept (only these pass) or ignore (all but these pass). */
@@ -58,7 +73,7 @@ const BY_TCP_STATE: FilterVerdict = Object.freeze({ pass: false, reason: 'tcp-st
 export const LOOPBACK_PREFIXES: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
 /** A filter that lets everything through, for tests and for callers that filter elsewhere. */
-export const ACCEPT_ALL: EntryFilter = Object.freeze({ check: () => PASS });
+export const ACCEPT_ALL: EntryFilter = Object.freeze({ check: () => PASS, checkRecord: () => PASS });
 
 /**
  * A set of IPv4 and IPv6 prefixes in numeric form. Prefix lists are short in
@@ -198,6 +213,43 @@ class CompiledFilter implements EntryFilter {
       if (tcp === undefined ? this.stateRule : this.tcpPass[tcp.state & 0xff] !== 1) return BY_TCP_STATE;
     }
     return PASS;
+  }
+
+  checkRecord(r: RecordBuf, at: number, x: RecordExtras | undefined): FilterVerdict {
+    const w = r.w;
+    const f = w[at + W_FLAGS]!;
+    // Kept whole, or TCP state held in the extras: judge the entry itself.
+    if (f & F_WHOLE || ((f & (F_PROTOINFO | F_TCP)) === F_PROTOINFO && x?.protoinfo?.tcp !== undefined))
+      return this.check(readEntryRecord(r, at, x));
+    const proto = recordProto(w, at);
+    if (this.protoPass[proto] !== 1) return BY_PROTOCOL;
+    const b = r.b;
+    const os = (at + W_OSRC) * 4;
+    const rs = (at + W_RSRC) * 4;
+    if ((w[at]! & 0xff) === AF_INET) {
+      const o = b.readUInt32BE(os);
+      const q = b.readUInt32BE(rs);
+      if (this.ignore.hasV4 && (this.ignore.matchV4(o) || this.ignore.matchV4(q))) return BY_ADDRESS;
+      if (this.accept !== undefined && !(this.accept.hasV4 && (this.accept.matchV4(o) || this.accept.matchV4(q))))
+        return BY_ADDRESS;
+    } else {
+      if (this.ignore.hasV6 && (this.matchV6At(this.ignore, b, os) || this.matchV6At(this.ignore, b, rs)))
+        return BY_ADDRESS;
+      if (
+        this.accept !== undefined &&
+        !(this.accept.hasV6 && (this.matchV6At(this.accept, b, os) || this.matchV6At(this.accept, b, rs)))
+      )
+        return BY_ADDRESS;
+    }
+    if (proto === IPPROTO.TCP) {
+      // As in check(): no state (a partial UPDATE of an uncached entry) passes only without a state rule.
+      if ((f & F_TCP) === 0 ? this.stateRule : this.tcpPass[w[at + W_TCP]! & 0xff] !== 1) return BY_TCP_STATE;
+    }
+    return PASS;
+  }
+
+  private matchV6At(set: PrefixSet, b: Buffer, o: number): boolean {
+    return set.matchV6(b.readUInt32BE(o), b.readUInt32BE(o + 4), b.readUInt32BE(o + 8), b.readUInt32BE(o + 12));
   }
 }
 

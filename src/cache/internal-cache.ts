@@ -23,11 +23,49 @@
 //    change or a state rule can never strand an entry on the peers.
 //  - The limit refuses new keys, it never evicts: a dropped live flow is
 //    a failover that breaks a connection.
+//
+// Conntrack entries are records in a RecordTable (src/kernel/ct-record.ts,
+// record-table.ts), not objects: the cache hands out their slot numbers as
+// keys (lastSlot after each apply), and entry objects only when asked
+// (entryAt, get, values). Kernel events come in as records already
+// (applyRecord); apply() takes an entry object and writes it as one.
+// Expectations, a few per FTP or SIP control flow, stay objects.
 
 import type { EventType } from '../kernel/conntrack-events.js';
-import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
-import { carriesNothingNew, EntryCompactor, refreshTimeout, sameIgnoringTimeout } from './compact.js';
+import {
+  type EntryIdentity,
+  F_FLAGS_ORIG,
+  F_FLAGS_REPLY,
+  F_MARK,
+  F_PROTOINFO,
+  F_SECMARK,
+  F_STATUS,
+  F_TCP,
+  F_TIMEOUT,
+  F_WHOLE,
+  F_WSCALE_ORIG,
+  F_WSCALE_REPLY,
+  F_ZONE,
+  KEY_WORDS,
+  type RecordBuf,
+  type RecordExtras,
+  readEntryRecord,
+  recordBuf,
+  recordHash,
+  W_FLAGS,
+  W_MARK,
+  W_SECMARK,
+  W_STATUS,
+  W_TCP,
+  W_TCPFLAGS,
+  W_TIMEOUT,
+  writeEntryRecord,
+  writeKeyWords,
+} from '../kernel/ct-record.js';
+import { type ConntrackEntry, type ExpectEntry, expectKey } from '../kernel/entry.js';
+import { EntryCompactor, recordCarriesNothingNew, refreshTimeout, sameIgnoringTimeout } from './compact.js';
 import type { EntryFilter, FilterReason } from './filter.js';
+import { RecordTable } from './record-table.js';
 
 export type ChangeKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'filtered' | 'refused' | 'missing';
 
@@ -64,11 +102,15 @@ export interface ExpectCounters {
   reconciles: number;
 }
 
-/** What a reconcile changed. Deleted entries are returned whole: they are gone from the cache. */
-export interface ReconcileResult<T> {
-  created: string[];
-  updated: string[];
+/**
+ * What a reconcile changed. Deleted entries are returned whole, since they
+ * are gone from the cache, with the key each had (`deletedKeys`, same order).
+ */
+export interface ReconcileResult<K, T> {
+  created: K[];
+  updated: K[];
   deleted: T[];
+  deletedKeys: K[];
 }
 
 /** An incremental reconcile; see InternalCache.beginReconcile(). */
@@ -76,24 +118,24 @@ export interface ReconcileSession {
   /** Feeds one dumped entry. */
   add(e: ConntrackEntry): void;
   /** The dump is complete: deletes what it did not carry and reports every difference. */
-  finish(): ReconcileResult<ConntrackEntry>;
+  finish(): ReconcileResult<number, ConntrackEntry>;
   /**
    * The dump failed: ends the session without deleting anything (a partial
    * dump proves nothing about absent keys) and reports what was created or
    * updated so far, which is applied and still needs replicating.
    */
-  abort(): ReconcileResult<ConntrackEntry>;
+  abort(): ReconcileResult<number, ConntrackEntry>;
 }
 
 interface SessionState {
-  /** Keys the dump carried. */
-  seen: Set<string>;
-  /** Keys events touched since the session began. */
-  touched: Set<string>;
-  /** New keys that did not fit yet, for finish(). */
-  pending: Map<string, ConntrackEntry>;
-  created: Set<string>;
-  updated: Set<string>;
+  /** Stamps seenAt/touchedAt of the slots this session marks. */
+  id: number;
+  /** Keys events touched while not cached (destroyed, filtered, missing), as key strings. */
+  touchedAbsent: Set<string>;
+  /** New keys that did not fit yet, for finish(): a record copy and its extras. */
+  pending: Map<string, { rec: RecordBuf; x: RecordExtras | undefined }>;
+  created: Set<number>;
+  updated: Set<number>;
 }
 
 export interface InternalCacheOptions {
@@ -104,14 +146,45 @@ export interface InternalCacheOptions {
   filter: EntryFilter;
   /** Milliseconds; Date.now by default. Only stamps lastReconcileAt: entries carry no times. */
   now?: () => number;
+  /** Records to make room for at first; the table grows by doubling. */
+  initialSlots?: number;
 }
 
 function flatKey(key: string): string {
-  // entryKey builds a cons string, about twice the size of a flat one; this
+  // expectKey builds a cons string, about twice the size of a flat one; this
   // string is stored for the entry's lifetime, so flatten it (see compact.ts).
   key.charCodeAt(0);
   return key;
 }
+
+/** The key words as a string, for the few Map and Set keys a reconcile needs. */
+function keyString(w: Int32Array, at: number): string {
+  let s = '';
+  for (let i = 0; i < KEY_WORDS; i++) {
+    const v = w[at + i]!;
+    s += String.fromCharCode(v & 0xffff, v >>> 16);
+  }
+  return s;
+}
+
+/** The fields of a partial UPDATE that fall back to the cached entry's when absent (see EntryCompactor.entry). */
+const TCP_BITS = F_PROTOINFO | F_TCP | F_WSCALE_ORIG | F_WSCALE_REPLY | F_FLAGS_ORIG | F_FLAGS_REPLY;
+const WORD_FIELDS: readonly (readonly [number, number])[] = [
+  [F_STATUS, W_STATUS],
+  [F_TIMEOUT, W_TIMEOUT],
+  [F_MARK, W_MARK],
+  [F_SECMARK, W_SECMARK],
+];
+const EXTRA_FIELDS = [
+  'master',
+  'labels',
+  'labelsMask',
+  'seqAdjOrig',
+  'seqAdjReply',
+  'helper',
+  'secctx',
+  'synproxy',
+] as const satisfies readonly Exclude<keyof RecordExtras, 'whole' | 'protoinfo'>[];
 
 export class InternalCache {
   readonly limit: number;
@@ -138,53 +211,96 @@ export class InternalCache {
     flushed: 0,
     reconciles: 0,
   };
+  /**
+   * The slot (the cache's key) of the entry the last apply() or
+   * applyRecord() was about, -1 when none; for 'deleted', the slot it had.
+   */
+  lastSlot = -1;
+  /** The entry the last apply() or applyRecord() deleted, for the peers' delete message. */
+  lastDeleted: ConntrackEntry | undefined;
   private readonly filter: EntryFilter;
   private readonly now: () => number;
   private reconciledAt: number | undefined;
   private session: SessionState | undefined;
-  private readonly map = new Map<string, ConntrackEntry>();
+  private sessionIds = 0;
+  private readonly table: RecordTable;
+  /** By slot: the session that saw the key in its dump, and the one whose events touched it. */
+  private seenAt: Int32Array;
+  private touchedAt: Int32Array;
   private readonly exp = new Map<string, ExpectEntry>();
   private readonly compactor = new EntryCompactor();
+  // Bound once: a closure per event would be garbage per entry.
+  private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
+  private readonly scratch: RecordBuf = recordBuf(1);
 
   constructor(opts: InternalCacheOptions) {
     this.limit = opts.limit;
     this.expectLimit = opts.expectLimit ?? opts.limit;
     this.filter = opts.filter;
     this.now = opts.now ?? Date.now;
+    this.table = new RecordTable(Math.min(opts.initialSlots ?? 1024, Math.max(16, this.limit)));
+    this.seenAt = new Int32Array(this.table.capacity);
+    this.touchedAt = new Int32Array(this.table.capacity);
   }
 
-  /** Applies one kernel event; see the file comment for the rules. `key` is entryKey(entry), when the caller has it. */
-  apply(type: EventType, entry: ConntrackEntry, key: string = entryKey(entry)): ChangeKind {
-    this.session?.touched.add(key);
-    const cached = this.map.get(key);
+  /** Applies one kernel event given as an entry object; see the file comment for the rules. */
+  apply(type: EventType, entry: ConntrackEntry): ChangeKind {
+    const r = this.scratch;
+    const x = writeEntryRecord(entry, r, 0, this.compactEntry);
+    if (x === false) {
+      // No decoder makes such an entry: nothing to key it by.
+      this.lastSlot = -1;
+      this.lastDeleted = undefined;
+      this.counters.refused++;
+      return 'refused';
+    }
+    return this.applyRecord(type, r, 0, x);
+  }
+
+  /**
+   * Applies one kernel event held as a record at `r.w[at]` (which it may
+   * overwrite: merging a partial UPDATE happens in place).
+   */
+  applyRecord(type: EventType, r: RecordBuf, at: number, extras?: RecordExtras): ChangeKind {
+    const t = this.table;
+    const hash = recordHash(r.w, at);
+    const slot = t.find(r.w, at, hash);
+    this.lastSlot = slot;
+    this.lastDeleted = undefined;
+    if (this.session !== undefined) this.touch(this.session, slot, r.w, at);
     if (type === 'destroy') {
-      if (cached === undefined) {
+      if (slot < 0) {
         this.counters.missing++;
         return 'missing';
       }
-      this.map.delete(key);
+      this.lastDeleted = this.entryAt(slot);
+      this.free(slot);
       this.counters.destroyed++;
       return 'deleted';
     }
-    // The common event or dump line changes nothing but the timeout. (A
-    // cached entry passed the filter, so the same content passes it again.)
-    if (cached !== undefined && carriesNothingNew(cached, entry, type === 'update'))
-      return this.keep(key, cached, entry.timeout);
-    // Merged and compacted before the filter when there is something to merge
-    // onto (the filter must judge the merged state); otherwise filtered
-    // first, so rejected events cost no copy.
-    const merged = type === 'update' && cached !== undefined ? this.compactor.entry(entry, cached) : undefined;
-    const verdict = this.filter.check(merged ?? entry);
+    let x = extras;
+    if (slot >= 0) {
+      // UPDATE events carry what changed: the rest is the cached entry's.
+      if (type === 'update') x = this.mergeOnto(slot, r, at, x);
+      // The common event or dump line changes nothing but the timeout. (A
+      // cached entry passed the filter, so the same content passes it again.)
+      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
+    }
+    const verdict = this.filter.checkRecord(r, at, x);
     if (!verdict.pass) {
       this.counters.filtered[verdict.reason]++;
-      if (type === 'new' && cached !== undefined) {
-        this.map.delete(key);
+      if (type === 'new' && slot >= 0) {
+        this.lastDeleted = this.entryAt(slot);
+        this.free(slot);
         this.counters.destroyed++;
         return 'deleted';
       }
       return 'filtered';
     }
-    return this.store(key, cached, merged ?? this.compactor.entry(entry));
+    const kind = this.store(slot, r, at, x, hash);
+    // A key an event created during a reconcile is the events' (see beginReconcile()).
+    if (kind === 'created' && this.session !== undefined) this.touchedAt[this.lastSlot] = this.session.id;
+    return kind;
   }
 
   /**
@@ -192,7 +308,7 @@ export class InternalCache {
    * reports the differences; beginReconcile() fed with every entry. Use the
    * session form when kernel events are applied while the dump runs.
    */
-  reconcile(dump: Iterable<ConntrackEntry>): ReconcileResult<ConntrackEntry> {
+  reconcile(dump: Iterable<ConntrackEntry>): ReconcileResult<number, ConntrackEntry> {
     const session = this.beginReconcile();
     for (const e of dump) session.add(e);
     return session.finish();
@@ -215,9 +331,11 @@ export class InternalCache {
    */
   beginReconcile(): ReconcileSession {
     if (this.session !== undefined) throw new Error('InternalCache: a reconcile is already in progress');
+    // Stamps are positive and never repeat within 2^31 sessions.
+    this.sessionIds = (this.sessionIds % 0x7fffffff) + 1;
     const st: SessionState = {
-      seen: new Set(),
-      touched: new Set(),
+      id: this.sessionIds,
+      touchedAbsent: new Set(),
       pending: new Map(),
       created: new Set(),
       updated: new Set(),
@@ -239,25 +357,43 @@ export class InternalCache {
     return this.reconciledAt;
   }
 
-  get(key: string): ConntrackEntry | undefined {
-    return this.map.get(key);
+  /** The cached entry with the identity (original tuple and zone) of `e`. */
+  get(e: EntryIdentity): ConntrackEntry | undefined {
+    const slot = this.slotOf(e);
+    return slot < 0 ? undefined : this.entryAt(slot);
   }
 
-  has(key: string): boolean {
-    return this.map.has(key);
+  has(e: EntryIdentity): boolean {
+    return this.slotOf(e) >= 0;
+  }
+
+  /** The slot of the entry with the identity of `e`, -1 when it is not cached. */
+  slotOf(e: EntryIdentity): number {
+    const r = this.scratch;
+    return writeKeyWords(e, r, 0) ? this.table.find(r.w, 0) : -1;
+  }
+
+  /** The entry a slot holds, undefined when the slot is free. */
+  entryAt(slot: number): ConntrackEntry | undefined {
+    const t = this.table;
+    if (slot < 0 || !t.isLive(slot)) return undefined;
+    return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
 
   get size(): number {
-    return this.map.size;
+    return this.table.size;
   }
 
-  /** Live view in insertion order; entries are shared, never mutate them. */
-  entries(): IterableIterator<[string, ConntrackEntry]> {
-    return this.map.entries();
+  /** Every cached slot (the keys lastSlot and localChange speak of). */
+  *slots(): IterableIterator<number> {
+    const t = this.table;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) yield s;
   }
 
-  keys(): IterableIterator<string> {
-    return this.map.keys();
+  /** Every cached entry, made as it goes. */
+  *values(): IterableIterator<ConntrackEntry> {
+    const t = this.table;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) yield readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s));
   }
 
   /**
@@ -287,7 +423,7 @@ export class InternalCache {
   }
 
   /** reconcile() for expectations; run it after the conntrack reconcile so masters are current. */
-  reconcileExpect(dump: Iterable<ExpectEntry>): ReconcileResult<ExpectEntry> {
+  reconcileExpect(dump: Iterable<ExpectEntry>): ReconcileResult<string, ExpectEntry> {
     const c = this.expectCounters;
     c.reconciles++;
     const fresh = new Map<string, ExpectEntry>();
@@ -296,10 +432,12 @@ export class InternalCache {
       else c.noMaster++;
     }
     const deleted: ExpectEntry[] = [];
+    const deletedKeys: string[] = [];
     for (const [key, old] of this.exp) {
       if (!fresh.has(key)) {
         this.exp.delete(key);
         deleted.push(old);
+        deletedKeys.push(key);
       }
     }
     c.destroyed += deleted.length;
@@ -310,7 +448,7 @@ export class InternalCache {
       if (r === 'created') created.push(key);
       else if (r === 'updated') updated.push(key);
     }
-    return { created, updated, deleted };
+    return { created, updated, deleted, deletedKeys };
   }
 
   getExpect(key: string): ExpectEntry | undefined {
@@ -327,93 +465,205 @@ export class InternalCache {
 
   /** Empties both tables without reporting deletions (an operator's flush, not kernel state). */
   flush(): void {
-    this.counters.flushed += this.map.size;
+    this.counters.flushed += this.table.size;
     this.expectCounters.flushed += this.exp.size;
-    this.map.clear();
+    this.table.clear();
+    this.seenAt.fill(0);
+    this.touchedAt.fill(0);
     this.exp.clear();
   }
 
-  private sessionAdd(st: SessionState, e: ConntrackEntry): void {
-    const key = entryKey(e);
-    if (st.touched.has(key)) return;
-    st.seen.add(key);
-    const cached = this.map.get(key);
-    if (cached !== undefined && carriesNothingNew(cached, e, false)) {
-      this.keep(key, cached, e.timeout);
-      return;
-    }
-    const verdict = this.filter.check(e);
-    if (!verdict.pass) {
-      this.counters.filtered[verdict.reason]++;
-      st.pending.delete(key);
-      return;
-    }
-    const c = this.compactor.entry(e);
-    if (cached === undefined && this.map.size >= this.limit) {
-      st.pending.set(key, c);
-      return;
-    }
-    this.note(st, key, this.store(key, cached, c));
+  private touch(st: SessionState, slot: number, w: Int32Array, at: number): void {
+    if (slot >= 0) this.touchedAt[slot] = st.id;
+    else st.touchedAbsent.add(keyString(w, at));
   }
 
-  private sessionEnd(st: SessionState, complete: boolean): ReconcileResult<ConntrackEntry> {
+  private touched(st: SessionState, slot: number, w: Int32Array, at: number): boolean {
+    if (slot >= 0 && this.touchedAt[slot] === st.id) return true;
+    return st.touchedAbsent.size > 0 && st.touchedAbsent.has(keyString(w, at));
+  }
+
+  private sessionAdd(st: SessionState, e: ConntrackEntry): void {
+    const r = this.scratch;
+    const x = writeEntryRecord(e, r, 0, this.compactEntry);
+    if (x === false) {
+      this.counters.refused++;
+      return;
+    }
+    const t = this.table;
+    const hash = recordHash(r.w, 0);
+    const slot = t.find(r.w, 0, hash);
+    if (this.touched(st, slot, r.w, 0)) return;
+    if (slot >= 0) {
+      this.seenAt[slot] = st.id;
+      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, 0, x)) {
+        this.keep(slot, r, 0);
+        return;
+      }
+    }
+    const verdict = this.filter.checkRecord(r, 0, x);
+    if (!verdict.pass) {
+      this.counters.filtered[verdict.reason]++;
+      if (slot < 0) st.pending.delete(keyString(r.w, 0));
+      return;
+    }
+    if (slot < 0 && t.size >= this.limit) {
+      const copy = recordBuf(1);
+      copy.w.set(r.w.subarray(0, copy.w.length));
+      st.pending.set(keyString(r.w, 0), { rec: copy, x });
+      return;
+    }
+    const kind = this.store(slot, r, 0, x, hash);
+    if (kind === 'created') this.seenAt[this.lastSlot] = st.id;
+    this.note(st, this.lastSlot, kind);
+  }
+
+  private sessionEnd(st: SessionState, complete: boolean): ReconcileResult<number, ConntrackEntry> {
     this.session = undefined;
     const deleted: ConntrackEntry[] = [];
+    const deletedKeys: number[] = [];
+    const t = this.table;
     if (complete) {
-      for (const [key, old] of this.map) {
-        if (!st.seen.has(key) && !st.touched.has(key)) {
-          this.map.delete(key);
-          deleted.push(old);
+      for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+        if (this.seenAt[s] !== st.id && this.touchedAt[s] !== st.id) {
+          deleted.push(readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s)));
+          deletedKeys.push(s);
+          this.free(s);
         }
       }
       this.counters.destroyed += deleted.length;
-      for (const [key, c] of st.pending) {
-        if (!st.touched.has(key)) this.note(st, key, this.store(key, this.map.get(key), c));
+      for (const [key, p] of st.pending) {
+        if (st.touchedAbsent.has(key)) continue;
+        const hash = recordHash(p.rec.w, 0);
+        const slot = t.find(p.rec.w, 0, hash);
+        if (slot >= 0 && this.touchedAt[slot] === st.id) continue;
+        const kind = this.store(slot, p.rec, 0, p.x, hash);
+        this.note(st, this.lastSlot, kind);
       }
       this.counters.reconciles++;
       this.reconciledAt = this.now();
     }
-    // Events may have destroyed some of these since; the caller needs only live keys.
-    const created = [...st.created].filter((k) => this.map.has(k));
-    const updated = [...st.updated].filter((k) => !st.created.has(k) && this.map.has(k));
-    return { created, updated, deleted };
+    // Keys events destroyed since were dropped from these as they went (see free()).
+    const created = [...st.created];
+    const updated = [...st.updated].filter((s) => !st.created.has(s));
+    return { created, updated, deleted, deletedKeys };
   }
 
-  private note(st: SessionState, key: string, r: ChangeKind): void {
-    if (r === 'created') st.created.add(key);
-    else if (r === 'updated') st.updated.add(key);
+  /** Records a change store() made; `slot` is lastSlot, where store() left it. */
+  private note(st: SessionState, slot: number, r: ChangeKind): void {
+    if (r === 'created') st.created.add(slot);
+    else if (r === 'updated') st.updated.add(slot);
   }
 
   private hasMaster(e: ExpectEntry): boolean {
     // CTA_EXPECT_MASTER is the master's original tuple, and an expectation
     // lives in its master's zone.
-    return this.map.has(entryKey({ family: e.family, orig: e.master, zone: e.zone }));
+    return this.has({ family: e.family, orig: e.master, zone: e.zone });
   }
 
-  private store(key: string, cached: ConntrackEntry | undefined, e: ConntrackEntry): ChangeKind {
-    if (cached === undefined) {
-      if (this.map.size >= this.limit) {
+  /**
+   * Lays the partial record at `r.w[at]` over the cached one in `slot`:
+   * fields it lacks take the cached values, as EntryCompactor.entry() does
+   * for objects. Returns the merged extras.
+   */
+  private mergeOnto(slot: number, r: RecordBuf, at: number, x: RecordExtras | undefined): RecordExtras | undefined {
+    const t = this.table;
+    const sw = t.recOf(slot).w;
+    const so = t.at(slot);
+    const sx = t.extrasOf(slot);
+    const w = r.w;
+    const sf = sw[so + W_FLAGS]!;
+    let f = w[at + W_FLAGS]!;
+    if ((f | sf) & F_WHOLE) {
+      // A shape the words cannot hold on either side: merge as objects.
+      const merged = this.compactor.entry(readEntryRecord(r, at, x), readEntryRecord(t.recOf(slot), so, sx));
+      const mx = writeEntryRecord(merged, r, at, this.compactEntry);
+      return mx === false ? x : mx;
+    }
+    for (const [bit, word] of WORD_FIELDS) {
+      if ((f & bit) === 0 && (sf & bit) !== 0) {
+        w[at + word] = sw[so + word]!;
+        f |= bit;
+      }
+    }
+    if ((f & F_ZONE) === 0) f |= sf & F_ZONE;
+    let out = x;
+    if ((f & F_PROTOINFO) === 0 && (sf & F_PROTOINFO) !== 0) {
+      f = (f & ~TCP_BITS) | (sf & TCP_BITS);
+      w[at + W_TCP] = sw[so + W_TCP]!;
+      w[at + W_TCPFLAGS] = sw[so + W_TCPFLAGS]!;
+      if (sx?.protoinfo !== undefined) out = { ...out, protoinfo: sx.protoinfo };
+    }
+    w[at + W_FLAGS] = f;
+    if (sx !== undefined) {
+      for (const k of EXTRA_FIELDS) {
+        if (sx[k] !== undefined && out?.[k] === undefined) out = { ...out, [k]: sx[k] };
+      }
+    }
+    return out;
+  }
+
+  private store(slot: number, r: RecordBuf, at: number, x: RecordExtras | undefined, hash: number): ChangeKind {
+    const t = this.table;
+    if (slot < 0) {
+      if (t.size >= this.limit) {
         this.counters.refused++;
         return 'refused';
       }
-      this.map.set(flatKey(key), e);
+      const created = t.insert(r.w, at, x, hash);
+      if (t.capacity > this.seenAt.length) this.growStamps(t.capacity);
+      this.seenAt[created] = 0;
+      this.touchedAt[created] = 0;
+      this.lastSlot = created;
       this.counters.created++;
       return 'created';
     }
-    // Normally caught before compaction; this also covers differences that
-    // compaction irons out.
-    if (carriesNothingNew(cached, e, false)) return this.keep(key, cached, e.timeout);
-    this.map.set(key, e);
+    this.lastSlot = slot;
+    // Normally caught before; this also covers a record the filter judged after a merge.
+    if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, at, x)) return this.keep(slot, r, at);
+    t.overwrite(slot, r.w, at);
+    t.setExtras(slot, x);
     this.counters.updated++;
     return 'updated';
   }
 
   /** An unchanged entry: only its timeout is refreshed, so dumps and the sender see it. */
-  private keep(key: string, cached: ConntrackEntry, timeout: number | undefined): ChangeKind {
-    const kept = refreshTimeout(cached, timeout);
-    if (kept !== cached) this.map.set(key, kept);
+  private keep(slot: number, r: RecordBuf, at: number): ChangeKind {
+    if (r.w[at + W_FLAGS]! & F_TIMEOUT) {
+      const t = this.table;
+      const so = t.at(slot);
+      const timeout = r.w[at + W_TIMEOUT]!;
+      const sw = t.recOf(slot).w;
+      sw[so + W_TIMEOUT] = timeout;
+      sw[so + W_FLAGS] |= F_TIMEOUT;
+      const sx = t.extrasOf(slot);
+      if (sx?.whole !== undefined) sx.whole = refreshTimeout(sx.whole, timeout >>> 0);
+    }
     this.counters.unchanged++;
     return 'unchanged';
+  }
+
+  private free(slot: number): void {
+    // A key an event removes during a reconcile stays the events': remember it by its key.
+    // Its slot may take another key before the session ends: forget what the dump did to it.
+    const st = this.session;
+    if (st !== undefined) {
+      st.touchedAbsent.add(keyString(this.table.recOf(slot).w, this.table.at(slot)));
+      st.created.delete(slot);
+      st.updated.delete(slot);
+    }
+    this.table.remove(slot);
+    this.seenAt[slot] = 0;
+    this.touchedAt[slot] = 0;
+  }
+
+  private growStamps(n: number): void {
+    const seen = new Int32Array(n);
+    seen.set(this.seenAt);
+    this.seenAt = seen;
+    const touched = new Int32Array(n);
+    touched.set(this.touchedAt);
+    this.touchedAt = touched;
   }
 
   private storeExpect(key: string, cached: ExpectEntry | undefined, e: ExpectEntry): ChangeKind {

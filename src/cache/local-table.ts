@@ -4,9 +4,16 @@
 // (flush-kernel, purge-timeout). Every change to replicate leaves through
 // LocalChangeListener, so this module knows nothing of the sync engine and
 // can be driven on a FakeKernel alone.
-import type { ConntrackEvent, ConntrackEvents, EventHandlers, ExpectEvent } from '../kernel/conntrack-events.js';
+import type {
+  ConntrackEvent,
+  ConntrackEvents,
+  EventHandlers,
+  EventType,
+  ExpectEvent,
+} from '../kernel/conntrack-events.js';
 import type { ConntrackLink } from '../kernel/conntrack-link.js';
-import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../kernel/entry.js';
+import type { RecordBuf } from '../kernel/ct-record.js';
+import { type ConntrackEntry, type ExpectEntry, expectKey } from '../kernel/entry.js';
 import type { DecodeError } from '../kernel/netlink-codec.js';
 import type { Logger } from '../log.js';
 import type { EntryFilter } from './filter.js';
@@ -20,8 +27,11 @@ export type LocalChangeKind = 'new' | 'update' | 'delete';
 
 /** Where the changes to replicate go: SyncNode satisfies it as it is, so the daemon hands it over directly. */
 export interface LocalChangeListener {
-  /** entry: the deleted entry, given with 'delete' when it is known. */
-  localChange(key: string, kind: LocalChangeKind, entry?: ConntrackEntry): void;
+  /**
+   * key: the internal cache's slot for the entry (InternalCache.lastSlot);
+   * entry: the deleted entry, given with 'delete' when it is known.
+   */
+  localChange(key: number, kind: LocalChangeKind, entry?: ConntrackEntry): void;
   localExpectChange(key: string, kind: 'new' | 'delete', entry?: ExpectEntry): void;
 }
 
@@ -138,8 +148,20 @@ export class LocalTable implements EventHandlers {
       this.counters.ownKernelEvents++;
       return;
     }
-    const key = entryKey(ev.entry);
-    this.noteChange(key, this.internal.apply(ev.type, ev.entry, key), ev.entry);
+    const internal = this.internal;
+    const kind = internal.apply(ev.type, ev.entry);
+    this.noteChange(internal.lastSlot, kind, internal.lastDeleted);
+  }
+
+  /** onEvent() for an event the kernel layer decoded straight into a record (see ConntrackEvents). */
+  onRecordEvent(type: EventType, r: RecordBuf, at: number, own: boolean): void {
+    if (own) {
+      this.counters.ownKernelEvents++;
+      return;
+    }
+    const internal = this.internal;
+    const kind = internal.applyRecord(type, r, at);
+    this.noteChange(internal.lastSlot, kind, internal.lastDeleted);
   }
 
   onExpectEvent(ev: ExpectEvent): void {
@@ -289,7 +311,7 @@ export class LocalTable implements EventHandlers {
 
   private async reconcileWithKernel(): Promise<ResyncResult> {
     const session = this.internal.beginReconcile();
-    let diff: ReconcileResult<ConntrackEntry>;
+    let diff: ReconcileResult<number, ConntrackEntry>;
     try {
       await this.link.dump((e) => session.add(e));
       diff = session.finish();
@@ -304,17 +326,17 @@ export class LocalTable implements EventHandlers {
     await this.link.dumpExpectations((x) => expectations.push(x));
     const xdiff = this.internal.reconcileExpect(expectations);
     for (const key of [...xdiff.created, ...xdiff.updated]) this.listener.localExpectChange(key, 'new');
-    for (const x of xdiff.deleted) this.listener.localExpectChange(expectKey(x), 'delete', x);
+    for (const [i, x] of xdiff.deleted.entries()) this.listener.localExpectChange(xdiff.deletedKeys[i]!, 'delete', x);
     return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
   }
 
-  private replicate(diff: ReconcileResult<ConntrackEntry>): void {
+  private replicate(diff: ReconcileResult<number, ConntrackEntry>): void {
     for (const key of diff.created) this.noteChange(key, 'created', undefined);
     for (const key of diff.updated) this.noteChange(key, 'updated', undefined);
-    for (const e of diff.deleted) this.noteChange(entryKey(e), 'deleted', e);
+    for (const [i, e] of diff.deleted.entries()) this.noteChange(diff.deletedKeys[i]!, 'deleted', e);
   }
 
-  private noteChange(key: string, kind: ChangeKind, entry: ConntrackEntry | undefined): void {
+  private noteChange(key: number, kind: ChangeKind, entry: ConntrackEntry | undefined): void {
     if (kind === 'created') this.listener.localChange(key, 'new');
     else if (kind === 'updated') this.listener.localChange(key, 'update');
     else if (kind === 'deleted') this.listener.localChange(key, 'delete', entry);

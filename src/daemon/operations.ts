@@ -72,12 +72,12 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
     const out: EntryJson[] = [];
     let n = 0;
     if (which === 'internal') {
-      for (const [, e] of this.parts.internal.entries()) {
+      for (const e of this.parts.internal.values()) {
         out.push(entryToJson(e));
         if (++n % DUMP_SLICE === 0) await yieldToLoop();
       }
     } else {
-      for (const [, r] of this.parts.external.entries()) {
+      for (const r of this.parts.external.records()) {
         out.push({ ...entryToJson(r.entry), origin: r.origin });
         if (++n % DUMP_SLICE === 0) await yieldToLoop();
       }

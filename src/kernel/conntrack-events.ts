@@ -21,6 +21,7 @@ import { dropPortidsFilter } from './bpf.js';
 import { errorMessage } from '../common/errors.js';
 import { compileEventFilter, type EventFilterRule, type EventFilterRules, eventFilterRuleNames } from './event-filter.js';
 import { decodeConntrack, decodeExpect } from './ct-codec.js';
+import { decodeConntrackRecord, REC_OK, type RecordBuf, recordBuf } from './ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from './entry.js';
 import { type DecodeError, parseNetlink } from './netlink-codec.js';
 import { NetlinkSocket } from './netlink-socket.js';
@@ -46,6 +47,12 @@ export interface ExpectEvent {
 
 export interface EventHandlers {
   onEvent(ev: ConntrackEvent): void;
+  /**
+   * A conntrack event decoded straight into a record (src/kernel/ct-record.ts)
+   * at `r.w[at]`, valid until this call returns. With this handler, events
+   * of the common shape come here and only the others reach onEvent().
+   */
+  onRecordEvent?(type: EventType, r: RecordBuf, at: number, own: boolean): void;
   onExpectEvent?(ev: ExpectEvent): void;
   /** The kernel dropped events for us (ENOBUFS): the cache must be reconciled by a dump. */
   onOverrun(): void;
@@ -122,6 +129,8 @@ export class ConntrackEvents implements NetlinkReceiver {
   private filterStatus: KernelFilterStatus = { attached: false, rules: [], userspaceOnly: [], instructions: 0 };
   private handlers: EventHandlers | undefined;
   private receiveBufferBytes: number;
+  /** Where events of the common shape are decoded, one at a time (see EventHandlers.onRecordEvent). */
+  private readonly record: RecordBuf = recordBuf(1);
 
   constructor(opts: EventsOptions = {}) {
     const factory = opts.transportFactory ?? ((o) => new NetlinkSocket(o));
@@ -220,23 +229,20 @@ export class ConntrackEvents implements NetlinkReceiver {
       const own = msg.pid !== 0 && this.ownPortids.has(msg.pid);
       if (own) c.own++;
       if (msg.type === CT_NEW || msg.type === CT_DELETE) {
+        const type: EventType =
+          msg.type === CT_DELETE ? 'destroy' : msg.flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+        if (h.onRecordEvent !== undefined && decodeConntrackRecord(msg.payload, this.record, 0) === REC_OK) {
+          c[type]++;
+          h.onRecordEvent(type, this.record, 0, own);
+          continue;
+        }
         const r = decodeConntrack(msg);
         if (!r.ok) {
           c.decodeErrors++;
           h.onDecodeError?.(r.error);
           continue;
         }
-        let type: EventType;
-        if (msg.type === CT_DELETE) {
-          type = 'destroy';
-          c.destroy++;
-        } else if (msg.flags & (NLM_F_CREATE | NLM_F_EXCL)) {
-          type = 'new';
-          c.new++;
-        } else {
-          type = 'update';
-          c.update++;
-        }
+        c[type]++;
         h.onEvent({ type, entry: r.value, pid: msg.pid, own });
       } else if (msg.type === EXP_NEW || msg.type === EXP_DELETE) {
         const r = decodeExpect(msg);

@@ -61,7 +61,7 @@ describe('commitExternal', () => {
     expect(r).toMatchObject({ entries: 3, committed: 3, updated: 0, unchanged: 0, failed: 0, peers: ['fw1', 'fw3'] });
     expect(sent.indexOf('create:10.99.0.1:21')).toBeLessThan(sent.indexOf('create:10.99.0.2:20'));
     expect(kernel.table.size).toBe(3);
-    expect(cache.get(entryKey(master))!.kernelCopy).toBe(KERNEL_CURRENT);
+    expect(cache.get(master)!.kernelCopy).toBe(KERNEL_CURRENT);
   });
 
   it('is idempotent, updates what it wrote before, replaces what the kernel had of its own', async () => {
@@ -76,7 +76,7 @@ describe('commitExternal', () => {
     expect(again).toMatchObject({ committed: 0, updated: 0, unchanged: 10, failed: 0 });
     // A newer version from the peer: the kernel's copy is stale and gets updated in place.
     cache.applyRemote('fw1', 1, 20, 'update', tcp(5, { mark: 5 }));
-    expect(cache.get(entryKey(tcp(5)))!.kernelCopy).toBe(KERNEL_STALE);
+    expect(cache.get(tcp(5))!.kernelCopy).toBe(KERNEL_STALE);
     const third = await commitExternal(cache, link);
     expect(third).toMatchObject({ committed: 0, updated: 1, unchanged: 9 });
     expect(kernel.table.get(entryKey(tcp(5)))!.mark).toBe(5);

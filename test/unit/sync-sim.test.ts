@@ -154,7 +154,7 @@ class SimNode {
       mtu: 1472,
       mode: this.opts.mode,
       external: this.external,
-      lookup: (key) => this.kernel.get(key),
+      lookup: (key) => this.kernel.get(String(key)),
       localKeys: () => this.kernel.keys(),
       send: (buf) => {
         this.sent++;
@@ -408,7 +408,7 @@ function exactDiff(sim: Sim): string[] {
     for (const o of sim.nodes) {
       if (o === n) continue;
       for (const key of o.kernel.keys()) {
-        const rec = n.external.get(key);
+        const rec = n.external.get(o.kernel.get(key)!);
         if (rec === undefined || rec.origin !== o.id) problems.push(`${n.id}: missing ${o.id} ${key}`);
       }
     }
@@ -689,7 +689,7 @@ describe('sync simulation: edge cases', () => {
   });
 
   it('deletes made during a partition are gone after it heals', () => {
-    const deleted: Array<{ node: SimNode; key: string }> = [];
+    const deleted: Array<{ node: SimNode; entry: ConntrackEntry }> = [];
     const r = runScenario({
       name: 'deletes during partition',
       seed: 9,
@@ -701,9 +701,9 @@ describe('sync simulation: edge cases', () => {
         for (const node of sim.nodes) {
           for (let k = 0; k < 3000; k++) {
             sim.at(1500 + k / 10, () => {
-              const key = entryKey(makeEntry(node.idx, k * 3, 0));
-              node.remove(key);
-              deleted.push({ node, key });
+              const entry = makeEntry(node.idx, k * 3, 0);
+              node.remove(entryKey(entry));
+              deleted.push({ node, entry });
             });
           }
         }
@@ -714,7 +714,7 @@ describe('sync simulation: edge cases', () => {
     expect(r.convergedAt).toBeGreaterThan(6000);
     expect(deleted.length).toBe(9000);
     for (const n of r.sim.nodes) {
-      for (const { node, key } of deleted) if (node !== n) expect(n.external.has(key)).toBe(false);
+      for (const { node, entry } of deleted) if (node !== n) expect(n.external.has(entry)).toBe(false);
       expect(n.external.size).toBe(2 * (ENTRIES - 3000));
     }
     settle(r);

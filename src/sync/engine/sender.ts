@@ -17,9 +17,16 @@ import { seqAdd } from './seq.js';
 
 export type QueueKind = 'new' | 'update' | 'delete';
 
+/**
+ * What the owner of the local table names a local entry by: the daemon's
+ * internal cache hands out record slots, a simulation its own strings. The
+ * engine only compares handles and gives them back to lookup().
+ */
+export type EntryHandle = number | string;
+
 interface EntryItem {
   t: 'entry';
-  key: string;
+  key: EntryHandle;
   kind: QueueKind;
   /** An expectation rather than a conntrack entry. */
   exp?: true;
@@ -52,7 +59,7 @@ export interface SyncSenderOptions {
   encoder: DatagramEncoder;
   send: (datagram: Buffer) => void;
   /** The current state of a key, or undefined when it is gone. */
-  lookup: (key: string) => ConntrackEntry | undefined;
+  lookup: (key: EntryHandle) => ConntrackEntry | undefined;
   /** The current state of an expectation, or undefined when it is gone. */
   lookupExpect?: (key: string) => ExpectEntry | undefined;
   /** Called once per sequenced message with the message and its sequence number. */
@@ -77,7 +84,7 @@ export class SyncSender {
   };
   private queue: Item[] = [];
   private head = 0;
-  private readonly pending = new Map<string, EntryItem>();
+  private readonly pending = new Map<EntryHandle, EntryItem>();
   private nextSeqValue: number;
   private scheduled = false;
   private readonly sliceMessages: number;
@@ -98,19 +105,27 @@ export class SyncSender {
     return this.queue.length - this.head;
   }
 
-  /** Queues a change of key; merges with a pending non-bulk change of the same key. */
-  enqueue(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
+  /**
+   * Queues a change of key; merges with a pending non-bulk change of the
+   * same key. A delete ends the key's pending item: the handle may name
+   * another entry from then on (a freed slot is reused), so nothing later
+   * may merge into the delete.
+   */
+  enqueue(key: EntryHandle, kind: QueueKind, gone?: ConntrackEntry): void {
     const prev = this.pending.get(key);
     if (prev && !prev.dead) {
       // new then update is still new to the peer; anything then delete is a delete.
       if (!(prev.kind === 'new' && kind === 'update')) prev.kind = kind;
-      if (kind === 'delete') prev.gone = gone;
+      if (kind === 'delete') {
+        prev.gone = gone;
+        this.pending.delete(key);
+      }
       this.counters.merged++;
       return;
     }
     const item: EntryItem = { t: 'entry', key, kind, bulk: false, dead: false };
     if (gone) item.gone = gone;
-    this.pending.set(key, item);
+    if (kind !== 'delete') this.pending.set(key, item);
     this.push(item);
   }
 
@@ -134,7 +149,7 @@ export class SyncSender {
   }
 
   /** Appends bulk items for keys (never merged), framed by the caller's markers. */
-  enqueueBulk(keys: Iterable<string>, expectations: Iterable<string> = []): number {
+  enqueueBulk(keys: Iterable<EntryHandle>, expectations: Iterable<string> = []): number {
     let n = 0;
     for (const key of keys) {
       this.push({ t: 'entry', key, kind: 'update', bulk: true, dead: false });
@@ -225,7 +240,7 @@ export class SyncSender {
       if (item.kind === 'delete') {
         return item.goneExp ? { kind: 'exp-delete', seq: this.takeSeq(), entry: item.goneExp } : undefined;
       }
-      const x = this.opts.lookupExpect?.(item.key);
+      const x = this.opts.lookupExpect?.(String(item.key));
       if (!x) {
         this.counters.vanished++;
         return undefined;

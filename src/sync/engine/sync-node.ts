@@ -49,7 +49,7 @@ import {
 } from './reliability-rx.js';
 import { type BulkReason, newTxCounters, Transmitter, type TxCounters, type TxInfo } from './reliability-tx.js';
 import type { ReplicaSink } from './replica-sink.js';
-import { type QueueKind, type SenderCounters, SyncSender } from './sender.js';
+import { type EntryHandle, type QueueKind, type SenderCounters, SyncSender } from './sender.js';
 import { seqDiff } from './seq.js';
 import type { SyncModeName, SyncModeStrategy } from './sync-mode.js';
 import { syncModes } from './sync-modes.js';
@@ -68,9 +68,9 @@ export interface SyncNodeDeps {
   /** Receives the peers' entries (the daemon's ExternalCache). */
   external: ReplicaSink;
   /** Current local state of a key, already stripped; undefined when gone. */
-  lookup: (key: string) => ConntrackEntry | undefined;
+  lookup: (key: EntryHandle) => ConntrackEntry | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
-  localKeys: () => Iterable<string>;
+  localKeys: () => Iterable<EntryHandle>;
   /** Current local state of an expectation; undefined when gone. */
   lookupExpect?: (key: string) => ExpectEntry | undefined;
   /** Every local expectation key, for bulks (sent after the conntrack entries). */
@@ -339,7 +339,7 @@ export class SyncNode {
   }
 
   /** A local entry changed; for deletes, `gone` names it (the table no longer has it). */
-  localChange(key: string, kind: QueueKind, gone?: ConntrackEntry): void {
+  localChange(key: EntryHandle, kind: QueueKind, gone?: ConntrackEntry): void {
     if (this.closed) return;
     this.sender.enqueue(key, kind, gone);
   }
