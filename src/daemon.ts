@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import type { CommitStats } from './cache/commit.js';
 import { CommitRunner } from './cache/commit-runner.js';
 import { ExternalCache } from './cache/external-cache.js';
-import { compileFilter, type EntryFilter, stripAttributes } from './cache/filter.js';
+import { compileFilter, type EntryFilter, kernelEventRules, stripAttributes } from './cache/filter.js';
 import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
 import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
@@ -62,6 +62,8 @@ export class Daemon {
   readonly internal: InternalCache;
   readonly external: ExternalCache;
   private readonly filter: EntryFilter;
+  /** The sync links' addresses, which the filter ignores. */
+  private readonly localAddresses: readonly string[];
   private readonly injector: Injector | undefined;
   readonly epoch: number;
   private readonly log: Logger;
@@ -92,6 +94,7 @@ export class Daemon {
     this.startedAt = this.now();
     this.epoch = (Math.random() * 0xfffffffe + 1) >>> 0;
     const local = deps.localAddresses ?? syncLinkAddresses(config);
+    this.localAddresses = local;
     this.filter = compileFilter(config.filter, local);
     this.internal = new InternalCache({ limit: config.cache.internalLimit, filter: this.filter, now: this.now });
     this.external = new ExternalCache({
@@ -185,9 +188,15 @@ export class Daemon {
       ...kernelOpts,
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
       expectations: true,
+      // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
+      filterRules: cfg.kernel.filterEvents ? kernelEventRules(cfg.filter, this.localAddresses) : undefined,
     });
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
+    const kf = this.events.kernelFilter;
+    if (kf.userspaceOnly.length > 0 || !kf.attached)
+      this.log.warn('kernel event filter: some rules are applied in userspace only', { ...kf });
+    else this.log.info('kernel event filter attached', { ...kf });
 
     const channels = this.deps.channels ?? createChannels(cfg);
     this.channels = new ChannelSet(channels, {

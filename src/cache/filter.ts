@@ -17,7 +17,7 @@
 // Everything is compiled once; check() parses the two source addresses into
 // numbers without allocating and returns one of four shared verdict objects.
 
-import { parseIPv4, parseIPv6Into } from '../common/address.js';
+import { parseIPv4, parseIPv6Into, parsePrefix } from '../common/address.js';
 import { AF_INET, IPPROTO, protoNumber, TCP_STATES, type TcpStateName } from '../kernel/constants.js';
 import {
   F_PROTOINFO,
@@ -33,6 +33,7 @@ import {
   W_TCP,
 } from '../kernel/ct-record.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
+import type { EventFilterRules } from '../kernel/event-filter.js';
 
 // Attribute stripping is part of the `filter` section too.
 export { STRIP_FIELDS, stripAttributes } from './strip.js';
@@ -90,29 +91,20 @@ export class PrefixSet {
 
   /** Adds `addr` or `addr/len`; throws RangeError for anything else. */
   add(prefix: string): void {
-    const slash = prefix.indexOf('/');
-    const addr = slash < 0 ? prefix : prefix.slice(0, slash);
-    const lenText = slash < 0 ? undefined : prefix.slice(slash + 1);
-    const v4 = parseIPv4(addr);
-    if (v4 !== undefined) {
-      const len = parseLength(lenText, 32, prefix);
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      if (len === 32) this.v4Hosts.add(v4);
+    // One parser for this set and the kernel's event filter (kernelEventRules), so they cannot disagree.
+    const p = parsePrefix(prefix);
+    if (p === undefined) throw new RangeError(`not an IPv4 or IPv6 address or prefix: ${prefix}`);
+    if (p.family === 4) {
+      const [net] = p.words as [number];
+      const [mask] = p.masks as [number];
+      if (p.length === 32) this.v4Hosts.add(net);
       else {
-        this.v4Nets.push((v4 & mask) >>> 0);
+        this.v4Nets.push(net);
         this.v4Masks.push(mask);
       }
       return;
     }
-    if (!parseIPv6Into(addr, this.scratch, 0)) throw new RangeError(`not an IPv4 or IPv6 address or prefix: ${prefix}`);
-    const len = parseLength(lenText, 128, prefix);
-    const masks: number[] = [];
-    for (let w = 0; w < 4; w++) {
-      const bits = Math.max(0, Math.min(32, len - 32 * w));
-      masks.push(bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
-    }
-    for (let w = 0; w < 4; w++) this.v6.push((this.scratch.readUInt32BE(4 * w) & masks[w]!) >>> 0);
-    this.v6.push(...masks);
+    this.v6.push(...p.words, ...p.masks);
   }
 
   get size(): number {
@@ -161,13 +153,6 @@ export class PrefixSet {
     const b = this.scratch;
     return this.matchV6(b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12));
   }
-}
-
-function parseLength(text: string | undefined, max: number, prefix: string): number {
-  if (text === undefined) return max;
-  const n = Number(text);
-  if (text === '' || !Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`bad prefix length in ${prefix}`);
-  return n;
 }
 
 class CompiledFilter implements EntryFilter {
@@ -281,4 +266,35 @@ function listOf<T>(list: AcceptOrIgnore<T>): { accept: boolean; items: readonly 
  */
 export function compileFilter(cfg: FilterRules, localAddresses: readonly string[] = []): EntryFilter {
   return new CompiledFilter(cfg, localAddresses);
+}
+
+/**
+ * The same rules as compileFilter(cfg, localAddresses), in the form the
+ * event socket's BPF program takes (src/kernel/event-filter.ts), which
+ * applies them to the events where that is safe and leaves the rest to
+ * the filter above. Loopback and the sync-link addresses join the ignore
+ * side here exactly as they do there.
+ */
+export function kernelEventRules(cfg: FilterRules, localAddresses: readonly string[] = []): EventFilterRules {
+  const protocols = listOf(cfg.protocols);
+  const addresses = listOf(cfg.addresses);
+  const states = listOf(cfg.tcpStates);
+  const number = (name: string) => {
+    const n = protoNumber(name);
+    if (n === undefined) throw new RangeError(`unknown protocol ${name}`);
+    return n;
+  };
+  const state = (name: TcpStateName) => {
+    const s = (TCP_STATES as readonly string[]).indexOf(name);
+    if (s < 0) throw new RangeError(`unknown TCP state ${name}`);
+    return s;
+  };
+  const ignoreSources = [...LOOPBACK_PREFIXES, ...localAddresses, ...(addresses.accept ? [] : addresses.items)];
+  const rules: EventFilterRules = {
+    protocols: { accept: protocols.accept, numbers: protocols.items.map(number) },
+    ignoreSources,
+    tcpStates: { accept: states.accept, states: states.items.map(state) },
+  };
+  if (addresses.accept) rules.acceptSources = addresses.items;
+  return rules;
 }

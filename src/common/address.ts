@@ -321,3 +321,46 @@ export function parseHostPort(text: string): HostPort | undefined {
   if (/^[0-9.]+$/.test(plain)) return undefined;
   return HOSTNAME.test(plain) ? { host: plain, port } : undefined;
 }
+
+/**
+ * A parsed address prefix in numeric form: `words` is the network (masked)
+ * and `masks` the mask, as big-endian 32-bit words: one each for IPv4,
+ * four for IPv6. What a prefix list compiles to, in the cache's filter and
+ * in the kernel's event filter alike.
+ */
+export interface AddressPrefix {
+  family: IpFamily;
+  length: number;
+  words: number[];
+  masks: number[];
+}
+
+/** `addr` or `addr/len` (IPv4 or IPv6) to numbers; undefined if either part is invalid. */
+export function parsePrefix(text: string): AddressPrefix | undefined {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const lenText = slash < 0 ? undefined : text.slice(slash + 1);
+  const v4 = parseIPv4(addr);
+  let family: IpFamily;
+  let raw: number[];
+  if (v4 !== undefined) {
+    family = 4;
+    raw = [v4];
+  } else {
+    const b = Buffer.alloc(16);
+    if (!parseIPv6Into(addr, b, 0)) return undefined;
+    family = 6;
+    raw = [b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12)];
+  }
+  const max = raw.length * 32;
+  let length = max;
+  if (lenText !== undefined) {
+    length = Number(lenText);
+    if (lenText === '' || !Number.isInteger(length) || length < 0 || length > max) return undefined;
+  }
+  const masks = raw.map((_, w) => {
+    const bits = Math.max(0, Math.min(32, length - 32 * w));
+    return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  });
+  return { family, length, words: raw.map((v, w) => (v & masks[w]!) >>> 0), masks };
+}

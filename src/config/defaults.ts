@@ -48,6 +48,8 @@ export const DEFAULTS = {
   kernel: {
     /** ctnetlink event socket; too small and the kernel drops events (ENOBUFS). */
     netlinkBufferBytes: 8 * MiB,
+    /** conntrackd's "Filter From Kernelspace": the filter's rules also run as a BPF program on the event socket. */
+    filterEvents: true,
   },
   cache: {
     /** Entries for this node's own connections. */

@@ -598,9 +598,9 @@ class Importer {
         throw this.c.error(where, `Filter From takes Userspace or Kernelspace, got ${show(where.text)}`);
       }
       if (w === 'kernelspace') {
-        this.unsupported(
+        this.implied(
           { line: kw.line, option: 'From Kernelspace' },
-          'ctsyncd applies the same filter rules in userspace; the rules are converted',
+          'ctsyncd applies the filter rules in userspace, and in the kernel too where that is safe (kernel.filterEvents, on by default); the rules are converted',
         );
       }
       owner = where;

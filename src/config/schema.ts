@@ -388,6 +388,12 @@ const kernelSchema = z
     netlinkBufferBytes: bufferBytes
       .default(DEFAULTS.kernel.netlinkBufferBytes)
       .describe('Receive buffer of the ctnetlink event socket in bytes.'),
+    filterEvents: z
+      .boolean()
+      .default(DEFAULTS.kernel.filterEvents)
+      .describe(
+        "Also apply the filter's rules in the kernel, as a BPF program on the event socket, to the events where that is safe, so that events of filtered connections never reach the daemon. The daemon applies every rule itself either way.",
+      ),
   })
   .describe('Kernel (ctnetlink) interface.');
 

@@ -18,6 +18,8 @@ import {
   NLM_F_EXCL,
 } from './constants.js';
 import { dropPortidsFilter } from './bpf.js';
+import { errorMessage } from '../common/errors.js';
+import { compileEventFilter, type EventFilterRule, type EventFilterRules, eventFilterRuleNames } from './event-filter.js';
 import { decodeConntrack, decodeExpect } from './ct-codec.js';
 import { decodeConntrackRecord, REC_OK, type RecordBuf, recordBuf } from './ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from './entry.js';
@@ -78,6 +80,26 @@ export interface EventsOptions {
   transportFactory?: TransportFactory;
   receiveBufferBytes?: number;
   expectations?: boolean;
+  /**
+   * The cache filter's rules, to drop in the kernel the events it would do
+   * nothing with (event-filter.ts says which). Without them only our own
+   * events are dropped there.
+   */
+  filterRules?: EventFilterRules | undefined;
+}
+
+/** What the event socket's kernel filter does; it is only ever an optimisation of the userspace filter. */
+export interface KernelFilterStatus {
+  /** A program is attached to the event socket. */
+  attached: boolean;
+  /** Filter rules that program applies (to the events where that is safe). */
+  rules: EventFilterRule[];
+  /** Filter rules applied in userspace only: the program would not fit, or the kernel refused it. */
+  userspaceOnly: EventFilterRule[];
+  /** Length of the attached program. */
+  instructions: number;
+  /** Why the kernel refused the full program, when it did. */
+  refused?: string;
 }
 
 const ENOBUFS = 105;
@@ -103,6 +125,8 @@ export class ConntrackEvents implements NetlinkReceiver {
   readonly transport: NetlinkTransport;
   private readonly ownPortids = new Set<number>();
   private ownFilterActive = false;
+  private readonly filterRules: EventFilterRules | undefined;
+  private filterStatus: KernelFilterStatus = { attached: false, rules: [], userspaceOnly: [], instructions: 0 };
   private handlers: EventHandlers | undefined;
   private receiveBufferBytes: number;
   /** Where events of the common shape are decoded, one at a time (see EventHandlers.onRecordEvent). */
@@ -115,6 +139,9 @@ export class ConntrackEvents implements NetlinkReceiver {
       groups.push(NFNLGRP_CONNTRACK_EXP_NEW, NFNLGRP_CONNTRACK_EXP_UPDATE, NFNLGRP_CONNTRACK_EXP_DESTROY);
     this.transport = factory({ netns: opts.netns, groups, receiveBufferBytes: opts.receiveBufferBytes });
     this.receiveBufferBytes = opts.receiveBufferBytes ?? 0;
+    this.filterRules = opts.filterRules;
+    // From the start: the initial dump runs while events queue up.
+    if (this.filterRules) this.attachFilter();
   }
 
   /** Starts delivering events. Open this before the initial dump so nothing falls between. */
@@ -131,17 +158,52 @@ export class ConntrackEvents implements NetlinkReceiver {
    */
   addOwnPortid(portid: number): void {
     this.ownPortids.add(portid);
-    try {
-      this.transport.setFilter(dropPortidsFilter([...this.ownPortids]));
-      this.ownFilterActive = true;
-    } catch {
-      this.ownFilterActive = false;
-    }
+    this.attachFilter();
   }
 
   /** Whether the kernel filters our own events out before queueing them. */
   get ownEventsFiltered(): boolean {
     return this.ownFilterActive;
+  }
+
+  /** What the kernel filter carries; a copy. */
+  get kernelFilter(): KernelFilterStatus {
+    const s = this.filterStatus;
+    return { ...s, rules: [...s.rules], userspaceOnly: [...s.userspaceOnly] };
+  }
+
+  /**
+   * Attaches the program for our port ids and the filter rules. If the
+   * kernel refuses it (optmem_max is what a long program can exceed), the
+   * port ids alone are tried; a refused filter costs CPU, never an event,
+   * since userspace applies every rule and recognises our port ids anyway.
+   */
+  private attachFilter(): void {
+    const portids = [...this.ownPortids];
+    let refused: string | undefined;
+    const given: EventFilterRule[] = this.filterRules ? eventFilterRuleNames(this.filterRules) : [];
+    try {
+      const c = compileEventFilter(portids, this.filterRules);
+      this.transport.setFilter(c.program);
+      this.ownFilterActive = portids.length > 0;
+      this.filterStatus = { attached: true, rules: c.rules, userspaceOnly: c.userspaceOnly, instructions: c.instructions };
+      return;
+    } catch (e) {
+      refused = errorMessage(e);
+    }
+    if (portids.length > 0) {
+      try {
+        const program = dropPortidsFilter(portids);
+        this.transport.setFilter(program);
+        this.ownFilterActive = true;
+        this.filterStatus = { attached: true, rules: [], userspaceOnly: given, instructions: program.length / 8, refused };
+        return;
+      } catch {
+        // Not even that: userspace does it all.
+      }
+    }
+    this.ownFilterActive = false;
+    this.filterStatus = { attached: false, rules: [], userspaceOnly: given, instructions: 0, refused };
   }
 
   /** Grows the receive buffer (e.g. after an overrun); returns what the kernel granted. */

@@ -30,7 +30,7 @@ import {
   NLMSG_ERROR,
   NLMSG_HDRLEN,
 } from './constants.js';
-import { runPortidsFilter } from './bpf.js';
+import { runClassicBpf } from './bpf.js';
 import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect } from './ct-codec.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './entry.js';
 import { type NlMessage, NlWriter, parseNetlink } from './netlink-codec.js';
@@ -395,7 +395,8 @@ export class FakeSocket implements NetlinkTransport {
   /** @internal Queues one datagram; multicast ones may overrun the buffer. */
   enqueue(datagram: Buffer, multicast: boolean): void {
     if (this.closed) return;
-    if (multicast && this.filter && !runPortidsFilter(this.filter, datagram)) {
+    // The socket's program, run on the very bytes as the kernel would (bpf.ts).
+    if (multicast && this.filter && runClassicBpf(this.filter, datagram) === 0) {
       this.stats.filtered++;
       return;
     }

@@ -21,6 +21,7 @@
 // Nothing is ever labelled per connection, address or port.
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventFilterRule } from '../kernel/event-filter.js';
 import type { StatsSnapshot } from './source.js';
 
 export type Labels = Record<string, string>;
@@ -38,6 +39,9 @@ export interface MetricDef {
 }
 
 const CACHES = ['internal', 'external'] as const;
+
+/** Every rule the event socket's kernel filter can carry: each is exported, 0 or 1. */
+const EVENT_FILTER_RULES: readonly EventFilterRule[] = ['protocol', 'address-ignore', 'address-accept', 'tcp-state'];
 
 /** Wire error codes (src/sync/wire/types.ts) as drop reasons; every one is exported, 0 until it happens. */
 export const DROP_REASONS: Readonly<Record<string, string>> = {
@@ -156,7 +160,7 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_cache_filtered_total',
-    'Kernel events and dump entries the filter rejected, by the rule that rejected them.',
+    'Kernel events and dump entries the filter rejected, by the rule that rejected them (events the kernel-side filter dropped never arrive, so are not counted).',
     'internal.filtered.*',
     (s) => by('reason', { ...s.internal.filtered }),
     ['reason'],
@@ -199,7 +203,7 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   // --- kernel -----------------------------------------------------------
   counter(
     'ctsyncd_kernel_events_total',
-    'Conntrack events received from the kernel, by type.',
+    'Conntrack events received from the kernel, by type (after the kernel-side event filter).',
     'kernel.events.{new,update,destroy}',
     (s) => by('type', { new: s.kernel.events.new, update: s.kernel.events.update, destroy: s.kernel.events.destroy }),
     ['type'],
@@ -263,6 +267,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     'Whether the kernel-side filter dropping the events of our own commits is attached (1) or was refused (0).',
     'kernel.ownEventsFiltered',
     (s) => bool(s.kernel.ownEventsFiltered),
+  ),
+  gauge(
+    'ctsyncd_kernel_event_filter_rule',
+    'Whether the event socket\'s kernel filter applies this filter rule before events are queued (1) or userspace alone does (0: not configured, too long for the program, or refused by the kernel).',
+    'kernel.eventFilter.rules',
+    (s) => EVENT_FILTER_RULES.map((rule) => [{ rule }, bool(s.kernel.eventFilter.rules.includes(rule))] as const),
+    ['rule'],
   ),
   counter(
     'ctsyncd_kernel_requests_total',

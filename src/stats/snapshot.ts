@@ -9,9 +9,9 @@ import type { ExternalCounters } from '../cache/external-cache.js';
 import type { LocalTableCounters } from '../cache/local-table.js';
 import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
-import type { EventCounters } from '../kernel/conntrack-events.js';
+import type { EventCounters, KernelFilterStatus } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
-import type { StatsSnapshot, SyncSnapshot } from './source.js';
+import type { EventFilterSnapshot, StatsSnapshot, SyncSnapshot } from './source.js';
 
 export interface InternalCacheView {
   readonly size: number;
@@ -61,7 +61,14 @@ export interface StatsParts<S extends SyncStatsView> {
   };
   injector: { readonly queued: number; readonly counters: InjectCounters } | undefined;
   /** Undefined before the kernel sockets are open. */
-  events: { readonly counters: EventCounters; readonly ownEventsFiltered: boolean; readonly receiveBuffer: number } | undefined;
+  events:
+    | {
+        readonly counters: EventCounters;
+        readonly ownEventsFiltered: boolean;
+        readonly receiveBuffer: number;
+        readonly kernelFilter?: KernelFilterStatus;
+      }
+    | undefined;
   link: { readonly counters: LinkCounters } | undefined;
   kernelCounters: LocalTableCounters;
   channels: { stats(): SyncSnapshot['channels']; readonly active: string } | undefined;
@@ -112,11 +119,23 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
     inject: p.injector ? { enabled: true, queued: p.injector.queued, ...p.injector.counters } : { enabled: false },
     kernel: {
       ownEventsFiltered: p.events?.ownEventsFiltered ?? false,
+      eventFilter: eventFilterSnapshot(p.events?.kernelFilter),
       events: kernel ? { ...kernel } : {},
       link: p.link ? { ...p.link.counters } : {},
       receiveBufferBytes: p.events?.receiveBuffer ?? 0,
       ...p.kernelCounters,
     },
     sync: sync ? { ...(sync as Omit<S, 'peers'>), ...syncTail } : syncTail,
+  };
+}
+
+function eventFilterSnapshot(f: KernelFilterStatus | undefined): EventFilterSnapshot {
+  if (!f) return { attached: false, rules: [], userspaceOnly: [], instructions: 0, refused: null };
+  return {
+    attached: f.attached,
+    rules: [...f.rules],
+    userspaceOnly: [...f.userspaceOnly],
+    instructions: f.instructions,
+    refused: f.refused ?? null,
   };
 }

@@ -12,6 +12,7 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
+import type { EventFilterRule } from '../kernel/event-filter.js';
 import type { SenderCounters } from '../sync/engine/sender.js';
 import type { SyncCounters, SyncPeerStats } from '../sync/engine/sync-node.js';
 import type { ChannelStats } from '../sync/transport/channel-set.js';
@@ -35,12 +36,27 @@ export type CommitSnapshot = Omit<CommitStats, 'last'>;
 export interface KernelSnapshot {
   /** The BPF filter that drops our own commits' events in the kernel is attached. */
   ownEventsFiltered: boolean;
+  /**
+   * The event socket's kernel filter (src/kernel/event-filter.ts): which of
+   * the filter's rules it applies before events are queued, and which are
+   * applied in userspace only. It cannot count what it drops.
+   */
+  eventFilter: EventFilterSnapshot;
   /** Empty before the event socket is open. */
   events: Partial<EventCounters>;
   link: Partial<LinkCounters>;
   receiveBufferBytes: number;
   overruns: number;
   overrunResyncs: number;
+}
+
+export interface EventFilterSnapshot {
+  attached: boolean;
+  rules: EventFilterRule[];
+  userspaceOnly: EventFilterRule[];
+  instructions: number;
+  /** Why the kernel refused the full program, or null. */
+  refused: string | null;
 }
 
 /** Absent parts (counters, sender, resendQueue) mean the sync engine has not started yet. */

@@ -428,7 +428,7 @@ interface CtsyncdStats {
     filtered: Record<string, number>;
   };
   external: { entries: number; created: number; updated: number; deleted: number; missing: number; stale: number };
-  kernel: { events: { new: number; update: number; destroy: number; own: number } };
+  kernel: { events: { new: number; update: number; destroy: number; own: number }; eventFilter: { rules: string[] } };
 }
 
 type NodeId = 'fw1' | 'fw2';
@@ -450,13 +450,22 @@ class Pair {
    * rules; both also get the address rule ctsyncd always applies by itself
    * (loopback and the node's own sync address, src/cache/filter.ts), which
    * conntrackd needs spelled out. `seed` fills fw1's kernel before either
-   * daemon starts.
+   * daemon starts. conntrackd filters in userspace here (Filter From
+   * Userspace), so ctsyncd's kernel-side event filter is off unless
+   * `kernelFilter`: with it on, the events it drops never reach ctsyncd's
+   * counters, while the caches must still agree.
    */
   static async start(
-    opts: { ctsyncdYaml?: string; conntrackd?: ConntrackdFilter; seed?: (fw1: Netns) => Promise<void> } = {},
+    opts: {
+      ctsyncdYaml?: string;
+      conntrackd?: ConntrackdFilter;
+      seed?: (fw1: Netns) => Promise<void>;
+      kernelFilter?: boolean;
+    } = {},
   ): Promise<Pair> {
     requireConntrackd();
-    const cluster = await Cluster.create({ nodes: 2, transport: 'udp', extraYaml: () => opts.ctsyncdYaml ?? '' });
+    const yaml = [opts.ctsyncdYaml ?? '', opts.kernelFilter ? '' : 'kernel: { filterEvents: false }'].join('\n');
+    const cluster = await Cluster.create({ nodes: 2, transport: 'udp', extraYaml: () => yaml });
     const cd: Partial<Record<NodeId, Conntrackd>> = {};
     let link: ConntrackLink | undefined;
     try {
@@ -1186,9 +1195,11 @@ describe('differential: TCP state and protocol filters on both daemons', () => {
 
   beforeAll(async () => {
     const ctsyncdYaml = 'filter:\n  protocols: { ignore: [udp] }\n  tcpStates: { ignore: [TIME_WAIT, CLOSE] }';
+    // ctsyncd's kernel-side event filter on: the caches must agree all the same.
     pair = await Pair.start({
       ctsyncdYaml,
       conntrackd: { protocols: { ignore: ['UDP'] }, tcpStates: { ignore: ['TIME_WAIT', 'CLOSE'] } },
+      kernelFilter: true,
     });
   });
 
@@ -1312,13 +1323,17 @@ describe('differential: TCP state and protocol filters on both daemons', () => {
     // 22 + 3 reopened entries created; 2 updated; destroyed: conntrackd only
     // gone* (3), ctsyncd gone* and closing* (8).
     expect(s.cd1.internal).toMatchObject({ active: 22, created: 25, updated: 2, destroyed: 3 });
-    expect(s.ct1.internal).toMatchObject({ entries: 17, created: 25, updated: 2, destroyed: 8, missing: 2 });
+    expect(s.ct1.internal).toMatchObject({ entries: 17, created: 25, updated: 2, destroyed: 8, missing: 1 });
     // Filtered events. conntrackd: 15 NEW (5 UDP, 5 TIME_WAIT, 2 CLOSE, 3
     // reopen), 5 UPDATE (closing*), 7 DESTROY (closing*, tw0, udp0).
-    // ctsyncd: the same NEWs and UPDATEs by rule; DESTROYs are never
-    // filtered (the two uncached ones count as missing).
+    // ctsyncd: its kernel filter drops every UDP event (NEW and udp0's
+    // DESTROY) and the 5 UPDATEs into TIME_WAIT, so userspace counts only
+    // the 10 TCP NEWs in rejected states (a NEW stays with userspace: it may
+    // replace a cached entry of its key). DESTROYs are never filtered by
+    // state: tw0's, uncached, counts as missing.
     expect(s.cdNetlink1['events filtered']).toBe(15 + 5 + 7);
-    expect(s.ct1.internal.filtered).toEqual({ protocol: 5, address: 0, 'tcp-state': 10 + 5 });
+    expect(s.ct1.internal.filtered).toEqual({ protocol: 0, address: 0, 'tcp-state': 10 });
+    expect(s.ct1.kernel.eventFilter.rules).toEqual(['address-ignore', 'protocol', 'tcp-state']);
     expect(s.cd2.external).toMatchObject({ active: 22, created: 25, updated: 2, destroyed: 3 });
     expect(s.ct2.external).toMatchObject({ entries: 17, created: 25, updated: 2, deleted: 8 });
   });

@@ -64,7 +64,7 @@ const MINIMAL_RESOLVED: Config = {
     tcpStates: { ignore: [] },
     stripAttributes: [],
   },
-  kernel: { netlinkBufferBytes: 8388608 },
+  kernel: { netlinkBufferBytes: 8388608, filterEvents: true },
   cache: { internalLimit: 262144, externalLimit: 262144 },
   failover: { purgeTimeoutSeconds: 60, inject: false },
   control: { socket: '/run/ctsyncd/ctsyncd.sock', mode: '0600' },
@@ -203,7 +203,7 @@ const cases: Case[] = [
       "control: { socket: /run/x.sock, mode: '660' }",
       'log: { level: debug, format: json }',
       'metrics: { enabled: false, listen: "[::1]:9100" }',
-      'kernel: { netlinkBufferBytes: 1073741824 }',
+      'kernel: { netlinkBufferBytes: 1073741824, filterEvents: false }',
       'filter: { addresses: { accept: [10.99.0.0/16, "2001:db8::/32", 192.0.2.7] }, tcpStates: { ignore: [SYN_SENT, SYN_SENT2] } }',
     ),
     partial: {
@@ -211,7 +211,7 @@ const cases: Case[] = [
       control: { socket: '/run/x.sock', mode: '660' },
       log: { level: 'debug', format: 'json' },
       metrics: { enabled: false, listen: '[::1]:9100' },
-      kernel: { netlinkBufferBytes: 1073741824 },
+      kernel: { netlinkBufferBytes: 1073741824, filterEvents: false },
       filter: {
         protocols: { ignore: [] },
         addresses: { accept: ['10.99.0.0/16', '2001:db8::/32', '192.0.2.7'] },

@@ -285,7 +285,7 @@ describe('mapping', () => {
     expectWarning(/Syslog/, /^Syslog local0 is not supported by ctsyncd: /);
     expectWarning(/Path \/run/, /control\.socket.*own protocol/);
     expectWarning(/Backlog/, /^Backlog 20 needs no setting/);
-    expectWarning(/Kernelspace/, /^From Kernelspace is not supported by ctsyncd: .*userspace/);
+    expectWarning(/Kernelspace/, /^From Kernelspace needs no setting in ctsyncd: .*kernel\.filterEvents/);
     expectWarning(/IPv6-ICMP ESP/, /^ESP is not supported by ctsyncd's filter/);
     expectWarning(/192\.168\.1\.7/, /host bits set.*192\.168\.1\.0\/24/);
     expectWarning(/300\.1\.1\.1/, /is not an IPv4 address or prefix; skipped/);

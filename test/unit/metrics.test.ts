@@ -105,6 +105,7 @@ function fakeSnapshot(): StatsSnapshot {
     inject: { enabled: true, queued: next(), created: next(), updated: next(), replaced: next(), deleted: next(), failed: next(), failures: {}, batches: next() },
     kernel: {
       ownEventsFiltered: true,
+      eventFilter: { attached: true, rules: ['address-ignore', 'tcp-state'], userspaceOnly: ['address-accept'], instructions: 120, refused: null },
       events: {
         new: next(),
         update: next(),
@@ -196,7 +197,7 @@ function fakeSnapshot(): StatsSnapshot {
 }
 
 /** Label names a ctsyncd metric may carry: all bounded (no address, port or connection). */
-const BOUNDED_LABELS = new Set(['cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le']);
+const BOUNDED_LABELS = new Set(['cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
 
 describe('CtsyncdMetrics exposition', () => {
   it('shows every metric with its type, bounded labels, and the value of its source field', async () => {

@@ -153,6 +153,7 @@ describe('buildStatsSnapshot', () => {
         inject: { enabled: false },
         kernel: {
           ownEventsFiltered: false,
+          eventFilter: { attached: false, rules: [], userspaceOnly: [], instructions: 0, refused: null },
           events: {},
           link: {},
           receiveBufferBytes: 0,
@@ -172,7 +173,8 @@ describe('buildStatsSnapshot', () => {
     const external = new ExternalCache({ limit: 200 });
     external.applyRemote('fw2', 9, 1, 'new', tcp(1));
     const sync: FakeSync = { node: 'fw1', inSync: true, peers: [] };
-    const events = { counters: eventCounters(), ownEventsFiltered: true, receiveBuffer: 8192 };
+    const kernelFilter = { attached: true, rules: ['protocol' as const], userspaceOnly: ['address-accept' as const], instructions: 99, refused: 'ENOMEM' };
+    const events = { counters: eventCounters(), ownEventsFiltered: true, receiveBuffer: 8192, kernelFilter };
     const link = { counters: linkCounters() };
     const sequencer = { state: 'backup' as const, counters: sequencerCounters() };
     const injectCounters = { created: 1, updated: 2, replaced: 3, deleted: 4, failed: 5, failures: { EPERM: 5 }, batches: 6 };
@@ -241,6 +243,7 @@ describe('buildStatsSnapshot', () => {
         inject: { enabled: true, queued: 2, ...injectCounters },
         kernel: {
           ownEventsFiltered: true,
+          eventFilter: { attached: true, rules: ['protocol'], userspaceOnly: ['address-accept'], instructions: 99, refused: 'ENOMEM' },
           events: eventCounters(),
           link: linkCounters(),
           receiveBufferBytes: 8192,
@@ -278,7 +281,7 @@ describe('Daemon.stats()', () => {
     const daemon = new Daemon(cfg, { kernelTransport: kernel.openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
     const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
-    const kernelKeys = ['ownEventsFiltered', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
+    const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
     const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;
     const before = json();
     expect(Object.keys(before)).toEqual(top);
@@ -295,11 +298,29 @@ describe('Daemon.stats()', () => {
       expect(Object.keys(after.failover!)).toEqual(failover);
       expect(Object.keys(after.kernel!)).toEqual(kernelKeys);
       expect(after.failover!.keepalivedState).toBe('fault');
+      // The filter's rules ride on the event socket's kernel program (loopback at least).
+      expect(after.kernel!.eventFilter).toMatchObject({ attached: true, rules: ['address-ignore'], userspaceOnly: [], refused: null });
       expect(after.inject).toMatchObject({ enabled: true, queued: 0 });
       expect(Object.keys(after.sync!).slice(-2)).toEqual(['channels', 'activeChannel']);
       expect(after.sync!.peers).toBeUndefined();
       expect(after.sync!.node).toBe('fw1');
       expect(Object.keys(after.kernel!.events as object)).toContain('new');
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it('kernel.filterEvents: false leaves every rule to userspace; our own events are still dropped in the kernel', async () => {
+    const cfg = parseConfig(
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'kernel: { filterEvents: false }', ''].join('\n'),
+      'stats-test.yaml',
+    );
+    const daemon = new Daemon(cfg, { kernelTransport: new FakeKernel().openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
+    try {
+      await daemon.start();
+      const k = JSON.parse(JSON.stringify(daemon.ops.stats())).kernel as Record<string, unknown>;
+      expect(k.ownEventsFiltered).toBe(true);
+      expect(k.eventFilter).toEqual({ attached: true, rules: [], userspaceOnly: [], instructions: 6, refused: null });
     } finally {
       await daemon.stop();
     }
