@@ -6,7 +6,7 @@
 // loading either. This module must stay light: node built-ins only, no
 // zod, no yaml, nothing from the schema but its type.
 //
-// What a resolved config depends on, and so what the key covers:
+// What a resolved config depends on, and so what an entry must match:
 // - the config file's bytes (parseConfig is pure: no includes, no
 //   environment, no file system; key files are read by the daemon at start,
 //   not at validation);
@@ -14,17 +14,19 @@
 //   of the built files and the lockfile, written by `npm run build`), so a
 //   rebuilt schema or a new zod never reads an old entry;
 // - the command-line options that shape it: none today (`--config` only
-//   names the file), but the caller passes them so a future override is
-//   keyed without a format change.
-// The file's path only names the entry (one per config file, replaced on
-// change), so a cache directory holds one small file per config in use.
+//   names the file), but the caller passes them so that a future override
+//   is covered without a format change.
+// An entry holds all three (and the file's path) and is used only if each is
+// equal, byte for byte: no digest, so no node:crypto to load (~10 ms) and no
+// collision to reason about. The path names the entry (one per config file,
+// replaced on change), so a cache directory holds one small file per config
+// in use.
 //
 // Nothing here is trusted that root did not write: an entry is read only if
 // it is a regular file (no symlink followed), owned by our uid and writable
 // by nobody else, and it is written atomically (a temporary file renamed
 // over it) with mode 0600. Any doubt is a miss, and a miss is the normal
 // path: full validation with file:line:column errors.
-import { createHash } from 'node:crypto';
 import * as nodeFs from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from './schema.js';
@@ -46,7 +48,7 @@ export interface ConfigCacheOptions {
   dir: string;
   /** Identifies the code that validated an entry (dist/build-id). */
   fingerprint: string;
-  /** Command-line options that shape the config; part of the key. */
+  /** Command-line options that shape the config; an entry must carry the same. */
   flags?: readonly string[];
   fs?: ConfigCacheFs;
   /** The uid an entry must belong to (process.getuid()). */
@@ -58,21 +60,24 @@ export interface ConfigCacheOptions {
 /** Why an entry was not used; the caller logs it and validates in full. */
 export type ConfigCacheMiss = 'absent' | 'stale' | 'corrupt' | 'unsafe' | 'unreadable';
 
-/** The config file as read once: its bytes are both hashed and, on a miss, validated, so the two cannot disagree. */
+/** The config file as read once: the same text is both compared and, on a miss, validated, so the two cannot disagree. */
 export interface ConfigSource {
   /** The config file's text, as loadConfig would have read it. */
   text: string;
-  /** The key an entry for exactly this text, build and flags carries. */
-  key: string;
 }
 
 export type ConfigCacheLookup =
   | { hit: true; config: Config; source: ConfigSource }
   | { hit: false; miss: ConfigCacheMiss; source: ConfigSource };
 
+/** What an entry file holds: what the config was validated from, and the result. */
 interface Entry {
   format: number;
-  key: string;
+  fingerprint: string;
+  flags: string[];
+  /** The config file's absolute path. */
+  file: string;
+  text: string;
   config: Config;
 }
 
@@ -87,9 +92,9 @@ export class ConfigCache {
     this.pid = opts.pid ?? 0;
   }
 
-  /** The entry file for `file`: named by the absolute path, so two configs never share one. */
+  /** The entry file for `file`: named by its absolute path (a name clash only costs a miss: the entry holds the path). */
   entryPath(file: string): string {
-    return join(this.opts.dir, `${sha256(resolve(file))}.json`);
+    return join(this.opts.dir, `${pathName(resolve(file))}.json`);
   }
 
   /**
@@ -103,11 +108,18 @@ export class ConfigCache {
     } catch {
       return undefined;
     }
-    const source: ConfigSource = { text: bytes.toString('utf8'), key: this.key(bytes) };
+    const source: ConfigSource = { text: bytes.toString('utf8') };
     const read = this.readEntry(this.entryPath(file));
     if (typeof read === 'string') return { hit: false, miss: read, source };
-    if (read.format !== FORMAT || read.key !== source.key) return { hit: false, miss: 'stale', source };
-    return { hit: true, config: read.config, source };
+    const flags = this.opts.flags ?? [];
+    const same =
+      read.format === FORMAT &&
+      read.fingerprint === this.opts.fingerprint &&
+      read.file === resolve(file) &&
+      read.text === source.text &&
+      read.flags.length === flags.length &&
+      read.flags.every((f, i) => f === flags[i]);
+    return same ? { hit: true, config: read.config, source } : { hit: false, miss: 'stale', source };
   }
 
   /**
@@ -118,7 +130,14 @@ export class ConfigCache {
   store(file: string, source: ConfigSource, config: Config): string | undefined {
     const path = this.entryPath(file);
     const tmp = `${path}.${this.pid}.tmp`;
-    const entry: Entry = { format: FORMAT, key: source.key, config };
+    const entry: Entry = {
+      format: FORMAT,
+      fingerprint: this.opts.fingerprint,
+      flags: [...(this.opts.flags ?? [])],
+      file: resolve(file),
+      text: source.text,
+      config,
+    };
     try {
       this.fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
       // 'wx': a leftover temporary file is someone else's; do not write through it.
@@ -134,16 +153,6 @@ export class ConfigCache {
       }
       return (e as NodeJS.ErrnoException).code ?? 'EIO';
     }
-  }
-
-  private key(bytes: Buffer): string {
-    const h = createHash('sha256');
-    // Lengths before each part: no two (fingerprint, flags, bytes) triples hash the same input.
-    const parts = [`ctsyncd-config/${FORMAT}`, this.opts.fingerprint, ...(this.opts.flags ?? [])];
-    h.update(`${parts.length}\n`);
-    for (const p of parts) h.update(`${Buffer.byteLength(p)}:${p}\n`);
-    h.update(bytes);
-    return h.digest('hex');
   }
 
   private readEntry(path: string): Entry | ConfigCacheMiss {
@@ -175,12 +184,25 @@ function parseEntry(text: string): Entry | undefined {
   }
   if (typeof v !== 'object' || v === null) return undefined;
   const e = v as Partial<Entry>;
-  if (typeof e.format !== 'number' || typeof e.key !== 'string' || typeof e.config !== 'object' || e.config === null) {
-    return undefined;
-  }
-  return e as Entry;
+  const fine =
+    typeof e.format === 'number' &&
+    typeof e.fingerprint === 'string' &&
+    Array.isArray(e.flags) &&
+    typeof e.file === 'string' &&
+    typeof e.text === 'string' &&
+    typeof e.config === 'object' &&
+    e.config !== null;
+  return fine ? (e as Entry) : undefined;
 }
 
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+/** A file name for a path: FNV-1a, 2 x 32 bits. Not a digest to trust: the entry itself holds the path. */
+function pathName(path: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ path.length;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c ^ (i & 0xff), 0x01000193);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }

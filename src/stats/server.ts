@@ -2,7 +2,9 @@
 // exposition), /healthz (the process runs) and /readyz (the daemon is ready:
 // initial kernel dump done, first peer sync attempted). Plain node:http; no
 // other paths, no other methods.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// node:http is loaded in start(): the daemon builds this server before its
+// control socket listens, and loading node:http then would hold that back.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Logger, silentLogger } from '../log.js';
 import { CtsyncdError } from '../common/errors.js';
@@ -69,6 +71,7 @@ export class MetricsServer {
 
   /** Resolves once listening; rejects with a MetricsListenError naming the address. */
   async start(): Promise<void> {
+    const { createServer } = await import('node:http');
     const server = createServer((req, res) => void this.handle(req, res));
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;

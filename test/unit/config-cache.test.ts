@@ -140,6 +140,16 @@ describe('ConfigCache', () => {
     expect(start(cacheOf()).hit).toBe(true);
   });
 
+  it("another file's entry under this file's name (a name clash) is a miss, even with the same text", () => {
+    const cache = cacheOf();
+    start(cache);
+    const other = join(dir, 'same-text.yaml');
+    writeFileSync(other, CONFIG);
+    mkdirSync(dirname(cache.entryPath(other)), { recursive: true });
+    fs.copyFileSync(cache.entryPath(file), cache.entryPath(other));
+    expect(cache.lookup(other)).toMatchObject({ hit: false, miss: 'stale' });
+  });
+
   it('is undefined when the config file cannot be read (the full load reports it)', () => {
     expect(cacheOf().lookup(join(dir, 'missing.yaml'))).toBeUndefined();
   });
