@@ -65,6 +65,9 @@ export class MetricsServer {
   private readonly sockets = new Set<Socket>();
   private readonly log: Logger;
 
+  /** close() was called: a start() still on its way must not leave a server listening. */
+  private closed = false;
+
   constructor(private readonly opts: MetricsServerOptions) {
     this.log = opts.log ?? silentLogger;
   }
@@ -72,6 +75,7 @@ export class MetricsServer {
   /** Resolves once listening; rejects with a MetricsListenError naming the address. */
   async start(): Promise<void> {
     const { createServer } = await import('node:http');
+    if (this.closed) return;
     const server = createServer((req, res) => void this.handle(req, res));
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;
@@ -90,6 +94,10 @@ export class MetricsServer {
         resolve();
       });
     });
+    if (this.closed) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return;
+    }
     server.on('error', (e) => this.log.error('metrics server error', { error: e.message }));
     this.server = server;
     const a = this.address();
@@ -103,6 +111,7 @@ export class MetricsServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const server = this.server;
     if (!server) return;
     this.server = undefined;
