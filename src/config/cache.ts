@@ -40,7 +40,16 @@ const FORMAT = 1;
 /** The file system calls the cache makes; node:fs in the daemon, the same in tests (which point `dir` at a temporary directory). */
 export type ConfigCacheFs = Pick<
   typeof nodeFs,
-  'openSync' | 'fstatSync' | 'readFileSync' | 'closeSync' | 'mkdirSync' | 'writeFileSync' | 'renameSync' | 'rmSync'
+  | 'openSync'
+  | 'fstatSync'
+  | 'readFileSync'
+  | 'closeSync'
+  | 'mkdirSync'
+  | 'writeFileSync'
+  | 'renameSync'
+  | 'rmSync'
+  | 'readdirSync'
+  | 'existsSync'
 >;
 
 export interface ConfigCacheOptions {
@@ -144,6 +153,7 @@ export class ConfigCache {
       this.fs.rmSync(tmp, { force: true });
       this.fs.writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600, flag: 'wx' });
       this.fs.renameSync(tmp, path);
+      this.prune(path);
       return undefined;
     } catch (e) {
       try {
@@ -152,6 +162,25 @@ export class ConfigCache {
         // nothing more to clean up
       }
       return (e as NodeJS.ErrnoException).code ?? 'EIO';
+    }
+  }
+
+  /**
+   * Removes the entries of config files that no longer exist (test runs and
+   * renamed configs leave them), so the directory holds the configs in use.
+   * Runs only after a store, that is after a full validation, never on the
+   * path of a hit. Best effort: an entry it cannot read stays.
+   */
+  private prune(keep: string): void {
+    try {
+      for (const name of this.fs.readdirSync(this.opts.dir)) {
+        const path = join(this.opts.dir, name);
+        if (!name.endsWith('.json') || path === keep) continue;
+        const entry = this.readEntry(path);
+        if (typeof entry !== 'string' && !this.fs.existsSync(entry.file)) this.fs.rmSync(path, { force: true });
+      }
+    } catch {
+      // the entries stay until the next store
     }
   }
 

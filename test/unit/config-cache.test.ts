@@ -150,6 +150,26 @@ describe('ConfigCache', () => {
     expect(cache.lookup(other)).toMatchObject({ hit: false, miss: 'stale' });
   });
 
+  it('a store removes the entries of config files that are gone, and keeps the others', () => {
+    const cache = cacheOf();
+    const gone = join(dir, 'gone.yaml');
+    const kept = join(dir, 'kept.yaml');
+    for (const f of [gone, kept]) {
+      writeFileSync(f, CONFIG);
+      const found = cache.lookup(f);
+      if (!found || found.hit) throw new Error('expected a miss');
+      expect(cache.store(f, found.source, parseConfig(found.source.text, f))).toBeUndefined();
+    }
+    rmSync(gone);
+    // Not an entry: left alone.
+    writeFileSync(join(dir, 'cache', 'notes.txt'), 'x');
+    expect(start(cache).hit).toBe(false);
+    expect(fs.existsSync(cache.entryPath(gone))).toBe(false);
+    expect(cache.lookup(kept)).toMatchObject({ hit: true });
+    expect(start(cacheOf()).hit).toBe(true);
+    expect(fs.existsSync(join(dir, 'cache', 'notes.txt'))).toBe(true);
+  });
+
   it('is undefined when the config file cannot be read (the full load reports it)', () => {
     expect(cacheOf().lookup(join(dir, 'missing.yaml'))).toBeUndefined();
   });
