@@ -4,6 +4,9 @@
 // established entries already in its kernel; `bin/ctsyncd --config FILE` is
 // exec'ed there (the V8 options of its #! line, as the binary itself would
 // run) and this process polls the control socket every 2 ms:
+// It is started twice: once cold (its first start with this config file:
+// full validation, which fills the validated-config cache) and once
+// restarted, the case this bench is about (the cache is warm):
 //   answers   exec → the first `ping` answered (the control socket is up)
 //   ready     exec → `stats` says ready (kernel dump done, first peer sync
 //             attempt over: no peer exists here, so that is
@@ -15,13 +18,17 @@
 // reads the kernel table before it serves its socket, so for conntrackd
 // "answers" is also "ready". The 1-minute load average is printed before
 // each trial; measure on a quiet machine. Root; after `npm ci`.
-//   node bench/startup.mjs [trials=10] [entries=10000]
+// With a third argument, another checkout's bin/ctsyncd (e.g. a build of
+// main in a second worktree) is measured the same way in each trial, in
+// alternating order with this one: a before/after on one noisy machine.
+//   node bench/startup.mjs [trials=10] [entries=10000] [other-checkout]
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigCache, CONFIG_CACHE_DIR } from '../dist/config/cache.js';
 import { controlRequest } from '../dist/control/client.js';
 import { DAEMON_NODE_FLAGS } from '../dist/daemon/node-flags.js';
 import { CONNTRACKD_BIN, CT_STATS_RUNTIME, conntrackdRequest } from './lib/daemons.mjs';
@@ -31,6 +38,7 @@ const trials = Number(process.argv[2] ?? 10);
 const entries = Number(process.argv[3] ?? 10_000);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'ctsyncd');
+const OTHER_BIN = process.argv[4] ? join(process.argv[4], 'bin', 'ctsyncd') : undefined;
 const load1 = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -133,6 +141,8 @@ async function trial(i) {
       '',
     ].join('\n'),
   );
+  // This config's entry in the daemon's validated-config cache, removed with the rest.
+  const cacheEntry = new ConfigCache({ dir: CONFIG_CACHE_DIR, fingerprint: '' }).entryPath(conf);
   execFileSync('ip', ['netns', 'add', ns]);
   let child;
   try {
@@ -146,8 +156,15 @@ async function trial(i) {
     const floor = await nodeFloor(ns);
     const load = load1();
     const ctd = conntrackdConf(dir, subnet);
-    const runCtsyncd = async () => {
-      const r = await timeToAnswer(ns, [process.execPath, ...DAEMON_NODE_FLAGS, BIN, '--config', conf], () =>
+    const runCtsyncd = async (bin) => {
+      // The cold start: the restart measured below finds the cache it fills.
+      rmSync(cacheEntry, { force: true });
+      const cold = await timeToAnswer(ns, [process.execPath, ...DAEMON_NODE_FLAGS, bin, '--config', conf], () =>
+        controlRequest(socket, 'ping', {}, { timeoutMs: 200 }).then(() => true),
+      );
+      child = cold.child;
+      await stop(cold.child);
+      const r = await timeToAnswer(ns, [process.execPath, ...DAEMON_NODE_FLAGS, bin, '--config', conf], () =>
         controlRequest(socket, 'ping', {}, { timeoutMs: 200 }).then(() => true),
       );
       child = r.child;
@@ -157,7 +174,7 @@ async function trial(i) {
       );
       const cached = (await controlRequest(socket, 'stats', {}, { timeoutMs: 1000 })).internal.entries;
       await stop(r.child);
-      return { answers: r.answers, ready: ready - r.t0, cached };
+      return { cold: cold.answers, answers: r.answers, ready: ready - r.t0, cached };
     };
     const runConntrackd = async () => {
       const r = await timeToAnswer(ns, [CONNTRACKD_BIN, '-C', ctd.conf], () =>
@@ -170,30 +187,45 @@ async function trial(i) {
     // Alternate which goes first, so neither always finds the page cache warm.
     let ours;
     let theirs;
+    let other;
     if (i % 2 === 0) {
-      ours = await runCtsyncd();
+      ours = await runCtsyncd(BIN);
+      if (OTHER_BIN) other = await runCtsyncd(OTHER_BIN);
       theirs = await runConntrackd();
     } else {
       theirs = await runConntrackd();
-      ours = await runCtsyncd();
+      if (OTHER_BIN) other = await runCtsyncd(OTHER_BIN);
+      ours = await runCtsyncd(BIN);
     }
-    return { load, floor, ...ours, conntrackd: theirs.answers };
+    return { load, floor, ...ours, other, conntrackd: theirs.answers };
   } finally {
     if (child) await stop(child);
     execFileSync('ip', ['netns', 'del', ns]);
     rmSync(dir, { recursive: true, force: true });
+    rmSync(cacheEntry, { force: true });
   }
 }
 
 const rows = [];
+const fmt = (x) => x.toFixed(0);
 for (let i = 0; i < trials; i++) {
   const r = await trial(i);
   rows.push(r);
   console.log(
-    `trial ${i + 1} (load ${r.load}): node -e 0 ${r.floor.toFixed(0)} ms; answers ${r.answers.toFixed(0)} ms; ` +
-      `ready ${r.ready.toFixed(0)} ms with ${r.cached} entries; conntrackd answers ${r.conntrackd.toFixed(0)} ms`,
+    `trial ${i + 1} (load ${r.load}): node -e 0 ${fmt(r.floor)} ms; cold start answers ${fmt(r.cold)} ms; ` +
+      `restarted: answers ${fmt(r.answers)} ms, ready ${fmt(r.ready)} ms with ${r.cached} entries; ` +
+      (r.other
+        ? `other checkout: cold ${fmt(r.other.cold)} ms, restarted answers ${fmt(r.other.answers)} ms, ready ${fmt(r.other.ready)} ms; `
+        : '') +
+      `conntrackd answers ${fmt(r.conntrackd)} ms`,
   );
 }
+const med = (f) => fmt(median(rows.map(f)));
 console.log(
-  `median of ${rows.length}: node -e 0 ${median(rows.map((r) => r.floor)).toFixed(0)} ms, answers ${median(rows.map((r) => r.answers)).toFixed(0)} ms, ready ${median(rows.map((r) => r.ready)).toFixed(0)} ms; conntrackd answers ${median(rows.map((r) => r.conntrackd)).toFixed(0)} ms (${entries} entries in the kernel)`,
+  `median of ${rows.length} (loads ${rows.map((r) => r.load).join(' ')}): node -e 0 ${med((r) => r.floor)} ms, ` +
+    `cold answers ${med((r) => r.cold)} ms; restarted: answers ${med((r) => r.answers)} ms, ready ${med((r) => r.ready)} ms; ` +
+    (OTHER_BIN
+      ? `other checkout: cold ${med((r) => r.other.cold)} ms, restarted answers ${med((r) => r.other.answers)} ms, ready ${med((r) => r.other.ready)} ms; `
+      : '') +
+    `conntrackd answers ${med((r) => r.conntrackd)} ms (${entries} entries in the kernel)`,
 );

@@ -1,6 +1,5 @@
 // One binary for the daemon and every client command.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Client commands run from keepalived's notify path at failover, so they load
@@ -26,9 +25,19 @@ const stdio: Io = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
+/**
+ * The package root: the nearest directory above this file with a
+ * package.json. This file runs as dist/cli.js or inside a chunk of
+ * dist/bundle/ (scripts/bundle.mjs), one level deeper.
+ */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = dirname(dir); !existsSync(join(dir, 'package.json')) && up !== dir; up = dirname(up)) dir = up;
+  return dir;
+}
+
 function version(): string {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -78,10 +87,11 @@ async function showHelp(inv: Invocation, io: Io): Promise<number> {
   return EXIT_OK;
 }
 
-async function loadOrReport(file: string, io: Io): Promise<Config | undefined> {
-  const { ConfigError, loadConfig } = await import('./config/index.js');
+/** The validated config, or undefined after printing each issue as file:line:col. `text`: the file as already read. */
+async function loadOrReport(file: string, io: Io, text?: string): Promise<Config | undefined> {
+  const { ConfigError, loadConfig, parseConfig } = await import('./config/index.js');
   try {
-    return loadConfig(file);
+    return text === undefined ? loadConfig(file) : parseConfig(text, file);
   } catch (e) {
     if (e instanceof ConfigError) {
       for (const i of e.issues) io.err(`${i.file}:${i.line}:${i.column} ${i.path || '(root)'} ${i.message}`);
@@ -122,19 +132,57 @@ async function clientSocket(file: string, io: Io): Promise<string | undefined> {
   return (await loadOrReport(file, io))?.control.socket;
 }
 
+/** Identifies this build (dist/build-id, written by `npm run build`); undefined in a tree built without it. */
+function buildId(): string | undefined {
+  try {
+    return readFileSync(join(packageRoot(), 'dist', 'build-id'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The daemon's config. A restart usually finds the file this build validated
+ * last time: then the resolved config comes from the validated-config cache
+ * (src/config/cache.ts) and neither the YAML parser nor the schema is loaded,
+ * about a third of a start. Otherwise it is validated in full, exactly as
+ * before (same errors), and kept for the next start. `cache` says which, for
+ * the log: 'hit', why it missed, or 'off' (no dist/build-id); `stored` is
+ * 'ok' or the error code of a failed store.
+ */
+async function daemonConfig(
+  file: string,
+  io: Io,
+): Promise<{ cfg: Config; cache: string; stored?: string } | undefined> {
+  const fingerprint = buildId();
+  const { CONFIG_CACHE_DIR, ConfigCache } = await import('./config/cache.js');
+  const cache = fingerprint
+    ? new ConfigCache({ dir: CONFIG_CACHE_DIR, fingerprint, uid: process.getuid?.(), pid: process.pid })
+    : undefined;
+  const found = cache?.lookup(file);
+  if (found?.hit) return { cfg: found.config, cache: 'hit' };
+  // Unreadable file or no build id: the full load (and its error report) as before.
+  const cfg = await loadOrReport(file, io, found?.source.text);
+  if (!cfg) return undefined;
+  if (!cache || !found) return { cfg, cache: 'off' };
+  return { cfg, cache: found.miss, stored: cache.store(file, found.source, cfg) ?? 'ok' };
+}
+
 async function runDaemon(file: string, io: Io): Promise<number> {
-  const cfg = await loadOrReport(file, io);
-  if (!cfg) return EXIT_FAILURE;
-  const [{ Daemon }, { SystemdNotifier }, { ConfigError, loadConfig }, { createLogger }] = await Promise.all([
+  const loaded = await daemonConfig(file, io);
+  if (!loaded) return EXIT_FAILURE;
+  const { cfg } = loaded;
+  const [{ Daemon }, { SystemdNotifier }, { createLogger }] = await Promise.all([
     import('./daemon.js'),
     import('./systemd/notify.js'),
-    import('./config/index.js'),
     import('./log.js'),
   ]);
   const log = createLogger({
     level: cfg.log.level === 'trace' ? 'debug' : cfg.log.level,
     format: cfg.log.format,
   });
+  const stored = loaded.stored === undefined ? {} : { cacheStored: loaded.stored };
+  log.info('configuration loaded', { file, validatedCache: loaded.cache, ...stored });
   const daemon = new Daemon(cfg, { log, notifier: new SystemdNotifier({ log }) });
   const stop = (signal: string) => {
     log.info('signal received, stopping', { signal });
@@ -145,7 +193,9 @@ async function runDaemon(file: string, io: Io): Promise<number> {
   // A live reload would have to re-open sockets, re-key the wire and re-filter
   // both caches while peers keep sending; a restart does all of that cleanly
   // (peers resync us by themselves). SIGHUP only checks the file and says so.
-  process.on('SIGHUP', () => {
+  // The schema is loaded here, on demand: a start from the validated-config cache did not load it.
+  const checkOnHangup = async () => {
+    const { ConfigError, loadConfig } = await import('./config/index.js');
     try {
       const next = loadConfig(file);
       const changed = Object.keys(next).filter(
@@ -160,7 +210,8 @@ async function runDaemon(file: string, io: Io): Promise<number> {
       const issues = e instanceof ConfigError ? e.issues.map((i) => `${i.file}:${i.line}:${i.column} ${i.path} ${i.message}`) : [String(e)];
       log.error('SIGHUP: configuration file is invalid; the running configuration stays', { file, issues });
     }
-  });
+  };
+  process.on('SIGHUP', () => void checkOnHangup());
   const stopped = daemon.waitForStop();
   try {
     await daemon.start();
@@ -222,8 +273,12 @@ async function detachDaemon(inv: Invocation, io: Io): Promise<number> {
     io.err(`ctsyncd: already running (control socket ${cfg.control.socket} answers)`);
     return EXIT_FAILURE;
   }
-  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ctsyncd');
-  const { DAEMON_NODE_FLAGS } = await import('./daemon/node-flags.js');
+  const bin = join(packageRoot(), 'bin', 'ctsyncd');
+  const [{ DAEMON_NODE_FLAGS }, { spawn }] = await Promise.all([
+    import('./daemon/node-flags.js'),
+    // Only here: node:child_process costs every other command ~10 ms to load.
+    import('node:child_process'),
+  ]);
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, '--config', file], {
     detached: true,
     stdio: 'ignore',

@@ -30,7 +30,9 @@ import { DaemonOperations } from './daemon/operations.js';
 import { TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire/auth.js';
 import { parseHostPort } from './common/address.js';
-import { type MetricsSource, MetricsService } from './stats/index.js';
+// Not stats/index.js: that loads prom-client, which MetricsService defers until after the dump.
+import { MetricsService } from './stats/service.js';
+import type { MetricsSource } from './stats/source.js';
 import { buildStatsSnapshot } from './stats/snapshot.js';
 
 export interface DaemonDeps {
@@ -158,6 +160,18 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (e) {
+      // Stopped while starting (SIGTERM during the initial dump, which now
+      // runs with the control socket already answering): the dump fails on
+      // its closed socket, and that is the stop, not a start failure.
+      if (this.stopped) return;
+      throw e;
+    }
+  }
+
+  private async open(): Promise<void> {
     const cfg = this.config;
     const keyFiles = cfg.sync.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
@@ -171,6 +185,7 @@ export class Daemon {
         handlers: dispatchTable(this.ops),
       });
       await this.control.start();
+      if (this.stopped) return;
     }
 
     // Metrics (src/stats) before the dump too: /readyz answers 503 until ready.
@@ -180,6 +195,7 @@ export class Daemon {
       const source: MetricsSource = { snapshot: () => this.statsSnapshot(), ready: () => this.ready };
       this.metrics = new MetricsService(source, { ...at, log: this.log });
       await this.metrics.start();
+      if (this.stopped) return;
     }
 
     const kernelOpts = { transportFactory: this.deps.kernelTransport };
@@ -232,6 +248,8 @@ export class Daemon {
       if (sync.receive(buf).ok) this.channels?.noteValidReceive(channel);
     });
     await this.channels.start();
+    // Nothing below may run after stop(): its timers would outlive it.
+    if (this.stopped) return;
 
     const table = new LocalTable({
       internal: this.internal,
@@ -273,7 +291,11 @@ export class Daemon {
 
     // Events interleave with the dump; a key an event touched belongs to the events.
     const initial = await table.initialDump();
+    if (this.stopped) return;
     this.log.info('initial kernel dump done', { cached: this.internal.size, ...initial });
+    // The registry (prom-client) loads now rather than before the control
+    // socket and the dump, which its ~65 ms of loading would have held back.
+    this.metrics?.load().catch((e: unknown) => this.log.error('metrics registry not loaded', { error: String(e) }));
     if (notifier) this.notifySystemd(notifier);
     table.resumeOverrunRecovery();
 

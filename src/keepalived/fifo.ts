@@ -15,8 +15,8 @@
 // open, so the data waits in the new pipe until we open it. A FIFO that
 // ctsyncd created is left in place by keepalived (it gets EEXIST and only
 // unlinks FIFOs it created), which is why we create it when missing.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { type Logger, silentLogger } from '../log.js';
 import type { FailoverSequencer } from './sequencer.js';
@@ -214,6 +214,8 @@ export class NotifyFifoReader {
       // Node has no mkfifo(); mkfifo(1) is coreutils. EEXIST means keepalived
       // created it meanwhile, which is as good.
       try {
+        // Required here, not imported: node:child_process would load with every daemon, FIFO or not.
+        const { execFileSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
         execFileSync('mkfifo', ['-m', '0600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
         created = true;
       } catch (mkErr) {

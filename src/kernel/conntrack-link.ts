@@ -122,6 +122,15 @@ const ETIMEDOUT = 110;
 const EPROTO = 71;
 const DEFAULT_CHUNK = 1024;
 
+/**
+ * Bytes of a dump decoded per event-loop turn: ~600 entries, a few ms, so
+ * the control socket and the sync channels answer while a large table is
+ * read (a starting daemon's ping waited for the whole initial dump before).
+ * A whole batch's acks (36 bytes each with NETLINK_CAP_ACK) still fit in
+ * one read.
+ */
+const DUMP_BATCH_BYTES = 128 * 1024;
+
 const defaultFactory: TransportFactory = (opts) => new NetlinkSocket(opts);
 
 const msgType = (subsys: number, msg: number) => (subsys << 8) | msg;
@@ -149,6 +158,7 @@ export class ConntrackLink {
       netns: opts.netns,
       receiveBufferBytes: opts.receiveBufferBytes ?? 8 * 1024 * 1024,
       sendBufferBytes: 8 * 1024 * 1024,
+      batchBytes: DUMP_BATCH_BYTES,
     });
     this.channel = new RequestChannel(transport, (e) => this.noteDecodeError(e));
     this.replyTimeoutMs = opts.replyTimeoutMs ?? 10_000;

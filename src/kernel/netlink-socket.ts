@@ -44,12 +44,14 @@ export class NetlinkSocket implements NetlinkTransport {
   private fd: number;
   private poll: PollHandle | undefined;
   private receiver: NetlinkReceiver | undefined;
-  private readonly buf = Buffer.allocUnsafe(RECV_BUFFER);
+  private readonly buf: Buffer;
   private readonly status = new Int32Array(3);
   private closed = false;
 
   constructor(opts: TransportOptions = {}) {
     this.native = loadNative();
+    // Room for at least one more datagram than a read leaves space for (MIN_SPACE).
+    this.buf = Buffer.allocUnsafe(MIN_SPACE + (opts.batchBytes ?? RECV_BUFFER - MIN_SPACE));
     try {
       this.fd = this.native.socketOpen(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER, opts.netns ?? null);
     } catch (e) {

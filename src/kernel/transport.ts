@@ -48,6 +48,15 @@ export interface TransportOptions {
   groups?: number[];
   receiveBufferBytes?: number;
   sendBufferBytes?: number;
+  /**
+   * Bytes read per dispatch (one JS call with whatever datagrams fit). Large
+   * for the event socket (many small events per call); small for a socket
+   * that receives dumps, whose datagrams each carry ~150 entries: a 1 MiB
+   * read of a dump is ~5000 entries decoded in one turn of the event loop,
+   * which holds back everything else, a starting daemon's control socket
+   * included.
+   */
+  batchBytes?: number;
 }
 
 export type TransportFactory = (opts: TransportOptions) => NetlinkTransport;

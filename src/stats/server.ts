@@ -2,7 +2,9 @@
 // exposition), /healthz (the process runs) and /readyz (the daemon is ready:
 // initial kernel dump done, first peer sync attempted). Plain node:http; no
 // other paths, no other methods.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// node:http is loaded in start(): the daemon builds this server before its
+// control socket listens, and loading node:http then would hold that back.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Logger, silentLogger } from '../log.js';
 import { CtsyncdError } from '../common/errors.js';
@@ -63,12 +65,17 @@ export class MetricsServer {
   private readonly sockets = new Set<Socket>();
   private readonly log: Logger;
 
+  /** close() was called: a start() still on its way must not leave a server listening. */
+  private closed = false;
+
   constructor(private readonly opts: MetricsServerOptions) {
     this.log = opts.log ?? silentLogger;
   }
 
   /** Resolves once listening; rejects with a MetricsListenError naming the address. */
   async start(): Promise<void> {
+    const { createServer } = await import('node:http');
+    if (this.closed) return;
     const server = createServer((req, res) => void this.handle(req, res));
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;
@@ -87,6 +94,10 @@ export class MetricsServer {
         resolve();
       });
     });
+    if (this.closed) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return;
+    }
     server.on('error', (e) => this.log.error('metrics server error', { error: e.message }));
     this.server = server;
     const a = this.address();
@@ -100,6 +111,7 @@ export class MetricsServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const server = this.server;
     if (!server) return;
     this.server = undefined;

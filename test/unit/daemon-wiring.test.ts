@@ -73,6 +73,21 @@ describe('Daemon wiring', () => {
     expect(await d.ops.runFailoverStep('bulk-send')).toBe(0);
   });
 
+  it('a stop while start() runs ends it quietly, at any point, and leaves nothing running', async () => {
+    // Each of these lets start() run to a later await before stop() comes.
+    // Left running, the metrics endpoint (default metrics.listen) would make
+    // the next round's start() fail with EADDRINUSE.
+    for (const turns of [0, 1, 2, 5, 20]) {
+      const kernel = new FakeKernel();
+      for (let i = 1; i <= 50; i++) kernel.packetNew(tcp(i));
+      const d = daemon(kernel);
+      const started = d.start();
+      for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
+      await d.stop();
+      await expect(started).resolves.toBeUndefined();
+    }
+  });
+
   it('kernel events reach the internal cache and go out on the sync link; the operations reach the kernel', async () => {
     const kernel = new FakeKernel();
     const channel = new LoopChannel('l0');

@@ -1,7 +1,6 @@
 // What the sync channels need to know about a network interface: whether it
 // exists, which addresses it has, and whether its link can carry traffic.
 // Everything here reads the calling process's own network namespace.
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { canonicalAddress, type IpFamily, normaliseAddress } from '../../common/address.js';
@@ -76,8 +75,10 @@ function ipv6FromProc(): Map<string, string[]> {
 }
 
 /** IPv4 addresses per interface from iproute2's JSON output, or an empty map when `ip` fails. */
-function ipv4FromIproute(ifname?: string): Promise<Map<string, string[]>> {
+async function ipv4FromIproute(ifname?: string): Promise<Map<string, string[]>> {
   const args = ['-j', '-4', 'addr', 'show', ...(ifname === undefined ? [] : ['dev', ifname])];
+  // Loaded here rather than with the daemon: ~10 ms before its control socket listens otherwise.
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve) => {
     execFile('ip', args, { timeout: 5000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
       const out = new Map<string, string[]>();

@@ -3,8 +3,8 @@
 // Two key files allow a rolling key change: every node first loads
 // [old, new] (signs with old, accepts both), then [new, old], then [new].
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { CtsyncdError } from '../../common/errors.js';
 
 export interface AuthKeys {
@@ -13,6 +13,17 @@ export interface AuthKeys {
   /** Any of these verifies a received datagram; sign is the first. */
   verify: Buffer[];
 }
+
+/**
+ * node:crypto, loaded on first use: ~40 internal modules (~10 ms) that a
+ * cluster without sync.auth never needs, and that would otherwise load
+ * before a starting daemon's control socket listens. Synchronous, as the
+ * datagram codec that signs and verifies is.
+ */
+const nodeCrypto = (() => {
+  let loaded: typeof import('node:crypto') | undefined;
+  return () => (loaded ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
+})();
 
 export const HMAC_BYTES = 32;
 /** 128 bits: below that, an HMAC key is guessable offline from captured traffic. */
@@ -74,13 +85,13 @@ export function loadAuthKeys(files: string[]): AuthKeys {
 }
 
 export function hmac(key: Buffer, data: Buffer): Buffer {
-  return createHmac('sha256', key).update(data).digest();
+  return nodeCrypto().createHmac('sha256', key).update(data).digest();
 }
 
 /** Whether mac is the HMAC of data under any of the keys; constant time per key. */
 export function verifyHmac(keys: readonly Buffer[], data: Buffer, mac: Buffer): boolean {
   for (const key of keys) {
-    if (timingSafeEqual(hmac(key, data), mac)) return true;
+    if (nodeCrypto().timingSafeEqual(hmac(key, data), mac)) return true;
   }
   return false;
 }

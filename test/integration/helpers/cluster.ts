@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { CONFIG_CACHE_DIR, ConfigCache } from '../../../src/config/cache.js';
 import { controlRequest } from '../../../src/control/client.js';
 import { createNetns, type Netns, uniqueName } from './netns.js';
 
@@ -223,8 +224,15 @@ export class Cluster {
     for (const n of this.nodes) await n.ns.destroy();
     for (const h of this.hosts) await h.destroy();
     await this.bridgeNs?.destroy();
+    // Each daemon kept its validated config under the cache directory, named by its config's path.
+    for (const n of this.nodes) rmSync(configCacheEntry(n.configPath), { force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Where a daemon started with `configPath` keeps its validated config (src/config/cache.ts). */
+export function configCacheEntry(configPath: string): string {
+  return new ConfigCache({ dir: CONFIG_CACHE_DIR, fingerprint: '' }).entryPath(configPath);
 }
 
 export async function waitFor(
