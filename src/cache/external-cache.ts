@@ -328,7 +328,7 @@ export class ExternalCache implements ReplicaSink {
     kind: RemoteKind,
     entry: ConntrackEntry | EntryRecord,
   ): RemoteResult {
-    if (entry instanceof EntryRecord) return this.applyRecord(origin, epoch, seq, kind, entry, 0, entry.x);
+    if (entry instanceof EntryRecord) return this.applyRecord(origin, epoch, seq, kind, entry, entry.at, entry.x);
     const r = this.scratch;
     const x = writeEntryRecord(entry, r, 0, this.compactEntry);
     if (x === false) {

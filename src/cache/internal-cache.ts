@@ -34,7 +34,7 @@
 import type { EventType } from '../kernel/conntrack-events.js';
 import {
   type EntryIdentity,
-  EntryRecord,
+  type EntryRecord,
   F_FLAGS_ORIG,
   F_FLAGS_REPLY,
   F_MARK,
@@ -53,6 +53,7 @@ import {
   readEntryRecord,
   recordBuf,
   recordHash,
+  RecordPool,
   W_FLAGS,
   W_MARK,
   W_SECMARK,
@@ -233,6 +234,8 @@ export class InternalCache {
   // Bound once: a closure per event would be garbage per entry.
   private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
   private readonly scratch: RecordBuf = recordBuf(1);
+  /** Where recordAt() copies records for the sender. */
+  private readonly pool = new RecordPool();
 
   constructor(opts: InternalCacheOptions) {
     this.limit = opts.limit;
@@ -385,7 +388,7 @@ export class InternalCache {
   recordAt(slot: number): EntryRecord | undefined {
     const t = this.table;
     if (slot < 0 || !t.isLive(slot)) return undefined;
-    return new EntryRecord(t.recOf(slot).w, t.at(slot), t.extrasOf(slot));
+    return this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot));
   }
 
   get size(): number {

@@ -406,27 +406,47 @@ export function readEntryRecord(r: RecordBuf, at: number, extras: RecordExtras |
 /**
  * One record on its own, e.g. a message waiting to be sent and perhaps sent
  * again: a copy of a table's record (which may change or be reused
- * meanwhile) and its extras, three small objects instead of an entry's tree.
+ * meanwhile) at word `at` of a RecordPool chunk, and its extras. One small
+ * object per record: no typed array of its own, which costs V8 far more to
+ * make than the words it would hold.
  */
 export class EntryRecord implements RecordBuf {
-  readonly w: Int32Array;
-  private bytes: Buffer | undefined;
-
   constructor(
-    src: Int32Array,
-    at: number,
+    readonly w: Int32Array,
+    readonly b: Buffer,
+    readonly at: number,
     readonly x: RecordExtras | undefined,
-  ) {
-    this.w = src.slice(at, at + REC_WORDS);
-  }
-
-  get b(): Buffer {
-    return (this.bytes ??= Buffer.from(this.w.buffer, this.w.byteOffset, this.w.byteLength));
-  }
+  ) {}
 
   /** The entry it holds, made on each call. */
   entry(): ConntrackEntry {
-    return readEntryRecord(this, 0, this.x);
+    return readEntryRecord(this, this.at, this.x);
+  }
+}
+
+/** Records per RecordPool chunk: 104 KiB. */
+const POOL_RECORDS = 1024;
+
+/**
+ * Where EntryRecords live: records are copied into chunks one after the
+ * other, and a chunk is garbage once no EntryRecord in it is referenced.
+ * Nothing is freed by hand, so nothing can be freed too early.
+ */
+export class RecordPool {
+  private chunk: RecordBuf = recordBuf(POOL_RECORDS);
+  private next = 0;
+
+  /** An EntryRecord holding a copy of the record at `src[at]`. */
+  copy(src: Int32Array, at: number, x: RecordExtras | undefined): EntryRecord {
+    if (this.next === POOL_RECORDS) {
+      this.chunk = recordBuf(POOL_RECORDS);
+      this.next = 0;
+    }
+    const c = this.chunk;
+    const o = this.next++ * REC_WORDS;
+    const w = c.w;
+    for (let i = 0; i < REC_WORDS; i++) w[o + i] = src[at + i]!;
+    return new EntryRecord(w, c.b, o, x);
   }
 }
 

@@ -36,8 +36,9 @@ import {
   F_WSCALE_REPLY,
   F_ZONE,
   O_SHIFT,
-  recordBuf,
   R_SHIFT,
+  RecordPool,
+  recordBuf,
   T_DPORT,
   T_ICMP_CODE,
   T_ICMP_ID,
@@ -47,8 +48,10 @@ import {
   W_HEAD,
   W_MARK,
   W_OAB,
+  W_ODST,
   W_OSRC,
   W_RAB,
+  W_RDST,
   W_RSRC,
   W_SECMARK,
   W_STATUS,
@@ -497,34 +500,35 @@ function writeEntry(w: ProtoWriter, e: ConntrackEntry, isDelete: boolean): void 
  */
 function writeEntryRecordBody(w: ProtoWriter, r: EntryRecord, isDelete: boolean): void {
   const rw = r.w;
-  const f = rw[W_FLAGS]!;
+  const at = r.at;
+  const f = rw[at + W_FLAGS]!;
   if (
     r.x !== undefined ||
     (f & F_WHOLE) !== 0 ||
     (f & (F_PROTOINFO | F_TCP)) === F_PROTOINFO ||
-    ((f & F_TCP) !== 0 && (rw[W_TCP]! & 0xff) >= STATE_LIMIT)
+    ((f & F_TCP) !== 0 && (rw[at + W_TCP]! & 0xff) >= STATE_LIMIT)
   ) {
     writeEntry(w, r.entry(), isDelete);
     return;
   }
-  const head = rw[W_HEAD]!;
+  const head = rw[at + W_HEAD]!;
   const v4 = (head & 0xff) === AF_INET;
   const proto = (head >>> 8) & 0xff;
   const ob = (f >>> O_SHIFT) & 31;
   const rb = (f >>> R_SHIFT) & 31;
-  writeRecordTuple(w, T_ENTRY.orig, rw, W_OSRC, W_OAB, ob, proto, v4);
+  writeRecordTuple(w, T_ENTRY.orig, rw, at + W_OSRC, at + W_OAB, ob, proto, v4);
   if (isDelete) {
     if (f & F_ZONE) w.u32Field(T_ENTRY.zone, head >>> 16);
     return;
   }
-  if (!recordIsMirror(rw, ob, rb, proto)) writeRecordTuple(w, T_ENTRY.reply, rw, W_RSRC, W_RAB, rb, proto, v4);
-  if (f & F_STATUS) w.u32Field(T_ENTRY.status, rw[W_STATUS]! >>> 0);
-  if (f & F_TIMEOUT) w.u32Field(T_ENTRY.timeout, rw[W_TIMEOUT]! >>> 0);
-  if (f & F_MARK) w.u32Field(T_ENTRY.mark, rw[W_MARK]! >>> 0);
+  if (!recordIsMirror(rw, at, ob, rb, proto)) writeRecordTuple(w, T_ENTRY.reply, rw, at + W_RSRC, at + W_RAB, rb, proto, v4);
+  if (f & F_STATUS) w.u32Field(T_ENTRY.status, rw[at + W_STATUS]! >>> 0);
+  if (f & F_TIMEOUT) w.u32Field(T_ENTRY.timeout, rw[at + W_TIMEOUT]! >>> 0);
+  if (f & F_MARK) w.u32Field(T_ENTRY.mark, rw[at + W_MARK]! >>> 0);
   if (f & F_ZONE) w.u32Field(T_ENTRY.zone, head >>> 16);
   if (f & F_TCP) {
-    const tcp = rw[W_TCP]!;
-    const flags = rw[W_TCPFLAGS]!;
+    const tcp = rw[at + W_TCP]!;
+    const flags = rw[at + W_TCPFLAGS]!;
     const lp = w.begin(T_ENTRY.tcp);
     if ((tcp & 0xff) !== 0) w.u32Field(T_TCP.state, tcp & 0xff);
     if (f & F_WSCALE_ORIG) w.u32Field(T_TCP.wscaleOrig, (tcp >>> 8) & 0xff);
@@ -533,7 +537,7 @@ function writeEntryRecordBody(w: ProtoWriter, r: EntryRecord, isDelete: boolean)
     if (f & F_FLAGS_REPLY) w.u32Field(T_TCP.flagsReply, flags >>> 16);
     w.end(lp);
   }
-  if (f & F_SECMARK) w.u32Field(T_ENTRY.secmark, rw[W_SECMARK]! >>> 0);
+  if (f & F_SECMARK) w.u32Field(T_ENTRY.secmark, rw[at + W_SECMARK]! >>> 0);
 }
 
 /** writeTuple() of a record's tuple: addresses from words wSrc.., ports or ICMP fields from word wAB. */
@@ -579,12 +583,12 @@ function writeRecordAddr(w: ProtoWriter, t: number, rw: Int32Array, wi: number, 
 }
 
 /** isMirror() on a record's words and tuple presence bits. */
-function recordIsMirror(rw: Int32Array, ob: number, rb: number, proto: number): boolean {
+function recordIsMirror(rw: Int32Array, at: number, ob: number, rb: number, proto: number): boolean {
   for (let i = 0; i < 4; i++) {
-    if (rw[W_RSRC + i] !== rw[W_OSRC + 4 + i] || rw[W_RSRC + 4 + i] !== rw[W_OSRC + i]) return false;
+    if (rw[at + W_RSRC + i] !== rw[at + W_ODST + i] || rw[at + W_RDST + i] !== rw[at + W_OSRC + i]) return false;
   }
-  const oab = rw[W_OAB]!;
-  const rab = rw[W_RAB]!;
+  const oab = rw[at + W_OAB]!;
+  const rab = rw[at + W_RAB]!;
   // Ports: the reply's source is the original's destination and the reverse, present or absent alike.
   if (((rb & T_SPORT) !== 0) !== ((ob & T_DPORT) !== 0) || ((rb & T_DPORT) !== 0) !== ((ob & T_SPORT) !== 0)) return false;
   if ((rb & T_SPORT) !== 0 && (rab & 0xffff) !== oab >>> 16) return false;
@@ -1183,6 +1187,8 @@ function rEntryOrRecord(start: number, end: number): ConntrackEntry | EntryRecor
 
 /** Scratch words rEntryRecord decodes into before the record is copied out. */
 const REC = recordBuf(1);
+/** Where decoded records are copied: one small object each (see RecordPool). */
+const POOL = new RecordPool();
 /** Presence bits of the tuple rRecordTuple read last (T_*), and its family. */
 let recTupleBits = 0;
 let recTupleV4 = false;
@@ -1304,7 +1310,7 @@ function rEntryRecord(end: number): EntryRecord | undefined {
   if (!tupleBitsFit(ob, proto) || !tupleBitsFit(rb, proto)) return undefined;
   w[W_HEAD] = (v4 ? AF_INET : AF_INET6) | (proto << 8) | (zone << 16);
   w[W_FLAGS] = f | (ob << O_SHIFT) | (rb << R_SHIFT);
-  return new EntryRecord(w, 0, undefined);
+  return POOL.copy(w, 0, undefined);
 }
 
 /**
