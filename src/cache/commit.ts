@@ -13,12 +13,14 @@ import { errnoLabel } from '../kernel/conntrack-link.js';
 import type { BatchOptions, BatchResult, BatchSource, KernelOp } from '../kernel/conntrack-link.js';
 import { IPPROTO, IPS } from '../kernel/constants.js';
 import type { RequestForm } from '../kernel/ct-codec.js';
+import type { EntryRecord } from '../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import {
   type ExternalCache,
   type ExternalRecord,
   KERNEL_CURRENT,
   KERNEL_NONE,
+  SlotRecord,
 } from './external-cache.js';
 
 /** What commit needs of ConntrackLink. */
@@ -78,7 +80,8 @@ const TCP_BE_LIBERAL = 0x08;
  */
 interface Phase {
   records: ExternalRecord[];
-  entries: ConntrackEntry[];
+  /** What the kernel is given: the stored record (see SlotRecord), or the entry. */
+  entries: (ConntrackEntry | EntryRecord)[];
   /** Each record's seq when the snapshot was taken. */
   seqs: number[];
 }
@@ -145,9 +148,11 @@ export async function commitExternal(
       peers.add(origin);
       lastOrigin = origin;
     }
-    const p = record.entry.master ? related : masters;
+    // Records go to the kernel as they are stored, without an entry object each.
+    const slot = record instanceof SlotRecord ? record : undefined;
+    const p = (slot !== undefined ? slot.related : record.entry.master !== undefined) ? related : masters;
     p.records.push(record);
-    p.entries.push(record.entry);
+    p.entries.push(slot !== undefined ? slot.record : record.entry);
     p.seqs.push(record.seq);
   }
   const counts = emptyCounts();

@@ -37,6 +37,7 @@ import {
   readEntryRecord,
   recordBuf,
   recordHash,
+  RecordPool,
   W_FLAGS,
   W_TIMEOUT,
   writeEntryRecord,
@@ -164,23 +165,36 @@ class StoredRecord<T> implements ExternalRecord<T> {
  * A conntrack record handed out by the cache: the slot and the generation
  * it had, so that a slot freed and reused meanwhile is told apart.
  */
-class SlotRecord implements ExternalRecord {
+export class SlotRecord implements ExternalRecord {
   private readonly src0: Source;
   private readonly seq0: number;
   private readonly at0: number;
   private readonly copy0: KernelCopy;
+  private made: ConntrackEntry | undefined;
 
   constructor(
     private readonly cache: ExternalCache,
     readonly slot: number,
     readonly gen: number,
-    readonly entry: ConntrackEntry,
+    /** A copy of the record as it was when this object was made: what commit writes. */
+    readonly record: EntryRecord,
   ) {
     const m = cache.slotMeta;
     this.src0 = m.src[slot]!;
     this.seq0 = m.seq[slot]!;
     this.at0 = m.at[slot]!;
     this.copy0 = m.copy[slot] as KernelCopy;
+  }
+
+  /** The entry, made from the record on first use. */
+  get entry(): ConntrackEntry {
+    return (this.made ??= this.record.entry());
+  }
+
+  /** Whether the entry names a master connection (an expected one: committed after the masters). */
+  get related(): boolean {
+    const x = this.record.x;
+    return x !== undefined && (x.master !== undefined || x.whole?.master !== undefined);
   }
 
   /** Whether the key still holds the record this object was made of. */
@@ -295,6 +309,8 @@ export class ExternalCache implements ReplicaSink {
   private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
   /** Where incoming entries are written before they are compared and stored. */
   private readonly scratch: RecordBuf = recordBuf(1);
+  /** Where recordAt() copies records (see SlotRecord). */
+  private readonly pool = new RecordPool();
   private bulkGen = 0;
 
   constructor(opts: ExternalCacheOptions) {
@@ -623,7 +639,8 @@ export class ExternalCache implements ReplicaSink {
   }
 
   private recordAt(slot: number): SlotRecord {
-    return new SlotRecord(this, slot, this.slotMeta.gen[slot]!, this.entryAt(slot));
+    const t = this.table;
+    return new SlotRecord(this, slot, this.slotMeta.gen[slot]!, this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot)));
   }
 
   private entryAt(slot: number): ConntrackEntry {

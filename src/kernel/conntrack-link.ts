@@ -28,9 +28,11 @@ import {
   decodeExpect,
   encodeExpect,
   encodeRequest,
+  encodeRequestRecord,
   encodeTuple,
   type RequestForm,
 } from './ct-codec.js';
+import { EntryRecord, W_HEAD } from './ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
 import { KernelOpError } from './errors.js';
 import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
@@ -59,7 +61,8 @@ export interface BatchItem {
 export interface BatchSource {
   readonly length: number;
   op(i: number): KernelOp;
-  entry(i: number): ConntrackEntry;
+  /** An entry, or a record (src/kernel/ct-record.ts) that creates and updates encode without making the entry. */
+  entry(i: number): ConntrackEntry | EntryRecord;
 }
 
 export interface BatchResult {
@@ -511,7 +514,22 @@ function noopAck(seq: number): Buffer {
 }
 
 /** form: how creates, updates and upserts write the entry, CONFIRMED included (see batchOf). */
-function writeOp(w: NlWriter, op: KernelOp, entry: ConntrackEntry, seq: number, ackFlag: number, form: RequestForm): void {
+function writeOp(
+  w: NlWriter,
+  op: KernelOp,
+  item: ConntrackEntry | EntryRecord,
+  seq: number,
+  ackFlag: number,
+  form: RequestForm,
+): void {
+  if (item instanceof EntryRecord && (op === 'create' || op === 'update' || op === 'upsert')) {
+    const flags = NLM_F_REQUEST | ackFlag | (op === 'create' ? NLM_F_CREATE | NLM_F_EXCL : op === 'upsert' ? NLM_F_CREATE : 0);
+    w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW), flags, seq, item.w[item.at + W_HEAD]! & 0xff);
+    encodeRequestRecord(w, item, form, op === 'create');
+    w.end();
+    return;
+  }
+  const entry = item instanceof EntryRecord ? item.entry() : item;
   const family = entry.family ?? AF_INET;
   if (op === 'delete') {
     w.begin(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), NLM_F_REQUEST | ackFlag, seq, family);

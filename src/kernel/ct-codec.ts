@@ -54,6 +54,40 @@ import type {
   Tuple,
 } from './entry.js';
 import {
+  type EntryRecord,
+  F_FLAGS_ORIG,
+  F_FLAGS_REPLY,
+  F_MARK,
+  F_PROTOINFO,
+  F_STATUS,
+  F_TCP,
+  F_TIMEOUT,
+  F_WHOLE,
+  F_WSCALE_ORIG,
+  F_WSCALE_REPLY,
+  F_ZONE,
+  O_SHIFT,
+  R_SHIFT,
+  T_DPORT,
+  T_ICMP_CODE,
+  T_ICMP_ID,
+  T_ICMP_TYPE,
+  T_SPORT,
+  W_FLAGS,
+  W_HEAD,
+  W_MARK,
+  W_OAB,
+  W_ODST,
+  W_OSRC,
+  W_RAB,
+  W_RDST,
+  W_RSRC,
+  W_STATUS,
+  W_TCP,
+  W_TCPFLAGS,
+  W_TIMEOUT,
+} from './ct-record.js';
+import {
   AttrIterator,
   beI32,
   beU16,
@@ -1080,6 +1114,136 @@ export function encodeRequest(w: NlWriter, e: ConntrackEntry, form: RequestForm,
   writeSeqAdjs(w, e);
   if (e.synproxy) writeSynproxy(w, e.synproxy);
   if (nat) encodeNatSetup(w, e);
+}
+
+/**
+ * encodeRequest() for an entry held as a record: the same bytes, from the
+ * words, without making the entry (a commit encodes every record it holds).
+ * Records with extras, a shape the words do not hold, or tuples missing a
+ * port or ICMP field take encodeRequest()'s path; the property tests hold
+ * the two to the same output.
+ */
+export function encodeRequestRecord(w: NlWriter, r: EntryRecord, form: RequestForm, create: boolean): void {
+  const rw = r.w;
+  const at = r.at;
+  const f = rw[at + W_FLAGS]!;
+  const head = rw[at + W_HEAD]!;
+  const proto = (head >>> 8) & 0xff;
+  const icmp = proto === IPPROTO.ICMP || proto === IPPROTO.ICMPV6;
+  const full = hasPorts(proto) ? T_SPORT | T_DPORT : icmp ? T_ICMP_TYPE | T_ICMP_CODE | T_ICMP_ID : 0;
+  if (
+    r.x !== undefined ||
+    (f & F_WHOLE) !== 0 ||
+    (f & (F_PROTOINFO | F_TCP)) === F_PROTOINFO ||
+    ((f >>> O_SHIFT) & 31) !== full ||
+    ((f >>> R_SHIFT) & 31) !== full
+  ) {
+    encodeRequest(w, r.entry(), form, create);
+    return;
+  }
+  const v4 = (head & 0xff) === AF_INET;
+  const n = v4 ? 1 : 4;
+  const oab = rw[at + W_OAB]!;
+  const rab = rw[at + W_RAB]!;
+  // NAT, as snatted()/dnatted() read it: the reply is not the inverted original.
+  let snat = !sameWords(rw, at + W_OSRC, at + W_RDST, n);
+  let dnat = !sameWords(rw, at + W_ODST, at + W_RSRC, n);
+  let snatPortV = -1;
+  let dnatPortV = -1;
+  if (hasPorts(proto)) {
+    if ((oab & 0xffff) !== rab >>> 16) snatPortV = rab >>> 16;
+    if (oab >>> 16 !== (rab & 0xffff)) dnatPortV = rab & 0xffff;
+  } else if (icmp && oab >>> 16 !== rab >>> 16) {
+    snatPortV = rab >>> 16;
+  }
+  snat ||= snatPortV >= 0;
+  dnat ||= dnatPortV >= 0;
+  const nat = create && (snat || dnat);
+  let t = w.nest(CTA.TUPLE_ORIG);
+  recordTuple(w, rw, at + W_OSRC, at + W_ODST, oab, proto, n);
+  w.endNest(t);
+  t = w.nest(CTA.TUPLE_REPLY);
+  if (nat) {
+    // The inverted original; ICMP type and code stay the reply's (unNattedReply).
+    const ab = hasPorts(proto) ? (oab >>> 16) | ((oab & 0xffff) << 16) : icmp ? (rab & 0xffff) | (oab & 0xffff0000) : 0;
+    recordTuple(w, rw, at + W_ODST, at + W_OSRC, ab, proto, n);
+  } else {
+    recordTuple(w, rw, at + W_RSRC, at + W_RDST, rab, proto, n);
+  }
+  w.endNest(t);
+  if (f & F_ZONE) w.u16be(CTA.ZONE, head >>> 16);
+  const status = f & F_STATUS ? rw[at + W_STATUS]! : 0;
+  w.u32be(CTA.STATUS, ((status & ~form.statusClear) | form.statusSet) >>> 0);
+  if (f & F_MARK) w.u32be(CTA.MARK, rw[at + W_MARK]! >>> 0);
+  if (f & F_TIMEOUT) w.u32be(CTA.TIMEOUT, rw[at + W_TIMEOUT]! >>> 0);
+  if (f & F_PROTOINFO) {
+    const tcp = rw[at + W_TCP]!;
+    const flags = rw[at + W_TCPFLAGS]!;
+    const extra = proto === IPPROTO.TCP ? form.tcpFlags : 0;
+    const pn = w.nest(CTA.PROTOINFO);
+    const m = w.nest(CTA_PROTOINFO.TCP);
+    w.u8(CTA_PROTOINFO_TCP.STATE, tcp & 0xff);
+    if (f & F_WSCALE_ORIG) w.u8(CTA_PROTOINFO_TCP.WSCALE_ORIGINAL, (tcp >>> 8) & 0xff);
+    if (f & F_WSCALE_REPLY) w.u8(CTA_PROTOINFO_TCP.WSCALE_REPLY, (tcp >>> 16) & 0xff);
+    if (f & F_FLAGS_ORIG || extra !== 0) {
+      const fl = f & F_FLAGS_ORIG ? flags & 0xff : 0;
+      const mk = f & F_FLAGS_ORIG ? (flags >>> 8) & 0xff : 0;
+      w.u16be(CTA_PROTOINFO_TCP.FLAGS_ORIGINAL, ((fl | extra) << 8) | ((mk | extra) & 0xff));
+    }
+    if (f & F_FLAGS_REPLY || extra !== 0) {
+      const fl = f & F_FLAGS_REPLY ? (flags >>> 16) & 0xff : 0;
+      const mk = f & F_FLAGS_REPLY ? flags >>> 24 : 0;
+      w.u16be(CTA_PROTOINFO_TCP.FLAGS_REPLY, ((fl | extra) << 8) | ((mk | extra) & 0xff));
+    }
+    w.endNest(m);
+    w.endNest(pn);
+  }
+  if (nat) {
+    if (snat) recordNatRange(w, CTA.NAT_SRC, rw, at + W_RDST, n, snatPortV);
+    if (dnat) recordNatRange(w, CTA.NAT_DST, rw, at + W_RSRC, n, dnatPortV);
+  }
+}
+
+function sameWords(rw: Int32Array, a: number, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (rw[a + i] !== rw[b + i]) return false;
+  return true;
+}
+
+/** encodeTuple() from record words: addresses at wSrc/wDst, the a/b word `ab`; every field of the protocol present. */
+function recordTuple(w: NlWriter, rw: Int32Array, wSrc: number, wDst: number, ab: number, proto: number, n: number): void {
+  const ip = w.nest(CTA_TUPLE.IP);
+  w.addrWords(n === 1 ? CTA_IP.V4_SRC : CTA_IP.V6_SRC, rw, wSrc, n);
+  w.addrWords(n === 1 ? CTA_IP.V4_DST : CTA_IP.V6_DST, rw, wDst, n);
+  w.endNest(ip);
+  const pn = w.nest(CTA_TUPLE.PROTO);
+  w.u8(CTA_PROTO.NUM, proto);
+  if (proto === IPPROTO.ICMP) {
+    w.u16be(CTA_PROTO.ICMP_ID, ab >>> 16);
+    w.u8(CTA_PROTO.ICMP_TYPE, (ab >>> 8) & 0xff);
+    w.u8(CTA_PROTO.ICMP_CODE, ab & 0xff);
+  } else if (proto === IPPROTO.ICMPV6) {
+    w.u16be(CTA_PROTO.ICMPV6_ID, ab >>> 16);
+    w.u8(CTA_PROTO.ICMPV6_TYPE, (ab >>> 8) & 0xff);
+    w.u8(CTA_PROTO.ICMPV6_CODE, ab & 0xff);
+  } else if (hasPorts(proto)) {
+    w.u16be(CTA_PROTO.SRC_PORT, ab & 0xffff);
+    w.u16be(CTA_PROTO.DST_PORT, ab >>> 16);
+  }
+  w.endNest(pn);
+}
+
+/** writeNatRange() from record words; port -1 for none. */
+function recordNatRange(w: NlWriter, type: number, rw: Int32Array, wAddr: number, n: number, port: number): void {
+  const nn = w.nest(type);
+  w.addrWords(n === 1 ? CTA_NAT.V4_MINIP : CTA_NAT.V6_MINIP, rw, wAddr, n);
+  w.addrWords(n === 1 ? CTA_NAT.V4_MAXIP : CTA_NAT.V6_MAXIP, rw, wAddr, n);
+  if (port >= 0) {
+    const p = w.nest(CTA_NAT.PROTO);
+    w.u16be(CTA_PROTONAT.PORT_MIN, port);
+    w.u16be(CTA_PROTONAT.PORT_MAX, port);
+    w.endNest(p);
+  }
+  w.endNest(nn);
 }
 
 function writeNatRange(w: NlWriter, type: number, family: Family, addr: string, port: number | undefined): void {

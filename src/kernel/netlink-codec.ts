@@ -535,6 +535,23 @@ export class NlWriter {
     this.u32be(type, v);
   }
 
+  /**
+   * An address of `n` words (1: IPv4, 4: IPv6) from record words
+   * (src/kernel/ct-record.ts), whose bytes are the address in network order.
+   */
+  addrWords(type: number, words: Int32Array, wi: number, n: number): void {
+    const p = this.attr(type, n * 4);
+    const b = this.buf;
+    for (let i = 0; i < n; i++) {
+      const v = words[wi + i]!;
+      const o = p + 4 * i;
+      b[o] = v & 0xff;
+      b[o + 1] = (v >>> 8) & 0xff;
+      b[o + 2] = (v >>> 16) & 0xff;
+      b[o + 3] = (v >>> 24) & 0xff;
+    }
+  }
+
   /** A 16-byte IPv6 address from text. Throws RangeError if it does not parse. */
   ipv6(type: number, addr: string): void {
     const p = this.attr(type, 16);

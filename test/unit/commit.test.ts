@@ -1,5 +1,6 @@
 // Commit and inject against the fake kernel (real ctnetlink bytes), the BPF
 // own-event filter, and the CLI's argument parsing.
+import { EntryRecord } from '../../src/kernel/ct-record.js';
 import { describe, expect, it } from 'vitest';
 import { commitExternal, commitForm } from '../../src/cache/commit.js';
 import { ExternalCache, KERNEL_CURRENT, KERNEL_STALE } from '../../src/cache/external-cache.js';
@@ -52,7 +53,8 @@ describe('commitExternal', () => {
     const spy = { batchOf: link.batchOf.bind(link), createExpectation: link.createExpectation.bind(link) };
     spy.batchOf = async (items, o) => {
       for (let i = 0; i < items.length; i++) {
-        const e = items.entry(i);
+        const item = items.entry(i);
+        const e = item instanceof EntryRecord ? item.entry() : item;
         sent.push(`${items.op(i)}:${e.orig.src}:${e.orig.dport}`);
       }
       return link.batchOf(items, o);
