@@ -486,17 +486,15 @@ function tupleInto(p: Buffer, start: number, end: number, family: number, r: Rec
   let iid6 = -1;
   const w = r.w;
   for (let pos = start; pos < end; ) {
-    if (end - pos < 4) return -1;
-    const len = p.readUInt16LE(pos);
-    if (len < 4 || len > end - pos) return -1;
+    const len = attrLen(p, pos, end);
+    if (len < 0) return -1;
     const type = p.readUInt16LE(pos + 2) & NLA_TYPE_MASK;
     const off = pos + 4;
     const plen = len - 4;
     if (type === CTA_TUPLE.IP) {
       for (let q = off, qe = off + plen; q < qe; ) {
-        if (qe - q < 4) return -1;
-        const l2 = p.readUInt16LE(q);
-        if (l2 < 4 || l2 > qe - q) return -1;
+        const l2 = attrLen(p, q, qe);
+        if (l2 < 0) return -1;
         const t2 = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
         const o2 = q + 4;
         if (t2 === CTA_IP.V4_SRC || t2 === CTA_IP.V4_DST) {
@@ -521,9 +519,8 @@ function tupleInto(p: Buffer, start: number, end: number, family: number, r: Rec
     } else if (type === CTA_TUPLE.PROTO) {
       if (proto >= 0) return -1;
       for (let q = off, qe = off + plen; q < qe; ) {
-        if (qe - q < 4) return -1;
-        const l2 = p.readUInt16LE(q);
-        if (l2 < 4 || l2 > qe - q) return -1;
+        const l2 = attrLen(p, q, qe);
+        if (l2 < 0) return -1;
         const t2 = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
         const o2 = q + 4;
         switch (t2) {
@@ -622,9 +619,8 @@ export function decodeConntrackRecord(p: Buffer, r: RecordBuf, at: number): numb
   w[at + W_TCPFLAGS] = 0;
   const end = p.length;
   for (let pos = NFGENMSG_LEN; pos < end; ) {
-    if (end - pos < 4) return REC_PUNT;
-    const len = p.readUInt16LE(pos);
-    if (len < 4 || len > end - pos) return REC_PUNT;
+    const len = attrLen(p, pos, end);
+    if (len < 0) return REC_PUNT;
     const type = p.readUInt16LE(pos + 2) & NLA_TYPE_MASK;
     const off = pos + 4;
     const plen = len - 4;
@@ -677,9 +673,8 @@ export function decodeConntrackRecord(p: Buffer, r: RecordBuf, at: number): numb
       case CTA.PROTOINFO: {
         f |= F_PROTOINFO;
         for (let q = off, qe = off + plen; q < qe; ) {
-          if (qe - q < 4) return REC_PUNT;
-          const l2 = p.readUInt16LE(q);
-          if (l2 < 4 || l2 > qe - q) return REC_PUNT;
+          const l2 = attrLen(p, q, qe);
+          if (l2 < 0) return REC_PUNT;
           const t2 = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
           if (t2 === CTA_PROTOINFO.TCP) {
             if (f & F_TCP) return REC_PUNT;
@@ -733,9 +728,8 @@ function tcpInto(p: Buffer, start: number, end: number, w: Int32Array, at: numbe
   let tcp = 0;
   let flags = 0;
   for (let q = start; q < end; ) {
-    if (end - q < 4) return -1;
-    const l = p.readUInt16LE(q);
-    if (l < 4 || l > end - q) return -1;
+    const l = attrLen(p, q, end);
+    if (l < 0) return -1;
     const t = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
     const o = q + 4;
     switch (t) {
@@ -772,13 +766,23 @@ function tcpInto(p: Buffer, start: number, end: number, w: Int32Array, at: numbe
   return f;
 }
 
+/**
+ * The nla_len of the attribute at p[q], or -1 when its header does not fit
+ * before `end` or claims a length the object decoder would refuse
+ * (AttrIterator.next()).
+ */
+function attrLen(p: Buffer, q: number, end: number): number {
+  if (end - q < 4) return -1;
+  const l = p.readUInt16LE(q);
+  return l < 4 || l > end - q ? -1 : l;
+}
+
 /** Whether a counters nest is one the object decoder accepts (both counts, right sizes). */
 function countersValid(p: Buffer, start: number, end: number): boolean {
   let have = 0;
   for (let q = start; q < end; ) {
-    if (end - q < 4) return false;
-    const l = p.readUInt16LE(q);
-    if (l < 4 || l > end - q) return false;
+    const l = attrLen(p, q, end);
+    if (l < 0) return false;
     const t = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
     if (t === 1 || t === 2) {
       if (l !== 12) return false;
@@ -794,9 +798,8 @@ function countersValid(p: Buffer, start: number, end: number): boolean {
 
 function timestampValid(p: Buffer, start: number, end: number): boolean {
   for (let q = start; q < end; ) {
-    if (end - q < 4) return false;
-    const l = p.readUInt16LE(q);
-    if (l < 4 || l > end - q) return false;
+    const l = attrLen(p, q, end);
+    if (l < 0) return false;
     const t = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
     if ((t === 1 || t === 2) && l !== 12) return false;
     q += (l + 3) & ~3;
@@ -808,9 +811,8 @@ function timestampValid(p: Buffer, start: number, end: number): boolean {
 function synproxyZero(p: Buffer, start: number, end: number): boolean {
   let have = 0;
   for (let q = start; q < end; ) {
-    if (end - q < 4) return false;
-    const l = p.readUInt16LE(q);
-    if (l < 4 || l > end - q) return false;
+    const l = attrLen(p, q, end);
+    if (l < 0) return false;
     const t = p.readUInt16LE(q + 2) & NLA_TYPE_MASK;
     if (t >= 1 && t <= 3) {
       if (l !== 8 || p.readInt32LE(q + 4) !== 0) return false;

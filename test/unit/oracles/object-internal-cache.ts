@@ -32,42 +32,10 @@
 import type { EventType } from '../../../src/kernel/conntrack-events.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../../../src/kernel/entry.js';
 import { carriesNothingNew, EntryCompactor, refreshTimeout, sameIgnoringTimeout } from '../../../src/cache/compact.js';
-import type { EntryFilter, FilterReason } from '../../../src/cache/filter.js';
+import type { EntryFilter } from '../../../src/cache/filter.js';
 
-export type ChangeKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'filtered' | 'refused' | 'missing';
-
-export interface InternalCounters {
-  /** Keys added, by event or reconcile. */
-  created: number;
-  /** Cached entries whose content (timeout aside) changed. */
-  updated: number;
-  /** Events or dump entries that carried nothing new. */
-  unchanged: number;
-  /** Keys removed, by event or reconcile (flush not included). */
-  destroyed: number;
-  /** DESTROY events for keys that were not cached. */
-  missing: number;
-  /** New keys turned away because the cache was full. */
-  refused: number;
-  /** Events and dump entries rejected by the filter, by the rule that rejected them. */
-  filtered: Record<FilterReason, number>;
-  /** Entries removed by flush(). */
-  flushed: number;
-  reconciles: number;
-}
-
-export interface ExpectCounters {
-  created: number;
-  updated: number;
-  unchanged: number;
-  destroyed: number;
-  missing: number;
-  refused: number;
-  /** Expectations whose master connection is not cached (filtered or refused). */
-  noMaster: number;
-  flushed: number;
-  reconciles: number;
-}
+// The types it reports in are the record cache's own: the two must agree on them.
+import type { ChangeKind, ExpectCounters, InternalCounters } from '../../../src/cache/internal-cache.js';
 
 /** What a reconcile changed. Deleted entries are returned whole: they are gone from the cache. */
 export interface ReconcileResult<T> {
