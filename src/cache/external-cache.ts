@@ -31,7 +31,7 @@ import {
   type EntryIdentity,
   EntryRecord,
   F_TIMEOUT,
-  KEY_WORDS,
+  recordKeyString,
   type RecordBuf,
   type RecordExtras,
   readEntryRecord,
@@ -279,15 +279,6 @@ function slotMeta(n: number, from?: SlotMeta): SlotMeta {
   return m;
 }
 
-/** The key words of a record as a string: the tombstones' Map key. */
-function tombKey(w: Int32Array, at: number): string {
-  let s = '';
-  for (let i = 0; i < KEY_WORDS; i++) {
-    const v = w[at + i]!;
-    s += String.fromCharCode(v & 0xffff, v >>> 16);
-  }
-  return s;
-}
 
 export class ExternalCache implements ReplicaSink {
   readonly limit: number;
@@ -381,13 +372,13 @@ export class ExternalCache implements ReplicaSink {
         c.stale++;
         return 'stale';
       }
-    } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(tombKey(r.w, at), origin, epoch, seq, now)) {
+    } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(recordKeyString(r.w, at), origin, epoch, seq, now)) {
       c.stale++;
       return 'stale';
     }
     const st = this.stateFor(origin, epoch);
     if (kind === 'delete') {
-      if (this.tombs !== undefined) this.bury(tombKey(r.w, at), st.source, seq, now);
+      if (this.tombs !== undefined) this.bury(recordKeyString(r.w, at), st.source, seq, now);
       if (slot < 0) {
         c.missing++;
         return 'missing';
@@ -396,7 +387,7 @@ export class ExternalCache implements ReplicaSink {
       this.uncount(m.src[slot]!.origin);
       this.free(slot);
       c.deleted++;
-      if (gone !== undefined) this.onChange?.(tombKey(r.w, at), 'deleted', undefined, gone);
+      if (gone !== undefined) this.onChange?.(recordKeyString(r.w, at), 'deleted', undefined, gone);
       return 'deleted';
     }
     const time = Math.round(now - this.base);
@@ -425,7 +416,7 @@ export class ExternalCache implements ReplicaSink {
       m.at[slot] = time;
       if (st.bulk !== 0) m.bulk[slot] = st.bulk;
       c.updated++;
-      if (this.onChange !== undefined) this.onChange(tombKey(r.w, at), 'updated', this.recordAt(slot), this.entryAt(slot));
+      if (this.onChange !== undefined) this.onChange(recordKeyString(r.w, at), 'updated', this.recordAt(slot), this.entryAt(slot));
       return 'updated';
     }
     if (t.size >= this.limit) {
@@ -443,9 +434,9 @@ export class ExternalCache implements ReplicaSink {
     n.gen[created] = (n.gen[created]! + 1) >>> 0;
     st.entries++;
     // The live record's own (origin, epoch, seq) guards the key from now on.
-    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(tombKey(r.w, at));
+    if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(recordKeyString(r.w, at));
     c.created++;
-    if (this.onChange !== undefined) this.onChange(tombKey(r.w, at), 'created', this.recordAt(created), this.entryAt(created));
+    if (this.onChange !== undefined) this.onChange(recordKeyString(r.w, at), 'created', this.recordAt(created), this.entryAt(created));
     return 'created';
   }
 

@@ -47,7 +47,7 @@ import {
   F_WSCALE_ORIG,
   F_WSCALE_REPLY,
   F_ZONE,
-  KEY_WORDS,
+  recordKeyString,
   type RecordBuf,
   type RecordExtras,
   readEntryRecord,
@@ -159,15 +159,6 @@ function flatKey(key: string): string {
   return key;
 }
 
-/** The key words as a string, for the few Map and Set keys a reconcile needs. */
-function keyString(w: Int32Array, at: number): string {
-  let s = '';
-  for (let i = 0; i < KEY_WORDS; i++) {
-    const v = w[at + i]!;
-    s += String.fromCharCode(v & 0xffff, v >>> 16);
-  }
-  return s;
-}
 
 /** The fields of a partial UPDATE that fall back to the cached entry's when absent (see EntryCompactor.entry). */
 const TCP_BITS = F_PROTOINFO | F_TCP | F_WSCALE_ORIG | F_WSCALE_REPLY | F_FLAGS_ORIG | F_FLAGS_REPLY;
@@ -486,12 +477,12 @@ export class InternalCache {
 
   private touch(st: SessionState, slot: number, w: Int32Array, at: number): void {
     if (slot >= 0) this.touchedAt[slot] = st.id;
-    else st.touchedAbsent.add(keyString(w, at));
+    else st.touchedAbsent.add(recordKeyString(w, at));
   }
 
   private touched(st: SessionState, slot: number, w: Int32Array, at: number): boolean {
     if (slot >= 0 && this.touchedAt[slot] === st.id) return true;
-    return st.touchedAbsent.size > 0 && st.touchedAbsent.has(keyString(w, at));
+    return st.touchedAbsent.size > 0 && st.touchedAbsent.has(recordKeyString(w, at));
   }
 
   private sessionAdd(st: SessionState, e: ConntrackEntry): void {
@@ -515,13 +506,13 @@ export class InternalCache {
     const verdict = this.filter.checkRecord(r, 0, x);
     if (!verdict.pass) {
       this.counters.filtered[verdict.reason]++;
-      if (slot < 0) st.pending.delete(keyString(r.w, 0));
+      if (slot < 0) st.pending.delete(recordKeyString(r.w, 0));
       return;
     }
     if (slot < 0 && t.size >= this.limit) {
       const copy = recordBuf(1);
       copy.w.set(r.w.subarray(0, copy.w.length));
-      st.pending.set(keyString(r.w, 0), { rec: copy, x });
+      st.pending.set(recordKeyString(r.w, 0), { rec: copy, x });
       return;
     }
     const kind = this.store(slot, r, 0, x, hash);
@@ -659,7 +650,7 @@ export class InternalCache {
     // Its slot may take another key before the session ends: forget what the dump did to it.
     const st = this.session;
     if (st !== undefined) {
-      st.touchedAbsent.add(keyString(this.table.recOf(slot).w, this.table.at(slot)));
+      st.touchedAbsent.add(recordKeyString(this.table.recOf(slot).w, this.table.at(slot)));
       st.created.delete(slot);
       st.updated.delete(slot);
     }

@@ -13,12 +13,13 @@
 // slow lookups after churn.
 
 import {
-  KEY_WORDS,
+  copyRecordWords,
   REC_WORDS,
   type RecordBuf,
   type RecordExtras,
   recordBuf,
   recordHash,
+  sameRecordKey,
 } from '../kernel/ct-record.js';
 
 const EMPTY = 0;
@@ -88,7 +89,7 @@ export class RecordTable {
       const v = idx[i]!;
       if (v === EMPTY) return -1;
       const slot = v - 1;
-      if (hashes[slot] === (hash | 0) && sameKey(chunks[slot >>> CHUNK_SHIFT]!.w, (slot & CHUNK_MASK) * REC_WORDS, src, at))
+      if (hashes[slot] === (hash | 0) && sameRecordKey(chunks[slot >>> CHUNK_SHIFT]!.w, (slot & CHUNK_MASK) * REC_WORDS, src, at))
         return slot;
     }
   }
@@ -104,7 +105,7 @@ export class RecordTable {
       slot = this.used++;
       if (slot >>> CHUNK_SHIFT === this.chunks.length) this.chunks.push(recordBuf(CHUNK_RECORDS));
     }
-    copyRecord(src, at, this.recOf(slot).w, this.at(slot));
+    copyRecordWords(src, at, this.recOf(slot).w, this.at(slot));
     this.hashes[slot] = hash;
     this.live[slot] = 1;
     if (extras !== undefined || this.extras[slot] !== undefined) this.extras[slot] = extras;
@@ -116,7 +117,7 @@ export class RecordTable {
 
   /** Overwrites a live slot's record (same key) with the one at `src.w[at]`. */
   overwrite(slot: number, src: Int32Array, at: number): void {
-    copyRecord(src, at, this.recOf(slot).w, this.at(slot));
+    copyRecordWords(src, at, this.recOf(slot).w, this.at(slot));
   }
 
   remove(slot: number): void {
@@ -197,12 +198,3 @@ function indexSizeFor(slots: number): number {
   return n;
 }
 
-function sameKey(a: Int32Array, at: number, b: Int32Array, bt: number): boolean {
-  for (let i = 0; i < KEY_WORDS; i++) if (a[at + i] !== b[bt + i]) return false;
-  return true;
-}
-
-/** A word loop: subarray() + set() would allocate two typed-array objects per record. */
-function copyRecord(src: Int32Array, at: number, dst: Int32Array, to: number): void {
-  for (let i = 0; i < REC_WORDS; i++) dst[to + i] = src[at + i]!;
-}

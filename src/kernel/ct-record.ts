@@ -34,7 +34,7 @@
 
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../common/address.js';
 import { AF_INET, AF_INET6, CTA, CTA_IP, CTA_PROTO, CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_TUPLE, hasPorts, IPPROTO, NLA_TYPE_MASK } from './constants.js';
-import type { ConntrackEntry, ProtoInfo, SeqAdj, Synproxy, TcpInfo, Tuple } from './entry.js';
+import type { ConntrackEntry, ProtoInfo, TcpInfo, Tuple } from './entry.js';
 
 export const REC_WORDS = 26;
 export const REC_BYTES = REC_WORDS * 4;
@@ -79,20 +79,14 @@ export const T_ICMP_ID = 16;
 export const O_SHIFT = 16;
 export const R_SHIFT = 21;
 
-/** The fields a record's words cannot hold; `whole` with F_WHOLE. */
-export interface RecordExtras {
-  whole?: ConntrackEntry;
-  master?: Tuple;
-  labels?: Buffer;
-  labelsMask?: Buffer;
-  /** A protoinfo that is not TCP alone (SCTP, DCCP, or TCP values out of range). */
-  protoinfo?: ProtoInfo;
-  seqAdjOrig?: SeqAdj;
-  seqAdjReply?: SeqAdj;
-  helper?: string;
-  secctx?: string;
-  synproxy?: Synproxy;
-}
+/**
+ * The fields a record's words cannot hold, as ConntrackEntry types them;
+ * `whole` with F_WHOLE, and `protoinfo` only when it is not TCP alone (SCTP,
+ * DCCP, or TCP values out of range).
+ */
+export type RecordExtras = Partial<
+  Pick<ConntrackEntry, 'master' | 'labels' | 'labelsMask' | 'protoinfo' | 'seqAdjOrig' | 'seqAdjReply' | 'helper' | 'secctx' | 'synproxy'>
+> & { whole?: ConntrackEntry };
 
 /** Records in one ArrayBuffer, seen as words and as bytes (addresses are read as bytes). */
 export interface RecordBuf {
@@ -124,8 +118,19 @@ export function sameRecordKey(a: Int32Array, at: number, b: Int32Array, bt: numb
   return true;
 }
 
-export function recordFamily(w: Int32Array, at: number): number {
-  return w[at + W_HEAD]! & 0xff;
+/** The key words as a string, for the few Map and Set keys kept beside a table (tombstones, reconciles). */
+export function recordKeyString(w: Int32Array, at: number): string {
+  let s = '';
+  for (let i = 0; i < KEY_WORDS; i++) {
+    const v = w[at + i]!;
+    s += String.fromCharCode(v & 0xffff, v >>> 16);
+  }
+  return s;
+}
+
+/** Copies one record's words. A loop: subarray() + set() would allocate two typed-array objects per record. */
+export function copyRecordWords(src: Int32Array, at: number, dst: Int32Array, to: number): void {
+  for (let i = 0; i < REC_WORDS; i++) dst[to + i] = src[at + i]!;
 }
 
 export function recordProto(w: Int32Array, at: number): number {
@@ -444,9 +449,8 @@ export class RecordPool {
     }
     const c = this.chunk;
     const o = this.next++ * REC_WORDS;
-    const w = c.w;
-    for (let i = 0; i < REC_WORDS; i++) w[o + i] = src[at + i]!;
-    return new EntryRecord(w, c.b, o, x);
+    copyRecordWords(src, at, c.w, o);
+    return new EntryRecord(c.w, c.b, o, x);
   }
 }
 
