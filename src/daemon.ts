@@ -228,8 +228,9 @@ export class Daemon {
       external: this.external,
       lookup: (key) => {
         if (typeof key !== 'number') return undefined;
-        // Without attributes to strip, the record goes out as it is, no entry object made.
-        if (cfg.filter.stripAttributes.length === 0) return this.internal.recordAt(key);
+        // Without attributes to strip, the record goes out as it is: a view
+        // into the cache, encoded at once, no object or copy made.
+        if (cfg.filter.stripAttributes.length === 0) return this.internal.viewAt(key);
         const e = this.internal.entryAt(key);
         return e && stripAttributes(e, cfg.filter.stripAttributes);
       },

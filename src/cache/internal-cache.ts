@@ -34,7 +34,7 @@
 import type { EventType } from '../kernel/conntrack-events.js';
 import {
   type EntryIdentity,
-  type EntryRecord,
+  EntryRecord,
   F_FLAGS_ORIG,
   F_FLAGS_REPLY,
   F_MARK,
@@ -53,7 +53,6 @@ import {
   readEntryRecord,
   recordBuf,
   recordHash,
-  RecordPool,
   W_FLAGS,
   W_MARK,
   W_SECMARK,
@@ -225,8 +224,7 @@ export class InternalCache {
   // Bound once: a closure per event would be garbage per entry.
   private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
   private readonly scratch: RecordBuf = recordBuf(1);
-  /** Where recordAt() copies records for the sender. */
-  private readonly pool = new RecordPool();
+  private readonly view = new EntryRecord(this.scratch.w, this.scratch.b, 0, undefined);
 
   constructor(opts: InternalCacheOptions) {
     this.limit = opts.limit;
@@ -375,11 +373,15 @@ export class InternalCache {
     return readEntryRecord(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
 
-  /** A copy of the record a slot holds, for a message to send; undefined when the slot is free. */
-  recordAt(slot: number): EntryRecord | undefined {
+  /**
+   * The record a slot holds, as one EntryRecord re-pointed on every call (no
+   * copy, no object): valid until the next viewAt() or change to the cache.
+   * For the sender, which encodes it at once. Undefined when the slot is free.
+   */
+  viewAt(slot: number): EntryRecord | undefined {
     const t = this.table;
     if (slot < 0 || !t.isLive(slot)) return undefined;
-    return this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot));
+    return this.view.point(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
 
   get size(): number {

@@ -417,11 +417,24 @@ export function readEntryRecord(r: RecordBuf, at: number, extras: RecordExtras |
  */
 export class EntryRecord implements RecordBuf {
   constructor(
-    readonly w: Int32Array,
-    readonly b: Buffer,
-    readonly at: number,
-    readonly x: RecordExtras | undefined,
+    public w: Int32Array,
+    public b: Buffer,
+    public at: number,
+    public x: RecordExtras | undefined,
   ) {}
+
+  /**
+   * Points this EntryRecord at another record: a view, for a reader that
+   * uses each record at once and keeps none (the sender encoding it). A
+   * pooled copy (RecordPool) is never re-pointed.
+   */
+  point(r: RecordBuf, at: number, x: RecordExtras | undefined): this {
+    this.w = r.w;
+    this.b = r.b;
+    this.at = at;
+    this.x = x;
+    return this;
+  }
 
   /** The entry it holds, made on each call. */
   entry(): ConntrackEntry {

@@ -203,6 +203,17 @@ export class Transmitter {
     q.push(msg.seq, msg, now);
   }
 
+  /**
+   * onSequenced() for an entry message given as its encoded bytes,
+   * buf[start, end) (the sender's way: no message object is kept).
+   */
+  onSequencedBytes(seq: number, buf: Buffer, start: number, end: number, now: number): void {
+    const q = this.queue;
+    if (q === undefined) return;
+    if (q.full) this.evictFront();
+    q.pushBytes(seq, buf, start, end, now);
+  }
+
   /** How many more sequenced messages may go out now. */
   room(): number {
     const q = this.queue;

@@ -4,6 +4,13 @@
 // bulk-end, so a receiver sees exactly what the bulk carried. Messages are
 // packed into as few datagrams as the MTU allows.
 //
+// The common item (a new or update, or a bulk item, of a numeric handle: the
+// daemon's record slots) is one small integer in the queue, not an object,
+// and its pending position sits in a typed array indexed by handle: queuing
+// 100k changes makes no garbage. Deletes (which carry the gone entry),
+// expectations, control messages and string handles (simulations) are
+// objects.
+//
 // Flow control: an optional room() callback says how many more sequenced
 // messages may go out now (the reliability layer's resend queue must be able
 // to hold them). At zero the flush stops where it is and the queue waits
@@ -45,7 +52,22 @@ interface ControlItem {
   sequenced: boolean;
 }
 
-type Item = EntryItem | ControlItem;
+/**
+ * A queued item: an object, or a packed new/update of a numeric handle,
+ * handle * 4 + (update ? 1 : 0). Handles stay below 2^28, so the packed
+ * value is a small integer V8 stores without allocating. A bulk item is
+ * packed the same: only the item at a handle's pending position is ever
+ * merged into, and bulk items are never given one.
+ */
+type Item = EntryItem | ControlItem | number;
+
+const P_UPDATE = 1;
+/** Handles packed into a queue slot; larger ones (never a record slot) go as objects. */
+const MAX_PACKED_HANDLE = 0x0fff_ffff;
+
+function packable(key: EntryHandle): key is number {
+  return typeof key === 'number' && key >= 0 && key <= MAX_PACKED_HANDLE && Number.isInteger(key);
+}
 
 export interface SenderCounters {
   queued: number;
@@ -59,12 +81,26 @@ export interface SenderCounters {
 export interface SyncSenderOptions {
   encoder: DatagramEncoder;
   send: (datagram: Buffer) => void;
-  /** The current state of a key, or undefined when it is gone. */
+  /**
+   * The current state of a key, or undefined when it is gone. What it
+   * returns is encoded at once and not kept (a view into the cache is fine)
+   * when onSequencedBytes is given.
+   */
   lookup: (key: EntryHandle) => ConntrackEntry | EntryRecord | undefined;
   /** The current state of an expectation, or undefined when it is gone. */
   lookupExpect?: (key: string) => ExpectEntry | undefined;
-  /** Called once per sequenced message with the message and its sequence number. */
+  /**
+   * Called once per sequenced message with the message and its sequence
+   * number. With onSequencedBytes, only for control messages (bulk markers).
+   */
   onSequenced?: (msg: WireMessage) => void;
+  /**
+   * Called once per sequenced entry message with its sequence number and
+   * its encoded bytes, buf[start, end), valid only during the call: the
+   * reliability layer copies them into its resend queue, so no message
+   * object outlives its encoding.
+   */
+  onSequencedBytes?: (seq: number, buf: Buffer, start: number, end: number) => void;
   /** Messages per flush slice before yielding to the loop. */
   sliceMessages?: number;
   firstSeq?: number;
@@ -72,6 +108,13 @@ export interface SyncSenderOptions {
   schedule?: (fn: () => void) => void;
   /** How many more sequenced messages may be sent now; unlimited when absent. */
   room?: () => number;
+}
+
+/** The one ct message object the sender fills per entry when nothing keeps it. */
+interface ScratchMessage {
+  kind: 'ct-new' | 'ct-update';
+  seq: number;
+  entry: ConntrackEntry | EntryRecord;
 }
 
 export class SyncSender {
@@ -85,11 +128,24 @@ export class SyncSender {
   };
   private queue: Item[] = [];
   private head = 0;
+  /** Queue positions are absolute: queue[i] is position base + i. */
+  private base = 0;
+  /** Pending object items by key (string handles, expectations). */
   private readonly pending = new Map<EntryHandle, EntryItem>();
+  /**
+   * Pending packed items by handle: absolute position + 1 (mod 2^32), 0 when
+   * none. Live positions are never more than the queue's length from base.
+   */
+  private pendingAt = new Uint32Array(1024);
   private nextSeqValue: number;
   private scheduled = false;
   private readonly sliceMessages: number;
   private readonly scheduleFn: (fn: () => void) => void;
+  private readonly scratch: ScratchMessage = { kind: 'ct-new', seq: 0, entry: undefined as unknown as EntryRecord };
+  private readonly flushFn = (): void => {
+    this.scheduled = false;
+    this.flushNow();
+  };
 
   constructor(private readonly opts: SyncSenderOptions) {
     this.nextSeqValue = opts.firstSeq ?? (Math.random() * 0xffffffff) >>> 0;
@@ -113,16 +169,41 @@ export class SyncSender {
    * may merge into the delete.
    */
   enqueue(key: EntryHandle, kind: QueueKind, gone?: ConntrackEntry): void {
-    const prev = this.pending.get(key);
-    if (prev && !prev.dead) {
-      // new then update is still new to the peer; anything then delete is a delete.
-      if (!(prev.kind === 'new' && kind === 'update')) prev.kind = kind;
-      if (kind === 'delete') {
-        prev.gone = gone;
-        this.pending.delete(key);
+    if (packable(key)) {
+      const at = key < this.pendingAt.length ? this.pendingAt[key]! : 0;
+      if (at !== 0) {
+        const i = (at - 1 - this.base) >>> 0;
+        this.counters.merged++;
+        if (kind === 'delete') {
+          // The pending item becomes the delete, in its place in the queue.
+          this.pendingAt[key] = 0;
+          const item: EntryItem = { t: 'entry', key, kind, bulk: false, dead: false };
+          if (gone) item.gone = gone;
+          this.queue[i] = item;
+        } else if (kind === 'new') {
+          // update then new (a slot reused for the same key) goes out as new.
+          this.queue[i] = key * 4;
+        }
+        // new then update is still new to the peer; update then update stays one.
+        return;
       }
-      this.counters.merged++;
-      return;
+      if (kind !== 'delete') {
+        this.setPending(key, (this.base + this.queue.length + 1) >>> 0);
+        this.push(key * 4 + (kind === 'update' ? P_UPDATE : 0));
+        return;
+      }
+    } else {
+      const prev = this.pending.get(key);
+      if (prev && !prev.dead) {
+        // new then update is still new to the peer; anything then delete is a delete.
+        if (!(prev.kind === 'new' && kind === 'update')) prev.kind = kind;
+        if (kind === 'delete') {
+          prev.gone = gone;
+          this.pending.delete(key);
+        }
+        this.counters.merged++;
+        return;
+      }
     }
     const item: EntryItem = { t: 'entry', key, kind, bulk: false, dead: false };
     if (gone) item.gone = gone;
@@ -153,7 +234,7 @@ export class SyncSender {
   enqueueBulk(keys: Iterable<EntryHandle>, expectations: Iterable<string> = []): number {
     let n = 0;
     for (const key of keys) {
-      this.push({ t: 'entry', key, kind: 'update', bulk: true, dead: false });
+      this.push(packable(key) ? key * 4 + P_UPDATE : { t: 'entry', key, kind: 'update', bulk: true, dead: false });
       n++;
     }
     // After every conntrack entry, so receivers hold the masters first.
@@ -185,28 +266,63 @@ export class SyncSender {
         break;
       }
       const next = this.queue[this.head]!;
-      const sequenced = this.isSequenced(next);
       // Out of room: stop here; resume() continues once acks free the resend queue.
-      if (sequenced && budget <= 0) break;
+      if (budget <= 0 && this.isSequenced(next)) break;
+      const pos = (this.base + this.head) >>> 0;
       this.head++;
-      const msg = this.toMessage(next);
-      if (!msg) continue;
-      if (!this.add(enc, msg)) continue;
-      if (sequenced && 'seq' in msg) {
-        budget--;
-        this.opts.onSequenced?.(msg);
-      }
+      const ok = typeof next === 'number' ? this.sendPacked(enc, next, pos) : this.sendItem(enc, next);
+      if (!ok) continue;
+      if (typeof next === 'number' || next.t === 'entry' || next.sequenced) budget--;
       this.counters.messagesSent++;
       sent++;
     }
     this.emit();
     if (this.head >= this.queue.length) {
+      this.base = (this.base + this.queue.length) >>> 0;
       this.queue = [];
       this.head = 0;
     } else if (this.head > 65536) {
+      this.base = (this.base + this.head) >>> 0;
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** A packed new/update: the entry is read from the cache and encoded at once. */
+  private sendPacked(enc: DatagramEncoder, item: number, pos: number): boolean {
+    const key = item >>> 2;
+    if (this.pendingAt[key] === ((pos + 1) >>> 0)) this.pendingAt[key] = 0;
+    const entry = this.opts.lookup(key);
+    if (!entry) {
+      // Deleted before it went out: the delete is queued behind it.
+      this.counters.vanished++;
+      return false;
+    }
+    const kind = (item & P_UPDATE) !== 0 ? 'ct-update' : 'ct-new';
+    const seq = this.takeSeq();
+    if (this.opts.onSequencedBytes) {
+      const m = this.scratch;
+      m.kind = kind;
+      m.seq = seq;
+      m.entry = entry;
+      const ok = this.add(enc, m);
+      m.entry = undefined as unknown as EntryRecord;
+      if (ok) this.opts.onSequencedBytes(seq, enc.bytes, enc.lastStart, enc.lastEnd);
+      return ok;
+    }
+    const msg: WireMessage = { kind, seq, entry };
+    if (!this.add(enc, msg)) return false;
+    this.opts.onSequenced?.(msg);
+    return true;
+  }
+
+  private sendItem(enc: DatagramEncoder, item: EntryItem | ControlItem): boolean {
+    const msg = this.toMessage(item);
+    if (!msg || !this.add(enc, msg)) return false;
+    if (!('seq' in msg) || !this.isSequenced(item)) return true;
+    if (item.t === 'entry' && this.opts.onSequencedBytes) this.opts.onSequencedBytes(msg.seq, enc.bytes, enc.lastStart, enc.lastEnd);
+    else this.opts.onSequenced?.(msg);
+    return true;
   }
 
   /** An entry the wire cannot carry is counted and dropped, never allowed to stall the queue. */
@@ -227,10 +343,10 @@ export class SyncSender {
   }
 
   private isSequenced(item: Item): boolean {
-    return item.t === 'entry' || item.sequenced;
+    return typeof item === 'number' || item.t === 'entry' || item.sequenced;
   }
 
-  private toMessage(item: Item): WireMessage | undefined {
+  private toMessage(item: EntryItem | ControlItem): WireMessage | undefined {
     if (item.t === 'control') {
       return item.msg(item.sequenced ? this.takeSeq() : this.nextSeqValue);
     }
@@ -274,6 +390,17 @@ export class SyncSender {
     this.opts.send(buf);
   }
 
+  private setPending(key: number, at: number): void {
+    if (key >= this.pendingAt.length) {
+      let n = this.pendingAt.length * 2;
+      while (n <= key) n *= 2;
+      const grown = new Uint32Array(n);
+      grown.set(this.pendingAt);
+      this.pendingAt = grown;
+    }
+    this.pendingAt[key] = at;
+  }
+
   private push(item: Item): void {
     this.queue.push(item);
     this.counters.queued++;
@@ -283,9 +410,6 @@ export class SyncSender {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    this.scheduleFn(() => {
-      this.scheduled = false;
-      this.flushNow();
-    });
+    this.scheduleFn(this.flushFn);
   }
 }

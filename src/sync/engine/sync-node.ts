@@ -68,7 +68,10 @@ export interface SyncNodeDeps {
   mode: SyncMode;
   /** Receives the peers' entries (the daemon's ExternalCache). */
   external: ReplicaSink;
-  /** Current local state of a key, already stripped; undefined when gone. */
+  /**
+   * Current local state of a key, already stripped; undefined when gone.
+   * Encoded at once and never kept, so a view into the cache will do.
+   */
   lookup: (key: EntryHandle) => ConntrackEntry | EntryRecord | undefined;
   /** Every local key, for bulks. Iterated synchronously. */
   localKeys: () => Iterable<EntryHandle>;
@@ -245,6 +248,7 @@ export class SyncNode {
       lookup: deps.lookup,
       lookupExpect: deps.lookupExpect,
       onSequenced: (msg) => this.tx.onSequenced(msg, this.now()),
+      onSequencedBytes: (seq, buf, start, end) => this.tx.onSequencedBytes(seq, buf, start, end, this.now()),
       firstSeq,
       sliceMessages: deps.sliceMessages,
       schedule: deps.schedule,

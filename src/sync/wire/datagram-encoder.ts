@@ -56,6 +56,9 @@ export class DatagramEncoder {
   private readonly signKey: Buffer | undefined;
   private readonly mtu: number;
   private count = 0;
+  /** Where the last message add() took lies: bytes[lastStart, lastEnd). */
+  lastStart = 0;
+  lastEnd = 0;
 
   constructor(opts: EncoderOptions) {
     const { cluster, node, epoch, mtu } = opts;
@@ -104,6 +107,8 @@ export class DatagramEncoder {
     const end = w.pos;
     if (end <= this.limit) {
       this.count++;
+      this.lastStart = start;
+      this.lastEnd = end;
       return true;
     }
     w.pos = start;
@@ -112,6 +117,15 @@ export class DatagramEncoder {
       throw new RangeError(`a ${msg.kind} message of ${size} bytes can never fit a datagram of mtu ${this.mtu}`);
     }
     return false;
+  }
+
+  /**
+   * The datagram being built. A message's bytes (one Datagram.messages
+   * field, as decodeMessageField reads it back) are there from add() until
+   * the next add() or flush().
+   */
+  get bytes(): Buffer {
+    return this.w.buf;
   }
 
   get messageCount(): number {

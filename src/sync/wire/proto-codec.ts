@@ -1669,6 +1669,26 @@ export function readMessage(end: number): WireMessage | undefined {
   return m;
 }
 
+/**
+ * Decodes one Datagram.messages field, tag included, from buf[start, end):
+ * a message as the encoder wrote it (DatagramEncoder.bytes), e.g. a resend
+ * queue's stored copy. Entries come back as objects. Undefined for anything
+ * else, or a kind this version does not know.
+ */
+export function decodeMessageField(buf: Buffer, start: number, end: number): WireMessage | undefined {
+  readerReset(buf, start, false);
+  try {
+    if (rVarint(end) !== T_DATAGRAM.messages) return undefined;
+    const sub = enter(end);
+    return sub === end ? readMessage(sub) : undefined;
+  } catch (e) {
+    if (e instanceof WireFail) return undefined;
+    throw e;
+  } finally {
+    readerRelease();
+  }
+}
+
 export interface DatagramBody {
   node: string;
   epoch: number;
