@@ -37,7 +37,8 @@ import {
   F_ZONE,
   O_SHIFT,
   R_SHIFT,
-  RecordPool,
+  copyRecordWords,
+  REC_WORDS,
   recordBuf,
   T_DPORT,
   T_ICMP_CODE,
@@ -706,13 +707,15 @@ let RECORDS = false;
 /**
  * Points the cursor at buf[pos]; the caller bounds every read by an explicit
  * end. With `records`, ct-new and ct-update entries of the common shape are
- * read as EntryRecords, without an entry object (the sync engine's way);
- * without, every entry is an object (tools, tests).
+ * read as EntryRecords, without an entry object (the sync engine's way),
+ * valid until the next readerReset(); without, every entry is an object
+ * (tools, tests).
  */
 export function readerReset(buf: Buffer, pos: number, records = false): void {
   B = buf;
   P = pos;
   RECORDS = records;
+  DG_NEXT = 0;
 }
 
 /** Drops the reference to the last datagram so it can be garbage collected. */
@@ -1187,8 +1190,28 @@ function rEntryOrRecord(start: number, end: number): ConntrackEntry | EntryRecor
 
 /** Scratch words rEntryRecord decodes into before the record is copied out. */
 const REC = recordBuf(1);
-/** Where decoded records are copied: one small object each (see RecordPool). */
-const POOL = new RecordPool();
+/**
+ * Where the records of the datagram being decoded are copied, the k-th at
+ * k * REC_WORDS, each behind an EntryRecord kept for that position: a
+ * datagram's records make no garbage, and are valid until the next
+ * readerReset() (the receiver applies them before it reads another).
+ */
+let DG = recordBuf(64);
+const DG_VIEWS: EntryRecord[] = [];
+let DG_NEXT = 0;
+
+function datagramRecord(w: Int32Array): EntryRecord {
+  const k = DG_NEXT++;
+  const o = k * REC_WORDS;
+  if (o + REC_WORDS > DG.w.length) {
+    // Views already handed out keep the old buffer; later ones use the new.
+    DG = recordBuf(2 * (DG.w.length / REC_WORDS));
+  }
+  copyRecordWords(w, 0, DG.w, o);
+  const v = DG_VIEWS[k];
+  if (v === undefined) return (DG_VIEWS[k] = new EntryRecord(DG.w, DG.b, o, undefined));
+  return v.point(DG, o, undefined);
+}
 /** Presence bits of the tuple rRecordTuple read last (T_*), and its family. */
 let recTupleBits = 0;
 let recTupleV4 = false;
@@ -1310,7 +1333,7 @@ function rEntryRecord(end: number): EntryRecord | undefined {
   if (!tupleBitsFit(ob, proto) || !tupleBitsFit(rb, proto)) return undefined;
   w[W_HEAD] = (v4 ? AF_INET : AF_INET6) | (proto << 8) | (zone << 16);
   w[W_FLAGS] = f | (ob << O_SHIFT) | (rb << R_SHIFT);
-  return POOL.copy(w, 0, undefined);
+  return datagramRecord(w);
 }
 
 /**

@@ -93,7 +93,9 @@ export interface DecodeOptions {
   /**
    * Read ct-new and ct-update entries of the common shape as EntryRecords
    * (src/kernel/ct-record.ts), without entry objects: for a receiver that
-   * stores records. Default false: every entry an object.
+   * stores records. They live in the decoder's scratch space and are valid
+   * only until the next decodeDatagram(): copy what must be kept. Default
+   * false: every entry an object.
    */
   records?: boolean;
 }
