@@ -39,6 +39,7 @@ const config = () =>
       'cluster: { id: 1 }',
       'sync:',
       '  multicast: { interface: sync0 }',
+      '  auth: none',
       '  reliability: { startupSyncWaitMs: 20 }',
       'failover: { purgeTimeoutSeconds: 45 }',
       '',

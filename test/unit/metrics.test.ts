@@ -485,6 +485,7 @@ function daemonConfig(listen: string, enabled = true) {
       'cluster: { id: 1 }',
       'sync:',
       '  multicast: { interface: sync0 }',
+      '  auth: none',
       '  reliability: { startupSyncWaitMs: 50 }',
       `metrics: { enabled: ${enabled}, listen: "${listen}" }`,
       '',

@@ -274,7 +274,7 @@ describe('buildStatsSnapshot', () => {
 describe('Daemon.stats()', () => {
   it('keeps the keys of `ctsyncd stats --json`, before and after start', async () => {
     const cfg = parseConfig(
-      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'failover: { inject: true }', ''].join('\n'),
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', '  auth: none', 'failover: { inject: true }', ''].join('\n'),
       'stats-test.yaml',
     );
     const kernel = new FakeKernel();
@@ -312,7 +312,7 @@ describe('Daemon.stats()', () => {
 
   it('kernel.filterEvents: false leaves every rule to userspace; our own events are still dropped in the kernel', async () => {
     const cfg = parseConfig(
-      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'kernel: { filterEvents: false }', ''].join('\n'),
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', '  auth: none', 'kernel: { filterEvents: false }', ''].join('\n'),
       'stats-test.yaml',
     );
     const daemon = new Daemon(cfg, { kernelTransport: new FakeKernel().openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
