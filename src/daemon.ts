@@ -175,6 +175,12 @@ export class Daemon {
     const cfg = this.config;
     const keyFiles = cfg.sync.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
+    if (!this.auth) {
+      this.log.warn('sync.auth is none: sync datagrams are neither signed nor checked', {
+        risk: 'anything that reaches the sync port can write entries into this node’s state table',
+        fix: 'sync.auth: { keyFile: FILE } with the same key on every node',
+      });
+    }
 
     // The control socket comes first so stats answer while the dump runs.
     if (!this.deps.noControl) {
@@ -360,6 +366,7 @@ export class Daemon {
       link: this.link,
       kernelCounters: this.counters,
       channels: this.channels,
+      auth: cfg.sync.auth ? 'hmac' : 'none',
     });
   }
 

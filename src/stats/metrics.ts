@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventFilterRule } from '../kernel/event-filter.js';
-import type { StatsSnapshot } from './source.js';
+import { type StatsSnapshot, SYNC_AUTH_MODES } from './source.js';
 
 export type Labels = Record<string, string>;
 export type Sample = readonly [Labels, number];
@@ -532,6 +532,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
         received: s.sync.counters?.resyncRequestsReceived,
       }),
     ['direction'],
+  ),
+  gauge(
+    'ctsyncd_sync_auth',
+    'How sync datagrams are authenticated, 1 for the configured mode: hmac (signed with the sync.auth keys, unsigned ones dropped) or none (sync.auth: none, anything that reaches the sync port is believed).',
+    'sync.auth',
+    (s) => SYNC_AUTH_MODES.map((mode) => [{ mode }, bool(s.sync.auth === mode)] as const),
+    ['mode'],
   ),
   gauge(
     'ctsyncd_sync_in_sync',

@@ -11,7 +11,7 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters, KernelFilterStatus } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
-import type { EventFilterSnapshot, StatsSnapshot, SyncSnapshot } from './source.js';
+import type { EventFilterSnapshot, StatsSnapshot, SyncAuthMode, SyncSnapshot } from './source.js';
 
 export interface InternalCacheView {
   readonly size: number;
@@ -72,6 +72,8 @@ export interface StatsParts<S extends SyncStatsView> {
   link: { readonly counters: LinkCounters } | undefined;
   kernelCounters: LocalTableCounters;
   channels: { stats(): SyncSnapshot['channels']; readonly active: string } | undefined;
+  /** How sync datagrams are authenticated (config sync.auth: keys or none). */
+  auth: SyncAuthMode;
 }
 
 /** The stats object, built afresh from the parts' counters at each call. */
@@ -84,6 +86,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
     peers: undefined,
     channels: p.channels?.stats() ?? [],
     activeChannel: p.channels?.active ?? null,
+    auth: p.auth,
   };
   return {
     ready: p.ready,

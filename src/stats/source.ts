@@ -67,7 +67,12 @@ export interface SyncSnapshot {
   resendQueue?: { length: number; capacity: number };
   peerCounters?: { ups: number; downs: number; restarts: number };
   channels: ChannelStats[];
+  /** hmac: every datagram is signed and checked (sync.auth keys); none: `sync.auth: none`. */
+  auth: SyncAuthMode;
 }
+
+export const SYNC_AUTH_MODES = ['hmac', 'none'] as const;
+export type SyncAuthMode = (typeof SYNC_AUTH_MODES)[number];
 
 export type InjectSnapshot = { enabled: boolean; queued?: number } & Partial<InjectCounters>;
 

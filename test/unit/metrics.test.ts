@@ -192,12 +192,13 @@ function fakeSnapshot(): StatsSnapshot {
           counters: { datagramsSent: next(), datagramsReceived: next(), bytesSent: next(), bytesReceived: next(), sendErrors: next(), receiveErrors: next() },
         },
       ],
+      auth: 'none',
     },
   };
 }
 
 /** Label names a ctsyncd metric may carry: all bounded (no address, port or connection). */
-const BOUNDED_LABELS = new Set(['cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
+const BOUNDED_LABELS = new Set(['mode', 'cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
 
 describe('CtsyncdMetrics exposition', () => {
   it('shows every metric with its type, bounded labels, and the value of its source field', async () => {
@@ -279,6 +280,8 @@ describe('CtsyncdMetrics exposition', () => {
     expect(v('ctsyncd_failover_state', { state: 'primary' })).toBe(0);
     expect(v('ctsyncd_inject_entries_total', { result: 'replaced' })).toBe(s.inject.replaced);
     expect(v('ctsyncd_ready')).toBe(1);
+    expect(v('ctsyncd_sync_auth', { mode: 'none' })).toBe(1);
+    expect(v('ctsyncd_sync_auth', { mode: 'hmac' })).toBe(0);
   });
 
   it('counters follow the source at each scrape (set, not accumulated), labels come and go with it', async () => {
@@ -319,7 +322,7 @@ describe('CtsyncdMetrics exposition', () => {
       failover: { inSync: false, keepalivedState: null, sequencer: null },
       commit: { ...s.commit, lastDurationMs: null },
       kernel: { ...s.kernel, events: {}, link: {} },
-      sync: { channels: [] },
+      sync: { channels: [], auth: 'hmac' },
     };
     const e = parseExposition(await new CtsyncdMetrics(() => bare, { defaultMetrics: false }).scrape());
     expect(sampleValue(e, 'ctsyncd_ready')).toBe(0);

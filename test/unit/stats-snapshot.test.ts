@@ -105,6 +105,7 @@ function emptyParts(): StatsParts<FakeSync> {
     link: undefined,
     kernelCounters: { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 },
     channels: undefined,
+    auth: 'none',
   };
 }
 
@@ -161,10 +162,10 @@ describe('buildStatsSnapshot', () => {
           overruns: 0,
           overrunResyncs: 0,
         },
-        sync: { channels: [], activeChannel: null },
+        sync: { channels: [], activeChannel: null, auth: 'none' },
       }),
     );
-    expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel']);
+    expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel', 'auth']);
     expect(s.sync.peers).toBeUndefined();
   });
 
@@ -200,6 +201,7 @@ describe('buildStatsSnapshot', () => {
       link,
       kernelCounters: { ownKernelEvents: 1, overruns: 2, overrunResyncs: 3 },
       channels: { stats: () => [channel], active: 'l0' },
+      auth: 'hmac',
     };
     const s = buildStatsSnapshot(parts);
     const ic = new InternalCache({ limit: 1, filter: ACCEPT_ALL });
@@ -251,12 +253,12 @@ describe('buildStatsSnapshot', () => {
           overruns: 2,
           overrunResyncs: 3,
         },
-        sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0' },
+        sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0', auth: 'hmac' },
       }),
     );
     // The sync engine's peer list moves to the top; its key stays in place, blanked.
     expect(s.peers).toBe(sync.peers);
-    expect(Object.keys(s.sync)).toEqual(['node', 'inSync', 'peers', 'channels', 'activeChannel']);
+    expect(Object.keys(s.sync)).toEqual(['node', 'inSync', 'peers', 'channels', 'activeChannel', 'auth']);
     expect(s.sync.peers).toBeUndefined();
     // Later counts do not move a snapshot already taken.
     events.counters.new = 1000;
@@ -288,7 +290,7 @@ describe('Daemon.stats()', () => {
     expect(Object.keys(before.failover!)).toEqual(failover);
     expect(Object.keys(before.kernel!)).toEqual(kernelKeys);
     expect(before.kernel!.events).toEqual({});
-    expect(before.sync).toEqual({ channels: [], activeChannel: null });
+    expect(before.sync).toEqual({ channels: [], activeChannel: null, auth: 'none' });
     try {
       await daemon.start();
       kernel.packetNew(tcp(1));
@@ -301,7 +303,7 @@ describe('Daemon.stats()', () => {
       // The filter's rules ride on the event socket's kernel program (loopback at least).
       expect(after.kernel!.eventFilter).toMatchObject({ attached: true, rules: ['address-ignore'], userspaceOnly: [], refused: null });
       expect(after.inject).toMatchObject({ enabled: true, queued: 0 });
-      expect(Object.keys(after.sync!).slice(-2)).toEqual(['channels', 'activeChannel']);
+      expect(Object.keys(after.sync!).slice(-3)).toEqual(['channels', 'activeChannel', 'auth']);
       expect(after.sync!.peers).toBeUndefined();
       expect(after.sync!.node).toBe('fw1');
       expect(Object.keys(after.kernel!.events as object)).toContain('new');
