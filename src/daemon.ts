@@ -14,7 +14,7 @@ import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
 import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import type { Config } from './config/index.js';
-import { dispatchTable } from './control/commands.js';
+import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
 import { ConntrackEvents } from './kernel/conntrack-events.js';
@@ -189,6 +189,8 @@ export class Daemon {
         mode: Number.parseInt(cfg.control.mode, 8),
         // The commands, their args' validation and their replies: src/control/commands.ts.
         handlers: dispatchTable(this.ops),
+        reservedCommands: RESERVED_COMMANDS,
+        log: (level, msg, ctx) => this.log[level](msg, ctx),
       });
       await this.control.start();
       if (this.stopped) return;
