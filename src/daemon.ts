@@ -369,6 +369,7 @@ export class Daemon {
       kernelCounters: this.counters,
       channels: this.channels,
       auth: cfg.sync.auth ? 'hmac' : 'none',
+      control: this.control,
     });
   }
 

@@ -591,6 +591,39 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     ['to'],
   ),
 
+  // --- control socket ---------------------------------------------------
+  gauge('ctsyncd_control_connections', 'Control socket connections open now.', 'control.open', (s) => s.control.open ?? 0),
+  counter(
+    'ctsyncd_control_requests_total',
+    'Control requests by result: ok, failed (the command failed or its reply could not be sent), bad (malformed or unknown command).',
+    'control.{requests,failedRequests,badRequests}',
+    (s) =>
+      by('result', {
+        ok: (s.control.requests ?? 0) - (s.control.failedRequests ?? 0),
+        failed: s.control.failedRequests,
+        bad: s.control.badRequests,
+      }),
+    ['result'],
+  ),
+  counter(
+    'ctsyncd_control_reserve_requests_total',
+    'Requests (failover, commit, stats, ping) answered on a reserve connection because every regular connection was taken.',
+    'control.reserveServed',
+    (s) => s.control.reserveServed ?? 0,
+  ),
+  counter(
+    'ctsyncd_control_dropped_connections_total',
+    'Control connections closed by the daemon: deadline (request not complete in time, or idle), unread_reply (deadline reached with reply bytes the client did not read), refused (beyond every connection and reserve slot, or another command than the reserved ones).',
+    'control.{deadlineClosed,outputStalled,refused}',
+    (s) =>
+      by('reason', {
+        deadline: (s.control.deadlineClosed ?? 0) - (s.control.outputStalled ?? 0),
+        unread_reply: s.control.outputStalled,
+        refused: s.control.refused,
+      }),
+    ['reason'],
+  ),
+
   // --- failover (keepalived notify FIFO) --------------------------------
   gauge(
     'ctsyncd_failover_state',

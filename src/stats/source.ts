@@ -74,6 +74,28 @@ export interface SyncSnapshot {
 export const SYNC_AUTH_MODES = ['hmac', 'none'] as const;
 export type SyncAuthMode = (typeof SYNC_AUTH_MODES)[number];
 
+/**
+ * The control socket's counters (ControlServer's, src/control/server.ts);
+ * empty when the daemon runs without one.
+ */
+export interface ControlSnapshot {
+  /** Connections open now. */
+  open?: number;
+  /** Connections accepted, reserve ones included. */
+  connections?: number;
+  requests?: number;
+  failedRequests?: number;
+  badRequests?: number;
+  /** Closed at their deadline (trickled requests, idle, unread replies). */
+  deadlineClosed?: number;
+  /** Of deadlineClosed, those with reply bytes still queued. */
+  outputStalled?: number;
+  /** Requests answered beyond maxConnections (failover, commit, stats, ping). */
+  reserveServed?: number;
+  /** Connections beyond maxConnections closed unserved. */
+  refused?: number;
+}
+
 export type InjectSnapshot = { enabled: boolean; queued?: number } & Partial<InjectCounters>;
 
 export interface FailoverSnapshot {
@@ -93,6 +115,7 @@ export interface StatsSnapshot {
   inject: InjectSnapshot;
   kernel: KernelSnapshot;
   sync: SyncSnapshot;
+  control: ControlSnapshot;
 }
 
 export interface MetricsSource {

@@ -194,6 +194,18 @@ function fakeSnapshot(): StatsSnapshot {
       ],
       auth: 'none',
     },
+    // Explicit: ok and deadline are differences, which must stay positive.
+    control: {
+      open: 11,
+      connections: 1013,
+      requests: 1000,
+      failedRequests: 17,
+      badRequests: 19,
+      deadlineClosed: 500,
+      outputStalled: 23,
+      reserveServed: 29,
+      refused: 31,
+    },
   };
 }
 
@@ -282,6 +294,14 @@ describe('CtsyncdMetrics exposition', () => {
     expect(v('ctsyncd_ready')).toBe(1);
     expect(v('ctsyncd_sync_auth', { mode: 'none' })).toBe(1);
     expect(v('ctsyncd_sync_auth', { mode: 'hmac' })).toBe(0);
+    const ctl = s.control;
+    expect(v('ctsyncd_control_connections')).toBe(ctl.open);
+    expect(v('ctsyncd_control_requests_total', { result: 'ok' })).toBe(1000 - ctl.failedRequests!);
+    expect(v('ctsyncd_control_requests_total', { result: 'bad' })).toBe(ctl.badRequests);
+    expect(v('ctsyncd_control_reserve_requests_total')).toBe(ctl.reserveServed);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'deadline' })).toBe(500 - ctl.outputStalled!);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'unread_reply' })).toBe(ctl.outputStalled);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'refused' })).toBe(ctl.refused);
   });
 
   it('counters follow the source at each scrape (set, not accumulated), labels come and go with it', async () => {
@@ -323,12 +343,14 @@ describe('CtsyncdMetrics exposition', () => {
       commit: { ...s.commit, lastDurationMs: null },
       kernel: { ...s.kernel, events: {}, link: {} },
       sync: { channels: [], auth: 'hmac' },
+      control: {},
     };
     const e = parseExposition(await new CtsyncdMetrics(() => bare, { defaultMetrics: false }).scrape());
     expect(sampleValue(e, 'ctsyncd_ready')).toBe(0);
     expect(sampleValue(e, 'ctsyncd_kernel_events_total', { type: 'new' })).toBe(0);
     expect(sampleValue(e, 'ctsyncd_sync_acks_total', { direction: 'sent' })).toBe(0);
     expect(sampleValue(e, 'ctsyncd_commit_last_duration_seconds')).toBe(0);
+    expect(sampleValue(e, 'ctsyncd_control_requests_total', { result: 'ok' })).toBe(0);
     expect(e.samples.some((x) => x.name === 'ctsyncd_inject_entries_total')).toBe(false);
     expect(e.samples.some((x) => x.name === 'ctsyncd_failover_state')).toBe(false);
     expect(e.types.get('ctsyncd_inject_entries_total')).toBe('counter');

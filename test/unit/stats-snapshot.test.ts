@@ -106,6 +106,7 @@ function emptyParts(): StatsParts<FakeSync> {
     kernelCounters: { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 },
     channels: undefined,
     auth: 'none',
+    control: undefined,
   };
 }
 
@@ -163,6 +164,7 @@ describe('buildStatsSnapshot', () => {
           overrunResyncs: 0,
         },
         sync: { channels: [], activeChannel: null, auth: 'none' },
+        control: {},
       }),
     );
     expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel', 'auth']);
@@ -179,6 +181,16 @@ describe('buildStatsSnapshot', () => {
     const link = { counters: linkCounters() };
     const sequencer = { state: 'backup' as const, counters: sequencerCounters() };
     const injectCounters = { created: 1, updated: 2, replaced: 3, deleted: 4, failed: 5, failures: { EPERM: 5 }, batches: 6 };
+    const controlCounters = {
+      connections: 9,
+      requests: 8,
+      failedRequests: 1,
+      badRequests: 2,
+      deadlineClosed: 3,
+      outputStalled: 1,
+      reserveServed: 4,
+      refused: 5,
+    };
     const channelCounters = { datagramsSent: 1, datagramsReceived: 2, bytesSent: 3, bytesReceived: 4, sendErrors: 0, receiveErrors: 0 };
     const channel = { name: 'l0', kind: 'udp' as const, interfaceName: undefined, link: 'up' as const, active: true, counters: channelCounters };
     const parts: StatsParts<FakeSync> = {
@@ -202,6 +214,7 @@ describe('buildStatsSnapshot', () => {
       kernelCounters: { ownKernelEvents: 1, overruns: 2, overrunResyncs: 3 },
       channels: { stats: () => [channel], active: 'l0' },
       auth: 'hmac',
+      control: { activeConnections: 2, counters: controlCounters },
     };
     const s = buildStatsSnapshot(parts);
     const ic = new InternalCache({ limit: 1, filter: ACCEPT_ALL });
@@ -254,6 +267,7 @@ describe('buildStatsSnapshot', () => {
           overrunResyncs: 3,
         },
         sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0', auth: 'hmac' },
+        control: { open: 2, ...controlCounters },
       }),
     );
     // The sync engine's peer list moves to the top; its key stays in place, blanked.
@@ -281,7 +295,7 @@ describe('Daemon.stats()', () => {
     );
     const kernel = new FakeKernel();
     const daemon = new Daemon(cfg, { kernelTransport: kernel.openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
-    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync'];
+    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync', 'control'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
     const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
     const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;
