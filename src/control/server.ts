@@ -108,8 +108,8 @@ interface Conn {
   readonly socket: net.Socket;
   /** Accepted beyond maxConnections: one reserved command, then closed. */
   readonly reserve: boolean;
-  /** A reserve connection whose command was read (it is no longer replaced by newer ones). */
-  judged: boolean;
+  /** A reserve connection whose command is being answered: it is not replaced by newer ones meanwhile. */
+  answering: boolean;
   /** Milliseconds of deadline left while the clock is stopped. */
   left: number;
   /** When the clock was last started; undefined while it is stopped (a command runs). */
@@ -357,10 +357,10 @@ export class ControlServer {
     }
     const isReserve = regular >= this.maxConnections;
     if (isReserve && reserve.length >= this.reserveConnections) {
-      // Room is made by dropping the oldest reserve connection that is still
-      // silent, so silent ones cannot keep a failover out; one whose command
-      // was read runs on.
-      const victim = reserve.find((c) => !c.judged);
+      // Room is made by dropping the oldest reserve connection not being
+      // answered (silent, or answered and not gone yet), so stalled clients
+      // cannot keep a failover out; one whose command runs is left alone.
+      const victim = reserve.find((c) => !c.answering);
       this.counters.refused++;
       if (victim === undefined) {
         this.log('warn', 'control connection refused: every connection and reserve slot is busy', {
@@ -375,7 +375,7 @@ export class ControlServer {
     const conn: Conn = {
       socket,
       reserve: isReserve,
-      judged: false,
+      answering: false,
       left: this.deadlineMs,
       since: undefined,
       timer: undefined,
@@ -459,13 +459,18 @@ export class ControlServer {
         };
       }
       await this.reply(conn, response);
-      socket.end();
+      // Answered: its slot may go to the next one, and it does not wait for
+      // this client to close (the reply is with the kernel once written).
+      conn.answering = false;
+      socket.end(() => socket.destroy());
     };
+    let read = false;
     socket.on('data', (chunk: Buffer) => {
-      if (conn.judged) return;
+      if (read) return;
       const frame = decoder.push(chunk)[0];
       if (frame === undefined) return;
-      conn.judged = true;
+      read = true;
+      conn.answering = true;
       socket.pause();
       answer(frame).catch((err: unknown) => {
         this.log('error', 'control connection failed', { error: String(err) });
@@ -502,6 +507,8 @@ export class ControlServer {
     conn.since = undefined;
     conn.timer = undefined;
     conn.left = 0;
+    // Its slot is free now, not once the close event comes.
+    this.conns.delete(conn);
     if (conn.socket.destroyed) return;
     this.counters.deadlineClosed++;
     const unread = conn.writing || conn.socket.writableLength > 0;
@@ -510,9 +517,10 @@ export class ControlServer {
     conn.socket.destroy();
   }
 
-  /** Closes a connection at once, its clock with it. */
+  /** Closes a connection at once, its clock with it; its slot is free at once. */
   private drop(conn: Conn): void {
     this.stopClock(conn);
+    this.conns.delete(conn);
     conn.socket.destroy();
   }
 

@@ -609,6 +609,23 @@ describe('ControlServer limits', () => {
     expect(server.counters).toMatchObject({ reserveServed: 1, refused: 1 });
   });
 
+  it('reserve clients that were answered and never close do not keep the next failover out', async () => {
+    const { server } = await limitedServer({ maxConnections: 1, reserveConnections: 2 });
+    const regular = await RawClient.connect(server.path);
+    regular.write(Buffer.from([0]));
+    await until(() => server.activeConnections === 1, 'the regular connection');
+    const lingering: RawClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const raw = await RawClient.connect(server.path);
+      raw.request({ id: i, cmd: 'ping' });
+      await raw.responses(1);
+      lingering.push(raw);
+    }
+    expect(await controlRequest(server.path, 'failover', { state: 'fault' })).toMatchObject({ state: 'fault' });
+    expect(server.counters).toMatchObject({ reserveServed: 5, refused: 0 });
+    for (const raw of lingering) raw.end();
+  });
+
   it('a reader that stops holds at most the output cap in its socket, and is closed at its deadline, counted', async () => {
     const items = Array.from({ length: 100_000 }, (_, i) => ({ i, src: `10.0.${i >> 8}.${i & 255}`, state: 'ESTABLISHED' }));
     const cap = 64 * 1024;
