@@ -565,6 +565,8 @@ export class ControlServer {
     const { socket } = conn;
     if (socket.destroyed) return;
     let chunks: Iterable<Buffer>;
+    // Serialising a large dump is the daemon's time, not the client's.
+    this.stopClock(conn);
     try {
       chunks = encodeFrameChunks(response, MAX_RESPONSE_BYTES).chunks;
     } catch (err) {
@@ -578,6 +580,8 @@ export class ControlServer {
           MAX_RESPONSE_BYTES,
         ),
       ];
+    } finally {
+      if (!socket.destroyed) this.startClock(conn);
     }
     conn.writing = true;
     try {
