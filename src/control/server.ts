@@ -569,6 +569,9 @@ export class ControlServer {
     this.stopClock(conn);
     try {
       chunks = encodeFrameChunks(response, MAX_RESPONSE_BYTES).chunks;
+      // The pieces hold the text now; the result itself (a dump's objects, often
+      // larger than their text) need not live while a slow reader takes it.
+      if (response.ok) response.result = null;
     } catch (err) {
       this.counters.failedRequests++;
       const code = err instanceof ControlError && err.code === 'EFRAME_TOO_LARGE' ? 'ERESPONSE_TOO_LARGE' : 'EINTERNAL';
