@@ -79,6 +79,13 @@ export interface ControlServerOptions {
    * reader; more waits until it reads. Default 4 MiB.
    */
   maxQueuedOutputBytes?: number;
+  /**
+   * Reply bytes held for all connections together that their readers have
+   * not taken yet. Past it, the waiting reader with the least deadline left
+   * is dropped (one that stopped reading), so stalled readers of big dumps
+   * cannot add up. Default 512 MiB, the largest reply: one always fits.
+   */
+  maxUnreadOutputBytes?: number;
   /** Default: the system clock. */
   clock?: ControlClock;
   /** The daemon's uid, which may own the socket's directory besides root. Default process.getuid(). */
@@ -97,6 +104,8 @@ export interface ControlServerCounters {
   deadlineClosed: number;
   /** Of those, the ones closed with reply bytes still queued: a client that did not read its reply. */
   outputStalled: number;
+  /** Connections dropped while waiting for their reader because all unread replies together passed maxUnreadOutputBytes. */
+  outputDropped: number;
   /** Requests answered on a reserve connection, beyond maxConnections. */
   reserveServed: number;
   /** Connections beyond maxConnections closed unserved: another command, replaced by a newer one, or no reserve left. */
@@ -117,6 +126,10 @@ interface Conn {
   timer: unknown;
   /** Reply pieces are being written. */
   writing: boolean;
+  /** Bytes of the reply being written not yet handed to the socket. */
+  unsent: number;
+  /** Waiting for its reader to take what is queued. */
+  waiting: boolean;
 }
 
 /** Frames read ahead of the one being handled before the socket is paused. */
@@ -130,6 +143,7 @@ export const CONTROL_DEFAULTS = {
   maxConnections: 64,
   reserveConnections: 4,
   maxQueuedOutputBytes: 4 * 1024 * 1024,
+  maxUnreadOutputBytes: MAX_RESPONSE_BYTES,
 } as const;
 
 export class ControlServer {
@@ -140,6 +154,7 @@ export class ControlServer {
     badRequests: 0,
     deadlineClosed: 0,
     outputStalled: 0,
+    outputDropped: 0,
     reserveServed: 0,
     refused: 0,
   };
@@ -152,6 +167,7 @@ export class ControlServer {
   private readonly maxConnections: number;
   private readonly reserveConnections: number;
   private readonly maxQueuedOutputBytes: number;
+  private readonly maxUnreadOutputBytes: number;
   private server: net.Server | undefined;
   /** Open connections in the order they were accepted. */
   private readonly conns = new Set<Conn>();
@@ -170,6 +186,7 @@ export class ControlServer {
     this.maxConnections = opts.maxConnections ?? CONTROL_DEFAULTS.maxConnections;
     this.reserveConnections = opts.reserveConnections ?? CONTROL_DEFAULTS.reserveConnections;
     this.maxQueuedOutputBytes = opts.maxQueuedOutputBytes ?? CONTROL_DEFAULTS.maxQueuedOutputBytes;
+    this.maxUnreadOutputBytes = opts.maxUnreadOutputBytes ?? CONTROL_DEFAULTS.maxUnreadOutputBytes;
   }
 
   get path(): string {
@@ -184,6 +201,13 @@ export class ControlServer {
   get queuedOutputBytes(): number {
     let n = 0;
     for (const c of this.conns) n += c.socket.writableLength;
+    return n;
+  }
+
+  /** Reply bytes held for readers that have not taken them: queued in the sockets or not handed to them yet. */
+  get unreadOutputBytes(): number {
+    let n = 0;
+    for (const c of this.conns) n += unread(c);
     return n;
   }
 
@@ -380,6 +404,8 @@ export class ControlServer {
       since: undefined,
       timer: undefined,
       writing: false,
+      unsent: 0,
+      waiting: false,
     };
     this.conns.add(conn);
     this.startClock(conn);
@@ -565,10 +591,11 @@ export class ControlServer {
     const { socket } = conn;
     if (socket.destroyed) return;
     let chunks: Iterable<Buffer>;
+    let length: number;
     // Serialising a large dump is the daemon's time, not the client's.
     this.stopClock(conn);
     try {
-      chunks = encodeFrameChunks(response, MAX_RESPONSE_BYTES).chunks;
+      ({ chunks, length } = encodeFrameChunks(response, MAX_RESPONSE_BYTES));
       // The pieces hold the text now; the result itself (a dump's objects, often
       // larger than their text) need not live while a slow reader takes it.
       if (response.ok) response.result = null;
@@ -577,26 +604,70 @@ export class ControlServer {
       const code = err instanceof ControlError && err.code === 'EFRAME_TOO_LARGE' ? 'ERESPONSE_TOO_LARGE' : 'EINTERNAL';
       const message = (err as Error).message;
       this.log('error', 'control reply could not be encoded', { code, message });
-      chunks = [
-        encodeFrame(
-          { ...(response.id === undefined ? {} : { id: response.id }), ok: false, error: { code, message } },
-          MAX_RESPONSE_BYTES,
-        ),
-      ];
+      const frame = encodeFrame(
+        { ...(response.id === undefined ? {} : { id: response.id }), ok: false, error: { code, message } },
+        MAX_RESPONSE_BYTES,
+      );
+      chunks = [frame];
+      length = frame.length;
     } finally {
       if (!socket.destroyed) this.startClock(conn);
     }
     conn.writing = true;
+    conn.unsent = length;
     try {
       for (const chunk of chunks) {
         if (socket.destroyed) return;
+        conn.unsent -= chunk.length;
         socket.write(chunk);
-        if (socket.writableLength >= this.maxQueuedOutputBytes) await drained(socket);
+        if (socket.writableLength >= this.maxQueuedOutputBytes) {
+          conn.waiting = true;
+          this.limitUnreadOutput();
+          await drained(socket);
+          conn.waiting = false;
+        }
       }
     } finally {
       conn.writing = false;
+      conn.waiting = false;
+      conn.unsent = 0;
     }
   }
+
+  /**
+   * While the replies held for all readers together pass maxUnreadOutputBytes,
+   * drops the waiting reader with the least deadline left: the one that has
+   * kept the daemon waiting longest, not one that is reading along.
+   */
+  private limitUnreadOutput(): void {
+    let total = this.unreadOutputBytes;
+    while (total > this.maxUnreadOutputBytes) {
+      let victim: Conn | undefined;
+      for (const c of this.conns) {
+        if (c.waiting && !c.socket.destroyed && (victim === undefined || this.deadlineLeft(c) < this.deadlineLeft(victim))) {
+          victim = c;
+        }
+      }
+      if (victim === undefined) return;
+      total -= unread(victim);
+      this.counters.outputDropped++;
+      this.log('warn', 'control connection dropped: replies waiting for their readers exceed the limit', {
+        unreadBytes: total + unread(victim),
+        limit: this.maxUnreadOutputBytes,
+      });
+      this.drop(victim);
+    }
+  }
+
+  /** Milliseconds of deadline the connection has left now. */
+  private deadlineLeft(conn: Conn): number {
+    return conn.since === undefined ? conn.left : conn.left - (this.clock.now() - conn.since);
+  }
+}
+
+/** Reply bytes held for this connection's reader. */
+function unread(conn: Conn): number {
+  return conn.unsent + conn.socket.writableLength;
 }
 
 /** Resolves once the socket's queued output was taken, or the socket closed. */

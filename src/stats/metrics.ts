@@ -613,12 +613,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_control_dropped_connections_total',
-    'Control connections closed by the daemon: deadline (request not complete in time, or idle), unread_reply (deadline reached with reply bytes the client did not read), refused (beyond every connection and reserve slot, or another command than the reserved ones).',
-    'control.{deadlineClosed,outputStalled,refused}',
+    'Control connections closed by the daemon: deadline (request not complete in time, or idle), unread_reply (deadline reached with reply bytes the client did not read), unread_limit (waiting for its reader while the replies of all readers together were over 512 MiB), refused (beyond every connection and reserve slot, or another command than the reserved ones).',
+    'control.{deadlineClosed,outputStalled,outputDropped,refused}',
     (s) =>
       by('reason', {
         deadline: (s.control.deadlineClosed ?? 0) - (s.control.outputStalled ?? 0),
         unread_reply: s.control.outputStalled,
+        unread_limit: s.control.outputDropped,
         refused: s.control.refused,
       }),
     ['reason'],

@@ -90,6 +90,8 @@ export interface ControlSnapshot {
   deadlineClosed?: number;
   /** Of deadlineClosed, those with reply bytes still queued. */
   outputStalled?: number;
+  /** Dropped while waiting for their reader: all unread replies together were over the limit. */
+  outputDropped?: number;
   /** Requests answered beyond maxConnections (failover, commit, stats, ping). */
   reserveServed?: number;
   /** Connections beyond maxConnections closed unserved. */

@@ -655,6 +655,41 @@ describe('ControlServer limits', () => {
     expect(Buffer.concat(got).equals(expected)).toBe(true);
   });
 
+  it('stalled readers cannot add up: past the limit on unread replies, the one waiting longest is dropped, counted', async () => {
+    const items = Array.from({ length: 60_000 }, (_, i) => ({ i, src: `10.0.${i >> 8}.${i & 255}`, state: 'ESTABLISHED' }));
+    const replyBytes = encodeFrame({ id: 1, ok: true, result: items }, MAX_RESPONSE_BYTES).length;
+    const { server, clock } = await limitedServer({
+      deadlineMs: 10_000,
+      maxQueuedOutputBytes: 64 * 1024,
+      maxUnreadOutputBytes: Math.round(replyBytes * 1.5),
+      extra: { big: () => items },
+    });
+    const stalled = async (): Promise<net.Socket> => {
+      const socket = net.createConnection(server.path);
+      await new Promise((r) => socket.once('connect', r));
+      socket.on('error', () => {});
+      socket.pause();
+      socket.write(encodeFrame({ id: 1, cmd: 'big' }, MAX_REQUEST_BYTES));
+      return socket;
+    };
+    const first = await stalled();
+    await until(() => server.queuedOutputBytes > 0, 'the first reply to back up');
+    expect(server.unreadOutputBytes).toBeLessThanOrEqual(replyBytes);
+    clock.advance(100);
+    const second = await stalled();
+    await until(() => server.counters.outputDropped === 1, 'the first reader to be dropped');
+    await until(() => server.activeConnections === 1, 'only the second reader left');
+    expect(server.unreadOutputBytes).toBeLessThanOrEqual(replyBytes);
+    expect(server.counters).toMatchObject({ outputDropped: 1, deadlineClosed: 0 });
+    // The newer reader is the one left, and gets its whole reply once it reads.
+    let got = 0;
+    second.on('data', (d: Buffer) => (got += d.length));
+    second.resume();
+    await until(() => got === replyBytes, 'the second reply, whole');
+    first.destroy();
+    second.destroy();
+  });
+
   it.each([
     ['root, 0755', { uid: 0, mode: 0o40755, dir: true }, 0, undefined],
     ['root, 0700', { uid: 0, mode: 0o40700, dir: true }, 0, undefined],

@@ -203,6 +203,7 @@ function fakeSnapshot(): StatsSnapshot {
       badRequests: 19,
       deadlineClosed: 500,
       outputStalled: 23,
+      outputDropped: 37,
       reserveServed: 29,
       refused: 31,
     },
@@ -302,6 +303,7 @@ describe('CtsyncdMetrics exposition', () => {
     expect(v('ctsyncd_control_dropped_connections_total', { reason: 'deadline' })).toBe(500 - ctl.outputStalled!);
     expect(v('ctsyncd_control_dropped_connections_total', { reason: 'unread_reply' })).toBe(ctl.outputStalled);
     expect(v('ctsyncd_control_dropped_connections_total', { reason: 'refused' })).toBe(ctl.refused);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'unread_limit' })).toBe(ctl.outputDropped);
   });
 
   it('counters follow the source at each scrape (set, not accumulated), labels come and go with it', async () => {

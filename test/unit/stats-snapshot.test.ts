@@ -188,6 +188,7 @@ describe('buildStatsSnapshot', () => {
       badRequests: 2,
       deadlineClosed: 3,
       outputStalled: 1,
+      outputDropped: 6,
       reserveServed: 4,
       refused: 5,
     };
