@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { isMulticast, networkOf } from '../../src/common/address.js';
 import {
   type Config,
@@ -786,6 +787,31 @@ describe('loadConfig', () => {
     const file = join(dir, 'good.yaml');
     writeFileSync(file, CONTRACT);
     expect(loadConfig(file)).toEqual(CONTRACT_RESOLVED);
+  });
+});
+
+describe('ctsyncd check-config and sync.auth', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-check-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const check = async (yaml: string) => {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, yaml);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['check-config', file], { out: (t) => out.push(t), err: (t) => err.push(t) });
+    return { file, code, out, err };
+  };
+
+  it('fails a sync section without auth at its file:line:column', async () => {
+    const r = await check(y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }'));
+    expect(r.code).toBe(1);
+    expect(r.err).toEqual([`${r.file}:4:3 sync.auth required: expected none, or a mapping with keyFile or keyFiles`]);
+  });
+
+  it.each(['none', '{ keyFile: /etc/ctsyncd/sync.key }'])('passes auth: %s', async (auth) => {
+    const r = await check(y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', `  auth: ${auth}`));
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
   });
 });
 
