@@ -78,6 +78,7 @@ function config(id) {
       '  mode: ftfw',
       '  transport: udp',
       `  udp: { bind: 10.99.250.${id === 'fw1' ? 1 : 2}, peers: [10.99.250.${id === 'fw1' ? 2 : 1}] }`,
+      '  auth: none',
       '  reliability: { startupSyncWaitMs: 50 }',
       `cache: { internalLimit: ${2 * n}, externalLimit: ${2 * n} }`,
       'metrics: { enabled: false }',

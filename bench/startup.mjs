@@ -134,6 +134,7 @@ async function trial(i) {
       'sync:',
       '  transport: udp',
       `  udp: { bind: 10.99.${subnet}.1, port: 3790, peers: [10.99.${subnet}.2] }`,
+      '  auth: none',
       '  reliability: { startupSyncWaitMs: 1 }',
       `control: { socket: ${socket} }`,
       'metrics: { enabled: false }',

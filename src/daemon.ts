@@ -14,7 +14,7 @@ import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
 import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import type { Config } from './config/index.js';
-import { dispatchTable } from './control/commands.js';
+import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
 import { ConntrackEvents } from './kernel/conntrack-events.js';
@@ -175,6 +175,12 @@ export class Daemon {
     const cfg = this.config;
     const keyFiles = cfg.sync.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
+    if (!this.auth) {
+      this.log.warn('sync.auth is none: sync datagrams are neither signed nor checked', {
+        risk: 'anything that reaches the sync port can write entries into this node’s state table',
+        fix: 'sync.auth: { keyFile: FILE } with the same key on every node',
+      });
+    }
 
     // The control socket comes first so stats answer while the dump runs.
     if (!this.deps.noControl) {
@@ -183,6 +189,8 @@ export class Daemon {
         mode: Number.parseInt(cfg.control.mode, 8),
         // The commands, their args' validation and their replies: src/control/commands.ts.
         handlers: dispatchTable(this.ops),
+        reservedCommands: RESERVED_COMMANDS,
+        log: (level, msg, ctx) => this.log[level](msg, ctx),
       });
       await this.control.start();
       if (this.stopped) return;
@@ -361,6 +369,8 @@ export class Daemon {
       link: this.link,
       kernelCounters: this.counters,
       channels: this.channels,
+      auth: cfg.sync.auth ? 'hmac' : 'none',
+      control: this.control,
     });
   }
 

@@ -111,6 +111,8 @@ export const ctsyncd = {
         t === 'multicast'
           ? `  multicast: { group: ${topo.group}, port: ${topo.port}, interface: sync0, sendBufferBytes: ${s.socketBufferBytes}, receiveBufferBytes: ${s.socketBufferBytes} }`
           : `  udp: { bind: ${node.addr}, port: ${topo.port}, peers: [${peer.addr}], sendBufferBytes: ${s.socketBufferBytes}, receiveBufferBytes: ${s.socketBufferBytes} }`,
+        // conntrackd, measured beside it, signs nothing either.
+        '  auth: none',
         `kernel: { netlinkBufferBytes: ${s.netlinkBufferBytes} }`,
         `cache: { internalLimit: ${s.cacheLimit}, externalLimit: ${s.cacheLimit} }`,
         `control: { socket: ${node.socket} }`,

@@ -899,6 +899,18 @@ class Converter {
         `conntrackd uses it only in Mode ALARM${mode === 'notrack' ? "; ctsyncd's notrack refresh is sync.reliability.refreshIntervalMs (default 60 s)" : ''}`,
       );
     }
+
+    // Required in ctsyncd, absent from conntrackd: the conversion keeps what the node did, and says so.
+    e.set(
+      ['sync', 'auth'],
+      'none',
+      [
+        'conntrackd has no message authentication, so neither does this conversion: anything',
+        'that reaches the sync port can write into the state table. To sign the sync traffic,',
+        'put one key on every node (umask 077; openssl rand -hex 32 > /etc/ctsyncd/sync.key)',
+        'and replace none with: { keyFile: /etc/ctsyncd/sync.key }',
+      ].join('\n'),
+    );
   }
 
   /** ALARM's RefreshTime (seconds, default 60) as refreshIntervalMs; warns once if out of range. */

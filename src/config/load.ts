@@ -208,7 +208,25 @@ function yamlIssues(errors: readonly YAMLError[], locator: Locator, file: string
   }));
 }
 
+/**
+ * The one alternative of a failed union that the value's type matched (its
+ * issues are all below the value itself), e.g. the mapping branch of
+ * `sync.auth` for a mapping with a bad key path; undefined when none or
+ * several did.
+ */
+function matchedBranch(issue: ZodIssue & { code: 'invalid_union' }): ZodIssue[] | undefined {
+  const typed = issue.errors.filter(
+    (branch) => !branch.some((i) => i.path.length === 0 && (i.code === 'invalid_type' || i.code === 'invalid_value')),
+  );
+  return typed.length === 1 ? typed[0] : undefined;
+}
+
 function zodIssues(issue: ZodIssue, locator: Locator, file: string): ConfigIssue[] {
+  if (issue.code === 'invalid_union') {
+    // Say what is wrong inside the mapping rather than "expected none or a mapping" about a mapping.
+    const branch = matchedBranch(issue);
+    if (branch) return branch.flatMap((i) => zodIssues({ ...i, path: [...issue.path, ...i.path] }, locator, file));
+  }
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(issue.path);
     return issue.keys.map((key) => ({

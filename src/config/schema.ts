@@ -171,7 +171,10 @@ const udpSchema = z
 /** Custom issues carrying this param are positioned at the key, not the value. */
 export const AT_KEY = { at: 'key' } as const;
 
-const authSchema = z
+const AUTH_DESCRIPTION =
+  'Required. Message authentication (HMAC-SHA256): exactly one of keyFile or keyFiles, or the word none to run unauthenticated (logged as a warning at start, shown in stats and metrics).';
+
+const authKeys = z
   .strictObject({
     keyFile: absolutePath.optional().describe('File holding the shared key.'),
     keyFiles: z
@@ -183,7 +186,20 @@ const authSchema = z
   })
   // Lets editors flag what the superRefine below enforces.
   .meta({ oneOf: [{ required: ['keyFile'] }, { required: ['keyFiles'] }] })
+  .describe(AUTH_DESCRIPTION);
+
+/**
+ * Required, with no default: an unauthenticated sync link lets anything on the
+ * segment write into this firewall's state table, so running without keys has
+ * to be written down (`auth: none`). none resolves to null, as an absent auth
+ * did before it became required. The rules between the keys run on the union
+ * rather than inside its mapping branch: a refined branch would hide its own
+ * issues (a relative path, say) behind the union's "expected none or ...".
+ */
+const authSchema = z
+  .union([z.literal('none'), authKeys], { error: expected('none, or a mapping with keyFile or keyFiles') })
   .superRefine((auth, ctx) => {
+    if (auth === 'none') return;
     if (auth.keyFile !== undefined && auth.keyFiles !== undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -199,8 +215,10 @@ const authSchema = z
     }
   })
   // Downstream sees one shape: keyFiles[0] signs, all of keyFiles verify.
-  .transform((auth) => ({ keyFiles: auth.keyFiles ?? (auth.keyFile === undefined ? [] : [auth.keyFile]) }))
-  .describe('Message authentication. Give exactly one of keyFile or keyFiles.');
+  .transform((auth) =>
+    auth === 'none' ? null : { keyFiles: auth.keyFiles ?? (auth.keyFile === undefined ? [] : [auth.keyFile]) },
+  )
+  .describe(AUTH_DESCRIPTION);
 
 const R = DEFAULTS.sync.reliability;
 const ms = z.int().min(LIMITS.reliabilityMs.min).max(LIMITS.reliabilityMs.max);
@@ -289,9 +307,7 @@ const syncSchema = z
         'Redundant dedicated sync links, of the same transport as the main one. Every link receives; one transmits and fails over to the next when its link goes down. Multicast links need distinct groups.',
       ),
     reliability: reliabilitySchema.prefault({}),
-    // Absent means unauthenticated; null rather than undefined so the resolved
-    // config still names every key.
-    auth: authSchema.optional().transform((auth) => auth ?? null),
+    auth: authSchema,
   })
   .meta({
     if: { properties: { transport: { const: 'udp' } }, required: ['transport'] },

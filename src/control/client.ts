@@ -1,4 +1,7 @@
-// The CLI's end of the control socket: one connection per request.
+// The CLI's end of the control socket: one connection per request, and only
+// to a socket of root's or our own: a socket another user planted (in a
+// directory they could write) could answer a commit with a fake success.
+import { statSync } from 'node:fs';
 import net from 'node:net';
 import {
   ControlError,
@@ -12,6 +15,8 @@ import {
 export interface ControlRequestOptions {
   /** Whole exchange, connect to reply. Default 30 000; a commit of a large table may need more. */
   timeoutMs?: number;
+  /** Who besides root may own the socket: this process's uid by default. */
+  ownUid?: number;
 }
 
 // Callers catch what controlRequest throws without importing the protocol module.
@@ -22,7 +27,8 @@ const REQUEST_ID = 1;
 /**
  * Sends one command and resolves with its result. Rejects with a
  * ControlError: ENOTRUNNING (nothing listens at `path`), EACCES (the socket's
- * permissions shut us out), ETIMEDOUT, EPROTO (no or malformed reply), or the
+ * permissions shut us out), EUNSAFE_SOCKET (the socket belongs to another
+ * user than root or us: nothing is sent to it), ETIMEDOUT, EPROTO (no or malformed reply), or the
  * code and message the daemon gave for a failed command. `args` that cannot
  * be sent are rejected before connecting (EBAD_VALUE, EFRAME_TOO_LARGE).
  */
@@ -39,6 +45,8 @@ export function controlRequest(
   } catch (err) {
     return Promise.reject(err);
   }
+  const unsafe = socketOwnerProblem(path, opts.ownUid ?? process.getuid?.() ?? 0);
+  if (unsafe !== undefined) return Promise.reject(unsafe);
   return new Promise((resolve, reject) => {
     const decoder = new FrameDecoder(MAX_RESPONSE_BYTES);
     let settled = false;
@@ -88,4 +96,24 @@ function connectError(err: NodeJS.ErrnoException, path: string, connected: boole
     return new ControlError('EACCES', `permission denied on control socket ${path} (run as root?)`, { cause: err });
   }
   return new ControlError('EPROTO', `control connection to ${path} failed: ${code || err.message}`, { cause: err });
+}
+
+/**
+ * EUNSAFE_SOCKET when the socket at `path` (the file a connect would reach,
+ * links followed) belongs to neither root nor `ownUid`. A missing or
+ * unreadable path is left to the connect, which reports it as usual.
+ */
+function socketOwnerProblem(path: string, ownUid: number): ControlError | undefined {
+  let uid: number;
+  try {
+    uid = statSync(path).uid;
+  } catch {
+    return undefined;
+  }
+  if (uid === 0 || uid === ownUid) return undefined;
+  return new ControlError(
+    'EUNSAFE_SOCKET',
+    `control socket ${path} is owned by uid ${uid}, not by root or you (uid ${ownUid}): refusing to talk to it`,
+    { context: { path, uid } },
+  );
 }

@@ -265,6 +265,14 @@ export const CONTROL_COMMANDS: readonly DispatchEntry[] = [...CLI_CONTROL_COMMAN
 
 export type ControlCommandName = (typeof CLI_CONTROL_COMMANDS)[number]['name'];
 
+/**
+ * What the control server still answers when every regular connection is
+ * taken (ControlServer's reserve): the failover path (failover, commit), a
+ * look at the daemon (stats) and the liveness probe. Each is one small
+ * request with a bounded reply.
+ */
+export const RESERVED_COMMANDS: readonly (ControlCommandName | 'ping')[] = ['failover', 'commit', 'stats', 'ping'];
+
 export function cliControlCommand(name: string): CliEntry | undefined {
   return CLI_CONTROL_COMMANDS.find((c) => c.name === name);
 }

@@ -75,14 +75,14 @@ export function statsSection(stats: Obj, kind: string | undefined): Obj {
     case 'expect':
       return pick('internal.expectations', 'external.expectations');
     case 'network':
-      return pick('sync.counters', 'sync.sender', 'sync.activeChannel');
+      return pick('sync.auth', 'sync.counters', 'sync.sender', 'sync.activeChannel');
     case 'cache':
       return pick('internal', 'external');
     case 'runtime':
       return pick('node', 'epoch', 'uptimeSeconds', 'ready', 'kernel');
     case 'link':
     case 'multicast':
-      return pick('sync.activeChannel', 'sync.channels');
+      return pick('sync.auth', 'sync.activeChannel', 'sync.channels');
     case 'rsqueue':
       return pick('sync.resendQueue');
     case 'queue':

@@ -157,6 +157,74 @@ export function encodeFrame(value: unknown, maxFrameBytes: number): Buffer {
   return frame;
 }
 
+/** Bytes per piece of a reply handed to the socket: small next to the output cap, large enough to be cheap. */
+export const REPLY_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The frame encodeFrame(response) gives, as pieces of about `chunkBytes`
+ * each, for writing with backpressure. A successful response whose result is
+ * a list (a dump) is never joined into one string or one Buffer: each element
+ * is serialised once, the pieces are built as the iterator is read, and each
+ * element's text is dropped once it went out, so a reader that stops holds at
+ * most the dump's text, not the text and a frame of it. Throws like
+ * encodeFrame (EFRAME_TOO_LARGE, EBAD_VALUE) before the first piece.
+ */
+export function encodeFrameChunks(
+  response: ControlResponse,
+  maxFrameBytes: number,
+  chunkBytes: number = REPLY_CHUNK_BYTES,
+): { length: number; chunks: Iterable<Buffer> } {
+  if (!response.ok || !Array.isArray(response.result)) {
+    const frame = encodeFrame(response, maxFrameBytes);
+    return { length: frame.length, chunks: slices(frame, chunkBytes) };
+  }
+  const items = response.result as unknown[];
+  // JSON.stringify's own rendering of {id?, ok, result: [...]}: key order as built in the server.
+  const head = `{${response.id === undefined ? '' : `"id":${JSON.stringify(response.id)},`}"ok":true,"result":[`;
+  const parts: string[] = new Array<string>(items.length);
+  let length = Buffer.byteLength(head) + 2 + Math.max(0, items.length - 1);
+  try {
+    for (let i = 0; i < items.length; i++) {
+      // As inside an array: what JSON cannot hold (undefined, functions) is null.
+      const text = JSON.stringify(items[i], replacer) ?? 'null';
+      parts[i] = text;
+      length += Buffer.byteLength(text);
+      if (length > maxFrameBytes) break;
+    }
+  } catch (err) {
+    throw new ControlError('EBAD_VALUE', `value cannot be sent as JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (length > maxFrameBytes) {
+    throw new ControlError('EFRAME_TOO_LARGE', `frame of ${length}+ bytes exceeds the limit of ${maxFrameBytes}`);
+  }
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  header.writeUInt32BE(length, 0);
+  function* pieces(): Generator<Buffer> {
+    let text = head;
+    for (let i = 0; i < parts.length; i++) {
+      text += i === 0 ? parts[i] : `,${parts[i]}`;
+      parts[i] = '';
+      if (text.length >= chunkBytes) {
+        yield Buffer.from(text);
+        text = '';
+      }
+    }
+    text += ']}';
+    yield Buffer.from(text);
+  }
+  return {
+    length: HEADER_BYTES + length,
+    chunks: (function* () {
+      yield header;
+      yield* pieces();
+    })(),
+  };
+}
+
+function* slices(frame: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < frame.length; at += size) yield frame.subarray(at, at + size);
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

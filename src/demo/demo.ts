@@ -174,9 +174,13 @@ class Demo {
   async startDaemons(): Promise<void> {
     this.title('Starting ctsyncd on both firewalls (the shipped conntrackd.yaml)');
     const shipped = readFileSync(join(ROOT, 'conntrackd.yaml'), 'utf8');
+    // The shipped file signs the sync traffic; both firewalls share one fresh key, root's and 0600 as required.
+    const key = join(this.dir, 'sync.key');
+    writeFileSync(key, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     for (const f of Object.values(this.fw)) {
       const doc = parseDocument(shipped);
       doc.setIn(['node', 'id'], f.id);
+      doc.setIn(['sync', 'auth', 'keyFile'], key);
       doc.setIn(['sync', 'multicast', 'interface'], 'sync0');
       doc.setIn(['control', 'socket'], f.socket);
       doc.setIn(['log', 'format'], 'text');

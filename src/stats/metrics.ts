@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventFilterRule } from '../kernel/event-filter.js';
-import type { StatsSnapshot } from './source.js';
+import { type StatsSnapshot, SYNC_AUTH_MODES } from './source.js';
 
 export type Labels = Record<string, string>;
 export type Sample = readonly [Labels, number];
@@ -534,6 +534,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     ['direction'],
   ),
   gauge(
+    'ctsyncd_sync_auth',
+    'How sync datagrams are authenticated, 1 for the configured mode: hmac (signed with the sync.auth keys, unsigned ones dropped) or none (sync.auth: none, anything that reaches the sync port is believed).',
+    'sync.auth',
+    (s) => SYNC_AUTH_MODES.map((mode) => [{ mode }, bool(s.sync.auth === mode)] as const),
+    ['mode'],
+  ),
+  gauge(
     'ctsyncd_sync_in_sync',
     'Whether this node holds the full state of every peer it knows (what failover.trackFile reports).',
     'failover.inSync',
@@ -582,6 +589,40 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     'sync.peerCounters.{ups,downs}',
     (s) => by('to', { up: s.sync.peerCounters?.ups, down: s.sync.peerCounters?.downs }),
     ['to'],
+  ),
+
+  // --- control socket ---------------------------------------------------
+  gauge('ctsyncd_control_connections', 'Control socket connections open now.', 'control.open', (s) => s.control.open ?? 0),
+  counter(
+    'ctsyncd_control_requests_total',
+    'Control requests by result: ok, failed (the command failed or its reply could not be sent), bad (malformed or unknown command).',
+    'control.{requests,failedRequests,badRequests}',
+    (s) =>
+      by('result', {
+        ok: (s.control.requests ?? 0) - (s.control.failedRequests ?? 0),
+        failed: s.control.failedRequests,
+        bad: s.control.badRequests,
+      }),
+    ['result'],
+  ),
+  counter(
+    'ctsyncd_control_reserve_requests_total',
+    'Requests (failover, commit, stats, ping) answered on a reserve connection because every regular connection was taken.',
+    'control.reserveServed',
+    (s) => s.control.reserveServed ?? 0,
+  ),
+  counter(
+    'ctsyncd_control_dropped_connections_total',
+    'Control connections closed by the daemon: deadline (request not complete in time, or idle), unread_reply (deadline reached with reply bytes the client did not read), unread_limit (waiting for its reader while the replies of all readers together were over 512 MiB), refused (beyond every connection and reserve slot, or another command than the reserved ones).',
+    'control.{deadlineClosed,outputStalled,outputDropped,refused}',
+    (s) =>
+      by('reason', {
+        deadline: (s.control.deadlineClosed ?? 0) - (s.control.outputStalled ?? 0),
+        unread_reply: s.control.outputStalled,
+        unread_limit: s.control.outputDropped,
+        refused: s.control.refused,
+      }),
+    ['reason'],
   ),
 
   // --- failover (keepalived notify FIFO) --------------------------------

@@ -11,7 +11,7 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters, KernelFilterStatus } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
-import type { EventFilterSnapshot, StatsSnapshot, SyncSnapshot } from './source.js';
+import type { ControlSnapshot, EventFilterSnapshot, StatsSnapshot, SyncAuthMode, SyncSnapshot } from './source.js';
 
 export interface InternalCacheView {
   readonly size: number;
@@ -72,6 +72,10 @@ export interface StatsParts<S extends SyncStatsView> {
   link: { readonly counters: LinkCounters } | undefined;
   kernelCounters: LocalTableCounters;
   channels: { stats(): SyncSnapshot['channels']; readonly active: string } | undefined;
+  /** How sync datagrams are authenticated (config sync.auth: keys or none). */
+  auth: SyncAuthMode;
+  /** The control socket; undefined before it listens or without one. */
+  control: { readonly activeConnections: number; readonly counters: Required<Omit<ControlSnapshot, 'open'>> } | undefined;
 }
 
 /** The stats object, built afresh from the parts' counters at each call. */
@@ -84,6 +88,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
     peers: undefined,
     channels: p.channels?.stats() ?? [],
     activeChannel: p.channels?.active ?? null,
+    auth: p.auth,
   };
   return {
     ready: p.ready,
@@ -126,6 +131,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
       ...p.kernelCounters,
     },
     sync: sync ? { ...(sync as Omit<S, 'peers'>), ...syncTail } : syncTail,
+    control: p.control ? { open: p.control.activeConnections, ...p.control.counters } : {},
   };
 }
 

@@ -67,6 +67,35 @@ export interface SyncSnapshot {
   resendQueue?: { length: number; capacity: number };
   peerCounters?: { ups: number; downs: number; restarts: number };
   channels: ChannelStats[];
+  /** hmac: every datagram is signed and checked (sync.auth keys); none: `sync.auth: none`. */
+  auth: SyncAuthMode;
+}
+
+export const SYNC_AUTH_MODES = ['hmac', 'none'] as const;
+export type SyncAuthMode = (typeof SYNC_AUTH_MODES)[number];
+
+/**
+ * The control socket's counters (ControlServer's, src/control/server.ts);
+ * empty when the daemon runs without one.
+ */
+export interface ControlSnapshot {
+  /** Connections open now. */
+  open?: number;
+  /** Connections accepted, reserve ones included. */
+  connections?: number;
+  requests?: number;
+  failedRequests?: number;
+  badRequests?: number;
+  /** Closed at their deadline (trickled requests, idle, unread replies). */
+  deadlineClosed?: number;
+  /** Of deadlineClosed, those with reply bytes still queued. */
+  outputStalled?: number;
+  /** Dropped while waiting for their reader: all unread replies together were over the limit. */
+  outputDropped?: number;
+  /** Requests answered beyond maxConnections (failover, commit, stats, ping). */
+  reserveServed?: number;
+  /** Connections beyond maxConnections closed unserved. */
+  refused?: number;
 }
 
 export type InjectSnapshot = { enabled: boolean; queued?: number } & Partial<InjectCounters>;
@@ -88,6 +117,7 @@ export interface StatsSnapshot {
   inject: InjectSnapshot;
   kernel: KernelSnapshot;
   sync: SyncSnapshot;
+  control: ControlSnapshot;
 }
 
 export interface MetricsSource {

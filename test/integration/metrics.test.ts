@@ -60,6 +60,8 @@ const VOLATILE = new Set([
   'ctsyncd_sync_resend_queue_length',
   'ctsyncd_sync_send_queue_length',
   'ctsyncd_peer_unacked_messages',
+  // The stats requests around the scrape are control connections themselves: open while they ask, not during the scrape.
+  'ctsyncd_control_connections',
 ]);
 
 /**

@@ -1,6 +1,7 @@
 // Two real daemons in their own namespaces on a veth sync link: what fw1's
 // kernel holds must appear in fw2's external cache, with multicast and UDP.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -106,8 +107,9 @@ describe('forged and malformed input', () => {
       transport: 'multicast',
       keyFiles: (node, _i, dir) => [join(dir, `${node === 'fw1' ? 'a' : 'b'}.key`)],
     });
-    writeFileSync(join(cluster.dir, 'a.key'), 'a'.repeat(64));
-    writeFileSync(join(cluster.dir, 'b.key'), 'b'.repeat(64));
+    // Two different keys, each as the daemon wants it: random, root's, 0600.
+    writeFileSync(join(cluster.dir, 'a.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+    writeFileSync(join(cluster.dir, 'b.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
     cluster.start('fw1');
     cluster.start('fw2');
     await cluster.waitReady('fw1');

@@ -363,7 +363,7 @@ describe('channels from the config', () => {
   const base = 'node: { id: fw1 }\ncluster: { id: 1 }\n';
 
   it('builds one multicast channel named after its interface', () => {
-    const cfg = parseConfig(`${base}sync: { multicast: { interface: sync0, group: 225.0.0.51 } }\n`, 'test.yaml');
+    const cfg = parseConfig(`${base}sync: { multicast: { interface: sync0, group: 225.0.0.51 }, auth: none }\n`, 'test.yaml');
     const [ch, ...rest] = createChannels(cfg);
     expect(rest).toHaveLength(0);
     expect(ch).toBeInstanceOf(MulticastChannel);
@@ -372,7 +372,7 @@ describe('channels from the config', () => {
 
   it('builds one UDP channel that sends to every peer', () => {
     const cfg = parseConfig(
-      `${base}sync: { transport: udp, udp: { bind: 'fd99::1', peers: ['fd99::2', 'fd99::3'] } }\n`,
+      `${base}sync: { transport: udp, udp: { bind: 'fd99::1', peers: ['fd99::2', 'fd99::3'] }, auth: none }\n`,
       'test.yaml',
     );
     const [ch] = createChannels(cfg);

@@ -19,6 +19,7 @@ const CONFIG = [
   'sync:',
   '  transport: udp',
   '  udp: { bind: 10.0.0.1, peers: [10.0.0.2] }',
+  '  auth: none',
   'control: { socket: /run/ctsyncd/x.sock }',
   '',
 ].join('\n');

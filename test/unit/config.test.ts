@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { isMulticast, networkOf } from '../../src/common/address.js';
 import {
   type Config,
@@ -22,7 +23,7 @@ const FILE = 'test.yaml';
 const y = (...lines: string[]): string => `${lines.join('\n')}\n`;
 
 /** Three lines: the smallest valid config. Cases append from line 4 on. */
-const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 } }'];
+const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 }, auth: none }'];
 
 /** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
 const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
@@ -80,7 +81,7 @@ const CONTRACT = y(
   '  transport: multicast             # multicast | udp',
   '  multicast: { group: 225.0.0.50, port: 3780, interface: sync0 }',
   '  udp: { bind: 10.99.1.1, port: 3780, peers: [10.99.1.2] }',
-  '  auth: { keyFile: /etc/ctsyncd/sync.key }   # optional',
+  '  auth: { keyFile: /etc/ctsyncd/sync.key }   # or: none',
   'kernel: { netlinkBufferBytes: 8388608 }',
   'control: { socket: /run/ctsyncd/ctsyncd.sock }',
   'metrics: { listen: 127.0.0.1:9469 }',
@@ -157,6 +158,7 @@ const cases: Case[] = [
       '  transport: udp',
       '  mtu: 1452',
       '  udp: { bind: "2001:db8::1", port: 4000, peers: ["2001:db8::2", "2001:db8::3"], receiveBufferBytes: 4096 }',
+      '  auth: none',
     ),
     expect: {
       ...MINIMAL_RESOLVED,
@@ -182,7 +184,7 @@ const cases: Case[] = [
   },
   {
     name: 'IPv6 multicast group',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { group: "ff02::1:50", interface: sync0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { group: "ff02::1:50", interface: sync0 }, auth: none }'),
     partial: { sync: { multicast: { group: 'ff02::1:50', port: 3780 } } },
   },
   {
@@ -233,7 +235,7 @@ const cases: Case[] = [
   },
   {
     name: 'unknown nested key',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    ttl: 1'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    ttl: 1', '  auth: none'),
     error: {
       line: 6,
       column: 5,
@@ -248,14 +250,14 @@ const cases: Case[] = [
   },
   {
     name: 'sync.channels is not supported yet',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', '  channels: []'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', '  channels: []', '  auth: none'),
     error: { line: 5, column: 3, path: 'sync.channels', messageRegex: /unknown key "channels"/ },
   },
 
   // --- wrong types and ranges: positioned at the value -------------------
   {
     name: 'port as a string',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    port: "3780"'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    port: "3780"', '  auth: none'),
     error: {
       line: 6,
       column: 11,
@@ -265,7 +267,7 @@ const cases: Case[] = [
   },
   {
     name: 'port out of range',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 65536 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 65536 }, auth: none }'),
     error: {
       line: 3,
       column: 46,
@@ -275,7 +277,7 @@ const cases: Case[] = [
   },
   {
     name: 'port zero',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, port: 0 }, auth: none }'),
     error: { line: 3, column: 46, path: 'sync.multicast.port', messageRegex: /expected at least 1/ },
   },
   {
@@ -295,7 +297,7 @@ const cases: Case[] = [
   },
   {
     name: 'mtu must be an integer',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mtu: 1472.5, multicast: { interface: sync0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mtu: 1472.5, multicast: { interface: sync0 }, auth: none }'),
     error: { line: 3, column: 14, path: 'sync.mtu', messageRegex: /expected an integer, got number 1472.5/ },
   },
   {
@@ -305,12 +307,12 @@ const cases: Case[] = [
   },
   {
     name: 'buffer size zero',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, sendBufferBytes: 0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, sendBufferBytes: 0 }, auth: none }'),
     error: { line: 3, column: 57, path: 'sync.multicast.sendBufferBytes', messageRegex: /at least 4096/ },
   },
   {
     name: 'enum value',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mode: alarm, multicast: { interface: sync0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { mode: alarm, multicast: { interface: sync0 }, auth: none }'),
     error: {
       line: 3,
       column: 15,
@@ -360,7 +362,7 @@ const cases: Case[] = [
   },
   {
     name: 'multicast needs an interface',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    group: 225.0.0.51'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    group: 225.0.0.51', '  auth: none'),
     error: { line: 5, column: 5, path: 'sync.multicast.interface', messageRegex: /required/ },
   },
   {
@@ -377,17 +379,17 @@ const cases: Case[] = [
   // --- transport sections --------------------------------------------------
   {
     name: 'multicast transport without a multicast section',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  mode: ftfw'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  mode: ftfw', '  auth: none'),
     error: { line: 4, column: 3, path: 'sync.multicast', messageRegex: /required when transport is multicast/ },
   },
   {
     name: 'udp transport without a udp section',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, multicast: { interface: sync0 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, multicast: { interface: sync0 }, auth: none }'),
     error: { line: 3, column: 7, path: 'sync.udp', messageRegex: /required when transport is udp/ },
   },
   {
     name: 'udp needs bind and peers',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, udp: { port: 1 } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { transport: udp, udp: { port: 1 }, auth: none }'),
     errors: [
       { line: 3, column: 30, path: 'sync.udp.bind', messageRegex: /required: expected an IPv4 or IPv6 address/ },
       { line: 3, column: 30, path: 'sync.udp.peers', messageRegex: /required: expected a list/ },
@@ -402,6 +404,7 @@ const cases: Case[] = [
       '  udp:',
       '    bind: 10.99.1.1',
       '    peers: [10.99.1.2, "::1"]',
+      '  auth: none',
     ),
     error: {
       line: 7,
@@ -421,6 +424,7 @@ const cases: Case[] = [
       '    peers:',
       '      - 2001:db8::2',
       '      - 2001:DB8:0::2',
+      '  auth: none',
     ),
     error: { line: 9, column: 9, path: 'sync.udp.peers[1]', messageRegex: /duplicate peer/ },
   },
@@ -433,6 +437,7 @@ const cases: Case[] = [
       '  udp:',
       '    bind: fw1.example',
       '    peers: [10.99.1.2]',
+      '  auth: none',
     ),
     error: {
       line: 6,
@@ -443,7 +448,7 @@ const cases: Case[] = [
   },
   {
     name: 'non-multicast group',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    group: 10.99.1.255'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    group: 10.99.1.255', '  auth: none'),
     error: {
       line: 6,
       column: 12,
@@ -453,12 +458,12 @@ const cases: Case[] = [
   },
   {
     name: 'non-multicast IPv6 group',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, group: "fe80::1" } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0, group: "fe80::1" }, auth: none }'),
     error: { line: 3, column: 47, path: 'sync.multicast.group', messageRegex: /expected a multicast group/ },
   },
   {
     name: 'interface name longer than IFNAMSIZ allows',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: a-very-long-ifname } }'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: a-very-long-ifname }, auth: none }'),
     error: { line: 3, column: 33, path: 'sync.multicast.interface', messageRegex: /1-15 characters/ },
   },
 
@@ -474,6 +479,31 @@ const cases: Case[] = [
       '    keyFiles: [/b]',
     ),
     error: { line: 7, column: 5, path: 'sync.auth.keyFiles', messageRegex: /mutually exclusive/ },
+  },
+  {
+    name: 'a sync section without auth',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }'),
+    error: {
+      line: 4,
+      column: 3,
+      path: 'sync.auth',
+      messageRegex: /^required: expected none, or a mapping with keyFile or keyFiles$/,
+    },
+  },
+  {
+    name: 'auth neither none nor a mapping',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: sync0 }, auth: off }'),
+    error: {
+      line: 3,
+      column: 48,
+      path: 'sync.auth',
+      messageRegex: /expected none, or a mapping with keyFile or keyFiles, got string "off"/,
+    },
+  },
+  {
+    name: 'auth left empty',
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', '  auth:'),
+    error: { line: 5, column: 8, path: 'sync.auth', messageRegex: /got an empty value/ },
   },
   {
     name: 'auth with neither keyFile nor keyFiles',
@@ -601,7 +631,7 @@ const cases: Case[] = [
   },
   {
     name: 'duplicate nested key',
-    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    interface: sync1'),
+    yaml: y(...MINIMAL.slice(0, 2), 'sync:', '  multicast:', '    interface: sync0', '    interface: sync1', '  auth: none'),
     error: { line: 6, column: 5, path: 'sync.multicast.interface', messageRegex: /unique.*DUPLICATE_KEY/ },
   },
   {
@@ -682,7 +712,7 @@ describe('parseConfig', () => {
 
   it('reports every issue, sorted by position, one per line of the message', () => {
     const err = parseError(
-      y('node: { id: "" }', 'cluster: { id: -1 }', 'sync: { multicast: { interface: sync0, port: x } }'),
+      y('node: { id: "" }', 'cluster: { id: -1 }', 'sync: { multicast: { interface: sync0, port: x }, auth: none }'),
     );
     expect(err.issues.map((i) => `${i.line}:${i.column}`)).toEqual(['1:13', '2:16', '3:46']);
     const lines = err.message.split('\n');
@@ -713,6 +743,7 @@ describe('parseConfig', () => {
         'sync:',
         '  multicast: { interface: sync0, port: &port 3781 }',
         '  udp: { bind: 10.99.1.1, port: *port, peers: [10.99.1.2] }',
+        '  auth: none',
       ),
       FILE,
     );
@@ -759,6 +790,31 @@ describe('loadConfig', () => {
   });
 });
 
+describe('ctsyncd check-config and sync.auth', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-check-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const check = async (yaml: string) => {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, yaml);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['check-config', file], { out: (t) => out.push(t), err: (t) => err.push(t) });
+    return { file, code, out, err };
+  };
+
+  it('fails a sync section without auth at its file:line:column', async () => {
+    const r = await check(y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }'));
+    expect(r.code).toBe(1);
+    expect(r.err).toEqual([`${r.file}:4:3 sync.auth required: expected none, or a mapping with keyFile or keyFiles`]);
+  });
+
+  it.each(['none', '{ keyFile: /etc/ctsyncd/sync.key }'])('passes auth: %s', async (auth) => {
+    const r = await check(y(...MINIMAL.slice(0, 2), 'sync:', '  multicast: { interface: sync0 }', `  auth: ${auth}`));
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+});
+
 describe('shipped conntrackd.yaml', () => {
   const config = loadConfig(join(REPO_ROOT, 'conntrackd.yaml'));
 
@@ -767,6 +823,10 @@ describe('shipped conntrackd.yaml', () => {
     expect(config.sync.transport).toBe('multicast');
     expect(config.sync.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
     expect(config.sync.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
+  });
+
+  it('authenticates its sync traffic', () => {
+    expect(config.sync.auth).toEqual({ keyFiles: ['/etc/ctsyncd/sync.key'] });
   });
 
   it('spells out the defaults it claims to', () => {
@@ -827,13 +887,16 @@ describe('configJsonSchema', () => {
     expect(objects.length).toBeGreaterThanOrEqual(16);
   });
 
-  it('carries the rules editors can check: exactly one of accept/ignore and keyFile/keyFiles', () => {
+  it('carries the rules editors can check: exactly one of accept/ignore, auth required as none or keyFile/keyFiles', () => {
     const filter = (schema.properties as JsonObject).filter as JsonObject;
     const protocols = (filter.properties as JsonObject).protocols as JsonObject;
     expect(protocols.oneOf).toEqual([{ required: ['accept'] }, { required: ['ignore'] }]);
     const sync = (schema.properties as JsonObject).sync as JsonObject;
     const auth = (sync.properties as JsonObject).auth as JsonObject;
-    expect(auth.oneOf).toEqual([{ required: ['keyFile'] }, { required: ['keyFiles'] }]);
+    expect((sync.required as string[]).includes('auth')).toBe(true);
+    const [none, keys] = auth.anyOf as JsonObject[];
+    expect(none).toMatchObject({ const: 'none' });
+    expect(keys!.oneOf).toEqual([{ required: ['keyFile'] }, { required: ['keyFiles'] }]);
   });
 
   it('is plain JSON', () => {
@@ -893,7 +956,7 @@ describe('address helpers', () => {
 });
 
 describe('sync.backupLinks', () => {
-  const base = `node: { id: fw1 }\ncluster: { id: 1 }\nsync:\n  multicast: { group: 225.0.0.50, interface: sync0 }\n`;
+  const base = `node: { id: fw1 }\ncluster: { id: 1 }\nsync:\n  multicast: { group: 225.0.0.50, interface: sync0 }\n  auth: none\n`;
   it('takes redundant links of the main transport, in order', () => {
     const cfg = parseConfig(
       `${base}  backupLinks:\n    - multicast: { group: 225.0.0.51, interface: sync1 }\n    - multicast: { group: 225.0.0.52, interface: sync2 }\n`,
@@ -907,6 +970,6 @@ describe('sync.backupLinks', () => {
   it('refuses a link of another transport, naming it', () => {
     expect(() =>
       parseConfig(`${base}  backupLinks:\n    - udp: { bind: 10.99.2.1, peers: [10.99.2.2] }\n`, 'links.yaml'),
-    ).toThrow(/links\.yaml:6:\d+ sync\.backupLinks\[0\].*multicast link/);
+    ).toThrow(/links\.yaml:7:\d+ sync\.backupLinks\[0\].*multicast link/);
   });
 });

@@ -3,6 +3,10 @@
 // the kernel operations refuse with ENOTREADY). The modules themselves are
 // tested in local-table, commit-runner, keepalived-failover and
 // stats-snapshot.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { Daemon, OperationError } from '../../src/daemon.js';
@@ -11,6 +15,7 @@ import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import type { StatsSnapshot } from '../../src/stats/index.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { LoopChannel } from './doubles.js';
 
 function tcp(i: number, src = `10.50.0.${i}`): ConntrackEntry {
@@ -32,13 +37,14 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-const config = () =>
+const config = (auth = 'none') =>
   parseConfig(
     [
       'node: { id: fw1 }',
       'cluster: { id: 1 }',
       'sync:',
       '  multicast: { interface: sync0 }',
+      `  auth: ${auth}`,
       '  reliability: { startupSyncWaitMs: 20 }',
       'failover: { purgeTimeoutSeconds: 45 }',
       '',
@@ -51,10 +57,24 @@ afterEach(async () => {
   for (const d of running.splice(0)) await d.stop();
 });
 
-function daemon(kernel: FakeKernel, channel = new LoopChannel('l0')): Daemon {
-  const d = new Daemon(config(), { kernelTransport: kernel.openSocket, channels: [channel], noControl: true, localAddresses: [] });
+function daemon(kernel: FakeKernel, channel = new LoopChannel('l0'), opts: { auth?: string; log?: Logger; noMetrics?: boolean } = {}): Daemon {
+  const d = new Daemon(config(opts.auth), {
+    kernelTransport: kernel.openSocket,
+    channels: [channel],
+    noControl: true,
+    localAddresses: [],
+    log: opts.log,
+    noMetrics: opts.noMetrics,
+  });
   running.push(d);
   return d;
+}
+
+/** A logger that keeps what it is told, at every level. */
+function recordingLogger(): { log: Logger; lines: Array<{ level: string; msg: string }> } {
+  const lines: Array<{ level: string; msg: string }> = [];
+  const log = createLogger({ level: 'debug', write: (l) => lines.push(JSON.parse(l) as { level: string; msg: string }) });
+  return { log, lines };
 }
 
 describe('Daemon wiring', () => {
@@ -116,5 +136,31 @@ describe('Daemon wiring', () => {
     expect(flushed).toMatchObject({ deleted: 2, failed: 0 });
     expect(kernel.table.size).toBe(0);
     expect(d.counters.overruns).toBe(0);
+  });
+
+  it('sync.auth: none warns at start and shows in stats; keys show as hmac; an exposed key file stops the start', async () => {
+    const none = recordingLogger();
+    const d = daemon(new FakeKernel(), new LoopChannel('l0'), { log: none.log, noMetrics: true });
+    expect(d.statsSnapshot().sync.auth).toBe('none');
+    await d.start();
+    expect(none.lines.filter((l) => l.level === 'warn' && /sync\.auth is none/.test(l.msg))).toHaveLength(1);
+
+    const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-wiring-'));
+    try {
+      const key = join(dir, 'sync.key');
+      writeFileSync(key, randomBytes(32).toString('hex'));
+      chmodSync(key, 0o600);
+      const signed = recordingLogger();
+      const k = daemon(new FakeKernel(), new LoopChannel('l1'), { auth: `{ keyFile: ${key} }`, log: signed.log, noMetrics: true });
+      await k.start();
+      expect(k.statsSnapshot().sync.auth).toBe('hmac');
+      expect(signed.lines.some((l) => /sync\.auth/.test(l.msg))).toBe(false);
+
+      chmodSync(key, 0o644);
+      const exposed = daemon(new FakeKernel(), new LoopChannel('l2'), { auth: `{ keyFile: ${key} }`, noMetrics: true });
+      await expect(exposed.start()).rejects.toMatchObject({ code: 'EAUTH_KEY_PERMS' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -66,6 +66,17 @@ function conversionError(text: string): ConntrackdConfError {
   throw new Error('converted, but an error was expected');
 }
 
+describe('sync.auth', () => {
+  it('is none, as conntrackd has no authentication, with a comment on how to sign instead', () => {
+    const { result, cfg } = convertValid(example('ftfw').text);
+    expect(cfg.sync.auth).toBeNull();
+    const lines = result.yaml.split('\n');
+    const at = lines.findIndex((l) => /^ {2}auth: none$/.test(l));
+    expect(at).toBeGreaterThan(0);
+    expect(lines.slice(at - 4, at).join('\n')).toMatch(/no message authentication[\s\S]*keyFile: \/etc\/ctsyncd\/sync\.key/);
+  });
+});
+
 describe("Debian's example configurations", () => {
   /** Every warning that names a line names one that holds its option. */
   function expectWarningsPointAtTheirOptions(text: string, result: ImportResult): void {

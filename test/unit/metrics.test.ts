@@ -192,12 +192,26 @@ function fakeSnapshot(): StatsSnapshot {
           counters: { datagramsSent: next(), datagramsReceived: next(), bytesSent: next(), bytesReceived: next(), sendErrors: next(), receiveErrors: next() },
         },
       ],
+      auth: 'none',
+    },
+    // Explicit: ok and deadline are differences, which must stay positive.
+    control: {
+      open: 11,
+      connections: 1013,
+      requests: 1000,
+      failedRequests: 17,
+      badRequests: 19,
+      deadlineClosed: 500,
+      outputStalled: 23,
+      outputDropped: 37,
+      reserveServed: 29,
+      refused: 31,
     },
   };
 }
 
 /** Label names a ctsyncd metric may carry: all bounded (no address, port or connection). */
-const BOUNDED_LABELS = new Set(['cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
+const BOUNDED_LABELS = new Set(['mode', 'cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
 
 describe('CtsyncdMetrics exposition', () => {
   it('shows every metric with its type, bounded labels, and the value of its source field', async () => {
@@ -279,6 +293,17 @@ describe('CtsyncdMetrics exposition', () => {
     expect(v('ctsyncd_failover_state', { state: 'primary' })).toBe(0);
     expect(v('ctsyncd_inject_entries_total', { result: 'replaced' })).toBe(s.inject.replaced);
     expect(v('ctsyncd_ready')).toBe(1);
+    expect(v('ctsyncd_sync_auth', { mode: 'none' })).toBe(1);
+    expect(v('ctsyncd_sync_auth', { mode: 'hmac' })).toBe(0);
+    const ctl = s.control;
+    expect(v('ctsyncd_control_connections')).toBe(ctl.open);
+    expect(v('ctsyncd_control_requests_total', { result: 'ok' })).toBe(1000 - ctl.failedRequests!);
+    expect(v('ctsyncd_control_requests_total', { result: 'bad' })).toBe(ctl.badRequests);
+    expect(v('ctsyncd_control_reserve_requests_total')).toBe(ctl.reserveServed);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'deadline' })).toBe(500 - ctl.outputStalled!);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'unread_reply' })).toBe(ctl.outputStalled);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'refused' })).toBe(ctl.refused);
+    expect(v('ctsyncd_control_dropped_connections_total', { reason: 'unread_limit' })).toBe(ctl.outputDropped);
   });
 
   it('counters follow the source at each scrape (set, not accumulated), labels come and go with it', async () => {
@@ -319,13 +344,15 @@ describe('CtsyncdMetrics exposition', () => {
       failover: { inSync: false, keepalivedState: null, sequencer: null },
       commit: { ...s.commit, lastDurationMs: null },
       kernel: { ...s.kernel, events: {}, link: {} },
-      sync: { channels: [] },
+      sync: { channels: [], auth: 'hmac' },
+      control: {},
     };
     const e = parseExposition(await new CtsyncdMetrics(() => bare, { defaultMetrics: false }).scrape());
     expect(sampleValue(e, 'ctsyncd_ready')).toBe(0);
     expect(sampleValue(e, 'ctsyncd_kernel_events_total', { type: 'new' })).toBe(0);
     expect(sampleValue(e, 'ctsyncd_sync_acks_total', { direction: 'sent' })).toBe(0);
     expect(sampleValue(e, 'ctsyncd_commit_last_duration_seconds')).toBe(0);
+    expect(sampleValue(e, 'ctsyncd_control_requests_total', { result: 'ok' })).toBe(0);
     expect(e.samples.some((x) => x.name === 'ctsyncd_inject_entries_total')).toBe(false);
     expect(e.samples.some((x) => x.name === 'ctsyncd_failover_state')).toBe(false);
     expect(e.types.get('ctsyncd_inject_entries_total')).toBe('counter');
@@ -485,6 +512,7 @@ function daemonConfig(listen: string, enabled = true) {
       'cluster: { id: 1 }',
       'sync:',
       '  multicast: { interface: sync0 }',
+      '  auth: none',
       '  reliability: { startupSyncWaitMs: 50 }',
       `metrics: { enabled: ${enabled}, listen: "${listen}" }`,
       '',

@@ -138,7 +138,7 @@ describe('notrackRemovalDepth', () => {
 });
 
 describe('sync.reliability config', () => {
-  const base = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }'];
+  const base = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', '  auth: none'];
 
   it('takes overrides and keeps the other defaults', () => {
     const yaml = `${[...base, '  reliability: { ackWindow: 128, retransmitMs: 100 }'].join('\n')}\n`;

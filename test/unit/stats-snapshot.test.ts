@@ -105,6 +105,8 @@ function emptyParts(): StatsParts<FakeSync> {
     link: undefined,
     kernelCounters: { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 },
     channels: undefined,
+    auth: 'none',
+    control: undefined,
   };
 }
 
@@ -161,10 +163,11 @@ describe('buildStatsSnapshot', () => {
           overruns: 0,
           overrunResyncs: 0,
         },
-        sync: { channels: [], activeChannel: null },
+        sync: { channels: [], activeChannel: null, auth: 'none' },
+        control: {},
       }),
     );
-    expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel']);
+    expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel', 'auth']);
     expect(s.sync.peers).toBeUndefined();
   });
 
@@ -178,6 +181,17 @@ describe('buildStatsSnapshot', () => {
     const link = { counters: linkCounters() };
     const sequencer = { state: 'backup' as const, counters: sequencerCounters() };
     const injectCounters = { created: 1, updated: 2, replaced: 3, deleted: 4, failed: 5, failures: { EPERM: 5 }, batches: 6 };
+    const controlCounters = {
+      connections: 9,
+      requests: 8,
+      failedRequests: 1,
+      badRequests: 2,
+      deadlineClosed: 3,
+      outputStalled: 1,
+      outputDropped: 6,
+      reserveServed: 4,
+      refused: 5,
+    };
     const channelCounters = { datagramsSent: 1, datagramsReceived: 2, bytesSent: 3, bytesReceived: 4, sendErrors: 0, receiveErrors: 0 };
     const channel = { name: 'l0', kind: 'udp' as const, interfaceName: undefined, link: 'up' as const, active: true, counters: channelCounters };
     const parts: StatsParts<FakeSync> = {
@@ -200,6 +214,8 @@ describe('buildStatsSnapshot', () => {
       link,
       kernelCounters: { ownKernelEvents: 1, overruns: 2, overrunResyncs: 3 },
       channels: { stats: () => [channel], active: 'l0' },
+      auth: 'hmac',
+      control: { activeConnections: 2, counters: controlCounters },
     };
     const s = buildStatsSnapshot(parts);
     const ic = new InternalCache({ limit: 1, filter: ACCEPT_ALL });
@@ -251,12 +267,13 @@ describe('buildStatsSnapshot', () => {
           overruns: 2,
           overrunResyncs: 3,
         },
-        sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0' },
+        sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0', auth: 'hmac' },
+        control: { open: 2, ...controlCounters },
       }),
     );
     // The sync engine's peer list moves to the top; its key stays in place, blanked.
     expect(s.peers).toBe(sync.peers);
-    expect(Object.keys(s.sync)).toEqual(['node', 'inSync', 'peers', 'channels', 'activeChannel']);
+    expect(Object.keys(s.sync)).toEqual(['node', 'inSync', 'peers', 'channels', 'activeChannel', 'auth']);
     expect(s.sync.peers).toBeUndefined();
     // Later counts do not move a snapshot already taken.
     events.counters.new = 1000;
@@ -274,12 +291,12 @@ describe('buildStatsSnapshot', () => {
 describe('Daemon.stats()', () => {
   it('keeps the keys of `ctsyncd stats --json`, before and after start', async () => {
     const cfg = parseConfig(
-      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'failover: { inject: true }', ''].join('\n'),
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', '  auth: none', 'failover: { inject: true }', ''].join('\n'),
       'stats-test.yaml',
     );
     const kernel = new FakeKernel();
     const daemon = new Daemon(cfg, { kernelTransport: kernel.openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
-    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync'];
+    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync', 'control'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
     const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
     const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;
@@ -288,7 +305,7 @@ describe('Daemon.stats()', () => {
     expect(Object.keys(before.failover!)).toEqual(failover);
     expect(Object.keys(before.kernel!)).toEqual(kernelKeys);
     expect(before.kernel!.events).toEqual({});
-    expect(before.sync).toEqual({ channels: [], activeChannel: null });
+    expect(before.sync).toEqual({ channels: [], activeChannel: null, auth: 'none' });
     try {
       await daemon.start();
       kernel.packetNew(tcp(1));
@@ -301,7 +318,7 @@ describe('Daemon.stats()', () => {
       // The filter's rules ride on the event socket's kernel program (loopback at least).
       expect(after.kernel!.eventFilter).toMatchObject({ attached: true, rules: ['address-ignore'], userspaceOnly: [], refused: null });
       expect(after.inject).toMatchObject({ enabled: true, queued: 0 });
-      expect(Object.keys(after.sync!).slice(-2)).toEqual(['channels', 'activeChannel']);
+      expect(Object.keys(after.sync!).slice(-3)).toEqual(['channels', 'activeChannel', 'auth']);
       expect(after.sync!.peers).toBeUndefined();
       expect(after.sync!.node).toBe('fw1');
       expect(Object.keys(after.kernel!.events as object)).toContain('new');
@@ -312,7 +329,7 @@ describe('Daemon.stats()', () => {
 
   it('kernel.filterEvents: false leaves every rule to userspace; our own events are still dropped in the kernel', async () => {
     const cfg = parseConfig(
-      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', 'kernel: { filterEvents: false }', ''].join('\n'),
+      ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }', '  auth: none', 'kernel: { filterEvents: false }', ''].join('\n'),
       'stats-test.yaml',
     );
     const daemon = new Daemon(cfg, { kernelTransport: new FakeKernel().openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });

@@ -1,11 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
-import { type AuthKeys, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
+import { type AuthKeys, keyFileExposure, keyWeakness, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
@@ -706,9 +706,11 @@ function thrown(fn: () => unknown): unknown {
 describe('loadAuthKeys', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-wire-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const file = (name: string, content: string | Buffer): string => {
+  /** A key file as the daemon wants it: ours and 0600 (chmod, so the umask cannot widen it). */
+  const file = (name: string, content: string | Buffer, mode = 0o600): string => {
     const p = join(dir, name);
     writeFileSync(p, content);
+    chmodSync(p, mode);
     return p;
   };
 
@@ -728,17 +730,28 @@ describe('loadAuthKeys', () => {
     expect(loadAuthKeys([f]).sign).toEqual(raw);
   });
 
-  it('takes a short hex-looking string as a raw passphrase', () => {
+  it('takes a short hex-looking string as a raw passphrase, and refuses it as too short', () => {
     const f = file('pass', 'deadbeefdeadbeefdead');
-    expect(loadAuthKeys([f]).sign).toEqual(Buffer.from('deadbeefdeadbeefdead'));
+    expect(thrown(() => loadAuthKeys([f]))).toMatchObject({
+      code: 'EAUTH_KEY_WEAK',
+      message: expect.stringContaining('key of 20 bytes, at least 32'),
+    });
   });
 
-  it('rejects a key shorter than 16 bytes, naming the file', () => {
+  it('rejects a key shorter than 32 bytes, naming the file', () => {
     const f = file('short', 'secret\n');
     const err = thrown(() => loadAuthKeys([f]));
     expect(err).toBeInstanceOf(WireKeyError);
-    expect(err).toMatchObject({ code: 'EAUTH_KEY', file: f });
+    expect(err).toMatchObject({ code: 'EAUTH_KEY_WEAK', file: f });
     expect((err as Error).message).toContain(f);
+  });
+
+  it('rejects one byte repeated, also when written as hex', () => {
+    expect(thrown(() => loadAuthKeys([file('aa', 'a'.repeat(64))]))).toMatchObject({
+      code: 'EAUTH_KEY_WEAK',
+      message: expect.stringContaining('one byte (0xaa) repeated'),
+    });
+    expect(thrown(() => loadAuthKeys([file('zero', Buffer.alloc(32))]))).toMatchObject({ code: 'EAUTH_KEY_WEAK' });
   });
 
   it('rejects an odd number of hex digits instead of dropping one', () => {
@@ -751,6 +764,42 @@ describe('loadAuthKeys', () => {
     const err = thrown(() => loadAuthKeys([f]));
     expect(err).toBeInstanceOf(WireKeyError);
     expect(err).toMatchObject({ code: 'EAUTH_KEY', file: f, message: expect.stringContaining('ENOENT') });
+  });
+
+  it.each([0o644, 0o640, 0o604, 0o620, 0o602, 0o660])('rejects a key file of mode %o before reading it', (mode) => {
+    const f = file(`open-${mode.toString(8)}`, KEY_A.toString('hex'), mode);
+    expect(thrown(() => loadAuthKeys([f]))).toMatchObject({
+      code: 'EAUTH_KEY_PERMS',
+      file: f,
+      message: expect.stringContaining('chmod 600'),
+    });
+  });
+
+  it('accepts 0400, and judges the file a symlink points to', () => {
+    const f = file('ro', KEY_A.toString('hex'), 0o400);
+    expect(loadAuthKeys([f]).sign).toEqual(KEY_A);
+    const open = file('open', KEY_B.toString('hex'), 0o644);
+    const link = join(dir, 'link');
+    symlinkSync(open, link);
+    expect(thrown(() => loadAuthKeys([link]))).toMatchObject({ code: 'EAUTH_KEY_PERMS' });
+  });
+
+  it("rejects a key file owned by someone other than root or the daemon's user", () => {
+    const f = file('theirs', KEY_A.toString('hex'));
+    if (process.getuid?.() === 0) chownSync(f, 65534, 65534);
+    const owner = statSync(f).uid;
+    // A daemon running as a user who is neither root nor the file's owner.
+    expect(thrown(() => loadAuthKeys([f], owner + 1))).toMatchObject({
+      code: 'EAUTH_KEY_PERMS',
+      message: expect.stringContaining(`owned by uid ${owner}`),
+    });
+    expect(loadAuthKeys([f], owner).sign).toEqual(KEY_A);
+  });
+
+  it('rejects a directory', () => {
+    const d = join(dir, 'a-dir');
+    mkdirSync(d, { mode: 0o700 });
+    expect(thrown(() => loadAuthKeys([d]))).toMatchObject({ code: 'EAUTH_KEY_PERMS', message: expect.stringContaining('not a regular file') });
   });
 
   it('loads two files: the first signs, both verify', () => {
@@ -770,6 +819,46 @@ describe('loadAuthKeys', () => {
     expect(() => loadAuthKeys([])).toThrow(WireKeyError);
     const f = file('k', KEY_A.toString('hex'));
     expect(() => loadAuthKeys([f, f, f])).toThrow(WireKeyError);
+  });
+});
+
+describe('keyWeakness', () => {
+  it.each([
+    ['32 random bytes', randomBytes(32), undefined],
+    ['the test key 00..1f', KEY_A, undefined],
+    ['31 random bytes', randomBytes(31), /key of 31 bytes, at least 32/],
+    ['empty', Buffer.alloc(0), /key of 0 bytes/],
+    ['32 zero bytes', Buffer.alloc(32), /one byte \(0x00\) repeated/],
+    ['64 times 0xff', Buffer.alloc(64, 0xff), /one byte \(0xff\) repeated/],
+    ['abab...', Buffer.from('ab'.repeat(32)), /only 2 distinct byte values/],
+    ['seven letters over and over', Buffer.from('abcdefg'.repeat(6)), /only 7 distinct/],
+    ['eight letters over and over', Buffer.from('abcdefgh'.repeat(4)), undefined],
+  ])('%s', (_name, key, want) => {
+    const got = keyWeakness(key);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toMatch(want);
+  });
+});
+
+describe('keyFileExposure', () => {
+  const st = (uid: number, mode: number, file = true) => ({ uid, mode: (file ? 0o100000 : 0o040000) | mode, isFile: () => file });
+  it.each([
+    ['root, 0600', st(0, 0o600), 0, undefined],
+    ['root, 0400', st(0, 0o400), 0, undefined],
+    ['root, 0600, daemon runs as 998', st(0, 0o600), 998, undefined],
+    ["the daemon's user, 0600", st(998, 0o600), 998, undefined],
+    ['another user, 0600', st(1000, 0o600), 998, /owned by uid 1000, not by root or the daemon's user \(uid 998\)/],
+    ['another user, 0600, daemon is root', st(1000, 0o600), 0, /owned by uid 1000/],
+    ['root, 0644', st(0, 0o644), 0, /mode 0644 lets group or others read it; chmod 600 it/],
+    ['root, 0640', st(0, 0o640), 0, /mode 0640 lets group or others read/],
+    ['root, 0604', st(0, 0o604), 0, /read/],
+    ['root, 0620', st(0, 0o620), 0, /mode 0620 lets group or others write/],
+    ['root, 0601', st(0, 0o601), 0, /mode 0601/],
+    ['a directory', st(0, 0o700, false), 0, /not a regular file/],
+  ])('%s', (_name, stat, ownUid, want) => {
+    const got = keyFileExposure(stat, ownUid);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toMatch(want);
   });
 });
 

@@ -30,7 +30,7 @@ export interface ClusterOptions {
   transport: 'multicast' | 'udp';
   /** Extra YAML appended to each node's config, or per node. */
   extraYaml?: (node: string, index: number) => string;
-  /** Per-node sync.auth key files. */
+  /** Per-node sync.auth key files; without them sync.auth is none. */
   keyFiles?: (node: string, index: number, dir: string) => string[] | undefined;
   /**
    * The sync link: 'veth' (only for two nodes) or 'bridge' (a bridge in its
@@ -153,7 +153,7 @@ export class Cluster {
       `  transport: ${this.opts.transport}`,
       `  multicast: { group: ${this.group}, port: 3780, interface: sync0 }`,
       `  udp: { bind: ${n.syncAddress}, port: 3780, peers: [${peers.join(', ')}] }`,
-      ...(keys ? [`  auth: { keyFiles: [${keys.join(', ')}] }`] : []),
+      keys ? `  auth: { keyFiles: [${keys.join(', ')}] }` : '  auth: none',
       `control: { socket: ${n.socket} }`,
       'log: { level: debug, format: text }',
       this.opts.extraYaml?.(n.id, i) ?? '',

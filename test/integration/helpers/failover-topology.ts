@@ -295,6 +295,7 @@ export class FailoverTopology {
       'sync:',
       '  transport: udp',
       `  udp: { bind: ${f.syncAddress}, port: ${SYNC_PORT}, peers: [${other.syncAddress}] }`,
+      '  auth: none',
       'filter:',
       '  protocols: { accept: [tcp] }',
       `  addresses: { ignore: [127.0.0.0/8, ${f.lanAddress}, ${f.wanAddress}, ${f.syncAddress}] }`,
