@@ -89,7 +89,7 @@ export class RecordTable {
       const v = idx[i]!;
       if (v === EMPTY) return -1;
       const slot = v - 1;
-      if (hashes[slot] === (hash | 0) && sameRecordKey(chunks[slot >>> CHUNK_SHIFT]!.w, (slot & CHUNK_MASK) * REC_WORDS, src, at))
+      if (hashes[slot] === hash && sameRecordKey(chunks[slot >>> CHUNK_SHIFT]!.w, (slot & CHUNK_MASK) * REC_WORDS, src, at))
         return slot;
     }
   }

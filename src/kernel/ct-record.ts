@@ -102,7 +102,7 @@ export function recordBuf(records: number): RecordBuf {
 // ---------------------------------------------------------------------------
 // Identity
 
-/** A 32-bit hash of the key words of the record at word `at`. */
+/** A 30-bit hash of the key words of the record at word `at`. */
 export function recordHash(w: Int32Array, at: number): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < KEY_WORDS; i++) {
@@ -110,7 +110,8 @@ export function recordHash(w: Int32Array, at: number): number {
     h ^= h >>> 15;
   }
   h = Math.imul(h, 0x85ebca6b);
-  return (h ^ (h >>> 13)) >>> 0;
+  // 30 bits: a small integer to V8, so passing it on never boxes a number.
+  return (h ^ (h >>> 13)) & 0x3fff_ffff;
 }
 
 export function sameRecordKey(a: Int32Array, at: number, b: Int32Array, bt: number): boolean {
