@@ -519,3 +519,170 @@ describe('Transmitter bulks and restarts', () => {
     expect(h.tx.room()).toBe(8);
   });
 });
+
+describe('Transmitter bookkeeping that survived mutation testing', () => {
+  it('counts a peer up once however often it is reported up, so the last one down keeps the queue', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('b', 1, false);
+    h.send(3);
+    h.tx.release();
+    h.tx.restart('b', 2);
+    expect(h.tx.queue!.length).toBe(3);
+  });
+
+  it('with two peers down again, nothing is released', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.tx.setUp('c', 1, false);
+    h.tx.setUp('b', 1, false);
+    h.send(3);
+    h.tx.release();
+    expect(h.tx.queue!.length).toBe(3);
+  });
+
+  it('an ack, or a restart, ends an overflow', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.send(9);
+    expect(h.tx.info('b')!.overflowing).toBe(true);
+    expect(h.tx.info('c')!.overflowing).toBe(true);
+    h.tx.onAck('b', 108, 0);
+    expect(h.tx.info('b')!.overflowing).toBe(false);
+    h.tx.restart('c', 2);
+    expect(h.tx.info('c')!.overflowing).toBe(false);
+    // Eviction of a message every up peer has acked is no overflow.
+    h.tx.setUp('c', 2, false);
+    h.send(8);
+    h.tx.onAck('b', 116, 0);
+    h.send(9);
+    expect(h.counters.resendOverflows).toBe(3);
+  });
+
+  it('logs a NACK below the front with what it asked for and what is left', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.send(12, 0);
+    h.tx.onNack('b', 102, 106, 1000);
+    expect(h.lines.filter((l) => l.level === 'debug')).toEqual([
+      {
+        level: 'debug',
+        msg: 'nack for what is no longer queued',
+        ctx: { peer: 'b', from: 102, to: 106, front: 104, ackNext: 100, bulk: null },
+      },
+    ]);
+    expect(h.lines.filter((l) => l.level === 'warn').map((l) => l.ctx)).toEqual([{ peer: 'b', capacity: 8 }]);
+  });
+
+  it('names the stalled peer in its warning', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.send(1, 0);
+    h.tx.tick(0);
+    h.tx.tick(100);
+    h.tx.tick(300);
+    expect(h.lines.filter((l) => l.level === 'warn').map((l) => l.ctx)).toEqual([{ peer: 'b' }]);
+  });
+
+  it('resets the timeout of an up peer that has nothing unacked left (its messages were evicted)', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.send(10, 0);
+    h.tx.tick(0);
+    h.tx.tick(100);
+    expect(h.tx.info('c')!.rtoMs).toBe(200);
+    h.tx.onAck('b', 109, 150);
+    h.tx.tick(160);
+    expect(h.tx.info('c')).toMatchObject({ rtoMs: 100, unacked: 0 });
+  });
+
+  it('wants a bulk for a peer it has not heard of yet', () => {
+    const h = harness();
+    expect(h.tx.wantBulk('z', 'hello')).toBe(true);
+    expect(h.tx.wantedPeers()).toEqual(['z']);
+    expect(h.tx.info('z')!.bulkWanted).toBe(true);
+  });
+
+  it('only a resync request from a peer past the bulk-start is not covered by that bulk', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true); // holds the queue, bulk-start included
+    h.tx.bulkQueued('b', 3);
+    const start = h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 3, peer: 'b' }));
+    h.send(2);
+    h.tx.onAck('b', start, 0);
+    expect(h.tx.bulkCovers(h.tx.get('b')!)).toBe(true);
+    expect(h.tx.wantBulk('b', 'gap')).toBe(false);
+    expect(h.tx.wantBulk('b', 'hello')).toBe(false);
+    expect(h.tx.wantBulk('b', 'restart')).toBe(false);
+    expect(h.counters.bulksCoalesced).toBe(3);
+    expect(h.tx.wantBulk('b', 'request')).toBe(true);
+  });
+
+  it('a bulk for one peer leaves the others waiting, and notes only its own seqs', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.tx.wantBulk('b', 'request');
+    h.tx.wantBulk('c', 'request');
+    h.tx.bulkQueued('b', 1);
+    h.tx.bulkQueued('x', 2); // a peer it does not know: nothing happens
+    expect(h.tx.wantedPeers()).toEqual(['c']);
+    expect(h.tx.info('c')).toMatchObject({ bulkWanted: true, bulk: null });
+    h.tx.bulkQueued('c', 2);
+    h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 2, peer: 'c' }));
+    expect(h.tx.info('b')!.bulk).toEqual({ id: 1, startSeq: undefined, endSeq: undefined });
+    expect(h.tx.info('c')!.bulk).toEqual({ id: 2, startSeq: 100, endSeq: undefined });
+  });
+
+  it.each([
+    { lag: 0x4000_0000, ackedThrough: 0xffff_ffff },
+    { lag: 0x4000_0001, ackedThrough: 0x4000_0000 },
+  ])('forgets an ack position more than 2^30 behind (lag $lag)', ({ lag, ackedThrough }) => {
+    let next = 0;
+    const tx = new Transmitter({
+      acknowledged: true,
+      cfg: CFG,
+      firstSeq: 0,
+      nextSeq: () => next,
+      resend: () => {},
+      log: captureLogger().log,
+      counters: newTxCounters(),
+    });
+    tx.setUp('b', 1, true);
+    tx.setUp('c', 1, true);
+    // The sender moved on by `lag` seqs (as after a long time with c silent); its queue is empty.
+    next = lag;
+    tx.release();
+    expect(tx.info('c')!.ackedThrough).toBe(ackedThrough);
+  });
+
+  it('a notrack transmitter counts no acks or NACKs and queues nothing', () => {
+    const counters = newTxCounters();
+    let next = 5;
+    const tx = new Transmitter({
+      acknowledged: false,
+      cfg: CFG,
+      firstSeq: 0,
+      nextSeq: () => next,
+      resend: () => {
+        throw new Error('notrack resends nothing');
+      },
+      log: captureLogger().log,
+      counters,
+    });
+    tx.setUp('b', 1, true);
+    tx.onSequenced(data(5), 0);
+    next = 6;
+    expect(tx.onAck('b', 5, 0)).toBe(false);
+    tx.onNack('b', 5, 5, 0);
+    tx.tick(0);
+    tx.tick(10_000);
+    expect(counters).toEqual(newTxCounters());
+    expect(tx.front()).toBe(6);
+  });
+});
