@@ -11,6 +11,7 @@ import {
   type DataMessage,
   FtfwReceiver,
   newRxCounters,
+  NotrackReceiver,
   type RxSink,
 } from '../../src/sync/engine/reliability-rx.js';
 import { seqAdd } from '../../src/sync/engine/seq.js';
@@ -343,5 +344,206 @@ describe('FtfwReceiver bulks', () => {
     h.rx.wantResync(39_500);
     expect(h.rx.resyncDue(40_499)).toBe(false);
     expect(h.rx.resyncDue(40_500)).toBe(true);
+  });
+});
+
+describe('FtfwReceiver edges that survived mutation testing', () => {
+  it('asks for no resync while a bulk for it is in progress, and none once synced', () => {
+    const h = harness();
+    h.rx.onSequenced(bulkStart(100), true, 0);
+    expect(h.rx.resyncDue(0)).toBe(false);
+    h.rx.onSequenced(bulkEnd(101), true, 0);
+    expect(h.rx.synced).toBe(true);
+    expect(h.rx.resyncDue(10_000)).toBe(false);
+    h.rx.kick(10_000);
+    expect(h.rx.resyncDue(10_000)).toBe(false);
+  });
+
+  it('kick makes a pending resync request due at once and resets its backoff', () => {
+    const h = harness();
+    expect(h.rx.resyncDue(0)).toBe(true);
+    expect(h.rx.resyncDue(999)).toBe(false);
+    h.rx.kick(500);
+    expect(h.rx.resyncDue(500)).toBe(true);
+    expect(h.rx.resyncDue(1499)).toBe(false);
+    expect(h.rx.resyncDue(1500)).toBe(true);
+  });
+
+  it('kick before anything arrived is harmless', () => {
+    const h = harness();
+    h.rx.kick(5);
+    h.rx.tick(5);
+    expect(h.take()).toEqual([]);
+  });
+
+  it('a hello after the first messages does not re-anchor', () => {
+    const h = harness();
+    h.recv([100, 101, 102]);
+    expect(h.rx.onHello(50, 0)).toBe(true);
+    expect(h.rx.info()).toMatchObject({ expected: 103, helloSeen: true });
+  });
+
+  it('a repeated bulk-start is a duplicate, and an old one after the bulk is no missed bulk', () => {
+    const h = harness();
+    h.recv([100]);
+    h.rx.onSequenced(bulkStart(101), true, 0);
+    h.rx.onSequenced(bulkStart(101), true, 0);
+    expect(h.take('begin')).toEqual([['begin', 101]]);
+    expect(h.counters.duplicates).toBe(1);
+    h.rx.onSequenced(bulkEnd(102), true, 0);
+    h.rx.onSequenced(bulkStart(90), true, 0);
+    expect(h.counters.missedBulks).toBe(0);
+    expect(h.counters.duplicates).toBe(2);
+  });
+
+  it('a bulk-start or bulk-end not for it is neither applied nor held', () => {
+    const h = harness();
+    h.recv([100]);
+    h.rx.onSequenced(bulkStart(102), false, 0);
+    h.rx.onSequenced(bulkEnd(103), false, 0);
+    h.recv([101]);
+    expect(h.take('apply')).toEqual([
+      ['apply', 100],
+      ['apply', 101],
+    ]);
+    expect(h.counters.orphanBulkEnds).toBe(0);
+    expect(h.rx.info().expected).toBe(104);
+  });
+
+  it(`holds at most 64 bulk-ends behind a gap`, () => {
+    const h = harness(256);
+    h.recv([0]);
+    for (let s = 2; s < 2 + 65; s++) h.rx.onSequenced(bulkEnd(s, s), true, 0);
+    expect(h.counters.heldDropped).toBe(1);
+    h.recv([1]);
+    // None of them belongs to a bulk that started here: all orphans, and the receiver asks again.
+    expect(h.counters.orphanBulkEnds).toBe(64);
+    expect(h.counters.missedBulks).toBeGreaterThan(0);
+  });
+
+  it('acks what a bulk-start skipped over', () => {
+    const h = harness();
+    h.recv([100], 0);
+    h.rx.tick(10);
+    expect(h.take('ack')).toEqual([['ack', 100, 100]]);
+    h.rx.onSequenced(bulkStart(200), true, 20);
+    h.rx.afterDatagram(20);
+    // 100 seqs at once: more than ackWindow, acked at the end of the datagram.
+    expect(h.take('ack')).toEqual([['ack', 101, 200]]);
+  });
+});
+
+describe('NotrackReceiver', () => {
+  function notrack() {
+    const calls: Array<[string, ...Array<number | undefined>]> = [];
+    const sink: RxSink = {
+      apply: (_rx, m) => calls.push(['apply', m.seq]),
+      beginBulk: () => calls.push(['begin']),
+      endBulk: () => calls.push(['end']),
+      endLossyBulk: (_rx, m, removeBefore, missing) => calls.push(['lossy', m.seq, removeBefore, missing]),
+      ack: () => calls.push(['ack']),
+      nack: () => calls.push(['nack']),
+    };
+    const counters = newRxCounters();
+    const rx = new NotrackReceiver('peer', 1, CFG, sink, counters, 0);
+    const recv = (seqs: number[], now = 0) => {
+      for (const s of seqs) rx.onSequenced(data(s), false, now);
+    };
+    return { rx, recv, calls, counters };
+  }
+
+  it('judges a complete bulk nackRetryMs after its end: it removes what it did not carry', () => {
+    const h = notrack();
+    h.rx.onSequenced(bulkStart(10), true, 0);
+    h.recv([11, 12, 13]);
+    h.rx.onSequenced(bulkEnd(14), true, 0);
+    h.rx.tick(49);
+    expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([]);
+    h.rx.tick(50);
+    expect(h.calls.filter((c) => c[0] !== 'apply')).toEqual([['lossy', 14, 10, 0]]);
+    expect(h.calls.filter((c) => c[0] === 'apply').map((c) => c[1])).toEqual([11, 12, 13]);
+    expect(h.rx.synced).toBe(true);
+    expect(h.counters).toMatchObject({ incompleteBulks: 0, lostMessages: 0 });
+    expect(h.rx.info()).toMatchObject({ expected: 15, synced: true, wantBulk: false, bulkInProgress: null });
+  });
+
+  it('counts stragglers that arrive before the judgement', () => {
+    const h = notrack();
+    h.rx.onSequenced(bulkStart(10), true, 0);
+    h.recv([12]);
+    h.rx.onSequenced(bulkEnd(14), true, 0);
+    h.recv([13, 11], 20);
+    h.rx.tick(50);
+    expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 14, 10, 0]]);
+    // Loss is counted as the gaps are seen (11 and 13); the bulk is still whole.
+    expect(h.counters.lostMessages).toBe(2);
+  });
+
+  it('an incomplete bulk removes nothing until enough bulks combine', () => {
+    const h = notrack();
+    h.rx.onSequenced(bulkStart(10), true, 0);
+    h.recv([11, 13]);
+    h.rx.onSequenced(bulkEnd(14), true, 0);
+    h.rx.tick(50);
+    // 1 of 3 missing: depth notrackRemovalDepth(3, 1) = 6 bulks, only 1 seen.
+    expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 14, undefined, 1]]);
+    expect(h.counters).toMatchObject({ incompleteBulks: 1, lostMessages: 1 });
+  });
+
+  it('a new bulk-start settles the pending one first; bulk-ends of other bulks are orphans', () => {
+    const h = notrack();
+    h.rx.onSequenced(bulkStart(10, 1), true, 0);
+    h.rx.onSequenced(bulkEnd(11, 9), true, 0);
+    expect(h.counters.orphanBulkEnds).toBe(1);
+    h.rx.onSequenced(bulkEnd(12, 1), true, 0);
+    h.rx.onSequenced(bulkStart(13, 2), true, 1);
+    // Seq 11 (the orphan bulk-end) arrived, so bulk 1 is whole.
+    expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 12, 10, 0]]);
+    expect(h.rx.info().bulkInProgress).toBe(2);
+    // The same bulk-start again, and bulks for others, change nothing.
+    h.rx.onSequenced(bulkStart(13, 2), true, 1);
+    h.rx.onSequenced(bulkStart(14, 3), false, 1);
+    h.rx.onSequenced(bulkEnd(15, 3), false, 1);
+    expect(h.rx.info().bulkInProgress).toBe(2);
+    expect(h.counters.orphanBulkEnds).toBe(1);
+  });
+
+  it('counts messages lost between alives and sequenced messages', () => {
+    const h = notrack();
+    expect(h.rx.onHello(5, 0)).toBe(true);
+    expect(h.rx.onHello(5, 0)).toBe(false);
+    h.rx.onAlive(9, 0);
+    expect(h.counters.lostMessages).toBe(4);
+    h.rx.onAlive(8, 0);
+    expect(h.counters.lostMessages).toBe(4);
+    h.recv([12, 10]);
+    expect(h.counters.lostMessages).toBe(7);
+    expect(h.rx.info()).toMatchObject({ expected: 13, known: 13, missing: false });
+  });
+
+  it('the first alive or message anchors without counting a loss', () => {
+    const a = notrack();
+    a.rx.onAlive(100, 0);
+    a.recv([100]);
+    expect(a.counters.lostMessages).toBe(0);
+    const b = notrack();
+    b.recv([100, 101]);
+    expect(b.counters.lostMessages).toBe(0);
+    expect(b.rx.info().expected).toBe(102);
+  });
+
+  it('tells a bulk whole or holed across 32-seq words of its tracking ring', () => {
+    const h = notrack();
+    h.rx.onSequenced(bulkStart(100), true, 0);
+    h.recv(range(101, 99).filter((s) => s !== 150));
+    h.rx.onSequenced(bulkEnd(200), true, 0);
+    h.rx.tick(50);
+    expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 200, undefined, 1]]);
+    const g = notrack();
+    g.rx.onSequenced(bulkStart(100), true, 0);
+    g.recv(range(101, 99));
+    g.rx.onSequenced(bulkEnd(200), true, 0);
+    g.rx.tick(50);
+    expect(g.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 200, 100, 0]]);
   });
 });
