@@ -483,6 +483,7 @@ describe('Transmitter bulks and restarts', () => {
   it('a bulk the peer acked past its end no longer covers a gap', () => {
     const h = harness();
     h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true); // holds the queue, bulk-start included
     h.tx.bulkQueued('b', 3);
     h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 3, peer: 'b' }));
     const end = h.sendMsg((seq) => ({ kind: 'bulk-end', seq, bulkId: 3, peer: 'b', count: 0 }));
@@ -574,7 +575,13 @@ describe('Transmitter bookkeeping that survived mutation testing', () => {
         ctx: { peer: 'b', from: 102, to: 106, front: 104, ackNext: 100, bulk: null },
       },
     ]);
-    expect(h.lines.filter((l) => l.level === 'warn').map((l) => l.ctx)).toEqual([{ peer: 'b', capacity: 8 }]);
+    expect(h.lines.filter((l) => l.level === 'warn')).toEqual([
+      {
+        level: 'warn',
+        msg: 'resend queue full: evicting messages a peer has not acked; it gets a bulk if it misses any',
+        ctx: { peer: 'b', capacity: 8 },
+      },
+    ]);
   });
 
   it('names the stalled peer in its warning', () => {
@@ -684,5 +691,16 @@ describe('Transmitter bookkeeping that survived mutation testing', () => {
     tx.tick(10_000);
     expect(counters).toEqual(newTxCounters());
     expect(tx.front()).toBe(6);
+    // Bulk bookkeeping still works: a bulk covers the peer until its end is on the wire.
+    tx.bulkQueued('b', 1);
+    tx.onSequenced({ kind: 'bulk-start', seq: 6, bulkId: 1, peer: 'b' }, 0);
+    next = 7;
+    expect(tx.bulkCovers(tx.get('b')!)).toBe(true);
+    tx.onSequenced({ kind: 'bulk-end', seq: 7, bulkId: 1, peer: 'b', count: 0 }, 0);
+    next = 8;
+    expect(tx.bulkCovers(tx.get('b')!)).toBe(false);
+    tx.setUp('b', 1, false);
+    tx.restart('b', 2);
+    expect(tx.info('b')!.unacked).toBe(0);
   });
 });
