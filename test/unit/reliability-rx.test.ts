@@ -369,11 +369,47 @@ describe('FtfwReceiver edges that survived mutation testing', () => {
     expect(h.rx.resyncDue(1500)).toBe(true);
   });
 
-  it('kick before anything arrived is harmless', () => {
+  it('kick or ticks before anything arrived are harmless', () => {
     const h = harness();
     h.rx.kick(5);
     h.rx.tick(5);
+    h.rx.tick(5000);
+    h.rx.afterDatagram(5000);
     expect(h.take()).toEqual([]);
+  });
+
+  it('a message that does not move expected (beyond a gap) schedules no ack', () => {
+    const h = harness();
+    h.recv([100, 101], 0);
+    h.rx.tick(10);
+    expect(h.take('ack')).toEqual([['ack', 101, 101]]);
+    h.recv([103], 20);
+    h.rx.tick(1000);
+    expect(h.take('ack')).toEqual([]);
+  });
+
+  it('a second gap keeps the NACK repetition already scheduled', () => {
+    const h = harness();
+    h.recv([100, 102], 0); // repeat due at 50
+    h.recv([104], 40);
+    h.take();
+    h.rx.tick(50);
+    expect(h.take('nack')).toEqual([
+      ['nack', 101, 101],
+      ['nack', 103, 103],
+    ]);
+  });
+
+  it('a gap that closed and a new one get a fresh NACK schedule', () => {
+    const h = harness();
+    h.recv([100, 102], 0); // repeat due at 50
+    h.recv([101], 10); // closed
+    h.recv([104], 100); // NACKed at once; repeat due at 150
+    h.take();
+    h.rx.tick(120);
+    expect(h.take('nack')).toEqual([]);
+    h.rx.tick(150);
+    expect(h.take('nack')).toEqual([['nack', 103, 103]]);
   });
 
   it('a hello after the first messages does not re-anchor', () => {
@@ -454,12 +490,13 @@ describe('NotrackReceiver', () => {
 
   it('judges a complete bulk nackRetryMs after its end: it removes what it did not carry', () => {
     const h = notrack();
-    h.rx.onSequenced(bulkStart(10), true, 0);
-    h.recv([11, 12, 13]);
-    h.rx.onSequenced(bulkEnd(14), true, 0);
-    h.rx.tick(49);
+    h.rx.tick(0); // nothing pending: nothing to judge
+    h.rx.onSequenced(bulkStart(10), true, 1000);
+    h.recv([11, 12, 13], 1000);
+    h.rx.onSequenced(bulkEnd(14), true, 1000);
+    h.rx.tick(1049);
     expect(h.calls.filter((c) => c[0] === 'lossy')).toEqual([]);
-    h.rx.tick(50);
+    h.rx.tick(1050);
     expect(h.calls.filter((c) => c[0] !== 'apply')).toEqual([['lossy', 14, 10, 0]]);
     expect(h.calls.filter((c) => c[0] === 'apply').map((c) => c[1])).toEqual([11, 12, 13]);
     expect(h.rx.synced).toBe(true);
@@ -492,6 +529,11 @@ describe('NotrackReceiver', () => {
 
   it('a new bulk-start settles the pending one first; bulk-ends of other bulks are orphans', () => {
     const h = notrack();
+    h.rx.onSequenced(bulkEnd(9, 5), true, 0); // no bulk at all yet
+    expect(h.counters.orphanBulkEnds).toBe(1);
+    h.rx.tick(1000);
+    expect(h.calls).toEqual([]);
+    h.counters.orphanBulkEnds = 0;
     h.rx.onSequenced(bulkStart(10, 1), true, 0);
     h.rx.onSequenced(bulkEnd(11, 9), true, 0);
     expect(h.counters.orphanBulkEnds).toBe(1);
