@@ -231,7 +231,9 @@ const reliabilitySchema = z
       .max(LIMITS.ackWindow.max)
       .default(R.ackWindow)
       .describe('A receiver acks after at most this many new in-order messages.'),
-    ackDelayMs: ms.default(R.ackDelayMs).describe('...or at most this many milliseconds after the first unacked one.'),
+    ackDelayMs: ms
+      .default(R.ackDelayMs)
+      .describe('...or at most this many milliseconds after the first unacked one; shorter than retransmitMs.'),
     nackRetryMs: ms
       .default(R.nackRetryMs)
       .describe('Milliseconds before a NACK for a gap that is still open is repeated; doubles per repetition.'),
@@ -273,6 +275,9 @@ const reliabilitySchema = z
     if (r.nackRetryMaxMs < r.nackRetryMs) issue('nackRetryMaxMs', `must be at least nackRetryMs (${r.nackRetryMs})`);
     if (r.retransmitMaxMs < r.retransmitMs) {
       issue('retransmitMaxMs', `must be at least retransmitMs (${r.retransmitMs})`);
+    }
+    if (r.ackDelayMs >= r.retransmitMs) {
+      issue('ackDelayMs', `must be shorter than retransmitMs (${r.retransmitMs}), or senders resend what is about to be acked`);
     }
   })
   .describe('Acknowledgements, retransmission and peer liveness (timers in milliseconds).');

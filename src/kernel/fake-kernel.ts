@@ -3,9 +3,14 @@
 // and answered with real message bytes, so everything above the socket runs
 // unchanged in unit tests. It mirrors the kernel behaviours ctsyncd relies
 // on: EEXIST/ENOENT/EBUSY, events tagged with the requester's port id,
-// receive-buffer overruns (ENOBUFS) and dumps in several datagrams.
+// receive-buffer overruns (ENOBUFS), dumps in several datagrams, and NAT
+// set up on a create from CTA_NAT_SRC / CTA_NAT_DST (refused on an update).
+import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AF_INET,
+  CTA,
+  CTA_NAT,
+  CTA_PROTONAT,
   IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_GET,
   IPCTNL_MSG_CT_NEW,
@@ -32,8 +37,8 @@ import {
 } from './constants.js';
 import { runClassicBpf } from './bpf.js';
 import { decodeConntrack, decodeExpect, encodeConntrack, encodeExpect } from './ct-codec.js';
-import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from './entry.js';
-import { type NlMessage, NlWriter, parseNetlink } from './netlink-codec.js';
+import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey, type Tuple } from './entry.js';
+import { AttrIterator, beU16, type NlMessage, NlWriter, parseNetlink } from './netlink-codec.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportOptions } from './transport.js';
 
 const ENOENT = 2;
@@ -148,11 +153,15 @@ export class FakeKernel {
     // Lookup mode: an update may carry the original tuple alone (a timeout change does).
     const r = decodeConntrack(msg, { lookup: true });
     if (!r.ok) return from.ack(msg, EINVAL);
+    const nat = natSetup(msg);
+    if (nat === undefined) return from.ack(msg, EINVAL);
     const e = r.value;
     const key = entryKey(e);
     const old = this.table.get(key);
     if (old) {
       if (msg.flags & NLM_F_EXCL) return from.ack(msg, EEXIST);
+      // ctnetlink_change_conntrack: NAT is set up once, when the entry is created.
+      if (nat.src !== undefined || nat.dst !== undefined) return from.ack(msg, EOPNOTSUPP);
       const merged: ConntrackEntry = { ...old, ...e, reply: old.reply, id: old.id, use: old.use };
       this.table.set(key, merged);
       this.announce(NFNLGRP_CONNTRACK_UPDATE, merged, from.portid);
@@ -162,7 +171,7 @@ export class FakeKernel {
     if (!e.reply) return from.ack(msg, EINVAL);
     if (!((e.status ?? 0) & IPS.CONFIRMED)) return from.ack(msg, EBUSY);
     if (this.table.size >= this.maxEntries) return from.ack(msg, ENOMEM);
-    const stored = this.store({ ...e, id: undefined } as ConntrackEntry);
+    const stored = this.store(applyNat({ ...e, id: undefined } as ConntrackEntry, nat));
     this.announce(NFNLGRP_CONNTRACK_NEW, stored, from.portid);
     from.ack(msg, 0);
   }
@@ -467,4 +476,93 @@ export class FakeSocket implements NetlinkTransport {
       this.drain();
     });
   }
+}
+
+/** One CTA_NAT_SRC / CTA_NAT_DST range as a create carries it (ctsyncd sends single-address ranges). */
+interface NatRange {
+  addr: string;
+  port: number | undefined;
+}
+
+/** The NAT setup of a CT_NEW request; undefined when it is malformed. */
+function natSetup(msg: NlMessage): { src: NatRange | undefined; dst: NatRange | undefined } | undefined {
+  const p = msg.payload;
+  const family = p.length > 0 ? p[0]! : AF_INET;
+  const it = new AttrIterator().reset(p, 4, p.length, 0);
+  const out: { src: NatRange | undefined; dst: NatRange | undefined } = { src: undefined, dst: undefined };
+  while (it.next()) {
+    if (it.type !== CTA.NAT_SRC && it.type !== CTA.NAT_DST) continue;
+    const r = natRange(it, family);
+    if (r === undefined) return undefined;
+    if (it.type === CTA.NAT_SRC) out.src = r;
+    else out.dst = r;
+  }
+  return it.error ? undefined : out;
+}
+
+function natRange(parent: AttrIterator, family: number): NatRange | undefined {
+  const it = new AttrIterator();
+  if (!parent.enter(it)) return undefined;
+  const [minType, size] = family === AF_INET ? [CTA_NAT.V4_MINIP, 4] : [CTA_NAT.V6_MINIP, 16];
+  let addr: string | undefined;
+  let port: number | undefined;
+  while (it.next()) {
+    if (it.type === minType) {
+      if (it.len !== size) return undefined;
+      addr = size === 4 ? formatIPv4At(it.buf, it.off) : formatIPv6At(it.buf, it.off);
+    } else if (it.type === CTA_NAT.PROTO) {
+      const pi = new AttrIterator();
+      if (!it.enter(pi)) return undefined;
+      while (pi.next()) {
+        if (pi.type !== CTA_PROTONAT.PORT_MIN) continue;
+        if (pi.len !== 2) return undefined;
+        port = beU16(pi.buf, pi.off);
+      }
+      if (pi.error) return undefined;
+    }
+  }
+  // The kernel needs an address to map to (a port-only range keeps the address, ctsyncd never sends one).
+  if (it.error || addr === undefined) return undefined;
+  return { addr, port };
+}
+
+/**
+ * The kernel's NAT setup on a create (ctnetlink_setup_nat, then
+ * nf_nat_setup_info per manip, DST first): the connection's original
+ * direction, as the sent reply tuple inverts it, gets the range's address
+ * (and port, or ICMP id, for SRC) on the manipulated side. Only when that
+ * changes the tuple is the reply tuple rewritten and IPS_SRC_NAT /
+ * IPS_DST_NAT set; the NAT_DONE bit of both manips is set either way (a
+ * manip without a range gets a null binding). The NAT bits of CTA_STATUS
+ * itself are never taken. Without CTA_NAT_SRC and CTA_NAT_DST nothing is set up.
+ */
+function applyNat(e: ConntrackEntry, nat: { src: NatRange | undefined; dst: NatRange | undefined }): ConntrackEntry {
+  const natBits = IPS.SRC_NAT | IPS.DST_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE;
+  let status = (e.status ?? 0) & ~natBits;
+  if (nat.src === undefined && nat.dst === undefined) return { ...e, status };
+  const reply: Tuple = { ...e.reply };
+  const d = nat.dst;
+  if (d !== undefined) {
+    // The original direction's destination is the reply's source.
+    const port = d.port !== undefined && reply.sport !== undefined ? d.port : reply.sport;
+    if (d.addr !== reply.src || port !== reply.sport) {
+      reply.src = d.addr;
+      if (port !== undefined) reply.sport = port;
+      status |= IPS.DST_NAT;
+    }
+  }
+  const s = nat.src;
+  if (s !== undefined) {
+    // The original direction's source is the reply's destination (ICMP: the id is the "port").
+    const portField = reply.dport !== undefined ? 'dport' : reply.icmpId !== undefined ? 'icmpId' : undefined;
+    const cur = portField === undefined ? undefined : reply[portField];
+    const port = s.port !== undefined && portField !== undefined ? s.port : cur;
+    if (s.addr !== reply.dst || port !== cur) {
+      reply.dst = s.addr;
+      if (portField !== undefined && port !== undefined) reply[portField] = port;
+      status |= IPS.SRC_NAT;
+    }
+  }
+  status |= IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE;
+  return { ...e, reply, status: status >>> 0 };
 }

@@ -118,6 +118,63 @@ describe('natCreateForm', () => {
   });
 });
 
+describe('commit of NATed entries (FakeKernel sets NAT up as the kernel does)', () => {
+  const snat = (i: number, port = 30000 + i): ConntrackEntry => ({
+    ...tcp(i),
+    reply: { src: '10.99.250.1', dst: '192.0.2.1', proto: IPPROTO.TCP, sport: 21, dport: port },
+    status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.SRC_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE,
+  });
+  const dnat = (i: number): ConntrackEntry => ({
+    ...tcp(i),
+    reply: { src: '10.98.0.7', dst: tcp(i).orig.src, proto: IPPROTO.TCP, sport: 8021, dport: 1000 },
+    status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.DST_NAT | IPS.DST_NAT_DONE | IPS.SRC_NAT_DONE,
+  });
+  const both = (i: number): ConntrackEntry => ({
+    ...tcp(i),
+    reply: { src: '10.98.0.7', dst: '192.0.2.1', proto: IPPROTO.TCP, sport: 8021, dport: 40000 },
+    status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.SRC_NAT | IPS.DST_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE,
+  });
+  const NAT = IPS.SRC_NAT | IPS.DST_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE;
+
+  it.each([
+    { name: 'SNAT (address and port)', entry: snat(1), bits: IPS.SRC_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE },
+    { name: 'SNAT (address only)', entry: snat(2, 1000), bits: IPS.SRC_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE },
+    { name: 'DNAT', entry: dnat(3), bits: IPS.DST_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE },
+    { name: 'SNAT and DNAT', entry: both(4), bits: NAT },
+    { name: 'no NAT', entry: tcp(5), bits: 0 },
+  ])('$name: the kernel ends up with the replicated reply tuple and NAT status', async ({ entry, bits }) => {
+    const { kernel, link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', entry);
+    const r = await commitExternal(cache, link);
+    expect(r).toMatchObject({ committed: 1, failed: 0 });
+    const k = kernel.table.get(entryKey(entry))!;
+    expect(k.reply).toEqual(entry.reply);
+    expect(k.status! & NAT).toBe(bits);
+  });
+
+  it('a reply tuple sent already translated, without NAT setup, gets no NAT status (it would translate no packet)', async () => {
+    const { kernel, link } = setup();
+    const e = snat(6);
+    // An upsert of an absent entry creates it the way an update is sent: without CTA_NAT_*.
+    const r = await link.batchOf({ length: 1, op: () => 'upsert', entry: () => e });
+    expect(r.failed).toBe(0);
+    const k = kernel.table.get(entryKey(e))!;
+    expect(k.reply).toEqual(e.reply);
+    expect(k.status! & NAT).toBe(0);
+  });
+
+  it('replaces a stale NATed kernel entry with the replicated mapping', async () => {
+    const { kernel, link, cache } = setup();
+    kernel.packetNew({ ...snat(7, 31000), status: IPS.CONFIRMED | IPS.SRC_NAT | IPS.SRC_NAT_DONE });
+    cache.applyRemote('fw1', 1, 1, 'new', snat(7));
+    const r = await commitExternal(cache, link);
+    expect(r).toMatchObject({ failed: 0 });
+    const k = kernel.table.get(entryKey(snat(7)))!;
+    expect(k.reply.dport).toBe(30007);
+    expect(k.status! & NAT).toBe(IPS.SRC_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE);
+  });
+});
+
 describe('Injector', () => {
   it('writes peers’ changes straight into the kernel, and a later commit finds nothing to do', async () => {
     const kernel = new FakeKernel();

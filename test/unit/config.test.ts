@@ -22,6 +22,9 @@ const FILE = 'test.yaml';
 /** Joins lines so a case's line numbers can be read off its array index (+1). */
 const y = (...lines: string[]): string => `${lines.join('\n')}\n`;
 
+/** The smallest valid config with sync as a block map: reliability cases append from line 5 on. */
+const REL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }'];
+
 /** Three lines: the smallest valid config. Cases append from line 4 on. */
 const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 }, auth: none }'];
 
@@ -465,6 +468,73 @@ const cases: Case[] = [
     name: 'interface name longer than IFNAMSIZ allows',
     yaml: y(...MINIMAL.slice(0, 2), 'sync: { multicast: { interface: a-very-long-ifname }, auth: none }'),
     error: { line: 3, column: 33, path: 'sync.multicast.interface', messageRegex: /1-15 characters/ },
+  },
+
+  // --- relations between timers: positioned at the value of the later field --
+  {
+    name: 'peerTimeoutMs equal to aliveIntervalMs (idle peers would flap)',
+    yaml: y(...REL, '  reliability:', '    aliveIntervalMs: 1000', '    peerTimeoutMs: 1000'),
+    error: { line: 7, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(1000\)/ },
+  },
+  {
+    name: 'peerTimeoutMs one longer than aliveIntervalMs',
+    yaml: y(...REL, '  reliability: { aliveIntervalMs: 1000, peerTimeoutMs: 1001 }'),
+    partial: { sync: { reliability: { aliveIntervalMs: 1000, peerTimeoutMs: 1001 } } },
+  },
+  {
+    name: 'aliveIntervalMs raised past the default peerTimeoutMs (positioned at the value given)',
+    yaml: y(...REL, '  reliability: { aliveIntervalMs: 3500 }'),
+    error: { line: 5, column: 16, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(3500\)/ },
+  },
+  {
+    name: 'retransmitMaxMs one below retransmitMs',
+    yaml: y(...REL, '  reliability:', '    retransmitMs: 300', '    retransmitMaxMs: 299'),
+    error: { line: 7, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /must be at least retransmitMs \(300\)/ },
+  },
+  {
+    name: 'retransmitMaxMs equal to retransmitMs (no backoff) is allowed',
+    yaml: y(...REL, '  reliability: { retransmitMs: 300, retransmitMaxMs: 300 }'),
+    partial: { sync: { reliability: { retransmitMs: 300, retransmitMaxMs: 300 } } },
+  },
+  {
+    name: 'nackRetryMaxMs one below nackRetryMs',
+    yaml: y(...REL, '  reliability:', '    nackRetryMs: 80', '    nackRetryMaxMs: 79'),
+    error: { line: 7, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /must be at least nackRetryMs \(80\)/ },
+  },
+  {
+    name: 'nackRetryMaxMs equal to nackRetryMs is allowed',
+    yaml: y(...REL, '  reliability: { nackRetryMs: 80, nackRetryMaxMs: 80 }'),
+    partial: { sync: { reliability: { nackRetryMs: 80, nackRetryMaxMs: 80 } } },
+  },
+  {
+    name: 'ackDelayMs equal to retransmitMs (the sender resends what is about to be acked)',
+    yaml: y(...REL, '  reliability:', '    retransmitMs: 100', '    ackDelayMs: 100'),
+    error: { line: 7, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /must be shorter than retransmitMs \(100\)/ },
+  },
+  {
+    name: 'ackDelayMs one below retransmitMs',
+    yaml: y(...REL, '  reliability: { retransmitMs: 100, ackDelayMs: 99 }'),
+    partial: { sync: { reliability: { retransmitMs: 100, ackDelayMs: 99 } } },
+  },
+  {
+    name: 'every broken relation at once, each at its own value',
+    yaml: y(
+      ...REL,
+      '  reliability:',
+      '    aliveIntervalMs: 5000',
+      '    peerTimeoutMs: 4000',
+      '    nackRetryMs: 100',
+      '    nackRetryMaxMs: 50',
+      '    retransmitMs: 100',
+      '    retransmitMaxMs: 50',
+      '    ackDelayMs: 150',
+    ),
+    errors: [
+      { line: 7, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /longer than aliveIntervalMs \(5000\)/ },
+      { line: 9, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /at least nackRetryMs \(100\)/ },
+      { line: 11, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /at least retransmitMs \(100\)/ },
+      { line: 12, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /shorter than retransmitMs \(100\)/ },
+    ],
   },
 
   // --- auth ---------------------------------------------------------------

@@ -31,6 +31,7 @@ import {
   encodeExpect,
   encodeTuple,
 } from '../../src/kernel/ct-codec.js';
+import { decodeConntrackRecord, REC_OK, recordBuf } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Tuple } from '../../src/kernel/entry.js';
 import {
   type DecodeErrorCode,
@@ -673,7 +674,32 @@ describe('malformed conntrack messages', () => {
       ),
       'EATTR_SIZE',
     ],
+    // Destination address lengths that differ from the source's (issue 18).
+    ['an IPv4 destination of 3 bytes', rawMsg(CT_NEW, AF_INET, N(CTA.TUPLE_ORIG, tupleV4([10, 99, 0, 1], [10, 99, 0])), REPLY), 'EATTR_SIZE', 4 + 4 + 4 + 8],
+    ['an IPv4 destination of 5 bytes', rawMsg(CT_NEW, AF_INET, ORIG, N(CTA.TUPLE_REPLY, tupleV4([10, 99, 0, 2], [10, 99, 0, 1, 9]))), 'EATTR_SIZE'],
+    ['an IPv4 destination of 16 bytes', rawMsg(CT_NEW, AF_INET, N(CTA.TUPLE_ORIG, tupleV4([10, 99, 0, 1], [...V6_ADDR])), REPLY), 'EATTR_SIZE'],
+    [
+      'an IPv6 destination of 4 bytes',
+      rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(4, [1, 2, 3, 4])), N(CTA_TUPLE.PROTO, A(1, [6]))), REPLY),
+      'EATTR_SIZE',
+    ],
+    [
+      'an IPv6 destination of 15 bytes',
+      rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(4, V6_ADDR.subarray(1))), N(CTA_TUPLE.PROTO, A(1, [6]))), REPLY),
+      'EATTR_SIZE',
+    ],
+    [
+      'an IPv4 source with an IPv6 destination',
+      rawMsg(CT_NEW, AF_INET, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(1, [1, 1, 1, 1]), A(4, V6_ADDR)), N(CTA_TUPLE.PROTO, A(1, [6]))), REPLY),
+      'EFAMILY',
+    ],
+    // Label lengths that are not a whole number of u32 words, or none (issue 18).
     ['labels of 5 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, [1, 2, 3, 4, 5])), 'EATTR_SIZE'],
+    ['labels of 1 byte', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, [1])), 'EATTR_SIZE'],
+    ['labels of 6 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, Buffer.alloc(6, 1))), 'EATTR_SIZE'],
+    ['labels of 15 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, Buffer.alloc(15, 1))), 'EATTR_SIZE'],
+    ['labels of 0 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, [])), 'EATTR_SIZE'],
+    ['a label mask of 7 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS_MASK, Buffer.alloc(7, 1))), 'EATTR_SIZE'],
     ['labels of 20 bytes', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.LABELS, Buffer.alloc(20))), 'EATTR_SIZE'],
     ['CTA_HELP without a name', rawMsg(CT_NEW, AF_INET, ORIG, REPLY, N(CTA.HELP, A(2, [1]))), 'EMISSING'],
     [
@@ -715,6 +741,12 @@ describe('malformed conntrack messages', () => {
 
   it('the same base message without the defect decodes', () => {
     expect(decodeConntrack(rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.MARK, be32(1)))).ok).toBe(true);
+    expect(decodeConntrackRecord(rawMsg(CT_NEW, AF_INET, ORIG, REPLY, A(CTA.MARK, be32(1))).payload, recordBuf(1), 0)).toBe(REC_OK);
+  });
+
+  // The record decoder (a kernel event's fast path) takes none of them: it punts or rejects.
+  it.each(cases.filter(([, m]) => m.type === CT_NEW))('the record decoder does not take: %s', (_name, msg) => {
+    expect(decodeConntrackRecord(msg.payload, recordBuf(1), 0)).not.toBe(REC_OK);
   });
 });
 

@@ -169,3 +169,117 @@ describe('sync.reliability config', () => {
     expect(bad('  reliability: { ackWindw: 10 }')).toHaveLength(1);
   });
 });
+
+describe('ResendQueue bounds', () => {
+  it('refuses a capacity that is not a positive integer', () => {
+    expect(() => new ResendQueue(0, 0)).toThrow(/resend queue capacity 0/);
+    expect(() => new ResendQueue(1.5, 0)).toThrow(RangeError);
+    expect(new ResendQueue(1, 0).capacity).toBe(1);
+  });
+
+  it('answers nothing for seqs just outside [front, end), also after the ring wrapped', () => {
+    const q = new ResendQueue(4, 10);
+    for (let s = 10; s < 16; s++) {
+      if (q.full) q.shift();
+      expect(q.push(s, msg(s), s)).toBe(true);
+    }
+    // 12..15 kept, stored from ring slot 2 on: slots before and after the range hold other seqs' leftovers.
+    expect(q.front).toBe(12);
+    expect(q.end).toBe(16);
+    for (const outside of [11, 16, 17, 8]) {
+      expect(q.get(outside)).toBeUndefined();
+      expect(q.lastSent(outside)).toBeNaN();
+      expect(q.has(outside)).toBe(false);
+    }
+    q.touch(11, 99);
+    q.touch(16, 99);
+    expect([12, 13, 14, 15].map((s) => q.lastSent(s))).toEqual([12, 13, 14, 15]);
+    q.shift();
+    expect(q.get(12)).toBeUndefined();
+    expect(q.lastSent(16)).toBeNaN();
+  });
+
+  it('starts an empty queue at whatever seq comes first, and shifting an empty queue does nothing', () => {
+    const q = new ResendQueue(4, 10);
+    q.shift();
+    expect(q.length).toBe(0);
+    expect(q.push(500, msg(500), 0)).toBe(true);
+    expect(q.front).toBe(500);
+    expect(q.push(501, msg(501), 0)).toBe(true);
+    expect(() => {
+      q.push(502, msg(502), 0);
+      q.push(503, msg(503), 0);
+      q.push(504, msg(504), 0);
+    }).toThrow('resend queue full');
+  });
+
+  it('releases nothing before its front', () => {
+    const q = new ResendQueue(4, 10);
+    q.push(10, msg(10), 0);
+    q.push(11, msg(11), 0);
+    expect(q.releaseBefore(5)).toBe(0);
+    expect(q.releaseBefore(10)).toBe(0);
+    expect(q.length).toBe(2);
+    expect(q.releaseBefore(100)).toBe(2);
+    expect(q.length).toBe(0);
+  });
+});
+
+describe('SeqWindow bounds', () => {
+  it('wants a power of two of at least 32', () => {
+    expect(() => new SeqWindow(0, 16)).toThrow(/window size 16/);
+    expect(() => new SeqWindow(0, 48)).toThrow(RangeError);
+    expect(new SeqWindow(0, 32).size).toBe(32);
+  });
+
+  it('has() sees what was recorded inside the window', () => {
+    const w = new SeqWindow(100, 64);
+    w.record(101);
+    expect(w.has(101)).toBe(true);
+    expect(w.has(102)).toBe(false);
+  });
+
+  it('known never moves back when an older seq arrives', () => {
+    const w = new SeqWindow(100, 64);
+    w.record(110);
+    w.record(105);
+    expect(w.known).toBe(111);
+  });
+
+  it('skipTo never moves back, keeps the bit of its target, and clears every bit it passes', () => {
+    const w = new SeqWindow(10, 64);
+    w.skipTo(5);
+    expect(w.expected).toBe(10);
+    w.record(12);
+    w.record(40);
+    w.skipTo(40);
+    // 40 had arrived: advance moves over it.
+    expect(w.advance()).toBe(1);
+    expect(w.expected).toBe(41);
+    // 12's bit was cleared: 12 + 64 (same ring slot) has not arrived.
+    expect(w.has(76)).toBe(false);
+    expect(w.record(76)).toBe('new');
+    w.skipTo(1000);
+    expect(w.known).toBe(1000);
+    expect(w.missingRuns(10)).toEqual([]);
+  });
+
+  it('lists a run that starts at expected and reaches known', () => {
+    const w = new SeqWindow(0, 64);
+    w.announce(10);
+    expect(w.missingRuns(10)).toEqual([[0, 9]]);
+  });
+
+  it('lists what lies beyond a window whose tracked part all arrived, within max runs', () => {
+    const w = new SeqWindow(0, 32);
+    for (let s = 1; s < 32; s++) w.record(s);
+    w.record(40);
+    expect(w.missingRuns(1)).toEqual([[0, 0]]);
+    expect(w.missingRuns(2)).toEqual([
+      [0, 0],
+      [32, 40],
+    ]);
+    w.record(0);
+    expect(w.missingRuns(2)).toEqual([[32, 40]]);
+  });
+});

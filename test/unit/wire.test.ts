@@ -549,6 +549,32 @@ describe('malformed datagrams', () => {
       code: 'EVALUE',
     },
     { name: 'no addresses', buf: entryBody({ orig: { proto: 6 }, reply: tcpTuple }), code: 'EVALUE' },
+    // A destination whose length differs from the source's (issue 18).
+    {
+      name: 'an IPv4 source with a 16-byte destination',
+      buf: entryBody({ orig: tuple({ dst: Buffer.alloc(16, 1) }), reply: tcpTuple }),
+      code: 'EVALUE',
+    },
+    {
+      name: 'an IPv4 source with a 3-byte destination',
+      buf: entryBody({ orig: tuple({ dst: Buffer.alloc(3, 1) }), reply: tcpTuple }),
+      code: 'EVALUE',
+    },
+    {
+      name: 'an IPv6 source with a 4-byte destination',
+      buf: entryBody({ orig: tuple({ src: Buffer.alloc(16, 1), dst: Buffer.alloc(4, 1) }), reply: tcpTuple }),
+      code: 'EVALUE',
+    },
+    {
+      name: 'a reply tuple with a 5-byte destination',
+      buf: entryBody({ orig: tcpTuple, reply: tuple({ dst: Buffer.alloc(5, 1) }) }),
+      code: 'EVALUE',
+    },
+    {
+      name: 'a source but no destination',
+      buf: entryBody({ orig: { ...tcpTuple, dst: undefined }, reply: tcpTuple }),
+      code: 'EVALUE',
+    },
     {
       name: 'IPv4 orig with IPv6 reply',
       buf: entryBody({ orig: tcpTuple, reply: tuple({ src: Buffer.alloc(16), dst: Buffer.alloc(16) }) }),
@@ -566,6 +592,17 @@ describe('malformed datagrams', () => {
     {
       name: 'labels of 17 bytes',
       buf: entryBody({ orig: tcpTuple, reply: tcpTuple, labels: Buffer.alloc(17) }),
+      code: 'EVALUE',
+    },
+    // Label lengths that are not a whole number of u32 words (issue 18).
+    ...[1, 5, 6, 7, 15].map((n) => ({
+      name: `labels of ${n} bytes`,
+      buf: entryBody({ orig: tcpTuple, reply: tcpTuple, labels: Buffer.alloc(n, 1) }),
+      code: 'EVALUE' as const,
+    })),
+    {
+      name: 'a label mask of 6 bytes',
+      buf: entryBody({ orig: tcpTuple, reply: tcpTuple, labels: Buffer.alloc(8, 1), labelsMask: Buffer.alloc(6, 1) }),
       code: 'EVALUE',
     },
     {
