@@ -23,7 +23,7 @@ const FILE = 'test.yaml';
 const y = (...lines: string[]): string => `${lines.join('\n')}\n`;
 
 /** The smallest valid config with sync as a block map: reliability cases append from line 5 on. */
-const REL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  multicast: { interface: sync0 }'];
+const REL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none', '  multicast: { interface: sync0 }'];
 
 /** Three lines: the smallest valid config. Cases append from line 4 on. */
 const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 }, auth: none }'];
@@ -474,7 +474,7 @@ const cases: Case[] = [
   {
     name: 'peerTimeoutMs equal to aliveIntervalMs (idle peers would flap)',
     yaml: y(...REL, '  reliability:', '    aliveIntervalMs: 1000', '    peerTimeoutMs: 1000'),
-    error: { line: 7, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(1000\)/ },
+    error: { line: 8, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(1000\)/ },
   },
   {
     name: 'peerTimeoutMs one longer than aliveIntervalMs',
@@ -484,12 +484,12 @@ const cases: Case[] = [
   {
     name: 'aliveIntervalMs raised past the default peerTimeoutMs (positioned at the value given)',
     yaml: y(...REL, '  reliability: { aliveIntervalMs: 3500 }'),
-    error: { line: 5, column: 16, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(3500\)/ },
+    error: { line: 6, column: 16, path: 'sync.reliability.peerTimeoutMs', messageRegex: /must be longer than aliveIntervalMs \(3500\)/ },
   },
   {
     name: 'retransmitMaxMs one below retransmitMs',
     yaml: y(...REL, '  reliability:', '    retransmitMs: 300', '    retransmitMaxMs: 299'),
-    error: { line: 7, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /must be at least retransmitMs \(300\)/ },
+    error: { line: 8, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /must be at least retransmitMs \(300\)/ },
   },
   {
     name: 'retransmitMaxMs equal to retransmitMs (no backoff) is allowed',
@@ -499,7 +499,7 @@ const cases: Case[] = [
   {
     name: 'nackRetryMaxMs one below nackRetryMs',
     yaml: y(...REL, '  reliability:', '    nackRetryMs: 80', '    nackRetryMaxMs: 79'),
-    error: { line: 7, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /must be at least nackRetryMs \(80\)/ },
+    error: { line: 8, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /must be at least nackRetryMs \(80\)/ },
   },
   {
     name: 'nackRetryMaxMs equal to nackRetryMs is allowed',
@@ -509,7 +509,7 @@ const cases: Case[] = [
   {
     name: 'ackDelayMs equal to retransmitMs (the sender resends what is about to be acked)',
     yaml: y(...REL, '  reliability:', '    retransmitMs: 100', '    ackDelayMs: 100'),
-    error: { line: 7, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /must be shorter than retransmitMs \(100\)/ },
+    error: { line: 8, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /must be shorter than retransmitMs \(100\)/ },
   },
   {
     name: 'ackDelayMs one below retransmitMs',
@@ -530,10 +530,10 @@ const cases: Case[] = [
       '    ackDelayMs: 150',
     ),
     errors: [
-      { line: 7, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /longer than aliveIntervalMs \(5000\)/ },
-      { line: 9, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /at least nackRetryMs \(100\)/ },
-      { line: 11, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /at least retransmitMs \(100\)/ },
-      { line: 12, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /shorter than retransmitMs \(100\)/ },
+      { line: 8, column: 20, path: 'sync.reliability.peerTimeoutMs', messageRegex: /longer than aliveIntervalMs \(5000\)/ },
+      { line: 10, column: 21, path: 'sync.reliability.nackRetryMaxMs', messageRegex: /at least nackRetryMs \(100\)/ },
+      { line: 12, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /at least retransmitMs \(100\)/ },
+      { line: 13, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /shorter than retransmitMs \(100\)/ },
     ],
   },
 
