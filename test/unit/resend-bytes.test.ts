@@ -4,11 +4,11 @@
 // until it is released, and grow only as far as the bytes in flight need.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { ResendQueue } from '../../src/sync/engine/resend-queue.js';
 import { seqAdd } from '../../src/sync/engine/seq.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
+import { typicalTcpEntry } from './wire-helpers.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
 
@@ -96,13 +96,7 @@ describe('ResendQueue bytes', () => {
   it('gives entry messages back decoded, as they were encoded', () => {
     const enc = new DatagramEncoder({ cluster: 1, node: 'a', epoch: 7, mtu: 1400 });
     const q = new ResendQueue(100_000, 5, 1024);
-    const e: ConntrackEntry = {
-      family: 2,
-      orig: { src: '10.99.0.1', dst: '10.99.0.2', proto: 17, sport: 1, dport: 2 },
-      reply: { src: '10.99.0.2', dst: '10.99.0.1', proto: 17, sport: 2, dport: 1 },
-      status: 8,
-      timeout: 30,
-    };
+    const e = typicalTcpEntry(1);
     let size = 0;
     for (let k = 0; k < 50_000; k++) {
       const m: WireMessage = { kind: k % 2 === 0 ? 'ct-new' : 'ct-update', seq: 5 + k, entry: { ...e, mark: k } };

@@ -11,17 +11,13 @@ import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { decodeMessageField, ProtoWriter, writeMessage } from '../../src/sync/wire/proto-codec.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
+import { typicalTcpEntry } from './wire-helpers.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
 
+/** Entry k as its version-th change left it. */
 function entry(k: number, version: number): ConntrackEntry {
-  return {
-    family: 2,
-    orig: { src: '10.99.1.1', dst: '10.99.2.2', proto: 6, sport: 1000 + k, dport: 443 },
-    reply: { src: '10.99.2.2', dst: '10.99.1.1', proto: 6, sport: 443, dport: 1000 + k },
-    status: 0x18e,
-    timeout: 100 + version,
-  };
+  return { ...typicalTcpEntry(k), timeout: 100 + version };
 }
 
 type Op =
