@@ -197,10 +197,7 @@ export class Transmitter {
   /** A sequenced message was just put on the wire. */
   onSequenced(msg: WireMessage, now: number): void {
     if (msg.kind === 'bulk-start' || msg.kind === 'bulk-end') this.noteBulkSeq(msg);
-    const q = this.queue;
-    if (q === undefined || !('seq' in msg)) return;
-    if (q.full) this.evictFront();
-    q.push(msg.seq, msg, now);
+    if ('seq' in msg) this.roomFor()?.push(msg.seq, msg, now);
   }
 
   /**
@@ -208,10 +205,14 @@ export class Transmitter {
    * buf[start, end) (the sender's way: no message object is kept).
    */
   onSequencedBytes(seq: number, buf: Buffer, start: number, end: number, now: number): void {
+    this.roomFor()?.pushBytes(seq, buf, start, end, now);
+  }
+
+  /** The resend queue with room for one more message (its front evicted when full); undefined without one. */
+  private roomFor(): ResendQueue | undefined {
     const q = this.queue;
-    if (q === undefined) return;
-    if (q.full) this.evictFront();
-    q.pushBytes(seq, buf, start, end, now);
+    if (q !== undefined && q.full) this.evictFront();
+    return q;
   }
 
   /** How many more sequenced messages may go out now. */

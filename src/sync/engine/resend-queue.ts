@@ -198,14 +198,12 @@ export class ResendQueue {
   }
 
   has(seq: number): boolean {
-    const off = seqDiff(this.frontSeq, seq);
-    return off >= 0 && off < this.len;
+    return this.ringIndex(seq) >= 0;
   }
 
   get(seq: number): WireMessage | undefined {
-    const off = seqDiff(this.frontSeq, seq);
-    if (off < 0 || off >= this.len) return undefined;
-    const i = (this.head + off) % this.capacity;
+    const i = this.ringIndex(seq);
+    if (i < 0) return undefined;
     const sz = this.size[i]!;
     if (sz === 0) return this.msgs[i];
     return decodeMessageField(this.bytes, this.off[i]!, this.off[i]! + sz);
@@ -213,9 +211,8 @@ export class ResendQueue {
 
   /** The bytes kept for seq by pushBytes() (a view, valid until the next push), else undefined. */
   bytesOf(seq: number): Buffer | undefined {
-    const off = seqDiff(this.frontSeq, seq);
-    if (off < 0 || off >= this.len) return undefined;
-    const i = (this.head + off) % this.capacity;
+    const i = this.ringIndex(seq);
+    if (i < 0) return undefined;
     const sz = this.size[i]!;
     return sz === 0 ? undefined : this.bytes.subarray(this.off[i]!, this.off[i]! + sz);
   }
@@ -232,13 +229,18 @@ export class ResendQueue {
 
   /** When the message was last (re)sent; NaN when not kept. */
   lastSent(seq: number): number {
-    const off = seqDiff(this.frontSeq, seq);
-    if (off < 0 || off >= this.len) return Number.NaN;
-    return this.sentAt[(this.head + off) % this.capacity]!;
+    const i = this.ringIndex(seq);
+    return i < 0 ? Number.NaN : this.sentAt[i]!;
   }
 
   touch(seq: number, now: number): void {
+    const i = this.ringIndex(seq);
+    if (i >= 0) this.sentAt[i] = now;
+  }
+
+  /** Where seq's message sits in the ring, or -1 when it is not kept. */
+  private ringIndex(seq: number): number {
     const off = seqDiff(this.frontSeq, seq);
-    if (off >= 0 && off < this.len) this.sentAt[(this.head + off) % this.capacity] = now;
+    return off < 0 || off >= this.len ? -1 : (this.head + off) % this.capacity;
   }
 }

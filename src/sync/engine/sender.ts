@@ -272,7 +272,7 @@ export class SyncSender {
       this.head++;
       const ok = typeof next === 'number' ? this.sendPacked(enc, next, pos) : this.sendItem(enc, next);
       if (!ok) continue;
-      if (typeof next === 'number' || next.t === 'entry' || next.sequenced) budget--;
+      if (this.isSequenced(next)) budget--;
       this.counters.messagesSent++;
       sent++;
     }
