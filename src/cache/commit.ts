@@ -9,19 +9,13 @@
 // state are not the replicated ones, and a resumed stream would be dropped
 // as invalid). Masters go in before related entries, which name their
 // master; expectations go in last.
-import { errnoLabel } from '../kernel/conntrack-link.js';
+import { BATCH_SKIPPED, errnoLabel } from '../kernel/conntrack-link.js';
 import type { BatchOptions, BatchResult, BatchSource, KernelOp } from '../kernel/conntrack-link.js';
 import { IPPROTO, IPS } from '../kernel/constants.js';
 import type { RequestForm } from '../kernel/ct-codec.js';
 import type { EntryRecord } from '../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
-import {
-  type ExternalCache,
-  type ExternalRecord,
-  KERNEL_CURRENT,
-  KERNEL_NONE,
-  SlotRecord,
-} from './external-cache.js';
+import { type CommitOrder, type ExternalCache, KERNEL_CURRENT, KERNEL_NONE } from './external-cache.js';
 
 /** What commit needs of ConntrackLink. */
 export interface CommitLink {
@@ -74,22 +68,6 @@ const EEXIST = 17;
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ctnetlink cannot carry TCP window positions. */
 const TCP_BE_LIBERAL = 0x08;
 
-/**
- * The entries of one phase, as parallel arrays rather than an object per
- * entry: a commit holds a million of them at once.
- */
-interface Phase {
-  records: ExternalRecord[];
-  /** What the kernel is given: the stored record (see SlotRecord), or the entry. */
-  entries: (ConntrackEntry | EntryRecord)[];
-  /** Each record's seq when the snapshot was taken. */
-  seqs: number[];
-}
-
-function emptyPhase(): Phase {
-  return { records: [], entries: [], seqs: [] };
-}
-
 function emptyCounts(): CommitCounts {
   return { entries: 0, committed: 0, updated: 0, unchanged: 0, failed: 0, failures: {} };
 }
@@ -135,61 +113,59 @@ export async function commitExternal(
 ): Promise<CommitReport> {
   const now = opts.now ?? Date.now;
   const started = now();
-  const masters = emptyPhase();
-  const related = emptyPhase();
-  const peers = new Set<string>();
-  // A snapshot: the cache keeps changing while the chunks are in flight.
-  let lastOrigin: string | undefined;
-  for (const record of cache.records()) {
-    const origin = record.origin;
-    if (opts.origin !== undefined && origin !== opts.origin) continue;
-    // Records come in runs of one origin: one Set insert per run.
-    if (origin !== lastOrigin) {
-      peers.add(origin);
-      lastOrigin = origin;
-    }
-    // Records go to the kernel as they are stored, without an entry object each.
-    const slot = record instanceof SlotRecord ? record : undefined;
-    const p = (slot !== undefined ? slot.related : record.entry.master !== undefined) ? related : masters;
-    p.records.push(record);
-    p.entries.push(slot !== undefined ? slot.record : record.entry);
-    p.seqs.push(record.seq);
-  }
+  // Slots, not a copy of the records: the cache keeps changing while the
+  // chunks are in flight, and each record goes in as it is when encoded.
+  const order = cache.commitOrder(opts.origin);
   const counts = emptyCounts();
   const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks, form: COMMIT_FORM };
-  await commitPhase(cache, link, masters, counts, batchOpts);
-  await commitPhase(cache, link, related, counts, batchOpts);
+  await commitPhase(cache, link, order, 0, order.masters, counts, batchOpts);
+  await commitPhase(cache, link, order, order.masters, order.slots.length, counts, batchOpts);
   const expectations = await commitExpectations(cache, link, opts.origin);
-  return { peers: [...peers].sort(), ...counts, expectations, durationMs: now() - started };
+  return { peers: order.peers, ...counts, expectations, durationMs: now() - started };
 }
 
 const opOf = (op: KernelOp) => () => op;
 
+/** Commits order's records [from, to): creates, then updates and replaces of those that existed. */
 async function commitPhase(
   cache: ExternalCache,
   link: CommitLink,
-  p: Phase,
+  order: CommitOrder,
+  from: number,
+  to: number,
   c: CommitCounts,
   batchOpts: BatchOptions,
 ): Promise<void> {
-  const n = p.records.length;
+  const n = to - from;
   if (n === 0) return;
-  c.entries += n;
-  const { records, entries, seqs } = p;
-  const created = await link.batchOf({ length: n, op: opOf('create'), entry: (i) => entries[i]! }, batchOpts);
+  const slots = order.slots.subarray(from, to);
+  const gens = order.gens.subarray(from, to);
+  // Each record's seq when it was last encoded: the version the kernel got.
+  const seqs = new Int32Array(n);
+  const recordOf = (i: number): EntryRecord | null => {
+    const s = slots[i]!;
+    const r = cache.currentRecord(s, gens[i]!);
+    if (r !== null) seqs[i] = cache.slotSeq(s);
+    return r;
+  };
+  const created = await link.batchOf({ length: n, op: opOf('create'), entry: recordOf }, batchOpts);
   const update: number[] = [];
   const replace: number[] = [];
   for (let i = 0; i < n; i++) {
     const errno = created.errnos[i]!;
-    const record = records[i]!;
+    const s = slots[i]!;
+    // Deleted before it was sent, or before the kernel's answer was read:
+    // nothing of it is ours to write any more.
+    if (errno === BATCH_SKIPPED || (errno === EEXIST && cache.currentRecord(s, gens[i]!) === null)) continue;
+    c.entries++;
     if (errno === 0) {
       c.committed++;
-      cache.noteInKernel(record, seqs[i]!);
+      cache.noteSlotInKernel(s, gens[i]!, seqs[i]!);
     } else if (errno !== EEXIST) {
       countFailure(c, errno);
-    } else if (record.kernelCopy === KERNEL_CURRENT && record.seq === seqs[i]) {
+    } else if (cache.slotKernelCopy(s) === KERNEL_CURRENT && cache.slotSeq(s) === seqs[i]! >>> 0) {
       c.unchanged++;
-    } else if (record.kernelCopy !== KERNEL_NONE) {
+    } else if (cache.slotKernelCopy(s) !== KERNEL_NONE) {
       update.push(i);
     } else {
       replace.push(i);
@@ -197,30 +173,41 @@ async function commitPhase(
   }
   if (update.length > 0) {
     const r = await link.batchOf(
-      { length: update.length, op: opOf('update'), entry: (j) => entries[update[j]!]! },
+      { length: update.length, op: opOf('update'), entry: (j) => recordOf(update[j]!) },
       batchOpts,
     );
-    for (let j = 0; j < update.length; j++) settle(cache, c, p, update[j]!, r.errnos[j]!);
+    for (let j = 0; j < update.length; j++) settle(cache, c, slots, gens, seqs, update[j]!, r.errnos[j]!);
   }
   if (replace.length > 0) {
     // Delete and create side by side: the kernel runs a sendmsg's messages in
-    // order, so each entry is gone for the shortest possible time.
+    // order, so each entry is gone for the shortest possible time. Both
+    // messages of a pair are encoded from one read of the record.
+    let pairOf: EntryRecord | null = null;
     const r = await link.batchOf(
       {
         length: 2 * replace.length,
         op: (j) => (j & 1 ? 'create' : 'delete'),
-        entry: (j) => entries[replace[j >> 1]!]!,
+        entry: (j) => (j & 1 ? pairOf : (pairOf = recordOf(replace[j >> 1]!))),
       },
       batchOpts,
     );
-    for (let j = 0; j < replace.length; j++) settle(cache, c, p, replace[j]!, r.errnos[2 * j + 1]!);
+    for (let j = 0; j < replace.length; j++) settle(cache, c, slots, gens, seqs, replace[j]!, r.errnos[2 * j + 1]!);
   }
 }
 
-function settle(cache: ExternalCache, c: CommitCounts, p: Phase, i: number, errno: number): void {
+function settle(
+  cache: ExternalCache,
+  c: CommitCounts,
+  slots: Int32Array,
+  gens: Uint32Array,
+  seqs: Int32Array,
+  i: number,
+  errno: number,
+): void {
+  if (errno === BATCH_SKIPPED) return;
   if (errno !== 0) return countFailure(c, errno);
   c.updated++;
-  cache.noteInKernel(p.records[i]!, p.seqs[i]!);
+  cache.noteSlotInKernel(slots[i]!, gens[i]!, seqs[i]!);
 }
 
 async function commitExpectations(

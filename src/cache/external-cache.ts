@@ -246,6 +246,19 @@ function emptyCounters(): ExternalCounters {
   return { created: 0, updated: 0, deleted: 0, missing: 0, stale: 0, refused: 0, bulkRemoved: 0, flushed: 0 };
 }
 
+/**
+ * The conntrack records one commit writes (ExternalCache.commitOrder): slots
+ * and the generation each had, no object per record.
+ */
+export interface CommitOrder {
+  /** Masters in [0, masters), then related entries, which name their master and must follow it. */
+  slots: Int32Array;
+  gens: Uint32Array;
+  masters: number;
+  /** Origins of these records, sorted. */
+  peers: string[];
+}
+
 /** What the cache knows of each conntrack record, by slot. */
 interface SlotMeta {
   src: (Source | undefined)[];
@@ -302,6 +315,8 @@ export class ExternalCache implements ReplicaSink {
   private readonly scratch: RecordBuf = recordBuf(1);
   /** Where recordAt() copies records (see SlotRecord). */
   private readonly pool = new RecordPool();
+  /** currentRecord()'s view, re-pointed on each call. */
+  private readonly view = new EntryRecord(this.scratch.w, this.scratch.b, 0, undefined);
   private bulkGen = 0;
 
   constructor(opts: ExternalCacheOptions) {
@@ -578,6 +593,72 @@ export class ExternalCache implements ReplicaSink {
   *records(): IterableIterator<ExternalRecord> {
     const t = this.table;
     for (let s = t.next(-1); s >= 0; s = t.next(s)) yield this.recordAt(s);
+  }
+
+  /**
+   * The records a commit is to write (all, or `origin`'s), as slots: the
+   * order of commit's phases, masters then related entries. Commit reads
+   * each one back with currentRecord() when it encodes it, so a record
+   * updated meanwhile goes in as it is then, and one deleted meanwhile not.
+   */
+  commitOrder(origin?: string): CommitOrder {
+    const t = this.table;
+    const m = this.slotMeta;
+    const slots = new Int32Array(t.size);
+    const gens = new Uint32Array(t.size);
+    const peers = new Set<string>();
+    let n = 0;
+    let related = 0;
+    let last: Source | undefined;
+    let take = false;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+        const src = m.src[s]!;
+        // Records come in runs of one source: one comparison and Set insert per run.
+        if (src !== last) {
+          last = src;
+          take = origin === undefined || src.origin === origin;
+          if (take) peers.add(src.origin);
+        }
+        if (!take) continue;
+        const x = t.extrasOf(s);
+        const isRelated = x !== undefined && (x.master !== undefined || x.whole?.master !== undefined);
+        if (isRelated !== (pass === 1)) continue;
+        if (isRelated) related++;
+        slots[n] = s;
+        gens[n++] = m.gen[s]!;
+      }
+      last = undefined;
+    }
+    return { slots: slots.subarray(0, n), gens: gens.subarray(0, n), masters: n - related, peers: [...peers].sort() };
+  }
+
+  /**
+   * A view of the record in `slot` if it still holds generation `gen` (the
+   * key commitOrder() saw), else null. Valid until the next call or change
+   * to the cache.
+   */
+  currentRecord(slot: number, gen: number): EntryRecord | null {
+    if (this.slotMeta.gen[slot] !== gen || !this.table.isLive(slot)) return null;
+    const t = this.table;
+    return this.view.point(t.recOf(slot), t.at(slot), t.extrasOf(slot));
+  }
+
+  /** The u32 seq of the last message applied to a live slot. */
+  slotSeq(slot: number): number {
+    return this.slotMeta.seq[slot]! >>> 0;
+  }
+
+  /** What the kernel holds of a live slot's record (see KernelCopy). */
+  slotKernelCopy(slot: number): KernelCopy {
+    return this.slotMeta.copy[slot] as KernelCopy;
+  }
+
+  /** noteInKernel() by slot: ignored unless the slot still holds generation `gen`. */
+  noteSlotInKernel(slot: number, gen: number, seq: number): void {
+    const m = this.slotMeta;
+    if (m.gen[slot] !== gen || !this.table.isLive(slot)) return;
+    m.copy[slot] = m.seq[slot]! >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
   }
 
   /** records() with each one's entryKey(), for callers that match them against other caches' keys. */

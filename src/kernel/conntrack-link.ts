@@ -61,15 +61,25 @@ export interface BatchItem {
 export interface BatchSource {
   readonly length: number;
   op(i: number): KernelOp;
-  /** An entry, or a record (src/kernel/ct-record.ts) that creates and updates encode without making the entry. */
-  entry(i: number): ConntrackEntry | EntryRecord;
+  /**
+   * An entry, or a record (src/kernel/ct-record.ts) that creates and updates
+   * encode without making the entry; null skips the item (nothing is sent,
+   * its errno is BATCH_SKIPPED). Called once per item, in order, while its
+   * chunk is encoded, so a record view re-pointed by the next call is fine.
+   */
+  entry(i: number): ConntrackEntry | EntryRecord | null;
 }
+
+/** The errno of an item its source skipped (entry(i) gave null): not a failure. */
+export const BATCH_SKIPPED = -1;
 
 export interface BatchResult {
   /** errno per item, 0 for success, in the order given. */
   errnos: Int32Array;
   ok: number;
   failed: number;
+  /** Items the source skipped (BATCH_SKIPPED). */
+  skipped: number;
   /** failures by errno name, e.g. { EEXIST: 3 } */
   failures: Record<string, number>;
   durationMs: number;
@@ -292,16 +302,18 @@ export class ConntrackLink {
     }
     const failures: Record<string, number> = {};
     let failed = 0;
+    let skipped = 0;
     for (let i = 0; i < errnos.length; i++) {
       const e = errnos[i]!;
-      if (e !== 0) {
+      if (e === BATCH_SKIPPED) skipped++;
+      else if (e !== 0) {
         failed++;
         const name = errnoLabel(e);
         failures[name] = (failures[name] ?? 0) + 1;
       }
     }
     this.counters.batchFailures += failed;
-    return { errnos, ok: items.length - failed, failed, failures, durationMs: this.now() - started };
+    return { errnos, ok: items.length - failed - skipped, failed, skipped, failures, durationMs: this.now() - started };
   }
 
   private sendChunk(
@@ -319,11 +331,19 @@ export class ConntrackLink {
     const lo = this.channel.allocSeq(n + 1);
     const barrier = lo + n;
     const ackFlag = ackEach ? NLM_F_ACK : 0;
-    for (let i = first; i < last; i++) writeOp(w, items.op(i), items.entry(i), lo + (i - first), ackFlag, form);
-    this.counters.batchMessages += n;
+    const answered = new Uint8Array(n);
+    let remaining = n;
+    for (let i = first; i < last; i++) {
+      const item = items.entry(i);
+      if (item === null) {
+        answered[i - first] = 1;
+        errnos[i] = BATCH_SKIPPED;
+        remaining--;
+      } else writeOp(w, items.op(i), item, lo + (i - first), ackFlag, form);
+    }
+    this.counters.batchMessages += remaining;
+    if (remaining === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      let remaining = n;
-      const answered = new Uint8Array(n);
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
         if (timer) clearTimeout(timer);

@@ -55,6 +55,7 @@ describe('commitExternal', () => {
       for (let i = 0; i < items.length; i++) {
         const item = items.entry(i);
         const e = item instanceof EntryRecord ? item.entry() : item;
+        if (e === null) continue;
         sent.push(`${items.op(i)}:${e.orig.src}:${e.orig.dport}`);
       }
       return link.batchOf(items, o);
@@ -82,6 +83,33 @@ describe('commitExternal', () => {
     const third = await commitExternal(cache, link);
     expect(third).toMatchObject({ committed: 0, updated: 1, unchanged: 9 });
     expect(kernel.table.get(entryKey(tcp(5)))!.mark).toBe(5);
+  });
+
+  it('writes each record as it is when its chunk is sent: updated meanwhile in its new version, deleted meanwhile not at all', async () => {
+    const kernel = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+    const cache = new ExternalCache({ limit: 5000 });
+    const n = 3000; // three chunks of 1024
+    for (let i = 0; i < n; i++) cache.applyRemote('fw1', 1, i + 1, 'new', tcp(i));
+    let calls = 0;
+    const betweenChunks = () => {
+      if (calls++ > 0) return;
+      // After the first chunk: one later record changes, one goes, and one
+      // already sent goes too (its kernel copy stays, as the kernel wrote it).
+      cache.applyRemote('fw1', 1, n + 1, 'update', tcp(2500, { mark: 7 }));
+      cache.applyRemote('fw1', 1, n + 2, 'delete', tcp(2600));
+      cache.applyRemote('fw1', 1, n + 3, 'delete', tcp(10));
+    };
+    const r = await commitExternal(cache, link, { betweenChunks });
+    expect(calls).toBeGreaterThan(0);
+    expect(r).toMatchObject({ entries: n - 1, committed: n - 1, updated: 0, unchanged: 0, failed: 0 });
+    expect(kernel.table.has(entryKey(tcp(2600)))).toBe(false);
+    expect(kernel.table.has(entryKey(tcp(10)))).toBe(true);
+    expect(kernel.table.get(entryKey(tcp(2500)))!.mark).toBe(7);
+    // The version written is the one noted: a repeat commit changes nothing.
+    expect(cache.get(tcp(2500))!.kernelCopy).toBe(KERNEL_CURRENT);
+    const again = await commitExternal(cache, link);
+    expect(again).toMatchObject({ entries: n - 2, committed: 0, updated: 0, unchanged: n - 2 });
   });
 
   it('commits one peer with origin, and reports failures by errno', async () => {
