@@ -16,6 +16,7 @@ import {
   NFNLGRP_CONNTRACK_UPDATE,
   NLM_F_CREATE,
   NLM_F_EXCL,
+  NLMSG_HDRLEN,
 } from './constants.js';
 import { dropPortidsFilter } from './bpf.js';
 import { errorMessage } from '../common/errors.js';
@@ -23,7 +24,16 @@ import { compileEventFilter, type EventFilterRule, type EventFilterRules, eventF
 import { decodeConntrack, decodeExpect } from './ct-codec.js';
 import { decodeConntrackRecord, REC_OK, type RecordBuf, recordBuf } from './ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from './entry.js';
-import { type DecodeError, parseNetlink } from './netlink-codec.js';
+import {
+  align4,
+  type DecodeError,
+  hostU16,
+  hostU32,
+  type NlMessage,
+  nlMessageAt,
+  nlMessageObject,
+  nlWalkError,
+} from './netlink-codec.js';
 import { NetlinkSocket } from './netlink-socket.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportFactory } from './transport.js';
 
@@ -223,53 +233,71 @@ export class ConntrackEvents implements NetlinkReceiver {
   onData(buf: Buffer, start: number, end: number): void {
     const h = this.handlers;
     if (!h) return;
-    const { messages, error } = parseNetlink(buf, start, end);
     const c = this.counters;
-    for (const msg of messages) {
-      const own = msg.pid !== 0 && this.ownPortids.has(msg.pid);
-      if (own) c.own++;
-      if (msg.type === CT_NEW || msg.type === CT_DELETE) {
-        const type: EventType =
-          msg.type === CT_DELETE ? 'destroy' : msg.flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
-        if (h.onRecordEvent !== undefined && decodeConntrackRecord(msg.payload, this.record, 0) === REC_OK) {
-          c[type]++;
-          h.onRecordEvent(type, this.record, 0, own);
-          continue;
-        }
-        const r = decodeConntrack(msg);
-        if (!r.ok) {
-          c.decodeErrors++;
-          h.onDecodeError?.(r.error);
-          continue;
-        }
-        c[type]++;
-        h.onEvent({ type, entry: r.value, pid: msg.pid, own });
-      } else if (msg.type === EXP_NEW || msg.type === EXP_DELETE) {
-        const r = decodeExpect(msg);
-        if (!r.ok) {
-          c.decodeErrors++;
-          h.onDecodeError?.(r.error);
-          continue;
-        }
-        let type: EventType;
-        if (msg.type === EXP_DELETE) {
-          type = 'destroy';
-          c.expectDestroy++;
-        } else if (msg.flags & (NLM_F_CREATE | NLM_F_EXCL)) {
-          type = 'new';
-          c.expectNew++;
-        } else {
-          type = 'update';
-          c.expectUpdate++;
-        }
-        h.onExpectEvent?.({ type, entry: r.value, pid: msg.pid, own });
-      } else {
-        c.unknown++;
+    // Walked in place: events of the common shape cost no object at all.
+    for (let pos = start; pos < end; ) {
+      const len = nlMessageAt(buf, pos, end);
+      if (len < 0) {
+        c.decodeErrors++;
+        h.onDecodeError?.(nlWalkError(buf, pos, end, len));
+        return;
       }
+      const type = hostU16(buf, pos + 4);
+      const flags = hostU16(buf, pos + 6);
+      const pid = hostU32(buf, pos + 12);
+      const own = pid !== 0 && this.ownPortids.has(pid);
+      if (own) c.own++;
+      if (
+        (type === CT_NEW || type === CT_DELETE) &&
+        h.onRecordEvent !== undefined &&
+        decodeConntrackRecord(buf, this.record, 0, pos + NLMSG_HDRLEN, pos + len) === REC_OK
+      ) {
+        const kind: EventType = type === CT_DELETE ? 'destroy' : flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+        c[kind]++;
+        h.onRecordEvent(kind, this.record, 0, own);
+      } else {
+        this.onMessage(h, nlMessageObject(buf, pos, len), own);
+      }
+      // The last message of a datagram may lack its alignment padding.
+      pos += align4(len);
     }
-    if (error) {
-      c.decodeErrors++;
-      h.onDecodeError?.(error);
+  }
+
+  /** An event not of the common shape (or without onRecordEvent), as objects. */
+  private onMessage(h: EventHandlers, msg: NlMessage, own: boolean): void {
+    const c = this.counters;
+    if (msg.type === CT_NEW || msg.type === CT_DELETE) {
+      const type: EventType =
+        msg.type === CT_DELETE ? 'destroy' : msg.flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+      const r = decodeConntrack(msg);
+      if (!r.ok) {
+        c.decodeErrors++;
+        h.onDecodeError?.(r.error);
+        return;
+      }
+      c[type]++;
+      h.onEvent({ type, entry: r.value, pid: msg.pid, own });
+    } else if (msg.type === EXP_NEW || msg.type === EXP_DELETE) {
+      const r = decodeExpect(msg);
+      if (!r.ok) {
+        c.decodeErrors++;
+        h.onDecodeError?.(r.error);
+        return;
+      }
+      let type: EventType;
+      if (msg.type === EXP_DELETE) {
+        type = 'destroy';
+        c.expectDestroy++;
+      } else if (msg.flags & (NLM_F_CREATE | NLM_F_EXCL)) {
+        type = 'new';
+        c.expectNew++;
+      } else {
+        type = 'update';
+        c.expectUpdate++;
+      }
+      h.onExpectEvent?.({ type, entry: r.value, pid: msg.pid, own });
+    } else {
+      c.unknown++;
     }
   }
 

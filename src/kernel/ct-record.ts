@@ -618,10 +618,12 @@ function tupleInto(p: Buffer, start: number, end: number, family: number, r: Rec
  * Returns REC_OK, or REC_PUNT for anything but the common shape; the caller
  * has checked the message type. When REC_OK, the record equals what
  * writeEntryRecord(decodeConntrack(msg)) writes, and it needs no extras.
+ * The payload is p[start, end): the event socket decodes in place, without
+ * a Buffer per message.
  */
-export function decodeConntrackRecord(p: Buffer, r: RecordBuf, at: number): number {
-  if (p.length < NFGENMSG_LEN) return REC_PUNT;
-  const family = p[0]!;
+export function decodeConntrackRecord(p: Buffer, r: RecordBuf, at: number, start = 0, end = p.length): number {
+  if (end - start < NFGENMSG_LEN) return REC_PUNT;
+  const family = p[start]!;
   if (family !== AF_INET && family !== AF_INET6) return REC_PUNT;
   const w = r.w;
   let f = 0;
@@ -635,8 +637,7 @@ export function decodeConntrackRecord(p: Buffer, r: RecordBuf, at: number): numb
   w[at + W_SECMARK] = 0;
   w[at + W_TCP] = 0;
   w[at + W_TCPFLAGS] = 0;
-  const end = p.length;
-  for (let pos = NFGENMSG_LEN; pos < end; ) {
+  for (let pos = start + NFGENMSG_LEN; pos < end; ) {
     const len = attrLen(p, pos, end);
     if (len < 0) return REC_PUNT;
     const type = p.readUInt16LE(pos + 2) & NLA_TYPE_MASK;

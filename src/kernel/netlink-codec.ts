@@ -141,6 +141,57 @@ export function align4(n: number): number {
 // ---------------------------------------------------------------------------
 // Messages
 
+/** nlMessageAt(): fewer than 16 bytes left for a header. */
+export const NLWALK_TRUNC = -1;
+/** nlMessageAt(): nlmsg_len is 0. */
+export const NLWALK_ZERO = -2;
+/** nlMessageAt(): nlmsg_len below the header's 16 bytes. */
+export const NLWALK_SHORT = -3;
+/** nlMessageAt(): nlmsg_len past `end`. */
+export const NLWALK_LONG = -4;
+
+/**
+ * The nlmsg_len of the message at `pos` when its header is well-formed
+ * within `end`, else one of the negative NLWALK_* codes: parseNetlink()'s
+ * checks, for a reader that walks a datagram without an object per message
+ * (the event socket). The next message starts at pos + align4(length).
+ */
+export function nlMessageAt(buf: Buffer, pos: number, end: number): number {
+  const rem = end - pos;
+  if (rem < NLMSG_HDRLEN) return NLWALK_TRUNC;
+  const len = hostU32(buf, pos);
+  if (len === 0) return NLWALK_ZERO;
+  if (len < NLMSG_HDRLEN) return NLWALK_SHORT;
+  if (len > rem) return NLWALK_LONG;
+  return len;
+}
+
+/** The DecodeError for an nlMessageAt() code. */
+export function nlWalkError(buf: Buffer, pos: number, end: number, code: number): DecodeError {
+  const rem = end - pos;
+  switch (code) {
+    case NLWALK_TRUNC:
+      return decodeError('ETRUNC_HEADER', pos, `${rem} bytes left, nlmsghdr needs 16`);
+    case NLWALK_ZERO:
+      return decodeError('EZERO_LEN', pos, 'nlmsg_len is 0');
+    case NLWALK_SHORT:
+      return decodeError('EMSG_LEN', pos, `nlmsg_len ${hostU32(buf, pos)} < 16`);
+    default:
+      return decodeError('EMSG_LEN', pos, `nlmsg_len ${hostU32(buf, pos)} exceeds the ${rem} bytes left`);
+  }
+}
+
+/** The message at `pos` (nlMessageAt() gave its length) as an object. */
+export function nlMessageObject(buf: Buffer, pos: number, len: number): NlMessage {
+  return {
+    type: hostU16(buf, pos + 4),
+    flags: hostU16(buf, pos + 6),
+    seq: hostU32(buf, pos + 8),
+    pid: hostU32(buf, pos + 12),
+    payload: buf.subarray(pos + NLMSG_HDRLEN, pos + len),
+  };
+}
+
 /**
  * Splits buf[start, end) into netlink messages. Stops at the first malformed
  * header and returns the messages before it together with the error, so a
@@ -160,23 +211,9 @@ export function parseNetlink(
   }
   let pos = start;
   while (pos < end) {
-    const rem = end - pos;
-    if (rem < NLMSG_HDRLEN) {
-      return { messages, error: decodeError('ETRUNC_HEADER', pos, `${rem} bytes left, nlmsghdr needs 16`) };
-    }
-    const len = hostU32(buf, pos);
-    if (len === 0) return { messages, error: decodeError('EZERO_LEN', pos, 'nlmsg_len is 0') };
-    if (len < NLMSG_HDRLEN) return { messages, error: decodeError('EMSG_LEN', pos, `nlmsg_len ${len} < 16`) };
-    if (len > rem) {
-      return { messages, error: decodeError('EMSG_LEN', pos, `nlmsg_len ${len} exceeds the ${rem} bytes left`) };
-    }
-    messages.push({
-      type: hostU16(buf, pos + 4),
-      flags: hostU16(buf, pos + 6),
-      seq: hostU32(buf, pos + 8),
-      pid: hostU32(buf, pos + 12),
-      payload: buf.subarray(pos + NLMSG_HDRLEN, pos + len),
-    });
+    const len = nlMessageAt(buf, pos, end);
+    if (len < 0) return { messages, error: nlWalkError(buf, pos, end, len) };
+    messages.push(nlMessageObject(buf, pos, len));
     // The last message of a datagram may lack its alignment padding.
     pos += align4(len);
   }

@@ -3,7 +3,20 @@
 import { describe, expect, it } from 'vitest';
 import { type ConntrackEvent, ConntrackEvents } from '../../src/kernel/conntrack-events.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
-import { AF_INET, AF_INET6, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import {
+  AF_INET,
+  AF_INET6,
+  IPCTNL_MSG_CT_DELETE,
+  IPCTNL_MSG_CT_NEW,
+  IPPROTO,
+  IPS,
+  NFNL_SUBSYS_CTNETLINK,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+} from '../../src/kernel/constants.js';
+import { encodeConntrack } from '../../src/kernel/ct-codec.js';
+import { readEntryRecord } from '../../src/kernel/ct-record.js';
+import { NlWriter } from '../../src/kernel/netlink-codec.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel, type FakeSocket } from '../../src/kernel/fake-kernel.js';
 
@@ -146,6 +159,36 @@ describe('ConntrackEvents over FakeKernel', () => {
       ['new', '10.99.0.2', true],
     ]);
     expect(events.counters).toMatchObject({ new: 2, own: 1 });
+  });
+
+  it('walks a datagram in place: records and objects in their order, and a malformed header ends it after what came before', () => {
+    const events = new ConntrackEvents({ transportFactory: new FakeKernel().openSocket });
+    const seen: string[] = [];
+    const errors: string[] = [];
+    events.start({
+      onEvent: (e) => seen.push(`obj:${e.type}:${e.entry.orig.src}:${e.entry.helper ?? ''}`),
+      onRecordEvent: (type, r, at) => seen.push(`rec:${type}:${readEntryRecord(r, at, undefined).orig.src}`),
+      onOverrun: () => {},
+      onDecodeError: (e) => errors.push(e.code),
+    });
+    const w = new NlWriter();
+    const put = (type: number, flags: number, e: ConntrackEntry) => {
+      w.begin((NFNL_SUBSYS_CTNETLINK << 8) | type, flags, 0, e.family);
+      encodeConntrack(w, e);
+      w.end();
+    };
+    put(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, entry(1));
+    put(IPCTNL_MSG_CT_NEW, 0, { ...entry(2), helper: 'ftp' }); // a rare field: the object path
+    put(IPCTNL_MSG_CT_DELETE, 0, entry(3, AF_INET6));
+    const good = Buffer.from(w.finish());
+    // Junk around the range, and a header claiming more bytes than are left.
+    const bad = Buffer.alloc(16);
+    bad.writeUInt32LE(4096, 0);
+    const buf = Buffer.concat([Buffer.alloc(8, 0xee), good, bad, Buffer.alloc(8, 0xee)]);
+    events.onData(buf, 8, 8 + good.length + bad.length);
+    expect(seen).toEqual(['rec:new:10.99.0.1', 'obj:update:10.99.0.2:ftp', 'rec:destroy:fd99::3']);
+    expect(errors).toEqual(['EMSG_LEN']);
+    expect(events.counters).toMatchObject({ new: 1, update: 1, destroy: 1, decodeErrors: 1 });
   });
 
   it('surfaces an overrun as an explicit event and counts it', async () => {

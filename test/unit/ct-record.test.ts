@@ -68,6 +68,11 @@ function agree(m: NlMessage): 'fast' | 'punt' {
   // Garbage in the record first: the decoder must write every word it claims.
   r.w.fill(-1);
   const got = decodeConntrackRecord(m.payload, r, REC_WORDS);
+  // The same payload in place inside a larger buffer (the event socket's way) decodes alike.
+  const inPlace = recordBuf(1);
+  const framed = Buffer.concat([Buffer.alloc(12, 0xa5), m.payload, Buffer.alloc(12, 0x5a)]);
+  expect(decodeConntrackRecord(framed, inPlace, 0, 12, 12 + m.payload.length)).toBe(got);
+  if (got === REC_OK) expect(wordsOf(inPlace, 0)).toEqual(wordsOf(r, REC_WORDS));
   if (got === REC_PUNT) return 'punt';
   expect(got).toBe(REC_OK);
   const d = decodeConntrack(m);
