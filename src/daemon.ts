@@ -211,6 +211,8 @@ export class Daemon {
     this.events = new ConntrackEvents({
       ...kernelOpts,
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
+      // As much again in our own memory, where an event takes a quarter of the room.
+      readAheadBytes: cfg.kernel.netlinkBufferBytes,
       expectations: true,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
       filterRules: cfg.kernel.filterEvents ? kernelEventRules(cfg.filter, this.localAddresses) : undefined,

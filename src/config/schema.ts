@@ -408,7 +408,9 @@ const kernelSchema = z
   .strictObject({
     netlinkBufferBytes: bufferBytes
       .default(DEFAULTS.kernel.netlinkBufferBytes)
-      .describe('Receive buffer of the ctnetlink event socket in bytes.'),
+      .describe(
+        'Receive buffer of the ctnetlink event socket in bytes. When events arrive faster than the daemon handles them, it also reads up to this many bytes of them ahead into its own memory (where an event takes about a quarter of the room it takes in the kernel queue), so a burst waits there instead of overrunning the queue.',
+      ),
     filterEvents: z
       .boolean()
       .default(DEFAULTS.kernel.filterEvents)

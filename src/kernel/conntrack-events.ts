@@ -35,6 +35,7 @@ import {
   nlWalkError,
 } from './netlink-codec.js';
 import { NetlinkSocket } from './netlink-socket.js';
+import type { ReadAheadCounters } from './read-ahead.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportFactory } from './transport.js';
 
 export type EventType = 'new' | 'update' | 'destroy';
@@ -89,6 +90,8 @@ export interface EventsOptions {
   netns?: string | undefined;
   transportFactory?: TransportFactory;
   receiveBufferBytes?: number;
+  /** Bytes of events read ahead of handling them at most (TransportOptions.readAheadBytes); 0: none. */
+  readAheadBytes?: number;
   expectations?: boolean;
   /**
    * The cache filter's rules, to drop in the kernel the events it would do
@@ -147,7 +150,12 @@ export class ConntrackEvents implements NetlinkReceiver {
     const groups = [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY];
     if (opts.expectations)
       groups.push(NFNLGRP_CONNTRACK_EXP_NEW, NFNLGRP_CONNTRACK_EXP_UPDATE, NFNLGRP_CONNTRACK_EXP_DESTROY);
-    this.transport = factory({ netns: opts.netns, groups, receiveBufferBytes: opts.receiveBufferBytes });
+    this.transport = factory({
+      netns: opts.netns,
+      groups,
+      receiveBufferBytes: opts.receiveBufferBytes,
+      readAheadBytes: opts.readAheadBytes,
+    });
     this.receiveBufferBytes = opts.receiveBufferBytes ?? 0;
     this.filterRules = opts.filterRules;
     // From the start: the initial dump runs while events queue up.
@@ -220,6 +228,12 @@ export class ConntrackEvents implements NetlinkReceiver {
   resizeReceiveBuffer(bytes: number): number {
     this.receiveBufferBytes = this.transport.setReceiveBuffer(bytes);
     return this.receiveBufferBytes;
+  }
+
+  /** Events read ahead of handling (read-ahead.ts): undefined when off. */
+  get readAhead(): ReadAheadCounters | undefined {
+    const r = this.transport.readAhead;
+    return r === undefined ? undefined : { ...r };
   }
 
   get receiveBuffer(): number {

@@ -15,6 +15,7 @@ import {
   SOL_SOCKET,
 } from './constants.js';
 import { isSyscallError, loadNative, type NativeAddon, type PollHandle } from './native.js';
+import { ReadAhead, type ReadAheadCounters } from './read-ahead.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportOptions } from './transport.js';
 import { CtsyncdError } from '../common/errors.js';
 
@@ -47,6 +48,13 @@ export class NetlinkSocket implements NetlinkTransport {
   private readonly buf: Buffer;
   private readonly status = new Int32Array(3);
   private closed = false;
+  /** Set with readAheadBytes (the event socket): see read-ahead.ts. */
+  private readonly ahead: ReadAhead | undefined;
+  private resumeScheduled = false;
+  private readonly resume = () => {
+    this.resumeScheduled = false;
+    this.drain();
+  };
 
   constructor(opts: TransportOptions = {}) {
     this.native = loadNative();
@@ -69,6 +77,19 @@ export class NetlinkSocket implements NetlinkTransport {
       this.native.close(this.fd);
       throw wrap(e, 'setup');
     }
+    if (opts.readAheadBytes) {
+      const native = this.native;
+      const fd = this.fd;
+      this.ahead = new ReadAhead((buf, status) => native.recvBatch(fd, buf, status, DATAGRAM_BUDGET, MIN_SPACE), {
+        limit: opts.readAheadBytes,
+        chunkBytes: this.buf.length,
+        minSpace: MIN_SPACE,
+      });
+    }
+  }
+
+  get readAhead(): ReadAheadCounters | undefined {
+    return this.ahead?.counters;
   }
 
   setReceiver(receiver: NetlinkReceiver): void {
@@ -88,6 +109,22 @@ export class NetlinkSocket implements NetlinkTransport {
     if (this.closed) return;
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
     const started = performance.now();
+    const ahead = this.ahead;
+    if (ahead !== undefined) {
+      // Everything queued is read first, then handled for one slice; what
+      // is left is handled on the next turn even if no more arrives.
+      ahead.fill();
+      const more = ahead.deliver(
+        this.receiver,
+        () => this.closed || performance.now() - started >= DRAIN_SLICE_MS,
+        () => ahead.fill(),
+      );
+      if (more && !this.closed && !this.resumeScheduled) {
+        this.resumeScheduled = true;
+        setImmediate(this.resume);
+      }
+      return;
+    }
     for (;;) {
       const n = this.native.recvBatch(this.fd, this.buf, this.status, DATAGRAM_BUDGET, MIN_SPACE);
       const err = this.status[0]!;
@@ -130,6 +167,7 @@ export class NetlinkSocket implements NetlinkTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ahead?.clear();
     if (this.poll) this.native.pollClose(this.poll);
     this.native.close(this.fd);
   }

@@ -18,6 +18,8 @@ export interface NetlinkReceiver {
 export interface NetlinkTransport {
   /** The kernel-assigned netlink port id: events we cause carry it as nlmsg_pid. */
   readonly portid: number;
+  /** Read-ahead figures, when TransportOptions.readAheadBytes turned it on. */
+  readonly readAhead?: ReadAheadCounters | undefined;
   setReceiver(receiver: NetlinkReceiver): void;
   /** One sendmsg of everything in data. Returns 0 or a positive errno. */
   send(data: Buffer): number;
@@ -57,6 +59,24 @@ export interface TransportOptions {
    * included.
    */
   batchBytes?: number;
+  /**
+   * Read the queue ahead of handling it, holding up to this many bytes of
+   * messages (read-ahead.ts): for the event socket, so that a burst waits
+   * in our memory rather than overrunning the kernel's queue. 0 or absent:
+   * each read is handled at once.
+   */
+  readAheadBytes?: number;
 }
 
 export type TransportFactory = (opts: TransportOptions) => NetlinkTransport;
+
+/** What read-ahead (read-ahead.ts) has done on one socket. */
+export interface ReadAheadCounters {
+  /** The bound (TransportOptions.readAheadBytes). */
+  limitBytes: number;
+  /** Bytes held now, and the most ever held. */
+  heldBytes: number;
+  maxHeldBytes: number;
+  /** Times reading stopped because `limit` was reached. */
+  limitReached: number;
+}

@@ -263,6 +263,18 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     (s) => s.kernel.receiveBufferBytes,
   ),
   gauge(
+    'ctsyncd_kernel_read_ahead_max_bytes',
+    'Most bytes of kernel events ever held read ahead of handling them (a burst waiting in the daemon instead of the kernel queue); kernel.netlinkBufferBytes bounds it.',
+    'kernel.readAhead.maxHeldBytes',
+    (s) => s.kernel.readAhead.maxHeldBytes,
+  ),
+  counter(
+    'ctsyncd_kernel_read_ahead_limit_reached_total',
+    'Times reading kernel events ahead stopped at its bound, leaving the rest in the kernel queue.',
+    'kernel.readAhead.limitReached',
+    (s) => s.kernel.readAhead.limitReached,
+  ),
+  gauge(
     'ctsyncd_kernel_own_event_filter_attached',
     'Whether the kernel-side filter dropping the events of our own commits is attached (1) or was refused (0).',
     'kernel.ownEventsFiltered',

@@ -11,6 +11,7 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters, KernelFilterStatus } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
+import type { ReadAheadCounters } from '../kernel/read-ahead.js';
 import type { ControlSnapshot, EventFilterSnapshot, StatsSnapshot, SyncAuthMode, SyncSnapshot } from './source.js';
 
 export interface InternalCacheView {
@@ -66,6 +67,7 @@ export interface StatsParts<S extends SyncStatsView> {
         readonly counters: EventCounters;
         readonly ownEventsFiltered: boolean;
         readonly receiveBuffer: number;
+        readonly readAhead?: ReadAheadCounters | undefined;
         readonly kernelFilter?: KernelFilterStatus;
       }
     | undefined;
@@ -128,6 +130,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
       events: kernel ? { ...kernel } : {},
       link: p.link ? { ...p.link.counters } : {},
       receiveBufferBytes: p.events?.receiveBuffer ?? 0,
+      readAhead: p.events?.readAhead ?? { limitBytes: 0, heldBytes: 0, maxHeldBytes: 0, limitReached: 0 },
       ...p.kernelCounters,
     },
     sync: sync ? { ...(sync as Omit<S, 'peers'>), ...syncTail } : syncTail,

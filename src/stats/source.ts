@@ -12,6 +12,7 @@ import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
+import type { ReadAheadCounters } from '../kernel/read-ahead.js';
 import type { EventFilterRule } from '../kernel/event-filter.js';
 import type { SenderCounters } from '../sync/engine/sender.js';
 import type { SyncCounters, SyncPeerStats } from '../sync/engine/sync-node.js';
@@ -46,6 +47,12 @@ export interface KernelSnapshot {
   events: Partial<EventCounters>;
   link: Partial<LinkCounters>;
   receiveBufferBytes: number;
+  /**
+   * Events read off the kernel queue ahead of handling them
+   * (src/kernel/read-ahead.ts): the bound, what is held now, the most ever
+   * held, and how often the bound stopped reading. All 0 when off.
+   */
+  readAhead: ReadAheadCounters;
   overruns: number;
   overrunResyncs: number;
 }

@@ -106,6 +106,7 @@ function fakeSnapshot(): StatsSnapshot {
     kernel: {
       ownEventsFiltered: true,
       eventFilter: { attached: true, rules: ['address-ignore', 'tcp-state'], userspaceOnly: ['address-accept'], instructions: 120, refused: null },
+      readAhead: { limitBytes: next(), heldBytes: next(), maxHeldBytes: next(), limitReached: next() },
       events: {
         new: next(),
         update: next(),

@@ -159,6 +159,7 @@ describe('buildStatsSnapshot', () => {
           events: {},
           link: {},
           receiveBufferBytes: 0,
+          readAhead: { limitBytes: 0, heldBytes: 0, maxHeldBytes: 0, limitReached: 0 },
           ownKernelEvents: 0,
           overruns: 0,
           overrunResyncs: 0,
@@ -177,7 +178,13 @@ describe('buildStatsSnapshot', () => {
     external.applyRemote('fw2', 9, 1, 'new', tcp(1));
     const sync: FakeSync = { node: 'fw1', inSync: true, peers: [] };
     const kernelFilter = { attached: true, rules: ['protocol' as const], userspaceOnly: ['address-accept' as const], instructions: 99, refused: 'ENOMEM' };
-    const events = { counters: eventCounters(), ownEventsFiltered: true, receiveBuffer: 8192, kernelFilter };
+    const events = {
+      counters: eventCounters(),
+      ownEventsFiltered: true,
+      receiveBuffer: 8192,
+      readAhead: { limitBytes: 8192, heldBytes: 0, maxHeldBytes: 4096, limitReached: 1 },
+      kernelFilter,
+    };
     const link = { counters: linkCounters() };
     const sequencer = { state: 'backup' as const, counters: sequencerCounters() };
     const injectCounters = { created: 1, updated: 2, replaced: 3, deleted: 4, failed: 5, failures: { EPERM: 5 }, batches: 6 };
@@ -263,6 +270,7 @@ describe('buildStatsSnapshot', () => {
           events: eventCounters(),
           link: linkCounters(),
           receiveBufferBytes: 8192,
+          readAhead: { limitBytes: 8192, heldBytes: 0, maxHeldBytes: 4096, limitReached: 1 },
           ownKernelEvents: 1,
           overruns: 2,
           overrunResyncs: 3,
@@ -298,7 +306,7 @@ describe('Daemon.stats()', () => {
     const daemon = new Daemon(cfg, { kernelTransport: kernel.openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
     const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync', 'control'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
-    const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
+    const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'readAhead', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
     const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;
     const before = json();
     expect(Object.keys(before)).toEqual(top);
