@@ -32,6 +32,8 @@ export interface CommitLink {
 export interface CommitOptions {
   /** Only this peer's entries (node id); all peers by default. */
   origin?: string | undefined;
+  /** conntrackd's -c ct / -c expect: only conntrack entries, or only expectations; both by default. */
+  kind?: 'ct' | 'expect' | undefined;
   /** Between netlink chunks, e.g. to read our event socket. */
   betweenChunks?: () => void;
   now?: () => number;
@@ -140,7 +142,7 @@ export async function commitExternal(
   const peers = new Set<string>();
   // A snapshot: the cache keeps changing while the chunks are in flight.
   let lastOrigin: string | undefined;
-  for (const record of cache.records()) {
+  for (const record of opts.kind === 'expect' ? [] : cache.records()) {
     const origin = record.origin;
     if (opts.origin !== undefined && origin !== opts.origin) continue;
     // Records come in runs of one origin: one Set insert per run.
@@ -159,7 +161,8 @@ export async function commitExternal(
   const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks, form: COMMIT_FORM };
   await commitPhase(cache, link, masters, counts, batchOpts);
   await commitPhase(cache, link, related, counts, batchOpts);
-  const expectations = await commitExpectations(cache, link, opts.origin);
+  const expectations =
+    opts.kind === 'ct' ? emptyCounts() : await commitExpectations(cache, link, opts.origin, peers);
   return { peers: [...peers].sort(), ...counts, expectations, durationMs: now() - started };
 }
 
@@ -227,10 +230,15 @@ async function commitExpectations(
   cache: ExternalCache,
   link: CommitLink,
   origin: string | undefined,
+  peers: Set<string>,
 ): Promise<CommitCounts> {
   const c = emptyCounts();
   const list: ExpectEntry[] = [];
-  for (const [, r] of cache.expectEntries()) if (origin === undefined || r.origin === origin) list.push(r.entry);
+  for (const [, r] of cache.expectEntries()) {
+    if (origin !== undefined && r.origin !== origin) continue;
+    list.push(r.entry);
+    peers.add(r.origin);
+  }
   for (const e of list) {
     c.entries++;
     const errno = await link.createExpectation(e);
