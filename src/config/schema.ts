@@ -536,7 +536,9 @@ const schedulerSchema = z
   .strictObject({
     policy: z
       .enum(['fifo', 'rr', 'other'])
-      .describe('SCHED_FIFO, SCHED_RR (real-time) or SCHED_OTHER (the normal time-sharing policy).'),
+      .describe(
+        "conntrackd's Scheduler, set on every thread at start: fifo (SCHED_FIFO), rr (SCHED_RR) or other (SCHED_OTHER). Needs CAP_SYS_NICE; a refusal is a warning. Without process.scheduler the policy is the inherited one (the unit's CPUSchedulingPolicy=).",
+      ),
     priority: z
       .int()
       .min(0)
