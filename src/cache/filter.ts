@@ -78,11 +78,17 @@ const BY_TCP_STATE: FilterVerdict = Object.freeze({ pass: false, reason: 'tcp-st
  */
 export type ExpectationPolicy = 'all' | 'none' | { readonly helpers: readonly string[] };
 
-/** Whether an expectation passes the policy; the helper is the master's, as the kernel reports it. */
+/**
+ * Whether an expectation passes the policy; the helper is the master's, as
+ * the kernel reports it. A listed name matches every helper name it begins,
+ * in any case, as conntrackd's exp_filter_find() does ("sip" also takes a
+ * port-numbered "sip-5060"); one without a helper name never matches a list.
+ */
 export function expectationPasses(policy: ExpectationPolicy, e: Pick<ExpectEntry, 'helper'>): boolean {
   if (policy === 'all') return true;
   if (policy === 'none') return false;
-  return e.helper !== undefined && policy.helpers.includes(e.helper);
+  const name = e.helper?.toLowerCase();
+  return name !== undefined && policy.helpers.some((h) => name.startsWith(h.toLowerCase()));
 }
 
 export const LOOPBACK_PREFIXES: readonly string[] = ['127.0.0.0/8', '::1/128'];

@@ -321,8 +321,9 @@ export class LocalTable implements EventHandlers {
 
   /**
    * The expectations of the policy, by one wholesale flush (all) or one
-   * flush per helper: the kernel deletes by helper name itself. What the
-   * dump before it saw is what is counted and leaves the internal cache.
+   * flush per helper name the dump found matching the list: the kernel
+   * deletes by exact helper name itself. What the dump saw is what is
+   * counted and leaves the internal cache.
    */
   private async flushExpectations(): Promise<{ deleted: number } | undefined> {
     const policy = this.expectations;
@@ -333,7 +334,7 @@ export class LocalTable implements EventHandlers {
       if (expectationPasses(policy, x)) victims.push(x);
     });
     if (policy === 'all') await link.flushExpectations();
-    else for (const helper of policy.helpers) await link.flushExpectations(0, helper);
+    else for (const helper of new Set(victims.map((x) => x.helper!))) await link.flushExpectations(0, helper);
     for (const x of victims) this.internal.applyExpect('destroy', x);
     return { deleted: victims.length };
   }

@@ -407,7 +407,9 @@ const expectationsSchema = z
         helpers: z
           .array(helperName)
           .min(1, { error: 'an empty helper list would sync no expectation; write none for that' })
-          .describe('Helper names, e.g. [ftp, sip], as the kernel reports them (helper= in conntrack -L).'),
+          .describe(
+            'Helper names, e.g. [ftp, sip], as the kernel reports them (helper= in conntrack -L); as in conntrackd a name also matches the helpers it begins, in any case (sip: sip-5060).',
+          ),
       }),
     ],
     { error: expected('all, none, or a mapping with helpers') },
