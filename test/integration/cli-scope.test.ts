@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client.js';
+import { ConntrackEvents } from '../../src/kernel/conntrack-events.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
@@ -251,4 +252,42 @@ describe('conntrackd flags on a real daemon: the scope of each destructive flag'
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
+});
+
+describe('kernel.eventsReliable on the real kernel', () => {
+  const udp = (i: number): ConntrackEntry => ({
+    family: AF_INET,
+    orig: { src: `10.99.${200 + ((i >> 8) & 15)}.${i & 255}`, dst: '10.98.7.1', proto: IPPROTO.UDP, sport: 2000 + i, dport: 53 },
+    reply: { src: '10.98.7.1', dst: `10.99.${200 + ((i >> 8) & 15)}.${i & 255}`, proto: IPPROTO.UDP, sport: 53, dport: 2000 + i },
+    status: IPS.SEEN_REPLY | IPS.ASSURED,
+    timeout: 600,
+  });
+
+  it('with NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS no overrun is reported and every destroy event arrives, through a 4 KiB buffer', async () => {
+    const ns = await createNetns('clrl');
+    const events = new ConntrackEvents({ netns: ns.path, receiveBufferBytes: 4096, reliable: true });
+    const link = new ConntrackLink({ netns: ns.path });
+    try {
+      let overruns = 0;
+      const destroyed = new Set<string>();
+      events.start({
+        onEvent: (e) => {
+          if (e.type === 'destroy') destroyed.add(e.entry.orig.src + ':' + String(e.entry.orig.sport));
+        },
+        onOverrun: () => overruns++,
+      });
+      const n = 2000;
+      const r = await link.batch(Array.from({ length: n }, (_, i) => ({ op: 'create' as const, entry: udp(i) })));
+      expect(r.ok).toBe(n);
+      // One request deletes them all: far more destroy events than 4 KiB holds at once.
+      await link.flush();
+      await waitFor(() => destroyed.size === n, `${n} destroy events (have ${destroyed.size})`, 30_000);
+      expect(overruns).toBe(0);
+      expect(events.counters.overruns).toBe(0);
+    } finally {
+      events.close();
+      link.close();
+      await ns.destroy();
+    }
+  }, 60_000);
 });
