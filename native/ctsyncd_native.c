@@ -448,6 +448,26 @@ static napi_value poll_ref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setScheduler(tid, policy, priority): sched_setscheduler(2) on one thread
+ * (0: the calling one). Linux applies a policy per thread, so the caller
+ * walks /proc/self/task to set a whole process. Throws with errno. */
+static napi_value set_scheduler(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t tid, policy, priority;
+  if (argc < 3 || !get_int(env, argv[0], &tid) || !get_int(env, argv[1], &policy) ||
+      !get_int(env, argv[2], &priority)) {
+    napi_throw_type_error(env, "EARG", "setScheduler(tid, policy, priority)");
+    return NULL;
+  }
+  struct sched_param param;
+  memset(&param, 0, sizeof param);
+  param.sched_priority = priority;
+  if (sched_setscheduler(tid, policy, &param) < 0) return throw_errno(env, "sched_setscheduler", errno);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketOpen", NULL, socket_open, NULL, NULL, NULL, napi_default, NULL},
@@ -462,6 +482,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
       {"pollClose", NULL, poll_close, NULL, NULL, NULL, napi_default, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"setScheduler", NULL, set_scheduler, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

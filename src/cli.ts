@@ -10,6 +10,7 @@ import { type LocalCommandName, localCommand } from './cli/local-commands.js';
 import { type Invocation, parseArgs, UsageError } from './cli/parse.js';
 import { scanControlSocket } from './cli/socket-path.js';
 import type { Config } from './config/index.js';
+import { ConntrackdConfGivenError, detectConntrackdConf } from './config/conntrackd-detect.js';
 import { ControlError, controlRequest } from './control/client.js';
 import { cliControlCommand } from './control/commands.js';
 
@@ -97,8 +98,16 @@ async function loadOrReport(file: string, io: Io, text?: string): Promise<Config
       for (const i of e.issues) io.err(`${i.file}:${i.line}:${i.column} ${i.path || '(root)'} ${i.message}`);
       return undefined;
     }
+    if (reportConntrackdConf(e, io)) return undefined;
     throw e;
   }
+}
+
+/** `-C conntrackd.conf`: one line pointing at import-conntrackd, with its code; true when `e` was that. */
+function reportConntrackdConf(e: unknown, io: Io): boolean {
+  if (!(e instanceof ConntrackdConfGivenError)) return false;
+  io.err(`ctsyncd: ${e.message} (${e.code})`);
+  return true;
 }
 
 /**
@@ -116,6 +125,12 @@ async function clientSocket(file: string, io: Io): Promise<string | undefined> {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     io.err(`ctsyncd: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+  // Before the scan, which finds no control.socket in a conntrackd.conf and would take the default.
+  const conntrackd = detectConntrackdConf(text);
+  if (conntrackd) {
+    reportConntrackdConf(new ConntrackdConfGivenError(file, conntrackd.line, conntrackd.section), io);
     return undefined;
   }
   const scanned = scanControlSocket(text, DEFAULT_SOCKET);
@@ -365,6 +380,7 @@ async function checkConfig(file: string | undefined, io: Io): Promise<number> {
       for (const i of e.issues) io.err(`${i.file}:${i.line}:${i.column} ${i.path || '(root)'} ${i.message}`);
       return EXIT_FAILURE;
     }
+    if (reportConntrackdConf(e, io)) return EXIT_FAILURE;
     throw e;
   }
 }

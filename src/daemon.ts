@@ -19,6 +19,7 @@ import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
 import { ConntrackEvents } from './kernel/conntrack-events.js';
 import { ConntrackLink } from './kernel/conntrack-link.js';
+import { loadNative } from './kernel/native.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
 import { SyncNode } from './sync/engine/sync-node.js';
@@ -27,6 +28,7 @@ import { createChannels } from './sync/transport/channel-factory.js';
 import { ChannelSet } from './sync/transport/channel-set.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 import { DaemonOperations } from './daemon/operations.js';
+import { applyScheduler, linuxScheduler, type SchedulerSetting, type SchedulerSystem } from './daemon/scheduler.js';
 import { TrackFile } from './keepalived/index.js';
 import { type AuthKeys, loadAuthKeys } from './sync/wire/auth.js';
 import { parseHostPort } from './common/address.js';
@@ -50,6 +52,8 @@ export interface DaemonDeps {
   notifier?: SystemdNotifier;
   /** Skip the metrics HTTP server even when metrics.enabled (unit tests open no ports). */
   noMetrics?: boolean;
+  /** Where process.scheduler is applied; this process's threads through the addon by default. */
+  scheduler?: SchedulerSystem;
 }
 
 export type DaemonCounters = LocalTableCounters;
@@ -132,6 +136,19 @@ export class Daemon {
     });
   }
 
+  /** process.scheduler on every thread; a refusal is a warning, as in conntrackd, and the daemon goes on. */
+  private setScheduler(setting: SchedulerSetting): void {
+    const sys = this.deps.scheduler ?? linuxScheduler((tid, p, prio) => loadNative().setScheduler(tid, p, prio));
+    const r = applyScheduler(setting, sys);
+    if (r.failed.length === 0) this.log.info('scheduling policy set', { ...r });
+    else {
+      this.log.warn('scheduling policy not set on every thread (CAP_SYS_NICE?); going on', {
+        ...r,
+        fix: 'run as root, or grant CAP_SYS_NICE (AmbientCapabilities= in the unit), or use CPUSchedulingPolicy= there',
+      });
+    }
+  }
+
   private kernelLink(): ConntrackLink {
     if (!this.link) throw new OperationError('ENOTREADY', 'the kernel link is not open yet');
     return this.link;
@@ -173,6 +190,8 @@ export class Daemon {
 
   private async open(): Promise<void> {
     const cfg = this.config;
+    // First, as conntrackd does: everything after runs under the policy asked for.
+    if (cfg.process.scheduler) this.setScheduler(cfg.process.scheduler);
     const keyFiles = cfg.sync.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
     if (!this.auth) {
@@ -213,7 +232,8 @@ export class Daemon {
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
       // As much again in our own memory, where an event takes a quarter of the room.
       readAheadBytes: cfg.kernel.netlinkBufferBytes,
-      expectations: true,
+      expectations: cfg.filter.expectations !== 'none',
+      reliable: cfg.kernel.eventsReliable,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
       filterRules: cfg.kernel.filterEvents ? kernelEventRules(cfg.filter, this.localAddresses) : undefined,
     });
@@ -273,6 +293,8 @@ export class Daemon {
       log: this.log,
       purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
       ownAddresses: hostAddresses,
+      maxEventBufferBytes: cfg.kernel.netlinkBufferMaxBytes,
+      expectations: cfg.filter.expectations,
     });
     this.table = table;
 

@@ -38,7 +38,7 @@ export class CommitRunner {
    * Commits the external cache (or one peer's part) into the kernel; see
    * commit.ts. A second request while one runs is refused (EINPROGRESS).
    */
-  async commit(peer?: string): Promise<CommitReport> {
+  async commit(peer?: string, kind?: 'ct' | 'expect'): Promise<CommitReport> {
     const o = this.opts;
     const link = o.link();
     if (this.stats.running) throw new OperationError('EINPROGRESS', 'a commit is already in progress');
@@ -47,10 +47,11 @@ export class CommitRunner {
     }
     const st = this.stats;
     st.running = true;
-    o.log.info('commit started', { peer: peer ?? 'all', entries: o.external.size });
+    o.log.info('commit started', { peer: peer ?? 'all', table: kind ?? 'all', entries: o.external.size });
     try {
       const report = await commitExternal(o.external, link, {
         origin: peer,
+        kind,
         now: o.now,
         betweenChunks: o.betweenChunks,
       });

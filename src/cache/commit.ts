@@ -26,6 +26,8 @@ export interface CommitLink {
 export interface CommitOptions {
   /** Only this peer's entries (node id); all peers by default. */
   origin?: string | undefined;
+  /** conntrackd's -c ct / -c expect: only conntrack entries, or only expectations; both by default. */
+  kind?: 'ct' | 'expect' | undefined;
   /** Between netlink chunks, e.g. to read our event socket. */
   betweenChunks?: () => void;
   now?: () => number;
@@ -115,13 +117,17 @@ export async function commitExternal(
   const started = now();
   // Slots, not a copy of the records: the cache keeps changing while the
   // chunks are in flight, and each record goes in as it is when encoded.
-  const order = cache.commitOrder(opts.origin);
+  const order = opts.kind === 'expect' ? undefined : cache.commitOrder(opts.origin);
+  const peers = new Set<string>(order?.peers);
   const counts = emptyCounts();
   const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks, form: COMMIT_FORM };
-  await commitPhase(cache, link, order, 0, order.masters, counts, batchOpts);
-  await commitPhase(cache, link, order, order.masters, order.slots.length, counts, batchOpts);
-  const expectations = await commitExpectations(cache, link, opts.origin);
-  return { peers: order.peers, ...counts, expectations, durationMs: now() - started };
+  if (order !== undefined) {
+    await commitPhase(cache, link, order, 0, order.masters, counts, batchOpts);
+    await commitPhase(cache, link, order, order.masters, order.slots.length, counts, batchOpts);
+  }
+  const expectations =
+    opts.kind === 'ct' ? emptyCounts() : await commitExpectations(cache, link, opts.origin, peers);
+  return { peers: [...peers].sort(), ...counts, expectations, durationMs: now() - started };
 }
 
 const opOf = (op: KernelOp) => () => op;
@@ -214,10 +220,15 @@ async function commitExpectations(
   cache: ExternalCache,
   link: CommitLink,
   origin: string | undefined,
+  peers: Set<string>,
 ): Promise<CommitCounts> {
   const c = emptyCounts();
   const list: ExpectEntry[] = [];
-  for (const [, r] of cache.expectEntries()) if (origin === undefined || r.origin === origin) list.push(r.entry);
+  for (const [, r] of cache.expectEntries()) {
+    if (origin !== undefined && r.origin !== origin) continue;
+    list.push(r.entry);
+    peers.add(r.origin);
+  }
   for (const e of list) {
     c.entries++;
     const errno = await link.createExpectation(e);

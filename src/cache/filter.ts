@@ -32,7 +32,7 @@ import {
   W_RSRC,
   W_TCP,
 } from '../kernel/ct-record.js';
-import type { ConntrackEntry } from '../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import type { EventFilterRules } from '../kernel/event-filter.js';
 
 // Attribute stripping is part of the `filter` section too.
@@ -70,6 +70,27 @@ const BY_ADDRESS: FilterVerdict = Object.freeze({ pass: false, reason: 'address'
 const BY_TCP_STATE: FilterVerdict = Object.freeze({ pass: false, reason: 'tcp-state' });
 
 /** Always ignored, whatever the configuration says. */
+/**
+ * Which expectations this node replicates (conntrackd's ExpectationSync):
+ * all of them, none (the expectation groups are not even joined), or those
+ * whose master connection has one of these helpers. The validated
+ * `filter.expectations` satisfies it as is.
+ */
+export type ExpectationPolicy = 'all' | 'none' | { readonly helpers: readonly string[] };
+
+/**
+ * Whether an expectation passes the policy; the helper is the master's, as
+ * the kernel reports it. A listed name matches every helper name it begins,
+ * in any case, as conntrackd's exp_filter_find() does ("sip" also takes a
+ * port-numbered "sip-5060"); one without a helper name never matches a list.
+ */
+export function expectationPasses(policy: ExpectationPolicy, e: Pick<ExpectEntry, 'helper'>): boolean {
+  if (policy === 'all') return true;
+  if (policy === 'none') return false;
+  const name = e.helper?.toLowerCase();
+  return name !== undefined && policy.helpers.some((h) => name.startsWith(h.toLowerCase()));
+}
+
 export const LOOPBACK_PREFIXES: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
 /** A filter that lets everything through, for tests and for callers that filter elsewhere. */

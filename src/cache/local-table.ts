@@ -16,11 +16,17 @@ import type { RecordBuf } from '../kernel/ct-record.js';
 import { type ConntrackEntry, type ExpectEntry, expectKey } from '../kernel/entry.js';
 import type { DecodeError } from '../kernel/netlink-codec.js';
 import type { Logger } from '../log.js';
-import type { EntryFilter } from './filter.js';
+import { type EntryFilter, type ExpectationPolicy, expectationPasses } from './filter.js';
 import type { ChangeKind, InternalCache, ReconcileResult } from './internal-cache.js';
 
-/** Overruns double the event buffer up to this; SO_RCVBUFFORCE lets root go past rmem_max. */
+/** Overruns double the event buffer up to this by default; SO_RCVBUFFORCE lets root go past rmem_max. */
 export const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
+
+/**
+ * Which table a whole-table operation acts on (conntrackd's `ct|expect`
+ * after -F, -R, -c): undefined is both.
+ */
+export type TableKind = 'ct' | 'expect';
 
 /** What peers must hear about a local key (the sync engine's queue kinds). */
 export type LocalChangeKind = 'new' | 'update' | 'delete';
@@ -61,18 +67,32 @@ export interface LocalTableOptions {
   purgeTimeoutSeconds: number;
   /** This host's addresses, read at each purge (interfaces come and go). */
   ownAddresses: () => Iterable<string>;
+  /** kernel.netlinkBufferMaxBytes: overruns double the event buffer up to this. Default MAX_EVENT_BUFFER. */
+  maxEventBufferBytes?: number;
+  /** filter.expectations: which expectations are replicated, resynced and flushed. Default all. */
+  expectations?: ExpectationPolicy;
 }
 
 export interface ResyncResult {
+  /** Conntrack entries (0 when only expectations were asked for). */
   created: number;
   updated: number;
   deleted: number;
+  /** The same for expectations; absent when they were not resynced (`ct`, or filter.expectations none). */
+  expectations?: { created: number; updated: number; deleted: number };
 }
 
 export interface FlushKernelResult {
+  /** Conntrack entries deleted (0 when only expectations were asked for). */
   deleted: number;
   failed: number;
   failures: Record<string, number>;
+  /**
+   * Expectations deleted; absent when none were flushed: `flush-kernel ct`,
+   * or filter.expectations none (conntrackd without ExpectationSync leaves
+   * them alone too).
+   */
+  expectations?: { deleted: number };
   durationMs: number;
 }
 
@@ -101,6 +121,7 @@ export class LocalTable implements EventHandlers {
   private resyncRunning = false;
   private resyncAgain = false;
   private overrunPending = false;
+  private capReported = false;
 
   constructor(private readonly opts: LocalTableOptions) {
     this.internal = opts.internal;
@@ -169,6 +190,8 @@ export class LocalTable implements EventHandlers {
       this.counters.ownKernelEvents++;
       return;
     }
+    // A destroy always passes: it can only remove what an earlier pass cached.
+    if (ev.type !== 'destroy' && !expectationPasses(this.expectations, ev.entry)) return;
     const r = this.internal.applyExpect(ev.type, ev.entry);
     const key = expectKey(ev.entry);
     if (r === 'created' || r === 'updated') this.listener.localExpectChange(key, 'new');
@@ -179,13 +202,21 @@ export class LocalTable implements EventHandlers {
    * The kernel dropped events. It reports no further drops until our queue
    * has been read empty, so the reconciling dump starts then (onEmpty), not
    * earlier: a dump that overlaps a still-congested queue could miss entries
-   * silently. The buffer doubles each time, up to MAX_EVENT_BUFFER.
+   * silently. The buffer doubles each time, up to maxEventBufferBytes;
+   * reaching that is said once, as conntrackd does.
    */
   onOverrun(): void {
     this.counters.overruns++;
     const events = this.events;
     const before = events.receiveBuffer;
-    if (before < MAX_EVENT_BUFFER) events.resizeReceiveBuffer(Math.min(before * 2, MAX_EVENT_BUFFER));
+    const cap = this.opts.maxEventBufferBytes ?? MAX_EVENT_BUFFER;
+    if (before < cap) events.resizeReceiveBuffer(Math.min(before * 2, cap));
+    else if (!this.capReported) {
+      this.capReported = true;
+      this.log.warn('kernel event buffer at its cap (kernel.netlinkBufferMaxBytes): it grows no further', {
+        receiveBufferBytes: before,
+      });
+    }
     this.log.warn('kernel event overrun: will resync with the kernel table', {
       receiveBufferBytes: events.receiveBuffer,
     });
@@ -212,23 +243,29 @@ export class LocalTable implements EventHandlers {
    * reconcile session tracks them). A request while a resync runs makes it
    * run once more instead of overlapping it.
    */
-  async resyncKernel(reason: string): Promise<ResyncResult> {
+  async resyncKernel(reason: string, kind?: TableKind): Promise<ResyncResult> {
     if (this.resyncRunning) {
       this.resyncAgain = true;
       return { created: 0, updated: 0, deleted: 0 };
     }
     this.resyncRunning = true;
-    const total = { created: 0, updated: 0, deleted: 0 };
+    const total: ResyncResult = { created: 0, updated: 0, deleted: 0 };
     try {
       do {
         this.resyncAgain = false;
-        const diff = await this.reconcileWithKernel();
+        const diff = await this.reconcileWithKernel(kind);
         total.created += diff.created;
         total.updated += diff.updated;
         total.deleted += diff.deleted;
+        if (diff.expectations) {
+          const x = (total.expectations ??= { created: 0, updated: 0, deleted: 0 });
+          x.created += diff.expectations.created;
+          x.updated += diff.expectations.updated;
+          x.deleted += diff.expectations.deleted;
+        }
         if (reason === 'overrun') this.counters.overrunResyncs++;
       } while (this.resyncAgain && !this.closed);
-      this.log.info('kernel resync done', { reason, ...total });
+      this.log.info('kernel resync done', { reason, table: kind ?? 'all', ...total });
       return total;
     } finally {
       this.resyncRunning = false;
@@ -238,13 +275,28 @@ export class LocalTable implements EventHandlers {
   }
 
   /**
-   * Deletes every kernel entry the filter accepts, and all expectations (like
-   * conntrackd -F). Entries the filter ignores (the sync link, loopback) stay.
-   * The deletions are ours, so they are not replicated: peers keep their copy.
+   * conntrackd -F [ct|expect]. `ct`: deletes every kernel conntrack entry the
+   * filter accepts; entries it ignores (the sync link, loopback) stay.
+   * `expect`: deletes the expectations filter.expectations replicates (all
+   * of them, or those of its helpers; none with `none`). Without a kind,
+   * both. Nothing beyond the kind asked for is touched. The deletions are
+   * ours, so they are not replicated: peers keep their copy.
    */
-  async flushKernel(): Promise<FlushKernelResult> {
-    const link = this.link;
+  async flushKernel(kind?: TableKind): Promise<FlushKernelResult> {
     const started = this.now();
+    const ct = kind === 'expect' ? { deleted: 0, failed: 0, failures: {} } : await this.flushConntrack();
+    const expectations = kind === 'ct' ? undefined : await this.flushExpectations();
+    const out: FlushKernelResult = {
+      ...ct,
+      ...(expectations === undefined ? {} : { expectations }),
+      durationMs: this.now() - started,
+    };
+    this.log.info('kernel table flushed', { table: kind ?? 'all', ...out });
+    return out;
+  }
+
+  private async flushConntrack(): Promise<Omit<FlushKernelResult, 'durationMs'>> {
+    const link = this.link;
     const victims: ConntrackEntry[] = [];
     await link.dump((e) => {
       if (this.filter.check(e).pass) victims.push(e);
@@ -264,11 +316,27 @@ export class LocalTable implements EventHandlers {
       }
     }
     for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
-    await link.flushExpectations();
-    const failed = victims.length - deleted;
-    const out = { deleted, failed, failures, durationMs: this.now() - started };
-    this.log.info('kernel table flushed', out);
-    return out;
+    return { deleted, failed: victims.length - deleted, failures };
+  }
+
+  /**
+   * The expectations of the policy, by one wholesale flush (all) or one
+   * flush per helper name the dump found matching the list: the kernel
+   * deletes by exact helper name itself. What the dump saw is what is
+   * counted and leaves the internal cache.
+   */
+  private async flushExpectations(): Promise<{ deleted: number } | undefined> {
+    const policy = this.expectations;
+    if (policy === 'none') return undefined;
+    const link = this.link;
+    const victims: ExpectEntry[] = [];
+    await link.dumpExpectations((x) => {
+      if (expectationPasses(policy, x)) victims.push(x);
+    });
+    if (policy === 'all') await link.flushExpectations();
+    else for (const helper of new Set(victims.map((x) => x.helper!))) await link.flushExpectations(0, helper);
+    for (const x of victims) this.internal.applyExpect('destroy', x);
+    return { deleted: victims.length };
   }
 
   /**
@@ -309,7 +377,18 @@ export class LocalTable implements EventHandlers {
     return out;
   }
 
-  private async reconcileWithKernel(): Promise<ResyncResult> {
+  private get expectations(): ExpectationPolicy {
+    return this.opts.expectations ?? 'all';
+  }
+
+  /** kind: only the conntrack table, only the expectations, or (undefined) both. */
+  private async reconcileWithKernel(kind?: TableKind): Promise<ResyncResult> {
+    const ct = kind === 'expect' ? { created: 0, updated: 0, deleted: 0 } : await this.reconcileConntrack();
+    if (kind === 'ct' || this.expectations === 'none') return ct;
+    return { ...ct, expectations: await this.reconcileExpectations() };
+  }
+
+  private async reconcileConntrack(): Promise<ResyncResult> {
     const session = this.internal.beginReconcile();
     let diff: ReconcileResult<number, ConntrackEntry>;
     try {
@@ -321,13 +400,20 @@ export class LocalTable implements EventHandlers {
       throw e;
     }
     this.replicate(diff);
-    // Expectations after the conntrack table, so their masters are current.
+    return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
+  }
+
+  /** After the conntrack table (reconcileWithKernel), so the masters are current. */
+  private async reconcileExpectations(): Promise<{ created: number; updated: number; deleted: number }> {
+    const policy = this.expectations;
     const expectations: ExpectEntry[] = [];
-    await this.link.dumpExpectations((x) => expectations.push(x));
+    await this.link.dumpExpectations((x) => {
+      if (expectationPasses(policy, x)) expectations.push(x);
+    });
     const xdiff = this.internal.reconcileExpect(expectations);
     for (const key of [...xdiff.created, ...xdiff.updated]) this.listener.localExpectChange(key, 'new');
     for (const [i, x] of xdiff.deleted.entries()) this.listener.localExpectChange(xdiff.deletedKeys[i]!, 'delete', x);
-    return { created: diff.created.length, updated: diff.updated.length, deleted: diff.deleted.length };
+    return { created: xdiff.created.length, updated: xdiff.updated.length, deleted: xdiff.deleted.length };
   }
 
   private replicate(diff: ReconcileResult<number, ConntrackEntry>): void {

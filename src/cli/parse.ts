@@ -39,7 +39,7 @@ export { STATS_KINDS };
 
 interface FlagSpec {
   command: CommandName;
-  /** Words the flag may take as an optional argument (conntrackd's syntax). */
+  /** Words the flag may take as an optional argument (conntrackd's syntax), in the order conntrackd tries them. */
   optional?: readonly string[];
   /** Fixed leading arguments. */
   prefix?: readonly string[];
@@ -105,6 +105,7 @@ export function parseArgs(argv: readonly string[]): Invocation {
       case '--help':
         inv.help = true;
         continue;
+      case '-v': // conntrackd's
       case '-V':
       case '--version':
         inv.version = true;
@@ -133,9 +134,16 @@ export function parseArgs(argv: readonly string[]): Invocation {
     if (flag) {
       setCommand(flag.command, a);
       inv.args.push(...(flag.prefix ?? []));
+      // As conntrackd: the next word, unless it is an option, may be any
+      // leading part of one of the flag's words, tried in conntrackd's order
+      // (`-s c` is cache, `-F e` is expect); anything else is not consumed.
       const next = argv[i + 1];
-      if (next !== undefined && flag.optional?.includes(next)) {
-        inv.args.push(next);
+      const word =
+        next === undefined || next === '' || next.startsWith('-')
+          ? undefined
+          : flag.optional?.find((w) => w.startsWith(next));
+      if (word !== undefined) {
+        inv.args.push(word);
         i++;
       }
       if (flag.detach) inv.detach = true;

@@ -50,12 +50,23 @@ export const DEFAULTS = {
     netlinkBufferBytes: 8 * MiB,
     /** conntrackd's "Filter From Kernelspace": the filter's rules also run as a BPF program on the event socket. */
     filterEvents: true,
+    /**
+     * Each overrun doubles the event buffer up to this (conntrackd's
+     * NetlinkBufferSizeMaxGrowth); SO_RCVBUFFORCE lets root go past rmem_max.
+     */
+    netlinkBufferMaxBytes: 256 * MiB,
+    /** conntrackd's NetlinkEventsReliable, off as there: overruns are detected and repaired by a resync instead. */
+    eventsReliable: false,
   },
   cache: {
     /** Entries for this node's own connections. */
     internalLimit: 262_144,
     /** Entries learned from peers. */
     externalLimit: 262_144,
+  },
+  filter: {
+    /** conntrackd's ExpectationSync is off by default; ctsyncd has always replicated every expectation. */
+    expectations: 'all',
   },
   failover: {
     /** conntrackd's PurgeTimeout default. */
@@ -104,6 +115,10 @@ export const LIMITS = {
   refreshIntervalMs: { min: 1000, max: 86_400_000 },
   /** A purge timeout of 0 would destroy live connections at once; a day is already "never". */
   purgeTimeoutSeconds: { min: 1, max: 86_400 },
+  /** sched_get_priority_min/max of SCHED_FIFO and SCHED_RR on Linux. */
+  realtimePriority: { min: 1, max: 99 },
+  /** NF_CT_HELPER_NAME_LEN is 16 bytes including the terminating NUL. */
+  helperNameBytes: 15,
   /** sun_path is 108 bytes including the terminating NUL. */
   unixSocketPathBytes: 107,
 } as const;

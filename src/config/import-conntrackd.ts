@@ -129,6 +129,10 @@ interface Model {
   hashLimit?: Src<number>;
   netlinkSize?: Src<number>;
   netlinkMax?: Src<number>;
+  eventsReliable?: Src<boolean>;
+  /** ExpectationSync on|off, or its helper list. */
+  expectationSync?: Src<'all' | 'none' | string[]>;
+  scheduler?: { line: number; option: string; type?: Src<'fifo' | 'rr'>; priority?: Src<number> };
   socket?: Src<string>;
   protocols?: ListFilter<ProtocolName>;
   addresses?: ListFilter<string>;
@@ -160,9 +164,8 @@ const TCP_STATE_NAMES = new Map<string, TcpStateName>([
   ['CLOSED', 'CLOSE'],
 ]);
 
-const MiB = 1024 * 1024;
-/** What the daemon doubles its event buffer up to on overruns (src/daemon.ts MAX_EVENT_BUFFER). */
-const EVENT_BUFFER_GROWTH_MAX = 256 * MiB;
+/** A conntrack helper's name (kernel NF_CT_HELPER_NAME_LEN), as filter.expectations takes it. */
+const HELPER_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${LIMITS.helperNameBytes}}$`);
 
 const lc = (s: string): string => s.toLowerCase();
 
@@ -473,16 +476,27 @@ class Importer {
       }
       case 'expectationsync': {
         if (this.c.peek()?.kind === 'open') {
-          this.c.skipBlock(t);
-          this.unsupported(
-            { line: t.line, option: t.text, text: `${t.text} { ... }` },
-            'ctsyncd replicates the expectations of every helper; a list of helpers cannot be given',
-          );
+          const helpers: string[] = [];
+          this.c.block(t, (x) => {
+            if (!HELPER_NAME.test(x.text)) {
+              this.warn(x.line, x.text, `${show(x.text)} is not a conntrack helper name; dropped from ${t.text}`);
+              return;
+            }
+            if (!helpers.includes(x.text)) helpers.push(x.text);
+          });
+          this.put(this.m, 'expectationSync', {
+            value: helpers.length > 0 ? helpers : 'none',
+            line: t.line,
+            option: t.text,
+            text: `${t.text} { ${helpers.join(' ')} }`,
+          });
+          if (helpers.length === 0) {
+            this.warn(t.line, t.text, `${t.text} lists no helper: no expectation is synced (filter.expectations: none)`);
+          }
           return;
         }
         const v = this.bool(t);
-        if (v.value) this.implied(v, 'ctsyncd always replicates expectations');
-        else this.unsupported(v, 'ctsyncd always replicates expectations (there are none where no helper is used)');
+        this.put(this.m, 'expectationSync', { ...v, value: v.value ? 'all' : 'none' });
         return;
       }
       default:
@@ -551,25 +565,38 @@ class Importer {
           'after an overrun ctsyncd resyncs with the kernel as soon as the event queue is drained and sends only the differences; this is not configurable',
         );
       }
-      case 'netlinkeventsreliable': {
-        const v = this.bool(t);
-        if (!v.value) return this.implied(v, 'ctsyncd does not request reliable event delivery');
-        return this.unsupported(
-          v,
-          'ctsyncd detects lost events (ENOBUFS) and resyncs with the kernel instead of making the kernel retry them',
-        );
-      }
+      case 'netlinkeventsreliable':
+        return this.put(this.m, 'eventsReliable', this.bool(t));
       case 'nice':
         return this.unsupported(
           this.word(t, 'a number'),
           'set Nice= in the systemd unit (conntrackd ignores Nice too)',
         );
-      case 'scheduler':
-        this.c.skipBlock(t);
-        return this.unsupported(
-          at(t),
-          'set CPUSchedulingPolicy= and CPUSchedulingPriority= in the systemd unit if real-time scheduling is wanted',
-        );
+      case 'scheduler': {
+        const sch: NonNullable<Model['scheduler']> = { line: t.line, option: t.text };
+        this.c.block(t, (x) => {
+          switch (lc(x.text)) {
+            case 'type': {
+              const v = this.word(x, 'RR or FIFO');
+              const type = lc(v.value);
+              // conntrackd itself refuses any other word (read_config_yy.y).
+              if (type !== 'rr' && type !== 'fifo') throw this.c.error(x, `unknown scheduler ${show(v.value)}: expected RR or FIFO`);
+              sch.type = { ...v, value: type };
+              return;
+            }
+            case 'priority': {
+              const v = this.int(x);
+              if (v.value > 99) throw this.c.error(x, '`Priority\' must be [0, 99], as conntrackd says');
+              sch.priority = v;
+              return;
+            }
+            default:
+              return this.unknown(x, 'in Scheduler');
+          }
+        });
+        this.m.scheduler = sch;
+        return;
+      }
       case 'systemd': {
         const v = this.bool(t);
         if (v.value) {
@@ -806,6 +833,11 @@ class Converter {
     this.sync();
     this.filter();
     if (m.netlinkSize !== undefined || m.netlinkMax !== undefined) this.netlink();
+    if (m.eventsReliable !== undefined) {
+      e.set(['kernel', 'eventsReliable'], m.eventsReliable.value, fromLine(m.eventsReliable));
+    }
+    this.expectations();
+    this.scheduler();
     if (m.hashLimit !== undefined) {
       const limit = this.bounded(m.hashLimit, LIMITS.cacheEntries.min, LIMITS.cacheEntries.max, 'cache limits');
       e.set(['cache', 'internalLimit'], limit, fromLine(m.hashLimit));
@@ -1091,19 +1123,81 @@ class Converter {
     buffers();
   }
 
+  /**
+   * NetlinkBufferSize is where the buffer starts, NetlinkBufferSizeMaxGrowth
+   * how far overruns double it; conntrackd ignores a start size above the
+   * cap, which the conversion lowers to the cap instead.
+   */
   private netlink(): void {
     const { e, m, imp } = this;
     const size = m.netlinkSize;
     const max = m.netlinkMax;
-    const biggest = max !== undefined && (size === undefined || max.value >= size.value) ? max : size!;
-    const bytes = this.bounded(biggest, LIMITS.bufferBytes.min, LIMITS.bufferBytes.max, 'kernel.netlinkBufferBytes');
-    if (max !== undefined) {
-      imp.unsupported(
-        max,
-        `ctsyncd starts with the largest size given, kernel.netlinkBufferBytes: ${bytes}, and doubles it on each overrun up to ${EVENT_BUFFER_GROWTH_MAX / MiB} MiB by itself`,
-      );
+    const b = LIMITS.bufferBytes;
+    const cap = max === undefined ? undefined : this.bounded(max, b.min, b.max, 'kernel.netlinkBufferMaxBytes');
+    if (cap !== undefined) e.set(['kernel', 'netlinkBufferMaxBytes'], cap, fromLine(max!));
+    if (size !== undefined) {
+      let bytes = this.bounded(size, b.min, b.max, 'kernel.netlinkBufferBytes');
+      if (cap !== undefined && bytes > cap) {
+        imp.warn(
+          size.line,
+          size.option,
+          `${size.text} is above ${max!.text} (line ${max!.line}), which conntrackd ignores it for; kernel.netlinkBufferBytes starts at the cap, ${cap}`,
+        );
+        bytes = cap;
+      }
+      e.set(['kernel', 'netlinkBufferBytes'], bytes, fromLine(size));
+    } else if (cap !== undefined && cap < DEFAULTS.kernel.netlinkBufferBytes) {
+      e.set(['kernel', 'netlinkBufferBytes'], cap, `no NetlinkBufferSize: ctsyncd's default ${DEFAULTS.kernel.netlinkBufferBytes} is above the cap`);
     }
-    e.set(['kernel', 'netlinkBufferBytes'], bytes, fromLine(biggest));
+  }
+
+  /** ExpectationSync; conntrackd without it syncs no expectation, so neither does the conversion. */
+  private expectations(): void {
+    const x = this.m.expectationSync;
+    if (x === undefined) {
+      this.e.set(
+        ['filter', 'expectations'],
+        'none',
+        'no ExpectationSync in conntrackd.conf: conntrackd syncs no expectation. all, or { helpers: [ftp, sip] }, syncs them',
+      );
+      return;
+    }
+    this.e.set(['filter', 'expectations'], Array.isArray(x.value) ? { helpers: x.value } : x.value, fromLine(x));
+  }
+
+  /**
+   * Scheduler as conntrackd applies it (run.c set_scheduler): without Type it
+   * uses SCHED_RR at priority 99 whatever Priority says; a Type without a
+   * priority of 1 or more is refused by the kernel, and conntrackd goes on
+   * under the normal policy. Without the block, conntrackd runs at SCHED_RR
+   * 99 too; the conversion then leaves the policy to the unit.
+   */
+  private scheduler(): void {
+    const { e, m, imp } = this;
+    const sch = m.scheduler;
+    // No block: conntrackd ran at SCHED_RR 99; ctsyncd leaves the policy to its unit (README, differences).
+    if (sch === undefined) return;
+    const path = ['process', 'scheduler'];
+    if (sch.type === undefined) {
+      imp.warn(
+        sch.line,
+        sch.option,
+        `Scheduler has no Type: conntrackd then uses SCHED_RR at priority 99${sch.priority === undefined ? '' : `, not ${sch.priority.text}`}, and so does this conversion`,
+      );
+      e.set(path, { policy: 'rr', priority: 99 }, `line ${sch.line}: Scheduler without Type`);
+      return;
+    }
+    const prio = sch.priority?.value ?? 0;
+    if (prio < 1) {
+      imp.warn(
+        sch.type.line,
+        sch.type.option,
+        `${sch.type.text} with priority 0: the kernel refuses it, and conntrackd goes on under the normal policy; so does this conversion (policy other)`,
+      );
+      e.set(path, { policy: 'other' }, fromLine(sch.type, 'what conntrackd ended up with'));
+      return;
+    }
+    e.set(path, { policy: sch.type.value, priority: prio }, fromLine(sch.type, sch.priority && `Priority ${prio}`));
   }
 
   private socket(s: Src<string>): void {

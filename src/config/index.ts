@@ -2,6 +2,7 @@
 export { type HostPort, parseHostPort } from '../common/address.js';
 export { DEFAULTS, LIMITS } from './defaults.js';
 export { ConfigError, type ConfigIssue, formatIssue, isConfigError } from './errors.js';
+export { ConntrackdConfGivenError, detectConntrackdConf } from './conntrackd-detect.js';
 export { formatPath, loadConfig, parseConfig } from './load.js';
 export {
   type Config,

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { type Document, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
+import { refuseConntrackdConf } from './conntrackd-detect.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { AT_KEY, type Config, configSchema, describeValue } from './schema.js';
 
@@ -249,6 +250,8 @@ function zodIssues(issue: ZodIssue, locator: Locator, file: string): ConfigIssue
  * @throws ConfigError listing every problem found.
  */
 export function parseConfig(text: string, file: string): Config {
+  // Before YAML: a conntrackd.conf would only give a parser error about line 1.
+  refuseConntrackdConf(text, file);
   const lineCounter = new LineCounter();
   // prettyErrors off: positions are reported in our own format, and the
   // pretty variant appends a source excerpt to the message.

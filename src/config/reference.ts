@@ -23,8 +23,9 @@ export function configReference(schema: unknown): string {
     const alts = node.anyOf ?? node.oneOf;
     if (alts) {
       const objects = alts.filter((x) => x.properties);
+      // A key that is a word or a mapping (filter.expectations: all | { helpers }) gets its own row too.
+      if (objects.length < alts.length) leaf(path, node);
       for (const x of objects) walk(path, x);
-      if (objects.length === 0) leaf(path, node);
       return;
     }
     if (node.type === 'object' && node.properties) {

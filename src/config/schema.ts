@@ -392,6 +392,33 @@ function acceptOrIgnore<T extends z.ZodType>(item: T, what: string) {
     .describe(`Which ${what} to sync: exactly one of accept or ignore.`);
 }
 
+const helperName = z
+  .string()
+  .regex(new RegExp(`^[A-Za-z0-9_.-]{1,${LIMITS.helperNameBytes}}$`), {
+    error: expected(`a conntrack helper name of 1-${LIMITS.helperNameBytes} characters, e.g. ftp or sip`),
+  });
+
+const expectationsSchema = z
+  .union(
+    [
+      z.literal('all'),
+      z.literal('none'),
+      z.strictObject({
+        helpers: z
+          .array(helperName)
+          .min(1, { error: 'an empty helper list would sync no expectation; write none for that' })
+          .describe(
+            'Helper names, e.g. [ftp, sip], as the kernel reports them (helper= in conntrack -L); as in conntrackd a name also matches the helpers it begins, in any case (sip: sip-5060).',
+          ),
+      }),
+    ],
+    { error: expected('all, none, or a mapping with helpers') },
+  )
+  .default(DEFAULTS.filter.expectations)
+  .describe(
+    "Which expectations to sync (conntrackd's ExpectationSync): all, none (expectation events are not even subscribed to), or { helpers: [...] }, those whose master connection has one of these helpers. Also what flush-kernel expect (-F expect) and resync expect (-R expect) act on.",
+  );
+
 const filterSchema = z
   .strictObject({
     protocols: acceptOrIgnore(z.enum(PROTOCOLS), 'layer 4 protocols'),
@@ -401,6 +428,7 @@ const filterSchema = z
       .array(z.enum(STRIPPABLE_ATTRIBUTES))
       .default([])
       .describe('Conntrack attributes never sent to peers.'),
+    expectations: expectationsSchema,
   })
   .describe('Which connections are replicated, and what of them.');
 
@@ -417,7 +445,37 @@ const kernelSchema = z
       .describe(
         "Also apply the filter's rules in the kernel, as a BPF program on the event socket, to the events where that is safe, so that events of filtered connections never reach the daemon. The daemon applies every rule itself either way.",
       ),
+    netlinkBufferMaxBytes: bufferBytes
+      .optional()
+      .describe(
+        `Each overrun doubles the event socket's receive buffer, up to this many bytes (conntrackd's NetlinkBufferSizeMaxGrowth); at least netlinkBufferBytes. Default ${DEFAULTS.kernel.netlinkBufferMaxBytes}, or netlinkBufferBytes when that is larger.`,
+      ),
+    eventsReliable: z
+      .boolean()
+      .default(DEFAULTS.kernel.eventsReliable)
+      .describe(
+        "conntrackd's NetlinkEventsReliable: NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS on the event socket, so the kernel redelivers events it could not queue (and keeps dying connections until their destroy event is delivered) instead of reporting an overrun. Under a flood the table can fill with dying entries.",
+      ),
   })
+  .superRefine((k, ctx) => {
+    // Only between two valid sizes: a size out of range has its own issue already.
+    const valid = (n: unknown) => typeof n === 'number' && n >= LIMITS.bufferBytes.min && n <= LIMITS.bufferBytes.max;
+    if (!valid(k.netlinkBufferBytes) || !valid(k.netlinkBufferMaxBytes)) return;
+    if (k.netlinkBufferMaxBytes !== undefined && k.netlinkBufferMaxBytes < k.netlinkBufferBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['netlinkBufferMaxBytes'],
+        input: k.netlinkBufferMaxBytes,
+        message: `must be at least netlinkBufferBytes (${k.netlinkBufferBytes})`,
+      });
+    }
+  })
+  // A config written before this key keeps its buffer size, even one above the default cap.
+  .transform((k) => ({
+    ...k,
+    netlinkBufferMaxBytes:
+      k.netlinkBufferMaxBytes ?? Math.max(DEFAULTS.kernel.netlinkBufferMaxBytes, k.netlinkBufferBytes),
+  }))
   .describe('Kernel (ctnetlink) interface.');
 
 const cacheEntries = z.int().min(LIMITS.cacheEntries.min).max(LIMITS.cacheEntries.max);
@@ -478,6 +536,49 @@ const failoverSchema = z
   })
   .describe('Commit, purge, inject mode and keepalived integration.');
 
+const schedulerSchema = z
+  .strictObject({
+    policy: z
+      .enum(['fifo', 'rr', 'other'])
+      .describe(
+        "conntrackd's Scheduler, set on every thread at start: fifo (SCHED_FIFO), rr (SCHED_RR) or other (SCHED_OTHER). Needs CAP_SYS_NICE; a refusal is a warning. Without process.scheduler the policy is the inherited one (the unit's CPUSchedulingPolicy=).",
+      ),
+    priority: z
+      .int()
+      .min(0)
+      .max(LIMITS.realtimePriority.max)
+      .optional()
+      .describe(
+        `Real-time priority ${LIMITS.realtimePriority.min}..${LIMITS.realtimePriority.max} for fifo and rr (default ${LIMITS.realtimePriority.max}, conntrackd's); 0 or absent for other.`,
+      ),
+  })
+  .superRefine((sch, ctx) => {
+    if (sch.policy === 'other' ? (sch.priority ?? 0) !== 0 : sch.priority === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['priority'],
+        input: sch.priority,
+        message:
+          sch.policy === 'other'
+            ? 'must be 0 (or absent) with policy other'
+            : `must be ${LIMITS.realtimePriority.min}..${LIMITS.realtimePriority.max} with policy ${sch.policy}`,
+      });
+    }
+  })
+  .transform((sch) => ({
+    policy: sch.policy,
+    priority: sch.priority ?? (sch.policy === 'other' ? 0 : LIMITS.realtimePriority.max),
+  }))
+  .describe(
+    "conntrackd's Scheduler: the CPU scheduling policy and priority the daemon sets on all its threads at start (sched_setscheduler). Absent: left as inherited (e.g. from the systemd unit's CPUSchedulingPolicy=). Needs CAP_SYS_NICE for fifo and rr.",
+  );
+
+const processSchema = z
+  .strictObject({
+    scheduler: schedulerSchema.optional(),
+  })
+  .describe('The daemon process itself.');
+
 const logSchema = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default(DEFAULTS.log.level).describe('Least severe level that is logged.'),
@@ -508,6 +609,7 @@ export const configSchema = z
     cache: cacheSchema.prefault({}),
     failover: failoverSchema.prefault({}),
     control: controlSchema.prefault({}),
+    process: processSchema.prefault({}),
     log: logSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
   })

@@ -29,7 +29,11 @@ export interface ConntrackdFlag {
   readonly flag: string;
   /** Fixed leading arguments: -i is `dump internal`. */
   readonly prefix?: readonly string[];
-  /** Words the flag may take as an optional argument (conntrackd's syntax). */
+  /**
+   * Words the flag may take as an optional argument (conntrackd's syntax), in
+   * the order conntrackd tries them: like conntrackd, the CLI also takes a
+   * leading part of one (`-s net`, `-F e`).
+   */
   readonly optional?: readonly string[];
 }
 

@@ -26,13 +26,29 @@ import {
   isOneOf,
   type RawArgs,
 } from './command.js';
-import type { CacheName, ControlTarget, DumpKind, FailoverState } from './target.js';
+import type { CacheName, ControlTarget, DumpKind, FailoverState, FlushKernelResult, TableKind } from './target.js';
 
 const CACHES: readonly CacheName[] = ['internal', 'external'];
 const KINDS: readonly DumpKind[] = ['ct', 'expect'];
 const STATES: readonly FailoverState[] = ['primary', 'backup', 'fault'];
-/** conntrackd's optional ct|expect after -c, -F, -R: ctsyncd always handles both kinds together. */
-const CT_OR_EXPECT = ['ct', 'expect'] as const;
+/** conntrackd's optional ct|expect after -c, -F, -R: only that table; without it, both. */
+const CT_OR_EXPECT: readonly TableKind[] = ['ct', 'expect'];
+
+/** The optional ct|expect of commit, flush-kernel and resync, from argv; `extra` says what else the command takes. */
+function tableKindArgv(line: CommandLine, extra = ''): { kind?: TableKind } | string {
+  const [a0, a1] = line.args;
+  if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `${line.via} takes ct, expect or nothing, not '${a0}'${extra}`;
+  if (a1 !== undefined) return `${line.via} takes one of ct or expect, not '${a1}'`;
+  return a0 === undefined ? {} : { kind: a0 };
+}
+
+/** The same from a request's JSON args. */
+function tableKindJson(raw: RawArgs): { kind?: TableKind } {
+  const kind = raw.kind;
+  if (kind === undefined) return {};
+  if (!isOneOf(CT_OR_EXPECT, kind)) throw new ControlArgsError('kind must be ct or expect (or absent: both)');
+  return { kind };
+}
 
 /** Commands without args: extra JSON args are ignored, as they always were. */
 const noArgs = (_raw: RawArgs): Record<string, never> => ({});
@@ -49,19 +65,19 @@ const commit = defineCliCommand({
   name: 'commit',
   conntrackd: [{ flag: '-c', optional: CT_OR_EXPECT }],
   fromArgv(line) {
-    // conntrackd's -c ct / -c expect: ctsyncd always commits both, masters first.
-    const [a0] = line.args;
-    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `commit takes no argument '${a0}' (use --peer ID)`;
-    return { args: line.peer === undefined ? {} : { peer: line.peer } };
+    // conntrackd's -c ct / -c expect: only that table; both (masters, related, expectations) without.
+    const kind = tableKindArgv(line, ' (use --peer ID for one peer)');
+    if (typeof kind === 'string') return kind;
+    return { args: { ...kind, ...(line.peer === undefined ? {} : { peer: line.peer }) } };
   },
-  fromJson(raw): { peer?: string } {
+  fromJson(raw): { peer?: string; kind?: TableKind } {
     const peer = raw.peer;
     if (peer !== undefined && (typeof peer !== 'string' || peer === '')) {
       throw new ControlArgsError('peer must be a node id');
     }
-    return peer === undefined ? {} : { peer };
+    return { ...tableKindJson(raw), ...(peer === undefined ? {} : { peer }) };
   },
-  run: (t, { peer }): Promise<CommitReport> => t.commit(peer),
+  run: (t, { peer, kind }): Promise<CommitReport> => t.commit(peer, kind),
   text(r) {
     const x: Partial<CommitReport['expectations']> = r.expectations ?? {};
     return (
@@ -104,30 +120,45 @@ const flushKernel = defineCliCommand({
   name: 'flush-kernel',
   conntrackd: [{ flag: '-F', optional: CT_OR_EXPECT }],
   fromArgv(line) {
-    // -F ct|expect: ctsyncd flushes both kinds together.
-    const [a0] = line.args;
-    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `flush-kernel takes no argument '${a0}'`;
-    return { args: {} };
+    // -F ct: conntrack entries only; -F expect: expectations only; -F: both.
+    const kind = tableKindArgv(line);
+    return typeof kind === 'string' ? kind : { args: kind };
   },
-  fromJson: noArgs,
-  run: (t) => t.flushKernel(),
-  text: (r) =>
-    `deleted ${String(r.deleted)} kernel entries, failed ${String(r.failed)}${failuresText(r.failures)}; ${String(r.durationMs)} ms`,
+  fromJson: tableKindJson,
+  run: (t, { kind }) => t.flushKernel(kind),
+  text: (r, call) => flushKernelText(r, call.args.kind),
 });
+
+function flushKernelText(r: FlushKernelResult, kind: TableKind | undefined): string {
+  const ms = `${String(r.durationMs)} ms`;
+  const x = r.expectations;
+  const expectations =
+    x === undefined
+      ? 'expectations are not replicated (filter.expectations: none), none deleted'
+      : `deleted ${String(x.deleted)} kernel expectations`;
+  if (kind === 'expect') return `${expectations}; ${ms}`;
+  const ct = `deleted ${String(r.deleted)} kernel entries, failed ${String(r.failed)}${failuresText(r.failures)}`;
+  return kind === 'ct' || x === undefined ? `${ct}; ${ms}` : `${ct}; ${expectations}; ${ms}`;
+}
 
 const resync = defineCliCommand({
   name: 'resync',
   conntrackd: [{ flag: '-R', optional: CT_OR_EXPECT }],
   fromArgv(line) {
-    // -R ct|expect: ctsyncd resyncs both kinds together.
-    const [a0] = line.args;
-    if (a0 !== undefined && !isOneOf(CT_OR_EXPECT, a0)) return `resync takes no argument '${a0}'`;
-    return { args: {} };
+    // -R ct: the conntrack table only; -R expect: the expectations only; -R: both.
+    const kind = tableKindArgv(line);
+    return typeof kind === 'string' ? kind : { args: kind };
   },
-  fromJson: noArgs,
-  run: (t) => t.resync(),
-  text: (r) =>
-    `resynced with the kernel: ${String(r.created)} new, ${String(r.updated)} updated, ${String(r.deleted)} gone; ${String(r.durationMs)} ms`,
+  fromJson: tableKindJson,
+  run: (t, { kind }) => t.resync(kind),
+  text(r, call) {
+    const ms = `${String(r.durationMs)} ms`;
+    const ct = `${String(r.created)} new, ${String(r.updated)} updated, ${String(r.deleted)} gone`;
+    const x = r.expectations;
+    const xs = x && `expectations ${String(x.created)} new, ${String(x.updated)} updated, ${String(x.deleted)} gone`;
+    if (call.args.kind === 'expect') return `resynced with the kernel: ${xs ?? 'expectations are not replicated (filter.expectations: none)'}; ${ms}`;
+    return `resynced with the kernel: ${ct}${xs === undefined ? '' : `; ${xs}`}; ${ms}`;
+  },
 });
 
 const requestResync = defineCliCommand({
@@ -191,9 +222,27 @@ const shutdown = defineCliCommand({
   text: () => 'ctsyncd is stopping',
 });
 
+/** conntrackd's -s words in the order its parser tries a leading part of them (`-s c` is cache); ours after. */
+const CONNTRACKD_STATS_ORDER: readonly StatsKind[] = [
+  'network',
+  'cache',
+  'runtime',
+  'multicast',
+  'link',
+  'rsqueue',
+  'process',
+  'queue',
+  'ct',
+  'expect',
+];
+const STATS_WORDS: readonly StatsKind[] = [
+  ...CONNTRACKD_STATS_ORDER,
+  ...STATS_KINDS.filter((k) => !CONNTRACKD_STATS_ORDER.includes(k)),
+];
+
 const stats = defineCliCommand({
   name: 'stats',
-  conntrackd: [{ flag: '-s', optional: STATS_KINDS }],
+  conntrackd: [{ flag: '-s', optional: STATS_WORDS }],
   fromArgv(line): { args: Record<string, never>; options: { kind?: StatsKind } } | string {
     const [a0, a1] = line.args;
     if (a0 !== undefined && !isOneOf(STATS_KINDS, a0)) {

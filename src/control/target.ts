@@ -8,7 +8,9 @@ import type { FailoverResult, FailoverTarget } from '../keepalived/index.js';
 import type { entryToJson } from '../kernel/entry-json.js';
 
 export type CacheName = 'internal' | 'external';
-export type DumpKind = 'ct' | 'expect';
+/** conntrackd's `ct|expect` after -c, -F, -R, -i, -e: the conntrack table or the expectations. */
+export type TableKind = 'ct' | 'expect';
+export type DumpKind = TableKind;
 /** The keepalived states a client may ask for; 'stop' is the daemon's own. */
 export type FailoverState = Exclude<FailoverTarget, 'stop'>;
 
@@ -38,11 +40,13 @@ export interface ControlTarget {
   stats(): StatsJson;
   dump(cache: CacheName): Promise<EntryJson[]>;
   dumpExpect(cache: CacheName): EntryJson[] | Promise<EntryJson[]>;
-  commit(peer?: string): Promise<CommitReport>;
+  /** kind: only conntrack entries or only expectations; both when absent. */
+  commit(peer?: string, kind?: TableKind): Promise<CommitReport>;
   flush(which?: CacheName): FlushResult;
-  flushKernel(): Promise<FlushKernelResult>;
-  /** Kernel table → internal cache, replicating the differences; timed by the daemon's clock. */
-  resync(): Promise<ResyncResult>;
+  /** kind: only conntrack entries or only expectations; both when absent. Never more than asked. */
+  flushKernel(kind?: TableKind): Promise<FlushKernelResult>;
+  /** Kernel table → internal cache, replicating the differences; timed by the daemon's clock. kind as for flushKernel. */
+  resync(kind?: TableKind): Promise<ResyncResult>;
   purgeTimeout(): Promise<PurgeTimeoutResult>;
   /** Asks every peer for a full resync; resolves with the ids of the peers known now. */
   requestResync(): readonly string[];

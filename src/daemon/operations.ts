@@ -21,6 +21,7 @@ import type {
   PurgeTimeoutResult,
   ResyncResult,
   StatsJson,
+  TableKind,
 } from '../control/target.js';
 import { Failover, type FailoverOperations, type FailoverResult, type FailoverStep } from '../keepalived/index.js';
 import { entryToJson, expectToJson } from '../kernel/entry-json.js';
@@ -94,8 +95,8 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
   }
 
   /** See CommitRunner: one at a time, like conntrackd; a second request while one runs is refused. */
-  commit(peer?: string): Promise<CommitReport> {
-    return this.parts.commits.commit(peer);
+  commit(peer?: string, kind?: TableKind): Promise<CommitReport> {
+    return this.parts.commits.commit(peer, kind);
   }
 
   /** Empties the internal and/or external cache (like conntrackd -f). Nothing is sent to peers. */
@@ -113,9 +114,9 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
     return out;
   }
 
-  /** Like conntrackd -F; see LocalTable.flushKernel. */
-  async flushKernel(): Promise<FlushKernelResult> {
-    return this.localTable().flushKernel();
+  /** Like conntrackd -F [ct|expect]; see LocalTable.flushKernel. */
+  async flushKernel(kind?: TableKind): Promise<FlushKernelResult> {
+    return this.localTable().flushKernel(kind);
   }
 
   /** Like conntrackd -t, but shortening timeouts; see LocalTable.purgeTimeout. */
@@ -124,14 +125,14 @@ export class DaemonOperations implements ControlTarget, FailoverOperations {
   }
 
   /** Reconciles the internal cache with a kernel dump; see LocalTable.resyncKernel. */
-  async resyncKernel(reason: string): Promise<Omit<ResyncResult, 'durationMs'>> {
-    return this.localTable().resyncKernel(reason);
+  async resyncKernel(reason: string, kind?: TableKind): Promise<Omit<ResyncResult, 'durationMs'>> {
+    return this.localTable().resyncKernel(reason, kind);
   }
 
-  /** The resync command: resyncKernel, timed by the daemon's clock. */
-  async resync(): Promise<ResyncResult> {
+  /** The resync command (-R [ct|expect]): resyncKernel, timed by the daemon's clock. */
+  async resync(kind?: TableKind): Promise<ResyncResult> {
     const started = this.parts.now();
-    const r = await this.resyncKernel('command');
+    const r = await this.resyncKernel('command', kind);
     return { ...r, durationMs: this.parts.now() - started };
   }
 

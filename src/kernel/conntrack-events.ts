@@ -94,6 +94,13 @@ export interface EventsOptions {
   readAheadBytes?: number;
   expectations?: boolean;
   /**
+   * Reliable delivery (conntrackd's NetlinkEventsReliable): with
+   * NETLINK_BROADCAST_ERROR the kernel keeps an event it could not queue and
+   * delivers it again, and NETLINK_NO_ENOBUFS stops the overrun reports,
+   * which then mean nothing was lost.
+   */
+  reliable?: boolean;
+  /**
    * The cache filter's rules, to drop in the kernel the events it would do
    * nothing with (event-filter.ts says which). Without them only our own
    * events are dropped there.
@@ -157,6 +164,10 @@ export class ConntrackEvents implements NetlinkReceiver {
       readAheadBytes: opts.readAheadBytes,
     });
     this.receiveBufferBytes = opts.receiveBufferBytes ?? 0;
+    if (opts.reliable) {
+      this.transport.setBroadcastError(true);
+      this.transport.setNoEnobufs(true);
+    }
     this.filterRules = opts.filterRules;
     // From the start: the initial dump runs while events queue up.
     if (this.filterRules) this.attachFilter();

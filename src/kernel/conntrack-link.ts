@@ -5,6 +5,7 @@ import {
   AF_INET,
   AF_UNSPEC,
   CTA,
+  CTA_EXPECT,
   IPCTNL_MSG_CT_DELETE,
   IPCTNL_MSG_CT_GET,
   IPCTNL_MSG_CT_NEW,
@@ -249,8 +250,19 @@ export class ConntrackLink {
     await this.flushTable(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE), family, 'flush');
   }
 
-  async flushExpectations(family: Family | 0 = AF_UNSPEC): Promise<void> {
-    await this.flushTable(msgType(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_DELETE), family, 'flush-expect');
+  /**
+   * Deletes every expectation (of one family, or all), or with `helper` only
+   * those whose master connection has that helper: the kernel takes an
+   * EXP_DELETE carrying CTA_EXPECT_HELP_NAME and no tuple as "all of this
+   * helper" (ctnetlink_del_expect).
+   */
+  async flushExpectations(family: Family | 0 = AF_UNSPEC, helper?: string): Promise<void> {
+    await this.flushTable(
+      msgType(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_DELETE),
+      family,
+      'flush-expect',
+      helper === undefined ? undefined : (w) => w.string(CTA_EXPECT.HELP_NAME, helper),
+    );
   }
 
   async createExpectation(e: ExpectEntry): Promise<number> {
@@ -392,11 +404,17 @@ export class ConntrackLink {
     });
   }
 
-  private async flushTable(type: number, family: Family | 0, op: string): Promise<void> {
+  private async flushTable(
+    type: number,
+    family: Family | 0,
+    op: string,
+    attrs?: (w: NlWriter) => void,
+  ): Promise<void> {
     const w = this.writer;
     w.reset();
     const seq = this.channel.allocSeq(1);
     w.begin(type, NLM_F_REQUEST | NLM_F_ACK, seq, family);
+    attrs?.(w);
     w.end();
     const errno = await this.singleRequest(w.finish(), seq, () => {});
     if (errno !== 0) throw new KernelOpError(op, errno);

@@ -9,6 +9,7 @@ import { formatIPv4At, formatIPv6At } from '../common/address.js';
 import {
   AF_INET,
   CTA,
+  CTA_EXPECT,
   CTA_NAT,
   CTA_PROTONAT,
   IPCTNL_MSG_CT_DELETE,
@@ -80,6 +81,11 @@ export class FakeKernel {
     this.sockets.add(s);
     return s;
   };
+
+  /** The sockets open now, for assertions (an event socket is one with groups). */
+  openSockets(): FakeSocket[] {
+    return [...this.sockets];
+  }
 
   /** Makes the next `count` requests of kind op fail with errno. */
   injectError(op: Op, errno: number, count = 1): void {
@@ -251,9 +257,16 @@ export class FakeKernel {
   }
 
   private onExpDelete(from: FakeSocket, msg: NlMessage): void {
-    if (msg.payload.length <= 4) {
-      for (const e of this.expectations.values()) this.announceExpect(NFNLGRP_CONNTRACK_EXP_DESTROY, e, from.portid);
-      this.expectations.clear();
+    // As ctnetlink_del_expect: no tuple means all of them, or with
+    // CTA_EXPECT_HELP_NAME all whose master has that helper.
+    const scope = expectDeleteScope(msg);
+    if (scope === undefined) return from.ack(msg, EINVAL);
+    if (scope.all) {
+      for (const [key, e] of this.expectations) {
+        if (scope.helper !== undefined && e.helper !== scope.helper) continue;
+        this.expectations.delete(key);
+        this.announceExpect(NFNLGRP_CONNTRACK_EXP_DESTROY, e, from.portid);
+      }
       return from.ack(msg, 0);
     }
     const r = decodeExpect(msg);
@@ -312,12 +325,19 @@ export class FakeSocket implements NetlinkTransport {
   private sndbuf = DEFAULT_RCVBUF;
   private pendingError = 0;
   private noEnobufs = false;
+  private broadcastError = false;
+  /**
+   * Events the kernel could not queue while NETLINK_BROADCAST_ERROR is on:
+   * ctnetlink keeps them and delivers them again later (reliable delivery),
+   * here as soon as the queue has been read.
+   */
+  private readonly redeliver: Buffer[] = [];
   private filter: Buffer | undefined;
   private scheduled = false;
   private closed = false;
   private readonly writer = new NlWriter(4096);
   /** Counts of what the kernel did for this socket, for assertions. */
-  readonly stats = { sends: 0, messages: 0, dropped: 0, filtered: 0 };
+  readonly stats = { sends: 0, messages: 0, dropped: 0, filtered: 0, redelivered: 0 };
 
   constructor(
     private readonly kernel: FakeKernel,
@@ -363,6 +383,11 @@ export class FakeSocket implements NetlinkTransport {
         this.receiver.onError(e);
       }
     }
+    if (this.redeliver.length > 0) {
+      const held = this.redeliver.splice(0);
+      for (const d of held) this.enqueue(d, true);
+      return;
+    }
     this.receiver.onEmpty?.();
   }
 
@@ -389,6 +414,10 @@ export class FakeSocket implements NetlinkTransport {
     this.noEnobufs = on;
   }
 
+  setBroadcastError(on: boolean): void {
+    this.broadcastError = on;
+  }
+
   setFilter(program: Buffer): void {
     this.filter = program.length > 0 ? Buffer.from(program) : undefined;
   }
@@ -411,6 +440,11 @@ export class FakeSocket implements NetlinkTransport {
     }
     const cost = datagram.length + SKB_OVERHEAD;
     if (multicast && this.queuedBytes + cost > this.rcvbuf) {
+      if (this.broadcastError) {
+        this.stats.redelivered++;
+        this.redeliver.push(datagram);
+        return;
+      }
       this.stats.dropped++;
       if (!this.noEnobufs) this.pendingError = ENOBUFS;
       this.schedule();
@@ -482,6 +516,22 @@ export class FakeSocket implements NetlinkTransport {
 interface NatRange {
   addr: string;
   port: number | undefined;
+}
+
+/** What an EXP_DELETE names: one expectation (its tuple), or all of them, of one helper or any; undefined when malformed. */
+function expectDeleteScope(msg: NlMessage): { all: boolean; helper?: string } | undefined {
+  const p = msg.payload;
+  const it = new AttrIterator().reset(p, 4, p.length, 0);
+  let helper: string | undefined;
+  while (it.next()) {
+    if (it.type === CTA_EXPECT.TUPLE) return { all: false };
+    if (it.type === CTA_EXPECT.HELP_NAME) {
+      const nul = p.indexOf(0, it.off);
+      helper = p.toString('utf8', it.off, nul >= it.off && nul < it.off + it.len ? nul : it.off + it.len);
+    }
+  }
+  if (it.error) return undefined;
+  return helper === undefined ? { all: true } : { all: true, helper };
 }
 
 /** The NAT setup of a CT_NEW request; undefined when it is malformed. */

@@ -18,6 +18,8 @@ export interface NativeAddon {
   pollStart(fd: number, callback: (events: number) => void): PollHandle;
   pollClose(handle: PollHandle): void;
   pollRef(handle: PollHandle, on: boolean): void;
+  /** sched_setscheduler(2) on one thread id (0: the calling thread); throws a SyscallError. */
+  setScheduler(tid: number, policy: number, priority: number): void;
 }
 
 declare const pollHandleBrand: unique symbol;

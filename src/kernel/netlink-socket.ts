@@ -2,6 +2,7 @@
 import {
   AF_NETLINK,
   NETLINK_ADD_MEMBERSHIP,
+  NETLINK_BROADCAST_ERROR,
   NETLINK_CAP_ACK,
   NETLINK_DROP_MEMBERSHIP,
   NETLINK_NETFILTER,
@@ -154,6 +155,10 @@ export class NetlinkSocket implements NetlinkTransport {
 
   setNoEnobufs(on: boolean): void {
     this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, on ? 1 : 0);
+  }
+
+  setBroadcastError(on: boolean): void {
+    this.native.setIntOption(this.fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, on ? 1 : 0);
   }
 
   setFilter(program: Buffer): void {

@@ -33,6 +33,12 @@ export interface NetlinkTransport {
   /** NETLINK_NO_ENOBUFS: trade overrun reports for silence. Off by default. */
   setNoEnobufs(on: boolean): void;
   /**
+   * NETLINK_BROADCAST_ERROR: the kernel learns that an event could not be
+   * queued for us, and ctnetlink then keeps and redelivers it (reliable
+   * event delivery, with setNoEnobufs). Off by default.
+   */
+  setBroadcastError(on: boolean): void;
+  /**
    * Attaches a classic BPF socket filter (see bpf.ts); an empty program
    * detaches it. The kernel applies it before queueing, so dropped messages
    * cost no buffer space.

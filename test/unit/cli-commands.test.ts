@@ -31,6 +31,7 @@ import type {
   FailoverState,
   FlushResult,
   StatsJson,
+  TableKind,
 } from '../../src/control/target.js';
 
 // ---- a daemon stand-in with canned replies ----------------------------------
@@ -111,20 +112,20 @@ class FakeTarget implements ControlTarget {
     this.calls.push({ op: 'dumpExpect', arg: cache });
     return [EXPECT];
   }
-  async commit(peer?: string): Promise<CommitReport> {
-    this.calls.push({ op: 'commit', arg: peer });
+  async commit(peer?: string, kind?: TableKind): Promise<CommitReport> {
+    this.calls.push({ op: 'commit', arg: kind === undefined ? peer : [peer, kind] });
     return this.commitReport;
   }
   flush(which?: CacheName): FlushResult {
     this.calls.push({ op: 'flush', arg: which });
     return which === 'internal' ? { internal: 3 } : which === 'external' ? { external: 2 } : { internal: 3, external: 2 };
   }
-  async flushKernel() {
-    this.calls.push({ op: 'flushKernel' });
+  async flushKernel(kind?: TableKind) {
+    this.calls.push(kind === undefined ? { op: 'flushKernel' } : { op: 'flushKernel', arg: kind });
     return { deleted: 4, failed: 2, failures: { EPERM: 2 }, durationMs: 3 };
   }
-  async resync() {
-    this.calls.push({ op: 'resync' });
+  async resync(kind?: TableKind) {
+    this.calls.push(kind === undefined ? { op: 'resync' } : { op: 'resync', arg: kind });
     return { created: 1, updated: 2, deleted: 3, durationMs: 4 };
   }
   async purgeTimeout() {
@@ -178,16 +179,21 @@ const ROWS: Record<ControlCommandName, Row> = {
     argv: ['commit', '--peer', 'fw2'],
     flags: [
       { argv: ['-c'], sent: {} },
-      { argv: ['-c', 'expect'], sent: {} },
+      { argv: ['-c', 'expect'], sent: { kind: 'expect' } },
+      { argv: ['-c', 'ct'], sent: { kind: 'ct' } },
+      // conntrackd takes any leading part of the word.
+      { argv: ['-c', 'exp'], sent: { kind: 'expect' } },
     ],
     sent: { peer: 'fw2' },
     call: { op: 'commit', arg: 'fw2' },
     text: 'committed 5, updated 2, unchanged 3, failed 0 of 10 entries from fw2; expectations committed 1, failed 0; 7 ms\n',
     usage: [
-      [['commit', 'x'], `ctsyncd: commit takes no argument 'x' (use --peer ID)${see('commit')}`],
-      [['-c', 'internal'], `ctsyncd: commit takes no argument 'internal' (use --peer ID)${see('commit')}`],
+      [['commit', 'x'], `ctsyncd: commit takes ct, expect or nothing, not 'x' (use --peer ID for one peer)${see('commit')}`],
+      [['-c', 'internal'], `ctsyncd: -c takes ct, expect or nothing, not 'internal' (use --peer ID for one peer)${see('commit')}`],
+      [['commit', 'ct', 'expect'], `ctsyncd: commit takes one of ct or expect, not 'expect'${see('commit')}`],
     ],
     badJson: [
+      [{ kind: 'both' }, 'kind must be ct or expect (or absent: both)'],
       [{ peer: '' }, 'peer must be a node id'],
       [{ peer: 7 }, 'peer must be a node id'],
       [{ peer: null }, 'peer must be a node id'],
@@ -216,31 +222,34 @@ const ROWS: Record<ControlCommandName, Row> = {
     argv: ['flush-kernel'],
     flags: [
       { argv: ['-F'], sent: {} },
-      { argv: ['-F', 'ct'], sent: {} },
+      { argv: ['-F', 'ct'], sent: { kind: 'ct' } },
+      { argv: ['-F', 'expect'], sent: { kind: 'expect' } },
+      { argv: ['-F', 'e'], sent: { kind: 'expect' } },
     ],
     sent: {},
     call: { op: 'flushKernel' },
     text: 'deleted 4 kernel entries, failed 2 (EPERM: 2); 3 ms\n',
     usage: [
-      [['flush-kernel', 'x'], `ctsyncd: flush-kernel takes no argument 'x'${see('flush-kernel')}`],
-      [['-F', 'internal'], `ctsyncd: flush-kernel takes no argument 'internal'${see('flush-kernel')}`],
+      [['flush-kernel', 'x'], `ctsyncd: flush-kernel takes ct, expect or nothing, not 'x'${see('flush-kernel')}`],
+      [['-F', 'internal'], `ctsyncd: -F takes ct, expect or nothing, not 'internal'${see('flush-kernel')}`],
     ],
-    badJson: [],
+    badJson: [[{ kind: 'all' }, 'kind must be ct or expect (or absent: both)']],
   },
   resync: {
     argv: ['resync'],
     flags: [
       { argv: ['-R'], sent: {} },
-      { argv: ['-R', 'expect'], sent: {} },
+      { argv: ['-R', 'expect'], sent: { kind: 'expect' } },
+      { argv: ['-R', 'ct'], sent: { kind: 'ct' } },
     ],
     sent: {},
     call: { op: 'resync' },
     text: 'resynced with the kernel: 1 new, 2 updated, 3 gone; 4 ms\n',
     usage: [
-      [['resync', 'x'], `ctsyncd: resync takes no argument 'x'${see('resync')}`],
-      [['-R', 'zzz'], `ctsyncd: resync takes no argument 'zzz'${see('resync')}`],
+      [['resync', 'x'], `ctsyncd: resync takes ct, expect or nothing, not 'x'${see('resync')}`],
+      [['-R', 'zzz'], `ctsyncd: -R takes ct, expect or nothing, not 'zzz'${see('resync')}`],
     ],
-    badJson: [],
+    badJson: [[{ kind: 7 }, 'kind must be ct or expect (or absent: both)']],
   },
   'request-resync': {
     argv: ['request-resync'],
@@ -376,10 +385,10 @@ beforeAll(async () => {
     stats: () => target.stats(),
     dump: (c) => target.dump(c),
     dumpExpect: (c) => target.dumpExpect(c),
-    commit: (p) => target.commit(p),
+    commit: (p, k) => target.commit(p, k),
     flush: (w) => target.flush(w),
-    flushKernel: () => target.flushKernel(),
-    resync: () => target.resync(),
+    flushKernel: (k) => target.flushKernel(k),
+    resync: (k) => target.resync(k),
     purgeTimeout: () => target.purgeTimeout(),
     requestResync: () => target.requestResync(),
     bulkSend: () => target.bulkSend(),
@@ -612,5 +621,42 @@ describe('help', () => {
 
   it('-d is the daemon in the background', () => {
     expect(parseArgs(['-C', 'f', '-d'])).toMatchObject({ command: 'daemon', detach: true, via: '-d' });
+  });
+});
+
+describe("conntrackd's general flags", () => {
+  it('-v prints the version, as -V and --version do', async () => {
+    const version = (JSON.parse(readFileSync(join(HELP_DIR, '..', 'package.json'), 'utf8')) as { version: string }).version;
+    for (const flag of ['-v', '-V', '--version']) expect(await run([flag])).toEqual({ code: 0, out: `${version}\n`, err: '' });
+  });
+
+  it('a leading part of a word is that word, tried in conntrackd\'s order; a word that fits none is not taken', () => {
+    expect(parseArgs(['-s', 'c'])).toMatchObject({ command: 'stats', args: ['cache'] });
+    expect(parseArgs(['-s', 'net'])).toMatchObject({ command: 'stats', args: ['network'] });
+    expect(parseArgs(['-s', 'p'])).toMatchObject({ command: 'stats', args: ['process'] });
+    expect(parseArgs(['-s', 'pe'])).toMatchObject({ command: 'stats', args: ['peers'] });
+    expect(parseArgs(['-f', 'e'])).toMatchObject({ command: 'flush', args: ['external'] });
+    expect(parseArgs(['-i', 'exp'])).toMatchObject({ command: 'dump', args: ['internal', 'expect'] });
+    expect(parseArgs(['-F', 'c'])).toMatchObject({ command: 'flush-kernel', args: ['ct'] });
+    // Not a leading part: left for the command, which refuses it.
+    expect(parseArgs(['-F', 'cts'])).toMatchObject({ command: 'flush-kernel', args: ['cts'] });
+    // An option after the flag is not its word.
+    expect(parseArgs(['-F', '-C', 'x'])).toMatchObject({ command: 'flush-kernel', args: [], config: 'x' });
+  });
+
+  it('-C with a conntrackd.conf: one line pointing at import-conntrackd, code ECONNTRACKD_CONF, exit 1, nothing sent', async () => {
+    const conf = join(dir, 'conntrackd.conf');
+    writeFileSync(conf, '# conntrackd\n\nGeneral {\n\tUNIX { Path /var/run/conntrackd.ctl }\n}\nSync {\n\tMode FTFW { }\n}\n');
+    const err =
+      `ctsyncd: ${conf}:3: this is a conntrackd.conf (its General section), not a ctsyncd configuration; ` +
+      `convert it once with: ctsyncd import-conntrackd ${conf} > /etc/ctsyncd/conntrackd.yaml, then use -C /etc/ctsyncd/conntrackd.yaml (ECONNTRACKD_CONF)\n`;
+    received = [];
+    for (const argv of [['-C', conf, '-s'], ['-C', conf, '-c'], ['check-config', conf], ['-C', conf, '-d']]) {
+      expect(await run(argv)).toEqual({ code: 1, out: '', err });
+    }
+    expect(received).toEqual([]);
+    // The brace on its own line, and Sync first.
+    writeFileSync(conf, 'Sync\n{\n  Mode FTFW {}\n}\n');
+    expect((await run(['-C', conf, '-s'])).err).toContain(`${conf}:1: this is a conntrackd.conf (its Sync section)`);
   });
 });

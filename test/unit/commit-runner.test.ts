@@ -6,7 +6,7 @@ import { ExternalCache } from '../../src/cache/external-cache.js';
 import { OperationError } from '../../src/common/errors.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { captureLogger } from './doubles.js';
 
@@ -60,7 +60,7 @@ describe('CommitRunner', () => {
       ['info', 'commit started'],
       ['info', 'commit done'],
     ]);
-    expect(s.lines[0]!.ctx).toEqual({ peer: 'all', entries: 4 });
+    expect(s.lines[0]!.ctx).toEqual({ peer: 'all', table: 'all', entries: 4 });
     expect(s.lines[1]!.ctx).toEqual({
       entries: 4,
       committed: 4,
@@ -81,7 +81,7 @@ describe('CommitRunner', () => {
     s.external.applyRemote('fw2', 5, 1, 'new', tcp(1));
     s.external.applyRemote('fw3', 6, 1, 'new', tcp(2));
     expect(await s.runner.commit('fw3')).toMatchObject({ entries: 1, committed: 1, peers: ['fw3'] });
-    expect(s.lines[0]!.ctx).toEqual({ peer: 'fw3', entries: 2 });
+    expect(s.lines[0]!.ctx).toEqual({ peer: 'fw3', table: 'all', entries: 2 });
     expect(await s.runner.commit('fw4')).toMatchObject({ entries: 0 });
     const err = await s.runner.commit('fw9').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OperationError);
@@ -131,5 +131,30 @@ describe('CommitRunner', () => {
     await expect(s.runner.commit()).rejects.toThrow('socket closed');
     expect(s.runner.stats).toMatchObject({ commits: 0, running: false, committed: 0 });
     expect(s.observed).toEqual([]);
+  });
+
+  it('ct commits the conntrack entries and no expectation; expect the expectations and no entry (conntrackd -c ct, -c expect)', async () => {
+    const master = tcp(1);
+    const exp: ExpectEntry = {
+      family: AF_INET,
+      master: master.orig,
+      tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: 2121 },
+      mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
+      timeout: 300,
+      helper: 'ftp',
+    };
+    const s = setup();
+    s.external.applyRemote('fw2', 5, 1, 'new', master);
+    s.external.applyRemote('fw2', 5, 2, 'new', tcp(2));
+    s.external.applyRemoteExpect('fw2', 5, 3, 'new', exp);
+    const ct = await s.runner.commit(undefined, 'ct');
+    expect(ct).toMatchObject({ entries: 2, committed: 2, peers: ['fw2'], expectations: { entries: 0, committed: 0 } });
+    expect(s.kernel.table.size).toBe(2);
+    expect(s.kernel.expectations.size).toBe(0);
+    const x = await s.runner.commit(undefined, 'expect');
+    expect(x).toMatchObject({ entries: 0, committed: 0, peers: ['fw2'], expectations: { entries: 1, committed: 1 } });
+    expect(s.kernel.table.size).toBe(2);
+    expect(s.kernel.expectations.size).toBe(1);
+    expect(s.lines.filter((l) => l.msg === 'commit started').map((l) => l.ctx?.table)).toEqual(['ct', 'expect']);
   });
 });

@@ -67,11 +67,13 @@ const MINIMAL_RESOLVED: Config = {
     addresses: { ignore: [] },
     tcpStates: { ignore: [] },
     stripAttributes: [],
+    expectations: 'all',
   },
-  kernel: { netlinkBufferBytes: 8388608, filterEvents: true },
+  kernel: { netlinkBufferBytes: 8388608, filterEvents: true, netlinkBufferMaxBytes: 268435456, eventsReliable: false },
   cache: { internalLimit: 262144, externalLimit: 262144 },
   failover: { purgeTimeoutSeconds: 60, inject: false },
   control: { socket: '/run/ctsyncd/ctsyncd.sock', mode: '0600' },
+  process: {},
   log: { level: 'info', format: 'json' },
   metrics: { enabled: true, listen: '127.0.0.1:9469' },
 };
@@ -124,6 +126,7 @@ const CONTRACT_RESOLVED: Config = {
     addresses: { ignore: ['127.0.0.0/8', '::1/128'] },
     tcpStates: { accept: ['ESTABLISHED'] },
     stripAttributes: ['labels'],
+    expectations: 'all',
   },
 };
 
@@ -216,7 +219,7 @@ const cases: Case[] = [
       control: { socket: '/run/x.sock', mode: '660' },
       log: { level: 'debug', format: 'json' },
       metrics: { enabled: false, listen: '[::1]:9100' },
-      kernel: { netlinkBufferBytes: 1073741824, filterEvents: false },
+      kernel: { netlinkBufferBytes: 1073741824, filterEvents: false, netlinkBufferMaxBytes: 1073741824, eventsReliable: false },
       filter: {
         protocols: { ignore: [] },
         addresses: { accept: ['10.99.0.0/16', '2001:db8::/32', '192.0.2.7'] },
@@ -931,6 +934,7 @@ describe('configJsonSchema', () => {
       'cache',
       'failover',
       'control',
+      'process',
       'log',
       'metrics',
     ]);

@@ -16,6 +16,7 @@ import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import type { StatsSnapshot } from '../../src/stats/index.js';
 import { createLogger, type Logger } from '../../src/log.js';
+import type { SchedulerSystem } from '../../src/daemon/scheduler.js';
 import { LoopChannel } from './doubles.js';
 
 function tcp(i: number, src = `10.50.0.${i}`): ConntrackEntry {
@@ -37,7 +38,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-const config = (auth = 'none') =>
+const config = (auth = 'none', extra: string[] = []) =>
   parseConfig(
     [
       'node: { id: fw1 }',
@@ -47,6 +48,7 @@ const config = (auth = 'none') =>
       `  auth: ${auth}`,
       '  reliability: { startupSyncWaitMs: 20 }',
       'failover: { purgeTimeoutSeconds: 45 }',
+      ...extra,
       '',
     ].join('\n'),
     'wiring-test.yaml',
@@ -57,14 +59,19 @@ afterEach(async () => {
   for (const d of running.splice(0)) await d.stop();
 });
 
-function daemon(kernel: FakeKernel, channel = new LoopChannel('l0'), opts: { auth?: string; log?: Logger; noMetrics?: boolean } = {}): Daemon {
-  const d = new Daemon(config(opts.auth), {
+function daemon(
+  kernel: FakeKernel,
+  channel = new LoopChannel('l0'),
+  opts: { auth?: string; log?: Logger; noMetrics?: boolean; extra?: string[]; scheduler?: SchedulerSystem } = {},
+): Daemon {
+  const d = new Daemon(config(opts.auth, opts.extra), {
     kernelTransport: kernel.openSocket,
     channels: [channel],
     noControl: true,
     localAddresses: [],
     log: opts.log,
     noMetrics: opts.noMetrics,
+    scheduler: opts.scheduler,
   });
   running.push(d);
   return d;
@@ -126,7 +133,12 @@ describe('Daemon wiring', () => {
     await until(() => (snap().sync.sender?.messagesSent ?? 0) >= before + 1, 'the change sent');
     expect(channel.counters.datagramsSent).toBeGreaterThan(0);
 
-    expect(await d.ops.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
+    expect(await d.ops.resyncKernel('command')).toEqual({
+      created: 0,
+      updated: 0,
+      deleted: 0,
+      expectations: { created: 0, updated: 0, deleted: 0 },
+    });
     const purge = await d.ops.purgeTimeout();
     expect(purge).toMatchObject({ examined: 2, shortened: 2, timeoutSeconds: 45 });
     expect(d.internal.size).toBe(0);
@@ -162,5 +174,69 @@ describe('Daemon wiring', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('process.scheduler is set on every thread, the main one first, before anything opens; a refusal only warns', async () => {
+    const calls: Array<[number, number, number]> = [];
+    const sys: SchedulerSystem = {
+      threads: () => [7, 5, 6],
+      self: () => 5,
+      set: (tid, policy, prio) => {
+        calls.push([tid, policy, prio]);
+        if (tid === 7) throw Object.assign(new Error('sched_setscheduler: No such process'), { errno: 3 });
+      },
+    };
+    const rec = recordingLogger();
+    const kernel = new FakeKernel();
+    const d = daemon(kernel, new LoopChannel('l0'), {
+      log: rec.log,
+      noMetrics: true,
+      extra: ['process: { scheduler: { policy: fifo, priority: 40 } }'],
+      scheduler: sys,
+    });
+    await d.start();
+    expect(calls).toEqual([
+      [5, 1, 40],
+      [7, 1, 40],
+      [6, 1, 40],
+    ]);
+    expect(rec.lines.filter((l) => l.msg.startsWith('scheduling policy not set'))).toHaveLength(1);
+    // Before the first kernel socket: everything the daemon opens runs under it.
+    const at = rec.lines.findIndex((l) => l.msg.startsWith('scheduling policy'));
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(rec.lines.slice(0, at).some((l) => l.msg.startsWith('kernel event filter'))).toBe(false);
+  });
+
+  it('without process.scheduler nothing is set', async () => {
+    const calls: number[] = [];
+    const sys: SchedulerSystem = { threads: () => [5], self: () => 5, set: (tid) => void calls.push(tid) };
+    const d = daemon(new FakeKernel(), new LoopChannel('l0'), { noMetrics: true, scheduler: sys });
+    await d.start();
+    expect(calls).toEqual([]);
+  });
+
+  it('filter.expectations none: the expectation groups are not joined and no expectation is cached', async () => {
+    const kernel = new FakeKernel();
+    const d = daemon(kernel, new LoopChannel('l0'), { noMetrics: true, extra: ['filter: { expectations: none }'] });
+    await d.start();
+    const eventSockets = kernel.openSockets().filter((s) => s.groups.size > 0);
+    expect(eventSockets).toHaveLength(1);
+    expect([...eventSockets[0]!.groups].sort()).toEqual([1, 2, 3]);
+    expect(d.internal.expectSize).toBe(0);
+  });
+
+  it('kernel.eventsReliable: an event that does not fit is redelivered, not reported as an overrun', async () => {
+    const kernel = new FakeKernel();
+    const d = daemon(kernel, new LoopChannel('l0'), {
+      noMetrics: true,
+      extra: ['kernel: { eventsReliable: true, netlinkBufferBytes: 4096 }'],
+    });
+    await d.start();
+    for (let i = 1; i <= 200; i++) kernel.packetNew(tcp(i));
+    await until(() => d.internal.size === 200, 'every event');
+    expect(d.counters.overruns).toBe(0);
+    const events = kernel.openSockets().find((s) => s.groups.size > 0)!;
+    expect(events.stats.redelivered).toBeGreaterThan(0);
+    expect(events.stats.dropped).toBe(0);
   });
 });

@@ -108,7 +108,13 @@ describe("Debian's example configurations", () => {
     });
     expect(cfg.filter.tcpStates).toEqual({ ignore: [] });
     expect(cfg.cache).toEqual({ internalLimit: 131072, externalLimit: 131072 });
-    expect(cfg.kernel.netlinkBufferBytes).toBe(8388608);
+    // NetlinkBufferSize where the buffer starts, NetlinkBufferSizeMaxGrowth how far overruns grow it.
+    expect(cfg.kernel.netlinkBufferBytes).toBe(2097152);
+    expect(cfg.kernel.netlinkBufferMaxBytes).toBe(8388608);
+    expect(cfg.kernel.eventsReliable).toBe(false);
+    // The example has no ExpectationSync: conntrackd syncs no expectation there.
+    expect(cfg.filter.expectations).toBe('none');
+    expect(cfg.process.scheduler).toBeUndefined();
     expect(cfg.control.socket).toBe('/var/run/conntrackd.ctl');
     expect(cfg.failover.purgeTimeoutSeconds).toBe(60);
 
@@ -120,7 +126,6 @@ describe("Debian's example configurations", () => {
       'LogFile',
       'LockFile',
       'Path',
-      'NetlinkBufferSizeMaxGrowth',
     ]);
     const checksum = lineOf(text, /^\s*Checksum on/);
     expect(warningAt(result, checksum)[0]!.message).toMatch(/^Checksum on needs no setting in ctsyncd: /);
@@ -270,6 +275,9 @@ describe('mapping', () => {
     expect(cfg.filter.protocols).toEqual({ ignore: ['icmp', 'icmpv6'] });
     expect(cfg.filter.addresses).toEqual({ accept: ['10.0.0.0/8', '192.168.1.0/24', '172.16.0.1', '2001:db8::/32'] });
     expect(cfg.filter.tcpStates).toEqual({ accept: ['ESTABLISHED', 'CLOSE', 'TIME_WAIT', 'CLOSE_WAIT', 'SYN_SENT2'] });
+    expect(cfg.filter.expectations).toEqual({ helpers: ['ftp', 'sip'] });
+    expect(cfg.process.scheduler).toEqual({ policy: 'fifo', priority: 99 });
+    expect(cfg.kernel.eventsReliable).toBe(false);
   });
 
   it('warns, naming the line, for everything it drops or changes', () => {
@@ -285,11 +293,12 @@ describe('mapping', () => {
     expectWarning(/Interface sync0/, /^Interface sync0 needs no setting in ctsyncd: .*bind address/);
     expectWarning(/Checksum off/, /^Checksum off is not supported by ctsyncd: .*sync\.auth/);
     expectWarning(/TCPWindowTracking/, /^TCPWindowTracking Off needs no setting/);
-    expectWarning(/ExpectationSync/, /^ExpectationSync \{ \.\.\. \} is not supported by ctsyncd: /);
     expectWarning(/Systemd/, /^Systemd on needs no setting in ctsyncd: .*Type=notify/);
     expectWarning(/Nice/, /^Nice -20 is not supported by ctsyncd: /);
-    expectWarning(/Scheduler/, /^Scheduler is not supported by ctsyncd: .*CPUSchedulingPolicy/);
-    expectWarning(/NetlinkEventsReliable/, /needs no setting/);
+    // Mapped, so not warned about.
+    for (const re of [/ExpectationSync/, /Scheduler/, /Type FIFO/, /Priority 99/, /NetlinkEventsReliable/]) {
+      expect(byLine.get(lineOf(FULL, re)), String(re)).toBeUndefined();
+    }
     expectWarning(/NetlinkOverrunResync/, /^NetlinkOverrunResync off is not supported by ctsyncd: /);
     expectWarning(/PollSecs/, /^PollSecs 15 is not supported by ctsyncd: /);
     expectWarning(/EventIterationLimit/, /^EventIterationLimit 200 is not supported/);
@@ -431,16 +440,61 @@ describe('mapping', () => {
     ]);
   });
 
-  it('takes NetlinkBufferSize alone without a word, and the larger of the two sizes otherwise', () => {
+  it('NetlinkBufferSize is the start, NetlinkBufferSizeMaxGrowth the cap of the growth; a start above the cap is lowered', () => {
     const base = `Sync { Mode FTFW { } ${MCAST} }`;
     const alone = convertValid(y(base, 'General { NetlinkBufferSize 2097152 }'));
     expect(alone.cfg.kernel.netlinkBufferBytes).toBe(2097152);
+    expect(alone.cfg.kernel.netlinkBufferMaxBytes).toBe(268435456);
     expect(alone.result.warnings).toEqual([]);
     const both = convertValid(
       y(base, 'General {', ' NetlinkBufferSize 2097152', ' NetlinkBufferSizeMaxGrowth 67108864', '}'),
     );
-    expect(both.cfg.kernel.netlinkBufferBytes).toBe(67108864);
-    expect(warningAt(both.result, 4)[0]?.message).toMatch(/starts with the largest size given.*doubles it/);
+    expect(both.cfg.kernel).toMatchObject({ netlinkBufferBytes: 2097152, netlinkBufferMaxBytes: 67108864 });
+    expect(both.result.warnings).toEqual([]);
+    const above = convertValid(
+      y(base, 'General {', ' NetlinkBufferSize 67108864', ' NetlinkBufferSizeMaxGrowth 2097152', '}'),
+    );
+    expect(above.cfg.kernel).toMatchObject({ netlinkBufferBytes: 2097152, netlinkBufferMaxBytes: 2097152 });
+    expect(warningAt(above.result, 3)[0]?.message).toMatch(/conntrackd ignores it for; kernel\.netlinkBufferBytes starts at the cap/);
+    const capOnly = convertValid(y(base, 'General { NetlinkBufferSizeMaxGrowth 4194304 }'));
+    expect(capOnly.cfg.kernel).toMatchObject({ netlinkBufferBytes: 4194304, netlinkBufferMaxBytes: 4194304 });
+  });
+
+  it('NetlinkEventsReliable maps to kernel.eventsReliable', () => {
+    const base = `Sync { Mode FTFW { } ${MCAST} }`;
+    for (const [word, value] of [['On', true], ['off', false]] as const) {
+      const r = convertValid(y(base, `General { NetlinkEventsReliable ${word} }`));
+      expect(r.cfg.kernel.eventsReliable).toBe(value);
+      expect(r.result.warnings).toEqual([]);
+    }
+  });
+
+  it('ExpectationSync: on is all, off none, a list its helpers; without it none, as conntrackd', () => {
+    const opt = (o: string) => `Sync { Mode FTFW { } ${MCAST} Options { ${o} } }`;
+    expect(convertValid(y(opt('ExpectationSync on'))).cfg.filter.expectations).toBe('all');
+    expect(convertValid(y(opt('ExpectationSync off'))).cfg.filter.expectations).toBe('none');
+    expect(convertValid(y(opt('ExpectationSync { ftp sip h323 }'))).cfg.filter.expectations).toEqual({
+      helpers: ['ftp', 'sip', 'h323'],
+    });
+    expect(convertValid(y(`Sync { Mode FTFW { } ${MCAST} }`)).cfg.filter.expectations).toBe('none');
+    const empty = convertValid(y(opt('ExpectationSync { }')));
+    expect(empty.cfg.filter.expectations).toBe('none');
+    expect(empty.result.warnings[0]?.message).toMatch(/lists no helper/);
+  });
+
+  it('Scheduler as conntrackd applies it: Type and Priority; no Type is RR 99; no priority the normal policy', () => {
+    const base = `Sync { Mode FTFW { } ${MCAST} }`;
+    const sch = (body: string) => convertValid(y(base, `General { Scheduler { ${body} } }`));
+    const rr = sch('Type RR Priority 50');
+    expect(rr.cfg.process.scheduler).toEqual({ policy: 'rr', priority: 50 });
+    expect(rr.result.warnings).toEqual([]);
+    const noType = sch('Priority 10');
+    expect(noType.cfg.process.scheduler).toEqual({ policy: 'rr', priority: 99 });
+    expect(noType.result.warnings[0]?.message).toMatch(/no Type: conntrackd then uses SCHED_RR at priority 99, not Priority 10/);
+    const noPrio = sch('Type FIFO');
+    expect(noPrio.cfg.process.scheduler).toEqual({ policy: 'other', priority: 0 });
+    expect(noPrio.result.warnings[0]?.message).toMatch(/the kernel refuses it/);
+    expect(() => convert(y(base, 'General { Scheduler { Type IDLE } }'))).toThrow(/unknown scheduler 'IDLE'/);
   });
 
   it('ALARM without RefreshTime refreshes every 60 s; RefreshTime elsewhere is only warned about', () => {
@@ -721,9 +775,9 @@ describe('ctsyncd import-conntrackd', () => {
     const output = join(dir, 'ftfw.yaml');
     const r = run([path, '--output', output]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/with 7 warnings; check it with: ctsyncd check-config/);
+    expect(r.out).toMatch(/with 6 warnings; check it with: ctsyncd check-config/);
     const stderr = r.err.split('\n');
-    expect(stderr).toHaveLength(7);
+    expect(stderr).toHaveLength(6);
     expect(stderr).toContain(
       `${path}:${lineOf(text, /^\s*Checksum on/)}: Checksum on needs no setting in ctsyncd: its sync datagrams always carry UDP checksums; dropped`,
     );

@@ -2,7 +2,7 @@
 // over fake sockets, so events, dumps, overruns (ENOBUFS) and per-entry
 // errnos take the same paths as on a kernel.
 import { describe, expect, it } from 'vitest';
-import { compileFilter, type FilterRules } from '../../src/cache/filter.js';
+import { compileFilter, type ExpectationPolicy, type FilterRules } from '../../src/cache/filter.js';
 import { InternalCache } from '../../src/cache/internal-cache.js';
 import {
   type LocalChangeKind,
@@ -39,14 +39,14 @@ function tcp(n: number, over: { src?: string; dst?: string; timeout?: number; ma
   };
 }
 
-function expectation(master: ConntrackEntry, port: number): ExpectEntry {
+function expectation(master: ConntrackEntry, port: number, helper = 'ftp'): ExpectEntry {
   return {
     family: master.family,
     master: master.orig,
     tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
     mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
     timeout: 300,
-    helper: 'ftp',
+    helper,
   };
 }
 
@@ -69,6 +69,8 @@ interface Setup {
   own?: string[];
   /** Wraps the real link (to act in the middle of a dump). */
   wrapLink?: (link: ConntrackLink) => LocalTableLink;
+  expectations?: ExpectationPolicy;
+  maxEventBufferBytes?: number;
 }
 
 function setup(o: Setup = {}) {
@@ -102,6 +104,8 @@ function setup(o: Setup = {}) {
     log: recordingLog(lines),
     purgeTimeoutSeconds: 30,
     ownAddresses: () => own.list,
+    ...(o.expectations === undefined ? {} : { expectations: o.expectations }),
+    ...(o.maxEventBufferBytes === undefined ? {} : { maxEventBufferBytes: o.maxEventBufferBytes }),
   });
   const tick = (ms: number) => {
     clock += ms;
@@ -139,7 +143,7 @@ describe('LocalTable: the initial dump', () => {
     s.table.start();
     expect(s.table.initialDumpDone).toBe(false);
     const r = await s.table.initialDump();
-    expect(r).toEqual({ created: 5, updated: 0, deleted: 0 });
+    expect(r).toEqual({ created: 5, updated: 0, deleted: 0, expectations: { created: 1, updated: 0, deleted: 0 } });
     expect(s.table.initialDumpDone).toBe(true);
     expect(s.internal.size).toBe(5);
     expect(s.changes.map((c) => c.kind)).toEqual(['new', 'new', 'new', 'new', 'new']);
@@ -194,10 +198,10 @@ describe('LocalTable: the initial dump', () => {
     s.kernel.table.delete(entryKey(tcp(2)));
     s.changes.length = 0;
     const r = await s.table.resyncKernel('command');
-    expect(r).toEqual({ created: 0, updated: 0, deleted: 1 });
+    expect(r).toEqual({ created: 0, updated: 0, deleted: 1, expectations: { created: 0, updated: 0, deleted: 0 } });
     expect(s.changes).toEqual([{ key: entryKey(tcp(2)), kind: 'delete', entry: expect.objectContaining({ orig: tcp(2).orig }) }]);
     expect(messages(s.lines, 'kernel resync done')).toEqual([
-      { level: 'info', msg: 'kernel resync done', ctx: { reason: 'command', created: 0, updated: 0, deleted: 1 } },
+      { level: 'info', msg: 'kernel resync done', ctx: { reason: 'command', table: 'all', created: 0, updated: 0, deleted: 1, expectations: { created: 0, updated: 0, deleted: 0 } } },
     ]);
   });
 });
@@ -404,7 +408,7 @@ describe('LocalTable: resync', () => {
     s.kernel.table.set(entryKey(tcp(2)), tcp(2));
     const second = await s.table.resyncKernel('command');
     expect(second).toEqual({ created: 0, updated: 0, deleted: 0 });
-    expect(await first).toEqual({ created: 2, updated: 0, deleted: 0 });
+    expect(await first).toEqual({ created: 2, updated: 0, deleted: 0, expectations: { created: 0, updated: 0, deleted: 0 } });
     // Two passes, each a conntrack and an expectation dump.
     expect(s.link.counters.dumps).toBe(dumps + 4);
     expect(s.internal.size).toBe(2);
@@ -443,7 +447,7 @@ describe('LocalTable: resync', () => {
     await expect(s.table.resyncKernel('command')).rejects.toThrow('ENOBUFS on the dump');
     expect(s.changes.map((c) => c.kind)).toEqual(['new']);
     fail = false;
-    expect(await s.table.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0 });
+    expect(await s.table.resyncKernel('command')).toEqual({ created: 0, updated: 0, deleted: 0, expectations: { created: 0, updated: 0, deleted: 0 } });
   });
 });
 
@@ -467,14 +471,16 @@ describe('LocalTable: flush-kernel', () => {
     const flushing = s.table.flushKernel();
     s.tick(7);
     const r = await flushing;
-    expect(r).toEqual({ deleted: 5, failed: 1, failures: { EBUSY: 1 }, durationMs: 7 });
+    expect(r).toEqual({ deleted: 5, failed: 1, failures: { EBUSY: 1 }, expectations: { deleted: 1 }, durationMs: 7 });
     // Both failed deletes left their entry in the fake kernel; the refused one stays cached too.
     expect([...s.kernel.table.keys()].sort()).toEqual([tcp(1), tcp(2), syncLink, loopback, udp].map(entryKey).sort());
     expect([...s.internal.values()].map(entryKey)).toEqual([entryKey(tcp(2))]);
     expect(s.kernel.expectations.size).toBe(0);
     await settle();
     expect(s.changes).toEqual([]);
-    expect(messages(s.lines, 'kernel table flushed')).toEqual([{ level: 'info', msg: 'kernel table flushed', ctx: r }]);
+    expect(messages(s.lines, 'kernel table flushed')).toEqual([
+      { level: 'info', msg: 'kernel table flushed', ctx: { table: 'all', ...r } },
+    ]);
   });
 });
 
@@ -518,5 +524,148 @@ describe('LocalTable: purge-timeout', () => {
     s.own.list = [];
     const again = await s.table.purgeTimeout();
     expect(again).toMatchObject({ examined: 3, local: 0, shortened: 3, failed: 0 });
+  });
+});
+
+// Every destructive command touches exactly what it names (conntrackd's
+// -F ct|expect, -R ct|expect) and nothing else: a flag that deletes more
+// than asked loses state for good.
+describe('LocalTable: the scope of flush-kernel and resync', () => {
+  /** Three filtered flows, one the filter ignores, an ftp and a sip expectation, all cached. */
+  async function populated(o: Setup = {}) {
+    const s = setup({ syncLink: ['10.250.0.1'], ...o });
+    for (let i = 1; i <= 3; i++) s.kernel.packetNew(tcp(i));
+    const syncLink = tcp(50, { src: '10.250.0.1', dst: '10.250.0.2' });
+    s.kernel.packetNew(syncLink);
+    const ftp = expectation(tcp(1), 2121, 'ftp');
+    const sip = expectation(tcp(2), 5061, 'sip');
+    expect(await s.link.createExpectation(ftp)).toBe(0);
+    expect(await s.link.createExpectation(sip)).toBe(0);
+    s.table.start();
+    await s.table.initialDump();
+    s.changes.length = 0;
+    s.expectChanges.length = 0;
+    return { ...s, syncLink, ftp, sip };
+  }
+  const kernelKeys = (k: FakeKernel) => [...k.table.keys()].sort();
+  const kernelExpect = (k: FakeKernel) => [...k.expectations.keys()].sort();
+  const cachedExpect = (c: InternalCache) => [...c.expectEntries()].map(([key]) => key).sort();
+
+  it('ct: deletes the filtered conntrack entries and not one expectation, in the kernel or the cache', async () => {
+    const s = await populated();
+    expect(s.internal.expectSize).toBe(2);
+    const r = await s.table.flushKernel('ct');
+    expect(r).toEqual({ deleted: 3, failed: 0, failures: {}, durationMs: 0 });
+    expect(kernelKeys(s.kernel)).toEqual([entryKey(s.syncLink)]);
+    expect(kernelExpect(s.kernel)).toEqual([expectKey(s.ftp), expectKey(s.sip)].sort());
+    expect(s.internal.size).toBe(0);
+    expect(cachedExpect(s.internal)).toEqual([expectKey(s.ftp), expectKey(s.sip)].sort());
+  });
+
+  it('expect: deletes the expectations and not one conntrack entry, in the kernel or the cache', async () => {
+    const s = await populated();
+    const before = kernelKeys(s.kernel);
+    const r = await s.table.flushKernel('expect');
+    expect(r).toEqual({ deleted: 0, failed: 0, failures: {}, expectations: { deleted: 2 }, durationMs: 0 });
+    expect(kernelKeys(s.kernel)).toEqual(before);
+    expect(before).toHaveLength(4);
+    expect(s.internal.size).toBe(3);
+    expect(s.kernel.expectations.size).toBe(0);
+    expect(s.internal.expectSize).toBe(0);
+    await settle();
+    expect(s.changes).toEqual([]);
+    expect(s.expectChanges).toEqual([]);
+  });
+
+  it('no kind: both, and still nothing the filter ignores', async () => {
+    const s = await populated();
+    const r = await s.table.flushKernel();
+    expect(r).toEqual({ deleted: 3, failed: 0, failures: {}, expectations: { deleted: 2 }, durationMs: 0 });
+    expect(kernelKeys(s.kernel)).toEqual([entryKey(s.syncLink)]);
+    expect(s.kernel.expectations.size).toBe(0);
+  });
+
+  it('expect with filter.expectations { helpers }: only those helpers\' expectations go', async () => {
+    // A leading part in any case matches, as in conntrackd.
+    const s = await populated({ expectations: { helpers: ['SI'] } });
+    // The ftp expectation was never cached: its helper is not synced.
+    expect(cachedExpect(s.internal)).toEqual([expectKey(s.sip)]);
+    const r = await s.table.flushKernel('expect');
+    expect(r.expectations).toEqual({ deleted: 1 });
+    expect(kernelExpect(s.kernel)).toEqual([expectKey(s.ftp)]);
+    expect(s.kernel.table.size).toBe(4);
+    expect(s.internal.expectSize).toBe(0);
+  });
+
+  it('with filter.expectations none no expectation is touched, as conntrackd without ExpectationSync', async () => {
+    const s = await populated({ expectations: 'none' });
+    expect(s.internal.expectSize).toBe(0);
+    const dumps = s.link.counters.dumps;
+    expect(await s.table.flushKernel('expect')).toEqual({ deleted: 0, failed: 0, failures: {}, durationMs: 0 });
+    // Not even read.
+    expect(s.link.counters.dumps).toBe(dumps);
+    expect(s.kernel.expectations.size).toBe(2);
+    expect(s.kernel.table.size).toBe(4);
+    const all = await s.table.flushKernel();
+    expect(all).toEqual({ deleted: 3, failed: 0, failures: {}, durationMs: 0 });
+    expect(s.kernel.expectations.size).toBe(2);
+  });
+
+  it('resync ct reads only the conntrack table, resync expect only the expectations', async () => {
+    const s = await populated();
+    // Lost events: the kernel has a flow and no longer the sip expectation, and we were not told.
+    preexisting(s.kernel, tcp(9));
+    s.kernel.expectations.delete(expectKey(s.sip));
+    const dumps = s.link.counters.dumps;
+    expect(await s.table.resyncKernel('command', 'ct')).toEqual({ created: 1, updated: 0, deleted: 0 });
+    expect(s.link.counters.dumps).toBe(dumps + 1);
+    expect(s.internal.expectSize).toBe(2);
+    expect(s.expectChanges).toEqual([]);
+    expect(await s.table.resyncKernel('command', 'expect')).toEqual({
+      created: 0,
+      updated: 0,
+      deleted: 0,
+      expectations: { created: 0, updated: 0, deleted: 1 },
+    });
+    expect(s.link.counters.dumps).toBe(dumps + 2);
+    expect(s.internal.expectSize).toBe(1);
+    expect(s.expectChanges.map((c) => c.kind)).toEqual(['delete']);
+    expect(s.changes.map((c) => c.kind)).toEqual(['new']);
+  });
+});
+
+describe('LocalTable: filter.expectations on events', () => {
+  it('keeps the expectation events of the listed helpers only; a destroy of a cached one still applies', async () => {
+    const s = setup({ expectations: { helpers: ['ftp'] } });
+    s.kernel.packetNew(tcp(1));
+    s.kernel.packetNew(tcp(2));
+    s.table.start();
+    await s.table.initialDump();
+    // From another process: events reach us.
+    const other = new ConntrackLink({ transportFactory: s.kernel.openSocket });
+    expect(await other.createExpectation(expectation(tcp(1), 2121, 'ftp'))).toBe(0);
+    expect(await other.createExpectation(expectation(tcp(2), 5061, 'sip'))).toBe(0);
+    await until(() => s.expectChanges.length >= 1, 'the ftp expectation');
+    await settle();
+    expect(s.expectChanges.map((c) => [c.key, c.kind])).toEqual([[expectKey(expectation(tcp(1), 2121)), 'new']]);
+    await other.flushExpectations();
+    await until(() => s.internal.expectSize === 0, 'the destroy');
+    expect(s.expectChanges.map((c) => c.kind)).toEqual(['new', 'delete']);
+    other.close();
+  });
+});
+
+describe('LocalTable: kernel.netlinkBufferMaxBytes', () => {
+  it('caps the event buffer growth and says so once', () => {
+    const s = setup({ receiveBufferBytes: 1 << 20, maxEventBufferBytes: 3 << 20 });
+    s.table.onOverrun();
+    expect(s.events.receiveBuffer).toBe(2 << 20);
+    s.table.onOverrun();
+    expect(s.events.receiveBuffer).toBe(3 << 20);
+    s.table.onOverrun();
+    s.table.onOverrun();
+    expect(s.events.receiveBuffer).toBe(3 << 20);
+    expect(s.lines.filter((l) => l.msg.startsWith('kernel event buffer at its cap'))).toHaveLength(1);
+    expect(s.table.counters.overruns).toBe(4);
   });
 });
