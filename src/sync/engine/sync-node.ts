@@ -750,10 +750,11 @@ export class SyncNode {
   private queueBulk(peer: string, why: string): number {
     const id = this.nextBulkId;
     this.nextBulkId = (this.nextBulkId + 1) >>> 0 || 1;
+    // Before the markers can go out (a synchronous schedule sends at once): the transmitter notes their seqs.
+    this.tx.bulkQueued(peer, id, this.now());
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId: id, peer }), true);
     const n = this.sender.enqueueBulk(this.deps.localKeys(), this.deps.localExpectKeys?.() ?? []);
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId: id, peer, count: n }), true);
-    this.tx.bulkQueued(peer, id, this.now());
     this.counters.bulksSent++;
     this.counters.bulkEntriesSent += n;
     this.log[why === 'refresh' ? 'debug' : 'info']('bulk send', { peer: peer || '*', entries: n, bulkId: id, why });
