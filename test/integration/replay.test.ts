@@ -4,10 +4,12 @@
 // several times, each datagram from the side that sent it. Both directions
 // must keep replicating with exact content, and no table may be re-sent.
 //
-// The recorder is a relay between the nodes (helpers/udp-relay.mjs with
-// `record: true`): each node reaches its peer only through the relay's
+// UDP: the recorder is a relay between the nodes (helpers/udp-relay.mjs
+// with `record: true`): each node reaches its peer only through the relay's
 // address for that peer, so the relay sees, keeps and can replay every
-// datagram of the sync link with its direction.
+// datagram of the sync link with its direction. Multicast: a third host on
+// the sync link joins the group, keeps what is sent to it and sends it to
+// the group again (a multicast receiver does not check the source).
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { tcpEntry } from './helpers/entries.js';
-import { type JsonlChild, type RelayStats, relayReplay, startRelay } from './helpers/faults.js';
+import { type JsonlChild, relayReplay, startRecorder, startRelay } from './helpers/faults.js';
 
 const SYNC_PORT = 3780;
 const TEST_MS = 240_000;
@@ -83,14 +85,15 @@ async function mirrored(c: Cluster, origin: string, viewer: string, what: string
   return (await c.dump(origin, 'internal')).length;
 }
 
-describe('replayed sync traffic (udp, HMAC keys on both nodes)', () => {
+for (const transport of ['udp', 'multicast'] as const) {
+describe(`replayed sync traffic (${transport}, HMAC keys on both nodes)`, () => {
   it(
     'after both daemons restart, 5 replays of the recording change nothing and re-send no table',
     async () => {
       const relayAddr = (cl: Cluster, i: number) => cl.address(101 + i);
       const c = await Cluster.create({
         nodes: 2,
-        transport: 'udp',
+        transport,
         topology: 'bridge',
         udpPeers: (_node, i, cl) => [relayAddr(cl, 1 - i)],
         keyFiles: (_node, _i, dir) => [join(dir, 'sync.key')],
@@ -98,11 +101,14 @@ describe('replayed sync traffic (udp, HMAC keys on both nodes)', () => {
       cluster = c;
       writeFileSync(join(c.dir, 'sync.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
       const relayNs = await c.addHost('ctfr', [relayAddr(c, 0), relayAddr(c, 1)]);
-      const relay = await startRelay(relayNs, {
-        port: SYNC_PORT,
-        routes: c.nodes.map((n, i) => ({ listen: relayAddr(c, i), forwardTo: n.syncAddress })),
-        record: true,
-      });
+      const relay =
+        transport === 'udp'
+          ? await startRelay(relayNs, {
+              port: SYNC_PORT,
+              routes: c.nodes.map((n, i) => ({ listen: relayAddr(c, i), forwardTo: n.syncAddress })),
+              record: true,
+            })
+          : await startRecorder(relayNs, { group: c.group, port: SYNC_PORT, interfaceAddress: relayAddr(c, 0) });
       children.push(relay);
       const [l1, l2] = [linkOf(c, 'fw1'), linkOf(c, 'fw2')];
 
@@ -122,7 +128,7 @@ describe('replayed sync traffic (udp, HMAC keys on both nodes)', () => {
       expect((await l1.batch(creates(0, 200, 98, 7).map((x) => ({ ...x, op: 'update' as const })))).ok).toBe(200);
       await mirrored(c, 'fw1', 'fw2', 'recorded, after fw2 restarted');
       await mirrored(c, 'fw2', 'fw1', 'recorded, after fw2 restarted');
-      const recorded = (await relay.stats<RelayStats & { recorded: number }>()).recorded;
+      const recorded = (await relay.stats<{ recorded: number }>()).recorded;
       expect(recorded).toBeGreaterThan(100);
 
       // Both daemons restart: every epoch in the recording is an old one now.
@@ -192,3 +198,4 @@ describe('replayed sync traffic (udp, HMAC keys on both nodes)', () => {
     TEST_MS,
   );
 });
+}

@@ -192,7 +192,7 @@ export class JsonlChild {
   }
 }
 
-function spawnScript(ns: Netns, mode: 'relay' | 'probe', spec: unknown): JsonlChild {
+function spawnScript(ns: Netns, mode: 'relay' | 'probe' | 'recorder', spec: unknown): JsonlChild {
   const child = spawn('ip', ['netns', 'exec', ns.name, 'node', RELAY_SCRIPT, mode, JSON.stringify(spec)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -242,6 +242,21 @@ export async function relayReplay(
   const done = relay.waitEvent((e) => e.ev === 'replayed' && e.id === id, `replay #${id}`, timeoutMs, false);
   relay.command({ op: 'replay', id, times });
   return (await done) as unknown as { sent: number; sendErrors: number; recorded: number };
+}
+
+/** A host on the sync link that records what is sent to a multicast group and can replay it (relayReplay). */
+export async function startRecorder(
+  ns: Netns,
+  spec: { group: string; port: number; interfaceAddress: string },
+): Promise<JsonlChild> {
+  const rec = spawnScript(ns, 'recorder', spec);
+  try {
+    await rec.ready();
+  } catch (e) {
+    await rec.kill();
+    throw e;
+  }
+  return rec;
 }
 
 export async function startRelay(ns: Netns, spec: RelaySpec): Promise<JsonlChild> {

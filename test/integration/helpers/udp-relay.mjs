@@ -15,6 +15,10 @@
 //   the side that sent it to the node it was for (paced, 100 per ms at most),
 //   then reports {"ev":"replayed","id":N,"sent":S}: an attacker on the sync
 //   segment replaying what it captured.
+// recorder: joins a multicast group on the sync link, keeps every datagram
+//   sent to it (at most MAX_RECORDED) and, on {"op":"replay","id":N,
+//   "times":T}, sends them all to the group again T times from its own
+//   address (which a multicast receiver does not check).
 // probe: a plain UDP endpoint for checking the relay and the loss rules.
 //   It binds, optionally joins a multicast group, sends `count` numbered
 //   datagrams when told ({"op":"send"}, so that receivers can be started
@@ -274,11 +278,45 @@ async function probe(spec) {
   });
 }
 
+/** @param {{ group: string, port: number, interfaceAddress: string }} spec */
+async function recorder(spec) {
+  const s = await bind(spec.group, spec.port, { reuseAddr: true });
+  s.addMembership(spec.group, spec.interfaceAddress);
+  s.setMulticastInterface(spec.interfaceAddress);
+  s.setMulticastTTL(1);
+  s.setMulticastLoopback(false);
+  const recording = [];
+  s.on('message', (msg, rinfo) => {
+    if (rinfo.address === spec.interfaceAddress) return;
+    if (recording.length < MAX_RECORDED) recording.push(Buffer.from(msg));
+  });
+  async function replay(id, times) {
+    let sent = 0;
+    let sendErrors = 0;
+    const frames = recording.slice();
+    for (let t = 0; t < times; t++) {
+      for (const msg of frames) {
+        s.send(msg, spec.port, spec.group, (err) => {
+          if (err) sendErrors++;
+        });
+        sent++;
+        if (sent % 100 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    emit({ ev: 'replayed', id, sent, sendErrors, recorded: frames.length });
+  }
+  emit({ ev: 'ready', group: spec.group, port: spec.port });
+  onCommands((cmd) => {
+    if (cmd.op === 'stats') emit({ ev: 'stats', id: cmd.id, recorded: recording.length });
+    if (cmd.op === 'replay') void replay(cmd.id, cmd.times ?? 1);
+  });
+}
+
 const [mode, json] = process.argv.slice(2);
 const spec = JSON.parse(json ?? '{}');
-const main = mode === 'relay' ? relay : mode === 'probe' ? probe : undefined;
+const main = mode === 'relay' ? relay : mode === 'probe' ? probe : mode === 'recorder' ? recorder : undefined;
 if (!main) {
-  process.stderr.write('usage: udp-relay.mjs relay|probe JSON\n');
+  process.stderr.write('usage: udp-relay.mjs relay|probe|recorder JSON\n');
   process.exit(2);
 }
 main(spec).catch((err) => {
