@@ -3,9 +3,12 @@
 //
 // Sequence numbers. Every data message (ct/exp new, update, delete) and
 // every bulk-start/bulk-end takes the next of this node's u32 seqs (random
-// start, wrapping); ack, nack, alive, hello, hello-ack and resync-request do
-// not. All peers see one stream, and each receiver tracks it per (node id,
-// epoch), so any number of active nodes work. seq.ts does every comparison.
+// start, wrapping); ack, nack, alive, hello, hello-ack, resync-request,
+// challenge and challenge-response do not. All peers see one stream, and
+// each receiver tracks it per (node id, epoch), so any number of active
+// nodes work. seq.ts does every comparison.
+//
+//   Freshness      (freshness.ts)      which epoch of each peer we believe: challenge–response, request numbers
 //
 // The pieces, each a small state machine driven by now() and tick():
 //   PeerTable      (peers.ts)          unknown → up → down → up; restarts (new epoch)
