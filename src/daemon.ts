@@ -36,6 +36,8 @@ import { parseHostPort } from './common/address.js';
 import { MetricsService } from './stats/service.js';
 import type { MetricsSource } from './stats/source.js';
 import { buildStatsSnapshot } from './stats/snapshot.js';
+import type { EpochSource } from './sync/engine/epoch.js';
+import { FileEpochStore, STATE_DIR } from './daemon/epoch-store.js';
 
 export interface DaemonDeps {
   /** Kernel sockets (FakeKernel.openSocket in unit tests). */
@@ -54,6 +56,10 @@ export interface DaemonDeps {
   noMetrics?: boolean;
   /** Where process.scheduler is applied; this process's threads through the addon by default. */
   scheduler?: SchedulerSystem;
+  /** Where this node's epochs come from; a FileEpochStore under stateDir when absent. */
+  epochs?: EpochSource;
+  /** Directory of the epoch file; STATE_DIR when absent. */
+  stateDir?: string;
 }
 
 export type DaemonCounters = LocalTableCounters;
@@ -71,7 +77,9 @@ export class Daemon {
   /** The sync links' addresses, which the filter ignores. */
   private readonly localAddresses: readonly string[];
   private readonly injector: Injector | undefined;
+  /** The epoch this daemon started with (a rollover takes a new one: SyncNode.epoch). */
   readonly epoch: number;
+  private readonly epochs: EpochSource;
   private readonly log: Logger;
   private readonly now: () => number;
   /** What control commands and keepalived's steps ask of this daemon. */
@@ -98,7 +106,9 @@ export class Daemon {
     this.log = deps.log ?? silentLogger;
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
-    this.epoch = (Math.random() * 0xfffffffe + 1) >>> 0;
+    this.epochs =
+      deps.epochs ?? new FileEpochStore({ dir: deps.stateDir ?? STATE_DIR, nodeId: config.node.id, log: this.log });
+    this.epoch = this.epochs.take();
     const local = deps.localAddresses ?? syncLinkAddresses(config);
     this.localAddresses = local;
     this.filter = compileFilter(config.filter, local);
@@ -252,6 +262,7 @@ export class Daemon {
       nodeId: cfg.node.id,
       cluster: cfg.cluster.id,
       epoch: this.epoch,
+      nextEpoch: () => this.epochs.take(),
       mtu: cfg.sync.mtu,
       auth: this.auth,
       mode: cfg.sync.mode,
@@ -369,7 +380,7 @@ export class Daemon {
     return buildStatsSnapshot({
       ready: this.ready,
       node: cfg.node.id,
-      epoch: this.epoch,
+      epoch: this.sync?.epoch ?? this.epoch,
       startedAt: this.startedAt,
       now: this.now(),
       pid: process.pid,

@@ -498,10 +498,54 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_sync_ignored_datagrams_total',
-    'Valid datagrams ignored: our own (multicast loopback) and late ones of a peer’s previous incarnation.',
-    'sync.counters.{ownDatagrams,staleEpochDatagrams}',
-    (s) => by('reason', { own: s.sync.counters?.ownDatagrams, stale_epoch: s.sync.counters?.staleEpochDatagrams }),
+    'Valid datagrams ignored: our own (multicast loopback), of an epoch older than the peer’s believed one (late or replayed), of an epoch not verified by a challenge yet.',
+    'sync.counters.{ownDatagrams,staleEpochDatagrams,unverifiedDatagrams}',
+    (s) =>
+      by('reason', {
+        own: s.sync.counters?.ownDatagrams,
+        stale_epoch: s.sync.counters?.staleEpochDatagrams,
+        unverified_epoch: s.sync.counters?.unverifiedDatagrams,
+      }),
     ['reason'],
+  ),
+  counter(
+    'ctsyncd_sync_challenges_total',
+    'Freshness challenges: sent to peers whose epoch is not verified, received, answered, and not answered (already answered, or too soon).',
+    'sync.counters.{challengesSent,challengesReceived,challengesAnswered,challengesIgnored}',
+    (s) =>
+      by('op', {
+        sent: s.sync.counters?.challengesSent,
+        received: s.sync.counters?.challengesReceived,
+        answered: s.sync.counters?.challengesAnswered,
+        ignored: s.sync.counters?.challengesIgnored,
+      }),
+    ['op'],
+  ),
+  counter(
+    'ctsyncd_sync_challenge_responses_total',
+    'Responses to our challenges: accepted (the peer’s epoch is verified) and ignored (no such challenge pending: replayed or late).',
+    'sync.counters.{responsesAccepted,responsesIgnored}',
+    (s) =>
+      by('result', { accepted: s.sync.counters?.responsesAccepted, ignored: s.sync.counters?.responsesIgnored }),
+    ['result'],
+  ),
+  counter(
+    'ctsyncd_sync_stale_resync_requests_total',
+    'Resync requests dropped: for another epoch of ours, or a request number already honoured (replayed).',
+    'sync.counters.staleRequests',
+    (s) => s.sync.counters?.staleRequests ?? 0,
+  ),
+  counter(
+    'ctsyncd_sync_epoch_rollovers_total',
+    'New epochs this node took after 2^30 sequence numbers in one, long before they could wrap.',
+    'sync.counters.epochRollovers',
+    (s) => s.sync.counters?.epochRollovers ?? 0,
+  ),
+  counter(
+    'ctsyncd_sync_warnings_suppressed_total',
+    'Per-datagram warnings (drops, stale epochs) not logged: one line per kind per 10 s says how many it stands for.',
+    'sync.counters.warningsSuppressed',
+    (s) => s.sync.counters?.warningsSuppressed ?? 0,
   ),
   counter(
     'ctsyncd_sync_duplicate_messages_total',

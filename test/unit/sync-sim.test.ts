@@ -4,11 +4,13 @@
 // partitions). Each node has a "kernel table" Map that feeds localChange()
 // and backs lookup()/localKeys(). Every scenario ends only when every node's
 // external cache holds, for each origin, exactly that origin's table.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ExternalCache } from '../../src/cache/external-cache.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { type Logger, silentLogger } from '../../src/log.js';
+import { ANSWER_INTERVAL_MS, CHALLENGE_INTERVAL_MS } from '../../src/sync/engine/freshness.js';
 import type { ReliabilityConfig } from '../../src/sync/engine/reliability.js';
 import { seqDiff } from '../../src/sync/engine/seq.js';
 import type { SyncModeName } from '../../src/sync/engine/sync-mode.js';
@@ -117,6 +119,7 @@ interface NodeOptions {
   mode: SyncMode;
   cfg: ReliabilityConfig;
   firstSeq?: number;
+  maxSeqsPerEpoch?: number;
 }
 
 class SimNode {
@@ -144,7 +147,8 @@ class SimNode {
   boot(): void {
     const sim = this.sim;
     this.external = new ExternalCache({ limit: 1_000_000, now: () => sim.now });
-    const epoch = Math.floor(sim.rng() * 0xffff_fffe) + 1;
+    // Epochs only increase, as the daemon's epoch store makes them (src/sync/engine/epoch.ts).
+    const epoch = sim.takeEpoch();
     this.epochs.push(epoch);
     const firstSeq = this.opts.firstSeq ?? Math.floor(sim.rng() * 0x1_0000_0000);
     const sync = new SyncNode({
@@ -166,6 +170,9 @@ class SimNode {
       timers: this.opts.cfg,
       localReady: () => !this.dumping,
       firstSeq,
+      nextEpoch: () => sim.takeEpoch(),
+      maxSeqsPerEpoch: this.opts.maxSeqsPerEpoch,
+      random: () => Math.floor(sim.rng() * 0x1_0000_0000),
     });
     this.sync = sync;
     this.down = false;
@@ -257,10 +264,18 @@ class Sim {
   dropHook: ((from: SimNode, to: SimNode, n: number) => boolean) | undefined;
   datagrams = 0;
   eventsRun = 0;
+  /** The last epoch any node took: every node's clock and epoch store in one. */
+  private epochClock: number;
 
   constructor(seed: number, net: NetConfig) {
     this.rng = mulberry32(seed);
     this.net = net;
+    this.epochClock = 1_700_000_000 + Math.floor(this.rng() * 1_000_000);
+  }
+
+  takeEpoch(): number {
+    this.epochClock += 1 + Math.floor(this.rng() * 3);
+    return this.epochClock;
   }
 
   at(t: number, fn: () => void): void {
@@ -515,6 +530,7 @@ function runScenario(s: Scenario): Result {
   });
   const datagrams = sim.datagrams;
   if (convergedAt < 0) {
+    if (process.env.SIM_DUMP) for (const n of sim.nodes) console.log(n.id, JSON.stringify(n.sync.stats(), null, 1));
     const diff = exactDiff(sim);
     throw new Error(`${s.name}: no convergence within ${maxTime} ms simulated; e.g. ${diff.join('; ')}`);
   }
@@ -677,15 +693,16 @@ describe('sync simulation: edge cases', () => {
       },
     });
     expect(dropped).toEqual([0, 0, 1, 1]);
+    settle(r);
     const [, b, c] = r.sim.nodes.map((n) => n.sync.stats());
-    // Without fw-a's hello the others started counting at a later seq and asked fw-a for its state.
+    // Without fw-a's hello the others started counting where fw-a answered their challenge and asked it for its state.
     for (const s of [b!, c!]) {
       const rx = s.peers.find((p) => p.id === 'fw-a')?.rx;
       expect(rx?.helloSeen).toBe(false);
       expect(rx?.synced).toBe(true);
+      expect(s.counters.responsesAccepted).toBe(2);
     }
     expect(r.sim.nodes[0]!.sync.stats().counters.resyncRequestsReceived).toBeGreaterThan(0);
-    settle(r);
   });
 
   it('deletes made during a partition are gone after it heals', () => {
@@ -838,9 +855,11 @@ describe('sync simulation: protocol details', () => {
       b.crash();
       b.restart();
     });
+    // Long enough for fw-a to hear the new epoch's hello, challenge it and believe the answer.
     sim.run(t0 + 4);
     const before = a.sync.stats();
-    expect(before.counters.hellosReceived).toBe(hellos + 1);
+    expect(before.counters.hellosReceived).toBe(hellos);
+    expect(before.counters.responsesAccepted).toBe(3);
     expect(before.peerCounters.restarts).toBe(1);
     // Still holding what fw-c has not acked.
     expect(before.resendQueue.length).toBeGreaterThanOrEqual(200);
@@ -873,11 +892,172 @@ describe('sync simulation: protocol details', () => {
     sim.run(sim.now + 2000, () => converged(sim));
     expect(converged(sim)).toBe(true);
     const before = a.sync.stats();
-    expect(a.sync.receive(old!)).toEqual({ ok: true });
+    expect(a.sync.receive(old!)).toEqual({ ok: false });
     const after = a.sync.stats();
     expect(after.counters.staleEpochDatagrams).toBe(before.counters.staleEpochDatagrams + 1);
     expect(after.peerCounters.restarts).toBe(1);
     expect(after.peers.find((p) => p.id === 'fw-b')?.epoch).toBe(b.epochs[1]);
     expect(exactDiff(sim)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Replay: recorded traffic played back later changes nothing (issue 14).
+
+/** Every record of every node's external cache, exactly, in a comparable form. */
+function cacheImage(sim: Sim): string[] {
+  const out: string[] = [];
+  for (const n of sim.nodes) {
+    for (const [key, rec] of n.external.entries()) out.push(`${n.id} ${rec.origin} ${key} ${JSON.stringify(rec.entry)}`);
+  }
+  return out.sort();
+}
+
+interface ReplayCase {
+  seed: number;
+  /** Who restarts after the recording, before the replay. */
+  restart: 'none' | 'fw-a' | 'fw-b' | 'both';
+  /** Indices into the recording (modulo its length) and how often each is played. */
+  picks: Array<{ i: number; times: number; at: number }>;
+}
+
+/**
+ * Two nodes replicate (one restart and, with tiny epochs, several rollovers
+ * on the way) while every datagram is recorded; then either or both restart;
+ * then a random subset of the recording is played back, each datagram from
+ * the side that sent it, at random moments, any number of times.
+ */
+function replayScenario(c: ReplayCase, maxSeqsPerEpoch?: number): void {
+  const sim = new Sim(c.seed, { latencyMs: [0.2, 0.8], loss: 0, dup: 0 });
+  const cfg: ReliabilityConfig = { ...DEFAULTS.sync.reliability };
+  for (const [idx, id] of ['fw-a', 'fw-b'].entries()) {
+    sim.nodes.push(new SimNode(sim, id, idx, { mode: 'ftfw', cfg, maxSeqsPerEpoch, firstSeq: 0xffff_ffff - 700 }));
+  }
+  const [a, b] = sim.nodes as [SimNode, SimNode];
+  const recording: Array<{ from: SimNode; buf: Buffer }> = [];
+  const realBroadcast = sim.broadcast.bind(sim);
+  sim.broadcast = (from, buf) => {
+    recording.push({ from, buf });
+    realBroadcast(from, buf);
+  };
+  for (const n of sim.nodes) n.boot();
+  sim.at(1, () => {
+    for (const n of sim.nodes) for (let i = 0; i < 300; i++) n.create(i);
+  });
+  sim.at(300, () => {
+    for (let i = 0; i < 100; i++) a.update(entryKey(makeEntry(0, i, 0)));
+    for (let i = 0; i < 50; i++) b.remove(entryKey(makeEntry(1, i, 0)));
+  });
+  sim.at(700, () => {
+    b.crash();
+    b.restart();
+  });
+  sim.at(1500, () => {
+    for (let i = 300; i < 400; i++) b.create(i);
+    for (let i = 100; i < 140; i++) a.remove(entryKey(makeEntry(0, i, 0)));
+  });
+  sim.run(4000);
+  sim.broadcast = realBroadcast;
+  expect(exactDiff(sim)).toEqual([]);
+  // With tiny epochs the recording spans several of each node's epochs.
+  if (maxSeqsPerEpoch !== undefined) for (const n of sim.nodes) expect(n.totals().epochRollovers).toBeGreaterThan(1);
+  // The restarts after the recording: every epoch in it is now an old one.
+  if (c.restart === 'fw-a' || c.restart === 'both') sim.at(sim.now + 1, () => (a.crash(), a.restart()));
+  if (c.restart === 'fw-b' || c.restart === 'both') sim.at(sim.now + 1, () => (b.crash(), b.restart()));
+  sim.run(sim.now + 5000);
+  expect(exactDiff(sim)).toEqual([]);
+  for (const n of sim.nodes) expect(n.sync.inSync).toBe(true);
+
+  const image = cacheImage(sim);
+  const before = sim.nodes.map((n) => ({ st: n.sync.stats(), sent: n.sent }));
+  const big: number[] = [];
+  const watch = sim.broadcast.bind(sim);
+  sim.broadcast = (from, buf) => {
+    if (buf.length > 200) big.push(buf.length);
+    watch(from, buf);
+  };
+  const t0 = sim.now;
+  const windowMs = 3000;
+  let played = 0;
+  for (const p of c.picks) {
+    const rec = recording[p.i % recording.length]!;
+    for (let k = 0; k < p.times; k++) {
+      sim.at(t0 + ((p.at + k * 37) % windowMs), () => {
+        for (const to of sim.nodes) {
+          if (to.id !== rec.from.id && !to.down) {
+            to.sync.receive(rec.buf);
+            played++;
+          }
+        }
+      });
+    }
+  }
+  sim.run(t0 + windowMs + 500);
+  expect(played).toBeGreaterThan(0);
+  // Every replayed datagram was looked at and set aside: an older epoch, not verified, our own, or a duplicate.
+  const setAside = (st: ReturnType<SyncNode['stats']>): number =>
+    st.counters.staleEpochDatagrams + st.counters.unverifiedDatagrams + st.counters.ownDatagrams + st.counters.datagramsReceived;
+  expect(sim.nodes.reduce((x, n) => x + setAside(n.sync.stats()), 0)).toBeGreaterThan(
+    before.reduce((x, w) => x + setAside(w.st), 0),
+  );
+
+  // No cache entry changed, no peer went down or restarted, nothing was re-sent.
+  expect(cacheImage(sim)).toEqual(image);
+  expect(big).toEqual([]);
+  for (const [k, n] of sim.nodes.entries()) {
+    const was = before[k]!;
+    const st = n.sync.stats();
+    expect(st.epoch).toBe(was.st.epoch);
+    expect(st.peerCounters).toEqual(was.st.peerCounters);
+    for (const p of st.peers) {
+      expect(p.state, `${n.id} sees ${p.id}`).toBe('up');
+      expect(p.epoch).toBe(was.st.peers.find((q) => q.id === p.id)?.epoch);
+    }
+    const c0 = was.st.counters;
+    const c1 = st.counters;
+    expect(c1.bulksSent, `${n.id} bulks`).toBe(c0.bulksSent);
+    expect(c1.bulksStarted, `${n.id} bulks started`).toBe(c0.bulksStarted);
+    expect(c1.retransmits, `${n.id} retransmits`).toBe(c0.retransmits);
+    expect(c1.applied, `${n.id} applied`).toBe(c0.applied);
+    // A few small datagrams: alives, and at most a challenge per CHALLENGE_INTERVAL_MS, an answer per
+    // ANSWER_INTERVAL_MS and a repeated ack (for a replayed duplicate) per ackDelayMs.
+    const span = windowMs + 500;
+    const quiet = Math.ceil(span / cfg.aliveIntervalMs) + 1;
+    const challenges = c1.challengesSent - c0.challengesSent;
+    const answers = c1.challengesAnswered - c0.challengesAnswered;
+    const acks = c1.acksSent - c0.acksSent;
+    expect(n.sent - was.sent, `${n.id} datagrams sent`).toBeLessThanOrEqual(quiet + challenges + answers + acks + 2);
+    expect(challenges).toBeLessThanOrEqual(Math.ceil(span / CHALLENGE_INTERVAL_MS) + 1);
+    expect(answers).toBeLessThanOrEqual(Math.ceil(span / ANSWER_INTERVAL_MS) + 1);
+    expect(acks).toBeLessThanOrEqual(Math.ceil(span / cfg.ackDelayMs) + 1);
+    expect(c1.nacksSent, `${n.id} NACKs`).toBe(c0.nacksSent);
+  }
+  expect(exactDiff(sim)).toEqual([]);
+}
+
+describe('sync simulation: replayed recordings change nothing', () => {
+  const caseArb = fc.record({
+    seed: fc.integer({ min: 1, max: 1_000_000 }),
+    restart: fc.constantFrom('none' as const, 'fw-a' as const, 'fw-b' as const, 'both' as const),
+    picks: fc.array(
+      fc.record({ i: fc.nat(), times: fc.integer({ min: 1, max: 5 }), at: fc.integer({ min: 0, max: 2999 }) }),
+      { minLength: 1, maxLength: 300 },
+    ),
+  });
+
+  it('after either or both nodes restarted: caches, peers and the amount sent stay as they were', () => {
+    fc.assert(fc.property(caseArb, (c) => replayScenario(c)), { numRuns: 6 });
+  });
+
+  it('after epoch rollovers (a new epoch every 512 seqs, the seqs wrapping past 2^32 on the way)', () => {
+    fc.assert(fc.property(caseArb, (c) => replayScenario(c, 512)), { numRuns: 4 });
+  });
+
+  it('4000 datagrams of the recording (all of it when shorter), each three times', () => {
+    replayScenario({
+      seed: 4242,
+      restart: 'both',
+      picks: Array.from({ length: 4000 }, (_, i) => ({ i, times: 3, at: (i * 7) % 3000 })),
+    });
   });
 });

@@ -126,8 +126,10 @@ export const FIXTURE_MESSAGES: Record<string, WireMessage[]> = {
     { kind: 'alive', seq: 1000 },
     { kind: 'hello', seq: 1000 },
     { kind: 'hello-ack', peer: 'fw-c.dc2', epoch: 77 },
-    { kind: 'resync-request', peer: '' },
-    { kind: 'resync-request', peer: 'fw-b' },
+    { kind: 'resync-request', peer: '', epoch: 0, request: 0 },
+    { kind: 'resync-request', peer: 'fw-b', epoch: 0xa1b2c3d4, request: 7 },
+    { kind: 'challenge', peer: 'fw-b', nonceHi: 0xdeadbeef, nonceLo: 1 },
+    { kind: 'challenge-response', seq: 1000, peer: 'fw-a', epoch: 0x6000_0001, nonceHi: 0xdeadbeef, nonceLo: 1 },
     { kind: 'bulk-start', seq: 1001, bulkId: 3, peer: '' },
     { kind: 'bulk-end', seq: 1002, bulkId: 3, peer: 'fw-b', count: 12345 },
   ],
@@ -366,7 +368,16 @@ export function messageArb(): fc.Arbitrary<WireMessage> {
     }),
     fc.record({ kind: fc.constantFrom('alive' as const, 'hello' as const), seq: u32 }),
     fc.record({ kind: fc.constant('hello-ack' as const), peer: nodeIdArb, epoch: u32 }),
-    fc.record({ kind: fc.constant('resync-request' as const), peer: peerArb }),
+    fc.record({ kind: fc.constant('resync-request' as const), peer: peerArb, epoch: u32, request: u32 }),
+    fc.record({ kind: fc.constant('challenge' as const), peer: nodeIdArb, nonceHi: u32, nonceLo: u32 }),
+    fc.record({
+      kind: fc.constant('challenge-response' as const),
+      seq: u32,
+      peer: nodeIdArb,
+      epoch: u32,
+      nonceHi: u32,
+      nonceLo: u32,
+    }),
     fc.record({ kind: fc.constant('bulk-start' as const), seq: u32, bulkId: u32, peer: peerArb }),
     fc.record({ kind: fc.constant('bulk-end' as const), seq: u32, bulkId: u32, peer: peerArb, count: u32 }),
   );
@@ -492,6 +503,8 @@ const KIND_FIELD: Record<WireMessage['kind'], string> = {
   'resync-request': 'resyncRequest',
   'bulk-start': 'bulkStart',
   'bulk-end': 'bulkEnd',
+  challenge: 'challenge',
+  'challenge-response': 'challengeResponse',
 };
 
 export function toPMessage(m: WireMessage): PObj {
@@ -520,7 +533,13 @@ export function toPMessage(m: WireMessage): PObj {
       body = { peer: m.peer, epoch: m.epoch };
       break;
     case 'resync-request':
-      body = { peer: m.peer };
+      body = { peer: m.peer, epoch: m.epoch, request: m.request };
+      break;
+    case 'challenge':
+      body = { peer: m.peer, nonceHi: m.nonceHi, nonceLo: m.nonceLo };
+      break;
+    case 'challenge-response':
+      body = { peer: m.peer, epoch: m.epoch, nonceHi: m.nonceHi, nonceLo: m.nonceLo };
       break;
     case 'bulk-start':
       body = { bulkId: m.bulkId, peer: m.peer };
@@ -642,7 +661,20 @@ export function referenceDecode(body: Buffer): { node: string; epoch: number; me
         messages.push({ kind: 'hello-ack', peer: str(b.peer), epoch: num(b.epoch) });
         break;
       case 'resyncRequest':
-        messages.push({ kind: 'resync-request', peer: str(b.peer) });
+        messages.push({ kind: 'resync-request', peer: str(b.peer), epoch: num(b.epoch), request: num(b.request) });
+        break;
+      case 'challenge':
+        messages.push({ kind: 'challenge', peer: str(b.peer), nonceHi: num(b.nonceHi), nonceLo: num(b.nonceLo) });
+        break;
+      case 'challengeResponse':
+        messages.push({
+          kind: 'challenge-response',
+          seq,
+          peer: str(b.peer),
+          epoch: num(b.epoch),
+          nonceHi: num(b.nonceHi),
+          nonceLo: num(b.nonceLo),
+        });
         break;
       case 'bulkStart':
         messages.push({ kind: 'bulk-start', seq, bulkId: num(b.bulkId), peer: str(b.peer) });

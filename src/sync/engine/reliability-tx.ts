@@ -33,7 +33,7 @@
 // does not trigger another bulk just because acks are slower than the burst.
 import type { Logger } from '../../log.js';
 import type { WireMessage } from '../wire/types.js';
-import { type ReliabilityConfig, STALL_AFTER_TIMEOUTS } from './reliability.js';
+import { BULK_MIN_INTERVAL_MS, type ReliabilityConfig, STALL_AFTER_TIMEOUTS } from './reliability.js';
 import { ResendQueue } from './resend-queue.js';
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
 
@@ -58,6 +58,15 @@ export interface TxPeer {
   overflowing: boolean;
   bulkWanted: boolean;
   bulk: TxBulk | undefined;
+  /** When the last bulk for this peer went into the transmit queue. */
+  bulkQueuedAt: number;
+  /**
+   * ackNext came from an ack of this epoch of the peer. Until then it is
+   * only where the queue stood when we first believed the peer, which may
+   * be past where the peer started tracking us: a NACK below it is then a
+   * gap the queue cannot fill, not a late duplicate.
+   */
+  acked: boolean;
 }
 
 export interface TxCounters {
@@ -162,6 +171,8 @@ export class Transmitter {
         overflowing: false,
         bulkWanted: false,
         bulk: undefined,
+        bulkQueuedAt: Number.NEGATIVE_INFINITY,
+        acked: false,
       };
       this.peers.set(id, tx);
     }
@@ -184,6 +195,7 @@ export class Transmitter {
     const tx = this.peer(id, epoch);
     tx.epoch = epoch;
     tx.ackNext = this.opts.nextSeq();
+    tx.acked = false;
     tx.rto = this.opts.cfg.retransmitMs;
     tx.rtoAt = undefined;
     tx.timeouts = 0;
@@ -241,6 +253,7 @@ export class Transmitter {
     }
     if (!seqAfter(n, tx.ackNext)) return false;
     tx.ackNext = n;
+    tx.acked = true;
     tx.timeouts = 0;
     tx.overflowing = false;
     tx.rto = this.opts.cfg.retransmitMs;
@@ -262,13 +275,13 @@ export class Transmitter {
     }
     let last = to;
     if (!seqBefore(last, next)) last = seqAdd(next, -1);
-    if (seqBefore(last, tx.ackNext)) {
+    if (tx.acked && seqBefore(last, tx.ackNext)) {
       this.c.staleNacks++;
       return;
     }
     // Whatever the peer acked since it sent this NACK (they may arrive out of order) it no longer needs.
     let first = from;
-    if (seqBefore(first, tx.ackNext)) first = tx.ackNext;
+    if (tx.acked && seqBefore(first, tx.ackNext)) first = tx.ackNext;
     const front = this.front();
     if (seqBefore(first, front)) {
       // Part of it is gone from the queue: only a bulk can repair that.
@@ -338,16 +351,23 @@ export class Transmitter {
     return true;
   }
 
-  /** Peers waiting for a bulk, in the order they asked. */
-  wantedPeers(): string[] {
-    return [...this.wanted];
+  /**
+   * Peers waiting for a bulk, in the order they asked. Given `now`, only
+   * those whose last bulk was queued at least BULK_MIN_INTERVAL_MS ago: the
+   * others wait (still wanted), so however many requests, restarts or gaps
+   * a peer presents, it gets at most one bulk per interval.
+   */
+  wantedPeers(now?: number): string[] {
+    if (now === undefined) return [...this.wanted];
+    return [...this.wanted].filter((id) => now - (this.peers.get(id)?.bulkQueuedAt ?? 0) >= BULK_MIN_INTERVAL_MS);
   }
 
-  /** A bulk for `target` ('' = everyone we know) went into the transmit queue. */
-  bulkQueued(target: string, bulkId: number): void {
+  /** A bulk for `target` ('' = everyone we know) went into the transmit queue at `now`. */
+  bulkQueued(target: string, bulkId: number, now = Number.NEGATIVE_INFINITY): void {
     const covered = target === '' ? [...this.peers.values()] : [this.peers.get(target)];
     for (const tx of covered) {
       if (tx === undefined) continue;
+      tx.bulkQueuedAt = now;
       tx.bulkWanted = false;
       this.wanted.delete(tx.id);
       tx.bulk = { id: bulkId, startSeq: undefined, endSeq: undefined };

@@ -62,7 +62,15 @@ export const NOTRACK_REMOVAL_BULKS = 8;
 export const NOTRACK_TRACKED_SEQS = 1 << 20;
 
 /**
- * Retired epochs remembered per peer, so late datagrams of a previous
- * incarnation are dropped, not taken for a restart.
+ * Bulks to one peer are at least this far apart (milliseconds): requests,
+ * restarts and gaps that arrive sooner wait and are served by one bulk
+ * (explicit bulk-send and the notrack refresh are not limited).
  */
-export const RETIRED_EPOCHS = 8;
+export const BULK_MIN_INTERVAL_MS = 1000;
+
+/**
+ * A node takes a new epoch after this many sequence numbers in one, long
+ * before 2^31: within an epoch every modulo-2^32 comparison is then exact,
+ * and a datagram recorded in an earlier epoch is stale by its epoch alone.
+ */
+export const MAX_SEQS_PER_EPOCH = 0x4000_0000;

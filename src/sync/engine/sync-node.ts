@@ -3,9 +3,12 @@
 //
 // Sequence numbers. Every data message (ct/exp new, update, delete) and
 // every bulk-start/bulk-end takes the next of this node's u32 seqs (random
-// start, wrapping); ack, nack, alive, hello, hello-ack and resync-request do
-// not. All peers see one stream, and each receiver tracks it per (node id,
-// epoch), so any number of active nodes work. seq.ts does every comparison.
+// start, wrapping); ack, nack, alive, hello, hello-ack, resync-request,
+// challenge and challenge-response do not. All peers see one stream, and
+// each receiver tracks it per (node id, epoch), so any number of active
+// nodes work. seq.ts does every comparison.
+//
+//   Freshness      (freshness.ts)      which epoch of each peer we believe: challenge–response, request numbers
 //
 // The pieces, each a small state machine driven by now() and tick():
 //   PeerTable      (peers.ts)          unknown → up → down → up; restarts (new epoch)
@@ -16,15 +19,19 @@
 //   SyncModeStrategy (sync-mode.ts; syncModes in sync-modes.ts, picked by sync.mode)
 //                  ftfw or notrack: receiver kind, acks and resend queue, periodic refresh
 //
-// Restarts and first contact. A (peer, epoch) we had not heard a hello from
-// may have sent things we never saw, and a new epoch of a known peer leaves
-// records of its old epoch behind: either way we ask that peer for a bulk
-// (and repeat the request until a bulk for us completes), so neither a lost
-// first datagram nor a restart leaves anything missing or stale. A new epoch
-// or a hello also gets our state pushed to the peer as a directed bulk;
-// what we owed its previous incarnation is dropped for that peer only (the
-// resend queue still serves everyone else). Datagrams of a retired epoch
-// that arrive late are dropped rather than taken for another restart.
+// Restarts and first contact. A peer's epoch is believed only once the
+// peer answered a challenge in it (freshness.ts): until then its datagrams
+// are dropped, and the answer's seq is where tracking its stream starts.
+// A (peer, epoch) first believed may have sent things we never saw, and a
+// new epoch of a known peer leaves records of its old epoch behind: either
+// way we ask that peer for a bulk (and repeat the request until a bulk for
+// us completes), so neither a lost first datagram nor a restart leaves
+// anything missing or stale. A new epoch also gets our state pushed to the
+// peer as a directed bulk; what we owed its previous incarnation is dropped
+// for that peer only (the resend queue still serves everyone else).
+// Datagrams of an older epoch (late, or replayed) are dropped rather than
+// taken for another restart. After MAX_SEQS_PER_EPOCH sequence numbers this
+// node takes a new epoch itself (rollover), so no comparison wraps.
 //
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
@@ -36,8 +43,10 @@ import type { AuthKeys } from '../wire/auth.js';
 import { decodeDatagram } from '../wire/datagram-decoder.js';
 import { DatagramEncoder } from '../wire/datagram-encoder.js';
 import type { WireMessage } from '../wire/types.js';
+import { Freshness, type FreshnessCounters, newFreshnessCounters, type Nonce } from './freshness.js';
+import { LogLimiter } from './log-limiter.js';
 import { PeerTable, type PeerState } from './peers.js';
-import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
+import { MAX_SEQS_PER_EPOCH, type ReliabilityConfig } from './reliability.js';
 import {
   type BulkEnd,
   type BulkStart,
@@ -61,8 +70,17 @@ export type SyncMode = SyncModeName;
 export interface SyncNodeDeps {
   nodeId: string;
   cluster: number;
-  /** This incarnation of the node: random, non-zero, new on every start. */
+  /** This incarnation of the node: non-zero, above every epoch this node used before (epoch.ts). */
   epoch: number;
+  /**
+   * The epoch to take at a rollover (after maxSeqsPerEpoch seqs): above
+   * every one used before. epoch + 1 when absent.
+   */
+  nextEpoch?: () => number;
+  /** Seqs per epoch before a rollover; MAX_SEQS_PER_EPOCH when absent (tests use less). */
+  maxSeqsPerEpoch?: number;
+  /** A uniformly random u32, for challenge nonces; crypto.getRandomValues when absent. */
+  random?: () => number;
   mtu: number;
   auth?: AuthKeys | undefined;
   mode: SyncMode;
@@ -103,13 +121,17 @@ export interface SyncNodeDeps {
   onBulkReceived?: (peer: string, removed: number) => void;
 }
 
-export interface SyncCounters extends RxCounters, TxCounters {
+export interface SyncCounters extends RxCounters, TxCounters, FreshnessCounters {
   datagramsReceived: number;
   /** Undecodable or rejected datagrams, by wire error code. */
   datagramsDropped: Record<string, number>;
   ownDatagrams: number;
-  /** Late datagrams of a peer's previous incarnation. */
+  /** Datagrams of an epoch older than the one believed (late or replayed). */
   staleEpochDatagrams: number;
+  /** Epochs this node took after MAX_SEQS_PER_EPOCH seqs in one. */
+  epochRollovers: number;
+  /** Per-datagram warnings not logged (rate limit). */
+  warningsSuppressed: number;
   messagesReceived: number;
   unknownMessages: number;
   /** Data messages handed to the external cache. */
@@ -174,8 +196,12 @@ export class SyncNode {
   private readonly tx: Transmitter;
   /** The receiver of each peer's current epoch. */
   private readonly rx = new Map<string, Receiver>();
-  private readonly retired = new Map<string, number[]>();
+  private readonly fresh: Freshness;
+  private readonly warnings: LogLimiter;
   private readonly ctl: DatagramEncoder;
+  private readonly data: DatagramEncoder;
+  private epochNow: number;
+  private epochFirstSeq: number;
   private readonly cfg: ReliabilityConfig;
   private readonly mode: SyncModeStrategy;
   private readonly now: () => number;
@@ -200,10 +226,13 @@ export class SyncNode {
     this.counters = {
       ...newRxCounters(),
       ...newTxCounters(),
+      ...newFreshnessCounters(),
       datagramsReceived: 0,
       datagramsDropped: {},
       ownDatagrams: 0,
       staleEpochDatagrams: 0,
+      epochRollovers: 0,
+      warningsSuppressed: 0,
       messagesReceived: 0,
       unknownMessages: 0,
       applied: 0,
@@ -233,6 +262,10 @@ export class SyncNode {
       auth: deps.auth,
     };
     this.ctl = new DatagramEncoder(encoderOpts);
+    this.data = new DatagramEncoder(encoderOpts);
+    this.epochNow = deps.epoch;
+    this.fresh = new Freshness({ random: deps.random ?? randomU32, counters: this.counters });
+    this.warnings = new LogLimiter(deps.log);
     this.peers = new PeerTable({
       now: deps.now,
       deadAfterMs: this.cfg.peerTimeoutMs,
@@ -242,8 +275,9 @@ export class SyncNode {
       onRestart: (id, epoch, previous) => this.onPeerRestart(id, epoch, previous),
     });
     const firstSeq = deps.firstSeq ?? (Math.random() * 0x1_0000_0000) >>> 0;
+    this.epochFirstSeq = firstSeq;
     this.sender = new SyncSender({
-      encoder: new DatagramEncoder(encoderOpts),
+      encoder: this.data,
       send: (buf) => this.emit(buf),
       lookup: deps.lookup,
       lookupExpect: deps.lookupExpect,
@@ -284,8 +318,9 @@ export class SyncNode {
     return this.deps.nodeId;
   }
 
+  /** The current epoch (the one at start, or the latest rollover's). */
   get epoch(): number {
-    return this.deps.epoch;
+    return this.epochNow;
   }
 
   /** The seq the next sequenced message will carry. */
@@ -330,10 +365,9 @@ export class SyncNode {
     this.startedAt = now;
     this.lastRefreshAt = now;
     this.counters.hellosSent++;
-    this.counters.resyncRequestsSent++;
+    // Peers answer with a challenge; each peer we then believe is asked for its state.
     this.out({ kind: 'hello', seq: this.sender.nextSeq });
-    this.out({ kind: 'resync-request', peer: '' });
-    this.log.info('hello sent, asking every peer for its state', { epoch: this.deps.epoch });
+    this.log.info('hello sent', { epoch: this.epochNow });
     this.flushOut();
     this.sender.resume();
   }
@@ -363,11 +397,17 @@ export class SyncNode {
     if (this.closed) return { ok: false };
     const c = this.counters;
     c.datagramsReceived++;
-    const r = decodeDatagram(datagram, { cluster: this.deps.cluster, auth: this.deps.auth, records: true });
+    // Nothing larger than the MTU is ever sent (the encoder packs to it), so nothing larger is read.
+    const r = decodeDatagram(datagram, {
+      cluster: this.deps.cluster,
+      auth: this.deps.auth,
+      records: true,
+      maxSize: this.deps.mtu,
+    });
     if (!r.ok) {
       const code = r.error.code;
       c.datagramsDropped[code] = (c.datagramsDropped[code] ?? 0) + 1;
-      this.log.debug('sync datagram dropped', { code, reason: r.error.reason });
+      this.warn(`drop-${code}`, 'sync datagram dropped', { code, reason: r.error.reason });
       return { ok: false };
     }
     const { node, epoch } = r.header;
@@ -375,11 +415,11 @@ export class SyncNode {
       c.ownDatagrams++;
       return { ok: false };
     }
-    if (this.retired.get(node)?.includes(epoch)) {
-      c.staleEpochDatagrams++;
-      return { ok: true };
-    }
     const now = this.now();
+    if (!this.admitEpoch(node, epoch, r.messages, now)) {
+      this.flushOut();
+      return { ok: false };
+    }
     this.heardAny = true;
     this.peers.seen(node, epoch);
     let rx = this.rx.get(node);
@@ -417,9 +457,10 @@ export class SyncNode {
       this.maybeRequestResync(rx, now);
     }
     this.tx.tick(now);
+    this.maybeRollover();
     const ready = this.deps.localReady?.() ?? true;
     if (ready) {
-      const wanted = this.tx.wantedPeers();
+      const wanted = this.tx.wantedPeers(now);
       if (wanted.length > 0) this.queueBulk(wanted.length === 1 ? wanted[0]! : '', 'wanted');
       if (this.mode.periodicRefresh && now - this.lastRefreshAt >= this.cfg.refreshIntervalMs) {
         this.lastRefreshAt = now;
@@ -435,14 +476,20 @@ export class SyncNode {
     this.resumeSender();
   }
 
-  /** Asks peer ('' = every peer) for its whole state; repeated until a bulk for us completes. */
+  /**
+   * Asks peer ('' = every peer we believe) for its whole state; repeated
+   * until a bulk for us completes. A peer not yet believed is asked once it
+   * answers our challenge (a first contact always asks).
+   */
   requestResync(peer = ''): void {
     if (this.closed) return;
     const now = this.now();
-    this.counters.resyncRequestsSent++;
     this.log.info('resync requested', { peer: peer || '*' });
-    this.out({ kind: 'resync-request', peer });
-    for (const rx of this.rx.values()) if (peer === '' || rx.node === peer) rx.wantResync(now);
+    for (const rx of this.rx.values()) {
+      if (peer !== '' && rx.node !== peer) continue;
+      this.sendResyncRequest(rx);
+      rx.wantResync(now);
+    }
     this.flushOut();
   }
 
@@ -459,9 +506,10 @@ export class SyncNode {
       rx: this.rx.get(p.id)?.info() ?? null,
       tx: this.tx.info(p.id) ?? null,
     }));
+    this.counters.warningsSuppressed = this.warnings.suppressedTotal;
     return {
       node: this.deps.nodeId,
-      epoch: this.deps.epoch,
+      epoch: this.epochNow,
       mode: this.deps.mode,
       started: this.started,
       firstSyncDone: this.firstSync,
@@ -498,34 +546,137 @@ export class SyncNode {
         rx.onAlive(m.seq, now);
         return false;
       case 'hello':
-        if (rx.onHello(m.seq, now)) {
-          this.counters.hellosReceived++;
-          this.log.info('hello from peer: it (re)started, sending it our state', { peer: rx.node, epoch: rx.epoch });
-          this.out({ kind: 'hello-ack', peer: rx.node, epoch: rx.epoch });
-          // It (re)started with nothing: it gets our state.
-          this.wantBulk(rx.node, 'hello');
-        }
+        // No bulk for a hello: the new epoch it announces got one when we believed it
+        // (a restart), or asks us itself (first contact). A replayed hello starts nothing.
+        if (rx.onHello(m.seq, now)) this.counters.hellosReceived++;
         return false;
       case 'hello-ack':
-        if (m.peer === self && m.epoch === this.deps.epoch) this.counters.helloAcksReceived++;
+        if (m.peer === self && m.epoch === this.epochNow) this.counters.helloAcksReceived++;
         return false;
       case 'ack':
-        if (this.mode.acknowledged && m.peer === self && m.epoch === this.deps.epoch) {
+        if (this.mode.acknowledged && m.peer === self && m.epoch === this.epochNow) {
           return this.tx.onAck(rx.node, m.to, now);
         }
         return false;
       case 'nack':
-        if (this.mode.acknowledged && m.peer === self && m.epoch === this.deps.epoch) {
+        if (this.mode.acknowledged && m.peer === self && m.epoch === this.epochNow) {
           this.tx.onNack(rx.node, m.from, m.to, now);
         }
         return false;
       case 'resync-request':
-        if (forUs(m.peer, self)) {
+        // Only a request to this very epoch of ours, with a number not honoured yet: a replayed one starts no bulk.
+        if (m.peer === self && m.epoch === this.epochNow && this.fresh.acceptRequest(rx.node, m.request)) {
           this.counters.resyncRequestsReceived++;
           this.wantBulk(rx.node, 'request');
+        } else if (m.peer === self || m.peer === '') {
+          this.counters.staleRequests++;
         }
         return false;
+      case 'challenge':
+        if (m.peer === self) this.answer(rx.node, rx.epoch, m, now);
+        return false;
+      case 'challenge-response':
+        // Taken in admitEpoch(), before the datagram's epoch was judged.
+        return false;
     }
+  }
+
+  /**
+   * Whether a datagram of (node, epoch) is processed. Answers the
+   * challenges it carries when its epoch is not the one believed, takes a
+   * response to our challenge (then the epoch is believed from now on and
+   * the datagram processed), and challenges node when its epoch is newer
+   * than the one believed or it challenged us from an older one.
+   */
+  private admitEpoch(node: string, epoch: number, messages: WireMessage[], now: number): boolean {
+    const self = this.deps.nodeId;
+    for (const m of messages) {
+      if (m.kind !== 'challenge-response' || m.peer !== self) continue;
+      const r = this.fresh.onResponse(node, epoch, m);
+      if (r !== false) {
+        this.believe(node, epoch, m.seq, r.previous, now);
+        return true;
+      }
+    }
+    const verdict = this.fresh.verdict(node, epoch);
+    if (verdict === 'current') return true;
+    let challenged = false;
+    for (const m of messages) {
+      if (m.kind !== 'challenge' || m.peer !== self) continue;
+      challenged = true;
+      // A new epoch's first move is to challenge us; it must hear back before it believes us.
+      if (verdict === 'unverified') this.answer(node, epoch, m, now);
+    }
+    if (verdict === 'unverified' || challenged) {
+      const n = this.fresh.challenge(node, now);
+      if (n !== undefined) this.out({ kind: 'challenge', peer: node, ...n });
+    }
+    if (verdict === 'stale') {
+      this.counters.staleEpochDatagrams++;
+      this.warn('stale-epoch', 'sync datagram of an older epoch of the peer dropped (late or replayed)', {
+        peer: node,
+        epoch,
+        believed: this.fresh.verified(node) ?? null,
+      });
+    } else {
+      this.counters.unverifiedDatagrams++;
+      this.log.debug('sync datagram of an epoch not verified yet dropped', { peer: node, epoch });
+    }
+    return false;
+  }
+
+  /** node answered our challenge in `epoch`: that is its epoch now; tracking starts at `seq`. */
+  private believe(node: string, epoch: number, seq: number, previous: number | undefined, now: number): void {
+    if (previous === epoch) return;
+    this.log.info('peer epoch verified', { peer: node, epoch, previousEpoch: previous ?? null });
+    this.peers.seen(node, epoch);
+    const rx = this.mode.createReceiver(node, epoch, this.cfg, this.sink, this.counters, now);
+    // Everything it sent before this answer is either in the bulk we are about to ask for or a recording.
+    rx.onAlive(seq, now);
+    this.rx.set(node, rx);
+  }
+
+  /** Answers node's challenge, sent in its epoch `epoch`, unless freshness says it was answered already. */
+  private answer(node: string, epoch: number, m: Nonce, now: number): void {
+    if (!this.fresh.shouldAnswer(node, m, now)) return;
+    this.out({
+      kind: 'challenge-response',
+      seq: this.sender.nextSeq,
+      peer: node,
+      epoch,
+      nonceHi: m.nonceHi,
+      nonceLo: m.nonceLo,
+    });
+  }
+
+  private sendResyncRequest(rx: Receiver): void {
+    this.counters.resyncRequestsSent++;
+    this.out({ kind: 'resync-request', peer: rx.node, epoch: rx.epoch, request: this.fresh.nextRequest() });
+  }
+
+  private warn(kind: string, msg: string, ctx: Record<string, unknown>): void {
+    this.warnings.warn(kind, this.now(), msg, ctx);
+  }
+
+  /** After maxSeqsPerEpoch seqs in this epoch: take a new one (peers verify it and treat it as a restart). */
+  private maybeRollover(): void {
+    const used = (this.sender.nextSeq - this.epochFirstSeq) >>> 0;
+    if (used < (this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH)) return;
+    const previous = this.epochNow;
+    const next = this.deps.nextEpoch?.() ?? (previous + 1) >>> 0;
+    this.flushOut();
+    this.epochNow = next;
+    this.epochFirstSeq = this.sender.nextSeq;
+    this.ctl.setEpoch(next);
+    this.data.setEpoch(next);
+    this.counters.epochRollovers++;
+    this.counters.hellosSent++;
+    this.out({ kind: 'hello', seq: this.sender.nextSeq });
+    this.log.info('epoch rollover: a new epoch long before sequence numbers could wrap', {
+      epoch: next,
+      previousEpoch: previous,
+      seqsUsed: used,
+    });
   }
 
   private wantBulk(peer: string, reason: BulkReason): void {
@@ -595,18 +746,18 @@ export class SyncNode {
 
   private maybeRequestResync(rx: Receiver, now: number): void {
     if (this.peers.get(rx.node)?.state !== 'up' || !rx.resyncDue(now)) return;
-    this.counters.resyncRequestsSent++;
-    this.out({ kind: 'resync-request', peer: rx.node });
+    this.sendResyncRequest(rx);
   }
 
   /** Queues a bulk of every local key for peer ('' = all), framed by bulk-start/bulk-end. */
   private queueBulk(peer: string, why: string): number {
     const id = this.nextBulkId;
     this.nextBulkId = (this.nextBulkId + 1) >>> 0 || 1;
+    // Before the markers can go out (a synchronous schedule sends at once): the transmitter notes their seqs.
+    this.tx.bulkQueued(peer, id, this.now());
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-start', seq, bulkId: id, peer }), true);
     const n = this.sender.enqueueBulk(this.deps.localKeys(), this.deps.localExpectKeys?.() ?? []);
     this.sender.enqueueControl((seq) => ({ kind: 'bulk-end', seq, bulkId: id, peer, count: n }), true);
-    this.tx.bulkQueued(peer, id);
     this.counters.bulksSent++;
     this.counters.bulkEntriesSent += n;
     this.log[why === 'refresh' ? 'debug' : 'info']('bulk send', { peer: peer || '*', entries: n, bulkId: id, why });
@@ -633,10 +784,6 @@ export class SyncNode {
   }
 
   private onPeerRestart(id: string, epoch: number, previous: number): void {
-    const list = this.retired.get(id) ?? [];
-    list.push(previous);
-    if (list.length > RETIRED_EPOCHS) list.shift();
-    this.retired.set(id, list);
     this.rx.delete(id);
     this.tx.restart(id, epoch);
     this.wantBulk(id, 'restart');
@@ -665,4 +812,9 @@ export class SyncNode {
   private resumeSender(): void {
     if (this.tx.room() > 0) this.sender.resume();
   }
+}
+
+/** A uniformly random u32 from the platform's CSPRNG (Web Crypto: no module to load). */
+function randomU32(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
 }

@@ -56,6 +56,7 @@ export class DatagramEncoder {
   private readonly signKey: Buffer | undefined;
   private readonly mtu: number;
   private count = 0;
+  private epoch: number;
   /** Where the last message add() took lies: bytes[lastStart, lastEnd). */
   lastStart = 0;
   lastEnd = 0;
@@ -71,6 +72,7 @@ export class DatagramEncoder {
       throw new RangeError(`mtu ${mtu} is not an integer in ${MIN_MTU}..${MAX_DATAGRAM_BYTES}`);
     }
     this.mtu = mtu;
+    this.epoch = epoch;
     this.signKey = opts.auth?.sign;
     this.trailer = this.signKey ? HMAC_BYTES : 0;
     this.limit = mtu - this.trailer;
@@ -85,6 +87,20 @@ export class DatagramEncoder {
     writeNodeId(this.w, T_DATAGRAM.node, node, 'node', false);
     if (epoch !== 0) this.w.fixed32Field(T_DATAGRAM.epoch, epoch);
     this.headerEnd = this.w.pos;
+  }
+
+  /**
+   * A new epoch for every datagram from now on (the sender's epoch
+   * rollover), messages already added included. Both epochs non-zero, so
+   * the header keeps its length and is patched in place.
+   */
+  setEpoch(epoch: number): void {
+    if (epoch >>> 0 !== epoch || epoch === 0 || this.epoch === 0) {
+      throw new RangeError(`epoch ${epoch} cannot replace epoch ${this.epoch}`);
+    }
+    this.epoch = epoch;
+    // The epoch is the last field of the header: a fixed32, little-endian.
+    this.w.buf.writeUInt32LE(epoch, this.headerEnd - 4);
   }
 
   /**

@@ -107,9 +107,11 @@ const K = {
   resyncRequest: 12,
   bulkStart: 13,
   bulkEnd: 14,
+  challenge: 15,
+  challengeResponse: 16,
 } as const;
 const K_MIN = 2;
-const K_MAX = 14;
+const K_MAX = 16;
 
 const T_TUPLE = {
   src: tag(1, LEN),
@@ -180,7 +182,13 @@ const T_EXPECT = {
 
 const T_RANGE = { peer: tag(1, LEN), epoch: tag(2, FIXED32), from: tag(3, FIXED32), to: tag(4, FIXED32) } as const;
 const T_HELLO_ACK = { peer: tag(1, LEN), epoch: tag(2, FIXED32) } as const;
-const T_RESYNC = { peer: tag(1, LEN) } as const;
+const T_RESYNC = { peer: tag(1, LEN), epoch: tag(2, FIXED32), request: tag(3, VARINT) } as const;
+const T_CHALLENGE = {
+  peer: tag(1, LEN),
+  epoch: tag(2, FIXED32),
+  nonceHi: tag(3, FIXED32),
+  nonceLo: tag(4, FIXED32),
+} as const;
 const T_BULK = { id: tag(1, VARINT), peer: tag(2, LEN), count: tag(3, VARINT) } as const;
 
 // ---------------------------------------------------------------------------
@@ -667,6 +675,16 @@ export function writeMessage(w: ProtoWriter, m: WireMessage): void {
     case 'resync-request':
       lp = w.begin(tag(K.resyncRequest, LEN));
       writeNodeId(w, T_RESYNC.peer, m.peer, 'peer', true);
+      fixed32NonZero(w, T_RESYNC.epoch, m.epoch, 'epoch');
+      if (checkU32(m.request, 'request') !== 0) w.u32Field(T_RESYNC.request, m.request);
+      break;
+    case 'challenge':
+    case 'challenge-response':
+      lp = w.begin(tag(m.kind === 'challenge' ? K.challenge : K.challengeResponse, LEN));
+      writeNodeId(w, T_CHALLENGE.peer, m.peer, 'peer', false);
+      if (m.kind === 'challenge-response') fixed32NonZero(w, T_CHALLENGE.epoch, m.epoch, 'epoch');
+      fixed32NonZero(w, T_CHALLENGE.nonceHi, m.nonceHi, 'nonceHi');
+      fixed32NonZero(w, T_CHALLENGE.nonceLo, m.nonceLo, 'nonceLo');
       break;
     case 'bulk-start':
     case 'bulk-end':
@@ -1593,12 +1611,36 @@ function rHelloAck(end: number): WireMessage {
 
 function rResync(end: number): WireMessage {
   let peer = '';
+  let epoch = 0;
+  let request = 0;
   while (P < end) {
     const t = rVarint(end);
     if (t === T_RESYNC.peer) peer = rNodeId(end, 'peer');
+    else if (t === T_RESYNC.epoch) epoch = rFixed32(end);
+    else if (t === T_RESYNC.request) request = rVarint(end);
     else skipField(t, end);
   }
-  return { kind: 'resync-request', peer };
+  return { kind: 'resync-request', peer, epoch, request };
+}
+
+function rChallenge(end: number, seq: number, response: boolean): WireMessage {
+  let peer = '';
+  let epoch = 0;
+  let nonceHi = 0;
+  let nonceLo = 0;
+  while (P < end) {
+    const t = rVarint(end);
+    if (t === T_CHALLENGE.peer) peer = rNodeId(end, 'peer');
+    else if (t === T_CHALLENGE.epoch) epoch = rFixed32(end);
+    else if (t === T_CHALLENGE.nonceHi) nonceHi = rFixed32(end);
+    else if (t === T_CHALLENGE.nonceLo) nonceLo = rFixed32(end);
+    else skipField(t, end);
+  }
+  const what = response ? 'challenge-response' : 'challenge';
+  peer = requireNodeId(peer, `${what}.peer`);
+  return response
+    ? { kind: 'challenge-response', seq, peer, epoch, nonceHi, nonceLo }
+    : { kind: 'challenge', peer, nonceHi, nonceLo };
 }
 
 function rBulk(end: number, seq: number, isEnd: boolean): WireMessage {
@@ -1684,6 +1726,12 @@ export function readMessage(end: number): WireMessage | undefined {
       break;
     case K.bulkStart:
       m = rBulk(kEnd, seq, false);
+      break;
+    case K.challenge:
+      m = rChallenge(kEnd, seq, false);
+      break;
+    case K.challengeResponse:
+      m = rChallenge(kEnd, seq, true);
       break;
     default:
       m = rBulk(kEnd, seq, true);

@@ -7,7 +7,12 @@ import type { EntryRecord } from '../../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { AuthKeys } from './auth.js';
 
-export const PROTOCOL_VERSION = 2;
+/**
+ * 3: challenge / challenge-response, and resync requests that name the
+ * peer's epoch and carry a request number (freshness, see
+ * src/sync/engine/freshness.ts). Version 2 nodes are not understood.
+ */
+export const PROTOCOL_VERSION = 3;
 
 export type WireMessage =
   /**
@@ -25,11 +30,23 @@ export type WireMessage =
   | { kind: 'ack' | 'nack'; peer: string; epoch: number; from: number; to: number }
   /** seq = the next sequence number the sender will use, so receivers detect tail loss. */
   | { kind: 'alive'; seq: number }
-  /** "I (re)started, here is my first seq." */
+  /** "I (re)started, here is my first seq." Receivers answer an epoch they have not verified with a challenge. */
   | { kind: 'hello'; seq: number }
   | { kind: 'hello-ack'; peer: string; epoch: number }
-  /** peer '' = every node. */
-  | { kind: 'resync-request'; peer: string }
+  /**
+   * Asks `peer`, in its epoch `epoch`, for its whole state. `request`
+   * increases with every request the sender makes in its epoch; a peer
+   * honours each number once. peer '' (version 2's "every node") is ignored.
+   */
+  | { kind: 'resync-request'; peer: string; epoch: number; request: number }
+  /** "Prove you are live": answer with this nonce, signed, in your current epoch. */
+  | { kind: 'challenge'; peer: string; nonceHi: number; nonceLo: number }
+  /**
+   * The answer to `peer`'s challenge, addressed to its epoch `epoch`;
+   * seq = the next sequence number the responder will use (the receiver
+   * starts tracking its stream there).
+   */
+  | { kind: 'challenge-response'; seq: number; peer: string; epoch: number; nonceHi: number; nonceLo: number }
   /** peer '' = all. */
   | { kind: 'bulk-start'; seq: number; bulkId: number; peer: string }
   | { kind: 'bulk-end'; seq: number; bulkId: number; peer: string; count: number };

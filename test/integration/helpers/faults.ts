@@ -192,7 +192,7 @@ export class JsonlChild {
   }
 }
 
-function spawnScript(ns: Netns, mode: 'relay' | 'probe', spec: unknown): JsonlChild {
+function spawnScript(ns: Netns, mode: 'relay' | 'probe' | 'recorder', spec: unknown): JsonlChild {
   const child = spawn('ip', ['netns', 'exec', ns.name, 'node', RELAY_SCRIPT, mode, JSON.stringify(spec)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -211,6 +211,8 @@ export interface RelaySpec {
   duplicatePct?: number;
   /** A held datagram goes anyway after this long without a next one. */
   holdMaxMs?: number;
+  /** Keep every datagram received, for relayReplay(). */
+  record?: boolean;
 }
 
 export interface RelayCounters {
@@ -228,6 +230,33 @@ export interface RelayCounters {
 export interface RelayStats {
   counters: RelayCounters;
   flows: Record<string, { received: number; forwarded: number; duplicated: number; heldBack: number }>;
+}
+
+/** Plays a recording relay's whole recording back `times` times, each datagram from the side that sent it. */
+export async function relayReplay(
+  relay: JsonlChild,
+  id: number,
+  times: number,
+  timeoutMs = 120_000,
+): Promise<{ sent: number; sendErrors: number; recorded: number }> {
+  const done = relay.waitEvent((e) => e.ev === 'replayed' && e.id === id, `replay #${id}`, timeoutMs, false);
+  relay.command({ op: 'replay', id, times });
+  return (await done) as unknown as { sent: number; sendErrors: number; recorded: number };
+}
+
+/** A host on the sync link that records what is sent to a multicast group and can replay it (relayReplay). */
+export async function startRecorder(
+  ns: Netns,
+  spec: { group: string; port: number; interfaceAddress: string },
+): Promise<JsonlChild> {
+  const rec = spawnScript(ns, 'recorder', spec);
+  try {
+    await rec.ready();
+  } catch (e) {
+    await rec.kill();
+    throw e;
+  }
+  return rec;
 }
 
 export async function startRelay(ns: Netns, spec: RelaySpec): Promise<JsonlChild> {

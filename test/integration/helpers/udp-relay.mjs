@@ -9,6 +9,16 @@
 //   of the same flow has gone out (or holdMaxMs passed), and delays each by
 //   0..delayMs[1] ms without reordering on its own: delays only ever grow
 //   along a flow, so reordering comes from the holds alone and is counted.
+//   With `record: true` it also keeps every datagram it received, with the
+//   flow it came on (at most MAX_RECORDED), and {"op":"replay","id":N,
+//   "times":T} plays the whole recording back T times, each datagram from
+//   the side that sent it to the node it was for (paced, 100 per ms at most),
+//   then reports {"ev":"replayed","id":N,"sent":S}: an attacker on the sync
+//   segment replaying what it captured.
+// recorder: joins a multicast group on the sync link, keeps every datagram
+//   sent to it (at most MAX_RECORDED) and, on {"op":"replay","id":N,
+//   "times":T}, sends them all to the group again T times from its own
+//   address (which a multicast receiver does not check).
 // probe: a plain UDP endpoint for checking the relay and the loss rules.
 //   It binds, optionally joins a multicast group, sends `count` numbered
 //   datagrams when told ({"op":"send"}, so that receivers can be started
@@ -21,6 +31,7 @@ import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 
 const MAGIC = 'CTPROBE1';
+const MAX_RECORDED = 500_000;
 
 function emit(ev) {
   process.stdout.write(`${JSON.stringify(ev)}\n`);
@@ -78,6 +89,8 @@ async function relay(spec) {
   };
   const flows = new Map();
   const sockets = [];
+  /** [from route index, to route index, bytes] in arrival order. */
+  const recording = [];
   for (const r of spec.routes) sockets.push(await bind(r.listen, port));
   const indexOfNode = new Map(spec.routes.map((r, i) => [r.forwardTo, i]));
 
@@ -158,6 +171,7 @@ async function relay(spec) {
         counters.unknownSource++;
         return;
       }
+      if (spec.record === true && recording.length < MAX_RECORDED) recording.push([k, j, Buffer.from(msg)]);
       const fl = flowOf(k, j);
       fl.counters.received++;
       stage(fl, msg);
@@ -176,8 +190,25 @@ async function relay(spec) {
     flows: Object.fromEntries([...flows.values()].map((fl) => [fl.key, { ...fl.counters }])),
   });
   emit({ ev: 'ready', listen: spec.routes.map((r) => r.listen), port });
+  async function replay(id, times) {
+    let sent = 0;
+    let sendErrors = 0;
+    const frames = recording.slice();
+    for (let t = 0; t < times; t++) {
+      for (let i = 0; i < frames.length; i++) {
+        const [k, j, msg] = frames[i];
+        sockets[k].send(msg, port, spec.routes[j].forwardTo, (err) => {
+          if (err) sendErrors++;
+        });
+        sent++;
+        if (sent % 100 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    emit({ ev: 'replayed', id, sent, sendErrors, recorded: frames.length });
+  }
   onCommands((cmd) => {
-    if (cmd.op === 'stats') emit(stats(cmd.id));
+    if (cmd.op === 'stats') emit({ ...stats(cmd.id), recorded: recording.length });
+    if (cmd.op === 'replay') void replay(cmd.id, cmd.times ?? 1);
   });
 }
 
@@ -247,11 +278,45 @@ async function probe(spec) {
   });
 }
 
+/** @param {{ group: string, port: number, interfaceAddress: string }} spec */
+async function recorder(spec) {
+  const s = await bind(spec.group, spec.port, { reuseAddr: true });
+  s.addMembership(spec.group, spec.interfaceAddress);
+  s.setMulticastInterface(spec.interfaceAddress);
+  s.setMulticastTTL(1);
+  s.setMulticastLoopback(false);
+  const recording = [];
+  s.on('message', (msg, rinfo) => {
+    if (rinfo.address === spec.interfaceAddress) return;
+    if (recording.length < MAX_RECORDED) recording.push(Buffer.from(msg));
+  });
+  async function replay(id, times) {
+    let sent = 0;
+    let sendErrors = 0;
+    const frames = recording.slice();
+    for (let t = 0; t < times; t++) {
+      for (const msg of frames) {
+        s.send(msg, spec.port, spec.group, (err) => {
+          if (err) sendErrors++;
+        });
+        sent++;
+        if (sent % 100 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    emit({ ev: 'replayed', id, sent, sendErrors, recorded: frames.length });
+  }
+  emit({ ev: 'ready', group: spec.group, port: spec.port });
+  onCommands((cmd) => {
+    if (cmd.op === 'stats') emit({ ev: 'stats', id: cmd.id, recorded: recording.length });
+    if (cmd.op === 'replay') void replay(cmd.id, cmd.times ?? 1);
+  });
+}
+
 const [mode, json] = process.argv.slice(2);
 const spec = JSON.parse(json ?? '{}');
-const main = mode === 'relay' ? relay : mode === 'probe' ? probe : undefined;
+const main = mode === 'relay' ? relay : mode === 'probe' ? probe : mode === 'recorder' ? recorder : undefined;
 if (!main) {
-  process.stderr.write('usage: udp-relay.mjs relay|probe JSON\n');
+  process.stderr.write('usage: udp-relay.mjs relay|probe|recorder JSON\n');
   process.exit(2);
 }
 main(spec).catch((err) => {
