@@ -36,6 +36,7 @@ import type { AuthKeys } from '../wire/auth.js';
 import { decodeDatagram } from '../wire/datagram-decoder.js';
 import { DatagramEncoder } from '../wire/datagram-encoder.js';
 import type { WireMessage } from '../wire/types.js';
+import { Admission, type AdmissionConfig, type AdmissionStats, DEFAULT_ADMISSION } from './admission.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { type ReliabilityConfig, RETIRED_EPOCHS } from './reliability.js';
 import {
@@ -86,6 +87,8 @@ export interface SyncNodeDeps {
   schedule?: (fn: () => void) => void;
   log: Logger;
   timers: ReliabilityConfig;
+  /** Which node ids are tracked (cluster.nodes, maxNodes, pruneAfterMs); DEFAULT_ADMISSION when absent. */
+  admission?: AdmissionConfig;
   /**
    * Whether the local table is complete (the daemon's initial kernel dump is
    * done). Bulks that peers asked for wait until it is; explicit bulkSend()
@@ -161,6 +164,8 @@ export interface SyncStats {
   sender: SenderCounters & { queueLength: number };
   resendQueue: { length: number; capacity: number; front: number };
   peers: SyncPeerStats[];
+  /** cluster.nodes / maxNodes and what admission refused and pruned. */
+  admission: AdmissionStats;
 }
 
 function forUs(peer: string, self: string): boolean {
@@ -170,6 +175,7 @@ function forUs(peer: string, self: string): boolean {
 export class SyncNode {
   readonly counters: SyncCounters;
   readonly peers: PeerTable;
+  readonly admission: Admission;
   private readonly sender: SyncSender;
   private readonly tx: Transmitter;
   /** The receiver of each peer's current epoch. */
@@ -233,6 +239,7 @@ export class SyncNode {
       auth: deps.auth,
     };
     this.ctl = new DatagramEncoder(encoderOpts);
+    this.admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.nodeId, deps.log);
     this.peers = new PeerTable({
       now: deps.now,
       deadAfterMs: this.cfg.peerTimeoutMs,
@@ -375,6 +382,8 @@ export class SyncNode {
       c.ownDatagrams++;
       return { ok: false };
     }
+    // Before anything is kept for the id: see admission.ts.
+    if (this.admission.check(node, this.peers) !== 'admitted') return { ok: false };
     if (this.retired.get(node)?.includes(epoch)) {
       c.staleEpochDatagrams++;
       return { ok: true };
@@ -409,6 +418,7 @@ export class SyncNode {
     if (!this.started || this.closed) return;
     const now = this.now();
     this.peers.sweep();
+    this.prune(now);
     if (!this.firstSync && !this.heardAny && now - this.startedAt >= this.cfg.startupSyncWaitMs) {
       this.markFirstSyncDone('no peer answered');
     }
@@ -476,7 +486,30 @@ export class SyncNode {
       sender: { ...this.sender.counters, queueLength: this.sender.length },
       resendQueue: { length: q?.length ?? 0, capacity: q?.capacity ?? 0, front: this.tx.front() },
       peers,
+      admission: this.admission.stats(this.peers.size),
     };
+  }
+
+  /**
+   * The peers each one's share of the external cache is counted against
+   * (cluster.nodes when listed, else the peers tracked now); at least 1.
+   */
+  get shareDivisor(): number {
+    return this.admission.shareDivisor(this.peers.size);
+  }
+
+  /** Frees what peers down for longer than pruneAfterMs hold (see admission.ts). */
+  private prune(now: number): void {
+    const ids = this.admission.prunable(this.peers.infos(), now, this.cfg.peerTimeoutMs);
+    for (const id of ids) {
+      let freed = this.rx.delete(id);
+      freed = this.retired.delete(id) || freed;
+      freed = this.tx.forget(id) || freed;
+      if (!this.admission.isListed(id)) freed = this.peers.forget(id) || freed;
+      if (!freed) continue;
+      this.admission.counters.pruned++;
+      this.log.info('peer pruned: down too long, its sync state freed', { peer: id });
+    }
   }
 
   /** Handles one message; returns true for an ack that made progress. */
