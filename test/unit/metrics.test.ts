@@ -185,7 +185,7 @@ function fakeSnapshot(): StatsSnapshot {
       sender: { queued: next(), merged: next(), messagesSent: next(), datagramsSent: next(), vanished: next(), unencodable: next(), queueLength: next() },
       resendQueue: { length: next(), capacity: 131072 },
       peerCounters: { ups: next(), downs: next(), restarts: next() },
-      admission: { nodes: ['fw1', 'fw2', 'fw3'], maxNodes: 16, tracked: 2, counters: { unknownNode: next(), nodeLimit: next(), pruned: next() } },
+      admission: { nodes: ['fw1', 'fw2', 'fw3'], maxNodes: 16, tracked: 2, receivers: 1, counters: { unknownNode: next(), nodeLimit: next(), pruned: next() } },
       channels: [
         {
           name: 'mcast0',

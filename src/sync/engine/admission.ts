@@ -45,6 +45,8 @@ export interface AdmissionStats {
   maxNodes: number;
   /** Peers tracked now. */
   tracked: number;
+  /** Receivers (per-peer receive windows) held now; at most tracked. */
+  receivers: number;
   counters: AdmissionCounters;
 }
 
@@ -135,11 +137,12 @@ export class Admission {
     return out;
   }
 
-  stats(tracked: number): AdmissionStats {
+  stats(tracked: number, receivers: number): AdmissionStats {
     return {
       nodes: this.cfg.nodes === undefined ? null : [...this.cfg.nodes],
       maxNodes: this.cfg.maxNodes,
       tracked,
+      receivers,
       counters: { ...this.counters },
     };
   }

@@ -486,7 +486,7 @@ export class SyncNode {
       sender: { ...this.sender.counters, queueLength: this.sender.length },
       resendQueue: { length: q?.length ?? 0, capacity: q?.capacity ?? 0, front: this.tx.front() },
       peers,
-      admission: this.admission.stats(this.peers.size),
+      admission: this.admission.stats(this.peers.size, this.rx.size),
     };
   }
 

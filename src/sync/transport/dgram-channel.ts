@@ -69,6 +69,11 @@ export abstract class DgramChannel implements SyncChannel {
     this.sendErrorListeners.push(cb);
   }
 
+  /** The local port the socket is bound to (port 0 picks one); undefined while closed. */
+  get boundPort(): number | undefined {
+    return this.socket?.address().port;
+  }
+
   isLinkUp(): boolean {
     return linkUp(this.interfaceName);
   }

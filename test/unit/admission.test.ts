@@ -1,0 +1,188 @@
+// Admission (src/sync/engine/admission.ts) on its own and inside a SyncNode:
+// refused node ids cost nothing (no peer entry, no receiver, no label), the
+// maxNodes bound holds under a flood of forged ids, and peers down for long
+// are pruned. Counts of peers and receivers are the measure, not time.
+import dgram from 'node:dgram';
+import { describe, expect, it } from 'vitest';
+import { ExternalCache } from '../../src/cache/external-cache.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { silentLogger } from '../../src/log.js';
+import { Admission, type AdmissionConfig } from '../../src/sync/engine/admission.js';
+import { SyncNode } from '../../src/sync/engine/sync-node.js';
+import { UdpChannel } from '../../src/sync/transport/udp-channel.js';
+import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
+import type { WireMessage } from '../../src/sync/wire/types.js';
+import { CLUSTER, typicalTcpEntry } from './wire-helpers.js';
+
+const SELF = 'fw1';
+const TIMERS = DEFAULTS.sync.reliability;
+
+function datagram(node: string, epoch: number, messages: WireMessage[]): Buffer {
+  const enc = new DatagramEncoder({ cluster: CLUSTER, node, epoch, mtu: 1472 });
+  for (const m of messages) if (!enc.add(m)) throw new Error('does not fit');
+  return enc.flush()!;
+}
+
+function node(admission: AdmissionConfig | undefined, mode: 'ftfw' | 'notrack' = 'ftfw') {
+  const clock = { now: 1_000_000 };
+  const external = new ExternalCache({ limit: 1000, now: () => clock.now });
+  const sync = new SyncNode({
+    nodeId: SELF,
+    cluster: CLUSTER,
+    epoch: 77,
+    mtu: 1472,
+    mode,
+    external,
+    lookup: () => undefined,
+    localKeys: () => [],
+    send: () => {},
+    now: () => clock.now,
+    schedule: () => {},
+    log: silentLogger,
+    timers: TIMERS,
+    admission,
+  });
+  sync.start();
+  return { sync, external, clock };
+}
+
+const alive = (seq = 1): WireMessage => ({ kind: 'alive', seq });
+
+describe('Admission', () => {
+  const peers = (ids: string[]) => ({ has: (id: string) => ids.includes(id), size: ids.length });
+  it.each([
+    { name: 'any id while room is left', cfg: { maxNodes: 2 }, tracked: ['a'], id: 'b', verdict: 'admitted' },
+    { name: 'a tracked id at the limit', cfg: { maxNodes: 2 }, tracked: ['a', 'b'], id: 'a', verdict: 'admitted' },
+    { name: 'a new id at the limit', cfg: { maxNodes: 2 }, tracked: ['a', 'b'], id: 'c', verdict: 'node-limit' },
+    { name: 'a listed id', cfg: { nodes: ['fw1', 'fw2'], maxNodes: 2 }, tracked: [], id: 'fw2', verdict: 'admitted' },
+    { name: 'an unlisted id', cfg: { nodes: ['fw1', 'fw2'], maxNodes: 2 }, tracked: [], id: 'fw3', verdict: 'unknown-node' },
+    { name: 'an unlisted id, limit reached too', cfg: { nodes: ['fw2'], maxNodes: 1 }, tracked: ['fw2'], id: 'x', verdict: 'unknown-node' },
+  ] as const)('$name: $verdict', ({ cfg, tracked, id, verdict }) => {
+    const a = new Admission({ ...cfg, pruneAfterMs: 1000 }, SELF);
+    expect(a.check(id, peers([...tracked]))).toBe(verdict);
+    expect(a.counters).toEqual({
+      unknownNode: verdict === 'unknown-node' ? 1 : 0,
+      nodeLimit: verdict === 'node-limit' ? 1 : 0,
+      pruned: 0,
+    });
+  });
+
+  it.each([
+    { name: 'listed, self included', nodes: ['fw1', 'fw2', 'fw3'], tracked: 1, divisor: 2 },
+    { name: 'listed, self not included', nodes: ['fw2', 'fw3', 'fw4'], tracked: 0, divisor: 3 },
+    { name: 'unlisted, none tracked yet', nodes: undefined, tracked: 0, divisor: 1 },
+    { name: 'unlisted, three tracked', nodes: undefined, tracked: 3, divisor: 3 },
+  ])('share divisor $name: $divisor', ({ nodes, tracked, divisor }) => {
+    expect(new Admission({ nodes, maxNodes: 16, pruneAfterMs: 1000 }, SELF).shareDivisor(tracked)).toBe(divisor);
+  });
+
+  it('prunes peers silent for peerTimeoutMs + pruneAfterMs, never an up one', () => {
+    const a = new Admission({ maxNodes: 4, pruneAfterMs: 10_000 }, SELF);
+    const list = [
+      { id: 'gone', state: 'down', lastSeenMs: 0 },
+      { id: 'recent', state: 'down', lastSeenMs: 200 },
+      { id: 'up', state: 'up', lastSeenMs: 0 },
+    ];
+    // 13 500 ms = 3 500 (peer timeout) + 10 000: not yet beyond.
+    expect(a.prunable(list, 13_500, 3500)).toEqual([]);
+    expect(a.prunable(list, 13_501, 3500)).toEqual(['gone']);
+    expect(a.prunable(list, 13_701, 3500)).toEqual(['gone', 'recent']);
+  });
+});
+
+describe('SyncNode admission', () => {
+  it('an unknown id (cluster.nodes) allocates nothing: no peer, no receiver, no entry, no stats line', () => {
+    const { sync, external } = node({ nodes: ['fw1', 'fw2'], maxNodes: 16, pruneAfterMs: 60_000 });
+    const entry: WireMessage = { kind: 'ct-new', seq: 1, entry: typicalTcpEntry(1) };
+    expect(sync.receive(datagram('intruder', 5, [{ kind: 'hello', seq: 1 }, entry])).ok).toBe(false);
+    const st = sync.stats();
+    expect(st.peers).toEqual([]);
+    expect(st.admission).toMatchObject({ tracked: 0, receivers: 0, counters: { unknownNode: 1, nodeLimit: 0 } });
+    expect(external.size).toBe(0);
+    expect(external.origins().size).toBe(0);
+    expect(st.counters.messagesReceived).toBe(0);
+    // The listed peer is taken as before.
+    expect(sync.receive(datagram('fw2', 5, [alive()])).ok).toBe(true);
+    expect(sync.stats().peers.map((p) => p.id)).toEqual(['fw2']);
+    expect(sync.stats().admission).toMatchObject({ tracked: 1, receivers: 1 });
+  });
+
+  it.each(['ftfw', 'notrack'] as const)('%s: 20,000 forged ids leave at most maxNodes peers and receivers', (mode) => {
+    const max = 16;
+    const { sync } = node({ maxNodes: max, pruneAfterMs: 60_000 }, mode);
+    const real = datagram('fw2', 9, [alive()]);
+    expect(sync.receive(real).ok).toBe(true);
+    const N = 20_000;
+    let admitted = 0;
+    for (let i = 0; i < N; i++) if (sync.receive(datagram(`forged-${i}`, i + 1, [alive()])).ok) admitted++;
+    const st = sync.stats();
+    expect(admitted).toBe(max - 1);
+    expect(st.peers).toHaveLength(max);
+    expect(st.admission.tracked).toBe(max);
+    expect(st.admission.receivers).toBe(max);
+    expect(st.admission.counters.nodeLimit).toBe(N - (max - 1));
+    // The real peer, admitted first, is still heard.
+    expect(sync.receive(real).ok).toBe(true);
+    expect(st.peers.find((p) => p.id === 'fw2')?.state).toBe('up');
+  });
+
+  it('prunes a peer down for pruneAfterMs: an unlisted one is forgotten and its slot reused', () => {
+    const { sync, clock } = node({ maxNodes: 1, pruneAfterMs: 5000 });
+    expect(sync.receive(datagram('a', 1, [alive()])).ok).toBe(true);
+    expect(sync.receive(datagram('b', 1, [alive()])).ok).toBe(false);
+    clock.now += TIMERS.peerTimeoutMs + 1;
+    sync.tick();
+    expect(sync.stats().peers[0]?.state).toBe('down');
+    expect(sync.stats().admission.counters.pruned).toBe(0);
+    clock.now += 5000;
+    sync.tick();
+    const st = sync.stats();
+    expect(st.peers).toEqual([]);
+    expect(st.admission).toMatchObject({ tracked: 0, receivers: 0, counters: { pruned: 1, nodeLimit: 1 } });
+    expect(sync.receive(datagram('b', 1, [alive()])).ok).toBe(true);
+    expect(sync.stats().peers.map((p) => p.id)).toEqual(['b']);
+  });
+
+  it('a listed peer is pruned of its receiver but stays listed as down, and comes back', () => {
+    const { sync, clock } = node({ nodes: ['fw2'], maxNodes: 1, pruneAfterMs: 5000 });
+    expect(sync.receive(datagram('fw2', 1, [alive()])).ok).toBe(true);
+    clock.now += TIMERS.peerTimeoutMs + 5001;
+    sync.tick();
+    sync.tick();
+    let st = sync.stats();
+    expect(st.peers.map((p) => [p.id, p.state, p.rx, p.tx])).toEqual([['fw2', 'down', null, null]]);
+    // Pruned once, not at every tick.
+    expect(st.admission).toMatchObject({ tracked: 1, receivers: 0, counters: { pruned: 1 } });
+    expect(sync.receive(datagram('fw2', 1, [alive()])).ok).toBe(true);
+    st = sync.stats();
+    expect(st.peers[0]?.state).toBe('up');
+    expect(st.admission.receivers).toBe(1);
+  });
+});
+
+describe('UdpChannel takes datagrams from its peers only', () => {
+  it('drops and counts a datagram from an address that is none of sync.udp.peers', async () => {
+    // Loopback answers all of 127/8: three local addresses, port 0 for ours.
+    const ch = new UdpChannel({ bind: '127.0.0.1', port: 0, peers: ['127.0.0.2'], interface: 'lo' });
+    const got: string[] = [];
+    ch.onDatagram((buf, from) => got.push(`${from.address}:${buf.toString()}`));
+    await ch.start();
+    const port = ch.boundPort!;
+    const send = async (from: string, text: string) => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((res) => s.bind(0, from, () => res()));
+      await new Promise<void>((res, rej) => s.send(text, port, '127.0.0.1', (e) => (e ? rej(e) : res())));
+      s.close();
+    };
+    try {
+      await send('127.0.0.3', 'forged');
+      await send('127.0.0.2', 'peer');
+      // The peer's datagram was sent last: once it is in, the other has been judged.
+      for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toEqual(['127.0.0.2:peer']);
+      expect(ch.counters).toMatchObject({ datagramsReceived: 1, droppedNotPeer: 1 });
+    } finally {
+      await ch.close();
+    }
+  });
+});
