@@ -77,7 +77,7 @@ describe.each(WAYS)('peer entries as %s', (way) => {
     { name: 'a sync-link address, always ignored', rules: {}, local: ['10.99.250.1'], e: flow(1), reason: 'address' },
     { name: 'passes', rules: { protocols: { accept: ['tcp'] } }, e: flow(1), reason: undefined },
   ] as const)('the local filter: $name', ({ rules, e, reason, ...rest }) => {
-    const local = 'local' in rest ? [...rest.local] : [];
+    const local: string[] = 'local' in rest && rest.local !== undefined ? [...rest.local] : [];
     const { cache, check } = cacheWith(rules as Partial<FilterRules>, local);
     const r = apply(cache, way, e);
     expect(r).toBe(reason === undefined ? 'created' : 'filtered');
