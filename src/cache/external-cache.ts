@@ -727,7 +727,10 @@ export class ExternalCache implements ReplicaSink {
 
   private uncount(origin: string): void {
     const st = this.states.get(origin);
-    if (st !== undefined) st.entries--;
+    if (st === undefined) return;
+    // An origin holding nothing and sending no bulk is forgotten: origins come and go (pruned
+    // peers, forged ids on a link without keys), and records and tombstones hold their Source themselves.
+    if (--st.entries === 0 && st.bulk === 0) this.states.delete(origin);
   }
 
   private removeSlotsWhere(pred: (slot: number) => boolean): number {

@@ -186,3 +186,79 @@ describe('UdpChannel takes datagrams from its peers only', () => {
     }
   });
 });
+
+describe('pruning and coming back', () => {
+  it.each([
+    { name: 'unlisted', nodes: undefined },
+    { name: 'listed', nodes: ['a', 'b'] },
+  ])('$name: two nodes partitioned past pruneAfterMs converge again once healed', ({ nodes }) => {
+    const clock = { now: 1_000_000 };
+    let linked = true;
+    const later: Array<() => void> = [];
+    const make = (id: string, peer: () => SyncNode) => {
+      const table = new Map<number, ReturnType<typeof typicalTcpEntry>>();
+      const external = new ExternalCache({ limit: 10_000, now: () => clock.now });
+      const sync: SyncNode = new SyncNode({
+        nodeId: id,
+        cluster: CLUSTER,
+        epoch: id === 'a' ? 11 : 22,
+        mtu: 1472,
+        mode: 'ftfw',
+        external,
+        lookup: (k) => table.get(Number(k)),
+        localKeys: () => table.keys(),
+        send: (buf) => {
+          if (linked) later.push(() => peer().receive(buf));
+        },
+        now: () => clock.now,
+        schedule: (fn) => later.push(fn),
+        log: silentLogger,
+        timers: TIMERS,
+        admission: { nodes, maxNodes: 4, pruneAfterMs: 5000 },
+      });
+      return { sync, table, external };
+    };
+    const a = make('a', () => b.sync);
+    const b = make('b', () => a.sync);
+    /** Runs queued deliveries and ticks for `ms` of simulated time, 20 ms per step (bounded). */
+    const run = (ms: number) => {
+      for (let t = 0; t < ms; t += 20) {
+        clock.now += 20;
+        for (let i = 0; i < 10_000 && later.length > 0; i++) later.shift()!();
+        a.sync.tick();
+        b.sync.tick();
+      }
+      for (let i = 0; i < 10_000 && later.length > 0; i++) later.shift()!();
+    };
+    for (let i = 0; i < 100; i++) {
+      b.table.set(i, typicalTcpEntry(i));
+    }
+    a.sync.start();
+    b.sync.start();
+    for (let i = 0; i < 100; i++) b.sync.localChange(i, 'new');
+    run(2000);
+    expect(a.external.size).toBe(100);
+
+    linked = false;
+    later.length = 0;
+    run(TIMERS.peerTimeoutMs + 5000 + 500);
+    expect(a.sync.stats().admission.counters.pruned).toBe(1);
+    expect(a.sync.stats().admission.receivers).toBe(0);
+    // While apart, b's table changes: 50 more, 10 gone.
+    for (let i = 100; i < 150; i++) {
+      b.table.set(i, typicalTcpEntry(i));
+      b.sync.localChange(i, 'new');
+    }
+    for (let i = 0; i < 10; i++) {
+      const gone = b.table.get(i)!;
+      b.table.delete(i);
+      b.sync.localChange(i, 'delete', gone);
+    }
+    run(200);
+    linked = true;
+    run(5000);
+    expect(a.sync.stats().peers.map((p) => [p.id, p.state])).toEqual([['b', 'up']]);
+    expect(a.external.size).toBe(140);
+    for (const e of b.table.values()) expect(a.external.has(e)).toBe(true);
+  });
+});
