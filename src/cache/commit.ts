@@ -13,7 +13,7 @@ import { errnoLabel } from '../kernel/conntrack-link.js';
 import type { BatchOptions, BatchResult, BatchSource, KernelOp } from '../kernel/conntrack-link.js';
 import { IPPROTO, IPS } from '../kernel/constants.js';
 import type { RequestForm } from '../kernel/ct-codec.js';
-import { type EntryRecord, F_TIMEOUT, F_WHOLE, W_FLAGS, W_TIMEOUT } from '../kernel/ct-record.js';
+import type { EntryRecord } from '../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
 import {
   type ExternalCache,
@@ -22,7 +22,7 @@ import {
   KERNEL_NONE,
   SlotRecord,
 } from './external-cache.js';
-import { commitTimeout } from './peer-validate.js';
+import { agedForCommit } from './peer-validate.js';
 
 /** What commit needs of ConntrackLink. */
 export interface CommitLink {
@@ -153,7 +153,8 @@ export async function commitExternal(
     const slot = record instanceof SlotRecord ? record : undefined;
     const p = (slot !== undefined ? slot.related : record.entry.master !== undefined) ? related : masters;
     p.records.push(record);
-    p.entries.push(aged(slot !== undefined ? slot.record : record.entry, started - record.updatedAt));
+    // Its timeout less its age (the SlotRecord's record is a copy made for this commit: aged in place).
+    p.entries.push(agedForCommit(slot !== undefined ? slot.record : record.entry, started - record.updatedAt));
     p.seqs.push(record.seq);
   }
   const counts = emptyCounts();
@@ -162,25 +163,6 @@ export async function commitExternal(
   await commitPhase(cache, link, related, counts, batchOpts);
   const expectations = await commitExpectations(cache, link, opts.origin);
   return { peers: [...peers].sort(), ...counts, expectations, durationMs: now() - started };
-}
-
-/**
- * The entry as commit writes it: its timeout less the time since it was
- * received (commitTimeout, peer-validate.ts). A SlotRecord's record is the
- * cache's copy made for this commit, so its words are changed in place; an
- * entry object (or one kept whole in a record's extras, which the cache
- * still holds) is copied.
- */
-function aged(e: ConntrackEntry | EntryRecord, ageMs: number): ConntrackEntry | EntryRecord {
-  if (!('w' in e)) return e.timeout === undefined ? e : { ...e, timeout: commitTimeout(e.timeout, ageMs) };
-  const f = e.w[e.at + W_FLAGS]!;
-  if ((f & F_TIMEOUT) === 0) return e;
-  if (f & F_WHOLE) {
-    const whole = e.entry();
-    return whole.timeout === undefined ? whole : { ...whole, timeout: commitTimeout(whole.timeout, ageMs) };
-  }
-  e.w[e.at + W_TIMEOUT] = commitTimeout(e.w[e.at + W_TIMEOUT]! >>> 0, ageMs);
-  return e;
 }
 
 const opOf = (op: KernelOp) => () => op;

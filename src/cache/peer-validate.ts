@@ -19,6 +19,7 @@
 import { IPPROTO, IPS } from '../kernel/constants.js';
 import {
   copyRecordWords,
+  EntryRecord,
   F_STATUS,
   F_TIMEOUT,
   F_WHOLE,
@@ -94,6 +95,37 @@ export const COMMIT_TIMEOUT_FLOOR = 30;
 export function commitTimeout(timeout: number, ageMs: number): number {
   const left = timeout - Math.floor(Math.max(0, ageMs) / 1000);
   return Math.max(left, Math.min(timeout, COMMIT_TIMEOUT_FLOOR));
+}
+
+/**
+ * The entry commit writes: `e` with its timeout less `ageMs`, the time since
+ * the cache received it (commitTimeout). An entry object, or one a record
+ * keeps whole in its extras (which the cache still holds), is copied. A
+ * record's words are copied into `scratch` when one is given (a view into
+ * the cache must not change; the result is then valid until the next call
+ * with that scratch), else changed in place: pass a record that is the
+ * caller's own copy.
+ */
+export function agedForCommit(
+  e: ConntrackEntry | EntryRecord,
+  ageMs: number,
+  scratch?: EntryRecord,
+): ConntrackEntry | EntryRecord {
+  if (!(e instanceof EntryRecord)) return e.timeout === undefined ? e : { ...e, timeout: commitTimeout(e.timeout, ageMs) };
+  const f = e.w[e.at + W_FLAGS]!;
+  if ((f & F_TIMEOUT) === 0) return e;
+  if (f & F_WHOLE) {
+    const whole = e.entry();
+    return whole.timeout === undefined ? whole : { ...whole, timeout: commitTimeout(whole.timeout, ageMs) };
+  }
+  let r = e;
+  if (scratch !== undefined) {
+    copyRecordWords(e.w, e.at, scratch.w, scratch.at);
+    scratch.x = e.x;
+    r = scratch;
+  }
+  r.w[r.at + W_TIMEOUT] = commitTimeout(e.w[e.at + W_TIMEOUT]! >>> 0, ageMs);
+  return r;
 }
 
 export interface PeerEntryCounters {

@@ -7,6 +7,7 @@ import { commitExternal } from '../../src/cache/commit.js';
 import { ExternalCache } from '../../src/cache/external-cache.js';
 import { compileFilter, type FilterRules } from '../../src/cache/filter.js';
 import {
+  agedForCommit,
   COMMIT_TIMEOUT_FLOOR,
   commitTimeout,
   KERNEL_MAX_TIMEOUT,
@@ -16,7 +17,7 @@ import {
 } from '../../src/cache/peer-validate.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
-import { EntryRecord } from '../../src/kernel/ct-record.js';
+import { EntryRecord, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
@@ -180,6 +181,35 @@ describe('timeout tables', () => {
     { timeout: 300, ageMs: -5000, want: 300 },
   ])('commitTimeout($timeout s, $ageMs ms) = $want', ({ timeout, ageMs, want }) => {
     expect(commitTimeout(timeout, ageMs)).toBe(want);
+  });
+});
+
+describe('agedForCommit', () => {
+  const asRecord = (e: ConntrackEntry): EntryRecord => {
+    const r = recordBuf(1);
+    const x = writeEntryRecord(e, r, 0);
+    if (x === false) throw new Error('not keyable');
+    return new EntryRecord(r.w, r.b, 0, x);
+  };
+  it('with a scratch record: the view it was given is left as it was', () => {
+    const view = asRecord(flow(1, { timeout: 1000 }));
+    const scratch = asRecord(flow(2));
+    const out = agedForCommit(view, 600_000, scratch);
+    expect(out).toBe(scratch);
+    expect((out as EntryRecord).entry()).toEqual({ ...flow(1), timeout: 400 });
+    expect(view.entry().timeout).toBe(1000);
+  });
+  it('without one: the caller’s own copy is aged in place', () => {
+    const own = asRecord(flow(1, { timeout: 1000 }));
+    expect(agedForCommit(own, 100_000)).toBe(own);
+    expect(own.entry().timeout).toBe(900);
+  });
+  it('objects are copied, an entry without a timeout is left alone', () => {
+    const e = flow(1, { timeout: 100 });
+    expect(agedForCommit(e, 200_000)).toEqual({ ...e, timeout: COMMIT_TIMEOUT_FLOOR });
+    expect(e.timeout).toBe(100);
+    const { timeout: _t, ...bare } = flow(1);
+    expect(agedForCommit(bare, 200_000)).toBe(bare);
   });
 });
 
