@@ -13,6 +13,7 @@ import { compileFilter, type EntryFilter, kernelEventRules, stripAttributes } fr
 import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
 import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
+import { PeerEntryCheck } from './cache/peer-validate.js';
 import type { Config } from './config/index.js';
 import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
@@ -116,6 +117,10 @@ export class Daemon {
     this.external = new ExternalCache({
       limit: config.cache.externalLimit,
       now: this.now,
+      // Peers' entries pass the same filter as this node's own (peer-validate.ts).
+      peerCheck: new PeerEntryCheck(this.filter),
+      // Each admitted peer's share of the limit (see Admission.shareDivisor).
+      shareDivisor: () => this.sync?.shareDivisor ?? 1,
       onChange: config.failover.inject ? (...a) => this.injector?.onChange(...a) : undefined,
     });
     if (config.failover.inject) {
@@ -282,6 +287,7 @@ export class Daemon {
       now: this.now,
       log: this.log,
       timers: cfg.sync.reliability,
+      admission: cfg.cluster,
       // Peers asking for our state get it once our table is complete.
       localReady: () => this.dumpDone,
     });

@@ -13,9 +13,10 @@ import { BATCH_SKIPPED, errnoLabel } from '../kernel/conntrack-link.js';
 import type { BatchOptions, BatchResult, BatchSource, KernelOp } from '../kernel/conntrack-link.js';
 import { IPPROTO, IPS } from '../kernel/constants.js';
 import type { RequestForm } from '../kernel/ct-codec.js';
-import type { EntryRecord } from '../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
+import { EntryRecord, recordBuf } from '../kernel/ct-record.js';
 import { type CommitOrder, type ExternalCache, KERNEL_CURRENT, KERNEL_NONE } from './external-cache.js';
+import { agedForCommit } from './peer-validate.js';
 
 /** What commit needs of ConntrackLink. */
 export interface CommitLink {
@@ -122,8 +123,8 @@ export async function commitExternal(
   const counts = emptyCounts();
   const batchOpts: BatchOptions = { betweenChunks: opts.betweenChunks, form: COMMIT_FORM };
   if (order !== undefined) {
-    await commitPhase(cache, link, order, 0, order.masters, counts, batchOpts);
-    await commitPhase(cache, link, order, order.masters, order.slots.length, counts, batchOpts);
+    await commitPhase(cache, link, order, 0, order.masters, counts, batchOpts, started);
+    await commitPhase(cache, link, order, order.masters, order.slots.length, counts, batchOpts, started);
   }
   const expectations =
     opts.kind === 'ct' ? emptyCounts() : await commitExpectations(cache, link, opts.origin, peers);
@@ -141,6 +142,7 @@ async function commitPhase(
   to: number,
   c: CommitCounts,
   batchOpts: BatchOptions,
+  started: number,
 ): Promise<void> {
   const n = to - from;
   if (n === 0) return;
@@ -148,11 +150,16 @@ async function commitPhase(
   const gens = order.gens.subarray(from, to);
   // Each record's seq when it was last encoded: the version the kernel got.
   const seqs = new Int32Array(n);
-  const recordOf = (i: number): EntryRecord | null => {
+  // Where a record's words go with its timeout less its age (peer-validate.ts):
+  // the view into the cache must not change.
+  const scratch = recordBuf(1);
+  const aged = new EntryRecord(scratch.w, scratch.b, 0, undefined);
+  const recordOf = (i: number): ConntrackEntry | EntryRecord | null => {
     const s = slots[i]!;
     const r = cache.currentRecord(s, gens[i]!);
-    if (r !== null) seqs[i] = cache.slotSeq(s);
-    return r;
+    if (r === null) return null;
+    seqs[i] = cache.slotSeq(s);
+    return agedForCommit(r, started - cache.slotUpdatedAt(s), aged);
   };
   const created = await link.batchOf({ length: n, op: opOf('create'), entry: recordOf }, batchOpts);
   const update: number[] = [];
@@ -188,7 +195,7 @@ async function commitPhase(
     // Delete and create side by side: the kernel runs a sendmsg's messages in
     // order, so each entry is gone for the shortest possible time. Both
     // messages of a pair are encoded from one read of the record.
-    let pairOf: EntryRecord | null = null;
+    let pairOf: ConntrackEntry | EntryRecord | null = null;
     const r = await link.batchOf(
       {
         length: 2 * replace.length,

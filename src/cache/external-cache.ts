@@ -47,10 +47,11 @@ import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../k
 import type { ReplicaSink } from '../sync/engine/replica-sink.js';
 import { seqAfter, seqBefore } from '../sync/engine/seq.js';
 import { EntryCompactor, recordCarriesNothingNew, refreshTimeout } from './compact.js';
+import { newPeerEntryCounters, PEER_FIXED, PEER_REJECT, type PeerEntryCheck, type PeerEntryCounters } from './peer-validate.js';
 import { RecordTable } from './record-table.js';
 
 export type RemoteKind = 'new' | 'update' | 'delete';
-export type RemoteResult = 'created' | 'updated' | 'deleted' | 'missing' | 'stale' | 'refused';
+export type RemoteResult = 'created' | 'updated' | 'deleted' | 'missing' | 'stale' | 'refused' | 'filtered';
 
 /**
  * A cached remote entry, as the cache hands it out. Its numbers are live
@@ -113,6 +114,18 @@ export interface ExternalCacheOptions {
   onChange?: (key: string, change: ExternalChange, record: ExternalRecord | undefined, entry: ConntrackEntry) => void;
   /** Records to make room for at first; the table grows by doubling. */
   initialSlots?: number;
+  /**
+   * Judges and fixes each peer's new or updated entry before it is stored
+   * (local filter, status allow-list, timeout cap: peer-validate.ts). None
+   * by default: every entry is taken as it comes.
+   */
+  peerCheck?: PeerEntryCheck;
+  /**
+   * How many origins share `limit`: a new key from an origin already holding
+   * floor(limit / shareDivisor()) entries is refused (counted overShare),
+   * so one peer cannot take the room of another. 1 by default (no share).
+   */
+  shareDivisor?: () => number;
 }
 
 export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
@@ -318,8 +331,15 @@ export class ExternalCache implements ReplicaSink {
   /** currentRecord()'s view, re-pointed on each call. */
   private readonly view = new EntryRecord(this.scratch.w, this.scratch.b, 0, undefined);
   private bulkGen = 0;
+  private readonly peerCheck: PeerEntryCheck | undefined;
+  private readonly shareDivisor: (() => number) | undefined;
+  /** What peerCheck and the per-origin share fixed and refused. */
+  readonly peerCounters: PeerEntryCounters;
 
   constructor(opts: ExternalCacheOptions) {
+    this.peerCheck = opts.peerCheck;
+    this.shareDivisor = opts.shareDivisor;
+    this.peerCounters = opts.peerCheck?.counters ?? newPeerEntryCounters();
     this.limit = opts.limit;
     this.expectLimit = opts.expectLimit ?? opts.limit;
     this.now = opts.now ?? Date.now;
@@ -364,6 +384,7 @@ export class ExternalCache implements ReplicaSink {
   /**
    * applyRemote() for an entry already written as a record at `r.w[at]`
    * with its extras: the wire decoder's way in, without an entry object.
+   * The record is only read (a fix goes to the cache's scratch copy).
    */
   applyRecord(
     origin: string,
@@ -390,6 +411,20 @@ export class ExternalCache implements ReplicaSink {
     } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(recordKeyString(r.w, at), origin, epoch, seq, now)) {
       c.stale++;
       return 'stale';
+    }
+    const check = this.peerCheck;
+    if (kind !== 'delete' && check !== undefined) {
+      const v = check.check(r, at, extras, this.scratch);
+      if (v === PEER_REJECT) {
+        // What the filter rejects is not held: a cached copy of the key (its state before) goes too.
+        if (slot >= 0) this.dropFiltered(slot, r, at, extras);
+        return 'filtered';
+      }
+      if (v === PEER_FIXED) {
+        r = this.scratch;
+        at = 0;
+        extras = check.fixedExtras;
+      }
     }
     const st = this.stateFor(origin, epoch);
     if (kind === 'delete') {
@@ -436,6 +471,10 @@ export class ExternalCache implements ReplicaSink {
     }
     if (t.size >= this.limit) {
       c.refused++;
+      return 'refused';
+    }
+    if (this.shareDivisor !== undefined && st.entries >= Math.floor(this.limit / this.shareDivisor())) {
+      this.peerCounters.overShare++;
       return 'refused';
     }
     const created = t.insert(r.w, at, extras, hash);
@@ -649,6 +688,12 @@ export class ExternalCache implements ReplicaSink {
     return this.slotMeta.seq[slot]! >>> 0;
   }
 
+  /** now() when the last message for a live slot was applied (ExternalRecord.updatedAt). */
+  slotUpdatedAt(slot: number): number {
+    const m = this.slotMeta;
+    return m.src[slot]!.base + m.at[slot]!;
+  }
+
   /** What the kernel holds of a live slot's record (see KernelCopy). */
   slotKernelCopy(slot: number): KernelCopy {
     return this.slotMeta.copy[slot] as KernelCopy;
@@ -703,6 +748,15 @@ export class ExternalCache implements ReplicaSink {
   /** Tombstones held, expired ones included until they are looked up or evicted. */
   get tombstoneCount(): number {
     return this.tombs?.size ?? 0;
+  }
+
+  /** A peer's entry the filter rejects replaces its cached key: the key goes (inject mode deletes it from the kernel). */
+  private dropFiltered(slot: number, r: RecordBuf, at: number, extras: RecordExtras | undefined): void {
+    const gone = this.onChange !== undefined ? readEntryRecord(r, at, extras) : undefined;
+    this.uncount(this.slotMeta.src[slot]!.origin);
+    this.free(slot);
+    this.ctCounters.deleted++;
+    if (gone !== undefined) this.onChange?.(recordKeyString(r.w, at), 'deleted', undefined, gone);
   }
 
   private slotOf(e: EntryIdentity): number {
@@ -760,7 +814,10 @@ export class ExternalCache implements ReplicaSink {
 
   private uncount(origin: string): void {
     const st = this.states.get(origin);
-    if (st !== undefined) st.entries--;
+    if (st === undefined) return;
+    // An origin holding nothing and sending no bulk is forgotten: origins come and go (pruned
+    // peers, forged ids on a link without keys), and records and tombstones hold their Source themselves.
+    if (--st.entries === 0 && st.bulk === 0) this.states.delete(origin);
   }
 
   private removeSlotsWhere(pred: (slot: number) => boolean): number {

@@ -45,6 +45,21 @@ export const DEFAULTS = {
       startupSyncWaitMs: 2000,
     },
   },
+  cluster: {
+    /**
+     * Peers tracked at once (each costs a receive window, 16 KiB in ftfw,
+     * 128 KiB in notrack, and retransmission state); datagrams of further
+     * node ids are dropped before anything is allocated for them.
+     */
+    maxNodes: 16,
+    /**
+     * A peer down (silent past sync.reliability.peerTimeoutMs) for this much
+     * longer is forgotten: its receive window, retransmission state and
+     * retired epochs are freed. One minute is ~17 peer timeouts: a link
+     * flap keeps its state, a dead or forged node id gives its slot back.
+     */
+    pruneAfterMs: 60_000,
+  },
   kernel: {
     /** ctnetlink event socket; too small and the kernel drops events (ENOBUFS). */
     netlinkBufferBytes: 8 * MiB,
@@ -99,6 +114,10 @@ export const LIMITS = {
   mtuBytes: { min: 512, max: 65_507 },
   /** The kernel clamps tiny buffers anyway; above 1 GiB is a unit mistake, not a tuning choice. */
   bufferBytes: { min: 4 * KiB, max: 1 * GiB },
+  /** Peers tracked at once: 256 notrack receive windows are 32 MiB. */
+  maxNodes: { min: 1, max: 256 },
+  /** One second to a day. */
+  pruneAfterMs: { min: 1000, max: 86_400_000 },
   /** Per cache; 16 Mi entries is several times any realistic nf_conntrack_max. */
   cacheEntries: { min: 1, max: 16_777_216 },
   /** conntrackd allows 4 channels in all; so do we (the main link and 3 backups). */

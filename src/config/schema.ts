@@ -95,12 +95,11 @@ function addressKey(addr: string): string {
   return ipFamily(addr) === 4 ? `4:${parseIPv4(addr)}` : `6:${canonicalAddress(addr)}`;
 }
 
+const nodeId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: expected('1-64 characters from A-Z a-z 0-9 _ . -') });
+
 const nodeSchema = z
   .strictObject({
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: expected('1-64 characters from A-Z a-z 0-9 _ . -') })
-      .describe('Name of this node, unique within the cluster; it tags every message this node sends.'),
+    id: nodeId.describe('Name of this node, unique within the cluster; it tags every message this node sends.'),
   })
   .describe('This firewall.');
 
@@ -114,6 +113,41 @@ const clusterSchema = z
         `Cluster number, 0..${LIMITS.clusterIdMax}. Nodes drop messages from other clusters. Required: two ` +
           'clusters sharing a sync segment must never fall back to the same value.',
       ),
+    nodes: z
+      .array(nodeId)
+      .min(1)
+      .optional()
+      .describe(
+        'The node ids of the cluster (this node may be listed too). When given, datagrams from any other node id are ' +
+          'dropped and counted before anything is kept for them, and each listed peer is reserved its share of ' +
+          'cache.externalLimit from the start. Default: any node id is admitted, up to maxNodes.',
+      ),
+    maxNodes: z
+      .int()
+      .min(LIMITS.maxNodes.min)
+      .max(LIMITS.maxNodes.max)
+      .default(DEFAULTS.cluster.maxNodes)
+      .describe(
+        'Most peers (other nodes) tracked at once; datagrams of further node ids are dropped and counted.',
+      ),
+    pruneAfterMs: z
+      .int()
+      .min(LIMITS.pruneAfterMs.min)
+      .max(LIMITS.pruneAfterMs.max)
+      .default(DEFAULTS.cluster.pruneAfterMs)
+      .describe(
+        'Milliseconds a peer may stay down (silent past sync.reliability.peerTimeoutMs) before its receive window ' +
+          'and retransmission state are freed; a peer not in nodes is then forgotten altogether. Its entries stay ' +
+          'in the external cache.',
+      ),
+  })
+  .superRefine((c, ctx) => {
+    if (c.nodes === undefined) return;
+    const seen = new Set<string>();
+    c.nodes.forEach((id, i) => {
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['nodes', i], input: id, message: `duplicate node id ${id}` });
+      seen.add(id);
+    });
   })
   .describe('The HA pair or group this node belongs to.');
 
@@ -612,6 +646,22 @@ export const configSchema = z
     process: processSchema.prefault({}),
     log: logSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    // Cross-section: the peers cluster.nodes names (all but this node) must fit in maxNodes and be at least one.
+    const nodes = cfg.cluster.nodes;
+    if (nodes === undefined) return;
+    const peers = nodes.filter((id) => id !== cfg.node.id).length;
+    if (peers === 0) {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'nodes'], input: nodes, message: `names no node but this one (${cfg.node.id}): no peer could ever be heard` });
+    } else if (peers > cfg.cluster.maxNodes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster', 'nodes'],
+        input: nodes,
+        message: `names ${peers} peers, more than cluster.maxNodes (${cfg.cluster.maxNodes})`,
+      });
+    }
   })
   .meta({ title: 'ctsyncd configuration', description: 'Configuration of ctsyncd, the conntrack state sync daemon.' });
 

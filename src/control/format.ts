@@ -91,7 +91,7 @@ export function statsSection(stats: Obj, kind: string | undefined): Obj {
       // conntrackd forks children for dumps and flushes; ctsyncd does all in one process.
       return pick('pid', 'uptimeSeconds');
     case 'peers':
-      return pick('sync.inSync', 'sync.firstSyncDone', 'peers');
+      return pick('sync.inSync', 'sync.firstSyncDone', 'peers', 'sync.admission');
     case 'commit':
       return pick('commit', 'inject');
     default:

@@ -165,6 +165,20 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     (s) => by('reason', { ...s.internal.filtered }),
     ['reason'],
   ),
+  counter(
+    'ctsyncd_peer_entries_refused_total',
+    'Peers’ entries kept out of the external cache: by the local filter rule that rejects them (protocol, address, tcp-state), or share (a new key from an origin already holding its share of cache.externalLimit).',
+    'external.peerEntries.{filtered.*,overShare}',
+    (s) => by('reason', { ...s.external.peerEntries.filtered, share: s.external.peerEntries.overShare }),
+    ['reason'],
+  ),
+  counter(
+    'ctsyncd_peer_entries_adjusted_total',
+    'Peers’ entries stored with a field corrected: status (bits a peer may not set, cleared), timeout (lowered to the protocol’s kernel maximum).',
+    'external.peerEntries.{statusStripped,timeoutCapped}',
+    (s) => by('field', { status: s.external.peerEntries.statusStripped, timeout: s.external.peerEntries.timeoutCapped }),
+    ['field'],
+  ),
   gauge(
     'ctsyncd_cache_expectation_entries',
     'Expectations in the cache.',
@@ -390,6 +404,16 @@ export const METRIC_DEFS: readonly MetricDef[] = [
       ),
     ['link', 'direction'],
   ),
+  counter(
+    'ctsyncd_sync_channel_dropped_datagrams_total',
+    'Datagrams a sync channel dropped before decoding, by source: own (one of our addresses, multicast loopback), not_peer (a UDP source that is none of sync.udp.peers).',
+    'sync.channels[].counters.{droppedOwnSource,droppedNotPeer}',
+    (s) =>
+      s.sync.channels.flatMap((ch) =>
+        by('reason', { own: ch.counters.droppedOwnSource, not_peer: ch.counters.droppedNotPeer }, { link: ch.name }),
+      ),
+    ['link', 'reason'],
+  ),
   gauge(
     'ctsyncd_sync_link_up',
     'Whether the network link of the sync channel is up.',
@@ -546,6 +570,29 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     'Per-datagram warnings (drops, stale epochs) not logged: one line per kind per 10 s says how many it stands for.',
     'sync.counters.warningsSuppressed',
     (s) => s.sync.counters?.warningsSuppressed ?? 0,
+  ),
+  counter(
+    'ctsyncd_sync_refused_datagrams_total',
+    'Valid datagrams of node ids not admitted, dropped before anything was kept for them: unknown_node (not in cluster.nodes), node_limit (cluster.maxNodes peers already tracked).',
+    'sync.admission.counters.{unknownNode,nodeLimit}',
+    (s) =>
+      by('reason', {
+        unknown_node: s.sync.admission?.counters.unknownNode,
+        node_limit: s.sync.admission?.counters.nodeLimit,
+      }),
+    ['reason'],
+  ),
+  gauge(
+    'ctsyncd_sync_tracked_peers',
+    'Peers this node keeps state for (at most cluster.maxNodes).',
+    'sync.admission.tracked',
+    (s) => s.sync.admission?.tracked ?? 0,
+  ),
+  counter(
+    'ctsyncd_sync_pruned_peers_total',
+    'Peers whose sync state was freed after cluster.pruneAfterMs down.',
+    'sync.admission.counters.pruned',
+    (s) => s.sync.admission?.counters.pruned ?? 0,
   ),
   counter(
     'ctsyncd_sync_duplicate_messages_total',

@@ -6,6 +6,7 @@ import type { CommitStats } from '../cache/commit.js';
 import type { InjectCounters } from '../cache/inject.js';
 import type { ExpectCounters, InternalCounters } from '../cache/internal-cache.js';
 import type { ExternalCounters } from '../cache/external-cache.js';
+import type { PeerEntryCounters } from '../cache/peer-validate.js';
 import type { LocalTableCounters } from '../cache/local-table.js';
 import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
@@ -24,6 +25,8 @@ export interface InternalCacheView {
 export interface ExternalCacheView {
   readonly size: number;
   readonly counters: ExternalCounters;
+  /** What the peer-entry checks and the per-origin share fixed and refused. */
+  readonly peerCounters: PeerEntryCounters;
   origins(): Map<string, number>;
   readonly expectSize: number;
   readonly expectCounters: ExternalCounters;
@@ -110,6 +113,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
       ...p.external.counters,
       origins: Object.fromEntries(p.external.origins()),
       expectations: { entries: p.external.expectSize, ...p.external.expectCounters },
+      peerEntries: { ...p.external.peerCounters, filtered: { ...p.external.peerCounters.filtered } },
     },
     peers: sync ? sync.peers : [],
     commit: { ...p.commit, last: p.commit.last },

@@ -8,6 +8,7 @@ import type { FilterReason } from '../cache/filter.js';
 import type { InjectCounters } from '../cache/inject.js';
 import type { ExpectCounters, InternalCounters } from '../cache/internal-cache.js';
 import type { ExternalCounters } from '../cache/external-cache.js';
+import type { PeerEntryCounters } from '../cache/peer-validate.js';
 import type { FailoverTarget } from '../keepalived/notify.js';
 import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters } from '../kernel/conntrack-events.js';
@@ -15,6 +16,7 @@ import type { LinkCounters } from '../kernel/conntrack-link.js';
 import type { ReadAheadCounters } from '../kernel/read-ahead.js';
 import type { EventFilterRule } from '../kernel/event-filter.js';
 import type { SenderCounters } from '../sync/engine/sender.js';
+import type { AdmissionStats } from '../sync/engine/admission.js';
 import type { SyncCounters, SyncPeerStats } from '../sync/engine/sync-node.js';
 import type { ChannelStats } from '../sync/transport/channel-set.js';
 
@@ -29,6 +31,8 @@ export interface ExternalCacheSnapshot extends ExternalCounters {
   entries: number;
   limit: number;
   expectations: ExternalCounters & { entries: number };
+  /** Peers' entries filtered, fixed (status bits, timeout) and refused over their share (src/cache/peer-validate.ts). */
+  peerEntries: PeerEntryCounters;
 }
 
 /** The commit counters; the last report itself is not a metric. */
@@ -73,6 +77,8 @@ export interface SyncSnapshot {
   sender?: SenderCounters & { queueLength: number };
   resendQueue?: { length: number; capacity: number };
   peerCounters?: { ups: number; downs: number; restarts: number };
+  /** cluster.nodes / maxNodes, peers tracked, and the datagrams admission refused (src/sync/engine/admission.ts). */
+  admission?: AdmissionStats;
   channels: ChannelStats[];
   /** hmac: every datagram is signed and checked (sync.auth keys); none: `sync.auth: none`. */
   auth: SyncAuthMode;

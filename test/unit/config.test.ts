@@ -45,7 +45,7 @@ const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
 
 const MINIMAL_RESOLVED: Config = {
   node: { id: 'fw1' },
-  cluster: { id: 1 },
+  cluster: { id: 1, maxNodes: 16, pruneAfterMs: 60000 },
   sync: {
     mode: 'ftfw',
     transport: 'multicast',
@@ -169,7 +169,7 @@ const cases: Case[] = [
     expect: {
       ...MINIMAL_RESOLVED,
       node: { id: 'fw-1.a_b' },
-      cluster: { id: 4294967295 },
+      cluster: { id: 4294967295, maxNodes: 16, pruneAfterMs: 60000 },
       sync: {
         mode: 'notrack',
         transport: 'udp',
@@ -295,6 +295,31 @@ const cases: Case[] = [
     name: 'node id with a space',
     yaml: y('node: { id: "fw 1" }', ...MINIMAL.slice(1)),
     error: { line: 1, column: 13, path: 'node.id', messageRegex: /expected 1-64 characters from A-Z a-z 0-9 _ \. -/ },
+  },
+  {
+    name: 'cluster.nodes and maxNodes',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 1, nodes: [fw1, fw2, fw3], maxNodes: 2, pruneAfterMs: 5000 }', MINIMAL[2]!),
+    partial: { cluster: { id: 1, nodes: ['fw1', 'fw2', 'fw3'], maxNodes: 2, pruneAfterMs: 5000 } },
+  },
+  {
+    name: 'cluster.nodes naming a node twice',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 1, nodes: [fw1, fw2, fw2] }', MINIMAL[2]!),
+    error: { line: 2, column: 37, path: 'cluster.nodes[2]', messageRegex: /duplicate node id fw2/ },
+  },
+  {
+    name: 'cluster.nodes naming only this node',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 1, nodes: [fw1] }', MINIMAL[2]!),
+    error: { line: 2, column: 26, path: 'cluster.nodes', messageRegex: /names no node but this one \(fw1\)/ },
+  },
+  {
+    name: 'cluster.nodes with more peers than maxNodes',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 1, nodes: [fw1, fw2, fw3], maxNodes: 1 }', MINIMAL[2]!),
+    error: { line: 2, column: 26, path: 'cluster.nodes', messageRegex: /names 2 peers, more than cluster.maxNodes \(1\)/ },
+  },
+  {
+    name: 'cluster.maxNodes out of range',
+    yaml: y(MINIMAL[0]!, 'cluster: { id: 1, maxNodes: 0 }', MINIMAL[2]!),
+    error: { line: 2, column: 29, path: 'cluster.maxNodes', messageRegex: /at least 1/ },
   },
   {
     name: 'cluster id beyond 32 bits',

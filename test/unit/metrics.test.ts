@@ -75,7 +75,18 @@ function fakeSnapshot(): StatsSnapshot {
       reconciles: next(),
       expectations: expectInternal(),
     },
-    external: { entries: next(), limit: next(), ...externalCounters(), expectations: { entries: next(), ...externalCounters() } },
+    external: {
+      entries: next(),
+      limit: next(),
+      ...externalCounters(),
+      expectations: { entries: next(), ...externalCounters() },
+      peerEntries: {
+        filtered: { protocol: next(), address: next(), 'tcp-state': next() },
+        statusStripped: next(),
+        timeoutCapped: next(),
+        overShare: next(),
+      },
+    },
     peers: [
       {
         id: 'fw2',
@@ -185,6 +196,7 @@ function fakeSnapshot(): StatsSnapshot {
       sender: { queued: next(), merged: next(), messagesSent: next(), datagramsSent: next(), vanished: next(), unencodable: next(), queueLength: next() },
       resendQueue: { length: next(), capacity: 131072 },
       peerCounters: { ups: next(), downs: next(), restarts: next() },
+      admission: { nodes: ['fw1', 'fw2', 'fw3'], maxNodes: 16, tracked: 2, receivers: 1, counters: { unknownNode: next(), nodeLimit: next(), pruned: next() } },
       channels: [
         {
           name: 'mcast0',
@@ -192,7 +204,16 @@ function fakeSnapshot(): StatsSnapshot {
           interfaceName: 'sync0',
           link: 'up',
           active: true,
-          counters: { datagramsSent: next(), datagramsReceived: next(), bytesSent: next(), bytesReceived: next(), sendErrors: next(), receiveErrors: next() },
+          counters: {
+            datagramsSent: next(),
+            datagramsReceived: next(),
+            bytesSent: next(),
+            bytesReceived: next(),
+            sendErrors: next(),
+            receiveErrors: next(),
+            droppedOwnSource: next(),
+            droppedNotPeer: 0,
+          },
         },
         {
           name: 'udp-backup',
@@ -200,7 +221,16 @@ function fakeSnapshot(): StatsSnapshot {
           interfaceName: 'sync1',
           link: 'down',
           active: false,
-          counters: { datagramsSent: next(), datagramsReceived: next(), bytesSent: next(), bytesReceived: next(), sendErrors: next(), receiveErrors: next() },
+          counters: {
+            datagramsSent: next(),
+            datagramsReceived: next(),
+            bytesSent: next(),
+            bytesReceived: next(),
+            sendErrors: next(),
+            receiveErrors: next(),
+            droppedOwnSource: 0,
+            droppedNotPeer: next(),
+          },
         },
       ],
       auth: 'none',
@@ -222,7 +252,7 @@ function fakeSnapshot(): StatsSnapshot {
 }
 
 /** Label names a ctsyncd metric may carry: all bounded (no address, port or connection). */
-const BOUNDED_LABELS = new Set(['mode', 'cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule']);
+const BOUNDED_LABELS = new Set(['mode', 'cache', 'op', 'reason', 'type', 'kind', 'result', 'direction', 'link', 'peer', 'to', 'state', 'version', 'node_version', 'le', 'rule', 'field']);
 
 describe('CtsyncdMetrics exposition', () => {
   it('shows every metric with its type, bounded labels, and the value of its source field', async () => {
@@ -304,6 +334,18 @@ describe('CtsyncdMetrics exposition', () => {
     expect(v('ctsyncd_failover_state', { state: 'primary' })).toBe(0);
     expect(v('ctsyncd_inject_entries_total', { result: 'replaced' })).toBe(s.inject.replaced);
     expect(v('ctsyncd_ready')).toBe(1);
+    const adm = s.sync.admission!.counters;
+    expect(v('ctsyncd_sync_refused_datagrams_total', { reason: 'unknown_node' })).toBe(adm.unknownNode);
+    expect(v('ctsyncd_sync_refused_datagrams_total', { reason: 'node_limit' })).toBe(adm.nodeLimit);
+    expect(v('ctsyncd_sync_pruned_peers_total')).toBe(adm.pruned);
+    expect(v('ctsyncd_sync_tracked_peers')).toBe(2);
+    expect(v('ctsyncd_sync_channel_dropped_datagrams_total', { link: 'udp-backup', reason: 'not_peer' })).toBe(udp.droppedNotPeer);
+    expect(v('ctsyncd_sync_channel_dropped_datagrams_total', { link: 'mcast0', reason: 'own' })).toBe(mc.droppedOwnSource);
+    const pe = s.external.peerEntries;
+    expect(v('ctsyncd_peer_entries_refused_total', { reason: 'address' })).toBe(pe.filtered.address);
+    expect(v('ctsyncd_peer_entries_refused_total', { reason: 'share' })).toBe(pe.overShare);
+    expect(v('ctsyncd_peer_entries_adjusted_total', { field: 'status' })).toBe(pe.statusStripped);
+    expect(v('ctsyncd_peer_entries_adjusted_total', { field: 'timeout' })).toBe(pe.timeoutCapped);
     expect(v('ctsyncd_sync_auth', { mode: 'none' })).toBe(1);
     expect(v('ctsyncd_sync_auth', { mode: 'hmac' })).toBe(0);
     const ctl = s.control;

@@ -102,6 +102,40 @@ export class Freshness {
     this.c = opts.counters;
   }
 
+  /** Forgets a peer (pruned, not listed in cluster.nodes): its next epoch is challenged like a first contact. */
+  forget(node: string): boolean {
+    return this.peers.delete(node);
+  }
+
+  /**
+   * Whether anything is kept for node (verified, or challenged or answered
+   * on first contact): with `size`, what admission bounds (cluster.maxNodes),
+   * since a forged id's first datagram costs a challenge and its state.
+   */
+  has(node: string): boolean {
+    return this.peers.has(node);
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /**
+   * Forgets ids that never answered a challenge and were last challenged
+   * or answered more than `ms` ago (a forged id, or a peer that went away
+   * before verifying): their place under cluster.maxNodes is free again.
+   */
+  expireUnverified(now: number, ms: number): number {
+    let n = 0;
+    for (const [node, p] of this.peers) {
+      if (p.verified === undefined && Math.max(p.challengedAt, p.answeredAt) < now - ms) {
+        this.peers.delete(node);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** The epoch of node this node believes; undefined before the first verified answer. */
   verified(node: string): number | undefined {
     return this.peers.get(node)?.verified;

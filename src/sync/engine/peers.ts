@@ -74,6 +74,25 @@ export class PeerTable {
     return this.peers.get(id);
   }
 
+  has(id: string): boolean {
+    return this.peers.has(id);
+  }
+
+  /** Peers tracked (any state). */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /** Every tracked peer, live (admission.ts prunes from it). */
+  infos(): IterableIterator<PeerInfo> {
+    return this.peers.values();
+  }
+
+  /** Drops id altogether (pruned: see admission.ts); true if it was tracked. */
+  forget(id: string): boolean {
+    return this.peers.delete(id);
+  }
+
   list(): Array<{ id: string; state: PeerState; epoch: number; lastSeenAgeSeconds: number; restarts: number }> {
     const now = this.opts.now();
     return [...this.peers.values()].map((p) => ({

@@ -190,6 +190,18 @@ export class Transmitter {
     if (!up) this.release();
   }
 
+  /**
+   * Drops a peer that is down for good (pruned, see admission.ts); true if
+   * it was known. A down peer holds nothing back, so nothing is released.
+   */
+  forget(id: string): boolean {
+    const tx = this.peers.get(id);
+    if (tx === undefined) return false;
+    if (tx.up) this.setUp(id, tx.epoch, false);
+    this.wanted.delete(id);
+    return this.peers.delete(id);
+  }
+
   /** The peer restarted: what we owed its previous incarnation is void (it gets a bulk instead). */
   restart(id: string, epoch: number): void {
     const tx = this.peer(id, epoch);

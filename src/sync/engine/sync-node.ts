@@ -45,6 +45,7 @@ import { DatagramEncoder } from '../wire/datagram-encoder.js';
 import type { WireMessage } from '../wire/types.js';
 import { Freshness, type FreshnessCounters, newFreshnessCounters, type Nonce } from './freshness.js';
 import { LogLimiter } from './log-limiter.js';
+import { Admission, type AdmissionConfig, type AdmissionStats, DEFAULT_ADMISSION } from './admission.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { MAX_SEQS_PER_EPOCH, type ReliabilityConfig } from './reliability.js';
 import {
@@ -104,6 +105,8 @@ export interface SyncNodeDeps {
   schedule?: (fn: () => void) => void;
   log: Logger;
   timers: ReliabilityConfig;
+  /** Which node ids are tracked (cluster.nodes, maxNodes, pruneAfterMs); DEFAULT_ADMISSION when absent. */
+  admission?: AdmissionConfig;
   /**
    * Whether the local table is complete (the daemon's initial kernel dump is
    * done). Bulks that peers asked for wait until it is; explicit bulkSend()
@@ -183,6 +186,8 @@ export interface SyncStats {
   sender: SenderCounters & { queueLength: number };
   resendQueue: { length: number; capacity: number; front: number };
   peers: SyncPeerStats[];
+  /** cluster.nodes / maxNodes and what admission refused and pruned. */
+  admission: AdmissionStats;
 }
 
 function forUs(peer: string, self: string): boolean {
@@ -192,6 +197,7 @@ function forUs(peer: string, self: string): boolean {
 export class SyncNode {
   readonly counters: SyncCounters;
   readonly peers: PeerTable;
+  readonly admission: Admission;
   private readonly sender: SyncSender;
   private readonly tx: Transmitter;
   /** The receiver of each peer's current epoch. */
@@ -266,6 +272,7 @@ export class SyncNode {
     this.epochNow = deps.epoch;
     this.fresh = new Freshness({ random: deps.random ?? randomU32, counters: this.counters });
     this.warnings = new LogLimiter(deps.log);
+    this.admission = new Admission(deps.admission ?? DEFAULT_ADMISSION, deps.nodeId, deps.log);
     this.peers = new PeerTable({
       now: deps.now,
       deadAfterMs: this.cfg.peerTimeoutMs,
@@ -415,6 +422,9 @@ export class SyncNode {
       c.ownDatagrams++;
       return { ok: false };
     }
+    // Before anything is kept for the id: see admission.ts.
+    // Counted against maxNodes: every id with state here, verified or still being challenged.
+    if (this.admission.check(node, this.fresh) !== 'admitted') return { ok: false };
     const now = this.now();
     if (!this.admitEpoch(node, epoch, r.messages, now)) {
       this.flushOut();
@@ -449,6 +459,7 @@ export class SyncNode {
     if (!this.started || this.closed) return;
     const now = this.now();
     this.peers.sweep();
+    this.prune(now);
     if (!this.firstSync && !this.heardAny && now - this.startedAt >= this.cfg.startupSyncWaitMs) {
       this.markFirstSyncDone('no peer answered');
     }
@@ -524,7 +535,35 @@ export class SyncNode {
       sender: { ...this.sender.counters, queueLength: this.sender.length },
       resendQueue: { length: q?.length ?? 0, capacity: q?.capacity ?? 0, front: this.tx.front() },
       peers,
+      admission: this.admission.stats(this.fresh.size, this.rx.size),
     };
+  }
+
+  /**
+   * The peers each one's share of the external cache is counted against
+   * (cluster.nodes when listed, else the peers tracked now); at least 1.
+   */
+  get shareDivisor(): number {
+    return this.admission.shareDivisor(this.peers.size);
+  }
+
+  /** Frees what peers down for longer than pruneAfterMs hold (see admission.ts). */
+  private prune(now: number): void {
+    this.fresh.expireUnverified(now, this.cfg.peerTimeoutMs);
+    const ids = this.admission.prunable(this.peers.infos(), now, this.cfg.peerTimeoutMs);
+    for (const id of ids) {
+      let freed = this.rx.delete(id);
+      freed = this.tx.forget(id) || freed;
+      // A listed peer's verified epoch stays: the floor below which its
+      // datagrams are replays. An unlisted one leaves no trace.
+      if (!this.admission.isListed(id)) {
+        freed = this.peers.forget(id) || freed;
+        freed = this.fresh.forget(id) || freed;
+      }
+      if (!freed) continue;
+      this.admission.counters.pruned++;
+      this.log.info('peer pruned: down too long, its sync state freed', { peer: id });
+    }
   }
 
   /** Handles one message; returns true for an ack that made progress. */

@@ -30,6 +30,10 @@ export interface ChannelCounters {
   sendErrors: number;
   /** Socket errors after start, and listeners that threw. */
   receiveErrors: number;
+  /** Datagrams from one of our own addresses (multicast loopback), dropped. */
+  droppedOwnSource?: number;
+  /** Datagrams from an address that is none of the configured peers (UDP), dropped. */
+  droppedNotPeer?: number;
 }
 
 export interface SyncChannel {

@@ -16,6 +16,8 @@ import { linkUp } from './iface.js';
 export interface DgramChannelCounters extends ChannelCounters {
   /** Multicast datagrams dropped because their source is one of our own addresses. */
   droppedOwnSource: number;
+  /** UDP datagrams dropped because their source is not one of the channel's peers. */
+  droppedNotPeer: number;
 }
 
 /** SO_SNDBUF/SO_RCVBUF as getsockopt reports them: Linux doubles the request and caps it at [wr]mem_max. */
@@ -37,6 +39,7 @@ export abstract class DgramChannel implements SyncChannel {
     sendErrors: 0,
     receiveErrors: 0,
     droppedOwnSource: 0,
+    droppedNotPeer: 0,
   };
   /** Known once start() has resolved. */
   granted: BufferGrant | undefined;
@@ -64,6 +67,11 @@ export abstract class DgramChannel implements SyncChannel {
 
   onSendError(cb: SendErrorListener): void {
     this.sendErrorListeners.push(cb);
+  }
+
+  /** The local port the socket is bound to (port 0 picks one); undefined while closed. */
+  get boundPort(): number | undefined {
+    return this.socket?.address().port;
   }
 
   isLinkUp(): boolean {
@@ -160,6 +168,11 @@ export abstract class DgramChannel implements SyncChannel {
     return false;
   }
 
+  /** Datagrams from other sources are dropped and counted (droppedNotPeer). Subclasses override. */
+  protected isPeerSource(_address: string): boolean {
+    return true;
+  }
+
   protected transmit(datagram: Buffer, port: number, address: string): void {
     const socket = this.socket;
     if (socket === undefined || this.state !== 'open') {
@@ -205,6 +218,10 @@ export abstract class DgramChannel implements SyncChannel {
     if (this.state !== 'open') return;
     if (this.isOwnSource(rinfo.address)) {
       this.counters.droppedOwnSource++;
+      return;
+    }
+    if (!this.isPeerSource(rinfo.address)) {
+      this.counters.droppedNotPeer++;
       return;
     }
     this.counters.datagramsReceived++;

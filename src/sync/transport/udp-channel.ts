@@ -1,8 +1,12 @@
 // Unicast UDP: bound to a local address, every datagram goes to each peer.
 // For sync networks that do not pass multicast, or more than two nodes
-// without IGMP snooping. Anyone may send to the port; the daemon's decoder,
-// cluster id and optional authentication decide what is accepted.
+// without IGMP snooping. Only datagrams whose source address is one of the
+// configured peers are delivered (the rest are counted, droppedNotPeer);
+// the daemon's decoder, cluster id and authentication then decide what of
+// those is accepted. A source address is no proof of anything on a shared
+// segment, but it keeps the rest of the network off the decoder.
 import { isIP } from 'node:net';
+import { canonicalAddress } from '../../common/address.js';
 import { ChannelError, type ChannelLog } from './channel.js';
 import { DgramChannel } from './dgram-channel.js';
 import { interfaceOfAddress } from './iface.js';
@@ -25,6 +29,8 @@ export class UdpChannel extends DgramChannel {
   readonly kind = 'udp' as const;
   private iface: string | undefined;
   private readonly peers: readonly string[];
+  /** The peers' addresses as canonicalAddress() spells them, for isPeerSource(). */
+  private readonly peerSet: ReadonlySet<string>;
 
   constructor(private readonly opts: UdpChannelOptions) {
     const name = opts.name ?? `udp:${opts.bind}`;
@@ -43,6 +49,7 @@ export class UdpChannel extends DgramChannel {
       }
     }
     this.peers = [...opts.peers];
+    this.peerSet = new Set(opts.peers.map(canonicalAddress));
     this.iface = opts.interface;
   }
 
@@ -65,6 +72,11 @@ export class UdpChannel extends DgramChannel {
       interface: this.iface ?? null,
       ...this.granted,
     });
+  }
+
+  protected override isPeerSource(address: string): boolean {
+    // The common case without a string made: IPv4 sources come as dotted quads like the config's.
+    return this.peerSet.has(address) || this.peerSet.has(canonicalAddress(address));
   }
 
   send(datagram: Buffer): void {

@@ -40,6 +40,10 @@ export interface ClusterOptions {
   topology?: 'veth' | 'bridge';
   /** Overrides sync.udp.peers of a node (default: every other node's sync address). */
   udpPeers?: (node: string, index: number, cluster: Cluster) => string[];
+  /** More keys of the cluster section (YAML flow-map entries), e.g. `nodes: [fw1, fw2]`. */
+  clusterYaml?: string;
+  /** A tag of the test file put in front of its namespace and veth names, e.g. `ad`. */
+  tag?: string;
 }
 
 export class Cluster {
@@ -69,7 +73,7 @@ export class Cluster {
 
   private async build(): Promise<void> {
     for (let i = 0; i < this.opts.nodes; i++) {
-      const ns = await createNetns(`ct${i + 1}`);
+      const ns = await createNetns(`${this.opts.tag ?? ''}ct${i + 1}`);
       this.nodes.push({
         id: `fw${i + 1}`,
         ns,
@@ -82,18 +86,18 @@ export class Cluster {
     const topology = this.opts.topology ?? (this.nodes.length === 2 ? 'veth' : 'bridge');
     if (topology === 'veth' && this.nodes.length !== 2) throw new Error('a veth sync link joins exactly two nodes');
     if (topology === 'veth') {
-      const a = uniqueName('va');
-      const b = uniqueName('vb');
+      const a = uniqueName(`${this.opts.tag ?? ''}va`);
+      const b = uniqueName(`${this.opts.tag ?? ''}vb`);
       await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
       await this.attach(a, this.nodes[0]!);
       await this.attach(b, this.nodes[1]!);
     } else {
-      this.bridgeNs = await createNetns('ctbr');
+      this.bridgeNs = await createNetns(`${this.opts.tag ?? ''}ctbr`);
       await this.bridgeNs.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
       await this.bridgeNs.exec('ip', ['link', 'set', 'br0', 'up']);
       for (const [i, n] of this.nodes.entries()) {
-        const a = uniqueName('va');
-        const b = uniqueName('vb');
+        const a = uniqueName(`${this.opts.tag ?? ''}va`);
+        const b = uniqueName(`${this.opts.tag ?? ''}vb`);
         await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
         await this.attach(a, n);
         await run('ip', ['link', 'set', b, 'netns', this.bridgeNs.name]);
@@ -130,10 +134,10 @@ export class Cluster {
   async addHost(prefix: string, addresses: string[]): Promise<Netns> {
     const bridge = this.bridgeNs;
     if (!bridge) throw new Error('addHost needs the bridge topology');
-    const ns = await createNetns(prefix);
+    const ns = await createNetns(`${this.opts.tag ?? ''}${prefix}`);
     this.hosts.push(ns);
-    const a = uniqueName('va');
-    const b = uniqueName('vb');
+    const a = uniqueName(`${this.opts.tag ?? ''}va`);
+    const b = uniqueName(`${this.opts.tag ?? ''}vb`);
     const port = `h${this.hosts.length - 1}`;
     await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
     await this.attachNs(a, ns, addresses);
@@ -148,7 +152,7 @@ export class Cluster {
     const keys = this.opts.keyFiles?.(n.id, i, this.dir);
     return [
       `node: { id: ${n.id} }`,
-      'cluster: { id: 7 }',
+      this.opts.clusterYaml ? `cluster: { id: 7, ${this.opts.clusterYaml} }` : 'cluster: { id: 7 }',
       'sync:',
       `  transport: ${this.opts.transport}`,
       `  multicast: { group: ${this.group}, port: 3780, interface: sync0 }`,
