@@ -57,6 +57,10 @@ export class ReadAhead {
   /** The chunk reads go into, and where the next read starts in it. */
   private chunk: Buffer;
   private wpos = 0;
+  /** The chunk of the last segment handed out: once handling moves past it, it is free again. */
+  private readChunk: Buffer | undefined;
+  /** Chunks handled to their end, for the next ones: a burst reuses a few, instead of allocating a chunk per chunk of events. */
+  private readonly free: Buffer[] = [];
   private readonly status = new Int32Array(3);
 
   constructor(
@@ -87,8 +91,8 @@ export class ReadAhead {
         return;
       }
       if (this.chunk.length - this.wpos < o.minSpace) {
-        // Held segments still point into the full chunk: reads go on in a new one.
-        this.chunk = Buffer.allocUnsafe(o.chunkBytes);
+        // Held segments still point into the full chunk: reads go on in another.
+        this.chunk = this.free.pop() ?? Buffer.allocUnsafe(o.chunkBytes);
         this.wpos = 0;
       }
       const n = this.read(this.chunk.subarray(this.wpos), this.status);
@@ -123,6 +127,7 @@ export class ReadAhead {
     while (this.head < this.segs.length) {
       const s = this.segs[this.head++]!;
       if (s.kind === DATA) {
+        if (s.buf !== this.readChunk) this.moveReadChunk(s.buf);
         this.counters.heldBytes -= s.end - s.start;
         to?.onData(s.buf, s.start, s.end);
       } else if (s.kind === EMPTY) {
@@ -150,8 +155,16 @@ export class ReadAhead {
     this.segs.push({ kind, buf, start, end, errno });
   }
 
+  /** Handling moved on to `next`: the chunk before it holds nothing unhandled any more. */
+  private moveReadChunk(next: Buffer | undefined): void {
+    const done = this.readChunk;
+    if (done !== undefined && done !== this.chunk && this.free.length * this.opts.chunkBytes < this.opts.limit) this.free.push(done);
+    this.readChunk = next;
+  }
+
   /** Everything handled: reads start again at the beginning of the current chunk. */
   private reset(): void {
+    this.moveReadChunk(undefined);
     this.segs.length = 0;
     this.head = 0;
     this.wpos = 0;
