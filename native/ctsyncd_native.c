@@ -19,6 +19,10 @@
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
 
 #define CHECK(call)                                                        \
   do {                                                                     \
@@ -157,6 +161,28 @@ static napi_value get_int_option(napi_env env, napi_callback_info info) {
   if (getsockopt(fd, level, name, &v, &len) < 0) return throw_errno(env, "getsockopt", errno);
   napi_value out;
   CHECK(napi_create_int32(env, v, &out));
+  return out;
+}
+
+/* receiveQueueBytes(fd) -> bytes the receive queue holds now: SO_MEMINFO's
+ * SK_MEMINFO_RMEM_ALLOC, what the kernel counts against SO_RCVBUF (socket
+ * buffers' true size, not payload). Lets a reader tell how close the queue is
+ * to overrunning without reading it. */
+static napi_value receive_queue_bytes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_int(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EARG", "receiveQueueBytes(fd)");
+    return NULL;
+  }
+  uint32_t mem[SK_MEMINFO_VARS];
+  memset(mem, 0, sizeof mem);
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  napi_value out;
+  CHECK(napi_create_uint32(env, mem[SK_MEMINFO_RMEM_ALLOC], &out));
   return out;
 }
 
@@ -483,6 +509,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollClose", NULL, poll_close, NULL, NULL, NULL, napi_default, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_default, NULL},
       {"setScheduler", NULL, set_scheduler, NULL, NULL, NULL, napi_default, NULL},
+      {"receiveQueueBytes", NULL, receive_queue_bytes, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

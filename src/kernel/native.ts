@@ -20,6 +20,8 @@ export interface NativeAddon {
   pollRef(handle: PollHandle, on: boolean): void;
   /** sched_setscheduler(2) on one thread id (0: the calling thread); throws a SyscallError. */
   setScheduler(tid: number, policy: number, priority: number): void;
+  /** Bytes the socket's receive queue holds now, as counted against SO_RCVBUF (SO_MEMINFO). */
+  receiveQueueBytes(fd: number): number;
 }
 
 declare const pollHandleBrand: unique symbol;

@@ -28,6 +28,8 @@ const RECV_BUFFER = 1024 * 1024;
 const DATAGRAM_BUDGET = 64;
 /** A drain yields back to the loop after this long; the level-triggered poll fires again. */
 const DRAIN_SLICE_MS = 4;
+/** Read ahead once the kernel's queue holds more than 1/QUEUE_PRESSURE of the receive buffer. */
+const QUEUE_PRESSURE = 4;
 
 export class KernelSocketError extends CtsyncdError {
   readonly code = 'EKERNEL_SOCKET';
@@ -52,6 +54,8 @@ export class NetlinkSocket implements NetlinkTransport {
   /** Set with readAheadBytes (the event socket): see read-ahead.ts. */
   private readonly ahead: ReadAhead | undefined;
   private resumeScheduled = false;
+  /** SO_RCVBUF as granted (what the queue is measured against), read once and on each change. */
+  private rcvbuf: number | undefined;
   private readonly resume = () => {
     this.resumeScheduled = false;
     this.drain();
@@ -110,23 +114,14 @@ export class NetlinkSocket implements NetlinkTransport {
     if (this.closed) return;
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
     const started = performance.now();
-    const ahead = this.ahead;
-    if (ahead !== undefined) {
-      // Everything queued is read first, then handled for one slice; what
-      // is left is handled on the next turn even if no more arrives.
-      ahead.fill();
-      const more = ahead.deliver(
-        this.receiver,
-        () => this.closed || performance.now() - started >= DRAIN_SLICE_MS,
-        () => ahead.fill(),
-      );
-      if (more && !this.closed && !this.resumeScheduled) {
-        this.resumeScheduled = true;
-        setImmediate(this.resume);
-      }
-      return;
-    }
     for (;;) {
+      // Read ahead only while a backlog is held or the kernel's queue is
+      // filling: otherwise events are handled as they are read, and the
+      // memory stays the kernel's (and out of our RSS).
+      if (this.ahead !== undefined && (this.ahead.pending || this.queuePressed())) {
+        this.drainAhead(this.ahead, started);
+        return;
+      }
       const n = this.native.recvBatch(this.fd, this.buf, this.status, DATAGRAM_BUDGET, MIN_SPACE);
       const err = this.status[0]!;
       if (n > 0) this.receiver?.onData(this.buf, 0, n);
@@ -135,6 +130,33 @@ export class NetlinkSocket implements NetlinkTransport {
       if (err === EAGAIN) this.receiver?.onEmpty?.();
       if (err !== 0 || performance.now() - started >= DRAIN_SLICE_MS) return;
     }
+  }
+
+  /** Everything queued is read first, then handled for one slice; what is left is handled on the next turn even if no more arrives. */
+  private drainAhead(ahead: ReadAhead, started: number): void {
+    ahead.fill();
+    const more = ahead.deliver(
+      this.receiver,
+      () => this.closed || performance.now() - started >= DRAIN_SLICE_MS,
+      () => ahead.fill(),
+    );
+    if (more && !this.closed && !this.resumeScheduled) {
+      this.resumeScheduled = true;
+      setImmediate(this.resume);
+    }
+  }
+
+  /** The kernel's queue holds more than a quarter of the receive buffer. */
+  private queuePressed(): boolean {
+    try {
+      return this.native.receiveQueueBytes(this.fd) * QUEUE_PRESSURE > this.receiveBufferBytes();
+    } catch {
+      return false;
+    }
+  }
+
+  private receiveBufferBytes(): number {
+    return (this.rcvbuf ??= this.native.getIntOption(this.fd, SOL_SOCKET, SO_RCVBUF));
   }
 
   joinGroup(group: number): void {
@@ -146,7 +168,8 @@ export class NetlinkSocket implements NetlinkTransport {
   }
 
   setReceiveBuffer(bytes: number): number {
-    return this.setBuffer(SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+    this.rcvbuf = this.setBuffer(SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+    return this.rcvbuf;
   }
 
   setSendBuffer(bytes: number): number {

@@ -4,10 +4,11 @@
 // repaired only by a full dump of the table. Reading a datagram costs a
 // fraction of handling it, and an event held here takes its ~250 bytes of
 // netlink where the kernel's queue charges a whole socket buffer (~1 KiB)
-// to the same receive-buffer limit. So when the queue holds more than one
-// read takes, everything queued is read into chunks of our own first, and
-// handled from there in time slices; the kernel's queue stays short through
-// the burst. Bounded: past `limit` bytes held, reading stops and the
+// to the same receive-buffer limit. So when the queue fills (NetlinkSocket
+// asks the kernel how full it is: past a quarter of the buffer), everything
+// queued is read into chunks of our own first, and handled from there in
+// time slices; the kernel's queue stays short through the burst. Below that
+// events are handled as they are read, and the memory stays the kernel's. Bounded: past `limit` bytes held, reading stops and the
 // kernel's buffer takes the rest, as without read-ahead.
 //
 // Order is kept exactly, and so are the two things the queue's reader learns
@@ -162,9 +163,10 @@ export class ReadAhead {
     this.readChunk = next;
   }
 
-  /** Everything handled: reads start again at the beginning of the current chunk. */
+  /** Everything handled: reads start again at the beginning of the current chunk; one spare is kept for the next burst. */
   private reset(): void {
     this.moveReadChunk(undefined);
+    if (this.free.length > 1) this.free.length = 1;
     this.segs.length = 0;
     this.head = 0;
     this.wpos = 0;

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type ConntrackEvent, ConntrackEvents } from '../../src/kernel/conntrack-events.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, AF_INET6, IPPROTO, IPS } from '../../src/kernel/constants.js';
+import { readEntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { ensureConnlabel } from './helpers/connlabel.js';
 import { createNetns, type Netns } from './helpers/netns.js';
@@ -263,5 +264,31 @@ describe('kernel link (real kernel, netns)', () => {
     const late = udpEntry(60_001);
     await link.batch([{ op: 'create', entry: late }]);
     await until(() => sources.has(late.orig.src), 'an event after the overrun', 5000);
+  });
+
+  it('reads a burst ahead once the queue fills past a quarter of its buffer: every event, in order, no overrun', async () => {
+    ns = await createNetns('ctkl');
+    const events = new ConntrackEvents({ netns: ns.path, receiveBufferBytes: 4 << 20, readAheadBytes: 4 << 20 });
+    const link = new ConntrackLink({ netns: ns.path });
+    open.push(events, link);
+    const order: number[] = [];
+    const index = (src: string) => Number(src.split('.')[2]) * 256 + Number(src.split('.')[3]);
+    let overruns = 0;
+    events.start({
+      onEvent: (e) => order.push(index(e.entry.orig.src)),
+      onRecordEvent: (_t, r, at) => order.push(index(readEntryRecord(r, at, undefined).orig.src)),
+      onOverrun: () => overruns++,
+    });
+    // One sendmsg: the kernel queues all of their events before we read any.
+    const n = 3000;
+    const items: BatchItem[] = [];
+    for (let i = 0; i < n; i++) items.push({ op: 'create', entry: udpEntry(i) });
+    expect((await link.batch(items, { chunkSize: n })).ok).toBe(n);
+    await until(() => order.length >= n, 'every event of the burst', 10_000);
+    expect(overruns).toBe(0);
+    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+    const ra = events.readAhead!;
+    expect(ra.maxHeldBytes).toBeGreaterThan(0);
+    expect(ra.heldBytes).toBe(0);
   });
 });
