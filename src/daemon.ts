@@ -245,8 +245,9 @@ export class Daemon {
     this.events = new ConntrackEvents({
       ...kernelOpts,
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
-      // As much again in our own memory, where an event takes a quarter of the room.
-      readAheadBytes: cfg.kernel.netlinkBufferBytes,
+      // A quarter of it in our own memory holds as many events as the whole
+      // kernel queue (an event there takes ~4x its bytes): twice the room in all.
+      readAheadBytes: Math.ceil(cfg.kernel.netlinkBufferBytes / 4),
       expectations: cfg.filter.expectations !== 'none',
       reliable: cfg.kernel.eventsReliable,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).

@@ -28,6 +28,8 @@ const RECV_BUFFER = 1024 * 1024;
 const DATAGRAM_BUDGET = 64;
 /** A drain yields back to the loop after this long; the level-triggered poll fires again. */
 const DRAIN_SLICE_MS = 4;
+/** Read-ahead chunks: a few datagram budgets each, so what a short backlog holds stays small. */
+const READ_AHEAD_CHUNK = 4 * MIN_SPACE;
 /** Read ahead once the kernel's queue holds more than 1/QUEUE_PRESSURE of the receive buffer. */
 const QUEUE_PRESSURE = 4;
 
@@ -87,7 +89,7 @@ export class NetlinkSocket implements NetlinkTransport {
       const fd = this.fd;
       this.ahead = new ReadAhead((buf, status) => native.recvBatch(fd, buf, status, DATAGRAM_BUDGET, MIN_SPACE), {
         limit: opts.readAheadBytes,
-        chunkBytes: this.buf.length,
+        chunkBytes: READ_AHEAD_CHUNK,
         minSpace: MIN_SPACE,
       });
     }
