@@ -245,9 +245,11 @@ export class Daemon {
     this.events = new ConntrackEvents({
       ...kernelOpts,
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
-      // A quarter of it in our own memory holds as many events as the whole
-      // kernel queue (an event there takes ~4x its bytes): twice the room in all.
-      readAheadBytes: Math.ceil(cfg.kernel.netlinkBufferBytes / 4),
+      // As many bytes again in our own memory, where an event takes about a
+      // quarter of the room it takes in the kernel queue. A quarter of it was
+      // tried (2026-12-07): a fresh daemon then overran on a 20k burst every
+      // time, with this on 1 of 2, and the RSS after replication was the same.
+      readAheadBytes: cfg.kernel.netlinkBufferBytes,
       expectations: cfg.filter.expectations !== 'none',
       reliable: cfg.kernel.eventsReliable,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
