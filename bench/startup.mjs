@@ -129,7 +129,7 @@ async function trial(i) {
   writeFileSync(
     conf,
     [
-      'node: { id: su1 }',
+      `node: { id: su1, stateDir: ${join(dir, 'state')} }`,
       'cluster: { id: 9 }',
       'sync:',
       '  transport: udp',

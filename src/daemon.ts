@@ -38,7 +38,7 @@ import { MetricsService } from './stats/service.js';
 import type { MetricsSource } from './stats/source.js';
 import { buildStatsSnapshot } from './stats/snapshot.js';
 import type { EpochSource } from './sync/engine/epoch.js';
-import { FileEpochStore, STATE_DIR } from './daemon/epoch-store.js';
+import { FileEpochStore } from './daemon/epoch-store.js';
 
 export interface DaemonDeps {
   /** Kernel sockets (FakeKernel.openSocket in unit tests). */
@@ -59,7 +59,7 @@ export interface DaemonDeps {
   scheduler?: SchedulerSystem;
   /** Where this node's epochs come from; a FileEpochStore under stateDir when absent. */
   epochs?: EpochSource;
-  /** Directory of the epoch file; STATE_DIR when absent. */
+  /** Directory of the epoch file; config node.stateDir when absent. */
   stateDir?: string;
 }
 
@@ -108,7 +108,7 @@ export class Daemon {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
     this.epochs =
-      deps.epochs ?? new FileEpochStore({ dir: deps.stateDir ?? STATE_DIR, nodeId: config.node.id, log: this.log });
+      deps.epochs ?? new FileEpochStore({ dir: deps.stateDir ?? config.node.stateDir, nodeId: config.node.id, log: this.log });
     this.epoch = this.epochs.take();
     const local = deps.localAddresses ?? syncLinkAddresses(config);
     this.localAddresses = local;

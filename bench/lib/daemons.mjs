@@ -103,7 +103,7 @@ export const ctsyncd = {
     writeFileSync(
       node.conf,
       [
-        `node: { id: ${node.id} }`,
+        `node: { id: ${node.id}, stateDir: ${join(dir, 'state')} }`,
         'cluster: { id: 7 }',
         'sync:',
         '  mode: ftfw',

@@ -45,6 +45,10 @@ export const DEFAULTS = {
       startupSyncWaitMs: 2000,
     },
   },
+  node: {
+    /** systemd's StateDirectory=ctsyncd (contrib/systemd/ctsyncd.service). */
+    stateDir: '/var/lib/ctsyncd',
+  },
   cluster: {
     /**
      * Peers tracked at once (each costs a receive window, 16 KiB in ftfw,

@@ -100,6 +100,11 @@ const nodeId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: expected('1-6
 const nodeSchema = z
   .strictObject({
     id: nodeId.describe('Name of this node, unique within the cluster; it tags every message this node sends.'),
+    stateDir: absolutePath
+      .default(DEFAULTS.node.stateDir)
+      .describe(
+        "Directory of what the daemon keeps across restarts: the last epoch it used (file epoch-<node id>), so that each start takes a higher one and traffic recorded earlier cannot pass for this node's. systemd's StateDirectory=ctsyncd creates the default.",
+      ),
   })
   .describe('This firewall.');
 

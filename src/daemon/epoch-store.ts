@@ -7,8 +7,6 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { chooseEpoch, type EpochSource } from '../sync/engine/epoch.js';
 
-/** /var/lib/ctsyncd: `StateDirectory=ctsyncd` in contrib/systemd/ctsyncd.service. */
-export const STATE_DIR = '/var/lib/ctsyncd';
 
 export interface EpochStoreOptions {
   dir: string;

@@ -109,7 +109,7 @@ describe('conntrackd flags on a real daemon: the scope of each destructive flag'
     writeFileSync(
       config,
       [
-        'node: { id: cl1 }',
+        `node: { id: cl1, stateDir: ${join(dir, 'state')} }`,
         'cluster: { id: 77 }',
         'sync:',
         '  transport: udp',

@@ -44,7 +44,7 @@ const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
 };
 
 const MINIMAL_RESOLVED: Config = {
-  node: { id: 'fw1' },
+  node: { id: 'fw1', stateDir: '/var/lib/ctsyncd' },
   cluster: { id: 1, maxNodes: 16, pruneAfterMs: 60000 },
   sync: {
     mode: 'ftfw',
@@ -168,7 +168,7 @@ const cases: Case[] = [
     ),
     expect: {
       ...MINIMAL_RESOLVED,
-      node: { id: 'fw-1.a_b' },
+      node: { id: 'fw-1.a_b', stateDir: '/var/lib/ctsyncd' },
       cluster: { id: 4294967295, maxNodes: 16, pruneAfterMs: 60000 },
       sync: {
         mode: 'notrack',

@@ -151,7 +151,8 @@ export class Cluster {
     const peers = this.opts.udpPeers?.(n.id, i, this) ?? this.nodes.filter((x) => x !== n).map((x) => x.syncAddress);
     const keys = this.opts.keyFiles?.(n.id, i, this.dir);
     return [
-      `node: { id: ${n.id} }`,
+      // The epoch file stays in the test's directory, not the host's /var/lib/ctsyncd.
+      `node: { id: ${n.id}, stateDir: ${join(this.dir, 'state')} }`,
       this.opts.clusterYaml ? `cluster: { id: 7, ${this.opts.clusterYaml} }` : 'cluster: { id: 7 }',
       'sync:',
       `  transport: ${this.opts.transport}`,

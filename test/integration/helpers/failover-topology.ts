@@ -290,7 +290,7 @@ export class FailoverTopology {
   ctsyncdConfigFor(f: Firewall, other: Firewall): string {
     const track = this.opts.trackFile === false ? '' : `, trackFile: ${f.trackFile}`;
     return [
-      `node: { id: ${f.id} }`,
+      `node: { id: ${f.id}, stateDir: ${join(this.dir, 'state')} }`,
       'cluster: { id: 7 }',
       'sync:',
       '  transport: udp',
