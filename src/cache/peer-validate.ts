@@ -11,12 +11,12 @@
 //  - Status bits come from an allow-list (PEER_STATUS_BITS); the others are
 //    cleared, not refused: a peer's kernel may legitimately set OFFLOAD or
 //    HELPER on its own copy, which says nothing this kernel should take.
-//  - Timeouts are capped at the protocol's kernel maximum (KERNEL_MAX_TIMEOUT).
+//  - Timeouts are capped at 5 days (PEER_MAX_TIMEOUT), for every protocol.
 //  - Commit subtracts the entry's age (commitTimeout).
 // Each fix and refusal is counted (PeerEntryCounters: stats
 // `external.peerEntries`, metrics ctsyncd_peer_entries_*). Deletes are
 // not checked: they can only remove.
-import { IPPROTO, IPS } from '../kernel/constants.js';
+import { IPS } from '../kernel/constants.js';
 import {
   copyRecordWords,
   EntryRecord,
@@ -25,7 +25,6 @@ import {
   F_WHOLE,
   type RecordBuf,
   type RecordExtras,
-  recordProto,
   W_FLAGS,
   W_STATUS,
   W_TIMEOUT,
@@ -53,30 +52,18 @@ export const PEER_STATUS_BITS =
   IPS.DST_NAT_DONE;
 
 /**
- * The largest default nf_conntrack timeout of each protocol, in seconds
- * (net/netfilter/nf_conntrack_proto_*.c): the longest any state of it lives
- * without traffic on a stock kernel. A peer's timeout above it is lowered
- * to it. SCTP is 5 days because kernels before 5.19 gave ESTABLISHED that
- * (210 s since).
+ * The longest timeout a peer's entry may carry, in seconds, whatever its
+ * protocol: 5 days, the largest default nf_conntrack timeout of any
+ * protocol (TCP ESTABLISHED; SCTP ESTABLISHED before 5.19). Not each
+ * protocol's own default: sysctls and timeout policies raise those (a UDP
+ * service with an hour's timeout is common), the kernel takes any timeout a
+ * ctnetlink create names, and conntrackd replicates it as it is; a cap at
+ * the stock defaults would cut such flows short at every commit. What it
+ * stops is a peer's timeout of months or years, which would keep stale
+ * entries in this kernel long after their connection ended.
  */
-export const KERNEL_MAX_TIMEOUT: Readonly<Record<number, number>> = {
-  [IPPROTO.TCP]: 432_000, // ESTABLISHED, 5 days
-  [IPPROTO.UDP]: 120, // a stream (ASSURED)
-  [IPPROTO.UDPLITE]: 120, // as UDP
-  [IPPROTO.SCTP]: 432_000, // ESTABLISHED before 5.19
-  [IPPROTO.DCCP]: 43_200, // OPEN, 12 hours
-  [IPPROTO.GRE]: 180, // a stream
-  [IPPROTO.ICMP]: 30,
-  [IPPROTO.ICMPV6]: 30,
-};
+export const PEER_MAX_TIMEOUT = 432_000;
 
-/** Every other protocol: nf_conntrack_generic_timeout. */
-export const GENERIC_MAX_TIMEOUT = 600;
-
-/** The cap of a peer's timeout for protocol number `proto`, in seconds. */
-export function maxTimeoutSeconds(proto: number): number {
-  return KERNEL_MAX_TIMEOUT[proto] ?? GENERIC_MAX_TIMEOUT;
-}
 
 /**
  * The least timeout commit writes, in seconds. A replicated timeout dates
@@ -133,7 +120,7 @@ export interface PeerEntryCounters {
   filtered: Record<FilterReason, number>;
   /** Entries that carried status bits outside PEER_STATUS_BITS (cleared). */
   statusStripped: number;
-  /** Timeouts lowered to KERNEL_MAX_TIMEOUT. */
+  /** Timeouts lowered to PEER_MAX_TIMEOUT. */
   timeoutCapped: number;
   /** New keys refused because their origin already held its share of cache.externalLimit. */
   overShare: number;
@@ -173,7 +160,7 @@ export class PeerEntryCheck {
     const status = w[at + W_STATUS]! >>> 0;
     const timeout = w[at + W_TIMEOUT]! >>> 0;
     const badStatus = (f & F_STATUS) !== 0 && (status & ~PEER_STATUS_BITS) !== 0;
-    const cap = maxTimeoutSeconds(recordProto(w, at));
+    const cap = PEER_MAX_TIMEOUT;
     const longTimeout = (f & F_TIMEOUT) !== 0 && timeout > cap;
     if (!badStatus && !longTimeout) return PEER_PASS;
     if (out.w !== w || at !== 0) copyRecordWords(w, at, out.w, 0);
