@@ -104,7 +104,7 @@ if (opts.json) {
       for (const [cat, o] of Object.entries(s.outcomes)) console.log(`    ${cat}: ${line(o)}`);
       const f = s.final;
       console.log(
-        `    end: ${f.externalEntries}/${f.externalLimit} external entries from ${f.origins} origins, ${f.peers} peers (${f.tracked} ids tracked), ${f.bulksSent} bulks sent in ${f.fakeSeconds} fake s; peer entries ${line(f.peerEntries)}`,
+        `    end: ${f.externalEntries}/${f.externalLimit} external entries (${f.externalRefused} refused: cache full) from ${f.origins} origins, ${f.peers} peers (${f.tracked} ids tracked), ${f.bulksSent} bulks sent in ${f.fakeSeconds} fake s, ${f.epochRollovers} epoch rollovers, ${f.peerRestarts} peer restarts, ${f.pruned} peers pruned; peer entries ${line(f.peerEntries)}`,
       );
     }
   }

@@ -129,14 +129,14 @@ class Scene {
     this.T = this.node(SELF, 1_700_000_000, this.tKernel, this.ext, (b) => {
       this.sentBytes += b.length;
       this.tOut.push(b);
-    });
+    }, 5000);
     this.pEpoch = 1_700_000_500;
     this.P = this.peerNode();
     this.T.start();
     this.P.start();
   }
 
-  node(id, epoch, kernel, external, send) {
+  node(id, epoch, kernel, external, send, maxSeqsPerEpoch) {
     return new SyncNode({
       nodeId: id,
       cluster: CLUSTER,
@@ -155,12 +155,14 @@ class Scene {
       admission: this.cfg.admission,
       firstSeq: this.rng.u32(),
       random: () => this.rng.u32(),
+      // Small, so epoch rollovers (a new epoch, verified and treated as a restart) happen during the run.
+      maxSeqsPerEpoch,
     });
   }
 
   peerNode() {
     const ext = new ExternalCache({ limit: 4096, now: () => this.now });
-    return this.node(PEER, this.pEpoch, this.pKernel, ext, (b) => this.pOut.push(b));
+    return this.node(PEER, this.pEpoch, this.pKernel, ext, (b) => this.pOut.push(b), 3000);
   }
 
   /** The peer restarts: a new process, a higher epoch, the same table. */
@@ -521,14 +523,15 @@ export function fuzzDatagrams({ seed, count, onFailure }) {
         scene.now += rng.pick([0, 1, 5, 20, 50, 200, 1000]);
         scene.churn();
         scene.settle(6);
-        if (i > 0 && i % 40_000 === 0) {
+        if (i > 0 && i % 12_288 === 0) {
           scene.restartPeer();
           scene.peerRestarts++;
           scene.settle(50);
         }
-        if (i > 0 && i % 25_000 === 0) {
-          // A long silence: peers time out and are pruned.
+        if (i > 0 && i % 8_192 === 0) {
+          // A long silence: peers time out and are pruned before anything is delivered again.
           scene.now += TIMERS.peerTimeoutMs + cfg.admission.pruneAfterMs + 1000;
+          scene.guard('exception escaped SyncNode.tick', () => scene.T.tick());
           scene.settle(3);
         }
         if (i % 2048 === 0) checkState(scene, i % 16_384 === 0);
@@ -545,11 +548,15 @@ export function fuzzDatagrams({ seed, count, onFailure }) {
     sceneStats.sentBytes = scene.sentBytes;
     sceneStats.final = {
       externalEntries: scene.ext.size,
+      externalRefused: scene.ext.counters.refused,
       externalLimit: scene.ext.limit,
       origins: scene.ext.origins().size,
       peers: s.peers.length,
       tracked: s.admission.tracked,
       bulksSent: s.counters.bulksSent,
+      epochRollovers: s.counters.epochRollovers,
+      peerRestarts: scene.peerRestarts,
+      pruned: s.admission.counters.pruned,
       peerEntries: { ...scene.ext.peerCounters },
       fakeSeconds: Math.round((scene.now - scene.startedAt) / 1000),
     };
