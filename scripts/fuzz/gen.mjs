@@ -195,7 +195,7 @@ export function mutateBytes(rng, buf, donors, maxOps = 4, from = 0) {
 }
 
 /** A short printable summary of a buffer for failure reports. */
-export function hexOf(buf, max = 2048) {
+export function hexOf(buf, max = 4096) {
   const h = buf.toString('hex', 0, Math.min(buf.length, max));
   return buf.length > max ? `${h}… (${buf.length} bytes)` : h;
 }
