@@ -13,8 +13,8 @@
 // (--expose-gc, which the npm script passes): what the heap and Buffers
 // retain may grow by at most --max-retained-growth-mib (64), the RSS by at
 // most --max-rss-growth-mib (512). The RSS bound is loose on purpose: V8 and
-// malloc keep freed pages (a clean million-case run ends ~180 MiB above its
-// start with ~7 MiB more retained), so only the retained figure can tell a
+// malloc keep freed pages (a clean million-case run ends ~190 MiB above its
+// start with ~9 MiB more retained), so only the retained figure can tell a
 // leak from the allocator's high-water mark.
 // Exit 0: no failure; 1: failures (listed); 2: usage error.
 import { fuzzDatagrams } from './fuzz/datagrams.mjs';
