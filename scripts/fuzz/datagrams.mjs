@@ -27,7 +27,7 @@
 // BULK_MIN_INTERVAL_MS.
 import { ExternalCache } from '../../dist/cache/external-cache.js';
 import { compileFilter } from '../../dist/cache/filter.js';
-import { maxTimeoutSeconds, PEER_STATUS_BITS, PeerEntryCheck } from '../../dist/cache/peer-validate.js';
+import { PEER_MAX_TIMEOUT, PEER_STATUS_BITS, PeerEntryCheck } from '../../dist/cache/peer-validate.js';
 import { DEFAULTS } from '../../dist/config/defaults.js';
 import { entryKey } from '../../dist/kernel/entry.js';
 import { silentLogger } from '../../dist/log.js';
@@ -440,7 +440,7 @@ function checkState(scene, deep) {
     if ((status & ~PEER_STATUS_BITS) !== 0) {
       fail('an external entry carries status bits peers may not set', `0x${(status >>> 0).toString(16)} from ${r.origin}`);
     }
-    const cap = maxTimeoutSeconds(e.orig.proto);
+    const cap = PEER_MAX_TIMEOUT;
     if ((e.timeout ?? 0) > cap) fail('an external entry exceeds the timeout cap', `${e.timeout} > ${cap} (proto ${e.orig.proto})`);
     if (!scene.filter.check(e).pass) fail('an external entry the local filter rejects', `${entryKey(e)} from ${r.origin}`);
   }
