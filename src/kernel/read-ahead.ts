@@ -8,8 +8,9 @@
 // asks the kernel how full it is: past a quarter of the buffer), everything
 // queued is read into chunks of our own first, and handled from there in
 // time slices; the kernel's queue stays short through the burst. Below that
-// events are handled as they are read, and the memory stays the kernel's. Bounded: past `limit` bytes held, reading stops and the
-// kernel's buffer takes the rest, as without read-ahead.
+// events are handled as they are read, and the memory stays the kernel's.
+// Bounded: past `limit` bytes held, reading stops and the kernel's buffer
+// takes the rest, as without read-ahead.
 //
 // Order is kept exactly, and so are the two things the queue's reader learns
 // between datagrams: a receive error (ENOBUFS: the kernel dropped events at
