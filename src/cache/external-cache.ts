@@ -212,7 +212,7 @@ export class SlotRecord implements ExternalRecord {
 
   /** Whether the key still holds the record this object was made of. */
   get current(): boolean {
-    return this.cache.slotMeta.gen[this.slot] === this.gen;
+    return this.cache.holds(this.slot, this.gen);
   }
 
   get origin(): string {
@@ -224,16 +224,15 @@ export class SlotRecord implements ExternalRecord {
   }
 
   get seq(): number {
-    return (this.current ? this.cache.slotMeta.seq[this.slot]! : this.seq0) >>> 0;
+    return this.current ? this.cache.slotSeq(this.slot) : this.seq0 >>> 0;
   }
 
   get updatedAt(): number {
-    const m = this.cache.slotMeta;
-    return this.current ? m.src[this.slot]!.base + m.at[this.slot]! : this.src0.base + this.at0;
+    return this.current ? this.cache.slotUpdatedAt(this.slot) : this.src0.base + this.at0;
   }
 
   get kernelCopy(): KernelCopy {
-    return (this.current ? this.cache.slotMeta.copy[this.slot]! : this.copy0) as KernelCopy;
+    return this.current ? this.cache.slotKernelCopy(this.slot) : (this.copy0 as KernelCopy);
   }
 }
 
@@ -672,13 +671,18 @@ export class ExternalCache implements ReplicaSink {
     return { slots: slots.subarray(0, n), gens: gens.subarray(0, n), masters: n - related, peers: [...peers].sort() };
   }
 
+  /** Whether `slot` still holds the record of generation `gen`: the same key, not freed or flushed since. */
+  holds(slot: number, gen: number): boolean {
+    return this.slotMeta.gen[slot] === gen && this.table.isLive(slot);
+  }
+
   /**
    * A view of the record in `slot` if it still holds generation `gen` (the
    * key commitOrder() saw), else null. Valid until the next call or change
    * to the cache.
    */
   currentRecord(slot: number, gen: number): EntryRecord | null {
-    if (this.slotMeta.gen[slot] !== gen || !this.table.isLive(slot)) return null;
+    if (!this.holds(slot, gen)) return null;
     const t = this.table;
     return this.view.point(t.recOf(slot), t.at(slot), t.extrasOf(slot));
   }
@@ -701,8 +705,8 @@ export class ExternalCache implements ReplicaSink {
 
   /** noteInKernel() by slot: ignored unless the slot still holds generation `gen`. */
   noteSlotInKernel(slot: number, gen: number, seq: number): void {
+    if (!this.holds(slot, gen)) return;
     const m = this.slotMeta;
-    if (m.gen[slot] !== gen || !this.table.isLive(slot)) return;
     m.copy[slot] = m.seq[slot]! >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
   }
 
@@ -737,9 +741,7 @@ export class ExternalCache implements ReplicaSink {
    */
   noteInKernel(record: ExternalRecord, seq: number): void {
     if (record instanceof SlotRecord) {
-      if (!record.current) return;
-      const s = record.slot;
-      this.slotMeta.copy[s] = this.slotMeta.seq[s]! >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+      this.noteSlotInKernel(record.slot, record.gen, seq);
     } else if (record instanceof StoredRecord) {
       record.kernelCopy = record.seqI32 >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
     }

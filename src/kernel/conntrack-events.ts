@@ -128,6 +128,11 @@ const CT_DELETE = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
 const EXP_NEW = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW;
 const EXP_DELETE = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_DELETE;
 
+/** A conntrack message's event kind: DELETE is a destroy, NEW with CREATE or EXCL a new entry, any other NEW an update. */
+function eventType(type: number, flags: number): EventType {
+  return type === CT_DELETE ? 'destroy' : flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+}
+
 export class ConntrackEvents implements NetlinkReceiver {
   readonly counters: EventCounters = {
     new: 0,
@@ -277,7 +282,7 @@ export class ConntrackEvents implements NetlinkReceiver {
         h.onRecordEvent !== undefined &&
         decodeConntrackRecord(buf, this.record, 0, pos + NLMSG_HDRLEN, pos + len) === REC_OK
       ) {
-        const kind: EventType = type === CT_DELETE ? 'destroy' : flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+        const kind = eventType(type, flags);
         c[kind]++;
         h.onRecordEvent(kind, this.record, 0, own);
       } else {
@@ -292,8 +297,7 @@ export class ConntrackEvents implements NetlinkReceiver {
   private onMessage(h: EventHandlers, msg: NlMessage, own: boolean): void {
     const c = this.counters;
     if (msg.type === CT_NEW || msg.type === CT_DELETE) {
-      const type: EventType =
-        msg.type === CT_DELETE ? 'destroy' : msg.flags & (NLM_F_CREATE | NLM_F_EXCL) ? 'new' : 'update';
+      const type = eventType(msg.type, msg.flags);
       const r = decodeConntrack(msg);
       if (!r.ok) {
         c.decodeErrors++;

@@ -116,16 +116,20 @@ export class NetlinkSocket implements NetlinkTransport {
     if (this.closed) return;
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
     const started = performance.now();
+    // Whether the last read filled its budget: only then can the queue be
+    // long, and only then is it worth a syscall to ask how long.
+    let full = false;
     for (;;) {
       // Read ahead only while a backlog is held or the kernel's queue is
       // filling: otherwise events are handled as they are read, and the
       // memory stays the kernel's (and out of our RSS).
-      if (this.ahead !== undefined && (this.ahead.pending || this.queuePressed())) {
+      if (this.ahead !== undefined && (this.ahead.pending || (full && this.queuePressed()))) {
         this.drainAhead(this.ahead, started);
         return;
       }
       const n = this.native.recvBatch(this.fd, this.buf, this.status, DATAGRAM_BUDGET, MIN_SPACE);
       const err = this.status[0]!;
+      full = this.status[1]! >= DATAGRAM_BUDGET;
       if (n > 0) this.receiver?.onData(this.buf, 0, n);
       if (this.closed) return;
       if (err !== 0 && err !== EAGAIN) this.receiver?.onError(err);
