@@ -322,6 +322,7 @@ function forgedMessages(scene, id, seqBase) {
         epoch: epochField(),
         nonceHi: real ? ch.nonceHi : rng.u32(),
         nonceLo: real ? ch.nonceLo : rng.u32(),
+        firstEpoch: rng.chance(0.5) ? 0 : epochField(),
       });
     } else {
       const bulkId = rng.chance(0.8) ? 1 + rng.int(8) : rng.u32();

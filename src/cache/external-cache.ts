@@ -138,7 +138,8 @@ export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
 class Source {
   constructor(
     readonly origin: string,
-    readonly epoch: number,
+    /** Changes only when the origin's stream goes on in a new epoch (continueEpoch). */
+    public epoch: number,
     readonly base: number,
   ) {}
 }
@@ -585,6 +586,38 @@ export class ExternalCache implements ReplicaSink {
     this.ctCounters.bulkRemoved += n1;
     this.expCounters.bulkRemoved += n2;
     return n1 + n2;
+  }
+
+  /**
+   * `origin` took a new epoch without restarting (a rollover): its
+   * sequence numbers go on from where they were, so its records of epoch
+   * `from` become records of `to`, ordered by seq against what comes next
+   * rather than overwritten by anything of the new epoch (a retransmitted
+   * old message would otherwise win over a newer one). Records older than
+   * `floor` are moved up to it (CARRY_SPAN in seq.ts says why).
+   */
+  continueEpoch(origin: string, from: number, to: number, floor: number): void {
+    const st = this.states.get(origin);
+    if (st === undefined) return;
+    const src = st.source.epoch === from || st.source.epoch === to ? st.source : new Source(origin, to, this.base);
+    src.epoch = to;
+    st.source = src;
+    if (st.bulkStart?.epoch === from) st.bulkStart.epoch = to;
+    floor >>>= 0;
+    // Every record of the pair, whichever Source object it was made with, joins the one of the stream.
+    const carried = (s: Source): boolean => s === src || (s.origin === origin && s.epoch === from);
+    const m = this.slotMeta;
+    const t = this.table;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+      if (!carried(m.src[s]!)) continue;
+      m.src[s] = src;
+      if (seqBefore(m.seq[s]! >>> 0, floor)) m.seq[s] = floor | 0;
+    }
+    for (const r of this.exp.values()) {
+      if (!carried(r.src)) continue;
+      r.src = src;
+      if (seqBefore(r.seqI32 >>> 0, floor)) r.seqI32 = floor | 0;
+    }
   }
 
   /** Whether a bulk from `origin` is in progress. */

@@ -72,6 +72,7 @@ function node(admission: AdmissionConfig | undefined, mode: 'ftfw' | 'notrack' =
       epoch: SELF_EPOCH,
       nonceHi: ch.nonceHi,
       nonceLo: ch.nonceLo,
+      firstEpoch: 0,
     };
     expect(sync.receive(datagram(id, epoch, [answer])).ok).toBe(true);
     drain();

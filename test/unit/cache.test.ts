@@ -843,6 +843,41 @@ describe('ExternalCache: stale updates', () => {
     expect(c.get(tcp(1))?.entry.mark).toBe(3);
   });
 
+  it('continueEpoch: records of the old epoch are ordered by seq against the new one, very old ones moved up to the floor', () => {
+    const c = new ExternalCache({ limit: 10 });
+    c.applyRemote('fw2', 1, 100, 'new', tcp(1, { mark: 1 }));
+    c.applyRemote('fw2', 1, 5, 'new', tcp(2, { mark: 1 }));
+    c.applyRemote('fw3', 1, 100, 'new', tcp(3, { mark: 1 }));
+    c.continueEpoch('fw2', 1, 2, 50);
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw2', epoch: 2, seq: 100 });
+    expect(c.get(tcp(2))).toMatchObject({ epoch: 2, seq: 50 });
+    // Another origin is not touched.
+    expect(c.get(tcp(3))).toMatchObject({ origin: 'fw3', epoch: 1, seq: 100 });
+    // An old message resent in the new epoch loses against the newer record of the old one ...
+    expect(c.applyRemote('fw2', 2, 90, 'update', tcp(1, { mark: 2 }))).toBe('stale');
+    expect(c.get(tcp(1))?.entry.mark).toBe(1);
+    // ... and a newer one wins.
+    expect(c.applyRemote('fw2', 2, 101, 'update', tcp(1, { mark: 3 }))).toBe('updated');
+    expect(c.get(tcp(1))?.entry.mark).toBe(3);
+    expect(c.applyRemote('fw2', 2, 49, 'update', tcp(2, { mark: 2 }))).toBe('stale');
+    expect(c.applyRemote('fw2', 2, 51, 'update', tcp(2, { mark: 2 }))).toBe('updated');
+  });
+
+  it('continueEpoch: a bulk in progress across the rollover still counts what it carried', () => {
+    const c = new ExternalCache({ limit: 10 });
+    c.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    c.applyRemote('fw2', 1, 2, 'new', tcp(2));
+    c.beginBulk('fw2', { epoch: 1, seq: 10 });
+    c.applyRemote('fw2', 1, 11, 'update', tcp(1));
+    c.continueEpoch('fw2', 1, 2, 0);
+    c.applyRemote('fw2', 2, 12, 'new', tcp(3));
+    // Bulk message for tcp(1) arrived before the rollover, tcp(3) after; tcp(2) was not carried.
+    expect(c.endBulk('fw2')).toBe(1);
+    expect(c.has(tcp(1))).toBe(true);
+    expect(c.has(tcp(2))).toBe(false);
+    expect(c.has(tcp(3))).toBe(true);
+  });
+
   it('rejects a late UPDATE after a DELETE through the tombstone', () => {
     const c = new ExternalCache({ limit: 10 });
     c.applyRemote('fw2', 1, 5, 'new', tcp(1));

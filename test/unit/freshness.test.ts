@@ -26,7 +26,7 @@ function make(): { f: Freshness; c: ReturnType<typeof newFreshnessCounters> } {
 function verify(f: Freshness, node: string, epoch: number, t: number): void {
   const n = f.challenge(node, t);
   expect(n).toBeDefined();
-  expect(f.onResponse(node, epoch, n!)).not.toBe(false);
+  expect(f.onResponse(node, epoch, n!, 0)).not.toBe(false);
 }
 
 describe('Freshness: epoch verdicts', () => {
@@ -54,13 +54,13 @@ describe('Freshness: challenge and response', () => {
     const { f, c } = make();
     const n1 = f.challenge('b', 0)!;
     // A response to some other challenge (a recording) verifies nothing.
-    expect(f.onResponse('b', 7, { nonceHi: n1.nonceHi ^ 1, nonceLo: n1.nonceLo })).toBe(false);
-    expect(f.onResponse('b', 7, { nonceHi: n1.nonceHi, nonceLo: n1.nonceLo ^ 1 })).toBe(false);
+    expect(f.onResponse('b', 7, { nonceHi: n1.nonceHi ^ 1, nonceLo: n1.nonceLo }, 0)).toBe(false);
+    expect(f.onResponse('b', 7, { nonceHi: n1.nonceHi, nonceLo: n1.nonceLo ^ 1 }, 0)).toBe(false);
     expect(f.verified('b')).toBeUndefined();
-    expect(f.onResponse('b', 7, n1)).toEqual({ previous: undefined });
+    expect(f.onResponse('b', 7, n1, 0)).toEqual({ previous: undefined, continued: false });
     expect(f.verified('b')).toBe(7);
     // The same response again (replayed): the nonce is spent.
-    expect(f.onResponse('b', 7, n1)).toBe(false);
+    expect(f.onResponse('b', 7, n1, 0)).toBe(false);
     expect(c.responsesAccepted).toBe(1);
     expect(c.responsesIgnored).toBe(3);
   });
@@ -70,22 +70,42 @@ describe('Freshness: challenge and response', () => {
     const n1 = f.challenge('b', 0)!;
     const n2 = f.challenge('b', CHALLENGE_INTERVAL_MS)!;
     expect(n2).not.toEqual(n1);
-    expect(f.onResponse('b', 9, n1)).toBe(false);
-    expect(f.onResponse('b', 9, n2)).toEqual({ previous: undefined });
+    expect(f.onResponse('b', 9, n1, 0)).toBe(false);
+    expect(f.onResponse('b', 9, n2, 0)).toEqual({ previous: undefined, continued: false });
   });
 
   it('reports the epoch believed before: a restart, or a confirmation of the same one', () => {
     const { f } = make();
     verify(f, 'b', 10, 0);
     const n = f.challenge('b', 1000)!;
-    expect(f.onResponse('b', 12, n)).toEqual({ previous: 10 });
+    expect(f.onResponse('b', 12, n, 0)).toEqual({ previous: 10, continued: false });
     const m = f.challenge('b', 2000)!;
-    expect(f.onResponse('b', 12, m)).toEqual({ previous: 12 });
+    expect(f.onResponse('b', 12, m, 0)).toEqual({ previous: 12, continued: false });
     // A live answer from a lower epoch is believed too (its epoch file was lost and its clock is behind).
     const k = f.challenge('b', 3000)!;
-    expect(f.onResponse('b', 11, k)).toEqual({ previous: 12 });
+    expect(f.onResponse('b', 11, k, 0)).toEqual({ previous: 12, continued: false });
     expect(f.verdict('b', 12)).toBe('unverified');
     expect(f.verdict('b', 11)).toBe('current');
+  });
+
+  it('carries on across rollovers of the incarnation believed, and keeps request numbers then', () => {
+    const { f } = make();
+    verify(f, 'b', 10, 0);
+    expect(f.acceptRequest('b', 5)).toBe(true);
+    // Started in 8, now in 11: 10 was one of its epochs, the stream goes on and request 5 stays honoured.
+    expect(f.onResponse('b', 11, f.challenge('b', 1000)!, 8)).toEqual({ previous: 10, continued: true });
+    expect(f.acceptRequest('b', 5)).toBe(false);
+    expect(f.acceptRequest('b', 6)).toBe(true);
+    // Several rollovers unheard: still the same incarnation.
+    expect(f.onResponse('b', 15, f.challenge('b', 2000)!, 8)).toEqual({ previous: 11, continued: true });
+    // Started after the epoch we believed: a restart, and its request numbers start again.
+    expect(f.onResponse('b', 17, f.challenge('b', 3000)!, 16)).toEqual({ previous: 15, continued: false });
+    expect(f.acceptRequest('b', 1)).toBe(true);
+    // A lower epoch (epoch file lost, clock behind) or a sender that does not say (0): a restart.
+    expect(f.onResponse('b', 9, f.challenge('b', 4000)!, 8)).toEqual({ previous: 17, continued: false });
+    expect(f.onResponse('b', 12, f.challenge('b', 5000)!, 0)).toEqual({ previous: 9, continued: false });
+    // First contact is never a continuation.
+    expect(f.onResponse('c', 5, f.challenge('c', 0)!, 4)).toEqual({ previous: undefined, continued: false });
   });
 
   it('sends at most one challenge per node per CHALLENGE_INTERVAL_MS', () => {

@@ -129,7 +129,16 @@ export const FIXTURE_MESSAGES: Record<string, WireMessage[]> = {
     { kind: 'resync-request', peer: '', epoch: 0, request: 0 },
     { kind: 'resync-request', peer: 'fw-b', epoch: 0xa1b2c3d4, request: 7 },
     { kind: 'challenge', peer: 'fw-b', nonceHi: 0xdeadbeef, nonceLo: 1 },
-    { kind: 'challenge-response', seq: 1000, peer: 'fw-a', epoch: 0x6000_0001, nonceHi: 0xdeadbeef, nonceLo: 1 },
+    { kind: 'challenge-response', seq: 1000, peer: 'fw-a', epoch: 0x6000_0001, nonceHi: 0xdeadbeef, nonceLo: 1, firstEpoch: 0 },
+    {
+      kind: 'challenge-response',
+      seq: 1000,
+      peer: 'fw-a',
+      epoch: 0x6000_0002,
+      nonceHi: 0xdeadbeef,
+      nonceLo: 2,
+      firstEpoch: 0x6000_0001,
+    },
     { kind: 'bulk-start', seq: 1001, bulkId: 3, peer: '' },
     { kind: 'bulk-end', seq: 1002, bulkId: 3, peer: 'fw-b', count: 12345 },
   ],
@@ -377,6 +386,7 @@ export function messageArb(): fc.Arbitrary<WireMessage> {
       epoch: u32,
       nonceHi: u32,
       nonceLo: u32,
+      firstEpoch: u32,
     }),
     fc.record({ kind: fc.constant('bulk-start' as const), seq: u32, bulkId: u32, peer: peerArb }),
     fc.record({ kind: fc.constant('bulk-end' as const), seq: u32, bulkId: u32, peer: peerArb, count: u32 }),
@@ -539,7 +549,7 @@ export function toPMessage(m: WireMessage): PObj {
       body = { peer: m.peer, nonceHi: m.nonceHi, nonceLo: m.nonceLo };
       break;
     case 'challenge-response':
-      body = { peer: m.peer, epoch: m.epoch, nonceHi: m.nonceHi, nonceLo: m.nonceLo };
+      body = { peer: m.peer, epoch: m.epoch, nonceHi: m.nonceHi, nonceLo: m.nonceLo, firstEpoch: m.firstEpoch };
       break;
     case 'bulk-start':
       body = { bulkId: m.bulkId, peer: m.peer };
@@ -674,6 +684,7 @@ export function referenceDecode(body: Buffer): { node: string; epoch: number; me
           epoch: num(b.epoch),
           nonceHi: num(b.nonceHi),
           nonceLo: num(b.nonceLo),
+          firstEpoch: num(b.firstEpoch),
         });
         break;
       case 'bulkStart':

@@ -17,7 +17,10 @@
 //                                 that really went back to a lower epoch
 //                                 (state lost, clock stepped back) is heard
 //       datagram in E > V        unverified: dropped, challenge (rate-limited)
-//       response with nonce N in E ──► verified E (a restart if E ≠ V)
+//       response with nonce N in E ──► verified E: a restart if E ≠ V,
+//                                 unless the response's first epoch F has
+//                                 F ≤ V < E (V and E are epochs of one
+//                                 incarnation: its stream simply goes on)
 //
 // The response carries a nonce only we know and travels in the epoch it
 // vouches for, signed, so no recording can produce one: a replayed
@@ -162,10 +165,18 @@ export class Freshness {
   /**
    * A response from node, sent in `epoch`, with a nonce. When it answers our
    * outstanding challenge, `epoch` is node's epoch from now on; returns the
-   * epoch believed before (undefined at first contact). Otherwise (no
-   * challenge pending, another nonce) returns false.
+   * epoch believed before (undefined at first contact) and whether `epoch`
+   * carries on from it: the response says node started in `firstEpoch` and
+   * its seqs have gone on since, and the epoch we believed lies between
+   * that and `epoch` (one of its rollovers, however many we missed).
+   * Otherwise (no challenge pending, another nonce) returns false.
    */
-  onResponse(node: string, epoch: number, n: Nonce): { previous: number | undefined } | false {
+  onResponse(
+    node: string,
+    epoch: number,
+    n: Nonce,
+    firstEpoch: number,
+  ): { previous: number | undefined; continued: boolean } | false {
     const p = this.peers.get(node);
     const q = p?.pending;
     if (p === undefined || q === undefined || q.nonceHi !== n.nonceHi || q.nonceLo !== n.nonceLo) {
@@ -174,10 +185,16 @@ export class Freshness {
     }
     p.pending = undefined;
     const previous = p.verified;
-    if (previous !== epoch) p.lastRequest = 0;
+    // Epochs only increase, across restarts too (epoch.ts): an epoch we believed from firstEpoch on
+    // is this incarnation's, unless the node lost its epoch file and its clock went back (then a
+    // restart may start below what we believed; `previous < epoch` still holds unless it also
+    // rolled past it before we heard, 2^30 seqs unheard).
+    const continued = previous !== undefined && firstEpoch !== 0 && firstEpoch <= previous && previous < epoch;
+    // A restarted node numbers its requests from 1 again; across a rollover its numbers go on.
+    if (previous !== epoch && !continued) p.lastRequest = 0;
     p.verified = epoch;
     this.c.responsesAccepted++;
-    return { previous };
+    return { previous, continued };
   }
 
   /** Whether to answer this challenge of node's: each nonce once, at most one answer per ANSWER_INTERVAL_MS. */

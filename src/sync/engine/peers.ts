@@ -56,6 +56,17 @@ export class PeerTable {
     return p;
   }
 
+  /**
+   * id took a new epoch by a rollover (its stream goes on, see
+   * sync-node.ts): the epoch changes with no restart counted.
+   */
+  rolled(id: string, epoch: number): void {
+    const p = this.peers.get(id);
+    if (p === undefined || p.epoch === epoch) return;
+    this.opts.log.info('peer epoch rolled over', { peer: id, epoch, previousEpoch: p.epoch });
+    p.epoch = epoch;
+  }
+
   /** Marks peers that stayed silent too long as down. */
   sweep(): void {
     const now = this.opts.now();

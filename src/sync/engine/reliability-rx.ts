@@ -114,6 +114,7 @@ export interface RxInfo {
 
 export interface Receiver {
   readonly node: string;
+  /** The peer's epoch: the one it started with here, or the latest it rolled over to (continueIn). */
   readonly epoch: number;
   /** A bulk from this (peer, epoch) for us has completed at least once. */
   readonly synced: boolean;
@@ -130,6 +131,12 @@ export interface Receiver {
   wantResync(now: number): void;
   /** The peer is back (up again): repeat pending NACKs and requests now rather than after their backoff. */
   kick(now: number): void;
+  /**
+   * The peer took `epoch` by a rollover: its stream goes on with the same
+   * seqs, so everything this receiver knows (window, gaps, bulk) stays;
+   * only the epoch its acks, NACKs and requests are addressed to changes.
+   */
+  continueIn(epoch: number): void;
   info(): RxInfo;
 }
 
@@ -143,7 +150,7 @@ abstract class ReceiverBase {
 
   constructor(
     readonly node: string,
-    readonly epoch: number,
+    public epoch: number,
     protected readonly cfg: ReliabilityConfig,
     protected readonly sink: RxSink,
     protected readonly c: RxCounters,
@@ -169,6 +176,10 @@ abstract class ReceiverBase {
   kick(now: number): void {
     this.resyncBackoff = this.cfg.aliveIntervalMs;
     if (this.wantBulk) this.resyncAt = now;
+  }
+
+  continueIn(epoch: number): void {
+    this.epoch = epoch;
   }
 
   protected bulkDone(): void {

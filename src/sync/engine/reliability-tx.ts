@@ -202,6 +202,12 @@ export class Transmitter {
     return this.peers.delete(id);
   }
 
+  /** The peer took a new epoch by a rollover: it is the same incarnation, and everything owed to it stays owed. */
+  rolled(id: string, epoch: number): void {
+    const tx = this.peers.get(id);
+    if (tx !== undefined) tx.epoch = epoch;
+  }
+
   /** The peer restarted: what we owed its previous incarnation is void (it gets a bulk instead). */
   restart(id: string, epoch: number): void {
     const tx = this.peer(id, epoch);

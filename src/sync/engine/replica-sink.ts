@@ -18,4 +18,10 @@ export interface ReplicaSink {
   beginBulk(origin: string, start?: { epoch: number; seq: number }): void;
   /** The bulk ended: drops origin's records the bulk did not carry; returns how many. */
   endBulk(origin: string): number;
+  /**
+   * origin's stream goes on in epoch `to` after `from` (a rollover, not a
+   * restart): its records of `from` are ordered by seq with what `to`
+   * brings; those older than `floor` move up to it (carryFloor in seq.ts).
+   */
+  continueEpoch(origin: string, from: number, to: number, floor: number): void;
 }

@@ -31,3 +31,20 @@ export function seqBefore(a: number, b: number): boolean {
 export function seqAfter(a: number, b: number): boolean {
   return seqBefore(b, a);
 }
+
+/**
+ * How far back a peer's records keep their own seq when the peer's stream
+ * goes on in a new epoch (a rollover, see sync-node.ts): a record older
+ * than `next - CARRY_SPAN` is moved up to that floor. A stream takes a new
+ * epoch at most 2^30 seqs after the last (reliability.ts), so with records
+ * no older than 2^29 before the rollover no two seqs the cache compares
+ * are ever 2^31 apart, however many rollovers a record lives through. A
+ * record moved up only stops rejecting a message sent between its own seq
+ * and the floor: one 2^29 messages late, which nothing delivers.
+ */
+export const CARRY_SPAN = 0x2000_0000;
+
+/** The floor for records carried into a new epoch of a stream whose next seq is `next`. */
+export function carryFloor(next: number): number {
+  return seqAdd(next, -CARRY_SPAN);
+}

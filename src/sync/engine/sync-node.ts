@@ -31,7 +31,11 @@
 // for that peer only (the resend queue still serves everyone else).
 // Datagrams of an older epoch (late, or replayed) are dropped rather than
 // taken for another restart. After MAX_SEQS_PER_EPOCH sequence numbers this
-// node takes a new epoch itself (rollover), so no comparison wraps.
+// node takes a new epoch itself (rollover), so no comparison wraps. A
+// rollover is not a restart: the node's seqs go on, and its answer to the
+// challenge the new epoch draws names the epoch before, so a peer that
+// believed that one carries on (same receiver, same resend queue, the
+// external cache's records relabelled) and no bulk goes either way.
 //
 // Nothing here sets a timer: tick() (about every 20 ms) evaluates the ack,
 // NACK, retransmission, alive, liveness, resync and refresh deadlines
@@ -48,6 +52,7 @@ import { LogLimiter } from './log-limiter.js';
 import { Admission, type AdmissionConfig, type AdmissionStats, DEFAULT_ADMISSION } from './admission.js';
 import { PeerTable, type PeerState } from './peers.js';
 import { MAX_SEQS_PER_EPOCH, type ReliabilityConfig } from './reliability.js';
+import { carryFloor } from './seq.js';
 import {
   type BulkEnd,
   type BulkStart,
@@ -208,6 +213,8 @@ export class SyncNode {
   private readonly data: DatagramEncoder;
   private epochNow: number;
   private epochFirstSeq: number;
+  /** The epoch before epochNow when epochNow came by a rollover; 0 while it is the one we started with. */
+  private epochBefore = 0;
   private readonly cfg: ReliabilityConfig;
   private readonly mode: SyncModeStrategy;
   private readonly now: () => number;
@@ -593,12 +600,12 @@ export class SyncNode {
         if (m.peer === self && m.epoch === this.epochNow) this.counters.helloAcksReceived++;
         return false;
       case 'ack':
-        if (this.mode.acknowledged && m.peer === self && m.epoch === this.epochNow) {
+        if (this.mode.acknowledged && m.peer === self && this.ownEpoch(m.epoch)) {
           return this.tx.onAck(rx.node, m.to, now);
         }
         return false;
       case 'nack':
-        if (this.mode.acknowledged && m.peer === self && m.epoch === this.epochNow) {
+        if (this.mode.acknowledged && m.peer === self && this.ownEpoch(m.epoch)) {
           this.tx.onNack(rx.node, m.from, m.to, now);
         }
         return false;
@@ -631,9 +638,9 @@ export class SyncNode {
     const self = this.deps.nodeId;
     for (const m of messages) {
       if (m.kind !== 'challenge-response' || m.peer !== self) continue;
-      const r = this.fresh.onResponse(node, epoch, m);
+      const r = this.fresh.onResponse(node, epoch, m, m.firstEpoch);
       if (r !== false) {
-        this.believe(node, epoch, m.seq, r.previous, now);
+        this.believe(node, epoch, m.seq, r.previous, r.continued, now);
         return true;
       }
     }
@@ -664,9 +671,30 @@ export class SyncNode {
     return false;
   }
 
-  /** node answered our challenge in `epoch`: that is its epoch now; tracking starts at `seq`. */
-  private believe(node: string, epoch: number, seq: number, previous: number | undefined, now: number): void {
+  /**
+   * node answered our challenge in `epoch`: that is its epoch now; tracking
+   * starts at `seq`, or goes on when `continued` (a rollover from the epoch
+   * we believed).
+   */
+  private believe(
+    node: string,
+    epoch: number,
+    seq: number,
+    previous: number | undefined,
+    continued: boolean,
+    now: number,
+  ): void {
     if (previous === epoch) return;
+    const going = this.rx.get(node);
+    if (continued && previous !== undefined && going !== undefined && going.epoch === previous) {
+      this.peers.rolled(node, epoch);
+      this.tx.rolled(node, epoch);
+      going.continueIn(epoch);
+      this.deps.external.continueEpoch(node, previous, epoch, carryFloor(seq));
+      // Whatever of the old epoch's stream has not arrived yet is a gap now, NACKed and resent in the new one.
+      going.onAlive(seq, now);
+      return;
+    }
     this.log.info('peer epoch verified', { peer: node, epoch, previousEpoch: previous ?? null });
     this.peers.seen(node, epoch);
     const rx = this.mode.createReceiver(node, epoch, this.cfg, this.sink, this.counters, now);
@@ -685,7 +713,19 @@ export class SyncNode {
       epoch,
       nonceHi: m.nonceHi,
       nonceLo: m.nonceLo,
+      firstEpoch: this.deps.epoch,
     });
+  }
+
+  /**
+   * Whether an ack or NACK addressed to our `epoch` is for this stream: the
+   * current epoch, or the one before a rollover (a peer goes on addressing
+   * that until it has verified the new one). A recorded ack or NACK is
+   * harmless either way: acks only ever move forward, and a NACK is served
+   * only from the resend queue.
+   */
+  private ownEpoch(epoch: number): boolean {
+    return epoch === this.epochNow || (this.epochBefore !== 0 && epoch === this.epochBefore);
   }
 
   private sendResyncRequest(rx: Receiver): void {
@@ -697,13 +737,14 @@ export class SyncNode {
     this.warnings.warn(kind, this.now(), msg, ctx);
   }
 
-  /** After maxSeqsPerEpoch seqs in this epoch: take a new one (peers verify it and treat it as a restart). */
+  /** After maxSeqsPerEpoch seqs in this epoch: take a new one (peers verify it and carry on, see the file comment). */
   private maybeRollover(): void {
     const used = (this.sender.nextSeq - this.epochFirstSeq) >>> 0;
     if (used < (this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH)) return;
     const previous = this.epochNow;
     const next = this.deps.nextEpoch?.() ?? (previous + 1) >>> 0;
     this.flushOut();
+    this.epochBefore = previous;
     this.epochNow = next;
     this.epochFirstSeq = this.sender.nextSeq;
     this.ctl.setEpoch(next);

@@ -188,6 +188,7 @@ const T_CHALLENGE = {
   epoch: tag(2, FIXED32),
   nonceHi: tag(3, FIXED32),
   nonceLo: tag(4, FIXED32),
+  firstEpoch: tag(5, FIXED32),
 } as const;
 const T_BULK = { id: tag(1, VARINT), peer: tag(2, LEN), count: tag(3, VARINT) } as const;
 
@@ -685,6 +686,8 @@ export function writeMessage(w: ProtoWriter, m: WireMessage): void {
       if (m.kind === 'challenge-response') fixed32NonZero(w, T_CHALLENGE.epoch, m.epoch, 'epoch');
       fixed32NonZero(w, T_CHALLENGE.nonceHi, m.nonceHi, 'nonceHi');
       fixed32NonZero(w, T_CHALLENGE.nonceLo, m.nonceLo, 'nonceLo');
+      // Absent when 0 (a start, or a sender before rollovers carried on): read back as 0.
+      if (m.kind === 'challenge-response') fixed32NonZero(w, T_CHALLENGE.firstEpoch, m.firstEpoch, 'firstEpoch');
       break;
     case 'bulk-start':
     case 'bulk-end':
@@ -1628,18 +1631,20 @@ function rChallenge(end: number, seq: number, response: boolean): WireMessage {
   let epoch = 0;
   let nonceHi = 0;
   let nonceLo = 0;
+  let firstEpoch = 0;
   while (P < end) {
     const t = rVarint(end);
     if (t === T_CHALLENGE.peer) peer = rNodeId(end, 'peer');
     else if (t === T_CHALLENGE.epoch) epoch = rFixed32(end);
     else if (t === T_CHALLENGE.nonceHi) nonceHi = rFixed32(end);
     else if (t === T_CHALLENGE.nonceLo) nonceLo = rFixed32(end);
+    else if (t === T_CHALLENGE.firstEpoch) firstEpoch = rFixed32(end);
     else skipField(t, end);
   }
   const what = response ? 'challenge-response' : 'challenge';
   peer = requireNodeId(peer, `${what}.peer`);
   return response
-    ? { kind: 'challenge-response', seq, peer, epoch, nonceHi, nonceLo }
+    ? { kind: 'challenge-response', seq, peer, epoch, nonceHi, nonceLo, firstEpoch }
     : { kind: 'challenge', peer, nonceHi, nonceLo };
 }
 

@@ -44,9 +44,21 @@ export type WireMessage =
   /**
    * The answer to `peer`'s challenge, addressed to its epoch `epoch`;
    * seq = the next sequence number the responder will use (the receiver
-   * starts tracking its stream there).
+   * starts tracking its stream there). firstEpoch = the epoch the
+   * responder started with; its seqs have gone on since, through every
+   * rollover. A receiver that believed an epoch from firstEpoch on carries
+   * on instead of treating the new epoch as a restart. 0 (absent) from a
+   * sender that does not say: every new epoch of it is a restart.
    */
-  | { kind: 'challenge-response'; seq: number; peer: string; epoch: number; nonceHi: number; nonceLo: number }
+  | {
+      kind: 'challenge-response';
+      seq: number;
+      peer: string;
+      epoch: number;
+      nonceHi: number;
+      nonceLo: number;
+      firstEpoch: number;
+    }
   /** peer '' = all. */
   | { kind: 'bulk-start'; seq: number; bulkId: number; peer: string }
   | { kind: 'bulk-end'; seq: number; bulkId: number; peer: string; count: number };
