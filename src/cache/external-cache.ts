@@ -99,6 +99,8 @@ export interface ExternalCounters {
   bulkRemoved: number;
   /** Records removed by flush() and flushOrigin(). */
   flushed: number;
+  /** Records of pruned peers (release()) removed to make room for a live peer's new key. */
+  released: number;
 }
 
 export interface ExternalCacheOptions {
@@ -256,7 +258,7 @@ interface OriginState {
 }
 
 function emptyCounters(): ExternalCounters {
-  return { created: 0, updated: 0, deleted: 0, missing: 0, stale: 0, refused: 0, bulkRemoved: 0, flushed: 0 };
+  return { created: 0, updated: 0, deleted: 0, missing: 0, stale: 0, refused: 0, bulkRemoved: 0, flushed: 0, released: 0 };
 }
 
 /**
@@ -321,6 +323,8 @@ export class ExternalCache implements ReplicaSink {
   private readonly tombs: LRUCache<string, Tombstone> | undefined;
   private readonly tombTtl: number;
   private readonly states = new Map<string, OriginState>();
+  /** Origins pruned by the sync layer (release()): first to go when the cache is full. */
+  private readonly released = new Set<string>();
   private readonly compactor = new EntryCompactor();
   // Bound once: a closure per applied message would be garbage per entry.
   private readonly compactEntry = (e: ConntrackEntry): ConntrackEntry => this.compactor.entry(e);
@@ -469,7 +473,7 @@ export class ExternalCache implements ReplicaSink {
       if (this.onChange !== undefined) this.onChange(recordKeyString(r.w, at), 'updated', this.recordAt(slot), this.entryAt(slot));
       return 'updated';
     }
-    if (t.size >= this.limit) {
+    if (t.size >= this.limit && !this.makeRoom(origin)) {
       c.refused++;
       return 'refused';
     }
@@ -632,7 +636,35 @@ export class ExternalCache implements ReplicaSink {
     const n2 = this.removeExpectWhere((r) => r.src.origin === origin);
     this.ctCounters.flushed += n1;
     this.expCounters.flushed += n2;
+    this.released.delete(origin);
     return n1 + n2;
+  }
+
+  /**
+   * `origin` was pruned (silent too long, and not in cluster.nodes): its
+   * records stay, since a peer cut off by a long partition may still be the
+   * one whose connections a failover must keep, but they give way when the
+   * cache is full and a live origin needs room. Without that, ids that come
+   * and go (forged ones on a segment without keys) would fill the cache for
+   * good. A message from the origin makes it live again.
+   */
+  release(origin: string): void {
+    if (this.states.has(origin)) this.released.add(origin);
+  }
+
+  /** Frees the records of one released origin other than `origin`; true if the table has room now. */
+  private makeRoom(origin: string): boolean {
+    for (const gone of this.released) {
+      this.released.delete(gone);
+      if (gone === origin) continue;
+      const m = this.slotMeta;
+      const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === gone);
+      const n2 = this.removeExpectWhere((r) => r.src.origin === gone);
+      this.ctCounters.released += n1;
+      this.expCounters.released += n2;
+      if (this.table.size < this.limit) return true;
+    }
+    return false;
   }
 
   /** Forgets everything, tombstones and bulks in progress included. */
@@ -644,6 +676,7 @@ export class ExternalCache implements ReplicaSink {
     this.exp.clear();
     this.tombs?.clear();
     this.states.clear();
+    this.released.clear();
   }
 
   /** The record held for the entry's key (original tuple and zone), if any. */
@@ -837,6 +870,8 @@ export class ExternalCache implements ReplicaSink {
   }
 
   private stateFor(origin: string, epoch: number): OriginState {
+    // A message from a released origin: it is back (a pruned id is believed again only after a challenge).
+    if (this.released.size !== 0) this.released.delete(origin);
     let st = this.states.get(origin);
     if (st === undefined) {
       st = { source: new Source(origin, epoch, this.base), entries: 0, bulk: 0, bulkStart: undefined };

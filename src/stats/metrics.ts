@@ -149,12 +149,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_cache_removed_total',
-    'Entries removed in bulk: by a flush, or by the end of a peer’s bulk resync that no longer carried them.',
-    'internal.flushed, external.{flushed,bulkRemoved}',
+    'Entries removed in bulk: by a flush, by the end of a peer’s bulk resync that no longer carried them, or those of a pruned peer to make room for a live one’s.',
+    'internal.flushed, external.{flushed,bulkRemoved,released}',
     (s) => [
       [{ cache: 'internal', reason: 'flush' }, s.internal.flushed],
       [{ cache: 'external', reason: 'flush' }, s.external.flushed],
       [{ cache: 'external', reason: 'bulk_end' }, s.external.bulkRemoved],
+      [{ cache: 'external', reason: 'released' }, s.external.released],
     ],
     ['cache', 'reason'],
   ),

@@ -26,10 +26,10 @@ function datagram(node: string, epoch: number, messages: WireMessage[]): Buffer 
 
 const SELF_EPOCH = 77;
 
-function node(admission: AdmissionConfig | undefined, mode: 'ftfw' | 'notrack' = 'ftfw') {
+function node(admission: AdmissionConfig | undefined, mode: 'ftfw' | 'notrack' = 'ftfw', limit = 1000) {
   const clock = { now: 1_000_000 };
   const sent: Buffer[] = [];
-  const external = new ExternalCache({ limit: 1000, now: () => clock.now });
+  const external = new ExternalCache({ limit, now: () => clock.now });
   const sync = new SyncNode({
     nodeId: SELF,
     cluster: CLUSTER,
@@ -194,6 +194,34 @@ describe('SyncNode admission', () => {
     expect(st.admission).toMatchObject({ tracked: 0, receivers: 0, counters: { pruned: 1, nodeLimit: 1 } });
     verify('b', 1);
     expect(sync.stats().peers.map((p) => p.id)).toEqual(['b']);
+  });
+
+  it("a pruned unlisted peer's entries stay while there is room, and give way to a live peer's when the cache is full", () => {
+    const { sync, external, clock, verify } = node({ maxNodes: 2, pruneAfterMs: 5000 }, 'ftfw', 20);
+    /** n entries from id, numbered from `first`, in datagrams of 10 (seqs from 1: the answer's seq). */
+    const send = (id: string, first: number, n: number): void => {
+      for (let i = 0; i < n; i += 10) {
+        const msgs: WireMessage[] = [];
+        for (let k = i; k < Math.min(n, i + 10); k++) msgs.push({ kind: 'ct-new', seq: 1 + k, entry: typicalTcpEntry(first + k) });
+        expect(sync.receive(datagram(id, 1, msgs)).ok).toBe(true);
+      }
+    };
+    // An id that came, filled the cache and went away (a forged one, or a peer cut off for long).
+    verify('x1', 1);
+    send('x1', 0, 20);
+    expect(external.size).toBe(20);
+    clock.now += TIMERS.peerTimeoutMs + 5001;
+    sync.tick();
+    sync.tick();
+    expect(sync.stats().admission.counters.pruned).toBe(1);
+    // Pruned, and still held: nothing needed the room yet.
+    expect(external.size).toBe(20);
+    // A live peer needs room: the pruned id's records give way, and only they.
+    verify('fw2', 1);
+    send('fw2', 1000, 10);
+    expect(external.size).toBe(10);
+    expect(external.counters).toMatchObject({ created: 30, refused: 0, released: 20 });
+    expect([...external.records()].every((r) => r.origin === 'fw2')).toBe(true);
   });
 
   it('a listed peer is pruned of its receiver but stays listed as down, and comes back', () => {

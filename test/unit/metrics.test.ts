@@ -58,6 +58,7 @@ function fakeSnapshot(): StatsSnapshot {
     refused: next(),
     bulkRemoved: next(),
     flushed: next(),
+    released: next(),
   });
   return {
     ready: true,

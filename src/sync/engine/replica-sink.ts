@@ -24,4 +24,6 @@ export interface ReplicaSink {
    * brings; those older than `floor` move up to it (carryFloor in seq.ts).
    */
   continueEpoch(origin: string, from: number, to: number, floor: number): void;
+  /** origin was pruned and left no trace in the sync layer: its records give way when room is needed. */
+  release(origin: string): void;
 }

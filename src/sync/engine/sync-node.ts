@@ -566,6 +566,7 @@ export class SyncNode {
       if (!this.admission.isListed(id)) {
         freed = this.peers.forget(id) || freed;
         freed = this.fresh.forget(id) || freed;
+        this.deps.external.release(id);
       }
       if (!freed) continue;
       this.admission.counters.pruned++;
