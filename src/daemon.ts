@@ -296,7 +296,8 @@ export class Daemon {
     });
     const sync = this.sync;
     this.channels.onDatagram((buf, _from, channel) => {
-      if (sync.receive(buf).ok) this.channels?.noteValidReceive(channel);
+      // Only a sign of the peer's life keeps a link up: a replayed datagram is valid too.
+      if (sync.receive(buf).live) this.channels?.noteValidReceive(channel);
     });
     await this.channels.start();
     // Nothing below may run after stop(): its timers would outlive it.

@@ -107,7 +107,7 @@ describe('no amplification', () => {
     for (let s = 0; big.size < 1473; s++) big.add({ kind: 'alive', seq: s + 1 });
     const buf = big.flush()!;
     expect(buf.length).toBeGreaterThan(1472);
-    expect(a.sync.receive(buf)).toEqual({ ok: false });
+    expect(a.sync.receive(buf)).toEqual({ ok: false, live: false });
     expect(a.sync.stats().counters.datagramsDropped.ESIZE).toBe(1);
   });
 

@@ -164,6 +164,7 @@ function fakeSnapshot(): StatsSnapshot {
         ownDatagrams: next(),
         staleEpochDatagrams: next(),
         epochRollovers: next(),
+        datagramsNotLive: next(),
         warningsSuppressed: next(),
         challengesSent: next(),
         challengesReceived: next(),

@@ -917,7 +917,7 @@ describe('sync simulation: protocol details', () => {
     sim.run(sim.now + 2000, () => converged(sim));
     expect(converged(sim)).toBe(true);
     const before = a.sync.stats();
-    expect(a.sync.receive(old!)).toEqual({ ok: false });
+    expect(a.sync.receive(old!)).toEqual({ ok: false, live: false });
     const after = a.sync.stats();
     expect(after.counters.staleEpochDatagrams).toBe(before.counters.staleEpochDatagrams + 1);
     expect(after.peerCounters.restarts).toBe(1);
@@ -1103,6 +1103,39 @@ describe('sync simulation: replayed recordings change nothing', () => {
   // and with 512-seq epochs and ~400 entries a node each bulk brought the next rollover.
   it('seed 296044: both restarted, 512-seq epochs, the pair settles and a replay changes nothing', () => {
     replayScenario({ seed: 296044, restart: 'both', picks: [{ i: 0, times: 1, at: 0 }] }, 512);
+  });
+
+  // A replay of the current epoch is a valid datagram: before datagrams were
+  // numbered, replaying a dead peer's recent traffic kept it shown as up
+  // (and could move the active link) for as long as the replay went on.
+  it("replaying a dead peer's datagrams of its current epoch does not keep it up", () => {
+    const sim = new Sim(77, { latencyMs: [0.2, 0.8], loss: 0, dup: 0 });
+    const cfg: ReliabilityConfig = { ...DEFAULTS.sync.reliability };
+    for (const [idx, id] of ['fw-a', 'fw-b'].entries()) sim.nodes.push(new SimNode(sim, id, idx, { mode: 'ftfw', cfg }));
+    const [a, b] = sim.nodes as [SimNode, SimNode];
+    const fromB: Buffer[] = [];
+    const realBroadcast = sim.broadcast.bind(sim);
+    sim.broadcast = (from, buf) => {
+      if (from === b) fromB.push(buf);
+      realBroadcast(from, buf);
+    };
+    for (const n of sim.nodes) n.boot();
+    sim.at(1, () => {
+      for (let i = 0; i < 200; i++) b.create(i);
+    });
+    sim.run(3000);
+    expect(a.sync.stats().peers.find((p) => p.id === 'fw-b')?.state).toBe('up');
+    // b dies (no restart: its epoch stays the one a believes); its last few seconds are replayed to a.
+    const recent = fromB.slice(-20);
+    b.crash();
+    const t0 = sim.now;
+    const span = 3 * cfg.peerTimeoutMs;
+    for (let t = 0, k = 0; t < span; t += 100, k++) sim.at(t0 + t, () => a.sync.receive(recent[k % recent.length]!));
+    sim.run(t0 + span);
+    const st = a.sync.stats();
+    expect(st.peers.find((p) => p.id === 'fw-b')?.state).toBe('down');
+    expect(st.counters.datagramsNotLive).toBeGreaterThanOrEqual(span / 100 - 1);
+    expect(exactDiff(sim)).toEqual([]);
   });
 
   it('4000 datagrams of the recording (all of it when shorter), each three times', () => {

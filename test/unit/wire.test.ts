@@ -188,6 +188,38 @@ describe('fixtures', () => {
   });
 });
 
+describe('datagram numbers', () => {
+  it('numbers each datagram at flush, in the header protobufjs reads too, and keeps them through an epoch change', () => {
+    let n = 0xffff_fffe;
+    const enc = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu: 1472, number: () => (n = (n + 1) >>> 0) });
+    const out: Buffer[] = [];
+    for (let i = 0; i < 3; i++) {
+      enc.add({ kind: 'alive', seq: 7 + i });
+      if (i === 2) enc.setEpoch(EPOCH + 1);
+      out.push(enc.flush()!);
+    }
+    const read = out.map((b) => {
+      const r = decodeDatagram(b, { cluster: CLUSTER });
+      if (!r.ok) throw new Error(r.error.reason);
+      return [r.header.epoch, r.header.number, r.messages];
+    });
+    expect(read).toEqual([
+      [EPOCH, 0xffff_ffff, [{ kind: 'alive', seq: 7 }]],
+      [EPOCH, 0, [{ kind: 'alive', seq: 8 }]],
+      [EPOCH + 1, 1, [{ kind: 'alive', seq: 9 }]],
+    ]);
+    const ref = PbDatagram.toObject(PbDatagram.decode(out[2]!.subarray(8))) as { number?: number; epoch?: number };
+    expect([ref.epoch, ref.number]).toEqual([EPOCH + 1, 1]);
+  });
+
+  it('an encoder without numbers writes none, and the decoder says so', () => {
+    const enc = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu: 1472 });
+    enc.add({ kind: 'alive', seq: 1 });
+    const r = decodeDatagram(enc.flush()!, { cluster: CLUSTER });
+    expect(r.ok && r.header.number).toBe(undefined);
+  });
+});
+
 describe('ct-delete', () => {
   it('carries only orig and zone; the decoder mirrors orig into reply', () => {
     const entry: ConntrackEntry = {

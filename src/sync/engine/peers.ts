@@ -2,6 +2,7 @@
 // restarted), when it was last heard from, and a small state machine
 // unknown → up → down → up. Transitions are logged and counted.
 import type { Logger } from '../../log.js';
+import { seqAfter } from './seq.js';
 
 export type PeerState = 'unknown' | 'up' | 'down';
 
@@ -10,6 +11,8 @@ export interface PeerInfo {
   state: PeerState;
   epoch: number;
   lastSeenMs: number;
+  /** The highest datagram number seen in this epoch; undefined before the first numbered one. */
+  lastNumber: number | undefined;
   restarts: number;
   ups: number;
   downs: number;
@@ -30,20 +33,32 @@ export class PeerTable {
 
   constructor(private readonly opts: PeerTableOptions) {}
 
-  /** A valid datagram arrived from id with epoch. */
-  seen(id: string, epoch: number): PeerInfo {
+  /**
+   * A valid datagram arrived from id with epoch (`number`: its
+   * Datagram.number, if any). Returns whether it is a sign of life: any
+   * datagram but a numbered one whose number is not past the highest seen
+   * in the epoch, which a replay of the current epoch is (and a datagram
+   * overtaken on another link, harmlessly). Only a sign of life refreshes
+   * lastSeen and brings the peer up.
+   */
+  seen(id: string, epoch: number, number?: number): boolean {
     const now = this.opts.now();
     let p = this.peers.get(id);
     if (!p) {
-      p = { id, state: 'unknown', epoch, lastSeenMs: now, restarts: 0, ups: 0, downs: 0 };
+      p = { id, state: 'unknown', epoch, lastSeenMs: now, lastNumber: undefined, restarts: 0, ups: 0, downs: 0 };
       this.peers.set(id, p);
     } else if (p.epoch !== epoch) {
       const previous = p.epoch;
       p.epoch = epoch;
+      p.lastNumber = undefined;
       p.restarts++;
       this.counters.restarts++;
       this.opts.log.info('peer restarted', { peer: id, epoch, previousEpoch: previous });
       this.opts.onRestart?.(id, epoch, previous);
+    }
+    if (number !== undefined) {
+      if (p.lastNumber !== undefined && !seqAfter(number, p.lastNumber)) return false;
+      p.lastNumber = number;
     }
     p.lastSeenMs = now;
     if (p.state !== 'up') {
@@ -53,7 +68,7 @@ export class PeerTable {
       this.opts.log.info('peer up', { peer: id, epoch });
       this.opts.onUp?.(id);
     }
-    return p;
+    return true;
   }
 
   /**
@@ -65,6 +80,8 @@ export class PeerTable {
     if (p === undefined || p.epoch === epoch) return;
     this.opts.log.info('peer epoch rolled over', { peer: id, epoch, previousEpoch: p.epoch });
     p.epoch = epoch;
+    // Numbers are compared within an epoch only (the sender takes a new one long before they wrap).
+    p.lastNumber = undefined;
   }
 
   /** Marks peers that stayed silent too long as down. */

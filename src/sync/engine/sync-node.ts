@@ -136,8 +136,14 @@ export interface SyncCounters extends RxCounters, TxCounters, FreshnessCounters 
   ownDatagrams: number;
   /** Datagrams of an epoch older than the one believed (late or replayed). */
   staleEpochDatagrams: number;
-  /** Epochs this node took after MAX_SEQS_PER_EPOCH seqs in one. */
+  /** Epochs this node took after MAX_SEQS_PER_EPOCH seqs (or datagrams) in one. */
   epochRollovers: number;
+  /**
+   * Valid datagrams of a believed epoch whose number was not past the last
+   * one seen (replayed, or overtaken on another link): handled, but taken
+   * as no sign of the peer's life.
+   */
+  datagramsNotLive: number;
   /** Per-datagram warnings not logged (rate limit). */
   warningsSuppressed: number;
   messagesReceived: number;
@@ -215,6 +221,9 @@ export class SyncNode {
   private epochFirstSeq: number;
   /** The epoch before epochNow when epochNow came by a rollover; 0 while it is the one we started with. */
   private epochBefore = 0;
+  /** The number of the last datagram sent (Datagram.number), and of the last one before this epoch. */
+  private datagramNo = 0;
+  private epochFirstDatagram = 0;
   private readonly cfg: ReliabilityConfig;
   private readonly mode: SyncModeStrategy;
   private readonly now: () => number;
@@ -245,6 +254,7 @@ export class SyncNode {
       ownDatagrams: 0,
       staleEpochDatagrams: 0,
       epochRollovers: 0,
+      datagramsNotLive: 0,
       warningsSuppressed: 0,
       messagesReceived: 0,
       unknownMessages: 0,
@@ -273,6 +283,8 @@ export class SyncNode {
       epoch: deps.epoch,
       mtu: deps.mtu,
       auth: deps.auth,
+      // One count for both encoders: peers take only a number past every one seen as a sign of life.
+      number: () => (this.datagramNo = (this.datagramNo + 1) >>> 0),
     };
     this.ctl = new DatagramEncoder(encoderOpts);
     this.data = new DatagramEncoder(encoderOpts);
@@ -404,11 +416,13 @@ export class SyncNode {
   }
 
   /**
-   * One datagram from the sync channel. ok = a valid datagram from a peer
-   * (the channel layer may count it as link liveness).
+   * One datagram from the sync channel. ok = a valid datagram from a peer,
+   * handled; live = also a sign of the peer's life (its number past every
+   * one seen in its epoch, see PeerTable.seen): only that may count as link
+   * liveness, since a replayed datagram is valid too.
    */
-  receive(datagram: Buffer): { ok: boolean } {
-    if (this.closed) return { ok: false };
+  receive(datagram: Buffer): { ok: boolean; live: boolean } {
+    if (this.closed) return NOT_OK;
     const c = this.counters;
     c.datagramsReceived++;
     // Nothing larger than the MTU is ever sent (the encoder packs to it), so nothing larger is read.
@@ -422,23 +436,24 @@ export class SyncNode {
       const code = r.error.code;
       c.datagramsDropped[code] = (c.datagramsDropped[code] ?? 0) + 1;
       this.warn(`drop-${code}`, 'sync datagram dropped', { code, reason: r.error.reason });
-      return { ok: false };
+      return NOT_OK;
     }
     const { node, epoch } = r.header;
     if (node === this.deps.nodeId) {
       c.ownDatagrams++;
-      return { ok: false };
+      return NOT_OK;
     }
     // Before anything is kept for the id: see admission.ts.
     // Counted against maxNodes: every id with state here, verified or still being challenged.
-    if (this.admission.check(node, this.fresh) !== 'admitted') return { ok: false };
+    if (this.admission.check(node, this.fresh) !== 'admitted') return NOT_OK;
     const now = this.now();
     if (!this.admitEpoch(node, epoch, r.messages, now)) {
       this.flushOut();
-      return { ok: false };
+      return NOT_OK;
     }
     this.heardAny = true;
-    this.peers.seen(node, epoch);
+    const live = this.peers.seen(node, epoch, r.header.number);
+    if (!live) c.datagramsNotLive++;
     let rx = this.rx.get(node);
     if (rx === undefined || rx.epoch !== epoch) {
       rx = this.mode.createReceiver(node, epoch, this.cfg, this.sink, c, now);
@@ -454,7 +469,7 @@ export class SyncNode {
     this.maybeRequestResync(rx, now);
     this.flushOut();
     if (acked) this.resumeSender();
-    return { ok: true };
+    return live ? LIVE : OK_NOT_LIVE;
   }
 
   /**
@@ -741,13 +756,17 @@ export class SyncNode {
   /** After maxSeqsPerEpoch seqs in this epoch: take a new one (peers verify it and carry on, see the file comment). */
   private maybeRollover(): void {
     const used = (this.sender.nextSeq - this.epochFirstSeq) >>> 0;
-    if (used < (this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH)) return;
+    // Datagram numbers are compared modulo 2^32 within an epoch too: a node that only acks uses no seqs.
+    const datagrams = (this.datagramNo - this.epochFirstDatagram) >>> 0;
+    const max = this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH;
+    if (used < max && datagrams < max) return;
     const previous = this.epochNow;
     const next = this.deps.nextEpoch?.() ?? (previous + 1) >>> 0;
     this.flushOut();
     this.epochBefore = previous;
     this.epochNow = next;
     this.epochFirstSeq = this.sender.nextSeq;
+    this.epochFirstDatagram = this.datagramNo;
     this.ctl.setEpoch(next);
     this.data.setEpoch(next);
     this.counters.epochRollovers++;
@@ -757,6 +776,7 @@ export class SyncNode {
       epoch: next,
       previousEpoch: previous,
       seqsUsed: used,
+      datagramsSent: datagrams,
     });
   }
 
@@ -894,6 +914,10 @@ export class SyncNode {
     if (this.tx.room() > 0) this.sender.resume();
   }
 }
+
+const NOT_OK = { ok: false, live: false } as const;
+const OK_NOT_LIVE = { ok: true, live: false } as const;
+const LIVE = { ok: true, live: true } as const;
 
 /** A uniformly random u32 from the platform's CSPRNG (Web Crypto: no module to load). */
 function randomU32(): number {

@@ -62,7 +62,7 @@ export function decodeDatagram(buf: Buffer, opts: DecodeOptions): DecodeResult {
     const body = readDatagram(end, MAX_MESSAGES_PER_DATAGRAM);
     return {
       ok: true,
-      header: { version, cluster, node: body.node, epoch: body.epoch },
+      header: { version, cluster, node: body.node, epoch: body.epoch, number: body.number },
       messages: body.messages,
       unknownMessages: body.unknownMessages,
       signed,

@@ -57,6 +57,10 @@ export class DatagramEncoder {
   private readonly mtu: number;
   private count = 0;
   private epoch: number;
+  /** Where the header's epoch and number (fixed32, little-endian) lie; -1 when absent. */
+  private readonly epochAt: number;
+  private readonly numberAt: number;
+  private readonly number: (() => number) | undefined;
   /** Where the last message add() took lies: bytes[lastStart, lastEnd). */
   lastStart = 0;
   lastEnd = 0;
@@ -86,6 +90,11 @@ export class DatagramEncoder {
     this.w.pos = PREFIX_BYTES;
     writeNodeId(this.w, T_DATAGRAM.node, node, 'node', false);
     if (epoch !== 0) this.w.fixed32Field(T_DATAGRAM.epoch, epoch);
+    this.epochAt = epoch !== 0 ? this.w.pos - 4 : -1;
+    this.number = opts.number;
+    // A placeholder, patched at flush(): the header keeps its length whatever the number.
+    if (this.number !== undefined) this.w.fixed32Field(T_DATAGRAM.number, 0);
+    this.numberAt = this.number !== undefined ? this.w.pos - 4 : -1;
     this.headerEnd = this.w.pos;
   }
 
@@ -99,8 +108,7 @@ export class DatagramEncoder {
       throw new RangeError(`epoch ${epoch} cannot replace epoch ${this.epoch}`);
     }
     this.epoch = epoch;
-    // The epoch is the last field of the header: a fixed32, little-endian.
-    this.w.buf.writeUInt32LE(epoch, this.headerEnd - 4);
+    this.w.buf.writeUInt32LE(epoch, this.epochAt);
   }
 
   /**
@@ -159,6 +167,7 @@ export class DatagramEncoder {
     const len = this.w.pos;
     const out = Buffer.allocUnsafe(len + this.trailer);
     this.w.buf.copy(out, 0, 0, len);
+    if (this.number !== undefined) out.writeUInt32LE(this.number() >>> 0, this.numberAt);
     if (this.signKey) hmac(this.signKey, out.subarray(0, len)).copy(out, len);
     this.w.pos = this.headerEnd;
     this.count = 0;

@@ -89,6 +89,7 @@ export const T_DATAGRAM = {
   node: tag(1, LEN),
   epoch: tag(2, FIXED32),
   messages: tag(3, LEN),
+  number: tag(4, FIXED32),
 } as const;
 
 const F_MSG_SEQ = tag(1, FIXED32);
@@ -1768,6 +1769,8 @@ export function decodeMessageField(buf: Buffer, start: number, end: number): Wir
 export interface DatagramBody {
   node: string;
   epoch: number;
+  /** Datagram.number; undefined when absent. */
+  number: number | undefined;
   messages: WireMessage[];
   unknownMessages: number;
 }
@@ -1776,6 +1779,7 @@ export interface DatagramBody {
 export function readDatagram(end: number, maxMessages: number): DatagramBody {
   let node = '';
   let epoch = 0;
+  let number: number | undefined;
   const messages: WireMessage[] = [];
   let unknownMessages = 0;
   while (P < end) {
@@ -1786,6 +1790,9 @@ export function readDatagram(end: number, maxMessages: number): DatagramBody {
         break;
       case T_DATAGRAM.epoch:
         epoch = rFixed32(end);
+        break;
+      case T_DATAGRAM.number:
+        number = rFixed32(end);
         break;
       case T_DATAGRAM.messages: {
         if (messages.length + unknownMessages >= maxMessages) {
@@ -1801,5 +1808,5 @@ export function readDatagram(end: number, maxMessages: number): DatagramBody {
         skipField(t, end);
     }
   }
-  return { node: requireNodeId(node, 'node'), epoch, messages, unknownMessages };
+  return { node: requireNodeId(node, 'node'), epoch, number, messages, unknownMessages };
 }

@@ -68,6 +68,8 @@ export interface DatagramHeader {
   cluster: number;
   node: string;
   epoch: number;
+  /** Datagram.number (see EncoderOptions.number); undefined when the sender does not number its datagrams. */
+  number?: number | undefined;
 }
 
 export interface EncoderOptions {
@@ -77,6 +79,12 @@ export interface EncoderOptions {
   /** Upper bound of the whole datagram in bytes, HMAC trailer included. */
   mtu: number;
   auth?: AuthKeys | undefined;
+  /**
+   * When given, every datagram carries the number it returns at flush
+   * (Datagram.number): a receiver counts a datagram as a sign of life only
+   * when its number is past every one seen, so a replay is none.
+   */
+  number?: () => number;
 }
 
 export type WireErrorCode =
