@@ -118,7 +118,7 @@ export class Daemon {
       limit: config.cache.externalLimit,
       now: this.now,
       // Peers' entries pass the same filter as this node's own (peer-validate.ts).
-      peerCheck: new PeerEntryCheck(this.filter),
+      peerCheck: new PeerEntryCheck(this.filter, config.filter.expectations),
       // Each admitted peer's share of the limit (see Admission.shareDivisor).
       shareDivisor: () => this.sync?.shareDivisor ?? 1,
       onChange: config.failover.inject ? (...a) => this.injector?.onChange(...a) : undefined,

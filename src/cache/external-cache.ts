@@ -323,6 +323,8 @@ export class ExternalCache implements ReplicaSink {
   private readonly tombs: LRUCache<string, Tombstone> | undefined;
   private readonly tombTtl: number;
   private readonly states = new Map<string, OriginState>();
+  /** Expectations held per origin (their share of the expectation limit). */
+  private readonly expectsBy = new Map<string, number>();
   /** Origins pruned by the sync layer (release()): first to go when the cache is full. */
   private readonly released = new Set<string>();
   private readonly compactor = new EntryCompactor();
@@ -514,6 +516,11 @@ export class ExternalCache implements ReplicaSink {
       c.stale++;
       return 'stale';
     }
+    if (kind !== 'delete' && this.peerCheck !== undefined && !this.peerCheck.checkExpect(entry)) {
+      // As for conntrack entries: what the policy rejects is not held, a cached copy of the key included.
+      if (rec !== undefined) this.dropExpect(key, rec);
+      return 'filtered';
+    }
     const st = this.stateFor(origin, epoch);
     if (kind === 'delete') {
       this.bury(key, st.source, seq, now);
@@ -521,7 +528,7 @@ export class ExternalCache implements ReplicaSink {
         c.missing++;
         return 'missing';
       }
-      this.exp.delete(key);
+      this.dropExpect(key, rec);
       c.deleted++;
       return 'deleted';
     }
@@ -530,6 +537,12 @@ export class ExternalCache implements ReplicaSink {
       // Expectations are few: always copied.
       rec.entry = this.compactor.expect(entry);
       if (rec.kernelCopy === KERNEL_CURRENT) rec.kernelCopy = KERNEL_STALE;
+      if (rec.src.origin !== origin) {
+        // Another origin takes the key over: it counts against that one's share now.
+        this.dropExpect(key, rec);
+        this.exp.set(flatKey(key), rec);
+        this.expectsBy.set(origin, (this.expectsBy.get(origin) ?? 0) + 1);
+      }
       rec.src = st.source;
       rec.seqI32 = seq | 0;
       rec.at = at;
@@ -541,6 +554,12 @@ export class ExternalCache implements ReplicaSink {
       c.refused++;
       return 'refused';
     }
+    const held = this.expectsBy.get(origin) ?? 0;
+    if (this.shareDivisor !== undefined && held >= Math.floor(this.expectLimit / this.shareDivisor())) {
+      this.peerCounters.overShare++;
+      return 'refused';
+    }
+    this.expectsBy.set(origin, held + 1);
     this.exp.set(flatKey(key), new StoredRecord(this.compactor.expect(entry), st.source, seq | 0, at, st.bulk));
     if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(key);
     c.created++;
@@ -677,6 +696,7 @@ export class ExternalCache implements ReplicaSink {
     this.tombs?.clear();
     this.states.clear();
     this.released.clear();
+    this.expectsBy.clear();
   }
 
   /** The record held for the entry's key (original tuple and zone), if any. */
@@ -907,11 +927,20 @@ export class ExternalCache implements ReplicaSink {
     let n = 0;
     for (const [key, rec] of this.exp) {
       if (pred(rec)) {
-        this.exp.delete(key);
+        this.dropExpect(key, rec);
         n++;
       }
     }
     return n;
+  }
+
+  /** Removes an expectation record, keeping its origin's count (the share) right. */
+  private dropExpect(key: string, rec: StoredRecord<ExpectEntry>): void {
+    this.exp.delete(key);
+    const o = rec.src.origin;
+    const n = (this.expectsBy.get(o) ?? 1) - 1;
+    if (n > 0) this.expectsBy.set(o, n);
+    else this.expectsBy.delete(o);
   }
 }
 

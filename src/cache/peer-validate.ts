@@ -29,8 +29,8 @@ import {
   W_STATUS,
   W_TIMEOUT,
 } from '../kernel/ct-record.js';
-import type { ConntrackEntry } from '../kernel/entry.js';
-import type { EntryFilter, FilterReason } from './filter.js';
+import type { ConntrackEntry, ExpectEntry } from '../kernel/entry.js';
+import { type EntryFilter, type ExpectationPolicy, expectationPasses, type FilterReason } from './filter.js';
 
 /**
  * Status bits a peer's entry may carry (linux/netfilter/nf_conntrack_common.h):
@@ -122,12 +122,20 @@ export interface PeerEntryCounters {
   statusStripped: number;
   /** Timeouts lowered to PEER_MAX_TIMEOUT. */
   timeoutCapped: number;
-  /** New keys refused because their origin already held its share of cache.externalLimit. */
+  /** New keys refused because their origin already held its share of cache.externalLimit (or of the expectation limit). */
   overShare: number;
+  /** Peers' expectations filter.expectations rejects (a cached copy of their key is dropped too). */
+  expectFiltered: number;
 }
 
 export function newPeerEntryCounters(): PeerEntryCounters {
-  return { filtered: { protocol: 0, address: 0, 'tcp-state': 0 }, statusStripped: 0, timeoutCapped: 0, overShare: 0 };
+  return {
+    filtered: { protocol: 0, address: 0, 'tcp-state': 0 },
+    statusStripped: 0,
+    timeoutCapped: 0,
+    overShare: 0,
+    expectFiltered: 0,
+  };
 }
 
 /** check(): the record is fine as it is. */
@@ -142,7 +150,18 @@ export class PeerEntryCheck {
   /** The extras of the last PEER_FIXED copy. */
   fixedExtras: RecordExtras | undefined;
 
-  constructor(private readonly filter: EntryFilter) {}
+  constructor(
+    private readonly filter: EntryFilter,
+    /** filter.expectations: a peer's expectation this node would not replicate is not held either. */
+    private readonly expectations: ExpectationPolicy = 'all',
+  ) {}
+
+  /** Whether a peer's expectation passes filter.expectations; counts it when not. */
+  checkExpect(e: ExpectEntry): boolean {
+    if (expectationPasses(this.expectations, e)) return true;
+    this.counters.expectFiltered++;
+    return false;
+  }
 
   /**
    * Judges the record at `r.w[at]` with its extras. The record itself is

@@ -168,9 +168,14 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   counter(
     'ctsyncd_peer_entries_refused_total',
-    'Peers’ entries kept out of the external cache: by the local filter rule that rejects them (protocol, address, tcp-state), or share (a new key from an origin already holding its share of cache.externalLimit).',
-    'external.peerEntries.{filtered.*,overShare}',
-    (s) => by('reason', { ...s.external.peerEntries.filtered, share: s.external.peerEntries.overShare }),
+    'Peers’ entries kept out of the external cache: by the local filter rule that rejects them (protocol, address, tcp-state), expectation (an expectation filter.expectations rejects), or share (a new key from an origin already holding its share of cache.externalLimit or of the expectation limit).',
+    'external.peerEntries.{filtered.*,expectFiltered,overShare}',
+    (s) =>
+      by('reason', {
+        ...s.external.peerEntries.filtered,
+        expectation: s.external.peerEntries.expectFiltered,
+        share: s.external.peerEntries.overShare,
+      }),
     ['reason'],
   ),
   counter(

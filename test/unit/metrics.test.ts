@@ -86,6 +86,7 @@ function fakeSnapshot(): StatsSnapshot {
         statusStripped: next(),
         timeoutCapped: next(),
         overShare: next(),
+        expectFiltered: next(),
       },
     },
     peers: [

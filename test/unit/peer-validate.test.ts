@@ -17,7 +17,7 @@ import {
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { EntryRecord, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
-import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
+import { type ConntrackEntry, entryKey, type ExpectEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
@@ -161,6 +161,49 @@ describe.each(WAYS)('peer entries as %s', (way) => {
     expect(apply(alone, way, flow(10), 11, 'fw2')).toBe('refused');
     expect(alone.counters.refused).toBe(1);
     expect(alone.peerCounters.overShare).toBe(0);
+  });
+});
+
+describe('peer expectations', () => {
+  const exp = (i: number, helper = 'ftp'): ExpectEntry => {
+    const m = flow(i);
+    return {
+      family: AF_INET,
+      master: m.orig,
+      tuple: { src: m.reply.src, dst: m.orig.src, proto: IPPROTO.TCP, sport: 0, dport: 20_000 + i },
+      mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
+      timeout: 300,
+      helper,
+    };
+  };
+
+  it('filter.expectations applies: one it rejects is not held, and a cached copy of its key goes', () => {
+    const check = new PeerEntryCheck(compileFilter(NONE, []), { helpers: ['ftp'] });
+    const cache = new ExternalCache({ limit: 100, peerCheck: check });
+    expect(cache.applyRemoteExpect('fw2', 1, 1, 'new', exp(1, 'ftp'))).toBe('created');
+    expect(cache.applyRemoteExpect('fw2', 1, 2, 'new', exp(2, 'sip'))).toBe('filtered');
+    // The same key again, now with a helper the policy rejects: the cached ftp copy goes.
+    expect(cache.applyRemoteExpect('fw2', 1, 3, 'new', exp(1, 'sip'))).toBe('filtered');
+    expect(cache.expectSize).toBe(0);
+    expect(check.counters.expectFiltered).toBe(2);
+    const none = new ExternalCache({ limit: 100, peerCheck: new PeerEntryCheck(compileFilter(NONE, []), 'none') });
+    expect(none.applyRemoteExpect('fw2', 1, 1, 'new', exp(1))).toBe('filtered');
+  });
+
+  it('per-origin share of the expectation limit, kept right through deletes and a takeover by another origin', () => {
+    const cache = new ExternalCache({ limit: 100, expectLimit: 4, shareDivisor: () => 2 });
+    expect(cache.applyRemoteExpect('fw2', 1, 1, 'new', exp(1))).toBe('created');
+    expect(cache.applyRemoteExpect('fw2', 1, 2, 'new', exp(2))).toBe('created');
+    expect(cache.applyRemoteExpect('fw2', 1, 3, 'new', exp(3))).toBe('refused');
+    expect(cache.peerCounters.overShare).toBe(1);
+    expect(cache.applyRemoteExpect('fw3', 1, 1, 'new', exp(4))).toBe('created');
+    // fw3 takes fw2's key over: fw2 has room again, fw3 is at its share.
+    expect(cache.applyRemoteExpect('fw3', 1, 2, 'new', exp(1))).toBe('updated');
+    expect(cache.applyRemoteExpect('fw3', 1, 3, 'new', exp(5))).toBe('refused');
+    expect(cache.applyRemoteExpect('fw2', 1, 4, 'new', exp(3))).toBe('created');
+    expect(cache.applyRemoteExpect('fw3', 1, 4, 'delete', exp(4))).toBe('deleted');
+    expect(cache.applyRemoteExpect('fw3', 1, 5, 'new', exp(5))).toBe('created');
+    expect(cache.peerCounters.overShare).toBe(2);
   });
 });
 
