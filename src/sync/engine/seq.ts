@@ -31,3 +31,8 @@ export function seqBefore(a: number, b: number): boolean {
 export function seqAfter(a: number, b: number): boolean {
   return seqBefore(b, a);
 }
+
+/** from <= x <= to in sequence order (the inclusive ranges of acks and NACKs). */
+export function seqInRange(x: number, from: number, to: number): boolean {
+  return !seqBefore(x, from) && !seqAfter(x, to);
+}

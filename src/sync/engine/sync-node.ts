@@ -190,6 +190,41 @@ export interface SyncStats {
   admission: AdmissionStats;
 }
 
+/** Every counter of SyncCounters at zero; the conntrackd-protocol engine starts from the same set. */
+export function newSyncCounters(): SyncCounters {
+  return {
+    ...newRxCounters(),
+    ...newTxCounters(),
+    ...newFreshnessCounters(),
+    datagramsReceived: 0,
+    datagramsDropped: {},
+    ownDatagrams: 0,
+    staleEpochDatagrams: 0,
+    epochRollovers: 0,
+    warningsSuppressed: 0,
+    messagesReceived: 0,
+    unknownMessages: 0,
+    applied: 0,
+    datagramsSent: 0,
+    acksSent: 0,
+    nacksSent: 0,
+    nackedMessages: 0,
+    alivesSent: 0,
+    hellosSent: 0,
+    hellosReceived: 0,
+    helloAcksReceived: 0,
+    resyncRequestsSent: 0,
+    resyncRequestsReceived: 0,
+    bulksSent: 0,
+    bulkEntriesSent: 0,
+    bulksWanted: { request: 0, hello: 0, restart: 0, gap: 0 },
+    refreshes: 0,
+    bulksStarted: 0,
+    bulksReceived: 0,
+    bulkStaleRemoved: 0,
+  };
+}
+
 function forUs(peer: string, self: string): boolean {
   return peer === '' || peer === self;
 }
@@ -229,37 +264,7 @@ export class SyncNode {
     this.mode = syncModes[deps.mode];
     this.now = deps.now;
     this.log = deps.log;
-    this.counters = {
-      ...newRxCounters(),
-      ...newTxCounters(),
-      ...newFreshnessCounters(),
-      datagramsReceived: 0,
-      datagramsDropped: {},
-      ownDatagrams: 0,
-      staleEpochDatagrams: 0,
-      epochRollovers: 0,
-      warningsSuppressed: 0,
-      messagesReceived: 0,
-      unknownMessages: 0,
-      applied: 0,
-      datagramsSent: 0,
-      acksSent: 0,
-      nacksSent: 0,
-      nackedMessages: 0,
-      alivesSent: 0,
-      hellosSent: 0,
-      hellosReceived: 0,
-      helloAcksReceived: 0,
-      resyncRequestsSent: 0,
-      resyncRequestsReceived: 0,
-      bulksSent: 0,
-      bulkEntriesSent: 0,
-      bulksWanted: { request: 0, hello: 0, restart: 0, gap: 0 },
-      refreshes: 0,
-      bulksStarted: 0,
-      bulksReceived: 0,
-      bulkStaleRemoved: 0,
-    };
+    this.counters = newSyncCounters();
     const encoderOpts = {
       cluster: deps.cluster,
       node: deps.nodeId,
