@@ -18,8 +18,12 @@ import { type Netns, requireNetns, uniqueName } from './helpers/netns.js';
 /** Entries made in fw1 (conntrackd's node) come from 10.98/16, those made in fw2 (ctsyncd's) from 10.96/16. */
 const NET_CD = 98;
 const NET_CT = 96;
-/** Per direction and phase; the issue asks 20,000 in the end. */
-const COUNT = Number(process.env.CTSYNCD_CDP_COUNT ?? 2000);
+/**
+ * Entries per direction and phase: 20,000 with FTFW (issue 15). NOTRACK
+ * repairs nothing, so a burst the receiving socket cannot hold is lost for
+ * good by design; it gets 2,000, which fits the buffers.
+ */
+const COUNT_ENV = process.env.CTSYNCD_CDP_COUNT;
 const NAT_COUNT = 20;
 
 interface View {
@@ -111,6 +115,7 @@ const VARIANTS: Variant[] = [
 
 describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 replicate to each other ($mode over $transport)', ({ transport, mode }) => {
   const loss = mode === 'ftfw' ? 20 : 0;
+  const COUNT = COUNT_ENV !== undefined ? Number(COUNT_ENV) : mode === 'ftfw' ? 20_000 : 2000;
   let c: Cluster;
   let cd: Conntrackd;
 

@@ -50,7 +50,7 @@ class Harness {
   b: Side;
   private readonly make: (name: string, peer: () => Side) => Side;
 
-  constructor(mode: SyncMode, readonly loss: number, seed: number) {
+  constructor(mode: SyncMode, public loss: number, seed: number) {
     const random = mulberry32(seed);
     this.make = (name: string, peer: () => Side): Side => {
       const table = new Map<string, ConntrackEntry>();
@@ -289,5 +289,23 @@ describe('ConntrackdNode against hand-made conntrackd messages', () => {
     expect(s.out.some((m) => m.kind === 'ctl' && (m.flags & (CTD_F.ACK | CTD_F.NACK)) !== 0)).toBe(false);
     expect(s.out.some((m) => m.kind === 'ctl' && (m.flags & CTD_F.ALIVE) !== 0)).toBe(true);
     expect(s.node.stats().counters.lostMessages).toBe(7);
+  });
+});
+
+describe('ConntrackdNode notrack refresh', () => {
+  it('re-sends the whole table every refreshIntervalMs, repairing what was lost', () => {
+    const h = new Harness('notrack', 0, 7);
+    h.a.node.start();
+    h.b.node.start();
+    h.run(100);
+    // Everything a sends is lost for a while: NOTRACK cannot repair it by itself.
+    h.loss = 1;
+    for (let i = 0; i < 200; i++) h.change(h.a, `a${i}`, entry(i));
+    h.run(500);
+    expect(h.b.external.size).toBe(0);
+    h.loss = 0;
+    h.run(DEFAULTS.sync.reliability.refreshIntervalMs + 1000);
+    holds(h.b.external, h.a.table);
+    expect(h.a.node.stats().counters.refreshes).toBeGreaterThanOrEqual(1);
   });
 });

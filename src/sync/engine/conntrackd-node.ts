@@ -26,7 +26,10 @@
 //   ask for it unless StartupResync is on).
 // - NOTRACK: no acks, no resend queue, an ALIVE after each second of
 //   transmit silence; a seq before the last one is taken as a restarted
-//   peer (NOTRACK has no HELLO and no retransmission to explain it).
+//   peer (NOTRACK has no HELLO and no retransmission to explain it). As in
+//   ctsyncd's own notrack, the whole table goes out again every
+//   refreshIntervalMs: the only repair of loss, and what keeps a conntrackd
+//   ALARM peer's entries from expiring (its CacheTimeout).
 // - RESYNC from the peer (its `-n`) → our whole table as CT_UPD (an upsert
 //   at the receiver); we send one at start (conntrackd's StartupResync) and
 //   on requestResync().
@@ -108,6 +111,7 @@ export class ConntrackdNode implements SyncEngine {
   private lastDataAt = Number.NEGATIVE_INFINITY;
   private resyncAskedAt = 0;
   private bulkOwed = false;
+  private lastRefreshAt = 0;
   private firstSync = false;
 
   constructor(private readonly deps: ConntrackdNodeDeps) {
@@ -149,6 +153,7 @@ export class ConntrackdNode implements SyncEngine {
     if (this.started || this.closed) return;
     this.started = true;
     this.startedAt = this.now();
+    this.lastRefreshAt = this.startedAt;
     this.log.info('conntrackd protocol: no authentication, anything that reaches the sync port can write entries', {
       mode: this.deps.mode,
     });
@@ -211,7 +216,13 @@ export class ConntrackdNode implements SyncEngine {
     if (this.ftfw && this.ackFrom !== undefined && now - this.ackOpenedAt >= this.deps.timers.ackDelayMs) {
       this.sendAck(this.ackFrom, this.last ?? this.ackFrom);
     }
-    if (this.bulkOwed && (this.deps.localReady?.() ?? true)) {
+    const ready = this.deps.localReady?.() ?? true;
+    if (ready && !this.ftfw && now - this.lastRefreshAt >= this.deps.timers.refreshIntervalMs) {
+      this.lastRefreshAt = now;
+      this.counters.refreshes++;
+      this.bulkOwed = true;
+    }
+    if (this.bulkOwed && ready) {
       this.bulkOwed = false;
       this.bulkSend();
     }
