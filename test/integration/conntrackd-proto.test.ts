@@ -5,12 +5,15 @@
 // give a kernel entry equal to the original as conntrack(8) prints it:
 // original and reply tuples (NAT included), TCP state, mark, flags. Then the
 // same with 20% loss on the sync link both ways (nftables numgen drops; this
-// kernel has no netem), and resyncs asked from either side.
+// kernel has no netem), resyncs asked from either side, IPv6 entries, and a
+// restarted conntrackd, which ctsyncd refills unasked.
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AF_INET6, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
-import { Conntrackd, type CtTextEntry, ctTextKey, parseConntrackText, requireConntrackd } from './helpers/conntrackd.js';
+import { Conntrackd, type ConntrackdOptions, type CtTextEntry, ctTextKey, parseConntrackText, requireConntrackd } from './helpers/conntrackd.js';
 import { tcpEntry } from './helpers/entries.js';
 import { addEgressLoss, removeEgressLoss } from './helpers/faults.js';
 import { type Netns, requireNetns, uniqueName } from './helpers/netns.js';
@@ -25,6 +28,14 @@ const NET_CT = 96;
  */
 const COUNT_ENV = process.env.CTSYNCD_CDP_COUNT;
 const NAT_COUNT = 20;
+const V6_COUNT = 50;
+/** What each node makes besides the IPv4 batches: NAT'd entries and IPv6 entries. */
+const EXTRA = NAT_COUNT + V6_COUNT;
+
+/** Whether an original source address is in a node's range (IPv4 10.<net>/16, IPv6 2001:db8:<net>::/48). */
+function mine(src: string, net: number): boolean {
+  return src.startsWith(`10.${net}.`) || src.startsWith(`2001:db8:${net}:`);
+}
 
 interface View {
   key: string;
@@ -46,8 +57,37 @@ function view(e: CtTextEntry): View {
 }
 
 async function kernel(ns: Netns, net: number): Promise<Map<string, View>> {
-  const { stdout } = await ns.exec('conntrack', ['-L', '-s', `10.${net}.0.0/16`], { timeoutMs: 60_000 });
-  return new Map(parseConntrackText(stdout).map((e) => [ctTextKey(e), view(e)]));
+  const { stdout } = await ns.exec('conntrack', ['-L'], { timeoutMs: 60_000 });
+  return new Map(
+    parseConntrackText(stdout)
+      .filter((e) => mine(e.orig.src, net))
+      .map((e) => [ctTextKey(e), view(e)]),
+  );
+}
+
+/** Established IPv6 TCP entries from 2001:db8:<net>::/48, with marks. */
+async function v6Entries(ns: Netns, net: number, n: number): Promise<void> {
+  const link = new ConntrackLink({ netns: ns.path });
+  try {
+    const items = [];
+    for (let i = 1; i <= n; i++) {
+      const src = `2001:db8:${net}::${i.toString(16)}`;
+      const entry: ConntrackEntry = {
+        family: AF_INET6,
+        orig: { src, dst: '2001:db8:97::1', proto: IPPROTO.TCP, sport: 20000 + i, dport: 443 },
+        reply: { src: '2001:db8:97::1', dst: src, proto: IPPROTO.TCP, sport: 443, dport: 20000 + i },
+        status: IPS.SEEN_REPLY | IPS.ASSURED,
+        timeout: 3600,
+        mark: 1000 + i,
+        protoinfo: { tcp: { state: 3 } },
+      };
+      items.push({ op: 'create' as const, entry });
+    }
+    const r = await link.batch(items);
+    if (r.failed > 0) throw new Error(`creating IPv6 entries failed: ${JSON.stringify(r.failures)}`);
+  } finally {
+    link.close();
+  }
 }
 
 /** NAT'd TCP entries (SNAT of address and port) made with conntrack -I, which sends CTA_NAT_*. */
@@ -118,6 +158,7 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
   const COUNT = COUNT_ENV !== undefined ? Number(COUNT_ENV) : mode === 'ftfw' ? 20_000 : 2000;
   let c: Cluster;
   let cd: Conntrackd;
+  let cdOpts: ConntrackdOptions;
 
   beforeAll(async () => {
     requireNetns();
@@ -130,7 +171,7 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
       fw2.configPath,
       c.configFor(fw2, 1).replace('sync:\n', `sync:\n  protocol: conntrackd\n  mode: ${mode}\n`),
     );
-    cd = await Conntrackd.start({
+    cdOpts = {
       ns: fw1.ns,
       dir: c.dir,
       name: uniqueName('cd'),
@@ -138,7 +179,8 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
       sync: { transport, local: fw1.syncAddress, peer: fw2.syncAddress, group: c.group, port: 3780, interface: 'sync0' },
       hashLimit: 1_000_000,
       hashSize: 65536,
-    });
+    };
+    cd = await Conntrackd.start(cdOpts);
     c.start('fw2');
     await c.waitReady('fw2');
   }, 60_000);
@@ -153,13 +195,14 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
     return s.external.entries;
   };
   const cdExternal = async (net: number): Promise<CtTextEntry[]> =>
-    (await cd.external()).filter((e) => e.orig.src.startsWith(`10.${net}.`));
+    (await cd.external()).filter((e) => mine(e.orig.src, net));
 
   it('conntrackd → ctsyncd: entries land in the external cache and commit to the same kernel entries, NAT included', async () => {
     const fw1 = c.node('fw1').ns;
     await makeEntries(fw1, NET_CD, 0, COUNT);
     await natEntries(fw1, NET_CD, 1, NAT_COUNT);
-    const total = COUNT + NAT_COUNT;
+    await v6Entries(fw1, NET_CD, V6_COUNT);
+    const total = COUNT + EXTRA;
     await waitFor(async () => (await external()) === total, `ctsyncd holds ${total}`, 60_000, () => cd.diagnostics());
     const r = (await c.request('fw2', 'commit')) as { failed: number; committed: number };
     expect(r.failed).toBe(0);
@@ -170,7 +213,8 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
     const fw2 = c.node('fw2').ns;
     await makeEntries(fw2, NET_CT, 0, COUNT);
     await natEntries(fw2, NET_CT, 1, NAT_COUNT);
-    const total = COUNT + NAT_COUNT;
+    await v6Entries(fw2, NET_CT, V6_COUNT);
+    const total = COUNT + EXTRA;
     await waitFor(async () => (await cdExternal(NET_CT)).length === total, `conntrackd -e holds ${total}`, 60_000);
     // -e has no reply tuple: the original, state and mark must already be right.
     const shown = new Map((await cdExternal(NET_CT)).map((e) => [ctTextKey(e), e]));
@@ -187,7 +231,7 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
   it('deletes replicate both ways', async () => {
     await deleteEntries(c.node('fw1').ns, NET_CD, 0, 100);
     await deleteEntries(c.node('fw2').ns, NET_CT, 0, 100);
-    const total = COUNT + NAT_COUNT - 100;
+    const total = COUNT + EXTRA - 100;
     await waitFor(async () => (await external()) === total, `ctsyncd holds ${total}`, 60_000);
     await waitFor(async () => (await cdExternal(NET_CT)).length === total, `conntrackd -e holds ${total}`, 60_000);
   }, 120_000);
@@ -200,7 +244,7 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
     try {
       await makeEntries(fw1, NET_CD, COUNT, COUNT);
       await makeEntries(fw2, NET_CT, COUNT, COUNT);
-      const total = 2 * COUNT + NAT_COUNT - 100;
+      const total = 2 * COUNT + EXTRA - 100;
       await waitFor(async () => (await external()) === total, `ctsyncd holds ${total}`, 120_000, () => cd.diagnostics());
       await waitFor(async () => (await cdExternal(NET_CT)).length === total, `conntrackd -e holds ${total}`, 120_000);
     } finally {
@@ -221,7 +265,7 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
     await cd.flush('external');
     expect(await cdExternal(NET_CT)).toEqual([]);
     await cd.requestResync();
-    const total = 2 * COUNT + NAT_COUNT - 100;
+    const total = 2 * COUNT + EXTRA - 100;
     await waitFor(async () => (await cdExternal(NET_CT)).length === total, `conntrackd -e holds ${total} again`, 60_000);
     await c.request('fw2', 'flush', { cache: 'external' });
     expect(await external()).toBe(0);
@@ -242,4 +286,21 @@ describe.each(VARIANTS)('sync.protocol conntrackd: ctsyncd and conntrackd 1.4.7 
     const dumped = await c.dump('fw2', 'external');
     expect(dumped.length).toBe(want.size);
   }, 180_000);
+
+  // FTFW only: a restarted NOTRACK conntrackd says nothing that marks it as new.
+  if (mode === 'ftfw') {
+    it('a restarted conntrackd gets ctsyncd’s table without asking (its HELLO)', async () => {
+      const total = 2 * COUNT + EXTRA - 100;
+      await cd.stop();
+      cd = await Conntrackd.start(cdOpts);
+      await waitFor(
+        async () => (await cdExternal(NET_CT)).length === total,
+        `the new conntrackd holds ${total}`,
+        60_000,
+        () => cd.diagnostics(),
+      );
+      const s = (await c.request('fw2', 'stats')) as { sync: { counters: { bulksWanted: { hello: number } } } };
+      expect(s.sync.counters.bulksWanted.hello).toBeGreaterThanOrEqual(2);
+    }, 120_000);
+  }
 });
