@@ -132,6 +132,7 @@ describe('ConntrackdNode pair', () => {
       holds(h.a.external, h.b.table);
       expect(h.a.node.inSync && h.b.node.inSync).toBe(true);
       expect(h.b.node.stats().peers.map((p) => p.id)).toEqual(['10.99.0.1']);
+      expect(h.b.node.stats()).toMatchObject({ protocol: 'conntrackd', mode });
     });
   }
 

@@ -270,6 +270,7 @@ export class ConntrackdNode implements SyncEngine {
     return {
       node: this.deps.nodeId,
       epoch: this.deps.epoch,
+      protocol: 'conntrackd',
       mode: this.deps.mode,
       started: this.started,
       firstSyncDone: this.firstSync,

@@ -7,7 +7,8 @@ import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { EntryHandle, QueueKind } from './sender.js';
 import type { SyncStats } from './sync-node.js';
 
-export type SyncProtocol = 'ctsyncd' | 'conntrackd';
+/** sync.protocol (the config's enum; SyncStats.protocol names the same values). */
+export type SyncProtocol = SyncStats['protocol'];
 
 /** Where a datagram came from (the transport's DatagramSource has this shape; engine/ does not import transport/). */
 export interface DatagramOrigin {

@@ -176,6 +176,8 @@ export interface SyncPeerStats {
 export interface SyncStats {
   node: string;
   epoch: number;
+  /** sync.protocol: whose messages this engine speaks. */
+  protocol: 'ctsyncd' | 'conntrackd';
   mode: SyncMode;
   started: boolean;
   firstSyncDone: boolean;
@@ -526,6 +528,7 @@ export class SyncNode {
     return {
       node: this.deps.nodeId,
       epoch: this.epochNow,
+      protocol: 'ctsyncd',
       mode: this.deps.mode,
       started: this.started,
       firstSyncDone: this.firstSync,
