@@ -23,7 +23,9 @@ import { ConntrackLink } from './kernel/conntrack-link.js';
 import { loadNative } from './kernel/native.js';
 import type { TransportFactory } from './kernel/transport.js';
 import { type Logger, silentLogger } from './log.js';
-import { SyncNode } from './sync/engine/sync-node.js';
+import { ConntrackdNode } from './sync/engine/conntrackd-node.js';
+import type { SyncEngine } from './sync/engine/sync-engine.js';
+import { SyncNode, type SyncNodeDeps } from './sync/engine/sync-node.js';
 import type { SyncChannel } from './sync/transport/channel.js';
 import { createChannels } from './sync/transport/channel-factory.js';
 import { ChannelSet } from './sync/transport/channel-set.js';
@@ -89,7 +91,7 @@ export class Daemon {
   private link: ConntrackLink | undefined;
   private table: LocalTable | undefined;
   private channels: ChannelSet | undefined;
-  private sync: SyncNode | undefined;
+  private sync: SyncEngine | undefined;
   private control: ControlServer | undefined;
   private metrics: MetricsService | undefined;
   private auth: AuthKeys | undefined;
@@ -209,7 +211,12 @@ export class Daemon {
     if (cfg.process.scheduler) this.setScheduler(cfg.process.scheduler);
     const keyFiles = cfg.sync.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
-    if (!this.auth) {
+    if (cfg.sync.protocol === 'conntrackd') {
+      this.log.warn('sync.protocol is conntrackd: its messages carry no authentication (counted as sync.auth: none)', {
+        risk: 'anything that reaches the sync port can write entries into this node’s state table',
+        fix: 'once every node runs ctsyncd, sync.protocol: ctsyncd with sync.auth keys, one node at a time',
+      });
+    } else if (!this.auth) {
       this.log.warn('sync.auth is none: sync datagrams are neither signed nor checked', {
         risk: 'anything that reaches the sync port can write entries into this node’s state table',
         fix: 'sync.auth: { keyFile: FILE } with the same key on every node',
@@ -266,7 +273,7 @@ export class Daemon {
     this.channels = new ChannelSet(channels, {
       onActiveChange: (name, reason) => this.log.info('sync link active', { link: name, reason }),
     });
-    this.sync = new SyncNode({
+    const syncDeps: SyncNodeDeps = {
       nodeId: cfg.node.id,
       cluster: cfg.cluster.id,
       epoch: this.epoch,
@@ -293,11 +300,13 @@ export class Daemon {
       admission: cfg.cluster,
       // Peers asking for our state get it once our table is complete.
       localReady: () => this.dumpDone,
-    });
+    };
+    // One engine per protocol, the same interface to everything else (sync-engine.ts).
+    this.sync = cfg.sync.protocol === 'conntrackd' ? new ConntrackdNode(syncDeps) : new SyncNode(syncDeps);
     const sync = this.sync;
-    this.channels.onDatagram((buf, _from, channel) => {
+    this.channels.onDatagram((buf, from, channel) => {
       // Only a sign of the peer's life keeps a link up: a replayed datagram is valid too.
-      if (sync.receive(buf).live) this.channels?.noteValidReceive(channel);
+      if (sync.receive(buf, from).live) this.channels?.noteValidReceive(channel);
     });
     await this.channels.start();
     // Nothing below may run after stop(): its timers would outlive it.
@@ -360,6 +369,7 @@ export class Daemon {
       epoch: this.epoch,
       transport: cfg.sync.transport,
       mode: cfg.sync.mode,
+      protocol: cfg.sync.protocol,
     });
   }
 
@@ -414,7 +424,7 @@ export class Daemon {
       link: this.link,
       kernelCounters: this.counters,
       channels: this.channels,
-      auth: cfg.sync.auth ? 'hmac' : 'none',
+      auth: cfg.sync.auth && cfg.sync.protocol === 'ctsyncd' ? 'hmac' : 'none',
       control: this.control,
     });
   }

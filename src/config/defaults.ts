@@ -9,6 +9,8 @@ const GiB = 1024 * MiB;
 
 export const DEFAULTS = {
   sync: {
+    /** ctsyncd's own wire protocol; conntrackd speaks conntrackd 1.4.x's, for a migration. */
+    protocol: 'ctsyncd',
     mode: 'ftfw',
     transport: 'multicast',
     /**

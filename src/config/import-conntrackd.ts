@@ -871,6 +871,16 @@ class Converter {
   private sync(): void {
     const { e, m, imp } = this;
     const syncLine = m.sync?.line ?? 0;
+    // A converted node usually replaces one of a conntrackd pair whose other node still runs conntrackd.
+    e.set(
+      ['sync', 'protocol'],
+      'conntrackd',
+      [
+        "conntrackd's own messages, so this node replicates with a peer that still runs conntrackd",
+        '(replace one node at a time). Once every node runs ctsyncd, switch each to protocol: ctsyncd',
+        'with a key in sync.auth, one node at a time.',
+      ].join('\n'),
+    );
     let mode: 'ftfw' | 'notrack' = 'ftfw';
     if (m.mode === undefined) {
       imp.warn(
@@ -939,8 +949,9 @@ class Converter {
       [
         'conntrackd has no message authentication, so neither does this conversion: anything',
         'that reaches the sync port can write into the state table. To sign the sync traffic,',
-        'put one key on every node (umask 077; openssl rand -hex 32 > /etc/ctsyncd/sync.key)',
-        'and replace none with: { keyFile: /etc/ctsyncd/sync.key }',
+        'put one key on every node (umask 077; openssl rand -hex 32 > /etc/ctsyncd/sync.key),',
+        'set protocol: ctsyncd (conntrackd peers cannot check keys) and replace none with:',
+        '{ keyFile: /etc/ctsyncd/sync.key }',
       ].join('\n'),
     );
   }

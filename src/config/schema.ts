@@ -323,6 +323,12 @@ const reliabilitySchema = z
 
 const syncSchema = z
   .strictObject({
+    protocol: z
+      .enum(['ctsyncd', 'conntrackd'])
+      .default(DEFAULTS.sync.protocol)
+      .describe(
+        "ctsyncd: this daemon's own protocol (node ids, epochs, HMAC). conntrackd: conntrackd 1.4.x's messages, to run beside a conntrackd node while replacing a pair one node at a time; it has no authentication, so auth must be none.",
+      ),
     mode: z
       .enum(['ftfw', 'notrack'])
       .default(DEFAULTS.sync.mode)
@@ -363,6 +369,16 @@ const syncSchema = z
   // without an undefined check once it has looked at transport.
   .transform((sync, ctx) => {
     const { multicast, udp, ...common } = sync;
+    if (sync.protocol === 'conntrackd' && sync.auth !== null) {
+      // Keys would only suggest a protection that conntrackd's messages cannot carry.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        input: sync.auth,
+        message: "conntrackd's protocol has no authentication: write auth: none, or use protocol: ctsyncd on both nodes",
+      });
+      return z.NEVER;
+    }
     for (const [i, link] of sync.backupLinks.entries()) {
       if (sync.transport in link) continue;
       ctx.addIssue({

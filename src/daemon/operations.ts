@@ -26,7 +26,7 @@ import type {
 import { Failover, type FailoverOperations, type FailoverResult, type FailoverStep } from '../keepalived/index.js';
 import { entryToJson, expectToJson } from '../kernel/entry-json.js';
 import type { Logger } from '../log.js';
-import type { SyncNode } from '../sync/engine/sync-node.js';
+import type { SyncEngine } from '../sync/engine/sync-engine.js';
 
 /** Entries converted per slice of a control dump (about 5 ms of work). */
 const DUMP_SLICE = 5000;
@@ -39,7 +39,7 @@ export interface OperationParts {
   /** The local table once start() opened the kernel link. */
   table: () => LocalTable | undefined;
   /** The sync engine once start() built it. */
-  sync: () => SyncNode | undefined;
+  sync: () => SyncEngine | undefined;
   /** The stats object `ctsyncd stats --json` prints (src/stats/snapshot.ts). */
   stats: () => StatsJson;
   /** Stops the daemon; called after the shutdown reply has gone out. */

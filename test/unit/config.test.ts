@@ -47,6 +47,7 @@ const MINIMAL_RESOLVED: Config = {
   node: { id: 'fw1', stateDir: '/var/lib/ctsyncd' },
   cluster: { id: 1, maxNodes: 16, pruneAfterMs: 60000 },
   sync: {
+    protocol: 'ctsyncd',
     mode: 'ftfw',
     transport: 'multicast',
     mtu: 1472,
@@ -100,6 +101,7 @@ const CONTRACT = y(
 const CONTRACT_RESOLVED: Config = {
   ...MINIMAL_RESOLVED,
   sync: {
+    protocol: 'ctsyncd',
     mode: 'ftfw',
     transport: 'multicast',
     mtu: 1472,
@@ -171,6 +173,7 @@ const cases: Case[] = [
       node: { id: 'fw-1.a_b', stateDir: '/var/lib/ctsyncd' },
       cluster: { id: 4294967295, maxNodes: 16, pruneAfterMs: 60000 },
       sync: {
+        protocol: 'ctsyncd',
         mode: 'notrack',
         transport: 'udp',
         mtu: 1452,
@@ -1070,5 +1073,21 @@ describe('sync.backupLinks', () => {
     expect(() =>
       parseConfig(`${base}  backupLinks:\n    - udp: { bind: 10.99.2.1, peers: [10.99.2.2] }\n`, 'links.yaml'),
     ).toThrow(/links\.yaml:7:\d+ sync\.backupLinks\[0\].*multicast link/);
+  });
+});
+
+describe('sync.protocol', () => {
+  const base = `node: { id: fw1 }\ncluster: { id: 1 }\nsync:\n  multicast: { group: 225.0.0.50, interface: sync0 }\n`;
+  it('is ctsyncd unless conntrackd is asked for', () => {
+    expect(parseConfig(`${base}  auth: none\n`, 'p.yaml').sync.protocol).toBe('ctsyncd');
+    expect(parseConfig(`${base}  auth: none\n  protocol: conntrackd\n`, 'p.yaml').sync.protocol).toBe('conntrackd');
+  });
+  it('refuses keys with conntrackd’s protocol, which cannot carry them', () => {
+    expect(() =>
+      parseConfig(`${base}  protocol: conntrackd\n  auth: { keyFile: /etc/ctsyncd/sync.key }\n`, 'p.yaml'),
+    ).toThrow(/p\.yaml:6:\d+ sync\.auth.*no authentication/);
+  });
+  it('refuses another protocol name at the key', () => {
+    expect(() => parseConfig(`${base}  auth: none\n  protocol: conntrack\n`, 'p.yaml')).toThrow(/p\.yaml:6:\d+ sync\.protocol/);
   });
 });

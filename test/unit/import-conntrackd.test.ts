@@ -73,7 +73,18 @@ describe('sync.auth', () => {
     const lines = result.yaml.split('\n');
     const at = lines.findIndex((l) => /^ {2}auth: none$/.test(l));
     expect(at).toBeGreaterThan(0);
-    expect(lines.slice(at - 4, at).join('\n')).toMatch(/no message authentication[\s\S]*keyFile: \/etc\/ctsyncd\/sync\.key/);
+    expect(lines.slice(at - 5, at).join('\n')).toMatch(
+      /no message authentication[\s\S]*protocol: ctsyncd[\s\S]*keyFile: \/etc\/ctsyncd\/sync\.key/,
+    );
+  });
+
+  it('speaks conntrackd’s protocol, so the converted node works beside a conntrackd peer, and says how to leave it', () => {
+    const { result, cfg } = convertValid(example('ftfw').text);
+    expect(cfg.sync.protocol).toBe('conntrackd');
+    const lines = result.yaml.split('\n');
+    const at = lines.findIndex((l) => /^ {2}protocol: conntrackd$/.test(l));
+    expect(at).toBeGreaterThan(0);
+    expect(lines.slice(at - 3, at).join('\n')).toMatch(/one node at a time[\s\S]*protocol: ctsyncd/);
   });
 });
 

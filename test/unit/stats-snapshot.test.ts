@@ -130,7 +130,13 @@ describe('buildStatsSnapshot', () => {
           ...ec.counters,
           origins: {},
           expectations: { entries: 0, ...ec.expectCounters },
-          peerEntries: { filtered: { protocol: 0, address: 0, 'tcp-state': 0 }, statusStripped: 0, timeoutCapped: 0, overShare: 0 },
+          peerEntries: {
+            filtered: { protocol: 0, address: 0, 'tcp-state': 0 },
+            statusStripped: 0,
+            timeoutCapped: 0,
+            overShare: 0,
+            expectFiltered: 0,
+          },
         },
         peers: [],
         commit: {
@@ -242,7 +248,13 @@ describe('buildStatsSnapshot', () => {
           ...external.counters,
           origins: { fw2: 1 },
           expectations: { entries: 0, ...external.expectCounters },
-          peerEntries: { filtered: { protocol: 0, address: 0, 'tcp-state': 0 }, statusStripped: 0, timeoutCapped: 0, overShare: 0 },
+          peerEntries: {
+            filtered: { protocol: 0, address: 0, 'tcp-state': 0 },
+            statusStripped: 0,
+            timeoutCapped: 0,
+            overShare: 0,
+            expectFiltered: 0,
+          },
         },
         peers: [],
         commit: {

@@ -48,3 +48,8 @@ export const CARRY_SPAN = 0x2000_0000;
 export function carryFloor(next: number): number {
   return seqAdd(next, -CARRY_SPAN);
 }
+
+/** from <= x <= to in sequence order (the inclusive ranges of acks and NACKs). */
+export function seqInRange(x: number, from: number, to: number): boolean {
+  return !seqBefore(x, from) && !seqAfter(x, to);
+}

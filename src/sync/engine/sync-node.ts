@@ -187,6 +187,8 @@ export interface SyncPeerStats {
 export interface SyncStats {
   node: string;
   epoch: number;
+  /** sync.protocol: whose messages this engine speaks. */
+  protocol: 'ctsyncd' | 'conntrackd';
   mode: SyncMode;
   started: boolean;
   firstSyncDone: boolean;
@@ -199,6 +201,42 @@ export interface SyncStats {
   peers: SyncPeerStats[];
   /** cluster.nodes / maxNodes and what admission refused and pruned. */
   admission: AdmissionStats;
+}
+
+/** Every counter of SyncCounters at zero; the conntrackd-protocol engine starts from the same set. */
+export function newSyncCounters(): SyncCounters {
+  return {
+    ...newRxCounters(),
+    ...newTxCounters(),
+    ...newFreshnessCounters(),
+    datagramsReceived: 0,
+    datagramsDropped: {},
+    ownDatagrams: 0,
+    staleEpochDatagrams: 0,
+    epochRollovers: 0,
+    datagramsNotLive: 0,
+    warningsSuppressed: 0,
+    messagesReceived: 0,
+    unknownMessages: 0,
+    applied: 0,
+    datagramsSent: 0,
+    acksSent: 0,
+    nacksSent: 0,
+    nackedMessages: 0,
+    alivesSent: 0,
+    hellosSent: 0,
+    hellosReceived: 0,
+    helloAcksReceived: 0,
+    resyncRequestsSent: 0,
+    resyncRequestsReceived: 0,
+    bulksSent: 0,
+    bulkEntriesSent: 0,
+    bulksWanted: { request: 0, hello: 0, restart: 0, gap: 0 },
+    refreshes: 0,
+    bulksStarted: 0,
+    bulksReceived: 0,
+    bulkStaleRemoved: 0,
+  };
 }
 
 function forUs(peer: string, self: string): boolean {
@@ -245,38 +283,7 @@ export class SyncNode {
     this.mode = syncModes[deps.mode];
     this.now = deps.now;
     this.log = deps.log;
-    this.counters = {
-      ...newRxCounters(),
-      ...newTxCounters(),
-      ...newFreshnessCounters(),
-      datagramsReceived: 0,
-      datagramsDropped: {},
-      ownDatagrams: 0,
-      staleEpochDatagrams: 0,
-      epochRollovers: 0,
-      datagramsNotLive: 0,
-      warningsSuppressed: 0,
-      messagesReceived: 0,
-      unknownMessages: 0,
-      applied: 0,
-      datagramsSent: 0,
-      acksSent: 0,
-      nacksSent: 0,
-      nackedMessages: 0,
-      alivesSent: 0,
-      hellosSent: 0,
-      hellosReceived: 0,
-      helloAcksReceived: 0,
-      resyncRequestsSent: 0,
-      resyncRequestsReceived: 0,
-      bulksSent: 0,
-      bulkEntriesSent: 0,
-      bulksWanted: { request: 0, hello: 0, restart: 0, gap: 0 },
-      refreshes: 0,
-      bulksStarted: 0,
-      bulksReceived: 0,
-      bulkStaleRemoved: 0,
-    };
+    this.counters = newSyncCounters();
     const encoderOpts = {
       cluster: deps.cluster,
       node: deps.nodeId,
@@ -543,6 +550,7 @@ export class SyncNode {
     return {
       node: this.deps.nodeId,
       epoch: this.epochNow,
+      protocol: 'ctsyncd',
       mode: this.deps.mode,
       started: this.started,
       firstSyncDone: this.firstSync,

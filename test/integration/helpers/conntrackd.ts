@@ -42,10 +42,12 @@ export interface ConntrackdOptions {
   mode?: 'ftfw' | 'notrack' | 'alarm';
   /** Sync channel: UDP (unicast) between two addresses, or TCP. */
   sync: {
-    transport?: 'udp' | 'tcp';
+    /** multicast: `group` is the multicast address, `port` its Group (the UDP port), `local` the interface address. */
+    transport?: 'udp' | 'tcp' | 'multicast';
     local: string;
     peer: string;
     port: number;
+    group?: string;
     /** Interface the local address lives on; conntrackd watches its link state. */
     interface?: string;
   };
@@ -82,7 +84,8 @@ export function conntrackdConfig(
   const modeLines: string[] = [];
   if (opts.disableExternalCache) modeLines.push('\t\tDisableExternalCache on');
   if (opts.commitTimeout !== undefined) modeLines.push(`\t\tCommitTimeout ${opts.commitTimeout}`);
-  const transport = (opts.sync.transport ?? 'udp').toUpperCase();
+  // The grammar's keywords: UDP, TCP, Multicast.
+  const transport = opts.sync.transport === 'multicast' ? 'Multicast' : (opts.sync.transport ?? 'udp').toUpperCase();
   const nl = opts.netlinkBufferBytes ?? 8 * 1024 * 1024;
   const f = opts.filter;
   const filter: string[] = [];
@@ -106,9 +109,17 @@ export function conntrackdConfig(
     ...modeLines,
     '\t}',
     `\t${transport} {`,
-    `\t\tIPv4_address ${opts.sync.local}`,
-    `\t\tIPv4_Destination_Address ${opts.sync.peer}`,
-    `\t\tPort ${opts.sync.port}`,
+    ...(transport === 'Multicast'
+      ? [
+          `\t\tIPv4_address ${opts.sync.group ?? ''}`,
+          `\t\tGroup ${opts.sync.port}`,
+          `\t\tIPv4_interface ${opts.sync.local}`,
+        ]
+      : [
+          `\t\tIPv4_address ${opts.sync.local}`,
+          `\t\tIPv4_Destination_Address ${opts.sync.peer}`,
+          `\t\tPort ${opts.sync.port}`,
+        ]),
     ...(opts.sync.interface ? [`\t\tInterface ${opts.sync.interface}`] : []),
     '\t\tSndSocketBuffer 4194304',
     '\t\tRcvSocketBuffer 4194304',

@@ -1,0 +1,276 @@
+// conntrackd 1.4.x wire format: bytes written by hand from
+// ../shared/docs/conntrackd.md §3 (and the [measured] captures there), then
+// decoded; entries encoded and compared byte for byte; malformed input.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { CTD_F, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
+
+function hex(s: string): Buffer {
+  return Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
+}
+
+/** One TLV: u16 len (4 + payload), u16 attr, payload, zero padding to 4. */
+function tlv(attr: number, payloadHex: string): string {
+  const p = hex(payloadHex);
+  const len = 4 + p.length;
+  const pad = (4 - (len % 4)) % 4;
+  return len.toString(16).padStart(4, '0') + attr.toString(16).padStart(4, '0') + p.toString('hex') + '00'.repeat(pad);
+}
+
+function msg(type: number, flags: number, seq: number, body: string): string {
+  const len = 8 + hex(body).length;
+  return (
+    (0x10 | type).toString(16).padStart(2, '0') +
+    flags.toString(16).padStart(2, '0') +
+    len.toString(16).padStart(4, '0') +
+    seq.toString(16).padStart(8, '0') +
+    body
+  );
+}
+
+// 10.99.1.2:1234 -> 10.99.2.3:80 TCP ESTABLISHED, status 0x18e (SNAT done), timeout 431999,
+// mark 7, SNAT to 10.99.9.9 port 40000 (the reply goes to 10.99.9.9:40000).
+const TCP_SNAT_BODY =
+  tlv(0, '0a630102 0a630203') +
+  tlv(5, '0000018e') +
+  tlv(2, '06') +
+  tlv(3, '04d2 0050') +
+  tlv(4, '03') +
+  tlv(6, '0006977f') +
+  tlv(7, '00000007') +
+  tlv(12, '0a630909') +
+  tlv(14, '409c'); // 40000 = 0x9c40, little-endian on the wire
+
+const TCP_SNAT: ConntrackEntry = {
+  family: 2,
+  orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 1234, dport: 80 },
+  reply: { src: '10.99.2.3', dst: '10.99.9.9', proto: 6, sport: 80, dport: 40000 },
+  status: 0x18e,
+  timeout: 431999,
+  mark: 7,
+  protoinfo: { tcp: { state: 3 } },
+};
+
+// ICMP echo id 4660: the measured capture sends it as `34 12`.
+const ICMP_BODY =
+  tlv(0, '0a630102 0a630203') + tlv(5, '00000008') + tlv(2, '01') + tlv(22, '08') + tlv(23, '00') + tlv(24, '3412') + tlv(6, '0000001e');
+
+const ICMP: ConntrackEntry = {
+  family: 2,
+  orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 4660 },
+  reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 1, icmpType: 0, icmpCode: 0, icmpId: 4660 },
+  status: 8,
+  timeout: 30,
+};
+
+// IPv6 UDP with DNAT of address and port, zone 3, labels 1 and 33.
+const V6_BODY =
+  tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+  tlv(5, '00000028') +
+  tlv(2, '11') +
+  tlv(3, '1388 0035') +
+  tlv(6, '00000078') +
+  tlv(30, '20010db8000000000000000000000009') +
+  tlv(15, 'e914') + // 5353 little-endian
+  tlv(28, '00000002 00000002') +
+  tlv(32, '0003');
+
+const V6: ConntrackEntry = {
+  family: 10,
+  orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 17, sport: 5000, dport: 53 },
+  reply: { src: '2001:db8::9', dst: '2001:db8::1', proto: 17, sport: 5353, dport: 5000 },
+  status: 0x28,
+  timeout: 120,
+  zone: 3,
+  labels: hex('02000000 02000000 00000000 00000000'),
+};
+
+const CASES: { name: string; type: 0 | 1 | 2; body: string; entry: ConntrackEntry }[] = [
+  { name: 'ipv4 tcp snat + port', type: 0, body: TCP_SNAT_BODY, entry: TCP_SNAT },
+  { name: 'icmp echo', type: 1, body: ICMP_BODY, entry: ICMP },
+  { name: 'ipv6 udp dnat, labels, zone', type: 2, body: V6_BODY, entry: V6 },
+];
+
+describe('conntrackd codec: entries', () => {
+  for (const c of CASES) {
+    it(`decodes ${c.name} from hand-made bytes`, () => {
+      const r = decodeCtdDatagram(hex(msg(c.type, 0, 0x5f00_0001, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toEqual([{ kind: 'ct', type: c.type, flags: 0, seq: 0x5f00_0001, entry: c.entry }]);
+    });
+    it(`encodes ${c.name} to the same bytes`, () => {
+      const w = new CtdWriter(16);
+      expect(w.entry(c.type, 0, 0x5f00_0001, c.entry)).toBe(true);
+      expect(w.bytes().toString('hex')).toBe(msg(c.type, 0, 0x5f00_0001, c.body));
+    });
+  }
+
+  it('the first byte of a CT_NEW is 0x10 and of a CT_DEL 0x12, as measured', () => {
+    const w = new CtdWriter();
+    w.entry(0, 0, 1, TCP_SNAT);
+    const at = w.length;
+    w.entry(2, 0, 2, TCP_SNAT);
+    expect(w.bytes()[0]).toBe(0x10);
+    expect(w.bytes()[at]).toBe(0x12);
+  });
+
+  it('keeps an expected connection’s master and the NAT sequence adjustment', () => {
+    const e: ConntrackEntry = {
+      family: 2,
+      orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 40001, dport: 20 },
+      reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, sport: 20, dport: 40001 },
+      master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 40000, dport: 21 },
+      status: 0x18b,
+      helper: 'ftp',
+      seqAdjOrig: { correctionPos: 1, offsetBefore: 2, offsetAfter: 3 },
+      seqAdjReply: { correctionPos: 4, offsetBefore: 5, offsetAfter: 6 },
+      protoinfo: { tcp: { state: 3 } },
+    };
+    const w = new CtdWriter();
+    w.entry(0, 0, 9, e);
+    expect(decodeCtdDatagram(w.bytes()).messages).toEqual([{ kind: 'ct', type: 0, flags: 0, seq: 9, entry: e }]);
+  });
+
+  it('round-trips random IPv4 TCP/UDP entries with NAT', () => {
+    const octet = fc.integer({ min: 0, max: 255 });
+    const addr = fc.tuple(octet, octet, octet, octet).map((a) => a.join('.'));
+    const port = fc.integer({ min: 0, max: 65535 });
+    const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
+    fc.assert(
+      fc.property(
+        fc.record({ s: addr, d: addr, ns: addr, nd: addr, sp: port, dp: port, nsp: port, ndp: port, proto: fc.constantFrom(6, 17) }),
+        u32,
+        u32,
+        u32,
+        (t, status, timeout, mark) => {
+          const e: ConntrackEntry = {
+            family: 2,
+            orig: { src: t.s, dst: t.d, proto: t.proto, sport: t.sp, dport: t.dp },
+            reply: { src: t.nd, dst: t.ns, proto: t.proto, sport: t.ndp, dport: t.nsp },
+            status,
+            timeout,
+            mark,
+          };
+          if (t.proto === 6) e.protoinfo = { tcp: { state: 3 } };
+          const w = new CtdWriter(8);
+          expect(w.entry(1, CTD_F.HELLO, 77, e)).toBe(true);
+          const r = decodeCtdDatagram(w.bytes());
+          expect(r.errors).toEqual([]);
+          expect(r.messages).toEqual([{ kind: 'ct', type: 1, flags: CTD_F.HELLO, seq: 77, entry: e }]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses an entry whose address does not parse, writing nothing', () => {
+    const w = new CtdWriter();
+    w.control(CTD_F.ALIVE, 1);
+    const bad = { ...TCP_SNAT, orig: { ...TCP_SNAT.orig, src: 'nope' } };
+    expect(w.entry(0, 0, 2, bad)).toBe(false);
+    expect(w.length).toBe(8);
+  });
+});
+
+describe('conntrackd codec: control messages and packing', () => {
+  it('reads the measured ALIVE+HELLO and ACK+HELLO+HELLO_BACK', () => {
+    const r = decodeCtdDatagram(hex('1a30 0008 5f000010 | 1a68 0010 12345678 5f000001 5f000009'));
+    expect(r.errors).toEqual([]);
+    expect(r.messages).toEqual([
+      { kind: 'ctl', flags: 0x30, seq: 0x5f000010, from: 0, to: 0 },
+      { kind: 'ctl', flags: 0x68, seq: 0x12345678, from: 0x5f000001, to: 0x5f000009 },
+    ]);
+  });
+
+  it('writes ALIVE in 8 bytes and ACK, NACK, RESYNC in 16', () => {
+    const w = new CtdWriter();
+    w.control(CTD_F.ALIVE | CTD_F.HELLO, 0x5f000010);
+    w.control(CTD_F.NACK, 3, 0xffff_fffe, 1);
+    w.control(CTD_F.RESYNC, 4);
+    expect(w.bytes().toString('hex')).toBe('1a300008' + '5f000010' + '1a040010' + '00000003fffffffe00000001' + '1a020010' + '00000004' + '0000000000000000');
+  });
+
+  it('walks several messages in one datagram, EXP_* counted as sequenced', () => {
+    const r = decodeCtdDatagram(hex(msg(0, 0, 1, TCP_SNAT_BODY) + msg(3, 0, 2, tlv(0, '0a630102 0a630203')) + msg(2, 0x40, 3, ICMP_BODY)));
+    expect(r.errors).toEqual([]);
+    expect(r.messages.map((m) => [m.kind, m.seq, m.flags])).toEqual([
+      ['ct', 1, 0],
+      ['exp', 2, 0],
+      ['ct', 3, 0x40],
+    ]);
+  });
+});
+
+describe('conntrackd codec: malformed input', () => {
+  const good = msg(0, 0, 5, TCP_SNAT_BODY);
+  const table: { name: string; bytes: string; code: string; kept: number }[] = [
+    { name: 'shorter than a header', bytes: '1000 0008 0000', code: 'ETRUNC', kept: 0 },
+    { name: 'len larger than the datagram', bytes: '1000 0040 00000001', code: 'ETRUNC', kept: 0 },
+    { name: 'len smaller than a header', bytes: '1000 0004 00000001', code: 'ETRUNC', kept: 0 },
+    { name: 'ACK shorter than 16', bytes: '1a08 0008 00000001', code: 'ETRUNC', kept: 0 },
+    { name: 'version 2', bytes: msg(0, 0, 1, TCP_SNAT_BODY).replace(/^10/, '20') + good, code: 'EVERSION', kept: 1 },
+    { name: 'data type with ACK flag', bytes: '1008 0010 00000001 00000001 00000002' + good, code: 'EVALUE', kept: 1 },
+    { name: 'CTL without a control flag', bytes: '1a00 0008 00000001' + good, code: 'EVALUE', kept: 1 },
+    { name: 'type 7', bytes: '1700 0008 00000001' + good, code: 'EVALUE', kept: 1 },
+    { name: 'nta_len below 4', bytes: msg(0, 0, 1, '00020000 00000000') + good, code: 'EDECODE', kept: 1 },
+    { name: 'nta_len past the message', bytes: msg(0, 0, 1, '00400000 0a630102 0a630203') + good, code: 'EDECODE', kept: 1 },
+    { name: 'unknown attribute id', bytes: msg(0, 0, 1, tlv(33, '00000000')) + good, code: 'EDECODE', kept: 1 },
+    { name: 'fixed attribute of the wrong size', bytes: msg(0, 0, 1, tlv(0, '0a630102') + tlv(2, '06')) + good, code: 'EDECODE', kept: 1 },
+    { name: 'no address', bytes: msg(0, 0, 1, tlv(2, '06')) + good, code: 'EVALUE', kept: 1 },
+    { name: 'no L4PROTO', bytes: msg(0, 0, 1, tlv(0, '0a630102 0a630203')) + good, code: 'EVALUE', kept: 1 },
+    {
+      name: 'helper name without NUL',
+      bytes: msg(0, 0, 1, tlv(0, '0a630102 0a630203') + tlv(2, '06') + tlv(27, '667470')) + good,
+      code: 'EVALUE',
+      kept: 1,
+    },
+    {
+      name: 'labels not in words',
+      bytes: msg(0, 0, 1, tlv(0, '0a630102 0a630203') + tlv(2, '06') + tlv(28, '010203')) + good,
+      code: 'EVALUE',
+      kept: 1,
+    },
+    {
+      name: 'master address without its protocol',
+      bytes: msg(0, 0, 1, tlv(0, '0a630102 0a630203') + tlv(2, '06') + tlv(8, '0a630102 0a630203')) + good,
+      code: 'EVALUE',
+      kept: 1,
+    },
+  ];
+  for (const t of table) {
+    it(`${t.name}: ${t.code}, ${t.kept} message(s) kept`, () => {
+      const r = decodeCtdDatagram(hex(t.bytes));
+      expect(r.errors.map((e) => e.code)).toEqual([t.code]);
+      expect(r.messages).toHaveLength(t.kept);
+    });
+  }
+
+  it('a tail of 4 bytes or fewer after the attributes is padding', () => {
+    const r = decodeCtdDatagram(hex(msg(0, 0, 1, TCP_SNAT_BODY + '00000000')));
+    expect(r.errors).toEqual([]);
+    expect(r.messages).toHaveLength(1);
+  });
+
+  it('never throws on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (a) => {
+        const r = decodeCtdDatagram(Buffer.from(a));
+        expect(r.messages.length + r.errors.length).toBeGreaterThanOrEqual(a.length === 0 ? 0 : 1);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('never throws on mutations of a valid datagram', () => {
+    const base = hex(good + msg(2, 0, 6, V6_BODY));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 255 }), (i, v) => {
+        const b = Buffer.from(base);
+        b[i] = v;
+        decodeCtdDatagram(b);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
