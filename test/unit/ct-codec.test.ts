@@ -750,23 +750,25 @@ describe('malformed conntrack messages', () => {
   });
 });
 
-describe('decode speed', () => {
-  // A smoke test against pathological regressions only: vitest's module
-  // runner routes every cross-module call through getters, which makes this
-  // several times slower than plain Node (~450k entries/s on the dev box).
-  it('decodes real messages at a sane rate', () => {
+describe('repeated decode', () => {
+  // No rate asserted (no timing assertions in tests, TESTING.md): under load or
+  // under mutation testing's instrumentation any bound is a coin toss. Speed is
+  // the benchmarks' job (bench/); this keeps the repeated decode of real
+  // messages, which must keep answering the same.
+  it('decodes real messages again and again with the same answer', () => {
     const msgs = ['event-new', 'ipv4-tcp-established', 'ipv6-udp', 'event-destroy'].map((n) =>
       single(fixtures.get(n)!.bytes),
     );
-    const rounds = 20_000;
+    const first = msgs.map((m) => decodeConntrack(m));
+    const rounds = 2_000;
     let n = 0;
-    const t0 = performance.now();
     for (let i = 0; i < rounds; i++) {
-      for (const m of msgs) if (decodeConntrack(m).ok) n++;
+      msgs.forEach((m, k) => {
+        const r = decodeConntrack(m);
+        if (r.ok) n++;
+        if (i === rounds - 1) expect(r).toEqual(first[k]);
+      });
     }
-    const rate = n / ((performance.now() - t0) / 1000);
     expect(n).toBe(rounds * msgs.length);
-    console.log(`decodeConntrack under vitest: ${Math.round(rate).toLocaleString('en')} entries/s`);
-    expect(rate).toBeGreaterThan(10_000);
   });
 });
