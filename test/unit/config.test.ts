@@ -1105,6 +1105,8 @@ describe('config error messages, whole', () => {
       ['6:16 sync.udp.bind expected a unicast address, got 225.0.0.1', '6:35 sync.udp.peers[0] expected a unicast address, got 225.0.0.2', '6:66 sync.udp.peers[3] duplicate peer 10.0.0.3'],
     ],
     ['the bind address as a peer', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none', '  transport: udp', '  udp: { bind: 10.0.0.1, peers: [10.0.0.1] }'), ['6:34 sync.udp.peers[0] is the bind address itself']],
+    ['a boolean socket mode gets the string hint, not the octal one', y(...B, 'control: { mode: true }'), ['6:18 control.mode expected a string, got boolean true (quote it to make it a string)']],
+    ['an unquoted socket mode', y(...B, 'control: { mode: 600 }'), ["6:18 control.mode expected a quoted octal string like '0600', got number 600 (YAML reads an unquoted 0600 as a number)"]],
     ['a key file twice', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFiles: [/a, /a] }', '  multicast: { interface: sync0 }'), ['4:21 sync.auth.keyFiles lists the same key file twice']],
     ['no key file', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { }', '  multicast: { interface: sync0 }'), ['4:9 sync.auth expected keyFile or keyFiles']],
     ['neither accept nor ignore', y(...B, 'filter: { addresses: { } }'), ['6:22 filter.addresses expected accept or ignore']],
@@ -1138,6 +1140,12 @@ describe('config error messages, whole', () => {
     expect(at(yaml)).toEqual(want);
     // The message is the issues, one per line, as file:line:column path message.
     expect(err.message).toBe(err.issues.map((i) => `${FILE}:${i.line}:${i.column} ${i.path === '' ? '(root)' : i.path} ${i.message}`).join('\n'));
+  });
+
+  it('resolves auth to one shape: none is null, one keyFile is a list of one', () => {
+    expect(parseConfig(y(...B), FILE).sync.auth).toBeNull();
+    const one = y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFile: /k }', '  multicast: { interface: sync0 }');
+    expect(parseConfig(one, FILE).sync.auth).toEqual({ keyFiles: ['/k'] });
   });
 
   it('resolves the scheduler priority a policy implies', () => {
