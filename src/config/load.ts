@@ -173,29 +173,28 @@ class Locator {
     let node: unknown = this.doc.contents;
     const inside = (n: unknown): boolean =>
       isNode(n) && n.range !== undefined && n.range !== null && n.range[0] <= offset && offset < n.range[2];
-    descend: for (;;) {
-      if (isMap(node)) {
-        for (const pair of node.items) {
+    // One step down per round, into the key or value holding `offset`. (A
+    // step function rather than a labelled `continue`: StrykerJS's
+    // instrumenter moves a loop's label onto the block it wraps the loop in.)
+    const step = (n: unknown): { key: string | undefined } | { seg: PropertyKey; node: unknown } | undefined => {
+      if (isMap(n)) {
+        for (const pair of n.items) {
           // A broken document can turn a whole line into a key; such a key is no path segment.
           const name = isScalar(pair.key) && /^\S+$/.test(String(pair.key.value)) ? String(pair.key.value) : undefined;
-          if (inside(pair.key)) return name === undefined ? path : [...path, name];
-          if (name === undefined) continue;
-          if (inside(pair.value)) {
-            path.push(name);
-            node = pair.value;
-            continue descend;
-          }
+          if (inside(pair.key)) return { key: name };
+          if (name !== undefined && inside(pair.value)) return { seg: name, node: pair.value };
         }
-      } else if (isSeq(node)) {
-        for (const [i, item] of node.items.entries()) {
-          if (inside(item)) {
-            path.push(i);
-            node = item;
-            continue descend;
-          }
-        }
+      } else if (isSeq(n)) {
+        for (const [i, item] of n.items.entries()) if (inside(item)) return { seg: i, node: item };
       }
-      return path;
+      return undefined;
+    };
+    for (;;) {
+      const s = step(node);
+      if (s === undefined) return path;
+      if ('key' in s) return s.key === undefined ? path : [...path, s.key];
+      path.push(s.seg);
+      node = s.node;
     }
   }
 }

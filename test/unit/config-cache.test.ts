@@ -268,4 +268,132 @@ describe('ConfigCache', () => {
     expect(readFileSync(target, 'utf8')).toBe('untouched');
     expect(start(cacheOf()).hit).toBe(true);
   });
+
+  it('flags of the same count but other values are stale', () => {
+    start(cacheOf({ flags: ['--a', '--b'] }));
+    expect(cacheOf({ flags: ['--a', '--c'] }).lookup(file)).toMatchObject({ hit: false, miss: 'stale' });
+    expect(cacheOf({ flags: ['--a', '--b'] }).lookup(file)).toMatchObject({ hit: true });
+  });
+
+  it('without a uid to check (no process.getuid) an entry of ours is still a hit', () => {
+    start(cacheOf({ uid: undefined }));
+    expect(cacheOf({ uid: undefined }).lookup(file)).toMatchObject({ hit: true });
+  });
+
+  it('names the temporary file after the pid it was given', () => {
+    const written: string[] = [];
+    const recording: ConfigCacheFs = {
+      ...fs,
+      writeFileSync: ((path: string, ...rest: Parameters<typeof fs.writeFileSync> extends [unknown, ...infer R] ? R : never) => {
+        written.push(path);
+        return fs.writeFileSync(path, ...rest);
+      }) as typeof fs.writeFileSync,
+    };
+    start(cacheOf({ fs: recording, pid: 31337 }));
+    expect(written).toEqual([`${cacheOf().entryPath(file)}.31337.tmp`]);
+  });
+
+  it('does not write through a temporary file planted again between its removal and the write (exclusive create)', () => {
+    const cache = cacheOf();
+    const entry = cache.entryPath(file);
+    const target = join(dir, 'target');
+    writeFileSync(target, 'untouched');
+    // The race: whatever the store removes, the link is back before it writes.
+    const racing: ConfigCacheFs = {
+      ...fs,
+      rmSync: (path, opts) => {
+        fs.rmSync(path, opts);
+        if (path === `${entry}.4242.tmp`) symlinkSync(target, path);
+      },
+    };
+    const found = cacheOf({ fs: racing }).lookup(file);
+    if (!found || found.hit) throw new Error('expected a miss');
+    expect(cacheOf({ fs: racing }).store(file, found.source, parseConfig(found.source.text, file))).toBe('EEXIST');
+    expect(readFileSync(target, 'utf8')).toBe('untouched');
+  });
+
+  it('an error without a code is reported as EIO', () => {
+    const failing: ConfigCacheFs = {
+      ...fs,
+      mkdirSync: () => {
+        throw new Error('no code');
+      },
+    };
+    const found = cacheOf().lookup(file);
+    if (!found || found.hit) throw new Error('expected a miss');
+    expect(cacheOf({ fs: failing }).store(file, found.source, parseConfig(found.source.text, file))).toBe('EIO');
+  });
+
+  it('an entry it cannot read after opening is unreadable, and every descriptor it opens is closed', () => {
+    start(cacheOf());
+    const open = new Set<number>();
+    const tracking = (readFails: boolean): ConfigCacheFs => ({
+      ...fs,
+      openSync: ((...args: Parameters<typeof fs.openSync>) => {
+        const fd = fs.openSync(...args);
+        open.add(fd);
+        return fd;
+      }) as typeof fs.openSync,
+      closeSync: (fd) => {
+        open.delete(fd);
+        fs.closeSync(fd);
+      },
+      readFileSync: ((...args: Parameters<typeof fs.readFileSync>) => {
+        if (readFails && typeof args[0] === 'number') throw Object.assign(new Error('I/O error'), { code: 'EIO' });
+        return fs.readFileSync(...args);
+      }) as typeof fs.readFileSync,
+    });
+    expect(cacheOf({ fs: tracking(true) }).lookup(file)).toMatchObject({ hit: false, miss: 'unreadable' });
+    expect(cacheOf({ fs: tracking(false) }).lookup(file)).toMatchObject({ hit: true });
+    expect(open.size).toBe(0);
+  });
+
+  describe('an entry that is not a whole entry is corrupt', () => {
+    const valid = (): Record<string, unknown> => {
+      const c = cacheOf();
+      start(c);
+      return JSON.parse(readFileSync(c.entryPath(file), 'utf8')) as Record<string, unknown>;
+    };
+    const cases: [string, (e: Record<string, unknown>) => unknown][] = [
+      ['null', () => null],
+      ['a number', () => 5],
+      ['no format', (e) => ({ ...e, format: undefined })],
+      ['format as text', (e) => ({ ...e, format: String(e.format) })],
+      ['no fingerprint', (e) => ({ ...e, fingerprint: undefined })],
+      ['flags not a list', (e) => ({ ...e, flags: '' })],
+      ['no flags', (e) => ({ ...e, flags: undefined })],
+      ['no file', (e) => ({ ...e, file: undefined })],
+      ['no text', (e) => ({ ...e, text: undefined })],
+      ['config null', (e) => ({ ...e, config: null })],
+      ['config text', (e) => ({ ...e, config: 'x' })],
+    ];
+    for (const [name, damage] of cases) {
+      it(name, () => {
+        const e = valid();
+        const path = cacheOf().entryPath(file);
+        writeFileSync(path, JSON.stringify(damage(e)));
+        expect(cacheOf().lookup(file)).toMatchObject({ hit: false, miss: 'corrupt' });
+      });
+    }
+  });
+
+  it('a store prunes only the .json entries of gone files: not other files, not unreadable entries, not the one it wrote', () => {
+    const cache = cacheOf();
+    start(cache);
+    const cacheDir = join(dir, 'cache');
+    const gone = JSON.parse(readFileSync(cache.entryPath(file), 'utf8')) as Record<string, unknown>;
+    gone.file = join(dir, 'gone.yaml');
+    // Not an entry by name, though it holds one of a gone file.
+    writeFileSync(join(cacheDir, 'notes.txt'), JSON.stringify(gone), { mode: 0o600 });
+    // An entry it cannot make sense of.
+    writeFileSync(join(cacheDir, 'corrupt.json'), 'not json', { mode: 0o600 });
+    // The entry just written, for a config file that is gone by now.
+    const vanished = join(dir, 'vanished.yaml');
+    const found = cache.lookup(file);
+    if (!found) throw new Error('config file unreadable');
+    expect(cache.store(vanished, found.source, parseConfig(found.source.text, file))).toBeUndefined();
+    expect(fs.readdirSync(cacheDir).sort()).toEqual(
+      ['corrupt.json', 'notes.txt', cache.entryPath(file).split('/').pop(), cache.entryPath(vanished).split('/').pop()].sort(),
+    );
+  });
 });

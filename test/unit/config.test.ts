@@ -1091,3 +1091,84 @@ describe('sync.protocol', () => {
     expect(() => parseConfig(`${base}  auth: none\n  protocol: conntrack\n`, 'p.yaml')).toThrow(/p\.yaml:6:\d+ sync\.protocol/);
   });
 });
+
+// Whole messages, not patterns: the first mutation run of src/config (issue 18)
+// showed that a pattern matching part of a message lets its hints, nouns,
+// plurals and bounds change unnoticed. [yaml, issues as `line:column path message`].
+describe('config error messages, whole', () => {
+  const B = REL;
+  const at = (yaml: string): string[] => parseError(yaml).issues.map((i) => `${i.line}:${i.column} ${i.path} ${i.message}`);
+  const other = (node: string, mc = 'sync0') => y(node, 'cluster: { id: 1 }', 'sync:', '  auth: none', `  multicast: { interface: ${mc} }`);
+  const cases: Array<[string, string, string[]]> = [
+    ['a quoted boolean', y(...B, 'metrics: { enabled: "yes" }'), ['6:21 metrics.enabled expected true or false, got string "yes" (write true or false)']],
+    ['a quoted number that is one', y(...B, '  reliability: { ackWindow: "1.5" }'), ['6:29 sync.reliability.ackWindow expected an integer, got string "1.5" (remove the quotes)']],
+    ['a quoted blank is no number to unquote', y(...B, '  mtu: "  "'), ['6:8 sync.mtu expected an integer, got string "  "']],
+    ['a quoted word is no number to unquote', y(...B, '  mtu: "abc"'), ['6:8 sync.mtu expected an integer, got string "abc"']],
+    ['a boolean where a string goes', other('node: { id: true }'), ['1:13 node.id expected a string, got boolean true (quote it to make it a string)']],
+    ['a mapping where a string goes', other('node: { id: { a: 1 } }'), ['1:13 node.id expected a string, got a mapping']],
+    ['an empty value', other('node: { id: null }'), ['1:13 node.id expected a string, got an empty value']],
+    ['binary data', other('node: { id: !!binary aGVsbG8= }'), ['1:22 node.id expected a string, got binary data']],
+    ['a missing key', other('node: { }'), ['1:7 node.id required: expected a string']],
+    ['a string of 60 is shown whole', other(`node: { id: "${'x'.repeat(59)}!" }`), [`1:13 node.id expected 1-64 characters from A-Z a-z 0-9 _ . -, got string "${'x'.repeat(59)}!"`]],
+    ['a string of 61 is cut', other(`node: { id: "${'x'.repeat(60)}!" }`), [`1:13 node.id expected 1-64 characters from A-Z a-z 0-9 _ . -, got string "${'x'.repeat(57)}..."`]],
+    ['one of two values', y(...B, '  mode: x'), ['6:9 sync.mode expected one of "ftfw", "notrack", got string "x"']],
+    [
+      'too few list entries (singular)',
+      y('node: { id: fw1 }', 'cluster: { id: 1, nodes: [] }', 'sync:', '  auth: none', '  multicast: { interface: sync0 }'),
+      ['2:26 cluster.nodes expected at least 1 entry, got 0', '2:26 cluster.nodes names no node but this one (fw1): no peer could ever be heard'],
+    ],
+    ['a Unix socket path one byte too long', y(...B, `control: { socket: /${'s'.repeat(107)} }`), ['6:20 control.socket expected at most 107 bytes (the limit of a Unix socket path)']],
+    [
+      'unicast, duplicate and self peers',
+      y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none', '  transport: udp', '  udp: { bind: 225.0.0.1, peers: [225.0.0.2, 10.0.0.1, 10.0.0.3, 10.0.0.3] }'),
+      ['6:16 sync.udp.bind expected a unicast address, got 225.0.0.1', '6:35 sync.udp.peers[0] expected a unicast address, got 225.0.0.2', '6:66 sync.udp.peers[3] duplicate peer 10.0.0.3'],
+    ],
+    ['the bind address as a peer', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none', '  transport: udp', '  udp: { bind: 10.0.0.1, peers: [10.0.0.1] }'), ['6:34 sync.udp.peers[0] is the bind address itself']],
+    ['a boolean socket mode gets the string hint, not the octal one', y(...B, 'control: { mode: true }'), ['6:18 control.mode expected a string, got boolean true (quote it to make it a string)']],
+    ['an unquoted socket mode', y(...B, 'control: { mode: 600 }'), ["6:18 control.mode expected a quoted octal string like '0600', got number 600 (YAML reads an unquoted 0600 as a number)"]],
+    ['a key file twice', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFiles: [/a, /a] }', '  multicast: { interface: sync0 }'), ['4:21 sync.auth.keyFiles lists the same key file twice']],
+    ['no key file', y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { }', '  multicast: { interface: sync0 }'), ['4:9 sync.auth expected keyFile or keyFiles']],
+    ['neither accept nor ignore', y(...B, 'filter: { addresses: { } }'), ['6:22 filter.addresses expected accept or ignore']],
+    ['netlink buffer maximum below its start', y(...B, 'kernel: { netlinkBufferBytes: 8388608, netlinkBufferMaxBytes: 4194304 }'), ['6:63 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (8388608)']],
+    ['netlink buffer maximum equal to its start', y(...B, 'kernel: { netlinkBufferBytes: 4194304, netlinkBufferMaxBytes: 4194304 }'), []],
+    ['an invalid netlink buffer start is reported alone', y(...B, 'kernel: { netlinkBufferBytes: "x", netlinkBufferMaxBytes: 4194304 }'), ['6:31 kernel.netlinkBufferBytes expected an integer, got string "x"']],
+    ['a priority with policy other', y(...B, 'process: { scheduler: { policy: other, priority: 3 } }'), ['6:50 process.scheduler.priority must be 0 (or absent) with policy other']],
+    ['priority 0 with a real-time policy', y(...B, 'process: { scheduler: { policy: rr, priority: 0 } }'), ['6:47 process.scheduler.priority must be 1..99 with policy rr']],
+    ['an unknown key close to a known one, any case', y(...B, '  MTU: 1400'), ['6:3 sync.MTU unknown key "MTU", did you mean "mtu"?']],
+    ['an unknown key deeper down', y(...B, '  reliability: { ackwindow: 3 }'), ['6:18 sync.reliability.ackwindow unknown key "ackwindow", did you mean "ackWindow"?']],
+    [
+      'an unknown key close to none',
+      y(...B, '  xy: 1'),
+      ['6:3 sync.xy unknown key "xy"; expected one of: protocol, mode, transport, mtu, multicast, udp, backupLinks, reliability, auth'],
+    ],
+    ['a YAML error inside a list item', y(...B, '  udp: { bind: 10.0.0.1, peers: [10.0.0.2, { a: 1, a: 2 }] }'), ['6:52 sync.udp.peers[1].a Map keys must be unique [YAML DUPLICATE_KEY]']],
+    ['a YAML error inside a mapping', y(...B, '  reliability: { ackWindow: 1, ackWindow: 2 }'), ['6:32 sync.reliability.ackWindow Map keys must be unique [YAML DUPLICATE_KEY]']],
+    ['issues on one line, in column order', other('node: { id: 1, x: 2 }'), ['1:13 node.id expected a string, got number 1 (quote it to make it a string)', '1:16 node.x unknown key "x"; expected one of: id, stateDir']],
+    [
+      'issues in file order, not schema order',
+      y('cluster: { id: -1 }', 'node: { id: 1 }', 'sync:', '  auth: none', '  multicast: { interface: sync0 }'),
+      ['1:16 cluster.id expected at least 0, got number -1', '2:13 node.id expected a string, got number 1 (quote it to make it a string)'],
+    ],
+  ];
+  it.each(cases)('%s', (_name, yaml, want) => {
+    if (want.length === 0) {
+      expect(() => parseConfig(yaml, FILE)).not.toThrow();
+      return;
+    }
+    const err = parseError(yaml);
+    expect(at(yaml)).toEqual(want);
+    // The message is the issues, one per line, as file:line:column path message.
+    expect(err.message).toBe(err.issues.map((i) => `${FILE}:${i.line}:${i.column} ${i.path === '' ? '(root)' : i.path} ${i.message}`).join('\n'));
+  });
+
+  it('resolves auth to one shape: none is null, one keyFile is a list of one', () => {
+    expect(parseConfig(y(...B), FILE).sync.auth).toBeNull();
+    const one = y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFile: /k }', '  multicast: { interface: sync0 }');
+    expect(parseConfig(one, FILE).sync.auth).toEqual({ keyFiles: ['/k'] });
+  });
+
+  it('resolves the scheduler priority a policy implies', () => {
+    expect(parseConfig(y(...B, 'process: { scheduler: { policy: rr } }'), FILE).process.scheduler).toEqual({ policy: 'rr', priority: 99 });
+    expect(parseConfig(y(...B, 'process: { scheduler: { policy: other } }'), FILE).process.scheduler).toEqual({ policy: 'other', priority: 0 });
+  });
+});

@@ -334,6 +334,30 @@ function roundTrip(e: ConntrackEntry, opts: Parameters<typeof encodeConntrack>[2
 }
 
 describe('hand-built conntrack entries', () => {
+  // Each shape a tuple can take, zero values and zones included: the decoder
+  // builds the common shapes as one literal and the rest field by field, and
+  // both must give back exactly what was sent (issue 18: mutation testing
+  // found these paths unchecked by the byte tables).
+  const tuples: Array<[string, ConntrackEntry['orig']]> = [
+    ['ICMP, all zero', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 0, icmpCode: 0, icmpId: 0 }],
+    ['ICMP in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 7, zone: 3 }],
+    ['ICMP in zone 0', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 7, zone: 0 }],
+    ['ICMP without an id', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 8, icmpCode: 0 }],
+    ['ICMP with a type only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 3 }],
+    ['ICMP with a code and id only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpCode: 1, icmpId: 9 }],
+    ['TCP, ports 0', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 0, dport: 0 }],
+    ['TCP in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1, dport: 2, zone: 5 }],
+    ['TCP in zone 0', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1, dport: 2, zone: 0 }],
+    ['TCP with a source port only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1 }],
+    ['TCP with a destination port only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, dport: 2 }],
+    ['GRE (no ports)', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47 }],
+    ['GRE in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47, zone: 1 }],
+  ];
+  it.each(tuples)('round-trips a tuple: %s', (_name, orig) => {
+    const e: ConntrackEntry = { family: AF_INET, orig, reply: { ...orig, src: orig.dst, dst: orig.src } };
+    expect(roundTrip(e, {})).toEqual(e);
+  });
+
   it('round-trips every field (dump layout)', () => {
     expect(roundTrip(fullEntry, { readOnly: true, layout: 'dump' })).toEqual(fullEntry);
   });
@@ -750,23 +774,25 @@ describe('malformed conntrack messages', () => {
   });
 });
 
-describe('decode speed', () => {
-  // A smoke test against pathological regressions only: vitest's module
-  // runner routes every cross-module call through getters, which makes this
-  // several times slower than plain Node (~450k entries/s on the dev box).
-  it('decodes real messages at a sane rate', () => {
+describe('repeated decode', () => {
+  // No rate asserted (no timing assertions in tests, TESTING.md): under load or
+  // under mutation testing's instrumentation any bound is a coin toss. Speed is
+  // the benchmarks' job (bench/); this keeps the repeated decode of real
+  // messages, which must keep answering the same.
+  it('decodes real messages again and again with the same answer', () => {
     const msgs = ['event-new', 'ipv4-tcp-established', 'ipv6-udp', 'event-destroy'].map((n) =>
       single(fixtures.get(n)!.bytes),
     );
-    const rounds = 20_000;
+    const first = msgs.map((m) => decodeConntrack(m));
+    const rounds = 2_000;
     let n = 0;
-    const t0 = performance.now();
     for (let i = 0; i < rounds; i++) {
-      for (const m of msgs) if (decodeConntrack(m).ok) n++;
+      msgs.forEach((m, k) => {
+        const r = decodeConntrack(m);
+        if (r.ok) n++;
+        if (i === rounds - 1) expect(r).toEqual(first[k]);
+      });
     }
-    const rate = n / ((performance.now() - t0) / 1000);
     expect(n).toBe(rounds * msgs.length);
-    console.log(`decodeConntrack under vitest: ${Math.round(rate).toLocaleString('en')} entries/s`);
-    expect(rate).toBeGreaterThan(10_000);
   });
 });

@@ -4,7 +4,7 @@
 // in; no real timer runs.
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
-import type { ReliabilityConfig } from '../../src/sync/engine/reliability.js';
+import { NOTRACK_REMOVAL_BULKS, type ReliabilityConfig } from '../../src/sync/engine/reliability.js';
 import {
   type BulkEnd,
   type BulkStart,
@@ -12,6 +12,7 @@ import {
   FtfwReceiver,
   newRxCounters,
   NotrackReceiver,
+  notrackRemovalDepth,
   type RxSink,
 } from '../../src/sync/engine/reliability-rx.js';
 import { seqAdd } from '../../src/sync/engine/seq.js';
@@ -457,6 +458,42 @@ describe('FtfwReceiver edges that survived mutation testing', () => {
     expect(h.counters.missedBulks).toBeGreaterThan(0);
   });
 
+  it('a bulk-start from before anchoring while a bulk is in progress is a duplicate, not a missed bulk', () => {
+    const h = harness();
+    h.recv([100]);
+    h.rx.onSequenced(bulkStart(101), true, 0);
+    h.rx.onSequenced(bulkStart(90), true, 0);
+    expect(h.counters).toMatchObject({ missedBulks: 0, duplicates: 1 });
+    expect(h.rx.info().bulkInProgress).toBe(1);
+  });
+
+  it('a held bulk-end waits for every gap below it, not only the first', () => {
+    const h = harness();
+    h.rx.onSequenced(bulkStart(100), true, 0);
+    h.recv([102]);
+    h.rx.onSequenced(bulkEnd(104), true, 0);
+    h.recv([101]);
+    // 103 is still missing.
+    expect(h.take('end')).toEqual([]);
+    expect(h.rx.info()).toMatchObject({ expected: 103, bulkInProgress: 1 });
+    h.recv([103]);
+    expect(h.take('end')).toEqual([['end', 104]]);
+    expect(h.counters.orphanBulkEnds).toBe(0);
+  });
+
+  it('a bulk-start drops the held bulk-ends it skips over and keeps those after it', () => {
+    const h = harness();
+    h.rx.onSequenced(bulkStart(100, 1), true, 0);
+    h.rx.onSequenced(bulkEnd(102, 1), true, 0); // held: 101 missing
+    h.rx.onSequenced(bulkEnd(115, 2), true, 0); // bulk 2's end, ahead of its start
+    h.rx.onSequenced(bulkStart(110, 2), true, 0); // skips 101..109
+    expect(h.take('end')).toEqual([]);
+    h.recv(range(111, 4));
+    expect(h.take('end')).toEqual([['end', 115]]);
+    expect(h.counters.orphanBulkEnds).toBe(0);
+    expect(h.rx.info()).toMatchObject({ synced: true, bulkInProgress: null });
+  });
+
   it('acks what a bulk-start skipped over', () => {
     const h = harness();
     h.recv([100], 0);
@@ -572,6 +609,28 @@ describe('NotrackReceiver', () => {
     b.recv([100, 101]);
     expect(b.counters.lostMessages).toBe(0);
     expect(b.rx.info().expected).toBe(102);
+  });
+
+  it('an incomplete bulk after many removes what the last NOTRACK_REMOVAL_BULKS bulks did not carry', () => {
+    const h = notrack();
+    let s = 0;
+    const starts: number[] = [];
+    // Ten whole bulks of one record each.
+    for (let b = 1; b <= 10; b++, s += 3) {
+      starts.push(s);
+      h.rx.onSequenced(bulkStart(s, b), true, 0);
+      h.recv([s + 1]);
+      h.rx.onSequenced(bulkEnd(s + 2, b), true, 0);
+    }
+    // Then one of ten records with five lost: depth notrackRemovalDepth(10, 5) = 8, the most there is.
+    starts.push(s);
+    h.rx.onSequenced(bulkStart(s, 11), true, 0);
+    h.recv([s + 1, s + 3, s + 5, s + 7, s + 9]);
+    h.rx.onSequenced(bulkEnd(s + 11, 11), true, 0);
+    h.rx.tick(1000);
+    expect(notrackRemovalDepth(10, 5)).toBe(NOTRACK_REMOVAL_BULKS);
+    const lossy = h.calls.filter((c) => c[0] === 'lossy');
+    expect(lossy.at(-1)).toEqual(['lossy', s + 11, starts[starts.length - NOTRACK_REMOVAL_BULKS], 5]);
   });
 
   it('tells a bulk whole or holed across 32-seq words of its tracking ring', () => {

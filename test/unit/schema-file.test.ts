@@ -25,3 +25,30 @@ describe('README configuration reference', () => {
     expect(readme).toContain(configReference(schema));
   });
 });
+
+describe('configReference on a small schema (exact rows)', () => {
+  it('one row per leaf key, alternatives merged, a word-or-mapping key listed itself too, | escaped', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        a: { type: 'string', default: 'x', description: 'p|q' },
+        b: { anyOf: [{ type: 'string' }, { type: 'object', properties: { c: { type: 'number', default: 3 } } }] },
+        d: { oneOf: [{ type: 'object', properties: { e: {} } }] },
+        g: { anyOf: [{ type: 'object', properties: { h: {} } }, { type: 'object', properties: { h: { default: 1 } } }] },
+        i: { properties: { j: {} } },
+        k: { type: 'object' },
+      },
+    };
+    expect(configReference(schema).split('\n')).toEqual([
+      '| key | default | meaning |',
+      '|---|---|---|',
+      '| `a` | `"x"` | p/q |',
+      '| `b` |  |  |',
+      '| `b.c` | `3` |  |',
+      '| `d.e` |  |  |',
+      '| `g.h` |  |  |',
+      '| `i` |  |  |',
+      '| `k` |  |  |',
+    ]);
+  });
+});
