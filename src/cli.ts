@@ -227,6 +227,8 @@ async function runDaemon(file: string, io: Io): Promise<number> {
     }
   };
   process.on('SIGHUP', () => void checkOnHangup());
+  // logrotate's postrotate: the flow log file is reopened (Node's own use of SIGUSR1, the inspector, is then off).
+  if (cfg.flowlog) process.on('SIGUSR1', () => void daemon.reopenFlowLog());
   const stopped = daemon.waitForStop();
   try {
     await daemon.start();
@@ -373,7 +375,11 @@ async function checkConfig(file: string | undefined, io: Io): Promise<number> {
   const { ConfigError, loadConfig } = await import('./config/index.js');
   try {
     const cfg = loadConfig(file);
-    io.out(`${file}: ok (node ${cfg.node.id}, cluster ${cfg.cluster.id}, ${cfg.sync.mode} over ${cfg.sync.transport})`);
+    const what = [
+      ...(cfg.sync && cfg.cluster ? [`cluster ${cfg.cluster.id}`, `${cfg.sync.mode} over ${cfg.sync.transport}`] : ['no sync']),
+      ...(cfg.flowlog ? [`flow log ${cfg.flowlog.file.path}`] : []),
+    ];
+    io.out(`${file}: ok (node ${cfg.node.id}, ${what.join(', ')})`);
     return EXIT_OK;
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -7,6 +7,7 @@ import { main } from '../../src/cli.js';
 import { isMulticast, networkOf } from '../../src/common/address.js';
 import {
   type Config,
+  type SyncConfig,
   ConfigError,
   configJsonSchema,
   DEFAULTS,
@@ -29,7 +30,7 @@ const REL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none',
 const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 }, auth: none }'];
 
 /** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
-const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
+const RELIABILITY_RESOLVED: SyncConfig['reliability'] = {
   ackWindow: 64,
   ackDelayMs: 20,
   nackRetryMs: 50,
@@ -802,7 +803,7 @@ describe('parseConfig', () => {
   });
 
   it('narrows sync on transport so the chosen section needs no undefined check', () => {
-    const { sync } = parseConfig(y(...MINIMAL), FILE);
+    const sync = parseConfig(y(...MINIMAL), FILE).sync!;
     // Compiles only because the union is discriminated on transport.
     const iface: string = sync.transport === 'multicast' ? sync.multicast.interface : sync.udp.bind;
     expect(iface).toBe('sync0');
@@ -845,7 +846,7 @@ describe('parseConfig', () => {
       ),
       FILE,
     );
-    expect(sync.udp?.port).toBe(3781);
+    expect(sync?.udp?.port).toBe(3781);
   });
 });
 
@@ -918,13 +919,13 @@ describe('shipped conntrackd.yaml', () => {
 
   it('is valid and describes fw1 on sync0', () => {
     expect(config.node.id).toBe('fw1');
-    expect(config.sync.transport).toBe('multicast');
-    expect(config.sync.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
-    expect(config.sync.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
+    expect(config.sync!.transport).toBe('multicast');
+    expect(config.sync!.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
+    expect(config.sync!.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
   });
 
   it('authenticates its sync traffic', () => {
-    expect(config.sync.auth).toEqual({ keyFiles: ['/etc/ctsyncd/sync.key'] });
+    expect(config.sync!.auth).toEqual({ keyFiles: ['/etc/ctsyncd/sync.key'] });
   });
 
   it('spells out the defaults it claims to', () => {
@@ -932,10 +933,10 @@ describe('shipped conntrackd.yaml', () => {
     for (const section of ['kernel', 'cache', 'control', 'log', 'metrics'] as const) {
       expect(config[section], section).toEqual(defaults[section]);
     }
-    expect(config.sync.mode).toBe(DEFAULTS.sync.mode);
-    expect(config.sync.mtu).toBe(DEFAULTS.sync.mtuBytes);
-    expect(config.sync.multicast).toEqual(defaults.sync.multicast);
-    expect(config.sync.reliability).toEqual(defaults.sync.reliability);
+    expect(config.sync!.mode).toBe(DEFAULTS.sync.mode);
+    expect(config.sync!.mtu).toBe(DEFAULTS.sync.mtuBytes);
+    expect(config.sync!.multicast).toEqual(defaults.sync!.multicast);
+    expect(config.sync!.reliability).toEqual(defaults.sync!.reliability);
   });
 });
 
@@ -948,7 +949,10 @@ describe('configJsonSchema', () => {
   it('is a draft 2020-12 schema of the file as written', () => {
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(schema.type).toBe('object');
-    expect(schema.required).toEqual(['node', 'cluster', 'sync']);
+    expect(schema.required).toEqual(['node']);
+    // sync, flowlog or both (conntrackd's Stats mode is flowlog alone); cluster goes with sync.
+    expect(schema.anyOf).toEqual([{ required: ['sync'] }, { required: ['flowlog'] }]);
+    expect(schema.dependentRequired).toEqual({ sync: ['cluster'] });
     const props = schema.properties as JsonObject;
     expect(Object.keys(props)).toEqual([
       'node',
@@ -962,6 +966,7 @@ describe('configJsonSchema', () => {
       'process',
       'log',
       'metrics',
+      'flowlog',
     ]);
     const sync = props.sync as JsonObject;
     expect((sync.properties as JsonObject).mtu).toMatchObject({ type: 'integer', default: 1472, minimum: 512 });
@@ -1061,7 +1066,7 @@ describe('sync.backupLinks', () => {
       `${base}  backupLinks:\n    - multicast: { group: 225.0.0.51, interface: sync1 }\n    - multicast: { group: 225.0.0.52, interface: sync2 }\n`,
       'links.yaml',
     );
-    expect(cfg.sync.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual([
+    expect(cfg.sync!.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual([
       'sync1',
       'sync2',
     ]);
