@@ -70,6 +70,13 @@ const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
   'import-conntrackd': async (inv, io) =>
     (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
   kernel: async (inv, io) => (await import('./cli/kernel-dump.js')).kernelCommand(inv, io),
+  flows: async (inv, io) =>
+    (await import('./flowlog/find.js')).flowsCommand(
+      inv.args,
+      io,
+      async () => (await loadOrReport(inv.config ?? DEFAULT_CONFIG, io))?.flowlog?.file.path,
+      inv.json,
+    ),
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
   'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),
   demo: async (_inv, io) => (await import('./demo/demo.js')).runDemo(io),
