@@ -55,6 +55,14 @@ export interface FindResult {
 /** Where a line's event name starts: after `{"time":"<24 characters>","event":"`. */
 const EVENT_AT = TIME_AT + 24 + 11;
 
+/**
+ * How much later than its event a record may be logged: the flow log's
+ * queue and the buffered flush (flowlog.file.flushIntervalMs at most 60 s)
+ * sit between them. An opening logged within this of the moment asked
+ * about, whose destroy record carries the kernel's start, is judged by that.
+ */
+const LOG_DELAY_MS = 60_000;
+
 interface Open {
   start: number | undefined;
   match: FlowMatch;
@@ -174,7 +182,8 @@ export async function findNat(files: readonly string[], q: NatQuery): Promise<Fi
         const line = next.value;
         linesRead++;
         const t = lineTime(line);
-        if (t > q.at) past = true;
+        // A record is written a little after its event (the queue): lines up to LOG_DELAY_MS later still count.
+        if (t > q.at + LOG_DELAY_MS) past = true;
         // Any opening record (not only this address's) says the log has them to go by.
         if (!sawOpening && !Number.isNaN(t) && !line.startsWith('destroy', EVENT_AT)) sawOpening = true;
         if (done()) break;
