@@ -22,8 +22,9 @@ const EXAMPLES = '/usr/share/doc/conntrackd/examples/sync';
 const FILE = 'conntrackd.conf';
 
 /** Debian's example, gzipped or not. The package is a system test dependency (scripts/install-system-deps.sh). */
-function example(mode: 'ftfw' | 'notrack' | 'alarm'): { path: string; text: string } {
-  const plain = join(EXAMPLES, mode, 'conntrackd.conf');
+function example(mode: 'ftfw' | 'notrack' | 'alarm' | 'stats'): { path: string; text: string } {
+  // Debian: examples/sync/{ftfw,notrack,alarm} and examples/stats.
+  const plain = mode === 'stats' ? join(EXAMPLES, '..', 'stats', 'conntrackd.conf') : join(EXAMPLES, mode, 'conntrackd.conf');
   const path = existsSync(plain) ? plain : `${plain}.gz`;
   if (!existsSync(path)) {
     throw new Error(`${plain}[.gz] is missing: install Debian's conntrackd package (scripts/install-system-deps.sh)`);
@@ -524,7 +525,7 @@ describe('mapping', () => {
         '   Nested { deeper { } }',
         ' }',
         '}',
-        'Stats { LogFile on }',
+        'Stats { LogFile on FutureStat 1 }',
         'Helper {',
         ' Type ftp inet tcp { QueueNum 0 }',
         '}',
@@ -532,10 +533,12 @@ describe('mapping', () => {
       ),
     );
     expect(cfg.sync!.mode).toBe('ftfw');
+    // Stats beside Sync: a flow log beside sync.
+    expect(cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(result.warnings.map((w) => [w.line, w.option])).toEqual([
       [2, 'FutureOption'],
       [4, 'NewBlock'],
-      [8, 'Stats'],
+      [8, 'FutureStat'],
       [9, 'Helper'],
       [12, 'Frobnicate'],
     ]);
@@ -622,7 +625,6 @@ describe('input it cannot convert', () => {
       6,
       /at most 4 dedicated links/,
     ],
-    ['a Stats-only file', y('# stats', 'Stats {', ' LogFile on', '}'), 2, /Stats \(flow accounting\) configuration/],
   ])('%s: error names the line', (_what, text, line, message) => {
     const err = conversionError(text);
     expect(err).toBeInstanceOf(ConntrackdConfError);
@@ -630,6 +632,29 @@ describe('input it cannot convert', () => {
     expect(err.file).toBe(FILE);
     expect(err.message).toMatch(new RegExp(`^conntrackd\\.conf:${line}:\\d+: `));
     expect(err.message).toMatch(message);
+  });
+
+  it("converts Debian's Stats example to a flow log without sync (conntrackd's Stats mode)", () => {
+    const { text } = example('stats');
+    const { result, cfg } = convertValid(text);
+    expect(cfg.sync).toBeUndefined();
+    expect(cfg.cluster).toBeUndefined();
+    expect(cfg.flowlog).toMatchObject({ events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } });
+    // General's Filter carries over: it decides what is logged too.
+    expect(cfg.filter.protocols).toEqual({ accept: ['tcp'] });
+    expect(cfg.filter.addresses).toEqual({ ignore: ['127.0.0.1'] });
+    expect(result.warnings.every((w) => w.line > 0)).toBe(true);
+    expect(result.yaml).toContain(`# line ${lineOf(text, /^\s*LogFile on/)}: LogFile on; one JSON object per line`);
+  });
+
+  it('Stats: a LogFile name is kept, Syslog and a missing LogFile are reported', () => {
+    const named = convertValid(y('Stats {', ' LogFile /var/log/nat.jsonl', ' Syslog on', ' NetlinkEventsReliable on', '}'));
+    expect(named.cfg.flowlog?.file.path).toBe('/var/log/nat.jsonl');
+    expect(named.cfg.kernel.eventsReliable).toBe(true);
+    expect(named.result.warnings.map((w) => [w.line, w.option])).toEqual([[3, 'Syslog']]);
+    const none = convertValid(y('Stats {', '}'));
+    expect(none.cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(none.result.warnings.map((w) => [w.line, w.option])).toEqual([[1, 'LogFile']]);
   });
 
   it('keeps control characters in comments and the file name out of the YAML structure', () => {
@@ -645,10 +670,11 @@ describe('input it cannot convert', () => {
     expect(result.yaml).toContain('- 10.0.0.1 # line 3: a?b: c?d');
   });
 
-  it('an empty file has no Sync section', () => {
+  it('an empty file has no Sync or Stats section', () => {
     const err = conversionError('# nothing\n');
     expect(err.line).toBe(0);
-    expect(err.message).toBe('conntrackd.conf: no Sync section: nothing to convert');
+    expect(err.message).toBe('conntrackd.conf: no Sync or Stats section: nothing to convert');
+    expect(conversionError('General { HashLimit 10 }\n').line).toBe(0);
   });
 
   /** Words that steer the parser into every section, so garbage gets deep. */
