@@ -301,6 +301,21 @@ describe('FileSink', () => {
     expect(readFileSync(path, 'utf8')).toBe('');
   });
 
+  it('a full disk (/dev/full: ENOSPC) loses lines, counted, and the next batch tries again', async () => {
+    const lines: Array<{ msg: string; ctx?: Record<string, unknown> }> = [];
+    const log = { ...silentLogger, warn: (msg: string, ctx?: Record<string, unknown>) => lines.push({ msg, ctx }) };
+    const sink = new FileSink({ path: '/dev/full', durability: 'buffered', log });
+    await sink.open();
+    for (let i = 0; i < 10; i++) sink.write(`{"n":${i}}`);
+    await sink.flush();
+    sink.write('{"n":10}');
+    await sink.flush();
+    expect(sink.counters).toMatchObject({ written: 0, lost: 11, writeErrors: 2 });
+    // Said once per kind of failure, not once per batch.
+    expect(lines.map((l) => l.ctx?.code)).toEqual(['ENOSPC']);
+    await sink.close();
+  });
+
   it('a file that cannot be opened stops the start with EFLOWLOG_OPEN', async () => {
     const sink = new FileSink({ path: join(tmp(), 'no', 'such', 'dir', 'f'), durability: 'buffered', log: silentLogger });
     await expect(sink.open()).rejects.toMatchObject({ code: 'EFLOWLOG_OPEN' });
