@@ -19,10 +19,11 @@ const MAY_IMPORT = {
   cache: ['common', 'log', 'kernel', 'sync'],
   keepalived: ['common', 'log', 'kernel', 'sync', 'cache'],
   systemd: ['common', 'log', 'kernel'],
+  flowlog: ['common', 'log', 'kernel'],
   stats: ['common', 'log', 'kernel', 'sync', 'cache', 'keepalived'],
   control: ['common', 'log', 'kernel', 'sync', 'cache', 'keepalived', 'stats'],
-  daemon: ['common', 'log', 'kernel', 'config', 'sync', 'cache', 'keepalived', 'systemd', 'stats', 'control'],
-  cli: ['common', 'log', 'kernel', 'config', 'control'],
+  daemon: ['common', 'log', 'kernel', 'config', 'sync', 'cache', 'keepalived', 'systemd', 'flowlog', 'stats', 'control'],
+  cli: ['common', 'log', 'kernel', 'config', 'flowlog', 'control'],
   demo: ['common', 'log', 'kernel', 'config', 'control', 'daemon'],
 };
 const ENTRIES = Object.keys(MAY_IMPORT);

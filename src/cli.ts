@@ -70,6 +70,13 @@ const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
   'import-conntrackd': async (inv, io) =>
     (await import('./config/import-conntrackd.js')).importConntrackdCommand(inv.args, io),
   kernel: async (inv, io) => (await import('./cli/kernel-dump.js')).kernelCommand(inv, io),
+  flows: async (inv, io) =>
+    (await import('./flowlog/find.js')).flowsCommand(
+      inv.args,
+      io,
+      async () => (await loadOrReport(inv.config ?? DEFAULT_CONFIG, io))?.flowlog?.file.path,
+      inv.json,
+    ),
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
   'keepalived-fifo': (inv, io) => keepalivedFifo(inv, io),
   demo: async (_inv, io) => (await import('./demo/demo.js')).runDemo(io),
@@ -227,6 +234,8 @@ async function runDaemon(file: string, io: Io): Promise<number> {
     }
   };
   process.on('SIGHUP', () => void checkOnHangup());
+  // logrotate's postrotate: the flow log file is reopened (Node's own use of SIGUSR1, the inspector, is then off).
+  if (cfg.flowlog) process.on('SIGUSR1', () => void daemon.reopenFlowLog());
   const stopped = daemon.waitForStop();
   try {
     await daemon.start();
@@ -373,7 +382,11 @@ async function checkConfig(file: string | undefined, io: Io): Promise<number> {
   const { ConfigError, loadConfig } = await import('./config/index.js');
   try {
     const cfg = loadConfig(file);
-    io.out(`${file}: ok (node ${cfg.node.id}, cluster ${cfg.cluster.id}, ${cfg.sync.mode} over ${cfg.sync.transport})`);
+    const what = [
+      ...(cfg.sync && cfg.cluster ? [`cluster ${cfg.cluster.id}`, `${cfg.sync.mode} over ${cfg.sync.transport}`] : ['no sync']),
+      ...(cfg.flowlog ? [`flow log ${cfg.flowlog.file.path}`] : []),
+    ];
+    io.out(`${file}: ok (node ${cfg.node.id}, ${what.join(', ')})`);
     return EXIT_OK;
   } catch (e) {
     if (e instanceof ConfigError) {

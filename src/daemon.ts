@@ -12,9 +12,12 @@ import { ExternalCache } from './cache/external-cache.js';
 import { compileFilter, type EntryFilter, kernelEventRules, stripAttributes } from './cache/filter.js';
 import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
-import { LocalTable, type LocalTableCounters } from './cache/local-table.js';
+import { type LocalChangeListener, LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import { PeerEntryCheck } from './cache/peer-validate.js';
-import type { Config } from './config/index.js';
+import type { ClusterConfig, Config, FlowlogConfig, SyncConfig } from './config/index.js';
+import { FileSink } from './flowlog/file-sink.js';
+import { FlowLog } from './flowlog/flow-log.js';
+import type { FlowlogSnapshot } from './stats/source.js';
 import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
@@ -97,6 +100,8 @@ export class Daemon {
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
   private track: TrackFile | undefined;
+  private flowLog: FlowLog | undefined;
+  private flowSink: FileSink | undefined;
   private stopped = false;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
@@ -180,9 +185,14 @@ export class Daemon {
     return this.table?.initialDumpDone ?? false;
   }
 
-  /** The initial kernel dump is done and the first peer sync attempt has finished. */
+  /** The initial kernel dump is done and the first peer sync attempt has finished (no sync: the dump alone). */
   get ready(): boolean {
-    return this.dumpDone && (this.sync?.firstSyncDone ?? false);
+    return this.dumpDone && (this.config.sync === undefined || (this.sync?.firstSyncDone ?? false));
+  }
+
+  /** In sync with the peers; a node without sync has none to be out of sync with. */
+  private get inSync(): boolean {
+    return this.config.sync === undefined ? this.dumpDone : (this.sync?.inSync ?? false);
   }
 
   /** Resolves once the daemon stops (SIGTERM, shutdown command, stop()). */
@@ -209,14 +219,14 @@ export class Daemon {
     const cfg = this.config;
     // First, as conntrackd does: everything after runs under the policy asked for.
     if (cfg.process.scheduler) this.setScheduler(cfg.process.scheduler);
-    const keyFiles = cfg.sync.auth?.keyFiles ?? [];
+    const keyFiles = cfg.sync?.auth?.keyFiles ?? [];
     this.auth = keyFiles.length > 0 ? loadAuthKeys(keyFiles) : undefined;
-    if (cfg.sync.protocol === 'conntrackd') {
+    if (cfg.sync?.protocol === 'conntrackd') {
       this.log.warn('sync.protocol is conntrackd: its messages carry no authentication (counted as sync.auth: none)', {
         risk: 'anything that reaches the sync port can write entries into this node’s state table',
         fix: 'once every node runs ctsyncd, sync.protocol: ctsyncd with sync.auth keys, one node at a time',
       });
-    } else if (!this.auth) {
+    } else if (cfg.sync && !this.auth) {
       this.log.warn('sync.auth is none: sync datagrams are neither signed nor checked', {
         risk: 'anything that reaches the sync port can write entries into this node’s state table',
         fix: 'sync.auth: { keyFile: FILE } with the same key on every node',
@@ -247,6 +257,10 @@ export class Daemon {
       if (this.stopped) return;
     }
 
+    // The flow log's file first: a daemon asked to log flows does not start without it.
+    if (cfg.flowlog) await this.openFlowLog(cfg.flowlog);
+    if (this.stopped) return;
+
     const kernelOpts = { transportFactory: this.deps.kernelTransport };
     // Subscribe before the dump: whatever changes during it arrives as events.
     this.events = new ConntrackEvents({
@@ -262,6 +276,7 @@ export class Daemon {
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).
       filterRules: cfg.kernel.filterEvents ? kernelEventRules(cfg.filter, this.localAddresses) : undefined,
     });
+    if (this.flowLog) this.events.setTap(this.flowLog);
     this.link = new ConntrackLink(kernelOpts);
     this.events.addOwnPortid(this.link.portid);
     const kf = this.events.kernelFilter;
@@ -269,6 +284,81 @@ export class Daemon {
       this.log.warn('kernel event filter: some rules are applied in userspace only', { ...kf });
     else this.log.info('kernel event filter attached', { ...kf });
 
+    // Without sync (conntrackd's Stats mode) the table is kept for the flow log and stats alone.
+    const sync = cfg.sync && cfg.cluster ? await this.openSync(cfg.sync, cfg.cluster) : undefined;
+    // Nothing below may run after stop(): its timers would outlive it.
+    if (this.stopped) return;
+
+    const table = new LocalTable({
+      internal: this.internal,
+      filter: this.filter,
+      events: this.events,
+      link: this.link,
+      // SyncNode is the listener itself: no hop between a kernel event and its send queue.
+      listener: sync ?? NO_PEERS,
+      now: this.now,
+      log: this.log,
+      purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
+      ownAddresses: hostAddresses,
+      maxEventBufferBytes: cfg.kernel.netlinkBufferMaxBytes,
+      expectations: cfg.filter.expectations,
+    });
+    this.table = table;
+
+    table.start();
+
+    // Hello and a resync request go out before the dump: peers' state flows in while we read ours.
+    sync?.start();
+    if (cfg.failover.trackFile) {
+      // "Not in sync" until proven otherwise: keepalived lowers our priority meanwhile.
+      this.track = new TrackFile(cfg.failover.trackFile, this.log);
+      this.track.start();
+    }
+    this.timers.push(
+      setInterval(() => {
+        this.sync?.tick();
+        if (this.track) this.track.set(this.inSync);
+        const n = this.deps.notifier;
+        if (n && !n.ready && this.ready) this.notifySystemd(n);
+      }, SYNC_TICK_MS),
+    );
+    await this.dumpAndRun(table);
+  }
+
+  private async openFlowLog(fl: FlowlogConfig): Promise<void> {
+    const sink = new FileSink({
+      path: fl.file.path,
+      durability: fl.file.durability,
+      rotate: fl.file.rotate,
+      log: this.log,
+      onWritten: () => this.flowLog?.resume(),
+    });
+    await sink.open();
+    this.flowSink = sink;
+    this.flowLog = new FlowLog({
+      events: fl.events,
+      queueBytes: fl.queueBytes,
+      sink,
+      flushEachBatch: fl.file.durability === 'fsync',
+      // The cache's filter decides what is logged too, as conntrackd's General Filter does in Stats mode.
+      accept: (e) => this.filter.check(e).pass,
+      now: this.now,
+      log: this.log,
+    });
+    if (fl.file.durability === 'buffered') this.timers.push(setInterval(() => void sink.flush(), fl.file.flushIntervalMs));
+    this.log.info('flow log open', { file: fl.file.path, events: fl.events, durability: fl.file.durability });
+  }
+
+  /** SIGUSR1: the flow log file is reopened (logrotate moved it away); no line is lost meanwhile. */
+  async reopenFlowLog(): Promise<void> {
+    if (!this.flowSink) return;
+    await this.flowSink.reopen();
+    this.log.info('flow log reopened', { file: this.flowSink.path });
+  }
+
+  /** The sync engine and its channels, started; undefined if stop() came meanwhile. */
+  private async openSync(syncCfg: SyncConfig, cluster: ClusterConfig): Promise<SyncEngine | undefined> {
+    const cfg = { ...this.config, sync: syncCfg, cluster };
     const channels = this.deps.channels ?? createChannels(cfg);
     this.channels = new ChannelSet(channels, {
       onActiveChange: (name, reason) => this.log.info('sync link active', { link: name, reason }),
@@ -309,43 +399,12 @@ export class Daemon {
       if (sync.receive(buf, from).live) this.channels?.noteValidReceive(channel);
     });
     await this.channels.start();
-    // Nothing below may run after stop(): its timers would outlive it.
-    if (this.stopped) return;
+    return this.stopped ? undefined : sync;
+  }
 
-    const table = new LocalTable({
-      internal: this.internal,
-      filter: this.filter,
-      events: this.events,
-      link: this.link,
-      // SyncNode is the listener itself: no hop between a kernel event and its send queue.
-      listener: sync,
-      now: this.now,
-      log: this.log,
-      purgeTimeoutSeconds: cfg.failover.purgeTimeoutSeconds,
-      ownAddresses: hostAddresses,
-      maxEventBufferBytes: cfg.kernel.netlinkBufferMaxBytes,
-      expectations: cfg.filter.expectations,
-    });
-    this.table = table;
-
-    table.start();
-
-    // Hello and a resync request go out before the dump: peers' state flows in while we read ours.
-    this.sync.start();
-    if (cfg.failover.trackFile) {
-      // "Not in sync" until proven otherwise: keepalived lowers our priority meanwhile.
-      this.track = new TrackFile(cfg.failover.trackFile, this.log);
-      this.track.start();
-    }
-    this.timers.push(
-      setInterval(() => {
-        this.sync?.tick();
-        if (this.track && this.sync) this.track.set(this.sync.inSync);
-        const n = this.deps.notifier;
-        if (n && !n.ready && this.ready) this.notifySystemd(n);
-      }, SYNC_TICK_MS),
-    );
-
+  /** The initial dump and what follows it, once the table is subscribed to events. */
+  private async dumpAndRun(table: LocalTable): Promise<void> {
+    const cfg = this.config;
     const notifier = this.deps.notifier;
     notifier?.status('reading the kernel conntrack table');
     const watchdogMs = notifier?.watchdogIntervalMs;
@@ -367,9 +426,8 @@ export class Daemon {
     this.log.info('ctsyncd started', {
       node: cfg.node.id,
       epoch: this.epoch,
-      transport: cfg.sync.transport,
-      mode: cfg.sync.mode,
-      protocol: cfg.sync.protocol,
+      ...(cfg.sync ? { transport: cfg.sync.transport, mode: cfg.sync.mode, protocol: cfg.sync.protocol } : { mode: 'stats' }),
+      flowlog: cfg.flowlog?.file.path ?? 'off',
     });
   }
 
@@ -385,11 +443,51 @@ export class Daemon {
     this.injector?.close();
     this.events?.close();
     this.link?.close();
+    await this.closeFlowLog();
     await this.channels?.close();
     await this.control?.close();
     await this.metrics?.close();
     this.log.info('ctsyncd stopped');
     this.onStop?.();
+  }
+
+  /** What the queue still holds goes to the file before it closes; nothing new arrives once events are closed. */
+  private async closeFlowLog(): Promise<void> {
+    const flow = this.flowLog;
+    const sink = this.flowSink;
+    if (!flow || !sink) return;
+    // Bounded: each round writes what a drain produced, and the queue only shrinks.
+    for (let i = 0; i < MAX_CLOSE_ROUNDS && flow.queueLength > 0; i++) {
+      flow.drain();
+      await sink.flush();
+    }
+    await sink.close();
+  }
+
+  private flowlogSnapshot(): FlowlogSnapshot | undefined {
+    const flow = this.flowLog;
+    const sink = this.flowSink;
+    if (!flow || !sink) return undefined;
+    const c = flow.counters;
+    const f = sink.counters;
+    return {
+      enabled: true,
+      file: sink.path,
+      queued: c.queued,
+      dropped: c.queueFull + f.lost,
+      queueFull: c.queueFull,
+      lost: f.lost,
+      logged: c.logged,
+      written: f.written,
+      filtered: c.filtered,
+      decodeErrors: c.decodeErrors,
+      writeErrors: f.writeErrors,
+      reopens: f.reopens,
+      rotations: f.rotations,
+      queueLength: flow.queueLength,
+      queueBytes: flow.queueBytes,
+      queueLimitBytes: this.config.flowlog?.queueBytes ?? 0,
+    };
   }
 
   /** The stats object `ctsyncd stats --json` prints and src/stats reads (StatsSnapshot) for /metrics. */
@@ -424,8 +522,9 @@ export class Daemon {
       link: this.link,
       kernelCounters: this.counters,
       channels: this.channels,
-      auth: cfg.sync.auth && cfg.sync.protocol === 'ctsyncd' ? 'hmac' : 'none',
+      auth: cfg.sync?.auth && cfg.sync.protocol === 'ctsyncd' ? 'hmac' : 'none',
       control: this.control,
+      flowlog: this.flowlogSnapshot(),
     });
   }
 
@@ -445,6 +544,12 @@ export class Daemon {
   }
 }
 
+/** Rounds of drain-and-write at stop, 512 events each: more than a 1 GiB queue of ~100-byte events needs. */
+const MAX_CLOSE_ROUNDS = 100_000;
+
+/** Where local changes go when there is no sync (conntrackd's Stats mode): nowhere. */
+const NO_PEERS: LocalChangeListener = { localChange: () => undefined, localExpectChange: () => undefined };
+
 /** How often the systemd STATUS= line is refreshed (only sent when it changed). */
 const SYSTEMD_STATUS_MS = 1000;
 
@@ -460,8 +565,8 @@ function hostAddresses(): string[] {
 /** The addresses this node uses on its sync links: its own replication traffic is never replicated. */
 export function syncLinkAddresses(cfg: Config): string[] {
   const out: string[] = [];
-  if (cfg.sync.udp) out.push(cfg.sync.udp.bind);
-  const ifname = cfg.sync.multicast?.interface;
+  if (cfg.sync?.udp) out.push(cfg.sync.udp.bind);
+  const ifname = cfg.sync?.multicast?.interface;
   if (ifname) for (const a of networkInterfaces()[ifname] ?? []) out.push(a.address.split('%')[0]!);
   return out;
 }

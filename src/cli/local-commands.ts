@@ -26,6 +26,8 @@ export const LOCAL_COMMANDS = [
   // import-conntrackd parses its own options (--output, --node-id, --cluster-id).
   { name: 'import-conntrackd', ownOptions: true },
   { name: 'kernel' },
+  // flows find parses its own options (--nat, --at, --json).
+  { name: 'flows', ownOptions: true },
   { name: 'demo' },
   { name: 'help', help: false },
 ] as const satisfies readonly LocalCommand[];

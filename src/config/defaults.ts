@@ -105,6 +105,17 @@ export const DEFAULTS = {
     /** One JSON object per line: log shippers and `journalctl -o cat | jq` read it as is. */
     format: 'json',
   },
+  flowlog: {
+    /** ulogd2's NFCT default and what an abuse complaint needs: when a flow began and when it ended. */
+    events: ['new', 'destroy'],
+    /** Raw events waiting for the writer; past this they are dropped and counted, never waited for. */
+    queueBytes: 4 * MiB,
+    durability: 'buffered',
+    /** buffered: at most this long between an event and its line reaching the file. */
+    flushIntervalMs: 1000,
+    /** Rotated files kept (name.1.gz newest). */
+    rotateKeep: 7,
+  },
   metrics: {
     enabled: true,
     /** Loopback only: the metrics carry connection counts worth keeping local. */
@@ -114,6 +125,13 @@ export const DEFAULTS = {
 
 export const LIMITS = {
   port: { min: 1, max: 65_535 },
+  /** Flow log queue: 64 KiB holds a few hundred events; above 1 GiB is a unit mistake. */
+  flowlogQueueBytes: { min: 64 * KiB, max: 1 * GiB },
+  /** Flush interval of a buffered flow log: 10 ms to a minute. */
+  flowlogFlushMs: { min: 10, max: 60_000 },
+  /** A rotated file of under 64 KiB would rotate several times a second on a busy firewall. */
+  flowlogRotateBytes: { min: 64 * KiB, max: 1024 * GiB },
+  flowlogRotateKeep: { min: 1, max: 1000 },
   /** 2^32 - 1: the cluster id travels as an unsigned 32-bit field. */
   clusterIdMax: 4_294_967_295,
   /** Below 512 bytes a single fully-populated conntrack entry may not fit. 65507 = 65535 - 20 - 8. */

@@ -119,6 +119,8 @@ interface ListFilter<T> {
 interface Model {
   sync?: Token;
   stats?: Token;
+  /** Stats LogFile: on, off or a file name. */
+  logFile?: Src<string>;
   mode?: Src<Mode>;
   refreshTime?: Src<number>;
   resendQueueSize?: Src<number>;
@@ -276,11 +278,7 @@ class Importer {
           break;
         case 'stats':
           this.m.stats ??= t;
-          this.c.skipBlock(t);
-          this.unsupported(
-            at(t),
-            'ctsyncd replicates state and has no flow-accounting mode; the Stats section is skipped',
-          );
+          this.c.block(t, (x) => this.statsItem(x));
           break;
         case 'helper':
           this.c.skipBlock(t);
@@ -292,6 +290,20 @@ class Importer {
         default:
           this.unknown(t, 'at the top level (expected Sync, General, Stats or Helper)');
       }
+    }
+  }
+
+  /** Stats (flow accounting) becomes flowlog. */
+  private statsItem(t: Token): void {
+    switch (lc(t.text)) {
+      case 'logfile':
+        return this.put(this.m, 'logFile', this.word(t, 'on, off or a file name'));
+      case 'netlinkeventsreliable':
+        return this.put(this.m, 'eventsReliable', this.bool(t));
+      case 'syslog':
+        return this.unsupported(this.word(t, 'on, off or a facility'), 'the flow log writes to flowlog.file only (no syslog output yet)');
+      default:
+        return this.unknown(t, 'in Stats');
     }
   }
 
@@ -788,6 +800,9 @@ class Emitter {
   }
 }
 
+/** Where `LogFile on` (or a LogFile that is off) puts the flow log. */
+const DEFAULT_FLOW_LOG = '/var/log/ctsyncd/flows.jsonl';
+
 const fromLine = (s: Src<unknown>, extra?: string): string =>
   `line ${s.line}: ${s.text}${s.comment === undefined ? '' : ` (${s.comment})`}${extra === undefined ? '' : `; ${extra}`}`;
 
@@ -821,6 +836,8 @@ class Converter {
     const clusterId = this.options.clusterId ?? 1;
     e.set(['node', 'id'], this.options.nodeId);
     e.note(['node', 'id'], this.nodeIdComment());
+    // A Stats-only file: a node that logs flows and replicates nothing.
+    if (m.sync === undefined) return this.statsOnly();
     e.set(['cluster', 'id'], clusterId);
     e.note(
       ['cluster', 'id'],
@@ -831,6 +848,20 @@ class Converter {
       ].join('\n'),
     );
     this.sync();
+    this.common();
+    if (m.stats !== undefined) this.flowlog(m.stats);
+    return e;
+  }
+
+  private statsOnly(): Emitter {
+    this.common();
+    this.flowlog(this.m.stats!);
+    return this.e;
+  }
+
+  /** General's settings, the same with or without Sync. */
+  private common(): void {
+    const { e, m } = this;
     this.filter();
     if (m.netlinkSize !== undefined || m.netlinkMax !== undefined) this.netlink();
     if (m.eventsReliable !== undefined) {
@@ -856,7 +887,33 @@ class Converter {
       e.set(['failover', 'inject'], m.inject.value, fromLine(m.inject, m.inject.value ? 'inject mode' : undefined));
     }
     if (m.socket !== undefined) this.socket(m.socket);
-    return e;
+  }
+
+  /**
+   * Stats → flowlog. conntrackd logs destroyed connections (events:
+   * [destroy]) in its own text format; ctsyncd writes JSON lines, so
+   * `LogFile on` gets ctsyncd's own file rather than conntrackd's name.
+   */
+  private flowlog(stats: Token): void {
+    const { e, m, imp } = this;
+    e.set(['flowlog', 'events'], ['destroy']);
+    e.note(
+      ['flowlog', 'events'],
+      `line ${stats.line}: Stats logs destroyed connections; add new for flows find to stop reading early (README, "Flow log")`,
+    );
+    const lf = m.logFile;
+    const v = lf === undefined ? 'off' : lc(lf.value);
+    const path = v === 'on' || v === 'off' || v === 'yes' || v === 'no' ? DEFAULT_FLOW_LOG : lf!.value;
+    e.set(['flowlog', 'file', 'path'], path);
+    if (lf === undefined || v === 'off' || v === 'no') {
+      imp.warn(
+        lf?.line ?? stats.line,
+        'LogFile',
+        `${lf === undefined ? 'Stats has no LogFile' : lf.text}: conntrackd would log nowhere; the flow log needs a file and writes ${DEFAULT_FLOW_LOG}`,
+      );
+    } else {
+      e.note(['flowlog', 'file', 'path'], fromLine(lf!, 'one JSON object per line, not conntrackd\'s text format'));
+    }
   }
 
   private nodeIdComment(): string {
@@ -1335,16 +1392,8 @@ function validationWarnings(yaml: string): ImportWarning[] {
 export function importConntrackdConf(text: string, options: ImportOptions): ImportResult {
   const imp = new Importer(tokenize(text), options.file);
   imp.run();
-  if (imp.m.sync === undefined) {
-    if (imp.m.stats !== undefined) {
-      throw new ConntrackdConfError(
-        options.file,
-        imp.m.stats.line,
-        imp.m.stats.column,
-        'this is a Stats (flow accounting) configuration with no Sync section; ctsyncd only replicates state, so there is nothing to convert',
-      );
-    }
-    throw new ConntrackdConfError(options.file, 0, 0, 'no Sync section: nothing to convert');
+  if (imp.m.sync === undefined && imp.m.stats === undefined) {
+    throw new ConntrackdConfError(options.file, 0, 0, 'no Sync or Stats section: nothing to convert');
   }
   const e = new Converter(imp, options).build();
   const warnings = [...imp.warnings].sort((a, b) => a.line - b.line);

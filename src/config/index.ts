@@ -6,7 +6,11 @@ export { ConntrackdConfGivenError, detectConntrackdConf } from './conntrackd-det
 export { formatPath, loadConfig, parseConfig } from './load.js';
 export {
   type Config,
+  type ClusterConfig,
   type ConfigInput,
+  FLOWLOG_EVENTS,
+  type FlowlogConfig,
+  type FlowlogEvent,
   configJsonSchema,
   configSchema,
   type FilterConfig,

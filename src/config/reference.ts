@@ -21,7 +21,8 @@ export function configReference(schema: unknown): string {
   const walk = (path: string, node: SchemaNode | undefined) => {
     if (!node) return;
     const alts = node.anyOf ?? node.oneOf;
-    if (alts) {
+    // An object whose anyOf only says which keys are required (the root: sync, flowlog or both) is walked as an object.
+    if (alts && !(node.properties && alts.every((x) => !x.properties))) {
       const objects = alts.filter((x) => x.properties);
       // A key that is a word or a mapping (filter.expectations: all | { helpers }) gets its own row too.
       if (objects.length < alts.length) leaf(path, node);

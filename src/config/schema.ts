@@ -634,6 +634,66 @@ const processSchema = z
   })
   .describe('The daemon process itself.');
 
+/** The conntrack events a flow log can record, in the order they happen. */
+export const FLOWLOG_EVENTS = ['new', 'update', 'destroy'] as const;
+export type FlowlogEvent = (typeof FLOWLOG_EVENTS)[number];
+
+const rotateSchema = z
+  .strictObject({
+    maxBytes: z
+      .int()
+      .min(LIMITS.flowlogRotateBytes.min)
+      .max(LIMITS.flowlogRotateBytes.max)
+      .describe('Rotate when the file reaches this many bytes: it becomes FILE.1.gz (gzip), older ones move up.'),
+    keep: z
+      .int()
+      .min(LIMITS.flowlogRotateKeep.min)
+      .max(LIMITS.flowlogRotateKeep.max)
+      .default(DEFAULTS.flowlog.rotateKeep)
+      .describe('Rotated files kept, FILE.1.gz (newest) to FILE.KEEP.gz; the oldest is removed.'),
+  })
+  .describe("Size-based rotation by the daemon itself. Leave it out when logrotate rotates the file (its postrotate sends SIGUSR1).");
+
+const flowlogFileSchema = z
+  .strictObject({
+    path: absolutePath.describe('The JSON-lines flow log, appended to; reopened on SIGUSR1 (after logrotate moved it).'),
+    durability: z
+      .enum(['buffered', 'fsync'])
+      .default(DEFAULTS.flowlog.durability)
+      .describe(
+        'buffered: lines are written at most flushIntervalMs after their event, and a power loss can lose that much. fsync: each batch of lines is written and fsync()ed before the next, so what was logged survives a crash; costs a disk flush per batch.',
+      ),
+    flushIntervalMs: z
+      .int()
+      .min(LIMITS.flowlogFlushMs.min)
+      .max(LIMITS.flowlogFlushMs.max)
+      .default(DEFAULTS.flowlog.flushIntervalMs)
+      .describe('buffered: longest wait, in milliseconds, between an event and the write of its line.'),
+    rotate: rotateSchema.optional(),
+  })
+  .describe('The flow log file: one JSON object per line (the record is described in README, "Flow log").');
+
+const flowlogSchema = z
+  .strictObject({
+    events: z
+      .array(z.enum(FLOWLOG_EVENTS))
+      .min(1, { error: 'an empty list would log nothing; leave flowlog out instead' })
+      .default([...DEFAULTS.flowlog.events])
+      .describe('Which conntrack events are logged: any of new, update, destroy.'),
+    queueBytes: z
+      .int()
+      .min(LIMITS.flowlogQueueBytes.min)
+      .max(LIMITS.flowlogQueueBytes.max)
+      .default(DEFAULTS.flowlog.queueBytes)
+      .describe(
+        'Bytes of raw events waiting for the writer. The flow log never slows replication: an event that does not fit is dropped and counted (ctsyncd_flowlog_dropped_total, stats flowlog.dropped).',
+      ),
+    file: flowlogFileSchema,
+  })
+  .describe(
+    "Flow and NAT logging (conntrackd's Stats mode): a record per conntrack event of the connections the filter passes, next to sync or, without a sync section, alone.",
+  );
+
 const logSchema = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default(DEFAULTS.log.level).describe('Least severe level that is logged.'),
@@ -657,8 +717,8 @@ const metricsSchema = z
 export const configSchema = z
   .strictObject({
     node: nodeSchema,
-    cluster: clusterSchema,
-    sync: syncSchema,
+    cluster: clusterSchema.optional(),
+    sync: syncSchema.optional(),
     filter: filterSchema.prefault({}),
     kernel: kernelSchema.prefault({}),
     cache: cacheSchema.prefault({}),
@@ -667,9 +727,18 @@ export const configSchema = z
     process: processSchema.prefault({}),
     log: logSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
+    flowlog: flowlogSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
+    // A node replicates, logs flows (conntrackd's Stats mode), or both.
+    if (cfg.sync === undefined && cfg.flowlog === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['sync'], input: undefined, message: 'required: expected sync, flowlog or both' });
+    }
+    if (cfg.sync !== undefined && cfg.cluster === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['cluster'], input: undefined, message: 'required with sync: expected a mapping with at least id' });
+    }
     // Cross-section: the peers cluster.nodes names (all but this node) must fit in maxNodes and be at least one.
+    if (cfg.cluster === undefined) return;
     const nodes = cfg.cluster.nodes;
     if (nodes === undefined) return;
     const peers = nodes.filter((id) => id !== cfg.node.id).length;
@@ -684,13 +753,21 @@ export const configSchema = z
       });
     }
   })
-  .meta({ title: 'ctsyncd configuration', description: 'Configuration of ctsyncd, the conntrack state sync daemon.' });
+  .meta({
+    title: 'ctsyncd configuration',
+    description: 'Configuration of ctsyncd, the conntrack state sync daemon.',
+    // What the superRefine above enforces, for editors.
+    anyOf: [{ required: ['sync'] }, { required: ['flowlog'] }],
+    dependentRequired: { sync: ['cluster'] },
+  });
 
 /** The resolved configuration: every default applied, every key present. */
 export type Config = z.output<typeof configSchema>;
 /** What may be written in the YAML file. */
 export type ConfigInput = z.input<typeof configSchema>;
-export type SyncConfig = Config['sync'];
+export type SyncConfig = NonNullable<Config['sync']>;
+export type ClusterConfig = NonNullable<Config['cluster']>;
+export type FlowlogConfig = NonNullable<Config['flowlog']>;
 export type FilterConfig = Config['filter'];
 
 /** JSON Schema (draft 2020-12) of the file as written, for editors; generated from configSchema. */

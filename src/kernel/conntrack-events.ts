@@ -72,6 +72,16 @@ export interface EventHandlers {
   onDecodeError?(e: DecodeError): void;
 }
 
+/**
+ * A second reader of the conntrack events (the flow log): it gets each
+ * event's raw message, not caused by our own sockets, before the cache does.
+ * Called on the hot path: it must copy what it keeps and return at once.
+ */
+export interface EventTap {
+  /** The message is `buf[start, start + len)`, valid only during the call. */
+  onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void;
+}
+
 export interface EventCounters {
   new: number;
   update: number;
@@ -156,6 +166,8 @@ export class ConntrackEvents implements NetlinkReceiver {
   private receiveBufferBytes: number;
   /** Where events of the common shape are decoded, one at a time (see EventHandlers.onRecordEvent). */
   private readonly record: RecordBuf = recordBuf(1);
+  /** The flow log's copy of the events; undefined (one check per message) when there is none. */
+  private tap: EventTap | undefined;
 
   constructor(opts: EventsOptions = {}) {
     const factory = opts.transportFactory ?? ((o) => new NetlinkSocket(o));
@@ -240,6 +252,11 @@ export class ConntrackEvents implements NetlinkReceiver {
     this.filterStatus = { attached: false, rules: [], userspaceOnly: given, instructions: 0, refused };
   }
 
+  /** Hands every conntrack event not of our own making to `tap` too (see EventTap). */
+  setTap(tap: EventTap | undefined): void {
+    this.tap = tap;
+  }
+
   /** Grows the receive buffer (e.g. after an overrun); returns what the kernel granted. */
   resizeReceiveBuffer(bytes: number): number {
     this.receiveBufferBytes = this.transport.setReceiveBuffer(bytes);
@@ -277,6 +294,9 @@ export class ConntrackEvents implements NetlinkReceiver {
       const pid = hostU32(buf, pos + 12);
       const own = pid !== 0 && this.ownPortids.has(pid);
       if (own) c.own++;
+      const tap = this.tap;
+      if (tap !== undefined && !own && (type === CT_NEW || type === CT_DELETE))
+        tap.onConntrackMessage(eventType(type, flags), buf, pos, len);
       if (
         (type === CT_NEW || type === CT_DELETE) &&
         h.onRecordEvent !== undefined &&

@@ -11,7 +11,7 @@ export interface TupleJson {
   code?: number;
 }
 
-function tupleJson(x: Tuple): TupleJson {
+export function tupleJson(x: Tuple): TupleJson {
   // ICMP has no ports: the id and type stand in, as conntrack(8) prints them.
   const t: TupleJson = { src: x.src, dst: x.dst, sport: x.sport ?? x.icmpId ?? 0, dport: x.dport ?? x.icmpType ?? 0 };
   // The code is part of an ICMP connection's identity: without it two entries can print alike.
@@ -20,7 +20,7 @@ function tupleJson(x: Tuple): TupleJson {
 }
 
 /** The protocol state by name (TCP, SCTP, DCCP), as conntrack(8) prints it. */
-function stateJson(e: ConntrackEntry): string | number | undefined {
+export function stateJson(e: ConntrackEntry): string | number | undefined {
   const p = e.protoinfo;
   if (p?.tcp) return TCP_STATES[p.tcp.state] ?? p.tcp.state;
   if (p?.sctp) return SCTP_STATES[p.sctp.state] ?? p.sctp.state;

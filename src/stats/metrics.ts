@@ -379,6 +379,27 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   gauge('ctsyncd_inject_queue_length', 'Peer changes waiting to be injected.', 'inject.queued', (s) => s.inject.queued ?? 0),
 
+  // --- flow log (flowlog) ------------------------------------------------
+  counter(
+    'ctsyncd_flowlog_records_total',
+    'Flow log records handed to the file (flowlog); 0 without flowlog.',
+    'flowlog.logged',
+    (s) => s.flowlog?.logged ?? 0,
+  ),
+  counter(
+    'ctsyncd_flowlog_dropped_total',
+    'Flow log records lost (no samples without flowlog), by reason: queue_full (the writer was behind and the bounded queue full; replication never waits for it) or write_error (a write failed, e.g. a full disk).',
+    'flowlog.{queueFull,lost}',
+    (s) => (s.flowlog?.enabled ? by('reason', { queue_full: s.flowlog.queueFull, write_error: s.flowlog.lost }) : []),
+    ['reason'],
+  ),
+  gauge(
+    'ctsyncd_flowlog_queue_bytes',
+    'Bytes of events waiting in the flow log queue (flowlog.queueBytes at most).',
+    'flowlog.queueBytes',
+    (s) => s.flowlog?.queueBytes ?? 0,
+  ),
+
   // --- sync links (per configured channel) -----------------------------
   counter(
     'ctsyncd_sync_datagrams_total',

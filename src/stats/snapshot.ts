@@ -13,7 +13,14 @@ import type { FailoverSequencerCounters } from '../keepalived/sequencer.js';
 import type { EventCounters, KernelFilterStatus } from '../kernel/conntrack-events.js';
 import type { LinkCounters } from '../kernel/conntrack-link.js';
 import type { ReadAheadCounters } from '../kernel/read-ahead.js';
-import type { ControlSnapshot, EventFilterSnapshot, StatsSnapshot, SyncAuthMode, SyncSnapshot } from './source.js';
+import type {
+  ControlSnapshot,
+  EventFilterSnapshot,
+  FlowlogSnapshot,
+  StatsSnapshot,
+  SyncAuthMode,
+  SyncSnapshot,
+} from './source.js';
 
 export interface InternalCacheView {
   readonly size: number;
@@ -81,6 +88,8 @@ export interface StatsParts<S extends SyncStatsView> {
   auth: SyncAuthMode;
   /** The control socket; undefined before it listens or without one. */
   control: { readonly activeConnections: number; readonly counters: Required<Omit<ControlSnapshot, 'open'>> } | undefined;
+  /** The flow log's counters, already flat; undefined without flowlog. */
+  flowlog?: FlowlogSnapshot | undefined;
 }
 
 /** The stats object, built afresh from the parts' counters at each call. */
@@ -139,6 +148,7 @@ export function buildStatsSnapshot<S extends SyncStatsView>(p: StatsParts<S>) {
     },
     sync: sync ? { ...(sync as Omit<S, 'peers'>), ...syncTail } : syncTail,
     control: p.control ? { open: p.control.activeConnections, ...p.control.counters } : {},
+    flowlog: p.flowlog ? { ...p.flowlog } : { enabled: false },
   };
 }
 

@@ -119,6 +119,29 @@ export interface FailoverSnapshot {
   sequencer: FailoverSequencerCounters | null;
 }
 
+/** The flow log's counters (src/flowlog); only `enabled: false` without flowlog in the config. */
+export interface FlowlogSnapshot {
+  enabled: boolean;
+  file?: string;
+  /** Events taken into the queue. */
+  queued?: number;
+  /** Events not logged: queue full plus lines a failed write lost. */
+  dropped?: number;
+  queueFull?: number;
+  /** Lines a failed write (full disk, ...) lost. */
+  lost?: number;
+  logged?: number;
+  written?: number;
+  filtered?: number;
+  decodeErrors?: number;
+  writeErrors?: number;
+  reopens?: number;
+  rotations?: number;
+  queueLength?: number;
+  queueBytes?: number;
+  queueLimitBytes?: number;
+}
+
 /** The subset of Daemon.stats() the metrics are derived from. */
 export interface StatsSnapshot {
   ready: boolean;
@@ -131,6 +154,8 @@ export interface StatsSnapshot {
   kernel: KernelSnapshot;
   sync: SyncSnapshot;
   control: ControlSnapshot;
+  /** Absent from snapshots made before the flow log existed; read as disabled. */
+  flowlog?: FlowlogSnapshot;
 }
 
 export interface MetricsSource {

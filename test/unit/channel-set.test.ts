@@ -364,7 +364,7 @@ describe('channels from the config', () => {
 
   it('builds one multicast channel named after its interface', () => {
     const cfg = parseConfig(`${base}sync: { multicast: { interface: sync0, group: 225.0.0.51 }, auth: none }\n`, 'test.yaml');
-    const [ch, ...rest] = createChannels(cfg);
+    const [ch, ...rest] = createChannels({ sync: cfg.sync! });
     expect(rest).toHaveLength(0);
     expect(ch).toBeInstanceOf(MulticastChannel);
     expect(ch).toMatchObject({ name: 'sync0', kind: 'multicast', interfaceName: 'sync0', family: 4 });
@@ -375,7 +375,7 @@ describe('channels from the config', () => {
       `${base}sync: { transport: udp, udp: { bind: 'fd99::1', peers: ['fd99::2', 'fd99::3'] }, auth: none }\n`,
       'test.yaml',
     );
-    const [ch] = createChannels(cfg);
+    const [ch] = createChannels({ sync: cfg.sync! });
     expect(ch).toBeInstanceOf(UdpChannel);
     expect(ch).toMatchObject({ name: 'udp:fd99::1', kind: 'udp' });
   });

@@ -116,7 +116,7 @@ describe('ConfigCache', () => {
     expect(changed).toMatchObject({ hit: false, miss: 'stale' });
     const after = start(cacheOf());
     expect(after.hit).toBe(false);
-    expect(after.config.cluster.id).toBe(8);
+    expect(after.config.cluster?.id).toBe(8);
     expect(start(cacheOf()).hit).toBe(true);
   });
 

@@ -7,6 +7,7 @@ import { main } from '../../src/cli.js';
 import { isMulticast, networkOf } from '../../src/common/address.js';
 import {
   type Config,
+  type SyncConfig,
   ConfigError,
   configJsonSchema,
   DEFAULTS,
@@ -29,7 +30,7 @@ const REL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none',
 const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: { interface: sync0 }, auth: none }'];
 
 /** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
-const RELIABILITY_RESOLVED: Config['sync']['reliability'] = {
+const RELIABILITY_RESOLVED: SyncConfig['reliability'] = {
   ackWindow: 64,
   ackDelayMs: 20,
   nackRetryMs: 50,
@@ -805,7 +806,7 @@ describe('parseConfig', () => {
   });
 
   it('narrows sync on transport so the chosen section needs no undefined check', () => {
-    const { sync } = parseConfig(y(...MINIMAL), FILE);
+    const sync = parseConfig(y(...MINIMAL), FILE).sync!;
     // Compiles only because the union is discriminated on transport.
     const iface: string = sync.transport === 'multicast' ? sync.multicast.interface : sync.udp.bind;
     expect(iface).toBe('sync0');
@@ -848,7 +849,7 @@ describe('parseConfig', () => {
       ),
       FILE,
     );
-    expect(sync.udp?.port).toBe(3781);
+    expect(sync?.udp?.port).toBe(3781);
   });
 });
 
@@ -921,13 +922,13 @@ describe('shipped conntrackd.yaml', () => {
 
   it('is valid and describes fw1 on sync0', () => {
     expect(config.node.id).toBe('fw1');
-    expect(config.sync.transport).toBe('multicast');
-    expect(config.sync.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
-    expect(config.sync.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
+    expect(config.sync!.transport).toBe('multicast');
+    expect(config.sync!.multicast).toMatchObject({ group: '225.0.0.50', interface: 'sync0' });
+    expect(config.sync!.udp).toMatchObject({ bind: '10.99.1.1', peers: ['10.99.1.2'] });
   });
 
   it('authenticates its sync traffic', () => {
-    expect(config.sync.auth).toEqual({ keyFiles: ['/etc/ctsyncd/sync.key'] });
+    expect(config.sync!.auth).toEqual({ keyFiles: ['/etc/ctsyncd/sync.key'] });
   });
 
   it('spells out the defaults it claims to', () => {
@@ -935,10 +936,10 @@ describe('shipped conntrackd.yaml', () => {
     for (const section of ['kernel', 'cache', 'control', 'log', 'metrics'] as const) {
       expect(config[section], section).toEqual(defaults[section]);
     }
-    expect(config.sync.mode).toBe(DEFAULTS.sync.mode);
-    expect(config.sync.mtu).toBe(DEFAULTS.sync.mtuBytes);
-    expect(config.sync.multicast).toEqual(defaults.sync.multicast);
-    expect(config.sync.reliability).toEqual(defaults.sync.reliability);
+    expect(config.sync!.mode).toBe(DEFAULTS.sync.mode);
+    expect(config.sync!.mtu).toBe(DEFAULTS.sync.mtuBytes);
+    expect(config.sync!.multicast).toEqual(defaults.sync!.multicast);
+    expect(config.sync!.reliability).toEqual(defaults.sync!.reliability);
   });
 });
 
@@ -951,7 +952,10 @@ describe('configJsonSchema', () => {
   it('is a draft 2020-12 schema of the file as written', () => {
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(schema.type).toBe('object');
-    expect(schema.required).toEqual(['node', 'cluster', 'sync']);
+    expect(schema.required).toEqual(['node']);
+    // sync, flowlog or both (conntrackd's Stats mode is flowlog alone); cluster goes with sync.
+    expect(schema.anyOf).toEqual([{ required: ['sync'] }, { required: ['flowlog'] }]);
+    expect(schema.dependentRequired).toEqual({ sync: ['cluster'] });
     const props = schema.properties as JsonObject;
     expect(Object.keys(props)).toEqual([
       'node',
@@ -965,6 +969,7 @@ describe('configJsonSchema', () => {
       'process',
       'log',
       'metrics',
+      'flowlog',
     ]);
     const sync = props.sync as JsonObject;
     expect((sync.properties as JsonObject).mtu).toMatchObject({ type: 'integer', default: 1472, minimum: 512 });
@@ -1064,7 +1069,7 @@ describe('sync.backupLinks', () => {
       `${base}  backupLinks:\n    - multicast: { group: 225.0.0.51, interface: sync1 }\n    - multicast: { group: 225.0.0.52, interface: sync2 }\n`,
       'links.yaml',
     );
-    expect(cfg.sync.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual([
+    expect(cfg.sync!.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual([
       'sync1',
       'sync2',
     ]);
@@ -1079,8 +1084,8 @@ describe('sync.backupLinks', () => {
 describe('sync.protocol', () => {
   const base = `node: { id: fw1 }\ncluster: { id: 1 }\nsync:\n  multicast: { group: 225.0.0.50, interface: sync0 }\n`;
   it('is ctsyncd unless conntrackd is asked for', () => {
-    expect(parseConfig(`${base}  auth: none\n`, 'p.yaml').sync.protocol).toBe('ctsyncd');
-    expect(parseConfig(`${base}  auth: none\n  protocol: conntrackd\n`, 'p.yaml').sync.protocol).toBe('conntrackd');
+    expect(parseConfig(`${base}  auth: none\n`, 'p.yaml').sync?.protocol).toBe('ctsyncd');
+    expect(parseConfig(`${base}  auth: none\n  protocol: conntrackd\n`, 'p.yaml').sync?.protocol).toBe('conntrackd');
   });
   it('refuses keys with conntrackd’s protocol, which cannot carry them', () => {
     expect(() =>
@@ -1162,9 +1167,9 @@ describe('config error messages, whole', () => {
   });
 
   it('resolves auth to one shape: none is null, one keyFile is a list of one', () => {
-    expect(parseConfig(y(...B), FILE).sync.auth).toBeNull();
+    expect(parseConfig(y(...B), FILE).sync?.auth).toBeNull();
     const one = y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFile: /k }', '  multicast: { interface: sync0 }');
-    expect(parseConfig(one, FILE).sync.auth).toEqual({ keyFiles: ['/k'] });
+    expect(parseConfig(one, FILE).sync?.auth).toEqual({ keyFiles: ['/k'] });
   });
 
   it('resolves the scheduler priority a policy implies', () => {

@@ -22,8 +22,9 @@ const EXAMPLES = '/usr/share/doc/conntrackd/examples/sync';
 const FILE = 'conntrackd.conf';
 
 /** Debian's example, gzipped or not. The package is a system test dependency (scripts/install-system-deps.sh). */
-function example(mode: 'ftfw' | 'notrack' | 'alarm'): { path: string; text: string } {
-  const plain = join(EXAMPLES, mode, 'conntrackd.conf');
+function example(mode: 'ftfw' | 'notrack' | 'alarm' | 'stats'): { path: string; text: string } {
+  // Debian: examples/sync/{ftfw,notrack,alarm} and examples/stats.
+  const plain = mode === 'stats' ? join(EXAMPLES, '..', 'stats', 'conntrackd.conf') : join(EXAMPLES, mode, 'conntrackd.conf');
   const path = existsSync(plain) ? plain : `${plain}.gz`;
   if (!existsSync(path)) {
     throw new Error(`${plain}[.gz] is missing: install Debian's conntrackd package (scripts/install-system-deps.sh)`);
@@ -69,7 +70,7 @@ function conversionError(text: string): ConntrackdConfError {
 describe('sync.auth', () => {
   it('is none, as conntrackd has no authentication, with a comment on how to sign instead', () => {
     const { result, cfg } = convertValid(example('ftfw').text);
-    expect(cfg.sync.auth).toBeNull();
+    expect(cfg.sync!.auth).toBeNull();
     const lines = result.yaml.split('\n');
     const at = lines.findIndex((l) => /^ {2}auth: none$/.test(l));
     expect(at).toBeGreaterThan(0);
@@ -80,7 +81,7 @@ describe('sync.auth', () => {
 
   it('speaks conntrackd’s protocol, so the converted node works beside a conntrackd peer, and says how to leave it', () => {
     const { result, cfg } = convertValid(example('ftfw').text);
-    expect(cfg.sync.protocol).toBe('conntrackd');
+    expect(cfg.sync?.protocol).toBe('conntrackd');
     const lines = result.yaml.split('\n');
     const at = lines.findIndex((l) => /^ {2}protocol: conntrackd$/.test(l));
     expect(at).toBeGreaterThan(0);
@@ -102,17 +103,17 @@ describe("Debian's example configurations", () => {
     const { text } = example('ftfw');
     const { result, cfg } = convertValid(text);
     expect(cfg.node.id).toBe('fw1');
-    expect(cfg.cluster.id).toBe(1);
-    expect(cfg.sync.mode).toBe('ftfw');
-    expect(cfg.sync.transport).toBe('multicast');
-    expect(cfg.sync.multicast).toEqual({
+    expect(cfg.cluster!.id).toBe(1);
+    expect(cfg.sync!.mode).toBe('ftfw');
+    expect(cfg.sync!.transport).toBe('multicast');
+    expect(cfg.sync!.multicast).toEqual({
       group: '225.0.0.50',
       port: 3780,
       interface: 'eth2',
       sendBufferBytes: 1249280,
       receiveBufferBytes: 1249280,
     });
-    expect(cfg.sync.backupLinks).toEqual([]);
+    expect(cfg.sync!.backupLinks).toEqual([]);
     expect(cfg.filter.protocols).toEqual({ accept: ['tcp', 'sctp', 'dccp'] });
     expect(cfg.filter.addresses).toEqual({
       ignore: ['127.0.0.1', '192.168.0.100', '192.168.1.100', '192.168.0.1', '192.168.1.1', '192.168.100.100'],
@@ -150,9 +151,9 @@ describe("Debian's example configurations", () => {
   it('notrack converts to notrack', () => {
     const { text } = example('notrack');
     const { result, cfg } = convertValid(text);
-    expect(cfg.sync.mode).toBe('notrack');
-    expect(cfg.sync.multicast?.interface).toBe('eth2');
-    expect(cfg.sync.reliability.refreshIntervalMs).toBe(60000);
+    expect(cfg.sync!.mode).toBe('notrack');
+    expect(cfg.sync!.multicast?.interface).toBe('eth2');
+    expect(cfg.sync!.reliability.refreshIntervalMs).toBe(60000);
     expect(result.yaml).toMatch(new RegExp(`mode: notrack # line ${lineOf(text, /^\s*Mode NOTRACK/)}: Mode NOTRACK`));
     expectWarningsPointAtTheirOptions(text, result);
   });
@@ -160,8 +161,8 @@ describe("Debian's example configurations", () => {
   it('alarm becomes notrack with a periodic refresh of RefreshTime, and says so', () => {
     const { text } = example('alarm');
     const { result, cfg } = convertValid(text);
-    expect(cfg.sync.mode).toBe('notrack');
-    expect(cfg.sync.reliability.refreshIntervalMs).toBe(15000);
+    expect(cfg.sync!.mode).toBe('notrack');
+    expect(cfg.sync!.reliability.refreshIntervalMs).toBe(15000);
     const [alarm] = warningAt(result, lineOf(text, /^\s*Mode ALARM/));
     expect(alarm?.option).toBe('Mode');
     expect(alarm?.message).toMatch(/^Mode ALARM is not supported by ctsyncd: converted to mode notrack/);
@@ -257,17 +258,17 @@ describe('mapping', () => {
 
   it('maps every option that has a ctsyncd key', () => {
     const { cfg } = convertValid(FULL);
-    expect(cfg.sync.mode).toBe('ftfw');
-    expect(cfg.sync.transport).toBe('udp');
+    expect(cfg.sync!.mode).toBe('ftfw');
+    expect(cfg.sync!.transport).toBe('udp');
     // The Default link is the main one; the other becomes a backup link, in file order.
-    expect(cfg.sync.udp).toEqual({
+    expect(cfg.sync!.udp).toEqual({
       bind: '10.99.2.1',
       port: 3780,
       peers: ['10.99.2.2'],
       sendBufferBytes: 4194304,
       receiveBufferBytes: 4194304,
     });
-    expect(cfg.sync.backupLinks).toEqual([
+    expect(cfg.sync!.backupLinks).toEqual([
       {
         udp: {
           bind: '10.99.1.1',
@@ -278,7 +279,7 @@ describe('mapping', () => {
         },
       },
     ]);
-    expect(cfg.sync.reliability).toMatchObject({ resendQueueSize: 65536, ackWindow: 300 });
+    expect(cfg.sync!.reliability).toMatchObject({ resendQueueSize: 65536, ackWindow: 300 });
     expect(cfg.failover).toMatchObject({ purgeTimeoutSeconds: 15, inject: true });
     expect(cfg.cache).toEqual({ internalLimit: 524288, externalLimit: 524288 });
     expect(cfg.kernel.netlinkBufferBytes).toBe(16777216);
@@ -339,10 +340,10 @@ describe('mapping', () => {
 
   it('converts a minimal file written in any case, values on the next line too', () => {
     const { result, cfg } = convertValid(y('sync { mode notrack { } multicast {', 'interface', '  eth1 } }'));
-    expect(cfg.sync.mode).toBe('notrack');
-    expect(cfg.sync.multicast?.interface).toBe('eth1');
+    expect(cfg.sync!.mode).toBe('notrack');
+    expect(cfg.sync!.multicast?.interface).toBe('eth1');
     // No IPv4_address or Group: ctsyncd's defaults, with a warning each.
-    expect(cfg.sync.multicast?.group).toBe('225.0.0.50');
+    expect(cfg.sync!.multicast?.group).toBe('225.0.0.50');
     expect(result.warnings.map((w) => w.message)).toEqual([
       expect.stringMatching(/has no IPv4_address: ctsyncd's default group 225\.0\.0\.50 is used/),
       expect.stringMatching(/has no Group \(the port\): ctsyncd's default port 3780 is used/),
@@ -362,8 +363,8 @@ describe('mapping', () => {
         '}',
       ),
     );
-    expect(cfg.sync.multicast?.group).toBe('ff02::1:3');
-    expect(cfg.sync.mtu).toBe(1452);
+    expect(cfg.sync!.multicast?.group).toBe('ff02::1:3');
+    expect(cfg.sync!.mtu).toBe(1452);
   });
 
   it('sends redundant multicast links to backupLinks and starts on the last Default one', () => {
@@ -384,8 +385,8 @@ describe('mapping', () => {
         '}',
       ),
     );
-    expect(cfg.sync.multicast?.interface).toBe('eth3');
-    expect(cfg.sync.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual(['eth2', 'eth4']);
+    expect(cfg.sync!.multicast?.interface).toBe('eth3');
+    expect(cfg.sync!.backupLinks.map((l) => ('multicast' in l ? l.multicast.interface : ''))).toEqual(['eth2', 'eth4']);
   });
 
   it('converts a TCP link to udp, with a warning', () => {
@@ -401,8 +402,8 @@ describe('mapping', () => {
       '}',
     );
     const { result, cfg } = convertValid(text);
-    expect(cfg.sync.transport).toBe('udp');
-    expect(cfg.sync.udp?.peers).toEqual(['10.0.0.2']);
+    expect(cfg.sync!.transport).toBe('udp');
+    expect(cfg.sync!.udp?.peers).toEqual(['10.0.0.2']);
     expect(warningAt(result, 3)[0]?.message).toMatch(/^TCP is not supported by ctsyncd: converted to transport udp/);
     expect(warningAt(result, 7)[0]?.message).toMatch(/^ErrorQueueLength 128 is not supported by ctsyncd/);
   });
@@ -434,9 +435,9 @@ describe('mapping', () => {
         '}',
       ),
     );
-    expect(cfg.sync.reliability.resendQueueSize).toBe(256);
+    expect(cfg.sync!.reliability.resendQueueSize).toBe(256);
     expect(cfg.failover.purgeTimeoutSeconds).toBe(1);
-    expect(cfg.sync.multicast?.sendBufferBytes).toBe(1073741824);
+    expect(cfg.sync!.multicast?.sendBufferBytes).toBe(1073741824);
     expect(warningAt(result, 2)[0]?.message).toMatch(
       /outside ctsyncd's range for sync\.reliability\.resendQueueSize \(256\.\./,
     );
@@ -444,7 +445,7 @@ describe('mapping', () => {
     expect(warningAt(result, 5)[0]?.message).toMatch(/sync\.multicast\.sendBufferBytes/);
 
     const alarm = convertValid(y(`Sync { Mode ALARM { RefreshTime 0 } ${MCAST} }`));
-    expect(alarm.cfg.sync.reliability.refreshIntervalMs).toBe(1000);
+    expect(alarm.cfg.sync!.reliability.refreshIntervalMs).toBe(1000);
     expect(alarm.result.warnings.map((w) => w.message)).toEqual([
       expect.stringMatching(/^RefreshTime 0 is outside ctsyncd's range for sync\.reliability\.refreshIntervalMs/),
       expect.stringMatching(/^Mode ALARM is not supported by ctsyncd: .* every 1 s /),
@@ -510,10 +511,10 @@ describe('mapping', () => {
 
   it('ALARM without RefreshTime refreshes every 60 s; RefreshTime elsewhere is only warned about', () => {
     const alarm = convertValid(y('Sync { Mode ALARM { } Multicast { Interface eth2 } }'));
-    expect(alarm.cfg.sync.reliability.refreshIntervalMs).toBe(60000);
+    expect(alarm.cfg.sync!.reliability.refreshIntervalMs).toBe(60000);
     expect(alarm.result.warnings[0]?.message).toMatch(/every 60 s .*ALARM's default RefreshTime/);
     const ftfw = convertValid(y('Sync {', ' RefreshTime 5', ' Mode FTFW { }', ' Multicast { Interface eth2 }', '}'));
-    expect(ftfw.cfg.sync.reliability.refreshIntervalMs).toBe(60000);
+    expect(ftfw.cfg.sync!.reliability.refreshIntervalMs).toBe(60000);
     expect(warningAt(ftfw.result, 2)[0]?.message).toMatch(
       /^RefreshTime 5 is not supported by ctsyncd: .*only in Mode ALARM/,
     );
@@ -521,7 +522,7 @@ describe('mapping', () => {
 
   it('assumes FTFW without a Mode, as conntrackd does', () => {
     const { result, cfg } = convertValid(y('Sync {', ' Multicast { Interface eth2 }', '}'));
-    expect(cfg.sync.mode).toBe('ftfw');
+    expect(cfg.sync!.mode).toBe('ftfw');
     expect(warningAt(result, 1)[0]?.message).toMatch(/^Sync has no Mode; conntrackd then uses FTFW/);
   });
 
@@ -535,18 +536,20 @@ describe('mapping', () => {
         '   Nested { deeper { } }',
         ' }',
         '}',
-        'Stats { LogFile on }',
+        'Stats { LogFile on FutureStat 1 }',
         'Helper {',
         ' Type ftp inet tcp { QueueNum 0 }',
         '}',
         'Frobnicate yes',
       ),
     );
-    expect(cfg.sync.mode).toBe('ftfw');
+    expect(cfg.sync!.mode).toBe('ftfw');
+    // Stats beside Sync: a flow log beside sync.
+    expect(cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(result.warnings.map((w) => [w.line, w.option])).toEqual([
       [2, 'FutureOption'],
       [4, 'NewBlock'],
-      [8, 'Stats'],
+      [8, 'FutureStat'],
       [9, 'Helper'],
       [12, 'Frobnicate'],
     ]);
@@ -633,7 +636,6 @@ describe('input it cannot convert', () => {
       6,
       /at most 4 dedicated links/,
     ],
-    ['a Stats-only file', y('# stats', 'Stats {', ' LogFile on', '}'), 2, /Stats \(flow accounting\) configuration/],
   ])('%s: error names the line', (_what, text, line, message) => {
     const err = conversionError(text);
     expect(err).toBeInstanceOf(ConntrackdConfError);
@@ -641,6 +643,29 @@ describe('input it cannot convert', () => {
     expect(err.file).toBe(FILE);
     expect(err.message).toMatch(new RegExp(`^conntrackd\\.conf:${line}:\\d+: `));
     expect(err.message).toMatch(message);
+  });
+
+  it("converts Debian's Stats example to a flow log without sync (conntrackd's Stats mode)", () => {
+    const { text } = example('stats');
+    const { result, cfg } = convertValid(text);
+    expect(cfg.sync).toBeUndefined();
+    expect(cfg.cluster).toBeUndefined();
+    expect(cfg.flowlog).toMatchObject({ events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } });
+    // General's Filter carries over: it decides what is logged too.
+    expect(cfg.filter.protocols).toEqual({ accept: ['tcp'] });
+    expect(cfg.filter.addresses).toEqual({ ignore: ['127.0.0.1'] });
+    expect(result.warnings.every((w) => w.line > 0)).toBe(true);
+    expect(result.yaml).toContain(`# line ${lineOf(text, /^\s*LogFile on/)}: LogFile on; one JSON object per line`);
+  });
+
+  it('Stats: a LogFile name is kept, Syslog and a missing LogFile are reported', () => {
+    const named = convertValid(y('Stats {', ' LogFile /var/log/nat.jsonl', ' Syslog on', ' NetlinkEventsReliable on', '}'));
+    expect(named.cfg.flowlog?.file.path).toBe('/var/log/nat.jsonl');
+    expect(named.cfg.kernel.eventsReliable).toBe(true);
+    expect(named.result.warnings.map((w) => [w.line, w.option])).toEqual([[3, 'Syslog']]);
+    const none = convertValid(y('Stats {', '}'));
+    expect(none.cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(none.result.warnings.map((w) => [w.line, w.option])).toEqual([[1, 'LogFile']]);
   });
 
   it('keeps control characters in comments and the file name out of the YAML structure', () => {
@@ -656,10 +681,11 @@ describe('input it cannot convert', () => {
     expect(result.yaml).toContain('- 10.0.0.1 # line 3: a?b: c?d');
   });
 
-  it('an empty file has no Sync section', () => {
+  it('an empty file has no Sync or Stats section', () => {
     const err = conversionError('# nothing\n');
     expect(err.line).toBe(0);
-    expect(err.message).toBe('conntrackd.conf: no Sync section: nothing to convert');
+    expect(err.message).toBe('conntrackd.conf: no Sync or Stats section: nothing to convert');
+    expect(conversionError('General { HashLimit 10 }\n').line).toBe(0);
   });
 
   /** Words that steer the parser into every section, so garbage gets deep. */
@@ -806,8 +832,8 @@ describe('ctsyncd import-conntrackd', () => {
     expect(r.code).toBe(0);
     const cfg = parseConfig(r.out, 'stdout.yaml');
     expect(cfg.node.id).toBe('fw-b');
-    expect(cfg.cluster.id).toBe(42);
-    expect(cfg.sync.mode).toBe('notrack');
+    expect(cfg.cluster!.id).toBe(42);
+    expect(cfg.sync!.mode).toBe('notrack');
   });
 
   it.each([
@@ -848,7 +874,7 @@ describe('ctsyncd import-conntrackd', () => {
     const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
     const output = join(dir, 'via-main.yaml');
     expect(await main(['import-conntrackd', example('alarm').path, '--node-id', 'fw2', '-o', output], io)).toBe(0);
-    expect(loadConfig(output).sync.mode).toBe('notrack');
+    expect(loadConfig(output).sync?.mode).toBe('notrack');
     expect(err.join('\n')).toMatch(/Mode ALARM is not supported by ctsyncd: converted to mode notrack/);
     out.length = 0;
     expect(await main(['import-conntrackd', '--help'], io)).toBe(0);

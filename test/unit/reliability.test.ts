@@ -143,7 +143,7 @@ describe('sync.reliability config', () => {
   it('takes overrides and keeps the other defaults', () => {
     const yaml = `${[...base, '  reliability: { ackWindow: 128, retransmitMs: 100 }'].join('\n')}\n`;
     const c = parseConfig(yaml, 't.yaml');
-    expect(c.sync.reliability).toMatchObject({ ackWindow: 128, retransmitMs: 100, retransmitMaxMs: 2000 });
+    expect(c.sync!.reliability).toMatchObject({ ackWindow: 128, retransmitMs: 100, retransmitMaxMs: 2000 });
   });
 
   it('rejects timers that contradict each other, and unknown keys', () => {

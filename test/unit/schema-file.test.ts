@@ -51,4 +51,14 @@ describe('configReference on a small schema (exact rows)', () => {
       '| `k` |  |  |',
     ]);
   });
+
+  it('an object whose anyOf only names required keys (the root: sync, flowlog or both) is walked by its properties', () => {
+    const schema = {
+      type: 'object',
+      description: 'root',
+      properties: { sync: { type: 'object', properties: { mode: { default: 'ftfw' } } }, flowlog: { type: 'string' } },
+      anyOf: [{ required: ['sync'] }, { required: ['flowlog'] }],
+    };
+    expect(configReference(schema).split('\n').slice(2)).toEqual(['| `sync.mode` | `"ftfw"` |  |', '| `flowlog` |  |  |']);
+  });
 });

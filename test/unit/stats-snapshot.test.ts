@@ -173,6 +173,7 @@ describe('buildStatsSnapshot', () => {
         },
         sync: { channels: [], activeChannel: null, auth: 'none' },
         control: {},
+        flowlog: { enabled: false },
       }),
     );
     expect(Object.keys(s.sync)).toEqual(['peers', 'channels', 'activeChannel', 'auth']);
@@ -291,6 +292,7 @@ describe('buildStatsSnapshot', () => {
         },
         sync: { node: 'fw1', inSync: true, channels: [channel], activeChannel: 'l0', auth: 'hmac' },
         control: { open: 2, ...controlCounters },
+        flowlog: { enabled: false },
       }),
     );
     // The sync engine's peer list moves to the top; its key stays in place, blanked.
@@ -318,7 +320,7 @@ describe('Daemon.stats()', () => {
     );
     const kernel = new FakeKernel();
     const daemon = new Daemon(cfg, { kernelTransport: kernel.openSocket, channels: [new LoopChannel('l0')], noControl: true, localAddresses: [] });
-    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync', 'control'];
+    const top = ['ready', 'node', 'epoch', 'uptimeSeconds', 'pid', 'internal', 'external', 'peers', 'commit', 'failover', 'inject', 'kernel', 'sync', 'control', 'flowlog'];
     const failover = ['inSync', 'inject', 'purgeTimeoutSeconds', 'trackFile', 'trackValue', 'notifyFifo', 'keepalivedState', 'sequencer'];
     const kernelKeys = ['ownEventsFiltered', 'eventFilter', 'events', 'link', 'receiveBufferBytes', 'readAhead', 'ownKernelEvents', 'overruns', 'overrunResyncs'];
     const json = () => JSON.parse(JSON.stringify(daemon.ops.stats())) as Record<string, Record<string, unknown>>;

@@ -1,0 +1,128 @@
+// The flow log (conntrackd's Stats mode, ulogd2's NFCT → JSON): a second
+// reader of the conntrack events. ConntrackEvents hands it each event's raw
+// message (EventTap); it copies the ones it logs into a bounded queue and
+// returns. Later, off the event path, it decodes them, applies the filter,
+// formats the record (record.ts) and hands the line to the file. Nothing it
+// does can hold back replication: a full queue drops the event and counts
+// it (ctsyncd_flowlog_dropped_total, stats flowlog.dropped).
+import type { EventTap, EventType } from '../kernel/conntrack-events.js';
+import { decodeConntrack } from '../kernel/ct-codec.js';
+import type { ConntrackEntry } from '../kernel/entry.js';
+import { nlMessageObject } from '../kernel/netlink-codec.js';
+import type { Logger } from '../log.js';
+import { EventQueue } from './queue.js';
+import { flowLine } from './record.js';
+
+/** Where lines go: the file (file-sink.ts). */
+export interface FlowSink {
+  write(line: string): void;
+  /** Characters written to the sink and not yet out of it. */
+  readonly pendingBytes: number;
+  flush(): Promise<void>;
+}
+
+export interface FlowLogOptions {
+  events: readonly EventType[];
+  queueBytes: number;
+  sink: FlowSink;
+  /** Flush after every batch (fsync durability) rather than on the caller's interval. */
+  flushEachBatch: boolean;
+  /** The cache's filter: only connections it passes are logged. */
+  accept?: (e: ConntrackEntry) => boolean;
+  now: () => number;
+  /** Runs the writer later, off the event path: setImmediate by default. */
+  schedule?: (run: () => void) => void;
+  log: Logger;
+}
+
+export interface FlowLogCounters {
+  /** Events taken into the queue. */
+  queued: number;
+  /** Events the queue had no room for (the writer is behind). */
+  queueFull: number;
+  /** Records handed to the file. */
+  logged: number;
+  /** Events the filter did not pass. */
+  filtered: number;
+  /** Queued messages that did not decode (counted, skipped). */
+  decodeErrors: number;
+}
+
+/** Records decoded per turn of the event loop, so a long queue does not hold the loop. */
+const BATCH = 512;
+
+export class FlowLog implements EventTap {
+  readonly counters: FlowLogCounters = { queued: 0, queueFull: 0, logged: 0, filtered: 0, decodeErrors: 0 };
+  private readonly queue: EventQueue;
+  private readonly wanted: { [K in EventType]: boolean };
+  private readonly schedule: (run: () => void) => void;
+  private scheduled = false;
+  /** Above this many characters waiting in the sink, the queue is left to fill (and drop). */
+  private readonly sinkHighWater: number;
+  private readonly runDrain = () => this.drain();
+  private readonly take = (kind: EventType, buf: Buffer, start: number, len: number) => this.record(kind, buf, start, len);
+
+  constructor(private readonly opts: FlowLogOptions) {
+    this.queue = new EventQueue(opts.queueBytes);
+    this.wanted = { new: false, update: false, destroy: false };
+    for (const k of opts.events) this.wanted[k] = true;
+    this.schedule = opts.schedule ?? ((run) => setImmediate(run));
+    // A record line takes about 2.5 times the bytes of its event; as much again as the queue holds.
+    this.sinkHighWater = opts.queueBytes * 2;
+  }
+
+  /** Events waiting in the queue, and its bytes. */
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  get queueBytes(): number {
+    return this.queue.bytes;
+  }
+
+  /** On the event path: a copy into the queue or a count, nothing else. */
+  onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
+    if (!this.wanted[kind]) return;
+    if (!this.queue.push(kind, buf, start, len)) {
+      this.counters.queueFull++;
+      return;
+    }
+    this.counters.queued++;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.schedule(this.runDrain);
+    }
+  }
+
+  /** The sink made room: go on with the queue. */
+  resume(): void {
+    if (this.scheduled || this.queue.length === 0) return;
+    this.scheduled = true;
+    this.schedule(this.runDrain);
+  }
+
+  /** Decodes and formats up to BATCH queued events into the sink; reschedules itself while more wait. */
+  drain(): void {
+    this.scheduled = false;
+    const sink = this.opts.sink;
+    let n = 0;
+    while (n < BATCH && sink.pendingBytes < this.sinkHighWater && this.queue.shift(this.take)) n++;
+    if (n > 0 && this.opts.flushEachBatch) void sink.flush();
+    // Else the sink's write completion calls resume().
+    if (this.queue.length > 0 && sink.pendingBytes < this.sinkHighWater) this.resume();
+  }
+
+  private record(kind: EventType, buf: Buffer, start: number, len: number): void {
+    const r = decodeConntrack(nlMessageObject(buf, start, len));
+    if (!r.ok) {
+      this.counters.decodeErrors++;
+      return;
+    }
+    if (this.opts.accept && !this.opts.accept(r.value)) {
+      this.counters.filtered++;
+      return;
+    }
+    this.opts.sink.write(flowLine(kind, r.value, this.opts.now()));
+    this.counters.logged++;
+  }
+}
