@@ -80,31 +80,23 @@ function natSide(r: FlowRecord, q: NatQuery): 'snat' | 'dnat' | undefined {
 function matchOf(r: FlowRecord, side: 'snat' | 'dnat', file: string): FlowMatch {
   const n = r.nat!;
   const o = r.orig;
-  return side === 'snat'
-    ? {
-        proto: r.proto,
-        inside: { addr: o.src, port: o.sport },
-        public: { addr: n.src!, port: n.sport ?? o.sport },
-        remote: { addr: o.dst, port: o.dport },
-        nat: side,
-        start: r.start ?? null,
-        stop: r.stop ?? null,
-        id: r.id ?? null,
-        counters: r.counters ?? null,
-        file,
-      }
-    : {
-        proto: r.proto,
-        inside: { addr: r.reply.src, port: r.reply.sport },
-        public: { addr: n.dst!, port: n.dport ?? o.dport },
-        remote: { addr: o.src, port: o.sport },
-        nat: side,
-        start: r.start ?? null,
-        stop: r.stop ?? null,
-        id: r.id ?? null,
-        counters: r.counters ?? null,
-        file,
-      };
+  // Which side was translated decides who is inside, what the public address was, and who the remote end.
+  const [inside, pub, remote] =
+    side === 'snat'
+      ? [{ addr: o.src, port: o.sport }, { addr: n.src!, port: n.sport ?? o.sport }, { addr: o.dst, port: o.dport }]
+      : [{ addr: r.reply.src, port: r.reply.sport }, { addr: n.dst!, port: n.dport ?? o.dport }, { addr: o.src, port: o.sport }];
+  return {
+    proto: r.proto,
+    inside,
+    public: pub,
+    remote,
+    nat: side,
+    start: r.start ?? null,
+    stop: r.stop ?? null,
+    id: r.id ?? null,
+    counters: r.counters ?? null,
+    file,
+  };
 }
 
 /** A flow's identity in the log: its conntrack id and original tuple. */

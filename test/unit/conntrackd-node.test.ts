@@ -9,17 +9,7 @@ import { silentLogger } from '../../src/log.js';
 import { ConntrackdNode } from '../../src/sync/engine/conntrackd-node.js';
 import type { SyncMode } from '../../src/sync/engine/sync-node.js';
 import { CTD_F, type CtdMessage, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './prng.js';
 
 function entry(i: number, nat = false): ConntrackEntry {
   const src = `10.99.${(i >> 8) & 0xff}.${i & 0xff}`;

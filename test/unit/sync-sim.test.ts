@@ -16,6 +16,7 @@ import { seqDiff } from '../../src/sync/engine/seq.js';
 import type { SyncModeName } from '../../src/sync/engine/sync-mode.js';
 import { syncModes } from '../../src/sync/engine/sync-modes.js';
 import { type SyncCounters, type SyncMode, SyncNode } from '../../src/sync/engine/sync-node.js';
+import { mulberry32 } from './prng.js';
 
 const CLUSTER = 7;
 const TICK_MS = 20;
@@ -23,18 +24,7 @@ const TICK_MS = 20;
 const FLUSH_DELAY_MS = 0.02;
 
 // ---------------------------------------------------------------------------
-// Deterministic plumbing: PRNG and event queue.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Deterministic plumbing: the event queue (the PRNG is in prng.ts).
 
 interface SimEvent {
   t: number;
