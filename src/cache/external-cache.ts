@@ -650,13 +650,7 @@ export class ExternalCache implements ReplicaSink {
 
   /** Removes every record of `origin`; returns how many (conntrack and expectation). */
   flushOrigin(origin: string): number {
-    const m = this.slotMeta;
-    const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === origin);
-    const n2 = this.removeExpectWhere((r) => r.src.origin === origin);
-    this.ctCounters.flushed += n1;
-    this.expCounters.flushed += n2;
-    this.released.delete(origin);
-    return n1 + n2;
+    return this.removeOrigin(origin, 'flushed');
   }
 
   /**
@@ -676,11 +670,7 @@ export class ExternalCache implements ReplicaSink {
     for (const gone of this.released) {
       this.released.delete(gone);
       if (gone === origin) continue;
-      const m = this.slotMeta;
-      const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === gone);
-      const n2 = this.removeExpectWhere((r) => r.src.origin === gone);
-      this.ctCounters.released += n1;
-      this.expCounters.released += n2;
+      this.removeOrigin(gone, 'released');
       if (this.table.size < this.limit) return true;
     }
     return false;
@@ -932,6 +922,17 @@ export class ExternalCache implements ReplicaSink {
       }
     }
     return n;
+  }
+
+  /** Removes every record of `origin`, counted under `why`; it is no longer released. */
+  private removeOrigin(origin: string, why: 'flushed' | 'released'): number {
+    const m = this.slotMeta;
+    const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === origin);
+    const n2 = this.removeExpectWhere((r) => r.src.origin === origin);
+    this.ctCounters[why] += n1;
+    this.expCounters[why] += n2;
+    this.released.delete(origin);
+    return n1 + n2;
   }
 
   /** Removes an expectation record, keeping its origin's count (the share) right. */
