@@ -387,6 +387,7 @@ export class Daemon {
       now: this.now,
       log: this.log,
       timers: cfg.sync.reliability,
+      maxSeqsPerEpoch: cfg.sync.reliability.seqsPerEpoch,
       admission: cfg.cluster,
       // Peers asking for our state get it once our table is complete.
       localReady: () => this.dumpDone,

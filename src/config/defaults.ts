@@ -45,6 +45,12 @@ export const DEFAULTS = {
       refreshIntervalMs: 60_000,
       /** A starting node that hears no peer for this long counts its first sync as done. */
       startupSyncWaitMs: 2000,
+      /**
+       * Sequence numbers a node uses in one epoch before it takes a new one
+       * (a rollover, which peers verify and carry on from): 2^30, so no two
+       * seqs compared within an epoch are ever 2^31 apart.
+       */
+      seqsPerEpoch: 0x4000_0000,
     },
   },
   node: {
@@ -154,6 +160,12 @@ export const LIMITS = {
   reliabilityMs: { min: 1, max: 600_000 },
   /** Messages; the queue holds references to sent entries, so 16 Mi is already far more than useful. */
   resendQueueSize: { min: 256, max: 16_777_216 },
+  /**
+   * Epochs of at least 1024 seqs: a rollover costs a round trip. At most
+   * 2^30 (the default), half of the 2^31 within which modulo-2^32 seq
+   * comparisons are exact (src/sync/engine/reliability.ts, MAX_SEQS_PER_EPOCH).
+   */
+  seqsPerEpoch: { min: 1024, max: 0x4000_0000 },
   /** Hours at most: a refresh is a full re-send of the table. */
   refreshIntervalMs: { min: 1000, max: 86_400_000 },
   /** A purge timeout of 0 would destroy live connections at once; a day is already "never". */

@@ -304,6 +304,15 @@ const reliabilitySchema = z
     startupSyncWaitMs: ms
       .default(R.startupSyncWaitMs)
       .describe('A starting node that hears no peer within this many milliseconds counts its first sync as done.'),
+    seqsPerEpoch: z
+      .int()
+      .min(LIMITS.seqsPerEpoch.min)
+      .max(LIMITS.seqsPerEpoch.max)
+      .default(R.seqsPerEpoch)
+      .describe(
+        'Sequence numbers per epoch: after this many a node takes a new epoch, which peers verify and carry on from. ' +
+          'Fewer only exercises rollovers (each costs a round trip); the default keeps every comparison exact.',
+      ),
   })
   .superRefine((r, ctx) => {
     const issue = (path: string, message: string) =>

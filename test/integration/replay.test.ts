@@ -199,3 +199,110 @@ describe(`replayed sync traffic (${transport}, HMAC keys on both nodes)`, () => 
   );
 });
 }
+
+// What 2^31 messages would bring, in a few thousand: each node takes a new
+// epoch every 1024 seqs (sync.reliability.seqsPerEpoch; 2^30 by default,
+// so that no two seqs compared within one epoch are ever 2^31 apart). The
+// recording then spans several epochs of each running daemon, and is played
+// back while the same daemons run on: datagrams of the epochs before are
+// stale by their epoch alone, those of the current one by their numbers.
+describe('replayed sync traffic across epoch rollovers (udp, HMAC keys on both nodes)', () => {
+  it(
+    'a recording spanning several epochs of the running daemons, replayed 5 times, changes nothing',
+    async () => {
+      const relayAddr = (cl: Cluster, i: number) => cl.address(101 + i);
+      const c = await Cluster.create({
+        nodes: 2,
+        transport: 'udp',
+        topology: 'bridge',
+        udpPeers: (_node, i, cl) => [relayAddr(cl, 1 - i)],
+        keyFiles: (_node, _i, dir) => [join(dir, 'sync.key')],
+        syncYaml: '  reliability: { seqsPerEpoch: 1024 }',
+      });
+      cluster = c;
+      writeFileSync(join(c.dir, 'sync.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+      const relayNs = await c.addHost('ctfe', [relayAddr(c, 0), relayAddr(c, 1)]);
+      const relay = await startRelay(relayNs, {
+        port: SYNC_PORT,
+        routes: c.nodes.map((n, i) => ({ listen: relayAddr(c, i), forwardTo: n.syncAddress })),
+        record: true,
+      });
+      children.push(relay);
+      const [l1, l2] = [linkOf(c, 'fw1'), linkOf(c, 'fw2')];
+
+      c.start('fw1');
+      c.start('fw2');
+      await c.waitReady('fw1');
+      await c.waitReady('fw2');
+      const epochs = { fw1: [(await stats(c, 'fw1')).epoch], fw2: [(await stats(c, 'fw2')).epoch] };
+      // In rounds, so the recording holds every epoch each node went through.
+      for (let round = 0; round < 5; round++) {
+        expect((await l1.batch(creates(round * 1000, (round + 1) * 1000, 98, round))).ok).toBe(1000);
+        expect((await l2.batch(creates(round * 300, (round + 1) * 300, 96, round))).ok).toBe(300);
+        await mirrored(c, 'fw1', 'fw2', `recorded, round ${round}`);
+        await mirrored(c, 'fw2', 'fw1', `recorded, round ${round}`);
+        for (const id of ['fw1', 'fw2'] as const) {
+          const e = (await stats(c, id)).epoch;
+          if (e !== epochs[id].at(-1)) epochs[id].push(e);
+        }
+      }
+      // Updates of entries already held, so the recording also carries newer versions of the same keys.
+      expect((await l1.batch(creates(0, 1000, 98, 9).map((x) => ({ ...x, op: 'update' as const })))).ok).toBe(1000);
+      await mirrored(c, 'fw1', 'fw2', 'recorded, after the updates');
+      const recorded = (await relay.stats<{ recorded: number }>()).recorded;
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = { fw1: await stats(c, 'fw1'), fw2: await stats(c, 'fw2') };
+      console.log(
+        `rollovers: fw1 ${before.fw1.sync.counters.epochRollovers} (epochs seen ${epochs.fw1.length}), ` +
+          `fw2 ${before.fw2.sync.counters.epochRollovers} (epochs seen ${epochs.fw2.length}); ${recorded} datagrams recorded`,
+      );
+      // 6,000 and 1,500 messages at 1024 seqs per epoch: each node went through several.
+      expect(before.fw1.sync.counters.epochRollovers).toBeGreaterThanOrEqual(4);
+      expect(before.fw2.sync.counters.epochRollovers).toBeGreaterThanOrEqual(1);
+      for (const id of ['fw1', 'fw2'] as const) {
+        expect(before[id].sync.peerCounters.restarts, `${id}: a rollover is not a restart`).toBe(0);
+      }
+
+      for (let k = 1; k <= 5; k++) {
+        const r = await relayReplay(relay, k, 1);
+        expect(r.sent).toBeGreaterThanOrEqual(recorded);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = { fw1: await stats(c, 'fw1'), fw2: await stats(c, 'fw2') };
+      for (const id of ['fw1', 'fw2'] as const) {
+        const [b, a] = [before[id].sync, after[id].sync];
+        const log = `${id} before ${JSON.stringify(b.counters)}\nafter ${JSON.stringify(a.counters)}`;
+        expect(a.counters.bulksSent, log).toBe(b.counters.bulksSent);
+        expect(a.counters.bulksStarted, log).toBe(b.counters.bulksStarted);
+        expect(a.counters.resyncRequestsReceived, log).toBe(b.counters.resyncRequestsReceived);
+        expect(a.peerCounters).toEqual(b.peerCounters);
+        expect(after[id].peers.map((p) => [p.id, p.state, p.epoch])).toEqual(
+          before[id].peers.map((p) => [p.id, 'up', p.epoch]),
+        );
+        // The earlier epochs' datagrams were set aside by their epoch.
+        expect(a.counters.staleEpochDatagrams, log).toBeGreaterThan(b.counters.staleEpochDatagrams);
+        const bytes = (s: SyncStatsView['sync']) => s.channels.reduce((x, ch) => x + ch.counters.bytesSent, 0);
+        const sentBytes = bytes(a) - bytes(b);
+        console.log(`${id}: ${sentBytes} bytes sent during the replays and the 2 s after`);
+        expect(sentBytes, log).toBeLessThan(40_000);
+      }
+      expect(after.fw2.external.entries).toBe(before.fw2.external.entries);
+      expect(after.fw1.external.entries).toBe(before.fw1.external.entries);
+      await mirrored(c, 'fw1', 'fw2', 'after the replays');
+      await mirrored(c, 'fw2', 'fw1', 'after the replays');
+
+      // And both directions go on replicating, through further rollovers.
+      expect((await l1.batch(creates(5000, 7000, 98, 3))).ok).toBe(2000);
+      expect((await l2.batch(creates(1500, 2600, 96, 5))).ok).toBe(1100);
+      expect(await mirrored(c, 'fw1', 'fw2', 'new entries after the replays')).toBe(7000);
+      expect(await mirrored(c, 'fw2', 'fw1', 'new entries after the replays')).toBe(2600);
+      const final = { fw1: await stats(c, 'fw1'), fw2: await stats(c, 'fw2') };
+      for (const id of ['fw1', 'fw2'] as const) {
+        expect(final[id].sync.counters.bulksSent).toBe(before[id].sync.counters.bulksSent);
+        expect(final[id].sync.counters.epochRollovers).toBeGreaterThan(before[id].sync.counters.epochRollovers);
+        expect(final[id].sync.peerCounters.restarts).toBe(0);
+      }
+    },
+    TEST_MS,
+  );
+});

@@ -42,6 +42,7 @@ const RELIABILITY_RESOLVED: SyncConfig['reliability'] = {
   peerTimeoutMs: 3500,
   refreshIntervalMs: 60000,
   startupSyncWaitMs: 2000,
+  seqsPerEpoch: 1073741824,
 };
 
 const MINIMAL_RESOLVED: Config = {
@@ -567,6 +568,23 @@ const cases: Case[] = [
       { line: 12, column: 22, path: 'sync.reliability.retransmitMaxMs', messageRegex: /at least retransmitMs \(100\)/ },
       { line: 13, column: 17, path: 'sync.reliability.ackDelayMs', messageRegex: /shorter than retransmitMs \(100\)/ },
     ],
+  },
+
+  // --- epochs ----------------------------------------------------------------
+  {
+    name: 'seqsPerEpoch below 1024',
+    yaml: y(...REL, '  reliability:', '    seqsPerEpoch: 1023'),
+    error: { line: 7, column: 19, path: 'sync.reliability.seqsPerEpoch', messageRegex: /at least 1024, got number 1023/ },
+  },
+  {
+    name: 'seqsPerEpoch past 2^30 (comparisons within an epoch would no longer be exact)',
+    yaml: y(...REL, '  reliability: { seqsPerEpoch: 1073741825 }'),
+    error: { line: 6, column: 32, path: 'sync.reliability.seqsPerEpoch', messageRegex: /at most 1073741824, got number 1073741825/ },
+  },
+  {
+    name: 'seqsPerEpoch at its lower bound',
+    yaml: y(...REL, '  reliability: { seqsPerEpoch: 1024 }'),
+    partial: { sync: { reliability: { seqsPerEpoch: 1024 } } },
   },
 
   // --- auth ---------------------------------------------------------------

@@ -766,7 +766,7 @@ export class SyncNode {
     const used = (this.sender.nextSeq - this.epochFirstSeq) >>> 0;
     // Datagram numbers are compared modulo 2^32 within an epoch too: a node that only acks uses no seqs.
     const datagrams = (this.datagramNo - this.epochFirstDatagram) >>> 0;
-    const max = this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH;
+    const max = Math.min(this.deps.maxSeqsPerEpoch ?? MAX_SEQS_PER_EPOCH, MAX_SEQS_PER_EPOCH);
     if (used < max && datagrams < max) return;
     const previous = this.epochNow;
     const next = this.deps.nextEpoch?.() ?? (previous + 1) >>> 0;

@@ -30,6 +30,8 @@ export interface ClusterOptions {
   transport: 'multicast' | 'udp';
   /** Extra YAML appended to each node's config, or per node. */
   extraYaml?: (node: string, index: number) => string;
+  /** Extra lines inside each node's `sync:` section (indented by the caller, e.g. '  reliability: { … }'). */
+  syncYaml?: string;
   /** Per-node sync.auth key files; without them sync.auth is none. */
   keyFiles?: (node: string, index: number, dir: string) => string[] | undefined;
   /**
@@ -159,6 +161,7 @@ export class Cluster {
       `  multicast: { group: ${this.group}, port: 3780, interface: sync0 }`,
       `  udp: { bind: ${n.syncAddress}, port: 3780, peers: [${peers.join(', ')}] }`,
       keys ? `  auth: { keyFiles: [${keys.join(', ')}] }` : '  auth: none',
+      ...(this.opts.syncYaml ? [this.opts.syncYaml] : []),
       `control: { socket: ${n.socket} }`,
       'log: { level: debug, format: text }',
       this.opts.extraYaml?.(n.id, i) ?? '',
