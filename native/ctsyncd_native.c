@@ -282,6 +282,99 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* netlinkSendAsync(fd, buffer, offset, length, callback(bytesOrNegErrno))
+ * The same sendto as netlinkSend, on a libuv pool thread. The kernel handles
+ * a netlink batch inside the call (ctnetlink's creates run in the sender's
+ * context), so the calling thread can encode the next batch meanwhile; a
+ * commit of many batches then takes about the kernel's time alone. The
+ * buffer is held by a reference until the callback; the caller must not
+ * write to it, nor close fd, before then. */
+typedef struct {
+  napi_async_work work;
+  napi_ref buffer;
+  napi_ref callback;
+  int fd;
+  char *data;
+  size_t length;
+  ssize_t result;
+} send_job_t;
+
+static void send_job_execute(napi_env env, void *data) {
+  (void)env;
+  send_job_t *j = (send_job_t *)data;
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(j->fd, j->data, j->length, 0, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
+  j->result = n < 0 ? -errno : n;
+}
+
+static void send_job_complete(napi_env env, napi_status status, void *data) {
+  send_job_t *j = (send_job_t *)data;
+  napi_value fn, recv, argv[1], result;
+  if (napi_get_reference_value(env, j->callback, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
+    /* A cancelled job never ran: ECANCELED (125). */
+    napi_create_int32(env, status == napi_ok ? (int32_t)j->result : -125, &argv[0]);
+    if (napi_call_function(env, recv, fn, 1, argv, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+  }
+  napi_delete_reference(env, j->callback);
+  napi_delete_reference(env, j->buffer);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value netlink_send_async(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, offset, length;
+  void *data;
+  size_t size;
+  napi_valuetype t;
+  if (argc < 5 || !get_int(env, argv[0], &fd) ||
+      napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok || !get_int(env, argv[2], &offset) ||
+      !get_int(env, argv[3], &length) || offset < 0 || length < 0 || (size_t)offset + (size_t)length > size ||
+      napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "EARG", "netlinkSendAsync(fd, buffer, offset, length, callback)");
+    return NULL;
+  }
+  send_job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "calloc", ENOMEM);
+  j->fd = fd;
+  j->data = (char *)data + offset;
+  j->length = (size_t)length;
+  napi_value name;
+  if (napi_create_string_utf8(env, "ctsyncd:netlinkSend", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &j->buffer) != napi_ok) {
+    free(j);
+    napi_throw_error(env, "ENAPI", "netlinkSendAsync: setup failed");
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[4], 1, &j->callback) != napi_ok) {
+    napi_delete_reference(env, j->buffer);
+    free(j);
+    napi_throw_error(env, "ENAPI", "netlinkSendAsync: setup failed");
+    return NULL;
+  }
+  int created = napi_create_async_work(env, NULL, name, send_job_execute, send_job_complete, j, &j->work) == napi_ok;
+  if (!created || napi_queue_async_work(env, j->work) != napi_ok) {
+    if (created) napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->buffer);
+    napi_delete_reference(env, j->callback);
+    free(j);
+    napi_throw_error(env, "ENAPI", "netlinkSendAsync: could not queue the send");
+    return NULL;
+  }
+  return NULL;
+}
+
 /* recvBatch(fd, buffer, status: Int32Array, maxDatagrams, minSpace) -> bytes
  * Drains datagrams back to back into buffer until the socket is empty, the
  * budget is spent or less than minSpace bytes remain. status[0] receives the
@@ -501,6 +594,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setIntOption", NULL, set_int_option, NULL, NULL, NULL, napi_default, NULL},
       {"getIntOption", NULL, get_int_option, NULL, NULL, NULL, napi_default, NULL},
       {"netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_default, NULL},
+      {"netlinkSendAsync", NULL, netlink_send_async, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
       {"unixDgramSend", NULL, unix_dgram_send, NULL, NULL, NULL, napi_default, NULL},
       {"attachFilter", NULL, attach_filter, NULL, NULL, NULL, napi_default, NULL},

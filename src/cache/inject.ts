@@ -81,6 +81,11 @@ export class Injector {
     return this.pending.size;
   }
 
+  /** Changes waiting, a write scheduled, or one in the kernel. */
+  get busy(): boolean {
+    return this.running || this.scheduled || this.pending.size > 0;
+  }
+
   close(): void {
     this.closed = true;
     this.pending.clear();

@@ -20,7 +20,6 @@ import {
   NLM_F_DUMP,
   NLM_F_EXCL,
   NLM_F_REQUEST,
-  NLMSG_HDRLEN,
   NLMSG_NOOP,
 } from './constants.js';
 import {
@@ -69,6 +68,17 @@ export interface BatchSource {
    * chunk is encoded, so a record view re-pointed by the next call is fine.
    */
   entry(i: number): ConntrackEntry | EntryRecord | null;
+}
+
+/** A chunk of a batch, encoded and waiting for (or in) the kernel: items [first, first + n). */
+interface Chunk {
+  first: number;
+  n: number;
+  /** Sequence number of item first; the barrier's is lo + n. */
+  lo: number;
+  /** Per item: its answer is in (or it was skipped). */
+  answered: Uint8Array;
+  remaining: number;
 }
 
 /** The errno of an item its source skipped (entry(i) gave null): not a failure. */
@@ -162,6 +172,8 @@ export class ConntrackLink {
   readonly lastDecodeErrors: DecodeError[] = [];
   private readonly channel: RequestChannel;
   private readonly writer = new NlWriter();
+  /** batchOf's second writer: one chunk is encoded while the other is in flight. */
+  private readonly spareWriter = new NlWriter();
   private readonly replyTimeoutMs: number;
   private readonly now: () => number;
   private closed = false;
@@ -291,7 +303,13 @@ export class ConntrackLink {
     );
   }
 
-  /** batch() over a BatchSource. */
+  /**
+   * batch() over a BatchSource. When the transport can send off the event
+   * loop's thread (sendAsync), chunk k+1 is encoded while the kernel handles
+   * chunk k (inside its sendmsg, on a pool thread): a long batch then takes
+   * about the kernel's time alone instead of the kernel's plus the encoder's.
+   * Two writers take turns, so the chunk in flight is never written to.
+   */
   async batchOf(items: BatchSource, opts: BatchOptions = {}): Promise<BatchResult> {
     const started = this.now();
     const chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
@@ -299,19 +317,29 @@ export class ConntrackLink {
     const errnos = new Int32Array(items.length);
     const base = opts.form ?? AS_IS;
     const form: RequestForm = { ...base, statusSet: base.statusSet | IPS.CONFIRMED };
+    const ackEach = opts.ackEach ?? false;
+    const pipelined = this.channel.transport.sendAsync !== undefined;
     let sliceStart = this.now();
+    let inFlight: Promise<void> | undefined;
     this.counters.batches++;
-    for (let first = 0; first < items.length; first += chunkSize) {
+    for (let first = 0, k = 0; first < items.length; first += chunkSize, k++) {
       const last = Math.min(items.length, first + chunkSize);
-      await this.sendChunk(items, first, last, errnos, opts.ackEach ?? false, form);
-      if (last < items.length) {
+      const w = k & 1 ? this.spareWriter : this.writer;
+      const chunk = this.encodeChunk(w, items, first, last, errnos, ackEach, form);
+      if (inFlight !== undefined) {
+        await inFlight;
+        inFlight = undefined;
         opts.betweenChunks?.();
-        if (this.now() - sliceStart >= sliceMs) {
+        // Waiting for a pool thread went through the event loop already.
+        if (pipelined) sliceStart = this.now();
+        else if (this.now() - sliceStart >= sliceMs) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           sliceStart = this.now();
         }
       }
+      if (chunk !== undefined) inFlight = this.dispatchChunk(w, chunk, errnos);
     }
+    if (inFlight !== undefined) await inFlight;
     const failures: Record<string, number> = {};
     let failed = 0;
     let skipped = 0;
@@ -328,20 +356,26 @@ export class ConntrackLink {
     return { errnos, ok: items.length - failed - skipped, failed, skipped, failures, durationMs: this.now() - started };
   }
 
-  private sendChunk(
+  /**
+   * Writes items [first, last) into w, with sequence numbers of their own
+   * and, unless each message asks for an ACK, a trailing NLMSG_NOOP that
+   * asks for one (the barrier: the kernel handles a sendmsg's messages in
+   * order, so every failure of the chunk is queued before its ACK).
+   * undefined when the source skipped every item.
+   */
+  private encodeChunk(
+    w: NlWriter,
     items: BatchSource,
     first: number,
     last: number,
     errnos: Int32Array,
     ackEach: boolean,
     form: RequestForm,
-  ): Promise<void> {
+  ): Chunk | undefined {
     const n = last - first;
-    const w = this.writer;
     w.reset();
     // One more sequence number than messages: the barrier's.
     const lo = this.channel.allocSeq(n + 1);
-    const barrier = lo + n;
     const ackFlag = ackEach ? NLM_F_ACK : 0;
     const answered = new Uint8Array(n);
     let remaining = n;
@@ -354,11 +388,28 @@ export class ConntrackLink {
       } else writeOp(w, items.op(i), item, lo + (i - first), ackFlag, form);
     }
     this.counters.batchMessages += remaining;
-    if (remaining === 0) return Promise.resolve();
+    if (remaining === 0) return undefined;
+    if (!ackEach) {
+      w.begin(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, lo + n, 0);
+      w.end();
+    }
+    return { first, n, lo, answered, remaining };
+  }
+
+  /** Sends an encoded chunk; resolves once every item has its answer and the writer is free again. */
+  private dispatchChunk(w: NlWriter, c: Chunk, errnos: Int32Array): Promise<void> {
+    const { first, n, lo, answered } = c;
+    const barrier = lo + n;
+    const transport = this.channel.transport;
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
+      // Both must hold before the chunk is done: every answer read, and (sent
+      // from a pool thread) the send returned, since w is written to next.
+      let sending = false;
+      const maybeDone = () => {
+        if (c.remaining > 0 || sending) return;
         if (timer) clearTimeout(timer);
+        timer = undefined;
         this.channel.unregister(pending);
         resolve();
       };
@@ -367,7 +418,7 @@ export class ConntrackLink {
         if (answered[idx]) return;
         answered[idx] = 1;
         errnos[first + idx] = errno;
-        if (--remaining === 0) finish();
+        if (--c.remaining === 0) maybeDone();
       };
       const failRest = (errno: number) => {
         for (let i = 0; i < n; i++) if (!answered[i]) settle(lo + i, errno);
@@ -379,28 +430,32 @@ export class ConntrackLink {
         onAck: (seq, errno) => {
           if (seq !== barrier) settle(seq, errno);
           // Everything of the chunk not reported as failed before the barrier succeeded.
-          else if (errno === 0) failRest(0);
           else failRest(errno);
         },
         onDone: () => {},
         onFail: failRest,
       };
+      const sent = (err: number) => {
+        sending = false;
+        if (err !== 0) failRest(err);
+        else {
+          // The kernel handled the chunk inside sendmsg, so the answers are
+          // normally queued already: read them now instead of waiting for poll.
+          transport.drain();
+          if (c.remaining > 0 && timer === undefined) {
+            timer = setTimeout(() => {
+              this.counters.timeouts++;
+              failRest(ETIMEDOUT);
+            }, this.replyTimeoutMs);
+          }
+        }
+        maybeDone();
+      };
       this.channel.register(pending);
-      let err = this.channel.transport.send(w.finish());
-      if (err === 0 && !ackEach) err = this.channel.transport.send(noopAck(barrier));
-      if (err !== 0) {
-        failRest(err);
-        return;
-      }
-      // The kernel handles a netlink batch inside sendmsg, so the answers are
-      // normally queued already: read them now instead of waiting for poll.
-      this.channel.transport.drain();
-      if (remaining > 0) {
-        timer = setTimeout(() => {
-          this.counters.timeouts++;
-          failRest(ETIMEDOUT);
-        }, this.replyTimeoutMs);
-      }
+      if (transport.sendAsync !== undefined) {
+        sending = true;
+        transport.sendAsync(w.finish(), sent);
+      } else sent(transport.send(w.finish()));
     });
   }
 
@@ -541,15 +596,6 @@ function writeLookup(w: NlWriter, key: Pick<ConntrackEntry, 'family' | 'orig' | 
   if (key.zone !== undefined && key.zone !== 0) w.u16be(CTA.ZONE, key.zone);
 }
 
-/** An NLMSG_NOOP asking for an ACK: answered after everything sent before it. */
-function noopAck(seq: number): Buffer {
-  const b = Buffer.alloc(NLMSG_HDRLEN);
-  b.writeUInt32LE(NLMSG_HDRLEN, 0);
-  b.writeUInt16LE(NLMSG_NOOP, 4);
-  b.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
-  b.writeUInt32LE(seq, 8);
-  return b;
-}
 
 /** form: how creates, updates and upserts write the entry, CONFIRMED included (see batchOf). */
 function writeOp(

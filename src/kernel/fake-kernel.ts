@@ -337,7 +337,7 @@ export class FakeSocket implements NetlinkTransport {
   private closed = false;
   private readonly writer = new NlWriter(4096);
   /** Counts of what the kernel did for this socket, for assertions. */
-  readonly stats = { sends: 0, messages: 0, dropped: 0, filtered: 0, redelivered: 0 };
+  readonly stats = { sends: 0, asyncSends: 0, messages: 0, dropped: 0, filtered: 0, redelivered: 0 };
 
   constructor(
     private readonly kernel: FakeKernel,
@@ -365,6 +365,13 @@ export class FakeSocket implements NetlinkTransport {
     }
     if (error) return EINVAL;
     return 0;
+  }
+
+  /** As the real socket: the kernel's work done, then done(errno) on a later turn of the event loop. */
+  sendAsync(data: Buffer, done: (errno: number) => void): void {
+    const errno = this.send(data);
+    this.stats.asyncSends++;
+    setImmediate(() => done(errno));
   }
 
   drain(): void {

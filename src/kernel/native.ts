@@ -9,6 +9,8 @@ export interface NativeAddon {
   setIntOption(fd: number, level: number, name: number, value: number): void;
   getIntOption(fd: number, level: number, name: number): number;
   netlinkSend(fd: number, buf: Buffer, offset: number, length: number): number;
+  /** netlinkSend on a libuv pool thread; done gets the bytes sent or -errno. buf and fd must stay untouched until then. */
+  netlinkSendAsync(fd: number, buf: Buffer, offset: number, length: number, done: (result: number) => void): void;
   recvBatch(fd: number, buf: Buffer, status: Int32Array, maxDatagrams: number, minSpace: number): number;
   /** Classic BPF program (struct sock_filter[]); empty detaches. */
   attachFilter(fd: number, program: Buffer): void;

@@ -53,6 +53,9 @@ export class NetlinkSocket implements NetlinkTransport {
   private readonly buf: Buffer;
   private readonly status = new Int32Array(3);
   private closed = false;
+  /** Sends on a pool thread not yet completed: the fd is closed only after the last (its number could be reused under it). */
+  private inFlight = 0;
+  private closeDeferred = false;
   /** Set with readAheadBytes (the event socket): see read-ahead.ts. */
   private readonly ahead: ReadAhead | undefined;
   private resumeScheduled = false;
@@ -110,6 +113,19 @@ export class NetlinkSocket implements NetlinkTransport {
     if (this.closed) return 9; // EBADF
     const n = this.native.netlinkSend(this.fd, data, 0, data.length);
     return n < 0 ? -n : 0;
+  }
+
+  sendAsync(data: Buffer, done: (errno: number) => void): void {
+    if (this.closed) {
+      queueMicrotask(() => done(9)); // EBADF
+      return;
+    }
+    this.inFlight++;
+    this.native.netlinkSendAsync(this.fd, data, 0, data.length, (n) => {
+      this.inFlight--;
+      if (this.closeDeferred && this.inFlight === 0) this.native.close(this.fd);
+      done(n < 0 ? -n : 0);
+    });
   }
 
   drain(): void {
@@ -203,7 +219,8 @@ export class NetlinkSocket implements NetlinkTransport {
     this.closed = true;
     this.ahead?.clear();
     if (this.poll) this.native.pollClose(this.poll);
-    this.native.close(this.fd);
+    if (this.inFlight > 0) this.closeDeferred = true;
+    else this.native.close(this.fd);
   }
 
   /** The kernel doubles the value it is given; ask for half so `bytes` is what we get. */

@@ -23,6 +23,13 @@ export interface NetlinkTransport {
   setReceiver(receiver: NetlinkReceiver): void;
   /** One sendmsg of everything in data. Returns 0 or a positive errno. */
   send(data: Buffer): number;
+  /**
+   * send() off the calling thread: done(errno) runs on the event loop once
+   * the kernel has handled data (a netlink request runs inside sendmsg), so
+   * the caller can prepare the next request meanwhile. data must not be
+   * written to before done. Absent: callers use send().
+   */
+  sendAsync?(data: Buffer, done: (errno: number) => void): void;
   /** Reads and dispatches whatever is queued right now, synchronously. */
   drain(): void;
   joinGroup(group: number): void;
