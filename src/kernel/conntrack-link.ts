@@ -99,8 +99,6 @@ export interface BatchResult {
 export interface BatchOptions {
   /** Messages per sendmsg. Their ACKs must fit the receive buffer at once. */
   chunkSize?: number;
-  /** Yield to the event loop when a chunk ran longer than this. */
-  sliceMs?: number;
   /** Called between chunks (e.g. to drain our own event socket first). */
   betweenChunks?: () => void;
   /**
@@ -304,22 +302,20 @@ export class ConntrackLink {
   }
 
   /**
-   * batch() over a BatchSource. When the transport can send off the event
-   * loop's thread (sendAsync), chunk k+1 is encoded while the kernel handles
-   * chunk k (inside its sendmsg, on a pool thread): a long batch then takes
-   * about the kernel's time alone instead of the kernel's plus the encoder's.
-   * Two writers take turns, so the chunk in flight is never written to.
+   * batch() over a BatchSource. Chunk k+1 is encoded while the kernel
+   * handles chunk k (inside its sendmsg, on a pool thread: sendAsync), so a
+   * long batch takes about the kernel's time alone instead of the kernel's
+   * plus the encoder's. Two writers take turns, so the chunk in flight is
+   * never written to. Waiting for each chunk goes through the event loop,
+   * so other work runs between chunks without a slice timer.
    */
   async batchOf(items: BatchSource, opts: BatchOptions = {}): Promise<BatchResult> {
     const started = this.now();
     const chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
-    const sliceMs = opts.sliceMs ?? 8;
     const errnos = new Int32Array(items.length);
     const base = opts.form ?? AS_IS;
     const form: RequestForm = { ...base, statusSet: base.statusSet | IPS.CONFIRMED };
     const ackEach = opts.ackEach ?? false;
-    const pipelined = this.channel.transport.sendAsync !== undefined;
-    let sliceStart = this.now();
     let inFlight: Promise<void> | undefined;
     this.counters.batches++;
     for (let first = 0, k = 0; first < items.length; first += chunkSize, k++) {
@@ -330,12 +326,6 @@ export class ConntrackLink {
         await inFlight;
         inFlight = undefined;
         opts.betweenChunks?.();
-        // Waiting for a pool thread went through the event loop already.
-        if (pipelined) sliceStart = this.now();
-        else if (this.now() - sliceStart >= sliceMs) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          sliceStart = this.now();
-        }
       }
       if (chunk !== undefined) inFlight = this.dispatchChunk(w, chunk, errnos);
     }
@@ -403,8 +393,8 @@ export class ConntrackLink {
     const transport = this.channel.transport;
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      // Both must hold before the chunk is done: every answer read, and (sent
-      // from a pool thread) the send returned, since w is written to next.
+      // Both must hold before the chunk is done: every answer read, and the
+      // send returned on its pool thread, since w is written to next.
       let sending = false;
       const maybeDone = () => {
         if (c.remaining > 0 || sending) return;
@@ -452,10 +442,8 @@ export class ConntrackLink {
         maybeDone();
       };
       this.channel.register(pending);
-      if (transport.sendAsync !== undefined) {
-        sending = true;
-        transport.sendAsync(w.finish(), sent);
-      } else sent(transport.send(w.finish()));
+      sending = true;
+      transport.sendAsync(w.finish(), sent);
     });
   }
 

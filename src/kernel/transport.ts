@@ -27,9 +27,9 @@ export interface NetlinkTransport {
    * send() off the calling thread: done(errno) runs on the event loop once
    * the kernel has handled data (a netlink request runs inside sendmsg), so
    * the caller can prepare the next request meanwhile. data must not be
-   * written to before done. Absent: callers use send().
+   * written to before done.
    */
-  sendAsync?(data: Buffer, done: (errno: number) => void): void;
+  sendAsync(data: Buffer, done: (errno: number) => void): void;
   /** Reads and dispatches whatever is queued right now, synchronously. */
   drain(): void;
   joinGroup(group: number): void;

@@ -51,6 +51,61 @@ describe('ConntrackLink over FakeKernel', () => {
     expect(link.counters.batchMessages).toBe(10);
   });
 
+  it('encodes the next chunk while the kernel has the one before, in one sendmsg with its barrier', async () => {
+    const k = new FakeKernel();
+    const order: string[] = [];
+    let socket: FakeSocket | undefined;
+    const link = new ConntrackLink({
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        socket = s;
+        const sendAsync = s.sendAsync.bind(s);
+        s.sendAsync = (data, done) => {
+          order.push('send');
+          sendAsync(data, (errno) => {
+            order.push('done');
+            done(errno);
+          });
+        };
+        return s;
+      },
+    });
+    k.packetNew({ ...entry(9), status: IPS.CONFIRMED });
+    const res = await link.batchOf(
+      {
+        length: 12,
+        op: () => 'create',
+        entry: (i) => {
+          order.push(`e${i}`);
+          return i === 5 ? null : entry(i);
+        },
+      },
+      { chunkSize: 4 },
+    );
+    // Chunk 2 (items 4-7) is encoded before chunk 1's send came back, chunk 3 before chunk 2's.
+    expect(order.join(' ')).toBe('e0 e1 e2 e3 send e4 e5 e6 e7 done send e8 e9 e10 e11 done send done');
+    expect([...res.errnos]).toEqual([0, 0, 0, 0, 0, -1, 0, 0, 0, 17, 0, 0]);
+    expect(res).toMatchObject({ ok: 10, failed: 1, skipped: 1, failures: { EEXIST: 1 } });
+    // One sendmsg per chunk: the NOOP that closes it rides along.
+    expect(socket!.stats).toMatchObject({ sends: 3, asyncSends: 3 });
+  });
+
+  it('a chunk whose send fails fails all its items, and the batch goes on', async () => {
+    const k = new FakeKernel();
+    let n = 0;
+    const link = new ConntrackLink({
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        const sendAsync = s.sendAsync.bind(s);
+        s.sendAsync = (data, done) => (n++ === 1 ? setImmediate(() => done(105)) : sendAsync(data, done));
+        return s;
+      },
+    });
+    const res = await link.batchOf({ length: 9, op: () => 'create', entry: (i) => entry(i) }, { chunkSize: 3 });
+    expect([...res.errnos]).toEqual([0, 0, 0, 105, 105, 105, 0, 0, 0]);
+    expect(k.table.size).toBe(6);
+  });
+
   it('update/upsert/delete semantics and injected kernel errors', async () => {
     const k = new FakeKernel();
     const link = new ConntrackLink({ transportFactory: k.openSocket });
