@@ -25,8 +25,12 @@ export const DEFAULTS = {
     receiveBufferBytes: 4 * MiB,
     /** The ftfw reliability protocol (src/sync/engine/sync-node.ts); all durations in milliseconds. */
     reliability: {
-      /** Receivers ack after this many in-order messages... */
-      ackWindow: 64,
+      /**
+       * Receivers ack after this many in-order messages (conntrackd's
+       * ACKWindowSize default): a bulk of ~28 messages per datagram then
+       * costs an ack per ~11 datagrams, not one per two...
+       */
+      ackWindow: 300,
       /** ...or this long after the first message not yet acked. */
       ackDelayMs: 20,
       /** An open gap is NACKed again after this long, doubling up to nackRetryMaxMs. */

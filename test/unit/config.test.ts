@@ -31,7 +31,7 @@ const MINIMAL = ['node: { id: fw1 }', 'cluster: { id: 1 }', 'sync: { multicast: 
 
 /** Spelled out rather than derived from DEFAULTS so a changed default fails here. */
 const RELIABILITY_RESOLVED: SyncConfig['reliability'] = {
-  ackWindow: 64,
+  ackWindow: 300,
   ackDelayMs: 20,
   nackRetryMs: 50,
   nackRetryMaxMs: 1000,
