@@ -1,7 +1,8 @@
 // conntrackd 1.4.x's wire format (sync.protocol: conntrackd), so one node
 // of a conntrackd pair can be replaced by ctsyncd while the other still runs
 // conntrackd. Layout, from ../shared/docs/conntrackd.md §3 (written from the
-// spec, not from conntrackd's code):
+// spec, not from conntrackd's code; the expectation attributes' order and
+// groups were checked by reading conntrackd's build.c and parse.c):
 //
 //   message = header (8 bytes; 16 for ACK, NACK and RESYNC) + TLV payload
 //   header  = version<<4 | type, flags, u16 BE len (header included), u32 BE seq
@@ -328,7 +329,10 @@ function cString(b: Buffer, o: number, n: number, max: number, what: string): st
  * The payload of an EXP_* message between [start, end). conntrackd sends
  * the master's original tuple, the expected tuple and the mask each as an
  * address pair, a protocol and (TCP, UDP, SCTP, DCCP) a port pair in
- * network order; the NAT tuple only for IPv4 (there is no NAT_IPV6).
+ * network order; the NAT tuple only for IPv4 (there is no NAT_IPV6). Its
+ * builder always sends all three tuples; its parser would let a missing
+ * expected tuple or mask take the master's attributes (a fall-through),
+ * which no sender relies on: here each is required.
  */
 function decodeExpect(b: Buffer, start: number, end: number): ExpectEntry | Bad {
   const off = new Int32Array(EXP_ATTR_COUNT).fill(-1);
