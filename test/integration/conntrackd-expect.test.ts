@@ -1,11 +1,15 @@
 // sync.protocol: conntrackd with the real conntrackd 1.4.7 (ExpectationSync
-// On) in fw1 and ctsyncd in fw2, FTFW over UDP: expectations set up for an
-// FTP control connection (helper ftp, nf_conntrack_ftp) replicate both ways,
-// commit into the other kernel after their master (ctsyncd's commit;
-// conntrackd -c), and their deletion replicates; then `-B` from either
-// side refills the other's flushed external cache, entries and
-// expectations both.
+// On) in fw1 and ctsyncd in fw2, FTFW over UDP: expectations of an FTP
+// control connection (helper ftp) replicate both ways and commit into the
+// other kernel after their master (ctsyncd's commit; conntrackd -c), and
+// their deletion replicates; `-B` from either side refills the other's
+// flushed external cache, entries and expectations both; and an
+// expectation the kernel's own nf_conntrack_ftp sets up from a PORT command
+// on fw1 reaches ctsyncd and commits into fw2.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
@@ -20,6 +24,9 @@ const NET_CD = 98;
 const NET_CT = 96;
 /** Plain entries per side, for the bulk sends. */
 const COUNT = 500;
+/** The data port the PORT command of the helper-created expectation announces. */
+const HELPER_DATA_PORT = 50030;
+const FTP_SCRIPT = resolve(import.meta.dirname, 'helpers/ftp-port.mjs');
 
 /** An FTP control connection from 10.<net>.200.1 and the data connection its PORT command announces. */
 function ftpFlow(net: number): [ConntrackEntry, ExpectEntry] {
@@ -75,6 +82,29 @@ async function makeEntries(ns: Netns, net: number, n: number): Promise<void> {
   } finally {
     link.close();
   }
+}
+
+/** Starts helpers/ftp-port.mjs in `ns` and returns it with the client's port once the server acknowledged the PORT command. */
+async function ftpSession(ns: Netns, server: string, client: string): Promise<{ child: ChildProcess; sport: number }> {
+  const cfg = { server, client, port: 21, dataPort: HELPER_DATA_PORT };
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, FTP_SCRIPT, JSON.stringify(cfg)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => (stderr += d));
+  const sport = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no FTP session within 10 s: ${stderr}`)), 10_000);
+    child.once('exit', (code) => reject(new Error(`ftp-port.mjs exited ${code}: ${stderr}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const ev = JSON.parse(line) as { ev: string; sport: number };
+      if (ev.ev === 'ready') {
+        clearTimeout(timer);
+        resolvePort(ev.sport);
+      }
+    });
+  });
+  return { child, sport };
 }
 
 async function kernelExpectations(ns: Netns): Promise<string> {
@@ -214,5 +244,73 @@ describe('sync.protocol conntrackd: expectations and -B with conntrackd 1.4.7', 
     );
     const masters = (await fw1.exec('conntrack', ['-L', '-p', 'tcp', '--orig-port-dst', '21'])).stdout;
     expect(masters).toContain(`src=${master.orig.src} dst=${master.orig.dst} sport=40021 dport=21`);
+  }, 60_000);
+
+  it('an expectation nf_conntrack_ftp sets up from a PORT command in fw1 reaches ctsyncd and commits into fw2', async () => {
+    const fw1 = c.node('fw1').ns;
+    const fw2 = c.node('fw2').ns;
+    // Two addresses of fw1's own, off the sync link's /24, on a veth whose
+    // both ends stay in fw1: the FTP client and server (loopback would do
+    // for the helper, but ctsyncd never replicates loopback connections).
+    const net = `10.99.${(c.subnet % 250) + 1}`;
+    const [server, client] = [`${net}.1`, `${net}.2`];
+    const [dev, peerDev] = [uniqueName('cmfa'), uniqueName('cmfb')];
+    await fw1.exec('ip', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', peerDev]);
+    for (const a of [server, client]) await fw1.exec('ip', ['addr', 'add', `${a}/24`, 'dev', dev]);
+    for (const d of [dev, peerDev]) await fw1.exec('ip', ['link', 'set', d, 'up']);
+    // The ftp helper on fw1's connections to port 21.
+    const rules = join(c.dir, `${uniqueName('cmftp')}.nft`);
+    writeFileSync(
+      rules,
+      [
+        'table inet cmftp {',
+        '  ct helper ftp-std {',
+        '    type "ftp" protocol tcp;',
+        '  }',
+        '  chain out {',
+        '    type filter hook output priority 0; policy accept;',
+        '    tcp dport 21 ct helper set "ftp-std"',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    await fw1.exec('nft', ['-f', rules]);
+    const session = await ftpSession(fw1, server, client);
+    try {
+      const q = (a: string) => a.replace(/\./g, '\\.');
+      const line = new RegExp(
+        `src=${q(server)} dst=${q(client)} sport=0 dport=${HELPER_DATA_PORT}.*` +
+          `master-src=${q(client)} master-dst=${q(server)} sport=${session.sport} dport=21`,
+      );
+      // The kernel's helper made it, not us.
+      await waitFor(async () => line.test(await kernelExpectations(fw1)), 'nf_conntrack_ftp set up the expectation', 10_000);
+      const mine = (e: Record<string, unknown>) => e.dport === HELPER_DATA_PORT;
+      let got: Record<string, unknown> | undefined;
+      await waitFor(
+        async () => {
+          got = (await c.request('fw2', 'dump', { cache: 'external', kind: 'expect' }) as Array<Record<string, unknown>>).find(mine);
+          return got !== undefined;
+        },
+        'the helper’s expectation in ctsyncd’s external cache',
+        20_000,
+        () => cd.diagnostics(),
+      );
+      expect(got).toMatchObject({
+        proto: 'tcp',
+        src: server,
+        dst: client,
+        sport: 0,
+        dport: HELPER_DATA_PORT,
+        master: { proto: 'tcp', src: client, dst: server, sport: session.sport, dport: 21 },
+        helper: 'ftp',
+      });
+      const r = (await c.request('fw2', 'commit')) as { failed: number; expectations: { failed: number } };
+      expect([r.failed, r.expectations.failed], JSON.stringify(r)).toEqual([0, 0]);
+      expect(await kernelExpectations(fw2)).toMatch(line);
+    } finally {
+      session.child.stdin?.end();
+      session.child.kill('SIGKILL');
+    }
   }, 60_000);
 });
