@@ -3,7 +3,7 @@
 // decoded; entries encoded and compared byte for byte; malformed input.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
 import { CTD_F, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
 
 function hex(s: string): Buffer {
@@ -173,6 +173,147 @@ describe('conntrackd codec: entries', () => {
   });
 });
 
+// Expectations (nta_exp_attr): an FTP data connection the server will open
+// to the client's port 50000, as nf_conntrack_ftp sets it up from a PORT
+// command on the control connection 10.92.0.1:40000 -> 10.92.0.2:21.
+const FTP_EXP_BODY =
+  tlv(0, '0a5c0001 0a5c0002') +
+  tlv(2, '06') +
+  tlv(3, '9c40 0015') +
+  tlv(4, '0a5c0002 0a5c0001') +
+  tlv(6, '06') +
+  tlv(7, '0000 c350') +
+  tlv(8, 'ffffffff ffffffff') +
+  tlv(10, '06') +
+  tlv(11, '0000 ffff') +
+  tlv(12, '0000012c') +
+  tlv(13, '00000000') +
+  tlv(19, '66747000');
+
+const FTP_EXP: ExpectEntry = {
+  family: 2,
+  master: { src: '10.92.0.1', dst: '10.92.0.2', proto: 6, sport: 40000, dport: 21 },
+  tuple: { src: '10.92.0.2', dst: '10.92.0.1', proto: 6, sport: 0, dport: 50000 },
+  mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
+  timeout: 300,
+  flags: 0,
+  helper: 'ftp',
+};
+
+// The same behind NAT: class 1, the NAT tuple (saved address and port; the
+// kernel leaves its dst zero), direction REPLY, and the NAT function's name.
+const FTP_NAT_EXP_BODY =
+  FTP_EXP_BODY.slice(0, FTP_EXP_BODY.indexOf('0008000d')) +
+  tlv(13, '00000001') +
+  tlv(14, '00000001') +
+  tlv(15, '0a5c0909 00000000') +
+  tlv(17, '06') +
+  tlv(16, '0849 0000') +
+  tlv(18, '00000001') +
+  tlv(19, '66747000') +
+  tlv(20, Buffer.from('nat-follow-master\0').toString('hex'));
+
+const FTP_NAT_EXP: ExpectEntry = {
+  ...FTP_EXP,
+  flags: 1,
+  class: 1,
+  nat: { dir: 1, tuple: { src: '10.92.9.9', dst: '0.0.0.0', proto: 6, sport: 2121, dport: 0 } },
+  fn: 'nat-follow-master',
+};
+
+// IPv6 SIP over UDP: no NAT (the format has no IPv6 NAT address), no class.
+const SIP6_EXP_BODY =
+  tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+  tlv(2, '11') +
+  tlv(3, '13c4 13c4') +
+  tlv(5, '20010db8000000000000000000000002 20010db8000000000000000000000001') +
+  tlv(6, '11') +
+  tlv(7, '0000 4e20') +
+  tlv(9, 'ffffffffffffffffffffffffffffffff ffffffffffffffffffffffffffffffff') +
+  tlv(10, '11') +
+  tlv(11, '0000 ffff') +
+  tlv(12, '0000003c') +
+  tlv(13, '00000000') +
+  tlv(19, '73697000');
+
+const SIP6_EXP: ExpectEntry = {
+  family: 10,
+  master: { src: '2001:db8::1', dst: '2001:db8::2', proto: 17, sport: 5060, dport: 5060 },
+  tuple: { src: '2001:db8::2', dst: '2001:db8::1', proto: 17, sport: 0, dport: 20000 },
+  mask: { src: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', dst: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', proto: 17, sport: 0, dport: 0xffff },
+  timeout: 60,
+  flags: 0,
+  helper: 'sip',
+};
+
+const EXP_CASES: { name: string; type: 3 | 4 | 5; body: string; entry: ExpectEntry }[] = [
+  { name: 'ftp data connection', type: 3, body: FTP_EXP_BODY, entry: FTP_EXP },
+  { name: 'ftp behind NAT', type: 4, body: FTP_NAT_EXP_BODY, entry: FTP_NAT_EXP },
+  { name: 'ipv6 sip', type: 5, body: SIP6_EXP_BODY, entry: SIP6_EXP },
+];
+
+describe('conntrackd codec: expectations', () => {
+  for (const c of EXP_CASES) {
+    it(`decodes ${c.name} from hand-made bytes`, () => {
+      const r = decodeCtdDatagram(hex(msg(c.type, 0, 0x5f00_0002, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toEqual([{ kind: 'exp', type: c.type, flags: 0, seq: 0x5f00_0002, entry: c.entry }]);
+    });
+    it(`encodes ${c.name} to the same bytes`, () => {
+      const w = new CtdWriter(16);
+      expect(w.expect(c.type, 0, 0x5f00_0002, c.entry)).toBe(true);
+      expect(w.bytes().toString('hex')).toBe(msg(c.type, 0, 0x5f00_0002, c.body));
+    });
+  }
+
+  it('the first byte of an EXP_NEW is 0x13 and of an EXP_DEL 0x15', () => {
+    const w = new CtdWriter();
+    w.expect(3, 0, 1, FTP_EXP);
+    const first = w.bytes()[0];
+    w.reset();
+    w.expect(5, 0, 2, FTP_EXP);
+    expect([first, w.bytes()[0]]).toEqual([0x13, 0x15]);
+  });
+
+  it('sends flags 0 when the expectation has none, as conntrackd always sends them', () => {
+    const { flags: _f, ...bare } = FTP_EXP;
+    const w = new CtdWriter();
+    w.expect(3, 0, 1, bare);
+    expect(w.bytes().toString('hex')).toBe(msg(3, 0, 1, FTP_EXP_BODY));
+  });
+
+  const refused: { name: string; entry: ExpectEntry }[] = [
+    { name: 'a zone (the format has none)', entry: { ...FTP_EXP, zone: 2 } },
+    { name: 'IPv6 NAT (no NAT_IPV6)', entry: { ...SIP6_EXP, nat: { dir: 1, tuple: { ...SIP6_EXP.tuple } } } },
+    { name: 'a helper name past conntrackd’s 12 bytes', entry: { ...FTP_EXP, helper: 'helper-of-13' } },
+    { name: 'an address that does not parse', entry: { ...FTP_EXP, tuple: { ...FTP_EXP.tuple, src: 'nope' } } },
+  ];
+  for (const r of refused) {
+    it(`refuses ${r.name}, writing nothing`, () => {
+      const w = new CtdWriter();
+      w.control(CTD_F.ALIVE, 1);
+      expect(w.expect(3, 0, 2, r.entry)).toBe(false);
+      expect(w.length).toBe(8);
+    });
+  }
+
+  const bad: { name: string; body: string; code: string }[] = [
+    { name: 'no expected tuple', body: tlv(0, '0a5c0001 0a5c0002') + tlv(2, '06') + tlv(8, 'ffffffff ffffffff') + tlv(10, '06'), code: 'EVALUE' },
+    { name: 'no master protocol', body: FTP_EXP_BODY.replace(tlv(2, '06'), ''), code: 'EVALUE' },
+    { name: 'an IPv4 mask on an IPv6 master', body: SIP6_EXP_BODY.replace(tlv(9, 'ff'.repeat(32)), tlv(8, 'ff'.repeat(8))), code: 'EVALUE' },
+    { name: 'unknown attribute id 21', body: FTP_EXP_BODY + tlv(21, '00000000'), code: 'EDECODE' },
+    { name: 'a port pair of 2 bytes', body: FTP_EXP_BODY.replace(tlv(7, '0000 c350'), tlv(7, 'c350')), code: 'EDECODE' },
+    { name: 'a helper name without NUL', body: FTP_EXP_BODY.replace(tlv(19, '66747000'), tlv(19, '667470')), code: 'EVALUE' },
+  ];
+  for (const b of bad) {
+    it(`${b.name}: ${b.code}, the next message still read`, () => {
+      const r = decodeCtdDatagram(hex(msg(3, 0, 1, b.body) + msg(0, 0, 2, TCP_SNAT_BODY)));
+      expect(r.errors.map((e) => e.code)).toEqual([b.code]);
+      expect(r.messages.map((m) => m.kind)).toEqual(['ct']);
+    });
+  }
+});
+
 describe('conntrackd codec: control messages and packing', () => {
   it('reads the measured ALIVE+HELLO and ACK+HELLO+HELLO_BACK', () => {
     const r = decodeCtdDatagram(hex('1a30 0008 5f000010 | 1a68 0010 12345678 5f000001 5f000009'));
@@ -191,8 +332,8 @@ describe('conntrackd codec: control messages and packing', () => {
     expect(w.bytes().toString('hex')).toBe('1a300008' + '5f000010' + '1a040010' + '00000003fffffffe00000001' + '1a020010' + '00000004' + '0000000000000000');
   });
 
-  it('walks several messages in one datagram, EXP_* counted as sequenced', () => {
-    const r = decodeCtdDatagram(hex(msg(0, 0, 1, TCP_SNAT_BODY) + msg(3, 0, 2, tlv(0, '0a630102 0a630203')) + msg(2, 0x40, 3, ICMP_BODY)));
+  it('walks several messages in one datagram, entries and expectations', () => {
+    const r = decodeCtdDatagram(hex(msg(0, 0, 1, TCP_SNAT_BODY) + msg(3, 0, 2, FTP_EXP_BODY) + msg(2, 0x40, 3, ICMP_BODY)));
     expect(r.errors).toEqual([]);
     expect(r.messages.map((m) => [m.kind, m.seq, m.flags])).toEqual([
       ['ct', 1, 0],

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExternalCache } from '../../src/cache/external-cache.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import type { ConntrackEntry } from '../../src/kernel/entry.js';
+import { type ConntrackEntry, type ExpectEntry, expectKey } from '../../src/kernel/entry.js';
 import { silentLogger } from '../../src/log.js';
 import { ConntrackdNode } from '../../src/sync/engine/conntrackd-node.js';
 import type { SyncMode } from '../../src/sync/engine/sync-node.js';
@@ -26,9 +26,24 @@ function entry(i: number, nat = false): ConntrackEntry {
   };
 }
 
+/** An FTP data expectation of entry(i)'s connection (as if its dport were 21). */
+function expectation(i: number): ExpectEntry {
+  const m = entry(i).orig;
+  return {
+    family: 2,
+    master: m,
+    tuple: { src: m.dst, dst: m.src, proto: 6, sport: 0, dport: 30000 + (i % 30000) },
+    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
+    timeout: 300,
+    flags: 0,
+    helper: 'ftp',
+  };
+}
+
 interface Side {
   node: ConntrackdNode;
   table: Map<string, ConntrackEntry>;
+  exps: Map<string, ExpectEntry>;
   external: ExternalCache;
   sent: Buffer[];
 }
@@ -44,8 +59,9 @@ class Harness {
     const random = mulberry32(seed);
     this.make = (name: string, peer: () => Side): Side => {
       const table = new Map<string, ConntrackEntry>();
+      const exps = new Map<string, ExpectEntry>();
       const external = new ExternalCache({ limit: 1_000_000, now: () => this.now });
-      const side: Side = { node: undefined as unknown as ConntrackdNode, table, external, sent: [] };
+      const side: Side = { node: undefined as unknown as ConntrackdNode, table, exps, external, sent: [] };
       side.node = new ConntrackdNode({
         nodeId: name,
         epoch: 1,
@@ -54,6 +70,8 @@ class Harness {
         external,
         lookup: (k) => table.get(String(k)),
         localKeys: () => table.keys(),
+        lookupExpect: (k) => exps.get(k),
+        localExpectKeys: () => exps.keys(),
         send: (buf) => {
           side.sent.push(buf);
           if (random() < this.loss) return;
@@ -101,6 +119,22 @@ class Harness {
   }
 }
 
+function changeExp(side: Side, e: ExpectEntry, gone = false): void {
+  const key = expectKey(e);
+  if (gone) {
+    side.exps.delete(key);
+    side.node.localExpectChange(key, 'delete', e);
+  } else {
+    side.exps.set(key, e);
+    side.node.localExpectChange(key, 'new');
+  }
+}
+
+function holdsExpectations(external: ExternalCache, exps: Map<string, ExpectEntry>): void {
+  expect(external.expectSize).toBe(exps.size);
+  for (const [k, e] of exps) expect(external.getExpect(k)?.entry).toEqual(e);
+}
+
 function holds(external: ExternalCache, table: Map<string, ConntrackEntry>): void {
   expect(external.size).toBe(table.size);
   for (const e of table.values()) expect(external.get(e)?.entry).toEqual(e);
@@ -144,6 +178,60 @@ describe('ConntrackdNode pair', () => {
       expect(h.a.node.stats().counters.retransmits).toBeGreaterThan(0);
     });
   }
+
+  it('ftfw: expectations replicate both ways under 20% loss, deletes included, each after its master', () => {
+    const h = new Harness('ftfw', 0.2, 11);
+    h.a.node.start();
+    h.b.node.start();
+    for (let i = 0; i < 300; i++) {
+      h.change(h.a, `a${i}`, entry(i));
+      changeExp(h.a, expectation(i));
+    }
+    for (let i = 300; i < 400; i++) {
+      h.change(h.b, `b${i}`, entry(i));
+      changeExp(h.b, expectation(i));
+    }
+    h.run(2000);
+    for (let i = 0; i < 50; i++) changeExp(h.a, expectation(i), true);
+    h.run(30_000);
+    holdsExpectations(h.b.external, h.a.exps);
+    holdsExpectations(h.a.external, h.b.exps);
+    holds(h.b.external, h.a.table);
+    expect(h.a.node.stats().counters.retransmits).toBeGreaterThan(0);
+    // In what a sent first, no expectation came before its master.
+    const seen = new Set<string>();
+    for (const buf of h.a.sent) {
+      for (const m of decodeCtdDatagram(buf).messages) {
+        if (m.kind === 'ct') seen.add(JSON.stringify(m.entry.orig));
+        if (m.kind === 'exp') expect(seen.has(JSON.stringify(m.entry.master))).toBe(true);
+      }
+    }
+  });
+
+  it('bulkSend (-B) sends the table and then the expectations; a flushed peer is refilled', () => {
+    const h = new Harness('ftfw', 0, 12);
+    h.a.node.start();
+    h.b.node.start();
+    for (let i = 0; i < 100; i++) {
+      h.change(h.a, `a${i}`, entry(i));
+      changeExp(h.a, expectation(i));
+    }
+    h.run(2000);
+    h.b.external.flush();
+    expect(h.b.external.size + h.b.external.expectSize).toBe(0);
+    const from = h.a.sent.length;
+    expect(h.a.node.bulkSend()).toBe(200);
+    h.run(2000);
+    holds(h.b.external, h.a.table);
+    holdsExpectations(h.b.external, h.a.exps);
+    const kinds = h.a.sent
+      .slice(from)
+      .flatMap((b) => decodeCtdDatagram(b).messages)
+      .filter((m) => m.kind !== 'ctl')
+      .map((m) => `${m.kind}${m.type}`);
+    // CT_UPD and EXP_UPD: upserts at the receiver, whatever it holds.
+    expect(kinds).toEqual([...Array(100).fill('ct1'), ...Array(100).fill('exp4')]);
+  });
 
   it('a restarted peer gets our table without asking (HELLO), and its old entries are replaced', () => {
     const h = new Harness('ftfw', 0, 5);

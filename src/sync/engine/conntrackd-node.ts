@@ -34,11 +34,16 @@
 //   at the receiver); we send one at start (conntrackd's StartupResync) and
 //   on requestResync().
 //
+// - Expectations (conntrackd's ExpectationSync): EXP_NEW / EXP_UPD / EXP_DEL,
+//   sequenced, acked and resent like entries, sent after the entries of the
+//   same flush (and of a bulk) so that a receiver meets the master first.
+//   Which expectations are local at all is filter.expectations' business,
+//   as for the ctsyncd protocol.
+//
 // Entries go to the external cache ordered by (peer, incarnation, seq): an
 // incarnation is counted up at each peer start we notice, since conntrackd's
-// seqs start again then. Expectations are not carried yet (EXP_* messages
-// are sequenced and counted as unknown).
-import { entryKey, type ConntrackEntry, type ExpectEntry } from '../../kernel/entry.js';
+// seqs start again then.
+import { entryKey, expectKey, type ConntrackEntry, type ExpectEntry } from '../../kernel/entry.js';
 import { EntryRecord } from '../../kernel/ct-record.js';
 import type { Logger } from '../../log.js';
 import { CTD_F, CtdWriter, type CtdMessage, decodeCtdDatagram } from '../wire/conntrackd-codec.js';
@@ -64,6 +69,8 @@ const QUIET_ALIVES = 1.5;
 type Resendable =
   | { t: 'entry'; key: EntryHandle; kind: 'new' | 'update' }
   | { t: 'del'; entry: ConntrackEntry }
+  | { t: 'exp'; key: string; kind: 'new' | 'update' }
+  | { t: 'expdel'; entry: ExpectEntry }
   | { t: 'ctl'; flags: number; from: number; to: number };
 
 export class ConntrackdNode implements SyncEngine {
@@ -80,6 +87,10 @@ export class ConntrackdNode implements SyncEngine {
   private readonly txq = new Map<EntryHandle, 'new' | 'update'>();
   /** Pending deletes by entry key: a handle may be reused by another entry before the delete goes out. */
   private readonly txDel = new Map<string, ConntrackEntry>();
+  /** Pending new/update of local expectations, by key; sent after the entries. */
+  private readonly txExp = new Map<string, 'new' | 'update'>();
+  /** Pending expectation deletes, by key. */
+  private readonly txExpDel = new Map<string, ExpectEntry>();
   /** Pending control messages (flags, from, to), sent before any entry. */
   private readonly ctlq: { flags: number; from: number; to: number }[] = [];
   /** FTFW: what was sent and not yet acked, by seq, in send order. */
@@ -179,8 +190,17 @@ export class ConntrackdNode implements SyncEngine {
     this.queueFlush();
   }
 
-  localExpectChange(_key: string, _kind: QueueKind, _gone?: ExpectEntry): void {
-    // Not carried in this protocol yet (see the header).
+  localExpectChange(key: string, kind: QueueKind, gone?: ExpectEntry): void {
+    if (this.closed) return;
+    if (kind === 'delete') {
+      this.txExp.delete(key);
+      if (gone !== undefined) this.txExpDel.set(key, gone);
+    } else {
+      // As for entries: a waiting new stays a new, and what goes out is the state at send time.
+      this.txExpDel.delete(key);
+      if (this.txExp.get(key) !== 'new') this.txExp.set(key, kind);
+    }
+    this.queueFlush();
   }
 
   receive(datagram: Buffer, from?: DatagramOrigin): { ok: boolean; live: boolean } {
@@ -259,6 +279,11 @@ export class ConntrackdNode implements SyncEngine {
       if (!this.txq.has(key)) this.txq.set(key, 'update');
       n++;
     }
+    // After the entries: a receiver that commits in arrival order meets each master first.
+    for (const key of this.deps.localExpectKeys?.() ?? []) {
+      if (!this.txExp.has(key)) this.txExp.set(key, 'update');
+      n++;
+    }
     this.counters.bulksSent++;
     this.counters.bulkEntriesSent += n;
     this.queueFlush();
@@ -290,7 +315,7 @@ export class ConntrackdNode implements SyncEngine {
         datagramsSent: this.counters.datagramsSent,
         vanished: this.sender.vanished,
         unencodable: this.sender.unencodable,
-        queueLength: this.txq.size + this.txDel.size + this.ctlq.length,
+        queueLength: this.txq.size + this.txDel.size + this.txExp.size + this.txExpDel.size + this.ctlq.length,
       },
       resendQueue: {
         length: this.rsq.size,
@@ -328,7 +353,9 @@ export class ConntrackdNode implements SyncEngine {
       c.applied++;
       this.lastDataAt = now;
     } else if (m.kind === 'exp') {
-      c.unknownMessages++;
+      const op: ReplicaOp = m.type === 3 ? 'new' : m.type === 4 ? 'update' : 'delete';
+      this.deps.external.applyRemoteExpect(this.peer!, this.incarnation, m.seq, op, m.entry);
+      c.applied++;
       this.lastDataAt = now;
     } else {
       this.onControl(m);
@@ -392,6 +419,10 @@ export class ConntrackdNode implements SyncEngine {
         if (!this.txq.has(item.key)) this.txq.set(item.key, item.kind);
       } else if (item.t === 'del') {
         this.txDel.set(entryKey(item.entry), item.entry);
+      } else if (item.t === 'exp') {
+        if (!this.txExp.has(item.key)) this.txExp.set(item.key, item.kind);
+      } else if (item.t === 'expdel') {
+        this.txExpDel.set(expectKey(item.entry), item.entry);
       } else {
         this.ctlq.push({ flags: item.flags, from: item.from, to: item.to });
       }
@@ -461,7 +492,10 @@ export class ConntrackdNode implements SyncEngine {
     return f;
   }
 
-  /** Sends control messages, then deletes, then entries, at most `slice` messages before yielding. */
+  /**
+   * Sends control messages, then deletes, then entries, then expectation
+   * deletes and expectations, at most `slice` messages before yielding.
+   */
   private flush(): void {
     if (!this.started || this.closed) return;
     let budget = this.slice;
@@ -491,8 +525,42 @@ export class ConntrackdNode implements SyncEngine {
         this.keepLast({ t: 'entry', key, kind });
       }
     }
+    // Only once no entry waits: an expectation's master goes out before it.
+    if (this.txq.size === 0) this.flushExpectations(budget);
     this.sendDatagram();
-    if (this.txq.size > 0 || this.txDel.size > 0 || this.ctlq.length > 0) this.queueFlush();
+    if (this.pending()) this.queueFlush();
+  }
+
+  private pending(): boolean {
+    return this.txq.size + this.txDel.size + this.txExp.size + this.txExpDel.size + this.ctlq.length > 0;
+  }
+
+  private flushExpectations(budget: number): void {
+    for (const [key, gone] of this.txExpDel) {
+      if (budget-- <= 0) return;
+      this.txExpDel.delete(key);
+      if (this.sendExpect(5, gone)) this.keepLast({ t: 'expdel', entry: gone });
+    }
+    for (const [key, kind] of this.txExp) {
+      if (budget-- <= 0) return;
+      this.txExp.delete(key);
+      const e = this.deps.lookupExpect?.(key);
+      if (e === undefined) {
+        this.sender.vanished++;
+        continue;
+      }
+      if (this.sendExpect(kind === 'new' ? 3 : 4, e)) this.keepLast({ t: 'exp', key, kind });
+    }
+  }
+
+  private sendExpect(type: 3 | 4 | 5, e: ExpectEntry): boolean {
+    this.msg.reset();
+    if (!this.msg.expect(type, 0, 0, e)) {
+      this.sender.unencodable++;
+      return false;
+    }
+    this.stamp();
+    return true;
   }
 
   private sendEntry(type: 0 | 1 | 2, e: ConntrackEntry): boolean {
@@ -502,13 +570,18 @@ export class ConntrackdNode implements SyncEngine {
       this.sender.unencodable++;
       return false;
     }
+    this.stamp();
+    return true;
+  }
+
+  /** Gives the message in `msg` its seq and flags (taken only now: see sendEntry) and appends it. */
+  private stamp(): void {
     const s = this.nextSeq();
     const b = this.msg.bytes();
     b[1] = this.flags();
     b.writeUInt32BE(s, 4);
     this.lastSeq = s;
     this.append();
-    return true;
   }
 
   private keepLast(item: Resendable): void {

@@ -1,7 +1,8 @@
 // conntrackd 1.4.x's wire format (sync.protocol: conntrackd), so one node
 // of a conntrackd pair can be replaced by ctsyncd while the other still runs
 // conntrackd. Layout, from ../shared/docs/conntrackd.md §3 (written from the
-// spec, not from conntrackd's code):
+// spec, not from conntrackd's code; the expectation attributes' order and
+// groups were checked by reading conntrackd's build.c and parse.c):
 //
 //   message = header (8 bytes; 16 for ACK, NACK and RESYNC) + TLV payload
 //   header  = version<<4 | type, flags, u16 BE len (header included), u32 BE seq
@@ -24,7 +25,7 @@
 // one set); nothing here throws on input.
 
 import { formatIPv4At, formatIPv6At, parseIPv4, parseIPv6Into } from '../../common/address.js';
-import type { ConntrackEntry, Family, ProtoInfo, SeqAdj, Tuple } from '../../kernel/entry.js';
+import type { ConntrackEntry, ExpectEntry, Family, ProtoInfo, SeqAdj, Tuple } from '../../kernel/entry.js';
 import { mirrorTuple } from './proto-codec.js';
 import type { WireError, WireErrorCode } from './types.js';
 
@@ -92,6 +93,41 @@ const ATTR_COUNT = 33;
 const FIXED: readonly number[] = [
   8, 32, 1, 4, 1, 4, 4, 4, 8, 32, 1, 4, 4, 4, 2, 2, 24, 1, 4, 4, 1, 1, 1, 1, 2, 1, 1, -1, -1, 16, 16, 12, 2,
 ];
+/** Expectation attributes (nta_exp_attr): EXP_NEW, EXP_UPD, EXP_DEL carry these, not the ones above. */
+const X = {
+  MASTER_IPV4: 0,
+  MASTER_IPV6: 1,
+  MASTER_L4PROTO: 2,
+  MASTER_PORT: 3,
+  EXPECT_IPV4: 4,
+  EXPECT_IPV6: 5,
+  EXPECT_L4PROTO: 6,
+  EXPECT_PORT: 7,
+  MASK_IPV4: 8,
+  MASK_IPV6: 9,
+  MASK_L4PROTO: 10,
+  MASK_PORT: 11,
+  TIMEOUT: 12,
+  FLAGS: 13,
+  CLASS: 14,
+  NAT_IPV4: 15,
+  NAT_PORT: 16,
+  NAT_L4PROTO: 17,
+  NAT_DIR: 18,
+  HELPER_NAME: 19,
+  FN: 20,
+} as const;
+const EXP_ATTR_COUNT = 21;
+/** Payload size of each fixed-size expectation attribute; -1 for the two strings. */
+const EXP_FIXED: readonly number[] = [8, 32, 1, 4, 8, 32, 1, 4, 8, 32, 1, 4, 4, 4, 4, 8, 4, 1, 4, -1, -1];
+/**
+ * conntrackd checks an expectation's strings against nta_len (header
+ * included), not the payload: a helper name of at most 16 - 4 bytes and a
+ * function name of at most 32 - 4, NUL included, or it drops the message.
+ */
+const EXP_HELPER_PAYLOAD_MAX = 12;
+const EXP_FN_PAYLOAD_MAX = 28;
+
 /** The kernel's helper name limit (NF_CT_HELPER_NAME_LEN, NUL included). */
 const HELPER_NAME_MAX = 16;
 /** 128 label bits. */
@@ -102,11 +138,8 @@ export type CtdDataType = 0 | 1 | 2 | 3 | 4 | 5;
 export type CtdMessage =
   /** CT_NEW, CT_UPD, CT_DEL. flags: only HELLO / HELLO_BACK. */
   | { kind: 'ct'; type: 0 | 1 | 2; flags: number; seq: number; entry: ConntrackEntry }
-  /**
-   * EXP_NEW, EXP_UPD, EXP_DEL: sequenced like the others, payload not read
-   * (expectations are not carried in this mode yet).
-   */
-  | { kind: 'exp'; type: 3 | 4 | 5; flags: number; seq: number }
+  /** EXP_NEW, EXP_UPD, EXP_DEL (conntrackd's ExpectationSync). flags: only HELLO / HELLO_BACK. */
+  | { kind: 'exp'; type: 3 | 4 | 5; flags: number; seq: number; entry: ExpectEntry }
   /** CTL: ACK / NACK / RESYNC carry [from, to]; ALIVE does not (0, 0). */
   | { kind: 'ctl'; flags: number; seq: number; from: number; to: number };
 
@@ -154,7 +187,9 @@ export function decodeCtdDatagram(buf: Buffer): CtdDecodeResult {
         if (r instanceof Bad) errors.push({ code: r.code, reason: `message at ${at}: ${r.reason}` });
         else messages.push({ kind: 'ct', type: type as 0 | 1 | 2, flags, seq, entry: r });
       } else {
-        messages.push({ kind: 'exp', type: type as 3 | 4 | 5, flags, seq });
+        const r = decodeExpect(buf, at + CTD_HEADER_BYTES, at + len);
+        if (r instanceof Bad) errors.push({ code: r.code, reason: `message at ${at}: ${r.reason}` });
+        else messages.push({ kind: 'exp', type: type as 3 | 4 | 5, flags, seq, entry: r });
       }
     } else if (type === CTD_T.CTL && (flags & CONTROL_FLAGS) !== 0) {
       const from = ranged ? buf.readUInt32BE(at + 8) : 0;
@@ -284,6 +319,89 @@ function decodeEntry(b: Buffer, start: number, end: number): ConntrackEntry | Ba
   return e;
 }
 
+/** A NUL-terminated string of at most `max` bytes (NUL included) at [o, o + n); a Bad when it is not one. */
+function cString(b: Buffer, o: number, n: number, max: number, what: string): string | Bad {
+  if (n < 1 || n > max || b[o + n - 1] !== 0) return new Bad('EVALUE', `${what} of ${n} bytes, not NUL-terminated within ${max}`);
+  return b.toString('latin1', o, o + n - 1);
+}
+
+/**
+ * The payload of an EXP_* message between [start, end). conntrackd sends
+ * the master's original tuple, the expected tuple and the mask each as an
+ * address pair, a protocol and (TCP, UDP, SCTP, DCCP) a port pair in
+ * network order; the NAT tuple only for IPv4 (there is no NAT_IPV6). Its
+ * builder always sends all three tuples; its parser would let a missing
+ * expected tuple or mask take the master's attributes (a fall-through),
+ * which no sender relies on: here each is required.
+ */
+function decodeExpect(b: Buffer, start: number, end: number): ExpectEntry | Bad {
+  const off = new Int32Array(EXP_ATTR_COUNT).fill(-1);
+  const size = new Int32Array(EXP_ATTR_COUNT);
+  let at = start;
+  while (end - at > 4) {
+    const ntaLen = b.readUInt16BE(at);
+    const attr = b.readUInt16BE(at + 2);
+    if (ntaLen < 4 || ntaLen > end - at) return new Bad('EDECODE', `attribute at ${at}: nta_len ${ntaLen}`);
+    if (attr >= EXP_ATTR_COUNT) return new Bad('EDECODE', `expectation attribute at ${at}: unknown id ${attr}`);
+    const n = ntaLen - 4;
+    const fixed = EXP_FIXED[attr]!;
+    if (fixed >= 0 && n !== fixed) return new Bad('EDECODE', `expectation attribute ${attr}: ${n} bytes, not ${fixed}`);
+    off[attr] = at + 4;
+    size[attr] = n;
+    at += (ntaLen + 3) & ~3;
+  }
+  const v6 = off[X.MASTER_IPV6]! >= 0;
+  const aw = v6 ? 16 : 4;
+  // One family throughout: an IPv4 mask on an IPv6 master is not an expectation.
+  const tuple = (addr4: number, addr6: number, l4: number, port: number, what: string): Tuple | Bad => {
+    const a = v6 ? off[addr6]! : off[addr4]!;
+    if (a < 0) return new Bad('EVALUE', `no ${what} ${v6 ? 'IPV6' : 'IPV4'} attribute`);
+    if (off[l4]! < 0) return new Bad('EVALUE', `no ${what} L4PROTO attribute`);
+    const t: Tuple = { src: readAddr(b, a, v6), dst: readAddr(b, a + aw, v6), proto: b[off[l4]!]! };
+    if (off[port]! >= 0) {
+      t.sport = b.readUInt16BE(off[port]!);
+      t.dport = b.readUInt16BE(off[port]! + 2);
+    }
+    return t;
+  };
+  const master = tuple(X.MASTER_IPV4, X.MASTER_IPV6, X.MASTER_L4PROTO, X.MASTER_PORT, 'MASTER');
+  if (master instanceof Bad) return master;
+  const expected = tuple(X.EXPECT_IPV4, X.EXPECT_IPV6, X.EXPECT_L4PROTO, X.EXPECT_PORT, 'EXPECT');
+  if (expected instanceof Bad) return expected;
+  const mask = tuple(X.MASK_IPV4, X.MASK_IPV6, X.MASK_L4PROTO, X.MASK_PORT, 'MASK');
+  if (mask instanceof Bad) return mask;
+  const family: Family = v6 ? 10 : 2;
+  const e: ExpectEntry = { family, master, tuple: expected, mask };
+  if (off[X.TIMEOUT]! >= 0) e.timeout = b.readUInt32BE(off[X.TIMEOUT]!);
+  if (off[X.FLAGS]! >= 0) e.flags = b.readUInt32BE(off[X.FLAGS]!);
+  if (off[X.CLASS]! >= 0) e.class = b.readUInt32BE(off[X.CLASS]!);
+  if (!v6 && off[X.NAT_IPV4]! >= 0) {
+    const o = off[X.NAT_IPV4]!;
+    const t: Tuple = {
+      src: formatIPv4At(b, o),
+      dst: formatIPv4At(b, o + 4),
+      proto: off[X.NAT_L4PROTO]! >= 0 ? b[off[X.NAT_L4PROTO]!]! : expected.proto,
+    };
+    if (off[X.NAT_PORT]! >= 0) {
+      t.sport = b.readUInt16BE(off[X.NAT_PORT]!);
+      t.dport = b.readUInt16BE(off[X.NAT_PORT]! + 2);
+    }
+    e.nat = { dir: off[X.NAT_DIR]! >= 0 ? b.readUInt32BE(off[X.NAT_DIR]!) : 0, tuple: t };
+  }
+  if (off[X.HELPER_NAME]! >= 0) {
+    // Up to the kernel's limit: stricter than conntrackd's 12, which is its own receiver's limit.
+    const h = cString(b, off[X.HELPER_NAME]!, size[X.HELPER_NAME]!, HELPER_NAME_MAX, 'helper name');
+    if (h instanceof Bad) return h;
+    e.helper = h;
+  }
+  if (off[X.FN]! >= 0) {
+    const f = cString(b, off[X.FN]!, size[X.FN]!, EXP_FN_PAYLOAD_MAX, 'expectation function name');
+    if (f instanceof Bad) return f;
+    e.fn = f;
+  }
+  return e;
+}
+
 // ---------------------------------------------------------------- encoding
 
 /**
@@ -353,6 +471,23 @@ export class CtdWriter {
     return true;
   }
 
+  /**
+   * An EXP_NEW / EXP_UPD / EXP_DEL of `e`; false (nothing written) when e
+   * cannot travel in this format: an address that does not parse, a zone
+   * (the format has none: zone 0 would be a different expectation), or a
+   * name longer than conntrackd accepts.
+   */
+  expect(type: 3 | 4 | 5, flags: number, seq: number, e: ExpectEntry): boolean {
+    const start = this.len;
+    this.header(type, flags, seq, CTD_HEADER_BYTES);
+    if (!this.writeExpect(e)) {
+      this.len = start;
+      return false;
+    }
+    this.buf.writeUInt16BE(this.len - start, start + 2);
+    return true;
+  }
+
   private attr(attr: number, n: number): number {
     const total = (4 + n + 3) & ~3;
     this.room(total);
@@ -400,6 +535,48 @@ export class CtdWriter {
     const o = this.attr(attr, 4);
     this.buf.writeUInt16BE((t.sport ?? 0) & 0xffff, o);
     this.buf.writeUInt16BE((t.dport ?? 0) & 0xffff, o + 2);
+  }
+
+  /** A NUL-terminated string attribute; false when it does not fit `max` payload bytes. */
+  private str(attr: number, v: string, max: number): boolean {
+    const name = Buffer.from(v, 'latin1');
+    if (name.length + 1 > max) return false;
+    const o = this.attr(attr, name.length + 1);
+    name.copy(this.buf, o);
+    return true;
+  }
+
+  /** One of the three tuples of an expectation: address pair, protocol, ports when it has them. */
+  private expTuple(addr: number, l4: number, port: number, t: Tuple, v6: boolean): boolean {
+    if (!this.pair(addr, t.src, t.dst, v6)) return false;
+    this.u8(l4, t.proto);
+    if (t.sport !== undefined && t.dport !== undefined) this.ports(port, t);
+    return true;
+  }
+
+  // In conntrackd's order: master, expected, mask, timeout, flags, class, NAT, helper, fn.
+  private writeExpect(e: ExpectEntry): boolean {
+    if (e.zone !== undefined && e.zone !== 0) return false;
+    const v6 = e.family === 10;
+    if (!this.expTuple(v6 ? X.MASTER_IPV6 : X.MASTER_IPV4, X.MASTER_L4PROTO, X.MASTER_PORT, e.master, v6)) return false;
+    if (!this.expTuple(v6 ? X.EXPECT_IPV6 : X.EXPECT_IPV4, X.EXPECT_L4PROTO, X.EXPECT_PORT, e.tuple, v6)) return false;
+    if (!this.expTuple(v6 ? X.MASK_IPV6 : X.MASK_IPV4, X.MASK_L4PROTO, X.MASK_PORT, e.mask, v6)) return false;
+    if (e.timeout !== undefined) this.u32(X.TIMEOUT, e.timeout);
+    // conntrackd always sends the flags.
+    this.u32(X.FLAGS, e.flags ?? 0);
+    if (e.class !== undefined) this.u32(X.CLASS, e.class);
+    if (e.nat) {
+      // No NAT_IPV6 in the format: an IPv6 expectation's NAT cannot travel.
+      if (v6) return false;
+      const t = e.nat.tuple;
+      if (!this.pair(X.NAT_IPV4, t.src, t.dst, false)) return false;
+      this.u8(X.NAT_L4PROTO, t.proto);
+      if (t.sport !== undefined && t.dport !== undefined) this.ports(X.NAT_PORT, t);
+      this.u32(X.NAT_DIR, e.nat.dir);
+    }
+    if (e.helper !== undefined && !this.str(X.HELPER_NAME, e.helper, EXP_HELPER_PAYLOAD_MAX)) return false;
+    if (e.fn !== undefined && !this.str(X.FN, e.fn, EXP_FN_PAYLOAD_MAX)) return false;
+    return true;
   }
 
   // In conntrackd's order (§3.5), so a capture reads the same from either daemon.

@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { controlRequest } from '../../../src/control/client.js';
 import { waitFor } from './cluster.js';
+import { CONNTRACKD_BIN, Conntrackd } from './conntrackd.js';
 import { createNetns, type Netns, uniqueName } from './netns.js';
 
 const run = promisify(execFile);
@@ -60,6 +61,13 @@ export interface Firewall {
   /** One line per notify run: "<startMs> <endMs> <state> <exit status>". */
   notifyEvents: string;
   ctsyncd?: ChildProcess;
+  /** conntrackd 1.4.7 in ctsyncd's place, when startConntrackd() runs it. */
+  conntrackd?: Conntrackd;
+  /** Which daemon the notify wrapper drives (useDaemon()). */
+  daemon: 'ctsyncd' | 'conntrackd';
+  /** ctsyncd's sync.protocol and sync.auth (configureCtsyncd()). */
+  protocol: 'ctsyncd' | 'conntrackd';
+  keyFile?: string;
   keepalived?: ChildProcess;
   /** The VRRP child keepalived forked (from its pid file). */
   vrrpPid?: number;
@@ -94,6 +102,8 @@ export interface TopologyOptions {
   trackFile?: boolean;
   /** Extra YAML for each firewall's ctsyncd config. */
   extraYaml?: (fw: FirewallId) => string;
+  /** Put in front of every namespace and veth name (a test file's own tag); none by default. */
+  tag?: string;
 }
 
 function octets(n: number): number[] {
@@ -150,6 +160,8 @@ export class FailoverTopology {
       notifyEvents: join(this.dir, `${id}-notify.events`),
       ctsyncdLog: [],
       keepalivedLog: [],
+      daemon: 'ctsyncd',
+      protocol: 'ctsyncd',
     });
     this.fw = { fw1: mk('fw1', 1, 150), fw2: mk('fw2', 2, 100) };
   }
@@ -166,7 +178,7 @@ export class FailoverTopology {
   }
 
   private async ns(prefix: string): Promise<Netns> {
-    const ns = await createNetns(prefix);
+    const ns = await createNetns(`${this.opts.tag ?? ''}${prefix}`);
     this.namespaces.push(ns);
     // IPv4 10.99.x.y only: no link-local IPv6 addresses, router or neighbour solicitations.
     await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
@@ -175,8 +187,8 @@ export class FailoverTopology {
 
   /** A veth pair from `a` (renamed `aName`) to `b` (renamed `bName`). */
   private async veth(a: Netns, aName: string, b: Netns, bName: string): Promise<void> {
-    const x = uniqueName('fa');
-    const y = uniqueName('fb');
+    const x = uniqueName(`${this.opts.tag ?? ''}fa`);
+    const y = uniqueName(`${this.opts.tag ?? ''}fb`);
     await run('ip', ['link', 'add', x, 'type', 'veth', 'peer', 'name', y]);
     await run('ip', ['link', 'set', x, 'netns', a.name]);
     await run('ip', ['link', 'set', y, 'netns', b.name]);
@@ -229,14 +241,24 @@ export class FailoverTopology {
     const other = f.id === 'fw1' ? this.fw.fw2 : this.fw.fw1;
     writeFileSync(f.ctsyncdConfig, this.ctsyncdConfigFor(f, other));
     writeFileSync(f.keepalivedConfig, this.keepalivedConfigFor(f, other));
+    this.writeNotifyWrapper(f);
+  }
+
+  /**
+   * The notify wrapper keepalived runs: the environment primary-backup.sh
+   * reads, pointing at the daemon the firewall runs now (as an operator
+   * changes it when replacing conntrackd), then the script itself.
+   */
+  private writeNotifyWrapper(f: Firewall): void {
+    const cd = f.daemon === 'conntrackd' ? this.conntrackdFiles(f) : undefined;
     writeFileSync(
       f.notifyWrapper,
       [
         '#!/bin/sh',
         '# Written by failover-topology.ts: what an operator would put in the environment.',
-        `CONNTRACKD_BIN=${CTSYNCD_BIN}`,
-        `CONNTRACKD_CONFIG=${f.ctsyncdConfig}`,
-        `CONNTRACKD_LOCK=${join(this.dir, `${f.id}.lock`)}`,
+        `CONNTRACKD_BIN=${cd ? CONNTRACKD_BIN : CTSYNCD_BIN}`,
+        `CONNTRACKD_CONFIG=${cd ? cd.config : f.ctsyncdConfig}`,
+        `CONNTRACKD_LOCK=${cd ? cd.lock : join(this.dir, `${f.id}.lock`)}`,
         `PATH=${dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`,
         'export CONNTRACKD_BIN CONNTRACKD_CONFIG CONNTRACKD_LOCK PATH',
         'start=$(date +%s%3N)',
@@ -293,9 +315,10 @@ export class FailoverTopology {
       `node: { id: ${f.id}, stateDir: ${join(this.dir, 'state')} }`,
       'cluster: { id: 7 }',
       'sync:',
+      ...(f.protocol === 'conntrackd' ? ['  protocol: conntrackd'] : []),
       '  transport: udp',
       `  udp: { bind: ${f.syncAddress}, port: ${SYNC_PORT}, peers: [${other.syncAddress}] }`,
-      '  auth: none',
+      f.keyFile ? `  auth: { keyFile: ${f.keyFile} }` : '  auth: none',
       'filter:',
       '  protocols: { accept: [tcp] }',
       `  addresses: { ignore: [127.0.0.0/8, ${f.lanAddress}, ${f.wanAddress}, ${f.syncAddress}] }`,
@@ -360,6 +383,87 @@ export class FailoverTopology {
     child.stdout?.on('data', (d: string) => appendCapped(log, d));
     child.stderr?.on('data', (d: string) => appendCapped(log, d));
     child.once('exit', () => this.children.delete(child));
+  }
+
+  // --- which daemon ----------------------------------------------------
+
+  /**
+   * ctsyncd's sync settings on `id` from its next start: the protocol, and
+   * with `key` a shared key file (the same for both firewalls) instead of
+   * auth: none.
+   */
+  configureCtsyncd(id: FirewallId, opts: { protocol: 'ctsyncd' | 'conntrackd'; key?: boolean }): void {
+    const f = this.fw[id];
+    f.protocol = opts.protocol;
+    if (opts.key) {
+      const file = join(this.dir, 'sync.key');
+      if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      f.keyFile = file;
+    } else {
+      f.keyFile = undefined;
+    }
+    writeFileSync(f.ctsyncdConfig, this.ctsyncdConfigFor(f, this.other(f)));
+  }
+
+  /** Points the notify wrapper at ctsyncd or conntrackd: what keepalived's transitions drive from now on. */
+  useDaemon(id: FirewallId, daemon: 'ctsyncd' | 'conntrackd'): void {
+    const f = this.fw[id];
+    f.daemon = daemon;
+    this.writeNotifyWrapper(f);
+  }
+
+  private other(f: Firewall): Firewall {
+    return f.id === 'fw1' ? this.fw.fw2 : this.fw.fw1;
+  }
+
+  // --- conntrackd ------------------------------------------------------
+
+  /** The files Conntrackd.start() makes for a firewall's conntrackd (its name is the firewall's id). */
+  private conntrackdFiles(f: Firewall): { config: string; lock: string } {
+    const base = join(this.dir, `conntrackd-${f.id}`);
+    return { config: `${base}.conf`, lock: `${base}.lock` };
+  }
+
+  /**
+   * conntrackd 1.4.7 on `id`, FTFW over UDP on the sync link, with the
+   * filter ctsyncd has here (TCP only, none of the firewall's own
+   * addresses), started by PID; the notify wrapper drives it from now on.
+   */
+  async startConntrackd(id: FirewallId): Promise<Conntrackd> {
+    const f = this.fw[id];
+    if (f.conntrackd?.running) throw new Error(`conntrackd already runs on ${id}`);
+    const other = this.other(f);
+    f.conntrackd = await Conntrackd.start({
+      ns: f.ns,
+      dir: this.dir,
+      name: f.id,
+      mode: 'ftfw',
+      sync: { transport: 'udp', local: f.syncAddress, peer: other.syncAddress, port: SYNC_PORT, interface: 'sync0' },
+      filter: {
+        protocols: { accept: ['TCP'] },
+        addresses: { ignore: ['127.0.0.0/8', f.lanAddress, f.wanAddress, f.syncAddress] },
+      },
+    });
+    this.useDaemon(id, 'conntrackd');
+    return f.conntrackd;
+  }
+
+  async stopConntrackd(id: FirewallId, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const f = this.fw[id];
+    await f.conntrackd?.stop(signal);
+    f.conntrackd = undefined;
+  }
+
+  /** conntrackd's external cache on `id` (`-e`), as ConntrackRow-like tuples of its TCP entries. */
+  async conntrackdExternal(id: FirewallId): Promise<Array<{ state: string; orig: ConntrackTuple }>> {
+    const cd = this.fw[id].conntrackd;
+    if (!cd) throw new Error(`no conntrackd on ${id}`);
+    return (await cd.external())
+      .filter((e) => e.proto === 'tcp' && e.orig.sport !== undefined && e.orig.dport !== undefined)
+      .map((e) => ({
+        state: e.state ?? '',
+        orig: { src: e.orig.src, dst: e.orig.dst, sport: e.orig.sport!, dport: e.orig.dport! },
+      }));
   }
 
   // --- ctsyncd ---------------------------------------------------------
@@ -573,6 +677,7 @@ export class FailoverTopology {
     const f = this.fw[id];
     await this.killKeepalived(id);
     await this.killCtsyncd(id);
+    await this.stopConntrackd(id, 'SIGKILL');
     for (const ifname of ['lan0', 'wan0', 'sync0']) await f.ns.exec('ip', ['link', 'set', ifname, 'down']);
   }
 
@@ -713,6 +818,7 @@ export class FailoverTopology {
     for (const id of ['fw1', 'fw2'] as const) {
       await this.killKeepalived(id).catch(() => undefined);
       await this.killCtsyncd(id).catch(() => undefined);
+      await this.stopConntrackd(id, 'SIGKILL').catch(() => undefined);
     }
     for (const child of [...this.children]) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
