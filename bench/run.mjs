@@ -439,12 +439,15 @@ async function replicate(d, topo, n, r, o, { first = 0, fullSpeed = false } = {}
 async function commitPhase(d, topo, n, r) {
   const fw2 = topo.nodes[1];
   const bound = phaseBound(n);
+  const cpu2 = procSample(fw2.proc.child.pid).cpu;
   const t0 = now();
   const client = runIn(fw2.ns, d.clientArgv(fw2, ['-c']), {}, bound);
   const inKernel = waitCount('fw2 kernel after commit', bound, async () => kernelCountOf(fw2.proc.child.pid), n, t0);
   const [c, k] = await Promise.all([client, inKernel]);
   r.commitS = Math.max(c.ms, k.ms) / 1000;
   r.commitKernelS = k.ms / 1000;
+  // The daemon's own CPU (its commit, the kernel's inserts done in its sendmsg calls), not the client's.
+  r.commitCpuS = procSample(fw2.proc.child.pid).cpu - cpu2;
   r.commitChecked = await conntrackCount(fw2);
   if (r.commitChecked !== n) r.errors.push(`commit: conntrack -C ${r.commitChecked} ≠ ${n}`);
   if (d.name === 'ctsyncd') r.commitDaemonS = ((await d.counts(fw2)).raw.commit?.lastDurationMs ?? NaN) / 1000;
@@ -452,11 +455,13 @@ async function commitPhase(d, topo, n, r) {
 
 async function resyncPhase(d, topo, n, r, opts) {
   const fw2 = topo.nodes[1];
+  const fw1 = topo.nodes[0];
   const bound = phaseBound(n);
   await d.stop(fw2);
   await conntrackFlush(fw2);
   const left = await conntrackCount(fw2);
   if (left !== 0) throw new Error(`fw2 kernel holds ${left} after conntrack -F`);
+  const cpu1 = procSample(fw1.proc.child.pid).cpu;
   const t0 = now();
   d.start(fw2, opts);
   await d.afterRestart(fw2, START_BOUND);
@@ -478,6 +483,8 @@ async function resyncPhase(d, topo, n, r, opts) {
     throw e;
   });
   r.resyncS = done.ms / 1000;
+  // Both daemons' CPU from the restart to the full cache: fw1's since then, the restarted fw2's whole life (start-up included).
+  r.resyncCpuS = procSample(fw1.proc.child.pid).cpu - cpu1 + procSample(fw2.proc.child.pid).cpu;
   // Start-up share: restart → the daemon answers on its socket (conntrackd: and `-n` returned).
   r.resyncUpS = up / 1000;
   await d.waitReady(fw2, START_BOUND);

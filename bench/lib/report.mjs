@@ -97,8 +97,10 @@ const DETAILS = [
   ['ownDatagrams', 'datagrams sent, daemon counter'],
   ['overruns', 'fw1 event socket overruns'],
   ['commitDaemonS', 'commit inside the daemon (ctsyncd stats) (s)'],
+  ['commitCpuS', 'commit: CPU of the fw2 daemon, kernel inserts included (s)'],
   ['failoverScriptS', 'failover script, all four steps (s)'],
   ['resyncUpS', 'resync: restart → answering (conntrackd: and `-n` done) (s)'],
+  ['resyncCpuS', 'resync: CPU of both daemons, restart → full (s)'],
 ];
 
 function values(rs, m) {
