@@ -545,7 +545,7 @@ describe('mapping', () => {
     );
     expect(cfg.sync!.mode).toBe('ftfw');
     // Stats beside Sync: a flow log beside sync.
-    expect(cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(cfg.flowlog?.file?.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(result.warnings.map((w) => [w.line, w.option])).toEqual([
       [2, 'FutureOption'],
       [4, 'NewBlock'],
@@ -660,11 +660,11 @@ describe('input it cannot convert', () => {
 
   it('Stats: a LogFile name is kept, Syslog and a missing LogFile are reported', () => {
     const named = convertValid(y('Stats {', ' LogFile /var/log/nat.jsonl', ' Syslog on', ' NetlinkEventsReliable on', '}'));
-    expect(named.cfg.flowlog?.file.path).toBe('/var/log/nat.jsonl');
+    expect(named.cfg.flowlog?.file?.path).toBe('/var/log/nat.jsonl');
     expect(named.cfg.kernel.eventsReliable).toBe(true);
     expect(named.result.warnings.map((w) => [w.line, w.option])).toEqual([[3, 'Syslog']]);
     const none = convertValid(y('Stats {', '}'));
-    expect(none.cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(none.cfg.flowlog?.file?.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(none.result.warnings.map((w) => [w.line, w.option])).toEqual([[1, 'LogFile']]);
   });
 
