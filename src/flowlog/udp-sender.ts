@@ -1,7 +1,9 @@
 // The IPFIX exporter's socket: one UDP socket connected to the collector.
-// Connected, so that the kernel reports a collector that is down (an ICMP
-// port unreachable comes back as ECONNREFUSED on a later send) and the
-// exporter can count what it lost. A connect that fails (no route yet) does
+// Connected, so that the kernel reports a collector that is down: an ICMP
+// port unreachable sets the socket's error, which the next send returns
+// (ECONNREFUSED) unless Node's receive path read it first and emitted it as
+// an 'error' event. Either way the next send fails with it, as the kernel
+// does, and the exporter counts what it lost. A connect that fails (no route yet) does
 // not stop the daemon: sends fail and are counted until a later try, at
 // most one per RECONNECT_MS, succeeds.
 import { createSocket, type Socket } from 'node:dgram';
@@ -29,12 +31,15 @@ export class UdpSender implements DatagramSender {
   private readonly socket: Socket;
   private state: 'idle' | 'connecting' | 'connected' | 'closed' = 'idle';
   private triedAt = Number.NEGATIVE_INFINITY;
+  /** A refusal the receive path read (the 'error' event): the next send fails with it instead of going out. */
+  private pendingError: Error | undefined;
 
   constructor(private readonly opts: UdpSenderOptions) {
     // A name resolves to IPv4 unless it is an IPv6 literal.
     this.socket = createSocket({ type: ipFamily(opts.host) === 6 ? 'udp6' : 'udp4' });
-    // Errors of sends come to their callbacks; this only keeps a stray one from throwing.
-    this.socket.on('error', (e) => opts.log.warn('IPFIX socket error', { error: e.message }));
+    this.socket.on('error', (e) => {
+      this.pendingError = e;
+    });
   }
 
   /** Connects once; resolves either way (a failure is logged and retried later). */
@@ -55,6 +60,8 @@ export class UdpSender implements DatagramSender {
         this.socket.once('error', onError);
         this.socket.connect(this.opts.port, this.opts.host, () => {
           this.socket.off('error', onError);
+          // A failed earlier try is not a refusal by the collector.
+          this.pendingError = undefined;
           if (this.state === 'connecting') this.state = 'connected';
           resolve();
         });
@@ -69,6 +76,12 @@ export class UdpSender implements DatagramSender {
     if (this.state !== 'connected') {
       if (this.state === 'idle' && this.opts.now() - this.triedAt >= RECONNECT_MS) void this.connect();
       queueMicrotask(() => done(new NotConnectedError('IPFIX collector not connected')));
+      return;
+    }
+    const pending = this.pendingError;
+    if (pending !== undefined) {
+      this.pendingError = undefined;
+      queueMicrotask(() => done(pending));
       return;
     }
     this.socket.send(msg, (err) => done(err ?? null));

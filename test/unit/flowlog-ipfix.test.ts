@@ -2,10 +2,12 @@
 // tables written from RFC 7011 and the IANA registry, message splitting and
 // sequence numbers read back by a parser of the test's own, and the
 // exporter's drops counted when the collector cannot be reached.
+import { createSocket } from 'node:dgram';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { type DatagramSender, IpfixExporter } from '../../src/flowlog/ipfix-exporter.js';
+import { UdpSender } from '../../src/flowlog/udp-sender.js';
 import {
   encodeMessages,
   type IpfixFlow,
@@ -479,3 +481,54 @@ describe('flowlog.ipfix in the config', () => {
     expect(() => parse('{ events: [new] }')).toThrow(/flowlog\.file.*file, ipfix, syslog/);
   });
 });
+
+describe('UdpSender (a real UDP socket on loopback)', () => {
+  it('sends to the collector it is connected to; a collector gone shows as ECONNREFUSED on a later send', async () => {
+    const collector = createSocket('udp4');
+    const got: Buffer[] = [];
+    collector.on('message', (m) => got.push(m));
+    await new Promise<void>((r) => collector.bind(0, '127.0.0.1', r));
+    const port = collector.address().port;
+    const s = new UdpSender({ host: '127.0.0.1', port, now: () => 0, log: silentLogger });
+    await s.connect();
+    const send = (b: Buffer) => new Promise<Error | null>((r) => s.send(b, r));
+    expect(await send(Buffer.from('one'))).toBeNull();
+    await until(() => got.length === 1, 'the datagram received');
+    expect(got[0]!.toString()).toBe('one');
+    await new Promise<void>((r) => collector.close(() => r()));
+    // The first send after the close draws the port unreachable; a later one reports it.
+    const errors: (string | undefined)[] = [];
+    for (let i = 0; i < 50 && !errors.includes('ECONNREFUSED'); i++) {
+      const e = await send(Buffer.from('two'));
+      errors.push((e as (Error & { code?: string }) | null)?.code);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(errors).toContain('ECONNREFUSED');
+    await s.close();
+  });
+
+  it('not connected: sends fail with ENOTCONN at once, and a new connect is tried at most every 5 s', async () => {
+    const clock = { t: 0 };
+    // Port 0: every connect fails (ERR_SOCKET_BAD_PORT), as one to a collector without a route would.
+    const s = new UdpSender({ host: '127.0.0.1', port: 0, now: () => clock.t, log: silentLogger });
+    const tries: number[] = [];
+    const connect = s.connect.bind(s);
+    s.connect = () => {
+      tries.push(clock.t);
+      return connect();
+    };
+    await s.connect();
+    for (const t of [1000, 4999, 5000, 6000, 10_000]) {
+      clock.t = t;
+      const err = await new Promise<Error | null>((r) => s.send(Buffer.from('x'), r));
+      expect(err).toMatchObject({ code: 'ENOTCONN' });
+    }
+    expect(tries).toEqual([0, 5000, 10_000]);
+    await s.close();
+  });
+});
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+}
