@@ -186,35 +186,46 @@ static napi_value receive_queue_bytes(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* A Unix socket address from a JS string ("@name": the abstract namespace).
+ * Returns 0 and fills sa/salen, EINVAL for an empty or too long path, or -1
+ * when the argument is not a string. */
+static int unix_address(napi_env env, napi_value v, struct sockaddr_un *sa, socklen_t *salen) {
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = {0};
+  size_t plen = 0;
+  if (napi_get_value_string_utf8(env, v, path, sizeof path, &plen) != napi_ok) return -1;
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  if (plen == 0 || plen >= sizeof sa->sun_path) return EINVAL;
+  memcpy(sa->sun_path, path, plen);
+  if (path[0] == '@') sa->sun_path[0] = 0;
+  *salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  return 0;
+}
+
 /* unixDgramSend(path, buffer) -> 0 or errno. One datagram to a Unix datagram
  * socket, e.g. systemd's NOTIFY_SOCKET ("@name" is the abstract namespace).
- * Node has no Unix datagram sockets. */
+ * Node has no Unix datagram sockets. Blocks while the receiver's queue is
+ * full: for rare messages only (sd_notify). */
 static napi_value unix_dgram_send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = {0};
-  size_t plen = 0;
   void *data = NULL;
   size_t len = 0;
   bool isbuf = false;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
-      napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
+  struct sockaddr_un sa;
+  socklen_t salen = 0;
+  int aerr = argc < 2 ? -1 : unix_address(env, argv[0], &sa, &salen);
+  if (aerr < 0 || napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
       napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
     napi_throw_type_error(env, "EARG", "unixDgramSend(path, buffer)");
     return NULL;
   }
   napi_value out;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  if (plen == 0 || plen >= sizeof sa.sun_path) {
-    CHECK(napi_create_int32(env, EINVAL, &out));
+  if (aerr > 0) {
+    CHECK(napi_create_int32(env, aerr, &out));
     return out;
   }
-  memcpy(sa.sun_path, path, plen);
-  if (path[0] == '@') sa.sun_path[0] = 0;
-  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   int err = 0;
   if (fd < 0) err = errno;
@@ -222,6 +233,45 @@ static napi_value unix_dgram_send(napi_env env, napi_callback_info info) {
     if (sendto(fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0) err = errno;
     close(fd);
   }
+  CHECK(napi_create_int32(env, err, &out));
+  return out;
+}
+
+/* unixDgramOpen() -> fd. A non-blocking Unix datagram socket of our own,
+ * kept open for many unixDgramSendTo calls (the flow log's syslog output);
+ * closed with close(fd). */
+static napi_value unix_dgram_open(napi_env env, napi_callback_info info) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* unixDgramSendTo(fd, path, buffer, offset, length) -> 0 or errno. Never
+ * blocks (MSG_DONTWAIT): a receiver whose queue is full gives EAGAIN, which
+ * the caller counts as a dropped message; it never holds the event loop. */
+static napi_value unix_dgram_send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, off, len;
+  void *data = NULL;
+  size_t size = 0;
+  bool isbuf = false;
+  struct sockaddr_un sa;
+  socklen_t salen = 0;
+  int aerr = argc < 5 ? -1 : unix_address(env, argv[1], &sa, &salen);
+  if (aerr < 0 || !get_int(env, argv[0], &fd) || napi_is_buffer(env, argv[2], &isbuf) != napi_ok || !isbuf ||
+      napi_get_buffer_info(env, argv[2], &data, &size) != napi_ok || !get_int(env, argv[3], &off) ||
+      !get_int(env, argv[4], &len) || off < 0 || len < 0 || (size_t)off + (size_t)len > size) {
+    napi_throw_type_error(env, "EARG", "unixDgramSendTo(fd, path, buffer, offset, length)");
+    return NULL;
+  }
+  int err = aerr;
+  if (err == 0 && sendto(fd, (char *)data + off, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+    err = errno;
+  napi_value out;
   CHECK(napi_create_int32(env, err, &out));
   return out;
 }
@@ -597,6 +647,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"netlinkSendAsync", NULL, netlink_send_async, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
       {"unixDgramSend", NULL, unix_dgram_send, NULL, NULL, NULL, napi_default, NULL},
+      {"unixDgramOpen", NULL, unix_dgram_open, NULL, NULL, NULL, napi_default, NULL},
+      {"unixDgramSendTo", NULL, unix_dgram_send_to, NULL, NULL, NULL, napi_default, NULL},
       {"attachFilter", NULL, attach_filter, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},

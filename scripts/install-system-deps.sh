@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 for pair in ip:iproute2 conntrack:conntrack conntrackd:conntrackd keepalived:keepalived nft:nftables \
-            ping:iputils-ping socat:socat cc:gcc; do
+            ping:iputils-ping socat:socat cc:gcc nfcapd:nfdump; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || need+=("$pkg")
 done

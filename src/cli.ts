@@ -74,7 +74,7 @@ const LOCAL_RUNNERS: { readonly [N in LocalCommandName]: Runner } = {
     (await import('./flowlog/find.js')).flowsCommand(
       inv.args,
       io,
-      async () => (await loadOrReport(inv.config ?? DEFAULT_CONFIG, io))?.flowlog?.file.path,
+      async () => (await loadOrReport(inv.config ?? DEFAULT_CONFIG, io))?.flowlog?.file?.path,
       inv.json,
     ),
   daemon: (inv, io) => (inv.detach ? detachDaemon(inv, io) : runDaemon(inv.config ?? DEFAULT_CONFIG, io)),
@@ -384,7 +384,17 @@ async function checkConfig(file: string | undefined, io: Io): Promise<number> {
     const cfg = loadConfig(file);
     const what = [
       ...(cfg.sync && cfg.cluster ? [`cluster ${cfg.cluster.id}`, `${cfg.sync.mode} over ${cfg.sync.transport}`] : ['no sync']),
-      ...(cfg.flowlog ? [`flow log ${cfg.flowlog.file.path}`] : []),
+      ...(cfg.flowlog
+        ? [
+            `flow log ${[
+              cfg.flowlog.file?.path,
+              cfg.flowlog.ipfix && `ipfix ${cfg.flowlog.ipfix.collector}`,
+              cfg.flowlog.syslog && `syslog ${cfg.flowlog.syslog.path}`,
+            ]
+              .filter((t) => t !== undefined)
+              .join(' + ')}`,
+          ]
+        : []),
     ];
     io.out(`${file}: ok (node ${cfg.node.id}, ${what.join(', ')})`);
     return EXIT_OK;

@@ -5,7 +5,7 @@
 // (this node's table and the kernel), CommitRunner, SyncNode, the
 // operations commands and keepalived ask for (DaemonOperations, with
 // Failover), and buildStatsSnapshot for the stats.
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type { CommitStats } from './cache/commit.js';
 import { CommitRunner } from './cache/commit-runner.js';
 import { ExternalCache } from './cache/external-cache.js';
@@ -14,9 +14,12 @@ import { Injector } from './cache/inject.js';
 import { InternalCache } from './cache/internal-cache.js';
 import { type LocalChangeListener, LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import { PeerEntryCheck } from './cache/peer-validate.js';
-import type { ClusterConfig, Config, FlowlogConfig, SyncConfig } from './config/index.js';
+import { type ClusterConfig, type Config, type FlowlogConfig, SYSLOG_FACILITIES, type SyncConfig } from './config/index.js';
 import { FileSink } from './flowlog/file-sink.js';
-import { FlowLog } from './flowlog/flow-log.js';
+import { FlowLog, type FlowOutput } from './flowlog/flow-log.js';
+import { type DatagramSender, IpfixExporter } from './flowlog/ipfix-exporter.js';
+import { nativeUnixDatagramPort, SyslogSink, type UnixDatagramPort } from './flowlog/syslog-sink.js';
+import { UdpSender } from './flowlog/udp-sender.js';
 import type { FlowlogSnapshot } from './stats/source.js';
 import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
@@ -66,6 +69,10 @@ export interface DaemonDeps {
   epochs?: EpochSource;
   /** Directory of the epoch file; config node.stateDir when absent. */
   stateDir?: string;
+  /** The flow log's IPFIX socket; a UDP socket connected to flowlog.ipfix.collector when absent. */
+  ipfixSender?: DatagramSender;
+  /** The flow log's syslog socket; the addon's non-blocking Unix datagram socket when absent. */
+  syslogPort?: UnixDatagramPort;
 }
 
 export type DaemonCounters = LocalTableCounters;
@@ -102,6 +109,8 @@ export class Daemon {
   private track: TrackFile | undefined;
   private flowLog: FlowLog | undefined;
   private flowSink: FileSink | undefined;
+  private ipfix: IpfixExporter | undefined;
+  private syslog: SyslogSink | undefined;
   private stopped = false;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
@@ -326,27 +335,72 @@ export class Daemon {
   }
 
   private async openFlowLog(fl: FlowlogConfig): Promise<void> {
-    const sink = new FileSink({
-      path: fl.file.path,
-      durability: fl.file.durability,
-      rotate: fl.file.rotate,
-      log: this.log,
-      onWritten: () => this.flowLog?.resume(),
-    });
-    await sink.open();
-    this.flowSink = sink;
+    const file = fl.file;
+    let sink: FileSink | undefined;
+    if (file) {
+      sink = new FileSink({
+        path: file.path,
+        durability: file.durability,
+        rotate: file.rotate,
+        log: this.log,
+        onWritten: () => this.flowLog?.resume(),
+      });
+      await sink.open();
+      this.flowSink = sink;
+    }
+    const outputs: FlowOutput[] = [];
+    if (fl.ipfix) {
+      const at = parseHostPort(fl.ipfix.collector);
+      if (!at) throw new OperationError('ECONFIG', `flowlog.ipfix.collector is not host:port: ${fl.ipfix.collector}`);
+      let sender = this.deps.ipfixSender;
+      if (!sender) {
+        const udp = new UdpSender({ ...at, now: this.now, log: this.log });
+        // A collector that cannot be reached yet does not stop the start: sends are counted unsent until it can.
+        await udp.connect();
+        sender = udp;
+      }
+      // IPv6's header is 20 bytes longer than IPv4's; a name is taken as IPv4, as the socket is.
+      const ipUdpHeaders = at.host.includes(':') ? 48 : 28;
+      this.ipfix = new IpfixExporter({
+        sender,
+        observationDomainId: fl.ipfix.observationDomainId,
+        templateRefreshMs: fl.ipfix.templateRefreshSeconds * 1000,
+        maxMessageBytes: Math.min(0xffff, fl.ipfix.mtu - ipUdpHeaders),
+        now: this.now,
+        log: this.log,
+      });
+      outputs.push(this.ipfix);
+    }
+    if (fl.syslog) {
+      this.syslog = new SyslogSink({
+        port: this.deps.syslogPort ?? nativeUnixDatagramPort(),
+        path: fl.syslog.path,
+        facility: SYSLOG_FACILITIES[fl.syslog.facility],
+        appName: fl.syslog.appName,
+        hostname: hostname(),
+        pid: process.pid,
+        log: this.log,
+      });
+      outputs.push(this.syslog);
+    }
     this.flowLog = new FlowLog({
       events: fl.events,
       queueBytes: fl.queueBytes,
       sink,
-      flushEachBatch: fl.file.durability === 'fsync',
+      outputs,
+      flushEachBatch: file?.durability === 'fsync',
       // The cache's filter decides what is logged too, as conntrackd's General Filter does in Stats mode.
       accept: (e) => this.filter.check(e).pass,
       now: this.now,
       log: this.log,
     });
-    if (fl.file.durability === 'buffered') this.timers.push(setInterval(() => void sink.flush(), fl.file.flushIntervalMs));
-    this.log.info('flow log open', { file: fl.file.path, events: fl.events, durability: fl.file.durability });
+    if (sink && file?.durability === 'buffered') this.timers.push(setInterval(() => void sink.flush(), file.flushIntervalMs));
+    this.log.info('flow log open', {
+      events: fl.events,
+      ...(file ? { file: file.path, durability: file.durability } : {}),
+      ...(fl.ipfix ? { ipfix: fl.ipfix.collector } : {}),
+      ...(fl.syslog ? { syslog: fl.syslog.path, facility: fl.syslog.facility } : {}),
+    });
   }
 
   /** SIGUSR1: the flow log file is reopened (logrotate moved it away); no line is lost meanwhile. */
@@ -428,7 +482,7 @@ export class Daemon {
       node: cfg.node.id,
       epoch: this.epoch,
       ...(cfg.sync ? { transport: cfg.sync.transport, mode: cfg.sync.mode, protocol: cfg.sync.protocol } : { mode: 'stats' }),
-      flowlog: cfg.flowlog?.file.path ?? 'off',
+      flowlog: cfg.flowlog ? (cfg.flowlog.file?.path ?? 'on') : 'off',
     });
   }
 
@@ -452,42 +506,51 @@ export class Daemon {
     this.onStop?.();
   }
 
-  /** What the queue still holds goes to the file before it closes; nothing new arrives once events are closed. */
+  /** What the queue still holds goes out before the outputs close; nothing new arrives once events are closed. */
   private async closeFlowLog(): Promise<void> {
     const flow = this.flowLog;
+    if (!flow) return;
     const sink = this.flowSink;
-    if (!flow || !sink) return;
     // Bounded: each round writes what a drain produced, and the queue only shrinks.
     for (let i = 0; i < MAX_CLOSE_ROUNDS && flow.queueLength > 0; i++) {
       flow.drain();
-      await sink.flush();
+      await sink?.flush();
     }
-    await sink.close();
+    await sink?.close();
+    await this.ipfix?.close();
+    this.syslog?.close();
   }
 
   private flowlogSnapshot(): FlowlogSnapshot | undefined {
     const flow = this.flowLog;
+    if (!flow) return undefined;
     const sink = this.flowSink;
-    if (!flow || !sink) return undefined;
     const c = flow.counters;
-    const f = sink.counters;
+    const f = sink?.counters;
+    const ix = this.ipfix?.counters;
+    const sl = this.syslog?.counters;
+    const lost = f?.lost ?? 0;
     return {
       enabled: true,
-      file: sink.path,
+      ...(sink ? { file: sink.path } : {}),
       queued: c.queued,
-      dropped: c.queueFull + f.lost,
+      dropped: c.queueFull + lost + (ix?.unsent ?? 0) + (sl?.unsent ?? 0),
       queueFull: c.queueFull,
-      lost: f.lost,
+      lost,
       logged: c.logged,
-      written: f.written,
+      written: f?.written ?? 0,
       filtered: c.filtered,
       decodeErrors: c.decodeErrors,
-      writeErrors: f.writeErrors,
-      reopens: f.reopens,
-      rotations: f.rotations,
+      writeErrors: f?.writeErrors ?? 0,
+      reopens: f?.reopens ?? 0,
+      rotations: f?.rotations ?? 0,
       queueLength: flow.queueLength,
       queueBytes: flow.queueBytes,
       queueLimitBytes: this.config.flowlog?.queueBytes ?? 0,
+      ...(ix && this.config.flowlog?.ipfix
+        ? { ipfix: { collector: this.config.flowlog.ipfix.collector, ...ix, inFlight: this.ipfix?.messagesInFlight ?? 0 } }
+        : {}),
+      ...(sl && this.syslog ? { syslog: { path: this.syslog.path, ...sl } } : {}),
     };
   }
 

@@ -45,7 +45,7 @@ export function settingsFor(n) {
 // ---------------------------------------------------------------------------
 // Process handling common to both
 
-function startProcess(node, argv, logPath, label) {
+export function startProcess(node, argv, logPath, label) {
   const fd = openSync(logPath, 'a');
   const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
@@ -56,11 +56,11 @@ function startProcess(node, argv, logPath, label) {
   return { child, exited, handle, logPath, label };
 }
 
-function alive(p) {
+export function alive(p) {
   return p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
 }
 
-async function stopProcess(p, signal = 'SIGTERM', graceMs = 10_000) {
+export async function stopProcess(p, signal = 'SIGTERM', graceMs = 10_000) {
   if (!p) return;
   if (alive(p)) {
     p.child.kill(signal);
@@ -71,7 +71,7 @@ async function stopProcess(p, signal = 'SIGTERM', graceMs = 10_000) {
   runCleanup(p.handle);
 }
 
-function tail(path, n = 2000) {
+export function tail(path, n = 2000) {
   try {
     return readFileSync(path, 'utf8').slice(-n);
   } catch {
@@ -80,7 +80,7 @@ function tail(path, n = 2000) {
 }
 
 /** The PID we hold must be the daemon itself (ip netns exec execs it). */
-function verifyPid(p, expect) {
+export function verifyPid(p, expect) {
   const argv = procComm(p.child.pid);
   if (!argv.some((a) => a.endsWith(expect))) {
     throw new Error(`${p.label}: pid ${p.child.pid} runs ${argv.join(' ')}, not ${expect}`);
@@ -90,7 +90,7 @@ function verifyPid(p, expect) {
 // ---------------------------------------------------------------------------
 // ctsyncd
 
-const SHEBANG_FLAGS = readFileSync(CTSYNCD_BIN, 'utf8').split('\n')[0].split(/\s+/).slice(3);
+export const SHEBANG_FLAGS = readFileSync(CTSYNCD_BIN, 'utf8').split('\n')[0].split(/\s+/).slice(3);
 
 export const ctsyncd = {
   name: 'ctsyncd',

@@ -125,6 +125,19 @@ export const DEFAULTS = {
     flushIntervalMs: 1000,
     /** Rotated files kept (name.1.gz newest). */
     rotateKeep: 7,
+    ipfix: {
+      observationDomainId: 1,
+      /** RFC 6728's default templateRefreshTimeout. */
+      templateRefreshSeconds: 600,
+      /** Ethernet. */
+      mtuBytes: 1500,
+    },
+    syslog: {
+      /** conntrackd's Stats `Syslog on`: LOG_DAEMON. */
+      facility: 'daemon',
+      path: '/dev/log',
+      appName: 'ctsyncd',
+    },
   },
   metrics: {
     enabled: true,
@@ -142,6 +155,12 @@ export const LIMITS = {
   /** A rotated file of under 64 KiB would rotate several times a second on a busy firewall. */
   flowlogRotateBytes: { min: 64 * KiB, max: 1024 * GiB },
   flowlogRotateKeep: { min: 1, max: 1000 },
+  /** An IPFIX observation domain id is an unsigned 32-bit field. */
+  ipfixDomainIdMax: 4_294_967_295,
+  /** Templates at most once a second, at least once a day. */
+  ipfixTemplateRefreshSeconds: { min: 1, max: 86_400 },
+  /** Below 512 bytes the templates and one IPv6 NAT record (458 with the headers) would not fit; an IPFIX message is at most 65535. */
+  ipfixMtuBytes: { min: 512, max: 65_535 },
   /** 2^32 - 1: the cluster id travels as an unsigned 32-bit field. */
   clusterIdMax: 4_294_967_295,
   /** Below 512 bytes a single fully-populated conntrack entry may not fit. 65507 = 65535 - 20 - 8. */

@@ -32,7 +32,7 @@ import { DEFAULTS, LIMITS } from './defaults.js';
 import { isConfigError } from './errors.js';
 import { formatPath, parseConfig } from './load.js';
 import { isMulticast, networkOf } from '../common/address.js';
-import { PROTOCOLS, type ProtocolName } from './schema.js';
+import { PROTOCOLS, type ProtocolName, SYSLOG_FACILITIES } from './schema.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/command-io.js';
 
 export { ConntrackdConfError, isConntrackdConfError } from './conntrackd-conf-parser.js';
@@ -121,6 +121,8 @@ interface Model {
   stats?: Token;
   /** Stats LogFile: on, off or a file name. */
   logFile?: Src<string>;
+  /** Stats Syslog: on, off or a facility name. */
+  statsSyslog?: Src<string>;
   mode?: Src<Mode>;
   refreshTime?: Src<number>;
   resendQueueSize?: Src<number>;
@@ -301,7 +303,7 @@ class Importer {
       case 'netlinkeventsreliable':
         return this.put(this.m, 'eventsReliable', this.bool(t));
       case 'syslog':
-        return this.unsupported(this.word(t, 'on, off or a facility'), 'the flow log writes to flowlog.file only (no syslog output yet)');
+        return this.put(this.m, 'statsSyslog', this.word(t, 'on, off or a facility'));
       default:
         return this.unknown(t, 'in Stats');
     }
@@ -901,11 +903,15 @@ class Converter {
       ['flowlog', 'events'],
       `line ${stats.line}: Stats logs destroyed connections; add new for flows find to stop reading early (README, "Flow log")`,
     );
+    const toSyslog = this.statsSyslog();
     const lf = m.logFile;
     const v = lf === undefined ? 'off' : lc(lf.value);
+    const fileOff = lf === undefined || v === 'off' || v === 'no';
+    // Syslog alone is a flow log too: no file then, as in conntrackd.
+    if (fileOff && toSyslog) return;
     const path = v === 'on' || v === 'off' || v === 'yes' || v === 'no' ? DEFAULT_FLOW_LOG : lf!.value;
     e.set(['flowlog', 'file', 'path'], path);
-    if (lf === undefined || v === 'off' || v === 'no') {
+    if (fileOff) {
       imp.warn(
         lf?.line ?? stats.line,
         'LogFile',
@@ -914,6 +920,26 @@ class Converter {
     } else {
       e.note(['flowlog', 'file', 'path'], fromLine(lf!, 'one JSON object per line, not conntrackd\'s text format'));
     }
+  }
+
+  /**
+   * Stats Syslog → flowlog.syslog: on is conntrackd's LOG_DAEMON, a name its
+   * facility. True when the flow log goes to syslog.
+   */
+  private statsSyslog(): boolean {
+    const { e, m, imp } = this;
+    const sl = m.statsSyslog;
+    if (sl === undefined) return false;
+    const v = lc(sl.value);
+    if (v === 'off' || v === 'no') return false;
+    const facility = v === 'on' || v === 'yes' ? DEFAULTS.flowlog.syslog.facility : v;
+    if (!Object.hasOwn(SYSLOG_FACILITIES, facility)) {
+      imp.unsupported(sl, `expected on, off or a facility (${Object.keys(SYSLOG_FACILITIES).join(', ')})`);
+      return false;
+    }
+    e.set(['flowlog', 'syslog', 'facility'], facility);
+    e.note(['flowlog', 'syslog', 'facility'], fromLine(sl, 'RFC 5424 messages to /dev/log, the JSON record as their text'));
+    return true;
   }
 
   private nodeIdComment(): string {

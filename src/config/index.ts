@@ -9,6 +9,8 @@ export {
   type ClusterConfig,
   type ConfigInput,
   FLOWLOG_EVENTS,
+  SYSLOG_FACILITIES,
+  type SyslogFacility,
   type FlowlogConfig,
   type FlowlogEvent,
   configJsonSchema,

@@ -682,6 +682,80 @@ const flowlogFileSchema = z
   })
   .describe('The flow log file: one JSON object per line (the record is described in README, "Flow log").');
 
+const flowlogIpfixSchema = z
+  .strictObject({
+    collector: z
+      .string()
+      .refine((text) => parseHostPort(text) !== undefined, {
+        error: expected('host:port, e.g. 192.0.2.10:4739 or [2001:db8::10]:4739'),
+      })
+      .describe("The IPFIX collector's host:port, over UDP (4739 is IPFIX's port; nfcapd listens on its -p); IPv6 in brackets."),
+    observationDomainId: z
+      .int()
+      .min(0)
+      .max(LIMITS.ipfixDomainIdMax)
+      .default(DEFAULTS.flowlog.ipfix.observationDomainId)
+      .describe('The observation domain id in every message: tells this firewall\'s flows apart from others sent from the same address.'),
+    templateRefreshSeconds: z
+      .int()
+      .min(LIMITS.ipfixTemplateRefreshSeconds.min)
+      .max(LIMITS.ipfixTemplateRefreshSeconds.max)
+      .default(DEFAULTS.flowlog.ipfix.templateRefreshSeconds)
+      .describe('Seconds between two sendings of the templates (RFC 7011 8.4: over UDP they are sent again, for a collector that restarted).'),
+    mtu: z
+      .int()
+      .min(LIMITS.ipfixMtuBytes.min)
+      .max(LIMITS.ipfixMtuBytes.max)
+      .default(DEFAULTS.flowlog.ipfix.mtuBytes)
+      .describe('The path MTU to the collector, in bytes: a message is at most this less the IP and UDP headers; records are split across messages to fit.'),
+  })
+  .describe('IPFIX export (RFC 7011) of NAT sessions as they are created and of finished flows, to a collector over UDP (README, "Flow log").');
+
+/** syslog facilities by name (<syslog.h>, RFC 5424 6.2.1), with their codes. */
+export const SYSLOG_FACILITIES = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;
+export type SyslogFacility = keyof typeof SYSLOG_FACILITIES;
+const SYSLOG_FACILITY_NAMES = Object.keys(SYSLOG_FACILITIES) as [SyslogFacility, ...SyslogFacility[]];
+
+const flowlogSyslogSchema = z
+  .strictObject({
+    facility: z
+      .enum(SYSLOG_FACILITY_NAMES)
+      .default(DEFAULTS.flowlog.syslog.facility)
+      .describe('The syslog facility of the records (severity info).'),
+    path: unixSocketPath
+      .default(DEFAULTS.flowlog.syslog.path)
+      .describe("The local syslog daemon's Unix datagram socket."),
+    appName: z
+      .string()
+      .regex(/^[!-~]{1,48}$/, { error: expected('1-48 printable ASCII characters without spaces (RFC 5424 APP-NAME)') })
+      .default(DEFAULTS.flowlog.syslog.appName)
+      .describe('The APP-NAME of every message (RFC 5424).'),
+  })
+  .describe(
+    'syslog output: one RFC 5424 message per record (the JSON record as its text, the event as its MSGID) to the local socket. Never waits: a message the socket has no room for is dropped and counted.',
+  );
+
 const flowlogSchema = z
   .strictObject({
     events: z
@@ -697,10 +771,17 @@ const flowlogSchema = z
       .describe(
         'Bytes of raw events waiting for the writer. The flow log never slows replication: an event that does not fit is dropped and counted (ctsyncd_flowlog_dropped_total, stats flowlog.dropped).',
       ),
-    file: flowlogFileSchema,
+    file: flowlogFileSchema.optional(),
+    ipfix: flowlogIpfixSchema.optional(),
+    syslog: flowlogSyslogSchema.optional(),
+  })
+  .superRefine((fl, ctx) => {
+    if (fl.file === undefined && fl.ipfix === undefined && fl.syslog === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['file'], input: undefined, message: 'required: expected file, ipfix, syslog or several of them' });
+    }
   })
   .describe(
-    "Flow and NAT logging (conntrackd's Stats mode): a record per conntrack event of the connections the filter passes, next to sync or, without a sync section, alone.",
+    "Flow and NAT logging (conntrackd's Stats mode): a record per conntrack event of the connections the filter passes, next to sync or, without a sync section, alone; to a file, syslog, an IPFIX collector, or several of them.",
   );
 
 const logSchema = z

@@ -2,9 +2,11 @@
 // reader of the conntrack events. ConntrackEvents hands it each event's raw
 // message (EventTap); it copies the ones it logs into a bounded queue and
 // returns. Later, off the event path, it decodes them, applies the filter,
-// formats the record (record.ts) and hands the line to the file. Nothing it
-// does can hold back replication: a full queue drops the event and counts
-// it (ctsyncd_flowlog_dropped_total, stats flowlog.dropped).
+// formats the record (record.ts) and hands the line to the file and the
+// entry to the other outputs (IPFIX, syslog). Nothing it does can hold back
+// replication: a full queue drops the event and counts it
+// (ctsyncd_flowlog_dropped_total, stats flowlog.dropped); the outputs other
+// than the file never wait either, they drop and count what they cannot send.
 import type { EventTap, EventType } from '../kernel/conntrack-events.js';
 import { decodeConntrack } from '../kernel/ct-codec.js';
 import type { ConntrackEntry } from '../kernel/entry.js';
@@ -21,10 +23,24 @@ export interface FlowSink {
   flush(): Promise<void>;
 }
 
+/**
+ * An output beside the file (ipfix-exporter.ts, syslog-sink.ts). It never
+ * waits and never makes the writer wait: what it cannot send it drops and
+ * counts itself.
+ */
+export interface FlowOutput {
+  /** One logged event; `line()` formats the record's JSON line (once, shared by every output). */
+  write(kind: EventType, e: ConntrackEntry, line: () => string, now: number): void;
+  /** The end of a writer batch: send what was gathered. */
+  endBatch(): void;
+}
+
 export interface FlowLogOptions {
   events: readonly EventType[];
   queueBytes: number;
-  sink: FlowSink;
+  /** The file; absent when the flow log only exports (IPFIX) or goes to syslog. */
+  sink?: FlowSink | undefined;
+  outputs?: readonly FlowOutput[];
   /** Flush after every batch (fsync durability) rather than on the caller's interval. */
   flushEachBatch: boolean;
   /** The cache's filter: only connections it passes are logged. */
@@ -40,7 +56,7 @@ export interface FlowLogCounters {
   queued: number;
   /** Events the queue had no room for (the writer is behind). */
   queueFull: number;
-  /** Records handed to the file. */
+  /** Records handed to the file and the other outputs. */
   logged: number;
   /** Events the filter did not pass. */
   filtered: number;
@@ -61,12 +77,14 @@ export class FlowLog implements EventTap {
   private readonly sinkHighWater: number;
   private readonly runDrain = () => this.drain();
   private readonly take = (kind: EventType, buf: Buffer, start: number, len: number) => this.record(kind, buf, start, len);
+  private readonly outputs: readonly FlowOutput[];
 
   constructor(private readonly opts: FlowLogOptions) {
     this.queue = new EventQueue(opts.queueBytes);
     this.wanted = { new: false, update: false, destroy: false };
     for (const k of opts.events) this.wanted[k] = true;
     this.schedule = opts.schedule ?? ((run) => setImmediate(run));
+    this.outputs = opts.outputs ?? [];
     // A record line takes about 2.5 times the bytes of its event; as much again as the queue holds.
     this.sinkHighWater = opts.queueBytes * 2;
   }
@@ -104,12 +122,17 @@ export class FlowLog implements EventTap {
   /** Decodes and formats up to BATCH queued events into the sink; reschedules itself while more wait. */
   drain(): void {
     this.scheduled = false;
-    const sink = this.opts.sink;
     let n = 0;
-    while (n < BATCH && sink.pendingBytes < this.sinkHighWater && this.queue.shift(this.take)) n++;
-    if (n > 0 && this.opts.flushEachBatch) void sink.flush();
+    while (n < BATCH && this.sinkHasRoom() && this.queue.shift(this.take)) n++;
+    for (const o of this.outputs) o.endBatch();
+    if (n > 0 && this.opts.flushEachBatch) void this.opts.sink?.flush();
     // Else the sink's write completion calls resume().
-    if (this.queue.length > 0 && sink.pendingBytes < this.sinkHighWater) this.resume();
+    if (this.queue.length > 0 && this.sinkHasRoom()) this.resume();
+  }
+
+  private sinkHasRoom(): boolean {
+    const sink = this.opts.sink;
+    return sink === undefined || sink.pendingBytes < this.sinkHighWater;
   }
 
   private record(kind: EventType, buf: Buffer, start: number, len: number): void {
@@ -122,7 +145,12 @@ export class FlowLog implements EventTap {
       this.counters.filtered++;
       return;
     }
-    this.opts.sink.write(flowLine(kind, r.value, this.opts.now()));
+    const e = r.value;
+    const now = this.opts.now();
+    let text: string | undefined;
+    const line = (): string => (text ??= flowLine(kind, e, now));
+    this.opts.sink?.write(line());
+    for (const o of this.outputs) o.write(kind, e, line, now);
     this.counters.logged++;
   }
 }

@@ -17,6 +17,10 @@ export interface NativeAddon {
   close(fd: number): void;
   /** One datagram to a Unix datagram socket ("@name": abstract). Returns 0 or an errno. */
   unixDgramSend(path: string, data: Buffer): number;
+  /** A non-blocking Unix datagram socket of our own (close with close()); throws a SyscallError. */
+  unixDgramOpen(): number;
+  /** One datagram to `path` without ever blocking (MSG_DONTWAIT): 0, or an errno (EAGAIN: the receiver's queue is full). */
+  unixDgramSendTo(fd: number, path: string, data: Buffer, offset: number, length: number): number;
   pollStart(fd: number, callback: (events: number) => void): PollHandle;
   pollClose(handle: PollHandle): void;
   pollRef(handle: PollHandle, on: boolean): void;

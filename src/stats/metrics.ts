@@ -382,16 +382,35 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   // --- flow log (flowlog) ------------------------------------------------
   counter(
     'ctsyncd_flowlog_records_total',
-    'Flow log records handed to the file (flowlog); 0 without flowlog.',
+    'Flow log records handed to the outputs (the file, syslog, IPFIX); 0 without flowlog.',
     'flowlog.logged',
     (s) => s.flowlog?.logged ?? 0,
   ),
   counter(
     'ctsyncd_flowlog_dropped_total',
-    'Flow log records lost (no samples without flowlog), by reason: queue_full (the writer was behind and the bounded queue full; replication never waits for it) or write_error (a write failed, e.g. a full disk).',
-    'flowlog.{queueFull,lost}',
-    (s) => (s.flowlog?.enabled ? by('reason', { queue_full: s.flowlog.queueFull, write_error: s.flowlog.lost }) : []),
+    'Flow log records lost (no samples without flowlog), by reason: queue_full (the writer was behind and the bounded queue full; replication never waits for it), write_error (a write to the file failed, e.g. a full disk), ipfix_unsent (an IPFIX message not sent: the collector is down or the socket stuck; with flowlog.ipfix) or syslog_unsent (the syslog socket refused or had no room; with flowlog.syslog). Each output counts its own.',
+    'flowlog.{queueFull,lost,ipfix.unsent,syslog.unsent}',
+    (s) =>
+      s.flowlog?.enabled
+        ? by('reason', {
+            queue_full: s.flowlog.queueFull,
+            write_error: s.flowlog.lost,
+            ...(s.flowlog.ipfix ? { ipfix_unsent: s.flowlog.ipfix.unsent } : {}),
+            ...(s.flowlog.syslog ? { syslog_unsent: s.flowlog.syslog.unsent } : {}),
+          })
+        : [],
     ['reason'],
+  ),
+  counter(
+    'ctsyncd_flowlog_sent_total',
+    'Flow log records the other outputs sent, by output: ipfix (data records in messages the kernel took) and syslog (messages); no samples for an output not configured.',
+    'flowlog.{ipfix.records,syslog.sent}',
+    (s) =>
+      by('output', {
+        ...(s.flowlog?.ipfix ? { ipfix: s.flowlog.ipfix.records } : {}),
+        ...(s.flowlog?.syslog ? { syslog: s.flowlog.syslog.sent } : {}),
+      }),
+    ['output'],
   ),
   gauge(
     'ctsyncd_flowlog_queue_bytes',

@@ -125,7 +125,7 @@ export interface FlowlogSnapshot {
   file?: string;
   /** Events taken into the queue. */
   queued?: number;
-  /** Events not logged: queue full plus lines a failed write lost. */
+  /** Records not logged: queue full, lines a failed write lost, records IPFIX and syslog could not send (one per output). */
   dropped?: number;
   queueFull?: number;
   /** Lines a failed write (full disk, ...) lost. */
@@ -140,6 +140,20 @@ export interface FlowlogSnapshot {
   queueLength?: number;
   queueBytes?: number;
   queueLimitBytes?: number;
+  /** flowlog.ipfix: the exporter's counters (src/flowlog/ipfix-exporter.ts). */
+  ipfix?: {
+    collector: string;
+    messages: number;
+    records: number;
+    templates: number;
+    /** Records of messages not sent (no room in flight, or the send failed: the collector is down). */
+    unsent: number;
+    sendErrors: number;
+    invalid: number;
+    inFlight: number;
+  };
+  /** flowlog.syslog: messages sent, and records not sent (unsent; busy: the receiver's queue was full). */
+  syslog?: { path: string; sent: number; unsent: number; busy: number };
 }
 
 /** The subset of Daemon.stats() the metrics are derived from. */

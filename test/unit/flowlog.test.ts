@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
-import { FileSink, FlowLog, type FlowRecord, EventQueue, flowLine, lineTime, type FlowSink } from '../../src/flowlog/index.js';
+import { FileSink, FlowLog, type FlowOutput, type FlowRecord, EventQueue, flowLine, lineTime, type FlowSink } from '../../src/flowlog/index.js';
 import type { EventType } from '../../src/kernel/conntrack-events.js';
 import { AF_INET, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, IPPROTO, IPS, NFNL_SUBSYS_CTNETLINK, NLM_F_CREATE } from '../../src/kernel/constants.js';
 import { decodeConntrack, encodeConntrack } from '../../src/kernel/ct-codec.js';
@@ -220,6 +220,60 @@ describe('FlowLog', () => {
     m.run();
     expect(sink.lines.map((l) => (JSON.parse(l) as FlowRecord).orig.src)).toEqual(['10.99.1.1', '10.99.1.2']);
     expect(fl.counters).toMatchObject({ queued: 3, logged: 2, filtered: 1, queueFull: 0, decodeErrors: 0 });
+  });
+
+  it('hands each record to the file and to every other output, the line formatted once; endBatch once per drain', () => {
+    const sink = new MemorySink();
+    const m = manual();
+    const seen: string[] = [];
+    let batches = 0;
+    const output = (name: string): FlowOutput => ({
+      write: (kind, e, line) => void seen.push(`${name} ${kind} ${e.orig.src} ${line() === sink.lines.at(-1)}`),
+      endBatch: () => void batches++,
+    });
+    const fl = new FlowLog({
+      events: ['new'],
+      queueBytes: 65536,
+      sink,
+      outputs: [output('a'), output('b')],
+      flushEachBatch: false,
+      now: () => 0,
+      schedule: m.schedule,
+      log: silentLogger,
+    });
+    for (const n of [1, 2]) {
+      const nb = eventBytes(natted(n));
+      fl.onConntrackMessage('new', nb, 0, nb.length);
+    }
+    m.run();
+    expect(seen).toEqual(['a new 10.99.1.1 true', 'b new 10.99.1.1 true', 'a new 10.99.1.2 true', 'b new 10.99.1.2 true']);
+    expect(batches).toBe(2);
+    expect(fl.counters.logged).toBe(2);
+  });
+
+  it('without a file, the outputs alone: nothing holds the writer back', () => {
+    const m = manual();
+    const lines: string[] = [];
+    const fl = new FlowLog({
+      events: ['new'],
+      queueBytes: 262144,
+      outputs: [{ write: (_k, _e, line) => void lines.push(line()), endBatch: () => undefined }],
+      flushEachBatch: false,
+      now: () => 0,
+      schedule: m.schedule,
+      log: silentLogger,
+    });
+    for (let n = 1; n <= 600; n++) {
+      const nb = eventBytes(natted(n % 250));
+      fl.onConntrackMessage('new', nb, 0, nb.length);
+    }
+    // 512 a turn, and the rest in the next one the first scheduled.
+    m.run();
+    expect(lines).toHaveLength(512);
+    m.run();
+    expect(lines).toHaveLength(600);
+    expect(fl.queueLength).toBe(0);
+    expect(fl.counters.queueFull).toBe(0);
   });
 
   it('a stuck writer fills the queue: further events are counted, never waited for', () => {

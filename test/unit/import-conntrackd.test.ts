@@ -545,7 +545,7 @@ describe('mapping', () => {
     );
     expect(cfg.sync!.mode).toBe('ftfw');
     // Stats beside Sync: a flow log beside sync.
-    expect(cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(cfg.flowlog?.file?.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(result.warnings.map((w) => [w.line, w.option])).toEqual([
       [2, 'FutureOption'],
       [4, 'NewBlock'],
@@ -658,13 +658,26 @@ describe('input it cannot convert', () => {
     expect(result.yaml).toContain(`# line ${lineOf(text, /^\s*LogFile on/)}: LogFile on; one JSON object per line`);
   });
 
-  it('Stats: a LogFile name is kept, Syslog and a missing LogFile are reported', () => {
+  it('Stats: a LogFile name is kept, Syslog becomes flowlog.syslog, a missing LogFile is reported', () => {
     const named = convertValid(y('Stats {', ' LogFile /var/log/nat.jsonl', ' Syslog on', ' NetlinkEventsReliable on', '}'));
-    expect(named.cfg.flowlog?.file.path).toBe('/var/log/nat.jsonl');
+    expect(named.cfg.flowlog?.file?.path).toBe('/var/log/nat.jsonl');
+    // conntrackd's Syslog on: LOG_DAEMON.
+    expect(named.cfg.flowlog?.syslog).toEqual({ facility: 'daemon', path: '/dev/log', appName: 'ctsyncd' });
     expect(named.cfg.kernel.eventsReliable).toBe(true);
-    expect(named.result.warnings.map((w) => [w.line, w.option])).toEqual([[3, 'Syslog']]);
+    expect(named.result.warnings).toEqual([]);
+    expect(named.result.yaml).toMatch(/# line 3: Syslog on; RFC 5424 messages to \/dev\/log/);
+    // Syslog alone: no file, no warning about one.
+    const syslogOnly = convertValid(y('Stats {', ' Syslog local4', '}'));
+    expect(syslogOnly.cfg.flowlog?.syslog?.facility).toBe('local4');
+    expect(syslogOnly.cfg.flowlog?.file).toBeUndefined();
+    expect(syslogOnly.result.warnings).toEqual([]);
+    const offAndUnknown = convertValid(y('Stats {', ' LogFile on', ' Syslog off', '}'));
+    expect(offAndUnknown.cfg.flowlog?.syslog).toBeUndefined();
+    const unknown = convertValid(y('Stats {', ' LogFile on', ' Syslog local9', '}'));
+    expect(unknown.cfg.flowlog?.syslog).toBeUndefined();
+    expect(unknown.result.warnings.map((w) => [w.line, w.option, w.message])).toEqual([[3, 'Syslog', expect.stringMatching(/local9 is not supported.*expected on, off or a facility/)]]);
     const none = convertValid(y('Stats {', '}'));
-    expect(none.cfg.flowlog?.file.path).toBe('/var/log/ctsyncd/flows.jsonl');
+    expect(none.cfg.flowlog?.file?.path).toBe('/var/log/ctsyncd/flows.jsonl');
     expect(none.result.warnings.map((w) => [w.line, w.option])).toEqual([[1, 'LogFile']]);
   });
 

@@ -1,0 +1,265 @@
+#!/usr/bin/env node
+// bench/flowlog: ctsyncd's flow log against ulogd2 (Debian ulogd2 2.0.8 +
+// ulogd2-json: NFCT → IP2STR → JSON, the setup most operators run), in the
+// same run, alternating (ctsyncd, ulogd2, ctsyncd, …), issue 16.
+//
+// Every trial builds a fresh namespace, starts one logger in it (ctsyncd in
+// Stats mode: flowlog alone, no sync; or ulogd), creates N established TCP
+// entries in its kernel with the batched injector (bench/lib/workload.mjs)
+// and then flushes the table (`conntrack -F`): N new and N destroy events,
+// both logged by each daemon. Measured per trial:
+//
+//   logged   lines in the daemon's JSON file once it stopped growing
+//   lost     2N − logged (event overruns, a full queue: whatever was not logged)
+//   cpu      CPU seconds of the daemon (/proc/PID/stat, helper threads
+//            included) from before the first create until its file stopped
+//            growing, ÷ logged: CPU per logged event
+//
+// Both read the events through the same event socket buffer
+// (--event-buffer-mib, 8 MiB: ctsyncd kernel.netlinkBufferBytes, ulogd
+// netlink_socket_buffer_size; ulogd may grow it to 256 MiB after an
+// overrun, ctsyncd by doubling up to kernel.netlinkBufferMaxBytes' default).
+// Each writes as shipped: ctsyncd buffered (a flush a second), ulogd's JSON
+// output with Debian's sync=1 (a write per line, no fsync). ulogd logs each
+// event as it comes (hash_enable=0, event_mask new|destroy), as ctsyncd does.
+//
+// Run as root after `npm ci` and `apt-get install ulogd2 ulogd2-json`:
+//   node bench/flowlog.mjs --n 5000 --no-write      smoke check (1 pair)
+//   node bench/flowlog.mjs                          N = 100k, 3 pairs
+// Options: --n N  --pairs P  --event-buffer-mib M  --ulogd PATH
+//   (/usr/sbin/ulogd)  --ulogd-plugins DIR (/usr/lib/x86_64-linux-gnu/ulogd)
+//   --json FILE (every trial's record)  --keep (keep trial directories)
+//   --write | --no-write (the section in BENCHMARKS.md; default: no write)
+// Not measured yet: the highest event rate logged without loss, and both
+// beside a running sync (bench/run.mjs's rate metric, to be combined).
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { controlRequest } from '../dist/control/client.js';
+import { alive, CTSYNCD_BIN, SHEBANG_FLAGS, startProcess, stopProcess, tail, verifyPid } from './lib/daemons.mjs';
+import { inject } from './lib/workload.mjs';
+import { loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, until } from './lib/util.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    n: { type: 'string', default: '100000' },
+    pairs: { type: 'string', default: '3' },
+    'event-buffer-mib': { type: 'string', default: '8' },
+    ulogd: { type: 'string', default: '/usr/sbin/ulogd' },
+    'ulogd-plugins': { type: 'string', default: '/usr/lib/x86_64-linux-gnu/ulogd' },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const N = Number(opt.n);
+const PAIRS = Number(opt.pairs);
+const BUFFER = Number(opt['event-buffer-mib']) * 1024 * 1024;
+if (!Number.isInteger(N) || N < 1 || N > 1 << 20) throw new Error('--n: 1..1048576');
+if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error('--pairs: at least 1');
+if (process.getuid?.() !== 0) throw new Error('run as root: the trials create network namespaces');
+for (const f of [opt.ulogd, join(opt['ulogd-plugins'], 'ulogd_inpflow_NFCT.so'), join(opt['ulogd-plugins'], 'ulogd_output_JSON.so')]) {
+  if (!existsSync(f)) throw new Error(`${f} is missing: apt-get install ulogd2 ulogd2-json (or --ulogd, --ulogd-plugins)`);
+}
+
+/** Longest a trial waits for its file to stop growing. */
+const SETTLE_BOUND_MS = 120_000;
+/** The file is taken as complete when it held 2N lines or did not grow for this long. */
+const QUIET_MS = 3000;
+
+function lineCount(path) {
+  if (!existsSync(path)) return 0;
+  const b = readFileSync(path);
+  let n = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+const LOGGERS = {
+  ctsyncd: {
+    configure(t) {
+      t.conf = join(t.dir, 'ctsyncd.yaml');
+      t.socket = join(t.dir, 'ctsyncd.sock');
+      t.out = join(t.dir, 'flows.jsonl');
+      writeFileSync(
+        t.conf,
+        [
+          `node: { id: bx1, stateDir: ${join(t.dir, 'state')} }`,
+          `kernel: { netlinkBufferBytes: ${BUFFER} }`,
+          `control: { socket: ${t.socket} }`,
+          'log: { level: info, format: text }',
+          'metrics: { enabled: false }',
+          `flowlog: { events: [new, destroy], file: { path: ${t.out} } }`,
+          '',
+        ].join('\n'),
+      );
+    },
+    start(t) {
+      t.proc = startProcess(t, ['node', ...SHEBANG_FLAGS, CTSYNCD_BIN, '--config', t.conf], join(t.dir, 'ctsyncd.log'), 'ctsyncd');
+    },
+    async waitReady(t) {
+      await until(
+        async () => {
+          if (!alive(t.proc)) throw new Error(`ctsyncd exited: ${tail(t.proc.logPath)}`);
+          const st = await controlRequest(t.socket, 'stats', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+          return st?.ready === true;
+        },
+        'ctsyncd ready',
+        30_000,
+        { intervalMs: 20, diag: () => tail(t.proc.logPath) },
+      );
+      verifyPid(t.proc, 'bin/ctsyncd');
+    },
+    async extra(t) {
+      const st = await controlRequest(t.socket, 'stats', undefined, { timeoutMs: 10_000 });
+      return { overruns: st.kernel?.overruns, queueFull: st.flowlog?.queueFull, dropped: st.flowlog?.dropped };
+    },
+  },
+  ulogd: {
+    configure(t) {
+      t.conf = join(t.dir, 'ulogd.conf');
+      t.out = join(t.dir, 'ulogd.json');
+      const plugin = (name) => `plugin="${join(opt['ulogd-plugins'], name)}"`;
+      writeFileSync(
+        t.conf,
+        [
+          '[global]',
+          `logfile="${join(t.dir, 'ulogd.log')}"`,
+          'loglevel=3',
+          plugin('ulogd_inpflow_NFCT.so'),
+          plugin('ulogd_filter_IP2STR.so'),
+          plugin('ulogd_output_JSON.so'),
+          'stack=ct1:NFCT,ip2str1:IP2STR,json1:JSON',
+          '[ct1]',
+          // NF_NETLINK_CONNTRACK_NEW | _DESTROY; each event logged as it comes, as ctsyncd does.
+          'event_mask=0x00000005',
+          'hash_enable=0',
+          `netlink_socket_buffer_size=${BUFFER}`,
+          'netlink_socket_buffer_maxsize=268435456',
+          '[json1]',
+          'sync=1',
+          `file="${t.out}"`,
+          '',
+        ].join('\n'),
+      );
+    },
+    start(t) {
+      t.proc = startProcess(t, [opt.ulogd, '-c', t.conf], join(t.dir, 'ulogd.stderr'), 'ulogd');
+    },
+    async waitReady(t) {
+      // The JSON output opens its file once the stack is up.
+      await until(
+        () => {
+          if (!alive(t.proc)) throw new Error(`ulogd exited: ${tail(t.proc.logPath)} ${tail(join(t.dir, 'ulogd.log'))}`);
+          return existsSync(t.out);
+        },
+        'ulogd ready',
+        30_000,
+        { intervalMs: 20, diag: () => tail(join(t.dir, 'ulogd.log')) },
+      );
+      verifyPid(t.proc, 'ulogd');
+    },
+    async extra(t) {
+      const log = tail(join(t.dir, 'ulogd.log'), 100_000);
+      return { overrunLines: (log.match(/ENOBUFS|overrun|No buffer space/gi) ?? []).length };
+    },
+  },
+};
+
+async function trial(name, index) {
+  const logger = LOGGERS[name];
+  const dir = mkdtempSync(join(tmpdir(), `ctsyncd-bfl-${name}-`));
+  const ns = `bfl${process.pid.toString(36)}${index}`.slice(0, 15);
+  const t = { dir, ns, netnsPath: `/var/run/netns/${ns}` };
+  await run('ip', ['netns', 'add', ns]);
+  const nsHandle = onCleanup(() => {
+    try {
+      runSync('ip', ['netns', 'del', ns], 20_000);
+    } catch {
+      // already gone
+    }
+  }, `netns ${ns}`);
+  try {
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    logger.configure(t);
+    logger.start(t);
+    await logger.waitReady(t);
+    const pid = t.proc.child.pid;
+    const before = procSample(pid);
+    const t0 = performance.now();
+    await inject(t.netnsPath, N);
+    await run('ip', ['netns', 'exec', ns, 'conntrack', '-F'], 120_000);
+    // Until 2N lines, or no growth for QUIET_MS (what is missing then is lost).
+    let last = -1;
+    let lastChange = performance.now();
+    await until(
+      () => {
+        const n = lineCount(t.out);
+        if (n !== last) {
+          last = n;
+          lastChange = performance.now();
+        }
+        return n >= 2 * N || performance.now() - lastChange > QUIET_MS;
+      },
+      `${name}: the flow log complete or quiet`,
+      SETTLE_BOUND_MS,
+      { intervalMs: 100 },
+    );
+    // The quiet wait itself is idle time, not work: CPU is read now, as the file stopped growing.
+    const after = procSample(pid);
+    const seconds = (performance.now() - t0) / 1000;
+    const logged = lineCount(t.out);
+    const extra = await logger.extra(t);
+    const cpu = after.cpu - before.cpu;
+    return { daemon: name, n: N, logged, lost: 2 * N - logged, cpu, cpuPerEventUs: logged > 0 ? (cpu / logged) * 1e6 : null, seconds, extra, load: loadString() };
+  } finally {
+    await stopProcess(t.proc);
+    runCleanup(nsHandle);
+    if (!opt.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const records = [];
+const started = new Date();
+for (let p = 0; p < PAIRS; p++) {
+  // Alternating, and which one goes first alternates too.
+  const order = p % 2 === 0 ? ['ctsyncd', 'ulogd'] : ['ulogd', 'ctsyncd'];
+  for (const [k, name] of order.entries()) {
+    const r = await trial(name, p * 2 + k);
+    records.push(r);
+    console.log(
+      `${name.padEnd(8)} n=${N} logged=${r.logged} lost=${r.lost} cpu=${r.cpu.toFixed(3)} s ` +
+        `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) ${JSON.stringify(r.extra)} load ${r.load}`,
+    );
+    await sleep(500);
+  }
+}
+
+const of = (name) => records.filter((r) => r.daemon === name);
+const med = (name, key) => median(of(name).map((r) => r[key]).filter((v) => v !== null));
+const ours = med('ctsyncd', 'cpuPerEventUs');
+const theirs = med('ulogd', 'cpuPerEventUs');
+const lines = [
+  `flowlog bench, ${started.toISOString()}: N = ${N} (2N events per trial), ${PAIRS} pair(s), event buffer ${opt['event-buffer-mib']} MiB`,
+  '',
+  '| | CPU per logged event (median) | lost (median of 2N) |',
+  '|---|---|---|',
+  `| ctsyncd | ${ours.toFixed(2)} µs | ${med('ctsyncd', 'lost')} |`,
+  `| ulogd2 | ${theirs.toFixed(2)} µs | ${med('ulogd', 'lost')} |`,
+  `| ctsyncd / ulogd2 | ${(ours / theirs).toFixed(2)}× | |`,
+];
+console.log(`\n${lines.join('\n')}`);
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ started, options: opt, records }, null, 2));
+if (opt.write && !opt['no-write']) {
+  const md = join(import.meta.dirname, '..', 'BENCHMARKS.md');
+  const text = readFileSync(md, 'utf8');
+  const begin = '<!-- flowlog-bench:begin -->';
+  const end = '<!-- flowlog-bench:end -->';
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`BENCHMARKS.md has no ${begin} … ${end} section`);
+  writeFileSync(md, `${text.slice(0, a + begin.length)}\n${lines.join('\n')}\n${text.slice(b)}`);
+  console.log('BENCHMARKS.md: flowlog section written');
+}
