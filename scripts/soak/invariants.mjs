@@ -100,7 +100,8 @@ export function compareReplicas(internals, externals, statusMask) {
     }
     for (const [k, c] of claims) {
       const others = [...c.keys()].filter((o) => o !== viewer);
-      if (others.length === 0 || held.has(k)) continue;
+      // Held under an origin that does not claim it is no copy of the claimants' entry.
+      if (others.length === 0 || others.includes(held.get(k)?.origin)) continue;
       r.lost++;
       sample(`lost ${k} of ${others.join('/')}`);
     }
