@@ -388,6 +388,7 @@ class Soak {
 
   start(node) {
     node.starts++;
+    node.primary = false;
     this.d.beforeStart(node);
     const fd = openSync(`${node.log}.out`, 'a');
     const child = spawn('ip', ['netns', 'exec', node.ns, ...this.d.argv(node)], { stdio: ['ignore', fd, fd] });
@@ -562,7 +563,7 @@ class Soak {
 
   async runFault(kind) {
     const r = this.faultRand;
-    const node = r.pick(this.nodes);
+    let node = r.pick(this.nodes);
     switch (kind) {
       case 'loss': {
         const pct = r.int(5, 40);
@@ -647,9 +648,17 @@ class Soak {
       case 'commit':
         this.logFault(kind, `commit on ${node.id} mid-stream`);
         return this.commitAndCheck(node, () => this.d.commit(node));
-      case 'failover':
+      case 'failover': {
+        // A node already primary ignores a repeated `failover primary` (keepalived
+        // repeats states; nothing runs), and `failover backup` would hand its own
+        // forwarded connections away: each daemon process becomes primary once.
+        const candidates = this.nodes.filter((x) => !x.primary);
+        if (candidates.length === 0) return this.runFault('commit');
+        node = r.pick(candidates);
+        node.primary = true;
         this.logFault(kind, `failover primary on ${node.id} mid-stream, then its peers' copies removed and the tables sent again`);
         return this.commitAndCheck(node, () => this.d.failoverPrimary(node));
+      }
       case 'flush': {
         const cache = r.pick(['internal', 'external', undefined]);
         this.logFault(kind, `flush ${cache ?? 'both caches'} on ${node.id}, then the operator's recovery`);
@@ -799,15 +808,19 @@ class Soak {
     const started = Date.now();
     const deadline = started + QUIET_MS;
     let last;
+    let waitedFor;
     for (let round = 0; ; round++) {
       last = await this.evaluate();
       if (last.ok || Date.now() > deadline) break;
+      waitedFor = [...last.problems, ...last.resurrected].slice(0, 3).map((x) => x.slice(0, 160));
       await sleep(round < 5 ? 500 : 1000);
     }
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     const sizes = last.sizes.map((s) => `${s.id} ${s.internal}/${s.external}`).join(', ');
     if (last.ok) {
       say(`check #${this.checks} (${label}) ok after ${secs} s: internal/external ${sizes}`);
+      // What a slow quiet waited for, last: the log says why a check took long.
+      if (Date.now() - started > 10_000 && waitedFor) say(`  waited for: ${waitedFor.join('; ')}`);
       return;
     }
     this.mismatches += last.mismatches;

@@ -72,6 +72,7 @@ export function ctsyncdDaemon({ root, dir, n, port, netlinkBufferBytes, addr }) 
     },
     async failoverPrimary(node) {
       const rep = await request(node, 'failover', { state: 'primary' }, 120_000);
+      if (rep.steps !== 4) return [`failover primary on ${node.id} ran ${rep.steps} steps, not commit, flush, resync, bulk-send`];
       return rep.failed > 0 ? [`failover primary on ${node.id}: ${rep.failed} of ${rep.steps} steps failed`] : [];
     },
     flush: (node, cache) => request(node, 'flush', cache ? { cache } : {}),
