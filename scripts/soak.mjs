@@ -471,8 +471,12 @@ class Soak {
       per.set(node, items);
       const full = node.live.size / LIVE_TARGET;
       const x = this.loadRand.rand();
-      // Below the target mostly creates, above it mostly deletes; updates change the mark.
-      const op = node.live.size === 0 || x < 0.55 - 0.3 * Math.min(full, 1.5) + 0.15 ? 'create' : x < 0.75 ? 'update' : 'delete';
+      // Below the target mostly creates, above it mostly deletes (creates and
+      // deletes balance at 80% of it, and a burst drains in a few minutes), so
+      // the tables reach a steady size and RSS growth is not the workload's.
+      const pCreate = Math.min(0.7, Math.max(0.05, 0.7 - 0.45 * full));
+      const pDelete = Math.min(0.8, Math.max(0.1, 0.1 + 0.3 * full));
+      const op = node.live.size === 0 || x < pCreate ? 'create' : x < 1 - pDelete ? 'update' : 'delete';
       if (op === 'create') {
         const j = node.nextJ++;
         const mark = this.loadRand.int(0, 1000);
