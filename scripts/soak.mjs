@@ -926,9 +926,12 @@ class Soak {
   }
 
   /**
-   * RSS and queues over the run. A slope is taken per daemon process over
-   * the samples after its first minute (start-up allocation is not growth),
-   * and the largest is reported; short runs have no such samples and use all.
+   * RSS, descriptors and queues over the run. A slope is fitted per daemon
+   * process over its samples from its third minute on (V8's heap and the
+   * caches fill before that), for processes with at least five minutes of
+   * such samples, and the largest is reported; a shorter run has none
+   * (null). Queue lengths are sampled with the faults running, so their
+   * slope says little: their maximum does.
    */
   resources() {
     const byProc = new Map();
@@ -940,8 +943,8 @@ class Soak {
     const worst = (field) => {
       let max;
       for (const xs of byProc.values()) {
-        const settled = xs.filter((s) => s.at - s.startedAt >= 60_000);
-        const use = (settled.length >= 3 ? settled : xs).filter((s) => typeof s[field] === 'number');
+        const use = xs.filter((s) => s.at - s.startedAt >= 120_000 && typeof s[field] === 'number');
+        if (use.length < 2 || use[use.length - 1].at - use[0].at < 300_000) continue;
         const m = slope(use.map((s) => s.at / 3_600_000), use.map((s) => s[field]));
         if (m !== undefined && (max === undefined || m > max)) max = m;
       }
