@@ -559,7 +559,8 @@ class Soak {
   }
 
   logFault(kind, detail) {
-    const line = `${stamp()} #${this.faultLog.length + 1} ${kind} ${detail}`;
+    this.faultCount = (this.faultCount ?? 0) + 1;
+    const line = `${stamp()} #${this.faultCount} ${kind} ${detail}`;
     this.faultLog.push(line);
     this.faults[kind] = (this.faults[kind] ?? 0) + 1;
     say(`fault ${line.slice(6)}`);
