@@ -14,7 +14,9 @@
 //   "times":T} plays the whole recording back T times, each datagram from
 //   the side that sent it to the node it was for (paced, 100 per ms at most),
 //   then reports {"ev":"replayed","id":N,"sent":S}: an attacker on the sync
-//   segment replaying what it captured.
+//   segment replaying what it captured. {"op":"set","id":N,"duplicatePct":D,
+//   "reorderPct":R} changes both shares from then on (the soak's bursts) and
+//   answers {"ev":"set","id":N,...}.
 // recorder: joins a multicast group on the sync link, keeps every datagram
 //   sent to it (at most MAX_RECORDED) and, on {"op":"replay","id":N,
 //   "times":T}, sends them all to the group again T times from its own
@@ -70,11 +72,16 @@ function onCommands(handler) {
 async function relay(spec) {
   const port = spec.port;
   const [delayMin, delayMax] = spec.delayMs ?? [0, 0];
-  const dupP = (spec.duplicatePct ?? 0) / 100;
+  let dupP = 0;
+  let holdP = 0;
   // Holding happens only when nothing is held, i.e. for (1 - f) of the
   // datagrams; hold with f / (1 - f) there so that f of all are held.
-  const f = Math.min((spec.reorderPct ?? 0) / 100, 0.9);
-  const holdP = f / (1 - f);
+  const setShares = (duplicatePct, reorderPct) => {
+    dupP = (duplicatePct ?? 0) / 100;
+    const f = Math.min((reorderPct ?? 0) / 100, 0.9);
+    holdP = f / (1 - f);
+  };
+  setShares(spec.duplicatePct, spec.reorderPct);
   const holdMaxMs = spec.holdMaxMs ?? 20;
   const counters = {
     received: 0,
@@ -209,6 +216,11 @@ async function relay(spec) {
   onCommands((cmd) => {
     if (cmd.op === 'stats') emit({ ...stats(cmd.id), recorded: recording.length });
     if (cmd.op === 'replay') void replay(cmd.id, cmd.times ?? 1);
+    // The soak turns duplication and reordering on and off in bursts.
+    if (cmd.op === 'set') {
+      setShares(cmd.duplicatePct, cmd.reorderPct);
+      emit({ ev: 'set', id: cmd.id, duplicatePct: cmd.duplicatePct ?? 0, reorderPct: cmd.reorderPct ?? 0 });
+    }
   });
 }
 
