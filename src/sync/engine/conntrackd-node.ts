@@ -17,8 +17,9 @@
 //   resendQueueSize) until the peer's ACK names it; a NACK puts the entries
 //   it names back on the transmit queue, rebuilt from the current state with
 //   a new seq. No retransmission timer: loss shows as a gap at the peer.
-// - HELLO: we set it on everything until a HELLO_BACK arrives; a peer's
-//   HELLO re-bases our receive count on its seq and is answered with
+// - HELLO: we set it on everything until a HELLO_BACK arrives; the first
+//   HELLO of a peer's run re-bases our receive count on its seq (later ones
+//   are counted, so loss among them is NACKed) and is answered with
 //   HELLO_BACK on our next message. Where conntrackd empties its resend
 //   queue on every HELLO (which loses entries for good when a restarted
 //   peer's NACKs carry HELLO, §9), we do so once per peer start, and push
@@ -338,11 +339,20 @@ export class ConntrackdNode implements SyncEngine {
     if ((m.flags & CTD_F.HELLO) !== 0) {
       c.hellosReceived++;
       this.helloBackOwed = true;
-      if (!this.peerHelloing) this.peerStarted('hello');
+      // The first HELLO of a run is a (re)started peer: the count re-bases on
+      // its seqs. The rest of the run (everything it sends until our
+      // HELLO_BACK gets through, under loss a whole burst) is counted like
+      // any message, so a gap in it is NACKed; conntrackd re-bases on every
+      // HELLO, and what is lost meanwhile is lost for good. A count that goes
+      // back within the run is the peer starting again.
+      const expected = this.last === undefined ? undefined : seqAdd(this.last, 1);
+      const wentBack = expected !== undefined && seqBefore(m.seq, expected);
+      if (!this.peerHelloing || wentBack) {
+        this.peerStarted(this.peerHelloing ? 'hello, sequence went back' : 'hello');
+        this.last = seqAdd(m.seq, -1);
+        if (this.ackFrom !== undefined && seqBefore(m.seq, this.ackFrom)) this.ackFrom = undefined;
+      }
       this.peerHelloing = true;
-      // In sync by definition: the count re-bases on the new peer's seqs.
-      this.last = seqAdd(m.seq, -1);
-      if (this.ackFrom !== undefined && seqBefore(m.seq, this.ackFrom)) this.ackFrom = undefined;
     } else {
       this.peerHelloing = false;
     }
