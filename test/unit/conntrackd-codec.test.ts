@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { CTD_F, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
+import { runs } from './fc-runs.js';
 
 function hex(s: string): Buffer {
   return Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
@@ -160,7 +161,7 @@ describe('conntrackd codec: entries', () => {
           expect(r.messages).toEqual([{ kind: 'ct', type: 1, flags: CTD_F.HELLO, seq: 77, entry: e }]);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
@@ -258,7 +259,7 @@ describe('conntrackd codec: malformed input', () => {
         const r = decodeCtdDatagram(Buffer.from(a));
         expect(r.messages.length + r.errors.length).toBeGreaterThanOrEqual(a.length === 0 ? 0 : 1);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -270,7 +271,7 @@ describe('conntrackd codec: malformed input', () => {
         b[i] = v;
         decodeCtdDatagram(b);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 });

@@ -33,6 +33,7 @@ import {
   referenceEncode,
   typicalTcpEntry,
 } from './wire-helpers.js';
+import { runs } from './fc-runs.js';
 
 // Checked-in bytes. Regenerate only for a deliberate wire change, which
 // also needs a PROTOCOL_VERSION bump unless it only adds fields or kinds.
@@ -391,7 +392,7 @@ describe('MTU packing', () => {
           expect(decoded).toEqual(messages.map(expectedAfterWire));
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
