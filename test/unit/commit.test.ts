@@ -324,6 +324,21 @@ describe('commitExternal, batch by batch', () => {
     expect(r).toMatchObject({ entries: 3, committed: 3, updated: 0, unchanged: 0, failed: 0, failures: {} });
   });
 
+  it('sends the entries without a master in one batch, then exactly the related ones', async () => {
+    const { link, cache } = setup();
+    const master = tcp(1);
+    cache.applyRemote('fw1', 1, 1, 'new', { ...tcp(2), master: master.orig });
+    cache.applyRemote('fw1', 1, 2, 'new', master);
+    cache.applyRemote('fw1', 1, 3, 'new', tcp(3));
+    const { spy, batches } = recording(link);
+    const r = await commitExternal(cache, spy);
+    // Everything not related first, then what names a master.
+    expect(batches.map((b) => b.length)).toEqual([2, 1]);
+    expect([...batches[0]!].sort()).toEqual(['create:10.99.0.1', 'create:10.99.0.3']);
+    expect(batches[1]).toEqual(['create:10.99.0.2']);
+    expect(r).toMatchObject({ entries: 3, committed: 3, failed: 0 });
+  });
+
   it('updates in place what it wrote before, replaces each of the kernel’s own by a delete and create pair', async () => {
     const { kernel, link, cache } = setup();
     for (let i = 1; i <= 4; i++) cache.applyRemote('fw1', 1, i, 'new', tcp(i));
