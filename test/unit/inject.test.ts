@@ -199,6 +199,31 @@ describe('Injector: batches and the kernel’s answers', () => {
     expect(cache.get(tcp(1))!.kernelCopy).toBe(KERNEL_NONE);
   });
 
+  it('counts a delete or an update refused for another reason as failed, and retries neither', async () => {
+    const { kernel, cache, injector, batches, run } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    cache.applyRemote('fw1', 1, 2, 'new', tcp(2));
+    await run();
+    kernel.injectError('delete', EPERM, 1);
+    kernel.injectError('update', ENOMEM, 1);
+    cache.applyRemote('fw1', 1, 3, 'delete', tcp(1));
+    cache.applyRemote('fw1', 1, 4, 'update', tcp(2, { mark: 2 }));
+    await run();
+    expect(batches.map((b) => b.ops)).toEqual([
+      ['create:10.99.7.1', 'create:10.99.7.2'],
+      ['delete:10.99.7.1', 'update:10.99.7.2'],
+    ]);
+    expect(injector.counters).toEqual({
+      created: 2,
+      updated: 0,
+      replaced: 0,
+      deleted: 0,
+      failed: 2,
+      failures: { EPERM: 1, ENOMEM: 1 },
+      batches: 2,
+    });
+  });
+
   it('writes changes that arrive while a batch is in flight in the next one', async () => {
     const { cache, injector, batches, before, ticks, run } = setup();
     before.push((n) => {
