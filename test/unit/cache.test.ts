@@ -30,6 +30,7 @@ import {
 import { decodeConntrack, encodeConntrack } from '../../src/kernel/ct-codec.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../../src/kernel/entry.js';
 import { NlWriter, parseNetlink } from '../../src/kernel/netlink-codec.js';
+import { runs } from './fc-runs.js';
 
 const ESTABLISHED = TCP_STATES.indexOf('ESTABLISHED');
 const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
@@ -1140,7 +1141,9 @@ function measure<T extends { size: number }>(n: number, build: () => T): { bytes
 }
 
 describe('memory per entry (printed, not asserted)', () => {
-  const N = 100_000;
+  // Scaled down (FC_RUNS_SCALE) under mutation testing, where every surviving
+  // cache mutant would pay for filling two caches of 100k.
+  const N = runs(100_000);
 
   it('measures the internal and the external cache with 100k kernel-decoded entries', () => {
     const rows: string[] = [];

@@ -157,4 +157,31 @@ describe('CommitRunner', () => {
     expect(s.kernel.expectations.size).toBe(1);
     expect(s.lines.filter((l) => l.msg === 'commit started').map((l) => l.ctx?.table)).toEqual(['ct', 'expect']);
   });
+
+  it('adds updates and expectation failures to the totals, and an expectation failure alone logs at error level', async () => {
+    const s = setup({ onCommitted: undefined });
+    s.external.applyRemote('fw2', 5, 1, 'new', tcp(1));
+    s.external.applyRemote('fw2', 5, 2, 'new', tcp(2));
+    await s.runner.commit();
+    s.external.applyRemote('fw2', 5, 3, 'update', { ...tcp(1), mark: 1 });
+    s.external.applyRemote('fw2', 5, 4, 'update', { ...tcp(2), mark: 2 });
+    // An expectation whose master the kernel does not have: ENOENT.
+    const orphan: ExpectEntry = {
+      family: AF_INET,
+      master: tcp(9).orig,
+      tuple: { src: '192.0.2.7', dst: '10.40.0.9', proto: IPPROTO.TCP, sport: 0, dport: 2121 },
+      mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
+      timeout: 300,
+    };
+    s.external.applyRemoteExpect('fw2', 5, 5, 'new', orphan);
+    const r = await s.runner.commit();
+    expect(r).toMatchObject({ updated: 2, failed: 0, expectations: { failed: 1 } });
+    expect(s.runner.stats).toMatchObject({ commits: 2, committed: 2, updated: 2, unchanged: 0, failed: 1 });
+    expect(s.lines.at(-1)).toMatchObject({ level: 'error', msg: 'commit done', ctx: { failed: 0, updated: 2 } });
+    s.kernel.injectError('update', ENOMEM, 1);
+    s.external.applyRemote('fw2', 5, 6, 'update', { ...tcp(1), mark: 3 });
+    await s.runner.commit();
+    // One entry failure and the expectation's again.
+    expect(s.runner.stats).toMatchObject({ commits: 3, updated: 2, unchanged: 1, failed: 3 });
+  });
 });

@@ -9,9 +9,9 @@ import { DEFAULT_SOCKET } from '../../src/cli.js';
 import { parseArgs, UsageError } from '../../src/cli/parse.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { dropPortidsFilter, runPortidsFilter } from '../../src/kernel/bpf.js';
-import { ConntrackLink } from '../../src/kernel/conntrack-link.js';
+import { type BatchOptions, type BatchSource, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
-import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
+import { type ConntrackEntry, entryKey, type ExpectEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { natCreateForm } from '../../src/kernel/ct-codec.js';
 
@@ -284,5 +284,215 @@ describe('CLI arguments', () => {
     expect(() => parseArgs(['frob'])).toThrow(/unknown command 'frob'/);
     expect(() => parseArgs(['-Q'])).toThrow(/unknown option -Q/);
     expect(() => parseArgs(['--peer'])).toThrow(/--peer needs a node id/);
+  });
+});
+
+/** A CommitLink over `link` that records every batch's operations and can act before or after one. */
+function recording(link: ConntrackLink) {
+  const batches: string[][] = [];
+  const hooks: { before?: (n: number) => void; after?: (n: number) => void } = {};
+  const spy = {
+    batchOf: async (items: BatchSource, o?: BatchOptions) => {
+      const n = batches.length + 1;
+      hooks.before?.(n);
+      const ops: string[] = [];
+      const source: BatchSource = {
+        length: items.length,
+        op: items.op,
+        entry: (i) => {
+          const item = items.entry(i);
+          const e = item instanceof EntryRecord ? item.entry() : item;
+          ops.push(e === null ? `${items.op(i)}:skipped` : `${items.op(i)}:${e.orig.src}`);
+          return item;
+        },
+      };
+      batches.push(ops);
+      const r = await link.batchOf(source, o);
+      hooks.after?.(n);
+      return r;
+    },
+    createExpectation: link.createExpectation.bind(link),
+  };
+  return { spy, batches, hooks };
+}
+
+describe('commitExternal, batch by batch', () => {
+  it('creates all in one batch when nothing is in the kernel: no update or replace batch', async () => {
+    const { link, cache } = setup();
+    for (let i = 1; i <= 3; i++) cache.applyRemote('fw1', 1, i, 'new', tcp(i));
+    const { spy, batches } = recording(link);
+    const r = await commitExternal(cache, spy);
+    expect(batches).toEqual([['create:10.99.0.1', 'create:10.99.0.2', 'create:10.99.0.3']]);
+    expect(r).toMatchObject({ entries: 3, committed: 3, updated: 0, unchanged: 0, failed: 0, failures: {} });
+  });
+
+  it('sends the entries without a master in one batch, then exactly the related ones', async () => {
+    const { link, cache } = setup();
+    const master = tcp(1);
+    cache.applyRemote('fw1', 1, 1, 'new', { ...tcp(2), master: master.orig });
+    cache.applyRemote('fw1', 1, 2, 'new', master);
+    cache.applyRemote('fw1', 1, 3, 'new', tcp(3));
+    const { spy, batches } = recording(link);
+    const r = await commitExternal(cache, spy);
+    // Everything not related first, then what names a master.
+    expect(batches.map((b) => b.length)).toEqual([2, 1]);
+    expect([...batches[0]!].sort()).toEqual(['create:10.99.0.1', 'create:10.99.0.3']);
+    expect(batches[1]).toEqual(['create:10.99.0.2']);
+    expect(r).toMatchObject({ entries: 3, committed: 3, failed: 0 });
+  });
+
+  it('updates in place what it wrote before, replaces each of the kernel’s own by a delete and create pair', async () => {
+    const { kernel, link, cache } = setup();
+    for (let i = 1; i <= 4; i++) cache.applyRemote('fw1', 1, i, 'new', tcp(i));
+    await commitExternal(cache, link);
+    kernel.packetNew({ ...tcp(5, { mark: 55 }), status: IPS.CONFIRMED });
+    kernel.packetNew({ ...tcp(6, { mark: 66 }), status: IPS.CONFIRMED });
+    cache.applyRemote('fw1', 1, 5, 'new', tcp(5));
+    cache.applyRemote('fw1', 1, 6, 'new', tcp(6));
+    cache.applyRemote('fw1', 1, 7, 'update', tcp(2, { mark: 2 }));
+    cache.applyRemote('fw1', 1, 8, 'update', tcp(3, { mark: 3 }));
+    const { spy, batches } = recording(link);
+    const r = await commitExternal(cache, spy);
+    expect(batches).toEqual([
+      ['create:10.99.0.1', 'create:10.99.0.2', 'create:10.99.0.3', 'create:10.99.0.4', 'create:10.99.0.5', 'create:10.99.0.6'],
+      ['update:10.99.0.2', 'update:10.99.0.3'],
+      ['delete:10.99.0.5', 'create:10.99.0.5', 'delete:10.99.0.6', 'create:10.99.0.6'],
+    ]);
+    expect(r).toMatchObject({ entries: 6, committed: 0, updated: 4, unchanged: 2, failed: 0, failures: {} });
+    expect(kernel.table.get(entryKey(tcp(3)))!.mark).toBe(3);
+    expect(kernel.table.get(entryKey(tcp(6)))!.mark).toBeUndefined();
+    for (const i of [2, 3, 5, 6]) expect(cache.get(tcp(i))!.kernelCopy).toBe(KERNEL_CURRENT);
+  });
+
+  it('counts a failed update or replace as failed, and leaves the kernel’s copy as it was', async () => {
+    const { kernel, link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    await commitExternal(cache, link);
+    kernel.packetNew({ ...tcp(2, { mark: 9 }), status: IPS.CONFIRMED });
+    cache.applyRemote('fw1', 1, 2, 'new', tcp(2));
+    cache.applyRemote('fw1', 1, 3, 'update', tcp(1, { mark: 1 }));
+    kernel.injectError('update', 12);
+    const { spy, hooks } = recording(link);
+    // The replace pair's create (the third batch's second message) fails too.
+    hooks.before = (n) => {
+      if (n === 3) kernel.injectError('create', 1);
+    };
+    const r = await commitExternal(cache, spy);
+    expect(r).toMatchObject({ entries: 2, committed: 0, updated: 0, unchanged: 0, failed: 2, failures: { ENOMEM: 1, EPERM: 1 } });
+    expect(cache.get(tcp(1))!.kernelCopy).toBe(KERNEL_STALE);
+  });
+
+  it('skips a record deleted before its update is sent, and one deleted before its create’s EEXIST is read', async () => {
+    const { kernel, link, cache } = setup();
+    for (let i = 1; i <= 2; i++) cache.applyRemote('fw1', 1, i, 'new', tcp(i));
+    await commitExternal(cache, link);
+    kernel.packetNew({ ...tcp(3, { mark: 9 }), status: IPS.CONFIRMED });
+    cache.applyRemote('fw1', 1, 3, 'new', tcp(3));
+    cache.applyRemote('fw1', 1, 4, 'update', tcp(1, { mark: 1 }));
+    cache.applyRemote('fw1', 1, 5, 'update', tcp(2, { mark: 2 }));
+    const { spy, batches, hooks } = recording(link);
+    hooks.after = (n) => {
+      // Answers read after the peer deleted entry 3: not ours to replace any more.
+      if (n === 1) cache.applyRemote('fw1', 1, 6, 'delete', tcp(3));
+    };
+    hooks.before = (n) => {
+      if (n === 2) cache.applyRemote('fw1', 1, 7, 'delete', tcp(2));
+    };
+    const r = await commitExternal(cache, spy);
+    expect(batches).toEqual([
+      ['create:10.99.0.1', 'create:10.99.0.2', 'create:10.99.0.3'],
+      ['update:10.99.0.1', 'update:skipped'],
+    ]);
+    expect(r).toMatchObject({ entries: 2, committed: 0, updated: 1, unchanged: 0, failed: 0, failures: {} });
+    expect(kernel.table.get(entryKey(tcp(3)))!.mark).toBe(9);
+  });
+
+  it('writes again a record refreshed after its create was encoded, even if the refresh carried nothing new', async () => {
+    const { link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    await commitExternal(cache, link);
+    const { spy, batches, hooks } = recording(link);
+    hooks.after = (n) => {
+      if (n === 1) cache.applyRemote('fw1', 1, 2, 'update', tcp(1));
+    };
+    expect(cache.get(tcp(1))!.kernelCopy).toBe(KERNEL_CURRENT);
+    const r = await commitExternal(cache, spy);
+    expect(batches).toEqual([['create:10.99.0.1'], ['update:10.99.0.1']]);
+    expect(r).toMatchObject({ entries: 1, updated: 1, unchanged: 0 });
+    expect(cache.get(tcp(1))!.seq).toBe(2);
+  });
+
+  it('lists the peers sorted and measures its duration with the clock it is given', async () => {
+    const { link, cache } = setup();
+    cache.applyRemote('fw3', 1, 1, 'new', tcp(3));
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    const times = [1000, 1042];
+    const r = await commitExternal(cache, link, { now: () => times.shift() ?? 1042 });
+    expect(r.peers).toEqual(['fw1', 'fw3']);
+    expect(r.durationMs).toBe(42);
+  });
+});
+
+describe('commitExternal: expectations', () => {
+  const expectation = (master: ConntrackEntry, port: number): ExpectEntry => ({
+    family: master.family,
+    master: master.orig,
+    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
+    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
+    timeout: 300,
+    helper: 'ftp',
+  });
+
+  it('creates them after the connections, counts one already there as unchanged, and one without its master as failed', async () => {
+    const { kernel, link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(2));
+    cache.applyRemoteExpect('fw1', 1, 2, 'new', expectation(tcp(1), 5001));
+    cache.applyRemoteExpect('fw2', 1, 2, 'new', expectation(tcp(2), 5002));
+    // A master the kernel never gets: ENOENT.
+    cache.applyRemoteExpect('fw2', 1, 3, 'new', expectation(tcp(9), 5009));
+    const r = await commitExternal(cache, link);
+    expect(r.expectations).toEqual({ entries: 3, committed: 2, updated: 0, unchanged: 0, failed: 1, failures: { ENOENT: 1 } });
+    expect(kernel.expectations.size).toBe(2);
+    const again = await commitExternal(cache, link, { kind: 'expect' });
+    expect(again).toMatchObject({ entries: 0, committed: 0, peers: ['fw1', 'fw2'] });
+    expect(again.expectations).toEqual({ entries: 3, committed: 0, updated: 0, unchanged: 2, failed: 1, failures: { ENOENT: 1 } });
+  });
+
+  it('lists a peer with only expectations among the peers, in order', async () => {
+    const { link, cache } = setup();
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(2));
+    cache.applyRemoteExpect('fw1', 1, 1, 'new', expectation(tcp(9), 5009));
+    const r = await commitExternal(cache, link);
+    expect(r.peers).toEqual(['fw1', 'fw2']);
+  });
+
+  it('commits only the given peer’s expectations with origin, and none with kind ct', async () => {
+    const { kernel, link, cache } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(2));
+    cache.applyRemoteExpect('fw1', 1, 2, 'new', expectation(tcp(1), 5001));
+    cache.applyRemoteExpect('fw2', 1, 2, 'new', expectation(tcp(2), 5002));
+    const ct = await commitExternal(cache, link, { kind: 'ct' });
+    expect(ct.expectations.entries).toBe(0);
+    expect(kernel.expectations.size).toBe(0);
+    const r = await commitExternal(cache, link, { origin: 'fw2' });
+    expect(r.peers).toEqual(['fw2']);
+    expect(r.expectations).toMatchObject({ entries: 1, committed: 1 });
+    expect([...kernel.expectations.values()].map((e) => e.tuple.dport)).toEqual([5002]);
+  });
+});
+
+describe('commitForm', () => {
+  it.each([
+    { name: 'UDP: status only', e: { ...tcp(1), orig: { ...tcp(1).orig, proto: IPPROTO.UDP }, reply: { ...tcp(1).reply, proto: IPPROTO.UDP }, protoinfo: undefined }, flags: undefined },
+    { name: 'TCP without TCP protoinfo', e: { ...tcp(1), protoinfo: {} }, flags: undefined },
+    { name: 'TCP, flags kept and liberal added', e: { ...tcp(1), protoinfo: { tcp: { state: 3, flagsOrig: { flags: 2, mask: 3 }, flagsReply: { flags: 0x10, mask: 0x30 } } } }, flags: [{ flags: 10, mask: 11 }, { flags: 0x18, mask: 0x38 }] },
+  ])('$name', ({ e, flags }) => {
+    const f = commitForm({ ...e, status: IPS.EXPECTED | IPS.ASSURED } as ConntrackEntry);
+    expect(f.status).toBe(IPS.ASSURED);
+    expect(f.orig).toEqual(e.orig);
+    if (flags === undefined) expect(f.protoinfo).toEqual(e.protoinfo);
+    else expect([f.protoinfo!.tcp!.flagsOrig, f.protoinfo!.tcp!.flagsReply]).toEqual(flags);
   });
 });

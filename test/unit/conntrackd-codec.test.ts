@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
 import { CTD_F, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
+import { runs } from './fc-runs.js';
 
 function hex(s: string): Buffer {
   return Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
@@ -160,7 +161,7 @@ describe('conntrackd codec: entries', () => {
           expect(r.messages).toEqual([{ kind: 'ct', type: 1, flags: CTD_F.HELLO, seq: 77, entry: e }]);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
@@ -387,6 +388,52 @@ describe('conntrackd codec: malformed input', () => {
     });
   }
 
+  const base = tlv(0, '0a630102 0a630203') + tlv(2, '06');
+  const helperHex = (name: string) => Buffer.from(name + '\0', 'latin1').toString('hex');
+  it.each([
+    { name: 'an empty labels attribute (nta_len 4)', body: tlv(28, '') + base, reason: 'message at 0: labels of 0 bytes' },
+    { name: 'labels of 20 bytes', body: base + tlv(28, '00'.repeat(20)), reason: 'message at 0: labels of 20 bytes' },
+    { name: 'labels of 6 bytes', body: base + tlv(28, '00'.repeat(6)), reason: 'message at 0: labels of 6 bytes' },
+    { name: 'an empty helper name', body: tlv(27, '') + base, reason: 'message at 0: helper name of 0 bytes, not NUL-terminated within 16' },
+    { name: 'a helper name of 17 bytes', body: base + tlv(27, helperHex('a'.repeat(16))), reason: 'message at 0: helper name of 17 bytes, not NUL-terminated within 16' },
+    { name: 'nta_len 3', body: '00030000 00000000', reason: 'message at 0: attribute at 8: nta_len 3' },
+    { name: 'nta_len one past the message', body: base + '000e0000 0a630102 0a630203 00', reason: 'message at 0: attribute at 28: nta_len 14' },
+    { name: 'attribute id 33', body: tlv(33, '00000000'), reason: 'message at 0: attribute at 8: unknown id 33' },
+    { name: 'L4PROTO of 2 bytes', body: tlv(0, '0a630102 0a630203') + tlv(2, '0600'), reason: 'message at 0: attribute 2: 2 bytes, not 1' },
+    { name: 'no address', body: tlv(2, '06'), reason: 'message at 0: no IPV4 or IPV6 attribute' },
+    { name: 'no protocol', body: tlv(0, '0a630102 0a630203'), reason: 'message at 0: no L4PROTO attribute' },
+  ])('$name: refused with its reason', ({ body, reason }) => {
+    const r = decodeCtdDatagram(hex(msg(0, 0, 1, body)));
+    expect(r.errors.map((e) => e.reason)).toEqual([reason]);
+    expect(r.messages).toEqual([]);
+  });
+
+  it.each([
+    { name: 'a helper name of 16 bytes, NUL included', body: base + tlv(27, helperHex('a'.repeat(15))), helper: 'a'.repeat(15) },
+    { name: 'a helper name of one byte (only the NUL)', body: base + tlv(27, '00'), helper: '' },
+    { name: 'labels of 16 bytes', body: base + tlv(28, '00000001' + '00'.repeat(12)), helper: undefined },
+  ])('$name: taken', ({ body, helper }) => {
+    const r = decodeCtdDatagram(hex(msg(0, 0, 1, body)));
+    expect(r.errors).toEqual([]);
+    expect(r.messages).toHaveLength(1);
+    const m = r.messages[0]!;
+    expect(m.kind === 'ct' && m.entry.helper).toBe(m.kind === 'ct' && helper === undefined ? undefined : helper);
+  });
+
+  it('takes a message of exactly a header at the datagram’s end, and data type 5 (the last)', () => {
+    const r = decodeCtdDatagram(hex(good + '1500 0008 00000009'));
+    expect(r.errors).toEqual([]);
+    expect(r.messages.map((m) => m.kind)).toEqual(['ct', 'exp']);
+    expect(r.messages[1]).toEqual({ kind: 'exp', type: 5, flags: 0, seq: 9 });
+  });
+
+  it('names where a truncated header or message is, and what a wrong version or type is', () => {
+    expect(decodeCtdDatagram(hex(good + '1000 0008 0000')).errors[0]!.reason).toBe(`6 bytes left at ${hex(good).length}, shorter than a header`);
+    expect(decodeCtdDatagram(hex('1000 0040 00000001')).errors[0]!.reason).toBe('message at 0: len 64, 8 bytes left, at least 8');
+    expect(decodeCtdDatagram(hex('2000 0008 00000001')).errors[0]!.reason).toBe('message at 0: version 2, not 1');
+    expect(decodeCtdDatagram(hex('1700 0008 00000001')).errors[0]!.reason).toBe('message at 0: type 7 with flags 0x0 is neither data nor control');
+  });
+
   it('a tail of 4 bytes or fewer after the attributes is padding', () => {
     const r = decodeCtdDatagram(hex(msg(0, 0, 1, TCP_SNAT_BODY + '00000000')));
     expect(r.errors).toEqual([]);
@@ -399,7 +446,7 @@ describe('conntrackd codec: malformed input', () => {
         const r = decodeCtdDatagram(Buffer.from(a));
         expect(r.messages.length + r.errors.length).toBeGreaterThanOrEqual(a.length === 0 ? 0 : 1);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -411,7 +458,7 @@ describe('conntrackd codec: malformed input', () => {
         b[i] = v;
         decodeCtdDatagram(b);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 });

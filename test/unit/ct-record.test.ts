@@ -30,6 +30,7 @@ import {
 import { type ConntrackEntry, entryKey, type Family, type Tuple } from '../../src/kernel/entry.js';
 import { type NlMessage, NlWriter, parseNetlink } from '../../src/kernel/netlink-codec.js';
 import { corpus, entryArb, mutate, mutation, serialise, tree, u16, u32, u8, v4, v6 } from './ct-arbitraries.js';
+import { atLeast, runs } from './fc-runs.js';
 
 const CT_TYPE = NFNL_SUBSYS_CTNETLINK << 8;
 const SEED = Number(process.env.FC_SEED ?? 20261206);
@@ -152,11 +153,11 @@ describe('records hold what the object caches hold', () => {
         if (r.w[W_FLAGS]! & F_WHOLE) whole++;
         expect(readEntryRecord(r, 0, x)).toEqual(compactor.entry(e));
       }),
-      { numRuns: 20_000, seed: SEED },
+      { numRuns: runs(20_000), seed: SEED },
     );
     // Both kinds were exercised: held in words and kept whole.
-    expect(whole).toBeGreaterThan(100);
-    expect(whole).toBeLessThan(20_000);
+    expect(whole).toBeGreaterThan(atLeast(100));
+    expect(whole).toBeLessThan(runs(20_000));
   });
 
   it('plain entries need no extras and read back the protocol and TCP state', () => {
@@ -167,7 +168,7 @@ describe('records hold what the object caches hold', () => {
         expect(recordProto(r.w, 0)).toBe(e.orig.proto);
         expect(recordTcpState(r.w, 0)).toBe(e.protoinfo?.tcp?.state ?? -1);
       }),
-      { numRuns: 5_000, seed: SEED + 1 },
+      { numRuns: runs(5_000), seed: SEED + 1 },
     );
   });
 
@@ -238,10 +239,10 @@ describe('record keys are entry keys', () => {
         expect(sameRecordKey(ra.w, 0, rb.w, 0)).toBe(same);
         if (same) expect(recordHash(ra.w, 0)).toBe(recordHash(rb.w, 0));
       }),
-      { numRuns: 20_000, seed: SEED + 2 },
+      { numRuns: runs(20_000), seed: SEED + 2 },
     );
-    expect(equal).toBeGreaterThan(1000);
-    expect(equal).toBeLessThan(19_000);
+    expect(equal).toBeGreaterThan(atLeast(1000));
+    expect(equal).toBeLessThan(atLeast(19_000));
   });
 
   it('only the first KEY_WORDS words are the key', () => {
@@ -272,7 +273,7 @@ describe('decodeConntrackRecord: the object decoder without objects, or a punt',
       fc.property(plainEntry, fc.constantFrom<'dump' | 'event'>('dump', 'event'), (e, layout) => {
         expect(agree(messageOf(e, layout))).toBe('fast');
       }),
-      { numRuns: 10_000, seed: SEED + 3 },
+      { numRuns: runs(10_000), seed: SEED + 3 },
     );
   });
 
@@ -282,7 +283,7 @@ describe('decodeConntrackRecord: the object decoder without objects, or a punt',
       fc.property(entryArb, fc.constantFrom<'dump' | 'event'>('dump', 'event'), (e, layout) => {
         if (agree(messageOf(e, layout)) === 'punt') punts++;
       }),
-      { numRuns: 10_000, seed: SEED + 4 },
+      { numRuns: runs(10_000), seed: SEED + 4 },
     );
     expect(punts).toBeGreaterThan(0);
   });
@@ -295,7 +296,7 @@ describe('decodeConntrackRecord: the object decoder without objects, or a punt',
         if (b.length >= 16) b.writeUInt32LE(b.length, 0);
         for (const m of parseNetlink(b).messages) if (isCt(m)) agree(m);
       }),
-      { numRuns: 30_000, seed: SEED + 5 },
+      { numRuns: runs(30_000), seed: SEED + 5 },
     );
   });
 
@@ -305,7 +306,7 @@ describe('decodeConntrackRecord: the object decoder without objects, or a punt',
         const payload = Buffer.concat([Buffer.from([family, 0, 0, 0]), serialise(nodes)]);
         agree({ type: CT_TYPE | IPCTNL_MSG_CT_NEW, flags: 0, seq: 0, pid: 0, payload });
       }),
-      { numRuns: 20_000, seed: SEED + 6 },
+      { numRuns: runs(20_000), seed: SEED + 6 },
     );
   });
 });
@@ -357,7 +358,7 @@ describe('RecordTable', () => {
         expect(seen).toEqual(model);
         for (const key of model.keys()) expect(t.find(recordOf(key).r.w, 0)).toBeGreaterThanOrEqual(0);
       }),
-      { numRuns: 2_000, seed: SEED + 7 },
+      { numRuns: runs(2_000), seed: SEED + 7 },
     );
   });
 
@@ -430,8 +431,8 @@ describe('encodeRequestRecord: a commit writes records as encodeRequest writes t
         const got = out((w) => encodeRequestRecord(w, pool.copy(r.w, 0, x), form, create));
         expect(got).toEqual(want);
       }),
-      { numRuns: 20_000, seed: SEED + 9 },
+      { numRuns: runs(20_000), seed: SEED + 9 },
     );
-    expect(fast).toBeGreaterThan(5_000);
+    expect(fast).toBeGreaterThan(atLeast(5_000));
   });
 });

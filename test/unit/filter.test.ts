@@ -2,14 +2,17 @@ import { describe, expect, it } from 'vitest';
 import {
   ACCEPT_ALL,
   compileFilter,
+  expectationPasses,
   type FilterRules,
+  kernelEventRules,
   PrefixSet,
   STRIP_FIELDS,
   stripAttributes,
 } from '../../src/cache/filter.js';
 import type { StrippableAttribute } from '../../src/cache/strip.js';
 import { STRIPPABLE_ATTRIBUTES } from '../../src/config/schema.js';
-import { AF_INET, AF_INET6, IPPROTO, TCP_STATES } from '../../src/kernel/constants.js';
+import { AF_INET, AF_INET6, IPPROTO, TCP_STATES, type TcpStateName } from '../../src/kernel/constants.js';
+import { REC_WORDS, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 
 const ESTABLISHED = TCP_STATES.indexOf('ESTABLISHED');
@@ -334,5 +337,160 @@ describe('stripAttributes', () => {
       ].sort(),
     );
     expect(out.orig).toBe(full.orig);
+  });
+});
+
+describe('expectationPasses', () => {
+  it.each([
+    { policy: 'all' as const, helper: undefined, pass: true },
+    { policy: 'all' as const, helper: 'ftp', pass: true },
+    { policy: 'none' as const, helper: 'ftp', pass: false },
+    { policy: { helpers: ['ftp'] }, helper: 'ftp', pass: true },
+    { policy: { helpers: ['ftp'] }, helper: undefined, pass: false },
+    { policy: { helpers: ['SIP'] }, helper: 'sip-5060', pass: true },
+    { policy: { helpers: ['sip'] }, helper: 'SIP', pass: true },
+    { policy: { helpers: ['ftp', 'sip'] }, helper: 'sip', pass: true },
+    { policy: { helpers: ['ftp'] }, helper: 'tftp', pass: false },
+    { policy: { helpers: [] }, helper: 'ftp', pass: false },
+  ])('$policy with helper $helper: $pass', ({ policy, helper, pass }) => {
+    expect(expectationPasses(policy, helper === undefined ? {} : { helper })).toBe(pass);
+  });
+});
+
+describe('PrefixSet: size, families, exact IPv6 words', () => {
+  it('counts each prefix once, hosts in a set, and says which families it holds', () => {
+    const s = new PrefixSet();
+    expect([s.size, s.hasV4, s.hasV6]).toEqual([0, false, false]);
+    s.add('2001:db8::/32');
+    expect([s.size, s.hasV4, s.hasV6]).toEqual([1, false, true]);
+    s.add('2001:db8:1::/48');
+    s.add('10.99.0.1');
+    s.add('10.99.0.1/32');
+    expect([s.size, s.hasV4, s.hasV6]).toEqual([3, true, true]);
+    s.add('10.99.0.0/16');
+    expect(s.size).toBe(4);
+    const v4 = new PrefixSet();
+    v4.add('10.99.1.0/24');
+    expect([v4.size, v4.hasV4, v4.hasV6]).toEqual([1, true, false]);
+  });
+
+  it('refuses what is not an address or prefix, naming it', () => {
+    expect(() => new PrefixSet().add('10.99.0.300')).toThrow(new RangeError('not an IPv4 or IPv6 address or prefix: 10.99.0.300'));
+  });
+
+  it.each([
+    ['word 0', '2002:db8:0:0:5::1'],
+    ['word 1', '2001:db9:0:0:5::1'],
+    ['word 2', '2001:db8:0:0:6::1'],
+    ['word 3', '2001:db8:0:0:5::2'],
+  ])('a /128 does not match an address differing only in %s', (_w, addr) => {
+    const s = new PrefixSet();
+    s.add('2001:db8::5:0:0:1/128');
+    expect(s.matchAddress(AF_INET6, '2001:db8::5:0:0:1')).toBe(true);
+    expect(s.matchAddress(AF_INET6, addr)).toBe(false);
+  });
+});
+
+describe('compileFilter: unknown names', () => {
+  it('refuses an unknown protocol or TCP state by name, and takes the first state of the table', () => {
+    expect(() => compileFilter(rules({ protocols: { accept: ['nope'] } }))).toThrow(new RangeError('unknown protocol nope'));
+    expect(() => compileFilter(rules({ tcpStates: { ignore: ['NOPE' as TcpStateName] } }))).toThrow(
+      new RangeError('unknown TCP state NOPE'),
+    );
+    const f = compileFilter(rules({ tcpStates: { accept: [TCP_STATES[0]!] } }));
+    expect(f.check(flow('10.99.0.1', '10.99.0.2', { state: 0 }))).toEqual({ pass: true });
+    expect(f.check(flow('10.99.0.1', '10.99.0.2', { state: ESTABLISHED }))).toEqual({ pass: false, reason: 'tcp-state' });
+  });
+});
+
+describe('checkRecord: the verdict of check(), read from the record in place', () => {
+  const A = { pass: true };
+  const P = { pass: false, reason: 'protocol' };
+  const ADDR = { pass: false, reason: 'address' };
+  const ST = { pass: false, reason: 'tcp-state' };
+  const v6Ignore = rules({ addresses: { ignore: ['2001:db8::5:0:0:1/128', '2001:db8:77::/48'] } });
+  const v6Accept = rules({ addresses: { accept: ['2001:db8::5:0:0:1/128', '2001:db8:77::/48'] } });
+  const v4Ignore = rules({ addresses: { ignore: ['10.98.0.0/16'] } });
+  const v4Accept = rules({ addresses: { accept: ['10.98.0.0/16'] } });
+  const onlyV6Accept = rules({ addresses: { accept: ['2001:db8:77::/48'] } });
+  const onlyV4Accept = rules({ addresses: { accept: ['10.98.0.0/16'] } });
+  const states = rules({ tcpStates: { accept: ['ESTABLISHED'] } });
+  const udpOnly = rules({ protocols: { accept: ['udp'] } });
+  it.each([
+    // IPv6: each of the four words of the source, original or reply side.
+    { n: 'v6 ignore: exact host as original source', cfg: v6Ignore, e: flow('2001:db8::5:0:0:1', '2001:db8:9::1'), v: ADDR },
+    { n: 'v6 ignore: exact host as reply source', cfg: v6Ignore, e: flow('2001:db8:9::1', '2001:db8:9::2', { replySrc: '2001:db8::5:0:0:1' }), v: ADDR },
+    { n: 'v6 ignore: word 1 differs', cfg: v6Ignore, e: flow('2001:db9::5:0:0:1', '2001:db8:9::1'), v: A },
+    { n: 'v6 ignore: word 2 differs', cfg: v6Ignore, e: flow('2001:db8::6:0:0:1', '2001:db8:9::1'), v: A },
+    { n: 'v6 ignore: word 3 differs', cfg: v6Ignore, e: flow('2001:db8::5:0:0:2', '2001:db8:9::1'), v: A },
+    { n: 'v6 ignore: prefix, reply source', cfg: v6Ignore, e: flow('2001:db8:9::1', '2001:db8:9::2', { replySrc: '2001:db8:77:1::9' }), v: ADDR },
+    { n: 'v6 accept: original source', cfg: v6Accept, e: flow('2001:db8::5:0:0:1', '2001:db8:9::1'), v: A },
+    { n: 'v6 accept: reply source only', cfg: v6Accept, e: flow('2001:db8:9::1', '2001:db8:9::2', { replySrc: '2001:db8:77::3' }), v: A },
+    { n: 'v6 accept: neither', cfg: v6Accept, e: flow('2001:db8::5:0:0:2', '2001:db8:9::1'), v: ADDR },
+    { n: 'v6 accept list of v6 only: a v4 flow', cfg: onlyV6Accept, e: flow('10.98.0.1', '10.99.0.2'), v: ADDR },
+    { n: 'v4 accept list of v4 only: a v6 flow', cfg: onlyV4Accept, e: flow('2001:db8:77::1', '2001:db8:9::1'), v: ADDR },
+    { n: 'v4 ignore: reply source', cfg: v4Ignore, e: flow('10.99.0.1', '10.99.0.2', { replySrc: '10.98.3.4' }), v: ADDR },
+    { n: 'v4 ignore: neither', cfg: v4Ignore, e: flow('10.99.0.1', '10.99.0.2'), v: A },
+    { n: 'v4 accept: reply source only', cfg: v4Accept, e: flow('10.99.0.1', '10.99.0.2', { replySrc: '10.98.3.4' }), v: A },
+    { n: 'v4 accept: original source only', cfg: v4Accept, e: flow('10.98.0.1', '10.99.0.2'), v: A },
+    { n: 'v4 accept: neither', cfg: v4Accept, e: flow('10.99.0.1', '10.99.0.2'), v: ADDR },
+    { n: 'v6 loopback', cfg: NONE, e: flow('::1', '2001:db8:9::1'), v: ADDR },
+    { n: 'protocol', cfg: udpOnly, e: flow('10.99.0.1', '10.99.0.2'), v: P },
+    { n: 'protocol passes', cfg: udpOnly, e: flow('10.99.0.1', '10.99.0.2', { proto: IPPROTO.UDP }), v: A },
+    { n: 'state passes', cfg: states, e: flow('10.99.0.1', '10.99.0.2'), v: A },
+    { n: 'state fails', cfg: states, e: flow('10.99.0.1', '10.99.0.2', { state: SYN_SENT }), v: ST },
+    { n: 'no state under a state rule', cfg: states, e: flow('10.99.0.1', '10.99.0.2', { noProtoinfo: true }), v: ST },
+    { n: 'no state without a state rule', cfg: NONE, e: flow('10.99.0.1', '10.99.0.2', { noProtoinfo: true }), v: A },
+    { n: 'state rule, UDP', cfg: states, e: flow('10.99.0.1', '10.99.0.2', { proto: IPPROTO.UDP }), v: A },
+    {
+      n: 'TCP state in the extras (flags wider than a byte)',
+      cfg: states,
+      e: { ...flow('10.99.0.1', '10.99.0.2'), protoinfo: { tcp: { state: ESTABLISHED, flagsOrig: { flags: 0x1ff, mask: 0x1ff } } } },
+      v: A,
+    },
+    {
+      n: 'kept whole (helper, labels)',
+      cfg: udpOnly,
+      e: { ...flow('10.99.0.1', '10.99.0.2'), helper: 'ftp', labels: Buffer.alloc(16, 1), secctx: 'x' },
+      v: P,
+    },
+  ])('$n', ({ cfg, e, v }) => {
+    const f = compileFilter(cfg);
+    const r = recordBuf(2);
+    // At a record other than the first: offsets count from `at`.
+    const x = writeEntryRecord(e, r, REC_WORDS);
+    expect(x).not.toBe(false);
+    expect(f.check(e)).toEqual(v);
+    expect(f.checkRecord(r, REC_WORDS, x === false ? undefined : x)).toEqual(v);
+  });
+});
+
+describe('kernelEventRules', () => {
+  it('gives the event filter the same lists, loopback and sync-link addresses on the ignore side', () => {
+    expect(
+      kernelEventRules(
+        { protocols: { accept: ['tcp', 'udp'] }, addresses: { ignore: ['10.98.0.0/16'] }, tcpStates: { ignore: ['TIME_WAIT', 'NONE'] } },
+        ['10.99.0.4'],
+      ),
+    ).toEqual({
+      protocols: { accept: true, numbers: [IPPROTO.TCP, IPPROTO.UDP] },
+      ignoreSources: ['127.0.0.0/8', '::1/128', '10.99.0.4', '10.98.0.0/16'],
+      tcpStates: { accept: false, states: [TIME_WAIT, 0] },
+    });
+    expect(
+      kernelEventRules({ protocols: { ignore: ['icmp'] }, addresses: { accept: ['10.98.0.0/16'] }, tcpStates: { accept: ['ESTABLISHED'] } }),
+    ).toEqual({
+      protocols: { accept: false, numbers: [IPPROTO.ICMP] },
+      ignoreSources: ['127.0.0.0/8', '::1/128'],
+      acceptSources: ['10.98.0.0/16'],
+      tcpStates: { accept: true, states: [ESTABLISHED] },
+    });
+  });
+
+  it('refuses unknown names as compileFilter does', () => {
+    expect(() => kernelEventRules(rules({ protocols: { ignore: ['nope'] } }))).toThrow(new RangeError('unknown protocol nope'));
+    expect(() => kernelEventRules(rules({ tcpStates: { ignore: ['NOPE' as TcpStateName] } }))).toThrow(
+      new RangeError('unknown TCP state NOPE'),
+    );
   });
 });

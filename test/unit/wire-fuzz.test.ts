@@ -29,6 +29,7 @@ import {
   referenceEncode,
   typicalTcpEntry,
 } from './wire-helpers.js';
+import { runs } from './fc-runs.js';
 
 const CODES: ReadonlySet<WireErrorCode> = new Set([
   'ETRUNC',
@@ -107,7 +108,7 @@ corpus.push(
     Array.from({ length: 12 }, (_, i): WireMessage => ({ kind: 'ct-update', seq: i, entry: typicalTcpEntry(i) })),
   ),
 );
-for (const messages of fc.sample(fc.array(messageArb(), { minLength: 1, maxLength: 8 }), { numRuns: 40, seed: 7 })) {
+for (const messages of fc.sample(fc.array(messageArb(), { minLength: 1, maxLength: 8 }), { numRuns: runs(40), seed: 7 })) {
   corpus.push(encodeAll(messages, undefined, MAX_DATAGRAM_BYTES));
 }
 const signedCorpus = corpus.map((b) => {
@@ -185,7 +186,7 @@ const PREFIX = corpus[0]!.subarray(0, PREFIX_BYTES);
 describe('fuzz: the decoder never throws and every result is well formed', () => {
   it('random bytes', () => {
     fuzz(
-      15_000,
+      runs(15_000),
       fc.property(fc.uint8Array({ maxLength: 1600 }), (bytes) => {
         decodeChecked(Buffer.from(bytes));
       }),
@@ -194,7 +195,7 @@ describe('fuzz: the decoder never throws and every result is well formed', () =>
 
   it('random bytes behind a valid prefix (reaches the protobuf parser)', () => {
     fuzz(
-      20_000,
+      runs(20_000),
       fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
         decodeChecked(Buffer.concat([PREFIX, bytes]));
       }),
@@ -208,7 +209,7 @@ describe('fuzz: the decoder never throws and every result is well formed', () =>
       fc.tuple(fc.integer({ min: 1, max: 20 }), fc.constant(2), fc.nat({ max: 40 })),
     );
     fuzz(
-      10_000,
+      runs(10_000),
       fc.property(fc.array(field, { maxLength: 40 }), fc.uint8Array({ maxLength: 200 }), (fields, filler) => {
         const out: number[] = [...PREFIX, 0x0a, 0x02, 0x66, 0x62];
         let k = 0;
@@ -232,7 +233,7 @@ describe('fuzz: the decoder never throws and every result is well formed', () =>
 
   it('mutations of valid datagrams (bit flips, truncation, splices, insertions, deletions)', () => {
     fuzz(
-      45_000,
+      runs(45_000),
       fc.property(
         fc.nat({ max: corpus.length - 1 }),
         fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
@@ -245,7 +246,7 @@ describe('fuzz: the decoder never throws and every result is well formed', () =>
 
   it('mutations of signed datagrams: any change is EAUTH (or rejected earlier)', () => {
     fuzz(
-      10_000,
+      runs(10_000),
       fc.property(
         fc.nat({ max: signedCorpus.length - 1 }),
         fc.array(mutationArb, { minLength: 1, maxLength: 3 }),
@@ -274,7 +275,7 @@ describe('properties of valid messages', () => {
         // Re-encoding the decoded messages reproduces the bytes.
         expect(r.ok && encodeAll(r.messages, auth, MAX_DATAGRAM_BYTES).equals(buf)).toBe(true);
       }),
-      { numRuns: 2_000 },
+      { numRuns: runs(2_000) },
     );
   });
 
@@ -287,7 +288,7 @@ describe('properties of valid messages', () => {
         expect(ref).toEqual({ node: NODE, epoch: EPOCH, messages: messages.map(expectedAfterWire) });
         expect(referenceEncode(NODE, EPOCH, messages).equals(body)).toBe(true);
       }),
-      { numRuns: 1_000 },
+      { numRuns: runs(1_000) },
     );
   });
 });

@@ -10,6 +10,7 @@ import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { ProtoWriter, writeMessage } from '../../src/sync/wire/proto-codec.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
 import { entryArb, u16, u8, v4 } from './ct-arbitraries.js';
+import { atLeast, runs } from './fc-runs.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261208);
 
@@ -65,9 +66,9 @@ describe('EntryRecord on the wire', () => {
         const rec = pool.copy(r.w, 0, x);
         expect(bytes({ kind, seq, entry: rec })).toEqual(bytes({ kind, seq, entry: compactor.entry(e) }));
       }),
-      { numRuns: 30_000, seed: SEED },
+      { numRuns: runs(30_000), seed: SEED },
     );
-    expect(fast).toBeGreaterThan(5_000);
+    expect(fast).toBeGreaterThan(atLeast(5_000));
   });
 });
 
@@ -128,15 +129,15 @@ describe('receiving entries as records', () => {
       fc.property(fc.array(fc.oneof(entryArb, plain), { minLength: 1, maxLength: 8 }), (entries) => {
         records += agree(datagram(entries));
       }),
-      { numRuns: 5_000, seed: SEED + 1 },
+      { numRuns: runs(5_000), seed: SEED + 1 },
     );
-    expect(records).toBeGreaterThan(5_000);
+    expect(records).toBeGreaterThan(atLeast(5_000));
   });
 
   it('keeps every record of a datagram of hundreds apart, and reuses its space for the next datagram', () => {
     // More records than the decoder's first scratch space holds: it grows mid-datagram.
-    const many = fc.sample(plain, { numRuns: 600, seed: SEED + 3 });
-    expect(agree(datagram(many))).toBeGreaterThan(500);
+    const many = fc.sample(plain, { numRuns: runs(600), seed: SEED + 3 });
+    expect(agree(datagram(many))).toBeGreaterThan(atLeast(500));
     const first = decodeDatagram(datagram(many.slice(0, 3)), { cluster: 7, records: true });
     const second = decodeDatagram(datagram(many.slice(3, 6)), { cluster: 7, records: true });
     // Records are valid until the next datagram: the same views, now holding the second's.
@@ -159,7 +160,7 @@ describe('receiving entries as records', () => {
           agree(b);
         },
       ),
-      { numRuns: 20_000, seed: SEED + 2 },
+      { numRuns: runs(20_000), seed: SEED + 2 },
     );
   });
 });

@@ -33,6 +33,7 @@ import {
   referenceEncode,
   typicalTcpEntry,
 } from './wire-helpers.js';
+import { runs } from './fc-runs.js';
 
 // Checked-in bytes. Regenerate only for a deliberate wire change, which
 // also needs a PROTOCOL_VERSION bump unless it only adds fields or kinds.
@@ -391,7 +392,7 @@ describe('MTU packing', () => {
           expect(decoded).toEqual(messages.map(expectedAfterWire));
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
@@ -939,7 +940,8 @@ describe('keyFileExposure', () => {
 
 describe('throughput (informational)', () => {
   it('encodes and decodes 100k typical entries', () => {
-    const n = 100_000;
+    // Scaled down (FC_RUNS_SCALE) under mutation testing: every surviving codec mutant would pay for it.
+    const n = runs(100_000);
     const messages: WireMessage[] = [];
     for (let i = 0; i < n; i++) messages.push({ kind: 'ct-update', seq: i, entry: typicalTcpEntry(i) });
     for (const auth of [undefined, AUTH_A]) {
