@@ -3,17 +3,7 @@
 // schedule and workload draw from. Nothing here touches a process, a socket
 // or a clock, so the same dumps always give the same verdict.
 
-/** mulberry32, as test/unit/prng.ts: uniform in [0, 1) from a 32-bit seed. */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../lib/prng.mjs';
 
 /** Helpers over one PRNG stream. */
 export function draw(rand) {

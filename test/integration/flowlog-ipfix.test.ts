@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FlowRecord } from '../../src/flowlog/index.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import type { FlowlogSnapshot } from '../../src/stats/source.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
+import { conntrackList, records, tcpFlow } from './helpers/flows.js';
 import { createNetns, type Netns, uniqueName } from './helpers/netns.js';
 
 const run = promisify(execFile);
@@ -122,49 +122,6 @@ function spawnIn(n: Netns, cmd: string, args: string[]): { child: ChildProcess; 
   return { child, output };
 }
 
-function records(path: string): FlowRecord[] {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as FlowRecord);
-}
-
-async function tcpFlow(cl: Netns, sv: Netns, sport: number, port: number): Promise<void> {
-  const server = spawn('ip', ['netns', 'exec', sv.name, 'socat', '-T', '10', `TCP-LISTEN:${port},reuseaddr`, 'EXEC:cat'], { stdio: 'ignore' });
-  children.push(server);
-  await waitFor(async () => (await sv.exec('ss', ['-Htln', `sport = :${port}`])).stdout.includes(`:${port}`), 'the TCP server listening', 10_000);
-  const { stdout } = await cl.exec('sh', ['-c', `printf 'hello ipfix\\n' | socat -T 5 - TCP:${SERVER}:${port},sourceport=${sport}`], { timeoutMs: 20_000 });
-  expect(stdout).toBe('hello ipfix\n');
-}
-
-interface CtLine {
-  proto: 'tcp' | 'udp';
-  orig: { src: string; dst: string; sport: number; dport: number };
-  reply: { src: string; dst: string; sport: number; dport: number };
-}
-
-async function conntrackList(fw: Netns, proto: 'tcp' | 'udp'): Promise<CtLine[]> {
-  const { stdout } = await fw.exec('conntrack', ['-L', '-p', proto]);
-  const out: CtLine[] = [];
-  for (const line of stdout.split('\n')) {
-    const f = [...line.matchAll(/(src|dst|sport|dport)=(\S+)/g)].map((m) => m[2]!);
-    if (f.length < 8) continue;
-    out.push({
-      proto,
-      orig: { src: f[0]!, dst: f[1]!, sport: Number(f[2]), dport: Number(f[3]) },
-      reply: { src: f[4]!, dst: f[5]!, sport: Number(f[6]), dport: Number(f[7]) },
-    });
-  }
-  return out;
-}
-
-/** The fields of `nfdump -o json` (1.7.x) these tests read. */
 interface NfdumpFlow {
   proto: number;
   src4_addr: string;
@@ -230,7 +187,7 @@ describe('IPFIX export read back by nfdump', () => {
     await waitFor(() => d.output.join('').includes('ctsyncd started'), 'the daemon started', 30_000, diag);
 
     const port = 19000 + (process.pid % 1000);
-    await tcpFlow(cl, sv, 36001, port);
+    await tcpFlow(cl, sv, SERVER, 36001, port, children);
     await cl.exec('sh', ['-c', `printf 'ping\\n' | socat -T 1 - UDP:${SERVER}:${port + 1},sourceport=36002; true`], { timeoutMs: 10_000 });
     const tcp = (await conntrackList(fw, 'tcp')).find((c) => c.orig.src === INSIDE && c.orig.sport === 36001);
     const udp = (await conntrackList(fw, 'udp')).find((c) => c.orig.src === INSIDE && c.orig.sport === 36002);

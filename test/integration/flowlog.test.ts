@@ -7,12 +7,12 @@
 // moved must lose no line, and `flows find` must name the client for the
 // public address and port at that time, and nothing an hour before.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FlowRecord } from '../../src/flowlog/index.js';
+import { conntrackList, records, tcpFlow } from './helpers/flows.js';
 import { createNetns, type Netns, uniqueName } from './helpers/netns.js';
 import { waitFor } from './helpers/cluster.js';
 
@@ -96,54 +96,6 @@ function startDaemon(fw: Netns, config: string): { child: ChildProcess; stderr: 
   return { child, stderr };
 }
 
-function records(path: string): FlowRecord[] {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as FlowRecord);
-}
-
-/** One TCP exchange from the client's port `sport`, closed by both sides. */
-async function tcpFlow(cl: Netns, sv: Netns, sport: number, port: number): Promise<void> {
-  const server = spawn('ip', ['netns', 'exec', sv.name, 'socat', '-T', '10', `TCP-LISTEN:${port},reuseaddr`, 'EXEC:cat'], { stdio: 'ignore' });
-  children.push(server);
-  await waitFor(
-    async () => (await sv.exec('ss', ['-Htln', `sport = :${port}`])).stdout.includes(`:${port}`),
-    'the TCP server listening',
-    10_000,
-  );
-  const { stdout } = await cl.exec('sh', ['-c', `printf 'hello flowlog\\n' | socat -T 5 - TCP:${SERVER}:${port},sourceport=${sport}`], { timeoutMs: 20_000 });
-  expect(stdout).toBe('hello flowlog\n');
-}
-
-interface CtLine {
-  proto: string;
-  orig: { src: string; dst: string; sport: number; dport: number };
-  reply: { src: string; dst: string; sport: number; dport: number };
-}
-
-/** conntrack -L of the firewall for one protocol, parsed. */
-async function conntrackList(fw: Netns, proto: 'tcp' | 'udp'): Promise<CtLine[]> {
-  const { stdout } = await fw.exec('conntrack', ['-L', '-p', proto]);
-  const out: CtLine[] = [];
-  for (const line of stdout.split('\n')) {
-    const f = [...line.matchAll(/(src|dst|sport|dport)=(\S+)/g)].map((m) => m[2]!);
-    if (f.length < 8) continue;
-    out.push({
-      proto,
-      orig: { src: f[0]!, dst: f[1]!, sport: Number(f[2]), dport: Number(f[3]) },
-      reply: { src: f[4]!, dst: f[5]!, sport: Number(f[6]), dport: Number(f[7]) },
-    });
-  }
-  return out;
-}
-
 describe('flow log on the real kernel (Stats mode)', () => {
   it('logs real NAT flows as conntrack sees them, survives a SIGUSR1 reopen, and flows find names the inside host', async () => {
     dir = mkdtempSync(join(tmpdir(), 'ctsyncd-fl-'));
@@ -168,7 +120,7 @@ describe('flow log on the real kernel (Stats mode)', () => {
 
     const port = 18000 + (process.pid % 1000);
     const before = Date.now();
-    await tcpFlow(cl, sv, 35001, port);
+    await tcpFlow(cl, sv, SERVER, 35001, port, children);
     // Nobody listens: the server's port unreachable ends socat, the flow stays in the table.
     await cl.exec('sh', ['-c', `printf 'ping\\n' | socat -T 1 - UDP:${SERVER}:${port + 1},sourceport=35002; true`], { timeoutMs: 10_000 });
     const tcp = (await conntrackList(fw, 'tcp')).find((c) => c.orig.src === INSIDE && c.orig.sport === 35001);
@@ -212,7 +164,7 @@ describe('flow log on the real kernel (Stats mode)', () => {
     renameSync(log, moved);
     process.kill(d.child.pid!, 'SIGUSR1');
     await waitFor(() => d.stderr.join('').includes('flow log reopened'), 'the reopen', 10_000, diag);
-    await tcpFlow(cl, sv, 35003, port + 2);
+    await tcpFlow(cl, sv, SERVER, 35003, port + 2, children);
     await waitFor(() => records(log).some((r) => r.orig.sport === 35003), 'a record in the reopened file', 20_000, diag);
 
     const stats = JSON.parse((await run('node', [BIN, '--config', config, 'stats', '--json'])).stdout) as {

@@ -1,14 +1,2 @@
-// A small seeded PRNG (mulberry32) for the simulations: the same seed gives
-// the same run, so a failing case can be replayed exactly.
-
-/** Uniform in [0, 1), from a 32-bit seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The simulations' seeded PRNG: the one the soak uses too (scripts/lib/prng.mjs).
+export { mulberry32 } from '../../scripts/lib/prng.mjs';
