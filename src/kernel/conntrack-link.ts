@@ -170,8 +170,14 @@ export class ConntrackLink {
   readonly lastDecodeErrors: DecodeError[] = [];
   private readonly channel: RequestChannel;
   private readonly writer = new NlWriter();
-  /** batchOf's second writer: one chunk is encoded while the other is in flight. */
-  private readonly spareWriter = new NlWriter();
+  /**
+   * Writers for batch chunks, apart from `writer`: a chunk's bytes are read
+   * by the kernel on a pool thread after batchOf has moved on, so neither a
+   * request made meanwhile (a dump, a get) nor another batch running at
+   * the same time (a commit beside the injector) may write into them. Each
+   * batch takes two and gives them back when it ends.
+   */
+  private readonly batchWriters: NlWriter[] = [];
   private readonly replyTimeoutMs: number;
   private readonly now: () => number;
   private closed = false;
@@ -318,18 +324,25 @@ export class ConntrackLink {
     const ackEach = opts.ackEach ?? false;
     let inFlight: Promise<void> | undefined;
     this.counters.batches++;
-    for (let first = 0, k = 0; first < items.length; first += chunkSize, k++) {
-      const last = Math.min(items.length, first + chunkSize);
-      const w = k & 1 ? this.spareWriter : this.writer;
-      const chunk = this.encodeChunk(w, items, first, last, errnos, ackEach, form);
-      if (inFlight !== undefined) {
-        await inFlight;
-        inFlight = undefined;
-        opts.betweenChunks?.();
+    const writers = [this.batchWriters.pop() ?? new NlWriter(), this.batchWriters.pop() ?? new NlWriter()] as const;
+    try {
+      for (let first = 0, k = 0; first < items.length; first += chunkSize, k++) {
+        const last = Math.min(items.length, first + chunkSize);
+        const w = writers[k & 1];
+        const chunk = this.encodeChunk(w, items, first, last, errnos, ackEach, form);
+        if (inFlight !== undefined) {
+          await inFlight;
+          inFlight = undefined;
+          opts.betweenChunks?.();
+        }
+        if (chunk !== undefined) inFlight = this.dispatchChunk(w, chunk, errnos);
       }
-      if (chunk !== undefined) inFlight = this.dispatchChunk(w, chunk, errnos);
+      if (inFlight !== undefined) await inFlight;
+      inFlight = undefined;
+    } finally {
+      // Not while a chunk is still in flight (a source that threw leaves one sending): those two are dropped.
+      if (inFlight === undefined) this.batchWriters.push(...writers);
     }
-    if (inFlight !== undefined) await inFlight;
     const failures: Record<string, number> = {};
     let failed = 0;
     let skipped = 0;

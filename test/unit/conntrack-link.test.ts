@@ -90,6 +90,25 @@ describe('ConntrackLink over FakeKernel', () => {
     expect(socket!.stats).toMatchObject({ sends: 3, asyncSends: 3 });
   });
 
+  it('a request or another batch made while a chunk is in flight never writes into that chunk', async () => {
+    const k = new FakeKernel();
+    for (let i = 200; i < 210; i++) k.packetNew({ ...entry(i), status: IPS.CONFIRMED });
+    const link = new ConntrackLink({
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        // As on a pool thread: the kernel reads the bytes only when the send completes.
+        s.sendAsync = (data, done) => setImmediate(() => done(s.send(data)));
+        return s;
+      },
+    });
+    const batch = (from: number) => link.batchOf({ length: 30, op: () => 'create', entry: (i) => entry(from + i) }, { chunkSize: 8 });
+    const [a, dump, b] = await Promise.all([batch(0), link.list(), batch(100)]);
+    expect(a).toMatchObject({ ok: 30, failed: 0 });
+    expect(b).toMatchObject({ ok: 30, failed: 0 });
+    expect(dump).toHaveLength(10);
+    expect(k.table.size).toBe(70);
+  });
+
   it('a chunk whose send fails fails all its items, and the batch goes on', async () => {
     const k = new FakeKernel();
     let n = 0;
