@@ -14,9 +14,11 @@
 // their first use). Measured against the alternatives (bench/startup.mjs,
 // CPU until the control socket listens): ESM with code splitting (~20
 // chunks) took ~10-15 % more; one ESM file with the packages inside took
-// as long as no bundle and slowed client commands; a V8 code cache of this
-// file gained nothing measurable over it.
-import { rmSync } from 'node:fs';
+// as long as no bundle and slowed client commands. A V8 code cache of its top
+// level (ctsyncd.cjs.cache, written below, loaded by bin/ctsyncd through
+// scripts/lib/bundle-code.mjs) spares every start parsing the whole file.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -40,3 +42,20 @@ await build({
   banner: { js: "const __ctsyncd_bundle_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+// The code cache, made by a Node with bin/ctsyncd's V8 flags (V8 rejects a
+// cache made under other flags): by this Node, so a Node upgraded later
+// without `npm run build` only loses the cache, never the start.
+const bundleFile = join(outdir, 'ctsyncd.cjs');
+const flags = readFileSync(join(root, 'bin', 'ctsyncd'), 'utf8').split('\n')[0].split(/\s+/).slice(3);
+const made = spawnSync(
+  process.execPath,
+  [
+    ...flags,
+    '-e',
+    "const [f, o] = process.argv.slice(1); import(process.env.BUNDLE_CODE).then((b) => { require('node:fs').writeFileSync(o, b.codeCache(f)); if (!b.cacheAccepted(f, o)) process.exit(3); });",
+    bundleFile,
+    `${bundleFile}.cache`,
+  ],
+  { env: { ...process.env, BUNDLE_CODE: join(root, 'scripts', 'lib', 'bundle-code.mjs') }, stdio: 'inherit' },
+);
+if (made.status !== 0) throw new Error(`bundle: writing the code cache failed (${made.status ?? made.signal})`);
