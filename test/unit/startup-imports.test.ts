@@ -1,8 +1,10 @@
 // A restarted daemon must answer on its control socket and ask its peers for
 // their state as soon as it can (issue 13: within 150 ms of exec). Loading
-// zod and yaml costs ~0.15 s of that, prom-client ~65 ms: a start from the
-// validated-config cache needs none of them before it listens, and the
-// daemon loads prom-client itself after the dump (MetricsService.load).
+// zod and yaml costs ~0.15 s of that, prom-client ~65 ms, lru-cache ~10 ms
+// (and as much again to build one): a start from the validated-config cache
+// needs none of them before it listens; the daemon loads prom-client after
+// the dump (MetricsService.load), the external cache lru-cache at its first
+// delete.
 // One value imported from config/index.js (SYSLOG_FACILITIES) once brought
 // the schema, zod and yaml into every start; nothing reports such a slip,
 // so this walks what the start-up path loads.
@@ -17,8 +19,8 @@ const src = join(root, 'src');
 /** What `cli.ts` runs for the daemon: itself, then runDaemon's import()s (config/cache on a cache hit). */
 const START_PATH = ['cli.ts', 'config/cache.ts', 'daemon.ts', 'systemd/notify.ts', 'log.ts'].map((f) => join(src, f));
 
-/** Packages a start must not load before the daemon runs: the schema's and the metrics registry's. */
-const DEFERRED_PACKAGES = ['zod', 'yaml', 'prom-client'];
+/** Packages a start must not load before the daemon runs: the schema's, the metrics registry's, the tombstones'. */
+const DEFERRED_PACKAGES = ['zod', 'yaml', 'prom-client', 'lru-cache'];
 
 interface Reached {
   /** src/ files loaded, each with the file that first imported it. */
