@@ -30,8 +30,12 @@
 //   (/usr/sbin/ulogd)  --ulogd-plugins DIR (/usr/lib/x86_64-linux-gnu/ulogd)
 //   --json FILE (every trial's record)  --keep (keep trial directories)
 //   --write | --no-write (the section in BENCHMARKS.md; default: no write)
-// Not measured yet: the highest event rate logged without loss, and both
-// beside a running sync (bench/run.mjs's rate metric, to be combined).
+//   --rates R1,R2,…  --rate-seconds S (5): after the bursts, the highest
+//   rate logged without loss: each logger in turn (alternating) takes R × S
+//   creates paced at R per second, the rates in increasing order, until one
+//   loses an event; `--pairs 0` runs the rates alone.
+// Beside a running sync: `bench/run.mjs --ctsyncd-flowlog` (replication with
+// the flow log on, conntrackd as the anchor) against the same run without.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +50,8 @@ const { values: opt } = parseArgs({
     n: { type: 'string', default: '100000' },
     pairs: { type: 'string', default: '3' },
     'event-buffer-mib': { type: 'string', default: '8' },
+    rates: { type: 'string' },
+    'rate-seconds': { type: 'string', default: '5' },
     ulogd: { type: 'string', default: '/usr/sbin/ulogd' },
     'ulogd-plugins': { type: 'string', default: '/usr/lib/x86_64-linux-gnu/ulogd' },
     json: { type: 'string' },
@@ -57,8 +63,11 @@ const { values: opt } = parseArgs({
 const N = Number(opt.n);
 const PAIRS = Number(opt.pairs);
 const BUFFER = Number(opt['event-buffer-mib']) * 1024 * 1024;
+const RATES = opt.rates ? opt.rates.split(',').map(Number) : [];
+const RATE_SECONDS = Number(opt['rate-seconds']);
+if (RATES.some((r) => !Number.isInteger(r) || r < 1) || !(RATE_SECONDS > 0)) throw new Error('--rates: a list of events per second; --rate-seconds: > 0');
 if (!Number.isInteger(N) || N < 1 || N > 1 << 20) throw new Error('--n: 1..1048576');
-if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error('--pairs: at least 1');
+if (!Number.isInteger(PAIRS) || PAIRS < 0) throw new Error('--pairs: 0 or more');
 if (process.getuid?.() !== 0) throw new Error('run as root: the trials create network namespaces');
 for (const f of [opt.ulogd, join(opt['ulogd-plugins'], 'ulogd_inpflow_NFCT.so'), join(opt['ulogd-plugins'], 'ulogd_output_JSON.so')]) {
   if (!existsSync(f)) throw new Error(`${f} is missing: apt-get install ulogd2 ulogd2-json (or --ulogd, --ulogd-plugins)`);
@@ -168,7 +177,12 @@ const LOGGERS = {
   },
 };
 
-async function trial(name, index) {
+/**
+ * One trial of one logger. Burst (no rate): N creates at full speed, then
+ * `conntrack -F`: 2N events. Rate R: R × --rate-seconds creates paced at R
+ * per second, no flush: that many new events.
+ */
+async function trial(name, index, rate) {
   const logger = LOGGERS[name];
   const dir = mkdtempSync(join(tmpdir(), `ctsyncd-bfl-${name}-`));
   const ns = `bfl${process.pid.toString(36)}${index}`.slice(0, 15);
@@ -189,9 +203,14 @@ async function trial(name, index) {
     const pid = t.proc.child.pid;
     const before = procSample(pid);
     const t0 = performance.now();
-    await inject(t.netnsPath, N);
-    await run('ip', ['netns', 'exec', ns, 'conntrack', '-F'], 120_000);
-    // Until 2N lines, or no growth for QUIET_MS (what is missing then is lost).
+    const events = rate ? rate * RATE_SECONDS : 2 * N;
+    if (rate) {
+      await inject(t.netnsPath, events, { rate });
+    } else {
+      await inject(t.netnsPath, N);
+      await run('ip', ['netns', 'exec', ns, 'conntrack', '-F'], 120_000);
+    }
+    // Until every event's line, or no growth for QUIET_MS (what is missing then is lost).
     let last = -1;
     let lastChange = performance.now();
     await until(
@@ -201,7 +220,7 @@ async function trial(name, index) {
           last = n;
           lastChange = performance.now();
         }
-        return n >= 2 * N || performance.now() - lastChange > QUIET_MS;
+        return n >= events || performance.now() - lastChange > QUIET_MS;
       },
       `${name}: the flow log complete or quiet`,
       SETTLE_BOUND_MS,
@@ -213,7 +232,7 @@ async function trial(name, index) {
     const logged = lineCount(t.out);
     const extra = await logger.extra(t);
     const cpu = after.cpu - before.cpu;
-    return { daemon: name, n: N, logged, lost: 2 * N - logged, cpu, cpuPerEventUs: logged > 0 ? (cpu / logged) * 1e6 : null, seconds, extra, load: loadString() };
+    return { daemon: name, n: N, rate, events, logged, lost: events - logged, cpu, cpuPerEventUs: logged > 0 ? (cpu / logged) * 1e6 : null, seconds, extra, load: loadString() };
   } finally {
     await stopProcess(t.proc);
     runCleanup(nsHandle);
@@ -237,21 +256,65 @@ for (let p = 0; p < PAIRS; p++) {
   }
 }
 
+// The rate ladder: each logger climbs until it loses an event.
+const held = { ctsyncd: 0, ulogd: 0 };
+const rateRecords = [];
+if (RATES.length > 0) {
+  const going = new Set(['ctsyncd', 'ulogd']);
+  for (const [i, rate] of [...RATES].sort((a, b) => a - b).entries()) {
+    for (const name of i % 2 === 0 ? ['ctsyncd', 'ulogd'] : ['ulogd', 'ctsyncd']) {
+      if (!going.has(name)) continue;
+      const r = await trial(name, 100 + i * 2 + (name === 'ulogd' ? 1 : 0), rate);
+      rateRecords.push(r);
+      console.log(
+        `${name.padEnd(8)} rate=${rate}/s × ${RATE_SECONDS} s: logged=${r.logged} lost=${r.lost} cpu=${r.cpu.toFixed(3)} s ` +
+          `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) ${JSON.stringify(r.extra)} load ${r.load}`,
+      );
+      if (r.lost === 0) held[name] = rate;
+      else going.delete(name);
+      await sleep(500);
+    }
+    if (going.size === 0) break;
+  }
+}
+
 const of = (name) => records.filter((r) => r.daemon === name);
 const med = (name, key) => median(of(name).map((r) => r[key]).filter((v) => v !== null));
-const ours = med('ctsyncd', 'cpuPerEventUs');
-const theirs = med('ulogd', 'cpuPerEventUs');
 const lines = [
   `flowlog bench, ${started.toISOString()}: N = ${N} (2N events per trial), ${PAIRS} pair(s), event buffer ${opt['event-buffer-mib']} MiB`,
-  '',
-  '| | CPU per logged event (median) | lost (median of 2N) |',
-  '|---|---|---|',
-  `| ctsyncd | ${ours.toFixed(2)} µs | ${med('ctsyncd', 'lost')} |`,
-  `| ulogd2 | ${theirs.toFixed(2)} µs | ${med('ulogd', 'lost')} |`,
-  `| ctsyncd / ulogd2 | ${(ours / theirs).toFixed(2)}× | |`,
 ];
+if (records.length > 0) {
+  const ours = med('ctsyncd', 'cpuPerEventUs');
+  const theirs = med('ulogd', 'cpuPerEventUs');
+  lines.push(
+    '',
+    '| | CPU per logged event (median) | lost (median of 2N) |',
+    '|---|---|---|',
+    `| ctsyncd | ${ours.toFixed(2)} µs | ${med('ctsyncd', 'lost')} |`,
+    `| ulogd2 | ${theirs.toFixed(2)} µs | ${med('ulogd', 'lost')} |`,
+    `| ctsyncd / ulogd2 | ${(ours / theirs).toFixed(2)}× | |`,
+  );
+}
+if (rateRecords.length > 0) {
+  const cpuAt = (name, rate) => rateRecords.find((r) => r.daemon === name && r.rate === rate)?.cpuPerEventUs;
+  lines.push(
+    '',
+    `Highest rate logged without loss (${RATE_SECONDS} s at each of ${RATES.join(', ')} events/s): ` +
+      `ctsyncd ${held.ctsyncd || 'none'}/s, ulogd2 ${held.ulogd || 'none'}/s` +
+      (held.ctsyncd && held.ulogd ? ` (${(held.ctsyncd / held.ulogd).toFixed(2)}×)` : ''),
+    '',
+    '| rate (events/s) | ctsyncd lost | ctsyncd CPU/event | ulogd2 lost | ulogd2 CPU/event |',
+    '|---|---|---|---|---|',
+    ...[...new Set(rateRecords.map((r) => r.rate))].map((rate) => {
+      const c = rateRecords.find((r) => r.daemon === 'ctsyncd' && r.rate === rate);
+      const u = rateRecords.find((r) => r.daemon === 'ulogd' && r.rate === rate);
+      const us = (v) => (v === undefined || v === null ? '-' : `${v.toFixed(2)} µs`);
+      return `| ${rate} | ${c?.lost ?? '-'} | ${us(cpuAt('ctsyncd', rate))} | ${u?.lost ?? '-'} | ${us(cpuAt('ulogd', rate))} |`;
+    }),
+  );
+}
 console.log(`\n${lines.join('\n')}`);
-if (opt.json) writeFileSync(opt.json, JSON.stringify({ started, options: opt, records }, null, 2));
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ started, options: opt, records, rateRecords }, null, 2));
 if (opt.write && !opt['no-write']) {
   const md = join(import.meta.dirname, '..', 'BENCHMARKS.md');
   const text = readFileSync(md, 'utf8');

@@ -83,6 +83,11 @@
 //   --ctsyncd-inject (ctsyncd with failover.inject: fw2 writes peers'
 //   entries into its kernel as they arrive, so a failover's commit finds
 //   them there; the report says so)
+//   --ctsyncd-flowlog (ctsyncd with a flow log beside sync: new and
+//   destroy events to a JSON-lines file in the trial directory, as an
+//   operator running it instead of ulogd2 would; the report says so. Run
+//   with and without it to see what the flow log costs replication,
+//   conntrackd measured beside both as the anchor)
 //   --report FILE.json (no run: the table of a run saved with --json; --write
 //   appends it under that run's command and date)
 //   --metrics burst: --burst-n B (20000)  --burst-trials T (10 fresh and 10
@@ -158,6 +163,7 @@ function parseArgs(argv) {
     keep: false,
     ctsyncdNotify: 'script',
     ctsyncdInject: false,
+    ctsyncdFlowlog: false,
     burstN: 20_000,
     burstTrials: 10,
     eventBufferMiB: 8,
@@ -230,6 +236,9 @@ function parseArgs(argv) {
       case '--ctsyncd-inject':
         o.ctsyncdInject = true;
         break;
+      case '--ctsyncd-flowlog':
+        o.ctsyncdFlowlog = true;
+        break;
       case '--ctsyncd-notify':
         o.ctsyncdNotify = val();
         if (o.ctsyncdNotify !== 'script' && o.ctsyncdNotify !== 'command') throw new Error('--ctsyncd-notify script|command');
@@ -261,7 +270,7 @@ function parseArgs(argv) {
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject]\n' +
+            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject] [--ctsyncd-flowlog]\n' +
             '         [--metrics burst,rate] [--burst-n 20000] [--burst-trials 10] [--event-buffer-mib 8]\n' +
             '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]',
         );
@@ -344,7 +353,7 @@ function runIn(ns, argv, env, bound) {
 
 async function startPair(d, topo, dir, n, opts, overrides = {}) {
   const [fw1, fw2] = topo.nodes;
-  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true };
+  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true, flowlog: opts.flowlog === true };
   d.configure(fw1, fw2, topo, dir, s);
   d.configure(fw2, fw1, topo, dir, s);
   for (const node of [fw1, fw2]) d.start(node, opts);
@@ -562,7 +571,8 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     r.group = topo.group;
     if (lossPct) for (const node of topo.nodes) await addEgressLoss(node, lossPct, topo.port);
     if (o.ctsyncdInject && daemonName === 'ctsyncd') r.inject = true;
-    await startPair(d, topo, dir, n, { ...prof, inject: r.inject });
+    if (o.ctsyncdFlowlog && daemonName === 'ctsyncd') r.flowlog = true;
+    await startPair(d, topo, dir, n, { ...prof, inject: r.inject, flowlog: r.flowlog });
     const ok = await replicate(d, topo, n, r, o);
     if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
     if (lossPct) {
@@ -858,6 +868,12 @@ function output(o, { command, started, finished, records }) {
     notes.push(
       'ctsyncd ran with `failover: { inject: true }`: fw2 writes its peers\' entries into its own kernel as they ' +
         'arrive (replication and CPU include that), so the failover commit finds them there already.',
+    );
+  }
+  if (records.some((r) => r.flowlog)) {
+    notes.push(
+      'ctsyncd ran with a flow log beside sync (`flowlog: { events: [new, destroy], file: ... }` on both nodes): ' +
+        'replication and CPU include logging every new and destroy event to a JSON-lines file.',
     );
   }
   const main = records.filter((r) => r.metric === undefined);

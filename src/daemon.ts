@@ -392,6 +392,7 @@ export class Daemon {
       flushEachBatch: file?.durability === 'fsync',
       // The cache's filter decides what is logged too, as conntrackd's General Filter does in Stats mode.
       accept: (e) => this.filter.check(e).pass,
+      acceptRecord: (r, at) => this.filter.checkRecord(r, at, undefined).pass,
       now: this.now,
       log: this.log,
     });

@@ -28,6 +28,20 @@
 //
 // A message from another origin, or from the same origin under another
 // epoch (it restarted and its sequence numbers began again), always wins.
+//
+// Shared keys. Two origins can hold the same connection at once: a node
+// that committed its peers' entries and took them into its own table (a
+// resync, an overrun's resync, an operator's commit without failover)
+// while the owner still forwards them, or the new primary of a failover
+// until the old one's purge. The table holds the copy of the latest
+// message; each other origin's copy waits beside it as a shadow (a pooled
+// record with its own origin, epoch and seq). A delete removes only the
+// sender's copy: when that was the table's, the newest shadow takes its
+// place. Without that, a delete from one origin took away a connection
+// another origin still held, and nothing sent it again until its next
+// update (RELIABILITY.md, finding 1). Shadows are few and objects; their
+// number is bounded by `limit` (past it a takeover drops the old copy, as
+// before), so forged origins cannot grow them without end.
 
 import { createRequire } from 'node:module';
 import type { LRUCache } from 'lru-cache';
@@ -105,6 +119,10 @@ export interface ExternalCounters {
   flushed: number;
   /** Records of pruned peers (release()) removed to make room for a live peer's new key. */
   released: number;
+  /** Deletes that removed one origin's copy of a key another origin still holds (the key stays). */
+  copyDeleted: number;
+  /** Takeovers that dropped the old origin's copy because `limit` shadows were held already. */
+  shadowsRefused: number;
 }
 
 export interface ExternalCacheOptions {
@@ -257,6 +275,17 @@ interface Tombstone {
   at: number;
 }
 
+/** Another origin's copy of a key the table holds under a newer message (see "Shared keys"). */
+interface Shadow {
+  /** Pooled copy of the record as that origin last sent it. */
+  rec: EntryRecord;
+  src: Source;
+  /** u32 seq as int32, time and bulk generation: as SlotMeta keeps them. */
+  seq: number;
+  at: number;
+  bulk: number;
+}
+
 interface OriginState {
   source: Source;
   /** Conntrack records currently held for this origin. */
@@ -268,7 +297,19 @@ interface OriginState {
 }
 
 function emptyCounters(): ExternalCounters {
-  return { created: 0, updated: 0, deleted: 0, missing: 0, stale: 0, refused: 0, bulkRemoved: 0, flushed: 0, released: 0 };
+  return {
+    created: 0,
+    updated: 0,
+    deleted: 0,
+    missing: 0,
+    stale: 0,
+    refused: 0,
+    bulkRemoved: 0,
+    flushed: 0,
+    released: 0,
+    copyDeleted: 0,
+    shadowsRefused: 0,
+  };
 }
 
 /**
@@ -333,6 +374,9 @@ export class ExternalCache implements ReplicaSink {
   /** Made by bury() on the first delete; undefined until then (and always when tombstones are off). */
   private tombs: LRUCache<string, Tombstone> | undefined;
   private readonly tombMax: number;
+  /** Other origins' copies of held keys, by key string (see "Shared keys"). */
+  private readonly shadows = new Map<string, Shadow[]>();
+  private shadowCount = 0;
   private readonly tombTtl: number;
   private readonly states = new Map<string, OriginState>();
   /** Expectations held per origin (their share of the expectation limit). */
@@ -418,11 +462,23 @@ export class ExternalCache implements ReplicaSink {
     const hash = recordHash(r.w, at);
     const slot = t.find(r.w, at, hash);
     const m = this.slotMeta;
+    // Another origin's message for a held key: compared with that origin's own copy (a shadow) or tombstone.
+    let key: string | undefined;
+    let own: Shadow | undefined;
     if (slot >= 0) {
       const src = m.src[slot]!;
-      if (src.origin === origin && src.epoch === epoch && seqBefore(seq, m.seq[slot]! >>> 0)) {
-        c.stale++;
-        return 'stale';
+      if (src.origin === origin) {
+        if (src.epoch === epoch && seqBefore(seq, m.seq[slot]! >>> 0)) {
+          c.stale++;
+          return 'stale';
+        }
+      } else {
+        key = recordKeyString(r.w, at);
+        own = this.shadowOf(key, origin);
+        if (own !== undefined ? own.src.epoch === epoch && seqBefore(seq, own.seq >>> 0) : this.buriedAfter(key, origin, epoch, seq, now)) {
+          c.stale++;
+          return 'stale';
+        }
       }
     } else if (this.tombs !== undefined && this.tombs.size > 0 && this.buriedAfter(recordKeyString(r.w, at), origin, epoch, seq, now)) {
       c.stale++;
@@ -432,8 +488,8 @@ export class ExternalCache implements ReplicaSink {
     if (kind !== 'delete' && check !== undefined) {
       const v = check.check(r, at, extras, this.scratch);
       if (v === PEER_REJECT) {
-        // What the filter rejects is not held: a cached copy of the key (its state before) goes too.
-        if (slot >= 0) this.dropFiltered(slot, r, at, extras);
+        // What the filter rejects is not held: the origin's cached copy of the key (its state before) goes too.
+        if (slot >= 0 && this.dropCopy(slot, origin, r, at, extras)) c.deleted++;
         return 'filtered';
       }
       if (v === PEER_FIXED) {
@@ -444,24 +500,18 @@ export class ExternalCache implements ReplicaSink {
     }
     const st = this.stateFor(origin, epoch);
     if (kind === 'delete') {
-      if (this.tombMax > 0) this.bury(recordKeyString(r.w, at), st.source, seq, now);
-      if (slot < 0) {
+      if (this.tombMax > 0) this.bury(key ?? recordKeyString(r.w, at), st.source, seq, now);
+      if (slot < 0 || (key !== undefined && own === undefined)) {
         c.missing++;
         return 'missing';
       }
-      const gone = this.onChange !== undefined ? readEntryRecord(r, at, extras) : undefined;
-      this.uncount(m.src[slot]!.origin);
-      this.free(slot);
+      this.dropCopy(slot, origin, r, at, extras);
       c.deleted++;
-      if (gone !== undefined) this.onChange?.(recordKeyString(r.w, at), 'deleted', undefined, gone);
       return 'deleted';
     }
     const time = Math.round(now - this.base);
     if (slot >= 0) {
-      if (m.src[slot]!.origin !== origin) {
-        this.uncount(m.src[slot]!.origin);
-        st.entries++;
-      }
+      if (key !== undefined) this.takeOver(slot, key, st, own);
       const w = t.recOf(slot).w;
       const so = t.at(slot);
       const sx = t.extrasOf(slot);
@@ -613,8 +663,7 @@ export class ExternalCache implements ReplicaSink {
       src.origin === origin &&
       bulk !== gen &&
       !(start !== undefined && src.epoch === start.epoch && !seqBefore(seq >>> 0, start.seq));
-    const m = this.slotMeta;
-    const n1 = this.removeSlotsWhere((s) => stale(m.src[s]!, m.bulk[s]!, m.seq[s]!));
+    const n1 = this.removeCopiesWhere(stale);
     const n2 = this.removeExpectWhere((r) => stale(r.src, r.bulk, r.seqI32));
     this.ctCounters.bulkRemoved += n1;
     this.expCounters.bulkRemoved += n2;
@@ -645,6 +694,13 @@ export class ExternalCache implements ReplicaSink {
       if (!carried(m.src[s]!)) continue;
       m.src[s] = src;
       if (seqBefore(m.seq[s]! >>> 0, floor)) m.seq[s] = floor | 0;
+    }
+    for (const list of this.shadows.values()) {
+      for (const x of list) {
+        if (!carried(x.src)) continue;
+        x.src = src;
+        if (seqBefore(x.seq >>> 0, floor)) x.seq = floor | 0;
+      }
     }
     for (const r of this.exp.values()) {
       if (!carried(r.src)) continue;
@@ -693,6 +749,8 @@ export class ExternalCache implements ReplicaSink {
     this.table.clear();
     this.slotMeta.src = [];
     this.exp.clear();
+    this.shadows.clear();
+    this.shadowCount = 0;
     this.tombs?.clear();
     this.states.clear();
     this.released.clear();
@@ -838,13 +896,115 @@ export class ExternalCache implements ReplicaSink {
     return this.tombs?.size ?? 0;
   }
 
-  /** A peer's entry the filter rejects replaces its cached key: the key goes (inject mode deletes it from the kernel). */
-  private dropFiltered(slot: number, r: RecordBuf, at: number, extras: RecordExtras | undefined): void {
+  /**
+   * Removes `origin`'s copy of the key in `slot` (a delete, or its entry the
+   * filter now rejects). When the table's copy is another origin's, only
+   * the shadow goes; when it is `origin`'s, the newest shadow takes its
+   * place, and only a key no other origin holds leaves the cache (inject
+   * mode deletes it from the kernel). r/at/extras: the message's record.
+   * False when `origin` held no copy.
+   */
+  private dropCopy(slot: number, origin: string, r: RecordBuf, at: number, extras: RecordExtras | undefined): boolean {
+    const m = this.slotMeta;
+    const sh = this.shadows;
+    if (m.src[slot]!.origin !== origin) {
+      // Only the origin's shadow, if it has one: the table's copy is another origin's.
+      const key = recordKeyString(r.w, at);
+      const list = sh.get(key);
+      const i = list === undefined ? -1 : list.findIndex((x) => x.src.origin === origin);
+      if (i < 0) return false;
+      this.dropShadow(key, list!, i);
+      this.ctCounters.copyDeleted++;
+      return true;
+    }
+    if (sh.size !== 0) {
+      const key = recordKeyString(r.w, at);
+      const list = sh.get(key);
+      if (list !== undefined) {
+        this.uncount(origin);
+        this.promote(slot, key, list);
+        this.ctCounters.copyDeleted++;
+        return true;
+      }
+    }
     const gone = this.onChange !== undefined ? readEntryRecord(r, at, extras) : undefined;
-    this.uncount(this.slotMeta.src[slot]!.origin);
+    this.uncount(origin);
     this.free(slot);
-    this.ctCounters.deleted++;
     if (gone !== undefined) this.onChange?.(recordKeyString(r.w, at), 'deleted', undefined, gone);
+    return true;
+  }
+
+  /** The shadow `origin` holds of `key`, if any. */
+  private shadowOf(key: string, origin: string): Shadow | undefined {
+    if (this.shadows.size === 0) return undefined;
+    return this.shadows.get(key)?.find((x) => x.src.origin === origin);
+  }
+
+  /**
+   * `st`'s origin writes a key another origin's copy fills: that copy
+   * becomes a shadow (unless `limit` shadows are held: then it goes), and
+   * the new origin's own shadow, if it had one, gives way to the table's copy.
+   */
+  private takeOver(slot: number, key: string, st: OriginState, own: Shadow | undefined): void {
+    const m = this.slotMeta;
+    const t = this.table;
+    let list = this.shadows.get(key);
+    if (own !== undefined) {
+      list!.splice(list!.indexOf(own), 1);
+      this.shadowCount--;
+    } else {
+      st.entries++;
+    }
+    if (this.shadowCount >= this.limit) {
+      this.uncount(m.src[slot]!.origin);
+      this.ctCounters.shadowsRefused++;
+    } else {
+      if (list === undefined) this.shadows.set(flatKey(key), (list = []));
+      list.push({
+        rec: this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot)),
+        src: m.src[slot]!,
+        seq: m.seq[slot]!,
+        at: m.at[slot]!,
+        bulk: m.bulk[slot]!,
+      });
+      this.shadowCount++;
+    }
+    if (list !== undefined && list.length === 0) this.shadows.delete(key);
+  }
+
+  /**
+   * The newest of `key`'s shadows takes the table's place in `slot` (its
+   * origin's copy was dropped). A copy is written only while it is the
+   * table's, and shadows are pushed as they leave it, so the last one is
+   * the newest.
+   */
+  private promote(slot: number, key: string, list: Shadow[]): void {
+    const i = list.length - 1;
+    const s = list[i]!;
+    this.removeShadow(key, list, i);
+    const t = this.table;
+    t.overwrite(slot, s.rec.w, s.rec.at);
+    t.setExtras(slot, s.rec.x);
+    const m = this.slotMeta;
+    m.src[slot] = s.src;
+    m.seq[slot] = s.seq;
+    m.at[slot] = s.at;
+    m.bulk[slot] = s.bulk;
+    // The kernel holds the dropped copy, if any: this one differs.
+    if (m.copy[slot] !== KERNEL_NONE) m.copy[slot] = KERNEL_STALE;
+    if (this.onChange !== undefined) this.onChange(key, 'updated', this.recordAt(slot), this.entryAt(slot));
+  }
+
+  /** Removes shadow i of `key` and its origin's count. */
+  private dropShadow(key: string, list: Shadow[], i: number): void {
+    this.uncount(list[i]!.src.origin);
+    this.removeShadow(key, list, i);
+  }
+
+  private removeShadow(key: string, list: Shadow[], i: number): void {
+    list.splice(i, 1);
+    this.shadowCount--;
+    if (list.length === 0) this.shadows.delete(key);
   }
 
   private slotOf(e: EntryIdentity): number {
@@ -912,15 +1072,32 @@ export class ExternalCache implements ReplicaSink {
     if (--st.entries === 0 && st.bulk === 0) this.states.delete(origin);
   }
 
-  private removeSlotsWhere(pred: (slot: number) => boolean): number {
-    const t = this.table;
+  /**
+   * Removes every copy, in the table or a shadow, whose (source, bulk, seq)
+   * `pred` accepts; a key another origin still holds stays, under that
+   * origin's copy. Returns how many copies went.
+   */
+  private removeCopiesWhere(pred: (src: Source, bulk: number, seq: number) => boolean): number {
     let n = 0;
-    for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-      if (pred(s)) {
-        this.uncount(this.slotMeta.src[s]!.origin);
-        this.free(s);
-        n++;
+    if (this.shadows.size !== 0) {
+      for (const [key, list] of this.shadows) {
+        for (let i = list.length - 1; i >= 0; i--) {
+          const x = list[i]!;
+          if (!pred(x.src, x.bulk, x.seq)) continue;
+          this.dropShadow(key, list, i);
+          n++;
+        }
       }
+    }
+    const t = this.table;
+    const m = this.slotMeta;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+      if (!pred(m.src[s]!, m.bulk[s]!, m.seq[s]!)) continue;
+      this.uncount(m.src[s]!.origin);
+      const list = this.shadows.size === 0 ? undefined : this.shadows.get(recordKeyString(t.recOf(s).w, t.at(s)));
+      if (list !== undefined) this.promote(s, recordKeyString(t.recOf(s).w, t.at(s)), list);
+      else this.free(s);
+      n++;
     }
     return n;
   }
@@ -938,8 +1115,7 @@ export class ExternalCache implements ReplicaSink {
 
   /** Removes every record of `origin`, counted under `why`; it is no longer released. */
   private removeOrigin(origin: string, why: 'flushed' | 'released'): number {
-    const m = this.slotMeta;
-    const n1 = this.removeSlotsWhere((s) => m.src[s]!.origin === origin);
+    const n1 = this.removeCopiesWhere((src) => src.origin === origin);
     const n2 = this.removeExpectWhere((r) => r.src.origin === origin);
     this.ctCounters[why] += n1;
     this.expCounters[why] += n2;

@@ -345,8 +345,12 @@ export class LocalTable implements EventHandlers {
    * are not this node's own addresses. Zombies from this node's time as
    * primary then expire soon, unless traffic still flows through here and
    * keeps them alive (conntrackd's -t deletes them outright after the
-   * delay). They also leave the internal cache, unreplicated: the peer that
-   * now forwards them owns them.
+   * delay). They also leave the internal cache, and peers are told (a
+   * delete each): this node no longer holds them. A peer that also holds
+   * them from the node now forwarding them keeps that node's copy (the
+   * external cache keeps one copy per origin), so the delete takes away
+   * only this node's, which it would otherwise keep for good, to be
+   * committed at a later failover long after the connection ended.
    */
   async purgeTimeout(): Promise<PurgeTimeoutResult> {
     const link = this.link;
@@ -368,7 +372,11 @@ export class LocalTable implements EventHandlers {
       .filter((e) => e.timeout === undefined || e.timeout > seconds)
       .map((e) => ({ op: 'timeout' as const, entry: { ...e, timeout: seconds } }));
     const r = await link.batch(items, { betweenChunks: () => this.events.transport.drain() });
-    for (const e of targets) this.internal.apply('destroy', e);
+    const internal = this.internal;
+    for (const e of targets) {
+      const kind = internal.apply('destroy', e);
+      this.noteChange(internal.lastSlot, kind, internal.lastDeleted);
+    }
     const failures: Record<string, number> = {};
     for (const [name, n] of Object.entries(r.failures)) if (name !== 'ENOENT') failures[name] = n;
     const failed = Object.values(failures).reduce((a, b) => a + b, 0);

@@ -40,12 +40,17 @@ export class FlowLogOpenError extends CtsyncdError {
 
 /** File mode of a new flow log: it names inside hosts, so not world-readable. */
 const FILE_MODE = 0o640;
+/** Lines are gathered as bytes in chunks of this size (a longer line gets a chunk of its own). */
+const CHUNK = 256 * 1024;
 
 export class FileSink {
   readonly counters: FileSinkCounters = { written: 0, lost: 0, writeErrors: 0, reopens: 0, rotations: 0 };
   private fh: FileHandle | undefined;
   private size = 0;
-  private pending: string[] = [];
+  /** Lines waiting, as bytes: full chunks, then `chunk` up to `used`. */
+  private full: Buffer[] = [];
+  private chunk: Buffer = Buffer.allocUnsafe(CHUNK);
+  private used = 0;
   private pendingLines = 0;
   private pendingChars = 0;
   private writing: Promise<void> | undefined;
@@ -60,7 +65,7 @@ export class FileSink {
     return this.opts.path;
   }
 
-  /** Characters of lines waiting to be written. */
+  /** Bytes of lines waiting to be written. */
   get pendingBytes(): number {
     return this.pendingChars;
   }
@@ -83,9 +88,31 @@ export class FileSink {
   }
 
   write(line: string): void {
-    this.pending.push(line);
+    const len = Buffer.byteLength(line, 'utf8');
+    const c = this.room(len + 1);
+    this.used += c.write(line, this.used, len, 'utf8');
+    this.endLine(c, len);
+  }
+
+  writeBytes(b: Buffer, len: number): void {
+    const c = this.room(len + 1);
+    this.used += b.copy(c, this.used, 0, len);
+    this.endLine(c, len);
+  }
+
+  /** The chunk to write `need` bytes into at `used`, a new one when the current one has not the room. */
+  private room(need: number): Buffer {
+    if (this.chunk.length - this.used >= need) return this.chunk;
+    if (this.used > 0) this.full.push(this.chunk.subarray(0, this.used));
+    this.chunk = Buffer.allocUnsafe(Math.max(CHUNK, need));
+    this.used = 0;
+    return this.chunk;
+  }
+
+  private endLine(c: Buffer, len: number): void {
+    c[this.used++] = 0x0a;
     this.pendingLines++;
-    this.pendingChars += line.length + 1;
+    this.pendingChars += len + 1;
   }
 
   /** Reopens the file before the next write (logrotate moved it away; SIGUSR1). */
@@ -113,18 +140,22 @@ export class FileSink {
     }
     if (this.pendingLines === 0) return;
     const lines = this.pendingLines;
-    const data = `${this.pending.join('\n')}\n`;
-    this.pending = [];
+    const chunks = this.full;
+    if (this.used > 0) chunks.push(this.chunk.subarray(0, this.used));
+    const total = this.pendingChars;
+    this.full = [];
+    // The written part of the chunk goes with this write; the rest of it takes the next lines.
+    this.chunk = this.chunk.subarray(this.used);
+    if (this.chunk.length < 4096) this.chunk = Buffer.allocUnsafe(CHUNK);
+    this.used = 0;
     this.pendingLines = 0;
     this.pendingChars = 0;
     try {
       if (!this.fh) await this.openFile();
       const fh = this.fh!;
-      const bytes = Buffer.from(data, 'utf8');
-      let off = 0;
-      while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten;
+      await writeAll(fh, chunks);
       if (this.opts.durability === 'fsync') await fh.sync();
-      this.size += bytes.length;
+      this.size += total;
       this.counters.written += lines;
       this.lastError = undefined;
     } catch (e) {
@@ -191,5 +222,21 @@ export class FileSink {
     await this.compressing;
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
+  }
+}
+
+/** Writes every byte of `chunks`, in order: one writev, then whatever a short write left. */
+async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
+  let i = 0;
+  let off = 0;
+  while (i < chunks.length) {
+    const rest = off === 0 ? chunks.slice(i) : [chunks[i]!.subarray(off), ...chunks.slice(i + 1)];
+    let done = (await fh.writev(rest)).bytesWritten;
+    while (i < chunks.length && done >= chunks[i]!.length - off) {
+      done -= chunks[i]!.length - off;
+      off = 0;
+      i++;
+    }
+    off += done;
   }
 }

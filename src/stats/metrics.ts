@@ -160,6 +160,13 @@ export const METRIC_DEFS: readonly MetricDef[] = [
     ['cache', 'reason'],
   ),
   counter(
+    'ctsyncd_external_shared_copies_total',
+    'Keys two origins held at once (a committed node that took its peers’ entries as its own, a failover until the old primary’s purge): a delete that removed one origin’s copy while another still held the key (deleted), or a takeover that dropped the old origin’s copy because cache.externalLimit shadow copies were held (refused).',
+    'external.{copyDeleted,shadowsRefused}',
+    (s) => by('result', { deleted: s.external.copyDeleted, refused: s.external.shadowsRefused }),
+    ['result'],
+  ),
+  counter(
     'ctsyncd_cache_filtered_total',
     'Kernel events and dump entries the filter rejected, by the rule that rejected them (events the kernel-side filter dropped never arrive, so are not counted).',
     'internal.filtered.*',

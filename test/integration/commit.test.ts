@@ -230,9 +230,14 @@ describe('commit and the operator interface', () => {
     const timeouts = lines.map((l) => Number.parseInt(l.split(/\s+/)[2]!, 10));
     expect(Math.max(...timeouts)).toBeLessThanOrEqual(42);
     expect((await stats(c, 'fw2')).internal.entries).toBe(0);
+    // fw2 told its peer: fw1 no longer keeps fw2's copies of connections fw2 gave up.
+    await waitFor(async () => (await stats(c, 'fw1')).external.entries === 0, "fw1 drops fw2's purged copies", 20_000);
   }, 60_000);
 
   it('flush-kernel deletes what the filter accepts and is not replicated', async () => {
+    // fw2 takes its kernel's (purged) entries back into its table, and fw1 learns them again.
+    expect((await cli(c, 'fw2', ['-R'])).code).toBe(0);
+    await waitFor(async () => (await stats(c, 'fw1')).external.entries === N_PLAIN + N_NAT, 'fw1 external after the resync', 20_000);
     const F = await cli(c, 'fw2', ['-F']);
     expect(F.code).toBe(0);
     expect(F.stdout).toContain(`deleted ${N_PLAIN + N_NAT} kernel entries`);

@@ -367,6 +367,36 @@ describe('reliability with real daemons', () => {
     TEST_MS,
   );
 
+  it(
+    "a connection two nodes hold: one node's delete leaves the other's copy on the third (RELIABILITY.md finding 1)",
+    async () => {
+      const c = await makeCluster({ nodes: 3, transport: 'multicast' });
+      await startAll(c);
+      const N = 300;
+      await apply(linkOf(c, 'fw3'), range(0, N, 95));
+      await converge(c, await expectEverywhere(c), 'fw3 entries everywhere');
+      // fw1 commits fw3's entries and takes them into its own table (an operator's commit
+      // without failover, then a resync): fw2 now has them from two origins.
+      await c.request('fw1', 'commit');
+      await c.request('fw1', 'resync');
+      await waitFor(
+        async () => (await c.dump('fw2', 'external')).filter((e) => e.origin === 'fw1').length === N,
+        "fw2 holds fw1's copies",
+        CONVERGE_MS,
+      );
+      // The connections leave fw1; fw3 still holds them.
+      await apply(linkOf(c, 'fw1'), range(0, N, 95, 'delete'));
+      const expected = await expectEverywhere(c);
+      expect(expected.get('fw2')!.get('fw3')!.size).toBe(N);
+      expect(expected.get('fw2')!.get('fw1')!.size).toBe(0);
+      await converge(c, expected, "fw2 keeps fw3's copies after fw1's deletes");
+      await assertExact(c, expected);
+      const st = (await c.request('fw2', 'stats')) as { external: { copyDeleted: number } };
+      expect(st.external.copyDeleted).toBe(N);
+    },
+    TEST_MS,
+  );
+
   for (const transport of ['multicast', 'udp'] as const) {
     it(
       `20% random loss over ${transport}: 20,000 creates, then 2,000 deletes, arrive complete`,

@@ -1,5 +1,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ACCEPT_ALL,
@@ -791,17 +792,20 @@ describe('ExternalCache: basics', () => {
         ['fw3', 1],
       ]),
     );
-    // Another origin's message for the same key always wins and takes the record over.
+    // Another origin's message for the same key always wins and takes the record over;
+    // fw2's copy waits beside it (a shadow) and still counts as fw2's.
     expect(c.applyRemote('fw3', 1, 2, 'update', tcp(1))).toBe('updated');
     expect(c.get(tcp(1))?.origin).toBe('fw3');
     expect(c.origins()).toEqual(
       new Map([
-        ['fw2', 1],
+        ['fw2', 2],
         ['fw3', 2],
       ]),
     );
     c.applyRemote('fw2', 1, 3, 'delete', tcp(2));
+    c.applyRemote('fw2', 1, 4, 'delete', tcp(1));
     expect(c.origins()).toEqual(new Map([['fw3', 2]]));
+    expect(c.size).toBe(2);
   });
 
   it('flushOrigin removes one origin, flush removes all', () => {
@@ -820,6 +824,223 @@ describe('ExternalCache: basics', () => {
     expect(c.counters.flushed).toBe(3);
     expect(c.expectCounters.flushed).toBe(1);
     expect(c.origins().size).toBe(0);
+  });
+});
+
+describe('ExternalCache: a key two origins hold', () => {
+  // RELIABILITY.md finding 1: fw1 committed fw3's entries and took them as its own.
+  const shared = () => {
+    const c = new ExternalCache({ limit: 10 });
+    expect(c.applyRemote('fw3', 1, 10, 'new', tcp(1, { mark: 3 }))).toBe('created');
+    expect(c.applyRemote('fw1', 1, 20, 'update', tcp(1, { mark: 1 }))).toBe('updated');
+    return c;
+  };
+
+  it("a delete from the origin whose copy the table holds brings back the other origin's copy", () => {
+    const c = shared();
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw1', seq: 20 });
+    expect(c.applyRemote('fw1', 1, 21, 'delete', tcp(1))).toBe('deleted');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', epoch: 1, seq: 10 });
+    expect(c.get(tcp(1))?.entry.mark).toBe(3);
+    expect(c.origins()).toEqual(new Map([['fw3', 1]]));
+    expect(c.counters).toMatchObject({ deleted: 1, copyDeleted: 1 });
+    // The last copy's delete removes the key.
+    expect(c.applyRemote('fw3', 1, 11, 'delete', tcp(1))).toBe('deleted');
+    expect(c.has(tcp(1))).toBe(false);
+    expect(c.origins().size).toBe(0);
+    expect(c.counters).toMatchObject({ deleted: 2, copyDeleted: 1 });
+  });
+
+  it("a delete from the shadow's origin removes that copy only", () => {
+    const c = shared();
+    expect(c.applyRemote('fw3', 1, 11, 'delete', tcp(1))).toBe('deleted');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw1', seq: 20 });
+    expect(c.get(tcp(1))?.entry.mark).toBe(1);
+    expect(c.origins()).toEqual(new Map([['fw1', 1]]));
+    // Its copy is gone: fw1's delete now removes the key.
+    expect(c.applyRemote('fw1', 1, 21, 'delete', tcp(1))).toBe('deleted');
+    expect(c.size).toBe(0);
+  });
+
+  it('a delete from an origin holding no copy of the key changes nothing', () => {
+    const c = shared();
+    expect(c.applyRemote('fw2', 1, 5, 'delete', tcp(1))).toBe('missing');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw1', seq: 20 });
+    expect(c.origins()).toEqual(
+      new Map([
+        ['fw1', 1],
+        ['fw3', 1],
+      ]),
+    );
+    expect(c.counters).toMatchObject({ deleted: 0, missing: 1 });
+  });
+
+  it("each origin's messages are ordered against its own copy, and its deletes against its tombstone", () => {
+    const c = shared();
+    expect(c.applyRemote('fw3', 1, 9, 'update', tcp(1, { mark: 9 }))).toBe('stale');
+    expect(c.applyRemote('fw3', 1, 9, 'delete', tcp(1))).toBe('stale');
+    expect(c.get(tcp(1))?.entry.mark).toBe(1);
+    // A newer one from fw3 takes the table; fw1's copy waits in its turn.
+    expect(c.applyRemote('fw3', 1, 12, 'update', tcp(1, { mark: 12 }))).toBe('updated');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', seq: 12 });
+    expect(c.applyRemote('fw1', 1, 19, 'update', tcp(1, { mark: 19 }))).toBe('stale');
+    expect(c.applyRemote('fw3', 1, 13, 'delete', tcp(1))).toBe('deleted');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw1', seq: 20 });
+    // fw3's late update from before its delete does not bring its copy back.
+    expect(c.applyRemote('fw3', 1, 12, 'update', tcp(1, { mark: 12 }))).toBe('stale');
+    expect(c.origins()).toEqual(new Map([['fw1', 1]]));
+    // A restarted fw3 (new epoch) is believed.
+    expect(c.applyRemote('fw3', 2, 1, 'new', tcp(1, { mark: 30 }))).toBe('updated');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', epoch: 2 });
+  });
+
+  it("a bulk's end and a flush of one origin remove that origin's copies and keep the others'", () => {
+    const c = shared();
+    c.applyRemote('fw3', 1, 12, 'new', tcp(2, { mark: 3 }));
+    c.applyRemote('fw1', 1, 22, 'new', tcp(2, { mark: 1 }));
+    c.applyRemote('fw3', 1, 13, 'new', tcp(3));
+    // fw3's bulk carries tcp(3) only: its copies of tcp(1) (a shadow) and tcp(2) (a shadow) go.
+    c.beginBulk('fw3');
+    c.applyRemote('fw3', 1, 14, 'update', tcp(3));
+    expect(c.endBulk('fw3')).toBe(2);
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw1' });
+    expect(c.origins()).toEqual(
+      new Map([
+        ['fw1', 2],
+        ['fw3', 1],
+      ]),
+    );
+    // fw3 takes tcp(1) again; flushing fw1 then leaves fw3's copies, tcp(2) (fw1's alone) goes.
+    c.applyRemote('fw3', 1, 15, 'update', tcp(1, { mark: 15 }));
+    expect(c.flushOrigin('fw1')).toBe(2);
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', seq: 15 });
+    expect(c.has(tcp(2))).toBe(false);
+    expect(c.has(tcp(3))).toBe(true);
+    expect(c.origins()).toEqual(new Map([['fw3', 2]]));
+  });
+
+  it('the table copy an origin loses at the end of its bulk gives way to the other origin\'s', () => {
+    const c = shared();
+    c.beginBulk('fw1');
+    expect(c.endBulk('fw1')).toBe(1);
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', seq: 10 });
+    expect(c.get(tcp(1))?.entry.mark).toBe(3);
+    expect(c.counters.bulkRemoved).toBe(1);
+  });
+
+  it('a rollover carries the shadows of the origin too', () => {
+    const c = shared();
+    c.continueEpoch('fw3', 1, 2, 0);
+    expect(c.applyRemote('fw3', 2, 9, 'update', tcp(1))).toBe('stale');
+    expect(c.applyRemote('fw1', 1, 21, 'delete', tcp(1))).toBe('deleted');
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3', epoch: 2, seq: 10 });
+  });
+
+  it('the kernel holds the dropped copy: the promoted one is stale there, and inject mode is told of it', () => {
+    const changes: [string, string | undefined, number | undefined][] = [];
+    const c = new ExternalCache({ limit: 10, onChange: (_k, change, rec, e) => changes.push([change, rec?.origin, e.mark]) });
+    c.applyRemote('fw3', 1, 10, 'new', tcp(1, { mark: 3 }));
+    c.applyRemote('fw1', 1, 20, 'update', tcp(1, { mark: 1 }));
+    c.noteInKernel(c.get(tcp(1))!, 20);
+    expect(c.get(tcp(1))?.kernelCopy).toBe(KERNEL_CURRENT);
+    changes.length = 0;
+    c.applyRemote('fw1', 1, 21, 'delete', tcp(1));
+    expect(c.get(tcp(1))?.kernelCopy).toBe(KERNEL_STALE);
+    expect(changes).toEqual([['updated', 'fw3', 3]]);
+    // A copy that was only a shadow goes silently: the table's copy is unchanged.
+    c.applyRemote('fw1', 1, 22, 'update', tcp(1, { mark: 1 }));
+    changes.length = 0;
+    c.applyRemote('fw3', 1, 11, 'delete', tcp(1));
+    expect(changes).toEqual([]);
+    c.applyRemote('fw1', 1, 23, 'delete', tcp(1));
+    // The entry told is the delete message's.
+    expect(changes).toEqual([['deleted', undefined, 0]]);
+  });
+
+  it('behaves like one copy per origin, the latest written shown, under random messages, bulks and flushes', () => {
+    const ORIGINS = ['fw1', 'fw2', 'fw3'];
+    const op = fc.oneof(
+      { weight: 8, arbitrary: fc.record({ t: fc.constantFrom('new', 'update', 'delete'), o: fc.nat(2), k: fc.nat(3), mark: fc.nat(99) }) },
+      { weight: 1, arbitrary: fc.record({ t: fc.constant('bulk'), o: fc.nat(2), keep: fc.array(fc.nat(3), { maxLength: 4 }) }) },
+      { weight: 1, arbitrary: fc.record({ t: fc.constant('flush'), o: fc.nat(2) }) },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const c = new ExternalCache({ limit: 100 });
+        // key → origin → [write order, mark]: the model, one copy per origin.
+        const model = new Map<number, Map<string, [number, number]>>();
+        const seq = new Map<string, number>();
+        let order = 0;
+        const send = (o: string, kind: 'new' | 'update' | 'delete', k: number, mark: number) => {
+          const s = (seq.get(o) ?? 0) + 1;
+          seq.set(o, s);
+          return c.applyRemote(o, 1, s, kind, tcp(k + 1, { mark }));
+        };
+        for (const x of ops) {
+          const o = ORIGINS[x.o]!;
+          if (x.t === 'bulk') {
+            // A bulk from o carrying only the keys in `keep` that o holds.
+            c.beginBulk(o);
+            for (const k of new Set(x.keep)) {
+              const copy = model.get(k)?.get(o);
+              if (copy === undefined) continue;
+              send(o, 'update', k, copy[1]);
+              copy[0] = ++order;
+            }
+            c.endBulk(o);
+            for (const [k, m] of model) if (!x.keep.includes(k)) m.delete(o);
+          } else if (x.t === 'flush') {
+            c.flushOrigin(o);
+            for (const m of model.values()) m.delete(o);
+          } else {
+            const r = send(o, x.t, x.k, x.mark);
+            let m = model.get(x.k);
+            if (m === undefined) model.set(x.k, (m = new Map()));
+            if (x.t === 'delete') {
+              expect(r).toBe(m.has(o) ? 'deleted' : 'missing');
+              m.delete(o);
+            } else {
+              m.set(o, [++order, x.mark]);
+            }
+          }
+          for (const [k, m] of model) if (m.size === 0) model.delete(k);
+          const counts = new Map<string, number>();
+          for (const m of model.values()) for (const o2 of m.keys()) counts.set(o2, (counts.get(o2) ?? 0) + 1);
+          expect(c.origins()).toEqual(counts);
+          expect(c.size).toBe(model.size);
+          for (let k = 0; k < 4; k++) {
+            const m = model.get(k);
+            const rec = c.get(tcp(k + 1));
+            if (m === undefined) {
+              expect(rec).toBeUndefined();
+              continue;
+            }
+            const [latest, [, mark]] = [...m].reduce((a, b) => (b[1][0] > a[1][0] ? b : a));
+            expect(rec?.origin).toBe(latest);
+            expect(rec?.entry.mark).toBe(mark);
+          }
+        }
+      }),
+      { numRuns: runs(2000) },
+    );
+  });
+
+  it('shadows are bounded by the limit: past it a takeover drops the old copy, counted', () => {
+    const c = new ExternalCache({ limit: 2 });
+    c.applyRemote('fw3', 1, 1, 'new', tcp(1));
+    c.applyRemote('fw3', 1, 2, 'new', tcp(2));
+    c.applyRemote('fw4', 1, 1, 'update', tcp(1));
+    c.applyRemote('fw5', 1, 1, 'update', tcp(1));
+    // Two shadows held (fw3's and fw4's copies of tcp(1)): fw6 takes tcp(2) without keeping fw3's.
+    c.applyRemote('fw6', 1, 1, 'update', tcp(2));
+    expect(c.counters.shadowsRefused).toBe(1);
+    c.applyRemote('fw6', 1, 2, 'delete', tcp(2));
+    expect(c.has(tcp(2))).toBe(false);
+    c.applyRemote('fw5', 1, 2, 'delete', tcp(1));
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw4' });
+    c.applyRemote('fw4', 1, 2, 'delete', tcp(1));
+    expect(c.get(tcp(1))).toMatchObject({ origin: 'fw3' });
+    expect(c.origins()).toEqual(new Map([['fw3', 1]]));
   });
 });
 

@@ -186,6 +186,9 @@ class MemorySink implements FlowSink {
   write(line: string): void {
     (this.hold ? this.pending : this.lines).push(line);
   }
+  writeBytes(b: Buffer, len: number): void {
+    this.write(b.toString('utf8', 0, len));
+  }
   flush(): Promise<void> {
     return Promise.resolve();
   }

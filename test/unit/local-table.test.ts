@@ -485,7 +485,7 @@ describe('LocalTable: flush-kernel', () => {
 });
 
 describe('LocalTable: purge-timeout', () => {
-  it('shortens only filtered entries of other nodes, drops them from the cache unreplicated', async () => {
+  it('shortens only filtered entries of other nodes, drops them from the cache and tells the peers', async () => {
     const s = setup({ syncLink: ['10.250.0.1'], own: ['10.9.9.9'] });
     const foreign = tcp(1);
     const alreadyShort = tcp(2, { timeout: 10 });
@@ -507,7 +507,12 @@ describe('LocalTable: purge-timeout', () => {
     expect(timeout(syncLink)).toBe(300);
     expect(new Set([...s.internal.values()].map(entryKey))).toEqual(new Set([fromUs, toUs].map(entryKey)));
     await settle();
-    expect(s.changes).toEqual([]);
+    expect(kindsByKey(s.changes)).toEqual(
+      new Map([
+        [entryKey(foreign), ['delete']],
+        [entryKey(alreadyShort), ['delete']],
+      ]),
+    );
     expect(messages(s.lines, 'purge timeout applied')).toEqual([{ level: 'info', msg: 'purge timeout applied', ctx: r }]);
   });
 

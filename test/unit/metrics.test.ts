@@ -59,6 +59,8 @@ function fakeSnapshot(): StatsSnapshot {
     bulkRemoved: next(),
     flushed: next(),
     released: next(),
+    copyDeleted: next(),
+    shadowsRefused: next(),
   });
   return {
     ready: true,

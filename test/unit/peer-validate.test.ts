@@ -96,6 +96,27 @@ describe.each(WAYS)('peer entries as %s', (way) => {
     expect(cache.counters.deleted).toBe(1);
   });
 
+  it("a key two origins hold: the filter rejecting one origin's update drops that origin's copy only", () => {
+    const { cache } = cacheWith({ tcpStates: { ignore: ['TIME_WAIT'] } });
+    const timeWait = flow(1, { protoinfo: { tcp: { state: 7 } } });
+    expect(apply(cache, way, flow(1, { mark: 3 }), 1, 'fw3')).toBe('created');
+    expect(apply(cache, way, flow(1, { mark: 2 }), 1, 'fw2')).toBe('updated');
+    // fw3's copy is a shadow: rejecting fw3's next message leaves fw2's in the table.
+    expect(apply(cache, way, timeWait, 2, 'fw3')).toBe('filtered');
+    expect(cache.get(flow(1))).toMatchObject({ origin: 'fw2', seq: 1 });
+    expect(cache.origins()).toEqual(new Map([['fw2', 1]]));
+    // An origin holding no copy: nothing to drop.
+    expect(apply(cache, way, timeWait, 1, 'fw4')).toBe('filtered');
+    expect(cache.size).toBe(1);
+    // fw3 again, then fw2's copy (the table's) rejected: fw3's comes back.
+    expect(apply(cache, way, flow(1, { mark: 3 }), 3, 'fw3')).toBe('updated');
+    expect(apply(cache, way, flow(1, { mark: 2 }), 2, 'fw2')).toBe('updated');
+    expect(apply(cache, way, timeWait, 3, 'fw2')).toBe('filtered');
+    expect(cache.get(flow(1))).toMatchObject({ origin: 'fw3', seq: 3 });
+    expect(cache.get(flow(1))?.entry.mark).toBe(3);
+    expect(cache.counters.deleted).toBe(2);
+  });
+
   const B = IPS;
   it.each([
     { name: 'everything allowed', status: B.SEEN_REPLY | B.ASSURED | B.CONFIRMED | B.SRC_NAT | B.SRC_NAT_DONE, kept: -1 },
