@@ -7,7 +7,10 @@
 // It is started twice: once cold (its first start with this config file:
 // full validation, which fills the validated-config cache) and once
 // restarted, the case this bench is about (the cache is warm):
-//   answers   exec → the first `ping` answered (the control socket is up)
+//   answers   exec → the first `ping` answered (the control socket is up),
+//             and the CPU the process had used by then (user + system, all
+//             its threads, /proc/PID/stat: 10 ms ticks; on a shared machine
+//             steadier than the wall time)
 //   ready     exec → `stats` says ready (kernel dump done, first peer sync
 //             attempt over: no peer exists here, so that is
 //             sync.reliability.startupSyncWaitMs, set to 1 ms for this)
@@ -32,6 +35,7 @@ import { ConfigCache, CONFIG_CACHE_DIR } from '../dist/config/cache.js';
 import { controlRequest } from '../dist/control/client.js';
 import { DAEMON_NODE_FLAGS } from '../dist/daemon/node-flags.js';
 import { CONNTRACKD_BIN, CT_STATS_RUNTIME, conntrackdRequest } from './lib/daemons.mjs';
+import { procSample } from './lib/util.mjs';
 import { inject } from './lib/workload.mjs';
 
 const trials = Number(process.argv[2] ?? 10);
@@ -106,7 +110,9 @@ async function timeToAnswer(ns, argv, probe) {
         throw new Error(`${argv[0]} exited (${code})`);
       }),
     ]);
-    return { child, answers: at - t0, t0 };
+    // Read at once: the process keeps running (its dump, its peer sync).
+    const cpu = procSample(child.pid).cpu * 1000;
+    return { child, answers: at - t0, cpu, t0 };
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
@@ -175,7 +181,7 @@ async function trial(i) {
       );
       const cached = (await controlRequest(socket, 'stats', {}, { timeoutMs: 1000 })).internal.entries;
       await stop(r.child);
-      return { cold: cold.answers, answers: r.answers, ready: ready - r.t0, cached };
+      return { cold: cold.answers, answers: r.answers, cpu: r.cpu, ready: ready - r.t0, cached };
     };
     const runConntrackd = async () => {
       const r = await timeToAnswer(ns, [CONNTRACKD_BIN, '-C', ctd.conf], () =>
@@ -183,7 +189,7 @@ async function trial(i) {
       );
       child = r.child;
       await stop(r.child);
-      return { answers: r.answers };
+      return { answers: r.answers, cpu: r.cpu };
     };
     // Alternate which goes first, so neither always finds the page cache warm.
     let ours;
@@ -198,7 +204,7 @@ async function trial(i) {
       if (OTHER_BIN) other = await runCtsyncd(OTHER_BIN);
       ours = await runCtsyncd(BIN);
     }
-    return { load, floor, ...ours, other, conntrackd: theirs.answers };
+    return { load, floor, ...ours, other, conntrackd: theirs.answers, conntrackdCpu: theirs.cpu };
   } finally {
     if (child) await stop(child);
     execFileSync('ip', ['netns', 'del', ns]);
@@ -214,19 +220,19 @@ for (let i = 0; i < trials; i++) {
   rows.push(r);
   console.log(
     `trial ${i + 1} (load ${r.load}): node -e 0 ${fmt(r.floor)} ms; cold start answers ${fmt(r.cold)} ms; ` +
-      `restarted: answers ${fmt(r.answers)} ms, ready ${fmt(r.ready)} ms with ${r.cached} entries; ` +
+      `restarted: answers ${fmt(r.answers)} ms (CPU ${fmt(r.cpu)} ms), ready ${fmt(r.ready)} ms with ${r.cached} entries; ` +
       (r.other
-        ? `other checkout: cold ${fmt(r.other.cold)} ms, restarted answers ${fmt(r.other.answers)} ms, ready ${fmt(r.other.ready)} ms; `
+        ? `other checkout: cold ${fmt(r.other.cold)} ms, restarted answers ${fmt(r.other.answers)} ms (CPU ${fmt(r.other.cpu)} ms), ready ${fmt(r.other.ready)} ms; `
         : '') +
-      `conntrackd answers ${fmt(r.conntrackd)} ms`,
+      `conntrackd answers ${fmt(r.conntrackd)} ms (CPU ${fmt(r.conntrackdCpu)} ms)`,
   );
 }
 const med = (f) => fmt(median(rows.map(f)));
 console.log(
   `median of ${rows.length} (loads ${rows.map((r) => r.load).join(' ')}): node -e 0 ${med((r) => r.floor)} ms, ` +
-    `cold answers ${med((r) => r.cold)} ms; restarted: answers ${med((r) => r.answers)} ms, ready ${med((r) => r.ready)} ms; ` +
+    `cold answers ${med((r) => r.cold)} ms; restarted: answers ${med((r) => r.answers)} ms (CPU ${med((r) => r.cpu)} ms), ready ${med((r) => r.ready)} ms; ` +
     (OTHER_BIN
-      ? `other checkout: cold ${med((r) => r.other.cold)} ms, restarted answers ${med((r) => r.other.answers)} ms, ready ${med((r) => r.other.ready)} ms; `
+      ? `other checkout: cold ${med((r) => r.other.cold)} ms, restarted answers ${med((r) => r.other.answers)} ms (CPU ${med((r) => r.other.cpu)} ms), ready ${med((r) => r.other.ready)} ms; `
       : '') +
-    `conntrackd answers ${med((r) => r.conntrackd)} ms (${entries} entries in the kernel)`,
+    `conntrackd answers ${med((r) => r.conntrackd)} ms (CPU ${med((r) => r.conntrackdCpu)} ms) (${entries} entries in the kernel)`,
 );

@@ -20,7 +20,10 @@
 // works once the record is gone: without it a late UPDATE would resurrect a
 // closed connection. Tombstones live in a bounded LRU (lru-cache) with a TTL
 // read from the injected clock: losing one early only reopens the rare race
-// it guards, which is the kind of side state an evicting cache may hold.
+// it guards, which is the kind of side state an evicting cache may hold. The
+// LRU is made at the first delete: loading lru-cache and building one for
+// 65,536 keys took ~20 ms of CPU on the start-up path (issue 13), and a
+// restarted node receiving its peers' bulk has no delete to remember.
 // Live records are never evicted; past the limit new keys are refused.
 //
 // A message from another origin, or from the same origin under another
@@ -40,7 +43,8 @@
 // number is bounded by `limit` (past it a takeover drops the old copy, as
 // before), so forged origins cannot grow them without end.
 
-import { LRUCache } from 'lru-cache';
+import { createRequire } from 'node:module';
+import type { LRUCache } from 'lru-cache';
 import {
   type EntryIdentity,
   EntryRecord,
@@ -149,6 +153,12 @@ export interface ExternalCacheOptions {
 }
 
 export const DEFAULT_TOMBSTONES = { max: 65_536, ttlMs: 60_000 } as const;
+
+let lruCache: typeof LRUCache | undefined;
+/** lru-cache's class, required on first use (see the file comment). */
+function lruCacheClass(): typeof LRUCache {
+  return (lruCache ??= (createRequire(import.meta.url)('lru-cache') as typeof import('lru-cache')).LRUCache);
+}
 
 /**
  * One (origin, epoch) pair, shared by all its records so that a record holds
@@ -361,7 +371,9 @@ export class ExternalCache implements ReplicaSink {
   private readonly onChange: ExternalCacheOptions['onChange'];
   private readonly exp = new Map<string, StoredRecord<ExpectEntry>>();
   private readonly expCounters: ExternalCounters = emptyCounters();
-  private readonly tombs: LRUCache<string, Tombstone> | undefined;
+  /** Made by bury() on the first delete; undefined until then (and always when tombstones are off). */
+  private tombs: LRUCache<string, Tombstone> | undefined;
+  private readonly tombMax: number;
   /** Other origins' copies of held keys, by key string (see "Shared keys"). */
   private readonly shadows = new Map<string, Shadow[]>();
   private shadowCount = 0;
@@ -398,9 +410,7 @@ export class ExternalCache implements ReplicaSink {
     this.slotMeta = slotMeta(this.table.capacity);
     this.onChange = opts.onChange;
     const t = opts.tombstones ?? DEFAULT_TOMBSTONES;
-    // No ttl option: lru-cache would then read its own clock. Expiry is
-    // checked against the injected one on lookup, so no timers either.
-    this.tombs = t.max > 0 ? new LRUCache<string, Tombstone>({ max: t.max }) : undefined;
+    this.tombMax = t.max;
     this.tombTtl = t.ttlMs;
   }
 
@@ -490,7 +500,7 @@ export class ExternalCache implements ReplicaSink {
     }
     const st = this.stateFor(origin, epoch);
     if (kind === 'delete') {
-      if (this.tombs !== undefined) this.bury(key ?? recordKeyString(r.w, at), st.source, seq, now);
+      if (this.tombMax > 0) this.bury(key ?? recordKeyString(r.w, at), st.source, seq, now);
       if (slot < 0 || (key !== undefined && own === undefined)) {
         c.missing++;
         return 'missing';
@@ -1031,8 +1041,10 @@ export class ExternalCache implements ReplicaSink {
   }
 
   private bury(key: string, src: Source, seq: number, now: number): void {
-    const tombs = this.tombs;
-    if (tombs === undefined) return;
+    if (this.tombMax <= 0) return;
+    // No ttl option: lru-cache would then read its own clock. Expiry is
+    // checked against the injected one on lookup, so no timers either.
+    const tombs = (this.tombs ??= new (lruCacheClass())<string, Tombstone>({ max: this.tombMax }));
     const t = tombs.peek(key);
     // A duplicate or reordered delete must not move a tombstone backwards.
     if (t !== undefined && t.src.origin === src.origin && t.src.epoch === src.epoch && seqAfter(t.seq, seq)) return;

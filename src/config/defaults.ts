@@ -200,3 +200,32 @@ export const LIMITS = {
   /** sun_path is 108 bytes including the terminating NUL. */
   unixSocketPathBytes: 107,
 } as const;
+
+/**
+ * syslog facilities by name (<syslog.h>, RFC 5424 6.2.1), with their codes.
+ * Here rather than in schema.ts: the daemon maps a facility to its code, and
+ * importing the schema for it would load zod and yaml before the control
+ * socket listens (~0.15 s of a restart; test/unit/startup-imports.test.ts).
+ */
+export const SYSLOG_FACILITIES = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { canonicalAddress, ipFamily, isMulticast, networkOf, parseHostPort, parseIPv4 } from '../common/address.js';
 import { TCP_STATES } from '../kernel/constants.js';
-import { DEFAULTS, LIMITS } from './defaults.js';
+import { DEFAULTS, LIMITS, SYSLOG_FACILITIES } from './defaults.js';
 
 /** Protocol names as the kernel module's protoName() spells them. */
 export const PROTOCOLS = ['tcp', 'udp', 'udplite', 'sctp', 'dccp', 'gre', 'icmp', 'icmpv6'] as const;
@@ -711,29 +711,7 @@ const flowlogIpfixSchema = z
   })
   .describe('IPFIX export (RFC 7011) of NAT sessions as they are created and of finished flows, to a collector over UDP (README, "Flow log").');
 
-/** syslog facilities by name (<syslog.h>, RFC 5424 6.2.1), with their codes. */
-export const SYSLOG_FACILITIES = {
-  kern: 0,
-  user: 1,
-  mail: 2,
-  daemon: 3,
-  auth: 4,
-  syslog: 5,
-  lpr: 6,
-  news: 7,
-  uucp: 8,
-  cron: 9,
-  authpriv: 10,
-  ftp: 11,
-  local0: 16,
-  local1: 17,
-  local2: 18,
-  local3: 19,
-  local4: 20,
-  local5: 21,
-  local6: 22,
-  local7: 23,
-} as const;
+export { SYSLOG_FACILITIES };
 export type SyslogFacility = keyof typeof SYSLOG_FACILITIES;
 const SYSLOG_FACILITY_NAMES = Object.keys(SYSLOG_FACILITIES) as [SyslogFacility, ...SyslogFacility[]];
 

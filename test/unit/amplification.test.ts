@@ -111,6 +111,27 @@ describe('no amplification', () => {
     expect(a.sync.stats().counters.datagramsDropped.ESIZE).toBe(1);
   });
 
+  it('a resync request is answered by the bulk at once, not at the next tick', () => {
+    const p = connected();
+    const [a, b] = p.nodes as [Pair['nodes'][0], Pair['nodes'][0]];
+    // Past the interval since the bulk of the first contact.
+    p.run(BULK_MIN_INTERVAL_MS + 100);
+    a.out.splice(0);
+    const bulks0 = a.sync.stats().counters.bulksSent;
+    b.sync.requestResync('fw-a');
+    const req = b.out.splice(0);
+    expect(messagesOf(req).some((m) => m.kind === 'resync-request')).toBe(true);
+    // No tick and no time passes: only the request's datagram and a's scheduled flushes.
+    for (const d of req) a.sync.receive(d);
+    p.flush();
+    expect(a.sync.stats().counters.bulksSent).toBe(bulks0 + 1);
+    const sent = messagesOf(a.out.splice(0));
+    expect(sent.filter((m) => m.kind === 'bulk-start')).toHaveLength(1);
+    expect(sent.filter((m) => m.kind === 'ct-update')).toHaveLength(50);
+    p.run(300);
+    expect(b.sync.inSync).toBe(true);
+  });
+
   it('a resync request is honoured once; more requests join the pending bulk; a peer gets one bulk per interval', () => {
     const p = connected();
     const [a, b] = p.nodes as [Pair['nodes'][0], Pair['nodes'][0]];

@@ -274,6 +274,8 @@ export class SyncNode {
   private lastRefreshAt = 0;
   private heardAny = false;
   private bulkEverReceived = false;
+  /** A bulk became wanted since the last serveWantedBulks(). */
+  private bulkWantedNow = false;
   private syncLatched = false;
   private firstSync = false;
   private nextBulkId = 1;
@@ -474,6 +476,9 @@ export class SyncNode {
     }
     rx.afterDatagram(now);
     this.maybeRequestResync(rx, now);
+    // A bulk this datagram made wanted (a restarted peer believed, a request)
+    // goes now, not at the next tick: a restarted peer waits for nothing else.
+    if (this.bulkWantedNow && this.started) this.serveWantedBulks(now);
     this.flushOut();
     if (acked) this.resumeSender();
     return live ? LIVE : OK_NOT_LIVE;
@@ -500,8 +505,7 @@ export class SyncNode {
     this.maybeRollover();
     const ready = this.deps.localReady?.() ?? true;
     if (ready) {
-      const wanted = this.tx.wantedPeers(now);
-      if (wanted.length > 0) this.queueBulk(wanted.length === 1 ? wanted[0]! : '', 'wanted');
+      this.serveWantedBulks(now);
       if (this.mode.periodicRefresh && now - this.lastRefreshAt >= this.cfg.refreshIntervalMs) {
         this.lastRefreshAt = now;
         this.counters.refreshes++;
@@ -789,7 +793,21 @@ export class SyncNode {
   }
 
   private wantBulk(peer: string, reason: BulkReason): void {
-    if (this.tx.wantBulk(peer, reason)) this.counters.bulksWanted[reason]++;
+    if (!this.tx.wantBulk(peer, reason)) return;
+    this.counters.bulksWanted[reason]++;
+    this.bulkWantedNow = true;
+  }
+
+  /**
+   * Queues one bulk for the peers that want one and may have it now (at
+   * most one per BULK_MIN_INTERVAL_MS each; the others wait for a later
+   * tick), once our own table is complete.
+   */
+  private serveWantedBulks(now: number): void {
+    this.bulkWantedNow = false;
+    if (!(this.deps.localReady?.() ?? true)) return;
+    const wanted = this.tx.wantedPeers(now);
+    if (wanted.length > 0) this.queueBulk(wanted.length === 1 ? wanted[0]! : '', 'wanted');
   }
 
   private apply(rx: Receiver, m: DataMessage): void {
