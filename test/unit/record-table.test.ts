@@ -167,12 +167,12 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
     c.verify([...Array(60).keys()].filter((id) => !c.model.has(id)).map((id) => [id, hashOf(id)] as [number, number]));
   });
 
-  it('does not index a removed slot again when the index is rebuilt', () => {
+  it('keeps removed keys gone and reused slots right across a rebuild of the index', () => {
     const c = new Checked(16);
     for (let id = 0; id < 16; id++) c.insert(id, id);
     c.remove(3);
     c.remove(9);
-    // 14 live; the 17th insert rebuilds the index at twice the size.
+    // 14 live: the third insert makes 17, and the index is rebuilt at twice the size.
     c.insert(20, 3);
     c.insert(21, 40);
     c.insert(22, 41);
@@ -200,6 +200,7 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
 describe('RecordTable: extras', () => {
   it('keeps extras per slot and lets go of them when the slot is freed', () => {
     const t = new RecordTable(16);
+    expect(t.extrasOf(0)).toBeUndefined();
     const helper: RecordExtras = { helper: 'ftp' };
     const a = t.insert(rec(1).w, 0, helper);
     const b = t.insert(rec(2).w, 0, undefined);
