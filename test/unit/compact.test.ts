@@ -230,6 +230,10 @@ describe('recordCarriesNothingNew: each word and extra', () => {
     expect(same(whole, full({ orig: { ...ORIG, zone: 3 }, timeout: 1 }))).toBe(true);
     expect(same(whole, full({ orig: { ...ORIG, zone: 3 }, mark: 9 }))).toBe(false);
     expect(same(whole, full({ orig: { ...ORIG, zone: 3 }, helper: 'sip' }))).toBe(false);
+    // Compared whole: a field one lacks is a difference, not a partial event's silence.
+    const { helper: _h, ...noHelper } = whole;
+    expect(same(whole, noHelper)).toBe(false);
+    expect(same(noHelper, whole)).toBe(false);
     // One kept whole, the other not: same key words, different shapes.
     const a = recordOf(whole);
     const b = recordOf(full());
@@ -325,6 +329,21 @@ describe('EntryCompactor: the TCP intern key', () => {
     ['flagsReply 0/1', { state: 3, flagsReply: { flags: 0, mask: 1 } }],
     ['every field', TCP],
     ['every field, state 4', { ...TCP, state: 4 }],
+    ['flagsReply 0/0', { state: 3, flagsReply: { flags: 0, mask: 0 } }],
+    // The least key, 0, and infos whose key parts are all 0 but one.
+    ['all zeros', { state: 0, wscaleOrig: 0, wscaleReply: 0, flagsOrig: { flags: 0, mask: 0 }, flagsReply: { flags: 0, mask: 0 } }],
+    ['zeros, flagsReply 0/1', { state: 0, wscaleOrig: 0, wscaleReply: 0, flagsOrig: { flags: 0, mask: 0 }, flagsReply: { flags: 0, mask: 1 } }],
+    ['zeros, flagsOrig 0/1', { state: 0, wscaleOrig: 0, wscaleReply: 0, flagsOrig: { flags: 0, mask: 1 } }],
+    ['zeros, wscaleReply 1', { state: 0, wscaleOrig: 0, wscaleReply: 1 }],
+    ['state 0, wscaleOrig 1', { state: 0, wscaleOrig: 1 }],
+    // Pairs whose parts trade one unit between neighbouring fields.
+    ['wscaleReply 1, flagsReply 0/0', { state: 3, wscaleReply: 1, flagsReply: { flags: 0, mask: 0 } }],
+    ['wscaleReply 0, flagsReply 0/1', { state: 3, wscaleReply: 0, flagsReply: { flags: 0, mask: 1 } }],
+    ['state 3, wscaleReply 1', { state: 3, wscaleReply: 1 }],
+    ['state 4, wscaleReply 0', { state: 4, wscaleReply: 0 }],
+    // The largest keys, one reply flag apart.
+    ['largest, flagsReply 1/4', { state: 15, wscaleOrig: 15, wscaleReply: 15, flagsOrig: { flags: 255, mask: 255 }, flagsReply: { flags: 1, mask: 4 } }],
+    ['largest, flagsReply 2/4', { state: 15, wscaleOrig: 15, wscaleReply: 15, flagsOrig: { flags: 255, mask: 255 }, flagsReply: { flags: 2, mask: 4 } }],
   ];
 
   it('interns each distinct info once, frozen, and never mixes two of them up', () => {
@@ -378,6 +397,10 @@ describe('EntryCompactor: the TCP intern key', () => {
     expect(out?.dccp).not.toBe(p.dccp);
     expect(c.internedCount).toBe(0);
     expect(c.entry(full({ protoinfo: { dccp: { state: 2 } } })).protoinfo).toStrictEqual({ dccp: { state: 2 } });
+    const withSctp: ProtoInfo = { tcp: { state: 3 }, sctp: { state: 1, vtagOrig: 2 } };
+    expect(c.entry(full({ protoinfo: withSctp })).protoinfo).toStrictEqual(withSctp);
+    expect(c.entry(full({ protoinfo: {} })).protoinfo).toStrictEqual({});
+    expect(c.internedCount).toBe(0);
   });
 });
 
@@ -400,6 +423,11 @@ describe('sameIgnoringTimeout', () => {
     ['different Buffers', { a: Buffer.from([1, 2]) }, { a: Buffer.from([1, 3]) }, false],
     ['a Buffer and an object with its bytes', { a: Buffer.from([1]) }, { a: { 0: 1 } }, false],
     ['an object with its bytes and a Buffer', { a: { 0: 1 } }, { a: Buffer.from([1]) }, false],
+    ['a timeout only the second has', { a: 1 }, { a: 1, timeout: 5 }, true],
+    ['a timeout only the first has', { a: 1, timeout: 5 }, { a: 1 }, true],
+    ['nested, a field holding undefined only in the second', { a: { b: 1 } }, { a: { b: 1, c: undefined } }, true],
+    ['an object and a number', { a: {} }, { a: 1 }, false],
+    ['a number and an object', { a: 1 }, { a: {} }, false],
   ];
 
   it.each(rows)('%s', (_name, a, b, want) => {
