@@ -455,7 +455,8 @@ describe('refreshTimeout', () => {
   });
 
   it('a stored entry without a timeout gets a copy with one, and stays as it was', () => {
-    const { timeout: _t, ...bare } = full();
+    const { timeout: _t, ...rest } = full();
+    const bare: ConntrackEntry = rest;
     const out = refreshTimeout(bare, 9);
     expect(out).not.toBe(bare);
     expect(out).toStrictEqual({ ...bare, timeout: 9 });
