@@ -133,6 +133,10 @@ describe('PeerEntryCheck.check', () => {
     const timeoutOnly = written({ ...whole, status: OK_STATUS });
     expect(c.check(timeoutOnly.r, 0, timeoutOnly.x, out)).toBe(PEER_FIXED);
     expect(c.fixedExtras?.whole).toEqual({ ...whole, status: OK_STATUS, timeout: PEER_MAX_TIMEOUT });
+    const noStatus = written({ ...whole, status: undefined, timeout: PEER_MAX_TIMEOUT + 1 });
+    expect(c.check(noStatus.r, 0, noStatus.x, out)).toBe(PEER_FIXED);
+    expect(c.fixedExtras?.whole).toEqual({ ...whole, status: undefined, timeout: PEER_MAX_TIMEOUT });
+    expect(c.fixedExtras?.whole?.status).toBeUndefined();
     // A record in the words: its own extras, not the last whole copy.
     const plain = written(flow({ helper: 'ftp', status: OK_STATUS | BAD_BIT }));
     expect(c.check(plain.r, 0, plain.x, out)).toBe(PEER_FIXED);
