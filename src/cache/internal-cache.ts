@@ -539,9 +539,10 @@ export class InternalCache {
       for (const [key, p] of st.pending) {
         if (st.touchedAbsent.has(key)) continue;
         const hash = recordHash(p.rec.w, 0);
-        const slot = t.find(p.rec.w, 0, hash);
-        if (slot >= 0 && this.touchedAt[slot] === st.id) continue;
-        const kind = this.store(slot, p.rec, 0, p.x, hash);
+        // Cached by now: a later line of the dump (which may carry a key
+        // twice) or an event put it there, and either is newer than this copy.
+        if (t.find(p.rec.w, 0, hash) >= 0) continue;
+        const kind = this.store(-1, p.rec, 0, p.x, hash);
         this.note(st, this.lastSlot, kind);
       }
       this.counters.reconciles++;

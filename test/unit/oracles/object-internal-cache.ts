@@ -341,7 +341,8 @@ export class ObjectInternalCache {
       }
       this.counters.destroyed += deleted.length;
       for (const [key, c] of st.pending) {
-        if (!st.touched.has(key)) this.note(st, key, this.store(key, this.map.get(key), c));
+        // A key cached by now came from a later dump line or an event: newer than this copy.
+        if (!st.touched.has(key) && !this.map.has(key)) this.note(st, key, this.store(key, undefined, c));
       }
       this.counters.reconciles++;
       this.reconciledAt = this.now();
