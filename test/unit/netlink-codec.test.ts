@@ -12,6 +12,7 @@ import {
 } from '../../src/kernel/constants.js';
 import {
   AttrIterator,
+  beU64,
   type DecodeErrorCode,
   decodeAttrTree,
   decodeNlError,
@@ -715,5 +716,53 @@ describe('NlWriter: exact bytes of every writer', () => {
     w.end();
     expect(w.messageCount).toBe(1);
     expect(w.length).toBe(20);
+  });
+});
+
+describe('NlWriter on dirty memory and after reset', () => {
+  it('writes every padding byte and the string NUL itself', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.bytes(1, Buffer.alloc(40, 0xff));
+    w.end();
+    w.reset();
+    w.begin(0, 0, 0, 2);
+    w.u16be(1, 0x0102);
+    w.string(2, 'ab');
+    w.string(3, '');
+    w.end();
+    expect(w.finish().subarray(20).toString('hex')).toBe('0600010001020000' + '0700020061620000' + '0500030000000000');
+  });
+
+  it('grows inside a message of many small attributes', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    for (let i = 0; i < 40; i++) if (i % 2) w.u8(i, i);
+    else w.u16be(i, i);
+    w.end();
+    const m = parseNetlink(w.finish()).messages[0]!;
+    const tree = decodeAttrTree(m.payload, 4);
+    if (!tree.ok) throw new Error(tree.error.reason);
+    expect(tree.value.map((n) => [n.type, n.data.length === 1 ? n.data[0] : n.data.readUInt16BE(0)])).toEqual([...Array(40).keys()].map((i) => [i, i]));
+  });
+
+  it('reset() forgets an open message and an open nest', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.nest(1);
+    w.reset();
+    w.begin(5, 0, 0, 2);
+    w.end();
+    expect(parseNetlink(w.finish()).messages.map((m) => m.type)).toEqual([5]);
+  });
+
+  it('reads 64-bit counters exactly around 2^53', () => {
+    for (const v of [2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 0x1f_ffff_ffff_ffffn, 0x20_0000_0000_0001n, 2n ** 64n - 1n]) {
+      const w = new NlWriter(64);
+      w.begin(0x100, 0, 0, 2);
+      w.u64be(1, v);
+      w.end();
+      expect(beU64(Buffer.from(w.finish()), 24)).toBe(v);
+    }
   });
 });
