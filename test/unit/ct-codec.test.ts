@@ -24,17 +24,22 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
 } from '../../src/kernel/constants.js';
+import { canonicalIPv6 } from '../../src/common/address.js';
 import {
+  AS_IS,
   decodeConntrack,
   decodeExpect,
   encodeConntrack,
   encodeExpect,
+  encodeRequest,
+  encodeRequestRecord,
   encodeTuple,
 } from '../../src/kernel/ct-codec.js';
-import { decodeConntrackRecord, REC_OK, recordBuf } from '../../src/kernel/ct-record.js';
+import { decodeConntrackRecord, REC_OK, RecordPool, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Tuple } from '../../src/kernel/entry.js';
 import {
   type DecodeErrorCode,
+  decodeAttrTree,
   decodeNlError,
   type NlMessage,
   NlWriter,
@@ -1035,5 +1040,129 @@ describe('decodeExpect: exact errors', () => {
       ),
     );
     expect(e).toEqual({ family: AF_INET, master: t, tuple: t, mask: t, timeout: 1, id: 2, flags: 3, class: 4, zone: 5, helper: 'ftp', fn: 'fn', nat: { dir: 6, tuple: t } });
+  });
+});
+
+describe('encodeRequest and encodeRequestRecord: exact requests', () => {
+  type Range = { type: number; min: string; max: string; ports?: [number, number] };
+  /** The CTA_NAT_SRC / CTA_NAT_DST ranges of a message, read from its attribute tree. */
+  function natRanges(msg: NlMessage): Range[] {
+    const tree = decodeAttrTree(msg.payload, 4);
+    if (!tree.ok) throw new Error(tree.error.reason);
+    const addr = (d: Buffer) => (d.length === 4 ? [...d].join('.') : canonicalIPv6([...Array(8).keys()].map((i) => d.readUInt16BE(2 * i).toString(16)).join(':'))!);
+    return tree.value
+      .filter((n) => n.type === CTA.NAT_SRC || n.type === CTA.NAT_DST)
+      .map((n) => {
+        const kids = n.children ?? [];
+        const r: Range = { type: n.type, min: addr(kids[0]!.data), max: addr(kids[1]!.data) };
+        expect([kids[0]!.type, kids[1]!.type]).toEqual(kids[0]!.data.length === 4 ? [1, 2] : [4, 5]);
+        const p = kids[2];
+        if (p) {
+          expect([p.type, kids.length, p.children!.map((c) => c.type)]).toEqual([3, 3, [1, 2]]);
+          r.ports = [p.children![0]!.data.readUInt16BE(0), p.children![1]!.data.readUInt16BE(0)];
+        } else expect(kids).toHaveLength(2);
+        return r;
+      });
+  }
+  const request = (write: (w: NlWriter) => void, family: number): NlMessage => {
+    const w = new NlWriter(64);
+    w.begin(CT_NEW, 0, 1, family);
+    write(w);
+    w.end();
+    return single(Buffer.from(w.finish()));
+  };
+  const tcp4 = (src: string, dst: string, sport: number, dport: number): Tuple => ({ src, dst, proto: 6, sport, dport });
+  const icmp4 = (src: string, dst: string, icmpType: number, icmpId: number): Tuple => ({ src, dst, proto: 1, icmpType, icmpCode: 0, icmpId });
+  const O4 = tcp4('10.0.0.1', '8.8.8.8', 1000, 53);
+  const INV = tcp4('8.8.8.8', '10.0.0.1', 53, 1000);
+  const cases: Array<[string, ConntrackEntry, Tuple, Range[]]> = [
+    ['SNAT of address and port', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 61000), status: 0x3e }, INV, [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [61000, 61000] }]],
+    ['SNAT of the address only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 1000) }, INV, [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1' }]],
+    ['SNAT of the port only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 53, 2000) }, INV, [{ type: CTA.NAT_SRC, min: '10.0.0.1', max: '10.0.0.1', ports: [2000, 2000] }]],
+    ['DNAT of address and port', { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '10.0.0.1', 8443, 1000) }, INV, [{ type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1', ports: [8443, 8443] }]],
+    ['DNAT of the port only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 5353, 1000) }, INV, [{ type: CTA.NAT_DST, min: '8.8.8.8', max: '8.8.8.8', ports: [5353, 5353] }]],
+    ['DNAT of the address only', { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '10.0.0.1', 53, 1000) }, INV, [{ type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1' }]],
+    [
+      'SNAT and DNAT',
+      { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '192.0.2.1', 8443, 61000), protoinfo: { tcp: { state: 3, flagsOrig: { flags: 2, mask: 2 } } } },
+      INV,
+      [
+        { type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [61000, 61000] },
+        { type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1', ports: [8443, 8443] },
+      ],
+    ],
+    ['ICMP SNAT of the id', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('8.8.8.8', '192.0.2.1', 0, 9) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [9, 9] }]],
+    ['ICMP DNAT of the address', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('9.9.9.9', '10.0.0.1', 0, 7) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), [{ type: CTA.NAT_DST, min: '9.9.9.9', max: '9.9.9.9' }]],
+    ['ICMP without NAT (the reply type differs)', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('8.8.8.8', '10.0.0.1', 0, 7) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), []],
+    [
+      'ESP SNAT (no ports)',
+      { family: AF_INET, orig: { src: '10.0.0.1', dst: '8.8.8.8', proto: 50 }, reply: { src: '8.8.8.8', dst: '192.0.2.1', proto: 50 } },
+      { src: '8.8.8.8', dst: '10.0.0.1', proto: 50 },
+      [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1' }],
+    ],
+    [
+      'IPv6 SNAT and DNAT of UDP',
+      { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 17, sport: 1, dport: 2 }, reply: { src: 'fd00::3', dst: 'fd00::4', proto: 17, sport: 5, dport: 6 }, mark: 7, zone: 8, timeout: 9 },
+      { src: 'fd00::2', dst: 'fd00::1', proto: 17, sport: 2, dport: 1 },
+      [
+        { type: CTA.NAT_SRC, min: 'fd00::4', max: 'fd00::4', ports: [6, 6] },
+        { type: CTA.NAT_DST, min: 'fd00::3', max: 'fd00::3', ports: [5, 5] },
+      ],
+    ],
+    ['no NAT', { family: AF_INET, orig: O4, reply: INV, status: 8, protoinfo: { tcp: { state: 3 } } }, INV, []],
+  ];
+  const FORM = { statusClear: 0x30, statusSet: 0x8, tcpFlags: 0x8 };
+  it.each(cases)('%s', (_name, e, unNatted, ranges) => {
+    for (const [form, create] of [
+      [AS_IS, true],
+      [AS_IS, false],
+      [FORM, true],
+      [FORM, false],
+    ] as const) {
+      const m = request((w) => encodeRequest(w, e, form, create), e.family);
+      const d = decodeOk(m);
+      const nat = create && ranges.length > 0;
+      expect(d.reply).toEqual(nat ? unNatted : e.reply);
+      expect(natRanges(m)).toEqual(nat ? ranges : []);
+      expect(d.status).toBe((((e.status ?? 0) & ~form.statusClear) | form.statusSet) >>> 0);
+      const t = e.protoinfo?.tcp;
+      if (t) {
+        const x = form.tcpFlags;
+        const or = (f?: { flags: number; mask: number }) => (f || x ? { flags: (f?.flags ?? 0) | x, mask: (f?.mask ?? 0) | x } : undefined);
+        const want = { ...t, flagsOrig: or(t.flagsOrig), flagsReply: or(t.flagsReply) };
+        if (!want.flagsOrig) delete want.flagsOrig;
+        if (!want.flagsReply) delete want.flagsReply;
+        expect(d.protoinfo).toEqual({ tcp: want });
+      }
+      expect([d.zone, d.mark, d.timeout]).toEqual([e.zone, e.mark, e.timeout]);
+      // The record path writes the same bytes from the words.
+      const r = recordBuf(1);
+      const xr = writeEntryRecord(e, r, 0);
+      expect(xr).toBeUndefined();
+      const viaRecord = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), form, create), e.family);
+      expect(viaRecord.payload).toEqual(m.payload);
+    }
+  });
+
+  it('a create carries the master tuple, an update not; tcpFlags only for TCP', () => {
+    const master = tcp4('10.0.0.1', '10.0.0.2', 2000, 21);
+    const e: ConntrackEntry = { family: AF_INET, orig: O4, reply: INV, master, helper: 'ftp' };
+    expect(decodeOk(request((w) => encodeRequest(w, e, AS_IS, true), AF_INET)).master).toEqual(master);
+    expect(decodeOk(request((w) => encodeRequest(w, e, AS_IS, false), AF_INET)).master).toBeUndefined();
+    // A UDP entry carrying TCP protoinfo (no decoder makes one): the form's flags stay out.
+    const udp: ConntrackEntry = { family: AF_INET, orig: { ...O4, proto: 17 }, reply: { ...INV, proto: 17 }, protoinfo: { tcp: { state: 1 } } };
+    for (const create of [true, false]) {
+      expect(decodeOk(request((w) => encodeRequest(w, udp, FORM, create), AF_INET)).protoinfo).toEqual({ tcp: { state: 1 } });
+      const r = recordBuf(1);
+      writeEntryRecord(udp, r, 0);
+      const m = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), FORM, create), AF_INET);
+      expect(decodeOk(m).protoinfo).toEqual({ tcp: { state: 1 } });
+    }
+  });
+
+  it('an event-layout request leaves the kernel-owned fields out too', () => {
+    const got = roundTrip(fullEntry, { layout: 'event' });
+    const { id, use, countersOrig, countersReply, timestamp, secctx, secmark, ...writable } = fullEntry;
+    expect(got).toEqual(writable);
   });
 });
