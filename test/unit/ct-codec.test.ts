@@ -35,6 +35,7 @@ import {
   encodeRequestRecord,
   encodeTuple,
 } from '../../src/kernel/ct-codec.js';
+import { runs } from './fc-runs.js';
 import { decodeConntrackRecord, REC_OK, RecordPool, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Tuple } from '../../src/kernel/entry.js';
 import {
@@ -789,7 +790,8 @@ describe('repeated decode', () => {
       single(fixtures.get(n)!.bytes),
     );
     const first = msgs.map((m) => decodeConntrack(m));
-    const rounds = 2_000;
+    // Scaled like a property (FC_RUNS_SCALE): every decodeConntrack mutant runs this.
+    const rounds = runs(2_000);
     let n = 0;
     for (let i = 0; i < rounds; i++) {
       msgs.forEach((m, k) => {
