@@ -358,6 +358,9 @@ describe('hand-built conntrack entries', () => {
     ['TCP with a destination port only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, dport: 2 }],
     ['GRE (no ports)', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47 }],
     ['GRE in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47, zone: 1 }],
+    // Zero values on the field-by-field path (a zone keeps them off the one-literal path).
+    ['ICMP, all zero, in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 0, icmpCode: 0, icmpId: 0, zone: 2 }],
+    ['TCP, ports 0, in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 0, dport: 0, zone: 2 }],
   ];
   it.each(tuples)('round-trips a tuple: %s', (_name, orig) => {
     const e: ConntrackEntry = { family: AF_INET, orig, reply: { ...orig, src: orig.dst, dst: orig.src } };
@@ -1160,6 +1163,12 @@ describe('encodeRequest and encodeRequestRecord: exact requests', () => {
       const m = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), FORM, create), AF_INET);
       expect(decodeOk(m).protoinfo).toEqual({ tcp: { state: 1 } });
     }
+  });
+
+  it('encodeTuple refuses a family that is neither AF_INET nor AF_INET6', () => {
+    const w = new NlWriter(64);
+    w.begin(CT_NEW, 0, 1, AF_INET);
+    expect(() => encodeTuple(w, O4, 7 as typeof AF_INET)).toThrow(new RangeError('unsupported address family 7'));
   });
 
   it('an event-layout request leaves the kernel-owned fields out too', () => {
