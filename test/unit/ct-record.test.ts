@@ -799,3 +799,25 @@ describe('record helpers', () => {
     expect(seen.size).toBe(64);
   });
 });
+
+describe('writeEntryRecord writes every word', () => {
+  // A record reused from a table holds whatever was there: every word the
+  // entry defines must be written, or keys of equal entries would differ.
+  const entries: Array<[string, ConntrackEntry]> = [
+    ['IPv4 TCP with every field', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 2, dport: 1 }, status: 1, timeout: 2, mark: 3, secmark: 4, zone: 5, protoinfo: { tcp: { state: 3, wscaleOrig: 1, wscaleReply: 2, flagsOrig: { flags: 1, mask: 2 }, flagsReply: { flags: 3, mask: 4 } } } }],
+    ['IPv4 UDP, nothing else', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 17, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 17, sport: 2, dport: 1 } }],
+    ['IPv6 ICMPv6', { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 9 }, reply: { src: 'fd00::2', dst: 'fd00::1', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 9 } }],
+    ['kept whole: a reply address of the other family', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 }, reply: { src: 'fd00::2', dst: '10.0.0.1', proto: 6, sport: 2, dport: 1 } }],
+    ['kept whole: SCTP protoinfo', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 132, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 132, sport: 2, dport: 1 }, protoinfo: { sctp: { state: 1 } } }],
+  ];
+  it.each(entries)('%s', (_name, e) => {
+    const clean = recordBuf(1);
+    const dirty = recordBuf(1);
+    dirty.w.fill(-1);
+    const xc = writeEntryRecord(e, clean, 0);
+    const xd = writeEntryRecord(e, dirty, 0);
+    expect(xd).toEqual(xc);
+    expect(wordsOf(dirty)).toEqual(wordsOf(clean));
+    expect(sameRecordKey(dirty.w, 0, clean.w, 0)).toBe(true);
+  });
+});
