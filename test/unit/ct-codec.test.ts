@@ -1114,6 +1114,12 @@ describe('encodeRequest and encodeRequestRecord: exact requests', () => {
         { type: CTA.NAT_DST, min: 'fd00::3', max: 'fd00::3', ports: [5, 5] },
       ],
     ],
+    [
+      'ICMPv6 SNAT of the id',
+      { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 7 }, reply: { src: 'fd00::2', dst: 'fd00::9', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 9 } },
+      { src: 'fd00::2', dst: 'fd00::1', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 7 },
+      [{ type: CTA.NAT_SRC, min: 'fd00::9', max: 'fd00::9', ports: [9, 9] }],
+    ],
     ['no NAT', { family: AF_INET, orig: O4, reply: INV, status: 8, protoinfo: { tcp: { state: 3 } } }, INV, []],
   ];
   const FORM = { statusClear: 0x30, statusSet: 0x8, tcpFlags: 0x8 };
