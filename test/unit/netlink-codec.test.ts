@@ -491,9 +491,10 @@ describe('exact errors at every bound', () => {
   ];
   it.each(attrs)('AttrIterator: %s', (_n, buf, error) => {
     const it = new AttrIterator().reset(buf, 0, buf.length, 0);
-    while (it.next()) {
-      // to the end
-    }
+    let n = 0;
+    while (it.next()) n++;
+    // The good attribute before the bad one, and nothing for the bad one itself.
+    expect(n).toBe(error.offset === 0 ? 0 : 1);
     expect(it.error).toEqual(error);
     expect(decodeAttrTree(buf)).toEqual({ ok: false, error });
   });
@@ -622,9 +623,11 @@ describe('decodeNlError: every field and bound', () => {
   it('skips an unaligned echoed body to its padded end, and reads only a 4-byte offset', () => {
     // 17 echoed bytes take 20 with padding; the TLVs start after them.
     const body = Buffer.from([0xee, 0, 0, 0]);
-    const tlvs = Buffer.concat([nla(2, [1, 2]), nla(2, [0x10, 0, 0, 0]), nla(1, Buffer.from('no NUL')), nla(9, [1])]);
+    // The message fills its attribute to the last byte and the next header follows (no NUL, no padding);
+    // an offset of 2 bytes and one of an unknown type are not offsets.
+    const tlvs = Buffer.concat([nla(2, [0x10, 0, 0, 0]), nla(1, Buffer.from('abcd')), nla(2, [1, 2]), nla(9, [0x20, 0, 0, 0]), nla(9, [1])]);
     const r = decodeNlError(nlmsgerr(-2, 17, Buffer.concat([body, tlvs])), NLM_F_ACK_TLVS);
-    expect(r).toEqual({ ok: true, value: { errno: 2, request, extAck: { msg: 'no NUL', offset: 16 } } });
+    expect(r).toEqual({ ok: true, value: { errno: 2, request, extAck: { msg: 'abcd', offset: 16 } } });
     // A broken TLV is an error, not an ext-ack.
     const broken = decodeNlError(nlmsgerr(-2, 16, nla(1, [1], 2)), NLM_F_ACK_TLVS);
     expect(broken).toEqual({ ok: false, error: { code: 'EATTR_LEN', offset: 20, reason: 'nla_len 2 < 4' } });
@@ -699,6 +702,17 @@ describe('NlWriter: exact bytes of every writer', () => {
     w.endNest(ok);
     w.end();
     expect(parseNetlink(w.finish()).messages[0]!.payload.readUInt16LE(4)).toBe(65532);
+  });
+
+  it('decodeAttrTree takes an empty range; a writer of size 0 still grows; an empty address is refused', () => {
+    expect(decodeAttrTree(Buffer.alloc(8), 4, 4)).toEqual({ ok: true, value: [] });
+    const w = new NlWriter(0);
+    w.begin(0, 0, 0, 2);
+    w.u32be(1, 7);
+    w.end();
+    expect(parseNetlink(w.finish()).messages[0]!.payload.readUInt32BE(8)).toBe(7);
+    // A fresh writer has no address cached: '' must not read as one.
+    expect(() => new NlWriter(64).ipv4(1, '')).toThrow('not an IPv4 address: ""');
   });
 
   it('says what was misused', () => {
