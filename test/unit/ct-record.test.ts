@@ -575,7 +575,7 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     // Protoinfo
     ['TCP protoinfo with a state only', TCP(A(1, [3])), 'fast'],
     ['TCP flags of the reply before those of the original', TCP(A(5, [1, 2]), A(4, [3, 4]), A(1, [3])), 'fast'],
-    ['every TCP field twice, the last one counts', TCP(A(2, [1]), A(3, [2]), A(4, [3, 4]), A(5, [5, 6]), A(1, [1]), A(2, [7]), A(3, [8]), A(4, [9, 10]), A(5, [11, 12]), A(1, [2])), 'fast'],
+    ['every TCP field twice, the last one counts', TCP(A(2, [1]), A(3, [2]), A(4, [3, 4]), A(5, [5, 6]), A(1, [1]), A(2, [6]), A(3, [8]), A(4, [9, 10]), A(5, [11, 12]), A(1, [2])), 'fast'],
     ['an unknown TCP field', TCP(A(1, [3]), A(9, [1, 2, 3])), 'fast'],
     ['an unknown protoinfo kind', v4msg(N(4, N(9, A(1, [1])))), 'fast'],
     ['an empty protoinfo', v4msg(N(4)), 'fast'],
