@@ -992,6 +992,14 @@ describe('decodeConntrack: exact errors', () => {
     expect(decodeOk(msg).orig).toEqual({ src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 5, dport: 6 });
   });
 
+  it('takes an SCTP or DCCP state of 0 and skips an unknown CTA_IP_* type', () => {
+    const p = (kind: number) => decodeOk(ct(N(CTA.PROTOINFO, N(kind, A(1, [0]))))).protoinfo;
+    expect(p(CTA_PROTOINFO.SCTP)).toEqual({ sctp: { state: 0 } });
+    expect(p(CTA_PROTOINFO.DCCP)).toEqual({ dccp: { state: 0 } });
+    const v6 = rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(4, V6_ADDR), A(5, Buffer.alloc(16))), N(CTA_TUPLE.PROTO, A(1, [47]))));
+    expect(decodeConntrack(v6, { lookup: true })).toMatchObject({ ok: true, value: { orig: { src: 'fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd', dst: 'fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd' } } });
+  });
+
   it('takes labels of 4, 8, 12 and 16 bytes', () => {
     for (const n of [4, 8, 12, 16]) expect(decodeOk(ct(A(CTA.LABELS, Buffer.alloc(n, n)))).labels).toEqual(Buffer.alloc(n, n));
   });
