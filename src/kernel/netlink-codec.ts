@@ -456,10 +456,12 @@ export class NlWriter {
   private openNests = 0;
   // The last two IPv4 addresses parsed, by string: a tuple's reply direction
   // names the same two addresses as its original one (without NAT, the very
-  // same string objects), so half of a batch's parses are saved.
-  private v4TextA = '';
+  // same string objects), so half of a batch's parses are saved. Empty at
+  // first: no text matches undefined, while '' once matched and wrote
+  // 0.0.0.0 for an empty address instead of refusing it.
+  private v4TextA: string | undefined;
   private v4ValueA = 0;
-  private v4TextB = '';
+  private v4TextB: string | undefined;
   private v4ValueB = 0;
 
   constructor(initialSize = 64 * 1024) {

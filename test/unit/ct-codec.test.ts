@@ -24,17 +24,23 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
 } from '../../src/kernel/constants.js';
+import { canonicalIPv6 } from '../../src/common/address.js';
 import {
+  AS_IS,
   decodeConntrack,
   decodeExpect,
   encodeConntrack,
   encodeExpect,
+  encodeRequest,
+  encodeRequestRecord,
   encodeTuple,
 } from '../../src/kernel/ct-codec.js';
-import { decodeConntrackRecord, REC_OK, recordBuf } from '../../src/kernel/ct-record.js';
+import { runs } from './fc-runs.js';
+import { decodeConntrackRecord, REC_OK, RecordPool, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Tuple } from '../../src/kernel/entry.js';
 import {
   type DecodeErrorCode,
+  decodeAttrTree,
   decodeNlError,
   type NlMessage,
   NlWriter,
@@ -352,6 +358,9 @@ describe('hand-built conntrack entries', () => {
     ['TCP with a destination port only', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, dport: 2 }],
     ['GRE (no ports)', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47 }],
     ['GRE in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 47, zone: 1 }],
+    // Zero values on the field-by-field path (a zone keeps them off the one-literal path).
+    ['ICMP, all zero, in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 1, icmpType: 0, icmpCode: 0, icmpId: 0, zone: 2 }],
+    ['TCP, ports 0, in a zone', { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 0, dport: 0, zone: 2 }],
   ];
   it.each(tuples)('round-trips a tuple: %s', (_name, orig) => {
     const e: ConntrackEntry = { family: AF_INET, orig, reply: { ...orig, src: orig.dst, dst: orig.src } };
@@ -784,7 +793,8 @@ describe('repeated decode', () => {
       single(fixtures.get(n)!.bytes),
     );
     const first = msgs.map((m) => decodeConntrack(m));
-    const rounds = 2_000;
+    // Scaled like a property (FC_RUNS_SCALE): every decodeConntrack mutant runs this.
+    const rounds = runs(2_000);
     let n = 0;
     for (let i = 0; i < rounds; i++) {
       msgs.forEach((m, k) => {
@@ -794,5 +804,390 @@ describe('repeated decode', () => {
       });
     }
     expect(n).toBe(rounds * msgs.length);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Issue 18 (mutation testing): every error site of both decoders, with its
+// exact code, offset (relative to the payload) and reason, and a nest with a
+// broken child for every nested decoder. The table above checks the codes;
+// this one holds each check to its own bound, name and place.
+
+type Want = { code: DecodeErrorCode; offset: number; reason: string };
+/** Offset of the first attribute after ORIG and REPLY. */
+const BASE = 4 + ORIG.length + REPLY.length;
+/** Two stray bytes inside a nest: its walk must stop with EATTR_LEN at their offset. */
+const STRAY = Buffer.from([1, 2]);
+const size = (at: number, what: string, got: number, want: number | string): Want => ({
+  code: 'EATTR_SIZE',
+  offset: at,
+  reason: `${what}: payload of ${got} bytes, expected ${want}`,
+});
+const missing = (at: number, reason: string): Want => ({ code: 'EMISSING', offset: at, reason });
+const stray = (at: number): Want => ({ code: 'EATTR_LEN', offset: at, reason: '2 trailing bytes, shorter than an attribute header' });
+const IP_V4 = N(CTA_TUPLE.IP, A(1, [10, 99, 0, 1]), A(2, [10, 99, 0, 2]));
+const ct = (...attrs: Buffer[]) => rawMsg(CT_NEW, AF_INET, ORIG, REPLY, ...attrs);
+const ctOrig = (...tuple: Buffer[]) => rawMsg(CT_NEW, AF_INET, N(CTA.TUPLE_ORIG, ...tuple), REPLY);
+const u64 = be64(1n);
+
+describe('decodeConntrack: exact errors', () => {
+  const PROTO_NAMES = ['', 'NUM', 'SRC_PORT', 'DST_PORT', 'ICMP_ID', 'ICMP_TYPE', 'ICMP_CODE', 'ICMPV6_ID', 'ICMPV6_TYPE', 'ICMPV6_CODE'];
+  const PROTO_SIZES = [0, 1, 2, 2, 2, 1, 1, 2, 1, 1];
+  const cases: Array<[string, NlMessage, Want]> = [
+    ['another subsystem', rawMsg(EXP_NEW, AF_INET, ORIG, REPLY), { code: 'EMSG_TYPE', offset: 0, reason: 'message type 0x200 is not ctnetlink' }],
+    ['3 payload bytes', { ...ct(), payload: Buffer.from([2, 0, 0]) }, { code: 'ETRUNC_HEADER', offset: 0, reason: 'nfgenmsg needs 4 bytes, got 3' }],
+    ['nfgenmsg alone', { ...ct(), payload: Buffer.from([2, 0, 0, 0]) }, missing(0, 'no CTA_TUPLE_ORIG')],
+    ['family 7', rawMsg(CT_NEW, 7, ORIG, REPLY), { code: 'EFAMILY', offset: 0, reason: 'nfgen_family 7' }],
+    ['no reply tuple', rawMsg(CT_NEW, AF_INET, ORIG, A(CTA.MARK, be32(1))), missing(0, 'no CTA_TUPLE_REPLY')],
+    ['a stray top-level tail', ct(Buffer.from([1, 2, 0, 0])), { code: 'EATTR_LEN', offset: BASE, reason: 'nla_len 513 exceeds the 4 bytes of its parent' }],
+    // Tuples: ORIG's nest at 4, its IP nest at 8 (addresses at 12 and 20), PROTO after it.
+    ['a tuple zone of 4 bytes', ctOrig(TUPLE_V4, A(CTA_TUPLE.ZONE, be32(1))), size(8 + TUPLE_V4.length, 'CTA_TUPLE_ZONE', 4, 2)],
+    ['a tuple zone of 1 byte', ctOrig(TUPLE_V4, A(CTA_TUPLE.ZONE, [1])), size(8 + TUPLE_V4.length, 'CTA_TUPLE_ZONE', 1, 2)],
+    ['no source address', ctOrig(N(CTA_TUPLE.IP, A(2, [1, 1, 1, 1])), N(CTA_TUPLE.PROTO, A(1, [6]))), missing(4, 'CTA_TUPLE_ORIG: no source address')],
+    [
+      'no reply destination',
+      rawMsg(CT_NEW, AF_INET, ORIG, N(CTA.TUPLE_REPLY, N(CTA_TUPLE.IP, A(1, [1, 1, 1, 1])), N(CTA_TUPLE.PROTO, A(1, [6])))),
+      missing(4 + ORIG.length, 'CTA_TUPLE_REPLY: no destination address'),
+    ],
+    ['no proto nest', ctOrig(IP_V4), missing(4, 'CTA_TUPLE_ORIG: no CTA_PROTO_NUM')],
+    ['a proto nest without NUM', ctOrig(IP_V4, N(CTA_TUPLE.PROTO, A(2, be16(1)))), missing(8 + IP_V4.length, 'CTA_TUPLE_PROTO without CTA_PROTO_NUM')],
+    ['IPv4 in AF_INET6', rawMsg(CT_NEW, AF_INET6, ORIG, REPLY), { code: 'EFAMILY', offset: 12, reason: 'IPv4 address in an AF_INET6 message' }],
+    ['IPv4 destination in AF_INET6', rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(2, [1, 1, 1, 1])))), { code: 'EFAMILY', offset: 32, reason: 'IPv4 address in an AF_INET6 message' }],
+    ['IPv6 in AF_INET', ctOrig(N(CTA_TUPLE.IP, A(3, V6_ADDR))), { code: 'EFAMILY', offset: 12, reason: 'IPv6 address in an AF_INET message' }],
+    ['IPv6 destination in AF_INET', ctOrig(N(CTA_TUPLE.IP, A(1, [1, 1, 1, 1]), A(4, V6_ADDR))), { code: 'EFAMILY', offset: 20, reason: 'IPv6 address in an AF_INET message' }],
+    ['a 3-byte IPv4 source', ctOrig(N(CTA_TUPLE.IP, A(1, [1, 1, 1]))), size(12, 'CTA_IP_V4', 3, 4)],
+    ['a 5-byte IPv4 destination', ctOrig(N(CTA_TUPLE.IP, A(1, [1, 1, 1, 1]), A(2, [1, 1, 1, 1, 1]))), size(20, 'CTA_IP_V4', 5, 4)],
+    ['a 17-byte IPv6 source', rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, Buffer.alloc(17))))), size(12, 'CTA_IP_V6', 17, 16)],
+    ['a 15-byte IPv6 destination', rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(4, V6_ADDR.subarray(1))))), size(32, 'CTA_IP_V6', 15, 16)],
+    ['stray bytes in a tuple', ctOrig(TUPLE_V4, STRAY), stray(8 + TUPLE_V4.length)],
+    ['stray bytes in an IP nest', ctOrig(N(CTA_TUPLE.IP, A(1, [1, 1, 1, 1]), STRAY)), stray(20)],
+    ['stray bytes in a proto nest', ctOrig(IP_V4, N(CTA_TUPLE.PROTO, A(1, [6]), STRAY)), stray(8 + IP_V4.length + 12)],
+    ['a 2-byte CTA_PROTO_NUM', ctOrig(IP_V4, N(CTA_TUPLE.PROTO, A(1, [6, 0]))), size(8 + IP_V4.length + 4, 'CTA_PROTO_NUM', 2, 1)],
+    ...PROTO_NAMES.slice(2).map((name, i): [string, NlMessage, Want] => {
+      const type = i + 2;
+      const want = PROTO_SIZES[type]!;
+      return [
+        `CTA_PROTO_${name} of ${want + 1} bytes`,
+        ctOrig(IP_V4, N(CTA_TUPLE.PROTO, A(1, [6]), A(type, Buffer.alloc(want + 1)))),
+        size(8 + IP_V4.length + 12, `CTA_PROTO_${name}`, want + 1, want),
+      ];
+    }),
+    // Protoinfo: CTA_PROTOINFO at BASE, its protocol nest at BASE + 4, fields from BASE + 8.
+    ['TCP state of 2 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(1, [1, 2])))), size(BASE + 8, 'CTA_PROTOINFO_TCP_STATE', 2, 1)],
+    ...(['WSCALE_ORIGINAL', 'WSCALE_REPLY'] as const).map((name, i): [string, NlMessage, Want] => [
+      `TCP ${name} of 2 bytes`,
+      ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(1, [3]), A(i + 2, [1, 2])))),
+      size(BASE + 16, `CTA_PROTOINFO_TCP_${name}`, 2, 1),
+    ]),
+    ...(['FLAGS_ORIGINAL', 'FLAGS_REPLY'] as const).map((name, i): [string, NlMessage, Want] => [
+      `TCP ${name} of 1 byte`,
+      ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(1, [3]), A(i + 4, [1])))),
+      size(BASE + 16, `CTA_PROTOINFO_TCP_${name}`, 1, 2),
+    ]),
+    ['TCP without a state', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(2, [1])))), missing(BASE + 4, 'CTA_PROTOINFO_TCP without a state')],
+    ['stray bytes in TCP protoinfo', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(1, [3]), STRAY))), stray(BASE + 16)],
+    ['stray bytes in protoinfo', ct(N(CTA.PROTOINFO, STRAY)), stray(BASE + 4)],
+    ['SCTP state of 2 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(1, [1, 2])))), size(BASE + 8, 'CTA_PROTOINFO_SCTP_STATE', 2, 1)],
+    ['SCTP VTAG_ORIGINAL of 3 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(1, [3]), A(2, [1, 2, 3])))), size(BASE + 16, 'CTA_PROTOINFO_SCTP_VTAG_ORIGINAL', 3, 4)],
+    ['SCTP VTAG_REPLY of 5 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(1, [3]), A(3, [1, 2, 3, 4, 5])))), size(BASE + 16, 'CTA_PROTOINFO_SCTP_VTAG_REPLY', 5, 4)],
+    ['SCTP without a state', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(2, be32(1))))), missing(BASE + 4, 'CTA_PROTOINFO_SCTP without a state')],
+    ['stray bytes in SCTP protoinfo', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(1, [3]), STRAY))), stray(BASE + 16)],
+    ['DCCP state of 2 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.DCCP, A(1, [1, 2])))), size(BASE + 8, 'CTA_PROTOINFO_DCCP_STATE', 2, 1)],
+    ['DCCP role of 2 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.DCCP, A(1, [3]), A(2, [1, 2])))), size(BASE + 16, 'CTA_PROTOINFO_DCCP_ROLE', 2, 1)],
+    ['DCCP HANDSHAKE_SEQ of 4 bytes', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.DCCP, A(1, [3]), A(3, be32(1))))), size(BASE + 16, 'CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ', 4, 8)],
+    ['DCCP without a state', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.DCCP, A(2, [1])))), missing(BASE + 4, 'CTA_PROTOINFO_DCCP without a state')],
+    ['stray bytes in DCCP protoinfo', ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.DCCP, A(1, [3]), STRAY))), stray(BASE + 16)],
+    // Counters, timestamp, seqadj, synproxy: the nest at BASE, fields from BASE + 4.
+    ['packets of 4 bytes', ct(N(CTA.COUNTERS_ORIG, A(1, be32(1)), A(2, u64))), size(BASE + 4, 'CTA_COUNTERS_PACKETS', 4, 8)],
+    ['bytes of 4 bytes', ct(N(CTA.COUNTERS_REPLY, A(1, u64), A(2, be32(1)))), size(BASE + 16, 'CTA_COUNTERS_BYTES', 4, 8)],
+    ['32-bit packets of 8 bytes', ct(N(CTA.COUNTERS_ORIG, A(3, u64))), size(BASE + 4, 'CTA_COUNTERS32_PACKETS', 8, 4)],
+    ['32-bit bytes of 8 bytes', ct(N(CTA.COUNTERS_ORIG, A(3, be32(1)), A(4, u64))), size(BASE + 12, 'CTA_COUNTERS32_BYTES', 8, 4)],
+    ['counters without bytes', ct(N(CTA.COUNTERS_ORIG, A(1, u64))), missing(BASE, 'CTA_COUNTERS without packets and bytes')],
+    ['counters without packets', ct(N(CTA.COUNTERS_REPLY, A(4, be32(1)))), missing(BASE, 'CTA_COUNTERS without packets and bytes')],
+    ['stray bytes in counters', ct(N(CTA.COUNTERS_ORIG, A(1, u64), A(2, u64), STRAY)), stray(BASE + 28)],
+    ['timestamp start of 4 bytes', ct(N(CTA.TIMESTAMP, A(1, be32(1)))), size(BASE + 4, 'CTA_TIMESTAMP_START', 4, 8)],
+    ['timestamp stop of 9 bytes', ct(N(CTA.TIMESTAMP, A(2, Buffer.alloc(9)))), size(BASE + 4, 'CTA_TIMESTAMP_STOP', 9, 8)],
+    ['stray bytes in a timestamp', ct(N(CTA.TIMESTAMP, A(1, u64), STRAY)), stray(BASE + 16)],
+    ['a seqadj field of 2 bytes', ct(N(CTA.SEQ_ADJ_ORIG, A(1, be32(1)), A(3, [0, 1]))), size(BASE + 12, 'CTA_SEQADJ', 2, 4)],
+    ['a seqadj without offset_after', ct(N(CTA.SEQ_ADJ_REPLY, A(1, be32(1)), A(2, be32(2)), A(4, [9]))), missing(BASE, 'CTA_SEQ_ADJ without all three fields')],
+    ['a seqadj without correction_pos', ct(N(CTA.SEQ_ADJ_ORIG, A(2, be32(1)), A(3, be32(2)))), missing(BASE, 'CTA_SEQ_ADJ without all three fields')],
+    ['stray bytes in a seqadj', ct(N(CTA.SEQ_ADJ_ORIG, A(1, be32(1)), STRAY)), stray(BASE + 12)],
+    ['a synproxy field of 5 bytes', ct(N(CTA.SYNPROXY, A(2, [1, 2, 3, 4, 5]))), size(BASE + 4, 'CTA_SYNPROXY', 5, 4)],
+    ['a synproxy without tsoff', ct(N(CTA.SYNPROXY, A(1, be32(1)), A(2, be32(2)), A(0, [1]))), missing(BASE, 'CTA_SYNPROXY without all three fields')],
+    ['a synproxy without isn', ct(N(CTA.SYNPROXY, A(3, be32(1)), A(2, be32(2)))), missing(BASE, 'CTA_SYNPROXY without all three fields')],
+    ['stray bytes in a synproxy', ct(N(CTA.SYNPROXY, STRAY)), stray(BASE + 4)],
+    ['a helper without a name', ct(N(CTA.HELP, A(2, [1]))), missing(BASE, 'CTA_HELP without a name')],
+    ['a security context without a name', ct(N(CTA.SECCTX, A(2, [1]))), missing(BASE, 'CTA_SECCTX without a name')],
+    ['stray bytes in a helper', ct(N(CTA.HELP, A(1, [0x66, 0]), STRAY)), stray(BASE + 12)],
+    ['stray bytes in a security context', ct(N(CTA.SECCTX, STRAY)), stray(BASE + 4)],
+    ...(['STATUS', 'TIMEOUT', 'MARK', 'USE', 'ID', 'SECMARK'] as const).map((name): [string, NlMessage, Want] => [
+      `CTA_${name} of 2 bytes`,
+      ct(A(CTA[name], [0, 1])),
+      size(BASE, `CTA_${name}`, 2, 4),
+    ]),
+    ['CTA_ZONE of 4 bytes', ct(A(CTA.ZONE, be32(1))), size(BASE, 'CTA_ZONE', 4, 2)],
+    ['labels of 5 bytes', ct(A(CTA.LABELS, [1, 2, 3, 4, 5])), size(BASE, 'CTA_LABELS', 5, '4, 8, 12 or 16')],
+    ['labels of 20 bytes', ct(A(CTA.LABELS, Buffer.alloc(20))), size(BASE, 'CTA_LABELS', 20, '4, 8, 12 or 16')],
+    ['a label mask of 0 bytes', ct(A(CTA.LABELS_MASK, [])), size(BASE, 'CTA_LABELS_MASK', 0, '4, 8, 12 or 16')],
+    ['a label mask of 2 bytes', ct(A(CTA.LABELS_MASK, [1, 2])), size(BASE, 'CTA_LABELS_MASK', 2, '4, 8, 12 or 16')],
+    ['a master tuple without its source', ct(N(CTA.TUPLE_MASTER, N(CTA_TUPLE.IP, A(2, [1, 1, 1, 1])), N(CTA_TUPLE.PROTO, A(1, [6])))), missing(BASE, 'CTA_TUPLE_MASTER: no source address')],
+  ];
+  it.each(cases)('%s', (_name, msg, want) => {
+    expect(decodeConntrack(msg)).toEqual({ ok: false, error: want });
+  });
+
+  it('each field of the message lands in its own place', () => {
+    const e = decodeOk(
+      ct(
+        A(CTA.STATUS, be32(1)),
+        A(CTA.TIMEOUT, be32(2)),
+        A(CTA.MARK, be32(3)),
+        A(CTA.USE, be32(4)),
+        A(CTA.ID, be32(5)),
+        A(CTA.SECMARK, be32(6)),
+        A(CTA.ZONE, be16(7)),
+        N(CTA.COUNTERS_ORIG, A(1, be64(8n)), A(2, be64(9n))),
+        N(CTA.COUNTERS_REPLY, A(3, be32(10)), A(4, be32(11))),
+        N(CTA.SEQ_ADJ_ORIG, A(3, be32(0xfffffffe)), A(2, be32(0x80000000)), A(1, be32(0xffffffff)), A(9, [])),
+        N(CTA.SEQ_ADJ_REPLY, A(1, be32(12)), A(2, be32(13)), A(3, be32(14))),
+        N(CTA.SYNPROXY, A(3, be32(15)), A(2, be32(16)), A(1, be32(17)), A(7, [1])),
+        N(CTA.TIMESTAMP, A(2, be64(18n)), A(3, [])),
+        N(CTA.HELP, A(2, [1]), A(1, Buffer.from('sip\0x'))),
+        N(CTA.SECCTX, A(1, Buffer.from('ctx'))),
+        A(CTA.LABELS, be32(19)),
+        A(CTA.LABELS_MASK, Buffer.alloc(16, 0xff)),
+        N(CTA.PROTOINFO, N(CTA_PROTOINFO.SCTP, A(3, be32(20)), A(1, [21]), A(2, be32(22))), N(CTA_PROTOINFO.DCCP, A(3, be64(23n)), A(2, [24]), A(1, [25]))),
+      ),
+    );
+    expect(e).toEqual({
+      family: AF_INET,
+      orig: { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1000, dport: 80 },
+      reply: { src: '10.99.0.2', dst: '10.99.0.1', proto: 6, sport: 1000, dport: 80 },
+      status: 1,
+      timeout: 2,
+      mark: 3,
+      use: 4,
+      id: 5,
+      secmark: 6,
+      zone: 7,
+      countersOrig: { packets: 8n, bytes: 9n },
+      countersReply: { packets: 10n, bytes: 11n },
+      seqAdjOrig: { correctionPos: 0xffffffff, offsetBefore: -0x80000000, offsetAfter: -2 },
+      seqAdjReply: { correctionPos: 12, offsetBefore: 13, offsetAfter: 14 },
+      synproxy: { isn: 17, its: 16, tsoff: 15 },
+      timestamp: { stop: 18n },
+      helper: 'sip',
+      secctx: 'ctx',
+      labels: be32(19),
+      labelsMask: Buffer.alloc(16, 0xff),
+      protoinfo: { sctp: { state: 21, vtagOrig: 22, vtagReply: 20 }, dccp: { state: 25, role: 24, handshakeSeq: 23n } },
+    });
+    // TCP's fields, and a later TCP nest replacing an earlier one.
+    const t = decodeOk(ct(N(CTA.PROTOINFO, N(CTA_PROTOINFO.TCP, A(5, [1, 2]), A(4, [3, 4]), A(3, [5]), A(2, [6]), A(1, [7]), A(9, [])))));
+    expect(t.protoinfo).toEqual({ tcp: { state: 7, wscaleOrig: 6, wscaleReply: 5, flagsOrig: { flags: 3, mask: 4 }, flagsReply: { flags: 1, mask: 2 } } });
+  });
+
+  it('ignores CTA_PROTO_* types 0 and 10 as it ignores any other unknown one', () => {
+    const msg = ctOrig(IP_V4, N(CTA_TUPLE.PROTO, A(0, [1, 2, 3]), A(1, [6]), A(10, [1, 2, 3]), A(2, be16(5)), A(3, be16(6))));
+    expect(decodeOk(msg).orig).toEqual({ src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 5, dport: 6 });
+  });
+
+  it('takes an SCTP or DCCP state of 0 and skips an unknown CTA_IP_* type', () => {
+    const p = (kind: number) => decodeOk(ct(N(CTA.PROTOINFO, N(kind, A(1, [0]))))).protoinfo;
+    expect(p(CTA_PROTOINFO.SCTP)).toEqual({ sctp: { state: 0 } });
+    expect(p(CTA_PROTOINFO.DCCP)).toEqual({ dccp: { state: 0 } });
+    const v6 = rawMsg(CT_NEW, AF_INET6, N(CTA.TUPLE_ORIG, N(CTA_TUPLE.IP, A(3, V6_ADDR), A(4, V6_ADDR), A(5, Buffer.alloc(16))), N(CTA_TUPLE.PROTO, A(1, [47]))));
+    expect(decodeConntrack(v6, { lookup: true })).toMatchObject({ ok: true, value: { orig: { src: 'fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd', dst: 'fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd:fdfd' } } });
+  });
+
+  it('takes labels of 4, 8, 12 and 16 bytes', () => {
+    for (const n of [4, 8, 12, 16]) expect(decodeOk(ct(A(CTA.LABELS, Buffer.alloc(n, n)))).labels).toEqual(Buffer.alloc(n, n));
+  });
+});
+
+describe('decodeExpect: exact errors', () => {
+  const M = N(CTA_EXPECT.MASTER, TUPLE_V4);
+  const T = N(CTA_EXPECT.TUPLE, TUPLE_V4);
+  const K = N(CTA_EXPECT.MASK, TUPLE_V4);
+  const EBASE = 4 + M.length + T.length + K.length;
+  const exp = (...attrs: Buffer[]) => rawMsg(EXP_NEW, AF_INET, M, T, K, ...attrs);
+  const noSrc = Buffer.concat([N(CTA_TUPLE.IP, A(2, [1, 1, 1, 1])), N(CTA_TUPLE.PROTO, A(1, [6]))]);
+  const cases: Array<[string, NlMessage, Want]> = [
+    ['a conntrack message', rawMsg(CT_NEW, AF_INET, M, T, K), { code: 'EMSG_TYPE', offset: 0, reason: 'message type 0x100 is not ctnetlink_exp' }],
+    ['family 0', rawMsg(EXP_NEW, 0, M, T, K), { code: 'EFAMILY', offset: 0, reason: 'nfgen_family 0' }],
+    ['no master', rawMsg(EXP_NEW, AF_INET, T, K), missing(0, 'no CTA_EXPECT_MASTER')],
+    ['no tuple', rawMsg(EXP_NEW, AF_INET, M, K), missing(0, 'no CTA_EXPECT_TUPLE')],
+    ['no mask', rawMsg(EXP_NEW, AF_INET, M, T), missing(0, 'no CTA_EXPECT_MASK')],
+    ['a master without its source', rawMsg(EXP_NEW, AF_INET, N(CTA_EXPECT.MASTER, noSrc), T, K), missing(4, 'CTA_EXPECT_MASTER: no source address')],
+    ['a tuple without its source', rawMsg(EXP_NEW, AF_INET, M, N(CTA_EXPECT.TUPLE, noSrc), K), missing(4 + M.length, 'CTA_EXPECT_TUPLE: no source address')],
+    ['a mask without its source', rawMsg(EXP_NEW, AF_INET, M, T, N(CTA_EXPECT.MASK, noSrc)), missing(4 + M.length + T.length, 'CTA_EXPECT_MASK: no source address')],
+    ...(['TIMEOUT', 'ID', 'FLAGS', 'CLASS'] as const).map((name): [string, NlMessage, Want] => [
+      `CTA_EXPECT_${name} of 2 bytes`,
+      exp(A(CTA_EXPECT[name], [0, 1])),
+      size(EBASE, `CTA_EXPECT_${name}`, 2, 4),
+    ]),
+    ['CTA_EXPECT_ZONE of 4 bytes', exp(A(CTA_EXPECT.ZONE, be32(1))), size(EBASE, 'CTA_EXPECT_ZONE', 4, 2)],
+    ['a NAT direction of 2 bytes', exp(N(CTA_EXPECT.NAT, A(CTA_EXPECT_NAT.DIR, [0, 1]))), size(EBASE + 4, 'CTA_EXPECT_NAT_DIR', 2, 4)],
+    ['a NAT tuple without its source', exp(N(CTA_EXPECT.NAT, A(CTA_EXPECT_NAT.DIR, be32(1)), N(CTA_EXPECT_NAT.TUPLE, noSrc))), missing(EBASE + 12, 'CTA_EXPECT_NAT_TUPLE: no source address')],
+    ['a NAT part without its tuple', exp(N(CTA_EXPECT.NAT, A(CTA_EXPECT_NAT.DIR, be32(1)))), missing(EBASE, 'CTA_EXPECT_NAT without direction and tuple')],
+    ['a NAT part without its direction', exp(N(CTA_EXPECT.NAT, N(CTA_EXPECT_NAT.TUPLE, TUPLE_V4))), missing(EBASE, 'CTA_EXPECT_NAT without direction and tuple')],
+    ['stray bytes in a NAT part', exp(N(CTA_EXPECT.NAT, A(CTA_EXPECT_NAT.DIR, be32(1)), STRAY)), stray(EBASE + 12)],
+    ['a stray top-level tail', exp(Buffer.from([3, 0, 0, 0])), { code: 'EATTR_LEN', offset: EBASE, reason: 'nla_len 3 < 4' }],
+  ];
+  it.each(cases)('%s', (_name, msg, want) => {
+    expect(decodeExpect(msg)).toEqual({ ok: false, error: want });
+  });
+
+  it('each field lands in its own place', () => {
+    const t = { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1000, dport: 80 };
+    const e = decodeExpectOk(
+      exp(
+        A(CTA_EXPECT.TIMEOUT, be32(1)),
+        A(CTA_EXPECT.ID, be32(2)),
+        A(CTA_EXPECT.FLAGS, be32(3)),
+        A(CTA_EXPECT.CLASS, be32(4)),
+        A(CTA_EXPECT.ZONE, be16(5)),
+        A(CTA_EXPECT.HELP_NAME, Buffer.from('ftp')),
+        A(CTA_EXPECT.FN, Buffer.from('fn\0junk')),
+        N(CTA_EXPECT.NAT, A(9, []), N(CTA_EXPECT_NAT.TUPLE, TUPLE_V4), A(CTA_EXPECT_NAT.DIR, be32(6))),
+      ),
+    );
+    expect(e).toEqual({ family: AF_INET, master: t, tuple: t, mask: t, timeout: 1, id: 2, flags: 3, class: 4, zone: 5, helper: 'ftp', fn: 'fn', nat: { dir: 6, tuple: t } });
+  });
+});
+
+describe('encodeRequest and encodeRequestRecord: exact requests', () => {
+  type Range = { type: number; min: string; max: string; ports?: [number, number] };
+  /** The CTA_NAT_SRC / CTA_NAT_DST ranges of a message, read from its attribute tree. */
+  function natRanges(msg: NlMessage): Range[] {
+    const tree = decodeAttrTree(msg.payload, 4);
+    if (!tree.ok) throw new Error(tree.error.reason);
+    const addr = (d: Buffer) => (d.length === 4 ? [...d].join('.') : canonicalIPv6([...Array(8).keys()].map((i) => d.readUInt16BE(2 * i).toString(16)).join(':'))!);
+    return tree.value
+      .filter((n) => n.type === CTA.NAT_SRC || n.type === CTA.NAT_DST)
+      .map((n) => {
+        const kids = n.children ?? [];
+        const r: Range = { type: n.type, min: addr(kids[0]!.data), max: addr(kids[1]!.data) };
+        expect([kids[0]!.type, kids[1]!.type]).toEqual(kids[0]!.data.length === 4 ? [1, 2] : [4, 5]);
+        const p = kids[2];
+        if (p) {
+          expect([p.type, kids.length, p.children!.map((c) => c.type)]).toEqual([3, 3, [1, 2]]);
+          r.ports = [p.children![0]!.data.readUInt16BE(0), p.children![1]!.data.readUInt16BE(0)];
+        } else expect(kids).toHaveLength(2);
+        return r;
+      });
+  }
+  const request = (write: (w: NlWriter) => void, family: number): NlMessage => {
+    const w = new NlWriter(64);
+    w.begin(CT_NEW, 0, 1, family);
+    write(w);
+    w.end();
+    return single(Buffer.from(w.finish()));
+  };
+  const tcp4 = (src: string, dst: string, sport: number, dport: number): Tuple => ({ src, dst, proto: 6, sport, dport });
+  const icmp4 = (src: string, dst: string, icmpType: number, icmpId: number): Tuple => ({ src, dst, proto: 1, icmpType, icmpCode: 0, icmpId });
+  const O4 = tcp4('10.0.0.1', '8.8.8.8', 1000, 53);
+  const INV = tcp4('8.8.8.8', '10.0.0.1', 53, 1000);
+  const cases: Array<[string, ConntrackEntry, Tuple, Range[]]> = [
+    ['SNAT of address and port', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 61000), status: 0x3e }, INV, [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [61000, 61000] }]],
+    ['SNAT of the address only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 1000) }, INV, [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1' }]],
+    ['SNAT of the port only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 53, 2000) }, INV, [{ type: CTA.NAT_SRC, min: '10.0.0.1', max: '10.0.0.1', ports: [2000, 2000] }]],
+    ['DNAT of address and port', { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '10.0.0.1', 8443, 1000) }, INV, [{ type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1', ports: [8443, 8443] }]],
+    ['DNAT of the port only', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 5353, 1000) }, INV, [{ type: CTA.NAT_DST, min: '8.8.8.8', max: '8.8.8.8', ports: [5353, 5353] }]],
+    ['DNAT of the address only', { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '10.0.0.1', 53, 1000) }, INV, [{ type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1' }]],
+    [
+      'SNAT and DNAT',
+      { family: AF_INET, orig: O4, reply: tcp4('10.1.1.1', '192.0.2.1', 8443, 61000), protoinfo: { tcp: { state: 3, flagsOrig: { flags: 2, mask: 2 } } } },
+      INV,
+      [
+        { type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [61000, 61000] },
+        { type: CTA.NAT_DST, min: '10.1.1.1', max: '10.1.1.1', ports: [8443, 8443] },
+      ],
+    ],
+    ['ICMP SNAT of the id', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('8.8.8.8', '192.0.2.1', 0, 9) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1', ports: [9, 9] }]],
+    ['ICMP DNAT of the address', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('9.9.9.9', '10.0.0.1', 0, 7) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), [{ type: CTA.NAT_DST, min: '9.9.9.9', max: '9.9.9.9' }]],
+    ['ICMP without NAT (the reply type differs)', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('8.8.8.8', '10.0.0.1', 0, 7) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), []],
+    [
+      'ESP SNAT (no ports)',
+      { family: AF_INET, orig: { src: '10.0.0.1', dst: '8.8.8.8', proto: 50 }, reply: { src: '8.8.8.8', dst: '192.0.2.1', proto: 50 } },
+      { src: '8.8.8.8', dst: '10.0.0.1', proto: 50 },
+      [{ type: CTA.NAT_SRC, min: '192.0.2.1', max: '192.0.2.1' }],
+    ],
+    [
+      'IPv6 SNAT and DNAT of UDP',
+      { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 17, sport: 1, dport: 2 }, reply: { src: 'fd00::3', dst: 'fd00::4', proto: 17, sport: 5, dport: 6 }, mark: 7, zone: 8, timeout: 9 },
+      { src: 'fd00::2', dst: 'fd00::1', proto: 17, sport: 2, dport: 1 },
+      [
+        { type: CTA.NAT_SRC, min: 'fd00::4', max: 'fd00::4', ports: [6, 6] },
+        { type: CTA.NAT_DST, min: 'fd00::3', max: 'fd00::3', ports: [5, 5] },
+      ],
+    ],
+    [
+      'ICMPv6 SNAT of the id',
+      { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 7 }, reply: { src: 'fd00::2', dst: 'fd00::9', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 9 } },
+      { src: 'fd00::2', dst: 'fd00::1', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 7 },
+      [{ type: CTA.NAT_SRC, min: 'fd00::9', max: 'fd00::9', ports: [9, 9] }],
+    ],
+    ['no NAT', { family: AF_INET, orig: O4, reply: INV, status: 8, protoinfo: { tcp: { state: 3 } } }, INV, []],
+  ];
+  const FORM = { statusClear: 0x30, statusSet: 0x8, tcpFlags: 0x8 };
+  it.each(cases)('%s', (_name, e, unNatted, ranges) => {
+    for (const [form, create] of [
+      [AS_IS, true],
+      [AS_IS, false],
+      [FORM, true],
+      [FORM, false],
+    ] as const) {
+      const m = request((w) => encodeRequest(w, e, form, create), e.family);
+      const d = decodeOk(m);
+      const nat = create && ranges.length > 0;
+      expect(d.reply).toEqual(nat ? unNatted : e.reply);
+      expect(natRanges(m)).toEqual(nat ? ranges : []);
+      expect(d.status).toBe((((e.status ?? 0) & ~form.statusClear) | form.statusSet) >>> 0);
+      const t = e.protoinfo?.tcp;
+      if (t) {
+        const x = form.tcpFlags;
+        const or = (f?: { flags: number; mask: number }) => (f || x ? { flags: (f?.flags ?? 0) | x, mask: (f?.mask ?? 0) | x } : undefined);
+        const want = { ...t, flagsOrig: or(t.flagsOrig), flagsReply: or(t.flagsReply) };
+        if (!want.flagsOrig) delete want.flagsOrig;
+        if (!want.flagsReply) delete want.flagsReply;
+        expect(d.protoinfo).toEqual({ tcp: want });
+      }
+      expect([d.zone, d.mark, d.timeout]).toEqual([e.zone, e.mark, e.timeout]);
+      // The record path writes the same bytes from the words.
+      const r = recordBuf(1);
+      const xr = writeEntryRecord(e, r, 0);
+      expect(xr).toBeUndefined();
+      const viaRecord = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), form, create), e.family);
+      expect(viaRecord.payload).toEqual(m.payload);
+    }
+  });
+
+  it('a create carries the master tuple, an update not; tcpFlags only for TCP', () => {
+    const master = tcp4('10.0.0.1', '10.0.0.2', 2000, 21);
+    const e: ConntrackEntry = { family: AF_INET, orig: O4, reply: INV, master, helper: 'ftp' };
+    expect(decodeOk(request((w) => encodeRequest(w, e, AS_IS, true), AF_INET)).master).toEqual(master);
+    expect(decodeOk(request((w) => encodeRequest(w, e, AS_IS, false), AF_INET)).master).toBeUndefined();
+    // A UDP entry carrying TCP protoinfo (no decoder makes one): the form's flags stay out.
+    const udp: ConntrackEntry = { family: AF_INET, orig: { ...O4, proto: 17 }, reply: { ...INV, proto: 17 }, protoinfo: { tcp: { state: 1 } } };
+    for (const create of [true, false]) {
+      expect(decodeOk(request((w) => encodeRequest(w, udp, FORM, create), AF_INET)).protoinfo).toEqual({ tcp: { state: 1 } });
+      const r = recordBuf(1);
+      writeEntryRecord(udp, r, 0);
+      const m = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), FORM, create), AF_INET);
+      expect(decodeOk(m).protoinfo).toEqual({ tcp: { state: 1 } });
+    }
+  });
+
+  it('encodeTuple refuses a family that is neither AF_INET nor AF_INET6', () => {
+    const w = new NlWriter(64);
+    w.begin(CT_NEW, 0, 1, AF_INET);
+    expect(() => encodeTuple(w, O4, 7 as typeof AF_INET)).toThrow(new RangeError('unsupported address family 7'));
+  });
+
+  it('an event-layout request leaves the kernel-owned fields out too', () => {
+    const got = roundTrip(fullEntry, { layout: 'event' });
+    const { id, use, countersOrig, countersReply, timestamp, secctx, secmark, ...writable } = fullEntry;
+    expect(got).toEqual(writable);
   });
 });

@@ -9,7 +9,9 @@ import { AF_INET, AF_INET6, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK } from '../
 import { COMMIT_FORM } from '../../src/cache/commit.js';
 import { AS_IS, decodeConntrack, encodeConntrack, encodeRequest, encodeRequestRecord } from '../../src/kernel/ct-codec.js';
 import {
+  copyRecordWords,
   decodeConntrackRecord,
+  type EntryRecord,
   F_WHOLE,
   KEY_WORDS,
   REC_OK,
@@ -21,6 +23,7 @@ import {
   readEntryRecord,
   recordBuf,
   recordHash,
+  recordKeyString,
   recordProto,
   recordTcpState,
   sameRecordKey,
@@ -434,5 +437,387 @@ describe('encodeRequestRecord: a commit writes records as encodeRequest writes t
       { numRuns: runs(20_000), seed: SEED + 9 },
     );
     expect(fast).toBeGreaterThan(atLeast(5_000));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Issue 18 (mutation testing): the record decoder's every check as a table,
+// each case through agree() (the object decoder's verdict and words), with
+// the verdict it must give: 'fast' for the shapes it takes, 'punt' for the
+// ones it leaves to the object decoder. The properties above try these
+// shapes at random; under FC_RUNS_SCALE they try few, so each is fixed here.
+
+function A(type: number, data: number[] | Buffer, len?: number): Buffer {
+  const d = Buffer.from(data);
+  const b = Buffer.alloc((4 + d.length + 3) & ~3);
+  b.writeUInt16LE(len ?? 4 + d.length, 0);
+  b.writeUInt16LE(type, 2);
+  d.copy(b, 4);
+  return b;
+}
+function N(type: number, ...children: Buffer[]): Buffer {
+  return A(type | 0x8000, Buffer.concat(children));
+}
+function be(v: number | bigint, bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  if (bytes === 8) b.writeBigUInt64BE(BigInt(v));
+  else b.writeUIntBE(Number(v), 0, bytes);
+  return b;
+}
+const IP4 = (s: number, d: number) => N(1, A(1, [10, 99, 0, s]), A(2, [10, 99, 0, d]));
+const IP6 = (s: number, d: number) => N(1, A(3, Buffer.alloc(16, s)), A(4, Buffer.alloc(16, d)));
+const PORTS = (proto: number, sp: number, dp: number) => N(2, A(1, [proto]), A(2, be(sp, 2)), A(3, be(dp, 2)));
+const O = N(1, IP4(1, 2), PORTS(6, 1000, 80));
+const R = N(2, IP4(2, 1), PORTS(6, 80, 1000));
+function msg(family: number, ...attrs: Buffer[]): NlMessage {
+  return { type: CT_TYPE | IPCTNL_MSG_CT_NEW, flags: 0, seq: 0, pid: 0, payload: Buffer.concat([Buffer.from([family, 0, 0, 0]), ...attrs]) };
+}
+const v4msg = (...attrs: Buffer[]) => msg(AF_INET, O, R, ...attrs);
+const origOnly = (...tuple: Buffer[]) => msg(AF_INET, N(1, ...tuple), R);
+const TCP = (...fields: Buffer[]) => v4msg(N(4, N(1, ...fields)));
+const ICMP = (...fields: Buffer[]) => N(2, A(1, [1]), ...fields);
+
+describe('decodeConntrackRecord: every check, one case each', () => {
+  const cases: Array<[string, NlMessage, 'fast' | 'punt']> = [
+    ['a plain TCP entry', v4msg(), 'fast'],
+    [
+      'every field it holds',
+      v4msg(
+        A(3, be(0x8000_0001, 4)),
+        A(7, be(2, 4)),
+        A(8, be(0xffff_ffff, 4)),
+        A(17, be(4, 4)),
+        A(18, be(5, 2)),
+        A(11, be(6, 4)),
+        A(12, be(7, 4)),
+        N(9, A(1, be(1n, 8)), A(2, be(2n, 8))),
+        N(10, A(3, be(1, 4)), A(4, be(2, 4)), A(5, [])),
+        N(20, A(1, be(1n, 8)), A(2, be(2n, 8)), A(3, [1, 2, 3, 4])),
+        N(24, A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)), A(4, [9])),
+        N(4, N(1, A(1, [3]), A(2, [7]), A(3, [14]), A(4, [0xa, 0xb]), A(5, [0xc, 0xd]))),
+        A(27, be(1n, 8)),
+      ),
+      'fast',
+    ],
+    ['an unknown attribute of type 31 twice', v4msg(A(31, [1]), A(31, [2])), 'fast'],
+    ['an attribute of type 30 twice', v4msg(A(30, [1]), A(30, [2])), 'punt'],
+    ['CTA_MARK twice', v4msg(A(8, be(1, 4)), A(8, be(2, 4))), 'punt'],
+    ['the original tuple twice', msg(AF_INET, O, O, R), 'punt'],
+    ['3 payload bytes', { ...v4msg(), payload: Buffer.from([2, 0, 0]) }, 'punt'],
+    ['nfgenmsg alone', { ...v4msg(), payload: Buffer.from([2, 0, 0, 0]) }, 'punt'],
+    ['family 7', msg(7, O, R), 'punt'],
+    ['a broken top-level attribute', v4msg(A(8, [1], 2)), 'punt'],
+    ['no reply tuple', msg(AF_INET, O), 'punt'],
+    ['no original tuple', msg(AF_INET, R), 'punt'],
+    ['a reply of another protocol', msg(AF_INET, O, N(2, IP4(2, 1), PORTS(17, 80, 1000))), 'punt'],
+    // Tuples
+    ['IPv6 addresses', msg(AF_INET6, N(1, IP6(1, 2), PORTS(17, 1, 2)), N(2, IP6(2, 1), PORTS(17, 2, 1))), 'fast'],
+    ['a source address twice', origOnly(N(1, A(1, [1, 1, 1, 1]), A(1, [1, 1, 1, 1]), A(2, [2, 2, 2, 2])), PORTS(6, 1, 2)), 'punt'],
+    ['a destination address twice', origOnly(N(1, A(2, [2, 2, 2, 2]), A(1, [1, 1, 1, 1]), A(2, [2, 2, 2, 2])), PORTS(6, 1, 2)), 'punt'],
+    ['an IPv6 source twice', msg(AF_INET6, N(1, N(1, A(3, Buffer.alloc(16)), A(3, Buffer.alloc(16)), A(4, Buffer.alloc(16))), PORTS(6, 1, 2))), 'punt'],
+    ['an IPv6 destination twice', msg(AF_INET6, N(1, N(1, A(4, Buffer.alloc(16)), A(3, Buffer.alloc(16)), A(4, Buffer.alloc(16))), PORTS(6, 1, 2))), 'punt'],
+    ['IPv4 in an AF_INET6 message', msg(AF_INET6, O, R), 'punt'],
+    ['IPv6 in an AF_INET message', msg(AF_INET, N(1, IP6(1, 2), PORTS(6, 1, 2)), N(2, IP6(2, 1), PORTS(6, 2, 1))), 'punt'],
+    ['a 5-byte IPv4 source', origOnly(N(1, A(1, [1, 1, 1, 1, 1]), A(2, [2, 2, 2, 2])), PORTS(6, 1, 2)), 'punt'],
+    ['a 3-byte IPv4 destination', origOnly(N(1, A(1, [1, 1, 1, 1]), A(2, [2, 2, 2])), PORTS(6, 1, 2)), 'punt'],
+    ['a 15-byte IPv6 source', msg(AF_INET6, N(1, N(1, A(3, Buffer.alloc(15)), A(4, Buffer.alloc(16))), PORTS(6, 1, 2))), 'punt'],
+    ['a 17-byte IPv6 destination', msg(AF_INET6, N(1, N(1, A(3, Buffer.alloc(16)), A(4, Buffer.alloc(17))), PORTS(6, 1, 2))), 'punt'],
+    ['a broken address attribute', origOnly(N(1, A(1, [1, 1, 1, 1]), A(2, [2], 2)), PORTS(6, 1, 2)), 'punt'],
+    ['a broken tuple child', origOnly(IP4(1, 2), PORTS(6, 1, 2), A(9, [1], 3)), 'punt'],
+    ['no destination', origOnly(N(1, A(1, [1, 1, 1, 1])), PORTS(6, 1, 2)), 'punt'],
+    ['no source', origOnly(N(1, A(2, [1, 1, 1, 1])), PORTS(6, 1, 2)), 'punt'],
+    ['no proto nest', origOnly(IP4(1, 2)), 'punt'],
+    ['a proto nest without a protocol', origOnly(IP4(1, 2), N(2, A(2, be(1, 2)))), 'punt'],
+    ['two proto nests', origOnly(IP4(1, 2), PORTS(6, 1000, 80), PORTS(6, 1000, 80)), 'punt'],
+    ['a tuple zone', origOnly(IP4(1, 2), PORTS(6, 1000, 80), A(3, be(1, 2))), 'punt'],
+    ['a broken proto field', origOnly(IP4(1, 2), N(2, A(1, [6]), A(2, [1], 1))), 'punt'],
+    ...(
+      [
+        [1, 2],
+        [2, 1],
+        [3, 3],
+        [4, 1],
+        [5, 2],
+        [6, 2],
+        [7, 3],
+        [8, 2],
+        [9, 0],
+      ] as const
+    ).map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes`, origOnly(IP4(1, 2), N(2, A(1, [6]), A(type, Buffer.alloc(len)))), 'punt']),
+    ['CTA_PROTO type 0', origOnly(IP4(1, 2), N(2, A(0, []), A(1, [6]))), 'punt'],
+    ['CTA_PROTO type 10', origOnly(IP4(1, 2), N(2, A(1, [6]), A(10, [1]))), 'punt'],
+    ['a source port only', msg(AF_INET, N(1, IP4(1, 2), N(2, A(1, [6]), A(2, be(7, 2)))), N(2, IP4(2, 1), N(2, A(1, [6]), A(3, be(7, 2))))), 'fast'],
+    ['ports on a protocol without them', msg(AF_INET, N(1, IP4(1, 2), PORTS(50, 1, 2)), N(2, IP4(2, 1), PORTS(50, 3, 4))), 'fast'],
+    ['ICMP fields on TCP', msg(AF_INET, N(1, IP4(1, 2), N(2, A(1, [6]), A(2, be(1, 2)), A(4, be(9, 2)), A(5, [8]), A(6, [1]))), R), 'fast'],
+    [
+      'ICMP with every ICMPv6 field beside its own',
+      msg(
+        AF_INET,
+        N(1, IP4(1, 2), ICMP(A(4, be(0x1234, 2)), A(5, [8]), A(6, [3]), A(7, be(0x5678, 2)), A(8, [128]), A(9, [4]), A(2, be(1, 2)))),
+        N(2, IP4(2, 1), ICMP(A(4, be(0x1234, 2)), A(5, [0]), A(6, [5]))),
+      ),
+      'fast',
+    ],
+    [
+      'ICMPv6 with every ICMP field beside its own',
+      msg(
+        AF_INET6,
+        N(1, IP6(1, 2), N(2, A(1, [58]), A(7, be(0x4321, 2)), A(8, [128]), A(9, [2]), A(4, be(9, 2)), A(5, [8]), A(6, [3]))),
+        N(2, IP6(2, 1), N(2, A(1, [58]), A(7, be(0x4321, 2)), A(8, [129]), A(9, [1]))),
+      ),
+      'fast',
+    ],
+    ['ICMP with a type only', msg(AF_INET, N(1, IP4(1, 2), ICMP(A(5, [8]))), N(2, IP4(2, 1), ICMP(A(6, [7])))), 'fast'],
+    ['ICMP with an id only', msg(AF_INET, N(1, IP4(1, 2), ICMP(A(4, be(0xfffe, 2)))), N(2, IP4(2, 1), ICMP())), 'fast'],
+    // Top-level fields of the wrong size
+    ...([3, 7, 8, 17, 11, 12] as const).map((type): [string, NlMessage, 'punt'] => [`attribute ${type} of 2 bytes`, v4msg(A(type, [0, 1])), 'punt']),
+    ['CTA_ZONE of 4 bytes', v4msg(A(18, be(1, 4))), 'punt'],
+    // Protoinfo
+    ['TCP protoinfo with a state only', TCP(A(1, [3])), 'fast'],
+    ['TCP flags of the reply before those of the original', TCP(A(5, [1, 2]), A(4, [3, 4]), A(1, [3])), 'fast'],
+    ['every TCP field twice, the last one counts', TCP(A(2, [1]), A(3, [2]), A(4, [3, 4]), A(5, [5, 6]), A(1, [1]), A(2, [6]), A(3, [8]), A(4, [9, 10]), A(5, [11, 12]), A(1, [2])), 'fast'],
+    ['an unknown TCP field', TCP(A(1, [3]), A(9, [1, 2, 3])), 'fast'],
+    ['an unknown protoinfo kind', v4msg(N(4, N(9, A(1, [1])))), 'fast'],
+    ['an empty protoinfo', v4msg(N(4)), 'fast'],
+    ['TCP protoinfo twice', v4msg(N(4, N(1, A(1, [3])), N(1, A(1, [3])))), 'punt'],
+    ['SCTP protoinfo', v4msg(N(4, N(3, A(1, [3])))), 'punt'],
+    ['DCCP protoinfo', v4msg(N(4, N(2, A(1, [3])))), 'punt'],
+    ['TCP without a state', TCP(A(2, [3])), 'punt'],
+    ['a 2-byte TCP state', TCP(A(1, [3, 3])), 'punt'],
+    ['a 2-byte TCP wscale original', TCP(A(1, [3]), A(2, [1, 2])), 'punt'],
+    ['a 2-byte TCP wscale reply', TCP(A(1, [3]), A(3, [1, 2])), 'punt'],
+    ['a 3-byte TCP flags original', TCP(A(1, [3]), A(4, [1, 2, 3])), 'punt'],
+    ['a 1-byte TCP flags reply', TCP(A(1, [3]), A(5, [1])), 'punt'],
+    ['a broken TCP field', TCP(A(1, [3]), A(2, [1], 3)), 'punt'],
+    ['a broken protoinfo child', v4msg(N(4, A(1, [3], 2))), 'punt'],
+    // What it checks and drops
+    ['CTA_USE of 5 bytes', v4msg(A(11, [1, 2, 3, 4, 5])), 'punt'],
+    ['CTA_ID of 3 bytes', v4msg(A(12, [1, 2, 3])), 'punt'],
+    ['64-bit packets of 4 bytes', v4msg(N(9, A(1, be(1, 4)), A(2, be(1n, 8)))), 'punt'],
+    ['64-bit bytes of 4 bytes', v4msg(N(9, A(1, be(1n, 8)), A(2, be(1, 4)))), 'punt'],
+    ['32-bit packets of 8 bytes', v4msg(N(9, A(3, be(1n, 8)), A(4, be(1, 4)))), 'punt'],
+    ['32-bit bytes of 8 bytes', v4msg(N(10, A(3, be(1, 4)), A(4, be(1n, 8)))), 'punt'],
+    ['counters without bytes', v4msg(N(9, A(1, be(1n, 8)))), 'punt'],
+    ['counters without packets', v4msg(N(10, A(4, be(1, 4)))), 'punt'],
+    ['32-bit packets with 64-bit bytes', v4msg(N(9, A(3, be(1, 4)), A(2, be(1n, 8)))), 'fast'],
+    ['a broken counter', v4msg(N(9, A(1, be(1n, 8)), A(2, [1], 2))), 'punt'],
+    ['a timestamp start of 4 bytes', v4msg(N(20, A(1, be(1, 4)))), 'punt'],
+    ['a timestamp stop of 4 bytes', v4msg(N(20, A(2, be(1, 4)))), 'punt'],
+    ['a broken timestamp field', v4msg(N(20, A(1, [1], 1))), 'punt'],
+    ['an empty timestamp', v4msg(N(20)), 'fast'],
+    ['a synproxy with isn 1', v4msg(N(24, A(1, be(1, 4)), A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
+    ['a synproxy with tsoff 1', v4msg(N(24, A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(1, 4)))), 'punt'],
+    ['a synproxy without its', v4msg(N(24, A(1, be(0, 4)), A(3, be(0, 4)))), 'punt'],
+    ['a synproxy without isn', v4msg(N(24, A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
+    ['a synproxy field of 2 bytes', v4msg(N(24, A(1, be(0, 2)), A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
+    ['a broken synproxy field', v4msg(N(24, A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)), A(4, [1], 2))), 'punt'],
+    ...([14, 5, 19, 15, 16, 22, 23] as const).map((type): [string, NlMessage, 'punt'] => [`rare attribute ${type}`, v4msg(A(type, be(1, 4))), 'punt']),
+  ];
+  it.each(cases)('%s', (_name, m, want) => {
+    expect(agree(m)).toBe(want);
+  });
+
+  it('writes the fields of a fast entry into their words', () => {
+    const r = recordBuf(1);
+    r.w.fill(-1);
+    expect(decodeConntrackRecord(TCP(A(5, [1, 2]), A(4, [3, 4]), A(3, [5]), A(2, [6]), A(1, [7])).payload, r, 0)).toBe(REC_OK);
+    expect(readEntryRecord(r, 0, undefined)).toEqual({
+      family: AF_INET,
+      orig: { src: '10.99.0.1', dst: '10.99.0.2', proto: 6, sport: 1000, dport: 80 },
+      reply: { src: '10.99.0.2', dst: '10.99.0.1', proto: 6, sport: 80, dport: 1000 },
+      protoinfo: { tcp: { state: 7, wscaleOrig: 6, wscaleReply: 5, flagsOrig: { flags: 3, mask: 4 }, flagsReply: { flags: 1, mask: 2 } } },
+    });
+  });
+});
+
+describe('writeEntryRecord: what the words hold and what is kept whole', () => {
+  const t = (proto: number, extra: Partial<Tuple> = {}): Tuple => ({ src: '10.99.0.1', dst: '10.99.0.2', proto, ...extra });
+  const entry = (orig: Tuple, reply: Tuple = { ...orig, src: orig.dst, dst: orig.src }, more: Partial<ConntrackEntry> = {}): ConntrackEntry => ({ family: AF_INET, orig, reply, ...more });
+  const cases: Array<[string, ConntrackEntry, boolean]> = [
+    ['ports', entry(t(6, { sport: 1, dport: 2 })), false],
+    ['ports at 65535', entry(t(17, { sport: 65535, dport: 65535 })), false],
+    ['a port of 65536', entry(t(17, { sport: 65536, dport: 1 })), true],
+    ['a destination port of 65536', entry(t(17, { sport: 1, dport: 65536 })), true],
+    ['a negative port', entry(t(17, { sport: -1 })), true],
+    ['a fractional port', entry(t(17, { dport: 1.5 })), true],
+    ['an ICMP type on TCP', entry(t(6, { sport: 1, icmpType: 1 })), true],
+    ['an ICMP code on TCP', entry(t(6, { icmpCode: 1 })), true],
+    ['an ICMP id on TCP', entry(t(6, { icmpId: 1 })), true],
+    ['ICMP fields', entry(t(1, { icmpType: 255, icmpCode: 255, icmpId: 65535 })), false],
+    ['an ICMP type of 256', entry(t(1, { icmpType: 256 })), true],
+    ['an ICMP code of 256', entry(t(1, { icmpCode: 256 })), true],
+    ['an ICMP id of 65536', entry(t(58, { icmpId: 65536 })), true],
+    ['a source port on ICMP', entry(t(1, { sport: 1 })), true],
+    ['a destination port on ICMP', entry(t(1, { dport: 1 })), true],
+    ['no fields on GRE-less ESP', entry(t(50)), false],
+    ['an ICMP type on ESP', entry(t(50, { icmpType: 0 })), true],
+    ['an ICMP code on ESP', entry(t(50, { icmpCode: 0 })), true],
+    ['an ICMP id on ESP', entry(t(50, { icmpId: 0 })), true],
+    ['a port on ESP', entry(t(50, { sport: 0 })), true],
+    ['a tuple zone', entry(t(6, { sport: 1, dport: 2, zone: 0 })), true],
+    ['a reply zone', entry(t(6, { sport: 1, dport: 2 }), t(6, { sport: 2, dport: 1, zone: 1 })), true],
+    ['a reply of another protocol', entry(t(6, { sport: 1, dport: 2 }), t(17, { sport: 2, dport: 1 })), true],
+    ['a reply address of another family', entry(t(6), t(6, { dst: 'fd99::1' })), true],
+  ];
+  it.each(cases)('%s', (_name, e, whole) => {
+    const r = recordBuf(1);
+    r.w.fill(-1);
+    const x = writeEntryRecord(e, r, 0);
+    expect(x).not.toBe(false);
+    expect(((r.w[W_FLAGS]! & F_WHOLE) !== 0)).toBe(whole);
+    expect(x === undefined ? undefined : x !== false && x.whole).toEqual(whole ? e : undefined);
+    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toEqual(e);
+  });
+
+  const tcp = (over: Partial<NonNullable<NonNullable<ConntrackEntry['protoinfo']>['tcp']>>) => ({ tcp: { state: 3, ...over } });
+  const protoinfos: Array<[string, NonNullable<ConntrackEntry['protoinfo']>, boolean]> = [
+    ['TCP in range', tcp({ state: 255, wscaleOrig: 255, wscaleReply: 0, flagsOrig: { flags: 255, mask: 0 }, flagsReply: { flags: 0, mask: 255 } }), true],
+    ['a TCP state of 256', tcp({ state: 256 }), false],
+    ['a wscale original of 256', tcp({ wscaleOrig: 256 }), false],
+    ['a wscale reply of 256', tcp({ wscaleReply: 256 }), false],
+    ['flags original of 256', tcp({ flagsOrig: { flags: 256, mask: 0 } }), false],
+    ['a mask original of 256', tcp({ flagsOrig: { flags: 0, mask: 256 } }), false],
+    ['flags reply of 256', tcp({ flagsReply: { flags: 256, mask: 0 } }), false],
+    ['a mask reply of 256', tcp({ flagsReply: { flags: 0, mask: 256 } }), false],
+    ['TCP and SCTP', { ...tcp({}), sctp: { state: 1 } }, false],
+    ['TCP and DCCP', { ...tcp({}), dccp: { state: 1 } }, false],
+    ['SCTP', { sctp: { state: 1 } }, false],
+    ['DCCP', { dccp: { state: 1 } }, false],
+  ];
+  it.each(protoinfos)('protoinfo: %s', (_name, protoinfo, inWords) => {
+    const e = entry(t(6, { sport: 1, dport: 2 }), undefined, { protoinfo });
+    const r = recordBuf(1);
+    const x = writeEntryRecord(e, r, 0);
+    expect(x).toEqual(inWords ? undefined : { protoinfo });
+    expect(recordTcpState(r.w, 0)).toBe(inWords ? protoinfo.tcp!.state : -1);
+    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toEqual(e);
+  });
+
+  it('an empty protoinfo reads back empty, and the rare fields go to the extras', () => {
+    const base = entry(t(6, { sport: 1, dport: 2 }));
+    const r = recordBuf(1);
+    const x = writeEntryRecord({ ...base, protoinfo: {} }, r, 0);
+    expect(x).toBeUndefined();
+    expect(readEntryRecord(r, 0, undefined)).toEqual({ ...base, protoinfo: {} });
+    const rare: Partial<ConntrackEntry> = {
+      master: t(6, { sport: 9, dport: 21 }),
+      labels: Buffer.from([1, 0, 0, 0]),
+      labelsMask: Buffer.from([3, 0, 0, 0]),
+      seqAdjOrig: { correctionPos: 1, offsetBefore: 2, offsetAfter: 3 },
+      seqAdjReply: { correctionPos: 4, offsetBefore: 5, offsetAfter: 6 },
+      helper: 'ftp',
+      secctx: 'ctx',
+      synproxy: { isn: 0, its: 1, tsoff: 0 },
+    };
+    for (const [k, v] of Object.entries(rare)) {
+      const e = { ...base, [k]: v } as ConntrackEntry;
+      const xe = writeEntryRecord(e, r, 0);
+      expect(xe).toEqual({ [k]: v });
+      expect(readEntryRecord(r, 0, xe === false ? undefined : xe)).toEqual(e);
+    }
+    const all = { ...base, ...rare, status: 1, secmark: 2, zone: 3 } as ConntrackEntry;
+    const xa = writeEntryRecord(all, r, 0);
+    expect(xa).toEqual(rare);
+    expect(readEntryRecord(r, 0, xa === false ? undefined : xa)).toEqual(all);
+    // Synproxy states with one field set are kept; all zero is dropped.
+    for (const sp of [{ isn: 1, its: 0, tsoff: 0 }, { isn: 0, its: 0, tsoff: 1 }]) expect(writeEntryRecord({ ...base, synproxy: sp }, r, 0)).toEqual({ synproxy: sp });
+    expect(writeEntryRecord({ ...base, synproxy: { isn: 0, its: 0, tsoff: 0 } }, r, 0)).toBeUndefined();
+  });
+
+  it('reads status, timeout and mark back alone or together, as unsigned numbers', () => {
+    const base = entry(t(6, { sport: 1, dport: 2 }));
+    const r = recordBuf(1);
+    for (const more of [
+      { status: 0xffffffff },
+      { timeout: 0x80000000 },
+      { mark: 0xfffffffe },
+      { status: 1, timeout: 2 },
+      { timeout: 2, mark: 3 },
+      { status: 1, mark: 3, zone: 65535, secmark: 0xffffffff },
+      { status: 0xffffffff, timeout: 0xffffffff, mark: 0xffffffff, protoinfo: tcp({}) },
+    ] as Array<Partial<ConntrackEntry>>) {
+      const e = { ...base, ...more };
+      writeEntryRecord(e, r, 0);
+      expect(readEntryRecord(r, 0, undefined)).toEqual(e);
+    }
+  });
+
+  it('refuses a family, protocol or zone it cannot key', () => {
+    const base = entry(t(6, { sport: 1, dport: 2 }));
+    const r = recordBuf(1);
+    expect(writeEntryRecord({ ...base, family: 7 as Family }, r, 0)).toBe(false);
+    expect(writeEntryRecord({ ...base, orig: { ...base.orig, proto: -1 } }, r, 0)).toBe(false);
+    expect(writeEntryRecord({ ...base, zone: -1 }, r, 0)).toBe(false);
+    expect(writeEntryRecord({ ...base, orig: { ...base.orig, dst: 'x' } }, r, 0)).toBe(false);
+    expect(writeEntryRecord({ ...base, zone: 65535, orig: { ...base.orig, proto: 255 } }, r, 0)).toEqual({ whole: { ...base, zone: 65535, orig: { ...base.orig, proto: 255 } } });
+  });
+});
+
+describe('record helpers', () => {
+  it('recordKeyString, copyRecordWords and the pool keep every word', () => {
+    const r = recordBuf(2);
+    for (let i = 0; i < 2 * REC_WORDS; i++) r.w[i] = (i * 0x01010101) ^ (i << 20);
+    const a = recordKeyString(r.w, 0);
+    const b = recordKeyString(r.w, REC_WORDS);
+    expect(a).toHaveLength(2 * KEY_WORDS);
+    expect(a).not.toBe(b);
+    expect([...a].map((c) => c.charCodeAt(0))).toEqual([...r.w.subarray(0, KEY_WORDS)].flatMap((v) => [v & 0xffff, v >>> 16]));
+    const dst = new Int32Array(3 * REC_WORDS);
+    copyRecordWords(r.w, REC_WORDS, dst, REC_WORDS);
+    expect([...dst.subarray(REC_WORDS, 2 * REC_WORDS)]).toEqual([...r.w.subarray(REC_WORDS)]);
+    expect(dst[2 * REC_WORDS]).toBe(0);
+    expect(dst[REC_WORDS - 1]).toBe(0);
+    // Past one chunk of the pool, copies are still their own.
+    const pool = new RecordPool();
+    const copies: EntryRecord[] = [];
+    for (let i = 0; i < 1030; i++) {
+      r.w[0] = i;
+      copies.push(pool.copy(r.w, 0, i === 1029 ? { helper: 'h' } : undefined));
+    }
+    expect(copies.map((c) => c.w[c.at])).toEqual([...Array(1030).keys()]);
+    expect(copies[1023]!.w).not.toBe(copies[1024]!.w);
+    expect(copies[1024]!.at).toBe(0);
+    expect(copies[1029]!.x).toEqual({ helper: 'h' });
+    // point() makes a view of another record.
+    const v = copies[0]!.point(r, REC_WORDS, undefined);
+    expect([v.w, v.b, v.at, v.x]).toEqual([r.w, r.b, REC_WORDS, undefined]);
+  });
+
+  it('hashes to 30 bits from the key words only', () => {
+    const r = recordBuf(1);
+    const seen = new Set<number>();
+    for (let i = 0; i < 64; i++) {
+      r.w.fill(0);
+      r.w[i % KEY_WORDS] = 1 << (i >> 3);
+      const h = recordHash(r.w, 0);
+      expect(h).toBeGreaterThanOrEqual(0);
+      expect(h).toBeLessThan(2 ** 30);
+      seen.add(h);
+      r.w[KEY_WORDS] = 12345;
+      expect(recordHash(r.w, 0)).toBe(h);
+    }
+    expect(seen.size).toBe(64);
+  });
+});
+
+describe('writeEntryRecord writes every word', () => {
+  // A record reused from a table holds whatever was there: every word the
+  // entry defines must be written, or keys of equal entries would differ.
+  const entries: Array<[string, ConntrackEntry]> = [
+    ['IPv4 TCP with every field', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 2, dport: 1 }, status: 1, timeout: 2, mark: 3, secmark: 4, zone: 5, protoinfo: { tcp: { state: 3, wscaleOrig: 1, wscaleReply: 2, flagsOrig: { flags: 1, mask: 2 }, flagsReply: { flags: 3, mask: 4 } } } }],
+    ['IPv4 UDP, nothing else', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 17, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 17, sport: 2, dport: 1 } }],
+    ['IPv6 ICMPv6', { family: AF_INET6, orig: { src: 'fd00::1', dst: 'fd00::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 9 }, reply: { src: 'fd00::2', dst: 'fd00::1', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 9 } }],
+    ['kept whole: a reply address of the other family', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 }, reply: { src: 'fd00::2', dst: '10.0.0.1', proto: 6, sport: 2, dport: 1 } }],
+    ['kept whole: SCTP protoinfo', { family: AF_INET, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 132, sport: 1, dport: 2 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 132, sport: 2, dport: 1 }, protoinfo: { sctp: { state: 1 } } }],
+  ];
+  it.each(entries)('%s', (_name, e) => {
+    const clean = recordBuf(1);
+    const dirty = recordBuf(1);
+    dirty.w.fill(-1);
+    const xc = writeEntryRecord(e, clean, 0);
+    const xd = writeEntryRecord(e, dirty, 0);
+    expect(xd).toEqual(xc);
+    expect(wordsOf(dirty)).toEqual(wordsOf(clean));
+    expect(sameRecordKey(dirty.w, 0, clean.w, 0)).toBe(true);
   });
 });

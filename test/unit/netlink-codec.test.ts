@@ -12,6 +12,7 @@ import {
 } from '../../src/kernel/constants.js';
 import {
   AttrIterator,
+  beU64,
   type DecodeErrorCode,
   decodeAttrTree,
   decodeNlError,
@@ -421,6 +422,361 @@ describe('addresses', () => {
       ' 1.2.3.4',
     ]) {
       expect(parseIPv4(bad)).toBeUndefined();
+    }
+  });
+});
+
+// Issue 18 (mutation testing): every error the framing and attribute layers
+// can give, with its exact code, offset and reason, at each bound and one
+// step either side of it; and the fields each decoder reads, at distinct
+// values so that a swapped or shifted read shows.
+describe('exact errors at every bound', () => {
+  const good = nlmsg(0x100, [2, 0, 0, 0]);
+  const walks: Array<[string, Buffer, number, number, { code: DecodeErrorCode; offset: number; reason: string }]> = [
+    ['15 bytes left', good.subarray(0, 15), 0, 15, { code: 'ETRUNC_HEADER', offset: 0, reason: '15 bytes left, nlmsghdr needs 16' }],
+    ['1 byte left after a message', Buffer.concat([good, Buffer.from([1])]), 0, 21, { code: 'ETRUNC_HEADER', offset: 20, reason: '1 bytes left, nlmsghdr needs 16' }],
+    ['nlmsg_len 0', nlmsg(1, [], { len: 0 }), 0, 16, { code: 'EZERO_LEN', offset: 0, reason: 'nlmsg_len is 0' }],
+    ['nlmsg_len 1', nlmsg(1, [], { len: 1 }), 0, 16, { code: 'EMSG_LEN', offset: 0, reason: 'nlmsg_len 1 < 16' }],
+    ['nlmsg_len 15', nlmsg(1, [], { len: 15 }), 0, 16, { code: 'EMSG_LEN', offset: 0, reason: 'nlmsg_len 15 < 16' }],
+    ['nlmsg_len one past the end', nlmsg(1, [0, 0, 0, 0], { len: 21 }), 0, 20, { code: 'EMSG_LEN', offset: 0, reason: 'nlmsg_len 21 exceeds the 20 bytes left' }],
+    ['the second message one past a narrowed end', Buffer.concat([good, good]), 0, 36, { code: 'EMSG_LEN', offset: 20, reason: 'nlmsg_len 20 exceeds the 16 bytes left' }],
+  ];
+  it.each(walks)('parseNetlink: %s', (_n, buf, start, end, error) => {
+    const r = parseNetlink(buf, start, end);
+    expect(r.error).toEqual(error);
+  });
+
+  it('parseNetlink takes a message of exactly 16 bytes and one that ends exactly at `end`', () => {
+    const bare = nlmsg(NLMSG_DONE, []);
+    expect(parseNetlink(bare)).toEqual({ messages: [{ type: NLMSG_DONE, flags: 0, seq: 0, pid: 0, payload: Buffer.alloc(0) }] });
+    const two = Buffer.concat([good, bare]);
+    expect(parseNetlink(two, 0, two.length).messages.map((m) => m.type)).toEqual([0x100, NLMSG_DONE]);
+    // Range edges: the whole buffer and an empty range at its end are fine.
+    expect(parseNetlink(two, two.length, two.length)).toEqual({ messages: [] });
+    expect(parseNetlink(two, 0, 0)).toEqual({ messages: [] });
+  });
+
+  it('parseNetlink reads every header field from its own offset', () => {
+    const b = Buffer.alloc(20);
+    b.writeUInt32LE(20, 0);
+    b.writeUInt16LE(0x0a0b, 4);
+    b.writeUInt16LE(0x0c0d, 6);
+    b.writeUInt32LE(0x11223344, 8);
+    b.writeUInt32LE(0x55667788, 12);
+    b.writeUInt32LE(0x99aabbcc, 16);
+    expect(parseNetlink(b).messages).toEqual([
+      { type: 0x0a0b, flags: 0x0c0d, seq: 0x11223344, pid: 0x55667788, payload: Buffer.from([0xcc, 0xbb, 0xaa, 0x99]) },
+    ]);
+  });
+
+  const ranges: Array<[number, number]> = [
+    [-1, 16],
+    [0, 17],
+    [9, 8],
+  ];
+  it.each(ranges)('parseNetlink and decodeAttrTree refuse the range [%i, %i) of 16 bytes', (start, end) => {
+    const buf = Buffer.alloc(16);
+    const reason = `range [${start}, ${end}) outside a buffer of 16 bytes`;
+    expect(parseNetlink(buf, start, end)).toEqual({ messages: [], error: { code: 'EMSG_LEN', offset: start, reason } });
+    expect(decodeAttrTree(buf, start, end)).toEqual({ ok: false, error: { code: 'EATTR_LEN', offset: start, reason } });
+  });
+
+  const attrs: Array<[string, Buffer, { code: DecodeErrorCode; offset: number; reason: string }]> = [
+    ['1 trailing byte', Buffer.concat([nla(1, [1, 2, 3, 4]), Buffer.from([9])]), { code: 'EATTR_LEN', offset: 8, reason: '1 trailing bytes, shorter than an attribute header' }],
+    ['3 trailing bytes', Buffer.concat([nla(1, [1, 2, 3, 4]), Buffer.from([9, 9, 9])]), { code: 'EATTR_LEN', offset: 8, reason: '3 trailing bytes, shorter than an attribute header' }],
+    ['nla_len 0', nla(1, [1, 2, 3, 4], 0), { code: 'EZERO_LEN', offset: 0, reason: 'nla_len is 0' }],
+    ['nla_len 1', nla(1, [1, 2, 3, 4], 1), { code: 'EATTR_LEN', offset: 0, reason: 'nla_len 1 < 4' }],
+    ['nla_len 3', nla(1, [1, 2, 3, 4], 3), { code: 'EATTR_LEN', offset: 0, reason: 'nla_len 3 < 4' }],
+    ['nla_len one past its parent', nla(1, [1, 2, 3, 4], 9), { code: 'EATTR_LEN', offset: 0, reason: 'nla_len 9 exceeds the 8 bytes of its parent' }],
+  ];
+  it.each(attrs)('AttrIterator: %s', (_n, buf, error) => {
+    const it = new AttrIterator().reset(buf, 0, buf.length, 0);
+    let n = 0;
+    while (it.next()) n++;
+    // The good attribute before the bad one, and nothing for the bad one itself.
+    expect(n).toBe(error.offset === 0 ? 0 : 1);
+    expect(it.error).toEqual(error);
+    expect(decodeAttrTree(buf)).toEqual({ ok: false, error });
+  });
+
+  it('AttrIterator exposes each attribute: header, payload, length, flags, and the next one after padding', () => {
+    // A 5-byte payload (padded to 8), a bare header, a nest with NLA_F_NET_BYTEORDER too.
+    const buf = Buffer.concat([nla(7, [1, 2, 3, 4, 5]), nla(0x4003, []), nla(0xc002, [9, 9, 9, 9])]);
+    const it = new AttrIterator().reset(buf, 0, buf.length, 3);
+    expect([it.type, it.nested, it.off, it.len, it.hdr, it.depth]).toEqual([0, false, 0, 0, 0, 3]);
+    const seen: number[][] = [];
+    while (it.next()) seen.push([it.type, it.nested ? 1 : 0, it.hdr, it.off, it.len]);
+    expect(seen).toEqual([
+      [7, 0, 0, 4, 5],
+      [3, 0, 12, 16, 0],
+      [2, 1, 16, 20, 4],
+    ]);
+    expect(it.error).toBeUndefined();
+    // A reset clears what the previous walk left.
+    const bad = nla(1, [], 0);
+    it.reset(bad, 0, 4, 0);
+    expect(it.next()).toBe(false);
+    expect(it.error?.code).toBe('EZERO_LEN');
+    it.reset(buf, 12, 16, 1);
+    expect(it.error).toBeUndefined();
+    expect([it.type, it.nested, it.off, it.len, it.hdr]).toEqual([0, false, 12, 0, 12]);
+    expect(it.next()).toBe(true);
+    expect(it.next()).toBe(false);
+    expect(it.error).toBeUndefined();
+  });
+
+  it('AttrIterator.enter goes down to MAX_NEST_DEPTH and no further, pointing at the payload', () => {
+    const inner = nla(5, [0xaa]);
+    const buf = nla(NLA_F_NESTED | 1, inner);
+    const it = new AttrIterator().reset(buf, 0, buf.length, MAX_NEST_DEPTH - 1);
+    expect(it.next()).toBe(true);
+    const into = new AttrIterator();
+    expect(it.enter(into)).toBe(true);
+    expect(it.error).toBeUndefined();
+    expect(into.depth).toBe(MAX_NEST_DEPTH);
+    expect(into.next()).toBe(true);
+    expect([into.type, into.off, into.len]).toEqual([5, 8, 1]);
+    expect(into.next()).toBe(false);
+    expect(into.next()).toBe(false);
+    const deep = new AttrIterator().reset(buf, 0, buf.length, MAX_NEST_DEPTH);
+    deep.next();
+    expect(deep.enter(new AttrIterator())).toBe(false);
+    expect(deep.error).toEqual({ code: 'ENEST_DEPTH', offset: 0, reason: `nesting deeper than ${MAX_NEST_DEPTH}` });
+  });
+
+  it('decodeAttrTree gives every node its type, flag, offset, data and children', () => {
+    const buf = Buffer.concat([nla(0x4001, [1]), nla(NLA_F_NESTED | 2, Buffer.concat([nla(3, [7, 7]), nla(NLA_F_NESTED | 4, [])]))]);
+    expect(decodeAttrTree(buf, 0, buf.length)).toEqual({
+      ok: true,
+      value: [
+        { type: 1, nested: false, offset: 0, data: Buffer.from([1]) },
+        {
+          type: 2,
+          nested: true,
+          offset: 8,
+          data: buf.subarray(12, 24),
+          children: [
+            { type: 3, nested: false, offset: 12, data: Buffer.from([7, 7]) },
+            { type: 4, nested: true, offset: 20, data: Buffer.alloc(0), children: [] },
+          ],
+        },
+      ],
+    });
+    // An error inside a nest stops the walk with that error.
+    const bad = Buffer.concat([nla(NLA_F_NESTED | 2, nla(3, [7], 2)), nla(1, [1])]);
+    expect(decodeAttrTree(bad)).toEqual({ ok: false, error: { code: 'EATTR_LEN', offset: 4, reason: 'nla_len 2 < 4' } });
+  });
+});
+
+describe('decodeNlError: every field and bound', () => {
+  /** struct nlmsgerr: error, then the echoed request's header (and `echoed` more bytes). */
+  function nlmsgerr(error: number, echoedLen: number, extra: Buffer = Buffer.alloc(0)): Buffer {
+    const b = Buffer.alloc(20);
+    b.writeInt32LE(error, 0);
+    b.writeUInt32LE(echoedLen, 4);
+    b.writeUInt16LE(0x0102, 8);
+    b.writeUInt16LE(0x0304, 10);
+    b.writeUInt32LE(0x05060708, 12);
+    b.writeUInt32LE(0x090a0b0c, 16);
+    return Buffer.concat([b, extra]);
+  }
+  const request = { type: 0x0102, flags: 0x0304, seq: 0x05060708, pid: 0x090a0b0c };
+
+  it('reads the errno and the echoed header from their offsets; an ACK is +0', () => {
+    const ack = decodeNlError(nlmsgerr(0, 16));
+    expect(ack).toEqual({ ok: true, value: { errno: 0, request } });
+    expect(Object.is(ack.ok && ack.value.errno, 0)).toBe(true);
+    expect(decodeNlError(nlmsgerr(-1, 16))).toEqual({ ok: true, value: { errno: 1, request } });
+    expect(decodeNlError(nlmsgerr(-4095, 16))).toEqual({ ok: true, value: { errno: 4095, request } });
+  });
+
+  const bad: Array<[string, Buffer, { code: DecodeErrorCode; offset: number; reason: string }]> = [
+    ['19 bytes', Buffer.alloc(19), { code: 'ETRUNC_HEADER', offset: 0, reason: 'nlmsgerr needs 20 bytes, got 19' }],
+    ['0 bytes', Buffer.alloc(0), { code: 'ETRUNC_HEADER', offset: 0, reason: 'nlmsgerr needs 20 bytes, got 0' }],
+    ['error 1', nlmsgerr(1, 16), { code: 'EVALUE', offset: 0, reason: 'nlmsgerr.error 1 is not 0 or -errno' }],
+    ['error -4096', nlmsgerr(-4096, 16), { code: 'EVALUE', offset: 0, reason: 'nlmsgerr.error -4096 is not 0 or -errno' }],
+  ];
+  it.each(bad)('refuses %s', (_n, p, error) => {
+    expect(decodeNlError(p)).toEqual({ ok: false, error });
+  });
+
+  it('checks the echoed length only when TLVs follow an uncapped echo', () => {
+    const tlv = nla(1, Buffer.from('bad\0'));
+    // Echoed header alone (16) and the TLVs right after it.
+    expect(decodeNlError(nlmsgerr(-22, 16, tlv), NLM_F_ACK_TLVS)).toEqual({ ok: true, value: { errno: 22, request, extAck: { msg: 'bad' } } });
+    const fail = (len: number, p: Buffer) =>
+      expect(decodeNlError(p, NLM_F_ACK_TLVS)).toEqual({
+        ok: false,
+        error: { code: 'EMSG_LEN', offset: 4, reason: `echoed nlmsg_len ${len} does not fit the error message` },
+      });
+    fail(15, nlmsgerr(-22, 15, tlv));
+    fail(0, nlmsgerr(-22, 0, tlv));
+    // 4 + echoed up to the payload's end fits (no TLVs then); one more does not.
+    expect(decodeNlError(nlmsgerr(-22, 24, tlv), NLM_F_ACK_TLVS)).toEqual({ ok: true, value: { errno: 22, request, extAck: {} } });
+    fail(25, nlmsgerr(-22, 25, tlv));
+    // Capped: the echoed length is not looked at, the TLVs start after the header.
+    expect(decodeNlError(nlmsgerr(-22, 999, tlv), NLM_F_ACK_TLVS | NLM_F_CAPPED)).toEqual({ ok: true, value: { errno: 22, request, extAck: { msg: 'bad' } } });
+    // Without NLM_F_ACK_TLVS, NLM_F_CAPPED alone reads no TLVs.
+    expect(decodeNlError(nlmsgerr(-22, 999, tlv), NLM_F_CAPPED)).toEqual({ ok: true, value: { errno: 22, request } });
+  });
+
+  it('skips an unaligned echoed body to its padded end, and reads only a 4-byte offset', () => {
+    // 17 echoed bytes take 20 with padding; the TLVs start after them.
+    const body = Buffer.from([0xee, 0, 0, 0]);
+    // The message fills its attribute to the last byte and the next header follows (no NUL, no padding);
+    // an offset of 2 bytes and one of an unknown type are not offsets.
+    const tlvs = Buffer.concat([nla(2, [0x10, 0, 0, 0]), nla(1, Buffer.from('abcd')), nla(2, [1, 2]), nla(9, [0x20, 0, 0, 0]), nla(9, [1])]);
+    const r = decodeNlError(nlmsgerr(-2, 17, Buffer.concat([body, tlvs])), NLM_F_ACK_TLVS);
+    expect(r).toEqual({ ok: true, value: { errno: 2, request, extAck: { msg: 'abcd', offset: 16 } } });
+    // A broken TLV is an error, not an ext-ack.
+    const broken = decodeNlError(nlmsgerr(-2, 16, nla(1, [1], 2)), NLM_F_ACK_TLVS);
+    expect(broken).toEqual({ ok: false, error: { code: 'EATTR_LEN', offset: 20, reason: 'nla_len 2 < 4' } });
+  });
+});
+
+describe('NlWriter: exact bytes of every writer', () => {
+  it('encodes IPv4 addresses right when several alternate (the last two are cached)', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    for (const a of ['10.0.0.1', '10.0.0.2', '10.0.0.1', '10.0.0.3', '10.0.0.2', '10.0.0.3', '10.0.0.1', '10.0.0.1']) w.ipv4(1, a);
+    w.end();
+    const got = parseNetlink(w.finish()).messages[0]!.payload;
+    const last = [...got.subarray(4)].filter((_, i) => i % 8 === 7);
+    expect(last).toEqual([1, 2, 1, 3, 2, 3, 1, 1]);
+    expect(() => w.ipv4(1, '10.0.0.1.1')).toThrow('not an IPv4 address: "10.0.0.1.1"');
+  });
+
+  it('writes a 16-byte IPv6 address and addrWords of one and four words', () => {
+    const words = new Int32Array([0x04030201, 0x08070605, 0x0c0b0a09, 0x100f0e0d, -1]);
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 10);
+    w.ipv6(3, 'fd99::1');
+    w.addrWords(1, words, 0, 1);
+    w.addrWords(4, words, 1, 4);
+    w.end();
+    const hex = w.finish().subarray(20).toString('hex');
+    // Record words hold the address bytes in network order: the low byte first.
+    expect(hex).toBe(
+      ['1400 0300 fd990000000000000000000000000001', '0800 0100 01020304', '1400 0400 05060708090a0b0c0d0e0f10ffffffff']
+        .join('')
+        .replace(/ /g, ''),
+    );
+    expect(() => w.ipv6(3, 'nope')).toThrow('not an IPv6 address: "nope"');
+  });
+
+  it('grows for one large attribute and for a nest header at the very end', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.bytes(1, Buffer.alloc(300, 7));
+    const n = w.nest(2);
+    w.u8(3, 1);
+    w.endNest(n);
+    w.end();
+    const m = parseNetlink(w.finish()).messages[0]!;
+    expect(m.payload.length).toBe(4 + 304 + 12);
+    expect(m.payload.subarray(8, 308)).toEqual(Buffer.alloc(300, 7));
+    // A writer whose first size is below 64 starts at 64 and still grows.
+    const tiny = new NlWriter(1);
+    for (let i = 0; i < 20; i++) {
+      tiny.begin(0, 0, i, 2);
+      tiny.u32be(1, i);
+      tiny.end();
+    }
+    expect(parseNetlink(tiny.finish()).messages.map((x) => x.payload.readUInt32BE(8))).toEqual([...Array(20).keys()]);
+  });
+
+  it('refuses an attribute or a nest over 65535 bytes, with the size in the message', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    expect(() => w.bytes(1, Buffer.alloc(65532))).toThrow('attribute of 65536 bytes exceeds nla_len');
+    w.bytes(1, Buffer.alloc(65531)); // 65535 with its header: the largest
+    w.abort();
+    w.begin(0, 0, 0, 2);
+    const n = w.nest(1);
+    w.bytes(2, Buffer.alloc(65528));
+    expect(() => w.endNest(n)).toThrow('nested attribute of 65536 bytes exceeds nla_len');
+    w.abort();
+    w.begin(0, 0, 0, 2);
+    const ok = w.nest(1);
+    w.bytes(2, Buffer.alloc(65524)); // the largest nest: 4 + 4 + 65524 = 65532, a multiple of 4
+    w.endNest(ok);
+    w.end();
+    expect(parseNetlink(w.finish()).messages[0]!.payload.readUInt16LE(4)).toBe(65532);
+  });
+
+  it('decodeAttrTree takes an empty range; a writer of size 0 still grows; an empty address is refused', () => {
+    expect(decodeAttrTree(Buffer.alloc(8), 4, 4)).toEqual({ ok: true, value: [] });
+    const w = new NlWriter(0);
+    w.begin(0, 0, 0, 2);
+    w.u32be(1, 7);
+    w.end();
+    expect(parseNetlink(w.finish()).messages[0]!.payload.readUInt32BE(8)).toBe(7);
+    // A fresh writer has no address cached: '' must not read as one.
+    expect(() => new NlWriter(64).ipv4(1, '')).toThrow('not an IPv4 address: ""');
+  });
+
+  it('says what was misused', () => {
+    const w = new NlWriter(64);
+    expect(() => w.end()).toThrow('NlWriter.end: no message open');
+    w.abort(); // nothing open: nothing dropped
+    expect(w.length).toBe(0);
+    w.begin(0, 0, 0, 2);
+    expect(() => w.begin(0, 0, 0, 2)).toThrow('NlWriter.begin: the previous message was not ended');
+    w.nest(1);
+    expect(() => w.end()).toThrow('NlWriter.end: a nest is still open');
+    // abort() forgets the open nest too: the next message can end.
+    w.abort();
+    w.begin(0, 0, 0, 2);
+    w.end();
+    expect(w.messageCount).toBe(1);
+    expect(w.length).toBe(20);
+  });
+});
+
+describe('NlWriter on dirty memory and after reset', () => {
+  it('writes every padding byte and the string NUL itself', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.bytes(1, Buffer.alloc(40, 0xff));
+    w.end();
+    w.reset();
+    w.begin(0, 0, 0, 2);
+    w.u16be(1, 0x0102);
+    w.string(2, 'ab');
+    w.string(3, '');
+    w.end();
+    expect(w.finish().subarray(20).toString('hex')).toBe('0600010001020000' + '0700020061620000' + '0500030000000000');
+  });
+
+  it('grows inside a message of many small attributes', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    for (let i = 0; i < 40; i++) if (i % 2) w.u8(i, i);
+    else w.u16be(i, i);
+    w.end();
+    const m = parseNetlink(w.finish()).messages[0]!;
+    const tree = decodeAttrTree(m.payload, 4);
+    if (!tree.ok) throw new Error(tree.error.reason);
+    expect(tree.value.map((n) => [n.type, n.data.length === 1 ? n.data[0] : n.data.readUInt16BE(0)])).toEqual([...Array(40).keys()].map((i) => [i, i]));
+  });
+
+  it('reset() forgets an open message and an open nest', () => {
+    const w = new NlWriter(64);
+    w.begin(0, 0, 0, 2);
+    w.nest(1);
+    w.reset();
+    w.begin(5, 0, 0, 2);
+    w.end();
+    expect(parseNetlink(w.finish()).messages.map((m) => m.type)).toEqual([5]);
+  });
+
+  it('reads 64-bit counters exactly around 2^53', () => {
+    for (const v of [2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 0x1f_ffff_ffff_ffffn, 0x20_0000_0000_0001n, 2n ** 64n - 1n]) {
+      const w = new NlWriter(64);
+      w.begin(0x100, 0, 0, 2);
+      w.u64be(1, v);
+      w.end();
+      expect(beU64(Buffer.from(w.finish()), 24)).toBe(v);
     }
   });
 });
