@@ -42,6 +42,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { controlRequest } from '../dist/control/client.js';
 import { alive, CTSYNCD_BIN, SHEBANG_FLAGS, startProcess, stopProcess, tail, verifyPid } from './lib/daemons.mjs';
+import { raiseConntrackLimits } from './lib/topology.mjs';
 import { inject } from './lib/workload.mjs';
 import { loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, until } from './lib/util.mjs';
 
@@ -240,6 +241,8 @@ async function trial(name, index, rate) {
   }
 }
 
+// nf_conntrack_max is global (read-only in a namespace): room for the largest trial, restored at the end.
+const limits = raiseConntrackLimits(Math.max(2 * N, ...RATES.map((r) => r * RATE_SECONDS)) + 65_536);
 const records = [];
 const started = new Date();
 for (let p = 0; p < PAIRS; p++) {
@@ -314,6 +317,7 @@ if (rateRecords.length > 0) {
   );
 }
 console.log(`\n${lines.join('\n')}`);
+for (const h of limits) runCleanup(h);
 if (opt.json) writeFileSync(opt.json, JSON.stringify({ started, options: opt, records, rateRecords }, null, 2));
 if (opt.write && !opt['no-write']) {
   const md = join(import.meta.dirname, '..', 'BENCHMARKS.md');

@@ -42,6 +42,13 @@ export class FlowLogOpenError extends CtsyncdError {
 const FILE_MODE = 0o640;
 /** Lines are gathered as bytes in chunks of this size (a longer line gets a chunk of its own). */
 const CHUNK = 256 * 1024;
+/**
+ * Buffered mode writes this much without waiting for the flush interval: a
+ * busy second makes many megabytes of lines, and holding them all until
+ * the interval would stop the flow log taking events (its high-water mark)
+ * and fill its queue.
+ */
+const WRITE_AT = 4 * CHUNK;
 
 export class FileSink {
   readonly counters: FileSinkCounters = { written: 0, lost: 0, writeErrors: 0, reopens: 0, rotations: 0 };
@@ -113,6 +120,7 @@ export class FileSink {
     c[this.used++] = 0x0a;
     this.pendingLines++;
     this.pendingChars += len + 1;
+    if (this.pendingChars >= WRITE_AT && this.writing === undefined) void this.flush();
   }
 
   /** Reopens the file before the next write (logrotate moved it away; SIGUSR1). */

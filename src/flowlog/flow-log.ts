@@ -53,6 +53,8 @@ export interface FlowLogOptions {
   now: () => number;
   /** Runs the writer later, off the event path: setImmediate by default. */
   schedule?: (run: () => void) => void;
+  /** A monotonic clock in milliseconds for the writer's time slice: performance.now by default. */
+  clock?: () => number;
   log: Logger;
 }
 
@@ -69,14 +71,21 @@ export interface FlowLogCounters {
   decodeErrors: number;
 }
 
-/** Records decoded per turn of the event loop, so a long queue does not hold the loop. */
-const BATCH = 512;
+/**
+ * How long one turn of the writer may run, so a long queue does not hold
+ * the loop (the event socket is read between turns); the clock is read
+ * every CHECK_EVERY records. A fixed count per turn fell behind: the event
+ * path takes a whole read's events per turn, often thousands.
+ */
+const SLICE_MS = 4;
+const CHECK_EVERY = 64;
 
 export class FlowLog implements EventTap {
   readonly counters: FlowLogCounters = { queued: 0, queueFull: 0, logged: 0, filtered: 0, decodeErrors: 0 };
   private readonly queue: EventQueue;
   private readonly wanted: { [K in EventType]: boolean };
   private readonly schedule: (run: () => void) => void;
+  private readonly clock: () => number;
   private scheduled = false;
   /** Above this many characters waiting in the sink, the queue is left to fill (and drop). */
   private readonly sinkHighWater: number;
@@ -95,6 +104,7 @@ export class FlowLog implements EventTap {
     this.wanted = { new: false, update: false, destroy: false };
     for (const k of opts.events) this.wanted[k] = true;
     this.schedule = opts.schedule ?? ((run) => setImmediate(run));
+    this.clock = opts.clock ?? (() => performance.now());
     this.outputs = opts.outputs ?? [];
     // A record line takes about 2.5 times the bytes of its event; as much again as the queue holds.
     this.sinkHighWater = opts.queueBytes * 2;
@@ -132,11 +142,15 @@ export class FlowLog implements EventTap {
     this.schedule(this.runDrain);
   }
 
-  /** Decodes and formats up to BATCH queued events into the sink; reschedules itself while more wait. */
+  /** Decodes and formats queued events into the sink for one time slice; reschedules itself while more wait. */
   drain(): void {
     this.scheduled = false;
+    const clock = this.clock;
+    const until = clock() + SLICE_MS;
     let n = 0;
-    while (n < BATCH && this.sinkHasRoom() && this.queue.shift(this.take)) n++;
+    while (this.sinkHasRoom() && this.queue.shift(this.take)) {
+      if (++n % CHECK_EVERY === 0 && clock() >= until) break;
+    }
     for (const o of this.outputs) o.endBatch();
     if (n > 0 && this.opts.flushEachBatch) void this.opts.sink?.flush();
     // Else the sink's write completion calls resume().
@@ -145,7 +159,10 @@ export class FlowLog implements EventTap {
 
   private sinkHasRoom(): boolean {
     const sink = this.opts.sink;
-    return sink === undefined || sink.pendingBytes < this.sinkHighWater;
+    if (sink === undefined || sink.pendingBytes < this.sinkHighWater) return true;
+    // Full: have it written now rather than at its interval; its completion resumes us.
+    void sink.flush();
+    return false;
   }
 
   private record(kind: EventType, buf: Buffer, start: number, len: number): void {

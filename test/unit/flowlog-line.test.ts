@@ -238,6 +238,26 @@ describe('FileSink: lines as bytes and as strings, in order', () => {
   });
 });
 
+describe('FileSink: buffered lines go out once a megabyte waits, not only at the interval', () => {
+  it('starts a write by itself past 1 MiB pending, and not before', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-fll-'));
+    dirs.push(dir);
+    const path = join(dir, 'flows.jsonl');
+    const sink = new FileSink({ path, durability: 'buffered', log: silentLogger });
+    await sink.open();
+    const line = Buffer.from('x'.repeat(1023));
+    for (let i = 0; i < 1023; i++) sink.writeBytes(line, line.length);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(path).length).toBe(0);
+    sink.writeBytes(line, line.length);
+    expect(sink.pendingBytes).toBe(0);
+    for (let i = 0; i < 100 && readFileSync(path).length < 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(path).length).toBe(1024 * 1024);
+    expect(sink.counters.written).toBe(1024);
+    await sink.close();
+  });
+});
+
 describe('FlowLog: the byte path', () => {
   it('writes the object path line when the file is the only output; with an object filter alone it keeps to the object path', () => {
     const lines: string[] = [];

@@ -254,15 +254,18 @@ describe('FlowLog', () => {
     expect(fl.counters.logged).toBe(2);
   });
 
-  it('without a file, the outputs alone: nothing holds the writer back', () => {
+  it('without a file, the outputs alone: nothing holds the writer back; a turn lasts one time slice', () => {
     const m = manual();
     const lines: string[] = [];
+    // A clock that moves 1 ms per read: the slice (4 ms) ends at the 4th read, one read per 64 records.
+    let t = 0;
     const fl = new FlowLog({
       events: ['new'],
       queueBytes: 262144,
       outputs: [{ write: (_k, _e, line) => void lines.push(line()), endBatch: () => undefined }],
       flushEachBatch: false,
       now: () => 0,
+      clock: () => t++,
       schedule: m.schedule,
       log: silentLogger,
     });
@@ -270,7 +273,9 @@ describe('FlowLog', () => {
       const nb = eventBytes(natted(n % 250));
       fl.onConntrackMessage('new', nb, 0, nb.length);
     }
-    // 512 a turn, and the rest in the next one the first scheduled.
+    // 4 × 64 a turn, the rest in the turns the first one scheduled.
+    m.run();
+    expect(lines).toHaveLength(256);
     m.run();
     expect(lines).toHaveLength(512);
     m.run();
