@@ -32,6 +32,7 @@ import { decodeConntrack, encodeConntrack } from '../../src/kernel/ct-codec.js';
 import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../../src/kernel/entry.js';
 import { NlWriter, parseNetlink } from '../../src/kernel/netlink-codec.js';
 import { runs } from './fc-runs.js';
+import { ftpExpectation } from './expectations.js';
 
 const ESTABLISHED = TCP_STATES.indexOf('ESTABLISHED');
 const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
@@ -61,17 +62,7 @@ function tcp(n: number, over: Partial<ConntrackEntry> = {}, state = ESTABLISHED)
 }
 
 function expectation(master: ConntrackEntry, port: number, over: Partial<ExpectEntry> = {}): ExpectEntry {
-  return {
-    family: master.family,
-    master: master.orig,
-    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
-    timeout: 300,
-    id: 77,
-    helper: 'ftp',
-    zone: master.zone,
-    ...over,
-  };
+  return ftpExpectation(master, port, { id: 77, zone: master.zone, ...over });
 }
 
 const NO_RULES: FilterRules = { protocols: { ignore: [] }, addresses: { ignore: [] }, tcpStates: { ignore: [] } };

@@ -17,7 +17,6 @@ import {
   IPS,
   NFNL_SUBSYS_CTNETLINK,
   NFNL_SUBSYS_CTNETLINK_EXP,
-  NLA_F_NESTED,
   NLM_F_CAPPED,
   NLM_F_MULTI,
   NLM_F_REQUEST,
@@ -46,6 +45,7 @@ import {
   NlWriter,
   parseNetlink,
 } from '../../src/kernel/netlink-codec.js';
+import { attr, nest } from './nl-bytes.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/ctnetlink/', import.meta.url));
 const CT_NEW = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
@@ -565,17 +565,8 @@ describe('hand-built expectations', () => {
 // ---------------------------------------------------------------------------
 // Malformed input: each case must come back as a typed error, never a throw
 
-function A(type: number, data: number[] | Buffer, len?: number): Buffer {
-  const d = Buffer.from(data);
-  const b = Buffer.alloc((4 + d.length + 3) & ~3);
-  b.writeUInt16LE(len ?? 4 + d.length, 0);
-  b.writeUInt16LE(type, 2);
-  d.copy(b, 4);
-  return b;
-}
-function N(type: number, ...children: Buffer[]): Buffer {
-  return A(type | NLA_F_NESTED, Buffer.concat(children));
-}
+const A = attr;
+const N = nest;
 function be16(v: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(v);

@@ -34,6 +34,7 @@ import { type ConntrackEntry, entryKey, type Family, type Tuple } from '../../sr
 import { type NlMessage, NlWriter, parseNetlink } from '../../src/kernel/netlink-codec.js';
 import { corpus, entryArb, mutate, mutation, serialise, tree, u16, u32, u8, v4, v6 } from './ct-arbitraries.js';
 import { atLeast, runs } from './fc-runs.js';
+import { attr, nest } from './nl-bytes.js';
 
 const CT_TYPE = NFNL_SUBSYS_CTNETLINK << 8;
 const SEED = Number(process.env.FC_SEED ?? 20261206);
@@ -447,17 +448,8 @@ describe('encodeRequestRecord: a commit writes records as encodeRequest writes t
 // ones it leaves to the object decoder. The properties above try these
 // shapes at random; under FC_RUNS_SCALE they try few, so each is fixed here.
 
-function A(type: number, data: number[] | Buffer, len?: number): Buffer {
-  const d = Buffer.from(data);
-  const b = Buffer.alloc((4 + d.length + 3) & ~3);
-  b.writeUInt16LE(len ?? 4 + d.length, 0);
-  b.writeUInt16LE(type, 2);
-  d.copy(b, 4);
-  return b;
-}
-function N(type: number, ...children: Buffer[]): Buffer {
-  return A(type | 0x8000, Buffer.concat(children));
-}
+const A = attr;
+const N = nest;
 function be(v: number | bigint, bytes: number): Buffer {
   const b = Buffer.alloc(bytes);
   if (bytes === 8) b.writeBigUInt64BE(BigInt(v));

@@ -9,6 +9,7 @@ import { ACCEPT_ALL, compileFilter, type FilterRules } from '../../src/cache/fil
 import { type ExpectCounters, InternalCache } from '../../src/cache/internal-cache.js';
 import { AF_INET, AF_INET6, IPPROTO, IPS, TCP_STATES } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, type ExpectEntry, expectKey } from '../../src/kernel/entry.js';
+import { ftpExpectation } from './expectations.js';
 
 const ESTABLISHED = TCP_STATES.indexOf('ESTABLISHED');
 const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
@@ -54,16 +55,7 @@ function partial(e: ConntrackEntry, fields: Partial<ConntrackEntry>): ConntrackE
 }
 
 function expectation(master: ConntrackEntry, port: number, over: Partial<ExpectEntry> = {}): ExpectEntry {
-  return {
-    family: master.family,
-    master: master.orig,
-    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
-    timeout: 300,
-    id: 40 + port,
-    helper: 'ftp',
-    ...over,
-  };
+  return ftpExpectation(master, port, { id: 40 + port, ...over });
 }
 
 function cache(limit = 100, rules?: FilterRules, initialSlots?: number): InternalCache {

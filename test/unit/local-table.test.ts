@@ -17,6 +17,7 @@ import { type ConntrackEntry, type ExpectEntry, entryKey, expectKey } from '../.
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { decodeError } from '../../src/kernel/netlink-codec.js';
 import { type LoggedLine as Line, recordingLog } from './doubles.js';
+import { ftpExpectation } from './expectations.js';
 
 const ENOENT = 2;
 const EPERM = 1;
@@ -40,14 +41,7 @@ function tcp(n: number, over: { src?: string; dst?: string; timeout?: number; ma
 }
 
 function expectation(master: ConntrackEntry, port: number, helper = 'ftp'): ExpectEntry {
-  return {
-    family: master.family,
-    master: master.orig,
-    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
-    timeout: 300,
-    helper,
-  };
+  return ftpExpectation(master, port, { helper });
 }
 
 /** An entry the kernel held before we subscribed: no event will ever tell us about it. */

@@ -20,6 +20,7 @@ import {
   NlWriter,
   parseNetlink,
 } from '../../src/kernel/netlink-codec.js';
+import { attr } from './nl-bytes.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/ctnetlink/', import.meta.url));
 
@@ -43,15 +44,7 @@ function nlmsg(type: number, body: number[] | Buffer, opts: { len?: number; flag
   return b;
 }
 
-/** One raw attribute, unpadded length `len` unless overridden. */
-function nla(type: number, data: number[] | Buffer, len?: number): Buffer {
-  const d = Buffer.from(data);
-  const b = Buffer.alloc((4 + d.length + 3) & ~3);
-  b.writeUInt16LE(len ?? 4 + d.length, 0);
-  b.writeUInt16LE(type, 2);
-  d.copy(b, 4);
-  return b;
-}
+const nla = attr;
 
 describe('parseNetlink', () => {
   it('splits a real dump batch into its entries and NLMSG_DONE', () => {
