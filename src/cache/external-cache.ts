@@ -1094,8 +1094,9 @@ export class ExternalCache implements ReplicaSink {
     for (let s = t.next(-1); s >= 0; s = t.next(s)) {
       if (!pred(m.src[s]!, m.bulk[s]!, m.seq[s]!)) continue;
       this.uncount(m.src[s]!.origin);
-      const list = this.shadows.size === 0 ? undefined : this.shadows.get(recordKeyString(t.recOf(s).w, t.at(s)));
-      if (list !== undefined) this.promote(s, recordKeyString(t.recOf(s).w, t.at(s)), list);
+      const key = this.shadows.size === 0 ? undefined : recordKeyString(t.recOf(s).w, t.at(s));
+      const list = key === undefined ? undefined : this.shadows.get(key);
+      if (list !== undefined) this.promote(s, key!, list);
       else this.free(s);
       n++;
     }
