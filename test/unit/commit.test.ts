@@ -14,6 +14,7 @@ import { AF_INET, IPPROTO, IPS } from '../../src/kernel/constants.js';
 import { type ConntrackEntry, entryKey, type ExpectEntry } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 import { natCreateForm } from '../../src/kernel/ct-codec.js';
+import { ftpExpectation } from './expectations.js';
 
 function tcp(i: number, extra: Partial<ConntrackEntry> = {}): ConntrackEntry {
   const src = `10.99.${(i >> 8) & 255}.${i & 255}`;
@@ -434,14 +435,7 @@ describe('commitExternal, batch by batch', () => {
 });
 
 describe('commitExternal: expectations', () => {
-  const expectation = (master: ConntrackEntry, port: number): ExpectEntry => ({
-    family: master.family,
-    master: master.orig,
-    tuple: { src: master.reply.src, dst: master.orig.src, proto: IPPROTO.TCP, sport: 0, dport: port },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 255, sport: 0, dport: 0xffff },
-    timeout: 300,
-    helper: 'ftp',
-  });
+  const expectation = (master: ConntrackEntry, port: number): ExpectEntry => ftpExpectation(master, port);
 
   it('creates them after the connections, counts one already there as unchanged, and one without its master as failed', async () => {
     const { kernel, link, cache } = setup();
