@@ -275,8 +275,10 @@ describe('replayed sync traffic across epoch rollovers (udp, HMAC keys on both n
         `rollovers: fw1 ${before.fw1.sync.counters.epochRollovers} (epochs seen ${epochs.fw1.length}), ` +
           `fw2 ${before.fw2.sync.counters.epochRollovers} (epochs seen ${epochs.fw2.length}); ${recorded} datagrams recorded`,
       );
-      // 6,000 and 1,500 messages at 1024 seqs per epoch: each node went through several.
-      expect(before.fw1.sync.counters.epochRollovers).toBeGreaterThanOrEqual(4);
+      // 6,000 and 1,500 messages at 1024 seqs per epoch: each node went through several. How many
+      // depends on the timing: a node rolls over at its 20 ms tick, so a round sent between two ticks
+      // takes one epoch past its 1024 (CI saw 3 to 4 for fw1); three epochs are what the test needs.
+      expect(before.fw1.sync.counters.epochRollovers).toBeGreaterThanOrEqual(2);
       expect(before.fw2.sync.counters.epochRollovers).toBeGreaterThanOrEqual(1);
       for (const id of ['fw1', 'fw2'] as const) {
         expect(before[id].sync.peerCounters.restarts, `${id}: a rollover is not a restart`).toBe(0);
