@@ -205,7 +205,7 @@ async function runDaemon(file: string, io: Io): Promise<number> {
   });
   const stored = loaded.stored === undefined ? {} : { cacheStored: loaded.stored };
   log.info('configuration loaded', { file, validatedCache: loaded.cache, ...stored });
-  const daemon = new Daemon(cfg, { log, notifier: new SystemdNotifier({ log }) });
+  const daemon = new Daemon(cfg, { log, notifier: new SystemdNotifier({ log }), flowlogThread: true });
   const stop = (signal: string) => {
     log.info('signal received, stopping', { signal });
     void daemon.stop();

@@ -5,7 +5,7 @@
 // (this node's table and the kernel), CommitRunner, SyncNode, the
 // operations commands and keepalived ask for (DaemonOperations, with
 // Failover), and buildStatsSnapshot for the stats.
-import { hostname, networkInterfaces } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import type { CommitStats } from './cache/commit.js';
 import { CommitRunner } from './cache/commit-runner.js';
 import { ExternalCache } from './cache/external-cache.js';
@@ -16,12 +16,10 @@ import { type LocalChangeListener, LocalTable, type LocalTableCounters } from '.
 import { PeerEntryCheck } from './cache/peer-validate.js';
 import type { ClusterConfig, Config, FlowlogConfig, SyncConfig } from './config/index.js';
 import { SYSLOG_FACILITIES } from './config/defaults.js';
-import { FileSink } from './flowlog/file-sink.js';
-import { FlowLog, type FlowOutput } from './flowlog/flow-log.js';
-import { type DatagramSender, IpfixExporter } from './flowlog/ipfix-exporter.js';
-import { nativeUnixDatagramPort, SyslogSink, type UnixDatagramPort } from './flowlog/syslog-sink.js';
-import { UdpSender } from './flowlog/udp-sender.js';
-import type { FlowlogSnapshot } from './stats/source.js';
+import type { DatagramSender } from './flowlog/ipfix-exporter.js';
+import type { UnixDatagramPort } from './flowlog/syslog-sink.js';
+import { FlowLogThread } from './flowlog/thread.js';
+import { type FlowLogHandle, type FlowWriterConfig, InlineFlowLog } from './flowlog/writer.js';
 import { dispatchTable, RESERVED_COMMANDS } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { OperationError } from './common/errors.js';
@@ -74,6 +72,13 @@ export interface DaemonDeps {
   ipfixSender?: DatagramSender;
   /** The flow log's syslog socket; the addon's non-blocking Unix datagram socket when absent. */
   syslogPort?: UnixDatagramPort;
+  /**
+   * The flow log's writer on a thread of its own (flowlog/thread.ts), as
+   * the CLI runs it; on the daemon's thread when false or absent (unit
+   * tests run the TypeScript sources, which a worker cannot load; the
+   * ipfixSender and syslogPort above are used only then).
+   */
+  flowlogThread?: boolean;
 }
 
 export type DaemonCounters = LocalTableCounters;
@@ -108,10 +113,7 @@ export class Daemon {
   private auth: AuthKeys | undefined;
   private timers: NodeJS.Timeout[] = [];
   private track: TrackFile | undefined;
-  private flowLog: FlowLog | undefined;
-  private flowSink: FileSink | undefined;
-  private ipfix: IpfixExporter | undefined;
-  private syslog: SyslogSink | undefined;
+  private flowLog: FlowLogHandle | undefined;
   private stopped = false;
   private readonly startedAt: number;
   private onStop: (() => void) | undefined;
@@ -337,68 +339,23 @@ export class Daemon {
 
   private async openFlowLog(fl: FlowlogConfig): Promise<void> {
     const file = fl.file;
-    let sink: FileSink | undefined;
-    if (file) {
-      sink = new FileSink({
-        path: file.path,
-        durability: file.durability,
-        rotate: file.rotate,
-        log: this.log,
-        onWritten: () => this.flowLog?.resume(),
-      });
-      await sink.open();
-      this.flowSink = sink;
-    }
-    const outputs: FlowOutput[] = [];
-    if (fl.ipfix) {
-      const at = parseHostPort(fl.ipfix.collector);
-      if (!at) throw new OperationError('ECONFIG', `flowlog.ipfix.collector is not host:port: ${fl.ipfix.collector}`);
-      let sender = this.deps.ipfixSender;
-      if (!sender) {
-        const udp = new UdpSender({ ...at, now: this.now, log: this.log });
-        // A collector that cannot be reached yet does not stop the start: sends are counted unsent until it can.
-        await udp.connect();
-        sender = udp;
-      }
-      // IPv6's header is 20 bytes longer than IPv4's; a name is taken as IPv4, as the socket is.
-      const ipUdpHeaders = at.host.includes(':') ? 48 : 28;
-      this.ipfix = new IpfixExporter({
-        sender,
-        observationDomainId: fl.ipfix.observationDomainId,
-        templateRefreshMs: fl.ipfix.templateRefreshSeconds * 1000,
-        maxMessageBytes: Math.min(0xffff, fl.ipfix.mtu - ipUdpHeaders),
-        now: this.now,
-        log: this.log,
-      });
-      outputs.push(this.ipfix);
-    }
-    if (fl.syslog) {
-      this.syslog = new SyslogSink({
-        port: this.deps.syslogPort ?? nativeUnixDatagramPort(),
-        path: fl.syslog.path,
-        facility: SYSLOG_FACILITIES[fl.syslog.facility],
-        appName: fl.syslog.appName,
-        hostname: hostname(),
-        pid: process.pid,
-        log: this.log,
-      });
-      outputs.push(this.syslog);
-    }
-    this.flowLog = new FlowLog({
-      events: fl.events,
-      queueBytes: fl.queueBytes,
-      sink,
-      outputs,
-      flushEachBatch: file?.durability === 'fsync',
-      // The cache's filter decides what is logged too, as conntrackd's General Filter does in Stats mode.
-      accept: (e) => this.filter.check(e).pass,
-      acceptRecord: (r, at) => this.filter.checkRecord(r, at, undefined).pass,
-      now: this.now,
-      log: this.log,
-    });
-    if (sink && file?.durability === 'buffered') this.timers.push(setInterval(() => void sink.flush(), file.flushIntervalMs));
+    const log = this.log;
+    // The section as it is, but the syslog facility by its number.
+    const config: FlowWriterConfig = { ...fl, syslog: fl.syslog && { ...fl.syslog, facility: SYSLOG_FACILITIES[fl.syslog.facility] } };
+    this.flowLog = this.deps.flowlogThread
+      ? await FlowLogThread.start({ config, filter: this.config.filter, localAddresses: this.localAddresses, log })
+      : await InlineFlowLog.open(config, {
+          ipfixSender: this.deps.ipfixSender,
+          syslogPort: this.deps.syslogPort,
+          // The cache's filter decides what is logged too, as conntrackd's General Filter does in Stats mode.
+          accept: (e) => this.filter.check(e).pass,
+          acceptRecord: (r, at) => this.filter.checkRecord(r, at, undefined).pass,
+          now: this.now,
+          log,
+        });
     this.log.info('flow log open', {
       events: fl.events,
+      thread: this.deps.flowlogThread ? 'own' : 'daemon',
       ...(file ? { file: file.path, durability: file.durability } : {}),
       ...(fl.ipfix ? { ipfix: fl.ipfix.collector } : {}),
       ...(fl.syslog ? { syslog: fl.syslog.path, facility: fl.syslog.facility } : {}),
@@ -407,9 +364,10 @@ export class Daemon {
 
   /** SIGUSR1: the flow log file is reopened (logrotate moved it away); no line is lost meanwhile. */
   async reopenFlowLog(): Promise<void> {
-    if (!this.flowSink) return;
-    await this.flowSink.reopen();
-    this.log.info('flow log reopened', { file: this.flowSink.path });
+    const file = this.config.flowlog?.file;
+    if (!this.flowLog || !file) return;
+    await this.flowLog.reopen();
+    this.log.info('flow log reopened', { file: file.path });
   }
 
   /** The sync engine and its channels, started; undefined if stop() came meanwhile. */
@@ -510,50 +468,7 @@ export class Daemon {
 
   /** What the queue still holds goes out before the outputs close; nothing new arrives once events are closed. */
   private async closeFlowLog(): Promise<void> {
-    const flow = this.flowLog;
-    if (!flow) return;
-    const sink = this.flowSink;
-    // Bounded: each round writes what a drain produced, and the queue only shrinks.
-    for (let i = 0; i < MAX_CLOSE_ROUNDS && flow.queueLength > 0; i++) {
-      flow.drain();
-      await sink?.flush();
-    }
-    await sink?.close();
-    await this.ipfix?.close();
-    this.syslog?.close();
-  }
-
-  private flowlogSnapshot(): FlowlogSnapshot | undefined {
-    const flow = this.flowLog;
-    if (!flow) return undefined;
-    const sink = this.flowSink;
-    const c = flow.counters;
-    const f = sink?.counters;
-    const ix = this.ipfix?.counters;
-    const sl = this.syslog?.counters;
-    const lost = f?.lost ?? 0;
-    return {
-      enabled: true,
-      ...(sink ? { file: sink.path } : {}),
-      queued: c.queued,
-      dropped: c.queueFull + lost + (ix?.unsent ?? 0) + (sl?.unsent ?? 0),
-      queueFull: c.queueFull,
-      lost,
-      logged: c.logged,
-      written: f?.written ?? 0,
-      filtered: c.filtered,
-      decodeErrors: c.decodeErrors,
-      writeErrors: f?.writeErrors ?? 0,
-      reopens: f?.reopens ?? 0,
-      rotations: f?.rotations ?? 0,
-      queueLength: flow.queueLength,
-      queueBytes: flow.queueBytes,
-      queueLimitBytes: this.config.flowlog?.queueBytes ?? 0,
-      ...(ix && this.config.flowlog?.ipfix
-        ? { ipfix: { collector: this.config.flowlog.ipfix.collector, ...ix, inFlight: this.ipfix?.messagesInFlight ?? 0 } }
-        : {}),
-      ...(sl && this.syslog ? { syslog: { path: this.syslog.path, ...sl } } : {}),
-    };
+    await this.flowLog?.close().catch((e: unknown) => this.log.error('flow log not closed cleanly', { error: String(e) }));
   }
 
   /** The stats object `ctsyncd stats --json` prints and src/stats reads (StatsSnapshot) for /metrics. */
@@ -590,7 +505,7 @@ export class Daemon {
       channels: this.channels,
       auth: cfg.sync?.auth && cfg.sync.protocol === 'ctsyncd' ? 'hmac' : 'none',
       control: this.control,
-      flowlog: this.flowlogSnapshot(),
+      flowlog: this.flowLog?.snapshot(),
     });
   }
 
@@ -610,8 +525,6 @@ export class Daemon {
   }
 }
 
-/** Rounds of drain-and-write at stop, 512 events each: more than a 1 GiB queue of ~100-byte events needs. */
-const MAX_CLOSE_ROUNDS = 100_000;
 
 /** Where local changes go when there is no sync (conntrackd's Stats mode): nowhere. */
 const NO_PEERS: LocalChangeListener = { localChange: () => undefined, localExpectChange: () => undefined };

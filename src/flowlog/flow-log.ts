@@ -38,18 +38,33 @@ export interface FlowOutput {
   endBatch(): void;
 }
 
+/** The queue between the event path and the writer: EventQueue, or SharedEventQueue across threads. */
+export interface FlowQueue {
+  readonly length: number;
+  readonly bytes: number;
+  push(kind: EventType, src: Buffer, start: number, len: number): boolean;
+  shift(f: (kind: EventType, buf: Buffer, start: number, len: number) => void): boolean;
+}
+
 export interface FlowLogOptions {
   events: readonly EventType[];
   queueBytes: number;
+  /** Where events wait; an EventQueue of queueBytes when absent. */
+  queue?: FlowQueue | undefined;
+  /**
+   * The queue is empty and no drain is scheduled: a writer on a thread of
+   * its own (worker.ts) waits here for the event path to wake it.
+   */
+  onIdle?: (() => void) | undefined;
   /** The file; absent when the flow log only exports (IPFIX) or goes to syslog. */
   sink?: FlowSink | undefined;
   outputs?: readonly FlowOutput[];
   /** Flush after every batch (fsync durability) rather than on the caller's interval. */
   flushEachBatch: boolean;
   /** The cache's filter: only connections it passes are logged. */
-  accept?: (e: ConntrackEntry) => boolean;
+  accept?: ((e: ConntrackEntry) => boolean) | undefined;
   /** The same filter on the record decodeConntrackRecord writes (Filter.checkRecord); needed with `accept`. */
-  acceptRecord?: RecordAccept;
+  acceptRecord?: RecordAccept | undefined;
   now: () => number;
   /** Runs the writer later, off the event path: setImmediate by default. */
   schedule?: (run: () => void) => void;
@@ -82,7 +97,7 @@ const CHECK_EVERY = 64;
 
 export class FlowLog implements EventTap {
   readonly counters: FlowLogCounters = { queued: 0, queueFull: 0, logged: 0, filtered: 0, decodeErrors: 0 };
-  private readonly queue: EventQueue;
+  private readonly queue: FlowQueue;
   private readonly wanted: { [K in EventType]: boolean };
   private readonly schedule: (run: () => void) => void;
   private readonly clock: () => number;
@@ -100,7 +115,7 @@ export class FlowLog implements EventTap {
   private readonly encoder: FlowLineEncoder | undefined;
 
   constructor(private readonly opts: FlowLogOptions) {
-    this.queue = new EventQueue(opts.queueBytes);
+    this.queue = opts.queue ?? new EventQueue(opts.queueBytes);
     this.wanted = { new: false, update: false, destroy: false };
     for (const k of opts.events) this.wanted[k] = true;
     this.schedule = opts.schedule ?? ((run) => setImmediate(run));
@@ -137,7 +152,11 @@ export class FlowLog implements EventTap {
 
   /** The sink made room: go on with the queue. */
   resume(): void {
-    if (this.scheduled || this.queue.length === 0) return;
+    if (this.scheduled) return;
+    if (this.queue.length === 0) {
+      this.opts.onIdle?.();
+      return;
+    }
     this.scheduled = true;
     this.schedule(this.runDrain);
   }
@@ -154,7 +173,8 @@ export class FlowLog implements EventTap {
     for (const o of this.outputs) o.endBatch();
     if (n > 0 && this.opts.flushEachBatch) void this.opts.sink?.flush();
     // Else the sink's write completion calls resume().
-    if (this.queue.length > 0 && this.sinkHasRoom()) this.resume();
+    if (this.queue.length === 0) this.opts.onIdle?.();
+    else if (this.sinkHasRoom()) this.resume();
   }
 
   private sinkHasRoom(): boolean {

@@ -19,6 +19,7 @@ import type { SenderCounters } from '../sync/engine/sender.js';
 import type { AdmissionStats } from '../sync/engine/admission.js';
 import type { SyncCounters, SyncPeerStats } from '../sync/engine/sync-node.js';
 import type { ChannelStats } from '../sync/transport/channel-set.js';
+import type { FlowlogSnapshot } from '../flowlog/writer.js';
 
 export interface InternalCacheSnapshot extends InternalCounters {
   entries: number;
@@ -119,42 +120,8 @@ export interface FailoverSnapshot {
   sequencer: FailoverSequencerCounters | null;
 }
 
-/** The flow log's counters (src/flowlog); only `enabled: false` without flowlog in the config. */
-export interface FlowlogSnapshot {
-  enabled: boolean;
-  file?: string;
-  /** Events taken into the queue. */
-  queued?: number;
-  /** Records not logged: queue full, lines a failed write lost, records IPFIX and syslog could not send (one per output). */
-  dropped?: number;
-  queueFull?: number;
-  /** Lines a failed write (full disk, ...) lost. */
-  lost?: number;
-  logged?: number;
-  written?: number;
-  filtered?: number;
-  decodeErrors?: number;
-  writeErrors?: number;
-  reopens?: number;
-  rotations?: number;
-  queueLength?: number;
-  queueBytes?: number;
-  queueLimitBytes?: number;
-  /** flowlog.ipfix: the exporter's counters (src/flowlog/ipfix-exporter.ts). */
-  ipfix?: {
-    collector: string;
-    messages: number;
-    records: number;
-    templates: number;
-    /** Records of messages not sent (no room in flight, or the send failed: the collector is down). */
-    unsent: number;
-    sendErrors: number;
-    invalid: number;
-    inFlight: number;
-  };
-  /** flowlog.syslog: messages sent, and records not sent (unsent; busy: the receiver's queue was full). */
-  syslog?: { path: string; sent: number; unsent: number; busy: number };
-}
+// Declared where it is made (the flow log's writer and its thread report the same shape).
+export type { FlowlogSnapshot };
 
 /** The subset of Daemon.stats() the metrics are derived from. */
 export interface StatsSnapshot {

@@ -1,0 +1,146 @@
+// The daemon's side of the flow log writer's thread (worker.ts). On the
+// event path it is the EventTap: a copy into the shared ring, a count, and
+// a wake of the writer when it sleeps; nothing crosses to the other thread
+// per event. Reopen and close are requests with a reply; the counters are
+// read from the Float64Array the writer publishes into.
+import { Worker } from 'node:worker_threads';
+import { OperationError } from '../common/errors.js';
+import type { FilterRules } from '../cache/filter.js';
+import type { EventType } from '../kernel/conntrack-events.js';
+import type { Logger } from '../log.js';
+import { SharedEventQueue } from './shared-queue.js';
+import type { FlowWorkerData, FromWorker, ToWorker } from './worker.js';
+import { type FlowLogHandle, type FlowlogSnapshot, flowlogSnapshot, type FlowWriterConfig, WRITER_COUNTERS, type WriterCounters } from './writer.js';
+
+export interface FlowLogThreadOptions {
+  config: FlowWriterConfig;
+  filter: FilterRules;
+  localAddresses: readonly string[];
+  log: Logger;
+  /** The worker's script: the compiled worker.js beside this file's (or the bundle's) directory by default. */
+  script?: URL;
+}
+
+/**
+ * dist/flowlog/worker.js, from dist/flowlog/thread.js and from the bundle
+ * (dist/bundle/ctsyncd.cjs, whose import.meta.url is its own file's URL).
+ */
+export const defaultWorkerScript = (): URL => new URL('../flowlog/worker.js', import.meta.url);
+
+/** How long a reply may take: a close writes what waits, a full disk fails fast. */
+const REPLY_MS = 30_000;
+
+export class FlowLogThread implements FlowLogHandle {
+  private readonly queue: SharedEventQueue;
+  private readonly published: Float64Array;
+  private readonly wanted: { [K in EventType]: boolean } = { new: false, update: false, destroy: false };
+  private queued = 0;
+  private queueFull = 0;
+  private nextId = 1;
+  private readonly replies = new Map<number, (error?: string) => void>();
+  private exited = false;
+
+  private constructor(
+    private readonly opts: FlowLogThreadOptions,
+    private readonly worker: Worker,
+    queue: SharedEventQueue,
+    counters: SharedArrayBuffer,
+  ) {
+    this.queue = queue;
+    this.published = new Float64Array(counters);
+    for (const k of opts.config.events) this.wanted[k] = true;
+  }
+
+  /** Starts the writer and waits until its outputs are open; throws its error (EFLOWLOG_OPEN, ...) if they cannot be. */
+  static async start(opts: FlowLogThreadOptions): Promise<FlowLogThread> {
+    const queue = SharedEventQueue.create(opts.config.queueBytes);
+    const counters = new SharedArrayBuffer(WRITER_COUNTERS.length * 8);
+    const workerData: FlowWorkerData = {
+      config: opts.config,
+      filter: opts.filter,
+      localAddresses: opts.localAddresses,
+      queue: queue.memory,
+      counters,
+    };
+    const worker = new Worker(opts.script ?? defaultWorkerScript(), { workerData, name: 'ctsyncd-flowlog' });
+    const t = new FlowLogThread(opts, worker, queue, counters);
+    await new Promise<void>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'log') opts.log[m.level](m.msg, m.ctx);
+        else if (m.type === 'ready') {
+          started = true;
+          resolve();
+        } else if (m.type === 'failed') {
+          if (started) opts.log.error('flow log writer failed; events are counted dropped', { code: m.code, error: m.message });
+          reject(new OperationError(m.code, m.message));
+        } else t.replies.get(m.id)?.(m.error);
+      });
+      worker.on('error', (e) => {
+        opts.log.error('flow log writer thread failed; events are counted dropped', { error: e.message });
+        reject(new OperationError('EFLOWLOG', `flow log writer thread: ${e.message}`));
+      });
+      worker.on('exit', (code) => {
+        t.exited = true;
+        for (const r of t.replies.values()) r('the flow log writer thread exited');
+        t.replies.clear();
+        if (!started) reject(new OperationError('EFLOWLOG', `flow log writer thread exited during its start (${code})`));
+      });
+    });
+    return t;
+  }
+
+  /** On the event path: a copy into the shared ring or a count, and a wake if the writer sleeps. */
+  onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
+    if (!this.wanted[kind]) return;
+    if (!this.queue.push(kind, buf, start, len)) {
+      this.queueFull++;
+      return;
+    }
+    this.queued++;
+    this.queue.wake();
+  }
+
+  reopen(): Promise<void> {
+    return this.request('reopen');
+  }
+
+  /** Events are no longer delivered: the writer writes what waits, closes its outputs and ends. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    try {
+      await this.request('close');
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+
+  snapshot(): FlowlogSnapshot {
+    const p = this.published;
+    const w = {} as WriterCounters;
+    for (let i = 0; i < WRITER_COUNTERS.length; i++) w[WRITER_COUNTERS[i]!] = p[i]!;
+    return flowlogSnapshot(
+      this.opts.config,
+      { queued: this.queued, queueFull: this.queueFull, queueLength: this.queue.length, queueBytes: this.queue.bytes },
+      w,
+    );
+  }
+
+  private request(type: ToWorker['type']): Promise<void> {
+    if (this.exited) return Promise.reject(new OperationError('EFLOWLOG', 'the flow log writer thread has exited'));
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.replies.delete(id);
+        reject(new OperationError('ETIMEDOUT', `flow log writer: no reply to ${type} in ${REPLY_MS} ms`));
+      }, REPLY_MS);
+      this.replies.set(id, (error) => {
+        clearTimeout(timer);
+        this.replies.delete(id);
+        if (error === undefined) resolve();
+        else reject(new OperationError('EFLOWLOG', `flow log writer: ${type}: ${error}`));
+      });
+      this.worker.postMessage({ type, id } satisfies ToWorker);
+    });
+  }
+}
