@@ -35,6 +35,8 @@ export class FlowLogThread implements FlowLogHandle {
   private readonly published: Float64Array;
   private readonly wanted: { [K in EventType]: boolean } = { new: false, update: false, destroy: false };
   private queued = 0;
+  /** Events queued since the writer was last woken (endOfBatch). */
+  private unannounced = false;
   private queueFull = 0;
   private nextId = 1;
   private readonly replies = new Map<number, (error?: string) => void>();
@@ -90,7 +92,7 @@ export class FlowLogThread implements FlowLogHandle {
     return t;
   }
 
-  /** On the event path: a copy into the shared ring or a count, and a wake if the writer sleeps. */
+  /** On the event path: a copy into the shared ring or a count. */
   onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
     if (!this.wanted[kind]) return;
     if (!this.queue.push(kind, buf, start, len)) {
@@ -98,6 +100,13 @@ export class FlowLogThread implements FlowLogHandle {
       return;
     }
     this.queued++;
+    this.unannounced = true;
+  }
+
+  /** The end of a read: the writer is woken if it sleeps, once for all the read's events. */
+  endOfBatch(): void {
+    if (!this.unannounced) return;
+    this.unannounced = false;
     this.queue.wake();
   }
 

@@ -33,8 +33,15 @@ export type FromWorker =
 /** Daemon → worker. */
 export type ToWorker = { type: 'reopen' | 'close'; id: number };
 
-/** How often the counters are published besides after each write. */
+/** How often the counters are published besides after each drain. */
 const PUBLISH_MS = 100;
+/**
+ * Woken from an empty queue, the writer lets events gather this long
+ * before it drains: at a modest rate every event would otherwise wake it
+ * alone (a thread wake and a turn of its loop per line, which cost more
+ * than the line). Lines wait for the file's flush interval anyway.
+ */
+const GATHER_MS = 5;
 
 function forwardingLogger(post: (m: FromWorker) => void, base: LogContext = {}): Logger {
   const emit = (level: LogLevel) => (msg: string, ctx?: LogContext) => {
@@ -77,8 +84,10 @@ async function run(): Promise<void> {
     if (waiting || closing) return;
     waiting = true;
     void queue.whenNotEmpty().then(() => {
-      waiting = false;
-      if (!closing) writer?.flow.resume();
+      setTimeout(() => {
+        waiting = false;
+        if (!closing) writer?.flow.resume();
+      }, GATHER_MS);
     });
   };
   try {

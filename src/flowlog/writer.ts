@@ -302,7 +302,7 @@ export class InlineFlowLog implements FlowLogHandle {
     return new InlineFlowLog(fl, await FlowWriter.open(fl, deps));
   }
 
-  onConntrackMessage(kind: Parameters<EventTap['onConntrackMessage']>[0], buf: Buffer, start: number, len: number): void {
+  onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
     this.writer.flow.onConntrackMessage(kind, buf, start, len);
   }
 

@@ -80,6 +80,8 @@ export interface EventHandlers {
 export interface EventTap {
   /** The message is `buf[start, start + len)`, valid only during the call. */
   onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void;
+  /** The end of one read's messages: a tap that hands them on elsewhere does it once here, not per message. */
+  endOfBatch?(): void;
 }
 
 export interface EventCounters {
@@ -287,7 +289,7 @@ export class ConntrackEvents implements NetlinkReceiver {
       if (len < 0) {
         c.decodeErrors++;
         h.onDecodeError?.(nlWalkError(buf, pos, end, len));
-        return;
+        break;
       }
       const type = hostU16(buf, pos + 4);
       const flags = hostU16(buf, pos + 6);
@@ -311,6 +313,7 @@ export class ConntrackEvents implements NetlinkReceiver {
       // The last message of a datagram may lack its alignment padding.
       pos += align4(len);
     }
+    this.tap?.endOfBatch?.();
   }
 
   /** An event not of the common shape (or without onRecordEvent), as objects. */

@@ -259,10 +259,20 @@ describe('ConntrackEvents over FakeKernel', () => {
     const bad = Buffer.alloc(16);
     bad.writeUInt32LE(4096, 0);
     const buf = Buffer.concat([Buffer.alloc(8, 0xee), good, bad, Buffer.alloc(8, 0xee)]);
+    const tapped: string[] = [];
+    events.setTap({
+      onConntrackMessage: (kind, b, start, len) => tapped.push(`${kind}:${len}:${b.readUInt32LE(start)}`),
+      endOfBatch: () => tapped.push('end'),
+    });
     events.onData(buf, 8, 8 + good.length + bad.length);
     expect(seen).toEqual(['rec:new:10.99.0.1', 'obj:update:10.99.0.2:ftp', 'rec:destroy:fd99::3']);
     expect(errors).toEqual(['EMSG_LEN']);
     expect(events.counters).toMatchObject({ new: 1, update: 1, destroy: 1, decodeErrors: 1 });
+    // The tap sees each message whole (its length leads it), then one end of the read, the malformed end included.
+    expect(tapped).toHaveLength(4);
+    expect(tapped.slice(0, 3).map((t) => t.split(':')[0])).toEqual(['new', 'update', 'destroy']);
+    for (const t of tapped.slice(0, 3)) expect(t.split(':')[1]).toBe(t.split(':')[2]);
+    expect(tapped[3]).toBe('end');
   });
 
   it('surfaces an overrun as an explicit event and counts it', async () => {

@@ -208,10 +208,15 @@ describe('FlowLogThread: the real worker writes what the writer on the daemon th
       error: (msg: string, ctx?: LogContext) => logs.push({ level: 'error', msg, ...(ctx ? { ctx } : {}) }),
     };
     const t = await FlowLogThread.start({ config: threaded.fl, filter: threaded.filter, localAddresses: [], log, script: WORKER });
-    for (const { kind, b } of events) {
+    for (const [i, { kind, b }] of events.entries()) {
       a.onConntrackMessage(kind, b, 0, b.length);
       t.onConntrackMessage(kind, b, 0, b.length);
+      // Reads of 100 events: the writer is woken at the end of each.
+      if (i % 100 === 99) t.endOfBatch();
     }
+    // Written while the daemon's side waits: the wake reached the sleeping writer.
+    for (let i = 0; i < 500 && (t.snapshot().written ?? 0) < 2000; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.snapshot()).toMatchObject({ logged: 2000, written: 2000 });
     await a.close();
     await t.close();
     const inlineText = readFileSync(inline.fl.file!.path, 'utf8');
@@ -230,6 +235,30 @@ describe('FlowLogThread: the real worker writes what the writer on the daemon th
     await expect(FlowLogThread.start({ config: fl, filter, localAddresses: [], log: silentLogger, script: WORKER })).rejects.toMatchObject({
       code: 'EFLOWLOG_OPEN',
     });
+  });
+
+  it('events of a read nobody announced wait for the next wake; close writes them all the same', async () => {
+    const dir = tmp();
+    const { fl, filter } = config(join(dir, 'f.jsonl'));
+    const t = await FlowLogThread.start({ config: fl, filter, localAddresses: [], log: silentLogger, script: WORKER });
+    const b = eventBytes(1, 'new');
+    const logged = async (n: number): Promise<void> => {
+      for (let i = 0; i < 500 && (t.snapshot().logged ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(t.snapshot()).toMatchObject({ queueLength: 0, logged: n });
+    };
+    // One announced event: written, and the writer goes back to sleep on the empty ring.
+    t.onConntrackMessage('new', b, 0, b.length);
+    t.endOfBatch();
+    await logged(1);
+    t.onConntrackMessage('new', b, 0, b.length);
+    await new Promise((r) => setTimeout(r, 150));
+    // The writer sleeps until endOfBatch: the event waits in the ring.
+    expect(t.snapshot()).toMatchObject({ queued: 2, queueLength: 1, logged: 1 });
+    t.endOfBatch();
+    await logged(2);
+    t.onConntrackMessage('new', b, 0, b.length);
+    await t.close();
+    expect(readFileSync(fl.file!.path, 'utf8').trim().split('\n')).toHaveLength(3);
   });
 
   it('reopen answers once the file is reopened; what the queue held is written before close returns', async () => {
