@@ -944,16 +944,26 @@ class Soak {
       if (!byProc.has(k)) byProc.set(k, []);
       byProc.get(k).push(s);
     }
+    const fitted = (xs, field) => {
+      const use = xs.filter((s) => s.at - s.startedAt >= 120_000 && typeof s[field] === 'number');
+      if (use.length < 2 || use[use.length - 1].at - use[0].at < 300_000) return undefined;
+      return slope(use.map((s) => s.at / 3_600_000), use.map((s) => s[field]));
+    };
     const worst = (field) => {
       let max;
       for (const xs of byProc.values()) {
-        const use = xs.filter((s) => s.at - s.startedAt >= 120_000 && typeof s[field] === 'number');
-        if (use.length < 2 || use[use.length - 1].at - use[0].at < 300_000) continue;
-        const m = slope(use.map((s) => s.at / 3_600_000), use.map((s) => s[field]));
+        const m = fitted(xs, field);
         if (m !== undefined && (max === undefined || m > max)) max = m;
       }
       return max;
     };
+    // A process restarted late fits its slope over its warm-up; the one that
+    // ran longest says more about a leak: its slope, and for how long.
+    let longest;
+    for (const xs of byProc.values()) {
+      const span = xs[xs.length - 1].at - xs[0].at;
+      if (longest === undefined || span > longest.span) longest = { span, xs };
+    }
     const meanAt = (at) => {
       const xs = this.samples.filter((s) => s.at === at);
       return xs.reduce((a, s) => a + s.rss, 0) / Math.max(1, xs.length);
@@ -965,6 +975,14 @@ class Soak {
       rssStartMiB: round(first === undefined ? undefined : meanAt(first)),
       rssEndMiB: round(last === undefined ? undefined : meanAt(last)),
       rssSlopeMiBPerHour: round(worst('rss')),
+      rssSlopeLongestLived:
+        longest === undefined
+          ? null
+          : {
+              node: longest.xs[0].id,
+              minutes: round(longest.span / 60_000),
+              miBPerHour: round(fitted(longest.xs, 'rss')),
+            },
       fdMax: this.samples.reduce((a, s) => Math.max(a, s.fds), 0),
       sendQueueMax: this.samples.reduce((a, s) => Math.max(a, s.sendQueue ?? 0), 0),
       resendQueueMax: this.samples.reduce((a, s) => Math.max(a, s.resendQueue ?? 0), 0),
@@ -1030,7 +1048,7 @@ class Soak {
       `workload: ${this.load.creates} creates, ${this.load.updates} updates, ${this.load.deletes} deletes, ${this.load.errors} errors ${this.load.errorSamples.join('; ')}`,
     );
     say(
-      `resources: send queue max ${res.sendQueueMax} (slope ${res.sendQueueSlopePerHour}/h), resend queue max ${res.resendQueueMax} (slope ${res.resendQueueSlopePerHour}/h), fds slope ${res.fdSlopePerHour}/h`,
+      `resources: send queue max ${res.sendQueueMax} (slope ${res.sendQueueSlopePerHour}/h), resend queue max ${res.resendQueueMax} (slope ${res.resendQueueSlopePerHour}/h), fds slope ${res.fdSlopePerHour}/h, RSS slope ${res.rssSlopeMiBPerHour} MiB/h at worst, ${res.rssSlopeLongestLived?.miBPerHour ?? null} MiB/h for the longest-lived process (${res.rssSlopeLongestLived?.node ?? '-'}, ${res.rssSlopeLongestLived?.minutes ?? 0} min)`,
     );
     for (const f of this.findings) say(`finding: ${f}`);
     for (const x of this.notes) say(`note: ${x}`);
@@ -1049,6 +1067,7 @@ class Soak {
       rssStartMiB: res.rssStartMiB,
       rssEndMiB: res.rssEndMiB,
       rssSlopeMiBPerHour: res.rssSlopeMiBPerHour,
+      rssSlopeLongestLived: res.rssSlopeLongestLived,
       fdMax: res.fdMax,
     };
     return result;
@@ -1100,7 +1119,13 @@ async function main() {
     mismatches: soak.mismatches,
     lostEntries: soak.lostEntries,
     resurrected: soak.resurrected,
-    ...(({ rssStartMiB, rssEndMiB, rssSlopeMiBPerHour, fdMax }) => ({ rssStartMiB, rssEndMiB, rssSlopeMiBPerHour, fdMax }))(soak.resources()),
+    ...(({ rssStartMiB, rssEndMiB, rssSlopeMiBPerHour, rssSlopeLongestLived, fdMax }) => ({
+      rssStartMiB,
+      rssEndMiB,
+      rssSlopeMiBPerHour,
+      rssSlopeLongestLived,
+      fdMax,
+    }))(soak.resources()),
   };
   console.log(JSON.stringify(line));
   process.exitCode = line.ok ? 0 : 1;

@@ -28,6 +28,7 @@ interface SoakLine {
   rssStartMiB: number | null;
   rssEndMiB: number | null;
   rssSlopeMiBPerHour: number | null;
+  rssSlopeLongestLived: { node: string; minutes: number; miBPerHour: number | null } | null;
   fdMax: number;
 }
 
@@ -67,6 +68,10 @@ describe('npm run soak', () => {
     expect(out).toMatch(/TCP flows through fw1: 4 of 4 alive and gap-free/);
     expect(result.fdMax).toBeGreaterThan(0);
     expect(result.rssStartMiB).toBeGreaterThan(0);
+    // Which daemon process was sampled longest, and for how long (a run this short fits it no slope: null).
+    expect(result.rssSlopeLongestLived?.node).toMatch(/^fw[1-4]$/);
+    expect(result.rssSlopeLongestLived?.minutes).toBeGreaterThan(0);
+    expect(result.rssSlopeLongestLived?.minutes).toBeLessThanOrEqual(MINUTES + 1);
     // Nothing left behind: the soak's namespaces carry `sk` and its PID.
     const tag = child.pid?.toString(36) ?? '';
     const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
