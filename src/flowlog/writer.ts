@@ -12,9 +12,9 @@ import type { ConntrackEntry } from '../kernel/entry.js';
 import type { Logger } from '../log.js';
 import { type Durability, FileSink } from './file-sink.js';
 import { FlowLog, type FlowOutput, type FlowQueue } from './flow-log.js';
-import { type DatagramSender, IpfixExporter } from './ipfix-exporter.js';
+import { type DatagramSender, type IpfixCounters, IpfixExporter } from './ipfix-exporter.js';
 import type { RecordAccept } from './line-encoder.js';
-import { nativeUnixDatagramPort, SyslogSink, type UnixDatagramPort } from './syslog-sink.js';
+import { nativeUnixDatagramPort, type SyslogCounters, SyslogSink, type UnixDatagramPort } from './syslog-sink.js';
 import { UdpSender } from './udp-sender.js';
 
 /**
@@ -50,20 +50,10 @@ export interface FlowlogSnapshot {
   queueLength?: number;
   queueBytes?: number;
   queueLimitBytes?: number;
-  /** flowlog.ipfix: the exporter's counters (ipfix-exporter.ts). */
-  ipfix?: {
-    collector: string;
-    messages: number;
-    records: number;
-    templates: number;
-    /** Records of messages not sent (no room in flight, or the send failed: the collector is down). */
-    unsent: number;
-    sendErrors: number;
-    invalid: number;
-    inFlight: number;
-  };
+  /** flowlog.ipfix: the exporter's counters, and its messages in flight. */
+  ipfix?: IpfixCounters & { collector: string; inFlight: number };
   /** flowlog.syslog: messages sent, and records not sent (unsent; busy: the receiver's queue was full). */
-  syslog?: { path: string; sent: number; unsent: number; busy: number };
+  syslog?: SyslogCounters & { path: string };
 }
 
 /** What the writer side counts, flat, in this order (worker.ts publishes them in a Float64Array). */
