@@ -410,6 +410,21 @@ describe('LocalTable: resync', () => {
     expect(s.table.counters.overrunResyncs).toBe(0);
   });
 
+  it('an overrun during the last pass before close starts no other pass', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    const dumps = s.link.counters.dumps;
+    const first = s.table.resyncKernel('command');
+    s.table.onOverrun();
+    s.table.close();
+    await first;
+    await settle();
+    // One pass: a conntrack and an expectation dump.
+    expect(s.link.counters.dumps).toBe(dumps + 2);
+    expect(s.table.counters.overrunResyncs).toBe(0);
+  });
+
   it('counts each overrun pass and stops repeating once closed', async () => {
     const s = setup();
     s.table.start();
@@ -755,6 +770,8 @@ describe('LocalTable: resync totals', () => {
     s.table.start();
     await s.table.initialDump();
     expect(s.internal.expectSize).toBe(4);
+    s.changes.length = 0;
+    s.expectChanges.length = 0;
     const k = s.kernel;
     const changed = (e: ExpectEntry) => k.expectations.set(expectKey(e), { ...e, flags: 1 });
     // Pass 1 finds one of each; pass 2, asked for while pass 1 runs, one more of each.
@@ -777,6 +794,25 @@ describe('LocalTable: resync totals', () => {
     const r = await s.table.resyncKernel('command');
     expect(passes).toBe(3);
     expect(r).toEqual({ created: 2, updated: 2, deleted: 2, expectations: { created: 2, updated: 2, deleted: 2 } });
+    // Each difference went to the peers as what it is.
+    expect(kindsByKey(s.changes)).toEqual(
+      new Map([
+        [entryKey(tcp(5)), ['new']],
+        [entryKey(tcp(1)), ['update']],
+        [entryKey(tcp(3)), ['delete']],
+        [entryKey(tcp(6)), ['new']],
+        [entryKey(tcp(2)), ['update']],
+        [entryKey(tcp(4)), ['delete']],
+      ]),
+    );
+    expect(s.expectChanges.map((c) => [c.key, c.kind])).toEqual([
+      [expectKey(x(1, 3000)), 'new'],
+      [expectKey(x(1, 2121)), 'new'],
+      [expectKey(x(2, 2122)), 'delete'],
+      [expectKey(x(2, 3001)), 'new'],
+      [expectKey(x(2, 2124)), 'new'],
+      [expectKey(x(1, 2123)), 'delete'],
+    ]);
   });
 
   it('with filter.expectations none: the conntrack table only, and no expectation totals', async () => {
@@ -815,6 +851,8 @@ describe('LocalTable: whole-table operations, exactly', () => {
     const all = make('all');
     await fill(all);
     expect((await all.table.flushKernel('expect')).expectations).toEqual({ deleted: 3 });
+    // flush-kernel ct names no expectations at all, not even as undefined.
+    expect(Object.keys(await all.table.flushKernel('ct')).sort()).toEqual(['deleted', 'durationMs', 'failed', 'failures']);
     expect(calls).toEqual([[undefined, undefined]]);
     calls.length = 0;
     const some = make({ helpers: ['ftp', 'sip'] });
@@ -827,9 +865,10 @@ describe('LocalTable: whole-table operations, exactly', () => {
     expect(some.kernel.expectations.size).toBe(0);
   });
 
-  it('purge-timeout leaves an entry whose timeout is already at the purge timeout', async () => {
+  it('purge-timeout leaves an entry whose timeout is already at the purge timeout, shortens one without any', async () => {
     const s = setup();
-    for (const e of [tcp(1, { timeout: 30 }), tcp(2, { timeout: 31 }), tcp(3, { timeout: 29 })]) s.kernel.packetNew(e);
+    const { timeout: _t, ...bare } = tcp(4);
+    for (const e of [tcp(1, { timeout: 30 }), tcp(2, { timeout: 31 }), tcp(3, { timeout: 29 }), bare]) s.kernel.packetNew(e);
     s.table.start();
     await s.table.initialDump();
     let sent: number[] = [];
@@ -839,8 +878,8 @@ describe('LocalTable: whole-table operations, exactly', () => {
       return batch(items, opts);
     };
     const r = await s.table.purgeTimeout();
-    expect(sent).toEqual([2]);
-    expect(r).toMatchObject({ examined: 3, shortened: 1, local: 0, failed: 0 });
+    expect(sent).toEqual([2, 4]);
+    expect(r).toMatchObject({ examined: 4, shortened: 2, local: 0, failed: 0 });
   });
 
   it('flush-kernel and purge-timeout read the event queue between chunks of their batch', async () => {
