@@ -164,6 +164,16 @@ describe('ExternalCache records handed out', () => {
     expect(r2.kernelCopy).toBe(KERNEL_CURRENT);
   });
 
+  it('a record made before a flush is no longer current and keeps what it had', () => {
+    const c = cache();
+    c.applyRemote('fw2', 3, 10, 'new', tcp(1, { mark: 1 }));
+    const r = c.get(tcp(1)) as SlotRecord;
+    c.flush();
+    expect(r.current).toBe(false);
+    expect([r.origin, r.epoch, r.seq, r.entry.mark]).toEqual(['fw2', 3, 10, 1]);
+    expect(c.currentRecord(r.slot, r.gen)).toBeNull();
+  });
+
   it('tells records that name a master (related, committed after the masters), kept whole or not', () => {
     const c = cache();
     const master = tcp(1).orig;
@@ -204,12 +214,16 @@ describe('ExternalCache records handed out', () => {
     );
   });
 
-  it('refuses an entry no key can be made of, counted', () => {
+  it('refuses an entry no key can be made of, counted, and finds no record for one', () => {
     const c = cache();
     const bad = tcp(1, { orig: { ...tcp(1).orig, src: '2001:db8::1' } });
+    for (const n of [2, 3, 4]) c.applyRemote('fw3', 1, n, 'new', tcp(n));
+    expect(c.get(bad)).toBeUndefined();
+    expect(c.has(bad)).toBe(false);
+    c.flush();
     expect(c.applyRemote('fw2', 1, 1, 'new', bad)).toBe('refused');
     expect(c.size).toBe(0);
-    expect(c.counters).toEqual(counters({ refused: 1 }));
+    expect(c.counters).toEqual(counters({ refused: 1, created: 3, flushed: 3 }));
     expect(c.origins().size).toBe(0);
   });
 });
@@ -290,6 +304,20 @@ describe('ExternalCache: shadows', () => {
     expect(c.size).toBe(0);
     expect(c.origins().size).toBe(0);
     expect(c.counters).toEqual(counters({ created: 1, updated: 2, deleted: 2, copyDeleted: 1 }));
+  });
+
+  it("an origin taking the table back from its own shadow frees that shadow's place under the bound", () => {
+    const c = cache({ limit: 2 });
+    c.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    c.applyRemote('fw3', 1, 1, 'update', tcp(1));
+    // fw2's shadow gives way, fw3's copy takes its place: one shadow held.
+    c.applyRemote('fw2', 1, 2, 'update', tcp(1));
+    // A second shadow fits.
+    c.applyRemote('fw4', 1, 1, 'update', tcp(1));
+    expect(c.counters.shadowsRefused).toBe(0);
+    c.applyRemote('fw4', 1, 2, 'delete', tcp(1));
+    c.applyRemote('fw2', 1, 3, 'delete', tcp(1));
+    expect(view(c, [1])).toEqual({ 1: ['fw3', 1, 1, 0] });
   });
 
   it('a promoted copy of a key never written to the kernel stays at none', () => {
@@ -498,7 +526,10 @@ describe('ExternalCache: expectations', () => {
     expect(c.applyRemoteExpect('fw3', 1, 1, 'update', e)).toBe('updated');
     expect(c.applyRemoteExpect('fw3', 1, 2, 'update', e)).toBe('updated');
     expect(c.getExpect(expectKey(e))).toMatchObject({ origin: 'fw3', epoch: 1, seq: 2 });
-    expect(c.expectCounters).toEqual(counters({ created: 1, updated: 3, stale: 2 }));
+    // Another origin in the same epoch with a lower seq still wins.
+    expect(c.applyRemoteExpect('fw4', 1, 1, 'update', e)).toBe('updated');
+    expect(c.getExpect(expectKey(e))).toMatchObject({ origin: 'fw4', epoch: 1, seq: 1 });
+    expect(c.expectCounters).toEqual(counters({ created: 1, updated: 4, stale: 2 }));
   });
 
   it('a delete is never filtered, and one for a key not held is missing', () => {
@@ -651,8 +682,9 @@ describe('ExternalCache: rollovers (continueEpoch)', () => {
     const c = cache();
     c.applyRemote('fw2', 1, 5, 'new', tcp(1));
     c.applyRemote('fw2', 2, 6, 'new', tcp(2));
+    c.applyRemote('fw2', 2, 7, 'new', tcp(3));
     c.continueEpoch('fw2', 1, 2, 50);
-    expect(view(c, [1, 2])).toEqual({ 1: ['fw2', 2, 50, 0], 2: ['fw2', 2, 50, 0] });
+    expect(view(c, [1, 2, 3])).toEqual({ 1: ['fw2', 2, 50, 0], 2: ['fw2', 2, 50, 0], 3: ['fw2', 2, 50, 0] });
     expect(c.applyRemote('fw2', 2, 49, 'update', tcp(1, { mark: 1 }))).toBe('stale');
     expect(c.applyRemote('fw2', 2, 49, 'update', tcp(2, { mark: 1 }))).toBe('stale');
   });
@@ -727,6 +759,19 @@ describe('ExternalCache: released origins', () => {
     expect(c.applyRemote('fw5', 1, 3, 'new', tcp(7))).toBe('created');
     expect(c.applyRemote('fw5', 1, 4, 'new', tcp(8))).toBe('refused');
     expect(c.counters).toMatchObject({ refused: 1, released: 3 });
+  });
+
+  it('a released origin holding nothing in the table frees no room: the next one is freed too', () => {
+    const c = full(2);
+    c.applyRemoteExpect('fw2', 1, 1, 'new', exp(tcp(9), 2000));
+    c.applyRemote('fw3', 1, 1, 'new', tcp(1));
+    c.applyRemote('fw3', 1, 2, 'new', tcp(2));
+    c.release('fw2');
+    c.release('fw3');
+    expect(c.applyRemote('fw4', 1, 1, 'new', tcp(3))).toBe('created');
+    expect(c.size).toBe(1);
+    expect(c.counters.released).toBe(2);
+    expect(c.expectCounters.released).toBe(1);
   });
 
   it('an origin heard from again is no longer released, and is not freed for its own new keys', () => {
