@@ -756,9 +756,10 @@ describe('LocalTable: resync totals', () => {
       wrapLink: (link) => ({
         dump: (onEntry, opts) => link.dump(onEntry, opts),
         dumpExpectations: async (onEntry, opts) => {
-          await link.dumpExpectations(onEntry, opts);
+          const n = await link.dumpExpectations(onEntry, opts);
           passes++;
           onPassDone();
+          return n;
         },
         batch: (items, opts) => link.batch(items, opts),
         flushExpectations: (family) => link.flushExpectations(family),
