@@ -191,8 +191,10 @@ describe('ExternalCache records handed out', () => {
     c.applyRemote('fw2', 1, 3, 'new', wholeFlow(3, { master }));
     c.applyRemote('fw2', 1, 4, 'new', wholeFlow(4));
     c.applyRemote('fw2', 1, 5, 'new', tcp(5, { mark: 5 }));
+    // Extras of another kind (labels) name no master.
+    c.applyRemote('fw2', 1, 6, 'new', tcp(6, { labels: Buffer.alloc(16, 1) }));
     const related = (n: number) => (c.get(tcp(n)) as SlotRecord).related;
-    expect([1, 2, 3, 4, 5].map(related)).toEqual([false, true, true, false, false]);
+    expect([1, 2, 3, 4, 5, 6].map(related)).toEqual([false, true, true, false, false, false]);
     // mark 5 gives tcp(5) no extras; tcp(1) none either: related needs a master.
     expect((c.get(tcp(4)) as SlotRecord).record.x?.whole).toBeDefined();
   });
@@ -355,6 +357,18 @@ describe('ExternalCache: shadows', () => {
     expect(c.size).toBe(0);
   });
 
+  it("a delete from the second shadow's origin removes that shadow, not the first", () => {
+    const c = cache();
+    c.applyRemote('fw2', 1, 10, 'new', tcp(1, { mark: 2 }));
+    c.applyRemote('fw3', 1, 20, 'update', tcp(1, { mark: 3 }));
+    c.applyRemote('fw4', 1, 30, 'update', tcp(1, { mark: 4 }));
+    // Shadows: fw2's, then fw3's. fw3's goes.
+    expect(c.applyRemote('fw3', 1, 21, 'delete', tcp(1))).toBe('deleted');
+    c.applyRemote('fw4', 1, 31, 'delete', tcp(1));
+    expect(view(c, [1])).toEqual({ 1: ['fw2', 1, 10, 2] });
+    expect(c.origins()).toEqual(new Map([['fw2', 1]]));
+  });
+
   it("a shadow's origin is ordered against its shadow: older is stale, newer takes the table back", () => {
     const c = cache();
     c.applyRemote('fw2', 1, 10, 'new', tcp(1, { mark: 2 }));
@@ -470,6 +484,7 @@ describe('ExternalCache: tombstones', () => {
     // The tombstone is fw3's now: fw2 is not buried, fw3 is.
     expect(c.applyRemote('fw3', 1, 4, 'update', tcp(1))).toBe('stale');
     expect(c.applyRemote('fw2', 1, 15, 'update', tcp(1))).toBe('created');
+    expect(c.counters).toEqual(counters({ missing: 2, stale: 1, created: 1 }));
   });
 
   it("another epoch's delete replaces a tombstone", () => {
@@ -813,11 +828,12 @@ describe('ExternalCache: commitOrder', () => {
   it('masters first, then related entries; all origins or one, with the origins named', () => {
     const c = cache();
     const master = tcp(1).orig;
+    // fw3's first: the origins are named sorted, not in the table's order.
+    c.applyRemote('fw3', 1, 1, 'new', tcp(3));
     c.applyRemote('fw2', 1, 1, 'new', tcp(1));
     c.applyRemote('fw2', 1, 2, 'new', tcp(2, { master }));
-    c.applyRemote('fw3', 1, 1, 'new', tcp(3));
     c.applyRemote('fw3', 1, 2, 'new', wholeFlow(4, { master }));
-    c.applyRemote('fw2', 1, 3, 'new', tcp(5));
+    c.applyRemote('fw2', 1, 3, 'new', tcp(5, { labels: Buffer.alloc(16, 1) }));
     const marks = (o: { slots: Int32Array; gens: Uint32Array }) =>
       [...o.slots].map((s, i) => c.currentRecord(s, o.gens[i]!)!.entry().orig.sport! - 20000);
     const all = c.commitOrder();
