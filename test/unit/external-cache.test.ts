@@ -811,6 +811,19 @@ describe('ExternalCache: released origins', () => {
     expect(c.counters).toMatchObject({ released: 1, refused: 1 });
   });
 
+  it('an origin heard from again, by an update, is not freed for another origin', () => {
+    const c = full(2);
+    c.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    c.applyRemote('fw3', 1, 1, 'new', tcp(2));
+    c.release('fw2');
+    c.release('fw3');
+    expect(c.applyRemote('fw2', 1, 2, 'update', tcp(1, { mark: 2 }))).toBe('updated');
+    // Only fw3 is still released: it gives way, fw2 stays.
+    expect(c.applyRemote('fw4', 1, 1, 'new', tcp(3))).toBe('created');
+    expect([1, 2, 3].map((n) => c.has(tcp(n)))).toEqual([true, false, true]);
+    expect(c.counters.released).toBe(1);
+  });
+
   it('a flush of a released origin takes it off the list', () => {
     const c = full(2);
     c.applyRemote('fw2', 1, 1, 'new', tcp(1));
