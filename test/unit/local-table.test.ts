@@ -410,6 +410,21 @@ describe('LocalTable: resync', () => {
     expect(s.table.counters.overrunResyncs).toBe(0);
   });
 
+  it('an overrun during the last pass before close starts no other pass', async () => {
+    const s = setup();
+    s.table.start();
+    await s.table.initialDump();
+    const dumps = s.link.counters.dumps;
+    const first = s.table.resyncKernel('command');
+    s.table.onOverrun();
+    s.table.close();
+    await first;
+    await settle();
+    // One pass: a conntrack and an expectation dump.
+    expect(s.link.counters.dumps).toBe(dumps + 2);
+    expect(s.table.counters.overrunResyncs).toBe(0);
+  });
+
   it('counts each overrun pass and stops repeating once closed', async () => {
     const s = setup();
     s.table.start();
@@ -666,5 +681,237 @@ describe('LocalTable: kernel.netlinkBufferMaxBytes', () => {
     expect(s.events.receiveBuffer).toBe(3 << 20);
     expect(s.lines.filter((l) => l.msg.startsWith('kernel event buffer at its cap'))).toHaveLength(1);
     expect(s.table.counters.overruns).toBe(4);
+  });
+});
+
+// Direct calls and exact totals for what the tests above reach only in
+// passing (issue 18, the survivors of footnote 15 in TESTING.md).
+describe('LocalTable: handlers called directly', () => {
+  const ev = (type: 'new' | 'update' | 'destroy', entry: ConntrackEntry, own = false) => ({ type, entry, pid: own ? 7 : 0, own });
+
+  it('onEvent (entry objects): new, update, unchanged, destroy, and own events counted and dropped', () => {
+    const s = setup();
+    s.table.onEvent(ev('new', tcp(1)));
+    s.table.onEvent(ev('update', tcp(1, { mark: 4 })));
+    s.table.onEvent(ev('update', tcp(1, { mark: 4 })));
+    s.table.onEvent(ev('new', tcp(2), true));
+    s.table.onEvent(ev('destroy', tcp(1)));
+    s.table.onEvent(ev('destroy', tcp(3)));
+    expect(s.changes.map((c) => [c.key, c.kind, c.entry?.mark])).toEqual([
+      [entryKey(tcp(1)), 'new', undefined],
+      [entryKey(tcp(1)), 'update', undefined],
+      [entryKey(tcp(1)), 'delete', 4],
+    ]);
+    expect(s.table.counters.ownKernelEvents).toBe(1);
+    expect(s.internal.size).toBe(0);
+  });
+
+  it('onExpectEvent: the policy judges creates and updates; a destroy always passes, even one without its helper', () => {
+    const s = setup({ expectations: { helpers: ['ftp'] } });
+    s.table.onEvent(ev('new', tcp(1)));
+    s.table.onEvent(ev('new', tcp(2)));
+    const ftp = expectation(tcp(1), 2121, 'ftp');
+    const sip = expectation(tcp(2), 5060, 'sip');
+    const xev = (type: 'new' | 'update' | 'destroy', entry: ExpectEntry, own = false) => ({ type, entry, pid: 0, own });
+    s.table.onExpectEvent(xev('new', ftp));
+    s.table.onExpectEvent(xev('new', sip));
+    s.table.onExpectEvent(xev('update', { ...ftp, mask: { ...ftp.mask, dport: 0xff00 } }));
+    s.table.onExpectEvent(xev('update', { ...ftp, mask: { ...ftp.mask, dport: 0xff00 } }));
+    s.table.onExpectEvent(xev('destroy', ftp, true));
+    expect(s.internal.expectSize).toBe(1);
+    // The kernel's destroy for a key we hold, carrying no helper name: it still goes.
+    const { helper: _h, ...bare } = ftp;
+    s.table.onExpectEvent(xev('destroy', bare));
+    s.table.onExpectEvent(xev('destroy', sip));
+    expect(s.expectChanges.map((c) => [c.key, c.kind, c.entry?.tuple.dport])).toEqual([
+      [expectKey(ftp), 'new', undefined],
+      [expectKey(ftp), 'new', undefined],
+      [expectKey(ftp), 'delete', 2121],
+    ]);
+    expect(s.internal.expectSize).toBe(0);
+    expect(s.table.counters.ownKernelEvents).toBe(1);
+  });
+
+  it('the buffer at its cap is said once, with its size', () => {
+    const s = setup({ receiveBufferBytes: 1 << 20, maxEventBufferBytes: 1 << 20 });
+    s.table.onOverrun();
+    s.table.onOverrun();
+    expect(s.lines.filter((l) => l.level === 'warn')).toEqual([
+      {
+        level: 'warn',
+        msg: 'kernel event buffer at its cap (kernel.netlinkBufferMaxBytes): it grows no further',
+        ctx: { receiveBufferBytes: 1 << 20 },
+      },
+      { level: 'warn', msg: 'kernel event overrun: will resync with the kernel table', ctx: { receiveBufferBytes: 1 << 20 } },
+      { level: 'warn', msg: 'kernel event overrun: will resync with the kernel table', ctx: { receiveBufferBytes: 1 << 20 } },
+    ]);
+  });
+});
+
+describe('LocalTable: resync totals', () => {
+  it('adds up every pass: created, updated and deleted entries and expectations', async () => {
+    let passes = 0;
+    let onPassDone: () => void = () => undefined;
+    const s = setup({
+      wrapLink: (link) => ({
+        dump: (onEntry, opts) => link.dump(onEntry, opts),
+        dumpExpectations: async (onEntry, opts) => {
+          const n = await link.dumpExpectations(onEntry, opts);
+          passes++;
+          onPassDone();
+          return n;
+        },
+        batch: (items, opts) => link.batch(items, opts),
+        flushExpectations: (family) => link.flushExpectations(family),
+      }),
+    });
+    for (let i = 1; i <= 4; i++) preexisting(s.kernel, tcp(i));
+    const x = (n: number, port: number) => expectation(tcp(n), port);
+    for (const e of [x(1, 2121), x(2, 2122), x(1, 2123), x(2, 2124)]) s.kernel.expectations.set(expectKey(e), e);
+    s.table.start();
+    await s.table.initialDump();
+    expect(s.internal.expectSize).toBe(4);
+    s.changes.length = 0;
+    s.expectChanges.length = 0;
+    const k = s.kernel;
+    const changed = (e: ExpectEntry) => k.expectations.set(expectKey(e), { ...e, flags: 1 });
+    // Pass 1 finds one of each; pass 2, asked for while pass 1 runs, one more of each.
+    k.table.set(entryKey(tcp(5)), tcp(5));
+    k.table.set(entryKey(tcp(1)), tcp(1, { mark: 1 }));
+    k.table.delete(entryKey(tcp(3)));
+    k.expectations.set(expectKey(x(1, 3000)), x(1, 3000));
+    changed(x(1, 2121));
+    k.expectations.delete(expectKey(x(2, 2122)));
+    onPassDone = () => {
+      if (passes !== 2) return;
+      k.table.set(entryKey(tcp(6)), tcp(6));
+      k.table.set(entryKey(tcp(2)), tcp(2, { mark: 2 }));
+      k.table.delete(entryKey(tcp(4)));
+      k.expectations.set(expectKey(x(2, 3001)), x(2, 3001));
+      changed(x(2, 2124));
+      k.expectations.delete(expectKey(x(1, 2123)));
+      void s.table.resyncKernel('command');
+    };
+    const r = await s.table.resyncKernel('command');
+    expect(passes).toBe(3);
+    expect(r).toEqual({ created: 2, updated: 2, deleted: 2, expectations: { created: 2, updated: 2, deleted: 2 } });
+    // Each difference went to the peers as what it is.
+    expect(kindsByKey(s.changes)).toEqual(
+      new Map([
+        [entryKey(tcp(5)), ['new']],
+        [entryKey(tcp(1)), ['update']],
+        [entryKey(tcp(3)), ['delete']],
+        [entryKey(tcp(6)), ['new']],
+        [entryKey(tcp(2)), ['update']],
+        [entryKey(tcp(4)), ['delete']],
+      ]),
+    );
+    expect(s.expectChanges.map((c) => [c.key, c.kind])).toEqual([
+      [expectKey(x(1, 3000)), 'new'],
+      [expectKey(x(1, 2121)), 'new'],
+      [expectKey(x(2, 2122)), 'delete'],
+      [expectKey(x(2, 3001)), 'new'],
+      [expectKey(x(2, 2124)), 'new'],
+      [expectKey(x(1, 2123)), 'delete'],
+    ]);
+  });
+
+  it('with filter.expectations none: the conntrack table only, and no expectation totals', async () => {
+    const s = setup({ expectations: 'none' });
+    preexisting(s.kernel, tcp(1));
+    s.table.start();
+    const dumps = s.link.counters.dumps;
+    expect(await s.table.resyncKernel('command')).toEqual({ created: 1, updated: 0, deleted: 0 });
+    expect(await s.table.resyncKernel('command', 'expect')).toEqual({ created: 0, updated: 0, deleted: 0 });
+    expect(s.link.counters.dumps).toBe(dumps + 1);
+  });
+});
+
+describe('LocalTable: whole-table operations, exactly', () => {
+  it('flush-kernel with every expectation replicated flushes them in one request, with helpers one per helper', async () => {
+    const calls: Array<[number | undefined, string | undefined]> = [];
+    const make = (expectations: ExpectationPolicy) =>
+      setup({
+        expectations,
+        wrapLink: (link) => ({
+          dump: (onEntry, opts) => link.dump(onEntry, opts),
+          dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
+          batch: (items, opts) => link.batch(items, opts),
+          flushExpectations: (family, helper) => {
+            calls.push([family, helper]);
+            return link.flushExpectations(family, helper);
+          },
+        }),
+      });
+    const fill = async (s: ReturnType<typeof setup>) => {
+      for (let i = 1; i <= 3; i++) preexisting(s.kernel, tcp(i));
+      for (const e of [expectation(tcp(1), 2121, 'ftp'), expectation(tcp(2), 5060, 'sip'), expectation(tcp(3), 2122, 'ftp')]) {
+        s.kernel.expectations.set(expectKey(e), e);
+      }
+    };
+    const all = make('all');
+    await fill(all);
+    expect((await all.table.flushKernel('expect')).expectations).toEqual({ deleted: 3 });
+    // flush-kernel ct names no expectations at all, not even as undefined.
+    expect(Object.keys(await all.table.flushKernel('ct')).sort()).toEqual(['deleted', 'durationMs', 'failed', 'failures']);
+    expect(calls).toEqual([[undefined, undefined]]);
+    calls.length = 0;
+    const some = make({ helpers: ['ftp', 'sip'] });
+    await fill(some);
+    expect((await some.table.flushKernel('expect')).expectations).toEqual({ deleted: 3 });
+    expect(calls).toEqual([
+      [0, 'ftp'],
+      [0, 'sip'],
+    ]);
+    expect(some.kernel.expectations.size).toBe(0);
+  });
+
+  it('purge-timeout leaves an entry whose timeout is already at the purge timeout, shortens one without any', async () => {
+    const s = setup();
+    const { timeout: _t, ...bare } = tcp(4);
+    for (const e of [tcp(1, { timeout: 30 }), tcp(2, { timeout: 31 }), tcp(3, { timeout: 29 }), bare]) s.kernel.packetNew(e);
+    s.table.start();
+    await s.table.initialDump();
+    let sent: number[] = [];
+    const batch = s.link.batch.bind(s.link);
+    s.link.batch = (items, opts) => {
+      sent = items.map((i) => i.entry.orig.sport! - 10000);
+      return batch(items, opts);
+    };
+    const r = await s.table.purgeTimeout();
+    expect(sent).toEqual([2, 4]);
+    expect(r).toMatchObject({ examined: 4, shortened: 2, local: 0, failed: 0 });
+  });
+
+  it('flush-kernel and purge-timeout read the event queue between chunks of their batch', async () => {
+    const drained: number[] = [];
+    let extra = 5000;
+    const s = setup({
+      wrapLink: (link) => ({
+        dump: (onEntry, opts) => link.dump(onEntry, opts),
+        dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
+        flushExpectations: (family) => link.flushExpectations(family),
+        batch: (items, opts) =>
+          link.batch(items, {
+            ...opts,
+            betweenChunks: () => {
+              // A packet's event is queued: reading the queue now applies it before the next chunk.
+              s.kernel.packetNew(tcp(extra++, { src: '10.30.0.1' }));
+              const before = s.internal.size;
+              opts?.betweenChunks?.();
+              drained.push(s.internal.size - before);
+            },
+          }),
+      }),
+    });
+    // More than one chunk (1024 requests) of each.
+    for (let i = 1; i <= 1100; i++) preexisting(s.kernel, tcp(i));
+    s.table.start();
+    await s.table.initialDump();
+    await s.table.purgeTimeout();
+    expect(drained).toEqual([1]);
+    for (let i = 1; i <= 1100; i++) preexisting(s.kernel, tcp(i));
+    await s.table.flushKernel('ct');
+    expect(drained).toEqual([1, 1]);
   });
 });
