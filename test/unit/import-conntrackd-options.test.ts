@@ -14,6 +14,7 @@ import {
   importConntrackdCommand,
   importConntrackdConf,
   type ImportResult,
+  nodeIdFromHostname,
 } from '../../src/config/import-conntrackd.js';
 import { type Config, parseConfig } from '../../src/config/index.js';
 
@@ -814,6 +815,70 @@ describe('Stats', () => {
   });
 });
 
+describe('links, states and helpers: what repeats and what bounds', () => {
+  const link = (i: number, def = ''): string => ` UDP ${def}{ IPv4_address 10.0.${i}.1 IPv4_Destination_Address 10.0.${i}.2 Port 3780 }`;
+
+  it('four links are the most: the main one and three backups', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', link(1), link(2), link(3), link(4), '}'));
+    expect(rowsOf(r)).toEqual([]);
+    const cfg = parseConfig(r.yaml, 'x.yaml');
+    expect(cfg.sync!.udp?.bind).toBe('10.0.1.1');
+    expect(cfg.sync!.backupLinks.map((l) => ('udp' in l ? l.udp.bind : ''))).toEqual(['10.0.2.1', '10.0.3.1', '10.0.4.1']);
+    expect(noteAt(r.yaml, ['sync', 'backupLinks', 2])).toBe('line 6: UDP, a redundant dedicated link');
+  });
+
+  it('of two Default links the last is the main one', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', link(1, 'Default '), link(2), link(3, 'Default '), '}'));
+    const cfg = parseConfig(r.yaml, 'x.yaml');
+    expect(cfg.sync!.udp?.bind).toBe('10.0.3.1');
+    expect(cfg.sync!.backupLinks.map((l) => ('udp' in l ? l.udp.bind : ''))).toEqual(['10.0.1.1', '10.0.2.1']);
+    expect(noteAt(r.yaml, ['sync', 'transport'])).toBe('line 5: UDP');
+  });
+
+  it('several "for TCP" groups in one State block', () => {
+    const r = convert(y(BASE, 'General { Filter { State Accept {', ' ESTABLISHED for TCP', ' CLOSE SYN_SENT for TCP', '} } }'));
+    expect(rowsOf(r)).toEqual([]);
+    expect(parseConfig(r.yaml, 'x.yaml').filter.tcpStates).toEqual({ accept: ['ESTABLISHED', 'CLOSE', 'SYN_SENT'] });
+  });
+
+  it('a helper listed twice is synced once', () => {
+    const r = convert(y(BASE, 'Sync { Options { ExpectationSync { ftp sip ftp } } }'));
+    expect(parseConfig(r.yaml, 'x.yaml').filter.expectations).toEqual({ helpers: ['ftp', 'sip'] });
+  });
+
+  it('a result that does not validate says so in its header, without a line', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', ' UDP { IPv4_address 10.0.0.1 Port 3780 }', '}'));
+    expect(r.yaml.split('\n').slice(0, 9)).toEqual([
+      '# ctsyncd configuration converted by `ctsyncd import-conntrackd` from c.conf.',
+      '# The comment on each value names the conntrackd.conf line it came from; keys',
+      "# not written here take ctsyncd's defaults (see conntrackd.yaml in the package).",
+      '# Review it, then validate it with: ctsyncd check-config FILE',
+      '',
+      '# Not carried over as written (2, also printed as warnings):',
+      '#   line 3: UDP on line 3 has no IPv4_Destination_Address (the peer); set sync.udp.peers by hand',
+      '#   the result does not pass check-config yet: sync.udp.peers required: expected a list',
+      '',
+    ]);
+  });
+
+  it('comments keep tabs and turn other control characters and line breaks into ?', () => {
+    const r = convert(y(BASE, 'General { Filter { Address Ignore {', ' IPv4_address 10.0.0.1 # a\tb\u2029c\ufeffd\u0007e', '} } }'));
+    expect(noteAt(r.yaml, ['filter', 'addresses', 'ignore', 0])).toBe('line 3: a\tb?c?d?e');
+  });
+});
+
+describe('nodeIdFromHostname, more', () => {
+  it.each([
+    ['LOCALHOST', undefined],
+    ['Localhost.example', undefined],
+    ['localhost2', 'localhost2'],
+    ['.example.com', undefined],
+    ['x'.repeat(64), 'x'.repeat(64)],
+  ])('%j → %j', (host, id) => {
+    expect(nodeIdFromHostname(host)).toBe(id);
+  });
+});
+
 describe('a whole file, to the byte', () => {
   const RICH = y(
     'Sync {',
@@ -964,6 +1029,8 @@ describe('ctsyncd import-conntrackd, its words exactly', () => {
     [[], 'needs the conntrackd.conf FILE to convert (- for standard input)'],
     [['a', 'b'], "takes one FILE, got 'a' and 'b'"],
     [['a', '-x'], 'unknown option -x'],
+    [['a', '-o=x'], 'unknown option -o=x'],
+    [['a', '-'], "takes one FILE, got 'a' and '-'"],
     [['a', '--frob=1'], 'unknown option --frob=1'],
     [['a', '--output='], '--output needs a value'],
     [['a', '-o'], '-o needs a value'],
