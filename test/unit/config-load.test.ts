@@ -107,6 +107,8 @@ describe('messages of each issue kind, whole', () => {
     ['a number above its maximum', '  mtu: 99999', '6:8 sync.mtu expected at most 65507, got number 99999'],
     ['a quoted number with blanks', "  mtu: ' 1400 '", '6:8 sync.mtu expected an integer, got string " 1400 " (remove the quotes)'],
     ['a quoted word that Number() reads as infinite', '  mtu: Infinity', '6:8 sync.mtu expected an integer, got string "Infinity"'],
+    ['a fraction where an integer goes', '  mtu: 1500.5', '6:8 sync.mtu expected an integer, got number 1500.5'],
+    ['a boolean where an integer goes', '  mtu: true', '6:8 sync.mtu expected an integer, got boolean true'],
     ['an empty quoted string', "  mtu: ''", '6:8 sync.mtu expected an integer, got string ""'],
     ['a scalar where a list goes', '  udp: { bind: 10.0.0.1, peers: x }', '6:33 sync.udp.peers expected a list, got string "x"'],
     ['a missing required integer', '  udp: { bind: 10.0.0.1, peers: [10.0.0.2] }\n  transport: udp\n  reliability: { ackWindow: null }', '8:29 sync.reliability.ackWindow expected an integer, got an empty value'],
@@ -115,6 +117,8 @@ describe('messages of each issue kind, whole', () => {
   });
 
   it.each([
+    ['a string one character short', "failover: { vrrpName: '' }", '6:23 failover.vrrpName expected at least 1 character'],
+    ['a choice of shapes matching none', 'filter: { expectations: x }', '6:25 filter.expectations expected all, none, or a mapping with helpers, got string "x"'],
     ['a number where true or false goes: no hint', 'metrics: { enabled: 1 }', '6:21 metrics.enabled expected true or false, got number 1'],
     ['a number where a string goes', 'metrics: { listen: 1 }', '6:20 metrics.listen expected a string, got number 1 (quote it to make it a string)'],
     ['one of many values', 'log: { level: x }', '6:15 log.level expected one of "error", "warn", "info", "debug", "trace", got string "x"'],
