@@ -138,6 +138,19 @@ describe('messages of each issue kind, whole', () => {
     ]);
   });
 
+  it('a missing top-level key, at the document, which starts after its comments', () => {
+    expect(issues('# comment\n\ncluster: { id: 1 }\n')).toEqual(['3:1 node required: expected a mapping']);
+  });
+
+  it('a type error inside the one shape of a choice that fits, at the value', () => {
+    expect(issues(y(...BASE, 'filter: { expectations: { helpers: x } }'))).toEqual([
+      '6:36 filter.expectations.helpers expected a list, got string "x"',
+    ]);
+    expect(issues(y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: { keyFile: 1 }', '  multicast: { interface: sync0 }'))).toEqual([
+      '4:20 sync.auth.keyFile expected a string, got number 1 (quote it to make it a string)',
+    ]);
+  });
+
   it('a document that is a list', () => {
     expect(issues('[1, 2]\n')).toEqual(['1:1 (root) expected a mapping, got a list']);
   });
@@ -154,6 +167,12 @@ describe('YAML syntax errors: position and the path that holds them', () => {
     // A key with blanks is no path segment, nor is a key that is a list.
     ['under a key with blanks', 'key with spaces: { a: 1, a: 2 }\n', ['1:26 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
     ['under a key that is a list', '? [a, b]\n: { c: 1, c: 2 }\n', ['2:11 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
+    // A key with no value comes before the error: no node to look inside.
+    ['after a key with no value', 'a:\nb: { c: 1, c: 2 }\n', ['2:12 b.c Map keys must be unique [YAML DUPLICATE_KEY]']],
+    ['inside a scalar', 'a: "x\\qy"\n', ['1:6 a Invalid escape sequence \\q [YAML BAD_DQ_ESCAPE]']],
+    ['at a key with blanks', 'a b: 1\na b: 2\n', ['2:1 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
+    ['in a map in a flow list after a scalar', 'a: [ x, { c: 1, c: 2 } ]\n', ['1:17 a[1].c Map keys must be unique [YAML DUPLICATE_KEY]']],
+    ['in a document that is a list', '- a\n- { b: 1, b: 2 }\n', ['2:11 [1].b Map keys must be unique [YAML DUPLICATE_KEY]']],
     ['a tab as indentation', 'a: 1\n\tb: 2\n', ['2:1 (root) Tabs are not allowed as indentation [YAML TAB_AS_INDENT]']],
   ])('%s', (_what, yaml, want) => {
     expect(issues(yaml)).toEqual(want);
