@@ -167,7 +167,8 @@ describe('YAML syntax errors: position and the path that holds them', () => {
     // A key with blanks is no path segment, nor is a key that is a list.
     ['under a key with blanks', 'key with spaces: { a: 1, a: 2 }\n', ['1:26 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
     ['under a key that is a list', '? [a, b]\n: { c: 1, c: 2 }\n', ['2:11 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
-    // A key with no value comes before the error: no node to look inside.
+    // Keys with no value before the error: an empty scalar in a block map, no node at all in a flow map.
+    ['after a flow-map key with no value', '{ a, b: { c: 1, c: 2 } }\n', ['1:17 b.c Map keys must be unique [YAML DUPLICATE_KEY]']],
     ['after a key with no value', 'a:\nb: { c: 1, c: 2 }\n', ['2:12 b.c Map keys must be unique [YAML DUPLICATE_KEY]']],
     ['inside a scalar', 'a: "x\\qy"\n', ['1:6 a Invalid escape sequence \\q [YAML BAD_DQ_ESCAPE]']],
     ['at a key with blanks', 'a b: 1\na b: 2\n', ['2:1 (root) Map keys must be unique [YAML DUPLICATE_KEY]']],
