@@ -867,6 +867,67 @@ describe('links, states and helpers: what repeats and what bounds', () => {
   });
 });
 
+describe('the Importer at its edges', () => {
+  it.each([
+    ['a bool', 'Sync { Mode FTFW { DisableExternalCache', 'DisableExternalCache needs on or off before the end of the file'],
+    ['a Stats LogFile', 'Stats { LogFile', 'LogFile needs on, off or a file name before the end of the file'],
+    ['an address', 'Sync { Multicast { IPv4_address', 'IPv4_address needs an IPv4 address before the end of the file'],
+    ['an IPv6_interface', 'Sync { Multicast { IPv6_interface', 'IPv6_interface needs an address before the end of the file'],
+    ['an Interface', 'Sync { Multicast { Interface', 'Interface needs an interface name before the end of the file'],
+    ['ExpectationSync', 'Sync { Options { ExpectationSync', 'ExpectationSync needs on or off before the end of the file'],
+    ['a link block', 'Sync { Multicast', 'expected { after Multicast'],
+    ['a link block with a word before it', 'Sync { Multicast Frob { } }', "expected { after Multicast, got 'Frob'"],
+  ])('%s cut short or misspelt: %s', (_what, text, reason) => {
+    expect(conversionError(text).reason).toBe(reason);
+  });
+
+  it('Helper is skipped with its block and said to be unsupported', () => {
+    expect(rowsOf(convert(y(BASE, 'Helper { Type ftp inet tcp { QueueNum 0 } }')))).toEqual([
+      [
+        2,
+        'Helper',
+        'Helper is not supported by ctsyncd: ctsyncd has no userspace helpers; keep the kernel helpers (nft ct helper) or run conntrackd for them alone',
+      ],
+    ]);
+  });
+
+  it('a bad address after a good one keeps the good one', () => {
+    const udp = convert(
+      y(
+        'Sync {',
+        ' Mode FTFW { }',
+        ' UDP {',
+        '  IPv4_address 10.0.0.1',
+        '  IPv4_address 10.0.0.300',
+        '  IPv4_Destination_Address 10.0.0.2',
+        '  IPv4_Destination_Address x',
+        '  Port 3780',
+        ' }',
+        '}',
+      ),
+    );
+    expect(rowsOf(udp)).toEqual([
+      [5, 'IPv4_address', "IPv4_address 10.0.0.300: '10.0.0.300' is not an IPv4 address; skipped (conntrackd skips it too)"],
+      [7, 'IPv4_Destination_Address', "IPv4_Destination_Address x: 'x' is not an IPv4 address; skipped (conntrackd skips it too)"],
+    ]);
+    expect(parseConfig(udp.yaml, 'x.yaml').sync!.udp).toMatchObject({ bind: '10.0.0.1', peers: ['10.0.0.2'] });
+    const mc = convert(y('Sync {', ' Mode FTFW { }', ' Multicast {', '  IPv4_interface 10.0.0.1', '  IPv4_interface y', ' }', '}'));
+    expect(rowsOf(mc).filter(([, o]) => o === 'IPv4_interface')).toEqual([
+      [4, 'IPv4_interface', expect.stringMatching(/^IPv4_interface 10\.0\.0\.1: ctsyncd needs the interface by name/)],
+      [5, 'IPv4_interface', "IPv4_interface y: 'y' is not an IPv4 address; skipped (conntrackd skips it too)"],
+    ]);
+  });
+
+  it('a TCP link’s ErrorQueueLength, its reason whole', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', ' TCP { IPv4_address 10.0.0.1 IPv4_Destination_Address 10.0.0.2 Port 3780', '  ErrorQueueLength 128 }', '}'));
+    expect(rowsOf(r)[1]).toEqual([
+      4,
+      'ErrorQueueLength',
+      'ErrorQueueLength 128 is not supported by ctsyncd: ctsyncd has no TCP transport (see the warning on the TCP line)',
+    ]);
+  });
+});
+
 describe('nodeIdFromHostname, more', () => {
   it.each([
     ['LOCALHOST', undefined],
