@@ -17,6 +17,7 @@ import {
   nodeIdFromHostname,
 } from '../../src/config/import-conntrackd.js';
 import { type Config, isConfigError, loadConfig, parseConfig } from '../../src/config/index.js';
+import { runs } from './fc-runs.js';
 
 const EXAMPLES = '/usr/share/doc/conntrackd/examples/sync';
 const FILE = 'conntrackd.conf';
@@ -782,9 +783,9 @@ describe('input it cannot convert', () => {
     };
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...WORDS), { maxLength: 80 }), (words) => check(words.join(' '))),
-      { numRuns: 3000 },
+      { numRuns: runs(3000) },
     );
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), check), { numRuns: 1000 });
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), check), { numRuns: runs(1000) });
     // Deep nesting is skipped without recursion.
     check(`Sync { Multicast { Interface eth2 } X ${'{'.repeat(100_000)}${'}'.repeat(100_000)} }`);
   });
