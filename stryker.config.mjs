@@ -36,5 +36,7 @@ export default {
   timeoutMS: 5000,
   thresholds: { high: 90, low: 85, break: null },
   tempDirName: '.stryker-tmp',
+  // Another run's sandbox (.stryker-tmp-<name>, beside this one) is not copied into ours.
+  ignorePatterns: ['.stryker-tmp*'],
   cleanTempDir: 'always',
 };
