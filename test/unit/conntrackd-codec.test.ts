@@ -856,6 +856,11 @@ describe('conntrackd codec: expectation attributes one by one', () => {
       entry: { ...bare, flags: 0, fn: 'f'.repeat(27) },
     },
     {
+      name: 'an empty helper name (only the NUL)',
+      body: tuples + tlv(13, '00000000') + tlv(19, '00'),
+      entry: { ...bare, flags: 0, helper: '' },
+    },
+    {
       name: 'a latin1 helper name, one byte a character',
       body: tuples + tlv(13, '00000000') + tlv(19, 'e9e800'),
       entry: { ...bare, flags: 0, helper: '\u00e9\u00e8' },
