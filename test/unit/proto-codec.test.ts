@@ -68,6 +68,10 @@ describe('proto-codec: every refusal with its reason', () => {
     { name: 'a varint cut at its first byte', buf: dgram(h('08')), code: 'EDECODE', reason: 'varint runs past its field' },
     { name: 'a varint cut after its first byte', buf: dgram(h('0880')), code: 'EDECODE', reason: 'varint runs past its field' },
     { name: 'a varint cut after five bytes', buf: dgram(h('08ffffffffff')), code: 'EDECODE', reason: 'varint runs past its field' },
+    // The same cuts with another message after them: its bytes lie past the field's end and must not be read.
+    { name: 'a varint cut at its first byte, a message after it', buf: dgram(h('08'), len(9)), code: 'EDECODE', reason: 'varint runs past its field' },
+    { name: 'a varint cut after its first byte, a message after it', buf: dgram(h('0880'), len(9)), code: 'EDECODE', reason: 'varint runs past its field' },
+    { name: 'a varint cut after five bytes, a message after it', buf: dgram(h('08ffffffffff'), len(9)), code: 'EDECODE', reason: 'varint runs past its field' },
     { name: 'a varint of 11 bytes', buf: dgram(h('08ffffffffffffffffffff01')), code: 'EDECODE', reason: 'varint longer than 10 bytes' },
     { name: 'a seq cut at 3 bytes', buf: dgram(h('0d010203')), code: 'EDECODE', reason: 'fixed32 runs past its field' },
     { name: 'an unknown fixed32 cut at 3 bytes', buf: dgram(h('7d010203')), code: 'EDECODE', reason: 'fixed32 runs past its field' },
@@ -165,6 +169,7 @@ describe('proto-codec: values read exactly', () => {
     { name: 'a 5-byte varint whose high bits fall off', v: h('ffffffff7f'), want: 0xffffffff },
     { name: 'a 6-byte varint: bits above 32 dropped', v: h('8180808090 01'), want: 1 },
     { name: 'a 10-byte varint (a negative int64)', v: h('feffffffffffffffff01'), want: 0xfffffffe },
+    { name: 'a 7-byte varint with a byte of 0x80 past the fifth', v: h('ffffffffff8001'), want: 0xffffffff },
   ])('status as $name: $want', ({ v, want }) => {
     expect(entryOf(dgram(ctNew(len(1, tup()), h('18'), v))).status).toBe(want);
   });
@@ -217,14 +222,23 @@ describe('proto-codec: values read exactly', () => {
   });
 
   it.each([
+    { name: 'a tuple with only a source port', body: len(1, len(1, ip4('10.0.0.1')), len(2, ip4('10.0.0.2')), vf(3, 6), vf(4, 7)), want: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 7 } },
+    { name: 'a tuple with only a destination port', body: len(1, len(1, ip4('10.0.0.1')), len(2, ip4('10.0.0.2')), vf(3, 6), vf(5, 7)), want: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, dport: 7 } },
+    { name: 'a tuple with ports and a zone', body: len(1, tup(vf(9, 3))), want: { ...orig, zone: 3 } },
+    { name: 'a tuple with ports and an ICMP id', body: len(1, tup(vf(8, 3))), want: { ...orig, icmpId: 3 } },
+  ])('reads $name, with no other keys', ({ body, want }) => {
+    expect(entryOf(dgram(ctNew(body))).orig).toStrictEqual(want);
+  });
+
+  it.each([
     { name: 'only its high word', body: f32(3, 1), want: 1n << 32n },
     { name: 'only its low word', body: f32(4, 0xffffffff), want: 0xffffffffn },
   ])('a DCCP handshake sequence of $name', ({ body, want }) => {
-    expect(entryOf(dgram(ctNew(len(1, tup()), len(9, body)))).protoinfo).toEqual({ dccp: { state: 0, handshakeSeq: want } });
+    expect(entryOf(dgram(ctNew(len(1, tup()), len(9, body)))).protoinfo).toStrictEqual({ dccp: { state: 0, handshakeSeq: want } });
   });
 
-  it('empty nested messages read as their defaults', () => {
-    expect(entryOf(dgram(ctNew(len(1, tup()), len(7), len(8), len(9), len(14), len(16))))).toEqual({
+  it('empty nested messages read as their defaults, with no key for a field left out', () => {
+    expect(entryOf(dgram(ctNew(len(1, tup()), len(7), len(8), len(9), len(14), len(16))))).toStrictEqual({
       family: 2,
       orig,
       reply,
@@ -239,7 +253,8 @@ describe('proto-codec: values read exactly', () => {
     const e = entryOf(
       dgram(
         ctNew(
-          len(1, tup(f32(3, 17), junk)),
+          // Field 20's fixed32 holds the bytes of a protocol field (18 11): skipped, not read.
+          len(1, tup(f32(3, 17), f32(20, 0x1118), junk)),
           f32(3, 5),
           len(7, vf(1, 3), f32(1, 9), junk),
           len(8, vf(1, 2), vf(2, 7), junk),
@@ -328,8 +343,11 @@ describe('proto-codec: values read exactly', () => {
 describe('proto-codec: the reply tuple is left out exactly when it is the original mirrored', () => {
   const t: Tuple = { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1000, dport: 22 };
   const icmp: Tuple = { src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8, icmpCode: 0, icmpId: 5 };
-  const rows: { name: string; orig: Tuple; reply: Tuple }[] = [
+  const icmp6: Tuple = { src: '2001:db8::1', dst: '2001:db8::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 5 };
+  const rows: { name: string; orig: Tuple; reply: Tuple; family?: 2 | 10 }[] = [
     { name: 'a mirrored TCP flow', orig: t, reply: mirrorTuple(t) },
+    { name: 'a mirrored ICMPv6 echo (128 → 129)', orig: icmp6, reply: { ...icmp6, src: icmp6.dst, dst: icmp6.src, icmpType: 129 }, family: 10 },
+    { name: 'an ICMPv6 echo answered with 128', orig: icmp6, reply: { ...icmp6, src: icmp6.dst, dst: icmp6.src }, family: 10 },
     { name: 'another reply source', orig: t, reply: { ...mirrorTuple(t), src: '10.0.0.9' } },
     { name: 'another reply destination', orig: t, reply: { ...mirrorTuple(t), dst: '10.0.0.9' } },
     { name: 'another reply protocol', orig: t, reply: { ...mirrorTuple(t), proto: 17 } },
@@ -346,9 +364,11 @@ describe('proto-codec: the reply tuple is left out exactly when it is the origin
     { name: 'a reply with a type the orig has not', orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 1 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 1, icmpType: 0 } },
     { name: 'ICMP type 3, mirrored as itself', orig: { ...icmp, icmpType: 3 }, reply: { ...mirrorTuple(icmp), icmpType: 3 } },
     { name: 'ICMP type 3 answered with 0', orig: { ...icmp, icmpType: 3 }, reply: { ...mirrorTuple(icmp), icmpType: 0 } },
+    { name: 'TCP with an ICMP type: not inverted', orig: { ...t, icmpType: 8 }, reply: { ...mirrorTuple(t), icmpType: 8 } },
+    { name: 'TCP with an ICMP type answered inverted', orig: { ...t, icmpType: 8 }, reply: { ...mirrorTuple(t), icmpType: 0 } },
   ];
-  it.each(rows)('$name: the bytes protobufjs writes, and read back the same', ({ orig, reply }) => {
-    const m: WireMessage = { kind: 'ct-new', seq: 1, entry: { family: 2, orig, reply, mark: 1 } };
+  it.each(rows)('$name: the bytes protobufjs writes, and read back the same', ({ orig, reply, family }) => {
+    const m: WireMessage = { kind: 'ct-new', seq: 1, entry: { family: family ?? 2, orig, reply, mark: 1 } };
     const enc = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu: 1472 });
     enc.add(m);
     const out = enc.flush()!;
@@ -378,6 +398,8 @@ describe('mirrorTuple', () => {
     [58, 8, 8],
     [58, 1, 1],
     [6, 8, 8],
+    [6, 128, 128],
+    [17, 129, 129],
   ])('protocol %i, type %i: the reply’s type is %i', (proto, type, want) => {
     expect(mirrorTuple({ ...base, proto, icmpType: type, icmpCode: 2, icmpId: 7 })).toEqual({ src: 'b', dst: 'a', proto, icmpType: want, icmpCode: 2, icmpId: 7 });
   });
