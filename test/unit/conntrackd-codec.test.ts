@@ -554,6 +554,11 @@ describe('conntrackd codec: protoinfo, synproxy and the other extras, byte for b
       },
     },
     {
+      name: 'a latin1 helper name, one byte a character',
+      body: v4 + tlv(2, '06') + ports + tlv(27, 'e96800'),
+      entry: plain(6, { helper: '\u00e9h' }),
+    },
+    {
       name: 'a master without ports (GRE)',
       body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '2f'),
       entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 47 } }),
