@@ -679,6 +679,16 @@ describe('conntrackd codec: protoinfo, synproxy and the other extras, byte for b
       body: v4 + tlv(2, '06') + ports + tlv(15, '901f'),
     },
     {
+      name: 'an original with only a source port sends no ports (PORT carries both)',
+      entry: { family: 2, orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 5000 }, reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, dport: 5000 } },
+      body: v4 + tlv(2, '06'),
+    },
+    {
+      name: 'a master with only a source port sends no master ports',
+      entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 21 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '06'),
+    },
+    {
       name: 'a reply without ports sends no port NAT',
       entry: { ...plain(6), reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6 } },
       body: v4 + tlv(2, '06') + ports,
