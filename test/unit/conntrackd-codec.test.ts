@@ -689,6 +689,16 @@ describe('conntrackd codec: protoinfo, synproxy and the other extras, byte for b
       body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '06'),
     },
     {
+      name: 'an original with only a destination port sends no ports',
+      entry: { family: 2, orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, dport: 80 }, reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, sport: 80 } },
+      body: v4 + tlv(2, '06'),
+    },
+    {
+      name: 'a master with only a destination port sends no master ports',
+      entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, dport: 21 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '06'),
+    },
+    {
       name: 'a reply without ports sends no port NAT',
       entry: { ...plain(6), reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6 } },
       body: v4 + tlv(2, '06') + ports,
@@ -931,6 +941,11 @@ describe('conntrackd codec: expectation attributes one by one', () => {
         tlv(8, 'ffffffff ffffffff') +
         tlv(10, '06') +
         tlv(13, '00000000'),
+    },
+    {
+      name: 'a NAT tuple with only a destination port sends no NAT ports',
+      entry: { ...bare, nat: { dir: 1, tuple: { src: '10.92.9.9', dst: '0.0.0.0', proto: 6, dport: 2121 } } },
+      body: tuples + tlv(13, '00000000') + tlv(15, '0a5c0909 00000000') + tlv(17, '06') + tlv(18, '00000001'),
     },
     {
       name: 'a NAT tuple with one port only sends no NAT ports',
