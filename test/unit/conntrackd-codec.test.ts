@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
-import { CTD_F, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
+import { CTD_F, CtdWriter, ctdHelloFlags, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
 import { runs } from './fc-runs.js';
 
 function hex(s: string): Buffer {
@@ -402,6 +402,7 @@ describe('conntrackd codec: malformed input', () => {
     { name: 'L4PROTO of 2 bytes', body: tlv(0, '0a630102 0a630203') + tlv(2, '0600'), reason: 'message at 0: attribute 2: 2 bytes, not 1' },
     { name: 'no address', body: tlv(2, '06'), reason: 'message at 0: no IPV4 or IPV6 attribute' },
     { name: 'no protocol', body: tlv(0, '0a630102 0a630203'), reason: 'message at 0: no L4PROTO attribute' },
+    { name: 'a master address without its protocol', body: base + tlv(8, '0a630102 0a630203'), reason: 'message at 0: master address without MASTER_L4PROTO' },
   ])('$name: refused with its reason', ({ body, reason }) => {
     const r = decodeCtdDatagram(hex(msg(0, 0, 1, body)));
     expect(r.errors.map((e) => e.reason)).toEqual([reason]);
@@ -462,5 +463,576 @@ describe('conntrackd codec: malformed input', () => {
       }),
       { numRuns: runs(2000) },
     );
+  });
+});
+
+// SCTP and DCCP protoinfo, synproxy, TCP window scales, masters, sequence
+// adjustments and labels: each attribute in its place and byte order, both
+// ways where the encoder writes it, one way where only conntrackd does.
+describe('conntrackd codec: protoinfo, synproxy and the other extras, byte for byte', () => {
+  const v4 = tlv(0, '0a630102 0a630203');
+  const plain = (proto: number, extra: Partial<ConntrackEntry> = {}): ConntrackEntry => ({
+    family: 2,
+    orig: { src: '10.99.1.2', dst: '10.99.2.3', proto, sport: 5000, dport: 5001 },
+    reply: { src: '10.99.2.3', dst: '10.99.1.2', proto, sport: 5001, dport: 5000 },
+    ...extra,
+  });
+  const ports = tlv(3, '1388 1389');
+
+  // Both ways: the encoder writes these bytes, and the decoder reads them back to the entry.
+  const both: { name: string; body: string; entry: ConntrackEntry }[] = [
+    {
+      name: 'SCTP with both verification tags',
+      body: v4 + tlv(2, '84') + ports + tlv(17, '03') + tlv(18, '11223344') + tlv(19, 'aabbccdd') + tlv(6, '00000e10'),
+      entry: plain(132, { timeout: 3600, protoinfo: { sctp: { state: 3, vtagOrig: 0x11223344, vtagReply: 0xaabbccdd } } }),
+    },
+    {
+      name: 'SCTP with tags of zero',
+      body: v4 + tlv(2, '84') + ports + tlv(17, '07') + tlv(18, '00000000') + tlv(19, '00000000'),
+      entry: plain(132, { protoinfo: { sctp: { state: 7, vtagOrig: 0, vtagReply: 0 } } }),
+    },
+    {
+      name: 'DCCP with its role',
+      body: v4 + tlv(5, '0000000e') + tlv(2, '21') + ports + tlv(20, '04') + tlv(21, '01'),
+      entry: plain(33, { status: 0xe, protoinfo: { dccp: { state: 4, role: 1 } } }),
+    },
+    {
+      name: 'synproxy, every field its own',
+      body: v4 + tlv(2, '06') + ports + tlv(4, '03') + tlv(31, '0a0b0c0d 01020304 fffffff0'),
+      entry: plain(6, { protoinfo: { tcp: { state: 3 } }, synproxy: { its: 0x0a0b0c0d, isn: 0x01020304, tsoff: 0xfffffff0 } }),
+    },
+    {
+      name: 'synproxy with only its',
+      body: v4 + tlv(2, '06') + ports + tlv(31, '00000001 00000000 00000000'),
+      entry: plain(6, { synproxy: { its: 1, isn: 0, tsoff: 0 } }),
+    },
+    {
+      name: 'synproxy with only isn',
+      body: v4 + tlv(2, '06') + ports + tlv(31, '00000000 00000001 00000000'),
+      entry: plain(6, { synproxy: { its: 0, isn: 1, tsoff: 0 } }),
+    },
+    {
+      name: 'synproxy with only tsoff',
+      body: v4 + tlv(2, '06') + ports + tlv(31, '00000000 00000000 00000001'),
+      entry: plain(6, { synproxy: { its: 0, isn: 0, tsoff: 1 } }),
+    },
+    {
+      name: 'labels, synproxy and zone in conntrackd’s order',
+      body: v4 + tlv(2, '06') + ports + tlv(28, '00000000 80000000') + tlv(31, '00000001 00000002 00000003') + tlv(32, 'ffff'),
+      entry: plain(6, {
+        labels: hex('00000000 00000080 00000000 00000000'),
+        synproxy: { its: 1, isn: 2, tsoff: 3 },
+        zone: 0xffff,
+      }),
+    },
+    {
+      name: 'labels with only the last word set: all four words',
+      body: v4 + tlv(2, '06') + ports + tlv(28, '00000000 00000000 00000000 00000001'),
+      entry: plain(6, { labels: hex('00000000 00000000 00000000 01000000') }),
+    },
+    {
+      name: 'labels with only the first word set: one word',
+      body: v4 + tlv(2, '06') + ports + tlv(28, '01020304'),
+      entry: plain(6, { labels: hex('04030201 00000000 00000000 00000000') }),
+    },
+    {
+      name: 'an IPv6 master with its ports, and a helper',
+      body:
+        tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+        tlv(2, '06') +
+        ports +
+        tlv(9, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+        tlv(10, '06') +
+        tlv(11, '9c40 0015') +
+        tlv(27, Buffer.from('ftp\0').toString('hex')),
+      entry: {
+        family: 10,
+        orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6, sport: 5000, dport: 5001 },
+        reply: { src: '2001:db8::2', dst: '2001:db8::1', proto: 6, sport: 5001, dport: 5000 },
+        master: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6, sport: 40000, dport: 21 },
+        helper: 'ftp',
+      },
+    },
+    {
+      name: 'a latin1 helper name, one byte a character',
+      body: v4 + tlv(2, '06') + ports + tlv(27, 'e96800'),
+      entry: plain(6, { helper: '\u00e9h' }),
+    },
+    {
+      name: 'a master without ports (GRE)',
+      body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '2f'),
+      entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 47 } }),
+    },
+    {
+      name: 'IPv6 SNAT of address and port',
+      body:
+        tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+        tlv(2, '11') +
+        ports +
+        tlv(29, '20010db8000000000000000000000009') +
+        tlv(14, '3930'),
+      entry: {
+        family: 10,
+        orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 17, sport: 5000, dport: 5001 },
+        reply: { src: '2001:db8::2', dst: '2001:db8::9', proto: 17, sport: 5001, dport: 12345 },
+      },
+    },
+    {
+      name: 'IPv4 DNAT of address and port',
+      body: v4 + tlv(2, '11') + ports + tlv(13, '0a630909') + tlv(15, '3930'),
+      entry: {
+        family: 2,
+        orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 17, sport: 5000, dport: 5001 },
+        reply: { src: '10.99.9.9', dst: '10.99.1.2', proto: 17, sport: 12345, dport: 5000 },
+      },
+    },
+    {
+      name: 'sequence adjustments of u32 values',
+      body: v4 + tlv(2, '06') + ports + tlv(16, 'ffffffff 00000002 80000000 00000004 00000005 00000006'),
+      entry: plain(6, {
+        seqAdjOrig: { correctionPos: 0xffffffff, offsetBefore: 2, offsetAfter: 0x80000000 },
+        seqAdjReply: { correctionPos: 4, offsetBefore: 5, offsetAfter: 6 },
+      }),
+    },
+    {
+      name: 'ICMP with id 0x0102 little-endian',
+      body: v4 + tlv(2, '01') + tlv(22, '0d') + tlv(23, '05') + tlv(24, '0201'),
+      entry: {
+        family: 2,
+        orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 1, icmpType: 13, icmpCode: 5, icmpId: 0x0102 },
+        reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 1, icmpType: 14, icmpCode: 5, icmpId: 0x0102 },
+      },
+    },
+  ];
+  for (const c of both) {
+    it(`encodes ${c.name}`, () => {
+      const w = new CtdWriter(1);
+      expect(w.entry(1, CTD_F.HELLO_BACK, 0xfffffffe, c.entry)).toBe(true);
+      expect(w.bytes().toString('hex')).toBe(msg(1, CTD_F.HELLO_BACK, 0xfffffffe, c.body));
+    });
+    it(`decodes ${c.name}`, () => {
+      const r = decodeCtdDatagram(hex(msg(1, CTD_F.HELLO_BACK, 0xfffffffe, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toStrictEqual([{ kind: 'ct', type: 1, flags: CTD_F.HELLO_BACK, seq: 0xfffffffe, entry: c.entry }]);
+    });
+  }
+
+  // Encoder only: what an entry without the optional parts sends.
+  const encoded: { name: string; entry: ConntrackEntry; body: string }[] = [
+    {
+      name: 'SCTP without tags sends tags of zero',
+      entry: plain(132, { protoinfo: { sctp: { state: 2 } } }),
+      body: v4 + tlv(2, '84') + ports + tlv(17, '02') + tlv(18, '00000000') + tlv(19, '00000000'),
+    },
+    {
+      name: 'DCCP without a role sends role 0',
+      entry: plain(33, { protoinfo: { dccp: { state: 5 } } }),
+      body: v4 + tlv(2, '21') + ports + tlv(20, '05') + tlv(21, '00'),
+    },
+    {
+      name: 'TCP, SCTP and DCCP at once, in that order',
+      entry: plain(6, { protoinfo: { tcp: { state: 1, wscaleOrig: 7 }, sctp: { state: 2, vtagReply: 9 }, dccp: { state: 3, role: 2 } } }),
+      body: v4 + tlv(2, '06') + ports + tlv(4, '01') + tlv(17, '02') + tlv(18, '00000000') + tlv(19, '00000009') + tlv(20, '03') + tlv(21, '02'),
+    },
+    {
+      name: 'ICMP without code and id sends zeros',
+      entry: {
+        family: 2,
+        orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 1, icmpType: 8 },
+        reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 1, icmpType: 0 },
+      },
+      body: v4 + tlv(2, '01') + tlv(22, '08') + tlv(23, '00') + tlv(24, '0000'),
+    },
+    {
+      name: 'only the original’s sequence adjustment: the reply’s is zeros',
+      entry: plain(6, { seqAdjOrig: { correctionPos: 1, offsetBefore: 2, offsetAfter: 3 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(16, '00000001 00000002 00000003 00000000 00000000 00000000'),
+    },
+    {
+      name: 'only the reply’s sequence adjustment: the original’s is zeros',
+      entry: plain(6, { seqAdjReply: { correctionPos: 4, offsetBefore: 5, offsetAfter: 6 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(16, '00000000 00000000 00000000 00000004 00000005 00000006'),
+    },
+    {
+      name: 'all-zero labels and zone 0 send nothing',
+      entry: plain(6, { labels: Buffer.alloc(16), zone: 0 }),
+      body: v4 + tlv(2, '06') + ports,
+    },
+    {
+      name: 'labels of 8 bytes send their set word only',
+      entry: plain(6, { labels: hex('00000000 00000001') }),
+      body: v4 + tlv(2, '06') + ports + tlv(28, '00000000 01000000'),
+    },
+    {
+      name: 'labels past 16 bytes: the words past the 128 bits are not sent',
+      entry: plain(6, { labels: hex('01000000 00000000 00000000 00000000 ffffffff') }),
+      body: v4 + tlv(2, '06') + ports + tlv(28, '00000001'),
+    },
+    {
+      name: 'a helper name of 15 bytes (16 with the NUL) fits',
+      entry: plain(6, { helper: 'h'.repeat(15) }),
+      body: v4 + tlv(2, '06') + ports + tlv(27, Buffer.from('h'.repeat(15) + '\0').toString('hex')),
+    },
+    {
+      name: 'a reply port equal to the mirror sends no port NAT, one of them changed sends only it',
+      entry: { ...plain(6), reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, sport: 8080, dport: 5000 } },
+      body: v4 + tlv(2, '06') + ports + tlv(15, '901f'),
+    },
+    {
+      name: 'an original with only a source port sends no ports (PORT carries both)',
+      entry: { family: 2, orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 5000 }, reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, dport: 5000 } },
+      body: v4 + tlv(2, '06'),
+    },
+    {
+      name: 'a master with only a source port sends no master ports',
+      entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, sport: 21 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '06'),
+    },
+    {
+      name: 'an original with only a destination port sends no ports',
+      entry: { family: 2, orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, dport: 80 }, reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6, sport: 80 } },
+      body: v4 + tlv(2, '06'),
+    },
+    {
+      name: 'a master with only a destination port sends no master ports',
+      entry: plain(6, { master: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6, dport: 21 } }),
+      body: v4 + tlv(2, '06') + ports + tlv(8, '0a630102 0a630203') + tlv(10, '06'),
+    },
+    {
+      name: 'a reply without ports sends no port NAT',
+      entry: { ...plain(6), reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6 } },
+      body: v4 + tlv(2, '06') + ports,
+    },
+    {
+      name: 'u32 fields written as unsigned',
+      entry: plain(6, { status: -1, timeout: -2, mark: 2 ** 32 + 5, synproxy: { its: -1, isn: -2, tsoff: -3 } }),
+      body:
+        v4 + tlv(5, 'ffffffff') + tlv(2, '06') + ports + tlv(6, 'fffffffe') + tlv(7, '00000005') + tlv(31, 'ffffffff fffffffe fffffffd'),
+    },
+  ];
+  for (const c of encoded) {
+    it(`encodes: ${c.name}`, () => {
+      const w = new CtdWriter(1);
+      expect(w.entry(0, 0, 3, c.entry)).toBe(true);
+      expect(w.bytes().toString('hex')).toBe(msg(0, 0, 3, c.body));
+    });
+  }
+
+  it('refuses a helper name of 16 bytes (17 with the NUL), writing nothing', () => {
+    const w = new CtdWriter();
+    expect(w.entry(0, 0, 3, plain(6, { helper: 'h'.repeat(16) }))).toBe(false);
+    expect(w.length).toBe(0);
+  });
+
+  it.each([
+    { name: 'an IPv4 entry with an IPv6 master', entry: plain(6, { master: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6 } }) },
+    { name: 'a master whose destination does not parse', entry: plain(6, { master: { src: '10.0.0.1', dst: 'x', proto: 6 } }) },
+    { name: 'a SNAT address that does not parse', entry: { ...plain(6), reply: { ...plain(6).reply, dst: 'x' } } },
+    { name: 'a DNAT address that does not parse', entry: { ...plain(6), reply: { ...plain(6).reply, src: 'x' } } },
+    { name: 'an original destination that does not parse', entry: { ...plain(6), orig: { ...plain(6).orig, dst: 'x' } } },
+    {
+      name: 'an IPv6 entry with an IPv4 address',
+      entry: { ...plain(6), family: 10 as const, orig: { ...plain(6).orig, src: '2001:db8::1' } },
+    },
+  ])('refuses $name after a message already written, which stays whole', ({ entry }) => {
+    const w = new CtdWriter(1);
+    expect(w.entry(0, 0, 1, TCP_SNAT)).toBe(true);
+    const before = Buffer.from(w.bytes());
+    expect(w.entry(0, 0, 2, entry)).toBe(false);
+    expect(w.bytes()).toEqual(before);
+    expect(w.entry(2, 0, 3, TCP_SNAT)).toBe(true);
+    expect(w.bytes().toString('hex')).toBe(msg(0, 0, 1, TCP_SNAT_BODY) + msg(2, 0, 3, TCP_SNAT_BODY));
+  });
+
+  // Decoder only: what conntrackd may send that ctsyncd's encoder does not.
+  const decoded: { name: string; body: string; entry: ConntrackEntry }[] = [
+    {
+      name: 'TCP window scales',
+      body: v4 + tlv(2, '06') + ports + tlv(4, '03') + tlv(25, '07') + tlv(26, '0e'),
+      entry: plain(6, { protoinfo: { tcp: { state: 3, wscaleOrig: 7, wscaleReply: 14 } } }),
+    },
+    {
+      name: 'a reply window scale alone',
+      body: v4 + tlv(2, '06') + ports + tlv(4, '03') + tlv(26, '02'),
+      entry: plain(6, { protoinfo: { tcp: { state: 3, wscaleReply: 2 } } }),
+    },
+    {
+      name: 'window scales without a TCP state: dropped',
+      body: v4 + tlv(2, '06') + ports + tlv(25, '07') + tlv(26, '0e'),
+      entry: plain(6),
+    },
+    {
+      name: 'SCTP with only the reply tag',
+      body: v4 + tlv(2, '84') + ports + tlv(17, '01') + tlv(19, '00000005'),
+      entry: plain(132, { protoinfo: { sctp: { state: 1, vtagReply: 5 } } }),
+    },
+    {
+      name: 'SCTP with only the original tag',
+      body: v4 + tlv(2, '84') + ports + tlv(17, '01') + tlv(18, '00000006'),
+      entry: plain(132, { protoinfo: { sctp: { state: 1, vtagOrig: 6 } } }),
+    },
+    {
+      name: 'SCTP tags without a state: dropped',
+      body: v4 + tlv(2, '84') + ports + tlv(18, '00000006') + tlv(19, '00000005'),
+      entry: plain(132),
+    },
+    {
+      name: 'DCCP without a role',
+      body: v4 + tlv(2, '21') + ports + tlv(20, '02'),
+      entry: plain(33, { protoinfo: { dccp: { state: 2 } } }),
+    },
+    {
+      name: 'a DCCP role without a state: dropped',
+      body: v4 + tlv(2, '21') + ports + tlv(21, '01'),
+      entry: plain(33),
+    },
+    {
+      name: 'synproxy of zeros (what ctnetlink gives every entry): dropped',
+      body: v4 + tlv(2, '06') + ports + tlv(31, '00000000 00000000 00000000'),
+      entry: plain(6),
+    },
+    {
+      name: 'an IPv4 master beside an IPv6 entry: ignored',
+      body:
+        tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+        tlv(2, '06') +
+        ports +
+        tlv(8, '0a630102 0a630203'),
+      entry: {
+        family: 10,
+        orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6, sport: 5000, dport: 5001 },
+        reply: { src: '2001:db8::2', dst: '2001:db8::1', proto: 6, sport: 5001, dport: 5000 },
+      },
+    },
+    {
+      name: 'IPv4 NAT beside an IPv6 entry: ignored',
+      body:
+        tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') +
+        tlv(2, '06') +
+        ports +
+        tlv(12, '0a630909') +
+        tlv(13, '0a630808'),
+      entry: {
+        family: 10,
+        orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6, sport: 5000, dport: 5001 },
+        reply: { src: '2001:db8::2', dst: '2001:db8::1', proto: 6, sport: 5001, dport: 5000 },
+      },
+    },
+    {
+      name: 'IPv6 NAT beside an IPv4 entry: ignored',
+      body: v4 + tlv(2, '06') + ports + tlv(29, '20010db8000000000000000000000009') + tlv(30, '20010db8000000000000000000000008'),
+      entry: plain(6),
+    },
+    {
+      name: 'an attribute sent twice: the last one wins',
+      body: v4 + tlv(2, '06') + ports + tlv(7, '00000001') + tlv(7, '00000002'),
+      entry: plain(6, { mark: 2 }),
+    },
+    {
+      name: 'both address attributes: IPv6 wins',
+      body: v4 + tlv(1, '20010db8000000000000000000000001 20010db8000000000000000000000002') + tlv(2, '06'),
+      entry: {
+        family: 10,
+        orig: { src: '2001:db8::1', dst: '2001:db8::2', proto: 6 },
+        reply: { src: '2001:db8::2', dst: '2001:db8::1', proto: 6 },
+      },
+    },
+    {
+      name: 'labels of one word, the second label bit set',
+      body: v4 + tlv(2, '06') + tlv(28, '00000002'),
+      entry: {
+        family: 2,
+        orig: { src: '10.99.1.2', dst: '10.99.2.3', proto: 6 },
+        reply: { src: '10.99.2.3', dst: '10.99.1.2', proto: 6 },
+        labels: hex('02000000 00000000 00000000 00000000'),
+      },
+    },
+  ];
+  for (const c of decoded) {
+    it(`decodes: ${c.name}`, () => {
+      const r = decodeCtdDatagram(hex(msg(0, 0, 3, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toStrictEqual([{ kind: 'ct', type: 0, flags: 0, seq: 3, entry: c.entry }]);
+    });
+  }
+});
+
+// Expectations: the optional attributes each present and absent, the
+// strings at conntrackd's bounds, and every refusal with its reason.
+describe('conntrackd codec: expectation attributes one by one', () => {
+  const tuples = FTP_EXP_BODY.slice(0, FTP_EXP_BODY.indexOf(tlv(12, '0000012c')));
+  const bare: ExpectEntry = { family: 2, master: FTP_EXP.master, tuple: FTP_EXP.tuple, mask: FTP_EXP.mask };
+  const str = (s: string) => Buffer.from(s + '\0', 'latin1').toString('hex');
+
+  const both: { name: string; body: string; entry: ExpectEntry }[] = [
+    { name: 'no timeout, class, helper or NAT (flags 0 always sent)', body: tuples + tlv(13, '00000000'), entry: { ...bare, flags: 0 } },
+    {
+      name: 'a NAT tuple without ports, its protocol its own',
+      body: tuples + tlv(13, '00000000') + tlv(15, '0a5c0909 0a5c0808') + tlv(17, '11') + tlv(18, '00000000'),
+      entry: { ...bare, flags: 0, nat: { dir: 0, tuple: { src: '10.92.9.9', dst: '10.92.8.8', proto: 17 } } },
+    },
+    {
+      name: 'a helper name of 11 bytes (12 with the NUL, conntrackd’s bound)',
+      body: tuples + tlv(13, '00000000') + tlv(19, str('h'.repeat(11))),
+      entry: { ...bare, flags: 0, helper: 'h'.repeat(11) },
+    },
+    {
+      name: 'a function name of 27 bytes (28 with the NUL)',
+      body: tuples + tlv(13, '00000000') + tlv(20, str('f'.repeat(27))),
+      entry: { ...bare, flags: 0, fn: 'f'.repeat(27) },
+    },
+    {
+      name: 'an empty helper name (only the NUL)',
+      body: tuples + tlv(13, '00000000') + tlv(19, '00'),
+      entry: { ...bare, flags: 0, helper: '' },
+    },
+    {
+      name: 'a latin1 helper name, one byte a character',
+      body: tuples + tlv(13, '00000000') + tlv(19, 'e9e800'),
+      entry: { ...bare, flags: 0, helper: '\u00e9\u00e8' },
+    },
+    {
+      name: 'tuples without ports (GRE)',
+      body:
+        tlv(0, '0a5c0001 0a5c0002') +
+        tlv(2, '2f') +
+        tlv(4, '0a5c0002 0a5c0001') +
+        tlv(6, '2f') +
+        tlv(8, 'ffffffff ffffffff') +
+        tlv(10, '2f') +
+        tlv(13, '00000000'),
+      entry: {
+        family: 2,
+        master: { src: '10.92.0.1', dst: '10.92.0.2', proto: 47 },
+        tuple: { src: '10.92.0.2', dst: '10.92.0.1', proto: 47 },
+        mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 47 },
+        flags: 0,
+      },
+    },
+  ];
+  for (const c of both) {
+    it(`encodes ${c.name}`, () => {
+      const w = new CtdWriter(1);
+      expect(w.expect(4, CTD_F.HELLO, 7, c.entry)).toBe(true);
+      expect(w.bytes().toString('hex')).toBe(msg(4, CTD_F.HELLO, 7, c.body));
+    });
+    it(`decodes ${c.name}`, () => {
+      const r = decodeCtdDatagram(hex(msg(4, CTD_F.HELLO, 7, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toStrictEqual([{ kind: 'exp', type: 4, flags: CTD_F.HELLO, seq: 7, entry: c.entry }]);
+    });
+  }
+
+  it.each([
+    { name: 'zone 0 (the format’s only zone) is sent as no zone', entry: { ...bare, zone: 0 }, body: tuples + tlv(13, '00000000') },
+    {
+      name: 'tuples with one port only send no ports',
+      entry: {
+        ...bare,
+        master: { ...bare.master, dport: undefined },
+        tuple: { src: '10.92.0.2', dst: '10.92.0.1', proto: 6, dport: 50000 },
+        mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0 },
+      },
+      body:
+        tlv(0, '0a5c0001 0a5c0002') +
+        tlv(2, '06') +
+        tlv(4, '0a5c0002 0a5c0001') +
+        tlv(6, '06') +
+        tlv(8, 'ffffffff ffffffff') +
+        tlv(10, '06') +
+        tlv(13, '00000000'),
+    },
+    {
+      name: 'a NAT tuple with only a destination port sends no NAT ports',
+      entry: { ...bare, nat: { dir: 1, tuple: { src: '10.92.9.9', dst: '0.0.0.0', proto: 6, dport: 2121 } } },
+      body: tuples + tlv(13, '00000000') + tlv(15, '0a5c0909 00000000') + tlv(17, '06') + tlv(18, '00000001'),
+    },
+    {
+      name: 'a NAT tuple with one port only sends no NAT ports',
+      entry: { ...bare, nat: { dir: 1, tuple: { src: '10.92.9.9', dst: '0.0.0.0', proto: 6, sport: 2121 } } },
+      body: tuples + tlv(13, '00000000') + tlv(15, '0a5c0909 00000000') + tlv(17, '06') + tlv(18, '00000001'),
+    },
+  ])('encodes: $name', ({ entry, body }) => {
+    const w = new CtdWriter(1);
+    expect(w.expect(3, 0, 1, entry)).toBe(true);
+    expect(w.bytes().toString('hex')).toBe(msg(3, 0, 1, body));
+  });
+
+  it('writes each message’s own length when several share the writer', () => {
+    const w = new CtdWriter(1);
+    w.control(CTD_F.ALIVE, 1);
+    expect(w.expect(3, 0, 2, FTP_EXP)).toBe(true);
+    expect(w.expect(5, 0, 3, SIP6_EXP)).toBe(true);
+    expect(w.bytes().toString('hex')).toBe('1a100008' + '00000001' + msg(3, 0, 2, FTP_EXP_BODY) + msg(5, 0, 3, SIP6_EXP_BODY));
+  });
+
+  it.each([
+    { name: 'a helper name of 12 bytes (13 with the NUL)', entry: { ...bare, helper: 'h'.repeat(12) } },
+    { name: 'a function name of 28 bytes (29 with the NUL)', entry: { ...bare, fn: 'f'.repeat(28) } },
+    { name: 'an IPv6 expectation with an IPv4 NAT tuple', entry: { ...SIP6_EXP, nat: { dir: 0, tuple: { src: '10.0.0.1', dst: '10.0.0.2', proto: 17 } } } },
+    { name: 'a NAT address that does not parse', entry: { ...bare, nat: { dir: 0, tuple: { src: '10.0.0.1', dst: 'x', proto: 6 } } } },
+    { name: 'a master address that does not parse', entry: { ...bare, master: { ...bare.master, dst: 'x' } } },
+    { name: 'a mask address that does not parse', entry: { ...bare, mask: { ...bare.mask, src: 'x' } } },
+    { name: 'zone 1', entry: { ...bare, zone: 1 } },
+  ])('refuses $name, the message before it kept whole', ({ entry }) => {
+    const w = new CtdWriter(1);
+    expect(w.expect(3, 0, 1, FTP_EXP)).toBe(true);
+    expect(w.expect(3, 0, 2, entry)).toBe(false);
+    expect(w.bytes().toString('hex')).toBe(msg(3, 0, 1, FTP_EXP_BODY));
+  });
+
+  const decoded: { name: string; body: string; entry: ExpectEntry }[] = [
+    { name: 'no flags at all', body: tuples, entry: bare },
+    {
+      name: 'a NAT address alone: the expected tuple’s protocol, direction 0, no ports',
+      body: tuples + tlv(15, '0a5c0909 00000000'),
+      entry: { ...bare, nat: { dir: 0, tuple: { src: '10.92.9.9', dst: '0.0.0.0', proto: 6 } } },
+    },
+    {
+      name: 'a helper name of 16 bytes with its NUL (the kernel’s bound, past conntrackd’s)',
+      body: tuples + tlv(19, str('h'.repeat(15))),
+      entry: { ...bare, helper: 'h'.repeat(15) },
+    },
+    {
+      name: 'a 4-byte tail of padding after the attributes',
+      body: tuples + tlv(12, '0000012c') + '00000000',
+      entry: { ...bare, timeout: 300 },
+    },
+    {
+      name: 'NAT attributes of an IPv6 expectation: ignored (the format has no IPv6 NAT)',
+      body: SIP6_EXP_BODY + tlv(15, '0a5c0909 00000000') + tlv(18, '00000001'),
+      entry: SIP6_EXP,
+    },
+  ];
+  for (const c of decoded) {
+    it(`decodes: ${c.name}`, () => {
+      const r = decodeCtdDatagram(hex(msg(3, 0, 1, c.body)));
+      expect(r.errors).toEqual([]);
+      expect(r.messages).toStrictEqual([{ kind: 'exp', type: 3, flags: 0, seq: 1, entry: c.entry }]);
+    });
+  }
+
+  const v6tuples = SIP6_EXP_BODY.slice(0, SIP6_EXP_BODY.indexOf(tlv(12, '0000003c')));
+  it.each([
+    { name: 'nta_len 3', body: '00030000 00000000', reason: 'attribute at 8: nta_len 3', code: 'EDECODE' },
+    { name: 'nta_len one past the message', body: tuples + '000b000c 00000000 0000', reason: 'attribute at 92: nta_len 11', code: 'EDECODE' },
+    { name: 'attribute id 21', body: tuples + tlv(21, '00000000'), reason: 'expectation attribute at 92: unknown id 21', code: 'EDECODE' },
+    { name: 'a timeout of 2 bytes', body: tuples + tlv(12, '0001'), reason: 'expectation attribute 12: 2 bytes, not 4', code: 'EDECODE' },
+    { name: 'no master address', body: tuples.replace(tlv(0, '0a5c0001 0a5c0002'), ''), reason: 'no MASTER IPV4 attribute', code: 'EVALUE' },
+    { name: 'no expected IPv6 address', body: v6tuples.replace(tlv(5, '20010db8000000000000000000000002 20010db8000000000000000000000001'), ''), reason: 'no EXPECT IPV6 attribute', code: 'EVALUE' },
+    { name: 'no expected protocol', body: tuples.replace(tlv(6, '06'), ''), reason: 'no EXPECT L4PROTO attribute', code: 'EVALUE' },
+    { name: 'no mask protocol', body: tuples.replace(tlv(10, '06'), ''), reason: 'no MASK L4PROTO attribute', code: 'EVALUE' },
+    { name: 'a helper name of 17 bytes', body: tuples + tlv(19, str('h'.repeat(16))), reason: 'helper name of 17 bytes, not NUL-terminated within 16', code: 'EVALUE' },
+    { name: 'an empty helper name (nta_len 4, not at the end)', body: tlv(19, '') + tuples, reason: 'helper name of 0 bytes, not NUL-terminated within 16', code: 'EVALUE' },
+    { name: 'a function name without NUL', body: tuples + tlv(20, '6e6174'), reason: 'expectation function name of 3 bytes, not NUL-terminated within 28', code: 'EVALUE' },
+    { name: 'a function name of 29 bytes', body: tuples + tlv(20, str('f'.repeat(28))), reason: 'expectation function name of 29 bytes, not NUL-terminated within 28', code: 'EVALUE' },
+  ])('$name: refused with its reason', ({ body, reason, code }) => {
+    const r = decodeCtdDatagram(hex(msg(3, 0, 1, body) + msg(0, 0, 2, TCP_SNAT_BODY)));
+    expect(r.errors).toEqual([{ code, reason: `message at 0: ${reason}` }]);
+    expect(r.messages.map((m) => m.seq)).toEqual([2]);
+  });
+
+  it('ctdHelloFlags keeps only HELLO and HELLO_BACK', () => {
+    expect([ctdHelloFlags(0xff), ctdHelloFlags(CTD_F.HELLO | CTD_F.ACK), ctdHelloFlags(CTD_F.ALIVE | CTD_F.RESYNC)]).toEqual([0x60, 0x20, 0]);
   });
 });

@@ -8,7 +8,7 @@ import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
 import { type AuthKeys, keyFileExposure, keyWeakness, loadAuthKeys, WireKeyError } from '../../src/sync/wire/auth.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
-import { mirrorTuple } from '../../src/sync/wire/proto-codec.js';
+import { decodeMessageField, mirrorTuple } from '../../src/sync/wire/proto-codec.js';
 import {
   MAX_MESSAGES_PER_DATAGRAM,
   PREFIX_BYTES,
@@ -288,6 +288,47 @@ describe('reply tuples', () => {
   });
 });
 
+const big: Tuple = {
+  src: '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff',
+  dst: '2001:db8:ffff:ffff:ffff:ffff:ffff:fffe',
+  proto: 255,
+  sport: 65535,
+  dport: 65535,
+  icmpType: 255,
+  icmpCode: 255,
+  icmpId: 65535,
+  zone: 65535,
+};
+/** Every field at its widest: the largest entry message the field limits allow. */
+const huge: ConntrackEntry = {
+  family: 10,
+  orig: big,
+  reply: big,
+  master: big,
+  status: 0xffffffff,
+  timeout: 0xffffffff,
+  mark: 0xffffffff,
+  zone: 0xffff,
+  labels: Buffer.alloc(16, 0xff),
+  labelsMask: Buffer.alloc(16, 0xff),
+  protoinfo: {
+    tcp: {
+      state: 9,
+      wscaleOrig: 255,
+      wscaleReply: 255,
+      flagsOrig: { flags: 255, mask: 255 },
+      flagsReply: { flags: 255, mask: 255 },
+    },
+    sctp: { state: 9, vtagOrig: 0xffffffff, vtagReply: 0xffffffff },
+    dccp: { state: 9, role: 255, handshakeSeq: (1n << 64n) - 1n },
+  },
+  seqAdjOrig: { correctionPos: 0xffffffff, offsetBefore: -0x80000000, offsetAfter: -0x80000000 },
+  seqAdjReply: { correctionPos: 0xffffffff, offsetBefore: -0x80000000, offsetAfter: -0x80000000 },
+  helper: 'h'.repeat(32),
+  secmark: 0xffffffff,
+  synproxy: { isn: 0xffffffff, its: 0xffffffff, tsoff: 0xffffffff },
+};
+
 describe('MTU packing', () => {
   const mtu = 1472;
 
@@ -418,45 +459,6 @@ describe('MTU packing', () => {
   });
 
   it('throws RangeError for a message that can never fit, leaving the datagram intact', () => {
-    const big: Tuple = {
-      src: '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff',
-      dst: '2001:db8:ffff:ffff:ffff:ffff:ffff:fffe',
-      proto: 255,
-      sport: 65535,
-      dport: 65535,
-      icmpType: 255,
-      icmpCode: 255,
-      icmpId: 65535,
-      zone: 65535,
-    };
-    const huge: ConntrackEntry = {
-      family: 10,
-      orig: big,
-      reply: big,
-      master: big,
-      status: 0xffffffff,
-      timeout: 0xffffffff,
-      mark: 0xffffffff,
-      zone: 0xffff,
-      labels: Buffer.alloc(16, 0xff),
-      labelsMask: Buffer.alloc(16, 0xff),
-      protoinfo: {
-        tcp: {
-          state: 9,
-          wscaleOrig: 255,
-          wscaleReply: 255,
-          flagsOrig: { flags: 255, mask: 255 },
-          flagsReply: { flags: 255, mask: 255 },
-        },
-        sctp: { state: 9, vtagOrig: 0xffffffff, vtagReply: 0xffffffff },
-        dccp: { state: 9, role: 255, handshakeSeq: (1n << 64n) - 1n },
-      },
-      seqAdjOrig: { correctionPos: 0xffffffff, offsetBefore: -0x80000000, offsetAfter: -0x80000000 },
-      seqAdjReply: { correctionPos: 0xffffffff, offsetBefore: -0x80000000, offsetAfter: -0x80000000 },
-      helper: 'h'.repeat(32),
-      secmark: 0xffffffff,
-      synproxy: { isn: 0xffffffff, its: 0xffffffff, tsoff: 0xffffffff },
-    };
     const node = 'n'.repeat(64);
     const enc = new DatagramEncoder({ cluster: CLUSTER, node, epoch: EPOCH, mtu: 512, auth: AUTH_A });
     enc.add({ kind: 'alive', seq: 1 });
@@ -518,6 +520,87 @@ describe('MTU packing', () => {
     expect(() => new DatagramEncoder({ ...ok, cluster: -1 })).toThrow(RangeError);
     expect(() => new DatagramEncoder({ ...ok, epoch: 2 ** 32 })).toThrow(RangeError);
     expect(new DatagramEncoder({ ...ok, cluster: 0xffffffff, epoch: 0, node: 'a'.repeat(64) }).size).toBeLessThan(100);
+  });
+});
+
+describe('DatagramEncoder at its bounds', () => {
+  const ok = { cluster: 1, node: 'a', epoch: 1, mtu: 1472 };
+
+  it.each([
+    { opts: { ...ok, cluster: -1 }, message: 'cluster -1 is not a u32' },
+    { opts: { ...ok, cluster: 2 ** 32 }, message: 'cluster 4294967296 is not a u32' },
+    { opts: { ...ok, epoch: 1.5 }, message: 'epoch 1.5 is not a u32' },
+    { opts: { ...ok, node: 'fw b' }, message: 'node id "fw b" is not 1-64 of A-Z a-z 0-9 _ . -' },
+    { opts: { ...ok, mtu: 511 }, message: 'mtu 511 is not an integer in 512..65507' },
+  ])('refuses $message', ({ opts, message }) => {
+    expect(() => new DatagramEncoder(opts)).toThrow(new RangeError(message));
+  });
+
+  it('writes the prefix, the node and no epoch field for epoch 0', () => {
+    const enc = new DatagramEncoder({ cluster: 0x01020304, node: 'fw-a', epoch: 0, mtu: 512 });
+    expect(enc.add({ kind: 'alive', seq: 1 })).toBe(true);
+    // 'C' 'S' version flags cluster | node (field 1) | messages (field 3): seq (fixed32 1), alive (field 9, empty)
+    expect(enc.flush()!.toString('hex')).toBe('4353' + '03' + '00' + '01020304' + '0a04' + '66772d61' + '1a07' + '0d01000000' + '4a00');
+  });
+
+  it.each([
+    { name: 'epoch 0', from: 7, to: 0 },
+    { name: 'an epoch past 2^32', from: 7, to: 2 ** 32 },
+    { name: 'a fractional epoch', from: 7, to: 7.5 },
+    { name: 'any epoch, on an encoder started with epoch 0', from: 0, to: 8 },
+  ])('setEpoch refuses $name and leaves the header as it was', ({ from, to }) => {
+    const enc = new DatagramEncoder({ cluster: 1, node: 'a', epoch: from, mtu: 512 });
+    expect(() => enc.setEpoch(to)).toThrow(new RangeError(`epoch ${to} cannot replace epoch ${from}`));
+    enc.add({ kind: 'alive', seq: 1 });
+    const r = decodeDatagram(enc.flush()!, { cluster: 1 });
+    expect(r.ok && r.header.epoch).toBe(from);
+  });
+
+  it('takes a message that ends exactly at the MTU, with and without HMAC', () => {
+    for (const auth of [undefined, AUTH_A]) {
+      const messages = Array.from({ length: 60 }, (_, i): WireMessage => ({ kind: 'alive', seq: i + 1 }));
+      const sizing = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu: 65507, auth });
+      let k = 0;
+      while (sizing.size < 512) expect(sizing.add(messages[k++]!)).toBe(true);
+      const mtu = sizing.size;
+      const enc = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu, auth });
+      for (let i = 0; i < k; i++) expect(enc.add(messages[i]!)).toBe(true);
+      expect(enc.size).toBe(mtu);
+      expect(enc.add(messages[k]!)).toBe(false);
+      const out = enc.flush()!;
+      expect(out.length).toBe(mtu);
+      expect(decodeOk(out, auth).messages).toHaveLength(k);
+    }
+  });
+
+  it('a message exactly as large as the room after the header waits for the next datagram instead of throwing', () => {
+    const node = 'n'.repeat(64);
+    const sizing = new DatagramEncoder({ cluster: CLUSTER, node, epoch: EPOCH, mtu: 65507, auth: AUTH_A });
+    const header = sizing.size;
+    const msg: WireMessage = { kind: 'ct-update', seq: 0xffffffff, entry: huge };
+    expect(sizing.add(msg)).toBe(true);
+    const mtu = sizing.size;
+    expect(mtu).toBeGreaterThanOrEqual(512);
+    const enc = new DatagramEncoder({ cluster: CLUSTER, node, epoch: EPOCH, mtu, auth: AUTH_A });
+    expect(enc.size).toBe(header);
+    expect(enc.add({ kind: 'alive', seq: 1 })).toBe(true);
+    expect(enc.add(msg)).toBe(false);
+    enc.flush();
+    expect(enc.add(msg)).toBe(true);
+    expect(enc.size).toBe(mtu);
+  });
+
+  it('bytes[lastStart, lastEnd) is the last message added, as decodeMessageField reads it', () => {
+    const enc = new DatagramEncoder({ cluster: CLUSTER, node: NODE, epoch: EPOCH, mtu: 1472 });
+    const first: WireMessage = { kind: 'alive', seq: 5 };
+    const second: WireMessage = { kind: 'ct-new', seq: 6, entry: typicalTcpEntry(3) };
+    enc.add(first);
+    const at = [enc.lastStart, enc.lastEnd];
+    expect(decodeMessageField(enc.bytes, at[0]!, at[1]!)).toEqual(first);
+    enc.add(second);
+    expect(enc.lastStart).toBe(at[1]);
+    expect(decodeMessageField(enc.bytes, enc.lastStart, enc.lastEnd)).toEqual(expectedAfterWire(second));
+    expect(enc.lastEnd).toBe(enc.size);
   });
 });
 
