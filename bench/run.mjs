@@ -83,6 +83,7 @@
 //   --ctsyncd-inject (ctsyncd with failover.inject: fw2 writes peers'
 //   entries into its kernel as they arrive, so a failover's commit finds
 //   them there; the report says so)
+//   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 4 MiB when absent)
 //   --ctsyncd-flowlog (ctsyncd with a flow log beside sync: new and
 //   destroy events to a JSON-lines file in the trial directory, as an
 //   operator running it instead of ulogd2 would; the report says so. Run
@@ -239,6 +240,9 @@ function parseArgs(argv) {
       case '--ctsyncd-flowlog':
         o.ctsyncdFlowlog = true;
         break;
+      case '--flowlog-queue-mib':
+        o.flowlogQueueMib = num(val());
+        break;
       case '--ctsyncd-notify':
         o.ctsyncdNotify = val();
         if (o.ctsyncdNotify !== 'script' && o.ctsyncdNotify !== 'command') throw new Error('--ctsyncd-notify script|command');
@@ -353,7 +357,7 @@ function runIn(ns, argv, env, bound) {
 
 async function startPair(d, topo, dir, n, opts, overrides = {}) {
   const [fw1, fw2] = topo.nodes;
-  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true, flowlog: opts.flowlog === true };
+  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true, flowlog: opts.flowlog === true, flowlogQueueBytes: opts.flowlogQueueBytes };
   d.configure(fw1, fw2, topo, dir, s);
   d.configure(fw2, fw1, topo, dir, s);
   for (const node of [fw1, fw2]) d.start(node, opts);
@@ -442,7 +446,30 @@ async function replicate(d, topo, n, r, o, { first = 0, fullSpeed = false } = {}
   r.overrunLine = diag1.overrunLine;
   r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
   r.eventBufferBytes = diag1.bufferBytes;
+  if (r.flowlog) await flowlogCaughtUp(d, fw1, n, r);
   return r.replicationS !== undefined && r.lost === 0;
+}
+
+/**
+ * With --ctsyncd-flowlog: whether fw1's flow log logged every new event
+ * of the trial or dropped some (its queue full while its writer waited for
+ * CPU), and how long after the replication it caught up (flowlogLagS).
+ * Bounded: 30 s.
+ */
+async function flowlogCaughtUp(d, node, n, r) {
+  const t0 = performance.now();
+  const first = (await d.stats(node)).flowlog ?? {};
+  let fl = first;
+  for (let i = 0; i < 300 && (fl.queueLength ?? 0) > 0; i++) {
+    await sleep(100);
+    fl = (await d.stats(node)).flowlog ?? {};
+  }
+  r.flowlogQueuedAtDone = first.queueLength ?? 0;
+  r.flowlogLagS = (fl.queueLength ?? 0) > 0 ? undefined : (performance.now() - t0) / 1000;
+  r.flowlogLogged = fl.logged;
+  r.flowlogDropped = fl.dropped;
+  r.flowlogQueueFull = fl.queueFull;
+  if ((fl.logged ?? 0) + (fl.dropped ?? 0) < n) r.errors.push(`flow log: ${fl.logged} logged + ${fl.dropped} dropped of ${n} new events`);
 }
 
 async function commitPhase(d, topo, n, r) {
@@ -572,7 +599,8 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     if (lossPct) for (const node of topo.nodes) await addEgressLoss(node, lossPct, topo.port);
     if (o.ctsyncdInject && daemonName === 'ctsyncd') r.inject = true;
     if (o.ctsyncdFlowlog && daemonName === 'ctsyncd') r.flowlog = true;
-    await startPair(d, topo, dir, n, { ...prof, inject: r.inject, flowlog: r.flowlog });
+    if (r.flowlog && o.flowlogQueueMib !== undefined) r.flowlogQueueBytes = o.flowlogQueueMib * 2 ** 20;
+    await startPair(d, topo, dir, n, { ...prof, inject: r.inject, flowlog: r.flowlog, flowlogQueueBytes: r.flowlogQueueBytes });
     const ok = await replicate(d, topo, n, r, o);
     if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
     if (lossPct) {
@@ -809,6 +837,8 @@ function logTrial(i, total, r) {
   if (r.failoverS !== undefined) parts.push(`failover=${f3(r.failoverS)}s (script ${f3(r.failoverScriptS)}s)`);
   if (r.lossDropped !== undefined) parts.push(`dropped=${r.lossDropped}/${r.lossSeen}`);
   if (r.overruns) parts.push(`overruns=${r.overruns} resyncs=${r.kernelResyncs}`);
+  if (r.flowlogLogged !== undefined)
+    parts.push(`flowlog logged=${r.flowlogLogged} dropped=${r.flowlogDropped} queued-at-done=${r.flowlogQueuedAtDone} caught-up=${r.flowlogLagS === undefined ? 'no' : `${f3(r.flowlogLagS)}s`}`);
   if (r.lost) parts.push(`(fw1 kernel ${r.fw1Kernel}, fw1 internal ${r.fw1Internal}, fw2 external ${r.fw2External})`);
   parts.push(`load=${r.load1.toFixed(2)}`);
   console.log(parts.join(' '));

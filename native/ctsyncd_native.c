@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/filter.h>
@@ -637,6 +638,15 @@ static napi_value set_scheduler(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* threadId(): the calling thread's kernel id (gettid(2)), so another
+ * thread can change its scheduling (setScheduler). */
+static napi_value thread_id(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_int32(env, (int32_t)syscall(SYS_gettid), &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketOpen", NULL, socket_open, NULL, NULL, NULL, napi_default, NULL},
@@ -655,6 +665,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollClose", NULL, poll_close, NULL, NULL, NULL, napi_default, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_default, NULL},
       {"setScheduler", NULL, set_scheduler, NULL, NULL, NULL, napi_default, NULL},
+      {"threadId", NULL, thread_id, NULL, NULL, NULL, napi_default, NULL},
       {"receiveQueueBytes", NULL, receive_queue_bytes, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -117,7 +117,11 @@ export const ctsyncd = {
         `cache: { internalLimit: ${s.cacheLimit}, externalLimit: ${s.cacheLimit} }`,
         `control: { socket: ${node.socket} }`,
         ...(s.inject ? ['failover: { inject: true }'] : []),
-        ...(s.flowlog ? [`flowlog: { events: [new, destroy], file: { path: ${join(dir, `${node.id}.flows.jsonl`)} } }`] : []),
+        ...(s.flowlog
+          ? [
+              `flowlog: { events: [new, destroy], ${s.flowlogQueueBytes ? `queueBytes: ${s.flowlogQueueBytes}, ` : ''}file: { path: ${join(dir, `${node.id}.flows.jsonl`)} } }`,
+            ]
+          : []),
         'log: { level: info, format: text }',
         // conntrackd has no such endpoint; nothing scrapes it here.
         'metrics: { enabled: false }',

@@ -118,8 +118,13 @@ export const DEFAULTS = {
   flowlog: {
     /** ulogd2's NFCT default and what an abuse complaint needs: when a flow began and when it ended. */
     events: ['new', 'destroy'],
-    /** Raw events waiting for the writer; past this they are dropped and counted, never waited for. */
-    queueBytes: 4 * MiB,
+    /**
+     * Raw events waiting for the writer; past this they are dropped and
+     * counted, never waited for. About 170k events: a burst the writer,
+     * idle while replication takes the CPU, catches up on afterwards
+     * (BENCHMARKS.md, issue 16). Only what a backlog fills is resident.
+     */
+    queueBytes: 32 * MiB,
     durability: 'buffered',
     /** buffered: at most this long between an event and its line reaching the file. */
     flushIntervalMs: 1000,

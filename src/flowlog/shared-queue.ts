@@ -24,6 +24,11 @@ const USED = 0;
 const COUNT = 1;
 /** 1 while the consumer sleeps (or is about to): the producer then wakes it. */
 const SLEEP = 2;
+/** RESET_ASKED by the consumer when it emptied the queue; RESET_DONE by the producer once it wrote at 0. */
+const RESET = 3;
+const RESET_NONE = 0;
+const RESET_ASKED = 1;
+const RESET_DONE = 2;
 const CONTROL_WORDS = 4;
 
 const align4 = (n: number): number => (n + 3) & ~3;
@@ -83,6 +88,13 @@ export class SharedEventQueue {
     const free = cap - Atomics.load(this.ctl, USED);
     let at = this.tail;
     let pad = 0;
+    // Emptied, the consumer asked for both ends to start again at 0 (RESET):
+    // the bytes in use then stay at the start of the ring, so only as much
+    // of it is ever touched (resident) as the longest backlog needed.
+    if (free === cap && at !== 0 && Atomics.load(this.ctl, RESET) === RESET_ASKED) {
+      at = 0;
+      Atomics.store(this.ctl, RESET, RESET_DONE);
+    }
     // The free bytes run from `tail` on, wrapping: the message fits at `tail`, or after skipping to 0.
     if (cap - at < need) {
       pad = cap - at;
@@ -108,6 +120,11 @@ export class SharedEventQueue {
   shift(f: (kind: EventType, buf: Buffer, start: number, len: number) => void): boolean {
     // USED, which the producer adds to last: above 0, a whole message is there.
     if (Atomics.load(this.ctl, USED) === 0) return false;
+    // The producer started again at 0 (it stored RESET_DONE before USED).
+    if (Atomics.load(this.ctl, RESET) === RESET_DONE) {
+      this.head = 0;
+      Atomics.store(this.ctl, RESET, RESET_NONE);
+    }
     const cap = this.capacity;
     if (cap - this.head < HEADER || this.ring.readUInt32LE(this.head) === WRAP) {
       Atomics.sub(this.ctl, USED, cap - this.head);
@@ -121,7 +138,8 @@ export class SharedEventQueue {
     f(KINDS[word >>> 24]!, this.ring, at + HEADER, len);
     // Freed after the call: the producer may write these bytes as soon as they are.
     Atomics.sub(this.ctl, COUNT, 1);
-    Atomics.sub(this.ctl, USED, need);
+    // Emptied (and not at 0 already): ask the producer to start again at 0 with its next message.
+    if (Atomics.sub(this.ctl, USED, need) === need && this.head !== 0) Atomics.compareExchange(this.ctl, RESET, RESET_NONE, RESET_ASKED);
     return true;
   }
 

@@ -4,12 +4,13 @@
 // per event. Reopen and close are requests with a reply; the counters are
 // read from the Float64Array the writer publishes into.
 import { Worker } from 'node:worker_threads';
-import { OperationError } from '../common/errors.js';
+import { errorMessage, OperationError } from '../common/errors.js';
 import type { FilterRules } from '../cache/filter.js';
 import type { EventType } from '../kernel/conntrack-events.js';
 import type { Logger } from '../log.js';
 import { SharedEventQueue } from './shared-queue.js';
-import type { FlowWorkerData, FromWorker, ToWorker } from './worker.js';
+import { loadNative } from '../kernel/native.js';
+import { type FlowWorkerData, type FromWorker, PRIORITY_IDLE, PRIORITY_NORMAL, type ToWorker } from './worker.js';
 import { type FlowLogHandle, type FlowlogSnapshot, flowlogSnapshot, type FlowWriterConfig, WRITER_COUNTERS, type WriterCounters } from './writer.js';
 
 export interface FlowLogThreadOptions {
@@ -27,6 +28,12 @@ export interface FlowLogThreadOptions {
  */
 export const defaultWorkerScript = (): URL => new URL('../flowlog/worker.js', import.meta.url);
 
+/** Linux's SCHED_OTHER policy (sched(7)), the normal one. */
+const SCHED_OTHER = 0;
+/** Events waiting this long for an idle writer raise it (about the file's default flush interval). */
+const RAISE_AFTER_MS = 1000;
+const AGE_CHECK_MS = 250;
+
 /** How long a reply may take: a close writes what waits, a full disk fails fast. */
 const REPLY_MS = 30_000;
 
@@ -38,18 +45,29 @@ export class FlowLogThread implements FlowLogHandle {
   /** Events queued since the writer was last woken (endOfBatch). */
   private unannounced = false;
   private queueFull = 0;
+  /** Times the writer was raised from idle to the normal priority. */
+  raised = 0;
+  private waitingSince: number | undefined;
+  private readonly ageTimer: NodeJS.Timeout;
   private nextId = 1;
   private readonly replies = new Map<number, (error?: string) => void>();
   private exited = false;
+  /** The writer thread's kernel id, once it is ready. */
+  private tid = 0;
+  private readonly priority: Int32Array;
 
   private constructor(
     private readonly opts: FlowLogThreadOptions,
     private readonly worker: Worker,
     queue: SharedEventQueue,
     counters: SharedArrayBuffer,
+    priority: SharedArrayBuffer,
   ) {
     this.queue = queue;
     this.published = new Float64Array(counters);
+    this.priority = new Int32Array(priority);
+    this.ageTimer = setInterval(() => this.watchAge(), AGE_CHECK_MS);
+    this.ageTimer.unref();
     for (const k of opts.config.events) this.wanted[k] = true;
   }
 
@@ -57,21 +75,24 @@ export class FlowLogThread implements FlowLogHandle {
   static async start(opts: FlowLogThreadOptions): Promise<FlowLogThread> {
     const queue = SharedEventQueue.create(opts.config.queueBytes);
     const counters = new SharedArrayBuffer(WRITER_COUNTERS.length * 8);
+    const priority = new SharedArrayBuffer(4);
     const workerData: FlowWorkerData = {
       config: opts.config,
       filter: opts.filter,
       localAddresses: opts.localAddresses,
       queue: queue.memory,
       counters,
+      priority,
     };
     const worker = new Worker(opts.script ?? defaultWorkerScript(), { workerData, name: 'ctsyncd-flowlog' });
-    const t = new FlowLogThread(opts, worker, queue, counters);
+    const t = new FlowLogThread(opts, worker, queue, counters, priority);
     await new Promise<void>((resolve, reject) => {
       let started = false;
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'log') opts.log[m.level](m.msg, m.ctx);
         else if (m.type === 'ready') {
           started = true;
+          t.tid = m.tid;
           resolve();
         } else if (m.type === 'failed') {
           if (started) opts.log.error('flow log writer failed; events are counted dropped', { code: m.code, error: m.message });
@@ -84,6 +105,7 @@ export class FlowLogThread implements FlowLogHandle {
       });
       worker.on('exit', (code) => {
         t.exited = true;
+        clearInterval(t.ageTimer);
         for (const r of t.replies.values()) r('the flow log writer thread exited');
         t.replies.clear();
         if (!started) reject(new OperationError('EFLOWLOG', `flow log writer thread exited during its start (${code})`));
@@ -103,11 +125,46 @@ export class FlowLogThread implements FlowLogHandle {
     this.unannounced = true;
   }
 
-  /** The end of a read: the writer is woken if it sleeps, once for all the read's events. */
+  /**
+   * The end of a read: the writer is woken if it sleeps, once for all the
+   * read's events, and given the normal priority if the queue is half full
+   * while it idles (worker.ts: it goes back to idle once it emptied it).
+   */
   endOfBatch(): void {
     if (!this.unannounced) return;
     this.unannounced = false;
     this.queue.wake();
+    if (this.queue.bytes * 2 > this.queue.capacity) this.raise();
+  }
+
+  /** The writer to the normal priority, if it idles (worker.ts goes back to idle once it emptied the queue). */
+  private raise(): void {
+    if (Atomics.load(this.priority, 0) !== PRIORITY_IDLE || this.tid === 0) return;
+    Atomics.store(this.priority, 0, PRIORITY_NORMAL);
+    try {
+      loadNative().setScheduler(this.tid, SCHED_OTHER, 0);
+      this.raised++;
+    } catch (e) {
+      this.opts.log.warn('flow log writer: its priority could not be raised', { error: errorMessage(e) });
+    }
+  }
+
+  /**
+   * Lines wait at most about a flush interval for idle CPU: events that
+   * have waited RAISE_AFTER_MS with the writer idle raise it, so a machine
+   * kept busy by something else does not hold the log back for long.
+   */
+  private watchAge(): void {
+    if (this.queue.length === 0 || Atomics.load(this.priority, 0) !== PRIORITY_IDLE) {
+      this.waitingSince = undefined;
+      return;
+    }
+    const now = performance.now();
+    this.waitingSince ??= now;
+    if (now - this.waitingSince >= RAISE_AFTER_MS) {
+      this.waitingSince = undefined;
+      this.raise();
+    }
   }
 
   reopen(): Promise<void> {
@@ -116,7 +173,10 @@ export class FlowLogThread implements FlowLogHandle {
 
   /** Events are no longer delivered: the writer writes what waits, closes its outputs and ends. */
   async close(): Promise<void> {
+    clearInterval(this.ageTimer);
     if (this.exited) return;
+    // What is left is written at the normal priority: a stop does not wait for idle CPU.
+    this.raise();
     try {
       await this.request('close');
     } finally {

@@ -7,6 +7,7 @@
 // and the start's outcome as messages.
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../common/errors.js';
+import { loadNative } from '../kernel/native.js';
 import { compileFilter } from '../cache/filter.js';
 import type { FilterRules } from '../cache/filter.js';
 import type { LogContext, Logger, LogLevel } from '../log.js';
@@ -21,11 +22,20 @@ export interface FlowWorkerData {
   queue: SharedQueueMemory;
   /** Float64 words, one per WRITER_COUNTERS name, in that order. */
   counters: SharedArrayBuffer;
+  /** One Int32: the writer's scheduling, PRIORITY_IDLE, PRIORITY_NORMAL or PRIORITY_FIXED. */
+  priority: SharedArrayBuffer;
 }
+
+/** The writer runs under SCHED_IDLE. */
+export const PRIORITY_IDLE = 1;
+/** Raised to SCHED_OTHER by the daemon's side while the queue is half full. */
+export const PRIORITY_NORMAL = 0;
+/** SCHED_IDLE was refused: it stays at the normal priority. */
+export const PRIORITY_FIXED = 2;
 
 /** Worker → daemon. */
 export type FromWorker =
-  | { type: 'ready' }
+  | { type: 'ready'; tid: number }
   | { type: 'failed'; code: string; message: string }
   | { type: 'log'; level: LogLevel; msg: string; ctx?: LogContext | undefined }
   | { type: 'done'; id: number; error?: string };
@@ -33,6 +43,8 @@ export type FromWorker =
 /** Daemon → worker. */
 export type ToWorker = { type: 'reopen' | 'close'; id: number };
 
+/** Linux's SCHED_IDLE policy (sched(7)). */
+const SCHED_IDLE = 5;
 /** How often the counters are published besides after each drain. */
 const PUBLISH_MS = 100;
 /**
@@ -70,6 +82,23 @@ async function run(): Promise<void> {
   const queue = new SharedEventQueue(data.queue);
   const published = new Float64Array(data.counters);
   const filter = compileFilter(data.filter, data.localAddresses);
+  const priority = new Int32Array(data.priority);
+  const native = loadNative();
+  // Idle while the queue has room: the writer takes only CPU nothing else
+  // wants, so a burst that keeps the cores busy replicates at full speed and
+  // its lines wait. The daemon's side raises it to the normal priority once
+  // the queue is half full (FlowLogThread.endOfBatch), so waiting never
+  // turns into dropping while CPU can be had; emptied, it is idle again.
+  const idle = (): void => {
+    try {
+      native.setScheduler(0, SCHED_IDLE, 0);
+      Atomics.store(priority, 0, PRIORITY_IDLE);
+    } catch (e) {
+      Atomics.store(priority, 0, PRIORITY_FIXED);
+      log.warn('flow log writer: SCHED_IDLE refused; it runs at the normal priority', { error: errorMessage(e) });
+    }
+  };
+  idle();
   let closing = false;
   let waiting = false;
   let writer: FlowWriter | undefined;
@@ -81,6 +110,7 @@ async function run(): Promise<void> {
   // The queue ran empty: wait for the event path's wake, then drain again.
   const sleep = (): void => {
     publish();
+    if (Atomics.load(priority, 0) === PRIORITY_NORMAL) idle();
     if (waiting || closing) return;
     waiting = true;
     void queue.whenNotEmpty().then(() => {
@@ -122,7 +152,7 @@ async function run(): Promise<void> {
       .then(() => done(), done)
       .finally(() => port.close());
   });
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: native.threadId() });
   sleep();
 }
 

@@ -26,6 +26,8 @@ export interface NativeAddon {
   pollRef(handle: PollHandle, on: boolean): void;
   /** sched_setscheduler(2) on one thread id (0: the calling thread); throws a SyscallError. */
   setScheduler(tid: number, policy: number, priority: number): void;
+  /** The calling thread's kernel id (gettid). */
+  threadId(): number;
   /** Bytes the socket's receive queue holds now, as counted against SO_RCVBUF (SO_MEMINFO). */
   receiveQueueBytes(fd: number): number;
 }

@@ -102,6 +102,21 @@ describe('SharedEventQueue: one producer, one consumer, one ring', () => {
     expect(a.length).toBe(0);
   });
 
+  it('kept empty between messages, it writes only the start of its ring (what is resident is the longest backlog)', () => {
+    const q = SharedEventQueue.create(1 << 16);
+    const msg = Buffer.alloc(100, 0xab);
+    for (let i = 0; i < 5000; i++) {
+      // Backlogs of 1 to 3 messages, each emptied.
+      for (let k = 0; k <= i % 3; k++) expect(q.push('new', msg, 0, msg.length)).toBe(true);
+      while (q.shift(() => undefined));
+      expect(q.bytes).toBe(0);
+    }
+    const ring = Buffer.from(q.memory.ring);
+    // Three messages of 104 bytes, and the WRAP word left where the last backlog ended.
+    const touched = ring.length - [...ring].reverse().findIndex((b) => b !== 0);
+    expect(touched).toBeLessThanOrEqual(3 * 104 + 4);
+  });
+
   it('refuses messages the ring or the header cannot hold', () => {
     const q = SharedEventQueue.create(64);
     expect(q.push('new', Buffer.alloc(61), 0, 61)).toBe(false);
