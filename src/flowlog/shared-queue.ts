@@ -58,9 +58,14 @@ export class SharedEventQueue {
 
   /** A new queue of `capacity` bytes (rounded up to 4). */
   static create(capacity: number): SharedEventQueue {
+    return new SharedEventQueue(SharedEventQueue.allocate(capacity));
+  }
+
+  /** The memory of a queue of `capacity` bytes (rounded up to 4). */
+  static allocate(capacity: number): SharedQueueMemory {
     const size = align4(capacity);
     if (size < 8 || size > 0x7ffffffc) throw new RangeError(`flow log queue of ${capacity} bytes`);
-    return new SharedEventQueue({ control: new SharedArrayBuffer(CONTROL_WORDS * 4), ring: new SharedArrayBuffer(size) });
+    return { control: new SharedArrayBuffer(CONTROL_WORDS * 4), ring: new SharedArrayBuffer(size) };
   }
 
   /** The other end of a queue made by create() (on another thread). */

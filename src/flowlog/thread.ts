@@ -45,8 +45,6 @@ export class FlowLogThread implements FlowLogHandle {
   /** Events queued since the writer was last woken (endOfBatch). */
   private unannounced = false;
   private queueFull = 0;
-  /** Times the writer was raised from idle to the normal priority. */
-  raised = 0;
   private waitingSince: number | undefined;
   private readonly ageTimer: NodeJS.Timeout;
   private nextId = 1;
@@ -143,7 +141,6 @@ export class FlowLogThread implements FlowLogHandle {
     Atomics.store(this.priority, 0, PRIORITY_NORMAL);
     try {
       loadNative().setScheduler(this.tid, SCHED_OTHER, 0);
-      this.raised++;
     } catch (e) {
       this.opts.log.warn('flow log writer: its priority could not be raised', { error: errorMessage(e) });
     }
