@@ -283,6 +283,7 @@ export class Daemon {
       // tried (2026-12-07): a fresh daemon then overran on a 20k burst every
       // time, with this on 1 of 2, and the RSS after replication was the same.
       readAheadBytes: cfg.kernel.netlinkBufferBytes,
+      coalesceMs: cfg.kernel.eventCoalesceMs,
       expectations: cfg.filter.expectations !== 'none',
       reliable: cfg.kernel.eventsReliable,
       // The same rules again, for the kernel to drop what the filter would ignore (an optimisation only).

@@ -88,6 +88,13 @@ export const DEFAULTS = {
     netlinkBufferMaxBytes: 256 * MiB,
     /** conntrackd's NetlinkEventsReliable, off as there: overruns are detected and repaired by a resync instead. */
     eventsReliable: false,
+    /**
+     * After a read that emptied the event socket, the next waits this long:
+     * at 10k events/s one wake-up per event cost the daemon's thread ~22 µs
+     * an event, one per millisecond ~10 µs (BENCHMARKS.md, issue 16). A
+     * burst never waits: the socket is read without pause until it is empty.
+     */
+    eventCoalesceMs: 1,
   },
   cache: {
     /** Entries for this node's own connections. */
@@ -120,11 +127,13 @@ export const DEFAULTS = {
     events: ['new', 'destroy'],
     /**
      * Raw events waiting for the writer; past this they are dropped and
-     * counted, never waited for. About 170k events: a burst the writer,
-     * idle while replication takes the CPU, catches up on afterwards
-     * (BENCHMARKS.md, issue 16). Only what a backlog fills is resident.
+     * counted, never waited for. About 270k events (~250 bytes each): a
+     * burst the writer, idle while replication takes the CPU, catches up on
+     * afterwards; it is raised to the normal priority only at three
+     * quarters full, past a 100k burst (BENCHMARKS.md, issue 16). Only
+     * what a backlog fills is resident.
      */
-    queueBytes: 32 * MiB,
+    queueBytes: 64 * MiB,
     durability: 'buffered',
     /** buffered: at most this long between an event and its line reaching the file. */
     flushIntervalMs: 1000,
@@ -170,6 +179,8 @@ export const LIMITS = {
   clusterIdMax: 4_294_967_295,
   /** Below 512 bytes a single fully-populated conntrack entry may not fit. 65507 = 65535 - 20 - 8. */
   mtuBytes: { min: 512, max: 65_507 },
+  /** Events held back at most this long: past 100 ms replication would lag behind a change for longer than it takes to notice. */
+  eventCoalesceMs: { min: 0, max: 100 },
   /** The kernel clamps tiny buffers anyway; above 1 GiB is a unit mistake, not a tuning choice. */
   bufferBytes: { min: 4 * KiB, max: 1 * GiB },
   /** Peers tracked at once: 256 notrack receive windows are 32 MiB. */

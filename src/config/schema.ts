@@ -520,6 +520,14 @@ const kernelSchema = z
       .describe(
         "conntrackd's NetlinkEventsReliable: NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS on the event socket, so the kernel redelivers events it could not queue (and keeps dying connections until their destroy event is delivered) instead of reporting an overrun. Under a flood the table can fill with dying entries.",
       ),
+    eventCoalesceMs: z
+      .int()
+      .min(LIMITS.eventCoalesceMs.min)
+      .max(LIMITS.eventCoalesceMs.max)
+      .default(DEFAULTS.kernel.eventCoalesceMs)
+      .describe(
+        'Once a read has emptied the event socket, wait this many milliseconds before reading it again, so that at a modest event rate one wake-up handles several events instead of one (less CPU per event; an event reaches peers and the flow log at most this much later). A burst is read without pause until the socket is empty. 0: read at once.',
+      ),
   })
   .superRefine((k, ctx) => {
     // Only between two valid sizes: a size out of range has its own issue already.

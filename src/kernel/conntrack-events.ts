@@ -104,6 +104,8 @@ export interface EventsOptions {
   receiveBufferBytes?: number;
   /** Bytes of events read ahead of handling them at most (TransportOptions.readAheadBytes); 0: none. */
   readAheadBytes?: number;
+  /** TransportOptions.coalesceMs: after a read that emptied the queue, the next poll waits this long. */
+  coalesceMs?: number;
   expectations?: boolean;
   /**
    * Reliable delivery (conntrackd's NetlinkEventsReliable): with
@@ -181,6 +183,7 @@ export class ConntrackEvents implements NetlinkReceiver {
       groups,
       receiveBufferBytes: opts.receiveBufferBytes,
       readAheadBytes: opts.readAheadBytes,
+      coalesceMs: opts.coalesceMs,
     });
     this.receiveBufferBytes = opts.receiveBufferBytes ?? 0;
     if (opts.reliable) {

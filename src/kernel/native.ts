@@ -24,10 +24,14 @@ export interface NativeAddon {
   pollStart(fd: number, callback: (events: number) => void): PollHandle;
   pollClose(handle: PollHandle): void;
   pollRef(handle: PollHandle, on: boolean): void;
+  /** Stops polling for `ms` milliseconds, then polls again; what arrives meanwhile waits in the socket's queue. */
+  pollPause(handle: PollHandle, ms: number): void;
   /** sched_setscheduler(2) on one thread id (0: the calling thread); throws a SyscallError. */
   setScheduler(tid: number, policy: number, priority: number): void;
   /** The calling thread's kernel id (gettid). */
   threadId(): number;
+  /** The calling thread's name in /proc (prctl PR_SET_NAME; 15 bytes kept); throws a SyscallError. */
+  setThreadName(name: string): void;
   /** Bytes the socket's receive queue holds now, as counted against SO_RCVBUF (SO_MEMINFO). */
   receiveQueueBytes(fd: number): number;
 }

@@ -61,6 +61,8 @@ export class NetlinkSocket implements NetlinkTransport {
   private resumeScheduled = false;
   /** SO_RCVBUF as granted (what the queue is measured against), read once and on each change. */
   private rcvbuf: number | undefined;
+  /** TransportOptions.coalesceMs; 0: none. */
+  private readonly coalesceMs: number;
   private readonly resume = () => {
     this.resumeScheduled = false;
     this.drain();
@@ -70,6 +72,7 @@ export class NetlinkSocket implements NetlinkTransport {
     this.native = loadNative();
     // Room for at least one more datagram than a read leaves space for (MIN_SPACE).
     this.buf = Buffer.allocUnsafe(MIN_SPACE + (opts.batchBytes ?? RECV_BUFFER - MIN_SPACE));
+    this.coalesceMs = opts.coalesceMs ?? 0;
     try {
       this.fd = this.native.socketOpen(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER, opts.netns ?? null);
     } catch (e) {
@@ -149,7 +152,11 @@ export class NetlinkSocket implements NetlinkTransport {
       if (n > 0) this.receiver?.onData(this.buf, 0, n);
       if (this.closed) return;
       if (err !== 0 && err !== EAGAIN) this.receiver?.onError(err);
-      if (err === EAGAIN) this.receiver?.onEmpty?.();
+      if (err === EAGAIN) {
+        this.receiver?.onEmpty?.();
+        // Emptied: what comes next is read after the pause, several events to a wake-up.
+        if (this.coalesceMs > 0 && this.poll && !this.closed) this.native.pollPause(this.poll, this.coalesceMs);
+      }
       if (err !== 0 || performance.now() - started >= DRAIN_SLICE_MS) return;
     }
   }

@@ -79,6 +79,13 @@ export interface TransportOptions {
    * each read is handled at once.
    */
   readAheadBytes?: number;
+  /**
+   * Once a read has emptied the queue, wait this long before polling again
+   * (the event socket, kernel.eventCoalesceMs): at a modest event rate each
+   * wake-up would otherwise carry one event, and a wake-up costs more than
+   * the event. 0 or absent: poll again at once.
+   */
+  coalesceMs?: number;
 }
 
 export type TransportFactory = (opts: TransportOptions) => NetlinkTransport;

@@ -291,4 +291,31 @@ describe('kernel link (real kernel, netns)', () => {
     expect(ra.maxHeldBytes).toBeGreaterThan(0);
     expect(ra.heldBytes).toBe(0);
   });
+
+  it('coalesces: events arriving while the socket pauses after emptying are read in one go, none lost (kernel.eventCoalesceMs)', async () => {
+    ns = await createNetns('ctkl');
+    // A pause far longer than the creates below take, so the count of reads does not depend on the machine's speed.
+    const events = new ConntrackEvents({ netns: ns.path, coalesceMs: 1500 });
+    const link = new ConntrackLink({ netns: ns.path });
+    open.push(events, link);
+    const seen: string[] = [];
+    let reads = 0;
+    let overruns = 0;
+    events.setTap({ onConntrackMessage: () => undefined, endOfBatch: () => reads++ });
+    events.start({
+      onEvent: (e) => seen.push(e.entry.orig.src),
+      onRecordEvent: (_t, r, at) => seen.push(readEntryRecord(r, at, undefined).orig.src),
+      onOverrun: () => overruns++,
+    });
+    expect((await link.batch([{ op: 'create', entry: udpEntry(0) }])).ok).toBe(1);
+    await until(() => seen.length >= 1, 'the first event', 10_000);
+    expect(reads).toBe(1);
+    // The first read emptied the socket: these ten, each its own request, wait out the pause together.
+    for (let i = 1; i <= 10; i++) expect((await link.batch([{ op: 'create', entry: udpEntry(i) }])).ok).toBe(1);
+    await until(() => seen.length >= 11, 'the ten events after the pause', 10_000);
+    expect(seen).toEqual(Array.from({ length: 11 }, (_, i) => udpEntry(i).orig.src));
+    // Without the pause each create is read on its own (11 reads); a slow machine may split the ten once.
+    expect(reads).toBeLessThanOrEqual(3);
+    expect(overruns).toBe(0);
+  });
 });

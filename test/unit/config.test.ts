@@ -72,7 +72,7 @@ const MINIMAL_RESOLVED: Config = {
     stripAttributes: [],
     expectations: 'all',
   },
-  kernel: { netlinkBufferBytes: 8388608, filterEvents: true, netlinkBufferMaxBytes: 268435456, eventsReliable: false },
+  kernel: { netlinkBufferBytes: 8388608, filterEvents: true, netlinkBufferMaxBytes: 268435456, eventsReliable: false, eventCoalesceMs: 1 },
   cache: { internalLimit: 262144, externalLimit: 262144 },
   failover: { purgeTimeoutSeconds: 60, inject: false },
   control: { socket: '/run/ctsyncd/ctsyncd.sock', mode: '0600' },
