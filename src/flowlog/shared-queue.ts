@@ -9,10 +9,20 @@
 // message to the other thread. The writer sleeps on a word the producer
 // wakes only when the writer said it sleeps (Atomics.waitAsync, so the
 // writer's own timers and messages go on meanwhile).
+//
+// Each read's events carry the time they were read (push's `time`): the
+// producer writes a time marker before the first message of a new time,
+// and the consumer keeps the last one it passed (`time`). A writer that
+// idles through a burst and catches up seconds later still stamps each
+// line with when its event arrived, not when it was written.
 import type { EventType } from '../kernel/conntrack-events.js';
 
 const KINDS: readonly EventType[] = ['new', 'update', 'destroy'];
 const KIND_CODE: { readonly [K in EventType]: number } = { new: 0, update: 1, destroy: 2 };
+/** The header's kind of a time marker: a float64 of milliseconds follows. Not a message: not counted, not shifted. */
+const TIME_CODE = 0xfe;
+/** A marker's bytes: its header and the float64. */
+const MARK = 12;
 /** A header word that sends the reader back to the start of the ring. */
 const WRAP = 0xffffffff;
 const HEADER = 4;
@@ -55,6 +65,10 @@ export class SharedEventQueue {
   private tail = 0;
   /** The consumer's position (only the consumer reads or writes it). */
   private head = 0;
+  /** The producer's last time marker (only the producer reads or writes it). */
+  private lastTime = Number.NaN;
+  /** Consumer: the time of the last marker passed (ms since the epoch); NaN before the first. */
+  time = Number.NaN;
 
   /** A new queue of `capacity` bytes (rounded up to 4). */
   static create(capacity: number): SharedEventQueue {
@@ -85,9 +99,14 @@ export class SharedEventQueue {
     return Atomics.load(this.ctl, USED);
   }
 
-  /** Producer: copies `src[start, start + len)`; false (nothing kept) when it does not fit. */
-  push(kind: EventType, src: Buffer, start: number, len: number): boolean {
-    const need = HEADER + align4(len);
+  /**
+   * Producer: copies `src[start, start + len)`; false (nothing kept) when it
+   * does not fit. `time` (ms), when given and not the last one given, goes
+   * before it as a marker, and only together with it.
+   */
+  push(kind: EventType, src: Buffer, start: number, len: number, time = Number.NaN): boolean {
+    const mark = time === time && time !== this.lastTime ? MARK : 0;
+    const need = mark + HEADER + align4(len);
     const cap = this.capacity;
     if (len > LEN_MASK || need > cap) return false;
     const free = cap - Atomics.load(this.ctl, USED);
@@ -109,8 +128,13 @@ export class SharedEventQueue {
     } else if (free < need) {
       return false;
     }
-    this.ring.writeUInt32LE((len | (KIND_CODE[kind] << 24)) >>> 0, at);
-    src.copy(this.ring, at + HEADER, start, start + len);
+    if (mark !== 0) {
+      this.ring.writeUInt32LE((8 | (TIME_CODE << 24)) >>> 0, at);
+      this.ring.writeDoubleLE(time, at + HEADER);
+      this.lastTime = time;
+    }
+    this.ring.writeUInt32LE((len | (KIND_CODE[kind] << 24)) >>> 0, at + mark);
+    src.copy(this.ring, at + mark + HEADER, start, start + len);
     this.tail = at + need === cap ? 0 : at + need;
     // Published: the consumer reads USED and COUNT before the bytes.
     Atomics.add(this.ctl, COUNT, 1);
@@ -135,8 +159,15 @@ export class SharedEventQueue {
       Atomics.sub(this.ctl, USED, cap - this.head);
       this.head = 0;
     }
-    const at = this.head;
-    const word = this.ring.readUInt32LE(at);
+    let at = this.head;
+    let word = this.ring.readUInt32LE(at);
+    // A time marker: kept, and its message follows it in the same write (push never splits them).
+    if (word >>> 24 === TIME_CODE) {
+      this.time = this.ring.readDoubleLE(at + HEADER);
+      at += MARK;
+      Atomics.sub(this.ctl, USED, MARK);
+      word = this.ring.readUInt32LE(at);
+    }
     const len = word & LEN_MASK;
     const need = HEADER + align4(len);
     this.head = at + need === cap ? 0 : at + need;

@@ -30,8 +30,16 @@ export const defaultWorkerScript = (): URL => new URL('../flowlog/worker.js', im
 
 /** Linux's SCHED_OTHER policy (sched(7)), the normal one. */
 const SCHED_OTHER = 0;
-/** Events waiting this long for an idle writer raise it (about the file's default flush interval). */
-const RAISE_AFTER_MS = 1000;
+/**
+ * Events waiting this long for an idle writer raise it: a machine kept busy
+ * by something else holds the file back at most this much (each line keeps
+ * the time its event was read, SharedEventQueue's time markers). Longer
+ * than a burst of 100k connections takes to replicate here (~1 s), which
+ * a raise at 1 s slowed by a fifth or more (BENCHMARKS.md, issue 16).
+ */
+const RAISE_AFTER_MS = 3000;
+/** Raised once the ring is this full (of 4 parts): the rest is headroom while the raised writer catches up. */
+const RAISE_AT_QUARTERS = 3;
 const AGE_CHECK_MS = 250;
 
 /** How long a reply may take: a close writes what waits, a full disk fails fast. */
@@ -44,6 +52,8 @@ export class FlowLogThread implements FlowLogHandle {
   private queued = 0;
   /** Events queued since the writer was last woken (endOfBatch). */
   private unannounced = false;
+  /** When this read's events were read: Date.now() at its first event, carried into the ring. */
+  private readTime = 0;
   private queueFull = 0;
   private waitingSince: number | undefined;
   private readonly ageTimer: NodeJS.Timeout;
@@ -115,7 +125,9 @@ export class FlowLogThread implements FlowLogHandle {
   /** On the event path: a copy into the shared ring or a count. */
   onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
     if (!this.wanted[kind]) return;
-    if (!this.queue.push(kind, buf, start, len)) {
+    // One clock read per read of the socket, not per event.
+    if (!this.unannounced) this.readTime = Date.now();
+    if (!this.queue.push(kind, buf, start, len, this.readTime)) {
       this.queueFull++;
       return;
     }
@@ -125,14 +137,15 @@ export class FlowLogThread implements FlowLogHandle {
 
   /**
    * The end of a read: the writer is woken if it sleeps, once for all the
-   * read's events, and given the normal priority if the queue is half full
-   * while it idles (worker.ts: it goes back to idle once it emptied it).
+   * read's events, and given the normal priority if the queue is three
+   * quarters full while it idles (worker.ts: it goes back to idle once it
+   * emptied it).
    */
   endOfBatch(): void {
     if (!this.unannounced) return;
     this.unannounced = false;
     this.queue.wake();
-    if (this.queue.bytes * 2 > this.queue.capacity) this.raise();
+    if (this.queue.bytes * 4 > this.queue.capacity * RAISE_AT_QUARTERS) this.raise();
   }
 
   /** The writer to the normal priority, if it idles (worker.ts goes back to idle once it emptied the queue). */

@@ -36,16 +36,22 @@ function tmp(): string {
 const KINDS: readonly EventType[] = ['new', 'update', 'destroy'];
 
 describe('SharedEventQueue: one producer, one consumer, one ring', () => {
-  it('gives back what it took, in order, byte for byte, and refuses only what has no room', () => {
+  it('gives back what it took, in order, byte for byte, with the time it was pushed with, and refuses only what has no room', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 64, max: 600 }),
-        fc.array(fc.oneof(fc.record({ push: fc.integer({ min: 0, max: 200 }), kind: fc.integer({ min: 0, max: 2 }) }), fc.constant({ shift: true })), {
-          maxLength: 300,
-        }),
+        fc.array(
+          fc.oneof(
+            fc.record({ push: fc.integer({ min: 0, max: 200 }), kind: fc.integer({ min: 0, max: 2 }), time: fc.option(fc.integer({ min: 0, max: 3 })) }),
+            fc.constant({ shift: true }),
+          ),
+          { maxLength: 300 },
+        ),
         (capacity, ops) => {
           const q = SharedEventQueue.create(capacity);
-          const model: { kind: EventType; bytes: Buffer }[] = [];
+          const model: { kind: EventType; bytes: Buffer; time: number }[] = [];
+          // The producer's last marker, as the ring keeps it: only a push that was taken moves it.
+          let lastTime = Number.NaN;
           let n = 0;
           for (const op of ops) {
             if ('push' in op) {
@@ -53,18 +59,24 @@ describe('SharedEventQueue: one producer, one consumer, one ring', () => {
               for (let i = 0; i < op.push; i++) src[i + 3] = (n + i) & 0xff;
               n++;
               const kind = KINDS[op.kind]!;
-              const need = 4 + ((op.push + 3) & ~3);
+              // Times in ms since the epoch, some far from an integer's reach of 32 bits.
+              const time = op.time === null ? Number.NaN : 1_765_000_000_000 + op.time * 1000.5;
+              const mark = !Number.isNaN(time) && time !== lastTime ? 12 : 0;
+              const need = mark + 4 + ((op.push + 3) & ~3);
               const free = q.capacity - q.bytes;
-              const ok = q.push(kind, src, 3, op.push);
+              const ok = q.push(kind, src, 3, op.push, time);
               // At worst the end's last need-4 bytes are skipped: free room of 2·need-4 always takes it.
               if (need <= q.capacity && free >= 2 * need - 4) expect(ok).toBe(true);
               if (free < need) expect(ok).toBe(false);
-              if (ok) model.push({ kind, bytes: src.subarray(3, 3 + op.push) });
+              if (ok) {
+                if (mark) lastTime = time;
+                model.push({ kind, bytes: src.subarray(3, 3 + op.push), time: lastTime });
+              }
             } else {
               const want = model.shift();
-              let got: { kind: EventType; bytes: Buffer } | undefined;
+              let got: { kind: EventType; bytes: Buffer; time: number } | undefined;
               const had = q.shift((kind, buf, start, len) => {
-                got = { kind, bytes: Buffer.from(buf.subarray(start, start + len)) };
+                got = { kind, bytes: Buffer.from(buf.subarray(start, start + len)), time: q.time };
               });
               expect(had).toBe(want !== undefined);
               expect(got).toEqual(want);
@@ -77,6 +89,29 @@ describe('SharedEventQueue: one producer, one consumer, one ring', () => {
       ),
       { numRuns: runs(300) },
     );
+  });
+
+  it('a time marker goes only before the first message of a new time, and never without its message', () => {
+    const q = SharedEventQueue.create(64);
+    const msg = Buffer.alloc(20, 1);
+    expect(q.push('new', msg, 0, 20, 1000)).toBe(true);
+    // 12 bytes of marker and 24 of message.
+    expect(q.bytes).toBe(36);
+    expect(q.push('new', msg, 0, 20, 1000)).toBe(true);
+    expect(q.bytes).toBe(60);
+    // A new time needs 36 bytes; 4 are free: refused whole, and the marker is not counted as sent.
+    expect(q.push('new', msg, 0, 20, 2000)).toBe(false);
+    expect(q.bytes).toBe(60);
+    const times: number[] = [];
+    while (q.shift(() => times.push(q.time)));
+    expect(times).toEqual([1000, 1000]);
+    // Emptied: the refused time comes with the next message that fits.
+    expect(q.push('destroy', msg, 0, 20, 2000)).toBe(true);
+    expect(q.bytes).toBe(36);
+    expect(q.shift((k) => expect(k).toBe('destroy'))).toBe(true);
+    expect(q.time).toBe(2000);
+    expect(q.length).toBe(0);
+    expect(q.bytes).toBe(0);
   });
 
   it('a full ring refuses, and takes again once the consumer freed room; both ends see one state', () => {
@@ -256,6 +291,39 @@ describe('FlowLogThread: the real worker writes what the writer on the daemon th
     t.onConntrackMessage('new', b, 0, b.length);
     await t.close();
     expect(readFileSync(fl.file!.path, 'utf8').trim().split('\n')).toHaveLength(3);
+  });
+
+  it('a line written late keeps the time its event was read, not the time it was written', async () => {
+    const dir = tmp();
+    const { fl, filter } = config(join(dir, 'f.jsonl'));
+    const t = await FlowLogThread.start({ config: fl, filter, localAddresses: [], log: silentLogger, script: WORKER });
+    const push = (n: number): void => {
+      const b = eventBytes(n, 'new');
+      t.onConntrackMessage('new', b, 0, b.length);
+    };
+    // A read of two events that the writer, asleep, learns of only 400 ms later (endOfBatch).
+    const read0 = Date.now();
+    push(0);
+    push(1);
+    await new Promise((r) => setTimeout(r, 400));
+    const woken = Date.now();
+    t.endOfBatch();
+    // The next read, its own time.
+    await new Promise((r) => setTimeout(r, 50));
+    const read1 = Date.now();
+    push(2);
+    t.endOfBatch();
+    await t.close();
+    const times = readFileSync(fl.file!.path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
+    expect(times).toHaveLength(3);
+    // Date.now() is read once per read, at its first event: the same for both, and from before the wake.
+    expect(times[0]).toBe(times[1]);
+    expect(times[0]!).toBeGreaterThanOrEqual(read0);
+    expect(times[0]!).toBeLessThan(woken);
+    expect(times[2]!).toBeGreaterThanOrEqual(read1);
   });
 
   it('reopen answers once the file is reopened; what the queue held is written before close returns', async () => {

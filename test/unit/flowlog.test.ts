@@ -392,7 +392,7 @@ describe('config flowlog', () => {
     expect(cfg.sync).toBeUndefined();
     expect(cfg.flowlog).toEqual({
       events: ['new', 'destroy'],
-      queueBytes: 32 * 1024 * 1024,
+      queueBytes: 64 * 1024 * 1024,
       file: { path: '/var/log/ctsyncd/flows.jsonl', durability: 'buffered', flushIntervalMs: 1000 },
     });
   });
