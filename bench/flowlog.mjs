@@ -29,6 +29,7 @@
 // Options: --n N  --pairs P  --event-buffer-mib M  --ulogd PATH
 //   (/usr/sbin/ulogd)  --ulogd-plugins DIR (/usr/lib/x86_64-linux-gnu/ulogd)
 //   --json FILE (every trial's record)  --keep (keep trial directories)
+//   --cpu-prof DIR (ctsyncd's profiles, one directory per trial, a file per thread)
 //   --write | --no-write (the section in BENCHMARKS.md; default: no write)
 //   --rates R1,R2,…  --rate-seconds S (5): after the bursts, the highest
 //   rate logged without loss: each logger in turn (alternating) takes R × S
@@ -44,7 +45,7 @@ import { controlRequest } from '../dist/control/client.js';
 import { alive, CTSYNCD_BIN, SHEBANG_FLAGS, startProcess, stopProcess, tail, verifyPid } from './lib/daemons.mjs';
 import { raiseConntrackLimits } from './lib/topology.mjs';
 import { inject } from './lib/workload.mjs';
-import { loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, until } from './lib/util.mjs';
+import { loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, threadCpu, until } from './lib/util.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -58,6 +59,7 @@ const { values: opt } = parseArgs({
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -73,6 +75,8 @@ if (process.getuid?.() !== 0) throw new Error('run as root: the trials create ne
 for (const f of [opt.ulogd, join(opt['ulogd-plugins'], 'ulogd_inpflow_NFCT.so'), join(opt['ulogd-plugins'], 'ulogd_output_JSON.so')]) {
   if (!existsSync(f)) throw new Error(`${f} is missing: apt-get install ulogd2 ulogd2-json (or --ulogd, --ulogd-plugins)`);
 }
+
+let profiles = 0;
 
 /** Longest a trial waits for its file to stop growing. */
 const SETTLE_BOUND_MS = 120_000;
@@ -107,7 +111,9 @@ const LOGGERS = {
       );
     },
     start(t) {
-      t.proc = startProcess(t, ['node', ...SHEBANG_FLAGS, CTSYNCD_BIN, '--config', t.conf], join(t.dir, 'ctsyncd.log'), 'ctsyncd');
+      // --cpu-prof DIR: one directory per trial, a profile per thread (the writer's thread has its own).
+      const prof = opt['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(opt['cpu-prof'], `ctsyncd-${++profiles}`)] : [];
+      t.proc = startProcess(t, ['node', ...SHEBANG_FLAGS, ...prof, CTSYNCD_BIN, '--config', t.conf], join(t.dir, 'ctsyncd.log'), 'ctsyncd');
     },
     async waitReady(t) {
       await until(
@@ -203,6 +209,7 @@ async function trial(name, index, rate) {
     await logger.waitReady(t);
     const pid = t.proc.child.pid;
     const before = procSample(pid);
+    const threadsBefore = threadCpu(pid);
     const t0 = performance.now();
     const events = rate ? rate * RATE_SECONDS : 2 * N;
     if (rate) {
@@ -229,11 +236,14 @@ async function trial(name, index, rate) {
     );
     // The quiet wait itself is idle time, not work: CPU is read now, as the file stopped growing.
     const after = procSample(pid);
+    const threadsAfter = threadCpu(pid);
+    // Per thread name: where the CPU went (main: events, cache; ctsyncd-flowlog: the writer; node: V8, libuv).
+    const threads = Object.fromEntries(Object.entries(threadsAfter).map(([k, v]) => [k, Math.round((v - (threadsBefore[k] ?? 0)) * 1000) / 1000]));
     const seconds = (performance.now() - t0) / 1000;
     const logged = lineCount(t.out);
     const extra = await logger.extra(t);
     const cpu = after.cpu - before.cpu;
-    return { daemon: name, n: N, rate, events, logged, lost: events - logged, cpu, cpuPerEventUs: logged > 0 ? (cpu / logged) * 1e6 : null, seconds, extra, load: loadString() };
+    return { daemon: name, n: N, rate, events, logged, lost: events - logged, cpu, cpuPerEventUs: logged > 0 ? (cpu / logged) * 1e6 : null, threads, seconds, extra, load: loadString() };
   } finally {
     await stopProcess(t.proc);
     runCleanup(nsHandle);
@@ -253,7 +263,7 @@ for (let p = 0; p < PAIRS; p++) {
     records.push(r);
     console.log(
       `${name.padEnd(8)} n=${N} logged=${r.logged} lost=${r.lost} cpu=${r.cpu.toFixed(3)} s ` +
-        `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) ${JSON.stringify(r.extra)} load ${r.load}`,
+        `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) threads ${JSON.stringify(r.threads)} ${JSON.stringify(r.extra)} load ${r.load}`,
     );
     await sleep(500);
   }
@@ -271,7 +281,7 @@ if (RATES.length > 0) {
       rateRecords.push(r);
       console.log(
         `${name.padEnd(8)} rate=${rate}/s × ${RATE_SECONDS} s: logged=${r.logged} lost=${r.lost} cpu=${r.cpu.toFixed(3)} s ` +
-          `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) ${JSON.stringify(r.extra)} load ${r.load}`,
+          `(${r.cpuPerEventUs?.toFixed(2) ?? '-'} µs/event) threads ${JSON.stringify(r.threads)} ${JSON.stringify(r.extra)} load ${r.load}`,
       );
       if (r.lost === 0) held[name] = rate;
       else going.delete(name);

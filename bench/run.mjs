@@ -83,7 +83,7 @@
 //   --ctsyncd-inject (ctsyncd with failover.inject: fw2 writes peers'
 //   entries into its kernel as they arrive, so a failover's commit finds
 //   them there; the report says so)
-//   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 4 MiB when absent)
+//   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 32 MiB when absent)
 //   --ctsyncd-flowlog (ctsyncd with a flow log beside sync: new and
 //   destroy events to a JSON-lines file in the trial directory, as an
 //   operator running it instead of ulogd2 would; the report says so. Run

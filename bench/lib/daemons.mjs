@@ -134,9 +134,12 @@ export const ctsyncd = {
     node.starts = (node.starts ?? 0) + 1;
     // The V8 options of bin/ctsyncd's #! line, as running the binary itself would give.
     const nodeFlags = [...SHEBANG_FLAGS];
-    // One profile per process: fw1-1 (first start), fw2-1, fw2-2 (restarted for the resync), ...
+    // One directory per process: fw1-1 (first start), fw2-1, fw2-2 (restarted for the resync), ...
+    // Node's own file names in it, one per thread: a fixed --cpu-prof-name
+    // would have the flow log's writer thread and the main thread overwrite
+    // each other's profile.
     if (opts.cpuProfDir) {
-      nodeFlags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${node.id}-${node.starts}.cpuprofile`);
+      nodeFlags.push('--cpu-prof', '--cpu-prof-dir', join(opts.cpuProfDir, `${node.id}-${node.starts}`));
     }
     if (opts.heapDir) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${opts.heapDir}`);
     node.proc = startProcess(node, ['node', ...nodeFlags, CTSYNCD_BIN, '--config', node.conf], node.log, `ctsyncd ${node.id}`);

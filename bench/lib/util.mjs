@@ -2,7 +2,7 @@
 // processes, and one cleanup registry that also runs on SIGINT/SIGTERM and on
 // an uncaught error, so namespaces, daemons and sysctls never outlive a run.
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -140,6 +140,33 @@ export function procSample(pid) {
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
   return { cpu, sys, mainCpu, rss, hwm };
+}
+
+/**
+ * CPU seconds of a process per thread name (/proc/PID/task/TID/comm): the
+ * main thread under "main", the others under their names ("ctsyncd-flowlog"
+ * for the flow log's writer; node's V8 and libuv threads are all "node").
+ * Threads that ended are not counted: only differences of a live set mean anything.
+ */
+export function threadCpu(pid) {
+  const out = {};
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const t = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const g = t.slice(t.lastIndexOf(')') + 2).split(' ');
+      const name = tid === String(pid) ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out[name] = (out[name] ?? 0) + (Number(g[11]) + Number(g[12])) / clockTicks();
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
 }
 
 /** The executable path of a PID (to verify that `ip netns exec` exec'd the daemon). */
