@@ -42,7 +42,8 @@ export interface FlowOutput {
 export interface FlowQueue {
   readonly length: number;
   readonly bytes: number;
-  push(kind: EventType, src: Buffer, start: number, len: number): boolean;
+  /** `time`: when the event was read (SharedEventQueue's time markers). */
+  push(kind: EventType, src: Buffer, start: number, len: number, time?: number): boolean;
   shift(f: (kind: EventType, buf: Buffer, start: number, len: number) => void): boolean;
 }
 
@@ -86,6 +87,40 @@ export interface FlowLogCounters {
   decodeErrors: number;
 }
 
+/** What the event path took into a flow log queue, and what it refused for want of room. */
+export interface IntakeCounts {
+  queued: number;
+  queueFull: number;
+}
+
+/**
+ * The event path's side of a flow log queue, whether the writer runs on the
+ * daemon's thread (FlowLog) or its own (FlowLogThread): which kinds are
+ * logged, the copy, and its counts. Nothing else happens per event.
+ */
+export class EventIntake {
+  private readonly wanted: { [K in EventType]: boolean } = { new: false, update: false, destroy: false };
+
+  constructor(
+    events: readonly EventType[],
+    private readonly queue: FlowQueue,
+    readonly counts: IntakeCounts,
+  ) {
+    for (const k of events) this.wanted[k] = true;
+  }
+
+  /** True when queued; false when its kind is not logged, or when the queue had no room (counted). */
+  take(kind: EventType, buf: Buffer, start: number, len: number, time?: number): boolean {
+    if (!this.wanted[kind]) return false;
+    if (!this.queue.push(kind, buf, start, len, time)) {
+      this.counts.queueFull++;
+      return false;
+    }
+    this.counts.queued++;
+    return true;
+  }
+}
+
 /**
  * How long one turn of the writer may run, so a long queue does not hold
  * the loop (the event socket is read between turns); the clock is read
@@ -98,7 +133,7 @@ const CHECK_EVERY = 64;
 export class FlowLog implements EventTap {
   readonly counters: FlowLogCounters = { queued: 0, queueFull: 0, logged: 0, filtered: 0, decodeErrors: 0 };
   private readonly queue: FlowQueue;
-  private readonly wanted: { [K in EventType]: boolean };
+  private readonly intake: EventIntake;
   private readonly schedule: (run: () => void) => void;
   private readonly clock: () => number;
   private scheduled = false;
@@ -116,8 +151,7 @@ export class FlowLog implements EventTap {
 
   constructor(private readonly opts: FlowLogOptions) {
     this.queue = opts.queue ?? new EventQueue(opts.queueBytes);
-    this.wanted = { new: false, update: false, destroy: false };
-    for (const k of opts.events) this.wanted[k] = true;
+    this.intake = new EventIntake(opts.events, this.queue, this.counters);
     this.schedule = opts.schedule ?? ((run) => setImmediate(run));
     this.clock = opts.clock ?? (() => performance.now());
     this.outputs = opts.outputs ?? [];
@@ -138,12 +172,7 @@ export class FlowLog implements EventTap {
 
   /** On the event path: a copy into the queue or a count, nothing else. */
   onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
-    if (!this.wanted[kind]) return;
-    if (!this.queue.push(kind, buf, start, len)) {
-      this.counters.queueFull++;
-      return;
-    }
-    this.counters.queued++;
+    if (!this.intake.take(kind, buf, start, len)) return;
     if (!this.scheduled) {
       this.scheduled = true;
       this.schedule(this.runDrain);

@@ -8,6 +8,7 @@ import { errorMessage, OperationError } from '../common/errors.js';
 import type { FilterRules } from '../cache/filter.js';
 import type { EventType } from '../kernel/conntrack-events.js';
 import type { Logger } from '../log.js';
+import { EventIntake, type IntakeCounts } from './flow-log.js';
 import { SharedEventQueue } from './shared-queue.js';
 import { loadNative } from '../kernel/native.js';
 import { type FlowWorkerData, type FromWorker, PRIORITY_IDLE, PRIORITY_NORMAL, type ToWorker } from './worker.js';
@@ -48,13 +49,12 @@ const REPLY_MS = 30_000;
 export class FlowLogThread implements FlowLogHandle {
   private readonly queue: SharedEventQueue;
   private readonly published: Float64Array;
-  private readonly wanted: { [K in EventType]: boolean } = { new: false, update: false, destroy: false };
-  private queued = 0;
+  private readonly intake: EventIntake;
+  private readonly counts: IntakeCounts = { queued: 0, queueFull: 0 };
   /** Events queued since the writer was last woken (endOfBatch). */
   private unannounced = false;
   /** When this read's events were read: Date.now() at its first event, carried into the ring. */
   private readTime = 0;
-  private queueFull = 0;
   private waitingSince: number | undefined;
   private readonly ageTimer: NodeJS.Timeout;
   private nextId = 1;
@@ -76,7 +76,7 @@ export class FlowLogThread implements FlowLogHandle {
     this.priority = new Int32Array(priority);
     this.ageTimer = setInterval(() => this.watchAge(), AGE_CHECK_MS);
     this.ageTimer.unref();
-    for (const k of opts.config.events) this.wanted[k] = true;
+    this.intake = new EventIntake(opts.config.events, queue, this.counts);
   }
 
   /** Starts the writer and waits until its outputs are open; throws its error (EFLOWLOG_OPEN, ...) if they cannot be. */
@@ -124,15 +124,9 @@ export class FlowLogThread implements FlowLogHandle {
 
   /** On the event path: a copy into the shared ring or a count. */
   onConntrackMessage(kind: EventType, buf: Buffer, start: number, len: number): void {
-    if (!this.wanted[kind]) return;
     // One clock read per read of the socket, not per event.
     if (!this.unannounced) this.readTime = Date.now();
-    if (!this.queue.push(kind, buf, start, len, this.readTime)) {
-      this.queueFull++;
-      return;
-    }
-    this.queued++;
-    this.unannounced = true;
+    if (this.intake.take(kind, buf, start, len, this.readTime)) this.unannounced = true;
   }
 
   /**
@@ -200,7 +194,7 @@ export class FlowLogThread implements FlowLogHandle {
     for (let i = 0; i < WRITER_COUNTERS.length; i++) w[WRITER_COUNTERS[i]!] = p[i]!;
     return flowlogSnapshot(
       this.opts.config,
-      { queued: this.queued, queueFull: this.queueFull, queueLength: this.queue.length, queueBytes: this.queue.bytes },
+      { ...this.counts, queueLength: this.queue.length, queueBytes: this.queue.bytes },
       w,
     );
   }
