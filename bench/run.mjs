@@ -83,7 +83,8 @@
 //   --ctsyncd-inject (ctsyncd with failover.inject: fw2 writes peers'
 //   entries into its kernel as they arrive, so a failover's commit finds
 //   them there; the report says so)
-//   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 32 MiB when absent)
+//   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 64 MiB when absent)
+//   --event-coalesce-ms M (ctsyncd's kernel.eventCoalesceMs; its default, 1, when absent)
 //   --ctsyncd-flowlog (ctsyncd with a flow log beside sync: new and
 //   destroy events to a JSON-lines file in the trial directory, as an
 //   operator running it instead of ulogd2 would; the report says so. Run
@@ -243,6 +244,12 @@ function parseArgs(argv) {
       case '--flowlog-queue-mib':
         o.flowlogQueueMib = num(val());
         break;
+      case '--event-coalesce-ms': {
+        // 0 turns the pause off.
+        const v = val();
+        o.eventCoalesceMs = v === '0' ? 0 : num(v);
+        break;
+      }
       case '--ctsyncd-notify':
         o.ctsyncdNotify = val();
         if (o.ctsyncdNotify !== 'script' && o.ctsyncdNotify !== 'command') throw new Error('--ctsyncd-notify script|command');
@@ -357,7 +364,14 @@ function runIn(ns, argv, env, bound) {
 
 async function startPair(d, topo, dir, n, opts, overrides = {}) {
   const [fw1, fw2] = topo.nodes;
-  const s = { ...settingsFor(n), ...overrides, inject: opts.inject === true, flowlog: opts.flowlog === true, flowlogQueueBytes: opts.flowlogQueueBytes };
+  const s = {
+    ...settingsFor(n),
+    ...overrides,
+    inject: opts.inject === true,
+    flowlog: opts.flowlog === true,
+    flowlogQueueBytes: opts.flowlogQueueBytes,
+    eventCoalesceMs: opts.eventCoalesceMs,
+  };
   d.configure(fw1, fw2, topo, dir, s);
   d.configure(fw2, fw1, topo, dir, s);
   for (const node of [fw1, fw2]) d.start(node, opts);
@@ -600,7 +614,14 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     if (o.ctsyncdInject && daemonName === 'ctsyncd') r.inject = true;
     if (o.ctsyncdFlowlog && daemonName === 'ctsyncd') r.flowlog = true;
     if (r.flowlog && o.flowlogQueueMib !== undefined) r.flowlogQueueBytes = o.flowlogQueueMib * 2 ** 20;
-    await startPair(d, topo, dir, n, { ...prof, inject: r.inject, flowlog: r.flowlog, flowlogQueueBytes: r.flowlogQueueBytes });
+    if (o.eventCoalesceMs !== undefined && daemonName === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
+    await startPair(d, topo, dir, n, {
+      ...prof,
+      inject: r.inject,
+      flowlog: r.flowlog,
+      flowlogQueueBytes: r.flowlogQueueBytes,
+      eventCoalesceMs: r.eventCoalesceMs,
+    });
     const ok = await replicate(d, topo, n, r, o);
     if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
     if (lossPct) {
@@ -652,7 +673,8 @@ async function bufferTrial(r, n, o, body) {
     topo = await createTopology();
     topo.transport = r.transport;
     r.group = topo.group;
-    await startPair(d, topo, dir, n, {}, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
+    if (o.eventCoalesceMs !== undefined && r.daemon === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
+    await startPair(d, topo, dir, n, { eventCoalesceMs: r.eventCoalesceMs }, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
     await body(d, topo);
   } catch (e) {
     r.errors.push(e.message);

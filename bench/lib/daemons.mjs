@@ -113,7 +113,7 @@ export const ctsyncd = {
           : `  udp: { bind: ${node.addr}, port: ${topo.port}, peers: [${peer.addr}], sendBufferBytes: ${s.socketBufferBytes}, receiveBufferBytes: ${s.socketBufferBytes} }`,
         // conntrackd, measured beside it, signs nothing either.
         '  auth: none',
-        `kernel: { netlinkBufferBytes: ${s.netlinkBufferBytes} }`,
+        `kernel: { netlinkBufferBytes: ${s.netlinkBufferBytes}${s.eventCoalesceMs !== undefined ? `, eventCoalesceMs: ${s.eventCoalesceMs}` : ''} }`,
         `cache: { internalLimit: ${s.cacheLimit}, externalLimit: ${s.cacheLimit} }`,
         `control: { socket: ${node.socket} }`,
         ...(s.inject ? ['failover: { inject: true }'] : []),
