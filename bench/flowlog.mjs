@@ -37,7 +37,7 @@
 //   loses an event; `--pairs 0` runs the rates alone.
 // Beside a running sync: `bench/run.mjs --ctsyncd-flowlog` (replication with
 // the flow log on, conntrackd as the anchor) against the same run without.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,7 +45,8 @@ import { controlRequest } from '../dist/control/client.js';
 import { alive, CTSYNCD_BIN, SHEBANG_FLAGS, startProcess, stopProcess, tail, verifyPid } from './lib/daemons.mjs';
 import { raiseConntrackLimits } from './lib/topology.mjs';
 import { inject } from './lib/workload.mjs';
-import { loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, threadCpu, until } from './lib/util.mjs';
+import { configureUlogd, startUlogd, ulogdMissing, ulogdOverrunLines } from './lib/ulogd.mjs';
+import { lineCount, loadString, median, onCleanup, procSample, run, runCleanup, runSync, sleep, threadCpu, until } from './lib/util.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -72,9 +73,8 @@ if (RATES.some((r) => !Number.isInteger(r) || r < 1) || !(RATE_SECONDS > 0)) thr
 if (!Number.isInteger(N) || N < 1 || N > 1 << 20) throw new Error('--n: 1..1048576');
 if (!Number.isInteger(PAIRS) || PAIRS < 0) throw new Error('--pairs: 0 or more');
 if (process.getuid?.() !== 0) throw new Error('run as root: the trials create network namespaces');
-for (const f of [opt.ulogd, join(opt['ulogd-plugins'], 'ulogd_inpflow_NFCT.so'), join(opt['ulogd-plugins'], 'ulogd_output_JSON.so')]) {
-  if (!existsSync(f)) throw new Error(`${f} is missing: apt-get install ulogd2 ulogd2-json (or --ulogd, --ulogd-plugins)`);
-}
+const missing = ulogdMissing(opt.ulogd, opt['ulogd-plugins']);
+if (missing) throw new Error(`${missing} (or --ulogd, --ulogd-plugins)`);
 
 let profiles = 0;
 
@@ -82,14 +82,6 @@ let profiles = 0;
 const SETTLE_BOUND_MS = 120_000;
 /** The file is taken as complete when it held 2N lines or did not grow for this long. */
 const QUIET_MS = 3000;
-
-function lineCount(path) {
-  if (!existsSync(path)) return 0;
-  const b = readFileSync(path);
-  let n = 0;
-  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
-  return n;
-}
 
 const LOGGERS = {
   ctsyncd: {
@@ -135,51 +127,15 @@ const LOGGERS = {
   },
   ulogd: {
     configure(t) {
-      t.conf = join(t.dir, 'ulogd.conf');
-      t.out = join(t.dir, 'ulogd.json');
-      const plugin = (name) => `plugin="${join(opt['ulogd-plugins'], name)}"`;
-      writeFileSync(
-        t.conf,
-        [
-          '[global]',
-          `logfile="${join(t.dir, 'ulogd.log')}"`,
-          'loglevel=3',
-          plugin('ulogd_inpflow_NFCT.so'),
-          plugin('ulogd_filter_IP2STR.so'),
-          plugin('ulogd_output_JSON.so'),
-          'stack=ct1:NFCT,ip2str1:IP2STR,json1:JSON',
-          '[ct1]',
-          // NF_NETLINK_CONNTRACK_NEW | _DESTROY; each event logged as it comes, as ctsyncd does.
-          'event_mask=0x00000005',
-          'hash_enable=0',
-          `netlink_socket_buffer_size=${BUFFER}`,
-          'netlink_socket_buffer_maxsize=268435456',
-          '[json1]',
-          'sync=1',
-          `file="${t.out}"`,
-          '',
-        ].join('\n'),
-      );
+      t.u = configureUlogd(t.dir, BUFFER, opt['ulogd-plugins']);
+      t.out = t.u.out;
     },
-    start(t) {
-      t.proc = startProcess(t, [opt.ulogd, '-c', t.conf], join(t.dir, 'ulogd.stderr'), 'ulogd');
-    },
+    start() {},
     async waitReady(t) {
-      // The JSON output opens its file once the stack is up.
-      await until(
-        () => {
-          if (!alive(t.proc)) throw new Error(`ulogd exited: ${tail(t.proc.logPath)} ${tail(join(t.dir, 'ulogd.log'))}`);
-          return existsSync(t.out);
-        },
-        'ulogd ready',
-        30_000,
-        { intervalMs: 20, diag: () => tail(join(t.dir, 'ulogd.log')) },
-      );
-      verifyPid(t.proc, 'ulogd');
+      t.proc = await startUlogd(t, t.u, opt.ulogd, join(t.dir, 'ulogd.stderr'));
     },
     async extra(t) {
-      const log = tail(join(t.dir, 'ulogd.log'), 100_000);
-      return { overrunLines: (log.match(/ENOBUFS|overrun|No buffer space/gi) ?? []).length };
+      return { overrunLines: ulogdOverrunLines(t.u) };
     },
   },
 };

@@ -96,6 +96,10 @@
 //   warm per daemon)  --event-buffer-mib M (8, also for rate)
 //   --metrics rate: --rates LIST (5000,10000,20000,40000,60000)
 //   --rate-seconds S (60)  --rate-trials K (1)
+//   --with-flowlog (rate: every new event also logged, by ctsyncd's flow log
+//   beside its sync, and by ulogd2 (NFCT → JSON, bench/lib/ulogd.mjs) in
+//   fw1's namespace beside conntrackd; a rate is held only if the log lost
+//   nothing either, and the CPU per entry includes ulogd2's)
 //   e.g. node bench/run.mjs --metrics burst --burst-n 5000 --burst-trials 2 --transport udp --no-write
 //        node bench/run.mjs --metrics rate --rate-seconds 10 --rates 2000,4000 --transport udp --no-write
 import { spawn } from 'node:child_process';
@@ -112,7 +116,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMONS, settingsFor } from './lib/daemons.mjs';
+import { DAEMONS, settingsFor, stopProcess } from './lib/daemons.mjs';
 import { formatBurst, formatRate, formatReport, K, summarize } from './lib/report.mjs';
 import {
   addEgressLoss,
@@ -126,6 +130,7 @@ import {
 import {
   cleanupAll,
   kernelCountOf,
+  lineCount,
   load1,
   loadString,
   netDev,
@@ -137,6 +142,7 @@ import {
   TimeoutError,
   until,
 } from './lib/util.mjs';
+import { configureUlogd, startUlogd, ulogdMissing, ulogdOverrunLines } from './lib/ulogd.mjs';
 import { inject, MAX_ENTRIES, STREAM_MAX_ENTRIES } from './lib/workload.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -243,6 +249,9 @@ function parseArgs(argv) {
         break;
       case '--flowlog-queue-mib':
         o.flowlogQueueMib = num(val());
+        break;
+      case '--with-flowlog':
+        o.withFlowlog = true;
         break;
       case '--event-coalesce-ms': {
         // 0 turns the pause off.
@@ -648,6 +657,10 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     for (const node of topo?.nodes ?? []) if (node.log) r.logs.push(`${node.id}: ${d.logTail(node).slice(-1200)}`);
   } finally {
     if (topo) {
+      if (topo.ulogd) {
+        r.ulogdOverrunLines = ulogdOverrunLines(topo.ulogd.u);
+        await stopProcess(topo.ulogd.proc);
+      }
       await stopPair(d, topo);
       destroyTopology(topo);
     }
@@ -674,7 +687,15 @@ async function bufferTrial(r, n, o, body) {
     topo.transport = r.transport;
     r.group = topo.group;
     if (o.eventCoalesceMs !== undefined && r.daemon === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
-    await startPair(d, topo, dir, n, { eventCoalesceMs: r.eventCoalesceMs }, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
+    const flowlog = r.flowlog === true && r.daemon === 'ctsyncd';
+    await startPair(d, topo, dir, n, { eventCoalesceMs: r.eventCoalesceMs, flowlog }, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
+    if (flowlog) topo.flowFile = join(dir, `${topo.nodes[0].id}.flows.jsonl`);
+    if (r.flowlog === true && r.daemon === 'conntrackd') {
+      // ulogd2 in fw1's namespace, the one whose kernel sees the events, with the same event buffer.
+      const u = configureUlogd(dir, r.eventBufferConfiguredBytes);
+      topo.ulogd = { u, proc: await startUlogd(topo.nodes[0], u) };
+      topo.flowFile = u.out;
+    }
     await body(d, topo);
   } catch (e) {
     r.errors.push(e.message);
@@ -735,7 +756,7 @@ const SAMPLE_MS = 100;
 
 async function rateTrial(daemon, { transport, rate, trial: k }, o) {
   const n = rate * o.rateSeconds;
-  const r = baseRecord('rate', daemon, transport, n, o, { rate, seconds: o.rateSeconds, trial: k });
+  const r = baseRecord('rate', daemon, transport, n, o, { rate, seconds: o.rateSeconds, trial: k, ...(o.withFlowlog ? { flowlog: true } : {}) });
   return bufferTrial(r, n, o, (d, topo) => stream(d, topo, n, rate, r));
 }
 
@@ -747,7 +768,8 @@ async function rateTrial(daemon, { transport, rate, trial: k }, o) {
  */
 async function stream(d, topo, n, rate, r) {
   const [fw1, fw2] = topo.nodes;
-  const pids = [fw1.proc.child.pid, fw2.proc.child.pid];
+  // ulogd2 beside conntrackd (--with-flowlog): its CPU is the logging's, counted with fw1's.
+  const pids = [fw1.proc.child.pid, fw2.proc.child.pid, ...(topo.ulogd ? [topo.ulogd.proc.child.pid] : [])];
   const before = pids.map(procSample);
   const diag0 = await d.diagnostics(fw1);
   r.eventBufferBeforeBytes = diag0.bufferBytes;
@@ -811,6 +833,27 @@ async function stream(d, topo, n, rate, r) {
   if (!done) throw new TimeoutError('rate: injector did not stop');
   // A further second, as replication: the last acks, overruns reported late.
   await sleep(1000);
+  // The flow log: every new event a line, once the file stops growing (ctsyncd flushes
+  // each second, and its idle writer may wait up to 3 s for CPU; ulogd writes each line).
+  if (topo.flowFile) {
+    let last = -1;
+    let lastChange = now();
+    await until(
+      () => {
+        const lines = lineCount(topo.flowFile);
+        if (lines !== last) {
+          last = lines;
+          lastChange = now();
+        }
+        return lines >= n || now() - lastChange > 5000;
+      },
+      'the flow log complete or quiet',
+      120_000,
+      { intervalMs: 100 },
+    );
+    r.flowLines = lineCount(topo.flowFile);
+    r.flowLost = n - Math.min(n, r.flowLines);
+  }
   const after = pids.map(procSample);
   const diag1 = await d.diagnostics(fw1);
   const c2 = await d.counts(fw2);
@@ -828,10 +871,12 @@ async function stream(d, topo, n, rate, r) {
   r.eventBufferBytes = diag1.bufferBytes;
   r.cpuFw1S = after[0].cpu - before[0].cpu;
   r.cpuFw2S = after[1].cpu - before[1].cpu;
-  r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S) / n) * 1e6;
+  if (topo.ulogd) r.cpuUlogdS = after[2].cpu - before[2].cpu;
+  r.cpuPerEntryUs = ((r.cpuFw1S + r.cpuFw2S + (r.cpuUlogdS ?? 0)) / n) * 1e6;
   r.held =
     heldAllAt !== undefined &&
     r.lost === 0 &&
+    (r.flowLost ?? 0) === 0 &&
     r.overruns === 0 &&
     r.maxLagS < MAX_LAG_S &&
     r.offeredRate >= MIN_OFFERED * rate &&
@@ -899,6 +944,7 @@ function logRate(i, r) {
     r.held ? 'HELD' : 'not held',
     `lag=${f3(r.maxLagS)}s (${r.maxLagEntries ?? '-'} entries) tail=${f3(r.tailS)}s`,
     `overruns=${r.overruns ?? '-'} lost=${r.lost ?? '-'} offered=${r.offeredRate === undefined ? '-' : Math.round(r.offeredRate)}/s`,
+    ...(r.flowlog ? [`flow lines=${r.flowLines ?? '-'} lost=${r.flowLost ?? '-'}${r.cpuUlogdS !== undefined ? ` ulogd cpu=${f3(r.cpuUlogdS)}s` : ''}`] : []),
     `cpu=${f1(r.cpuPerEntryUs)}µs/e samples=${r.samples ?? '-'} (max gap ${f3(r.maxSampleGapS)}s)`,
     `load=${r.load1.toFixed(2)}→${r.load1After.toFixed(2)}`,
   ];
@@ -953,6 +999,11 @@ async function main() {
     return;
   }
   if (o.boundS) minBoundMs = o.boundS * 1000;
+  if (o.withFlowlog) {
+    if (!o.metrics.includes('rate')) throw new Error('--with-flowlog: with --metrics rate (for replication beside a flow log: --ctsyncd-flowlog)');
+    const missing = ulogdMissing();
+    if (missing) throw new Error(`--with-flowlog: ${missing}`);
+  }
   if (process.getuid?.() !== 0) throw new Error('bench/run needs root (network namespaces, ctnetlink)');
   const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
   const started = new Date();

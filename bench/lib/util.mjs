@@ -2,7 +2,7 @@
 // processes, and one cleanup registry that also runs on SIGINT/SIGTERM and on
 // an uncaught error, so namespaces, daemons and sysctls never outlive a run.
 import { execFile, execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -167,6 +167,15 @@ export function threadCpu(pid) {
     }
   }
   return out;
+}
+
+/** Lines (newlines) in a file; 0 when it does not exist yet. */
+export function lineCount(path) {
+  if (!existsSync(path)) return 0;
+  const b = readFileSync(path);
+  let n = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 /** The executable path of a PID (to verify that `ip netns exec` exec'd the daemon). */
