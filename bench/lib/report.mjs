@@ -379,7 +379,8 @@ export function formatRate(records) {
     const rates = [...new Set(rs.map((r) => r.rate))].sort((x, y) => x - y);
     const secs = rs[0].seconds;
     const buf = rs[0].eventBufferConfiguredBytes / MiB;
-    const title = `${transport}, new entries at a steady rate for ${secs} s, event buffer ${buf} MiB`;
+    const logged = rs.some((r) => r.flowlog);
+    const title = `${transport}, new entries at a steady rate for ${secs} s, event buffer ${buf} MiB${logged ? ', every new event also logged (ctsyncd: its flow log; conntrackd: ulogd2 beside it)' : ''}`;
     const highest = {};
     const step = {};
     for (const daemon of ['ctsyncd', 'conntrackd']) {
@@ -403,8 +404,12 @@ export function formatRate(records) {
                 ? `, offered ${Math.round(why.offeredRate)}/s`
                 : why.lost
                   ? `, ${why.lost} lost`
-                  : '';
-        step[daemon][rate] = `${held ? 'held' : 'NOT held'} (lag ${fmt(worst)} s, ${ovr} overrun${ovr === 1 ? '' : 's'}${reason})`;
+                  : why.flowLost
+                    ? `, ${why.flowLost} lines not logged`
+                    : '';
+        // With a flow log: CPU per entry of everything that ran (ulogd2's included), the median trial's.
+        const cpu = logged ? `, ${fmt(med(xs.map((r) => r.cpuPerEntryUs ?? Number.NaN)))} µs CPU/entry` : '';
+        step[daemon][rate] = `${held ? 'held' : 'NOT held'} (lag ${fmt(worst)} s, ${ovr} overrun${ovr === 1 ? '' : 's'}${reason}${cpu})`;
         if (held && allHeld) best = rate;
         else allHeld = false;
       }
