@@ -11,6 +11,7 @@ import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { decodeMessageField, ProtoWriter, writeMessage } from '../../src/sync/wire/proto-codec.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
+import { runs } from './fc-runs.js';
 import { typicalTcpEntry } from './wire-helpers.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
@@ -134,7 +135,7 @@ describe('SyncSender', () => {
         expect(packed.sequenced).toEqual(messages.sequenced);
         expect(packed.datagrams).toEqual(messages.datagrams);
       }),
-      { seed: SEED, numRuns: 2000 },
+      { seed: SEED, numRuns: runs(2000) },
     );
   });
 
