@@ -44,8 +44,8 @@ class MulticastProbe extends MulticastChannel {
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {
-  // Bounded: 1000 turns of 5 ms.
-  for (let i = 0; i < 1000; i++) {
+  // Bounded: 400 turns of 5 ms, plenty for loopback; a mutant that stops delivery then fails in 2 s.
+  for (let i = 0; i < 400; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 5));
   }
