@@ -146,6 +146,9 @@ describe('SyncSender', () => {
       [['update', 'new'], ['ct-new']],
       [['new', 'delete'], ['ct-delete']],
       [['update', 'delete', 'new'], ['ct-delete', 'ct-new']],
+      [['new', 'update', 'update'], ['ct-new']],
+      [['delete', 'new'], ['ct-delete', 'ct-new']],
+      [['delete', 'update'], ['ct-delete', 'ct-update']],
     ];
     for (const [kinds, want] of cases) {
       for (const key of [7, 'k7'] as EntryHandle[]) {
@@ -376,7 +379,7 @@ describe('SyncSender, exactly', () => {
   }
 
   it('packs only integer handles from 0 to 2^28 - 1; any other handle works as well', () => {
-    const keys: EntryHandle[] = [0, 7, 1023, 1024, 5000, 2 ** 32 + 5, -3, 2.5, 'k'];
+    const keys: EntryHandle[] = [0, 7, 1023, 1024, 2048, 5000, 2 ** 32 + 5, -3, 2.5, 'k'];
     const b = bench();
     keys.forEach((k, i) => b.put(k, i + 1));
     for (const k of keys) b.sender.enqueue(k, 'new');
@@ -399,6 +402,7 @@ describe('SyncSender, exactly', () => {
     b.sender.enqueue('k2', 'update');
     b.drain();
     expect(b.datagrams).toEqual(['ct-new:10:1 ct-update:11:1 ct-update:12:2 exp-new:13:300 ct-update:14:2']);
+    expect(b.sequenced).toEqual(['ct-new:10:1', 'ct-update:11:1', 'ct-update:12:2', 'exp-new:13:300', 'ct-update:14:2']);
     expect(b.sender.counters).toMatchObject({ queued: 5, merged: 1 });
   });
 
@@ -560,6 +564,35 @@ describe('SyncSender, exactly', () => {
     b.drain();
     expect(b.datagrams).toEqual(['ct-new:10:1']);
     expect(b.sender.counters).toMatchObject({ unencodable: 1, messagesSent: 1 });
+  });
+
+  it('an unencodable control without a seq leaves seq 0 as the next', () => {
+    const b = bench({ firstSeq: 0 });
+    b.put(1, 1);
+    b.sender.enqueueControl(() => ({ kind: 'challenge', peer: 'bad id', nonceHi: 1, nonceLo: 2 }), false);
+    b.sender.enqueue(1, 'new');
+    b.drain();
+    expect(b.datagrams).toEqual(['ct-new:0:1']);
+    expect(b.sender.nextSeq).toBe(1);
+  });
+
+  it('without lookupExpect every expectation change counts as vanished', () => {
+    const sent: Buffer[] = [];
+    let flush: (() => void) | undefined;
+    const sender = new SyncSender({
+      encoder: new DatagramEncoder({ cluster: 1, node: 'a', epoch: 9, mtu: 1400 }),
+      send: (buf) => sent.push(buf),
+      lookup: () => undefined,
+      firstSeq: 1,
+      schedule: (fn) => {
+        flush = fn;
+      },
+    });
+    sender.enqueueExpect('a', 'new');
+    flush?.();
+    expect(sent).toEqual([]);
+    expect(sender.counters).toMatchObject({ vanished: 1, messagesSent: 0 });
+    expect(sender.nextSeq).toBe(1);
   });
 
   it('an error other than RangeError from the encoder is not swallowed', () => {
