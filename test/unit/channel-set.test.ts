@@ -16,6 +16,7 @@ import { type ActiveChangeInfo, type ActiveChangeReason, ChannelSet } from '../.
 import { createChannels } from '../../src/sync/transport/channel-factory.js';
 import { MulticastChannel } from '../../src/sync/transport/multicast-channel.js';
 import { UdpChannel } from '../../src/sync/transport/udp-channel.js';
+import { LoopChannel } from './doubles.js';
 
 class FakeChannel implements SyncChannel {
   readonly kind = 'udp' as const;
@@ -146,6 +147,7 @@ describe('ChannelSet', () => {
     expect(sentBy(h)).toEqual({ a: ['x'], b: [] });
     expect(h.set.active).toBe('a');
     expect(h.changes).toEqual([{ name: 'a', reason: 'start', info: { previous: undefined } }]);
+    expect(Object.keys(h.changes[0]!.info)).toEqual(['previous']);
     expect(h.set.counters).toEqual({ failovers: 0, peerMoves: 0 });
   });
 
@@ -434,7 +436,7 @@ describe('ChannelSet: what it logs and reports, exactly', () => {
     set.noteValidReceive('a');
     expect(changes.at(-1)).toEqual({ previous: 'b' });
     expect(Object.keys(changes.at(-1)!)).toEqual(['previous']);
-    expect(logs.at(-1)?.ctx).toEqual({ channel: 'a', previous: 'b', reason: 'peer-moved' });
+    expect(logs.at(-1)?.ctx).toStrictEqual({ channel: 'a', previous: 'b', reason: 'peer-moved' });
   });
 
   // [errno, fails over]
@@ -567,6 +569,89 @@ describe('ChannelSet: what it logs and reports, exactly', () => {
     await set.close();
     await set.close();
     expect(chans.every((c) => c.closed)).toBe(true);
+  });
+
+  it('refusals name what is wrong', async () => {
+    expect(() => new ChannelSet([])).toThrow(
+      expect.objectContaining({ code: 'ECHANNEL_CONFIG', channel: '', message: 'a channel set needs at least one channel' }),
+    );
+    expect(() => new ChannelSet([new FakeChannel('a'), new FakeChannel('a')])).toThrow(
+      expect.objectContaining({ channel: 'a', message: 'two channels are named a' }),
+    );
+    const h = harness(['a']);
+    await h.set.start();
+    await expect(h.set.start()).rejects.toMatchObject({ channel: '', message: 'a channel set can be started once' });
+  });
+
+  it('closes each channel once, however often it is closed, and after a failed start', async () => {
+    const closes: string[] = [];
+    const counted = (name: string): FakeChannel => {
+      const ch = new FakeChannel(name);
+      ch.close = async () => {
+        closes.push(name);
+      };
+      return ch;
+    };
+    const set = new ChannelSet([counted('a'), counted('b')], { schedule: () => () => {} });
+    // Before start there is no timer to stop.
+    await set.close();
+    await set.close();
+    expect(closes).toEqual(['a', 'b']);
+    closes.length = 0;
+    const bad = counted('c');
+    bad.failStart = new Error('no');
+    const failing = new ChannelSet([counted('d'), bad], { schedule: () => () => {} });
+    await expect(failing.start()).rejects.toThrow('no');
+    await failing.close();
+    expect(closes).toEqual(['d', 'c']);
+  });
+
+  it('links read up before start; the channels and a quiet listener list are as given', () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    const logs: string[] = [];
+    const set = new ChannelSet(chans, { log: (_l, msg) => logs.push(msg) });
+    expect(set.channels).toEqual(chans);
+    expect(set.stats().map((r) => r.link)).toEqual(['up', 'up']);
+    chans[1]!.receive('x');
+    expect(logs).toEqual([]);
+  });
+
+  it('takes channels without onSendError, and works without onActiveChange', async () => {
+    const logs: string[] = [];
+    const set = new ChannelSet([new LoopChannel('x')], { schedule: () => () => {}, log: (_l, msg) => logs.push(msg) });
+    await set.start();
+    expect(logs).toEqual(['sync channel active']);
+  });
+
+  it('a link reader that throws at a check makes the active link down and moves', async () => {
+    let broken = false;
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    let tick: (() => void) | undefined;
+    const set = new ChannelSet(chans, {
+      schedule: (fn) => {
+        tick = fn;
+        return () => {};
+      },
+      readLinkState: (ifname) => {
+        if (broken && ifname === 'a') throw new Error('sysfs gone');
+        return 'up';
+      },
+    });
+    await set.start();
+    broken = true;
+    tick?.();
+    expect(set.active).toBe('b');
+  });
+
+  it('a send error with every other link down stays put and is not a switch to itself', async () => {
+    const h = harness(['a', 'b']);
+    await h.set.start();
+    h.links.set('b', 'down');
+    h.chans[0]!.failSend('ENETDOWN');
+    expect(h.set.active).toBe('a');
+    expect(h.set.counters.failovers).toBe(0);
+    expect(h.changes).toHaveLength(1);
+    expect(h.logs.at(-1)?.level).toBe('error');
   });
 
   it('the default clock spaces send-error failovers by the default interval (1000 ms)', async () => {
