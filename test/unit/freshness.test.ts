@@ -336,3 +336,18 @@ describe('epoch and log limiter edges', () => {
     expect(l.suppressedTotal).toBe(1);
   });
 });
+
+describe('Freshness: request numbers across responses', () => {
+  it('a second response in the epoch already believed keeps the request numbers honoured', () => {
+    const { f } = make();
+    verify(f, 'b', 5, 0);
+    expect(f.acceptRequest('b', 3)).toBe(true);
+    verify(f, 'b', 5, 1000);
+    // A replay of request 3 is still stale.
+    expect(f.acceptRequest('b', 3)).toBe(false);
+    expect(f.acceptRequest('b', 4)).toBe(true);
+    // A restart (a new epoch, no continuation) counts from 1 again.
+    verify(f, 'b', 6, 2000);
+    expect(f.acceptRequest('b', 1)).toBe(true);
+  });
+});
