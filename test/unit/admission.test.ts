@@ -13,6 +13,7 @@ import { UdpChannel } from '../../src/sync/transport/udp-channel.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
+import { captureLogger } from './doubles.js';
 import { CLUSTER, typicalTcpEntry } from './wire-helpers.js';
 
 const SELF = 'fw1';
@@ -121,6 +122,69 @@ describe('Admission', () => {
     expect(a.prunable(list, 13_500, 3500)).toEqual([]);
     expect(a.prunable(list, 13_501, 3500)).toEqual(['gone']);
     expect(a.prunable(list, 13_701, 3500)).toEqual(['gone', 'recent']);
+  });
+});
+
+describe('Admission: what it logs and reports', () => {
+  const peers = (ids: string[]) => ({ has: (id: string) => ids.includes(id), size: ids.length });
+
+  it('logs each kind of refusal once, with the first refused id; the counters take the rest', () => {
+    const { log, lines } = captureLogger();
+    const a = new Admission({ nodes: ['fw1', 'fw2', 'fw3'], maxNodes: 1, pruneAfterMs: 1000 }, SELF, log);
+    expect(a.check('x1', peers([]))).toBe('unknown-node');
+    expect(a.check('x2', peers([]))).toBe('unknown-node');
+    expect(a.check('fw3', peers(['fw2']))).toBe('node-limit');
+    expect(a.check('fw3', peers(['fw2']))).toBe('node-limit');
+    expect(a.check('fw2', peers(['fw2']))).toBe('admitted');
+    expect(a.counters).toEqual({ unknownNode: 2, nodeLimit: 2, pruned: 0 });
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        msg: 'datagram from a node id not in cluster.nodes dropped (logged once; see stats sync.admission)',
+        ctx: { node: 'x1' },
+      },
+      {
+        level: 'warn',
+        msg: 'cluster.maxNodes peers tracked: datagrams of further node ids dropped (logged once; see stats sync.admission)',
+        ctx: { node: 'fw3', maxNodes: 1 },
+      },
+    ]);
+  });
+
+  it('logs a node-limit refusal even after many unknown ids, and the other way round', () => {
+    const { log, lines } = captureLogger();
+    const a = new Admission({ maxNodes: 1, pruneAfterMs: 1000 }, SELF, log);
+    expect(a.check('b', peers(['a']))).toBe('node-limit');
+    expect(lines.map((l) => l.ctx)).toEqual([{ node: 'b', maxNodes: 1 }]);
+    const listed = captureLogger();
+    const l = new Admission({ nodes: ['a'], maxNodes: 1, pruneAfterMs: 1000 }, SELF, listed.log);
+    expect(l.check('z', peers(['a']))).toBe('unknown-node');
+    expect(listed.lines.map((x) => x.ctx)).toEqual([{ node: 'z' }]);
+  });
+
+  it('says whether ids are restricted, and which are listed', () => {
+    const open = new Admission({ maxNodes: 4, pruneAfterMs: 1000 }, SELF);
+    const closed = new Admission({ nodes: ['fw1', 'fw2'], maxNodes: 4, pruneAfterMs: 1000 }, SELF);
+    expect([open.restricted, closed.restricted]).toEqual([false, true]);
+    expect([open.isListed('fw2'), closed.isListed('fw2'), closed.isListed('fw9')]).toEqual([false, true, false]);
+  });
+
+  it('reports its settings, a copy of the list, and the counters as they are', () => {
+    const nodes = ['fw1', 'fw2'];
+    const a = new Admission({ nodes, maxNodes: 4, pruneAfterMs: 1000 }, SELF);
+    a.check('x', peers([]));
+    const s = a.stats(3, 2);
+    expect(s).toEqual({ nodes: ['fw1', 'fw2'], maxNodes: 4, tracked: 3, receivers: 2, counters: { unknownNode: 1, nodeLimit: 0, pruned: 0 } });
+    expect(s.nodes).not.toBe(nodes);
+    a.check('y', peers([]));
+    expect(s.counters.unknownNode).toBe(1);
+    expect(new Admission({ maxNodes: 2, pruneAfterMs: 1 }, SELF).stats(0, 0)).toEqual({
+      nodes: null,
+      maxNodes: 2,
+      tracked: 0,
+      receivers: 0,
+      counters: { unknownNode: 0, nodeLimit: 0, pruned: 0 },
+    });
   });
 });
 

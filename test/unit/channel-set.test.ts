@@ -16,6 +16,7 @@ import { type ActiveChangeInfo, type ActiveChangeReason, ChannelSet } from '../.
 import { createChannels } from '../../src/sync/transport/channel-factory.js';
 import { MulticastChannel } from '../../src/sync/transport/multicast-channel.js';
 import { UdpChannel } from '../../src/sync/transport/udp-channel.js';
+import { LoopChannel } from './doubles.js';
 
 class FakeChannel implements SyncChannel {
   readonly kind = 'udp' as const;
@@ -77,8 +78,11 @@ class FakeChannel implements SyncChannel {
   }
 
   failSend(code: string): void {
+    this.failSendWith(Object.assign(new Error(`send ${code}`), { code }));
+  }
+
+  failSendWith(err: NodeJS.ErrnoException): void {
     this.counters.sendErrors++;
-    const err: NodeJS.ErrnoException = Object.assign(new Error(`send ${code}`), { code });
     for (const cb of this.sendErrorListeners) cb(err);
   }
 }
@@ -88,7 +92,7 @@ interface Harness {
   chans: FakeChannel[];
   links: Map<string, LinkState>;
   changes: Array<{ name: string; reason: ActiveChangeReason; info: ActiveChangeInfo }>;
-  logs: Array<{ level: string; msg: string }>;
+  logs: Array<{ level: string; msg: string; ctx?: Record<string, unknown> | undefined }>;
   tick(): void;
   advance(ms: number): void;
   timerStopped(): boolean;
@@ -102,7 +106,7 @@ function harness(names: string[], opts: { intervalMs?: number } = {}): Harness {
   let timerFn: (() => void) | undefined;
   let stopped = false;
   let now = 0;
-  const log: ChannelLog = (level, msg) => logs.push({ level, msg });
+  const log: ChannelLog = (level, msg, ctx) => logs.push({ level, msg, ctx });
   const set = new ChannelSet(chans, {
     checkIntervalMs: opts.intervalMs ?? 1000,
     readLinkState: (ifname) => links.get(ifname) ?? 'up',
@@ -143,6 +147,7 @@ describe('ChannelSet', () => {
     expect(sentBy(h)).toEqual({ a: ['x'], b: [] });
     expect(h.set.active).toBe('a');
     expect(h.changes).toEqual([{ name: 'a', reason: 'start', info: { previous: undefined } }]);
+    expect(Object.keys(h.changes[0]!.info)).toEqual(['previous']);
     expect(h.set.counters).toEqual({ failovers: 0, peerMoves: 0 });
   });
 
@@ -356,6 +361,308 @@ describe('ChannelSet', () => {
     const h = harness(['a']);
     await h.set.start();
     await expect(h.set.start()).rejects.toMatchObject({ code: 'ECHANNEL_CONFIG' });
+  });
+});
+
+describe('ChannelSet: what it logs and reports, exactly', () => {
+  it('logs each link change, failover, stranding and peer move with its context', async () => {
+    const h = harness(['a', 'b', 'c']);
+    await h.set.start();
+    h.links.set('a', 'down');
+    h.tick(); // a down: over to b
+    h.links.set('b', 'down');
+    h.links.set('c', 'down');
+    h.tick(); // b down, nothing up: stranded on b
+    h.tick(); // still stranded: not logged again
+    h.links.set('a', 'up');
+    h.tick(); // a up: over to a
+    h.links.set('b', 'up');
+    h.tick(); // b up: a stays
+    h.set.noteValidReceive('b');
+    expect(h.logs).toEqual([
+      { level: 'info', msg: 'sync channel active', ctx: { channel: 'a', reason: 'start' } },
+      { level: 'warn', msg: 'sync link down', ctx: { channel: 'a', interface: 'a' } },
+      { level: 'warn', msg: 'sync channel active', ctx: { channel: 'b', previous: 'a', reason: 'link-down', detail: 'a' } },
+      { level: 'warn', msg: 'sync link down', ctx: { channel: 'b', interface: 'b' } },
+      { level: 'warn', msg: 'sync link down', ctx: { channel: 'c', interface: 'c' } },
+      {
+        level: 'error',
+        msg: 'sync link failed and no other link is up; still transmitting on it',
+        ctx: { channel: 'b', reason: 'link-down', detail: 'b' },
+      },
+      { level: 'info', msg: 'sync link up', ctx: { channel: 'a', interface: 'a' } },
+      { level: 'warn', msg: 'sync channel active', ctx: { channel: 'a', previous: 'b', reason: 'link-down', detail: 'b' } },
+      { level: 'info', msg: 'sync link up', ctx: { channel: 'b', interface: 'b' } },
+      { level: 'info', msg: 'sync channel active', ctx: { channel: 'b', previous: 'a', reason: 'peer-moved', detail: 'b' } },
+    ]);
+    expect(h.changes.map((c) => `${c.name} ${c.reason}`)).toEqual(['a start', 'b link-down', 'a link-down', 'b peer-moved']);
+    expect(h.set.counters).toEqual({ failovers: 2, peerMoves: 1 });
+  });
+
+  it('logs stranding again after a link came back in between', async () => {
+    const h = harness(['a', 'b']);
+    await h.set.start();
+    h.links.set('a', 'down');
+    h.links.set('b', 'down');
+    h.tick();
+    h.links.set('a', 'up');
+    h.tick(); // the active link is back: no longer stranded
+    h.links.set('a', 'down');
+    h.tick();
+    expect(h.logs.filter((l) => l.level === 'error').length).toBe(2);
+    expect(h.set.active).toBe('a');
+  });
+
+  it('a send-error failover names the errno, with no detail key when the channel has no interface', async () => {
+    const chans = [new FakeChannel('a', null), new FakeChannel('b', null)];
+    const changes: ActiveChangeInfo[] = [];
+    const logs: Array<{ level: string; msg: string; ctx: unknown }> = [];
+    const set = new ChannelSet(chans, {
+      schedule: () => () => {},
+      now: () => 5000,
+      onActiveChange: (_n, _r, info) => changes.push(info),
+      log: (level, msg, ctx) => logs.push({ level, msg, ctx }),
+    });
+    await set.start();
+    chans[0]!.failSend('ENETUNREACH');
+    expect(set.active).toBe('b');
+    expect(changes).toEqual([{ previous: undefined }, { previous: 'a', detail: 'ENETUNREACH' }]);
+    expect(logs.at(-1)).toEqual({
+      level: 'warn',
+      msg: 'sync channel active',
+      ctx: { channel: 'b', previous: 'a', reason: 'send-error', detail: 'ENETUNREACH' },
+    });
+    // A peer move to a channel without an interface: no detail at all.
+    set.noteValidReceive('a');
+    expect(changes.at(-1)).toEqual({ previous: 'b' });
+    expect(Object.keys(changes.at(-1)!)).toEqual(['previous']);
+    expect(logs.at(-1)?.ctx).toStrictEqual({ channel: 'a', previous: 'b', reason: 'peer-moved' });
+  });
+
+  // [errno, fails over]
+  const errnos: Array<[string | undefined, boolean]> = [
+    ['ENETDOWN', true],
+    ['ENETUNREACH', true],
+    ['EHOSTUNREACH', true],
+    ['EPERM', true],
+    ['ENODEV', true],
+    ['ENXIO', true],
+    ['EADDRNOTAVAIL', true],
+    ['ENOBUFS', false],
+    ['EMSGSIZE', false],
+    [undefined, false],
+  ];
+  for (const [code, moves] of errnos) {
+    it(`a send error ${code}: ${moves ? 'fails over' : 'stays'}`, async () => {
+      const h = harness(['a', 'b']);
+      await h.set.start();
+      const err: NodeJS.ErrnoException = Object.assign(new Error('send'), code === undefined ? {} : { code });
+      h.chans[0]!.failSendWith(err);
+      expect(h.set.active).toBe(moves ? 'b' : 'a');
+    });
+  }
+
+  it('send-error failovers are spaced by the check interval: not sooner, at it yes', async () => {
+    const h = harness(['a', 'b'], { intervalMs: 1000 });
+    await h.set.start();
+    h.advance(10);
+    h.chans[0]!.failSend('ENETDOWN');
+    expect(h.set.active).toBe('b');
+    h.advance(999);
+    h.chans[1]!.failSend('ENETDOWN');
+    expect(h.set.active).toBe('b');
+    h.advance(1);
+    h.chans[1]!.failSend('ENETDOWN');
+    expect(h.set.active).toBe('a');
+  });
+
+  it('a send error before start, or after close, changes nothing', async () => {
+    const h = harness(['a', 'b']);
+    h.chans[0]!.failSend('ENETDOWN');
+    await h.set.start();
+    expect(h.set.active).toBe('a');
+    await h.set.close();
+    h.chans[0]!.failSend('ENETDOWN');
+    h.links.set('a', 'down');
+    h.tick();
+    h.set.noteValidReceive('b');
+    expect(h.set.active).toBe('a');
+    expect(h.set.counters).toEqual({ failovers: 0, peerMoves: 0 });
+  });
+
+  it('noteValidReceive and checkLinks do nothing before start', async () => {
+    const h = harness(['a', 'b']);
+    h.links.set('a', 'down');
+    h.set.checkLinks();
+    h.set.noteValidReceive('b');
+    expect(h.set.active).toBe('a');
+    expect(h.logs).toEqual([]);
+  });
+
+  it('a link state reader that throws reads as down', async () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    const set = new ChannelSet(chans, {
+      schedule: () => () => {},
+      readLinkState: (ifname) => {
+        if (ifname === 'a') throw new Error('sysfs gone');
+        return 'up';
+      },
+    });
+    await set.start();
+    expect(set.active).toBe('b');
+    expect(set.stats().map((r) => r.link)).toEqual(['down', 'up']);
+  });
+
+  it("without a link state reader, each channel's isLinkUp() decides, interface or not", async () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    chans[0]!.linkUp = false;
+    const set = new ChannelSet(chans, { schedule: () => () => {} });
+    await set.start();
+    expect(set.active).toBe('b');
+  });
+
+  it('starts on the first channel when no link is up', async () => {
+    const h = harness(['a', 'b']);
+    h.links.set('a', 'down');
+    h.links.set('b', 'down');
+    await h.set.start();
+    expect(h.set.active).toBe('a');
+    expect(h.set.stats().map((r) => [r.name, r.link, r.active])).toEqual([
+      ['a', 'down', true],
+      ['b', 'down', false],
+    ]);
+  });
+
+  it('logs an onActiveChange listener that throws and carries on', async () => {
+    const logs: Array<{ level: string; msg: string; ctx: unknown }> = [];
+    const set = new ChannelSet([new FakeChannel('a')], {
+      schedule: () => () => {},
+      onActiveChange: () => {
+        throw new Error('nope');
+      },
+      log: (level, msg, ctx) => logs.push({ level, msg, ctx }),
+    });
+    await set.start();
+    expect(logs.at(-1)).toEqual({ level: 'error', msg: 'onActiveChange listener threw', ctx: { error: 'Error: nope' } });
+  });
+
+  it('logs a throwing datagram listener with its channel and error, and still calls the next', async () => {
+    const h = harness(['a']);
+    const got: string[] = [];
+    h.set.onDatagram(() => {
+      throw new Error('bad');
+    });
+    h.set.onDatagram((buf) => got.push(buf.toString()));
+    await h.set.start();
+    h.chans[0]!.receive('z');
+    expect(got).toEqual(['z']);
+    expect(h.logs.at(-1)).toEqual({ level: 'error', msg: 'sync datagram listener threw', ctx: { channel: 'a', error: 'Error: bad' } });
+  });
+
+  it('the default timer polls the links on its own, and close() stops it', async () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    const set = new ChannelSet(chans, { checkIntervalMs: 5 });
+    await set.start();
+    chans[0]!.linkUp = false;
+    for (let i = 0; i < 400 && set.active !== 'b'; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(set.active).toBe('b');
+    await set.close();
+    await set.close();
+    expect(chans.every((c) => c.closed)).toBe(true);
+  });
+
+  it('refusals name what is wrong', async () => {
+    expect(() => new ChannelSet([])).toThrow(
+      expect.objectContaining({ code: 'ECHANNEL_CONFIG', channel: '', message: 'a channel set needs at least one channel' }),
+    );
+    expect(() => new ChannelSet([new FakeChannel('a'), new FakeChannel('a')])).toThrow(
+      expect.objectContaining({ channel: 'a', message: 'two channels are named a' }),
+    );
+    const h = harness(['a']);
+    await h.set.start();
+    await expect(h.set.start()).rejects.toMatchObject({ channel: '', message: 'a channel set can be started once' });
+  });
+
+  it('closes each channel once, however often it is closed, and after a failed start', async () => {
+    const closes: string[] = [];
+    const counted = (name: string): FakeChannel => {
+      const ch = new FakeChannel(name);
+      ch.close = async () => {
+        closes.push(name);
+      };
+      return ch;
+    };
+    const set = new ChannelSet([counted('a'), counted('b')], { schedule: () => () => {} });
+    // Before start there is no timer to stop.
+    await set.close();
+    await set.close();
+    expect(closes).toEqual(['a', 'b']);
+    closes.length = 0;
+    const bad = counted('c');
+    bad.failStart = new Error('no');
+    const failing = new ChannelSet([counted('d'), bad], { schedule: () => () => {} });
+    await expect(failing.start()).rejects.toThrow('no');
+    await failing.close();
+    expect(closes).toEqual(['d', 'c']);
+  });
+
+  it('links read up before start; the channels and a quiet listener list are as given', () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    const logs: string[] = [];
+    const set = new ChannelSet(chans, { log: (_l, msg) => logs.push(msg) });
+    expect(set.channels).toEqual(chans);
+    expect(set.stats().map((r) => r.link)).toEqual(['up', 'up']);
+    chans[1]!.receive('x');
+    expect(logs).toEqual([]);
+  });
+
+  it('takes channels without onSendError, and works without onActiveChange', async () => {
+    const logs: string[] = [];
+    const set = new ChannelSet([new LoopChannel('x')], { schedule: () => () => {}, log: (_l, msg) => logs.push(msg) });
+    await set.start();
+    expect(logs).toEqual(['sync channel active']);
+  });
+
+  it('a link reader that throws at a check makes the active link down and moves', async () => {
+    let broken = false;
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    let tick: (() => void) | undefined;
+    const set = new ChannelSet(chans, {
+      schedule: (fn) => {
+        tick = fn;
+        return () => {};
+      },
+      readLinkState: (ifname) => {
+        if (broken && ifname === 'a') throw new Error('sysfs gone');
+        return 'up';
+      },
+    });
+    await set.start();
+    broken = true;
+    tick?.();
+    expect(set.active).toBe('b');
+  });
+
+  it('a send error with every other link down stays put and is not a switch to itself', async () => {
+    const h = harness(['a', 'b']);
+    await h.set.start();
+    h.links.set('b', 'down');
+    h.chans[0]!.failSend('ENETDOWN');
+    expect(h.set.active).toBe('a');
+    expect(h.set.counters.failovers).toBe(0);
+    expect(h.changes).toHaveLength(1);
+    expect(h.logs.at(-1)?.level).toBe('error');
+  });
+
+  it('the default clock spaces send-error failovers by the default interval (1000 ms)', async () => {
+    const chans = [new FakeChannel('a'), new FakeChannel('b')];
+    const set = new ChannelSet(chans, { schedule: () => () => {} });
+    await set.start();
+    chans[0]!.failSend('ENETDOWN');
+    expect(set.active).toBe('b');
+    // Well within a second of the first.
+    chans[1]!.failSend('ENETDOWN');
+    expect(set.active).toBe('b');
   });
 });
 

@@ -14,7 +14,7 @@ import {
   newFreshnessCounters,
   type Nonce,
 } from '../../src/sync/engine/freshness.js';
-import { LogLimiter } from '../../src/sync/engine/log-limiter.js';
+import { LogLimiter, WARN_INTERVAL_MS } from '../../src/sync/engine/log-limiter.js';
 
 function make(): { f: Freshness; c: ReturnType<typeof newFreshnessCounters> } {
   let x = 1;
@@ -210,5 +210,144 @@ describe('LogLimiter', () => {
       ['stale', undefined],
     ]);
     expect(l.suppressedTotal).toBe(300 - 3);
+  });
+});
+
+describe('Freshness: edges', () => {
+  // [challenged at, answered at (undefined: never), now, expiry ms, expired]
+  const expiries: Array<[number | undefined, number | undefined, number, number, boolean]> = [
+    [100, undefined, 1100, 1000, false], // exactly ms ago: kept
+    [100, undefined, 1101, 1000, true],
+    [100, 900, 1101, 1000, false], // the later of the two counts
+    [900, 100, 1101, 1000, false],
+    [undefined, 100, 1101, 1000, true],
+    [100, 200, 1201, 1000, true],
+  ];
+  for (const [challengedAt, answeredAt, now, ms, expired] of expiries) {
+    it(`expires an unverified id challenged at ${challengedAt}, answered at ${answeredAt}, at ${now}: ${expired}`, () => {
+      const { f } = make();
+      if (challengedAt !== undefined) f.challenge('b', challengedAt);
+      if (answeredAt !== undefined) f.shouldAnswer('b', { nonceHi: 1, nonceLo: 2 }, answeredAt);
+      f.challenge('c', now); // fresh: never expired here
+      expect(f.expireUnverified(now, ms)).toBe(expired ? 1 : 0);
+      expect(f.has('b')).toBe(!expired);
+      expect(f.has('c')).toBe(true);
+      expect(f.size).toBe(expired ? 1 : 2);
+    });
+  }
+
+  it('expires only unverified ids and counts each one', () => {
+    const { f } = make();
+    verify(f, 'v', 5, 0);
+    f.challenge('x', 0);
+    f.challenge('y', 0);
+    expect(f.expireUnverified(10_000, 1000)).toBe(2);
+    expect([f.has('v'), f.has('x'), f.has('y')]).toEqual([true, false, false]);
+    expect(f.forget('v')).toBe(true);
+    expect(f.forget('v')).toBe(false);
+    expect(f.verified('v')).toBeUndefined();
+  });
+
+  it('a response from a node never challenged is ignored and counted', () => {
+    const { f, c } = make();
+    expect(f.onResponse('nobody', 5, { nonceHi: 0, nonceLo: 0 }, 0)).toBe(false);
+    expect(c.responsesIgnored).toBe(1);
+    // A node that only challenged us has state but no challenge of ours pending.
+    f.shouldAnswer('b', { nonceHi: 1, nonceLo: 1 }, 0);
+    expect(f.onResponse('b', 5, { nonceHi: 0, nonceLo: 0 }, 0)).toBe(false);
+    expect(c.responsesIgnored).toBe(2);
+  });
+
+  // [believed, response epoch, first epoch, continued]
+  const continuations: Array<[number, number, number, boolean]> = [
+    [10, 12, 10, true], // first epoch equal to the believed one
+    [10, 12, 9, true],
+    [10, 12, 11, false], // started after what we believed: a restart
+    [10, 11, 10, true],
+    [10, 10, 10, false], // the same epoch confirmed: not a rollover
+    [10, 12, 0, false], // no first epoch given
+  ];
+  for (const [believed, epoch, first, continued] of continuations) {
+    it(`believed ${believed}, response in ${epoch} from first epoch ${first}: continued ${continued}`, () => {
+      const { f } = make();
+      verify(f, 'b', believed, 0);
+      const n = f.challenge('b', 1000)!;
+      expect(f.onResponse('b', epoch, n, first)).toEqual({ previous: believed, continued });
+    });
+  }
+
+  it('remembers the last 8 nonces answered: a ninth pushes the first out', () => {
+    const { f, c } = make();
+    for (let i = 0; i < 9; i++) expect(f.shouldAnswer('b', { nonceHi: 0, nonceLo: i }, i * ANSWER_INTERVAL_MS)).toBe(true);
+    const t = 100 * ANSWER_INTERVAL_MS;
+    // Nonce 1 is still remembered, nonce 0 is not.
+    expect(f.shouldAnswer('b', { nonceHi: 0, nonceLo: 1 }, t)).toBe(false);
+    expect(f.shouldAnswer('b', { nonceHi: 0, nonceLo: 0 }, t)).toBe(true);
+    // Now 0 is in and 1 was pushed out by it.
+    expect(f.shouldAnswer('b', { nonceHi: 0, nonceLo: 1 }, 2 * t)).toBe(true);
+    expect(c.challengesIgnored).toBe(1);
+  });
+
+  it('a first answer comes whatever the time, even at 0', () => {
+    const { f } = make();
+    expect(f.shouldAnswer('b', { nonceHi: 0, nonceLo: 0 }, 0)).toBe(true);
+  });
+
+  it('a request from a node known but not verified is stale', () => {
+    const { f, c } = make();
+    f.challenge('b', 0);
+    expect(f.acceptRequest('b', 1)).toBe(false);
+    expect(f.acceptRequest('nobody', 1)).toBe(false);
+    expect(c.staleRequests).toBe(2);
+  });
+
+  it('a verdict on a node never seen is unverified, and an epoch just below the believed one stale', () => {
+    const { f } = make();
+    expect(f.verified('nobody')).toBeUndefined();
+    expect(f.verdict('nobody', 0)).toBe('unverified');
+    verify(f, 'b', 0, 0);
+    expect(f.verdict('b', 0)).toBe('current');
+    expect(f.verdict('b', 1)).toBe('unverified');
+  });
+});
+
+describe('epoch and log limiter edges', () => {
+  it('the highest u32 epoch is still used; only past it does the epoch wrap to 1', () => {
+    expect(chooseEpoch(0xffff_fffe, 0)).toBe(0xffff_ffff);
+    expect(chooseEpoch(undefined, 0xffff_ffff * 1000)).toBe(0xffff_ffff);
+    expect(chooseEpoch(undefined, 0x1_0000_0000 * 1000)).toBe(1);
+  });
+
+  it('logs each kind with its context, the default interval being WARN_INTERVAL_MS', () => {
+    const lines: Array<{ msg: string; ctx: LogContext | undefined }> = [];
+    const log: Logger = { ...silentLogger, warn: (msg, ctx) => lines.push({ msg, ctx }) };
+    const l = new LogLimiter(log);
+    l.warn('a', 0, 'first');
+    l.warn('a', WARN_INTERVAL_MS - 1, 'dropped');
+    l.warn('b', 1, 'other kind', { peer: 'x' });
+    l.warn('a', WARN_INTERVAL_MS, 'again', { code: 'E' });
+    l.warn('a', 2 * WARN_INTERVAL_MS, 'third');
+    expect(lines).toEqual([
+      { msg: 'first', ctx: { kind: 'a' } },
+      { msg: 'other kind', ctx: { kind: 'b', peer: 'x' } },
+      { msg: 'again', ctx: { kind: 'a', code: 'E', suppressed: 1 } },
+      { msg: 'third', ctx: { kind: 'a' } },
+    ]);
+    expect(l.suppressedTotal).toBe(1);
+  });
+});
+
+describe('Freshness: request numbers across responses', () => {
+  it('a second response in the epoch already believed keeps the request numbers honoured', () => {
+    const { f } = make();
+    verify(f, 'b', 5, 0);
+    expect(f.acceptRequest('b', 3)).toBe(true);
+    verify(f, 'b', 5, 1000);
+    // A replay of request 3 is still stale.
+    expect(f.acceptRequest('b', 3)).toBe(false);
+    expect(f.acceptRequest('b', 4)).toBe(true);
+    // A restart (a new epoch, no continuation) counts from 1 again.
+    verify(f, 'b', 6, 2000);
+    expect(f.acceptRequest('b', 1)).toBe(true);
   });
 });
