@@ -603,6 +603,8 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     ['a synproxy without isn', v4msg(N(24, A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
     ['a synproxy field of 2 bytes', v4msg(N(24, A(1, be(0, 2)), A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
     ['a broken synproxy field', v4msg(N(24, A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)), A(4, [1], 2))), 'punt'],
+    // Fields outside 1..3 are skipped, whatever they hold, as the object decoder skips them.
+    ['a synproxy field of type 0, not zero, beside the three at zero', v4msg(N(24, A(0, be(7, 4)), A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)))), 'fast'],
     ...([14, 5, 19, 15, 16, 22, 23] as const).map((type): [string, NlMessage, 'punt'] => [`rare attribute ${type}`, v4msg(A(type, be(1, 4))), 'punt']),
   ];
   it.each(cases)('%s', (_name, m, want) => {
