@@ -174,6 +174,7 @@ describe('writeMessage writes what protobufjs writes', () => {
     ['ICMP with an id in the reply only', ct({ family: 2, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 1, icmpType: 0, icmpId: 0 } })],
     ['ICMPv6 echo, mirrored', ct({ family: 10, orig: { src: '::1', dst: '::2', proto: 58, icmpType: 128, icmpCode: 0, icmpId: 1 }, reply: { src: '::2', dst: '::1', proto: 58, icmpType: 129, icmpCode: 0, icmpId: 1 } })],
     ['type 8 on GRE is not inverted', ct({ family: 2, orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 47, icmpType: 8 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 47, icmpType: 8 } })],
+    ['a source port in the original only', ct(e4({ orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 5 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 6 } }))],
     ['a port in the reply only', ct(e4({ orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 6 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 0 } }))],
     ['another reply destination address, IPv6, last word', ct(e6({ reply: r6({ dst: '2001:db8::2' }) }))],
     ['status, timeout, mark, secmark at every varint length', ct(e4({ status: 0x7f, timeout: 0x80, mark: 0x3fff, secmark: 0x4000 }))],
@@ -372,13 +373,22 @@ describe('writeMessage refuses what the wire cannot carry, with the field and th
     expect(written(m)).toBe(reference({ kind: 'challenge', peer: 'p', nonceHi: 1, nonceLo: 2 }));
   });
 
+  it('a delete given as a record writes orig and zone only, as the entry does', () => {
+    for (const e of [e4({ zone: 9, status: 1, reply: r4({ src: '192.0.2.1' }) }), e6({ mark: 2 })]) {
+      const r = recordBuf(1);
+      expect(writeEntryRecord(e, r, 0)).toBeUndefined();
+      const m = { kind: 'ct-delete', seq: 5, entry: new RecordPool().copy(r.w, 0, undefined) } as unknown as WireMessage;
+      expect(written(m)).toBe(reference({ kind: 'ct-delete', seq: 5, entry: e }));
+    }
+  });
+
   it('a record refused on the entry path is refused with the same message', () => {
     const r = recordBuf(1);
-    const e = e4({ protoinfo: { tcp: { state: 12 } } });
+    const e = e4({ protoinfo: { tcp: { state: 10 } } });
     const x = writeEntryRecord(e, r, 0);
     expect(x).toBeUndefined();
-    expect(written(ct(e))).toBe('RangeError: tcp.state: 12 is not a state below 10');
-    expect(written({ kind: 'ct-new', seq: 1, entry: new RecordPool().copy(r.w, 0, undefined) })).toBe('RangeError: tcp.state: 12 is not a state below 10');
+    expect(written(ct(e))).toBe('RangeError: tcp.state: 10 is not a state below 10');
+    expect(written({ kind: 'ct-new', seq: 1, entry: new RecordPool().copy(r.w, 0, undefined) })).toBe('RangeError: tcp.state: 10 is not a state below 10');
   });
 });
 
