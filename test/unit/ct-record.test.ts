@@ -603,6 +603,8 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     ['a synproxy without isn', v4msg(N(24, A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
     ['a synproxy field of 2 bytes', v4msg(N(24, A(1, be(0, 2)), A(2, be(0, 4)), A(3, be(0, 4)))), 'punt'],
     ['a broken synproxy field', v4msg(N(24, A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)), A(4, [1], 2))), 'punt'],
+    // Fields outside 1..3 are skipped, whatever they hold, as the object decoder skips them.
+    ['a synproxy field of type 0, not zero, beside the three at zero', v4msg(N(24, A(0, be(7, 4)), A(1, be(0, 4)), A(2, be(0, 4)), A(3, be(0, 4)))), 'fast'],
     ...([14, 5, 19, 15, 16, 22, 23] as const).map((type): [string, NlMessage, 'punt'] => [`rare attribute ${type}`, v4msg(A(type, be(1, 4))), 'punt']),
   ];
   it.each(cases)('%s', (_name, m, want) => {
@@ -628,6 +630,10 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
   const cases: Array<[string, ConntrackEntry, boolean]> = [
     ['ports', entry(t(6, { sport: 1, dport: 2 })), false],
     ['ports at 65535', entry(t(17, { sport: 65535, dport: 65535 })), false],
+    ['a source port only', entry(t(17, { sport: 5 })), false],
+    ['a destination port only', entry(t(6, { dport: 6 })), false],
+    ['ICMP type and code only', entry(t(1, { icmpType: 3, icmpCode: 1 })), false],
+    ['an ICMP id only', entry(t(58, { icmpId: 9 })), false],
     ['a port of 65536', entry(t(17, { sport: 65536, dport: 1 })), true],
     ['a destination port of 65536', entry(t(17, { sport: 1, dport: 65536 })), true],
     ['a negative port', entry(t(17, { sport: -1 })), true],
@@ -658,7 +664,7 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
     expect(x).not.toBe(false);
     expect(((r.w[W_FLAGS]! & F_WHOLE) !== 0)).toBe(whole);
     expect(x === undefined ? undefined : x !== false && x.whole).toEqual(whole ? e : undefined);
-    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toEqual(e);
+    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toStrictEqual(e);
   });
 
   const tcp = (over: Partial<NonNullable<NonNullable<ConntrackEntry['protoinfo']>['tcp']>>) => ({ tcp: { state: 3, ...over } });
@@ -682,7 +688,7 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
     const x = writeEntryRecord(e, r, 0);
     expect(x).toEqual(inWords ? undefined : { protoinfo });
     expect(recordTcpState(r.w, 0)).toBe(inWords ? protoinfo.tcp!.state : -1);
-    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toEqual(e);
+    expect(readEntryRecord(r, 0, x === false ? undefined : x)).toStrictEqual(e);
   });
 
   it('an empty protoinfo reads back empty, and the rare fields go to the extras', () => {
@@ -690,7 +696,7 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
     const r = recordBuf(1);
     const x = writeEntryRecord({ ...base, protoinfo: {} }, r, 0);
     expect(x).toBeUndefined();
-    expect(readEntryRecord(r, 0, undefined)).toEqual({ ...base, protoinfo: {} });
+    expect(readEntryRecord(r, 0, undefined)).toStrictEqual({ ...base, protoinfo: {} });
     const rare: Partial<ConntrackEntry> = {
       master: t(6, { sport: 9, dport: 21 }),
       labels: Buffer.from([1, 0, 0, 0]),
@@ -705,12 +711,12 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
       const e = { ...base, [k]: v } as ConntrackEntry;
       const xe = writeEntryRecord(e, r, 0);
       expect(xe).toEqual({ [k]: v });
-      expect(readEntryRecord(r, 0, xe === false ? undefined : xe)).toEqual(e);
+      expect(readEntryRecord(r, 0, xe === false ? undefined : xe)).toStrictEqual(e);
     }
     const all = { ...base, ...rare, status: 1, secmark: 2, zone: 3 } as ConntrackEntry;
     const xa = writeEntryRecord(all, r, 0);
     expect(xa).toEqual(rare);
-    expect(readEntryRecord(r, 0, xa === false ? undefined : xa)).toEqual(all);
+    expect(readEntryRecord(r, 0, xa === false ? undefined : xa)).toStrictEqual(all);
     // Synproxy states with one field set are kept; all zero is dropped.
     for (const sp of [{ isn: 1, its: 0, tsoff: 0 }, { isn: 0, its: 0, tsoff: 1 }]) expect(writeEntryRecord({ ...base, synproxy: sp }, r, 0)).toEqual({ synproxy: sp });
     expect(writeEntryRecord({ ...base, synproxy: { isn: 0, its: 0, tsoff: 0 } }, r, 0)).toBeUndefined();
@@ -724,14 +730,28 @@ describe('writeEntryRecord: what the words hold and what is kept whole', () => {
       { timeout: 0x80000000 },
       { mark: 0xfffffffe },
       { status: 1, timeout: 2 },
+      { status: 1, timeout: 2, mark: 3 },
       { timeout: 2, mark: 3 },
       { status: 1, mark: 3, zone: 65535, secmark: 0xffffffff },
       { status: 0xffffffff, timeout: 0xffffffff, mark: 0xffffffff, protoinfo: tcp({}) },
     ] as Array<Partial<ConntrackEntry>>) {
       const e = { ...base, ...more };
       writeEntryRecord(e, r, 0);
-      expect(readEntryRecord(r, 0, undefined)).toEqual(e);
+      expect(readEntryRecord(r, 0, undefined)).toStrictEqual(e);
     }
+  });
+
+  it('writes and reads a record at any word, not only the first', () => {
+    const e = entry(t(6, { sport: 1, dport: 2 }), { src: '192.0.2.1', dst: '10.99.0.1', proto: 6, sport: 2, dport: 1 }, { status: 1, zone: 3, protoinfo: tcp({}) });
+    const first = recordBuf(1);
+    const third = recordBuf(3);
+    third.w.fill(-1);
+    expect(writeEntryRecord(e, first, 0)).toBeUndefined();
+    expect(writeEntryRecord(e, third, 2 * REC_WORDS)).toBeUndefined();
+    expect(wordsOf(third, 2 * REC_WORDS)).toEqual(wordsOf(first));
+    // The records before it are left alone.
+    expect([...third.w.subarray(0, 2 * REC_WORDS)].every((v) => v === -1)).toBe(true);
+    expect(readEntryRecord(third, 2 * REC_WORDS, undefined)).toStrictEqual(e);
   });
 
   it('refuses a family, protocol or zone it cannot key', () => {
@@ -769,6 +789,11 @@ describe('record helpers', () => {
     expect(copies.map((c) => c.w[c.at])).toEqual([...Array(1030).keys()]);
     expect(copies[1023]!.w).not.toBe(copies[1024]!.w);
     expect(copies[1024]!.at).toBe(0);
+    // One chunk holds 1024 copies, one after the other.
+    expect(copies[1023]!.w).toBe(copies[0]!.w);
+    expect(copies.slice(0, 1024).map((c) => c.at)).toEqual([...Array(1024).keys()].map((i) => i * REC_WORDS));
+    expect(copies[1025]!.w).toBe(copies[1024]!.w);
+    expect(copies[1025]!.at).toBe(REC_WORDS);
     expect(copies[1029]!.x).toEqual({ helper: 'h' });
     // point() makes a view of another record.
     const v = copies[0]!.point(r, REC_WORDS, undefined);
