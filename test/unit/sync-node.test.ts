@@ -507,7 +507,8 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
     h.node.localChange(addLocal(h, 1), 'new');
     h.drain();
     expect(h.node.stats().resendQueue).toEqual({ length: 0, capacity: 0, front: FIRST_SEQ + 1 });
-    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'nack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ }]));
+    const nack: WireMessage = { kind: 'nack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ };
+    h.node.receive(h.from(PEER, PEER_EPOCH, [nack]));
     expect(h.drain().filter((m) => m.kind === 'ct-new')).toEqual([]);
   });
 
@@ -627,6 +628,32 @@ describe('SyncNode sending', () => {
 });
 
 describe('SyncNode tick', () => {
+  it('a peer verified before start is asked for its state but told no alive', () => {
+    const h = harness();
+    h.verify();
+    expect(h.drain()).toEqual([{ kind: 'resync-request', peer: PEER, epoch: PEER_EPOCH, request: 1 }]);
+    expect(h.counters().alivesSent).toBe(0);
+  });
+
+  it('bulks wanted by two peers at once go as one bulk to every node', () => {
+    let ready = false;
+    const h = harness({ localReady: () => ready });
+    addLocal(h, 1);
+    h.node.start();
+    h.verify();
+    h.verify('fw3', 900, 50);
+    const request: WireMessage = { kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH, request: 1 };
+    h.node.receive(h.from(PEER, PEER_EPOCH, [request]));
+    h.node.receive(h.from('fw3', 900, [request]));
+    h.drain();
+    ready = true;
+    h.node.tick();
+    expect(h.counters()).toMatchObject({ bulksSent: 1, bulksWanted: { request: 2 } });
+    expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([
+      { kind: 'bulk-start', seq: FIRST_SEQ, bulkId: 1, peer: '' },
+    ]);
+  });
+
   it.each([
     [T.startupSyncWaitMs - 1, false],
     [T.startupSyncWaitMs, true],
@@ -784,12 +811,20 @@ describe('SyncNode restarts and rollovers', () => {
     expect(h.counters()).toMatchObject({ epochRollovers: 0, datagramsSent: 4 });
     h.node.localChange(addLocal(h, 6), 'new');
     run();
+    // A datagram of the peer whose ack falls due at the tick that rolls over.
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'ct-new', seq: PEER_SEQ, entry: entry(9) }]));
+    run();
     h.drain();
+    h.clock.now += T.ackDelayMs;
     h.node.tick();
     expect(h.node.epoch).toBe(next);
     expect(h.counters()).toMatchObject({ epochRollovers: 1, hellosSent: 2 });
     const out = h.drainWithEpoch();
-    expect(out[0]).toEqual({ epoch: next, m: { kind: 'hello', seq: FIRST_SEQ + 6 } });
+    // What was on its way goes in the old epoch, first; the new epoch starts with the hello.
+    expect(out).toEqual([
+      { epoch: SELF_EPOCH, m: { kind: 'ack', peer: PEER, epoch: PEER_EPOCH, from: PEER_SEQ, to: PEER_SEQ } },
+      { epoch: next, m: { kind: 'hello', seq: FIRST_SEQ + 6 } },
+    ]);
     expect(h.node.stats().epoch).toBe(next);
     expect(h.logLines).toContain('info epoch rollover: a new epoch long before sequence numbers could wrap');
     // The peer still addresses the epoch before until it has verified the new one.
@@ -848,5 +883,56 @@ describe('SyncNode restarts and rollovers', () => {
     h.node.receive(h.from(PEER, PEER_EPOCH + 1, [{ kind: 'ct-update', seq: PEER_SEQ + 1, entry: entry(9) }]));
     expect(h.sink.calls.at(-1)).toBe(`ct update ${PEER} ${PEER_EPOCH + 1} ${PEER_SEQ + 1}`);
     expect(h.node.stats().peers[0]).toMatchObject({ epoch: PEER_EPOCH + 1, restarts: 0, state: 'up' });
+  });
+});
+
+describe('SyncNode notrack bulks', () => {
+  it.each([
+    [0, 'debug'],
+    [2, 'info'],
+  ])('a whole bulk removes what is older than its start (%i removed: logged at %s)', (removed, level) => {
+    const h = harness({}, 'notrack');
+    h.node.start();
+    h.verify();
+    h.sink.removed = removed;
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ, bulkId: 3, peer: SELF },
+        { kind: 'ct-update', seq: PEER_SEQ + 1, entry: entry(1) },
+        { kind: 'bulk-end', seq: PEER_SEQ + 2, bulkId: 3, peer: SELF, count: 1 },
+      ]),
+    );
+    // Judged a little later: stragglers of the bulk may still come.
+    expect(h.counters().bulksReceived).toBe(0);
+    h.clock.now += T.nackRetryMs;
+    h.node.tick();
+    expect(h.sink.calls).toEqual([
+      `ct update ${PEER} ${PEER_EPOCH} ${PEER_SEQ + 1}`,
+      `begin ${PEER} ${PEER_EPOCH} ${PEER_SEQ}`,
+      `end ${PEER}`,
+    ]);
+    expect(h.counters()).toMatchObject({ bulksReceived: 1, bulkStaleRemoved: removed, bulksStarted: 0 });
+    expect(h.logLines.filter((l) => l.endsWith(' bulk received'))).toEqual([`${level} bulk received`]);
+    expect(h.events).toContain(`bulk ${PEER} ${removed}`);
+    expect(h.node.firstSyncDone).toBe(true);
+  });
+
+  it('a bulk that lost what it carried removes nothing yet, but counts as received', () => {
+    const h = harness({}, 'notrack');
+    h.node.start();
+    h.verify();
+    h.sink.removed = 5;
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ, bulkId: 3, peer: SELF },
+        { kind: 'bulk-end', seq: PEER_SEQ + 3, bulkId: 3, peer: SELF, count: 2 },
+      ]),
+    );
+    h.clock.now += T.nackRetryMs;
+    h.node.tick();
+    expect(h.sink.calls).toEqual([]);
+    expect(h.counters()).toMatchObject({ bulksReceived: 1, bulkStaleRemoved: 0, incompleteBulks: 1 });
+    expect(h.logLines.filter((l) => l.endsWith(' bulk received'))).toEqual(['debug bulk received']);
+    expect(h.events).toContain(`bulk ${PEER} 0`);
   });
 });
