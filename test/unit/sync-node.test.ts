@@ -6,6 +6,7 @@
 // whole runs; these pin the values one step at a time.
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config/defaults.js';
+import { EntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
 import { entryKey, expectKey } from '../../src/kernel/entry.js';
 import type { Logger } from '../../src/log.js';
@@ -29,10 +30,13 @@ const T = DEFAULTS.sync.reliability;
 /** Every call a SyncNode makes into its replica sink, as one line each. */
 class RecordingSink implements ReplicaSink {
   readonly calls: string[] = [];
+  /** How each ct entry came: a record of the datagram's buffer, or an object. */
+  readonly forms: string[] = [];
   /** What endBulk() returns (stale records dropped). */
   removed = 0;
-  applyRemote(origin: string, epoch: number, seq: number, op: ReplicaOp): void {
+  applyRemote(origin: string, epoch: number, seq: number, op: ReplicaOp, e: ConntrackEntry | EntryRecord): void {
     this.calls.push(`ct ${op} ${origin} ${epoch} ${seq}`);
+    this.forms.push(e instanceof EntryRecord ? 'record' : 'object');
   }
   applyRemoteExpect(origin: string, epoch: number, seq: number, op: ReplicaOp): void {
     this.calls.push(`exp ${op} ${origin} ${epoch} ${seq}`);
@@ -52,12 +56,13 @@ class RecordingSink implements ReplicaSink {
   }
 }
 
-/** Log lines as "level message", to tell an info from a debug. */
-function recordingLog(lines: string[]): Logger {
+/** Log lines as "level message", to tell an info from a debug; with their context in `ctx`. */
+function recordingLog(lines: string[], ctx: Array<Record<string, unknown>> = []): Logger {
   const at =
     (level: string) =>
-    (msg: string): void => {
+    (msg: string, c: Record<string, unknown> = {}): void => {
       lines.push(`${level} ${msg}`);
+      ctx.push(c);
     };
   const log: Logger = {
     debug: at('debug'),
@@ -93,6 +98,9 @@ function harness(over: Partial<SyncNodeDeps> = {}, mode: SyncMode = 'ftfw') {
   const table = new Map<string, ConntrackEntry>();
   const exps = new Map<string, ExpectEntry>();
   const logLines: string[] = [];
+  const logCtx: Array<Record<string, unknown>> = [];
+  /** The context of the log lines reading `line`. */
+  const ctxOf = (line: string): Array<Record<string, unknown>> => logCtx.filter((_c, i) => logLines[i] === line);
   const events: string[] = [];
   let r = 0;
   const deps: SyncNodeDeps = {
@@ -109,7 +117,7 @@ function harness(over: Partial<SyncNodeDeps> = {}, mode: SyncMode = 'ftfw') {
     send: (b) => sent.push(b),
     now: () => clock.now,
     schedule: (fn) => fn(),
-    log: recordingLog(logLines),
+    log: recordingLog(logLines, logCtx),
     timers: T,
     firstSeq: FIRST_SEQ,
     random: () => (r = (r + 0x9e3779b9) >>> 0),
@@ -167,7 +175,7 @@ function harness(over: Partial<SyncNodeDeps> = {}, mode: SyncMode = 'ftfw') {
     expect(node.receive(from(id, epoch, [answer]))).toEqual({ ok: true, live: true });
   };
   const counters = () => node.stats().counters;
-  return { node, clock, sink, table, exps, sent, drain, drainWithEpoch, from, verify, counters, logLines, events };
+  return { node, clock, sink, table, exps, sent, drain, drainWithEpoch, from, verify, counters, logLines, ctxOf, events };
 }
 
 function addLocal(h: ReturnType<typeof harness>, i: number): string {
@@ -196,6 +204,7 @@ describe('SyncNode start and close', () => {
       nextSeq: FIRST_SEQ,
       resendQueue: { length: 0, front: FIRST_SEQ },
     });
+    expect(h.node.nodeId).toBe(SELF);
     expect(h.logLines).toContain('info hello sent');
   });
 
@@ -209,6 +218,7 @@ describe('SyncNode start and close', () => {
     h.node.localExpectChange(expectKey(expectation(1)), 'new');
     expect(h.node.bulkSend()).toBe(0);
     h.node.requestResync();
+    expect(h.node.stats().sender.queueLength).toBe(0);
     h.clock.now += 10 * T.aliveIntervalMs;
     h.node.tick();
     expect(h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: 1 }]))).toEqual({ ok: false, live: false });
@@ -224,6 +234,8 @@ describe('SyncNode start and close', () => {
     h.node.close();
     const k = addLocal(h, 1);
     h.node.localChange(k, 'new');
+    h.node.localExpectChange(expectKey(expectation(1)), 'new');
+    expect(h.node.stats().sender.queueLength).toBe(0);
     h.clock.now += 10 * T.aliveIntervalMs;
     h.node.tick();
     const before = h.counters().datagramsReceived;
@@ -255,6 +267,19 @@ describe('SyncNode receive: what is dropped before any message is read', () => {
     expect(c.datagramsReceived).toBe(1);
     expect(Object.values(c.datagramsDropped)).toEqual([1]);
     expect(c.messagesReceived).toBe(0);
+    const [code] = Object.keys(c.datagramsDropped);
+    expect(h.ctxOf('warn sync datagram dropped')).toEqual([
+      { kind: `drop-${code}`, code, reason: expect.any(String) as string },
+    ]);
+    // Each kind of drop has its own rate limit: another kind is logged, the same kind again is not.
+    const big = new DatagramEncoder({ cluster: CLUSTER, node: PEER, epoch: PEER_EPOCH, mtu: 9000 });
+    for (let q = 1; big.size < 1473; q++) big.add({ kind: 'alive', seq: q });
+    h.node.receive(big.flush()!);
+    expect(h.logLines.filter((l) => l === 'warn sync datagram dropped')).toHaveLength(2);
+    expect(h.node.stats().counters.warningsSuppressed).toBe(0);
+    h.node.receive(Buffer.from('not a datagram at all'));
+    expect(h.logLines.filter((l) => l === 'warn sync datagram dropped')).toHaveLength(2);
+    expect(h.node.stats().counters.warningsSuppressed).toBe(1);
   });
 
   it('drops its own datagrams (multicast loops back), counted', () => {
@@ -389,6 +414,8 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
       `exp new ${PEER} ${PEER_EPOCH} ${PEER_SEQ + 3}`,
       `exp delete ${PEER} ${PEER_EPOCH} ${PEER_SEQ + 4}`,
     ]);
+    // Entries stay records of the datagram (never built as objects); a delete names its entry only.
+    expect(h.sink.forms).toEqual(['record', 'record', 'object']);
     expect(h.counters()).toMatchObject({ applied: 5, messagesReceived: 6, datagramsReceived: 3 });
   });
 
@@ -545,6 +572,80 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
     expect(h.node.inSync).toBe(true);
   });
 
+  it('a bulk to every node (peer "") is a bulk for us', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ, bulkId: 1, peer: '' },
+        { kind: 'bulk-end', seq: PEER_SEQ + 1, bulkId: 1, peer: '', count: 0 },
+      ]),
+    );
+    expect(h.counters()).toMatchObject({ bulksStarted: 1, bulksReceived: 1 });
+    expect(h.ctxOf('info first peer sync finished')).toEqual([{ how: `bulk from ${PEER}` }]);
+  });
+
+  it('inSync waits for every peer that is up, skips those down, then stays true', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.verify('fw3', 900, 50);
+    const bulk = (id: string, epoch: number, seq: number): Buffer =>
+      h.from(id, epoch, [
+        { kind: 'bulk-start', seq, bulkId: 1, peer: SELF },
+        { kind: 'bulk-end', seq: seq + 1, bulkId: 1, peer: SELF, count: 0 },
+      ]);
+    h.node.receive(bulk(PEER, PEER_EPOCH, PEER_SEQ));
+    expect(h.node.firstSyncDone).toBe(true);
+    expect(h.node.inSync).toBe(false);
+    // fw3 goes silent and down; fw2 stays up.
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ + 2 }]));
+    h.node.tick();
+    expect(h.node.stats().peers.map((p) => [p.id, p.state])).toEqual([
+      [PEER, 'up'],
+      ['fw3', 'down'],
+    ]);
+    expect(h.node.inSync).toBe(true);
+    // fw3 back without a bulk: inSync gates the first sync only.
+    h.node.receive(h.from('fw3', 900, [{ kind: 'alive', seq: 50 }]));
+    expect(h.node.stats().peers.map((p) => p.state)).toEqual(['up', 'up']);
+    expect(h.node.inSync).toBe(true);
+  });
+
+  it('a gap is NACKed at once: [first missing, last missing], counted', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.drain();
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'ct-new', seq: PEER_SEQ, entry: entry(1) },
+        { kind: 'ct-new', seq: PEER_SEQ + 3, entry: entry(2) },
+      ]),
+    );
+    expect(h.drain().filter((m) => m.kind === 'nack')).toEqual([
+      { kind: 'nack', peer: PEER, epoch: PEER_EPOCH, from: PEER_SEQ + 1, to: PEER_SEQ + 2 },
+    ]);
+    expect(h.counters()).toMatchObject({ nacksSent: 1, nackedMessages: 2 });
+  });
+
+  it('an ack that frees the resend queue resumes the sender at once', () => {
+    const h = harness({ timers: { ...T, resendQueueSize: 4 } });
+    h.node.start();
+    h.verify();
+    h.drain();
+    for (const i of [1, 2, 3, 4, 5, 6]) h.node.localChange(addLocal(h, i), 'new');
+    expect(h.drain().filter((m) => m.kind === 'ct-new')).toHaveLength(4);
+    expect(h.node.stats().sender.queueLength).toBe(2);
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [{ kind: 'ack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ + 3 }]),
+    );
+    expect(h.drain().filter((m) => m.kind === 'ct-new')).toHaveLength(2);
+    expect(h.node.stats().sender.queueLength).toBe(0);
+  });
+
   it('a bulk addressed to another node is applied but is no bulk for us', () => {
     const h = harness();
     h.node.start();
@@ -664,6 +765,24 @@ describe('SyncNode tick', () => {
     h.node.tick();
     expect(h.node.firstSyncDone).toBe(done);
     expect(h.node.inSync).toBe(false);
+    expect(h.ctxOf('info first peer sync finished')).toEqual(done ? [{ how: 'no peer answered' }] : []);
+  });
+
+  it('no alive when the tick has something else to send (an ack)', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'ct-new', seq: PEER_SEQ, entry: entry(1) }]));
+    h.drain();
+    h.clock.now += T.aliveIntervalMs;
+    h.node.tick();
+    // The ack, and the repeat of the first contact's request (no bulk came yet): no alive.
+    expect(h.drain()).toEqual([
+      { kind: 'ack', peer: PEER, epoch: PEER_EPOCH, from: PEER_SEQ, to: PEER_SEQ },
+      { kind: 'resync-request', peer: PEER, epoch: PEER_EPOCH, request: 2 },
+    ]);
+    // The one alive of the peer coming up.
+    expect(h.counters().alivesSent).toBe(1);
   });
 
   it('a peer heard within the startup wait: the first sync waits for its bulk', () => {
@@ -786,6 +905,9 @@ describe('SyncNode restarts and rollovers', () => {
     h.node.tick();
     expect(h.counters().bulksSent).toBe(0);
     ready = true;
+    // A datagram that makes no bulk wanted serves none: that is the tick's.
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    expect(h.counters().bulksSent).toBe(0);
     h.node.tick();
     expect(h.counters().bulksSent).toBe(1);
     expect(h.drain().find((m) => m.kind === 'bulk-start')).toMatchObject({ peer: PEER });
@@ -818,7 +940,7 @@ describe('SyncNode restarts and rollovers', () => {
     h.clock.now += T.ackDelayMs;
     h.node.tick();
     expect(h.node.epoch).toBe(next);
-    expect(h.counters()).toMatchObject({ epochRollovers: 1, hellosSent: 2 });
+    expect(h.counters()).toMatchObject({ epochRollovers: 1, hellosSent: 2, acksSent: 1 });
     const out = h.drainWithEpoch();
     // What was on its way goes in the old epoch, first; the new epoch starts with the hello.
     expect(out).toEqual([
