@@ -1058,3 +1058,80 @@ describe('SyncNode notrack bulks', () => {
     expect(h.events).toContain(`bulk ${PEER} 0`);
   });
 });
+
+describe('SyncNode challenges and stats of believed peers', () => {
+  it('answers a challenge of a believed peer in its epoch, once per nonce; one to another node is not ours', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.drain();
+    const ch: WireMessage = { kind: 'challenge', peer: SELF, nonceHi: 3, nonceLo: 4 };
+    expect(h.node.receive(h.from(PEER, PEER_EPOCH, [ch]))).toEqual({ ok: true, live: true });
+    expect(h.drain()).toEqual([
+      {
+        kind: 'challenge-response',
+        seq: FIRST_SEQ,
+        peer: PEER,
+        epoch: PEER_EPOCH,
+        nonceHi: 3,
+        nonceLo: 4,
+        firstEpoch: SELF_EPOCH,
+      },
+    ]);
+    h.clock.now += 1000;
+    h.node.receive(h.from(PEER, PEER_EPOCH, [ch]));
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'challenge', peer: 'fw3', nonceHi: 5, nonceLo: 6 }]));
+    expect(h.drain().filter((m) => m.kind === 'challenge-response')).toEqual([]);
+    expect(h.counters()).toMatchObject({ challengesReceived: 2, challengesAnswered: 1, challengesIgnored: 1 });
+  });
+
+  it('a response with another nonce, or addressed to another node, believes nothing', () => {
+    const h = harness();
+    h.node.start();
+    h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    const ch = h.drain().find((m) => m.kind === 'challenge');
+    if (ch?.kind !== 'challenge') throw new Error('no challenge');
+    const answer = (peer: string, nonceLo: number): WireMessage => ({
+      kind: 'challenge-response',
+      seq: PEER_SEQ,
+      peer,
+      epoch: SELF_EPOCH,
+      nonceHi: ch.nonceHi,
+      nonceLo,
+      firstEpoch: 0,
+    });
+    expect(h.node.receive(h.from(PEER, PEER_EPOCH, [answer(SELF, (ch.nonceLo + 1) >>> 0)])).ok).toBe(false);
+    expect(h.node.receive(h.from(PEER, PEER_EPOCH, [answer('fw3', ch.nonceLo)])).ok).toBe(false);
+    expect(h.node.stats().peers).toEqual([]);
+    expect(h.counters()).toMatchObject({ responsesIgnored: 1, responsesAccepted: 0, unverifiedDatagrams: 3 });
+    expect(h.node.receive(h.from(PEER, PEER_EPOCH, [answer(SELF, ch.nonceLo)])).ok).toBe(true);
+  });
+
+  it('a stale datagram is logged with the epoch believed', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(h.from(PEER, PEER_EPOCH - 3, [{ kind: 'alive', seq: 1 }]));
+    expect(h.ctxOf('warn sync datagram of an older epoch of the peer dropped (late or replayed)')).toEqual([
+      { kind: 'stale-epoch', peer: PEER, epoch: PEER_EPOCH - 3, believed: PEER_EPOCH },
+    ]);
+  });
+
+  it('stats name each peer with its receiver and transmitter; the share divisor counts peers or cluster.nodes', () => {
+    const h = harness();
+    h.node.start();
+    expect(h.node.shareDivisor).toBe(1);
+    h.verify();
+    h.verify('fw3', 900, 50);
+    expect(h.node.shareDivisor).toBe(2);
+    const st = h.node.stats();
+    expect(st.peers.map((p) => [p.id, p.rx?.epoch, p.tx === null])).toEqual([
+      [PEER, PEER_EPOCH, false],
+      ['fw3', 900, false],
+    ]);
+    const listed = harness({ admission: { nodes: [SELF, PEER, 'fw3', 'fw4'], maxNodes: 16, pruneAfterMs: 60_000 } });
+    expect(listed.node.shareDivisor).toBe(3);
+    expect(listed.node.stats().admission.nodes).toEqual([SELF, PEER, 'fw3', 'fw4']);
+  });
+});
