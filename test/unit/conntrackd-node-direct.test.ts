@@ -99,12 +99,21 @@ function harness(mode: SyncMode = 'ftfw', over: Partial<SyncNodeDeps> = {}) {
   const table = new Map<string, ConntrackEntry | EntryRecord>();
   const exps = new Map<string, ExpectEntry>();
   const logLines: string[] = [];
+  const logCtx: Array<Record<string, unknown>> = [];
+  /** The context of each log line reading `line`. */
+  const ctxOf = (line: string): Array<Record<string, unknown>> => logCtx.filter((_c, i) => logLines[i] === line);
   const later: Array<() => void> = [];
+  const at =
+    (level: string) =>
+    (msg: string, ctx: Record<string, unknown> = {}): void => {
+      logLines.push(`${level} ${msg}`);
+      logCtx.push(ctx);
+    };
   const log = {
-    debug: (msg: string) => logLines.push(`debug ${msg}`),
-    info: (msg: string) => logLines.push(`info ${msg}`),
-    warn: (msg: string) => logLines.push(`warn ${msg}`),
-    error: (msg: string) => logLines.push(`error ${msg}`),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
     child: () => log,
   } as unknown as Logger;
   const node = new ConntrackdNode({
@@ -160,7 +169,7 @@ function harness(mode: SyncMode = 'ftfw', over: Partial<SyncNodeDeps> = {}) {
     exps.set(k, x);
     return k;
   };
-  return { node, clock, sink, table, exps, datagrams, logLines, later, run, drain, recv, counters, add, addExp };
+  return { node, clock, sink, table, exps, datagrams, logLines, ctxOf, later, run, drain, recv, counters, add, addExp };
 }
 
 const ct =
@@ -206,7 +215,10 @@ describe('ConntrackdNode start', () => {
     h.node.tick();
     expect(h.drain()).toEqual(['1 ct1 1 HELLO']);
     expect(h.counters()).toMatchObject({ bulksSent: 1, bulkEntriesSent: 1 });
-    expect(h.logLines).toContain('info resync requested');
+    expect(h.ctxOf('info resync requested')).toEqual([{ peer: '*' }]);
+    expect(
+      h.ctxOf('info conntrackd protocol: no authentication, anything that reaches the sync port can write entries'),
+    ).toEqual([{ mode: 'ftfw' }]);
     // A second start changes nothing.
     h.node.start();
     h.node.tick();
@@ -251,6 +263,7 @@ describe('ConntrackdNode start', () => {
     h.node.start();
     h.node.localChange(h.add(1), 'new');
     h.node.localExpectChange(h.addExp(1), 'new');
+    expect(h.node.stats().sender.queueLength).toBe(0);
     h.node.requestResync();
     expect(h.node.bulkSend()).toBe(0);
     h.node.tick();
@@ -366,6 +379,11 @@ describe('ConntrackdNode local changes', () => {
     expect(h.drain()).toEqual(['1 ct0 2 HELLO']);
     expect(h.node.stats().sender).toMatchObject({ unencodable: 4, messagesSent: 2 });
     expect(h.node.stats().resendQueue.length).toBe(2);
+    // What the queue holds at that seq is the entry sent, not what failed after it.
+    h.table.delete('bad');
+    h.exps.delete('badx');
+    h.recv(ctl(NACK, 10, S0 + 1, S0 + 1));
+    expect(h.drain()).toEqual(['2 ct0 2 HELLO']);
   });
 
   it('sends at most sliceMessages messages per flush, the rest in the next', () => {
@@ -526,6 +544,11 @@ describe('ConntrackdNode receive', () => {
     // A gap with nothing in order before it: a NACK alone.
     h.recv(ct(0, 16, 6), ct(0, 20, 7));
     expect(h.drain()).toEqual(['3 ctl ACK|HELLO 15..16', '4 ctl NACK|HELLO 17..19']);
+    // Right after the window's ack nothing waits for one: a gap brings a NACK alone.
+    h.recv(ct(0, 21, 8), ct(0, 22, 9));
+    expect(h.drain()).toEqual(['5 ctl ACK|HELLO 20..22']);
+    h.recv(ct(0, 26, 11));
+    expect(h.drain()).toEqual(['6 ctl NACK|HELLO 23..25']);
   });
 
   it('notrack: a gap is counted, never NACKed; a seq that goes back is a restarted peer', () => {
@@ -629,11 +652,11 @@ describe('ConntrackdNode receive', () => {
     expect(h.node.stats().resendQueue).toMatchObject({ length: 4, front: S0 + 2 });
     expect(h.counters()).toMatchObject({ acksReceived: 1, nacksReceived: 0, retransmits: 0 });
     // An ack from past the queue's front: what lies before it stays.
-    h.recv(ctl(ACK, 11, S0 + 3, S0 + 3));
+    h.recv(ctl(ACK, 11, S0 + 4, S0 + 4));
     expect(h.node.stats().resendQueue).toMatchObject({ length: 3, front: S0 + 2 });
     h.recv(ctl(NACK, 12, S0 + 2, S0 + 5));
     expect(h.counters()).toMatchObject({ nacksReceived: 1, retransmits: 3 });
-    expect(h.drain()).toEqual(['6 ct2 2 HELLO', '7 exp5 30002 HELLO', '8 exp3 30001 HELLO']);
+    expect(h.drain()).toEqual(['6 ct2 2 HELLO', '7 ct1 1 HELLO', '8 exp3 30001 HELLO']);
     expect(h.node.stats().resendQueue).toMatchObject({ length: 3, front: S0 + 6 });
     h.recv(ctl(NACK, 13, S0 + 1, S0 + 1));
     expect(h.drain()).toEqual([]);
@@ -656,6 +679,12 @@ describe('ConntrackdNode receive', () => {
     h.node.localChange(k, 'update');
     h.recv(ctl(NACK, 10, S0 + 1, S0 + 1));
     expect(h.drain()).toEqual(['2 ct1 1 HELLO']);
+    const x = h.addExp(1);
+    h.node.localExpectChange(x, 'new');
+    expect(h.drain()).toEqual(['3 exp3 30001 HELLO']);
+    h.node.localExpectChange(x, 'update');
+    h.recv(ctl(NACK, 11, S0 + 3, S0 + 3));
+    expect(h.drain()).toEqual(['4 exp4 30001 HELLO']);
   });
 
   it('ACK and NACK with to before from are bad ranges; notrack ignores both', () => {
