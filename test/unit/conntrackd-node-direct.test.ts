@@ -834,3 +834,180 @@ describe('ConntrackdNode stats', () => {
   });
 });
 
+
+describe('ConntrackdNode at its edges', () => {
+  it("the peer's first message carrying HELLO is a start: a new incarnation, logged with why", () => {
+    const h = settled();
+    h.recv(ct(0, 40, 1, HELLO));
+    expect(h.sink.calls).toEqual([`ct new ${PEER} 2 40`]);
+    expect(h.ctxOf('info conntrackd peer started')).toEqual([{ peer: PEER, why: 'hello', incarnation: 2 }]);
+    h.recv(ct(0, 41, 2, HELLO), ct(0, 5, 3, HELLO));
+    expect(h.ctxOf('info conntrackd peer started').map((c) => c.why)).toEqual(['hello', 'hello, sequence went back']);
+    const n = settled('notrack');
+    n.recv(ct(0, 40, 1), ct(0, 3, 2));
+    expect(n.ctxOf('info conntrackd peer started')).toEqual([{ peer: PEER, why: 'sequence went back', incarnation: 2 }]);
+  });
+
+  it('names the peer once, logs a dropped datagram with its code and reason, and the first sync once', () => {
+    const h = settled();
+    h.recv(ct(0, 10, 1));
+    h.recv(ct(0, 11, 2));
+    expect(h.ctxOf('info conntrackd peer')).toEqual([{ peer: PEER }]);
+    w0.reset();
+    w0.entry(0, 0, 12, entry(3));
+    h.node.receive(Buffer.from(w0.bytes()), { address: '10.99.0.10' });
+    expect(h.ctxOf('warn sync datagram dropped')).toEqual([
+      {
+        kind: 'drop-EPEER',
+        code: 'EPEER',
+        reason: `from 10.99.0.10: conntrackd's protocol has one peer, and it is ${PEER}`,
+      },
+    ]);
+    h.clock.now += 2 * T.aliveIntervalMs;
+    h.node.tick();
+    h.node.tick();
+    expect(h.ctxOf('info first sync done')).toEqual([{ why: 'peer quiet after our resync request' }]);
+    const lone = harness();
+    lone.node.start();
+    lone.clock.now += T.startupSyncWaitMs;
+    lone.node.tick();
+    lone.node.tick();
+    expect(lone.ctxOf('info first sync done')).toEqual([{ why: 'no peer answered' }]);
+    expect(lone.node.stats().peerCounters).toEqual({ ups: 0, downs: 0, restarts: 0 });
+    expect(h.node.stats().peerCounters).toEqual({ ups: 1, downs: 0, restarts: 0 });
+  });
+
+  it('an ALIVE from the peer is neither a RESYNC nor a NACK', () => {
+    const h = settled();
+    h.recv(ctl(ALIVE, 10));
+    expect(h.counters()).toMatchObject({ resyncRequestsReceived: 0, nacksReceived: 0, acksReceived: 0, badRanges: 0 });
+    h.node.tick();
+    expect(h.drain()).toEqual([]);
+  });
+
+  it('notrack: no ack however many messages come, and nothing kept for resending', () => {
+    const h = settled('notrack');
+    h.node.localChange(h.add(1), 'new');
+    h.recv(ct(0, 10, 1), ct(0, 11, 2), ct(0, 12, 3), ct(0, 13, 4));
+    h.clock.now += T.ackDelayMs;
+    h.node.tick();
+    expect(h.drain()).toEqual(['1 ct0 1']);
+    expect(h.counters().acksSent).toBe(0);
+    expect(h.node.stats().resendQueue.length).toBe(0);
+  });
+
+  it('without expectation callbacks: bulks carry entries only, and an expectation change vanishes', () => {
+    const table = new Map([['k', entry(1)]]);
+    const out: string[] = [];
+    const node = new ConntrackdNode({
+      nodeId: 'x',
+      epoch: 1,
+      mtu: 1472,
+      mode: 'ftfw',
+      external: new RecordingSink(),
+      lookup: (k) => table.get(String(k)),
+      localKeys: () => table.keys(),
+      send: (b) => out.push(...decodeCtdDatagram(b).messages.map(show)),
+      now: () => START,
+      schedule: (fn) => fn(),
+      log: { debug() {}, info() {}, warn() {}, error() {}, child: () => undefined } as unknown as Logger,
+      timers: T,
+    });
+    node.start();
+    expect(node.bulkSend()).toBe(1);
+    node.localExpectChange('e', 'new');
+    expect(out).toEqual(['0 ctl RESYNC|HELLO 0..0', '1 ct1 1 HELLO']);
+    expect(node.stats().sender.vanished).toBe(1);
+  });
+
+  it('without a schedule, a flush runs on the next turn of the event loop', async () => {
+    const out: Buffer[] = [];
+    const node = new ConntrackdNode({
+      nodeId: 'x',
+      epoch: 1,
+      mtu: 1472,
+      mode: 'ftfw',
+      external: new RecordingSink(),
+      lookup: () => undefined,
+      localKeys: () => [],
+      send: (b) => out.push(b),
+      now: () => START,
+      log: { debug() {}, info() {}, warn() {}, error() {}, child: () => undefined } as unknown as Logger,
+      timers: T,
+    });
+    node.start();
+    expect(out).toHaveLength(0);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(out).toHaveLength(1);
+  });
+
+  it('asks for one flush at a time, none before start, and none once everything went', () => {
+    const h = harness();
+    h.node.localChange(h.add(1), 'new');
+    expect(h.later).toHaveLength(0);
+    h.node.start();
+    h.node.localChange(h.add(2), 'new');
+    h.node.localExpectChange(h.addExp(1), 'new');
+    expect(h.later).toHaveLength(1);
+    h.later.splice(0)[0]!();
+    expect(h.later).toHaveLength(0);
+    expect(h.drain()).toEqual(['0 ctl RESYNC|HELLO 0..0', '1 ct0 1 HELLO', '2 ct0 2 HELLO', '3 exp3 30001 HELLO']);
+  });
+
+  it('the budget of a flush counts control messages, deletes and expectation deletes too', () => {
+    const h = settled('ftfw', { sliceMessages: 2 });
+    h.node.requestResync();
+    h.node.requestResync();
+    h.node.localChange(h.add(1), 'new');
+    h.later.splice(0)[0]!();
+    expect(h.node.stats().sender.queueLength).toBe(1);
+    h.run();
+    h.node.localChange(h.add(2), 'delete', entry(2));
+    h.node.localChange(h.add(3), 'delete', entry(3));
+    h.node.localChange(h.add(4), 'delete', entry(4));
+    h.node.localChange(h.add(5), 'new');
+    h.later.splice(0)[0]!();
+    expect(h.node.stats().sender.queueLength).toBe(2);
+    // One delete and one entry wait: another flush is asked for.
+    expect(h.later).toHaveLength(1);
+    h.run();
+    h.node.localExpectChange('g1', 'delete', expectation(1));
+    h.node.localExpectChange('g2', 'delete', expectation(2));
+    h.node.localExpectChange('g3', 'delete', expectation(3));
+    h.later.splice(0)[0]!();
+    expect(h.node.stats().sender.queueLength).toBe(1);
+    expect(h.drain()).toEqual([
+      '1 ctl RESYNC|HELLO 0..0',
+      '2 ctl RESYNC|HELLO 0..0',
+      '3 ct0 1 HELLO',
+      '4 ct2 2 HELLO',
+      '5 ct2 3 HELLO',
+      '6 ct2 4 HELLO',
+      '7 ct0 5 HELLO',
+      '8 exp5 30001 HELLO',
+      '9 exp5 30002 HELLO',
+      '10 exp5 30003 HELLO',
+    ]);
+  });
+
+  it('a delete and an entry left after the budget ask for another flush', () => {
+    const h = settled('ftfw', { sliceMessages: 1 });
+    h.node.localChange(h.add(1), 'delete', entry(1));
+    h.node.localChange(h.add(2), 'delete', entry(2));
+    h.node.localChange(h.add(3), 'new');
+    h.later.splice(0)[0]!();
+    expect(h.node.stats().sender.queueLength).toBe(2);
+    expect(h.later).toHaveLength(1);
+  });
+
+  it('two messages that fill the MTU exactly go in one datagram', () => {
+    const w = new CtdWriter();
+    w.entry(0, 0, 0, entry(1));
+    const size = w.length;
+    const h = settled('ftfw', { mtu: 2 * size });
+    h.node.localChange(h.add(1), 'new');
+    h.node.localChange(h.add(2), 'new');
+    h.run();
+    expect(h.datagrams.map((d) => d.length)).toEqual([2 * size]);
+  });
+});
