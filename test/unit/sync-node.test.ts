@@ -205,7 +205,7 @@ describe('SyncNode start and close', () => {
       resendQueue: { length: 0, front: FIRST_SEQ },
     });
     expect(h.node.nodeId).toBe(SELF);
-    expect(h.logLines).toContain('info hello sent');
+    expect(h.ctxOf('info hello sent')).toEqual([{ epoch: SELF_EPOCH }]);
   });
 
   it('a closed node starts, sends, receives and ticks nothing', () => {
