@@ -325,7 +325,11 @@ describe('SyncNode receive: what is dropped before any message is read', () => {
     const st = h.node.stats();
     expect(st.peers.map((p) => [p.id, p.state, p.epoch])).toEqual([[PEER, 'up', PEER_EPOCH]]);
     expect(st.admission).toMatchObject({ tracked: 1, receivers: 1 });
-    expect(h.logLines).toContain('info peer epoch verified');
+    expect(h.ctxOf('info peer epoch verified')).toEqual([{ peer: PEER, epoch: PEER_EPOCH, previousEpoch: null }]);
+    expect(h.ctxOf('debug sync datagram of an epoch not verified yet dropped')).toEqual([
+      { peer: PEER, epoch: PEER_EPOCH },
+    ]);
+    expect(h.node.stats().peerCounters).toEqual({ ups: 1, downs: 0, restarts: 0 });
   });
 
   it("answers the challenge of a peer's epoch it has not verified, naming that epoch and our first epoch", () => {
@@ -436,6 +440,8 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
     h.node.start();
     h.verify();
     h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    expect(h.counters().hellosReceived).toBe(0);
     const hello = h.from(PEER, PEER_EPOCH, [{ kind: 'hello', seq: PEER_SEQ }]);
     h.node.receive(hello);
     expect(h.counters()).toMatchObject({ hellosReceived: 1, bulksSent: 0 });
@@ -520,9 +526,12 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
       from: FIRST_SEQ,
       to: FIRST_SEQ + 2,
     });
+    const tx = h.node.stats().peers[0]?.tx;
+    expect(tx?.unacked).toBe(3);
     h.node.receive(h.from(PEER, PEER_EPOCH, [ack('fw3', SELF_EPOCH)]));
     h.node.receive(h.from(PEER, PEER_EPOCH, [ack(SELF, SELF_EPOCH - 1)]));
     expect(h.node.stats().resendQueue.length).toBe(3);
+    expect(h.node.stats().peers[0]?.tx).toEqual(tx);
     h.node.receive(h.from(PEER, PEER_EPOCH, [ack(SELF, SELF_EPOCH)]));
     expect(h.node.stats().resendQueue).toMatchObject({ length: 0, front: FIRST_SEQ + 3 });
   });
@@ -563,7 +572,8 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
     expect(h.node.firstSyncDone).toBe(true);
     expect(h.node.inSync).toBe(true);
     expect(h.node.stats()).toMatchObject({ firstSyncDone: true, inSync: true });
-    expect(h.logLines).toContain('info bulk received');
+    expect(h.ctxOf('info bulk received')).toEqual([{ peer: PEER, entries: 1, staleRemoved: 4 }]);
+    expect(h.ctxOf('debug bulk from peer started')).toEqual([{ peer: PEER, bulkId: 1 }]);
     expect(h.logLines).toContain('info first peer sync finished');
     // The peer going down later does not take it back.
     h.clock.now += T.peerTimeoutMs + 1;
@@ -680,12 +690,13 @@ describe('SyncNode sending', () => {
     expect(out[2]).toMatchObject({ seq: FIRST_SEQ + 2, entry: h.table.get(k2) });
     expect(out[4]).toEqual({ kind: 'bulk-end', seq: FIRST_SEQ + 4, bulkId: 1, peer: '', count: 3 });
     expect(h.counters()).toMatchObject({ bulksSent: 1, bulkEntriesSent: 3 });
-    expect(h.logLines).toContain('info bulk send');
+    expect(h.ctxOf('info bulk send')).toEqual([{ peer: '*', entries: 3, bulkId: 1, why: 'explicit' }]);
     // The next bulk has the next id, and names its peer.
     expect(h.node.bulkSend(PEER)).toBe(3);
     const again = h.drain();
     expect(again[0]).toEqual({ kind: 'bulk-start', seq: FIRST_SEQ + 5, bulkId: 2, peer: PEER });
     expect(again.at(-1)).toEqual({ kind: 'bulk-end', seq: FIRST_SEQ + 9, bulkId: 2, peer: PEER, count: 3 });
+    expect(h.ctxOf('info bulk send')[1]).toEqual({ peer: PEER, entries: 3, bulkId: 2, why: 'explicit' });
     expect(h.node.nextSeq).toBe(FIRST_SEQ + 10);
   });
 
@@ -724,7 +735,11 @@ describe('SyncNode sending', () => {
       { kind: 'resync-request', peer: 'fw3', epoch: 900, request: 5 },
     ]);
     expect(h.counters().resyncRequestsSent).toBe(before + 3);
-    expect(h.logLines.filter((l) => l === 'info resync requested')).toHaveLength(2);
+    expect(h.ctxOf('info resync requested')).toEqual([{ peer: PEER }, { peer: '*' }]);
+    h.node.close();
+    h.node.requestResync();
+    expect(h.drain()).toEqual([]);
+    expect(h.counters().resyncRequestsSent).toBe(before + 3);
   });
 });
 
@@ -750,6 +765,7 @@ describe('SyncNode tick', () => {
     ready = true;
     h.node.tick();
     expect(h.counters()).toMatchObject({ bulksSent: 1, bulksWanted: { request: 2 } });
+    expect(h.ctxOf('info bulk send')).toEqual([{ peer: '*', entries: 1, bulkId: 1, why: 'wanted' }]);
     expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([
       { kind: 'bulk-start', seq: FIRST_SEQ, bulkId: 1, peer: '' },
     ]);
@@ -1055,6 +1071,9 @@ describe('SyncNode notrack bulks', () => {
     expect(h.sink.calls).toEqual([]);
     expect(h.counters()).toMatchObject({ bulksReceived: 1, bulkStaleRemoved: 0, incompleteBulks: 1 });
     expect(h.logLines.filter((l) => l.endsWith(' bulk received'))).toEqual(['debug bulk received']);
+    expect(h.ctxOf('debug bulk received')).toEqual([
+      { peer: PEER, entries: 2, staleRemoved: 0, missing: 2, removeBefore: null },
+    ]);
     expect(h.events).toContain(`bulk ${PEER} 0`);
   });
 });
