@@ -362,6 +362,8 @@ describe('SyncNode receive: what is dropped before any message is read', () => {
     h.node.start();
     h.verify();
     h.drain();
+    // Past the challenge rate limit, so that only the rule keeps a challenge back.
+    h.clock.now += 1000;
     expect(h.node.receive(h.from(PEER, PEER_EPOCH - 1, [{ kind: 'alive', seq: 1 }]))).toEqual({
       ok: false,
       live: false,
@@ -593,7 +595,32 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
       ]),
     );
     expect(h.counters()).toMatchObject({ bulksStarted: 1, bulksReceived: 1 });
+    // A whole bulk is news even when it removed nothing.
+    expect(h.ctxOf('info bulk received')).toHaveLength(1);
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ + 2, bulkId: 2, peer: '' },
+        { kind: 'bulk-end', seq: PEER_SEQ + 3, bulkId: 2, peer: '', count: 0 },
+      ]),
+    );
+    expect(h.counters().bulksReceived).toBe(2);
     expect(h.ctxOf('info first peer sync finished')).toEqual([{ how: `bulk from ${PEER}` }]);
+  });
+
+  it('inSync holds once a bulk came, even if its peer is down before anyone asked', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ, bulkId: 1, peer: SELF },
+        { kind: 'bulk-end', seq: PEER_SEQ + 1, bulkId: 1, peer: SELF, count: 0 },
+      ]),
+    );
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.tick();
+    expect(h.node.stats().peers[0]?.state).toBe('down');
+    expect(h.node.inSync).toBe(true);
   });
 
   it('inSync waits for every peer that is up, skips those down, then stays true', () => {
