@@ -350,7 +350,6 @@ export class ConntrackdNode implements SyncEngine {
       if (!this.peerHelloing || wentBack) {
         this.peerStarted(this.peerHelloing ? 'hello, sequence went back' : 'hello');
         this.last = seqAdd(m.seq, -1);
-        if (this.ackFrom !== undefined && seqBefore(m.seq, this.ackFrom)) this.ackFrom = undefined;
       }
       this.peerHelloing = true;
     } else {

@@ -639,9 +639,12 @@ export class SyncNode {
         return false;
       case 'resync-request':
         // Only a request to this very epoch of ours, with a number not honoured yet: a replayed one starts no bulk.
-        if (m.peer === self && m.epoch === this.epochNow && this.fresh.acceptRequest(rx.node, m.request)) {
-          this.counters.resyncRequestsReceived++;
-          this.wantBulk(rx.node, 'request');
+        if (m.peer === self && m.epoch === this.epochNow) {
+          // acceptRequest counts a refused number as stale itself.
+          if (this.fresh.acceptRequest(rx.node, m.request)) {
+            this.counters.resyncRequestsReceived++;
+            this.wantBulk(rx.node, 'request');
+          }
         } else if (m.peer === self || m.peer === '') {
           this.counters.staleRequests++;
         }
