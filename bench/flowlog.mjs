@@ -30,6 +30,7 @@
 //   (/usr/sbin/ulogd)  --ulogd-plugins DIR (/usr/lib/x86_64-linux-gnu/ulogd)
 //   --json FILE (every trial's record)  --keep (keep trial directories)
 //   --cpu-prof DIR (ctsyncd's profiles, one directory per trial, a file per thread)
+//   --event-coalesce-ms M (ctsyncd's kernel.eventCoalesceMs; its default, 1, when absent)
 //   --write | --no-write (the section in BENCHMARKS.md; default: no write)
 //   --rates R1,R2,…  --rate-seconds S (5): after the bursts, the highest
 //   rate logged without loss: each logger in turn (alternating) takes R × S
@@ -61,6 +62,7 @@ const { values: opt } = parseArgs({
     keep: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'event-coalesce-ms': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
   },
 });
@@ -93,7 +95,7 @@ const LOGGERS = {
         t.conf,
         [
           `node: { id: bx1, stateDir: ${join(t.dir, 'state')} }`,
-          `kernel: { netlinkBufferBytes: ${BUFFER} }`,
+          `kernel: { netlinkBufferBytes: ${BUFFER}${opt['event-coalesce-ms'] !== undefined ? `, eventCoalesceMs: ${Number(opt['event-coalesce-ms'])}` : ''} }`,
           `control: { socket: ${t.socket} }`,
           'log: { level: info, format: text }',
           'metrics: { enabled: false }',

@@ -42,6 +42,14 @@ const RAISE_AFTER_MS = 3000;
 /** Raised once the ring is this full (of 4 parts): the rest is headroom while the raised writer catches up. */
 const RAISE_AT_QUARTERS = 3;
 const AGE_CHECK_MS = 250;
+/**
+ * The writer is woken once events have stopped arriving for this long (a
+ * burst is over), or once they have waited WAKE_AFTER_MS: a writer woken
+ * mid-burst ran beside replication on the other core and slowed a 100k
+ * replication by ~18% even at the idle priority (BENCHMARKS.md, issue 16).
+ */
+const QUIET_MS = 20;
+const WAKE_AFTER_MS = 2000;
 
 /** How long a reply may take: a close writes what waits, a full disk fails fast. */
 const REPLY_MS = 30_000;
@@ -56,6 +64,11 @@ export class FlowLogThread implements FlowLogHandle {
   /** When this read's events were read: Date.now() at its first event, carried into the ring. */
   private readTime = 0;
   private waitingSince: number | undefined;
+  /** performance.now() of the last read that queued events, and of the first one the writer has not been woken for. */
+  private lastReadAt = 0;
+  private unwokenSince: number | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
+  private readonly onQuiet = (): void => this.checkQuiet();
   private readonly ageTimer: NodeJS.Timeout;
   private nextId = 1;
   private readonly replies = new Map<number, (error?: string) => void>();
@@ -130,16 +143,42 @@ export class FlowLogThread implements FlowLogHandle {
   }
 
   /**
-   * The end of a read: the writer is woken if it sleeps, once for all the
-   * read's events, and given the normal priority if the queue is three
-   * quarters full while it idles (worker.ts: it goes back to idle once it
-   * emptied it).
+   * The end of a read. The writer is woken once the events stop (QUIET_MS
+   * without a read that queued any) or have waited WAKE_AFTER_MS, so a
+   * burst replicates first and is logged after; with the queue three
+   * quarters full it is woken at once and given the normal priority
+   * (worker.ts: it goes back to idle once it emptied the queue).
    */
   endOfBatch(): void {
     if (!this.unannounced) return;
     this.unannounced = false;
+    const now = performance.now();
+    this.lastReadAt = now;
+    this.unwokenSince ??= now;
+    if (this.queue.bytes * 4 > this.queue.capacity * RAISE_AT_QUARTERS) {
+      this.raise();
+      this.wakeNow();
+      return;
+    }
+    this.quietTimer ??= setTimeout(this.onQuiet, QUIET_MS);
+  }
+
+  private checkQuiet(): void {
+    this.quietTimer = undefined;
+    if (this.unwokenSince === undefined) return;
+    const now = performance.now();
+    if (now - this.lastReadAt >= QUIET_MS || now - this.unwokenSince >= WAKE_AFTER_MS) this.wakeNow();
+    // Events still arriving: look again once they may have stopped.
+    else this.quietTimer = setTimeout(this.onQuiet, QUIET_MS - (now - this.lastReadAt));
+  }
+
+  private wakeNow(): void {
+    this.unwokenSince = undefined;
+    if (this.quietTimer !== undefined) {
+      clearTimeout(this.quietTimer);
+      this.quietTimer = undefined;
+    }
     this.queue.wake();
-    if (this.queue.bytes * 4 > this.queue.capacity * RAISE_AT_QUARTERS) this.raise();
   }
 
   /** The writer to the normal priority, if it idles (worker.ts goes back to idle once it emptied the queue). */
@@ -178,6 +217,8 @@ export class FlowLogThread implements FlowLogHandle {
   /** Events are no longer delivered: the writer writes what waits, closes its outputs and ends. */
   async close(): Promise<void> {
     clearInterval(this.ageTimer);
+    if (this.quietTimer !== undefined) clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
     if (this.exited) return;
     // What is left is written at the normal priority: a stop does not wait for idle CPU.
     this.raise();
