@@ -12,6 +12,7 @@ import { ConntrackdNode } from '../../src/sync/engine/conntrackd-node.js';
 import type { ReplicaOp, ReplicaSink } from '../../src/sync/engine/replica-sink.js';
 import type { SyncMode, SyncNodeDeps } from '../../src/sync/engine/sync-node.js';
 import { CTD_F, type CtdMessage, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
+import { ftpExpectationOf } from './wire-helpers.js';
 
 const START = 1_700_000_000_000;
 /** Our first seq: the clock's unix seconds at the first message, as conntrackd's. */
@@ -59,16 +60,7 @@ function entry(i: number): ConntrackEntry {
 }
 
 function expectation(i: number): ExpectEntry {
-  const m = entry(i).orig;
-  return {
-    family: 2,
-    master: m,
-    tuple: { src: m.dst, dst: m.src, proto: 6, sport: 0, dport: 30000 + i },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
-    timeout: 300,
-    flags: 0,
-    helper: 'ftp',
-  };
+  return ftpExpectationOf(entry(i).orig, 30000 + i);
 }
 
 /** One line per message: what a conntrackd peer would read. */

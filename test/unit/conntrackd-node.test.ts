@@ -10,6 +10,7 @@ import { ConntrackdNode } from '../../src/sync/engine/conntrackd-node.js';
 import type { SyncMode } from '../../src/sync/engine/sync-node.js';
 import { CTD_F, type CtdMessage, CtdWriter, decodeCtdDatagram } from '../../src/sync/wire/conntrackd-codec.js';
 import { mulberry32 } from './prng.js';
+import { ftpExpectationOf } from './wire-helpers.js';
 
 function entry(i: number, nat = false): ConntrackEntry {
   const src = `10.99.${(i >> 8) & 0xff}.${i & 0xff}`;
@@ -26,18 +27,8 @@ function entry(i: number, nat = false): ConntrackEntry {
   };
 }
 
-/** An FTP data expectation of entry(i)'s connection (as if its dport were 21). */
 function expectation(i: number): ExpectEntry {
-  const m = entry(i).orig;
-  return {
-    family: 2,
-    master: m,
-    tuple: { src: m.dst, dst: m.src, proto: 6, sport: 0, dport: 30000 + (i % 30000) },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
-    timeout: 300,
-    flags: 0,
-    helper: 'ftp',
-  };
+  return ftpExpectationOf(entry(i).orig, 30000 + (i % 30000));
 }
 
 interface Side {

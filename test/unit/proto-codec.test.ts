@@ -10,19 +10,10 @@ import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import { decodeMessageField, mirrorTuple, ProtoWriter, writeMessage } from '../../src/sync/wire/proto-codec.js';
 import { PREFIX_BYTES, PROTOCOL_VERSION, type WireMessage } from '../../src/sync/wire/types.js';
-import { CLUSTER, EPOCH, NODE, referenceEncode } from './wire-helpers.js';
+import { CLUSTER, EPOCH, NODE, referenceEncode, varint } from './wire-helpers.js';
 
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s/g, ''), 'hex');
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 
 /** A length-delimited field. */
 function len(field: number, ...parts: Buffer[]): Buffer {

@@ -10,7 +10,7 @@ import { RecordPool, recordBuf, writeEntryRecord } from '../../src/kernel/ct-rec
 import type { ConntrackEntry, ExpectEntry, Tuple } from '../../src/kernel/entry.js';
 import { isNodeId, ProtoWriter, writeMessage, writeNodeId } from '../../src/sync/wire/proto-codec.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
-import { PbDatagram, toPMessage } from './wire-helpers.js';
+import { PbDatagram, toPMessage, varint } from './wire-helpers.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
 
@@ -35,16 +35,6 @@ function reference(m: WireMessage): string {
   return hex(Buffer.from(PbDatagram.encode(PbDatagram.fromObject(obj)).finish()));
 }
 
-/** The varint bytes of n, as the protobuf encoding spec writes them. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
 
 describe('ProtoWriter at every length boundary', () => {
   const values = [0, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0x1fffff, 0x200000, 0xfffffff, 0x10000000, 0x7fffffff, 0x80000000, 0xffffffff];

@@ -16,7 +16,7 @@ import { type SyncMode, SyncNode, type SyncNodeDeps } from '../../src/sync/engin
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
 import type { WireMessage } from '../../src/sync/wire/types.js';
-import { CLUSTER, typicalTcpEntry } from './wire-helpers.js';
+import { CLUSTER, ftpExpectationOf, typicalTcpEntry } from './wire-helpers.js';
 
 const SELF = 'fw1';
 const PEER = 'fw2';
@@ -79,16 +79,7 @@ function entry(i: number): ConntrackEntry {
 }
 
 function expectation(i: number): ExpectEntry {
-  const m = entry(i).orig;
-  return {
-    family: 2,
-    master: m,
-    tuple: { src: m.dst, dst: m.src, proto: 6, sport: 0, dport: 30000 + i },
-    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
-    timeout: 300,
-    flags: 0,
-    helper: 'ftp',
-  };
+  return ftpExpectationOf(entry(i).orig, 30000 + i);
 }
 
 function harness(over: Partial<SyncNodeDeps> = {}, mode: SyncMode = 'ftfw') {

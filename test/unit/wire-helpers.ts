@@ -699,3 +699,31 @@ export function referenceDecode(body: Buffer): { node: string; epoch: number; me
   }
   return { node: str(obj.node), epoch: num(obj.epoch), messages };
 }
+
+/**
+ * An FTP data expectation of a connection whose original tuple is `master`
+ * (as if its dport were 21): the data connection from the server back to
+ * the client's port `dport`.
+ */
+export function ftpExpectationOf(master: Tuple, dport: number): ExpectEntry {
+  return {
+    family: 2,
+    master,
+    tuple: { src: master.dst, dst: master.src, proto: 6, sport: 0, dport },
+    mask: { src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 0xffff },
+    timeout: 300,
+    flags: 0,
+    helper: 'ftp',
+  };
+}
+
+/** The varint bytes of n, as the protobuf encoding spec writes them. */
+export function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
