@@ -50,15 +50,6 @@ export const WRITER_THREAD_NAME = 'ctsyncd-flowlog';
 const SCHED_IDLE = 5;
 /** How often the counters are published besides after each drain. */
 const PUBLISH_MS = 100;
-/**
- * Woken from an empty queue, the writer lets events gather this long
- * before it drains: at a modest rate every event would otherwise wake it
- * alone (a thread wake and a turn of its loop per line, which cost more
- * than the line). Lines wait for the file's flush interval anyway. At
- * 10k events/s, 20 ms rather than 5 took the writer from ~0.40 to ~0.34 s
- * of CPU per 50k lines (2026-12-07, a loaded machine).
- */
-const GATHER_MS = 20;
 
 function forwardingLogger(post: (m: FromWorker) => void, base: LogContext = {}): Logger {
   const emit = (level: LogLevel) => (msg: string, ctx?: LogContext) => {
@@ -125,11 +116,11 @@ async function run(): Promise<void> {
     if (Atomics.load(priority, 0) === PRIORITY_NORMAL) idle();
     if (waiting || closing) return;
     waiting = true;
+    // The daemon's side wakes it once a burst's events stop, or after they
+    // waited 2 s (thread.ts): each wake already finds a batch to drain.
     void queue.whenNotEmpty().then(() => {
-      setTimeout(() => {
-        waiting = false;
-        if (!closing) writer?.flow.resume();
-      }, GATHER_MS);
+      waiting = false;
+      if (!closing) writer?.flow.resume();
     });
   };
   try {
