@@ -100,6 +100,9 @@
 //   beside its sync, and by ulogd2 (NFCT → JSON, bench/lib/ulogd.mjs) in
 //   fw1's namespace beside conntrackd; a rate is held only if the log lost
 //   nothing either, and the CPU per entry includes ulogd2's)
+//   --daemons ctsyncd (or conntrackd): run one daemon only, for a diagnosis
+//   (e.g. with --cpu-prof, which burst and rate trials also honour); no
+//   ratios then, so never for a figure in BENCHMARKS.md
 //   e.g. node bench/run.mjs --metrics burst --burst-n 5000 --burst-trials 2 --transport udp --no-write
 //        node bench/run.mjs --metrics rate --rate-seconds 10 --rates 2000,4000 --transport udp --no-write
 import { spawn } from 'node:child_process';
@@ -178,6 +181,7 @@ function parseArgs(argv) {
     rates: [5000, 10_000, 20_000, 40_000, 60_000],
     rateSeconds: 60,
     rateTrials: 1,
+    daemons: ['ctsyncd', 'conntrackd'],
   };
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const num = (v) => {
@@ -284,6 +288,10 @@ function parseArgs(argv) {
       case '--rate-trials':
         o.rateTrials = num(val());
         break;
+      case '--daemons':
+        o.daemons = val().split(',');
+        for (const d of o.daemons) if (d !== 'ctsyncd' && d !== 'conntrackd') throw new Error(`--daemons: unknown daemon ${d}`);
+        break;
       case '-h':
       case '--help':
         console.log(
@@ -292,7 +300,8 @@ function parseArgs(argv) {
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
             '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject] [--ctsyncd-flowlog]\n' +
             '         [--metrics burst,rate] [--burst-n 20000] [--burst-trials 10] [--event-buffer-mib 8]\n' +
-            '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]',
+            '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]\n' +
+            '         [--daemons ctsyncd,conntrackd] (one alone: a diagnosis run, no ratios)',
         );
         process.exit(0);
         break;
@@ -688,7 +697,17 @@ async function bufferTrial(r, n, o, body) {
     r.group = topo.group;
     if (o.eventCoalesceMs !== undefined && r.daemon === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
     const flowlog = r.flowlog === true && r.daemon === 'ctsyncd';
-    await startPair(d, topo, dir, n, { eventCoalesceMs: r.eventCoalesceMs, flowlog }, { netlinkBufferBytes: r.eventBufferConfiguredBytes });
+    // --cpu-prof: a profile per ctsyncd process, as in the main trials.
+    const cpuProfDir = o.cpuProf && r.daemon === 'ctsyncd' ? join(o.cpuProf, `${r.metric}-${r.transport}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`) : undefined;
+    if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+    await startPair(
+      d,
+      topo,
+      dir,
+      n,
+      { eventCoalesceMs: r.eventCoalesceMs, flowlog, ...(cpuProfDir ? { cpuProfDir } : {}) },
+      { netlinkBufferBytes: r.eventBufferConfiguredBytes },
+    );
     if (flowlog) topo.flowFile = join(dir, `${topo.nodes[0].id}.flows.jsonl`);
     if (r.flowlog === true && r.daemon === 'conntrackd') {
       // ulogd2 in fw1's namespace, the one whose kernel sees the events, with the same event buffer.
@@ -1015,12 +1034,12 @@ async function main() {
     for (const n of o.n)
       for (const transport of o.transports)
         for (let p = 0; p < o.pairs; p++)
-          for (const daemon of ['ctsyncd', 'conntrackd']) plan.push({ daemon, n, transport, lossPct: 0, pair: p });
+          for (const daemon of o.daemons) plan.push({ daemon, n, transport, lossPct: 0, pair: p });
   }
   if (o.metrics.includes('loss')) {
     for (const transport of o.transports)
       for (let p = 0; p < o.pairs; p++)
-        for (const daemon of ['ctsyncd', 'conntrackd'])
+        for (const daemon of o.daemons)
           plan.push({ daemon, n: o.lossN, transport, lossPct: o.lossPct, pair: p });
   }
   const bursts = [];
@@ -1028,7 +1047,7 @@ async function main() {
     for (const transport of o.transports)
       for (let k = 0; k < o.burstTrials; k++)
         for (const variant of ['fresh', 'warm'])
-          for (const daemon of ['ctsyncd', 'conntrackd']) bursts.push({ daemon, transport, variant, trial: k });
+          for (const daemon of o.daemons) bursts.push({ daemon, transport, variant, trial: k });
   }
 
   const records = [];
@@ -1055,11 +1074,11 @@ async function main() {
       // Increasing rates; a daemon that failed one is not run at the higher ones.
       let i = 0;
       for (const transport of o.transports) {
-        const going = new Set(['ctsyncd', 'conntrackd']);
+        const going = new Set(o.daemons);
         for (const rate of o.rates) {
           const failed = new Set();
           for (let k = 0; k < o.rateTrials; k++) {
-            for (const daemon of ['ctsyncd', 'conntrackd']) {
+            for (const daemon of o.daemons) {
               if (!going.has(daemon)) continue;
               limits.push(...raiseConntrackLimits(2 * rate * o.rateSeconds + 65_536));
               const r = await rateTrial(daemon, { transport, rate, trial: k }, o);
