@@ -375,6 +375,15 @@ describe('interfaceOfAddress', () => {
     expect(await interfaceOfAddress('192.0.2.1', host)).toBe('v4');
   });
 
+  it('a /proc line without a name holds no address, so a later line names its interface', async () => {
+    const host = new FakeHost({
+      files: {
+        '/proc/net/if_inet6': '20010db8000000000000000000000001 03 40 00 80\n20010db8000000000000000000000001 03 40 00 80 v0\n',
+      },
+    });
+    expect(await interfaceOfAddress('2001:db8::1', host)).toBe('v0');
+  });
+
   it('finds nothing when the fallback fails', async () => {
     const host = new FakeHost({ files: { '/proc/net/if_inet6': fsError('EACCES') } });
     expect(await interfaceOfAddress('2001:db8::1', host)).toBeUndefined();
