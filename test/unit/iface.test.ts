@@ -3,8 +3,9 @@
 // (test/fixtures/iface/README.md), plus hand-made damage to each. Every read
 // the module makes is recorded, so a test also says what was not read.
 // The same module against a real namespace: test/integration/iface.test.ts.
-import { readFileSync } from 'node:fs';
-import type { NetworkInterfaceInfo } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type NetworkInterfaceInfo, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type InterfaceHost,
@@ -402,6 +403,20 @@ describe('the real host', () => {
     const out = await realInterfaceHost.ip(['-j', '-4', 'addr', 'show', 'dev', 'lo']);
     const parsed = JSON.parse(out ?? 'null') as Array<{ ifname: string; addr_info: Array<{ local: string }> }>;
     expect(parsed.map((l) => [l.ifname, l.addr_info.map((a) => a.local)])).toEqual([['lo', ['127.0.0.1']]]);
+  });
+
+  it('reads a listing of more than 1 MiB, what a host with thousands of addresses prints', async () => {
+    // Node's default maxBuffer is 1 MiB; 8,000 `link show lo` in one batch print about 2 MB.
+    const dir = mkdtempSync(join(tmpdir(), 'iface-test-'));
+    try {
+      const batch = join(dir, 'batch');
+      writeFileSync(batch, 'link show lo\n'.repeat(8000));
+      const out = await realInterfaceHost.ip(['-j', '-batch', batch]);
+      expect(out?.length).toBeGreaterThan(1024 * 1024);
+      expect(out?.split('"ifname":"lo"').length).toBe(8001);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('returns undefined when ip fails', async () => {
