@@ -66,6 +66,7 @@ import {
 import { type ConntrackEntry, type ExpectEntry, expectKey } from '../kernel/entry.js';
 import { EntryCompactor, recordCarriesNothingNew, refreshTimeout, sameIgnoringTimeout } from './compact.js';
 import type { EntryFilter, FilterReason } from './filter.js';
+import { SlotInts } from '../common/slot-ints.js';
 import { RecordTable } from './record-table.js';
 
 export type ChangeKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'filtered' | 'refused' | 'missing';
@@ -217,8 +218,8 @@ export class InternalCache {
   private sessionIds = 0;
   private readonly table: RecordTable;
   /** By slot: the session that saw the key in its dump, and the one whose events touched it. */
-  private seenAt: Int32Array;
-  private touchedAt: Int32Array;
+  private readonly seenAt = new SlotInts();
+  private readonly touchedAt = new SlotInts();
   private readonly exp = new Map<string, ExpectEntry>();
   private readonly compactor = new EntryCompactor();
   // Bound once: a closure per event would be garbage per entry.
@@ -232,8 +233,6 @@ export class InternalCache {
     this.filter = opts.filter;
     this.now = opts.now ?? Date.now;
     this.table = new RecordTable(Math.min(opts.initialSlots ?? 1024, Math.max(16, this.limit)));
-    this.seenAt = new Int32Array(this.table.capacity);
-    this.touchedAt = new Int32Array(this.table.capacity);
   }
 
   /** Applies one kernel event given as an entry object; see the file comment for the rules. */
@@ -292,7 +291,7 @@ export class InternalCache {
     }
     const kind = this.store(slot, r, at, x, hash);
     // A key an event created during a reconcile is the events' (see beginReconcile()).
-    if (kind === 'created' && this.session !== undefined) this.touchedAt[this.lastSlot] = this.session.id;
+    if (kind === 'created' && this.session !== undefined) this.touchedAt.set(this.lastSlot, this.session.id);
     return kind;
   }
 
@@ -478,12 +477,12 @@ export class InternalCache {
   }
 
   private touch(st: SessionState, slot: number, w: Int32Array, at: number): void {
-    if (slot >= 0) this.touchedAt[slot] = st.id;
+    if (slot >= 0) this.touchedAt.set(slot, st.id);
     else st.touchedAbsent.add(recordKeyString(w, at));
   }
 
   private touched(st: SessionState, slot: number, w: Int32Array, at: number): boolean {
-    if (slot >= 0 && this.touchedAt[slot] === st.id) return true;
+    if (slot >= 0 && this.touchedAt.get(slot) === st.id) return true;
     return st.touchedAbsent.size > 0 && st.touchedAbsent.has(recordKeyString(w, at));
   }
 
@@ -499,7 +498,7 @@ export class InternalCache {
     const slot = t.find(r.w, 0, hash);
     if (this.touched(st, slot, r.w, 0)) return;
     if (slot >= 0) {
-      this.seenAt[slot] = st.id;
+      this.seenAt.set(slot, st.id);
       if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, 0, x)) {
         this.keep(slot, r, 0);
         return;
@@ -518,7 +517,7 @@ export class InternalCache {
       return;
     }
     const kind = this.store(slot, r, 0, x, hash);
-    if (kind === 'created') this.seenAt[this.lastSlot] = st.id;
+    if (kind === 'created') this.seenAt.set(this.lastSlot, st.id);
     this.note(st, this.lastSlot, kind);
   }
 
@@ -529,7 +528,7 @@ export class InternalCache {
     const t = this.table;
     if (complete) {
       for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-        if (this.seenAt[s] !== st.id && this.touchedAt[s] !== st.id) {
+        if (this.seenAt.get(s) !== st.id && this.touchedAt.get(s) !== st.id) {
           deleted.push(readEntryRecord(t.recOf(s), t.at(s), t.extrasOf(s)));
           deletedKeys.push(s);
           this.free(s);
@@ -616,9 +615,12 @@ export class InternalCache {
         return 'refused';
       }
       const created = t.insert(r.w, at, x, hash);
-      if (t.capacity > this.seenAt.length) this.growStamps(t.capacity);
-      this.seenAt[created] = 0;
-      this.touchedAt[created] = 0;
+      if (created >= this.seenAt.length) {
+        this.seenAt.cover(created + 1);
+        this.touchedAt.cover(created + 1);
+      }
+      this.seenAt.set(created, 0);
+      this.touchedAt.set(created, 0);
       this.lastSlot = created;
       this.counters.created++;
       return 'created';
@@ -658,17 +660,8 @@ export class InternalCache {
       st.updated.delete(slot);
     }
     this.table.remove(slot);
-    this.seenAt[slot] = 0;
-    this.touchedAt[slot] = 0;
-  }
-
-  private growStamps(n: number): void {
-    const seen = new Int32Array(n);
-    seen.set(this.seenAt);
-    this.seenAt = seen;
-    const touched = new Int32Array(n);
-    touched.set(this.touchedAt);
-    this.touchedAt = touched;
+    this.seenAt.set(slot, 0);
+    this.touchedAt.set(slot, 0);
   }
 
   private storeExpect(key: string, cached: ExpectEntry | undefined, e: ExpectEntry): ChangeKind {

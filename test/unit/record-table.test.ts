@@ -182,6 +182,68 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
     ]);
   });
 
+  it('stays a Map while its index grows a few slots at a time: finds, removals and reuse of moved and unmoved slots', () => {
+    const rnd = mulberry32(7);
+    const c = new Checked(16);
+    // Few distinct hashes: long probe runs in both indexes, through the old index's stale entries.
+    const hashOf = (id: number) => (id * 13) % 251;
+    let growingSteps = 0;
+    let verifiedGrowing = 0;
+    for (let step = 0; step < 5000; step++) {
+      const id = Math.floor(rnd() * 600);
+      const m = c.model.get(id);
+      if (m === undefined) c.insert(id, hashOf(id), step);
+      else if (rnd() < 0.45) c.remove(id);
+      else {
+        c.t.overwrite(m.slot, rec(id, step).w, 0);
+        m.mark = step;
+      }
+      if (c.t.growing) {
+        growingSteps++;
+        // Every few steps of a move, the whole table against the model, absent keys included.
+        if (growingSteps % 5 === 0) {
+          verifiedGrowing++;
+          const absent = [...Array(602).keys()].filter((a) => !c.model.has(a));
+          c.verify(absent.map((a) => [a, hashOf(a)] as [number, number]));
+        }
+      }
+    }
+    expect(verifiedGrowing).toBeGreaterThan(10);
+    c.verify();
+  });
+
+  it('does not find a removed key through the old index, even once its slot holds another key of the same hash', () => {
+    const c = new Checked(64);
+    for (let id = 0; id < 64; id++) c.insert(id, 5);
+    // The 65th starts a move to a larger index; each insert or removal moves 8 slots.
+    c.insert(64, 5);
+    expect(c.t.growing).toBe(true);
+    // A slot taken during the move, above it, is in the new index only; removed, it is gone from there.
+    expect(c.insert(65, 5)).toBe(65);
+    c.remove(65);
+    // Slot 40 has not moved (nor does it with this removal's step): it is in the old index only,
+    // where it stays, no longer live, and must not be found.
+    c.remove(40);
+    c.verify([
+      [40, 5],
+      [65, 5],
+    ]);
+    // Its slot is reused by another key of the same hash, which goes to the new index.
+    expect(c.insert(100, 5)).toBe(40);
+    c.verify([[40, 5]]);
+    // And by the removed key again.
+    c.remove(100);
+    expect(c.insert(40, 5)).toBe(40);
+    expect(c.insert(66, 5)).toBe(65);
+    c.verify([[100, 5]]);
+    for (let i = 0; i < 10 && c.t.growing; i++) c.insert(200 + i, 5);
+    expect(c.t.growing).toBe(false);
+    c.verify([
+      [100, 5],
+      [300, 5],
+    ]);
+  });
+
   it('ignores the removal of a slot that is not live', () => {
     const c = new Checked(16);
     c.insert(1, 4);

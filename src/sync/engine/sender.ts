@@ -21,6 +21,7 @@ import type { EntryRecord } from '../../kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../kernel/entry.js';
 import type { DatagramEncoder } from '../wire/datagram-encoder.js';
 import type { WireMessage } from '../wire/types.js';
+import { SlotInts } from '../../common/slot-ints.js';
 import { seqAdd } from './seq.js';
 
 export type QueueKind = 'new' | 'update' | 'delete';
@@ -136,7 +137,8 @@ export class SyncSender {
    * Pending packed items by handle: absolute position + 1 (mod 2^32), 0 when
    * none. Live positions are never more than the queue's length from base.
    */
-  private pendingAt = new Uint32Array(1024);
+  /** Each handle's position + 1 in the queue as u32 (stored as int32), 0 for none. */
+  private readonly pendingAt = new SlotInts();
   private nextSeqValue: number;
   private scheduled = false;
   private readonly sliceMessages: number;
@@ -170,13 +172,13 @@ export class SyncSender {
    */
   enqueue(key: EntryHandle, kind: QueueKind, gone?: ConntrackEntry): void {
     if (packable(key)) {
-      const at = key < this.pendingAt.length ? this.pendingAt[key]! : 0;
+      const at = key < this.pendingAt.length ? this.pendingAt.get(key) >>> 0 : 0;
       if (at !== 0) {
         const i = (at - 1 - this.base) >>> 0;
         this.counters.merged++;
         if (kind === 'delete') {
           // The pending item becomes the delete, in its place in the queue.
-          this.pendingAt[key] = 0;
+          this.pendingAt.set(key, 0);
           const item: EntryItem = { t: 'entry', key, kind, bulk: false, dead: false };
           if (gone) item.gone = gone;
           this.queue[i] = item;
@@ -291,7 +293,7 @@ export class SyncSender {
   /** A packed new/update: the entry is read from the cache and encoded at once. */
   private sendPacked(enc: DatagramEncoder, item: number, pos: number): boolean {
     const key = item >>> 2;
-    if (this.pendingAt[key] === ((pos + 1) >>> 0)) this.pendingAt[key] = 0;
+    if (key < this.pendingAt.length && this.pendingAt.get(key) >>> 0 === (pos + 1) >>> 0) this.pendingAt.set(key, 0);
     const entry = this.opts.lookup(key);
     if (!entry) {
       // Deleted before it went out: the delete is queued behind it.
@@ -391,14 +393,8 @@ export class SyncSender {
   }
 
   private setPending(key: number, at: number): void {
-    if (key >= this.pendingAt.length) {
-      let n = this.pendingAt.length * 2;
-      while (n <= key) n *= 2;
-      const grown = new Uint32Array(n);
-      grown.set(this.pendingAt);
-      this.pendingAt = grown;
-    }
-    this.pendingAt[key] = at;
+    if (key >= this.pendingAt.length) this.pendingAt.cover(key + 1);
+    this.pendingAt.set(key, at);
   }
 
   private push(item: Item): void {
