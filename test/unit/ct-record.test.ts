@@ -611,6 +611,77 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     expect(agree(m)).toBe(want);
   });
 
+  // Issue 18, lines 475–843 under Stryker (TESTING.md footnote 32). A tuple
+  // that punts with -1 turned into +1 reads as protocol 1: beside an ICMP
+  // reply each refusal below would be taken, so each is repeated there.
+  const RI = N(2, IP4(2, 1), ICMP());
+  const icmpReply = (...tuple: Buffer[]) => msg(AF_INET, N(1, ...tuple), RI);
+  const R6 = N(2, IP6(2, 1), PORTS(6, 2, 1));
+  const v6 = (...tuple: Buffer[]) => msg(AF_INET6, N(1, ...tuple), R6);
+  const ICMP6 = (...fields: Buffer[]) => N(2, A(1, [58]), ...fields);
+  /** An attribute of exactly 4 + data bytes, unpadded: the last one of a payload that ends there. */
+  function bare(type: number, data: Buffer): Buffer {
+    const b = Buffer.alloc(4 + data.length);
+    b.writeUInt16LE(b.length, 0);
+    b.writeUInt16LE(type, 2);
+    data.copy(b, 4);
+    return b;
+  }
+  const NESTED = 1 << 15;
+  const edges: Array<[string, NlMessage, 'fast' | 'punt']> = [
+    // The refusals of a tuple, beside an ICMP reply
+    ['a broken tuple child, ICMP reply', icmpReply(IP4(1, 2), ICMP(), A(9, [1], 3)), 'punt'],
+    ['a broken address attribute, ICMP reply', icmpReply(N(1, A(1, [1, 1, 1, 1]), A(2, [2], 2)), ICMP()), 'punt'],
+    ['two proto nests, ICMP reply', icmpReply(IP4(1, 2), ICMP(A(5, [8])), ICMP(A(5, [8]))), 'punt'],
+    ['a proto nest without a protocol, ICMP reply', icmpReply(IP4(1, 2), N(2, A(5, [8]))), 'punt'],
+    ['a tuple zone, ICMP reply', icmpReply(IP4(1, 2), ICMP(), A(3, be(1, 2))), 'punt'],
+    ...(
+      [
+        [1, 2],
+        [2, 1],
+        [3, 3],
+        [4, 1],
+        [5, 2],
+        [6, 2],
+        [7, 3],
+        [8, 2],
+        [9, 0],
+      ] as const
+    ).map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes, ICMP reply`, icmpReply(IP4(1, 2), N(2, A(1, [1]), A(type, Buffer.alloc(len)))), 'punt']),
+    ['no original tuple, an ICMP reply', msg(AF_INET, RI), 'punt'],
+    ['no reply tuple, an ICMP original', msg(AF_INET, N(1, IP4(1, 2), ICMP())), 'punt'],
+    // A protocol number of 2 bytes that starts with the right one
+    ['a 2-byte protocol 6', origOnly(IP4(1, 2), N(2, A(1, [6, 0]), A(2, be(1000, 2)), A(3, be(80, 2)))), 'punt'],
+    // Protocol 0 is a protocol (the -1 of "none" is the sentinel)
+    ['protocol 0', msg(AF_INET, N(1, IP4(1, 2), N(2, A(1, [0]))), N(2, IP4(2, 1), N(2, A(1, [0])))), 'fast'],
+    ['two proto nests, the first of protocol 0', origOnly(IP4(1, 2), N(2, A(1, [0])), PORTS(6, 1000, 80)), 'punt'],
+    ['a proto nest without a protocol, then one with it', origOnly(IP4(1, 2), N(2, A(2, be(1000, 2))), PORTS(6, 1000, 80)), 'punt'],
+    // Tuple and address attributes it does not know are skipped
+    ['an unknown tuple attribute (type 4)', origOnly(IP4(1, 2), PORTS(6, 1000, 80), A(4, be(1, 4))), 'fast'],
+    ['an unknown address attribute (type 5)', origOnly(N(1, A(1, [10, 99, 0, 1]), A(2, [10, 99, 0, 2]), A(5, [1, 2, 3, 4])), PORTS(6, 1000, 80)), 'fast'],
+    // IPv6 tuples with a well-formed reply
+    ['IPv6, a 15-byte source', v6(N(1, A(3, Buffer.alloc(15, 1)), A(4, Buffer.alloc(16, 2))), PORTS(6, 1, 2)), 'punt'],
+    ['IPv6, a 17-byte destination', v6(N(1, A(3, Buffer.alloc(16, 1)), A(4, Buffer.alloc(17, 2))), PORTS(6, 1, 2)), 'punt'],
+    ['IPv6, the source twice', v6(N(1, A(3, Buffer.alloc(16, 1)), A(3, Buffer.alloc(16, 1)), A(4, Buffer.alloc(16, 2))), PORTS(6, 1, 2)), 'punt'],
+    ['IPv6, the destination twice', v6(N(1, A(4, Buffer.alloc(16, 2)), A(3, Buffer.alloc(16, 1)), A(4, Buffer.alloc(16, 2))), PORTS(6, 1, 2)), 'punt'],
+    ['IPv6, well formed', v6(IP6(1, 2), PORTS(6, 1, 2)), 'fast'],
+    // ICMPv6 fields one at a time, and ICMP fields at zero
+    ['ICMPv6 with a type only, the reply a code only', msg(AF_INET6, N(1, IP6(1, 2), ICMP6(A(8, [128]))), N(2, IP6(2, 1), ICMP6(A(9, [3])))), 'fast'],
+    ['ICMPv6 with an id only', msg(AF_INET6, N(1, IP6(1, 2), ICMP6(A(7, be(5, 2)))), N(2, IP6(2, 1), ICMP6())), 'fast'],
+    ['ICMP with type, code and id 0', msg(AF_INET, N(1, IP4(1, 2), ICMP(A(4, be(0, 2)), A(5, [0]), A(6, [0]))), N(2, IP4(2, 1), ICMP(A(4, be(0, 2))))), 'fast'],
+    ['ICMPv6 fields on protocol 50', msg(AF_INET, N(1, IP4(1, 2), N(2, A(1, [50]), A(7, be(5, 2)), A(8, [1]), A(9, [2]))), N(2, IP4(2, 1), N(2, A(1, [50])))), 'fast'],
+    // Headers cut by the end of the payload: refused without reading past it
+    ['one stray byte after the last attribute', { ...v4msg(), payload: Buffer.concat([v4msg().payload, Buffer.from([8])]) }, 'punt'],
+    [
+      'a proto nest ending in 2 stray bytes, the last bytes of the payload',
+      msg(AF_INET, R, bare(1 | NESTED, Buffer.concat([IP4(1, 2), bare(2 | NESTED, Buffer.concat([A(1, [6]), Buffer.from([0, 0])]))]))),
+      'punt',
+    ],
+  ];
+  it.each(edges)('%s', (_name, m, want) => {
+    expect(agree(m)).toBe(want);
+  });
+
   it('writes the fields of a fast entry into their words', () => {
     const r = recordBuf(1);
     r.w.fill(-1);
