@@ -21,6 +21,17 @@ import type { ChangeKind, InternalCache, ReconcileResult } from './internal-cach
 
 /** Overruns double the event buffer up to this by default; SO_RCVBUFFORCE lets root go past rmem_max. */
 export const MAX_EVENT_BUFFER = 256 * 1024 * 1024;
+/**
+ * How long the event stream must go without another overrun before the
+ * repairing dump starts. A burst that outruns the buffer overruns it again
+ * and again, with empty reads in between; a dump at each of those re-read the
+ * whole table each time (2 to 6 dumps per 200k-event burst through an 8 MiB
+ * buffer, each competing with the burst it repairs). After the burst one
+ * dump repairs everything it dropped. conntrackd waits 30 s by default
+ * (NetlinkOverrunResync); a quarter of a second keeps the window in which a
+ * dropped entry is not replicated short.
+ */
+export const OVERRUN_SETTLE_MS = 250;
 
 /**
  * Which table a whole-table operation acts on (conntrackd's `ct|expect`
@@ -71,6 +82,10 @@ export interface LocalTableOptions {
   maxEventBufferBytes?: number;
   /** filter.expectations: which expectations are replicated, resynced and flushed. Default all. */
   expectations?: ExpectationPolicy;
+  /** Quiet time after the last overrun before its dump; default OVERRUN_SETTLE_MS. */
+  overrunSettleMs?: number;
+  /** One-shot timer (default setTimeout, unref'd): wakes the settle wait. */
+  setTimer?: (fn: () => void, ms: number) => { cancel(): void };
 }
 
 export interface ResyncResult {
@@ -107,6 +122,12 @@ export interface PurgeTimeoutResult {
 
 const ENOENT = 2;
 
+function unrefTimer(fn: () => void, ms: number): { cancel(): void } {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return { cancel: () => clearTimeout(t) };
+}
+
 export class LocalTable implements EventHandlers {
   readonly counters: LocalTableCounters = { ownKernelEvents: 0, overruns: 0, overrunResyncs: 0 };
   private readonly internal: InternalCache;
@@ -122,6 +143,8 @@ export class LocalTable implements EventHandlers {
   private resyncAgain = false;
   private overrunPending = false;
   private capReported = false;
+  private lastOverrunAt = Number.NEGATIVE_INFINITY;
+  private settleTimer: { cancel(): void } | undefined;
 
   constructor(private readonly opts: LocalTableOptions) {
     this.internal = opts.internal;
@@ -146,6 +169,8 @@ export class LocalTable implements EventHandlers {
   /** Ends resync loops; the sockets are the daemon's to close. */
   close(): void {
     this.closed = true;
+    this.settleTimer?.cancel();
+    this.settleTimer = undefined;
   }
 
   /**
@@ -222,10 +247,20 @@ export class LocalTable implements EventHandlers {
     });
     // Even during a resync: the next pass must also wait for an empty queue.
     this.overrunPending = true;
+    this.lastOverrunAt = this.now();
   }
 
   onEmpty(): void {
     if (!this.overrunPending || !this.dumpDone || this.resyncRunning) return;
+    // Not while a burst is still overrunning (OVERRUN_SETTLE_MS): one read of the queue once it has settled tells.
+    const wait = this.lastOverrunAt + (this.opts.overrunSettleMs ?? OVERRUN_SETTLE_MS) - this.now();
+    if (wait > 0) {
+      this.settleTimer ??= (this.opts.setTimer ?? unrefTimer)(() => {
+        this.settleTimer = undefined;
+        if (!this.closed) this.events.transport.drain();
+      }, wait);
+      return;
+    }
     this.overrunPending = false;
     void this.resyncKernel('overrun').catch((e: Error) =>
       this.log.error('kernel resync failed', { error: e.message }),

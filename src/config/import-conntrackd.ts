@@ -576,7 +576,7 @@ class Importer {
         const v = this.word(t, 'on, off or seconds');
         return this.unsupported(
           v,
-          'after an overrun ctsyncd resyncs with the kernel as soon as the event queue is drained and sends only the differences; this is not configurable',
+          'after an overrun ctsyncd resyncs with the kernel once the event queue is drained and overruns have stopped for 250 ms, and sends only the differences; this is not configurable',
         );
       }
       case 'netlinkeventsreliable':

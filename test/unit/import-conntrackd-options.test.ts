@@ -132,7 +132,7 @@ describe('General, option by option', () => {
           'NetlinkOverrunResync',
           unsupported(
             'NetlinkOverrunResync 30',
-            'after an overrun ctsyncd resyncs with the kernel as soon as the event queue is drained and sends only the differences; this is not configurable',
+            'after an overrun ctsyncd resyncs with the kernel once the event queue is drained and overruns have stopped for 250 ms, and sends only the differences; this is not configurable',
           ),
         ],
       ],

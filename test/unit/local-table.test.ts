@@ -65,6 +65,8 @@ interface Setup {
   wrapLink?: (link: ConntrackLink) => LocalTableLink;
   expectations?: ExpectationPolicy;
   maxEventBufferBytes?: number;
+  /** The settle wait after an overrun: 0 here unless a test is about it (it runs on the fake clock). */
+  overrunSettleMs?: number;
 }
 
 function setup(o: Setup = {}) {
@@ -84,6 +86,8 @@ function setup(o: Setup = {}) {
   const expectChanges: Array<{ key: string; kind: 'new' | 'delete'; entry: ExpectEntry | undefined }> = [];
   const lines: Line[] = [];
   const own = { list: o.own ?? [] };
+  /** Settle timers armed, run by the test: [fn, ms]. */
+  const timers: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
   const table = new LocalTable({
     internal,
     filter,
@@ -100,11 +104,17 @@ function setup(o: Setup = {}) {
     ownAddresses: () => own.list,
     ...(o.expectations === undefined ? {} : { expectations: o.expectations }),
     ...(o.maxEventBufferBytes === undefined ? {} : { maxEventBufferBytes: o.maxEventBufferBytes }),
+    overrunSettleMs: o.overrunSettleMs ?? 0,
+    setTimer: (fn, ms) => {
+      const t = { fn, ms, cancelled: false };
+      timers.push(t);
+      return { cancel: () => (t.cancelled = true) };
+    },
   });
   const tick = (ms: number) => {
     clock += ms;
   };
-  return { kernel, events, link, filter, internal, changes, expectChanges, lines, own, table, tick };
+  return { kernel, events, link, filter, internal, changes, expectChanges, lines, own, table, tick, timers };
 }
 
 /** Lets every scheduled socket drain (and what they start) run. */
@@ -313,6 +323,63 @@ describe('LocalTable: overrun recovery', () => {
     s.table.onEmpty();
     await settle();
     expect(s.link.counters.dumps).toBe(after);
+  });
+
+  it('waits until overruns have stopped for the settle time, then dumps once for all of them', async () => {
+    const s = setup({ overrunSettleMs: 250 });
+    s.table.start();
+    await s.table.initialDump();
+    const dumps = s.link.counters.dumps;
+    // A burst: overruns with empty reads between them.
+    s.table.onOverrun();
+    s.tick(100);
+    s.table.onEmpty();
+    expect(s.timers.map((t) => t.ms)).toEqual([150]);
+    s.table.onOverrun();
+    s.tick(200);
+    // One timer at a time: an empty read while one is armed arms no other.
+    s.table.onEmpty();
+    expect(s.timers).toHaveLength(1);
+    await settle();
+    expect(s.link.counters.dumps).toBe(dumps);
+    // The first timer fires 50 ms early for the second overrun: it reads the queue, which arms the rest.
+    s.timers[0]!.fn();
+    await settle();
+    expect(s.link.counters.dumps).toBe(dumps);
+    expect(s.timers.map((t) => t.ms)).toEqual([150, 50]);
+    s.tick(50);
+    s.timers[1]!.fn();
+    await until(() => s.table.counters.overrunResyncs === 1, 'resync');
+    expect(s.table.counters.overruns).toBe(2);
+    expect(s.link.counters.dumps).toBeGreaterThan(dumps);
+    // Exactly the settle time after the last overrun is enough.
+    const after = s.link.counters.dumps;
+    s.table.onOverrun();
+    s.tick(250);
+    s.table.onEmpty();
+    await until(() => s.table.counters.overrunResyncs === 2, 'second resync');
+    expect(s.timers).toHaveLength(2);
+    expect(s.link.counters.dumps).toBeGreaterThan(after);
+  });
+
+  it('a settle timer armed when the table closes is cancelled, and never reads the queue', async () => {
+    const s = setup({ overrunSettleMs: 250 });
+    s.table.onOverrun();
+    s.table.onEmpty();
+    // Before the initial dump an empty read waits for resumeOverrunRecovery(): no timer.
+    expect(s.timers).toHaveLength(0);
+    s.table.start();
+    await s.table.initialDump();
+    s.table.onEmpty();
+    expect(s.timers.map((t) => t.ms)).toEqual([250]);
+    s.table.close();
+    expect(s.timers[0]!.cancelled).toBe(true);
+    let drained = 0;
+    s.events.transport.drain = () => {
+      drained++;
+    };
+    s.timers[0]!.fn();
+    expect(drained).toBe(0);
   });
 
   it('grows the buffer up to MAX_EVENT_BUFFER and no further', () => {
