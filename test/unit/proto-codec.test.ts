@@ -2,13 +2,15 @@
 // at their bounds, one row each: every refusal with its exact code and
 // reason, varints of every length, fields the sender left out, the reply
 // tuple left out exactly when it is the original mirrored (checked against
-// protobufjs), and mirrorTuple's ICMP inversions. Direct tables, small
-// enough to run under mutation testing (TESTING.md).
+// protobufjs), mirrorTuple's ICMP inversions, entries read as records and
+// when not, and the datagram's own fields and message bound. Direct tables,
+// small enough to run under mutation testing (TESTING.md).
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry, Tuple } from '../../src/kernel/entry.js';
 import { decodeDatagram } from '../../src/sync/wire/datagram-decoder.js';
 import { DatagramEncoder } from '../../src/sync/wire/datagram-encoder.js';
-import { decodeMessageField, mirrorTuple, ProtoWriter, writeMessage } from '../../src/sync/wire/proto-codec.js';
+import { EntryRecord } from '../../src/kernel/ct-record.js';
+import { decodeMessageField, mirrorTuple, ProtoWriter, readDatagram, readerRelease, readerReset, WireFail, writeMessage } from '../../src/sync/wire/proto-codec.js';
 import { PREFIX_BYTES, PROTOCOL_VERSION, type WireMessage } from '../../src/sync/wire/types.js';
 import { CLUSTER, EPOCH, NODE, referenceEncode, varint } from './wire-helpers.js';
 
@@ -405,5 +407,221 @@ describe('mirrorTuple', () => {
     ['nothing but addresses', { ...base, proto: 47 }, { src: 'b', dst: 'a', proto: 47 }],
   ])('%s', (_name, t, want) => {
     expect(mirrorTuple(t)).toStrictEqual(want);
+  });
+});
+
+// Entries read with `records` (rEntryRecord): the common shape comes back as
+// an EntryRecord, anything else as the object rEntry() reads, and a refusal
+// is rEntry()'s, with its code and reason. Each field that bounds the record
+// path is at its edge, last in its message (a refusal there leaves the
+// cursor at the message's end).
+describe('proto-codec: entries read as records, and when not', () => {
+  const a4 = ip4('10.0.0.1');
+  const b4 = ip4('10.0.0.2');
+  /** A tuple body from 10.0.0.1 to 10.0.0.2 of protocol `proto`, then `extra`. */
+  const tp = (proto: number, ...extra: Buffer[]): Buffer => Buffer.concat([len(1, a4), len(2, b4), vf(3, proto), ...extra]);
+  /** The reply direction's body of the same. */
+  const rtp = (proto: number, ...extra: Buffer[]): Buffer => Buffer.concat([len(1, b4), len(2, a4), vf(3, proto), ...extra]);
+  const icmpOrig = tp(1, vf(6, 8), vf(7, 0), vf(8, 5));
+  const icmpReply = rtp(1, vf(6, 0), vf(7, 0), vf(8, 5));
+  const tup4: Tuple = { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 };
+  type Want = 'record' | 'object' | { code: string; reason: string };
+  const rows: { name: string; fields: Buffer[]; want: Want }[] = [
+    { name: 'TCP with both ports, mirrored', fields: [len(1, tup())], want: 'record' },
+    { name: 'a TCP info given twice (the last wins whole)', fields: [len(1, tup()), len(7, vf(1, 3), vf(2, 7)), len(7, vf(1, 4))], want: 'object' },
+    { name: 'a TCP state given twice', fields: [len(1, tup()), len(7, vf(1, 1), vf(1, 2))], want: 'object' },
+    { name: 'an unknown entry field whose bytes hold a status field', fields: [len(1, tup()), len(22, vf(3, 5))], want: 'object' },
+    { name: 'an orig with ports and an ICMP id', fields: [len(1, tup(vf(8, 3)))], want: 'object' },
+    { name: 'a reply with ports and an ICMP id', fields: [len(1, tup()), len(2, rtp(6, vf(4, 2), vf(5, 1), vf(8, 3)))], want: 'object' },
+    { name: 'protocol 0 with a NATed reply', fields: [len(1, tp(0)), len(2, len(1, ip4('10.0.0.9')), len(2, a4), vf(3, 0))], want: 'record' },
+    { name: 'protocol 255 with a NATed reply', fields: [len(1, tp(255)), len(2, len(1, ip4('10.0.0.9')), len(2, a4), vf(3, 255))], want: 'record' },
+    { name: 'protocol 256, last in its tuple', fields: [len(1, tp(256))], want: { code: 'EVALUE', reason: 'orig.proto 256 does not fit u8' } },
+    { name: 'a source port of 65536, last in its tuple', fields: [len(1, tp(6, vf(5, 2), vf(4, 65536)))], want: { code: 'EVALUE', reason: 'orig.sport 65536 does not fit u16' } },
+    { name: 'a source port given twice', fields: [len(1, tup(vf(4, 0x30)))], want: 'object' },
+    { name: 'ICMP type and code 255', fields: [len(1, tp(1, vf(6, 255), vf(7, 255), vf(8, 0)))], want: 'record' },
+    { name: 'ICMP type 256, last in its tuple', fields: [len(1, tp(1, vf(7, 0), vf(6, 256)))], want: { code: 'EVALUE', reason: 'orig.icmpType 256 does not fit u8' } },
+    { name: 'ICMP id 65536, last in its tuple', fields: [len(1, tp(1, vf(6, 8), vf(8, 65536)))], want: { code: 'EVALUE', reason: 'orig.icmpId 65536 does not fit u16' } },
+    { name: 'a tuple zone', fields: [len(1, tup(vf(9, 3)))], want: 'object' },
+    // Field 5 as a fixed32 whose bytes (18 11 20 07) read as varints would be protocol 17 and source port 7.
+    { name: 'a port sent as a fixed32 holding a protocol and a port', fields: [len(1, len(1, a4), len(2, b4), f32(5, 0x07201118))], want: 'object' },
+    { name: 'a tuple with the destination before the source', fields: [len(1, len(2, b4), len(1, a4), vf(3, 6), vf(4, 1), vf(5, 2))], want: 'record' },
+    { name: 'a tuple without addresses', fields: [len(1, vf(3, 6), vf(4, 1), vf(5, 2))], want: { code: 'EVALUE', reason: 'orig.src: address of 0 bytes, expected 4 or 16' } },
+    { name: 'a destination of 16 bytes beside a source of 4', fields: [len(1, len(1, a4), len(2, Buffer.alloc(16)), vf(3, 6))], want: { code: 'EVALUE', reason: 'orig.dst: address of 16 bytes, src has 4' } },
+    { name: 'no orig', fields: [vf(3, 1)], want: { code: 'EVALUE', reason: 'entry without orig tuple' } },
+    { name: 'a reply of another protocol', fields: [len(1, tup()), len(2, rtp(17, vf(4, 2), vf(5, 1)))], want: 'object' },
+    { name: 'an IPv6 reply to an IPv4 orig', fields: [len(1, tup()), len(2, tup6())], want: { code: 'EVALUE', reason: 'reply: IPv4 and IPv6 addresses mixed' } },
+    { name: 'ESP (no ports) with an ICMP type, no reply', fields: [len(1, tp(50, vf(6, 8)))], want: 'object' },
+    // Labels whose bytes (18 05 20 07) read as fields would be a status of 5 and a timeout of 7.
+    { name: 'labels whose bytes hold a status and a timeout field', fields: [len(1, tup()), len(11, h('18052007'))], want: 'object' },
+    { name: 'a source of 5 bytes', fields: [len(1, len(1, Buffer.alloc(5)), len(2, Buffer.alloc(5)), vf(3, 6))], want: { code: 'EVALUE', reason: 'orig.src: address of 5 bytes, expected 4 or 16' } },
+    { name: 'TCP with an ICMP type and no ports', fields: [len(1, tp(6, vf(6, 8)))], want: 'object' },
+    { name: 'an ICMP echo whose reply has ports', fields: [len(1, icmpOrig), len(2, rtp(1, vf(4, 1), vf(5, 2)))], want: 'object' },
+    { name: 'a zone of 65535', fields: [len(1, tup()), vf(6, 65535)], want: 'record' },
+    { name: 'a zone of 65536', fields: [len(1, tup()), vf(6, 65536)], want: { code: 'EVALUE', reason: 'zone 65536 does not fit u16' } },
+    { name: 'TCP at its bounds: state 9, scales 255, flags 65535', fields: [len(1, tup()), len(7, vf(1, 9), vf(2, 255), vf(3, 255), vf(4, 65535), vf(5, 65535))], want: 'record' },
+    { name: 'TCP state 10, last', fields: [len(1, tup()), len(7, vf(2, 1), vf(1, 10))], want: { code: 'EVALUE', reason: 'tcp.state 10 is not below 10' } },
+    { name: 'a window scale of 256, last', fields: [len(1, tup()), len(7, vf(1, 1), vf(2, 256))], want: { code: 'EVALUE', reason: 'tcp.wscaleOrig 256 does not fit u8' } },
+    { name: 'a reply window scale of 256, last', fields: [len(1, tup()), len(7, vf(1, 1), vf(3, 256))], want: { code: 'EVALUE', reason: 'tcp.wscaleReply 256 does not fit u8' } },
+    { name: 'TCP flags of 65536, last', fields: [len(1, tup()), len(7, vf(1, 1), vf(4, 65536))], want: { code: 'EVALUE', reason: 'tcp.flagsOrig 65536 does not fit flags | mask << 8' } },
+    { name: 'reply TCP flags of 65536, last', fields: [len(1, tup()), len(7, vf(1, 1), vf(5, 65536))], want: { code: 'EVALUE', reason: 'tcp.flagsReply 65536 does not fit flags | mask << 8' } },
+    // A fixed32 state: the record path reads every TCP field as a varint, and ff ff ff ff runs past the message.
+    { name: 'a TCP state sent as a fixed32 of ff ff ff ff', fields: [len(1, tup()), len(7, f32(1, 0xffffffff))], want: 'object' },
+    // Read as varints, the fixed32's bytes (05 10 80 01) would be 5, then a window scale of 128.
+    { name: 'a TCP state sent as a fixed32 holding a window scale', fields: [len(1, tup()), len(7, f32(1, 0x01801005))], want: 'object' },
+    // A refusal in the middle of a nested message: the record path gives up
+    // there. The bytes after it (28 81 01) read as entry fields would be a
+    // mark of 129 (for the object reader a field 16 fixed64, cut), and an
+    // ICMP reply read first leaves an ICMP tuple's bits behind.
+    { name: 'an ICMP reply, then an orig whose 5-byte source holds a status and a mark', fields: [len(2, icmpReply), len(1, len(1, h('1805288101')))], want: { code: 'EVALUE', reason: 'orig.src: address of 5 bytes, expected 4 or 16' } },
+    { name: 'an ICMP reply, then an orig with a repeated source port', fields: [len(2, icmpReply), len(1, tp(6, vf(4, 1), vf(5, 2)), h('20288101'))], want: { code: 'EDECODE', reason: 'fixed64 runs past its field' } },
+    { name: 'a TCP state given twice, the second holding a mark', fields: [len(1, tup()), len(7, vf(1, 1), h('08288101'))], want: { code: 'EDECODE', reason: 'fixed64 runs past its field' } },
+    { name: 'a TCP state sent as a fixed32 holding a mark', fields: [len(1, tup()), len(7, f32(1, 0x01812805))], want: 'object' },
+  ];
+  it.each(rows)('$name: $want', ({ fields, want }) => {
+    const buf = dgram(ctNew(...fields));
+    const objects = decode(buf);
+    const records = decodeDatagram(buf, { cluster: CLUSTER, records: true });
+    if (typeof want === 'object') {
+      expect(objects.ok ? 'ok' : objects.error).toEqual(want);
+      expect(records.ok ? 'ok' : records.error).toEqual(want);
+      return;
+    }
+    if (!objects.ok || !records.ok) throw new Error(`refused: ${objects.ok ? '' : objects.error.reason} ${records.ok ? '' : records.error.reason}`);
+    const o = (objects.messages[0] as { entry: ConntrackEntry }).entry;
+    const r = (records.messages[0] as { entry: ConntrackEntry | EntryRecord }).entry;
+    expect(r instanceof EntryRecord ? 'record' : 'object').toBe(want);
+    expect(r instanceof EntryRecord ? r.entry() : r).toEqual(o);
+  });
+
+  it.each([
+    { name: 'a TCP info given twice', fields: [len(1, tup()), len(7, vf(1, 3), vf(2, 7)), len(7, vf(1, 4))], want: { protoinfo: { tcp: { state: 4 } } } },
+    { name: 'a TCP state given twice', fields: [len(1, tup()), len(7, vf(1, 1), vf(1, 2))], want: { protoinfo: { tcp: { state: 2 } } } },
+    { name: 'an unknown field holding a status field', fields: [len(1, tup()), len(22, vf(3, 5))], want: {} },
+    { name: 'a source port given twice', fields: [len(1, tup(vf(4, 0x30)))], want: { orig: { ...tup4, sport: 0x30 }, reply: { ...mirrorTuple(tup4), dport: 0x30 } } },
+    { name: 'a port sent as a fixed32', fields: [len(1, len(1, a4), len(2, b4), f32(5, 0x07201118))], want: { orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 0 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 0 } } },
+    { name: 'a TCP state sent as a fixed32', fields: [len(1, tup()), len(7, f32(1, 0x01801005))], want: { protoinfo: { tcp: { state: 0 } } } },
+    { name: 'ESP with an ICMP type', fields: [len(1, tp(50, vf(6, 8)))], want: { orig: { src: '10.0.0.1', dst: '10.0.0.2', proto: 50, icmpType: 8 }, reply: { src: '10.0.0.2', dst: '10.0.0.1', proto: 50, icmpType: 8 } } },
+    { name: 'labels whose bytes hold fields', fields: [len(1, tup()), len(11, h('18052007'))], want: { labels: h('18052007') } },
+  ])('$name, read exactly as an object', ({ fields, want }) => {
+    const r = decode(dgram(ctNew(...fields)));
+    expect(r.ok && (r.messages[0] as { entry: ConntrackEntry }).entry).toStrictEqual({ family: 2, orig: tup4, reply: mirrorTuple(tup4), ...want });
+  });
+
+  it('200 records in one datagram: each its own, past the first 64 and 128', () => {
+    const entries = Array.from({ length: 200 }, (_, i) => ctNew(len(1, tup()), vf(3, i + 1)));
+    const r = decodeDatagram(dgram(...entries), { cluster: CLUSTER, records: true });
+    if (!r.ok) throw new Error(r.error.reason);
+    const status = r.messages.map((m) => {
+      const e = (m as { entry: ConntrackEntry | EntryRecord }).entry;
+      return e instanceof EntryRecord ? e.entry().status : 'object';
+    });
+    expect(status).toEqual(entries.map((_, i) => i + 1));
+  });
+
+  it('the record at a position is the same object in the next datagram (no garbage per datagram)', () => {
+    const first = decodeDatagram(dgram(ctNew(len(1, tup()), vf(3, 1))), { cluster: CLUSTER, records: true });
+    const second = decodeDatagram(dgram(ctNew(len(1, tup()), vf(3, 2))), { cluster: CLUSTER, records: true });
+    if (!first.ok || !second.ok) throw new Error('refused');
+    const a = (first.messages[0] as { entry: EntryRecord }).entry;
+    const b = (second.messages[0] as { entry: EntryRecord }).entry;
+    expect(b).toBeInstanceOf(EntryRecord);
+    expect(b).toBe(a);
+    expect(b.entry().status).toBe(2);
+  });
+});
+
+describe('proto-codec: the rest of the reader, exactly', () => {
+  const orig: Tuple = { src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 1, dport: 2 };
+  const reply = mirrorTuple(orig);
+  const node = (s: string): Buffer => len(1, Buffer.from(s));
+
+  it('an entry with only a TCP state has no other key', () => {
+    const r = decode(dgram(ctNew(len(1, tup()), len(7, vf(1, 3)))));
+    expect(r.ok && (r.messages[0] as { entry: ConntrackEntry }).entry).toStrictEqual({ family: 2, orig, reply, protoinfo: { tcp: { state: 3 } } });
+  });
+
+  it('a delete without a zone has no zone key', () => {
+    const r = decode(dgram(Buffer.concat([f32(1, 3), len(4, len(1, tup()), vf(3, 1))])));
+    expect(r.ok && r.messages).toStrictEqual([{ kind: 'ct-delete', seq: 3, entry: { family: 2, orig, reply } }]);
+  });
+
+  it.each([
+    { name: 'only its three tuples', extra: [], want: {} },
+    { name: 'a NAT of direction 1', extra: [len(9, vf(1, 1), len(2, tup()))], want: { nat: { dir: 1, tuple: orig } } },
+    // Field 22's bytes (20 63) read as a field would be a timeout of 99.
+    { name: 'an unknown field holding a timeout field', extra: [len(22, vf(4, 99))], want: {} },
+  ])('an expectation with $name: no other key', ({ extra, want }) => {
+    const r = decode(dgram(Buffer.concat([f32(1, 2), expNew(len(1, tup()), len(2, tup()), len(3, tup()), ...extra)])));
+    expect(r.ok && r.messages).toStrictEqual([{ kind: 'exp-new', seq: 2, entry: { family: 2, master: orig, tuple: orig, mask: orig, ...want } }]);
+  });
+
+  it.each([
+    { name: 'an IPv6 master after an IPv4 tuple', buf: dgram(expNew(len(2, tup()), len(1, tup6()))), reason: 'master: IPv4 and IPv6 addresses mixed' },
+    { name: 'an IPv6 tuple after an IPv4 master', buf: dgram(expNew(len(1, tup()), len(2, tup6()))), reason: 'tuple: IPv4 and IPv6 addresses mixed' },
+    { name: 'an expectation helper of 33 bytes', buf: dgram(expNew(len(5, Buffer.alloc(33, 0x61)))), reason: 'helper of 33 bytes, at most 32' },
+    { name: 'a hello-ack peer with a space', buf: dgram(len(11, node('fw b'))), reason: 'peer: byte 0x20 is not allowed in a node id' },
+    { name: 'a challenge peer with a space', buf: dgram(len(15, node('fw b'))), reason: 'peer: byte 0x20 is not allowed in a node id' },
+    { name: 'a challenge response peer with a space', buf: dgram(len(16, node('fw b'))), reason: 'peer: byte 0x20 is not allowed in a node id' },
+    { name: 'an ack peer with a space', buf: dgram(len(7, node('fw b'))), reason: 'peer: byte 0x20 is not allowed in a node id' },
+  ])('$name: EVALUE, $reason', ({ buf, reason }) => {
+    const r = decode(buf);
+    expect(r.ok ? 'ok' : r.error).toEqual({ code: 'EVALUE', reason });
+  });
+
+  it.each([
+    ['an alive', 9],
+    ['a hello', 10],
+  ])('%s whose body holds a group is refused: its fields are checked, not only skipped', (_name, field) => {
+    const r = decode(dgram(len(field, h('0b'))));
+    expect(r.ok ? 'ok' : r.error).toEqual({ code: 'EDECODE', reason: 'unsupported wire type 3 (field 1)' });
+  });
+
+  it('decodeMessageField reads an entry as an object, never a record', () => {
+    const w = new ProtoWriter(256);
+    writeMessage(w, { kind: 'ct-new', seq: 5, entry: { family: 2, orig, reply, mark: 1 } });
+    const one = Buffer.from(w.buf.subarray(0, w.pos));
+    const m = decodeMessageField(one, 0, one.length) as { entry: unknown };
+    expect(m.entry).not.toBeInstanceOf(EntryRecord);
+    expect(m).toStrictEqual({ kind: 'ct-new', seq: 5, entry: { family: 2, orig, reply, mark: 1 } });
+  });
+
+  it.each([
+    { name: 'an epoch and no number', fields: [f32(2, 7)], epoch: 7, number: undefined },
+    { name: 'a number and no epoch', fields: [f32(4, 9)], epoch: 0, number: 9 },
+    { name: 'both', fields: [f32(4, 0xffffffff), f32(2, 1)], epoch: 1, number: 0xffffffff },
+  ])('a datagram header with $name', ({ fields, epoch, number }) => {
+    const r = decode(Buffer.concat([dgram(), ...fields]));
+    expect(r.ok && [r.header.epoch, r.header.number, r.messages]).toStrictEqual([epoch, number, []]);
+  });
+
+  it('an unknown datagram field is skipped whole, even when its bytes hold a message field', () => {
+    // Field 22's bytes read as fields: 02 (field 0), then 1a 00, an empty message.
+    const r = decode(Buffer.concat([dgram(), len(22, len(3))]));
+    expect(r.ok && [r.messages, r.unknownMessages]).toStrictEqual([[], 0]);
+  });
+
+  /** readDatagram over a datagram's body with at most `max` messages: what it read, or its refusal. */
+  function readAtMost(buf: Buffer, max: number): unknown {
+    readerReset(buf, PREFIX_BYTES);
+    try {
+      const d = readDatagram(buf.length, max);
+      return [d.messages.map((m) => m.kind), d.unknownMessages];
+    } catch (e) {
+      if (e instanceof WireFail) return { code: e.code, reason: e.reason };
+      throw e;
+    } finally {
+      readerRelease();
+    }
+  }
+  const alive = len(9);
+  const unknown = len(17, h('00'));
+  it.each([
+    { name: 'two messages', msgs: [alive, alive], want: [['alive', 'alive'], 0] },
+    { name: 'a message and an unknown one', msgs: [alive, unknown], want: [['alive'], 1] },
+    { name: 'three messages', msgs: [alive, alive, alive], want: { code: 'EVALUE', reason: 'more than 2 messages in one datagram' } },
+    { name: 'two messages and an unknown one', msgs: [alive, unknown, alive], want: { code: 'EVALUE', reason: 'more than 2 messages in one datagram' } },
+    { name: 'three unknown messages', msgs: [unknown, unknown, unknown], want: { code: 'EVALUE', reason: 'more than 2 messages in one datagram' } },
+  ])('at most 2 messages: $name', ({ msgs, want }) => {
+    expect(readAtMost(dgram(...msgs), 2)).toStrictEqual(want);
   });
 });
