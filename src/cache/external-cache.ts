@@ -66,6 +66,7 @@ import type { ReplicaSink } from '../sync/engine/replica-sink.js';
 import { seqAfter, seqBefore } from '../sync/engine/seq.js';
 import { EntryCompactor, recordCarriesNothingNew, refreshTimeout } from './compact.js';
 import { newPeerEntryCounters, PEER_FIXED, PEER_REJECT, type PeerEntryCheck, type PeerEntryCounters } from './peer-validate.js';
+import { SlotInts, SlotRefs } from '../common/slot-ints.js';
 import { RecordTable } from './record-table.js';
 
 export type RemoteKind = 'new' | 'update' | 'delete';
@@ -224,10 +225,10 @@ export class SlotRecord implements ExternalRecord {
     readonly record: EntryRecord,
   ) {
     const m = cache.slotMeta;
-    this.src0 = m.src[slot]!;
-    this.seq0 = m.seq[slot]!;
-    this.at0 = m.at[slot]!;
-    this.copy0 = m.copy[slot] as KernelCopy;
+    this.src0 = m.src.get(slot)!;
+    this.seq0 = m.seq.get(slot);
+    this.at0 = m.at.get(slot);
+    this.copy0 = m.copy.get(slot) as KernelCopy;
   }
 
   /** The entry, made from the record on first use. */
@@ -247,11 +248,11 @@ export class SlotRecord implements ExternalRecord {
   }
 
   get origin(): string {
-    return (this.current ? this.cache.slotMeta.src[this.slot]! : this.src0).origin;
+    return (this.current ? this.cache.slotMeta.src.get(this.slot)! : this.src0).origin;
   }
 
   get epoch(): number {
-    return (this.current ? this.cache.slotMeta.src[this.slot]! : this.src0).epoch;
+    return (this.current ? this.cache.slotMeta.src.get(this.slot)! : this.src0).epoch;
   }
 
   get seq(): number {
@@ -325,39 +326,28 @@ export interface CommitOrder {
   peers: string[];
 }
 
-/** What the cache knows of each conntrack record, by slot. */
+/**
+ * What the cache knows of each conntrack record, by slot, in chunked arrays
+ * that grow a chunk at a time (src/common/slot-ints.ts): arrays doubled by
+ * copying stopped the receiver for tens of milliseconds at each power of two.
+ */
 interface SlotMeta {
-  src: (Source | undefined)[];
+  readonly src: SlotRefs<Source>;
   /** u32 sequence number of the last applied message, stored as int32. */
-  seq: Int32Array;
+  readonly seq: SlotInts;
   /** updatedAt - src.base, rounded to the millisecond. */
-  at: Int32Array;
+  readonly at: SlotInts;
   /** Bulk generation the record was last seen in; 0 for none. */
-  bulk: Int32Array;
-  copy: Uint8Array;
-  /** Bumped each time the slot takes a new key, for SlotRecord.current. */
-  gen: Uint32Array;
+  readonly bulk: SlotInts;
+  /** KernelCopy. */
+  readonly copy: SlotInts;
+  /** u32, bumped each time the slot takes a new key, for SlotRecord.current (stored as int32). */
+  readonly gen: SlotInts;
 }
 
-function slotMeta(n: number, from?: SlotMeta): SlotMeta {
-  const m: SlotMeta = {
-    src: from?.src ?? [],
-    seq: new Int32Array(n),
-    at: new Int32Array(n),
-    bulk: new Int32Array(n),
-    copy: new Uint8Array(n),
-    gen: new Uint32Array(n),
-  };
-  if (from !== undefined) {
-    m.seq.set(from.seq);
-    m.at.set(from.at);
-    m.bulk.set(from.bulk);
-    m.copy.set(from.copy);
-    m.gen.set(from.gen);
-  }
-  return m;
+function slotMeta(): SlotMeta {
+  return { src: new SlotRefs(), seq: new SlotInts(), at: new SlotInts(), bulk: new SlotInts(), copy: new SlotInts(), gen: new SlotInts() };
 }
-
 
 export class ExternalCache implements ReplicaSink {
   readonly limit: number;
@@ -366,7 +356,7 @@ export class ExternalCache implements ReplicaSink {
   private readonly base: number;
   private readonly table: RecordTable;
   /** Per-slot state; read by SlotRecord. */
-  slotMeta: SlotMeta;
+  readonly slotMeta: SlotMeta = slotMeta();
   private readonly ctCounters: ExternalCounters = emptyCounters();
   private readonly onChange: ExternalCacheOptions['onChange'];
   private readonly exp = new Map<string, StoredRecord<ExpectEntry>>();
@@ -407,7 +397,6 @@ export class ExternalCache implements ReplicaSink {
     this.now = opts.now ?? Date.now;
     this.base = this.now();
     this.table = new RecordTable(Math.min(opts.initialSlots ?? 1024, Math.max(16, this.limit)));
-    this.slotMeta = slotMeta(this.table.capacity);
     this.onChange = opts.onChange;
     const t = opts.tombstones ?? DEFAULT_TOMBSTONES;
     this.tombMax = t.max;
@@ -466,9 +455,9 @@ export class ExternalCache implements ReplicaSink {
     let key: string | undefined;
     let own: Shadow | undefined;
     if (slot >= 0) {
-      const src = m.src[slot]!;
+      const src = m.src.get(slot)!;
       if (src.origin === origin) {
-        if (src.epoch === epoch && seqBefore(seq, m.seq[slot]! >>> 0)) {
+        if (src.epoch === epoch && seqBefore(seq, m.seq.get(slot) >>> 0)) {
           c.stale++;
           return 'stale';
         }
@@ -525,12 +514,12 @@ export class ExternalCache implements ReplicaSink {
       } else {
         t.overwrite(slot, r.w, at);
         t.setExtras(slot, extras);
-        if (m.copy[slot] === KERNEL_CURRENT) m.copy[slot] = KERNEL_STALE;
+        if (m.copy.get(slot) === KERNEL_CURRENT) m.copy.set(slot, KERNEL_STALE);
       }
-      m.src[slot] = st.source;
-      m.seq[slot] = seq | 0;
-      m.at[slot] = time;
-      if (st.bulk !== 0) m.bulk[slot] = st.bulk;
+      m.src.set(slot, st.source);
+      m.seq.set(slot, seq | 0);
+      m.at.set(slot, time);
+      if (st.bulk !== 0) m.bulk.set(slot, st.bulk);
       c.updated++;
       if (this.onChange !== undefined) this.onChange(recordKeyString(r.w, at), 'updated', this.recordAt(slot), this.entryAt(slot));
       return 'updated';
@@ -544,14 +533,21 @@ export class ExternalCache implements ReplicaSink {
       return 'refused';
     }
     const created = t.insert(r.w, at, extras, hash);
-    if (t.capacity > m.seq.length) this.slotMeta = slotMeta(t.capacity, m);
     const n = this.slotMeta;
-    n.src[created] = st.source;
-    n.seq[created] = seq | 0;
-    n.at[created] = time;
-    n.bulk[created] = st.bulk;
-    n.copy[created] = KERNEL_NONE;
-    n.gen[created] = (n.gen[created]! + 1) >>> 0;
+    if (created >= n.seq.length) {
+      n.src.cover(created + 1);
+      n.seq.cover(created + 1);
+      n.at.cover(created + 1);
+      n.bulk.cover(created + 1);
+      n.copy.cover(created + 1);
+      n.gen.cover(created + 1);
+    }
+    n.src.set(created, st.source);
+    n.seq.set(created, seq | 0);
+    n.at.set(created, time);
+    n.bulk.set(created, st.bulk);
+    n.copy.set(created, KERNEL_NONE);
+    n.gen.set(created, (n.gen.get(created) + 1) >>> 0);
     st.entries++;
     // The live record's own (origin, epoch, seq) guards the key from now on.
     if (this.tombs !== undefined && this.tombs.size > 0) this.tombs.delete(recordKeyString(r.w, at));
@@ -691,9 +687,9 @@ export class ExternalCache implements ReplicaSink {
     const m = this.slotMeta;
     const t = this.table;
     for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-      if (!carried(m.src[s]!)) continue;
-      m.src[s] = src;
-      if (seqBefore(m.seq[s]! >>> 0, floor)) m.seq[s] = floor | 0;
+      if (!carried(m.src.get(s)!)) continue;
+      m.src.set(s, src);
+      if (seqBefore(m.seq.get(s) >>> 0, floor)) m.seq.set(s, floor | 0);
     }
     for (const list of this.shadows.values()) {
       for (const x of list) {
@@ -747,7 +743,7 @@ export class ExternalCache implements ReplicaSink {
     this.ctCounters.flushed += this.table.size;
     this.expCounters.flushed += this.exp.size;
     this.table.clear();
-    this.slotMeta.src = [];
+    this.slotMeta.src.clear();
     this.exp.clear();
     this.shadows.clear();
     this.shadowCount = 0;
@@ -795,7 +791,7 @@ export class ExternalCache implements ReplicaSink {
     let take = false;
     for (let pass = 0; pass < 2; pass++) {
       for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-        const src = m.src[s]!;
+        const src = m.src.get(s)!;
         // Records come in runs of one source: one comparison and Set insert per run.
         if (src !== last) {
           last = src;
@@ -808,7 +804,7 @@ export class ExternalCache implements ReplicaSink {
         if (isRelated !== (pass === 1)) continue;
         if (isRelated) related++;
         slots[n] = s;
-        gens[n++] = m.gen[s]!;
+        gens[n++] = m.gen.get(s);
       }
       last = undefined;
     }
@@ -817,7 +813,7 @@ export class ExternalCache implements ReplicaSink {
 
   /** Whether `slot` still holds the record of generation `gen`: the same key, not freed or flushed since. */
   holds(slot: number, gen: number): boolean {
-    return this.slotMeta.gen[slot] === gen && this.table.isLive(slot);
+    return this.slotMeta.gen.get(slot) >>> 0 === gen && this.table.isLive(slot);
   }
 
   /**
@@ -833,25 +829,25 @@ export class ExternalCache implements ReplicaSink {
 
   /** The u32 seq of the last message applied to a live slot. */
   slotSeq(slot: number): number {
-    return this.slotMeta.seq[slot]! >>> 0;
+    return this.slotMeta.seq.get(slot) >>> 0;
   }
 
   /** now() when the last message for a live slot was applied (ExternalRecord.updatedAt). */
   slotUpdatedAt(slot: number): number {
     const m = this.slotMeta;
-    return m.src[slot]!.base + m.at[slot]!;
+    return m.src.get(slot)!.base + m.at.get(slot);
   }
 
   /** What the kernel holds of a live slot's record (see KernelCopy). */
   slotKernelCopy(slot: number): KernelCopy {
-    return this.slotMeta.copy[slot] as KernelCopy;
+    return this.slotMeta.copy.get(slot) as KernelCopy;
   }
 
   /** noteInKernel() by slot: ignored unless the slot still holds generation `gen`. */
   noteSlotInKernel(slot: number, gen: number, seq: number): void {
     if (!this.holds(slot, gen)) return;
     const m = this.slotMeta;
-    m.copy[slot] = m.seq[slot]! >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE;
+    m.copy.set(slot, m.seq.get(slot) >>> 0 === seq >>> 0 ? KERNEL_CURRENT : KERNEL_STALE);
   }
 
   /** records() with each one's entryKey(), for callers that match them against other caches' keys. */
@@ -907,7 +903,7 @@ export class ExternalCache implements ReplicaSink {
   private dropCopy(slot: number, origin: string, r: RecordBuf, at: number, extras: RecordExtras | undefined): boolean {
     const m = this.slotMeta;
     const sh = this.shadows;
-    if (m.src[slot]!.origin !== origin) {
+    if (m.src.get(slot)!.origin !== origin) {
       // Only the origin's shadow, if it has one: the table's copy is another origin's.
       const key = recordKeyString(r.w, at);
       const list = sh.get(key);
@@ -956,16 +952,16 @@ export class ExternalCache implements ReplicaSink {
       st.entries++;
     }
     if (this.shadowCount >= this.limit) {
-      this.uncount(m.src[slot]!.origin);
+      this.uncount(m.src.get(slot)!.origin);
       this.ctCounters.shadowsRefused++;
     } else {
       if (list === undefined) this.shadows.set(flatKey(key), (list = []));
       list.push({
         rec: this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot)),
-        src: m.src[slot]!,
-        seq: m.seq[slot]!,
-        at: m.at[slot]!,
-        bulk: m.bulk[slot]!,
+        src: m.src.get(slot)!,
+        seq: m.seq.get(slot),
+        at: m.at.get(slot),
+        bulk: m.bulk.get(slot),
       });
       this.shadowCount++;
     }
@@ -986,12 +982,12 @@ export class ExternalCache implements ReplicaSink {
     t.overwrite(slot, s.rec.w, s.rec.at);
     t.setExtras(slot, s.rec.x);
     const m = this.slotMeta;
-    m.src[slot] = s.src;
-    m.seq[slot] = s.seq;
-    m.at[slot] = s.at;
-    m.bulk[slot] = s.bulk;
+    m.src.set(slot, s.src);
+    m.seq.set(slot, s.seq);
+    m.at.set(slot, s.at);
+    m.bulk.set(slot, s.bulk);
     // The kernel holds the dropped copy, if any: this one differs.
-    if (m.copy[slot] !== KERNEL_NONE) m.copy[slot] = KERNEL_STALE;
+    if (m.copy.get(slot) !== KERNEL_NONE) m.copy.set(slot, KERNEL_STALE);
     if (this.onChange !== undefined) this.onChange(key, 'updated', this.recordAt(slot), this.entryAt(slot));
   }
 
@@ -1014,7 +1010,7 @@ export class ExternalCache implements ReplicaSink {
 
   private recordAt(slot: number): SlotRecord {
     const t = this.table;
-    return new SlotRecord(this, slot, this.slotMeta.gen[slot]!, this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot)));
+    return new SlotRecord(this, slot, this.slotMeta.gen.get(slot) >>> 0, this.pool.copy(t.recOf(slot).w, t.at(slot), t.extrasOf(slot)));
   }
 
   private entryAt(slot: number): ConntrackEntry {
@@ -1025,8 +1021,8 @@ export class ExternalCache implements ReplicaSink {
   private free(slot: number): void {
     this.table.remove(slot);
     const m = this.slotMeta;
-    m.src[slot] = undefined;
-    m.gen[slot] = (m.gen[slot]! + 1) >>> 0;
+    m.src.set(slot, undefined);
+    m.gen.set(slot, (m.gen.get(slot) + 1) >>> 0);
   }
 
   /** Whether a live tombstone of the same origin and epoch is newer than seq. */
@@ -1092,8 +1088,8 @@ export class ExternalCache implements ReplicaSink {
     const t = this.table;
     const m = this.slotMeta;
     for (let s = t.next(-1); s >= 0; s = t.next(s)) {
-      if (!pred(m.src[s]!, m.bulk[s]!, m.seq[s]!)) continue;
-      this.uncount(m.src[s]!.origin);
+      if (!pred(m.src.get(s)!, m.bulk.get(s), m.seq.get(s))) continue;
+      this.uncount(m.src.get(s)!.origin);
       const key = this.shadows.size === 0 ? undefined : recordKeyString(t.recOf(s).w, t.at(s));
       const list = key === undefined ? undefined : this.shadows.get(key);
       if (list !== undefined) this.promote(s, key!, list);

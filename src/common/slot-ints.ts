@@ -36,3 +36,31 @@ export class SlotInts {
     for (const c of this.chunks) c.fill(v);
   }
 }
+
+/** The same for references (one of few objects per slot, e.g. a record's source), in chunks never copied. */
+export class SlotRefs<T extends object> {
+  private readonly chunks: (T | undefined)[][] = [];
+
+  /** Slots covered now: get and set take slots below this. */
+  get length(): number {
+    return this.chunks.length << SHIFT;
+  }
+
+  /** Covers slots below n (adds chunks of undefined). */
+  cover(n: number): void {
+    while (this.chunks.length << SHIFT < n) this.chunks.push(new Array<T | undefined>(SLOT_CHUNK).fill(undefined));
+  }
+
+  get(slot: number): T | undefined {
+    return this.chunks[slot >>> SHIFT]![slot & MASK];
+  }
+
+  set(slot: number, v: T | undefined): void {
+    this.chunks[slot >>> SHIFT]![slot & MASK] = v;
+  }
+
+  /** Lets go of every reference; what is covered stays covered. */
+  clear(): void {
+    for (const c of this.chunks) c.fill(undefined);
+  }
+}

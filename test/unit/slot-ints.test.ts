@@ -1,6 +1,6 @@
 // SlotInts (src/common/slot-ints.ts): a per-slot int32 array grown a chunk at a time.
 import { describe, expect, it } from 'vitest';
-import { SLOT_CHUNK, SlotInts } from '../../src/common/slot-ints.js';
+import { SLOT_CHUNK, SlotInts, SlotRefs } from '../../src/common/slot-ints.js';
 
 describe('SlotInts', () => {
   it('covers nothing at first and whole chunks after cover()', () => {
@@ -40,5 +40,27 @@ describe('SlotInts', () => {
     expect([a.get(0), a.get(5), a.get(SLOT_CHUNK + 5), a.get(2 * SLOT_CHUNK - 1)]).toEqual([3, 3, 3, 3]);
     a.fill(0);
     expect(a.get(SLOT_CHUNK + 5)).toBe(0);
+  });
+});
+
+describe('SlotRefs', () => {
+  it('holds a reference per slot across chunk edges, undefined where none was set, and lets go of all on clear()', () => {
+    const a = new SlotRefs<{ id: number }>();
+    expect(a.length).toBe(0);
+    a.cover(SLOT_CHUNK + 1);
+    expect(a.length).toBe(2 * SLOT_CHUNK);
+    const x = { id: 1 };
+    const y = { id: 2 };
+    a.set(SLOT_CHUNK - 1, x);
+    a.set(SLOT_CHUNK, y);
+    a.cover(3 * SLOT_CHUNK);
+    expect(a.get(SLOT_CHUNK - 1)).toBe(x);
+    expect(a.get(SLOT_CHUNK)).toBe(y);
+    expect(a.get(0)).toBeUndefined();
+    expect(a.get(3 * SLOT_CHUNK - 1)).toBeUndefined();
+    a.clear();
+    expect(a.get(SLOT_CHUNK - 1)).toBeUndefined();
+    expect(a.get(SLOT_CHUNK)).toBeUndefined();
+    expect(a.length).toBe(3 * SLOT_CHUNK);
   });
 });
