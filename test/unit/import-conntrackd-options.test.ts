@@ -928,91 +928,6 @@ describe('the Importer at its edges', () => {
   });
 });
 
-describe('General and Filter words cut short, and Filter heads misspelt', () => {
-  const general = (line: string): string => y(BASE, 'General {', ` ${line}`, '}');
-
-  it.each([
-    ['UNIX { Path }', "c.conf:3:14: Path needs a path, got '}'"],
-    ['LogFile }', "c.conf:3:10: LogFile needs on, off or a path, got '}'"],
-    ['Syslog }', "c.conf:3:9: Syslog needs on, off or a facility, got '}'"],
-    ['LockFile }', "c.conf:3:11: LockFile needs a path, got '}'"],
-    ['NetlinkOverrunResync }', "c.conf:3:23: NetlinkOverrunResync needs on, off or seconds, got '}'"],
-    ['Nice }', "c.conf:3:7: Nice needs a number, got '}'"],
-    ['HashLimit }', "c.conf:3:12: HashLimit needs a number, got '}'"],
-    ['NetlinkEventsReliable }', "c.conf:3:24: NetlinkEventsReliable needs on or off, got '}'"],
-    ['Scheduler { Type } }', "c.conf:3:19: Type needs RR or FIFO, got '}'"],
-    ['Filter Frob { }', "c.conf:3:9: expected { after Filter, got 'Frob'"],
-    ['Filter From Frob { }', "c.conf:3:14: Filter From takes Userspace or Kernelspace, got 'Frob'"],
-    ['Filter From Userspace Frob { }', "c.conf:3:24: expected { after Userspace, got 'Frob'"],
-    ['Filter { Address Accept { IPv4_address } } }', "c.conf:3:41: IPv4_address needs an IPv4 address or prefix, got '}'"],
-    ['Filter { Address Accept { IPv6_address } } }', "c.conf:3:41: IPv6_address needs an IPv6 address or prefix, got '}'"],
-  ])('%s: %s', (line, message) => {
-    expect(conversionError(general(line)).message).toBe(message);
-  });
-});
-
-describe('Stats without a file, or with Syslog off or unknown', () => {
-  it.each<[string, string[], Row[], unknown]>([
-    [
-      'an empty Stats: the default file, the warning at the Stats line',
-      [],
-      [[1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl']],
-      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
-    ],
-    ['Syslog off beside a file: the file alone', ['Syslog off', 'LogFile /f.jsonl'], [], { events: ['destroy'], file: { path: '/f.jsonl' } }],
-    [
-      'an unknown facility: no syslog, and no file either',
-      ['Syslog frob'],
-      [
-        [1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl'],
-        [
-          2,
-          'Syslog',
-          'Syslog frob is not supported by ctsyncd: expected on, off or a facility (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0, local1, local2, local3, local4, local5, local6, local7)',
-        ],
-      ],
-      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
-    ],
-  ])('%s', (_what, lines, rows, flowlog) => {
-    const r = convert(y('Stats {', ...lines.map((l) => ` ${l}`), '}'));
-    expect(rowsOf(r)).toEqual(rows);
-    expect((parseDocument(r.yaml).toJS() as { flowlog: unknown }).flowlog).toEqual(flowlog);
-  });
-});
-
-describe('a Sync without Mode', () => {
-  it('is FTFW, warned about at the Sync line, with the note saying why', () => {
-    const r = convert(y('', 'Sync {', ' Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth2 }', '}'));
-    expect(rowsOf(r)).toEqual([
-      [2, 'Mode', 'Sync has no Mode; conntrackd then uses FTFW, and so does this conversion (sync.mode: ftfw)'],
-    ]);
-    expect(parseConfig(r.yaml, 'x.yaml').sync!.mode).toBe('ftfw');
-    expect(noteAt(r.yaml, ['sync', 'mode'])).toBe('no Mode in conntrackd.conf: FTFW, its default');
-  });
-});
-
-describe('link-local, exactly', () => {
-  // fe80::/10 is link-local (fe80 to febf); fec0 is past it; an fe80 inside the address is not its start.
-  it.each([
-    ['fe80::1', true],
-    ['FE80::1', true],
-    ['febf::1', true],
-    ['fe9a::1', true],
-    ['fec0::1', false],
-    ['fe7f::1', false],
-    ['2001:db8::fe80', false],
-  ])('UDP IPv6_address %s warns: %s', (addr, warns) => {
-    const r = convert(y('Sync {', ' Mode FTFW { }', ' UDP {', `  IPv6_address ${addr}`, '  IPv6_Destination_Address 2001:db8::2', '  Port 3780', ' }', '}'));
-    const warning: Row = [
-      4,
-      'IPv6_address',
-      `IPv6_address ${addr} is link-local: ctsyncd cannot bind an address that needs an interface scope; use a global or ULA address on the sync link`,
-    ];
-    expect(rowsOf(r)).toEqual(warns ? [warning] : []);
-    expect(parseConfig(r.yaml, 'x.yaml').sync!.udp?.bind).toBe(addr);
-  });
-});
-
 describe('nodeIdFromHostname, more', () => {
   it.each([
     ['LOCALHOST', undefined],
@@ -1237,5 +1152,90 @@ describe('ctsyncd import-conntrackd, its words exactly', () => {
     expect(r.code).toBe(1);
     expect(r.out).toEqual([]);
     expect(r.err).toEqual([expect.stringMatching(/^ctsyncd: import-conntrackd: cannot write .*missing\/x\.yaml: ENOENT/)]);
+  });
+});
+
+describe('General and Filter words cut short, and Filter heads misspelt', () => {
+  const general = (line: string): string => y(BASE, 'General {', ` ${line}`, '}');
+
+  it.each([
+    ['UNIX { Path }', "c.conf:3:14: Path needs a path, got '}'"],
+    ['LogFile }', "c.conf:3:10: LogFile needs on, off or a path, got '}'"],
+    ['Syslog }', "c.conf:3:9: Syslog needs on, off or a facility, got '}'"],
+    ['LockFile }', "c.conf:3:11: LockFile needs a path, got '}'"],
+    ['NetlinkOverrunResync }', "c.conf:3:23: NetlinkOverrunResync needs on, off or seconds, got '}'"],
+    ['Nice }', "c.conf:3:7: Nice needs a number, got '}'"],
+    ['HashLimit }', "c.conf:3:12: HashLimit needs a number, got '}'"],
+    ['NetlinkEventsReliable }', "c.conf:3:24: NetlinkEventsReliable needs on or off, got '}'"],
+    ['Scheduler { Type } }', "c.conf:3:19: Type needs RR or FIFO, got '}'"],
+    ['Filter Frob { }', "c.conf:3:9: expected { after Filter, got 'Frob'"],
+    ['Filter From Frob { }', "c.conf:3:14: Filter From takes Userspace or Kernelspace, got 'Frob'"],
+    ['Filter From Userspace Frob { }', "c.conf:3:24: expected { after Userspace, got 'Frob'"],
+    ['Filter { Address Accept { IPv4_address } } }', "c.conf:3:41: IPv4_address needs an IPv4 address or prefix, got '}'"],
+    ['Filter { Address Accept { IPv6_address } } }', "c.conf:3:41: IPv6_address needs an IPv6 address or prefix, got '}'"],
+  ])('%s: %s', (line, message) => {
+    expect(conversionError(general(line)).message).toBe(message);
+  });
+});
+
+describe('Stats without a file, or with Syslog off or unknown', () => {
+  it.each<[string, string[], Row[], unknown]>([
+    [
+      'an empty Stats: the default file, the warning at the Stats line',
+      [],
+      [[1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl']],
+      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
+    ],
+    ['Syslog off beside a file: the file alone', ['Syslog off', 'LogFile /f.jsonl'], [], { events: ['destroy'], file: { path: '/f.jsonl' } }],
+    [
+      'an unknown facility: no syslog, and no file either',
+      ['Syslog frob'],
+      [
+        [1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl'],
+        [
+          2,
+          'Syslog',
+          'Syslog frob is not supported by ctsyncd: expected on, off or a facility (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0, local1, local2, local3, local4, local5, local6, local7)',
+        ],
+      ],
+      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
+    ],
+  ])('%s', (_what, lines, rows, flowlog) => {
+    const r = convert(y('Stats {', ...lines.map((l) => ` ${l}`), '}'));
+    expect(rowsOf(r)).toEqual(rows);
+    expect((parseDocument(r.yaml).toJS() as { flowlog: unknown }).flowlog).toEqual(flowlog);
+  });
+});
+
+describe('a Sync without Mode', () => {
+  it('is FTFW, warned about at the Sync line, with the note saying why', () => {
+    const r = convert(y('', 'Sync {', ' Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth2 }', '}'));
+    expect(rowsOf(r)).toEqual([
+      [2, 'Mode', 'Sync has no Mode; conntrackd then uses FTFW, and so does this conversion (sync.mode: ftfw)'],
+    ]);
+    expect(parseConfig(r.yaml, 'x.yaml').sync!.mode).toBe('ftfw');
+    expect(noteAt(r.yaml, ['sync', 'mode'])).toBe('no Mode in conntrackd.conf: FTFW, its default');
+  });
+});
+
+describe('link-local, exactly', () => {
+  // fe80::/10 is link-local (fe80 to febf); fec0 is past it; an fe80 inside the address is not its start.
+  it.each([
+    ['fe80::1', true],
+    ['FE80::1', true],
+    ['febf::1', true],
+    ['fe9a::1', true],
+    ['fec0::1', false],
+    ['fe7f::1', false],
+    ['2001:db8::fe80', false],
+  ])('UDP IPv6_address %s warns: %s', (addr, warns) => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', ' UDP {', `  IPv6_address ${addr}`, '  IPv6_Destination_Address 2001:db8::2', '  Port 3780', ' }', '}'));
+    const warning: Row = [
+      4,
+      'IPv6_address',
+      `IPv6_address ${addr} is link-local: ctsyncd cannot bind an address that needs an interface scope; use a global or ULA address on the sync link`,
+    ];
+    expect(rowsOf(r)).toEqual(warns ? [warning] : []);
+    expect(parseConfig(r.yaml, 'x.yaml').sync!.udp?.bind).toBe(addr);
   });
 });
