@@ -1173,8 +1173,27 @@ describe('General and Filter words cut short, and Filter heads misspelt', () => 
     ['Filter From Userspace Frob { }', "c.conf:3:24: expected { after Userspace, got 'Frob'"],
     ['Filter { Address Accept { IPv4_address } } }', "c.conf:3:41: IPv4_address needs an IPv4 address or prefix, got '}'"],
     ['Filter { Address Accept { IPv6_address } } }', "c.conf:3:41: IPv6_address needs an IPv6 address or prefix, got '}'"],
+    ['Filter { Protocol } }', "c.conf:3:20: Protocol needs Accept or Ignore, got '}'"],
   ])('%s: %s', (line, message) => {
     expect(conversionError(general(line)).message).toBe(message);
+  });
+
+  it('Filter at the end of the file: no From to peek at, the block it needs', () => {
+    expect(conversionError(y(BASE, 'General { Filter')).message).toBe('c.conf:2:11: expected { after Filter');
+  });
+
+  // Only the words off and no, whole, turn LogFile and Syslog off; one that starts or ends with them is a file or a facility.
+  it.each([
+    ['LogFile', '/var/log/casino', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['LogFile', 'nowhere', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['LogFile', 'offline.log', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['Syslog', 'casino', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+    ['Syslog', 'nowhere', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+    ['Syslog', 'kickoff', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+  ])('General %s %s is not supported', (option, value, why) => {
+    expect(rowsOf(convert(general(`${option} ${value}`)))).toEqual([
+      [3, option, `${option} ${value} is not supported by ctsyncd: ${why}`],
+    ]);
   });
 });
 
