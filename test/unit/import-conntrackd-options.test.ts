@@ -1258,3 +1258,36 @@ describe('link-local, exactly', () => {
     expect(parseConfig(r.yaml, 'x.yaml').sync!.udp?.bind).toBe(addr);
   });
 });
+
+describe('ctsyncd import-conntrackd, more of its words', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-import-more-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = importConntrackdCommand(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, { hostname: () => 'fw1' });
+    return { code, out, err };
+  };
+  const usage = (m: string): string => `ctsyncd: import-conntrackd: ${m} (see ctsyncd import-conntrackd --help)`;
+
+  it.each([
+    ['4294967296', "--cluster-id takes 0..4294967295, not '4294967296'"],
+    ['x1', "--cluster-id takes 0..4294967295, not 'x1'"],
+  ])('--cluster-id %s: exit 2, %s', (id, message) => {
+    expect(run(['a', '--cluster-id', id])).toEqual({ code: 2, out: [], err: [usage(message)] });
+  });
+
+  it('two warnings are warnings', () => {
+    const conf = join(dir, 'two.conf');
+    writeFileSync(conf, y(BASE, 'General { PollSecs 5 Nice 1 }'));
+    const out = join(dir, 'two.yaml');
+    expect(run([conf, '-o', out])).toEqual({
+      code: 0,
+      out: [`${out}: converted from ${conf} with 2 warnings; check it with: ctsyncd check-config ${out}`],
+      err: [
+        `${conf}:2: PollSecs 5 is not supported by ctsyncd: ctsyncd always follows kernel events; there is no polling mode`,
+        `${conf}:2: Nice 1 is not supported by ctsyncd: set Nice= in the systemd unit (conntrackd ignores Nice too)`,
+      ],
+    });
+  });
+});
