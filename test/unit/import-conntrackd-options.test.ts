@@ -1291,3 +1291,60 @@ describe('ctsyncd import-conntrackd, more of its words', () => {
     });
   });
 });
+
+describe('the converter: FTFW RefreshTime, empty accept lists, a result without warnings', () => {
+  it('RefreshTime in FTFW is dropped without the notrack hint', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { RefreshTime 5 }', ' Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth2 }', '}'));
+    expect(rowsOf(r)).toEqual([[2, 'RefreshTime', 'RefreshTime 5 is not supported by ctsyncd: conntrackd uses it only in Mode ALARM']]);
+  });
+
+  it.each<[string, Row[]]>([
+    [
+      'Protocol Accept { ESP }',
+      [
+        [4, 'ESP', "ESP is not supported by ctsyncd's filter, which knows tcp udp udplite sctp dccp gre icmp icmpv6; dropped from Protocol Accept"],
+        [4, 'Protocol Accept', 'Protocol Accept has no protocol ctsyncd knows; an empty accept list would sync nothing, so filter.protocols is left out (everything passes)'],
+      ],
+    ],
+    [
+      'State Accept { BOGUS for TCP }',
+      [
+        [4, 'BOGUS', 'BOGUS is not a conntrack TCP state (NONE SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2); dropped from State Accept'],
+        [4, 'State Accept', 'State Accept has no state ctsyncd knows; an empty accept list would sync nothing, so filter.tcpStates is left out (everything passes)'],
+      ],
+    ],
+  ])('an accept list left empty: %s', (line, rows) => {
+    const r = convert(y(BASE, 'General {', ' Filter {', `  ${line}`, ' }', '}'));
+    expect(rowsOf(r)).toEqual(rows);
+    expect(parseConfig(r.yaml, 'x.yaml').filter).toMatchObject({ protocols: {}, tcpStates: {} });
+  });
+
+  it('a result without warnings has the four header lines alone', () => {
+    const r = convert(y(BASE));
+    expect(r.warnings).toEqual([]);
+    expect(r.yaml.split('\n').slice(0, 6)).toEqual([
+      '# ctsyncd configuration converted by `ctsyncd import-conntrackd` from c.conf.',
+      '# The comment on each value names the conntrackd.conf line it came from; keys',
+      "# not written here take ctsyncd's defaults (see conntrackd.yaml in the package).",
+      '# Review it, then validate it with: ctsyncd check-config FILE',
+      '',
+      'node:',
+    ]);
+  });
+
+  it('a file whose second byte is gzip’s but not its first is read as text', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-import-gz-'));
+    try {
+      const conf = join(dir, 'odd.conf');
+      // "#" and a byte that is no UTF-8: a comment line, then the file.
+      writeFileSync(conf, Buffer.concat([Buffer.from([0x23, 0x8b, 0x0a]), Buffer.from(y(BASE))]));
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = importConntrackdCommand([conf, '--node-id', 'fw1'], { out: (t) => out.push(t), err: (t) => err.push(t) });
+      expect([code, err]).toEqual([0, []]);
+      expect(parseConfig(out.join(''), 'x.yaml').sync!.multicast?.interface).toBe('eth2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
