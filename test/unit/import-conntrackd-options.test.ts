@@ -1154,3 +1154,197 @@ describe('ctsyncd import-conntrackd, its words exactly', () => {
     expect(r.err).toEqual([expect.stringMatching(/^ctsyncd: import-conntrackd: cannot write .*missing\/x\.yaml: ENOENT/)]);
   });
 });
+
+describe('General and Filter words cut short, and Filter heads misspelt', () => {
+  const general = (line: string): string => y(BASE, 'General {', ` ${line}`, '}');
+
+  it.each([
+    ['UNIX { Path }', "c.conf:3:14: Path needs a path, got '}'"],
+    ['LogFile }', "c.conf:3:10: LogFile needs on, off or a path, got '}'"],
+    ['Syslog }', "c.conf:3:9: Syslog needs on, off or a facility, got '}'"],
+    ['LockFile }', "c.conf:3:11: LockFile needs a path, got '}'"],
+    ['NetlinkOverrunResync }', "c.conf:3:23: NetlinkOverrunResync needs on, off or seconds, got '}'"],
+    ['Nice }', "c.conf:3:7: Nice needs a number, got '}'"],
+    ['HashLimit }', "c.conf:3:12: HashLimit needs a number, got '}'"],
+    ['NetlinkEventsReliable }', "c.conf:3:24: NetlinkEventsReliable needs on or off, got '}'"],
+    ['Scheduler { Type } }', "c.conf:3:19: Type needs RR or FIFO, got '}'"],
+    ['Filter Frob { }', "c.conf:3:9: expected { after Filter, got 'Frob'"],
+    ['Filter From Frob { }', "c.conf:3:14: Filter From takes Userspace or Kernelspace, got 'Frob'"],
+    ['Filter From Userspace Frob { }', "c.conf:3:24: expected { after Userspace, got 'Frob'"],
+    ['Filter { Address Accept { IPv4_address } } }', "c.conf:3:41: IPv4_address needs an IPv4 address or prefix, got '}'"],
+    ['Filter { Address Accept { IPv6_address } } }', "c.conf:3:41: IPv6_address needs an IPv6 address or prefix, got '}'"],
+    ['Filter { Protocol } }', "c.conf:3:20: Protocol needs Accept or Ignore, got '}'"],
+  ])('%s: %s', (line, message) => {
+    expect(conversionError(general(line)).message).toBe(message);
+  });
+
+  it('Filter at the end of the file: no From to peek at, the block it needs', () => {
+    expect(conversionError(y(BASE, 'General { Filter')).message).toBe('c.conf:2:11: expected { after Filter');
+  });
+
+  // Only the words off and no, whole, turn LogFile and Syslog off; one that starts or ends with them is a file or a facility.
+  it.each([
+    ['LogFile', '/var/log/casino', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['LogFile', 'nowhere', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['LogFile', 'offline.log', 'ctsyncd logs to standard error (the systemd journal); for a file, add StandardError=append:/var/log/ctsyncd.log to its unit'],
+    ['Syslog', 'casino', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+    ['Syslog', 'nowhere', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+    ['Syslog', 'kickoff', 'ctsyncd logs to standard error; journald forwards it to syslog (set SyslogFacility= in the unit for a facility)'],
+  ])('General %s %s is not supported', (option, value, why) => {
+    expect(rowsOf(convert(general(`${option} ${value}`)))).toEqual([
+      [3, option, `${option} ${value} is not supported by ctsyncd: ${why}`],
+    ]);
+  });
+});
+
+describe('Stats without a file, or with Syslog off or unknown', () => {
+  it.each<[string, string[], Row[], unknown]>([
+    [
+      'an empty Stats: the default file, the warning at the Stats line',
+      [],
+      [[1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl']],
+      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
+    ],
+    ['Syslog off beside a file: the file alone', ['Syslog off', 'LogFile /f.jsonl'], [], { events: ['destroy'], file: { path: '/f.jsonl' } }],
+    [
+      'an unknown facility: no syslog, and no file either',
+      ['Syslog frob'],
+      [
+        [1, 'LogFile', 'Stats has no LogFile: conntrackd would log nowhere; the flow log needs a file and writes /var/log/ctsyncd/flows.jsonl'],
+        [
+          2,
+          'Syslog',
+          'Syslog frob is not supported by ctsyncd: expected on, off or a facility (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0, local1, local2, local3, local4, local5, local6, local7)',
+        ],
+      ],
+      { events: ['destroy'], file: { path: '/var/log/ctsyncd/flows.jsonl' } },
+    ],
+  ])('%s', (_what, lines, rows, flowlog) => {
+    const r = convert(y('Stats {', ...lines.map((l) => ` ${l}`), '}'));
+    expect(rowsOf(r)).toEqual(rows);
+    expect((parseDocument(r.yaml).toJS() as { flowlog: unknown }).flowlog).toEqual(flowlog);
+  });
+});
+
+describe('a Sync without Mode', () => {
+  it('is FTFW, warned about at the Sync line, with the note saying why', () => {
+    const r = convert(y('', 'Sync {', ' Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth2 }', '}'));
+    expect(rowsOf(r)).toEqual([
+      [2, 'Mode', 'Sync has no Mode; conntrackd then uses FTFW, and so does this conversion (sync.mode: ftfw)'],
+    ]);
+    expect(parseConfig(r.yaml, 'x.yaml').sync!.mode).toBe('ftfw');
+    expect(noteAt(r.yaml, ['sync', 'mode'])).toBe('no Mode in conntrackd.conf: FTFW, its default');
+  });
+});
+
+describe('link-local, exactly', () => {
+  // fe80::/10 is link-local (fe80 to febf); fec0 is past it; an fe80 inside the address is not its start.
+  it.each([
+    ['fe80::1', true],
+    ['FE80::1', true],
+    ['febf::1', true],
+    ['fe9a::1', true],
+    ['fec0::1', false],
+    ['fe7f::1', false],
+    ['2001:db8::fe80', false],
+  ])('UDP IPv6_address %s warns: %s', (addr, warns) => {
+    const r = convert(y('Sync {', ' Mode FTFW { }', ' UDP {', `  IPv6_address ${addr}`, '  IPv6_Destination_Address 2001:db8::2', '  Port 3780', ' }', '}'));
+    const warning: Row = [
+      4,
+      'IPv6_address',
+      `IPv6_address ${addr} is link-local: ctsyncd cannot bind an address that needs an interface scope; use a global or ULA address on the sync link`,
+    ];
+    expect(rowsOf(r)).toEqual(warns ? [warning] : []);
+    expect(parseConfig(r.yaml, 'x.yaml').sync!.udp?.bind).toBe(addr);
+  });
+});
+
+describe('ctsyncd import-conntrackd, more of its words', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-import-more-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = importConntrackdCommand(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, { hostname: () => 'fw1' });
+    return { code, out, err };
+  };
+  const usage = (m: string): string => `ctsyncd: import-conntrackd: ${m} (see ctsyncd import-conntrackd --help)`;
+
+  it.each([
+    ['4294967296', "--cluster-id takes 0..4294967295, not '4294967296'"],
+    ['x1', "--cluster-id takes 0..4294967295, not 'x1'"],
+  ])('--cluster-id %s: exit 2, %s', (id, message) => {
+    expect(run(['a', '--cluster-id', id])).toEqual({ code: 2, out: [], err: [usage(message)] });
+  });
+
+  it('two warnings are warnings', () => {
+    const conf = join(dir, 'two.conf');
+    writeFileSync(conf, y(BASE, 'General { PollSecs 5 Nice 1 }'));
+    const out = join(dir, 'two.yaml');
+    expect(run([conf, '-o', out])).toEqual({
+      code: 0,
+      out: [`${out}: converted from ${conf} with 2 warnings; check it with: ctsyncd check-config ${out}`],
+      err: [
+        `${conf}:2: PollSecs 5 is not supported by ctsyncd: ctsyncd always follows kernel events; there is no polling mode`,
+        `${conf}:2: Nice 1 is not supported by ctsyncd: set Nice= in the systemd unit (conntrackd ignores Nice too)`,
+      ],
+    });
+  });
+});
+
+describe('the converter: FTFW RefreshTime, empty accept lists, a result without warnings', () => {
+  it('RefreshTime in FTFW is dropped without the notrack hint', () => {
+    const r = convert(y('Sync {', ' Mode FTFW { RefreshTime 5 }', ' Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth2 }', '}'));
+    expect(rowsOf(r)).toEqual([[2, 'RefreshTime', 'RefreshTime 5 is not supported by ctsyncd: conntrackd uses it only in Mode ALARM']]);
+  });
+
+  it.each<[string, Row[]]>([
+    [
+      'Protocol Accept { ESP }',
+      [
+        [4, 'ESP', "ESP is not supported by ctsyncd's filter, which knows tcp udp udplite sctp dccp gre icmp icmpv6; dropped from Protocol Accept"],
+        [4, 'Protocol Accept', 'Protocol Accept has no protocol ctsyncd knows; an empty accept list would sync nothing, so filter.protocols is left out (everything passes)'],
+      ],
+    ],
+    [
+      'State Accept { BOGUS for TCP }',
+      [
+        [4, 'BOGUS', 'BOGUS is not a conntrack TCP state (NONE SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2); dropped from State Accept'],
+        [4, 'State Accept', 'State Accept has no state ctsyncd knows; an empty accept list would sync nothing, so filter.tcpStates is left out (everything passes)'],
+      ],
+    ],
+  ])('an accept list left empty: %s', (line, rows) => {
+    const r = convert(y(BASE, 'General {', ' Filter {', `  ${line}`, ' }', '}'));
+    expect(rowsOf(r)).toEqual(rows);
+    expect(parseConfig(r.yaml, 'x.yaml').filter).toMatchObject({ protocols: {}, tcpStates: {} });
+  });
+
+  it('a result without warnings has the four header lines alone', () => {
+    const r = convert(y(BASE));
+    expect(r.warnings).toEqual([]);
+    expect(r.yaml.split('\n').slice(0, 6)).toEqual([
+      '# ctsyncd configuration converted by `ctsyncd import-conntrackd` from c.conf.',
+      '# The comment on each value names the conntrackd.conf line it came from; keys',
+      "# not written here take ctsyncd's defaults (see conntrackd.yaml in the package).",
+      '# Review it, then validate it with: ctsyncd check-config FILE',
+      '',
+      'node:',
+    ]);
+  });
+
+  it('a file whose second byte is gzip’s but not its first is read as text', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-import-gz-'));
+    try {
+      const conf = join(dir, 'odd.conf');
+      // "#" and a byte that is no UTF-8: a comment line, then the file.
+      writeFileSync(conf, Buffer.concat([Buffer.from([0x23, 0x8b, 0x0a]), Buffer.from(y(BASE))]));
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = importConntrackdCommand([conf, '--node-id', 'fw1'], { out: (t) => out.push(t), err: (t) => err.push(t) });
+      expect([code, err]).toEqual([0, []]);
+      expect(parseConfig(out.join(''), 'x.yaml').sync!.multicast?.interface).toBe('eth2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
