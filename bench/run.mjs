@@ -43,7 +43,7 @@
 //                Reported: overran in how many of T, medians, ratios.
 //   rate         a sustained stream of new entries only (no updates, no
 //                deletes) from the paced injector at R creates/s for S s
-//                (--rate-seconds, 60; R × S entries, at most 4,194,304), for
+//                (--rate-seconds, 60; R × S entries, at most 8,388,608), for
 //                each R of --rates (5k,10k,20k,40k,60k) in increasing order
 //                (--rate-trials K per rate, 1; both daemons alternating). Every
 //                ~100 ms the harness reads I, the creates the injector has

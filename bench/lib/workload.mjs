@@ -2,14 +2,14 @@
 // batched ctnetlink injector (the daemon's own ConntrackLink, 1024 creates per
 // sendmsg, as bench/kernel-insert.mjs). Only test addresses are used:
 // sources 10.99.0.0/17 (32,768 addresses × up to 32 source ports = 1,048,576
-// distinct entries for a burst; a paced stream may use up to 128 source ports,
-// 4,194,304 entries), all to 10.99.200.1:443; the sync link lives in
+// distinct entries for a burst; a paced stream may use up to 256 source ports,
+// 8,388,608 entries), all to 10.99.200.1:443; the sync link lives in
 // 10.99.201-250.0/24 and its traffic is not tracked.
 import { ConntrackLink } from '../../dist/kernel/conntrack-link.js';
 
 export const MAX_ENTRIES = 1 << 20;
-/** Entries a paced stream (the rate metric) may create: 128 source ports per address. */
-export const STREAM_MAX_ENTRIES = 1 << 22;
+/** Entries a paced stream (the rate metric) may create: 256 source ports per address (120k/s for 60 s fits). */
+export const STREAM_MAX_ENTRIES = 1 << 23;
 const SLICE = 65_536;
 
 /** Established TCP entry i (0 ≤ i < STREAM_MAX_ENTRIES). */
