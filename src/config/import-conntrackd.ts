@@ -1449,6 +1449,8 @@ export function importConntrackdConf(text: string, options: ImportOptions): Impo
 export interface CommandEnv {
   /** os.hostname by default; node.id comes from it unless --node-id is given. */
   hostname?: () => string;
+  /** What FILE `-` reads: all of standard input (fd 0) by default. */
+  readStdin?: () => Buffer;
 }
 
 /**
@@ -1506,7 +1508,7 @@ export function importConntrackdCommand(args: readonly string[], io: CommandIo, 
 
   let text: string;
   try {
-    const raw = readFileSync(file === '-' ? 0 : file);
+    const raw = file === '-' ? (env.readStdin ?? (() => readFileSync(0)))() : readFileSync(file);
     // Debian ships some examples gzipped; read those as they are.
     text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
   } catch (err) {

@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { parseDocument } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -1346,5 +1347,43 @@ describe('the converter: FTFW RefreshTime, empty accept lists, a result without 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ctsyncd import-conntrackd -: the file from standard input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctsyncd-import-stdin-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (args: string[], readStdin: () => Buffer) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = importConntrackdCommand(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, { hostname: () => 'fw1', readStdin });
+    return { code, out, err };
+  };
+
+  it('reads standard input, gzipped or not, and names it (stdin) in warnings and the summary', () => {
+    const text = y(BASE, 'General { PollSecs 5 }');
+    const out = join(dir, 'stdin.yaml');
+    const fromFile = join(dir, 'file.conf');
+    writeFileSync(fromFile, text);
+    const viaFile = run([fromFile], () => {
+      throw new Error('standard input read for a named file');
+    });
+    expect(viaFile.code).toBe(0);
+    for (const input of [Buffer.from(text), gzipSync(Buffer.from(text))]) {
+      expect(run(['-', '-o', out], () => input)).toEqual({
+        code: 0,
+        out: [`${out}: converted from (stdin) with 1 warning; check it with: ctsyncd check-config ${out}`],
+        err: ['(stdin):2: PollSecs 5 is not supported by ctsyncd: ctsyncd always follows kernel events; there is no polling mode'],
+      });
+      expect(readFileSync(out, 'utf8')).toBe(viaFile.out.join('').replaceAll(fromFile, '(stdin)'));
+    }
+  });
+
+  it('standard input that cannot be read: exit 1, named -', () => {
+    expect(
+      run(['-'], () => {
+        throw new Error('EAGAIN: resource temporarily unavailable, read');
+      }),
+    ).toEqual({ code: 1, out: [], err: ['ctsyncd: import-conntrackd: cannot read -: EAGAIN: resource temporarily unavailable, read'] });
   });
 });
