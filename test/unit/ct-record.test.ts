@@ -469,6 +469,19 @@ const origOnly = (...tuple: Buffer[]) => msg(AF_INET, N(1, ...tuple), R);
 const TCP = (...fields: Buffer[]) => v4msg(N(4, N(1, ...fields)));
 const ICMP = (...fields: Buffer[]) => N(2, A(1, [1]), ...fields);
 
+/** CTA_PROTO attribute types with a length the kernel never sends for them: each makes the fast decoder punt. */
+const WRONG_PROTO_LENGTHS = [
+  [1, 2],
+  [2, 1],
+  [3, 3],
+  [4, 1],
+  [5, 2],
+  [6, 2],
+  [7, 3],
+  [8, 2],
+  [9, 0],
+] as const;
+
 describe('decodeConntrackRecord: every check, one case each', () => {
   const cases: Array<[string, NlMessage, 'fast' | 'punt']> = [
     ['a plain TCP entry', v4msg(), 'fast'],
@@ -523,19 +536,7 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     ['two proto nests', origOnly(IP4(1, 2), PORTS(6, 1000, 80), PORTS(6, 1000, 80)), 'punt'],
     ['a tuple zone', origOnly(IP4(1, 2), PORTS(6, 1000, 80), A(3, be(1, 2))), 'punt'],
     ['a broken proto field', origOnly(IP4(1, 2), N(2, A(1, [6]), A(2, [1], 1))), 'punt'],
-    ...(
-      [
-        [1, 2],
-        [2, 1],
-        [3, 3],
-        [4, 1],
-        [5, 2],
-        [6, 2],
-        [7, 3],
-        [8, 2],
-        [9, 0],
-      ] as const
-    ).map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes`, origOnly(IP4(1, 2), N(2, A(1, [6]), A(type, Buffer.alloc(len)))), 'punt']),
+    ...WRONG_PROTO_LENGTHS.map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes`, origOnly(IP4(1, 2), N(2, A(1, [6]), A(type, Buffer.alloc(len)))), 'punt']),
     ['CTA_PROTO type 0', origOnly(IP4(1, 2), N(2, A(0, []), A(1, [6]))), 'punt'],
     ['CTA_PROTO type 10', origOnly(IP4(1, 2), N(2, A(1, [6]), A(10, [1]))), 'punt'],
     ['a source port only', msg(AF_INET, N(1, IP4(1, 2), N(2, A(1, [6]), A(2, be(7, 2)))), N(2, IP4(2, 1), N(2, A(1, [6]), A(3, be(7, 2))))), 'fast'],
@@ -635,19 +636,7 @@ describe('decodeConntrackRecord: every check, one case each', () => {
     ['two proto nests, ICMP reply', icmpReply(IP4(1, 2), ICMP(A(5, [8])), ICMP(A(5, [8]))), 'punt'],
     ['a proto nest without a protocol, ICMP reply', icmpReply(IP4(1, 2), N(2, A(5, [8]))), 'punt'],
     ['a tuple zone, ICMP reply', icmpReply(IP4(1, 2), ICMP(), A(3, be(1, 2))), 'punt'],
-    ...(
-      [
-        [1, 2],
-        [2, 1],
-        [3, 3],
-        [4, 1],
-        [5, 2],
-        [6, 2],
-        [7, 3],
-        [8, 2],
-        [9, 0],
-      ] as const
-    ).map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes, ICMP reply`, icmpReply(IP4(1, 2), N(2, A(1, [1]), A(type, Buffer.alloc(len)))), 'punt']),
+    ...WRONG_PROTO_LENGTHS.map(([type, len]): [string, NlMessage, 'punt'] => [`CTA_PROTO type ${type} of ${len} bytes, ICMP reply`, icmpReply(IP4(1, 2), N(2, A(1, [1]), A(type, Buffer.alloc(len)))), 'punt']),
     ['no original tuple, an ICMP reply', msg(AF_INET, RI), 'punt'],
     ['no reply tuple, an ICMP original', msg(AF_INET, N(1, IP4(1, 2), ICMP())), 'punt'],
     // A protocol number of 2 bytes that starts with the right one
