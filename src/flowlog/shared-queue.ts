@@ -32,8 +32,11 @@ const LEN_MASK = 0xffffff;
 /** Words of the control block: Int32 each. */
 const USED = 0;
 const COUNT = 1;
-/** 1 while the consumer sleeps (or is about to): the producer then wakes it. */
+/** AWAKE, or the consumer about to sleep (CHECKING) or asleep (ASLEEP): the producer's wake() then wakes it. */
 const SLEEP = 2;
+const AWAKE = 0;
+const CHECKING = 1;
+const ASLEEP = 2;
 /** RESET_ASKED by the consumer when it emptied the queue; RESET_DONE by the producer once it wrote at 0. */
 const RESET = 3;
 const RESET_NONE = 0;
@@ -181,9 +184,14 @@ export class SharedEventQueue {
 
   /** Producer, after pushing: wakes the consumer if it sleeps. One load when it does not. */
   wake(): void {
-    if (Atomics.load(this.ctl, SLEEP) === 0) return;
-    Atomics.store(this.ctl, SLEEP, 0);
+    if (Atomics.load(this.ctl, SLEEP) === AWAKE) return;
+    Atomics.store(this.ctl, SLEEP, AWAKE);
     Atomics.notify(this.ctl, SLEEP);
+  }
+
+  /** Whether the consumer is asleep: it found the queue empty and waits for wake() (tests and stats). */
+  get consumerAsleep(): boolean {
+    return Atomics.load(this.ctl, SLEEP) === ASLEEP;
   }
 
   /**
@@ -192,19 +200,21 @@ export class SharedEventQueue {
    * between the check and the wait is seen by the check after SLEEP is set.
    */
   whenNotEmpty(): Promise<void> {
-    Atomics.store(this.ctl, SLEEP, 1);
+    Atomics.store(this.ctl, SLEEP, CHECKING);
     // USED, not COUNT: the producer adds to USED last, just before it looks at SLEEP.
     if (this.bytes > 0) {
-      Atomics.store(this.ctl, SLEEP, 0);
+      Atomics.store(this.ctl, SLEEP, AWAKE);
       return Promise.resolve();
     }
-    const w = waitAsync(this.ctl, SLEEP, 1);
+    // Asleep from here, unless a wake() came since the check (it set AWAKE): then there is something to shift.
+    if (Atomics.compareExchange(this.ctl, SLEEP, CHECKING, ASLEEP) !== CHECKING) return Promise.resolve();
+    const w = waitAsync(this.ctl, SLEEP, ASLEEP);
     return w.async ? w.value.then(() => undefined) : Promise.resolve();
   }
 
   /** Consumer, shutting down: ends a pending whenNotEmpty(). */
   interrupt(): void {
-    Atomics.store(this.ctl, SLEEP, 0);
+    Atomics.store(this.ctl, SLEEP, AWAKE);
     Atomics.notify(this.ctl, SLEEP);
   }
 }

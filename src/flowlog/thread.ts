@@ -210,6 +210,11 @@ export class FlowLogThread implements FlowLogHandle {
     }
   }
 
+  /** Whether the writer is asleep on an empty queue, waiting to be woken (tests). */
+  get writerAsleep(): boolean {
+    return this.queue.consumerAsleep;
+  }
+
   reopen(): Promise<void> {
     return this.request('reopen');
   }

@@ -281,9 +281,16 @@ describe('FlowLogThread: the real worker writes what the writer on the daemon th
     // One announced event: written, and the writer goes back to sleep on the empty ring.
     t.onConntrackMessage('new', b, 0, b.length);
     t.endOfBatch();
+    // The writer may find that event on its own at its first look; the wake endOfBatch armed (QUIET_MS, a
+    // timer of this thread) fires before this later one, so no wake is pending after it.
+    await new Promise((r) => setTimeout(r, 60));
     await logged(1);
+    // Once it sleeps, only a wake (endOfBatch's) or close gets it to the ring again.
+    for (let i = 0; i < 500 && !t.writerAsleep; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.writerAsleep).toBe(true);
     t.onConntrackMessage('new', b, 0, b.length);
     await new Promise((r) => setTimeout(r, 150));
+    expect(t.writerAsleep).toBe(true);
     // The writer sleeps until endOfBatch: the event waits in the ring.
     expect(t.snapshot()).toMatchObject({ queued: 2, queueLength: 1, logged: 1 });
     t.endOfBatch();
