@@ -187,7 +187,6 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
     const c = new Checked(16);
     // Few distinct hashes: long probe runs in both indexes, through the old index's stale entries.
     const hashOf = (id: number) => (id * 13) % 251;
-    let growingSteps = 0;
     let verifiedGrowing = 0;
     for (let step = 0; step < 5000; step++) {
       const id = Math.floor(rnd() * 600);
@@ -199,16 +198,13 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
         m.mark = step;
       }
       if (c.t.growing) {
-        growingSteps++;
-        // Every few steps of a move, the whole table against the model, absent keys included.
-        if (growingSteps % 5 === 0) {
-          verifiedGrowing++;
-          const absent = [...Array(602).keys()].filter((a) => !c.model.has(a));
-          c.verify(absent.map((a) => [a, hashOf(a)] as [number, number]));
-        }
+        // Every step of a move, the whole table against the model, absent keys included.
+        verifiedGrowing++;
+        const absent = [...Array(602).keys()].filter((a) => !c.model.has(a));
+        c.verify(absent.map((a) => [a, hashOf(a)] as [number, number]));
       }
     }
-    expect(verifiedGrowing).toBeGreaterThan(10);
+    expect(verifiedGrowing).toBeGreaterThan(50);
     c.verify();
   });
 
@@ -242,6 +238,42 @@ describe('RecordTable: collisions and backward-shift deletion', () => {
       [100, 5],
       [300, 5],
     ]);
+  });
+
+  it('a slot taken at the move\'s cursor is indexed once: removed, its key is gone', () => {
+    const c = new Checked(64);
+    for (let id = 0; id < 64; id++) c.insert(id, 9);
+    // The 65th starts the move; its step moves slots 0-7.
+    c.insert(64, 9);
+    // Slot 16 is not moved yet: removed, it stays in the old index only; this removal's step moves 8-15.
+    c.remove(16);
+    // The next insert takes slot 16, exactly at the cursor: into the new index, and not moved there again.
+    expect(c.insert(100, 9)).toBe(16);
+    c.verify();
+    c.remove(100);
+    c.verify([
+      [100, 9],
+      [16, 9],
+    ]);
+  });
+
+  it('answers for slots it never handed out, in chunks it never made', () => {
+    const t = new RecordTable(16);
+    expect(t.isLive(5 * CHUNK_RECORDS)).toBe(false);
+    t.remove(5 * CHUNK_RECORDS);
+    expect(t.size).toBe(0);
+  });
+
+  it('walks exactly a full chunk', () => {
+    const t = new RecordTable(16);
+    for (let i = 0; i < CHUNK_RECORDS; i++) t.insert(rec(i).w, 0, undefined);
+    let n = 0;
+    let last = -1;
+    for (let s = t.next(-1); s >= 0; s = t.next(s)) {
+      n++;
+      last = s;
+    }
+    expect([n, last]).toEqual([CHUNK_RECORDS, CHUNK_RECORDS - 1]);
   });
 
   it('ignores the removal of a slot that is not live', () => {
