@@ -1,10 +1,10 @@
-// A table of conntrack records (src/kernel/ct-record.ts) in one growing
-// typed array, indexed by an open-addressing hash table on their key words.
+// A table of conntrack records (src/kernel/ct-record.ts) in typed-array
+// chunks, indexed by an open-addressing hash table on their key words.
 // It replaces a Map from string keys to entry objects: no key string, no
 // object per entry, nothing in it for the garbage collector to trace.
 //
 // Slots are stable while their record lives (callers keep per-slot data in
-// arrays of their own, sized by `capacity`); freed slots are reused, so
+// chunked arrays of their own, src/common/slot-ints.ts); freed slots are reused, so
 // iteration order is slot order, not insertion order. Records sit in chunks
 // of CHUNK_RECORDS that are never copied: on this kind of machine a page
 // touched for the first time costs more than writing the records in it, so
