@@ -380,6 +380,9 @@ function runIn(ns, argv, env, bound) {
 // ---------------------------------------------------------------------------
 // One trial: one daemon, one N, one transport.
 
+/** hhmmss (UTC) for the names of a trial's profile directories. */
+const timeTag = () => new Date().toISOString().slice(11, 19).replace(/:/g, '');
+
 async function startPair(d, topo, dir, n, opts, overrides = {}) {
   const [fw1, fw2] = topo.nodes;
   const s = {
@@ -618,7 +621,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     timeouts: {},
     date: new Date().toISOString(),
   };
-  const tag = `${transport}-${K(n)}${lossPct ? `-loss${lossPct}` : ''}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`;
+  const tag = `${transport}-${K(n)}${lossPct ? `-loss${lossPct}` : ''}-${timeTag()}`;
   const prof = {};
   if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
   if (o.heapSnapshot && daemonName === 'ctsyncd') prof.heapDir = join(o.heapSnapshot, tag);
@@ -698,7 +701,7 @@ async function bufferTrial(r, n, o, body) {
     if (o.eventCoalesceMs !== undefined && r.daemon === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
     const flowlog = r.flowlog === true && r.daemon === 'ctsyncd';
     // --cpu-prof: a profile per ctsyncd process, as in the main trials.
-    const cpuProfDir = o.cpuProf && r.daemon === 'ctsyncd' ? join(o.cpuProf, `${r.metric}-${r.transport}-${new Date().toISOString().slice(11, 19).replace(/:/g, '')}`) : undefined;
+    const cpuProfDir = o.cpuProf && r.daemon === 'ctsyncd' ? join(o.cpuProf, `${r.metric}-${r.transport}-${timeTag()}`) : undefined;
     if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
     await startPair(
       d,

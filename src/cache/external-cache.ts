@@ -349,6 +349,16 @@ function slotMeta(): SlotMeta {
   return { src: new SlotRefs(), seq: new SlotInts(), at: new SlotInts(), bulk: new SlotInts(), copy: new SlotInts(), gen: new SlotInts() };
 }
 
+/** Makes every per-slot array cover slots below n (a chunk at a time). */
+function coverSlotMeta(m: SlotMeta, n: number): void {
+  m.src.cover(n);
+  m.seq.cover(n);
+  m.at.cover(n);
+  m.bulk.cover(n);
+  m.copy.cover(n);
+  m.gen.cover(n);
+}
+
 export class ExternalCache implements ReplicaSink {
   readonly limit: number;
   readonly expectLimit: number;
@@ -534,14 +544,7 @@ export class ExternalCache implements ReplicaSink {
     }
     const created = t.insert(r.w, at, extras, hash);
     const n = this.slotMeta;
-    if (created >= n.seq.length) {
-      n.src.cover(created + 1);
-      n.seq.cover(created + 1);
-      n.at.cover(created + 1);
-      n.bulk.cover(created + 1);
-      n.copy.cover(created + 1);
-      n.gen.cover(created + 1);
-    }
+    if (created >= n.seq.length) coverSlotMeta(n, created + 1);
     n.src.set(created, st.source);
     n.seq.set(created, seq | 0);
     n.at.set(created, time);

@@ -53,7 +53,11 @@ export class RecordTable {
   private readonly chunks: RecordBuf[] = [];
   /** Rare fields per slot (see RecordExtras). */
   private extras: (RecordExtras | undefined)[] = [];
-  /** Each slot's hash and live state (FREE, LIVE, IN_NEW), chunked as the records. */
+  /**
+   * Each slot's hash and live state (FREE, LIVE, IN_NEW), chunked as the
+   * records. Not SlotInts: the probe loop indexes these chunks directly, and
+   * a live flag is a byte.
+   */
   private readonly hashes: Int32Array[] = [];
   private readonly live: Uint8Array[] = [];
   /** slot + 1 per index position, EMPTY for none. */
@@ -81,7 +85,12 @@ export class RecordTable {
     return this.count;
   }
 
-  /** Slots the table may hand out before it grows; per-slot data of callers must cover the slots it hands out. */
+  /**
+   * The initial size, doubled each time slots run out: what the table was
+   * sized for, for tests and stats. Nothing is sized by it any more: the
+   * records, hashes and live flags are chunks, and so is callers' per-slot
+   * data (SlotInts), covering the slots handed out.
+   */
   get capacity(): number {
     return this.cap;
   }
@@ -123,7 +132,6 @@ export class RecordTable {
   insert(src: Int32Array, at: number, extras: RecordExtras | undefined, hash: number = recordHash(src, at)): number {
     let slot = this.free.pop();
     if (slot === undefined) {
-      // Callers size their per-slot data by capacity; the table's own is chunked and never copied.
       if (this.used === this.cap) this.cap *= 2;
       slot = this.used++;
       if (slot >>> CHUNK_SHIFT === this.chunks.length) {
