@@ -4,9 +4,10 @@
 // and timestamps on) exports to nfdump's nfcapd in a collector namespace of
 // its own. nfdump must read back the same flows, their post-NAT addresses
 // and ports as `conntrack -L` shows them, the NAT events and the counters
-// the JSON flow log wrote. Then a collector that is down: two synced
-// firewalls, the exporting one's collector has no listener; sync loses
-// nothing and the records refused are counted.
+// the JSON flow log wrote. Then the outputs failing under sync: two synced
+// firewalls, the logging one's collector has no listener, or its file is on
+// a full disk (/dev/full: every write ENOSPC); sync loses nothing and the
+// records refused are counted.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -240,6 +241,47 @@ describe('IPFIX export read back by nfdump', () => {
     }
     const tcpEnd = got.find((f) => f.proto === IPPROTO.TCP && f.src_port === 36001 && f.nat_event_id === '5')!;
     expect(tcpEnd.out_packets).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe('a full disk', () => {
+  it('costs sync nothing; the lines it could not write are counted', async () => {
+    const N = 200;
+    const c = await Cluster.create({
+      nodes: 2,
+      transport: 'udp',
+      tag: 'fd',
+      extraYaml: (id) => (id === 'fw1' ? 'flowlog: { events: [new, destroy], file: { path: /dev/full, durability: fsync } }' : ''),
+    });
+    cleanups.push(() => c.destroy());
+    const fw1 = c.node('fw1');
+    c.start('fw1');
+    c.start('fw2');
+    await c.waitReady('fw1');
+    await c.waitReady('fw2');
+    const link = new ConntrackLink({ netns: fw1.ns.path });
+    cleanups.push(() => link.close());
+    const external = async () => ((await c.request('fw2', 'stats')) as { external: { entries: number } }).external.entries;
+    const diag = () => fw1.stderr.join('').slice(-3000);
+
+    const items: BatchItem[] = [];
+    for (let i = 0; i < N; i++) items.push({ op: 'create', entry: snatEntry(i) });
+    expect((await link.batch(items)).failures).toEqual({});
+    await waitFor(async () => (await external()) === N, `fw2 holds ${N} entries`, 30_000, diag);
+    const del: BatchItem[] = [];
+    for (let i = 0; i < N; i++) del.push({ op: 'delete', entry: snatEntry(i) });
+    await link.batch(del);
+    await waitFor(async () => (await external()) === 0, 'fw2 holds none', 30_000, diag);
+
+    const flowlog = async () => ((await c.request('fw1', 'stats')) as { flowlog: FlowlogSnapshot }).flowlog;
+    // A create and a delete per entry: every line either written or counted as lost (the disk takes none).
+    await waitFor(async () => (await flowlog()).lost === 2 * N, 'every line counted as lost', 20_000, diag);
+    const s = await flowlog();
+    expect(s).toMatchObject({ file: '/dev/full', queued: 2 * N, logged: 2 * N, written: 0, lost: 2 * N, dropped: 2 * N, queueFull: 0 });
+    expect(s.writeErrors).toBeGreaterThan(0);
+    // Said once for the kind of failure, not once per batch.
+    expect(fw1.stderr.join('').match(/flow log: write failed/g)).toHaveLength(1);
+    expect(fw1.stderr.join('')).toMatch(/ENOSPC/);
   }, 120_000);
 });
 
