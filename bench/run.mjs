@@ -79,7 +79,9 @@
 //   --bound S (shortest bound of a phase, 60 s; 20 s with --quick)
 //   --keep (keep trial directories: configs and daemon logs)
 //   --ctsyncd-notify command (failover: ctsyncd's one-request `failover
-//   primary` instead of contrib/keepalived/primary-backup.sh)
+//   primary` instead of contrib/keepalived/primary-backup.sh); fifo (the
+//   daemon reads keepalived's notify_fifo, failover.notifyFifo: the harness
+//   writes keepalived's MASTER line into it, no process starts)
 //   --ctsyncd-inject (ctsyncd with failover.inject: fw2 writes peers'
 //   entries into its kernel as they arrive, so a failover's commit finds
 //   them there; the report says so)
@@ -108,13 +110,17 @@
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
+  closeSync,
+  constants,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -265,7 +271,7 @@ function parseArgs(argv) {
       }
       case '--ctsyncd-notify':
         o.ctsyncdNotify = val();
-        if (o.ctsyncdNotify !== 'script' && o.ctsyncdNotify !== 'command') throw new Error('--ctsyncd-notify script|command');
+        if (!['script', 'command', 'fifo'].includes(o.ctsyncdNotify)) throw new Error('--ctsyncd-notify script|command|fifo');
         break;
       case '--report':
         o.report = resolve(val());
@@ -298,7 +304,7 @@ function parseArgs(argv) {
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command] [--ctsyncd-inject] [--ctsyncd-flowlog]\n' +
+            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command|fifo] [--ctsyncd-inject] [--ctsyncd-flowlog]\n' +
             '         [--metrics burst,rate] [--burst-n 20000] [--burst-trials 10] [--event-buffer-mib 8]\n' +
             '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]\n' +
             '         [--daemons ctsyncd,conntrackd] (one alone: a diagnosis run, no ratios)',
@@ -389,6 +395,7 @@ async function startPair(d, topo, dir, n, opts, overrides = {}) {
     ...settingsFor(n),
     ...overrides,
     inject: opts.inject === true,
+    notifyFifo: opts.notify === 'fifo',
     flowlog: opts.flowlog === true,
     flowlogQueueBytes: opts.flowlogQueueBytes,
     eventCoalesceMs: opts.eventCoalesceMs,
@@ -562,13 +569,26 @@ async function resyncPhase(d, topo, n, r, opts) {
   // fw2's kernel is empty again, its external cache full: ready for failover.
 }
 
+/** One line into a FIFO the daemon holds open for reading, as keepalived writes its notify_fifo; resolves like runIn. */
+async function writeFifoLine(path, line) {
+  const t0 = now();
+  const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    writeSync(fd, line);
+  } finally {
+    closeSync(fd);
+  }
+  return { ms: now() - t0 };
+}
+
 async function failoverPhase(d, topo, n, r, o) {
   const fw2 = topo.nodes[1];
   const bound = phaseBound(n);
   const f = d.failover(fw2, o.ctsyncdNotify);
   if (d.name === 'ctsyncd') r.notify = o.ctsyncdNotify;
   const t0 = now();
-  const script = runIn(fw2.ns, f.argv, f.env, bound * 2);
+  // keepalived writes its notify_fifo line and goes on: the time to N starts at that write.
+  const script = f.fifo ? writeFifoLine(f.fifo, f.line) : runIn(fw2.ns, f.argv, f.env, bound * 2);
   // Awaited below; if the kernel wait fails first, its failure must not go unhandled.
   script.catch(() => undefined);
   const inKernel = waitCount('fw2 kernel after failover', bound, async () => kernelCountOf(fw2.proc.child.pid), n, t0);
@@ -639,6 +659,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     await startPair(d, topo, dir, n, {
       ...prof,
       inject: r.inject,
+      notify: daemonName === 'ctsyncd' ? o.ctsyncdNotify : undefined,
       flowlog: r.flowlog,
       flowlogQueueBytes: r.flowlogQueueBytes,
       eventCoalesceMs: r.eventCoalesceMs,
@@ -982,6 +1003,15 @@ function output(o, { command, started, finished, records }) {
     notes.push(
       'Failover: ctsyncd ran its one-request notify command, `ctsyncd --config FILE failover primary`, ' +
         "instead of primary-backup.sh; conntrackd ran Debian's primary-backup.sh.",
+    );
+  }
+  if (records.some((r) => r.notify === 'script')) {
+    notes.push("Failover: each daemon's keepalived notify script (ctsyncd's contrib primary-backup.sh, Debian's for conntrackd).");
+  }
+  if (records.some((r) => r.notify === 'fifo')) {
+    notes.push(
+      "Failover: ctsyncd read keepalived's notify_fifo itself (`failover.notifyFifo`), the harness writing the " +
+        "MASTER line keepalived writes; conntrackd ran Debian's primary-backup.sh (keepalived's notify script).",
     );
   }
   if (records.some((r) => r.inject)) {

@@ -116,7 +116,12 @@ export const ctsyncd = {
         `kernel: { netlinkBufferBytes: ${s.netlinkBufferBytes}${s.eventCoalesceMs !== undefined ? `, eventCoalesceMs: ${s.eventCoalesceMs}` : ''} }`,
         `cache: { internalLimit: ${s.cacheLimit}, externalLimit: ${s.cacheLimit} }`,
         `control: { socket: ${node.socket} }`,
-        ...(s.inject ? ['failover: { inject: true }'] : []),
+        // keepalived's notify_fifo read by the daemon itself (--ctsyncd-notify fifo): no client process at failover.
+        ...(s.inject || s.notifyFifo
+          ? [
+              `failover: { ${[s.inject ? 'inject: true' : '', s.notifyFifo ? `notifyFifo: ${join(dir, `${node.id}.notify`)}` : ''].filter(Boolean).join(', ')} }`,
+            ]
+          : []),
         ...(s.flowlog
           ? [
               `flowlog: { events: [new, destroy], ${s.flowlogQueueBytes ? `queueBytes: ${s.flowlogQueueBytes}, ` : ''}file: { path: ${join(dir, `${node.id}.flows.jsonl`)} } }`,
@@ -191,8 +196,12 @@ export const ctsyncd = {
   /** A restarted ctsyncd asks its peers for their state by itself. */
   async afterRestart() {},
 
-  /** notify 'script': contrib's primary-backup.sh (four clients); 'command': `ctsyncd failover primary` (one). */
+  /**
+   * notify 'script': contrib's primary-backup.sh (four clients); 'command': `ctsyncd failover primary` (one);
+   * 'fifo': the line keepalived writes to its notify_fifo, which the daemon reads (no process started).
+   */
   failover(node, notify = 'script') {
+    if (notify === 'fifo') return { fifo: join(dirname(node.conf), `${node.id}.notify`), line: 'INSTANCE "VI_1" MASTER 100\n' };
     if (notify === 'command') return { argv: ['node', CTSYNCD_BIN, '--config', node.conf, 'failover', 'primary'], env: {} };
     return {
       argv: ['sh', CTSYNCD_SCRIPT, 'primary'],
