@@ -87,6 +87,8 @@
 //   them there; the report says so)
 //   --flowlog-queue-mib M (with --ctsyncd-flowlog: flowlog.queueBytes; the default 64 MiB when absent)
 //   --event-coalesce-ms M (ctsyncd's kernel.eventCoalesceMs; its default, 1, when absent)
+//   --ctsyncd-v8 'FLAGS' (V8 options added to ctsyncd's, after bin/ctsyncd's #!
+//   line's: an A/B of compilers or heap settings)
 //   --ctsyncd-flowlog (ctsyncd with a flow log beside sync: new and
 //   destroy events to a JSON-lines file in the trial directory, as an
 //   operator running it instead of ulogd2 would; the report says so. Run
@@ -257,6 +259,10 @@ function parseArgs(argv) {
       case '--ctsyncd-flowlog':
         o.ctsyncdFlowlog = true;
         break;
+      case '--ctsyncd-v8':
+        // Added after the #! line's options, e.g. --ctsyncd-v8 '--maglev' for an A/B of V8's compilers.
+        o.ctsyncdV8 = val().split(/\s+/).filter(Boolean);
+        break;
       case '--flowlog-queue-mib':
         o.flowlogQueueMib = num(val());
         break;
@@ -304,7 +310,7 @@ function parseArgs(argv) {
           'usage: node bench/run.mjs [--quick] [--n 10000,100000,1000000] [--pairs 3] [--transport multicast,udp]\n' +
             '         [--metrics replication,commit,resync,failover,loss] [--loss-n 100000] [--loss-pct 5]\n' +
             '         [--write|--no-write] [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--rate ENTRIES_PER_S]\n' +
-            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command|fifo] [--ctsyncd-inject] [--ctsyncd-flowlog]\n' +
+            '         [--bound SECONDS] [--keep] [--report FILE.json] [--ctsyncd-notify script|command|fifo] [--ctsyncd-inject] [--ctsyncd-flowlog] [--ctsyncd-v8 "FLAGS"]\n' +
             '         [--metrics burst,rate] [--burst-n 20000] [--burst-trials 10] [--event-buffer-mib 8]\n' +
             '         [--rates 5000,10000,20000,40000,60000] [--rate-seconds 60] [--rate-trials 1]\n' +
             '         [--daemons ctsyncd,conntrackd] (one alone: a diagnosis run, no ratios)',
@@ -645,6 +651,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
   const prof = {};
   if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
   if (o.heapSnapshot && daemonName === 'ctsyncd') prof.heapDir = join(o.heapSnapshot, tag);
+  if (o.ctsyncdV8 && daemonName === 'ctsyncd') prof.v8Flags = r.v8Flags = o.ctsyncdV8;
   for (const p of Object.values(prof)) mkdirSync(p, { recursive: true });
   let topo;
   try {
@@ -721,6 +728,7 @@ async function bufferTrial(r, n, o, body) {
     r.group = topo.group;
     if (o.eventCoalesceMs !== undefined && r.daemon === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
     const flowlog = r.flowlog === true && r.daemon === 'ctsyncd';
+    if (o.ctsyncdV8 && r.daemon === 'ctsyncd') r.v8Flags = o.ctsyncdV8;
     // --cpu-prof: a profile per ctsyncd process, as in the main trials.
     const cpuProfDir = o.cpuProf && r.daemon === 'ctsyncd' ? join(o.cpuProf, `${r.metric}-${r.transport}-${timeTag()}`) : undefined;
     if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
@@ -729,7 +737,12 @@ async function bufferTrial(r, n, o, body) {
       topo,
       dir,
       n,
-      { eventCoalesceMs: r.eventCoalesceMs, flowlog, ...(cpuProfDir ? { cpuProfDir } : {}) },
+      {
+        eventCoalesceMs: r.eventCoalesceMs,
+        flowlog,
+        ...(cpuProfDir ? { cpuProfDir } : {}),
+        ...(o.ctsyncdV8 && r.daemon === 'ctsyncd' ? { v8Flags: o.ctsyncdV8 } : {}),
+      },
       { netlinkBufferBytes: r.eventBufferConfiguredBytes },
     );
     if (flowlog) topo.flowFile = join(dir, `${topo.nodes[0].id}.flows.jsonl`);
@@ -1005,6 +1018,8 @@ function output(o, { command, started, finished, records }) {
         "instead of primary-backup.sh; conntrackd ran Debian's primary-backup.sh.",
     );
   }
+  const v8 = records.find((r) => r.v8Flags)?.v8Flags;
+  if (v8) notes.push(`ctsyncd ran with the V8 options \`${v8.join(' ')}\` after those of bin/ctsyncd's #! line.`);
   if (records.some((r) => r.notify === 'script')) {
     notes.push("Failover: each daemon's keepalived notify script (ctsyncd's contrib primary-backup.sh, Debian's for conntrackd).");
   }

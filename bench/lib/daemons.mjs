@@ -147,6 +147,7 @@ export const ctsyncd = {
       nodeFlags.push('--cpu-prof', '--cpu-prof-dir', join(opts.cpuProfDir, `${node.id}-${node.starts}`));
     }
     if (opts.heapDir) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${opts.heapDir}`);
+    if (opts.v8Flags) nodeFlags.push(...opts.v8Flags);
     node.proc = startProcess(node, ['node', ...nodeFlags, CTSYNCD_BIN, '--config', node.conf], node.log, `ctsyncd ${node.id}`);
   },
 
