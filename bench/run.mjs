@@ -651,8 +651,8 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
   const prof = {};
   if (o.cpuProf && daemonName === 'ctsyncd') prof.cpuProfDir = join(o.cpuProf, tag);
   if (o.heapSnapshot && daemonName === 'ctsyncd') prof.heapDir = join(o.heapSnapshot, tag);
-  if (o.ctsyncdV8 && daemonName === 'ctsyncd') prof.v8Flags = r.v8Flags = o.ctsyncdV8;
   for (const p of Object.values(prof)) mkdirSync(p, { recursive: true });
+  if (o.ctsyncdV8 && daemonName === 'ctsyncd') r.v8Flags = o.ctsyncdV8;
   let topo;
   try {
     topo = await createTopology();
@@ -665,6 +665,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     if (o.eventCoalesceMs !== undefined && daemonName === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
     await startPair(d, topo, dir, n, {
       ...prof,
+      v8Flags: r.v8Flags,
       inject: r.inject,
       notify: daemonName === 'ctsyncd' ? o.ctsyncdNotify : undefined,
       flowlog: r.flowlog,
