@@ -92,7 +92,9 @@ export class ResendQueue {
     const contiguous = this.append(seq);
     const n = end - start;
     const at = this.place(n);
-    this.bytes.set(src.subarray(start, end), at);
+    // An entry message is tens of bytes: a loop, where subarray() + set() would allocate a view per message.
+    const dst = this.bytes;
+    for (let k = 0; k < n; k++) dst[at + k] = src[start + k]!;
     this.liveBytes += n;
     const i = (this.head + this.len) % this.capacity;
     this.msgs[i] = undefined;
