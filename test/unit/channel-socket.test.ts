@@ -280,6 +280,17 @@ describe('a channel on a scripted socket', () => {
     expect(f.made).toEqual([]);
   });
 
+  it('closes even when the socket throws at close (as node:dgram does once it is closed)', async () => {
+    const f = fakes({ throws: { close: errno('Not running', 'ERR_SOCKET_DGRAM_NOT_RUNNING') } });
+    const ch = new UdpChannel({ ...udpBase, bind: '127.0.0.1', peers: ['127.0.0.2'], createSocket: f.createSocket });
+    await ch.start();
+    await ch.close();
+    expect(f.sockets[0]!.calls.at(-1)).toBe('close');
+    expect(ch.boundPort).toBeUndefined();
+    ch.send(Buffer.from('x'));
+    expect(ch.counters.sendErrors).toBe(1);
+  });
+
   it('counts and logs a socket error after open, by errno or else by message, and goes on delivering', async () => {
     const { log, lines } = recorder();
     const f = fakes();
