@@ -49,10 +49,17 @@ export interface ChannelSocket {
   setMulticastLoopback(on: boolean): unknown;
 }
 
-export type SocketFactory = (options: { type: 'udp4' | 'udp6'; reuseAddr: boolean }) => ChannelSocket;
+export interface SocketOptions {
+  type: 'udp4' | 'udp6';
+  reuseAddr: boolean;
+}
+
+export type SocketFactory = (options: SocketOptions) => ChannelSocket;
 
 /** The default SocketFactory: a real socket. */
-export const createDgramSocket: SocketFactory = (options) => dgram.createSocket(options);
+export function createDgramSocket(options: SocketOptions): ChannelSocket {
+  return dgram.createSocket(options);
+}
 
 type State = 'new' | 'starting' | 'open' | 'closed';
 
