@@ -26,6 +26,41 @@ export interface BufferGrant {
   receiveBufferBytes: number;
 }
 
+/**
+ * The part of node:dgram's Socket the channels use. The real socket is the
+ * default; a test hands in one that fails, or answers, as loopback cannot.
+ */
+export interface ChannelSocket {
+  on(event: 'message', listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
+  bind(port: number, address: string, callback: () => void): unknown;
+  close(callback: () => void): unknown;
+  address(): { port: number };
+  send(msg: Buffer, port: number, address: string, callback: (err: Error | null) => void): void;
+  setSendBufferSize(bytes: number): void;
+  setRecvBufferSize(bytes: number): void;
+  getSendBufferSize(): number;
+  getRecvBufferSize(): number;
+  addMembership(group: string, iface: string): void;
+  setMulticastInterface(iface: string): void;
+  setMulticastTTL(ttl: number): unknown;
+  setMulticastLoopback(on: boolean): unknown;
+}
+
+export interface SocketOptions {
+  type: 'udp4' | 'udp6';
+  reuseAddr: boolean;
+}
+
+export type SocketFactory = (options: SocketOptions) => ChannelSocket;
+
+/** The default SocketFactory: a real socket. */
+export function createDgramSocket(options: SocketOptions): ChannelSocket {
+  return dgram.createSocket(options);
+}
+
 type State = 'new' | 'starting' | 'open' | 'closed';
 
 export abstract class DgramChannel implements SyncChannel {
@@ -44,18 +79,22 @@ export abstract class DgramChannel implements SyncChannel {
   /** Known once start() has resolved. */
   granted: BufferGrant | undefined;
   protected readonly log: ChannelLog;
-  private socket: dgram.Socket | undefined;
+  private socket: ChannelSocket | undefined;
   private state: State = 'new';
   private readonly datagramListeners: DatagramListener[] = [];
   private readonly sendErrorListeners: SendErrorListener[] = [];
   /** Last send failed; a run of failures is logged once at warn. */
   private sendFailing = false;
 
+  private readonly createSocket: SocketFactory;
+
   constructor(
     readonly name: string,
     log: ChannelLog | undefined,
+    createSocket: SocketFactory | undefined,
   ) {
     this.log = log ?? (() => {});
+    this.createSocket = createSocket ?? createDgramSocket;
   }
 
   abstract start(): Promise<void>;
@@ -108,8 +147,8 @@ export abstract class DgramChannel implements SyncChannel {
     address: string,
     port: number,
     reuseAddr: boolean,
-  ): Promise<dgram.Socket> {
-    const socket = dgram.createSocket({ type, reuseAddr });
+  ): Promise<ChannelSocket> {
+    const socket = this.createSocket({ type, reuseAddr });
     // Listeners go on before bind so no early datagram or error escapes unhandled.
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     try {
@@ -137,7 +176,7 @@ export abstract class DgramChannel implements SyncChannel {
   }
 
   /** Best effort: a refused size is logged, not fatal, since the default still works at low rates. */
-  protected applyBuffers(socket: dgram.Socket, sendBytes: number | undefined, receiveBytes: number | undefined): void {
+  protected applyBuffers(socket: ChannelSocket, sendBytes: number | undefined, receiveBytes: number | undefined): void {
     try {
       if (sendBytes !== undefined) socket.setSendBufferSize(sendBytes);
       if (receiveBytes !== undefined) socket.setRecvBufferSize(receiveBytes);
@@ -246,7 +285,7 @@ export abstract class DgramChannel implements SyncChannel {
   }
 }
 
-function closeSocket(socket: dgram.Socket): Promise<void> {
+function closeSocket(socket: ChannelSocket): Promise<void> {
   return new Promise((resolve) => {
     try {
       socket.close(() => resolve());

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { canonicalAddress, type IpFamily, isMulticast, normaliseAddress } from '../../common/address.js';
 import { ChannelError, type ChannelLog } from './channel.js';
-import { DgramChannel } from './dgram-channel.js';
+import { DgramChannel, type SocketFactory } from './dgram-channel.js';
 import { type AddressResolver, interfaceExists, resolveInterfaceAddresses } from './iface.js';
 
 export interface MulticastChannelOptions {
@@ -28,6 +28,8 @@ export interface MulticastChannelOptions {
   log?: ChannelLog;
   /** Default: os.networkInterfaces() with fallbacks for links that are down. */
   resolveAddresses?: AddressResolver;
+  /** Default: node:dgram's createSocket. */
+  createSocket?: SocketFactory;
 }
 
 export class MulticastChannel extends DgramChannel {
@@ -41,7 +43,7 @@ export class MulticastChannel extends DgramChannel {
 
   constructor(private readonly opts: MulticastChannelOptions) {
     const name = opts.name ?? opts.interface;
-    super(name, opts.log);
+    super(name, opts.log, opts.createSocket);
     const family = isIP(opts.group);
     if (!isMulticast(opts.group)) {
       throw new ChannelError('ECHANNEL_CONFIG', name, `${opts.group} is not a multicast group`);

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { canonicalAddress } from '../../common/address.js';
 import { ChannelError, type ChannelLog } from './channel.js';
-import { DgramChannel } from './dgram-channel.js';
+import { DgramChannel, type SocketFactory } from './dgram-channel.js';
 import { interfaceOfAddress } from './iface.js';
 
 export interface UdpChannelOptions {
@@ -23,6 +23,8 @@ export interface UdpChannelOptions {
   sendBufferBytes?: number;
   receiveBufferBytes?: number;
   log?: ChannelLog;
+  /** Default: node:dgram's createSocket. */
+  createSocket?: SocketFactory;
 }
 
 export class UdpChannel extends DgramChannel {
@@ -34,7 +36,7 @@ export class UdpChannel extends DgramChannel {
 
   constructor(private readonly opts: UdpChannelOptions) {
     const name = opts.name ?? `udp:${opts.bind}`;
-    super(name, opts.log);
+    super(name, opts.log, opts.createSocket);
     const family = isIP(opts.bind);
     if (family === 0) throw new ChannelError('ECHANNEL_CONFIG', name, `bind address ${opts.bind} is not an IP address`);
     if (opts.peers.length === 0)
