@@ -4,7 +4,7 @@
 // in; no real timer runs.
 import { describe, expect, it } from 'vitest';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
-import { NOTRACK_REMOVAL_BULKS, type ReliabilityConfig } from '../../src/sync/engine/reliability.js';
+import { NOTRACK_REMOVAL_BULKS, NOTRACK_TRACKED_SEQS, type ReliabilityConfig } from '../../src/sync/engine/reliability.js';
 import {
   type BulkEnd,
   type BulkStart,
@@ -646,5 +646,268 @@ describe('NotrackReceiver', () => {
     g.rx.onSequenced(bulkEnd(200), true, 0);
     g.rx.tick(50);
     expect(g.calls.filter((c) => c[0] === 'lossy')).toEqual([['lossy', 200, 100, 0]]);
+  });
+});
+
+describe('FtfwReceiver: the survivors of the 2026-12-07 run', () => {
+  it('continueIn() changes the epoch and nothing else; info() before anything arrived', () => {
+    const h = harness();
+    expect(h.rx.info()).toEqual({
+      epoch: 1,
+      expected: null,
+      known: null,
+      missing: false,
+      helloSeen: false,
+      synced: false,
+      bulkInProgress: null,
+      wantBulk: true,
+    });
+    h.recv([100, 102]);
+    h.rx.continueIn(7);
+    expect(h.rx.epoch).toBe(7);
+    expect(h.rx.info()).toEqual({
+      epoch: 7,
+      expected: 101,
+      known: 103,
+      missing: true,
+      helloSeen: false,
+      synced: false,
+      bulkInProgress: null,
+      wantBulk: true,
+    });
+  });
+
+  it('a kick with no gap open leaves the next gap its full nackRetryMs', () => {
+    const h = harness();
+    h.recv([100], 0);
+    h.rx.kick(5);
+    h.recv([103], 10);
+    expect(h.take('nack')).toEqual([['nack', 101, 102]]);
+    h.rx.tick(20);
+    h.rx.tick(59);
+    expect(h.take('nack')).toEqual([]);
+    h.rx.tick(60);
+    expect(h.take('nack')).toEqual([['nack', 101, 102]]);
+  });
+
+  it('with ackWindow 1 the very first message is acked at the end of its datagram', () => {
+    const h = harness(256, { ackWindow: 1 });
+    h.recv([100], 0);
+    expect(h.take('ack')).toEqual([['ack', 100, 100]]);
+    h.recv([101], 1);
+    expect(h.take('ack')).toEqual([['ack', 101, 101]]);
+  });
+
+  it('a later message does not put off an ack already due', () => {
+    const h = harness();
+    h.recv([100, 101], 0);
+    h.rx.tick(10);
+    expect(h.take('ack')).toEqual([['ack', 101, 101]]);
+    h.recv([102], 20); // due at 30
+    h.recv([103], 25);
+    h.rx.tick(29);
+    expect(h.take('ack')).toEqual([]);
+    h.rx.tick(30);
+    expect(h.take('ack')).toEqual([['ack', 102, 103]]);
+  });
+
+  it('two held bulk-ends of the bulk in progress released by one fill: the first in seq order ends it', () => {
+    const h = harness();
+    h.rx.onSequenced(bulkStart(100, 1), true, 0);
+    h.recv([102]);
+    h.rx.onSequenced(bulkEnd(105, 1), true, 0);
+    h.rx.onSequenced(bulkEnd(103, 1), true, 0);
+    h.recv([104]);
+    expect(h.take('end')).toEqual([]);
+    h.recv([101]);
+    expect(h.take('end')).toEqual([['end', 103]]);
+    expect(h.counters).toMatchObject({ orphanBulkEnds: 1, missedBulks: 0 });
+    expect(h.rx.info()).toMatchObject({ expected: 106, synced: true, bulkInProgress: null });
+  });
+
+  it('a held orphan bulk-end is no missed bulk while a bulk is in progress, nor once synced', () => {
+    const during = harness();
+    during.rx.onSequenced(bulkStart(100, 1), true, 0);
+    during.rx.onSequenced(bulkEnd(102, 2), true, 0); // held: 101 missing
+    during.recv([101]);
+    expect(during.counters).toMatchObject({ orphanBulkEnds: 1, missedBulks: 0 });
+    expect(during.rx.info()).toMatchObject({ bulkInProgress: 1, wantBulk: true });
+    const after = harness();
+    after.rx.onSequenced(bulkStart(100, 1), true, 0);
+    after.rx.onSequenced(bulkEnd(101, 1), true, 0);
+    after.rx.onSequenced(bulkEnd(103, 5), true, 0); // held: 102 missing
+    after.recv([102]);
+    expect(after.counters).toMatchObject({ orphanBulkEnds: 1, missedBulks: 0 });
+    expect(after.rx.info()).toMatchObject({ synced: true, wantBulk: false });
+    expect(after.rx.resyncDue(100_000)).toBe(false);
+  });
+
+  it('after a resync is asked for, a resent bulk-start from after the anchor is a duplicate, not a missed bulk', () => {
+    const h = harness();
+    h.recv([100]);
+    h.rx.onSequenced(bulkStart(101), true, 0);
+    h.rx.onSequenced(bulkEnd(102), true, 0);
+    h.rx.wantResync(0);
+    h.rx.onSequenced(bulkStart(101), true, 1);
+    expect(h.counters).toMatchObject({ duplicates: 1, missedBulks: 0 });
+    expect(h.rx.resyncDue(999)).toBe(false);
+    expect(h.rx.resyncDue(1000)).toBe(true);
+  });
+
+  it.each([
+    { name: 'at 100', anchor: 100 },
+    { name: 'at 2^30 + 5', anchor: 0x4000_0005 },
+    { name: 'just before the 2^32 wrap', anchor: 0xffff_fff0 },
+  ])('a bulk-start from just before the anchor ($name) is a missed bulk', ({ anchor }) => {
+    const h = harness();
+    h.recv([anchor, seqAdd(anchor, 1)]);
+    h.rx.onSequenced(bulkStart(seqAdd(anchor, -1)), true, 0);
+    expect(h.counters).toMatchObject({ missedBulks: 1, duplicates: 0 });
+    h.rx.onSequenced(bulkStart(seqAdd(anchor, 1)), true, 0);
+    expect(h.counters).toMatchObject({ missedBulks: 1, duplicates: 1 });
+  });
+
+  it('a stream that ran 2^31 seqs past its anchor still tells a resent bulk-start from a missed one', () => {
+    const h = harness();
+    h.recv([1000]);
+    // Two bulks jump expected 2^30 + 2^29 and then 2^30 + 2^29 further on.
+    const s1 = seqAdd(1000, 0x6000_0000);
+    const s2 = seqAdd(s1, 0x6000_0000);
+    h.rx.onSequenced(bulkStart(s1, 1), true, 0);
+    h.rx.onSequenced(bulkEnd(seqAdd(s1, 1), 1), true, 0);
+    h.rx.wantResync(0);
+    // Bulk 1's start again, 2 seqs behind expected.
+    h.rx.onSequenced(bulkStart(s1, 1), true, 0);
+    expect(h.counters).toMatchObject({ duplicates: 1, missedBulks: 0 });
+    h.rx.onSequenced(bulkStart(s2, 2), true, 0);
+    h.rx.onSequenced(bulkEnd(seqAdd(s2, 1), 2), true, 0);
+    expect(h.take('end')).toEqual([
+      ['end', seqAdd(s1, 1)],
+      ['end', seqAdd(s2, 1)],
+    ]);
+    h.rx.wantResync(0);
+    // Bulk 2's start again: 2 seqs behind expected, 2^31 + 2^30 after the first anchor.
+    h.rx.onSequenced(bulkStart(s2, 2), true, 1);
+    expect(h.counters).toMatchObject({ duplicates: 2, missedBulks: 0 });
+    // One from 2^30 + 1 seqs behind expected, past the anchor's reach: taken as from before it.
+    h.rx.onSequenced(bulkStart(seqAdd(s2, -0x3fff_ffff), 3), true, 2);
+    expect(h.counters).toMatchObject({ duplicates: 2, missedBulks: 1 });
+  });
+
+  it('a bulk-start just under 2^31 seqs ahead is a jump, not a bulk from before the anchor', () => {
+    const h = harness();
+    h.recv(range(1000, 101)); // expected 1101
+    const s = seqAdd(1101, 0x7fff_fff0);
+    h.rx.onSequenced(bulkStart(s), true, 0);
+    expect(h.take('begin')).toEqual([['begin', s]]);
+    expect(h.counters).toMatchObject({ skippedByBulk: 0x7fff_fff0, missedBulks: 0, duplicates: 0 });
+    expect(h.rx.info()).toMatchObject({ expected: seqAdd(s, 1), bulkInProgress: 1 });
+  });
+});
+
+describe('NotrackReceiver: the survivors of the 2026-12-07 run', () => {
+  const N = NOTRACK_TRACKED_SEQS;
+  function notrack() {
+    const lossy: Array<[number, number | undefined, number]> = [];
+    const applied: number[] = [];
+    const sink: RxSink = {
+      apply: (_rx, m) => applied.push(m.seq),
+      beginBulk: () => {},
+      endBulk: () => {},
+      endLossyBulk: (_rx, m, removeBefore, missing) => lossy.push([m.seq, removeBefore, missing]),
+      ack: () => {},
+      nack: () => {},
+    };
+    const counters = newRxCounters();
+    const rx = new NotrackReceiver('peer', 1, CFG, sink, counters, 0);
+    const recv = (seqs: number[], now = 0) => {
+      for (const s of seqs) rx.onSequenced(data(s), false, now);
+    };
+    const bulk = (start: number, id: number, carried: number[], end: number, now = 0) => {
+      rx.onSequenced(bulkStart(start, id), true, now);
+      recv(carried, now);
+      rx.onSequenced(bulkEnd(end, id), true, now);
+    };
+    return { rx, recv, bulk, lossy, applied, counters };
+  }
+
+  it('the first alive anchors: what follows it and never came is counted lost', () => {
+    const h = notrack();
+    h.rx.onAlive(100, 0);
+    expect(h.rx.info()).toMatchObject({ expected: 100, known: 100 });
+    h.recv([103]);
+    expect(h.counters.lostMessages).toBe(3);
+  });
+
+  it('the bulk-start of the bulk in progress again neither judges its pending end early nor counts twice', () => {
+    const h = notrack();
+    h.bulk(0, 1, [1, 2, 3], 4);
+    h.rx.onSequenced(bulkStart(0, 1), true, 10);
+    expect(h.lossy).toEqual([]);
+    h.rx.tick(50);
+    expect(h.lossy).toEqual([[4, 0, 0]]);
+    // Bulk 2, with 1 of 10 lost: depth 3 of which only 2 bulks are known, so nothing is removed.
+    h.bulk(5, 2, [6, 7, 8, 9, 10, 12, 13, 14, 15], 16, 100);
+    h.rx.onSequenced(bulkStart(5, 2), true, 100);
+    h.rx.tick(150);
+    expect(notrackRemovalDepth(10, 1)).toBe(3);
+    expect(h.lossy).toEqual([
+      [4, 0, 0],
+      [16, undefined, 1],
+    ]);
+  });
+
+  it('a third bulk at depth 3 removes what none of the three carried', () => {
+    const h = notrack();
+    h.bulk(0, 1, [1, 2, 3], 4);
+    h.rx.tick(50);
+    h.bulk(5, 2, [6, 7, 8, 9, 10, 12, 13, 14, 15], 16, 100);
+    h.rx.tick(150);
+    h.bulk(17, 3, [18, 19, 20, 21, 22, 24, 25, 26, 27], 28, 200);
+    h.rx.tick(250);
+    expect(h.lossy).toEqual([
+      [4, 0, 0],
+      [16, undefined, 1],
+      [28, 0, 1],
+    ]);
+  });
+
+  it('a bulk the ring no longer tracks counts as wholly missing', () => {
+    const h = notrack();
+    h.bulk(100, 1, range(101, 10), 111);
+    // Before it is judged, the stream jumps so far that 101 and 102 left the ring.
+    h.recv([seqAdd(102, N)]);
+    h.rx.tick(50);
+    expect(h.lossy).toEqual([[111, undefined, 10]]);
+    expect(h.counters.incompleteBulks).toBe(1);
+  });
+
+  it('seqs from the ring\'s previous lap do not count for the bulk now', () => {
+    const h = notrack();
+    h.recv(range(0, 11)); // bits 0..10
+    // One lap on: only N + 1 of the bulk's ten arrives.
+    h.bulk(N, 1, [N + 1], N + 11);
+    h.rx.tick(50);
+    expect(h.lossy).toEqual([[N + 11, undefined, 9]]);
+    expect(h.counters.lostMessages).toBe(N - 11 + 9);
+  });
+
+  it('a straggler more than the ring behind is applied but not counted for the bulk', () => {
+    const h = notrack();
+    h.bulk(100, 1, [101, 102, 103, 104, 106, 107, 108, 109, 110], 111);
+    // Seq 105 - N shares 105's ring slot.
+    h.recv([seqAdd(105, -N)]);
+    h.rx.tick(50);
+    expect(h.applied.at(-1)).toBe(seqAdd(105, -N));
+    expect(h.lossy).toEqual([[111, undefined, 1]]);
+  });
+
+  it('a straggler exactly the ring behind still counts, and a bulk starting exactly the ring back is tracked', () => {
+    const h = notrack();
+    h.bulk(100, 1, range(102, 9), 111); // 101 missing
+    h.recv([100 + N]); // next is 101 + N: 101 is exactly N behind it
+    h.recv([101]);
+    h.rx.tick(50);
+    expect(h.lossy).toEqual([[111, 100, 0]]);
   });
 });

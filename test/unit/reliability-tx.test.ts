@@ -704,3 +704,175 @@ describe('Transmitter bookkeeping that survived mutation testing', () => {
     expect(tx.info('b')!.unacked).toBe(0);
   });
 });
+
+describe('Transmitter: the survivors of the 2026-12-07 run', () => {
+  it('forget() drops a peer, counts it down if it was up, and takes back its bulk wish', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.wantBulk('b', 'request');
+    h.send(3);
+    expect(h.tx.forget('b')).toBe(true);
+    expect(h.tx.get('b')).toBeUndefined();
+    expect(h.tx.wantedPeers()).toEqual([]);
+    // No peer is up any more: the queue keeps what it has, also through a release.
+    h.tx.release();
+    expect(h.tx.queue!.length).toBe(3);
+    expect(h.tx.forget('b')).toBe(false);
+    expect(h.tx.forget('x')).toBe(false);
+    expect(h.tx.get('x')).toBeUndefined();
+  });
+
+  it('forget() of a peer that is down leaves the count of up peers alone', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.tx.setUp('c', 1, false);
+    expect(h.tx.forget('c')).toBe(true);
+    h.send(3);
+    h.tx.onAck('b', 101, 0);
+    // b is still counted up: its ack releases what it acked.
+    expect(h.tx.queue!.length).toBe(1);
+  });
+
+  it('rolled() changes only the epoch of a known peer, and makes none', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.send(2);
+    h.tx.wantBulk('b', 'request');
+    h.tx.rolled('b', 7);
+    expect(h.tx.get('b')!.epoch).toBe(7);
+    expect(h.tx.info('b')).toMatchObject({ ackedThrough: 99, unacked: 2, bulkWanted: true });
+    h.tx.rolled('x', 7);
+    expect(h.tx.get('x')).toBeUndefined();
+  });
+
+  it('queues a message given as its bytes; a notrack transmitter keeps nothing and does not throw', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    const buf = Buffer.from([9, 1, 2, 3, 4, 9]);
+    h.tx.onSequencedBytes(100, buf, 1, 5, 0);
+    expect(h.tx.queue!.length).toBe(1);
+    expect([...h.tx.queue!.bytesOf(100)!]).toEqual([1, 2, 3, 4]);
+    const tx = new Transmitter({
+      acknowledged: false,
+      cfg: CFG,
+      firstSeq: 0,
+      nextSeq: () => 0,
+      resend: () => {},
+      log: captureLogger().log,
+      counters: newTxCounters(),
+    });
+    tx.onSequencedBytes(0, buf, 1, 5, 0);
+    expect(tx.queue).toBeUndefined();
+  });
+
+  it('a notrack transmitter whose up peer restarts or goes down with another up releases nothing and does not throw', () => {
+    const tx = new Transmitter({
+      acknowledged: false,
+      cfg: CFG,
+      firstSeq: 0,
+      nextSeq: () => 5,
+      resend: () => {},
+      log: captureLogger().log,
+      counters: newTxCounters(),
+    });
+    tx.setUp('b', 1, true);
+    tx.setUp('c', 1, true);
+    tx.restart('b', 2);
+    tx.setUp('c', 1, false);
+    tx.release();
+    expect(tx.info('b')).toMatchObject({ ackedThrough: 4, unacked: 0 });
+  });
+
+  it('a NACK below where a peer was first placed, before it ever acked, is a gap, not a stale NACK', () => {
+    const h = harness();
+    h.tx.setUp('c', 1, true);
+    h.send(5); // 100..104, held by c
+    h.tx.setUp('b', 1, true); // b placed at the front, 100
+    h.tx.restart('b', 2); // b placed at the next seq, 105, not acked yet
+    h.send(2); // 105, 106
+    h.tx.onNack('b', 102, 105, 100);
+    // b may have started tracking anywhere: it gets all it asks for.
+    expect(h.takeResent()).toEqual([102, 103, 104, 105]);
+    expect(h.counters.staleNacks).toBe(0);
+    h.tx.onNack('b', 100, 101, 200);
+    expect(h.takeResent()).toEqual([100, 101]);
+    expect(h.counters.staleNacks).toBe(0);
+  });
+
+  it('a peer first heard of after the queue moved NACKs below its place: a bulk, not a stale NACK', () => {
+    const h = harness();
+    h.tx.setUp('c', 1, true);
+    h.send(12); // 100..111, queue 104..111
+    h.tx.setUp('b', 1, true); // b placed at the front, 104
+    h.tx.onNack('b', 102, 103, 0);
+    expect(h.counters).toMatchObject({ staleNacks: 0, resyncsForGap: 1 });
+    expect(h.tx.wantedPeers()).toEqual(['b']);
+  });
+
+  it('a NACK reaching past the next seq, from a peer that acked everything, is stale', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.send(5); // 100..104
+    h.tx.onAck('b', 104, 0);
+    h.tx.onNack('b', 103, 106, 0);
+    expect(h.counters).toMatchObject({ staleNacks: 1, badRanges: 0, retransmits: 0 });
+  });
+
+  it('logs the NACK clipped to the last seq sent, and the bulk that does not cover it', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.bulkQueued('b', 1);
+    h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 1, peer: 'b' })); // 100
+    h.send(9); // 101..109: 100 and 101 evicted
+    h.tx.onNack('b', 100, 120, 0);
+    expect(h.lines.filter((l) => l.level === 'debug')).toEqual([
+      {
+        level: 'debug',
+        msg: 'nack for what is no longer queued',
+        ctx: { peer: 'b', from: 100, to: 109, front: 102, ackNext: 100, bulk: { id: 1, startSeq: 100, endSeq: undefined } },
+      },
+    ]);
+    expect(h.counters.resyncsForGap).toBe(1);
+  });
+
+  it('a NACK covered by a wanted bulk resends nothing when the old bulk-start is gone', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.bulkQueued('b', 1);
+    h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 1, peer: 'b' })); // 100
+    h.send(9); // 101..109: 100 and 101 evicted
+    expect(h.tx.wantBulk('b', 'gap')).toBe(true);
+    h.tx.onNack('b', 100, 103, 100);
+    expect(h.counters.nacksCoveredByBulk).toBe(1);
+    expect(h.takeResent()).toEqual([]);
+  });
+
+  it('a peer that comes up releases nothing by itself: what it acked while down goes at the next release', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('b', 1, false);
+    h.send(5); // 100..104, kept: nobody is up
+    h.tx.onAck('b', 104, 0);
+    expect(h.tx.queue!.length).toBe(5);
+    h.tx.setUp('b', 1, true);
+    expect(h.tx.queue!.length).toBe(5);
+    h.tx.release();
+    expect(h.tx.queue!.length).toBe(0);
+  });
+
+  it('wantedPeers(now) holds back a peer whose last bulk went out less than BULK_MIN_INTERVAL_MS ago', () => {
+    const h = harness();
+    h.tx.setUp('b', 1, true);
+    h.tx.setUp('c', 1, true);
+    h.tx.bulkQueued('b', 1, 1500);
+    h.sendMsg((seq) => ({ kind: 'bulk-start', seq, bulkId: 1, peer: 'b' }));
+    h.sendMsg((seq) => ({ kind: 'bulk-end', seq, bulkId: 1, peer: 'b', count: 0 }));
+    h.tx.onAck('b', 101, 1600);
+    expect(h.tx.wantBulk('b', 'request')).toBe(true);
+    expect(h.tx.wantBulk('c', 'request')).toBe(true);
+    expect(h.tx.wantedPeers()).toEqual(['b', 'c']);
+    expect(h.tx.wantedPeers(2499)).toEqual(['c']);
+    expect(h.tx.wantedPeers(2500)).toEqual(['b', 'c']);
+  });
+});

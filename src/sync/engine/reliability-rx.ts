@@ -41,6 +41,9 @@ import {
 import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
 import { SeqWindow } from './seq-window.js';
 
+/** How far behind expected the anchor may lie (see FtfwReceiver.progress). */
+const ANCHOR_REACH = 0x4000_0000;
+
 export type DataMessage = Extract<
   WireMessage,
   { kind: 'ct-new' | 'ct-update' | 'ct-delete' | 'exp-new' | 'exp-delete' }
@@ -361,6 +364,9 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
   private progress(now: number): void {
     const w = this.win!;
     if (w.advance() > 0 && this.held.size > 0) this.processHeld();
+    // The anchor is kept within ANCHOR_REACH behind expected, so that seqBefore(s, anchor0) above
+    // still means "before we started listening" after the stream has run 2^31 seqs past it.
+    if ((w.expected - this.anchor0) >>> 0 > ANCHOR_REACH) this.anchor0 = seqAdd(w.expected, -ANCHOR_REACH);
     const base = this.ackedNext ?? seqAdd(w.expected, -1);
     const pending = seqDiff(base, w.expected);
     if (pending >= this.cfg.ackWindow) this.ackNow = true;
