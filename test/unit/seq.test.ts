@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { seqAdd, seqAfter, seqBefore, seqDiff } from '../../src/sync/engine/seq.js';
+import { seqAdd, seqAfter, seqBefore, seqDiff, seqForward } from '../../src/sync/engine/seq.js';
 
 const MAX = 0xffff_ffff;
 const HALF = 0x8000_0000;
@@ -48,6 +48,19 @@ describe('seqDiff', () => {
         expect(seqDiff(a, seqAdd(a, d))).toBe(d);
       }),
     );
+  });
+});
+
+describe('seqForward', () => {
+  it.each([
+    [0, 0, 0],
+    [5, 9, 4],
+    [9, 5, 0xffff_fffc],
+    [0xffff_fffe, 1, 3],
+    [0, 0x8000_0000, 0x8000_0000],
+    [0, 0xc000_0000, 0xc000_0000],
+  ])('from %d to %d is %d, never negative', (a, b, d) => {
+    expect(seqForward(a, b)).toBe(d);
   });
 });
 

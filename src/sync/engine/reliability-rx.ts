@@ -38,7 +38,7 @@ import {
   RESYNC_RETRY_MAX_FACTOR,
   RX_WINDOW,
 } from './reliability.js';
-import { seqAdd, seqAfter, seqBefore, seqDiff } from './seq.js';
+import { seqAdd, seqAfter, seqBefore, seqDiff, seqForward } from './seq.js';
 import { SeqWindow } from './seq-window.js';
 
 /** How far behind expected the anchor may lie (see FtfwReceiver.progress). */
@@ -366,7 +366,7 @@ export class FtfwReceiver extends ReceiverBase implements Receiver {
     if (w.advance() > 0 && this.held.size > 0) this.processHeld();
     // The anchor is kept within ANCHOR_REACH behind expected, so that seqBefore(s, anchor0) above
     // still means "before we started listening" after the stream has run 2^31 seqs past it.
-    if ((w.expected - this.anchor0) >>> 0 > ANCHOR_REACH) this.anchor0 = seqAdd(w.expected, -ANCHOR_REACH);
+    if (seqForward(this.anchor0, w.expected) > ANCHOR_REACH) this.anchor0 = seqAdd(w.expected, -ANCHOR_REACH);
     const base = this.ackedNext ?? seqAdd(w.expected, -1);
     const pending = seqDiff(base, w.expected);
     if (pending >= this.cfg.ackWindow) this.ackNow = true;

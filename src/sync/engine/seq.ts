@@ -21,6 +21,11 @@ export function seqDiff(a: number, b: number): number {
   return d === -HALF ? HALF : d;
 }
 
+/** How far forward b lies from a, modulo 2^32, in [0, 2^32): (b - a) reduced, never negative. */
+export function seqForward(a: number, b: number): number {
+  return (b - a) >>> 0;
+}
+
 /** a comes strictly before b (0 < b - a < 2^31). */
 export function seqBefore(a: number, b: number): boolean {
   const d = seqDiff(a, b);
