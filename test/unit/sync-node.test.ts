@@ -1471,3 +1471,69 @@ describe('SyncNode: sending at the edges', () => {
     }
   });
 });
+
+describe('SyncNode: state at start', () => {
+  it('inSync asked before any bulk is false, and still false when asked again', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    expect(h.node.inSync).toBe(false);
+    expect(h.node.inSync).toBe(false);
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.tick();
+    // No peer up and no bulk ever: still nothing to be in sync with.
+    expect(h.node.inSync).toBe(false);
+    expect(h.node.inSync).toBe(false);
+  });
+
+  it('without firstSeq the first seq is drawn from Math.random over the whole u32 range', () => {
+    const spy = vi.spyOn(Math, 'random').mockReturnValue(0.75);
+    try {
+      const h = harness({ firstSeq: undefined });
+      h.node.start();
+      expect(h.drain()).toEqual([{ kind: 'hello', seq: 0xc000_0000 }]);
+      expect(h.node.nextSeq).toBe(0xc000_0000);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("a NACK of what the resend queue no longer holds wants a bulk for the gap, served by the next tick, even in the peer's first datagram", () => {
+    const h = harness({ timers: { ...T, resendQueueSize: 4 } });
+    h.node.start();
+    // Six changes before any peer is known: nothing holds the queue, so the first two are evicted.
+    for (const i of [1, 2, 3, 4, 5, 6]) h.node.localChange(addLocal(h, i), 'new');
+    expect(h.node.stats().resendQueue).toMatchObject({ length: 4, front: FIRST_SEQ + 2 });
+    h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    const ch = h.drain().find((m) => m.kind === 'challenge');
+    if (ch?.kind !== 'challenge') throw new Error('no challenge');
+    // Its answer and, in the same datagram, a NACK of our first seq.
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        {
+          kind: 'challenge-response',
+          seq: PEER_SEQ,
+          peer: SELF,
+          epoch: SELF_EPOCH,
+          nonceHi: ch.nonceHi,
+          nonceLo: ch.nonceLo,
+          firstEpoch: 0,
+        },
+        { kind: 'nack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ },
+      ]),
+    );
+    expect(h.counters()).toMatchObject({ resyncsForGap: 1, bulksSent: 0 });
+    expect(h.node.stats().peers[0]?.tx?.bulkWanted).toBe(true);
+    expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([]);
+    h.node.tick();
+    expect(h.counters().bulksSent).toBe(1);
+    // Queued; it goes out once the peer's ack makes room.
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [{ kind: 'ack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ + 5 }]),
+    );
+    expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([
+      { kind: 'bulk-start', seq: FIRST_SEQ + 6, bulkId: 1, peer: PEER },
+    ]);
+  });
+});
