@@ -663,6 +663,19 @@ describe('ConntrackdNode receive', () => {
     expect(h.drain()).toEqual(['2 ctl RESYNC|HELLO 0..0']);
   });
 
+  it('a NACK of an expectation delete sends the delete again, with a new seq, and keeps it for another NACK', () => {
+    const h = settled();
+    h.node.localExpectChange('gone', 'delete', expectation(2));
+    expect(h.drain()).toEqual(['1 exp5 30002 HELLO']);
+    expect(h.node.stats().resendQueue).toMatchObject({ length: 2, front: S0 });
+    h.recv(ctl(NACK, 10, S0 + 1, S0 + 1));
+    expect(h.drain()).toEqual(['2 exp5 30002 HELLO']);
+    expect(h.counters()).toMatchObject({ nacksReceived: 1, retransmits: 1 });
+    h.recv(ctl(NACK, 11, S0 + 2, S0 + 2));
+    expect(h.drain()).toEqual(['3 exp5 30002 HELLO']);
+    expect(h.node.stats().resendQueue).toMatchObject({ length: 2, front: S0 });
+  });
+
   it('a NACK resends a waiting entry once, as the kind it waits as', () => {
     const h = settled();
     const k = h.add(1);

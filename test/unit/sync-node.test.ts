@@ -4,7 +4,7 @@
 // message kind, each address check and each deadline of tick(). The
 // convergence simulation (sync-sim.test.ts) covers the same code through
 // whole runs; these pin the values one step at a time.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { EntryRecord } from '../../src/kernel/ct-record.js';
 import type { ConntrackEntry, ExpectEntry } from '../../src/kernel/entry.js';
@@ -1170,5 +1170,370 @@ describe('SyncNode challenges and stats of believed peers', () => {
     const listed = harness({ admission: { nodes: [SELF, PEER, 'fw3', 'fw4'], maxNodes: 16, pruneAfterMs: 60_000 } });
     expect(listed.node.shareDivisor).toBe(3);
     expect(listed.node.stats().admission.nodes).toEqual([SELF, PEER, 'fw3', 'fw4']);
+  });
+});
+
+/** A datagram of the peer with `n` messages of a kind of a later version appended (field 17 of the oneof). */
+function withUnknownMessages(d: Buffer, n: number): Buffer {
+  // Body field 3 (a message) holding field 17, length-delimited, one zero byte: 1a 04 8a 01 01 00.
+  const unknown = Buffer.from('1a048a010100', 'hex');
+  return Buffer.concat([d, ...Array.from({ length: n }, () => unknown)]);
+}
+
+describe('SyncNode: what each check of the message handlers decides', () => {
+  it('counts the messages of a later version it skipped, and handles the rest', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    const d = withUnknownMessages(h.from(PEER, PEER_EPOCH, [{ kind: 'ct-new', seq: PEER_SEQ, entry: entry(1) }]), 2);
+    expect(h.node.receive(d)).toEqual({ ok: true, live: true });
+    // The answer to our challenge was the first message.
+    expect(h.counters()).toMatchObject({ unknownMessages: 2, messagesReceived: 2, applied: 1 });
+    h.node.receive(withUnknownMessages(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ + 1 }]), 1));
+    expect(h.counters()).toMatchObject({ unknownMessages: 3, messagesReceived: 3 });
+  });
+
+  it('an alive announcing seqs never received NACKs them (a lost tail)', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'ct-new', seq: PEER_SEQ, entry: entry(1) }]));
+    h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ + 3 }]));
+    expect(h.drain().filter((m) => m.kind === 'nack')).toEqual([
+      { kind: 'nack', peer: PEER, epoch: PEER_EPOCH, from: PEER_SEQ + 1, to: PEER_SEQ + 2 },
+    ]);
+    expect(h.counters()).toMatchObject({ nacksSent: 1, nackedMessages: 2 });
+  });
+
+  it('a NACK counts only when addressed to us and our epoch, past the resend throttle too', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.localChange(addLocal(h, 1), 'new');
+    h.drain();
+    const nack = (peer: string, epoch: number): WireMessage => ({ kind: 'nack', peer, epoch, from: FIRST_SEQ, to: FIRST_SEQ });
+    for (const [peer, epoch] of [
+      ['fw3', SELF_EPOCH],
+      [SELF, SELF_EPOCH + 1],
+      ['fw3', SELF_EPOCH + 1],
+    ] as const) {
+      h.clock.now += 1000;
+      h.node.receive(h.from(PEER, PEER_EPOCH, [nack(peer, epoch)]));
+      expect(h.drain().filter((m) => m.kind === 'ct-new')).toEqual([]);
+      expect(h.counters().nacksReceived).toBe(0);
+    }
+    h.clock.now += 1000;
+    h.node.receive(h.from(PEER, PEER_EPOCH, [nack(SELF, SELF_EPOCH)]));
+    expect(h.drain().filter((m) => m.kind === 'ct-new')).toEqual([{ kind: 'ct-new', seq: FIRST_SEQ, entry: entry(1) }]);
+    expect(h.counters().nacksReceived).toBe(1);
+  });
+
+  it('only a challenge-response is taken as an answer to our challenge: other messages to us are no ignored response', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.localChange(addLocal(h, 1), 'new');
+    h.drain();
+    h.clock.now += 1000;
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'ack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ },
+        { kind: 'hello-ack', peer: SELF, epoch: SELF_EPOCH },
+        { kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH, request: 1 },
+        { kind: 'challenge', peer: SELF, nonceHi: 1, nonceLo: 2 },
+      ]),
+    );
+    expect(h.counters()).toMatchObject({
+      responsesIgnored: 0,
+      responsesAccepted: 1,
+      helloAcksReceived: 1,
+      resyncRequestsReceived: 1,
+      challengesAnswered: 1,
+    });
+    // The ack freed the entry; the request's bulk (start, entry, end) waits for its own.
+    expect(h.node.stats().resendQueue).toMatchObject({ length: 3, front: FIRST_SEQ + 1 });
+  });
+
+  it('a stale datagram challenges back only for a challenge: another message addressed to us draws none', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.drain();
+    h.clock.now += 1000;
+    const stale = (m: WireMessage): Buffer => h.from(PEER, PEER_EPOCH - 1, [m]);
+    h.node.receive(stale({ kind: 'ack', peer: SELF, epoch: SELF_EPOCH, from: 1, to: 1 }));
+    h.node.receive(stale({ kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH, request: 9 }));
+    expect(h.drain()).toEqual([]);
+    expect(h.counters()).toMatchObject({ staleEpochDatagrams: 2, challengesSent: 1 });
+    h.node.receive(stale({ kind: 'challenge', peer: SELF, nonceHi: 1, nonceLo: 2 }));
+    expect(h.drain().map((m) => m.kind)).toEqual(['challenge']);
+    expect(h.counters().challengesSent).toBe(2);
+  });
+
+  it('an answer in the epoch already believed (to a challenge a stale datagram drew) keeps the receiver as it is', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        { kind: 'bulk-start', seq: PEER_SEQ, bulkId: 1, peer: SELF },
+        { kind: 'bulk-end', seq: PEER_SEQ + 1, bulkId: 1, peer: SELF, count: 0 },
+      ]),
+    );
+    const rx = h.node.stats().peers[0]?.rx;
+    expect(rx).toMatchObject({ epoch: PEER_EPOCH, expected: PEER_SEQ + 2, synced: true, wantBulk: false });
+    h.drain();
+    h.clock.now += 1000;
+    h.node.receive(h.from(PEER, PEER_EPOCH - 1, [{ kind: 'challenge', peer: SELF, nonceHi: 1, nonceLo: 2 }]));
+    const ch = h.drain().find((m) => m.kind === 'challenge');
+    if (ch?.kind !== 'challenge') throw new Error('no challenge');
+    const answer: WireMessage = {
+      kind: 'challenge-response',
+      seq: PEER_SEQ + 50,
+      peer: SELF,
+      epoch: SELF_EPOCH,
+      nonceHi: ch.nonceHi,
+      nonceLo: ch.nonceLo,
+      firstEpoch: 0,
+    };
+    expect(h.node.receive(h.from(PEER, PEER_EPOCH, [answer]))).toEqual({ ok: true, live: true });
+    expect(h.counters().responsesAccepted).toBe(2);
+    expect(h.node.stats().peers[0]?.rx).toEqual(rx);
+    expect(h.ctxOf('info peer epoch verified')).toHaveLength(1);
+    expect(h.node.stats().peerCounters).toEqual({ ups: 1, downs: 0, restarts: 0 });
+  });
+
+  it("a listed peer pruned of its receiver, then rolled over: believed afresh, as a restart (nothing to carry on)", () => {
+    const h = harness({ admission: { nodes: [SELF, PEER], maxNodes: 16, pruneAfterMs: 5000 } });
+    h.node.start();
+    h.verify();
+    h.clock.now += T.peerTimeoutMs + 5001;
+    h.node.tick();
+    h.node.tick();
+    expect(h.node.stats().peers.map((p) => [p.id, p.state, p.rx, p.tx])).toEqual([[PEER, 'down', null, null]]);
+    expect(h.ctxOf('info peer pruned: down too long, its sync state freed')).toEqual([{ peer: PEER }]);
+    h.sink.calls.length = 0;
+    h.events.length = 0;
+    h.verify(PEER, PEER_EPOCH + 1, PEER_SEQ + 10, PEER_EPOCH);
+    expect(h.sink.calls).toEqual([]);
+    expect(h.ctxOf('info peer epoch verified').at(-1)).toEqual({
+      peer: PEER,
+      epoch: PEER_EPOCH + 1,
+      previousEpoch: PEER_EPOCH,
+    });
+    expect(h.events).toEqual([`restart ${PEER} ${PEER_EPOCH + 1} ${PEER_EPOCH}`, `up ${PEER} ${PEER_EPOCH + 1}`]);
+    expect(h.node.stats().peers[0]).toMatchObject({ state: 'up', epoch: PEER_EPOCH + 1, rx: { epoch: PEER_EPOCH + 1 } });
+  });
+
+  it('after a rollover an ack naming neither our epoch nor the one before is not ours; the rollover is logged with its numbers', () => {
+    const h = harness({ maxSeqsPerEpoch: 4 });
+    h.node.start();
+    h.verify();
+    // hello, challenge, alive and request, the entry: 4 datagrams.
+    h.node.localChange(addLocal(h, 1), 'new');
+    h.node.tick();
+    expect(h.node.epoch).toBe(SELF_EPOCH + 1);
+    expect(h.ctxOf('info epoch rollover: a new epoch long before sequence numbers could wrap')).toEqual([
+      { epoch: SELF_EPOCH + 1, previousEpoch: SELF_EPOCH, seqsUsed: 1, datagramsSent: 4 },
+    ]);
+    const ack = (epoch: number): Buffer =>
+      h.from(PEER, PEER_EPOCH, [{ kind: 'ack', peer: SELF, epoch, from: FIRST_SEQ, to: FIRST_SEQ }]);
+    h.node.receive(ack(SELF_EPOCH + 7));
+    expect(h.node.stats().resendQueue.length).toBe(1);
+    h.node.receive(ack(SELF_EPOCH));
+    expect(h.node.stats().resendQueue.length).toBe(0);
+  });
+});
+
+describe('SyncNode: peers going down and coming back', () => {
+  it('a resync request is not repeated to a peer down', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    const sent = h.counters().resyncRequestsSent;
+    h.drain();
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.tick();
+    expect(h.node.stats().peers[0]).toMatchObject({ state: 'down', rx: { wantBulk: true } });
+    expect(h.drain().filter((m) => m.kind === 'resync-request')).toEqual([]);
+    expect(h.counters().resyncRequestsSent).toBe(sent);
+  });
+
+  it('a peer back up is asked for its state at once, not after the backoff of the requests before', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    h.drain();
+    // The second request, just before the peer goes down: the next would be 2 s later.
+    h.clock.now += T.peerTimeoutMs;
+    h.node.tick();
+    expect(h.drain().filter((m) => m.kind === 'resync-request')).toEqual([
+      { kind: 'resync-request', peer: PEER, epoch: PEER_EPOCH, request: 2 },
+    ]);
+    h.clock.now += 1;
+    h.node.tick();
+    expect(h.node.stats().peers[0]?.state).toBe('down');
+    h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    expect(h.drain()).toEqual([
+      { kind: 'alive', seq: FIRST_SEQ },
+      { kind: 'resync-request', peer: PEER, epoch: PEER_EPOCH, request: 3 },
+    ]);
+  });
+
+  it('a peer down holds no room in the resend queue: what waited goes out', () => {
+    const h = harness({ timers: { ...T, resendQueueSize: 4 } });
+    h.node.start();
+    h.verify();
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.tick();
+    expect(h.events).toEqual([`up ${PEER} ${PEER_EPOCH}`, `down ${PEER}`]);
+    h.drain();
+    for (const i of [1, 2, 3, 4, 5, 6]) h.node.localChange(addLocal(h, i), 'new');
+    expect(h.drain().filter((m) => m.kind === 'ct-new')).toHaveLength(6);
+    expect(h.node.stats().sender.queueLength).toBe(0);
+  });
+
+  it('a restart with no onPeerRestart callback', () => {
+    const h = harness({ onPeerRestart: undefined });
+    h.node.start();
+    h.verify();
+    h.clock.now += 1000;
+    h.verify(PEER, PEER_EPOCH + 10, 300);
+    expect(h.node.stats().peers[0]).toMatchObject({ epoch: PEER_EPOCH + 10, restarts: 1, state: 'up' });
+    expect(h.counters().bulksWanted.restart).toBe(1);
+  });
+});
+
+describe('SyncNode: sending at the edges', () => {
+  it('a bulk with no localExpectKeys carries the entries alone', () => {
+    const h = harness({ localExpectKeys: undefined });
+    h.node.start();
+    h.drain();
+    addLocal(h, 1);
+    expect(h.node.bulkSend()).toBe(1);
+    expect(h.drain().map((m) => m.kind)).toEqual(['bulk-start', 'ct-update', 'bulk-end']);
+    expect(h.counters()).toMatchObject({ bulksSent: 1, bulkEntriesSent: 1 });
+  });
+
+  it('control messages that overflow one datagram go on in the next', () => {
+    const id = (i: number): string => `peer-${String(i).padStart(2, '0')}-${'x'.repeat(50)}`;
+    const h = harness({ mtu: 512 });
+    h.node.start();
+    for (let i = 0; i < 10; i++) h.verify(id(i), 900 + i, 50);
+    h.drain();
+    const datagrams = h.counters().datagramsSent;
+    h.node.requestResync();
+    expect(h.sent.length).toBeGreaterThan(1);
+    const n = h.sent.length;
+    expect(h.drain()).toEqual(
+      Array.from({ length: 10 }, (_x, i) => ({ kind: 'resync-request', peer: id(i), epoch: 900 + i, request: 11 + i })),
+    );
+    expect(h.counters().datagramsSent).toBe(datagrams + n);
+  });
+
+  it('a node closed while a flush is under way (by its send callback) sends nothing more', () => {
+    const later: Array<() => void> = [];
+    const out: Buffer[] = [];
+    let closeOnSend = false;
+    const box: { node?: SyncNode } = {};
+    const h = harness({
+      schedule: (fn) => later.push(fn),
+      send: (b) => {
+        out.push(b);
+        if (closeOnSend) box.node?.close();
+      },
+    });
+    box.node = h.node;
+    h.node.start();
+    expect(out).toHaveLength(1);
+    for (let i = 1; i <= 100; i++) h.node.localChange(addLocal(h, i), 'new');
+    closeOnSend = true;
+    for (const fn of later.splice(0)) fn();
+    expect(out).toHaveLength(2);
+    expect(h.counters().datagramsSent).toBe(2);
+  });
+
+  it('challenge nonces come from the platform CSPRNG when no random() is given', () => {
+    const spy = vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation(<T extends ArrayBufferView | null>(a: T): T => {
+      if (a instanceof Uint32Array) a[0] = 0x89abcdef;
+      return a;
+    });
+    try {
+      const h = harness({ random: undefined });
+      h.node.start();
+      h.drain();
+      h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+      expect(h.drain()).toEqual([{ kind: 'challenge', peer: PEER, nonceHi: 0x89abcdef, nonceLo: 0x89abcdef }]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('SyncNode: state at start', () => {
+  it('inSync asked before any bulk is false, and still false when asked again', () => {
+    const h = harness();
+    h.node.start();
+    h.verify();
+    expect(h.node.inSync).toBe(false);
+    expect(h.node.inSync).toBe(false);
+    h.clock.now += T.peerTimeoutMs + 1;
+    h.node.tick();
+    // No peer up and no bulk ever: still nothing to be in sync with.
+    expect(h.node.inSync).toBe(false);
+    expect(h.node.inSync).toBe(false);
+  });
+
+  it('without firstSeq the first seq is drawn from Math.random over the whole u32 range', () => {
+    const spy = vi.spyOn(Math, 'random').mockReturnValue(0.75);
+    try {
+      const h = harness({ firstSeq: undefined });
+      h.node.start();
+      expect(h.drain()).toEqual([{ kind: 'hello', seq: 0xc000_0000 }]);
+      expect(h.node.nextSeq).toBe(0xc000_0000);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("a NACK of what the resend queue no longer holds wants a bulk for the gap, served by the next tick, even in the peer's first datagram", () => {
+    const h = harness({ timers: { ...T, resendQueueSize: 4 } });
+    h.node.start();
+    // Six changes before any peer is known: nothing holds the queue, so the first two are evicted.
+    for (const i of [1, 2, 3, 4, 5, 6]) h.node.localChange(addLocal(h, i), 'new');
+    expect(h.node.stats().resendQueue).toMatchObject({ length: 4, front: FIRST_SEQ + 2 });
+    h.drain();
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'alive', seq: PEER_SEQ }]));
+    const ch = h.drain().find((m) => m.kind === 'challenge');
+    if (ch?.kind !== 'challenge') throw new Error('no challenge');
+    // Its answer and, in the same datagram, a NACK of our first seq.
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [
+        {
+          kind: 'challenge-response',
+          seq: PEER_SEQ,
+          peer: SELF,
+          epoch: SELF_EPOCH,
+          nonceHi: ch.nonceHi,
+          nonceLo: ch.nonceLo,
+          firstEpoch: 0,
+        },
+        { kind: 'nack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ },
+      ]),
+    );
+    expect(h.counters()).toMatchObject({ resyncsForGap: 1, bulksSent: 0 });
+    expect(h.node.stats().peers[0]?.tx?.bulkWanted).toBe(true);
+    expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([]);
+    h.node.tick();
+    expect(h.counters().bulksSent).toBe(1);
+    // Queued; it goes out once the peer's ack makes room.
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH, [{ kind: 'ack', peer: SELF, epoch: SELF_EPOCH, from: FIRST_SEQ, to: FIRST_SEQ + 5 }]),
+    );
+    expect(h.drain().filter((m) => m.kind === 'bulk-start')).toEqual([
+      { kind: 'bulk-start', seq: FIRST_SEQ + 6, bulkId: 1, peer: PEER },
+    ]);
   });
 });
