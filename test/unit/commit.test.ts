@@ -481,6 +481,8 @@ describe('commitForm', () => {
   it.each([
     { name: 'UDP: status only', e: { ...tcp(1), orig: { ...tcp(1).orig, proto: IPPROTO.UDP }, reply: { ...tcp(1).reply, proto: IPPROTO.UDP }, protoinfo: undefined }, flags: undefined },
     { name: 'TCP without TCP protoinfo', e: { ...tcp(1), protoinfo: {} }, flags: undefined },
+    // No decoder makes one, but the form says TCP entries: encodeRequest leaves its flags alone too.
+    { name: 'UDP carrying TCP protoinfo: left as it is', e: { ...tcp(1), orig: { ...tcp(1).orig, proto: IPPROTO.UDP }, reply: { ...tcp(1).reply, proto: IPPROTO.UDP }, protoinfo: { tcp: { state: 1, flagsOrig: { flags: 2, mask: 2 } } } }, flags: undefined },
     { name: 'TCP, flags kept and liberal added', e: { ...tcp(1), protoinfo: { tcp: { state: 3, flagsOrig: { flags: 2, mask: 3 }, flagsReply: { flags: 0x10, mask: 0x30 } } } }, flags: [{ flags: 10, mask: 11 }, { flags: 0x18, mask: 0x38 }] },
   ])('$name', ({ e, flags }) => {
     const f = commitForm({ ...e, status: IPS.EXPECTED | IPS.ASSURED } as ConntrackEntry);
