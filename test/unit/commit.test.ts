@@ -37,6 +37,21 @@ function setup() {
 }
 
 describe('commitExternal', () => {
+  it('writes each timeout less the time since the cache received it', async () => {
+    let t = 5_000_000;
+    const kernel = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+    const cache = new ExternalCache({ limit: 10, now: () => t });
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    t += 100_000;
+    cache.applyRemote('fw2', 1, 2, 'new', tcp(2));
+    t += 20_500;
+    // Ages 120.5 s and 20.5 s: whole seconds off (commitTimeout).
+    const r = await commitExternal(cache, link, { now: () => t });
+    expect(r.committed).toBe(2);
+    expect([kernel.table.get(entryKey(tcp(1)))!.timeout, kernel.table.get(entryKey(tcp(2)))!.timeout]).toEqual([180, 280]);
+  });
+
   it('creates every entry, masters before related ones, and reports counts', async () => {
     const { kernel, link, cache } = setup();
     const master = tcp(1);
