@@ -1164,6 +1164,7 @@ describe('config error messages, whole', () => {
     ['a netlink buffer start at its upper bound, the maximum below it', y(...B, 'kernel: { netlinkBufferBytes: 1073741824, netlinkBufferMaxBytes: 4194304 }'), ['6:66 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (1073741824)']],
     ['a netlink buffer maximum at its lower bound, below the start', y(...B, 'kernel: { netlinkBufferBytes: 8192, netlinkBufferMaxBytes: 4096 }'), ['6:60 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (8192)']],
     ['a priority with policy other', y(...B, 'process: { scheduler: { policy: other, priority: 3 } }'), ['6:50 process.scheduler.priority must be 0 (or absent) with policy other']],
+    ['a scheduler without its policy', y(...B, 'process: { scheduler: { priority: 3 } }'), ['6:23 process.scheduler.policy expected one of "fifo", "rr", "other", got nothing']],
     ['priority 0 with a real-time policy', y(...B, 'process: { scheduler: { policy: rr, priority: 0 } }'), ['6:47 process.scheduler.priority must be 1..99 with policy rr']],
     ['an unknown key close to a known one, any case', y(...B, '  MTU: 1400'), ['6:3 sync.MTU unknown key "MTU", did you mean "mtu"?']],
     ['an unknown key deeper down', y(...B, '  reliability: { ackwindow: 3 }'), ['6:18 sync.reliability.ackwindow unknown key "ackwindow", did you mean "ackWindow"?']],
