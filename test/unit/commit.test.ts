@@ -37,6 +37,21 @@ function setup() {
 }
 
 describe('commitExternal', () => {
+  it('writes each timeout less the time since the cache received it', async () => {
+    let t = 5_000_000;
+    const kernel = new FakeKernel();
+    const link = new ConntrackLink({ transportFactory: kernel.openSocket });
+    const cache = new ExternalCache({ limit: 10, now: () => t });
+    cache.applyRemote('fw2', 1, 1, 'new', tcp(1));
+    t += 100_000;
+    cache.applyRemote('fw2', 1, 2, 'new', tcp(2));
+    t += 20_500;
+    // Ages 120.5 s and 20.5 s: whole seconds off (commitTimeout).
+    const r = await commitExternal(cache, link, { now: () => t });
+    expect(r.committed).toBe(2);
+    expect([kernel.table.get(entryKey(tcp(1)))!.timeout, kernel.table.get(entryKey(tcp(2)))!.timeout]).toEqual([180, 280]);
+  });
+
   it('creates every entry, masters before related ones, and reports counts', async () => {
     const { kernel, link, cache } = setup();
     const master = tcp(1);
@@ -481,6 +496,8 @@ describe('commitForm', () => {
   it.each([
     { name: 'UDP: status only', e: { ...tcp(1), orig: { ...tcp(1).orig, proto: IPPROTO.UDP }, reply: { ...tcp(1).reply, proto: IPPROTO.UDP }, protoinfo: undefined }, flags: undefined },
     { name: 'TCP without TCP protoinfo', e: { ...tcp(1), protoinfo: {} }, flags: undefined },
+    // No decoder makes one, but the form says TCP entries: encodeRequest leaves its flags alone too.
+    { name: 'UDP carrying TCP protoinfo: left as it is', e: { ...tcp(1), orig: { ...tcp(1).orig, proto: IPPROTO.UDP }, reply: { ...tcp(1).reply, proto: IPPROTO.UDP }, protoinfo: { tcp: { state: 1, flagsOrig: { flags: 2, mask: 2 } } } }, flags: undefined },
     { name: 'TCP, flags kept and liberal added', e: { ...tcp(1), protoinfo: { tcp: { state: 3, flagsOrig: { flags: 2, mask: 3 }, flagsReply: { flags: 0x10, mask: 0x30 } } } }, flags: [{ flags: 10, mask: 11 }, { flags: 0x18, mask: 0x38 }] },
   ])('$name', ({ e, flags }) => {
     const f = commitForm({ ...e, status: IPS.EXPECTED | IPS.ASSURED } as ConntrackEntry);

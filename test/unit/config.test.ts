@@ -1141,6 +1141,7 @@ describe('config error messages, whole', () => {
       ['2:26 cluster.nodes expected at least 1 entry, got 0', '2:26 cluster.nodes names no node but this one (fw1): no peer could ever be heard'],
     ],
     ['a Unix socket path one byte too long', y(...B, `control: { socket: /${'s'.repeat(107)} }`), ['6:20 control.socket expected at most 107 bytes (the limit of a Unix socket path)']],
+    ['a Unix socket path of exactly 107 bytes', y(...B, `control: { socket: /${'s'.repeat(106)} }`), []],
     [
       'unicast, duplicate and self peers',
       y('node: { id: fw1 }', 'cluster: { id: 1 }', 'sync:', '  auth: none', '  transport: udp', '  udp: { bind: 225.0.0.1, peers: [225.0.0.2, 10.0.0.1, 10.0.0.3, 10.0.0.3] }'),
@@ -1155,7 +1156,15 @@ describe('config error messages, whole', () => {
     ['netlink buffer maximum below its start', y(...B, 'kernel: { netlinkBufferBytes: 8388608, netlinkBufferMaxBytes: 4194304 }'), ['6:63 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (8388608)']],
     ['netlink buffer maximum equal to its start', y(...B, 'kernel: { netlinkBufferBytes: 4194304, netlinkBufferMaxBytes: 4194304 }'), []],
     ['an invalid netlink buffer start is reported alone', y(...B, 'kernel: { netlinkBufferBytes: "x", netlinkBufferMaxBytes: 4194304 }'), ['6:31 kernel.netlinkBufferBytes expected an integer, got string "x"']],
+    // Sizes out of range are compared with nothing: each has its own issue.
+    ['a netlink buffer start past its range is reported alone', y(...B, 'kernel: { netlinkBufferBytes: 2147483648, netlinkBufferMaxBytes: 4194304 }'), ['6:31 kernel.netlinkBufferBytes expected at most 1073741824, got number 2147483648']],
+    ['a netlink buffer maximum below its range is reported alone', y(...B, 'kernel: { netlinkBufferBytes: 8388608, netlinkBufferMaxBytes: 4095 }'), ['6:63 kernel.netlinkBufferMaxBytes expected at least 4096, got number 4095']],
+    ['a quoted netlink buffer start is reported alone', y(...B, 'kernel: { netlinkBufferBytes: "8388608", netlinkBufferMaxBytes: 4194304 }'), ['6:31 kernel.netlinkBufferBytes expected an integer, got string "8388608" (remove the quotes)']],
+    // At the range's bounds they are compared.
+    ['a netlink buffer start at its upper bound, the maximum below it', y(...B, 'kernel: { netlinkBufferBytes: 1073741824, netlinkBufferMaxBytes: 4194304 }'), ['6:66 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (1073741824)']],
+    ['a netlink buffer maximum at its lower bound, below the start', y(...B, 'kernel: { netlinkBufferBytes: 8192, netlinkBufferMaxBytes: 4096 }'), ['6:60 kernel.netlinkBufferMaxBytes must be at least netlinkBufferBytes (8192)']],
     ['a priority with policy other', y(...B, 'process: { scheduler: { policy: other, priority: 3 } }'), ['6:50 process.scheduler.priority must be 0 (or absent) with policy other']],
+    ['a scheduler without its policy', y(...B, 'process: { scheduler: { priority: 3 } }'), ['6:23 process.scheduler.policy expected one of "fifo", "rr", "other", got nothing']],
     ['priority 0 with a real-time policy', y(...B, 'process: { scheduler: { policy: rr, priority: 0 } }'), ['6:47 process.scheduler.priority must be 1..99 with policy rr']],
     ['an unknown key close to a known one, any case', y(...B, '  MTU: 1400'), ['6:3 sync.MTU unknown key "MTU", did you mean "mtu"?']],
     ['an unknown key deeper down', y(...B, '  reliability: { ackwindow: 3 }'), ['6:18 sync.reliability.ackwindow unknown key "ackwindow", did you mean "ackWindow"?']],

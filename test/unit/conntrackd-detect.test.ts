@@ -12,6 +12,10 @@ describe('detectConntrackdConf', () => {
     ['Stats after a bare #', '#\nStats {\n', { line: 2, section: 'Stats' }],
     ['the brace on the next significant line', 'Sync\n# c\n\n  {\n', { line: 1, section: 'Sync' }],
     ['the keyword, then a bare # and the brace', 'Helper\n#\n{\n', { line: 1, section: 'Helper' }],
+    ['an indented section after a line of blanks', '  \t\n  General {\n', { line: 2, section: 'General' }],
+    ['the brace after a line of blanks', 'Sync\n   \n{\n', { line: 1, section: 'Sync' }],
+    ['the brace with a comment after it', 'General\n  { # options\n', { line: 1, section: 'General' }],
+    ['a line that ends with a brace is not one', 'Sync\nMode FTFW {\n', undefined],
     ['the keyword with no brace after it', 'Sync\n\nnode: x\n', undefined],
     ['the keyword at the end of the file', 'General', undefined],
     ['YAML first, a section later', 'node: { id: fw1 }\nGeneral {\n', undefined],
@@ -34,6 +38,8 @@ describe('refuseConntrackdConf', () => {
     const e = err as ConntrackdConfGivenError;
     expect(e.code).toBe('ECONNTRACKD_CONF');
     expect({ file: e.file, line: e.line }).toEqual({ file: '/etc/conntrackd/conntrackd.conf', line: 2 });
+    // What a log line or a control reply carries.
+    expect(e.context).toEqual({ file: '/etc/conntrackd/conntrackd.conf', line: 2, section: 'General' });
     expect(e.message).toBe(
       '/etc/conntrackd/conntrackd.conf:2: this is a conntrackd.conf (its General section), not a ctsyncd configuration; ' +
         'convert it once with: ctsyncd import-conntrackd /etc/conntrackd/conntrackd.conf > /etc/ctsyncd/conntrackd.yaml, then use -C /etc/ctsyncd/conntrackd.yaml',

@@ -1120,6 +1120,16 @@ describe('encodeRequest and encodeRequestRecord: exact requests', () => {
       [{ type: CTA.NAT_SRC, min: 'fd00::9', max: 'fd00::9', ports: [9, 9] }],
     ],
     ['no NAT', { family: AF_INET, orig: O4, reply: INV, status: 8, protoinfo: { tcp: { state: 3 } } }, INV, []],
+    // Port 0 is a port: the range still carries it.
+    ['SNAT of the port to 0', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 53, 0) }, INV, [{ type: CTA.NAT_SRC, min: '10.0.0.1', max: '10.0.0.1', ports: [0, 0] }]],
+    ['DNAT of the port to 0', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '10.0.0.1', 0, 1000) }, INV, [{ type: CTA.NAT_DST, min: '8.8.8.8', max: '8.8.8.8', ports: [0, 0] }]],
+    ['ICMP SNAT of the id to 0', { family: AF_INET, orig: icmp4('10.0.0.1', '8.8.8.8', 8, 7), reply: icmp4('8.8.8.8', '10.0.0.1', 0, 0) }, icmp4('8.8.8.8', '10.0.0.1', 0, 7), [{ type: CTA.NAT_SRC, min: '10.0.0.1', max: '10.0.0.1', ports: [0, 0] }]],
+    [
+      'TCP window scales both ways, flags of the reply only',
+      { family: AF_INET, orig: O4, reply: INV, protoinfo: { tcp: { state: 3, wscaleOrig: 7, wscaleReply: 5, flagsReply: { flags: 0x10, mask: 0x30 } } } },
+      INV,
+      [],
+    ],
   ];
   const FORM = { statusClear: 0x30, statusSet: 0x8, tcpFlags: 0x8 };
   it.each(cases)('%s', (_name, e, unNatted, ranges) => {
@@ -1151,6 +1161,56 @@ describe('encodeRequest and encodeRequestRecord: exact requests', () => {
       expect(xr).toBeUndefined();
       const viaRecord = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, undefined), form, create), e.family);
       expect(viaRecord.payload).toEqual(m.payload);
+    }
+  });
+
+  // Records the words do not hold in full (extras, a protoinfo without its
+  // TCP part, a tuple missing a field) take encodeRequest()'s path; the rest
+  // are written from the words. Either way the bytes are encodeRequest()'s.
+  const ESP = { src: '10.0.0.1', dst: '8.8.8.8', proto: 50 };
+  const ESP_R = { src: '8.8.8.8', dst: '10.0.0.1', proto: 50 };
+  const kept: Array<[string, ConntrackEntry, boolean]> = [
+    ['a helper (extras)', { family: AF_INET, orig: O4, reply: INV, status: 0x3e, mark: 4, helper: 'ftp' }, true],
+    ['labels (extras)', { family: AF_INET, orig: O4, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 1000), labels: Buffer.alloc(16, 2) }, true],
+    ['a master tuple (extras)', { family: AF_INET, orig: O4, reply: INV, master: tcp4('10.0.0.1', '8.8.8.8', 999, 21) }, true],
+    [
+      'an SCTP protoinfo (extras)',
+      { family: AF_INET, orig: { ...O4, proto: 132 }, reply: { ...INV, proto: 132 }, status: 8, protoinfo: { sctp: { state: 3, vtagOrig: 1, vtagReply: 2 } } },
+      true,
+    ],
+    ['an empty protoinfo (no TCP part)', { family: AF_INET, orig: O4, reply: INV, status: 8, timeout: 30, protoinfo: {} }, false],
+    ['a TCP original without its source port', { family: AF_INET, orig: { src: '10.0.0.1', dst: '8.8.8.8', proto: 6, dport: 53 }, reply: tcp4('8.8.8.8', '192.0.2.1', 53, 61000), mark: 1 }, false],
+    ['a TCP reply without its destination port', { family: AF_INET, orig: O4, reply: { src: '8.8.8.8', dst: '192.0.2.1', proto: 6, sport: 53 }, mark: 1 }, false],
+    ['an ICMP original without its id', { family: AF_INET, orig: { src: '10.0.0.1', dst: '8.8.8.8', proto: 1, icmpType: 8, icmpCode: 0 }, reply: icmp4('8.8.8.8', '10.0.0.1', 0, 7) }, false],
+    // No tuple fields: the words hold it all, zone, status, mark and timeout included.
+    ['ESP with zone, status, mark and timeout', { family: AF_INET, orig: ESP, reply: ESP_R, zone: 3, status: 0x18e, mark: 9, timeout: 77 }, false],
+    ['ESP SNAT with status, mark and timeout', { family: AF_INET, orig: ESP, reply: { ...ESP_R, dst: '192.0.2.1' }, status: 0x18e, mark: 9, timeout: 77 }, false],
+  ];
+  it.each(kept)('the record path writes encodeRequest’s bytes: %s', (_name, e, extras) => {
+    const r = recordBuf(1);
+    const x = writeEntryRecord(e, r, 0);
+    expect(x !== undefined).toBe(extras);
+    expect(x).not.toBe(false);
+    for (const [form, create] of [
+      [AS_IS, true],
+      [AS_IS, false],
+      [FORM, true],
+      [FORM, false],
+    ] as const) {
+      const m = request((w) => encodeRequest(w, e, form, create), e.family);
+      const viaRecord = request((w) => encodeRequestRecord(w, new RecordPool().copy(r.w, 0, x || undefined), form, create), e.family);
+      expect(viaRecord.payload).toEqual(m.payload);
+      // What encodeRequest wrote is the entry, in the form.
+      const d = decodeOk(m);
+      expect([d.status, d.mark, d.timeout, d.zone, d.helper, d.master]).toEqual([
+        (((e.status ?? 0) & ~form.statusClear) | form.statusSet) >>> 0,
+        e.mark,
+        e.timeout,
+        e.zone,
+        e.helper,
+        create ? e.master : undefined,
+      ]);
+      expect(d.orig).toEqual(e.orig);
     }
   });
 

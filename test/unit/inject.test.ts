@@ -12,6 +12,7 @@ import { type ConntrackEntry, entryKey } from '../../src/kernel/entry.js';
 import { FakeKernel } from '../../src/kernel/fake-kernel.js';
 
 const ENOENT = 2;
+const EEXIST = 17;
 const ENOMEM = 12;
 const EPERM = 1;
 
@@ -224,6 +225,32 @@ describe('Injector: batches and the kernel’s answers', () => {
     });
   });
 
+  it('replaces only for a create’s EEXIST: an update or a delete answered EEXIST is failed, not retried', async () => {
+    const { kernel, cache, injector, batches, run } = setup();
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    cache.applyRemote('fw1', 1, 2, 'new', tcp(2));
+    await run();
+    kernel.injectError('update', EEXIST, 1);
+    kernel.injectError('delete', EEXIST, 1);
+    cache.applyRemote('fw1', 1, 3, 'update', tcp(1, { mark: 2 }));
+    cache.applyRemote('fw1', 1, 4, 'delete', tcp(2));
+    await run();
+    expect(batches.map((b) => b.ops)).toEqual([
+      ['create:10.99.7.1', 'create:10.99.7.2'],
+      ['update:10.99.7.1', 'delete:10.99.7.2'],
+    ]);
+    expect(injector.counters).toEqual({
+      created: 2,
+      updated: 0,
+      replaced: 0,
+      deleted: 0,
+      failed: 2,
+      failures: { EEXIST: 2 },
+      batches: 2,
+    });
+    expect(kernel.table.get(entryKey(tcp(1)))!.mark).toBeUndefined();
+  });
+
   it('writes changes that arrive while a batch is in flight in the next one', async () => {
     const { cache, injector, batches, before, ticks, run } = setup();
     before.push((n) => {
@@ -237,6 +264,21 @@ describe('Injector: batches and the kernel’s answers', () => {
     await run();
     expect(batches.map((b) => b.ops)).toEqual([['create:10.99.7.1'], ['create:10.99.7.2']]);
     expect(injector.counters.created).toBe(2);
+  });
+
+  it('is busy from a change until its batch is answered, and idle after it with no turn scheduled', async () => {
+    const { cache, injector, batches, ticks } = setup();
+    expect(injector.busy).toBe(false);
+    cache.applyRemote('fw1', 1, 1, 'new', tcp(1));
+    expect([injector.busy, ticks.length]).toEqual([true, 1]);
+    ticks.shift()!();
+    expect([injector.busy, injector.queued, batches.length]).toEqual([true, 0, 1]);
+    for (let i = 0; i < 500 && injector.counters.created === 0; i++) await new Promise((r) => setTimeout(r, 1));
+    // One more macrotask: the flush's finally has run.
+    await new Promise((r) => setTimeout(r, 1));
+    expect(injector.counters.created).toBe(1);
+    expect(ticks).toEqual([]);
+    expect(injector.busy).toBe(false);
   });
 
   it('after close, drops what was queued and takes no more changes', async () => {
