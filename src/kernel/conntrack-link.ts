@@ -135,7 +135,7 @@ export interface ConntrackLinkOptions {
   transportFactory?: TransportFactory;
   /** Receive buffer for request replies (ACKs of a whole chunk land at once). */
   receiveBufferBytes?: number;
-  /** How long an acked request may stay unanswered. */
+  /** How long an acked request may stay unanswered (a dump: without a message; seen within twice that). */
   replyTimeoutMs?: number;
   now?: () => number;
 }
@@ -521,13 +521,21 @@ export class ConntrackLink {
           w.begin(type, NLM_F_REQUEST | NLM_F_DUMP, seq, family);
           w.end();
           let count = 0;
+          // One timer per dump, not one per message (a 100k dump re-armed a
+          // timer 100k times): it fails the dump once a whole interval went
+          // by without a message, so a stall is seen after one to two
+          // replyTimeoutMs, the first message after exactly one.
+          let seen = 0;
+          let seenAtCheck = 0;
           let timer: NodeJS.Timeout | undefined;
-          const arm = () => {
-            if (timer) clearTimeout(timer);
-            timer = setTimeout(() => {
+          const check = () => {
+            if (seen === seenAtCheck) {
               this.counters.timeouts++;
               fail(ETIMEDOUT);
-            }, this.replyTimeoutMs);
+              return;
+            }
+            seenAtCheck = seen;
+            timer = setTimeout(check, this.replyTimeoutMs);
           };
           const finish = () => {
             if (timer) clearTimeout(timer);
@@ -541,7 +549,7 @@ export class ConntrackLink {
             lo: seq,
             hi: seq + 1,
             onMessage: (msg) => {
-              arm();
+              seen++;
               const err = handle(msg);
               if (err) {
                 this.noteDecodeError(err);
@@ -566,7 +574,7 @@ export class ConntrackLink {
             fail(err);
             return;
           }
-          arm();
+          timer = setTimeout(check, this.replyTimeoutMs);
         }),
     );
   }

@@ -1,6 +1,6 @@
 // ConntrackLink and ConntrackEvents over the FakeKernel: the same code paths
 // as on the real kernel, with deterministic error cases.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type ConntrackEvent, ConntrackEvents } from '../../src/kernel/conntrack-events.js';
 import { type BatchItem, ConntrackLink } from '../../src/kernel/conntrack-link.js';
 import {
@@ -19,6 +19,7 @@ import { readEntryRecord } from '../../src/kernel/ct-record.js';
 import { NlWriter } from '../../src/kernel/netlink-codec.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel, type FakeSocket } from '../../src/kernel/fake-kernel.js';
+import type { NetlinkReceiver } from '../../src/kernel/transport.js';
 
 function entry(i: number, family: 2 | 10 = AF_INET): ConntrackEntry {
   const src = family === AF_INET ? `10.99.0.${i}` : `fd99::${i.toString(16)}`;
@@ -182,6 +183,130 @@ describe('ConntrackLink over FakeKernel', () => {
     const res = await link.batch([{ op: 'create', entry: entry(1) }]);
     expect(res.failures).toEqual({ ETIMEDOUT: 1 });
     await expect(link.list()).rejects.toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+  });
+});
+
+describe("a dump's reply timeout", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /**
+   * A link whose kernel answers are held back and handed over one netlink
+   * message at a time when the test says (`release`), on fake timers: a dump
+   * as slow as the test likes, or one that stops half-way.
+   */
+  function heldLink(k: FakeKernel, replyTimeoutMs: number) {
+    const held: Buffer[] = [];
+    let to: NetlinkReceiver | undefined;
+    const link = new ConntrackLink({
+      replyTimeoutMs,
+      transportFactory: (o) => {
+        const s = k.openSocket(o);
+        const setReceiver = s.setReceiver.bind(s);
+        s.setReceiver = (r) => {
+          to = r;
+          setReceiver({
+            onData: (b, start, end) => {
+              for (let at = start; at < end; ) {
+                const len = b.readUInt32LE(at);
+                held.push(Buffer.from(b.subarray(at, at + len)));
+                at += (len + 3) & ~3;
+              }
+            },
+            onError: (e) => r.onError(e),
+          });
+        };
+        return s;
+      },
+    });
+    const release = (n: number) => {
+      for (let i = 0; i < n && held.length > 0; i++) {
+        const m = held.shift()!;
+        to!.onData(m, 0, m.length);
+      }
+    };
+    return { link, held, release };
+  }
+
+  async function kernelWith(n: number): Promise<FakeKernel> {
+    const k = new FakeKernel();
+    const seed = new ConntrackLink({ transportFactory: k.openSocket });
+    const items: BatchItem[] = [];
+    for (let i = 1; i <= n; i++) items.push({ op: 'create', entry: entry(i) });
+    expect((await seed.batch(items)).failed).toBe(0);
+    seed.close();
+    return k;
+  }
+
+  it('a dump that keeps answering is never cut short, however long it takes in all', async () => {
+    const k = await kernelWith(12);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { link, held, release } = heldLink(k, 100);
+    let outcome: unknown;
+    const listed = link.list().then(
+      (l) => (outcome = l.length),
+      (e: unknown) => (outcome = e),
+    );
+    await flush();
+    // 12 entries and the dump's end, one every 90 ms: 1.17 s in all, over eleven reply timeouts.
+    expect(held).toHaveLength(13);
+    for (let i = 0; i < 13; i++) {
+      vi.advanceTimersByTime(90);
+      release(1);
+      await flush();
+    }
+    await listed;
+    expect(outcome).toBe(12);
+    expect(link.counters.timeouts).toBe(0);
+    link.close();
+  });
+
+  it('a dump that stops answering fails with ETIMEDOUT within two reply timeouts of its last message', async () => {
+    const k = await kernelWith(12);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { link, release } = heldLink(k, 100);
+    let outcome: unknown;
+    const listed = link.list().then(
+      (l) => (outcome = l.length),
+      (e: unknown) => (outcome = e),
+    );
+    await flush();
+    vi.advanceTimersByTime(50);
+    release(5);
+    await flush();
+    // Still answering in the first interval: the check at 100 ms goes on.
+    vi.advanceTimersByTime(50);
+    await flush();
+    expect(outcome).toBeUndefined();
+    // Nothing from 50 ms on: the check at 200 ms fails it.
+    vi.advanceTimersByTime(99);
+    await flush();
+    expect(outcome).toBeUndefined();
+    vi.advanceTimersByTime(1);
+    await listed;
+    expect(outcome).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+    expect(link.counters.timeouts).toBe(1);
+    link.close();
+  });
+
+  it('a dump with no answer at all fails after exactly one reply timeout', async () => {
+    const k = await kernelWith(3);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { link } = heldLink(k, 100);
+    let outcome: unknown;
+    const listed = link.list().then(
+      (l) => (outcome = l.length),
+      (e: unknown) => (outcome = e),
+    );
+    await flush();
+    vi.advanceTimersByTime(99);
+    await flush();
+    expect(outcome).toBeUndefined();
+    vi.advanceTimersByTime(1);
+    await listed;
+    expect(outcome).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+    link.close();
   });
 });
 
