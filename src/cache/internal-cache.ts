@@ -47,6 +47,7 @@ import {
   F_WSCALE_ORIG,
   F_WSCALE_REPLY,
   F_ZONE,
+  copyRecordWords,
   recordKeyString,
   type RecordBuf,
   type RecordExtras,
@@ -119,6 +120,12 @@ export interface ReconcileResult<K, T> {
 export interface ReconcileSession {
   /** Feeds one dumped entry. */
   add(e: ConntrackEntry): void;
+  /**
+   * add() for a dumped entry of the common shape already decoded as a record
+   * at `r.w[at]` (no extras): the way a dump feeds most entries, without an
+   * object. The record is only read.
+   */
+  addRecord(r: RecordBuf, at: number): void;
   /** The dump is complete: deletes what it did not carry and reports every difference. */
   finish(): ReconcileResult<number, ConntrackEntry>;
   /**
@@ -339,6 +346,7 @@ export class InternalCache {
     };
     return {
       add: (e) => this.sessionAdd(live(), e),
+      addRecord: (r, at) => this.sessionAddRecord(live(), r, at, undefined),
       finish: () => this.sessionEnd(live(), true),
       abort: () => this.sessionEnd(live(), false),
     };
@@ -493,30 +501,34 @@ export class InternalCache {
       this.counters.refused++;
       return;
     }
+    this.sessionAddRecord(st, r, 0, x);
+  }
+
+  private sessionAddRecord(st: SessionState, r: RecordBuf, at: number, x: RecordExtras | undefined): void {
     const t = this.table;
-    const hash = recordHash(r.w, 0);
-    const slot = t.find(r.w, 0, hash);
-    if (this.touched(st, slot, r.w, 0)) return;
+    const hash = recordHash(r.w, at);
+    const slot = t.find(r.w, at, hash);
+    if (this.touched(st, slot, r.w, at)) return;
     if (slot >= 0) {
       this.seenAt.set(slot, st.id);
-      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, 0, x)) {
-        this.keep(slot, r, 0);
+      if (recordCarriesNothingNew(t.recOf(slot).w, t.at(slot), t.extrasOf(slot), r.w, at, x)) {
+        this.keep(slot, r, at);
         return;
       }
     }
-    const verdict = this.filter.checkRecord(r, 0, x);
+    const verdict = this.filter.checkRecord(r, at, x);
     if (!verdict.pass) {
       this.counters.filtered[verdict.reason]++;
-      if (slot < 0) st.pending.delete(recordKeyString(r.w, 0));
+      if (slot < 0) st.pending.delete(recordKeyString(r.w, at));
       return;
     }
     if (slot < 0 && t.size >= this.limit) {
       const copy = recordBuf(1);
-      copy.w.set(r.w.subarray(0, copy.w.length));
-      st.pending.set(recordKeyString(r.w, 0), { rec: copy, x });
+      copyRecordWords(r.w, at, copy.w, 0);
+      st.pending.set(recordKeyString(r.w, at), { rec: copy, x });
       return;
     }
-    const kind = this.store(slot, r, 0, x, hash);
+    const kind = this.store(slot, r, at, x, hash);
     if (kind === 'created') this.seenAt.set(this.lastSlot, st.id);
     this.note(st, this.lastSlot, kind);
   }

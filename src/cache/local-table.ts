@@ -56,7 +56,7 @@ export interface LocalChangeListener {
 export type LocalTableEvents = Pick<ConntrackEvents, 'start' | 'resizeReceiveBuffer' | 'receiveBuffer' | 'transport'>;
 
 /** The parts of ConntrackLink this module uses. */
-export type LocalTableLink = Pick<ConntrackLink, 'dump' | 'dumpExpectations' | 'batch' | 'flushExpectations'>;
+export type LocalTableLink = Pick<ConntrackLink, 'dump' | 'dumpRecords' | 'dumpExpectations' | 'batch' | 'flushExpectations'>;
 
 export interface LocalTableCounters {
   /** Events our own requests caused that reached us anyway (the kernel filter was refused). */
@@ -435,7 +435,10 @@ export class LocalTable implements EventHandlers {
     const session = this.internal.beginReconcile();
     let diff: ReconcileResult<number, ConntrackEntry>;
     try {
-      await this.link.dump((e) => session.add(e));
+      await this.link.dumpRecords(
+        (r, at) => session.addRecord(r, at),
+        (e) => session.add(e),
+      );
       diff = session.finish();
     } catch (e) {
       // Whatever was applied before the failure still goes out; nothing is deleted.

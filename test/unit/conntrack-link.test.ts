@@ -15,7 +15,7 @@ import {
   NLM_F_EXCL,
 } from '../../src/kernel/constants.js';
 import { encodeConntrack } from '../../src/kernel/ct-codec.js';
-import { readEntryRecord } from '../../src/kernel/ct-record.js';
+import { readEntryRecord, REC_WORDS, recordBuf, recordKeyString, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import { NlWriter } from '../../src/kernel/netlink-codec.js';
 import type { ConntrackEntry } from '../../src/kernel/entry.js';
 import { FakeKernel, type FakeSocket } from '../../src/kernel/fake-kernel.js';
@@ -148,6 +148,36 @@ describe('ConntrackLink over FakeKernel', () => {
     const res = await link.batch([{ op: 'create', entry: { ...entry(1), status: 0 } }]);
     expect(res.ok).toBe(1);
     expect(k.table.values().next().value!.status! & IPS.CONFIRMED).toBeTruthy();
+  });
+
+  it('dumpRecords: the common shape as records equal to what the object decoder gives, the rest as objects', async () => {
+    const k = new FakeKernel();
+    for (let i = 1; i <= 40; i++) {
+      const e = entry(1 + (i % 30), i % 2 ? AF_INET : AF_INET6);
+      // Every fifth with a helper: a shape the record decoder leaves to the object decoder.
+      k.packetNew({ ...e, orig: { ...e.orig, sport: 6000 + i }, status: IPS.CONFIRMED, ...(i % 5 === 0 ? { helper: 'ftp' } : {}) });
+    }
+    const link = new ConntrackLink({ transportFactory: k.openSocket });
+    const listed = await link.list();
+    expect(listed).toHaveLength(40);
+    const records = new Map<string, number[]>();
+    const objects: ConntrackEntry[] = [];
+    const n = await link.dumpRecords(
+      (r, at) => {
+        records.set(recordKeyString(r.w, at), [...r.w.subarray(at, at + REC_WORDS)]);
+      },
+      (e) => objects.push(e),
+    );
+    expect(n).toBe(40);
+    expect(objects.map((e) => e.orig.sport).sort()).toEqual(listed.filter((e) => e.helper === 'ftp').map((e) => e.orig.sport).sort());
+    expect(objects).toHaveLength(8);
+    expect(records.size).toBe(32);
+    const w = recordBuf(1);
+    for (const e of listed) {
+      if (e.helper !== undefined) continue;
+      expect(writeEntryRecord(e, w, 0, (x) => x)).toBeUndefined();
+      expect(records.get(recordKeyString(w.w, 0))).toEqual([...w.w.subarray(0, REC_WORDS)]);
+    }
   });
 
   it('dumps v4 and v6 across several datagrams, gets and flushes', async () => {

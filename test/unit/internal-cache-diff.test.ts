@@ -7,7 +7,7 @@ import { carriesNothingNew, EntryCompactor, recordCarriesNothingNew } from '../.
 import { compileFilter, type EntryFilter, type FilterRules } from '../../src/cache/filter.js';
 import { InternalCache, type ReconcileSession } from '../../src/cache/internal-cache.js';
 import { AF_INET, AF_INET6 } from '../../src/kernel/constants.js';
-import { recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
+import { REC_WORDS, recordBuf, writeEntryRecord } from '../../src/kernel/ct-record.js';
 import { type ConntrackEntry, entryKey, type Family, type Tuple } from '../../src/kernel/entry.js';
 import { entryArb } from './ct-arbitraries.js';
 import { atLeast, runs } from './fc-runs.js';
@@ -86,10 +86,18 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: partial.map((e): Op => ({ k: 'event', type: 'update', e })) },
   { weight: 2, arbitrary: full.map((e): Op => ({ k: 'event', type: 'destroy', e })) },
   { weight: 1, arbitrary: fc.constant<Op>({ k: 'begin' }) },
-  { weight: 4, arbitrary: full.map((e): Op => ({ k: 'add', e })) },
+  { weight: 2, arbitrary: full.map((e): Op => ({ k: 'add', e })) },
+  // Dump lines of the common shape (no helper, labels or tuple zone), which a dump hands over as records.
+  { weight: 2, arbitrary: full.map((e): Op => ({ k: 'add', e: commonShape(e) })) },
   { weight: 1, arbitrary: fc.constant<Op>({ k: 'finish' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ k: 'abort' }) },
 );
+
+function commonShape(e: ConntrackEntry): ConntrackEntry {
+  const { helper: _h, labels: _l, ...rest } = e;
+  const { zone: _z, ...orig } = e.orig;
+  return { ...rest, orig };
+}
 
 function contents(entries: Iterable<ConntrackEntry>): Map<string, ConntrackEntry> {
   const m = new Map<string, ConntrackEntry>();
@@ -107,6 +115,9 @@ describe('InternalCache (records) against the object cache it replaced', () => {
         let sa: ReturnType<ObjectInternalCache['beginReconcile']> | undefined;
         let sb: ReconcileSession | undefined;
         const keyOfSlot = (s: number) => entryKey(b.entryAt(s)!);
+        // Word 0 dirty: a record read from the wrong place shows.
+        const dumped = recordBuf(2);
+        dumped.w.fill(-1, 0, REC_WORDS);
         for (const o of ops) {
           if (o.k === 'event') {
             const before = a.get(entryKey(o.e));
@@ -122,7 +133,11 @@ describe('InternalCache (records) against the object cache it replaced', () => {
             }
           } else if (o.k === 'add') {
             sa?.add(o.e);
-            sb?.add(o.e);
+            if (sb !== undefined) {
+              // As a dump feeds it (dumpRecords): the common shape as a record, here at word REC_WORDS, the rest as objects.
+              if (writeEntryRecord(o.e, dumped, REC_WORDS, (x) => x) === undefined) sb.addRecord(dumped, REC_WORDS);
+              else sb.add(o.e);
+            }
           } else if (sa !== undefined && sb !== undefined) {
             const ra = o.k === 'finish' ? sa.finish() : sa.abort();
             const rb = o.k === 'finish' ? sb.finish() : sb.abort();
@@ -140,6 +155,31 @@ describe('InternalCache (records) against the object cache it replaced', () => {
       }),
       { numRuns: runs(5_000), seed: SEED },
     );
+  });
+});
+
+describe('a reconcile fed records (dumpRecords) reads each where it lies', () => {
+  it('a dump line carrying nothing new but its timeout refreshes the timeout from the record at its offset', () => {
+    const c = new InternalCache({ limit: 10, filter: compileFilter(FILTERS[0]!), now: () => 0 });
+    const e: ConntrackEntry = {
+      family: AF_INET,
+      orig: { src: '10.99.0.1', dst: '10.99.1.1', proto: 6, sport: 1000, dport: 80 },
+      reply: { src: '10.99.1.1', dst: '10.99.0.1', proto: 6, sport: 80, dport: 1000 },
+      status: 0xe,
+      timeout: 100,
+      mark: 1,
+      protoinfo: { tcp: { state: 3 } },
+    };
+    expect(c.apply('new', e)).toBe('created');
+    const dumped = recordBuf(3);
+    dumped.w.fill(-1);
+    expect(writeEntryRecord({ ...e, timeout: 250 }, dumped, 2 * REC_WORDS, (x) => x)).toBeUndefined();
+    const s = c.beginReconcile();
+    s.addRecord(dumped, 2 * REC_WORDS);
+    const r = s.finish();
+    expect([r.created, r.updated, r.deleted]).toEqual([[], [], []]);
+    expect(c.counters.unchanged).toBe(1);
+    expect(c.get(e)).toEqual({ ...e, timeout: 250 });
   });
 });
 

@@ -160,9 +160,9 @@ describe('LocalTable: the initial dump', () => {
     let raced = false;
     const s = setup({
       wrapLink: (link) => ({
-        dump: (onEntry, opts) =>
-          link.dump((e) => {
-            onEntry(e);
+        dump: (onEntry, opts) => link.dump(onEntry, opts),
+        dumpRecords: (onRecord, onEntry, opts) => {
+          const race = () => {
             if (raced) return;
             raced = true;
             // The kernel moves on while our dump is half read: these events reach us before the rest of the dump.
@@ -170,7 +170,19 @@ describe('LocalTable: the initial dump', () => {
             s.kernel.expire(tcp(3));
             s.kernel.packetNew(tcp(4));
             s.events.transport.drain();
-          }, opts),
+          };
+          return link.dumpRecords(
+            (r, at) => {
+              onRecord(r, at);
+              race();
+            },
+            (e) => {
+              onEntry(e);
+              race();
+            },
+            opts,
+          );
+        },
         dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
         batch: (items, opts) => link.batch(items, opts),
         flushExpectations: (family) => link.flushExpectations(family),
@@ -267,10 +279,10 @@ describe('LocalTable: overrun recovery', () => {
     // How many events had been read when the drop was reported, and when the reconciling dump began.
     let readAtOverrun = -1;
     let readAtDump = -1;
-    const dump = s.link.dump.bind(s.link);
-    s.link.dump = (onEntry, opts) => {
+    const dump = s.link.dumpRecords.bind(s.link);
+    s.link.dumpRecords = (onRecord, onEntry, opts) => {
       if (readAtDump < 0) readAtDump = s.events.counters.new;
-      return dump(onEntry, opts);
+      return dump(onRecord, onEntry, opts);
     };
     s.table.start();
     await s.table.initialDump();
@@ -434,6 +446,8 @@ describe('LocalTable: overrun recovery', () => {
     const s = setup({
       wrapLink: (link) => ({
         dump: (onEntry, opts) => (fail ? Promise.reject(new Error('dump broke')) : link.dump(onEntry, opts)),
+        dumpRecords: (onRecord, onEntry, opts) =>
+          fail ? Promise.reject(new Error('dump broke')) : link.dumpRecords(onRecord, onEntry, opts),
         dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
         batch: (items, opts) => link.batch(items, opts),
         flushExpectations: (family) => link.flushExpectations(family),
@@ -513,6 +527,10 @@ describe('LocalTable: resync', () => {
           fail
             ? link.dump(onEntry, opts).then(() => Promise.reject(new Error('ENOBUFS on the dump')))
             : link.dump(onEntry, opts),
+        dumpRecords: (onRecord, onEntry, opts) =>
+          fail
+            ? link.dumpRecords(onRecord, onEntry, opts).then(() => Promise.reject(new Error('ENOBUFS on the dump')))
+            : link.dumpRecords(onRecord, onEntry, opts),
         dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
         batch: (items, opts) => link.batch(items, opts),
         flushExpectations: (family) => link.flushExpectations(family),
@@ -822,6 +840,7 @@ describe('LocalTable: resync totals', () => {
     const s = setup({
       wrapLink: (link) => ({
         dump: (onEntry, opts) => link.dump(onEntry, opts),
+        dumpRecords: (onRecord, onEntry, opts) => link.dumpRecords(onRecord, onEntry, opts),
         dumpExpectations: async (onEntry, opts) => {
           const n = await link.dumpExpectations(onEntry, opts);
           passes++;
@@ -902,6 +921,7 @@ describe('LocalTable: whole-table operations, exactly', () => {
         expectations,
         wrapLink: (link) => ({
           dump: (onEntry, opts) => link.dump(onEntry, opts),
+          dumpRecords: (onRecord, onEntry, opts) => link.dumpRecords(onRecord, onEntry, opts),
           dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
           batch: (items, opts) => link.batch(items, opts),
           flushExpectations: (family, helper) => {
@@ -956,6 +976,7 @@ describe('LocalTable: whole-table operations, exactly', () => {
     const s = setup({
       wrapLink: (link) => ({
         dump: (onEntry, opts) => link.dump(onEntry, opts),
+        dumpRecords: (onRecord, onEntry, opts) => link.dumpRecords(onRecord, onEntry, opts),
         dumpExpectations: (onEntry, opts) => link.dumpExpectations(onEntry, opts),
         flushExpectations: (family) => link.flushExpectations(family),
         batch: (items, opts) =>
