@@ -20,6 +20,7 @@ import {
   NLM_F_DUMP,
   NLM_F_EXCL,
   NLM_F_REQUEST,
+  NLMSG_HDRLEN,
   NLMSG_NOOP,
 } from './constants.js';
 import {
@@ -35,7 +36,7 @@ import {
 import { decodeConntrackRecord, EntryRecord, REC_OK, type RecordBuf, recordBuf, W_HEAD } from './ct-record.js';
 import type { ConntrackEntry, ExpectEntry, Family } from './entry.js';
 import { KernelOpError } from './errors.js';
-import { type DecodeError, type NlMessage, NlWriter } from './netlink-codec.js';
+import { type DecodeError, hostU16, type NlMessage, nlMessageObject, NlWriter } from './netlink-codec.js';
 import { NetlinkSocket } from './netlink-socket.js';
 import { type PendingOp, RequestChannel } from './request-channel.js';
 import type { NetlinkTransport, TransportFactory } from './transport.js';
@@ -237,15 +238,19 @@ export class ConntrackLink {
     opts: DumpOptions = {},
   ): Promise<number> {
     const rec = (this.dumpRecord ??= recordBuf(1));
-    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, (msg) => {
-      if (msg.type === CT_NEW_TYPE && decodeConntrackRecord(msg.payload, rec, 0) === REC_OK) {
-        onRecord(rec, 0);
-        return undefined;
-      }
+    const asObject = (msg: NlMessage): DecodeError | undefined => {
       const r = decodeConntrack(msg);
       if (!r.ok) return r.error;
       onEntry(r.value);
       return undefined;
+    };
+    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, asObject, (buf, pos, len) => {
+      // In place, as the event socket decodes: no message object, no entry object.
+      if (hostU16(buf, pos + 4) === CT_NEW_TYPE && decodeConntrackRecord(buf, rec, 0, pos + NLMSG_HDRLEN, pos + len) === REC_OK) {
+        onRecord(rec, 0);
+        return undefined;
+      }
+      return asObject(nlMessageObject(buf, pos, len));
     });
   }
 
@@ -540,7 +545,13 @@ export class ConntrackLink {
     });
   }
 
-  private runDump(type: number, family: number, handle: (msg: NlMessage) => DecodeError | undefined): Promise<number> {
+  /** A dump; with `raw`, its data messages are handled in place (PendingOp.onRawMessage) instead of by `handle`. */
+  private runDump(
+    type: number,
+    family: number,
+    handle: (msg: NlMessage) => DecodeError | undefined,
+    raw?: (buf: Buffer, pos: number, len: number) => DecodeError | undefined,
+  ): Promise<number> {
     return this.channel.serialise(
       () =>
         new Promise<number>((resolve, reject) => {
@@ -585,6 +596,17 @@ export class ConntrackLink {
               }
               count++;
             },
+            ...(raw && {
+              onRawMessage: (buf: Buffer, pos: number, len: number) => {
+                seen++;
+                const err = raw(buf, pos, len);
+                if (err) {
+                  this.noteDecodeError(err);
+                  return;
+                }
+                count++;
+              },
+            }),
             onAck: (_s, errno) => {
               if (errno !== 0) fail(errno);
             },

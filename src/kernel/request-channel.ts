@@ -2,7 +2,18 @@
 // socket. One channel serves any number of concurrent acked requests; dumps
 // are serialised because the kernel runs one dump per socket at a time.
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN } from './constants.js';
-import { type DecodeError, decodeNlError, type NlMessage, parseNetlink } from './netlink-codec.js';
+import {
+  align4,
+  type DecodeError,
+  decodeError,
+  decodeNlError,
+  hostU16,
+  hostU32,
+  type NlMessage,
+  nlMessageAt,
+  nlMessageObject,
+  nlWalkError,
+} from './netlink-codec.js';
 import type { NetlinkReceiver, NetlinkTransport } from './transport.js';
 
 /** A request whose replies occupy the sequence numbers [lo, hi). */
@@ -11,6 +22,12 @@ export interface PendingOp {
   hi: number;
   /** A data message (dump part, GET reply) for one of our sequence numbers. */
   onMessage(msg: NlMessage): void;
+  /**
+   * When present, data messages come here instead of onMessage, in place:
+   * the message (header included) is buf[pos, pos + len), valid only during
+   * the call. A dump of 100k entries then builds no message object.
+   */
+  onRawMessage?(buf: Buffer, pos: number, len: number): void;
   /** NLMSG_ERROR for seq: errno 0 is an ACK. */
   onAck(seq: number, errno: number): void;
   onDone(seq: number): void;
@@ -26,6 +43,11 @@ export interface ChannelCounters {
 }
 
 const SEQ_LIMIT = 0xffffffff;
+
+/** The kernel's own message types (route() handles them); every other type is data for an op. */
+function isControl(type: number): boolean {
+  return type === NLMSG_ERROR || type === NLMSG_DONE || type === NLMSG_NOOP || type === NLMSG_OVERRUN;
+}
 
 export class RequestChannel implements NetlinkReceiver {
   readonly counters: ChannelCounters = { replies: 0, strayReplies: 0, decodeErrors: 0, receiveErrors: 0 };
@@ -69,12 +91,33 @@ export class RequestChannel implements NetlinkReceiver {
   }
 
   onData(buf: Buffer, start: number, end: number): void {
-    const { messages, error } = parseNetlink(buf, start, end);
-    for (const msg of messages) this.route(msg);
-    if (error) {
-      this.counters.decodeErrors++;
-      this.onDecodeError(error);
+    if (start < 0 || end > buf.length || start > end) {
+      this.decodeFailed(decodeError('EMSG_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`));
+      return;
     }
+    // Walked in place (parseNetlink's walk); what came before a malformed header is still handled.
+    for (let pos = start; pos < end; ) {
+      const len = nlMessageAt(buf, pos, end);
+      if (len < 0) {
+        this.decodeFailed(nlWalkError(buf, pos, end, len));
+        return;
+      }
+      const type = hostU16(buf, pos + 4);
+      const op = isControl(type) ? undefined : this.find(hostU32(buf, pos + 8));
+      if (op?.onRawMessage !== undefined) {
+        this.counters.replies++;
+        op.onRawMessage(buf, pos, len);
+      } else {
+        this.route(nlMessageObject(buf, pos, len));
+      }
+      // The last message of a datagram may lack its alignment padding.
+      pos += align4(len);
+    }
+  }
+
+  private decodeFailed(e: DecodeError): void {
+    this.counters.decodeErrors++;
+    this.onDecodeError(e);
   }
 
   onError(errno: number): void {
