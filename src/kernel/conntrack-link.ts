@@ -157,6 +157,16 @@ const DUMP_BATCH_BYTES = 128 * 1024;
 const defaultFactory: TransportFactory = (opts) => new NetlinkSocket(opts);
 
 const msgType = (subsys: number, msg: number) => (subsys << 8) | msg;
+
+/** A dump's message decoded as an entry object for onEntry; its decode error otherwise. */
+function asEntries(onEntry: (e: ConntrackEntry) => void): (msg: NlMessage) => DecodeError | undefined {
+  return (msg) => {
+    const r = decodeConntrack(msg);
+    if (!r.ok) return r.error;
+    onEntry(r.value);
+    return undefined;
+  };
+}
 /** What a conntrack dump answers with, one per entry. */
 const CT_NEW_TYPE = msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW);
 
@@ -218,12 +228,7 @@ export class ConntrackLink {
 
   /** Streams the conntrack table to onEntry; resolves with the number of entries. */
   dump(onEntry: (e: ConntrackEntry) => void, opts: DumpOptions = {}): Promise<number> {
-    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, (msg) => {
-      const r = decodeConntrack(msg);
-      if (!r.ok) return r.error;
-      onEntry(r.value);
-      return undefined;
-    });
+    return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, asEntries(onEntry));
   }
 
   /**
@@ -238,12 +243,7 @@ export class ConntrackLink {
     opts: DumpOptions = {},
   ): Promise<number> {
     const rec = (this.dumpRecord ??= recordBuf(1));
-    const asObject = (msg: NlMessage): DecodeError | undefined => {
-      const r = decodeConntrack(msg);
-      if (!r.ok) return r.error;
-      onEntry(r.value);
-      return undefined;
-    };
+    const asObject = asEntries(onEntry);
     return this.runDump(msgType(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET), opts.family ?? AF_UNSPEC, asObject, (buf, pos, len) => {
       // In place, as the event socket decodes: no message object, no entry object.
       if (hostU16(buf, pos + 4) === CT_NEW_TYPE && decodeConntrackRecord(buf, rec, 0, pos + NLMSG_HDRLEN, pos + len) === REC_OK) {
@@ -566,6 +566,12 @@ export class ConntrackLink {
           // replyTimeoutMs, the first message after exactly one.
           let seen = 0;
           let seenAtCheck = 0;
+          /** One dumped message handled: counted, or its decode error noted. */
+          const took = (err: DecodeError | undefined) => {
+            seen++;
+            if (err) this.noteDecodeError(err);
+            else count++;
+          };
           let timer: NodeJS.Timeout | undefined;
           const check = () => {
             if (seen === seenAtCheck) {
@@ -587,26 +593,8 @@ export class ConntrackLink {
           const pending: PendingOp = {
             lo: seq,
             hi: seq + 1,
-            onMessage: (msg) => {
-              seen++;
-              const err = handle(msg);
-              if (err) {
-                this.noteDecodeError(err);
-                return;
-              }
-              count++;
-            },
-            ...(raw && {
-              onRawMessage: (buf: Buffer, pos: number, len: number) => {
-                seen++;
-                const err = raw(buf, pos, len);
-                if (err) {
-                  this.noteDecodeError(err);
-                  return;
-                }
-                count++;
-              },
-            }),
+            onMessage: (msg) => took(handle(msg)),
+            ...(raw && { onRawMessage: (buf: Buffer, pos: number, len: number) => took(raw(buf, pos, len)) }),
             onAck: (_s, errno) => {
               if (errno !== 0) fail(errno);
             },

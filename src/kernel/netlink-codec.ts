@@ -193,31 +193,40 @@ export function nlMessageObject(buf: Buffer, pos: number, len: number): NlMessag
 }
 
 /**
- * Splits buf[start, end) into netlink messages. Stops at the first malformed
- * header and returns the messages before it together with the error, so a
- * caller still handles everything that was readable.
+ * Calls visit(pos, len) for each netlink message of buf[start, end), in
+ * place. Stops at the first malformed header and returns its error (after
+ * visiting everything before it, so a caller still handles what was
+ * readable); undefined when the whole range was walked.
  */
+export function walkNetlink(
+  buf: Buffer,
+  start: number,
+  end: number,
+  visit: (pos: number, len: number) => void,
+): DecodeError | undefined {
+  if (start < 0 || end > buf.length || start > end) {
+    return decodeError('EMSG_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`);
+  }
+  let pos = start;
+  while (pos < end) {
+    const len = nlMessageAt(buf, pos, end);
+    if (len < 0) return nlWalkError(buf, pos, end, len);
+    visit(pos, len);
+    // The last message of a datagram may lack its alignment padding.
+    pos += align4(len);
+  }
+  return undefined;
+}
+
+/** walkNetlink() collecting the messages as objects, with the error that stopped it if any. */
 export function parseNetlink(
   buf: Buffer,
   start = 0,
   end: number = buf.length,
 ): { messages: NlMessage[]; error?: DecodeError } {
   const messages: NlMessage[] = [];
-  if (start < 0 || end > buf.length || start > end) {
-    return {
-      messages,
-      error: decodeError('EMSG_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`),
-    };
-  }
-  let pos = start;
-  while (pos < end) {
-    const len = nlMessageAt(buf, pos, end);
-    if (len < 0) return { messages, error: nlWalkError(buf, pos, end, len) };
-    messages.push(nlMessageObject(buf, pos, len));
-    // The last message of a datagram may lack its alignment padding.
-    pos += align4(len);
-  }
-  return { messages };
+  const error = walkNetlink(buf, start, end, (pos, len) => messages.push(nlMessageObject(buf, pos, len)));
+  return error ? { messages, error } : { messages };
 }
 
 export interface NlErrorRequest {

@@ -3,16 +3,13 @@
 // are serialised because the kernel runs one dump per socket at a time.
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN } from './constants.js';
 import {
-  align4,
   type DecodeError,
-  decodeError,
   decodeNlError,
   hostU16,
   hostU32,
   type NlMessage,
-  nlMessageAt,
   nlMessageObject,
-  nlWalkError,
+  walkNetlink,
 } from './netlink-codec.js';
 import type { NetlinkReceiver, NetlinkTransport } from './transport.js';
 
@@ -91,33 +88,21 @@ export class RequestChannel implements NetlinkReceiver {
   }
 
   onData(buf: Buffer, start: number, end: number): void {
-    if (start < 0 || end > buf.length || start > end) {
-      this.decodeFailed(decodeError('EMSG_LEN', start, `range [${start}, ${end}) outside a buffer of ${buf.length} bytes`));
-      return;
-    }
-    // Walked in place (parseNetlink's walk); what came before a malformed header is still handled.
-    for (let pos = start; pos < end; ) {
-      const len = nlMessageAt(buf, pos, end);
-      if (len < 0) {
-        this.decodeFailed(nlWalkError(buf, pos, end, len));
-        return;
-      }
+    const error = walkNetlink(buf, start, end, (pos, len) => {
       const type = hostU16(buf, pos + 4);
-      const op = isControl(type) ? undefined : this.find(hostU32(buf, pos + 8));
-      if (op?.onRawMessage !== undefined) {
+      const op = this.find(hostU32(buf, pos + 8));
+      // In place for an op that asks for it (a dump): no message object.
+      if (op?.onRawMessage !== undefined && !isControl(type)) {
         this.counters.replies++;
         op.onRawMessage(buf, pos, len);
       } else {
-        this.route(nlMessageObject(buf, pos, len));
+        this.route(nlMessageObject(buf, pos, len), op);
       }
-      // The last message of a datagram may lack its alignment padding.
-      pos += align4(len);
+    });
+    if (error) {
+      this.counters.decodeErrors++;
+      this.onDecodeError(error);
     }
-  }
-
-  private decodeFailed(e: DecodeError): void {
-    this.counters.decodeErrors++;
-    this.onDecodeError(e);
   }
 
   onError(errno: number): void {
@@ -136,8 +121,8 @@ export class RequestChannel implements NetlinkReceiver {
     return undefined;
   }
 
-  private route(msg: NlMessage): void {
-    const op = this.find(msg.seq);
+  /** msg to op, the request its seq belongs to (undefined: none, a stray). */
+  private route(msg: NlMessage, op: PendingOp | undefined): void {
     if (!op) {
       this.counters.strayReplies++;
       return;

@@ -134,10 +134,10 @@ export class SyncSender {
   /** Pending object items by key (string handles, expectations). */
   private readonly pending = new Map<EntryHandle, EntryItem>();
   /**
-   * Pending packed items by handle: absolute position + 1 (mod 2^32), 0 when
-   * none. Live positions are never more than the queue's length from base.
+   * Pending packed items by handle: absolute position + 1 (mod 2^32, kept
+   * as int32 and read back with >>> 0), 0 when none. Live positions are
+   * never more than the queue's length from base.
    */
-  /** Each handle's position + 1 in the queue as u32 (stored as int32), 0 for none. */
   private readonly pendingAt = new SlotInts();
   private nextSeqValue: number;
   private scheduled = false;
