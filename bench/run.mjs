@@ -410,8 +410,11 @@ async function startPair(d, topo, dir, n, opts, overrides = {}) {
   d.configure(fw2, fw1, topo, dir, s);
   for (const node of [fw1, fw2]) d.start(node, opts);
   for (const node of [fw1, fw2]) await d.waitReady(node, START_BOUND);
+  // What both daemons spent from exec to ready, outside every other CPU figure.
+  const startCpuS = [fw1, fw2].reduce((t, node) => t + procSample(node.proc.child.pid).cpu, 0);
   // Let the start-up exchange (hello, empty resyncs) finish before measuring.
   await sleep(1000);
+  return { startCpuS };
 }
 
 async function stopPair(d, topo) {
@@ -663,7 +666,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
     if (o.ctsyncdFlowlog && daemonName === 'ctsyncd') r.flowlog = true;
     if (r.flowlog && o.flowlogQueueMib !== undefined) r.flowlogQueueBytes = o.flowlogQueueMib * 2 ** 20;
     if (o.eventCoalesceMs !== undefined && daemonName === 'ctsyncd') r.eventCoalesceMs = o.eventCoalesceMs;
-    await startPair(d, topo, dir, n, {
+    const started = await startPair(d, topo, dir, n, {
       ...prof,
       v8Flags: r.v8Flags,
       inject: r.inject,
@@ -672,6 +675,7 @@ async function trial(daemonName, { n, transport, lossPct }, o) {
       flowlogQueueBytes: r.flowlogQueueBytes,
       eventCoalesceMs: r.eventCoalesceMs,
     });
+    r.startCpuS = started.startCpuS;
     const ok = await replicate(d, topo, n, r, o);
     if (o.heapSnapshot && daemonName === 'ctsyncd') await heapSnapshots(topo, prof.heapDir);
     if (lossPct) {

@@ -92,6 +92,7 @@ const LOSS = [
 
 const DETAILS = [
   ['injectorS', 'injector: N creates (s)'],
+  ['startCpuS', 'CPU of both daemons, exec → ready (s)'],
   ['cpuFw1S', 'CPU fw1, sender (s)'],
   ['cpuFw2S', 'CPU fw2, receiver (s)'],
   ['sysFw1S', '  of which in the kernel, fw1 (s)'],
