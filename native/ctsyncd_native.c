@@ -1,7 +1,8 @@
 /*
  * Thin N-API layer over the syscalls Node does not expose: netlink sockets with
  * forced buffers and NETLINK_* options, socket creation inside another network
- * namespace, batched non-blocking receive, and readiness polling through libuv.
+ * namespace, batched non-blocking receive, readiness polling through libuv, and
+ * a reader thread that drains the event socket into a ring of our memory.
  * Everything protocol-related lives in TypeScript; this file only moves bytes.
  */
 #define _GNU_SOURCE
@@ -9,6 +10,11 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stddef.h>
@@ -664,6 +670,367 @@ static napi_value poll_ref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/* --- the event socket's reader thread ----------------------------------
+ * A thread of its own reads the conntrack event socket into a ring of our
+ * memory as fast as the kernel delivers, so that what stalls the JavaScript
+ * thread (V8 compiling a hot function, a long event-loop turn, a commit)
+ * does not leave events in the kernel's queue to overflow it (an overrun,
+ * repaired only by a full dump). The ring is handed to JavaScript as one
+ * Buffer: a sequence of segments, each a 16-byte header {bytes, errno,
+ * datagrams, truncated} and what one batch of reads returned (whole
+ * netlink datagrams back to back, padded to 16), exactly what recvBatch
+ * returns for a batch. A header with bytes == RING_WRAP says the rest of
+ * the ring is unused and the next segment starts at offset 0. Positions
+ * are byte counts that only grow (offset = position % size): the thread
+ * advances `tail` after writing a segment, JavaScript advances `head` after
+ * handling segments. When the ring is full the thread waits for room and
+ * the kernel's queue holds what arrives meanwhile, as without the thread.
+ * The only call from the thread into Node is uv_async_send. */
+
+#define RING_HDR 16
+#define RING_WRAP 0xffffffffu
+
+typedef struct {
+  int fd;
+  /* eventfds: stop (close asks the thread to end), space (JavaScript freed room). */
+  int stop_fd;
+  int space_fd;
+  uint8_t *ring;
+  size_t size;
+  size_t min_space;
+  int budget;
+  int coalesce_ms;
+  _Atomic uint64_t head;
+  _Atomic uint64_t tail;
+  _Atomic int waiting_space;
+  /* Times the thread found the ring full, and the most bytes it held. */
+  _Atomic uint64_t full_waits;
+  _Atomic uint64_t max_held;
+  uv_async_t async;
+  napi_env env;
+  napi_ref callback;
+  napi_ref ring_ref;
+  napi_async_context context;
+  pthread_t thread;
+  int closing;
+} reader_t;
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* Waits until fd is readable or stop is signalled; 0 on stop. timeout_ms < 0: no timeout. */
+static int wait_readable(reader_t *r, int fd, int timeout_ms) {
+  for (;;) {
+    struct pollfd w[2] = {{fd, POLLIN, 0}, {r->stop_fd, POLLIN, 0}};
+    int n = poll(w, 2, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (w[1].revents) return 0;
+    return 1;
+  }
+}
+
+static void *reader_main(void *arg) {
+  reader_t *r = (reader_t *)arg;
+  prctl(PR_SET_NAME, "ctsyncd-events", 0, 0, 0);
+  int idle = 1;
+  int last_empty = 0;
+  for (;;) {
+    uint64_t tail = atomic_load(&r->tail);
+    uint64_t head = atomic_load(&r->head);
+    size_t off = (size_t)(tail % r->size);
+    size_t held = (size_t)(tail - head);
+    size_t free_total = r->size - held;
+    size_t to_end = r->size - off;
+    size_t need = RING_HDR + r->min_space;
+    if (held > atomic_load(&r->max_held)) atomic_store(&r->max_held, held);
+    if (to_end < need && free_total >= to_end + need) {
+      /* Not enough room before the end: the rest is skipped, the next segment starts at 0. */
+      put_u32(r->ring + off, RING_WRAP);
+      atomic_store(&r->tail, tail + to_end);
+      continue;
+    }
+    if (to_end < need || free_total < need) {
+      /* Full: wait for JavaScript to free room (set the flag, then look again, so no wake-up is lost). */
+      atomic_fetch_add(&r->full_waits, 1);
+      atomic_store(&r->waiting_space, 1);
+      uint64_t h2 = atomic_load(&r->head);
+      if (h2 == head) {
+        if (!wait_readable(r, r->space_fd, -1)) break;
+        uint64_t v;
+        if (read(r->space_fd, &v, sizeof v) < 0 && errno != EAGAIN) break;
+      }
+      atomic_store(&r->waiting_space, 0);
+      continue;
+    }
+    if (idle) {
+      if (!wait_readable(r, r->fd, -1)) break;
+      idle = 0;
+    }
+    uint8_t *data = r->ring + off + RING_HDR;
+    size_t cap = (to_end < free_total ? to_end : free_total) - RING_HDR;
+    size_t used = 0;
+    int dgrams = 0, err = 0, trunc = 0;
+    while (dgrams < r->budget && cap - used >= r->min_space) {
+      struct iovec iov = {data + used, cap - used};
+      struct sockaddr_nl sa;
+      struct msghdr mh;
+      memset(&mh, 0, sizeof mh);
+      mh.msg_name = &sa;
+      mh.msg_namelen = sizeof sa;
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      ssize_t n = recvmsg(r->fd, &mh, MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      if (mh.msg_flags & MSG_TRUNC) trunc = 1;
+      /* Only the kernel (nl_pid 0) may speak to us; anything else is dropped. */
+      if (mh.msg_namelen >= sizeof(sa.nl_family) && sa.nl_family == AF_NETLINK && sa.nl_pid != 0) continue;
+      used += (size_t)n;
+      dgrams++;
+    }
+    if (used == 0 && err == EAGAIN && last_empty) {
+      /* Woken for nothing new: "read empty" was said already. */
+      idle = 1;
+      continue;
+    }
+    uint8_t *h = r->ring + off;
+    put_u32(h, (uint32_t)used);
+    put_u32(h + 4, (uint32_t)err);
+    put_u32(h + 8, (uint32_t)dgrams);
+    put_u32(h + 12, (uint32_t)trunc);
+    atomic_store(&r->tail, tail + RING_HDR + align16(used));
+    uv_async_send(&r->async);
+    last_empty = err == EAGAIN;
+    /* ENOBUFS (an overrun) is said once and reading goes on; any other error waits for readiness again. */
+    if (err != 0 && err != ENOBUFS) {
+      idle = 1;
+      /* Emptied: what comes next is read after a pause, several events to a wake-up. */
+      if (err == EAGAIN && r->coalesce_ms > 0) {
+        struct pollfd s1 = {r->stop_fd, POLLIN, 0};
+        int n;
+        do n = poll(&s1, 1, r->coalesce_ms);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) break;
+      }
+    }
+  }
+  return NULL;
+}
+
+static void reader_async_cb(uv_async_t *a) {
+  reader_t *r = (reader_t *)a->data;
+  if (r->closing) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, result;
+  napi_get_reference_value(env, r->callback, &fn);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, r->context, recv, fn, 0, NULL, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void ring_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void reader_closed(uv_handle_t *h) { free(h->data); }
+
+/* readerStart(fd, ringBytes, minSpace, maxDatagrams, coalesceMs, callback) -> { handle, ring }
+ * Starts the reader thread on fd; callback() runs on the event loop after
+ * the thread has written segments (several writes may share one call). */
+static napi_value reader_start(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, size, min_space, budget, coalesce;
+  napi_valuetype t;
+  if (argc < 6 || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &size) || !get_int(env, argv[2], &min_space) ||
+      !get_int(env, argv[3], &budget) || !get_int(env, argv[4], &coalesce) || napi_typeof(env, argv[5], &t) != napi_ok ||
+      t != napi_function || min_space <= 0 || budget <= 0 || coalesce < 0 || size < 2 * (RING_HDR + min_space) ||
+      size % RING_HDR != 0) {
+    napi_throw_type_error(env, "EARG", "readerStart(fd, ringBytes, minSpace, maxDatagrams, coalesceMs, callback)");
+    return NULL;
+  }
+  reader_t *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "calloc", ENOMEM);
+  uint8_t *ring = malloc((size_t)size);
+  if (!ring) {
+    free(r);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  r->fd = fd;
+  r->ring = ring;
+  r->size = (size_t)size;
+  r->min_space = (size_t)min_space;
+  r->budget = budget;
+  r->coalesce_ms = coalesce;
+  r->env = env;
+  r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  r->space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r->stop_fd < 0 || r->space_fd < 0) {
+    int e = errno;
+    if (r->stop_fd >= 0) close(r->stop_fd);
+    if (r->space_fd >= 0) close(r->space_fd);
+    free(ring);
+    free(r);
+    return throw_errno(env, "eventfd", e);
+  }
+  napi_value ringbuf;
+  if (napi_create_external_buffer(env, (size_t)size, ring, ring_finalize, NULL, &ringbuf) != napi_ok) {
+    close(r->stop_fd);
+    close(r->space_fd);
+    free(ring);
+    free(r);
+    napi_throw_error(env, "ENAPI", "readerStart: the ring could not be handed over");
+    return NULL;
+  }
+  /* From here the ring is the Buffer's to free; the reader keeps the Buffer alive until it is closed. */
+  uv_loop_t *loop;
+  napi_value name;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_async_init(loop, &r->async, reader_async_cb) != 0) {
+    close(r->stop_fd);
+    close(r->space_fd);
+    free(r);
+    napi_throw_error(env, "ENAPI", "readerStart: uv_async_init failed");
+    return NULL;
+  }
+  r->async.data = r;
+  if (napi_create_reference(env, ringbuf, 1, &r->ring_ref) != napi_ok ||
+      napi_create_reference(env, argv[5], 1, &r->callback) != napi_ok ||
+      napi_create_string_utf8(env, "ctsyncd:events", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &r->context) != napi_ok) {
+    r->closing = 1;
+    if (r->ring_ref) napi_delete_reference(env, r->ring_ref);
+    if (r->callback) napi_delete_reference(env, r->callback);
+    close(r->stop_fd);
+    close(r->space_fd);
+    uv_close((uv_handle_t *)&r->async, reader_closed);
+    napi_throw_error(env, "ENAPI", "readerStart: setup failed");
+    return NULL;
+  }
+  int rc = pthread_create(&r->thread, NULL, reader_main, r);
+  if (rc != 0) {
+    r->closing = 1;
+    napi_delete_reference(env, r->ring_ref);
+    napi_delete_reference(env, r->callback);
+    napi_async_destroy(env, r->context);
+    close(r->stop_fd);
+    close(r->space_fd);
+    uv_close((uv_handle_t *)&r->async, reader_closed);
+    return throw_errno(env, "pthread_create", rc);
+  }
+  napi_value out, ext;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_external(env, r, NULL, NULL, &ext));
+  CHECK(napi_set_named_property(env, out, "handle", ext));
+  CHECK(napi_set_named_property(env, out, "ring", ringbuf));
+  return out;
+}
+
+static reader_t *get_reader(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return NULL;
+  void *p = NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
+  return (reader_t *)p;
+}
+
+/* readerTail(handle) -> position up to which segments are written */
+static napi_value reader_tail(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  reader_t *r = get_reader(env, info, argv, 1);
+  if (!r) {
+    napi_throw_type_error(env, "EARG", "readerTail(handle)");
+    return NULL;
+  }
+  CHECK(napi_create_double(env, (double)atomic_load(&r->tail), &out));
+  return out;
+}
+
+/* readerRelease(handle, head): segments before head are handled; their room is the thread's again. */
+static napi_value reader_release(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  reader_t *r = get_reader(env, info, argv, 2);
+  double head;
+  if (!r || napi_get_value_double(env, argv[1], &head) != napi_ok || head < 0 ||
+      (uint64_t)head > atomic_load(&r->tail) || (uint64_t)head < atomic_load(&r->head)) {
+    napi_throw_type_error(env, "EARG", "readerRelease(handle, head)");
+    return NULL;
+  }
+  atomic_store(&r->head, (uint64_t)head);
+  if (atomic_load(&r->waiting_space)) {
+    uint64_t one = 1;
+    if (write(r->space_fd, &one, sizeof one) < 0 && errno != EAGAIN) return throw_errno(env, "write(eventfd)", errno);
+  }
+  return NULL;
+}
+
+/* readerStats(handle) -> [maxHeldBytes, fullWaits] */
+static napi_value reader_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, v;
+  reader_t *r = get_reader(env, info, argv, 1);
+  if (!r) {
+    napi_throw_type_error(env, "EARG", "readerStats(handle)");
+    return NULL;
+  }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_double(env, (double)atomic_load(&r->max_held), &v));
+  CHECK(napi_set_element(env, out, 0, v));
+  CHECK(napi_create_double(env, (double)atomic_load(&r->full_waits), &v));
+  CHECK(napi_set_element(env, out, 1, v));
+  return out;
+}
+
+/* readerRef(handle, on): whether the reader keeps the process alive. */
+static napi_value reader_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  reader_t *r = get_reader(env, info, argv, 2);
+  bool on = true;
+  if (!r || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "EARG", "readerRef(handle, on)");
+    return NULL;
+  }
+  if (r->closing) return NULL;
+  if (on) uv_ref((uv_handle_t *)&r->async);
+  else uv_unref((uv_handle_t *)&r->async);
+  return NULL;
+}
+
+/* readerClose(handle): ends the thread (joined before this returns); the fd is closed separately, after. */
+static napi_value reader_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  reader_t *r = get_reader(env, info, argv, 1);
+  if (!r) {
+    napi_throw_type_error(env, "EARG", "readerClose(handle)");
+    return NULL;
+  }
+  if (r->closing) return NULL;
+  r->closing = 1;
+  uint64_t one = 1;
+  while (write(r->stop_fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+  pthread_join(r->thread, NULL);
+  close(r->stop_fd);
+  close(r->space_fd);
+  napi_delete_reference(env, r->callback);
+  napi_delete_reference(env, r->ring_ref);
+  napi_async_destroy(env, r->context);
+  uv_close((uv_handle_t *)&r->async, reader_closed);
+  return NULL;
+}
+
 /* setScheduler(tid, policy, priority): sched_setscheduler(2) on one thread
  * (0: the calling one). Linux applies a policy per thread, so the caller
  * walks /proc/self/task to set a whole process. Throws with errno. */
@@ -733,6 +1100,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"threadId", NULL, thread_id, NULL, NULL, NULL, napi_default, NULL},
       {"setThreadName", NULL, set_thread_name, NULL, NULL, NULL, napi_default, NULL},
       {"receiveQueueBytes", NULL, receive_queue_bytes, NULL, NULL, NULL, napi_default, NULL},
+      {"readerStart", NULL, reader_start, NULL, NULL, NULL, napi_default, NULL},
+      {"readerTail", NULL, reader_tail, NULL, NULL, NULL, napi_default, NULL},
+      {"readerRelease", NULL, reader_release, NULL, NULL, NULL, napi_default, NULL},
+      {"readerStats", NULL, reader_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"readerRef", NULL, reader_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"readerClose", NULL, reader_close, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -34,7 +34,34 @@ export interface NativeAddon {
   setThreadName(name: string): void;
   /** Bytes the socket's receive queue holds now, as counted against SO_RCVBUF (SO_MEMINFO). */
   receiveQueueBytes(fd: number): number;
+  /**
+   * A thread of its own reading fd into a ring of ringBytes (a multiple of
+   * 16), handed over as `ring`: segments of a 16-byte header {bytes, errno,
+   * datagrams, truncated} and what one batch of reads returned, padded to
+   * 16; a header whose bytes is 0xffffffff says the next segment starts at
+   * offset 0. woken() runs on the event loop after new segments.
+   */
+  readerStart(
+    fd: number,
+    ringBytes: number,
+    minSpace: number,
+    maxDatagrams: number,
+    coalesceMs: number,
+    woken: () => void,
+  ): { handle: ReaderHandle; ring: Buffer };
+  /** The position (bytes written since the start) up to which segments are complete. */
+  readerTail(handle: ReaderHandle): number;
+  /** Segments before `head` are handled: their room is the thread's again. */
+  readerRelease(handle: ReaderHandle, head: number): void;
+  /** [most bytes ever held, times the ring was full]. */
+  readerStats(handle: ReaderHandle): [number, number];
+  readerRef(handle: ReaderHandle, on: boolean): void;
+  /** Ends the thread (joined before it returns); close the fd after. */
+  readerClose(handle: ReaderHandle): void;
 }
+
+declare const readerHandleBrand: unique symbol;
+export type ReaderHandle = { readonly [readerHandleBrand]: true };
 
 declare const pollHandleBrand: unique symbol;
 export type PollHandle = { readonly [pollHandleBrand]: true };

@@ -15,8 +15,9 @@ import {
   SOL_NETLINK,
   SOL_SOCKET,
 } from './constants.js';
-import { isSyscallError, loadNative, type NativeAddon, type PollHandle } from './native.js';
+import { isSyscallError, loadNative, type NativeAddon, type PollHandle, type ReaderHandle } from './native.js';
 import { ReadAhead, type ReadAheadCounters } from './read-ahead.js';
+import { RING_HDR, RingReader } from './ring-reader.js';
 import type { NetlinkReceiver, NetlinkTransport, TransportOptions } from './transport.js';
 import { CtsyncdError } from '../common/errors.js';
 
@@ -57,7 +58,11 @@ export class NetlinkSocket implements NetlinkTransport {
   private inFlight = 0;
   private closeDeferred = false;
   /** Set with readAheadBytes (the event socket): see read-ahead.ts. */
-  private readonly ahead: ReadAhead | undefined;
+  /** The read-ahead on this thread: only where the reader thread could not be started. */
+  private ahead: ReadAhead | undefined;
+  /** TransportOptions.readAheadBytes: a reader thread with a ring of that size, once a receiver is set. */
+  private readonly readAheadBytes: number;
+  private reader: { handle: ReaderHandle; ring: RingReader; bytes: number; lastTail: number } | undefined;
   private resumeScheduled = false;
   /** SO_RCVBUF as granted (what the queue is measured against), read once and on each change. */
   private rcvbuf: number | undefined;
@@ -90,25 +95,57 @@ export class NetlinkSocket implements NetlinkTransport {
       this.native.close(this.fd);
       throw wrap(e, 'setup');
     }
-    if (opts.readAheadBytes) {
-      const native = this.native;
-      const fd = this.fd;
-      this.ahead = new ReadAhead((buf, status) => native.recvBatch(fd, buf, status, DATAGRAM_BUDGET, MIN_SPACE), {
-        limit: opts.readAheadBytes,
-        chunkBytes: READ_AHEAD_CHUNK,
-        minSpace: MIN_SPACE,
-      });
-    }
+    this.readAheadBytes = opts.readAheadBytes ?? 0;
   }
 
   get readAhead(): ReadAheadCounters | undefined {
-    return this.ahead?.counters;
+    const r = this.reader;
+    if (r === undefined) return this.ahead?.counters;
+    const [maxHeldBytes, limitReached] = this.closed ? [0, 0] : this.native.readerStats(r.handle);
+    return { limitBytes: r.bytes, heldBytes: r.ring.heldBytes, maxHeldBytes, limitReached };
   }
 
   setReceiver(receiver: NetlinkReceiver): void {
     this.receiver = receiver;
-    if (!this.poll && !this.closed) {
-      this.poll = this.native.pollStart(this.fd, () => this.drain());
+    if (this.poll || this.reader || this.closed) return;
+    if (this.readAheadBytes > 0) this.startReader();
+    if (!this.reader) this.poll = this.native.pollStart(this.fd, () => this.drain());
+  }
+
+  /**
+   * The reader thread: it reads the socket as fast as the kernel delivers,
+   * so that a stall of this thread (V8 compiling, a long turn) does not
+   * leave events to overflow the kernel's queue. Where the thread cannot be
+   * started, the read-ahead on this thread does the same while this thread
+   * runs.
+   */
+  private startReader(): void {
+    const bytes = Math.max(4 * MIN_SPACE, Math.ceil(this.readAheadBytes / RING_HDR) * RING_HDR);
+    try {
+      const { handle, ring } = this.native.readerStart(this.fd, bytes, MIN_SPACE, DATAGRAM_BUDGET, this.coalesceMs, () =>
+        this.drain(),
+      );
+      const source = {
+        // A view made here: a Buffer made in C++ has a hidden class of its own, and the
+        // decoders, which see this thread's Buffers too (dumps), would be compiled for both.
+        ring: Buffer.from(ring.buffer, ring.byteOffset, ring.length),
+        tail: () => {
+          if (!this.closed && this.reader) this.reader.lastTail = this.native.readerTail(handle);
+          return this.reader?.lastTail ?? 0;
+        },
+        release: (head: number) => {
+          if (!this.closed) this.native.readerRelease(handle, head);
+        },
+      };
+      this.reader = { handle, ring: new RingReader(source), bytes, lastTail: 0 };
+    } catch {
+      const native = this.native;
+      const fd = this.fd;
+      this.ahead = new ReadAhead((buf, status) => native.recvBatch(fd, buf, status, DATAGRAM_BUDGET, MIN_SPACE), {
+        limit: this.readAheadBytes,
+        chunkBytes: READ_AHEAD_CHUNK,
+        minSpace: MIN_SPACE,
+      });
     }
   }
 
@@ -135,6 +172,14 @@ export class NetlinkSocket implements NetlinkTransport {
     if (this.closed) return;
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
     const started = performance.now();
+    if (this.reader) {
+      const more = this.reader.ring.deliver(this.receiver, () => this.closed || performance.now() - started >= DRAIN_SLICE_MS);
+      if (more && !this.closed && !this.resumeScheduled) {
+        this.resumeScheduled = true;
+        setImmediate(this.resume);
+      }
+      return;
+    }
     // Whether the last read filled its budget: only then can the queue be
     // long, and only then is it worth a syscall to ask how long.
     let full = false;
@@ -219,6 +264,7 @@ export class NetlinkSocket implements NetlinkTransport {
 
   ref(on: boolean): void {
     if (this.poll) this.native.pollRef(this.poll, on);
+    if (this.reader && !this.closed) this.native.readerRef(this.reader.handle, on);
   }
 
   close(): void {
@@ -226,6 +272,8 @@ export class NetlinkSocket implements NetlinkTransport {
     this.closed = true;
     this.ahead?.clear();
     if (this.poll) this.native.pollClose(this.poll);
+    // The thread is joined before the fd it reads is closed.
+    if (this.reader) this.native.readerClose(this.reader.handle);
     if (this.inFlight > 0) this.closeDeferred = true;
     else this.native.close(this.fd);
   }

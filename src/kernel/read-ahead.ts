@@ -1,4 +1,6 @@
-// Reading the event socket ahead of handling it. A burst of connections
+// Reading the event socket ahead of handling it, on the event loop: where
+// the addon's reader thread (ring-reader.ts) could not be started, this
+// does the same while the event loop runs. A burst of connections
 // arrives faster than the daemon handles events (decode, cache, sync: a few
 // microseconds each), and what the kernel cannot queue it drops: an overrun,
 // repaired only by a full dump of the table. Reading a datagram costs a

@@ -74,9 +74,11 @@ export interface TransportOptions {
   batchBytes?: number;
   /**
    * Read the queue ahead of handling it, holding up to this many bytes of
-   * messages (read-ahead.ts): for the event socket, so that a burst waits
-   * in our memory rather than overrunning the kernel's queue. 0 or absent:
-   * each read is handled at once.
+   * messages: for the event socket, so that a burst waits in our memory
+   * rather than overrunning the kernel's queue. A reader thread of the
+   * addon's does it (ring-reader.ts), or the event loop where the thread
+   * cannot be started (read-ahead.ts). 0 or absent: each read is handled at
+   * once, on the event loop.
    */
   readAheadBytes?: number;
   /**
