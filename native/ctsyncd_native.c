@@ -604,12 +604,17 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-static poller_t *get_poller(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
+/* The handle (an external) in argv[0] of a call with at least `want` arguments; NULL when there is none. */
+static void *get_handle(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
   size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return NULL;
   void *p = NULL;
   if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
-  return (poller_t *)p;
+  return p;
+}
+
+static poller_t *get_poller(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
+  return (poller_t *)get_handle(env, info, argv, want);
 }
 
 /* pollClose(handle): stops polling; the fd itself is closed separately. */
@@ -940,11 +945,7 @@ static napi_value reader_start(napi_env env, napi_callback_info info) {
 }
 
 static reader_t *get_reader(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return NULL;
-  void *p = NULL;
-  if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
-  return (reader_t *)p;
+  return (reader_t *)get_handle(env, info, argv, want);
 }
 
 /* readerTail(handle) -> position up to which segments are written */

@@ -70,7 +70,8 @@ export class NetlinkSocket implements NetlinkTransport {
   private readonly coalesceMs: number;
   private readonly resume = () => {
     this.resumeScheduled = false;
-    this.drain();
+    if (this.reader) this.consumeRing();
+    else this.drain();
   };
 
   constructor(opts: TransportOptions = {}) {
@@ -123,7 +124,7 @@ export class NetlinkSocket implements NetlinkTransport {
     const bytes = Math.max(4 * MIN_SPACE, Math.ceil(this.readAheadBytes / RING_HDR) * RING_HDR);
     try {
       const { handle, ring } = this.native.readerStart(this.fd, bytes, MIN_SPACE, DATAGRAM_BUDGET, this.coalesceMs, () =>
-        this.drain(),
+        this.consumeRing(),
       );
       const source = {
         // A view made here: a Buffer made in C++ has a hidden class of its own, and the
@@ -173,11 +174,12 @@ export class NetlinkSocket implements NetlinkTransport {
     // Bounded: a flood must not starve the rest of the loop; the poll fires again.
     const started = performance.now();
     if (this.reader) {
-      const more = this.reader.ring.deliver(this.receiver, () => this.closed || performance.now() - started >= DRAIN_SLICE_MS);
-      if (more && !this.closed && !this.resumeScheduled) {
-        this.resumeScheduled = true;
-        setImmediate(this.resume);
-      }
+      // Asked to read now (an overrun's settle timer, between a commit's
+      // chunks): what the thread holds, then whether the kernel's queue is
+      // empty, which the thread says once per emptying and the caller may be
+      // waiting to hear again.
+      const more = this.consumeRing();
+      if (!more && !this.closed && this.reader.ring.heldBytes === 0 && this.kernelQueueEmpty()) this.receiver?.onEmpty?.();
       return;
     }
     // Whether the last read filled its budget: only then can the queue be
@@ -203,6 +205,27 @@ export class NetlinkSocket implements NetlinkTransport {
         if (this.coalesceMs > 0 && this.poll && !this.closed) this.native.pollPause(this.poll, this.coalesceMs);
       }
       if (err !== 0 || performance.now() - started >= DRAIN_SLICE_MS) return;
+    }
+  }
+
+  /** The reader thread's segments, for one slice; true when some are left (handled on the next turn). */
+  private consumeRing(): boolean {
+    const reader = this.reader;
+    if (this.closed || reader === undefined) return false;
+    const started = performance.now();
+    const more = reader.ring.deliver(this.receiver, () => this.closed || performance.now() - started >= DRAIN_SLICE_MS);
+    if (more && !this.closed && !this.resumeScheduled) {
+      this.resumeScheduled = true;
+      setImmediate(this.resume);
+    }
+    return more;
+  }
+
+  private kernelQueueEmpty(): boolean {
+    try {
+      return this.native.receiveQueueBytes(this.fd) === 0;
+    } catch {
+      return false;
     }
   }
 

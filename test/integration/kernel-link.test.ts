@@ -31,6 +31,18 @@ function udpEntry(i: number): ConntrackEntry {
   };
 }
 
+/** Events started on `events`: the index of each one's source address (udpEntry's i), in the order they came, and the overruns. */
+function inOrder(events: ConntrackEvents): { order: number[]; overruns: number } {
+  const seen = { order: [] as number[], overruns: 0 };
+  const index = (src: string) => Number(src.split('.')[2]) * 256 + Number(src.split('.')[3]);
+  events.start({
+    onEvent: (e) => seen.order.push(index(e.entry.orig.src)),
+    onRecordEvent: (_t, r, at) => seen.order.push(index(readEntryRecord(r, at, undefined).orig.src)),
+    onOverrun: () => seen.overruns++,
+  });
+  return seen;
+}
+
 async function until(cond: () => boolean, what: string, timeoutMs = 10_000, pollMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -271,22 +283,15 @@ describe('kernel link (real kernel, netns)', () => {
     const events = new ConntrackEvents({ netns: ns.path, receiveBufferBytes: 4 << 20, readAheadBytes: 4 << 20 });
     const link = new ConntrackLink({ netns: ns.path });
     open.push(events, link);
-    const order: number[] = [];
-    const index = (src: string) => Number(src.split('.')[2]) * 256 + Number(src.split('.')[3]);
-    let overruns = 0;
-    events.start({
-      onEvent: (e) => order.push(index(e.entry.orig.src)),
-      onRecordEvent: (_t, r, at) => order.push(index(readEntryRecord(r, at, undefined).orig.src)),
-      onOverrun: () => overruns++,
-    });
+    const seen = inOrder(events);
     // One sendmsg: the kernel queues all of their events before we read any.
     const n = 3000;
     const items: BatchItem[] = [];
     for (let i = 0; i < n; i++) items.push({ op: 'create', entry: udpEntry(i) });
     expect((await link.batch(items, { chunkSize: n })).ok).toBe(n);
-    await until(() => order.length >= n, 'every event of the burst', 10_000);
-    expect(overruns).toBe(0);
-    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+    await until(() => seen.order.length >= n, 'every event of the burst', 10_000);
+    expect(seen.overruns).toBe(0);
+    expect(seen.order).toEqual(Array.from({ length: n }, (_, i) => i));
     const ra = events.readAhead!;
     expect(ra.maxHeldBytes).toBeGreaterThan(0);
     // The reader thread's last "read empty" may still be on its way.
@@ -299,33 +304,18 @@ describe('kernel link (real kernel, netns)', () => {
     const kernelBuffer = 64 << 10;
     const events = new ConntrackEvents({ netns: ns.path, receiveBufferBytes: kernelBuffer, readAheadBytes: 16 << 20 });
     open.push(events);
-    const order: number[] = [];
-    const index = (src: string) => Number(src.split('.')[2]) * 256 + Number(src.split('.')[3]);
-    let overruns = 0;
-    events.start({
-      onEvent: (e) => order.push(index(e.entry.orig.src)),
-      onRecordEvent: (_t, r, at) => order.push(index(readEntryRecord(r, at, undefined).orig.src)),
-      onOverrun: () => overruns++,
-    });
+    const seen = inOrder(events);
     // Another process creates 400 connections, one conntrack(8) each, while
     // this thread sleeps (as it would compiling, or in a long turn) and reads
     // nothing: without the reader thread they overflow the kernel's buffer.
     const n = 400;
     const script = `i=0; while [ $i -lt ${n} ]; do conntrack -I -p udp -s 10.99.$((i / 256)).$((i % 256)) -d 10.98.0.1 --sport 1024 --dport 53 -t 600 >/dev/null 2>&1 || exit 1; i=$((i + 1)); done`;
     const created = ns.exec('sh', ['-c', script], { timeoutMs: 60_000 });
-    const sleepUntil = Date.now() + 60_000;
-    // Sleep in slices until the creator is done (bounded): nothing on this thread reads the socket meanwhile.
-    let done = false;
-    void created.then(
-      () => (done = true),
-      () => (done = true),
-    );
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
-    while (!done && Date.now() < sleepUntil) await new Promise((r) => setTimeout(r, 50));
     await created;
-    await until(() => order.length >= n || overruns > 0, 'every event', 10_000);
-    expect(overruns).toBe(0);
-    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+    await until(() => seen.order.length >= n || seen.overruns > 0, 'every event', 10_000);
+    expect(seen.overruns).toBe(0);
+    expect(seen.order).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(events.readAhead!.maxHeldBytes).toBeGreaterThan(0);
   });
 
