@@ -613,6 +613,14 @@ static void *get_handle(napi_env env, napi_callback_info info, napi_value *argv,
   return p;
 }
 
+/* (handle, bool): the handle, and the bool in *on; NULL when either is missing. */
+static void *get_handle_and_bool(napi_env env, napi_callback_info info, bool *on) {
+  napi_value argv[2];
+  void *p = get_handle(env, info, argv, 2);
+  if (!p || napi_get_value_bool(env, argv[1], on) != napi_ok) return NULL;
+  return p;
+}
+
 static poller_t *get_poller(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
   return (poller_t *)get_handle(env, info, argv, want);
 }
@@ -657,10 +665,9 @@ static napi_value poll_pause(napi_env env, napi_callback_info info) {
 
 /* pollRef(handle, bool): whether this poller keeps the process alive. */
 static napi_value poll_ref(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  poller_t *p = get_poller(env, info, argv, 2);
   bool on = true;
-  if (!p || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+  poller_t *p = (poller_t *)get_handle_and_bool(env, info, &on);
+  if (!p) {
     napi_throw_type_error(env, "EARG", "pollRef(handle, on)");
     return NULL;
   }
@@ -996,10 +1003,9 @@ static napi_value reader_stats(napi_env env, napi_callback_info info) {
 
 /* readerRef(handle, on): whether the reader keeps the process alive. */
 static napi_value reader_ref(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  reader_t *r = get_reader(env, info, argv, 2);
   bool on = true;
-  if (!r || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+  reader_t *r = (reader_t *)get_handle_and_bool(env, info, &on);
+  if (!r) {
     napi_throw_type_error(env, "EARG", "readerRef(handle, on)");
     return NULL;
   }

@@ -259,6 +259,18 @@ describe("a dump's reply timeout", () => {
     return { link, held, release };
   }
 
+  /** heldLink()'s list() started under fake timers: what it ended with (entries, or the error), undefined while it runs. */
+  function heldList(k: FakeKernel, replyTimeoutMs: number) {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const held = heldLink(k, replyTimeoutMs);
+    let ended: unknown;
+    const listed = held.link.list().then(
+      (l) => (ended = l.length),
+      (e: unknown) => (ended = e),
+    );
+    return { ...held, listed, outcome: () => ended };
+  }
+
   async function kernelWith(n: number): Promise<FakeKernel> {
     const k = new FakeKernel();
     const seed = new ConntrackLink({ transportFactory: k.openSocket });
@@ -271,13 +283,7 @@ describe("a dump's reply timeout", () => {
 
   it('a dump that keeps answering is never cut short, however long it takes in all', async () => {
     const k = await kernelWith(12);
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const { link, held, release } = heldLink(k, 100);
-    let outcome: unknown;
-    const listed = link.list().then(
-      (l) => (outcome = l.length),
-      (e: unknown) => (outcome = e),
-    );
+    const { link, held, release, listed, outcome } = heldList(k, 100);
     await flush();
     // 12 entries and the dump's end, one every 90 ms: 1.17 s in all, over eleven reply timeouts.
     expect(held).toHaveLength(13);
@@ -287,20 +293,14 @@ describe("a dump's reply timeout", () => {
       await flush();
     }
     await listed;
-    expect(outcome).toBe(12);
+    expect(outcome()).toBe(12);
     expect(link.counters.timeouts).toBe(0);
     link.close();
   });
 
   it('a dump that stops answering fails with ETIMEDOUT within two reply timeouts of its last message', async () => {
     const k = await kernelWith(12);
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const { link, release } = heldLink(k, 100);
-    let outcome: unknown;
-    const listed = link.list().then(
-      (l) => (outcome = l.length),
-      (e: unknown) => (outcome = e),
-    );
+    const { link, release, listed, outcome } = heldList(k, 100);
     await flush();
     vi.advanceTimersByTime(50);
     release(5);
@@ -308,34 +308,28 @@ describe("a dump's reply timeout", () => {
     // Still answering in the first interval: the check at 100 ms goes on.
     vi.advanceTimersByTime(50);
     await flush();
-    expect(outcome).toBeUndefined();
+    expect(outcome()).toBeUndefined();
     // Nothing from 50 ms on: the check at 200 ms fails it.
     vi.advanceTimersByTime(99);
     await flush();
-    expect(outcome).toBeUndefined();
+    expect(outcome()).toBeUndefined();
     vi.advanceTimersByTime(1);
     await listed;
-    expect(outcome).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+    expect(outcome()).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
     expect(link.counters.timeouts).toBe(1);
     link.close();
   });
 
   it('a dump with no answer at all fails after exactly one reply timeout', async () => {
     const k = await kernelWith(3);
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const { link } = heldLink(k, 100);
-    let outcome: unknown;
-    const listed = link.list().then(
-      (l) => (outcome = l.length),
-      (e: unknown) => (outcome = e),
-    );
+    const { link, listed, outcome } = heldList(k, 100);
     await flush();
     vi.advanceTimersByTime(99);
     await flush();
-    expect(outcome).toBeUndefined();
+    expect(outcome()).toBeUndefined();
     vi.advanceTimersByTime(1);
     await listed;
-    expect(outcome).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
+    expect(outcome()).toMatchObject({ code: 'EKERNEL_ETIMEDOUT' });
     link.close();
   });
 });
