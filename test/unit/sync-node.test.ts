@@ -474,6 +474,50 @@ describe('SyncNode receive: each message kind of a believed peer', () => {
     }
   });
 
+  it('a resync request that came before its epoch was verified is honoured when it is, once', () => {
+    const h = harness();
+    const k = addLocal(h, 1);
+    h.node.start();
+    h.drain();
+    const req = (request: number, epoch = PEER_EPOCH): Buffer =>
+      h.from(PEER, epoch, [
+        { kind: 'alive', seq: PEER_SEQ },
+        { kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH, request },
+      ]);
+    // A new node asks at once; its epoch is not verified here yet, so the datagram is dropped.
+    h.node.receive(req(1, PEER_EPOCH - 1));
+    h.node.receive(req(2));
+    h.node.receive(req(1));
+    // And one to another epoch of ours is not kept.
+    h.node.receive(h.from(PEER, PEER_EPOCH, [{ kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH - 1, request: 9 }]));
+    expect(h.counters()).toMatchObject({ unverifiedDatagrams: 4, resyncRequestsReceived: 0, bulksSent: 0 });
+    // Past the challenge interval: verify() draws a challenge of its own.
+    h.clock.now += 1000;
+    h.verify();
+    const c = h.counters();
+    expect(c).toMatchObject({ resyncRequestsReceived: 1, staleRequests: 0, bulksSent: 1, bulkEntriesSent: 1 });
+    expect(c.bulksWanted).toEqual({ request: 1, hello: 0, restart: 0, gap: 0 });
+    const out = h.drain().filter((m) => m.kind.startsWith('bulk') || m.kind === 'ct-update');
+    expect(out.map((m) => m.kind)).toEqual(['bulk-start', 'ct-update', 'bulk-end']);
+    expect(out[0]).toMatchObject({ peer: PEER });
+    expect(out[1]).toMatchObject({ entry: h.table.get(k) });
+    // The number it held is taken: the same request again, now verified, is a replay.
+    h.node.receive(req(2));
+    expect(h.counters()).toMatchObject({ resyncRequestsReceived: 1, staleRequests: 1, bulksSent: 1 });
+  });
+
+  it('a request held for an epoch is not honoured when another epoch of the node is verified', () => {
+    const h = harness();
+    h.node.start();
+    h.drain();
+    h.node.receive(
+      h.from(PEER, PEER_EPOCH - 1, [{ kind: 'resync-request', peer: SELF, epoch: SELF_EPOCH, request: 1 }]),
+    );
+    h.clock.now += 1000;
+    h.verify();
+    expect(h.counters()).toMatchObject({ resyncRequestsReceived: 0, bulksSent: 0 });
+  });
+
   it('a replayed resync request is honoured once and counted stale once', () => {
     const h = harness();
     h.node.start();

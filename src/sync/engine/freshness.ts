@@ -88,6 +88,8 @@ interface PeerFreshness {
   answered: string[];
   /** Highest resync request number honoured from the verified epoch. */
   lastRequest: number;
+  /** The highest resync request to us that came in an epoch not verified yet, kept for when it is. */
+  held: { epoch: number; request: number } | undefined;
 }
 
 export interface FreshnessOptions {
@@ -225,6 +227,27 @@ export class Freshness {
   }
 
   /**
+   * A resync request to us in a datagram of node's `epoch`, not verified
+   * yet: kept (the highest number of the latest such epoch) so that
+   * verifying that epoch honours it. A new node asks at once; dropped
+   * here, its retries back off to seconds apart, and it waits for them.
+   */
+  holdRequest(node: string, epoch: number, request: number): void {
+    const p = this.peer(node);
+    const h = p.held;
+    if (h === undefined || epoch > h.epoch || (epoch === h.epoch && request > h.request)) p.held = { epoch, request };
+  }
+
+  /** The request held for node's `epoch`, just verified, if any; forgets what was held either way. */
+  takeHeldRequest(node: string, epoch: number): number | undefined {
+    const p = this.peers.get(node);
+    const h = p?.held;
+    if (p === undefined || h === undefined) return undefined;
+    p.held = undefined;
+    return h.epoch === epoch ? h.request : undefined;
+  }
+
+  /**
    * The number of our next resync request. It only grows: a peer starts
    * counting again whenever it verifies a new epoch of ours, so our
    * rollovers need no reset.
@@ -244,6 +267,7 @@ export class Freshness {
         answeredAt: Number.NEGATIVE_INFINITY,
         answered: [],
         lastRequest: 0,
+        held: undefined,
       };
       this.peers.set(node, p);
     }

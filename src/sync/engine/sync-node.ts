@@ -640,11 +640,7 @@ export class SyncNode {
       case 'resync-request':
         // Only a request to this very epoch of ours, with a number not honoured yet: a replayed one starts no bulk.
         if (m.peer === self && m.epoch === this.epochNow) {
-          // acceptRequest counts a refused number as stale itself.
-          if (this.fresh.acceptRequest(rx.node, m.request)) {
-            this.counters.resyncRequestsReceived++;
-            this.wantBulk(rx.node, 'request');
-          }
+          this.honourRequest(rx.node, m.request);
         } else if (m.peer === self || m.peer === '') {
           this.counters.staleRequests++;
         }
@@ -672,6 +668,8 @@ export class SyncNode {
       const r = this.fresh.onResponse(node, epoch, m, m.firstEpoch);
       if (r !== false) {
         this.believe(node, epoch, m.seq, r.previous, r.continued, now);
+        const held = this.fresh.takeHeldRequest(node, epoch);
+        if (held !== undefined) this.honourRequest(node, held);
         return true;
       }
     }
@@ -683,6 +681,13 @@ export class SyncNode {
       challenged = true;
       // A new epoch's first move is to challenge us; it must hear back before it believes us.
       if (verdict === 'unverified') this.answer(node, epoch, m, now);
+    }
+    if (verdict === 'unverified') {
+      for (const m of messages) {
+        if (m.kind === 'resync-request' && m.peer === self && m.epoch === this.epochNow) {
+          this.fresh.holdRequest(node, epoch, m.request);
+        }
+      }
     }
     if (verdict === 'unverified' || challenged) {
       const n = this.fresh.challenge(node, now);
@@ -757,6 +762,14 @@ export class SyncNode {
    */
   private ownEpoch(epoch: number): boolean {
     return epoch === this.epochNow || (this.epochBefore !== 0 && epoch === this.epochBefore);
+  }
+
+  /** A resync request to this epoch of ours: a bulk for node, unless its number was honoured already. */
+  private honourRequest(node: string, request: number): void {
+    // acceptRequest counts a refused number as stale itself.
+    if (!this.fresh.acceptRequest(node, request)) return;
+    this.counters.resyncRequestsReceived++;
+    this.wantBulk(node, 'request');
   }
 
   private sendResyncRequest(rx: Receiver): void {
