@@ -930,6 +930,7 @@ async function stream(d, topo, n, rate, r) {
   r.overrunLine = diag1.overrunLine;
   r.kernelResyncs = diag1.kernelResyncs - diag0.kernelResyncs;
   r.eventBufferBytes = diag1.bufferBytes;
+  if (diag1.ringBytes) Object.assign(r, { ringBytes: diag1.ringBytes, ringMaxHeldBytes: diag1.ringMaxHeldBytes, ringFull: diag1.ringFull });
   r.cpuFw1S = after[0].cpu - before[0].cpu;
   r.cpuFw2S = after[1].cpu - before[1].cpu;
   if (topo.ulogd) r.cpuUlogdS = after[2].cpu - before[2].cpu;
@@ -1007,6 +1008,7 @@ function logRate(i, r) {
     `overruns=${r.overruns ?? '-'} lost=${r.lost ?? '-'} offered=${r.offeredRate === undefined ? '-' : Math.round(r.offeredRate)}/s`,
     ...(r.flowlog ? [`flow lines=${r.flowLines ?? '-'} lost=${r.flowLost ?? '-'}${r.cpuUlogdS !== undefined ? ` ulogd cpu=${f3(r.cpuUlogdS)}s` : ''}`] : []),
     `cpu=${f1(r.cpuPerEntryUs)}µs/e samples=${r.samples ?? '-'} (max gap ${f3(r.maxSampleGapS)}s)`,
+    ...(r.ringBytes ? [`ring held≤${MiBText(r.ringMaxHeldBytes)} of ${MiBText(r.ringBytes)} full=${r.ringFull}`] : []),
     `load=${r.load1.toFixed(2)}→${r.load1After.toFixed(2)}`,
   ];
   console.log(parts.join(' '));

@@ -184,6 +184,10 @@ export const ctsyncd = {
       overrunLine: `kernel.overruns: ${st.kernel?.overruns}`,
       kernelResyncs: st.kernel?.overrunResyncs,
       bufferBytes: st.kernel?.receiveBufferBytes,
+      // The reader thread's ring (kernel.readAhead): its size, the most it held, how often it was full.
+      ringBytes: st.kernel?.readAhead?.limitBytes,
+      ringMaxHeldBytes: st.kernel?.readAhead?.maxHeldBytes,
+      ringFull: st.kernel?.readAhead?.limitReached,
       datagramsSent: snd.datagramsSent,
       messagesSent: snd.messagesSent,
     };
