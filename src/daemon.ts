@@ -278,11 +278,14 @@ export class Daemon {
     this.events = new ConntrackEvents({
       ...kernelOpts,
       receiveBufferBytes: cfg.kernel.netlinkBufferBytes,
-      // As many bytes again in our own memory, where an event takes about a
-      // quarter of the room it takes in the kernel queue. A quarter of it was
-      // tried (2026-12-07): a fresh daemon then overran on a 20k burst every
-      // time, with this on 1 of 2, and the RSS after replication was the same.
-      readAheadBytes: cfg.kernel.netlinkBufferBytes,
+      // Four times as many bytes in our own memory, where an event takes about
+      // a quarter of the room it takes in the kernel queue. A quarter of the
+      // buffer was tried (2026-12-07): a fresh daemon then overran on a 20k
+      // burst every time. As many bytes (2026-12-08): a fresh daemon fed 80k
+      // events/s filled it in its first second in 1 of 2 trials, and 4x held
+      // 3 of 3 at 80k and 100k/s, 7 MiB at most used (BENCHMARKS.md). The
+      // pages are touched only as events wait there.
+      readAheadBytes: 4 * cfg.kernel.netlinkBufferBytes,
       coalesceMs: cfg.kernel.eventCoalesceMs,
       expectations: cfg.filter.expectations !== 'none',
       reliable: cfg.kernel.eventsReliable,
