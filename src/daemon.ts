@@ -15,7 +15,7 @@ import { InternalCache } from './cache/internal-cache.js';
 import { type LocalChangeListener, LocalTable, type LocalTableCounters } from './cache/local-table.js';
 import { PeerEntryCheck } from './cache/peer-validate.js';
 import type { ClusterConfig, Config, FlowlogConfig, SyncConfig } from './config/index.js';
-import { SYSLOG_FACILITIES } from './config/defaults.js';
+import { LIMITS, SYSLOG_FACILITIES } from './config/defaults.js';
 import type { DatagramSender } from './flowlog/ipfix-exporter.js';
 import type { UnixDatagramPort } from './flowlog/syslog-sink.js';
 import { FlowLogThread } from './flowlog/thread.js';
@@ -284,8 +284,9 @@ export class Daemon {
       // burst every time. As many bytes (2026-12-08): a fresh daemon fed 80k
       // events/s filled it in its first second in 1 of 2 trials, and 4x held
       // 3 of 3 at 80k and 100k/s, 7 MiB at most used (BENCHMARKS.md). The
-      // pages are touched only as events wait there.
-      readAheadBytes: 4 * cfg.kernel.netlinkBufferBytes,
+      // pages are touched only as events wait there. At most the largest
+      // buffer allowed (1 GiB), the ring's size before it grew to 4x.
+      readAheadBytes: Math.min(4 * cfg.kernel.netlinkBufferBytes, LIMITS.bufferBytes.max),
       coalesceMs: cfg.kernel.eventCoalesceMs,
       expectations: cfg.filter.expectations !== 'none',
       reliable: cfg.kernel.eventsReliable,

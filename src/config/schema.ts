@@ -501,7 +501,7 @@ const kernelSchema = z
     netlinkBufferBytes: bufferBytes
       .default(DEFAULTS.kernel.netlinkBufferBytes)
       .describe(
-        'Receive buffer of the ctnetlink event socket in bytes. When the kernel queue fills past a quarter of it (events arrive faster than the daemon handles them), the daemon also reads up to four times this many bytes of events ahead into its own memory (a thread of its own reads the socket), where an event takes about a quarter of the room it takes in the kernel queue, so a burst, or the first seconds of a fresh daemon, waits there instead of overrunning the queue. That memory is taken only as events wait in it.',
+        'Receive buffer of the ctnetlink event socket in bytes. When the kernel queue fills past a quarter of it (events arrive faster than the daemon handles them), the daemon also reads up to four times this many bytes (at most 1 GiB) of events ahead into its own memory (a thread of its own reads the socket), where an event takes about a quarter of the room it takes in the kernel queue, so a burst, or the first seconds of a fresh daemon, waits there instead of overrunning the queue. That memory is taken only as events wait in it.',
       ),
     filterEvents: z
       .boolean()

@@ -291,7 +291,7 @@ export const METRIC_DEFS: readonly MetricDef[] = [
   ),
   gauge(
     'ctsyncd_kernel_read_ahead_max_bytes',
-    'Most bytes of kernel events ever held read ahead of handling them (a burst waiting in the daemon instead of the kernel queue); four times kernel.netlinkBufferBytes bounds it.',
+    'Most bytes of kernel events ever held read ahead of handling them (a burst waiting in the daemon instead of the kernel queue); four times kernel.netlinkBufferBytes (at most 1 GiB) bounds it.',
     'kernel.readAhead.maxHeldBytes',
     (s) => s.kernel.readAhead.maxHeldBytes,
   ),
