@@ -605,34 +605,37 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
 }
 
 /* The handle (an external) in argv[0] of a call with at least `want` arguments; NULL when there is none. */
-static void *get_handle(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
+/* Throws the EARG TypeError naming the call's form; returns NULL for the caller to return. */
+static napi_value arg_error(napi_env env, const char *usage) {
+  napi_throw_type_error(env, "EARG", usage);
+  return NULL;
+}
+
+/* The handle in argv[0] of a call with `want` arguments; NULL after throwing (arg_error) when missing. */
+static void *get_handle(napi_env env, napi_callback_info info, napi_value *argv, size_t want, const char *usage) {
   size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return NULL;
   void *p = NULL;
-  if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    arg_error(env, usage);
+    return NULL;
+  }
   return p;
 }
 
-/* (handle, bool): the handle, and the bool in *on; NULL when either is missing. */
-static void *get_handle_and_bool(napi_env env, napi_callback_info info, bool *on) {
+/* (handle, bool): the handle, and the bool in *on; NULL after throwing when either is missing. */
+static void *get_handle_and_bool(napi_env env, napi_callback_info info, bool *on, const char *usage) {
   napi_value argv[2];
-  void *p = get_handle(env, info, argv, 2);
-  if (!p || napi_get_value_bool(env, argv[1], on) != napi_ok) return NULL;
+  void *p = get_handle(env, info, argv, 2, usage);
+  if (p && napi_get_value_bool(env, argv[1], on) != napi_ok) return arg_error(env, usage);
   return p;
-}
-
-static poller_t *get_poller(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
-  return (poller_t *)get_handle(env, info, argv, want);
 }
 
 /* pollClose(handle): stops polling; the fd itself is closed separately. */
 static napi_value poll_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  poller_t *p = get_poller(env, info, argv, 1);
-  if (!p) {
-    napi_throw_type_error(env, "EARG", "pollClose(handle)");
-    return NULL;
-  }
+  poller_t *p = (poller_t *)get_handle(env, info, argv, 1, "pollClose(handle)");
+  if (!p) return NULL;
   if (p->closing) return NULL;
   p->closing = 1;
   uv_poll_stop(&p->handle);
@@ -650,12 +653,10 @@ static napi_value poll_close(napi_env env, napi_callback_info info) {
  * modest event rate, where each would otherwise carry one event. */
 static napi_value poll_pause(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  poller_t *p = get_poller(env, info, argv, 2);
+  poller_t *p = (poller_t *)get_handle(env, info, argv, 2, "pollPause(handle, ms)");
   int32_t ms = 0;
-  if (!p || !get_int(env, argv[1], &ms) || ms < 0) {
-    napi_throw_type_error(env, "EARG", "pollPause(handle, ms)");
-    return NULL;
-  }
+  if (!p) return NULL;
+  if (!get_int(env, argv[1], &ms) || ms < 0) return arg_error(env, "pollPause(handle, ms)");
   if (p->closing || p->paused) return NULL;
   p->paused = 1;
   uv_poll_stop(&p->handle);
@@ -666,11 +667,8 @@ static napi_value poll_pause(napi_env env, napi_callback_info info) {
 /* pollRef(handle, bool): whether this poller keeps the process alive. */
 static napi_value poll_ref(napi_env env, napi_callback_info info) {
   bool on = true;
-  poller_t *p = (poller_t *)get_handle_and_bool(env, info, &on);
-  if (!p) {
-    napi_throw_type_error(env, "EARG", "pollRef(handle, on)");
-    return NULL;
-  }
+  poller_t *p = (poller_t *)get_handle_and_bool(env, info, &on, "pollRef(handle, on)");
+  if (!p) return NULL;
   if (p->closing) return NULL;
   if (on) {
     uv_ref((uv_handle_t *)&p->handle);
@@ -951,18 +949,11 @@ static napi_value reader_start(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static reader_t *get_reader(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
-  return (reader_t *)get_handle(env, info, argv, want);
-}
-
 /* readerTail(handle) -> position up to which segments are written */
 static napi_value reader_tail(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
-  reader_t *r = get_reader(env, info, argv, 1);
-  if (!r) {
-    napi_throw_type_error(env, "EARG", "readerTail(handle)");
-    return NULL;
-  }
+  reader_t *r = (reader_t *)get_handle(env, info, argv, 1, "readerTail(handle)");
+  if (!r) return NULL;
   CHECK(napi_create_double(env, (double)atomic_load(&r->tail), &out));
   return out;
 }
@@ -970,13 +961,12 @@ static napi_value reader_tail(napi_env env, napi_callback_info info) {
 /* readerRelease(handle, head): segments before head are handled; their room is the thread's again. */
 static napi_value reader_release(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  reader_t *r = get_reader(env, info, argv, 2);
+  reader_t *r = (reader_t *)get_handle(env, info, argv, 2, "readerRelease(handle, head)");
   double head;
-  if (!r || napi_get_value_double(env, argv[1], &head) != napi_ok || head < 0 ||
-      (uint64_t)head > atomic_load(&r->tail) || (uint64_t)head < atomic_load(&r->head)) {
-    napi_throw_type_error(env, "EARG", "readerRelease(handle, head)");
-    return NULL;
-  }
+  if (!r) return NULL;
+  if (napi_get_value_double(env, argv[1], &head) != napi_ok || head < 0 || (uint64_t)head > atomic_load(&r->tail) ||
+      (uint64_t)head < atomic_load(&r->head))
+    return arg_error(env, "readerRelease(handle, head)");
   atomic_store(&r->head, (uint64_t)head);
   if (atomic_load(&r->waiting_space)) {
     uint64_t one = 1;
@@ -988,11 +978,8 @@ static napi_value reader_release(napi_env env, napi_callback_info info) {
 /* readerStats(handle) -> [maxHeldBytes, fullWaits] */
 static napi_value reader_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
-  reader_t *r = get_reader(env, info, argv, 1);
-  if (!r) {
-    napi_throw_type_error(env, "EARG", "readerStats(handle)");
-    return NULL;
-  }
+  reader_t *r = (reader_t *)get_handle(env, info, argv, 1, "readerStats(handle)");
+  if (!r) return NULL;
   CHECK(napi_create_array_with_length(env, 2, &out));
   CHECK(napi_create_double(env, (double)atomic_load(&r->max_held), &v));
   CHECK(napi_set_element(env, out, 0, v));
@@ -1004,11 +991,8 @@ static napi_value reader_stats(napi_env env, napi_callback_info info) {
 /* readerRef(handle, on): whether the reader keeps the process alive. */
 static napi_value reader_ref(napi_env env, napi_callback_info info) {
   bool on = true;
-  reader_t *r = (reader_t *)get_handle_and_bool(env, info, &on);
-  if (!r) {
-    napi_throw_type_error(env, "EARG", "readerRef(handle, on)");
-    return NULL;
-  }
+  reader_t *r = (reader_t *)get_handle_and_bool(env, info, &on, "readerRef(handle, on)");
+  if (!r) return NULL;
   if (r->closing) return NULL;
   if (on) uv_ref((uv_handle_t *)&r->async);
   else uv_unref((uv_handle_t *)&r->async);
@@ -1018,11 +1002,8 @@ static napi_value reader_ref(napi_env env, napi_callback_info info) {
 /* readerClose(handle): ends the thread (joined before this returns); the fd is closed separately, after. */
 static napi_value reader_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  reader_t *r = get_reader(env, info, argv, 1);
-  if (!r) {
-    napi_throw_type_error(env, "EARG", "readerClose(handle)");
-    return NULL;
-  }
+  reader_t *r = (reader_t *)get_handle(env, info, argv, 1, "readerClose(handle)");
+  if (!r) return NULL;
   if (r->closing) return NULL;
   r->closing = 1;
   uint64_t one = 1;
