@@ -433,6 +433,38 @@ static napi_value netlink_send_async(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads netlink datagrams from fd back to back into data[0, size), while at
+ * least min_space is left and fewer than max_dgrams were read; returns the
+ * bytes used. *err: the errno that ended it (EAGAIN: read empty), else 0.
+ * Datagrams from anyone but the kernel are dropped. recvBatch and the
+ * reader thread both read this way. */
+static size_t read_batch(int fd, int flags, uint8_t *data, size_t size, size_t min_space, int max_dgrams, int *err,
+                         int *dgrams, int *trunc) {
+  size_t used = 0;
+  while (*dgrams < max_dgrams && size - used >= min_space) {
+    struct iovec iov = {data + used, size - used};
+    struct sockaddr_nl sa;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &mh, flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      break;
+    }
+    if (mh.msg_flags & MSG_TRUNC) *trunc = 1;
+    /* Only the kernel (nl_pid 0) may speak to us; anything else is dropped. */
+    if (mh.msg_namelen >= sizeof(sa.nl_family) && sa.nl_family == AF_NETLINK && sa.nl_pid != 0) continue;
+    used += (size_t)n;
+    (*dgrams)++;
+  }
+  return used;
+}
+
 /* recvBatch(fd, buffer, status: Int32Array, maxDatagrams, minSpace) -> bytes
  * Drains datagrams back to back into buffer until the socket is empty, the
  * budget is spent or less than minSpace bytes remain. status[0] receives the
@@ -457,29 +489,8 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t *status = (int32_t *)sdata;
-  size_t used = 0;
   int dgrams = 0, err = 0, trunc = 0;
-  while (dgrams < max_dgrams && size - used >= (size_t)min_space) {
-    struct iovec iov = {(char *)data + used, size - used};
-    struct sockaddr_nl sa;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_name = &sa;
-    mh.msg_namelen = sizeof sa;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    ssize_t n = recvmsg(fd, &mh, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
-    }
-    if (mh.msg_flags & MSG_TRUNC) trunc = 1;
-    /* Only the kernel (nl_pid 0) may speak to us; anything else is dropped. */
-    if (mh.msg_namelen >= sizeof(sa.nl_family) && sa.nl_family == AF_NETLINK && sa.nl_pid != 0) continue;
-    used += (size_t)n;
-    dgrams++;
-  }
+  size_t used = read_batch(fd, 0, (uint8_t *)data, size, (size_t)min_space, max_dgrams, &err, &dgrams, &trunc);
   status[0] = err;
   status[1] = dgrams;
   status[2] = trunc;
@@ -780,29 +791,8 @@ static void *reader_main(void *arg) {
     }
     uint8_t *data = r->ring + off + RING_HDR;
     size_t cap = (to_end < free_total ? to_end : free_total) - RING_HDR;
-    size_t used = 0;
     int dgrams = 0, err = 0, trunc = 0;
-    while (dgrams < r->budget && cap - used >= r->min_space) {
-      struct iovec iov = {data + used, cap - used};
-      struct sockaddr_nl sa;
-      struct msghdr mh;
-      memset(&mh, 0, sizeof mh);
-      mh.msg_name = &sa;
-      mh.msg_namelen = sizeof sa;
-      mh.msg_iov = &iov;
-      mh.msg_iovlen = 1;
-      ssize_t n = recvmsg(r->fd, &mh, MSG_DONTWAIT);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        err = errno;
-        break;
-      }
-      if (mh.msg_flags & MSG_TRUNC) trunc = 1;
-      /* Only the kernel (nl_pid 0) may speak to us; anything else is dropped. */
-      if (mh.msg_namelen >= sizeof(sa.nl_family) && sa.nl_family == AF_NETLINK && sa.nl_pid != 0) continue;
-      used += (size_t)n;
-      dgrams++;
-    }
+    size_t used = read_batch(r->fd, MSG_DONTWAIT, data, cap, r->min_space, r->budget, &err, &dgrams, &trunc);
     if (used == 0 && err == EAGAIN && last_empty) {
       /* Woken for nothing new: "read empty" was said already. */
       idle = 1;
